@@ -1,0 +1,44 @@
+# Thin front for CMake: `make demo` and `make test` are the quick start.
+BUILD ?= build
+JOBS  ?= $(shell nproc)
+CMAKE_FLAGS ?=
+
+.PHONY: all deps configure build demo test asan tsan fuzz bench clean format
+
+all: build
+
+deps:
+	@bash tools/deps.sh
+
+configure: deps
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS) >/dev/null
+
+build: configure
+	@cmake --build $(BUILD) -j $(JOBS)
+
+demo: build
+	@bash examples/run-demo.sh $(BUILD)
+
+test: build
+	@ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
+
+# The whole suite again under AddressSanitizer + UndefinedBehaviorSanitizer.
+asan:
+	@$(MAKE) --no-print-directory test BUILD=build-asan CMAKE_FLAGS="-DSNAP_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug -DSNAP_BUILD_BENCH=OFF"
+
+# The threaded tests under ThreadSanitizer.
+tsan:
+	@$(MAKE) --no-print-directory build BUILD=build-tsan CMAKE_FLAGS="-DSNAP_TSAN=ON -DCMAKE_BUILD_TYPE=Debug -DSNAP_BUILD_BENCH=OFF -DCMAKE_C_COMPILER=clang"
+	@ctest --test-dir build-tsan --output-on-failure -L threads
+
+fuzz:
+	@bash fuzz/run.sh
+
+bench: build
+	@$(BUILD)/bench/snap_bench
+
+format:
+	@find pipeline store plugin tests fuzz examples bench tools -name '*.[ch]' | xargs clang-format -i
+
+clean:
+	@rm -rf build build-*

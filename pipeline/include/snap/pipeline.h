@@ -1,0 +1,264 @@
+/**
+ * @file snap/pipeline.h
+ * @brief The body pipeline: keyrings, persistence options and the body codec.
+ *
+ * Encode: validate the payload in its declared format -> compress (zlib) ->
+ * encrypt (XChaCha20-Poly1305) or MAC -> frame. Decode reverses it reading
+ * only the frame and the keys, never the compression options of the call.
+ * The frame is documented byte by byte in docs/FORMAT.md.
+ */
+#ifndef SNAP_PIPELINE_H
+#define SNAP_PIPELINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "snap/alloc.h"
+#include "snap/error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------------ */
+/* Payload formats, stages, option bits                                      */
+/* ------------------------------------------------------------------------ */
+
+/** The declared format of a state. The values are stored in the frame. */
+typedef enum snap_format {
+  SNAP_FORMAT_JSON = 1,
+  SNAP_FORMAT_MSGPACK = 2
+} snap_format;
+
+/** Compression algorithms. */
+typedef enum snap_compression {
+  SNAP_COMPRESSION_NONE = 0,
+  SNAP_COMPRESSION_ZLIB = 1
+} snap_compression;
+
+/** Stages actually applied to a stored body (a bit set, reported on save and load). */
+#define SNAP_STAGE_COMPRESSED 0x01u /**< zlib-compressed */
+#define SNAP_STAGE_ENCRYPTED 0x02u  /**< XChaCha20-Poly1305 AEAD */
+#define SNAP_STAGE_MAC 0x04u        /**< keyed MAC over a plaintext body */
+
+/** Option groups, used for capabilities and for the `required` set. */
+#define SNAP_OPT_COMPRESSION 0x01u
+#define SNAP_OPT_ENCRYPTION 0x02u
+#define SNAP_OPT_INTEGRITY 0x04u
+
+/** Size of a master key in bytes. */
+#define SNAP_KEY_BYTES 32u
+
+/** Longest persistence id accepted, in bytes (UTF-8, no NUL). */
+#define SNAP_PID_MAX 4096u
+
+/** Validates a persistence id: non-empty, at most SNAP_PID_MAX bytes, valid UTF-8.
+ *  Returns SNAP_OK or SNAP_EINVAL (with a message). */
+int snap_pid_check(const char *pid);
+
+/* ------------------------------------------------------------------------ */
+/* Growable byte buffer (caller-allocated struct)                            */
+/* ------------------------------------------------------------------------ */
+
+/** A byte buffer owned by the caller. Reuse one across calls to avoid
+ *  reallocating; release it with snap_buf_dispose(). */
+typedef struct snap_buf {
+  uint8_t *data;
+  size_t len;
+  size_t cap;
+} snap_buf;
+
+#define SNAP_BUF_INIT {NULL, 0, 0}
+
+/** Frees the buffer's memory and resets it to empty. */
+void snap_buf_dispose(snap_buf *b);
+
+/** Ensures room for `cap` bytes. SNAP_OK or SNAP_ENOMEM. */
+int snap_buf_reserve(snap_buf *b, size_t cap);
+
+/** Replaces the content with a copy of `len` bytes. SNAP_OK or SNAP_ENOMEM. */
+int snap_buf_set(snap_buf *b, const void *data, size_t len);
+
+/** Takes the data out of the buffer (the caller frees it with snap_free()) and
+ *  resets the buffer to empty. */
+uint8_t *snap_buf_detach(snap_buf *b, size_t *len);
+
+/* ------------------------------------------------------------------------ */
+/* Keyring                                                                   */
+/* ------------------------------------------------------------------------ */
+
+/** A set of versioned 32-byte master keys, one of them active for writing.
+ *  Keys live in guarded memory (sodium_malloc) and are wiped when freed.
+ *  A keyring is thread-safe: keys may be added and the active version changed
+ *  while other threads encode and decode with it. */
+typedef struct snap_keyring snap_keyring;
+
+/** Creates an empty keyring. Free with snap_keyring_free(). */
+int snap_keyring_new(snap_keyring **out);
+
+/** Wipes every key and frees the keyring. NULL is a no-op. */
+void snap_keyring_free(snap_keyring *kr);
+
+/**
+ * Adds a copy of a master key under `version` (>= 1). The first key added
+ * becomes active. Errors: SNAP_EINVAL (version 0, key_len != 32, duplicate
+ * version), SNAP_ENOMEM.
+ */
+int snap_keyring_add(snap_keyring *kr, uint32_t version, const uint8_t *key, size_t key_len);
+
+/**
+ * Reads a key file and adds it under `version`. The file holds the key as 32
+ * raw bytes or 64 hex digits (surrounding whitespace allowed). It is refused
+ * (SNAP_EAUTH) when group- or world-accessible, SNAP_EIO when unreadable,
+ * SNAP_EFORMAT when it is neither form.
+ */
+int snap_keyring_add_file(snap_keyring *kr, uint32_t version, const char *path);
+
+/** Makes `version` the key new bodies are written with. SNAP_ENOKEY if absent. */
+int snap_keyring_set_active(snap_keyring *kr, uint32_t version);
+
+/** The active version, or 0 when the keyring is empty. */
+uint32_t snap_keyring_active(const snap_keyring *kr);
+
+/** Whether the keyring holds `version`. */
+bool snap_keyring_has(const snap_keyring *kr, uint32_t version);
+
+/* ------------------------------------------------------------------------ */
+/* Persistence options                                                       */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * Per-call persistence options. Every field starts *unset*; when a store
+ * resolves options, each field is taken from the first layer that set it
+ * (per call, then per pid, then the store's defaults), see snap_options_resolve().
+ * Options borrow keyrings: a keyring must outlive every options object that
+ * refers to it. An options object may be shared by threads once configured.
+ */
+typedef struct snap_options snap_options;
+
+/** Nonce source for tests: fills `n` bytes. The default is randombytes_buf(). */
+typedef void (*snap_nonce_fn)(uint8_t *nonce, size_t n, void *ud);
+
+/** Creates options with every field unset. Free with snap_options_free(). */
+int snap_options_new(snap_options **out);
+
+/** Frees options (the keyrings they refer to are not freed). NULL is a no-op. */
+void snap_options_free(snap_options *o);
+
+/** Copies `src` (its set fields and borrowed keyrings) into a new object. */
+int snap_options_copy(snap_options **out, const snap_options *src);
+
+/**
+ * Compression: SNAP_COMPRESSION_NONE or SNAP_COMPRESSION_ZLIB with level 0-9.
+ * Errors: SNAP_EINVAL for an unknown algorithm or level out of range.
+ */
+int snap_options_set_compression(snap_options *o, snap_compression alg, int level);
+
+/** States shorter than `min_size` bytes are stored uncompressed (default 0). */
+int snap_options_set_compression_min_size(snap_options *o, size_t min_size);
+
+/**
+ * Encryption with the keyring's active key, bound to `context` (a non-empty
+ * string naming deployment, purpose and version, e.g. "acme/prod/snapshots/v1").
+ * kr == NULL turns encryption off (explicitly, overriding lower layers).
+ * Errors: SNAP_EINVAL for an empty or missing context with a keyring.
+ */
+int snap_options_set_encryption(snap_options *o, snap_keyring *kr, const char *context);
+
+/**
+ * Integrity for unencrypted bodies: a keyed MAC with the keyring's active key
+ * bound to `context`. Ignored for bodies that are encrypted (already
+ * authenticated). kr == NULL turns it off explicitly.
+ */
+int snap_options_set_integrity(snap_options *o, snap_keyring *kr, const char *context);
+
+/**
+ * Limits: the largest stored body and the largest decoded state accepted, in
+ * bytes (0 = the built-in default of 1 GiB). A body whose frame declares more
+ * is refused with SNAP_ETOOBIG before anything is allocated for it.
+ */
+int snap_options_set_limits(snap_options *o, size_t max_stored, size_t max_decoded);
+
+/**
+ * Migration switch: whether a reader configured with a key accepts bodies that
+ * are neither encrypted nor MAC'd. Off by default: such bodies are refused
+ * with SNAP_EAUTH, so that whoever can write the database cannot downgrade it.
+ */
+int snap_options_set_accept_unauthenticated(snap_options *o, bool accept);
+
+/**
+ * The option groups (SNAP_OPT_* bits) the caller requires: a store that cannot
+ * honour one fails the call with SNAP_EUNSUPPORTED instead of ignoring it.
+ */
+int snap_options_set_required(snap_options *o, unsigned required);
+
+/** Replaces the nonce source (tests only: fixed nonces give golden vectors). */
+int snap_options_set_nonce_source(snap_options *o, snap_nonce_fn fn, void *ud);
+
+/**
+ * Resolves layered options: for each field, the value of the first layer in
+ * `layers[0..n)` that set it (NULL layers are skipped). The result has every
+ * field that any layer set. Free with snap_options_free().
+ */
+int snap_options_resolve(snap_options **out, const snap_options *const *layers, size_t n);
+
+/**
+ * Removes option groups (SNAP_OPT_* bits) a store cannot honour and reports
+ * them: `*dropped` receives the groups that were requested but removed.
+ * Fails with SNAP_EUNSUPPORTED (naming the option) when a removed group is
+ * also in the required set. `o` is modified in place.
+ */
+int snap_options_restrict(snap_options *o, unsigned supported, unsigned *dropped);
+
+/** The option groups (SNAP_OPT_* bits) that `o` turns on. */
+unsigned snap_options_requested(const snap_options *o);
+
+/* ------------------------------------------------------------------------ */
+/* Body codec                                                                */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * Checks that `len` bytes are one well-formed value in `fmt` (JSON via cJSON,
+ * msgpack via msgpack-c), with nothing after it. An empty state is refused.
+ * Returns SNAP_OK or SNAP_EFORMAT (with the byte offset where known).
+ */
+int snap_payload_validate(snap_format fmt, const void *state, size_t len);
+
+/**
+ * Encodes a state into a self-describing body bound to (pid, seq).
+ * `o` may be NULL (no compression, no encryption). The body replaces the
+ * content of `out`. `*stages` (may be NULL) receives the SNAP_STAGE_* bits
+ * applied. Errors: SNAP_EINVAL (bad pid, seq < 0, bad format), SNAP_EFORMAT
+ * (malformed payload), SNAP_ETOOBIG (over the limits), SNAP_ENOKEY (encryption
+ * with an empty keyring), SNAP_ENOMEM.
+ */
+int snap_body_encode(const char *pid, int64_t seq, snap_format fmt, const void *state,
+                     size_t len, const snap_options *o, snap_buf *out, unsigned *stages);
+
+/**
+ * Decodes a body written for (pid, seq). Reads only the frame and the keys in
+ * `o` (may be NULL): the state replaces the content of `out`, `*fmt` and
+ * `*stages` (may be NULL) receive its format and the stages it went through.
+ * Errors: SNAP_EFORMAT (not a body, unknown frame version, reserved bits),
+ * SNAP_ECORRUPT (impossible lengths, inconsistent flags, checksum, bad
+ * compressed data), SNAP_EAUTH (wrong key, context, pid or seq; tampering;
+ * unauthenticated body refused), SNAP_ENOKEY (key version not in the keyring,
+ * or an encrypted body and no keyring), SNAP_ETOOBIG, SNAP_ENOMEM.
+ * On failure `out` is left empty: no partial or unverified bytes are returned.
+ */
+int snap_body_decode(const char *pid, int64_t seq, const void *body, size_t body_len,
+                     const snap_options *o, snap_buf *out, snap_format *fmt, unsigned *stages);
+
+/**
+ * Reads a body's frame header without keys: format, stages, key version and
+ * declared original length. Any output may be NULL. SNAP_EFORMAT/SNAP_ECORRUPT
+ * for a malformed header.
+ */
+int snap_body_inspect(const void *body, size_t body_len, snap_format *fmt, unsigned *stages,
+                      uint32_t *key_version, uint64_t *orig_len);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* SNAP_PIPELINE_H */

@@ -1,0 +1,16 @@
+/**
+ * @file snapstore.h
+ * @brief The umbrella header: everything a user of snapstore needs.
+ *
+ * Backend authors include snap/sys/backend.h instead.
+ */
+#ifndef SNAPSTORE_H
+#define SNAPSTORE_H
+
+#include "snap/alloc.h"
+#include "snap/error.h"
+#include "snap/pipeline.h"
+#include "snap/plugin.h"
+#include "snap/store.h"
+
+#endif /* SNAPSTORE_H */

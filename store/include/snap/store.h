@@ -1,0 +1,197 @@
+/**
+ * @file snap/store.h
+ * @brief The backend-neutral snapshot store API.
+ *
+ * A snapshot is {persistence id, sequence number (>= 0), timestamp (ms since
+ * the epoch), format, state bytes}. Every body is encoded and decoded through
+ * the pipeline (snap/pipeline.h); a backend stores opaque bodies plus the
+ * columns it needs to select and prune.
+ *
+ * Stores are opened by backend name through the registry (snap_store_open(),
+ * declared in snap/plugin.h) or directly from a backend table with
+ * snap_store_open_backend(). One handle is safe to use from many threads.
+ */
+#ifndef SNAP_STORE_H
+#define SNAP_STORE_H
+
+#include <stdint.h>
+
+#include "snap/pipeline.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct snap_store snap_store;
+struct snap_backend; /* snap/sys/backend.h */
+struct cJSON;
+
+/** Pass as a timestamp to let the store assign the current time (ms since epoch). */
+#define SNAP_TIMESTAMP_AUTO INT64_MIN
+
+/** Selection criteria: all four bounds inclusive. */
+typedef struct snap_criteria {
+  int64_t min_seq;
+  int64_t max_seq;
+  int64_t min_ts;
+  int64_t max_ts;
+} snap_criteria;
+
+/** Matches every snapshot: load with it gives the latest. */
+#define SNAP_CRITERIA_LATEST ((snap_criteria){0, INT64_MAX, 0, INT64_MAX})
+
+/** What a save stored. */
+typedef struct snap_meta {
+  int64_t seq;
+  int64_t timestamp;   /**< ms since the epoch */
+  snap_format format;
+  unsigned stages;     /**< SNAP_STAGE_* bits applied */
+  unsigned ignored;    /**< SNAP_OPT_* groups requested but not supported, so ignored */
+  size_t state_len;    /**< bytes of state given */
+  size_t stored_len;   /**< bytes of body stored */
+} snap_meta;
+
+/** A loaded snapshot. Free with snap_snapshot_free(). */
+typedef struct snap_snapshot {
+  char *pid;
+  int64_t seq;
+  int64_t timestamp;
+  snap_format format;
+  uint8_t *data;       /**< the state, `len` bytes (NUL-terminated for convenience) */
+  size_t len;
+  unsigned stages;     /**< SNAP_STAGE_* bits the stored body went through */
+  unsigned skipped;    /**< newer matching snapshots skipped as undecodable */
+  int skip_reason;     /**< status of the first skip (SNAP_ECORRUPT/SNAP_EFORMAT), or SNAP_OK */
+} snap_snapshot;
+
+/** Frees a snapshot. NULL is a no-op. */
+void snap_snapshot_free(snap_snapshot *s);
+
+/**
+ * Parses the snapshot's state into a new cJSON tree, whichever format it was
+ * stored in (msgpack maps, arrays, strings, numbers, booleans and nil map to
+ * their JSON counterparts; binary and ext values are refused). The caller
+ * frees the tree with cJSON_Delete(). SNAP_EFORMAT, SNAP_ENOMEM.
+ */
+int snap_snapshot_to_json(const snap_snapshot *s, struct cJSON **out);
+
+/** Capability bits of a backend (snap_store_capabilities()). */
+#define SNAP_CAP_COMPRESSION SNAP_OPT_COMPRESSION
+#define SNAP_CAP_ENCRYPTION SNAP_OPT_ENCRYPTION
+#define SNAP_CAP_INTEGRITY SNAP_OPT_INTEGRITY
+#define SNAP_CAP_DURABLE 0x100u /**< saves survive a process crash */
+#define SNAP_CAP_BATCH 0x200u   /**< several saves commit in one transaction */
+
+/**
+ * Opens a store on a backend table. `config_json` (may be NULL for defaults)
+ * holds the store keys and the backend's own keys in one JSON object:
+ *  - store keys: "keep" (default 3, 0 keeps all), "max_load_attempts"
+ *    (default 3), "compression" ("none" | "zlib"), "compression_level" (0-9),
+ *    "compression_min_size" (bytes), "max_stored_size", "max_decoded_size";
+ *  - every other key goes to the backend, which refuses those it does not know.
+ * Unknown keys, wrong types and out-of-range values fail with SNAP_ECONFIG
+ * naming the key. Configuration is validated here; the backend may open its
+ * resources lazily on first use. Close with snap_store_close().
+ */
+int snap_store_open_backend(snap_store **out, const struct snap_backend *backend,
+                            const char *config_json);
+
+/** Closes the store and frees it. NULL is a no-op. Not concurrent with other calls on it. */
+void snap_store_close(snap_store *st);
+
+/** The backend's capability bits (SNAP_CAP_*). */
+unsigned snap_store_capabilities(const snap_store *st);
+
+/** The backend's name ("sqlite", "memory", ...). */
+const char *snap_store_backend_name(const snap_store *st);
+
+/**
+ * Replaces the store's default options (the last layer of resolution) with a
+ * copy of `o` (NULL clears them, leaving only the configured defaults).
+ * Keyrings are borrowed and must outlive the store.
+ */
+int snap_store_set_default_options(snap_store *st, const snap_options *o);
+
+/** Per-pid options: return the options for `pid` in `*out` (borrowed; NULL for none). */
+typedef int (*snap_options_resolver)(void *ud, const char *pid, const snap_options **out);
+
+/** Installs (or with fn == NULL removes) the per-pid options resolver. */
+int snap_store_set_resolver(snap_store *st, snap_options_resolver fn, void *ud);
+
+/**
+ * Saves a snapshot; durable when it returns SNAP_OK (per the backend's
+ * capabilities). Saving the same (pid, seq) again replaces it. The timestamp
+ * is assigned by the store. After the save commits, older snapshots of the pid
+ * beyond `keep` are pruned; a failing prune never fails the save.
+ * `opts` may be NULL; `meta` (may be NULL) receives what was stored.
+ * Errors: SNAP_EINVAL, SNAP_EFORMAT, SNAP_ETOOBIG, SNAP_EUNSUPPORTED (a
+ * required option the backend cannot honour), SNAP_ENOKEY, SNAP_EIO,
+ * SNAP_EBUSY, SNAP_EFULL, SNAP_ENOMEM.
+ */
+int snap_save(snap_store *st, const char *pid, int64_t seq, snap_format fmt, const void *state,
+              size_t len, const snap_options *opts, snap_meta *meta);
+
+/** snap_save() with an explicit timestamp (ms since epoch, or SNAP_TIMESTAMP_AUTO). */
+int snap_save_at(snap_store *st, const char *pid, int64_t seq, int64_t timestamp,
+                 snap_format fmt, const void *state, size_t len, const snap_options *opts,
+                 snap_meta *meta);
+
+/** snap_save() of a cJSON tree, stored as compact JSON. */
+int snap_save_json(snap_store *st, const char *pid, int64_t seq, const struct cJSON *state,
+                   const snap_options *opts, snap_meta *meta);
+
+/** One save of a batch (snap_save_batch()). */
+typedef struct snap_save_req {
+  const char *pid;
+  int64_t seq;
+  int64_t timestamp; /**< SNAP_TIMESTAMP_AUTO to let the store assign it */
+  snap_format format;
+  const void *state;
+  size_t len;
+  const snap_options *options; /**< may be NULL */
+} snap_save_req;
+
+/**
+ * Saves several snapshots, committed together in as few transactions as the
+ * backend allows (one, for backends with SNAP_CAP_BATCH), each as durable on
+ * return as a single snap_save(). Each request succeeds or fails on its own:
+ * `status[i]` and `meta[i]` (arrays of n; meta may be NULL) receive its
+ * result. Returns SNAP_OK when every request succeeded, otherwise the first
+ * failure's code.
+ */
+int snap_save_batch(snap_store *st, const snap_save_req *reqs, size_t n, int *status,
+                    snap_meta *meta);
+
+/**
+ * Loads the youngest snapshot of `pid` matching all four bounds of `c`.
+ * `*out` receives it, or NULL when none matches (not an error). A newest
+ * match that cannot be decoded (corrupt, unknown frame version) is skipped for
+ * the next older one, up to max_load_attempts bodies in all; the snapshot
+ * reports the skips. Authentication and key failures are returned as errors
+ * (SNAP_EAUTH, SNAP_ENOKEY), never skipped. When every attempt was corrupt the
+ * call fails with SNAP_ECORRUPT.
+ */
+int snap_load(snap_store *st, const char *pid, const snap_criteria *c, const snap_options *opts,
+              snap_snapshot **out);
+
+/** The newest snapshot of `pid`. */
+int snap_load_latest(snap_store *st, const char *pid, const snap_options *opts,
+                     snap_snapshot **out);
+
+/** The newest snapshot of `pid` with sequence number < `seq`. */
+int snap_load_before(snap_store *st, const char *pid, int64_t seq, const snap_options *opts,
+                     snap_snapshot **out);
+
+/** Deletes every snapshot of `pid` with sequence number <= `to_seq`. Deleting nothing succeeds. */
+int snap_delete(snap_store *st, const char *pid, int64_t to_seq);
+
+/** Deletes the snapshot (pid, seq) if present. */
+int snap_delete_one(snap_store *st, const char *pid, int64_t seq);
+
+/** Deletes every snapshot of `pid` matching all four bounds of `c`. */
+int snap_delete_matching(snap_store *st, const char *pid, const snap_criteria *c);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* SNAP_STORE_H */

@@ -1,0 +1,118 @@
+/**
+ * @file snap/sys/backend.h
+ * @brief For backend authors: the versioned table of operations a storage
+ *        backend implements. Users of snapstore do not need this header.
+ *
+ * A backend stores opaque bodies with the columns it needs to select and
+ * prune (pid, seq, timestamp); it never sees keys or plaintext. The built-in
+ * "memory" and "sqlite" backends implement exactly this interface.
+ *
+ * ABI rules: the first field is the ABI version the table was written for;
+ * fields are only ever appended (each version's first field is marked below);
+ * optional operations may be NULL and the host checks before calling. The host
+ * copies the table when it is registered, so it may live in read-only memory.
+ * Backends never link against snapstore: everything they need from the host
+ * arrives in the snap_host table given to open().
+ */
+#ifndef SNAP_SYS_BACKEND_H
+#define SNAP_SYS_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "snap/store.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** The ABI version this header describes. */
+#define SNAP_BACKEND_ABI_VERSION 1u
+
+/** Services the host offers a backend (valid from open() until close()). */
+typedef struct snap_host {
+  uint32_t abi_version;
+  /** Records a detailed message for the calling thread and returns `code`. */
+  int (*error)(int code, const char *fmt, ...)
+#if defined(__GNUC__)
+      __attribute__((format(printf, 2, 3)))
+#endif
+      ;
+  void *(*malloc)(size_t size);
+  void *(*realloc)(void *ptr, size_t size);
+  void (*free)(void *ptr);
+} snap_host;
+
+/** One row to store (an element of the array passed to put()). */
+typedef struct snap_backend_row {
+  const char *pid;
+  int64_t seq;
+  int64_t timestamp;
+  const uint8_t *body;
+  size_t body_len;
+  unsigned stages; /**< SNAP_STAGE_* bits of the body: an encrypted one asks for secure deletion */
+  int status;      /**< out: SNAP_OK, or why this row was not stored */
+} snap_backend_row;
+
+/** Receives the row a load found; the host copies the body before returning. */
+typedef int (*snap_backend_emit)(void *ctx, int64_t seq, int64_t timestamp, const void *body,
+                                 size_t body_len);
+
+/** A backend's table of operations. */
+typedef struct snap_backend {
+  /* ---- ABI version 1 ---- */
+  uint32_t abi_version; /**< SNAP_BACKEND_ABI_VERSION the table was written for */
+  const char *name;     /**< registry name: [A-Za-z0-9_.-]{1,64} */
+  unsigned capabilities; /**< SNAP_CAP_* bits */
+
+  /**
+   * Validates `config_json` (a JSON object of the backend's own keys, or NULL
+   * for defaults) and creates an instance in `*self`. Unknown keys, wrong
+   * types and bad values fail with SNAP_ECONFIG naming the key. Resources
+   * (files, connections) may be opened lazily on first use.
+   */
+  int (*open)(void **self, const char *config_json, const snap_host *host);
+
+  /** Releases the instance. */
+  void (*close)(void *self);
+
+  /**
+   * Stores `n` rows, replacing any row with the same (pid, seq), then prunes
+   * each pid saved to its newest `keep` rows (keep == 0: prune nothing).
+   * Durable on return. A backend with SNAP_CAP_BATCH commits all rows in one
+   * transaction; each row reports its own status, and a row's failure does
+   * not fail the others. A failing prune never fails a row. Returns SNAP_OK
+   * when every row was stored, otherwise the first failure's code.
+   * Must be safe to call from several threads at once.
+   */
+  int (*put)(void *self, snap_backend_row *rows, size_t n, uint32_t keep);
+
+  /**
+   * Finds the youngest row of `pid` (largest seq) matching all four inclusive
+   * bounds of `c` and passes it to `emit` (not at all when none matches).
+   * Returns SNAP_OK, emit's failure, or the backend's error.
+   */
+  int (*load)(void *self, const char *pid, const snap_criteria *c, snap_backend_emit emit,
+              void *ctx);
+
+  /** Deletes every row of `pid` matching all four inclusive bounds of `c`. */
+  int (*remove)(void *self, const char *pid, const snap_criteria *c);
+} snap_backend;
+
+/** Initializer for backend authors: `static const snap_backend b = SNAP_BACKEND_INIT;` then fill. */
+#define SNAP_BACKEND_INIT {SNAP_BACKEND_ABI_VERSION, NULL, 0u, NULL, NULL, NULL, NULL, NULL}
+
+/** Function form of SNAP_BACKEND_INIT. */
+static inline void snap_backend_init(snap_backend *b) {
+  const snap_backend init = SNAP_BACKEND_INIT;
+  *b = init;
+}
+
+/** The built-in backends (defined by the store layer). */
+const snap_backend *snap_backend_memory(void);
+const snap_backend *snap_backend_sqlite(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* SNAP_SYS_BACKEND_H */
