@@ -163,6 +163,34 @@ int snap_save_batch(snap_store *st, const snap_save_req *reqs, size_t n, int *st
                     snap_meta *meta);
 
 /**
+ * A save encoded ahead of its commit. snap_save_prepare() does all the CPU
+ * work of a save (validation, option resolution, compression, encryption) and
+ * snap_save_commit() only writes, so an executor can encode on one thread and
+ * commit many prepared saves in one transaction on another.
+ */
+typedef struct snap_prepared snap_prepared;
+
+/**
+ * Validates and encodes one save; `*out` receives the prepared save (free it
+ * with snap_prepared_free() whether or not it was committed). Same errors as
+ * snap_save() apart from the backend's. Thread-safe.
+ */
+int snap_save_prepare(snap_store *st, const snap_save_req *req, snap_prepared **out);
+
+/**
+ * Commits `n` prepared saves of this store together (one backend put), each
+ * as durable on return as a single snap_save(); retention is applied after.
+ * `status[i]` and `meta[i]` (meta may be NULL) receive each result. Returns
+ * SNAP_OK when all were stored, otherwise the first failure's code. The
+ * prepared saves are not freed.
+ */
+int snap_save_commit(snap_store *st, snap_prepared *const *items, size_t n, int *status,
+                     snap_meta *meta);
+
+/** Frees a prepared save. NULL is a no-op. */
+void snap_prepared_free(snap_prepared *p);
+
+/**
  * Loads the youngest snapshot of `pid` matching all four bounds of `c`.
  * `*out` receives it, or NULL when none matches (not an error). A newest
  * match that cannot be decoded (corrupt, unknown frame version) is skipped for
