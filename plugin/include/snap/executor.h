@@ -1,0 +1,157 @@
+/**
+ * @file snap/executor.h
+ * @brief An asynchronous front for a store: requests are queued and completed
+ *        on a worker thread through callbacks, and saves that wait together
+ *        are committed in one transaction (group commit).
+ *
+ * Guarantees (docs/PLUGIN.md has the reasoning):
+ *  - Order: requests are processed in submission order. The worker groups only
+ *    runs of consecutive saves, so the callbacks of one pid complete in
+ *    submission order and a load submitted after a save sees that save.
+ *  - Durability: a save whose callback reports SNAP_OK is exactly as durable
+ *    as a synchronous snap_save() that returned SNAP_OK.
+ *  - Encoding: a save is validated, compressed and encrypted on the
+ *    submitting thread (snap_save_prepare()), so bad input is reported by the
+ *    submit call itself and the worker only writes.
+ *  - Shutdown: snap_executor_free() completes every queued request; an
+ *    acknowledged save is never lost.
+ */
+#ifndef SNAP_EXECUTOR_H
+#define SNAP_EXECUTOR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "snap/store.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** An executor over one store. */
+typedef struct snap_executor snap_executor;
+
+/** Executor settings. Zero fields take the defaults of SNAP_EXECUTOR_CONFIG_INIT. */
+typedef struct snap_executor_config {
+  size_t queue_capacity; /**< requests queued or being submitted at most (default 1024) */
+  size_t max_batch;      /**< saves committed in one transaction at most (default 256) */
+} snap_executor_config;
+
+/** The defaults. */
+#define SNAP_EXECUTOR_CONFIG_INIT                                                                  \
+  { 1024u, 256u }
+
+/** The kind of a request. */
+typedef enum snap_request_kind {
+  SNAP_REQUEST_SAVE = 1,
+  SNAP_REQUEST_LOAD = 2,
+  SNAP_REQUEST_DELETE = 3
+} snap_request_kind;
+
+/**
+ * The outcome of a request, passed to its callback. Everything in it is valid
+ * only during the callback, except `snapshot`, which belongs to the callback:
+ * free it with snap_snapshot_free() or keep it.
+ */
+typedef struct snap_result {
+  snap_request_kind kind;
+  int status;          /**< SNAP_OK or the request's SNAP_E* code */
+  const char *message; /**< the detailed message of a failure ("" on success) */
+  const char *pid;     /**< the request's persistence id */
+  int64_t seq;         /**< save: the sequence number saved */
+  snap_meta meta;      /**< save: what was stored (valid when status is SNAP_OK) */
+  snap_snapshot
+      *snapshot; /**< load: the snapshot, or NULL when none matched; owned by the callback */
+} snap_result;
+
+/**
+ * A completion callback. It runs on the executor's worker thread, one at a
+ * time, never with an executor lock held; it may submit new requests (a
+ * submission from a callback never blocks: it fails with SNAP_EAGAIN instead
+ * of waiting for room it would have to make itself). A slow callback delays
+ * every later request.
+ */
+typedef void (*snap_executor_cb)(void *ud, snap_result *result);
+
+/** One request for snap_executor_submit(). */
+typedef struct snap_request {
+  snap_request_kind kind;
+  /** save: the snapshot to save (copied or encoded before submit returns;
+   *  `save.options` is used during the submit call only). */
+  snap_save_req save;
+  /** load, delete: the persistence id (copied). */
+  const char *pid;
+  /** load, delete: the bounds (copied; NULL means every snapshot). */
+  const snap_criteria *criteria;
+  /** load: options for decoding (borrowed until the callback has run; may be NULL). */
+  const snap_options *options;
+  snap_executor_cb callback; /**< may be NULL to ignore the result */
+  void *ud;
+} snap_request;
+
+/**
+ * Starts an executor over `st` (borrowed: it must outlive the executor) with
+ * one worker thread. `cfg` may be NULL for the defaults. Errors: SNAP_EINVAL,
+ * SNAP_ENOMEM, SNAP_EIO (the thread could not be started).
+ * Free with snap_executor_free().
+ */
+int snap_executor_new(snap_executor **out, snap_store *st, const snap_executor_config *cfg);
+
+/**
+ * Queues a request. A save is encoded here, on the calling thread, so an
+ * invalid state fails this call (SNAP_EINVAL, SNAP_EFORMAT, SNAP_ETOOBIG,
+ * SNAP_ENOKEY, SNAP_EUNSUPPORTED) and no callback follows. When the queue is
+ * full the call waits up to `timeout_ms` milliseconds for room (0: not at
+ * all, negative: without limit) and then fails with SNAP_EAGAIN, having
+ * queued nothing. After shutdown has begun it fails with SNAP_ECLOSED. When
+ * it returns SNAP_OK the callback will be called exactly once. Thread-safe.
+ */
+int snap_executor_submit(snap_executor *ex, const snap_request *req, int timeout_ms);
+
+/** Queues a save without waiting for room: snap_executor_submit() with timeout 0. */
+int snap_executor_save(snap_executor *ex, const snap_save_req *req, snap_executor_cb cb, void *ud);
+
+/** Queues a load of the youngest snapshot of `pid` matching `c` (NULL: the latest);
+ *  `opts` is borrowed until the callback has run. Never waits for room. */
+int snap_executor_load(snap_executor *ex, const char *pid, const snap_criteria *c,
+                       const snap_options *opts, snap_executor_cb cb, void *ud);
+
+/** Queues a deletion of the snapshots of `pid` matching `c` (NULL: all of them).
+ *  Never waits for room. */
+int snap_executor_delete(snap_executor *ex, const char *pid, const snap_criteria *c,
+                         snap_executor_cb cb, void *ud);
+
+/** Shutdown modes (snap_executor_shutdown()). */
+#define SNAP_SHUTDOWN_DRAIN 0x1u  /**< complete every queued request */
+#define SNAP_SHUTDOWN_CANCEL 0x2u /**< complete requests not yet started with SNAP_ECLOSED */
+
+/**
+ * Stops accepting requests (later submissions fail with SNAP_ECLOSED), then
+ * either completes every queued request (SNAP_SHUTDOWN_DRAIN) or completes
+ * those not yet started with status SNAP_ECLOSED (SNAP_SHUTDOWN_CANCEL; a
+ * batch already being written finishes normally, so nothing acknowledged is
+ * lost), and waits for the worker to stop. Every accepted request's callback
+ * has run when it returns. Calling it again is harmless. Must not be called
+ * from a callback. SNAP_EINVAL for an unknown mode.
+ */
+int snap_executor_shutdown(snap_executor *ex, unsigned mode);
+
+/** Shuts down with SNAP_SHUTDOWN_DRAIN (unless already shut down) and frees. NULL is a no-op. */
+void snap_executor_free(snap_executor *ex);
+
+/** Counters, for monitoring and tests. */
+typedef struct snap_executor_stats {
+  uint64_t submitted; /**< requests accepted */
+  uint64_t completed; /**< callbacks run */
+  uint64_t commits;   /**< snap_save_commit() calls (transactions) */
+  uint64_t saves;     /**< saves committed through them */
+  size_t largest_batch;
+} snap_executor_stats;
+
+/** Copies the counters. Thread-safe. */
+void snap_executor_stats_get(snap_executor *ex, snap_executor_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* SNAP_EXECUTOR_H */

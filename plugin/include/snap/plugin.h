@@ -1,0 +1,160 @@
+/**
+ * @file snap/plugin.h
+ * @brief Finding backends: the registry, opening a store by backend name, the
+ *        shared-object loader and the configuration document.
+ *
+ * The registry maps names to backend tables (snap/sys/backend.h). The built-in
+ * "memory" and "sqlite" backends are registered on first use of the registry,
+ * through the same snap_registry_register() a third-party backend uses.
+ * Every function here is thread-safe.
+ */
+#ifndef SNAP_PLUGIN_H
+#define SNAP_PLUGIN_H
+
+#include <stddef.h>
+
+#include "snap/executor.h"
+#include "snap/pipeline.h"
+#include "snap/store.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct snap_backend; /* snap/sys/backend.h */
+
+/** Longest backend name accepted, in bytes. Names match [A-Za-z0-9_.-]{1,64}. */
+#define SNAP_BACKEND_NAME_MAX 64u
+
+/* ------------------------------------------------------------------------ */
+/* Registry                                                                  */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * Registers a backend table under its name. The table is validated (ABI
+ * version between 1 and SNAP_BACKEND_ABI_VERSION, a valid name, the required
+ * operations open, close, put, load and remove present) and copied, so the
+ * caller's table may be temporary or read-only.
+ * Errors: SNAP_EINVAL (NULL table, bad name, missing operation, or a backend
+ * of that name already registered), SNAP_EABI (unsupported ABI version; the
+ * message gives both versions), SNAP_ENOMEM.
+ */
+int snap_registry_register(const struct snap_backend *backend);
+
+/**
+ * Finds a registered backend. `*out` receives the registry's copy of the
+ * table, valid for the life of the process even after the name is
+ * unregistered (retired tables are kept, never freed). SNAP_ENOTFOUND (with
+ * the name in the message) when no backend has that name, SNAP_EINVAL for a
+ * NULL argument.
+ */
+int snap_registry_find(const char *name, const struct snap_backend **out);
+
+/**
+ * Lists the registered names in registration order. `*names` receives a
+ * NULL-terminated array of copies and `*count` (may be NULL) their number;
+ * free it with snap_registry_list_free(). SNAP_ENOMEM.
+ */
+int snap_registry_list(char ***names, size_t *count);
+
+/** Frees an array returned by snap_registry_list(). NULL is a no-op. */
+void snap_registry_list_free(char **names);
+
+/**
+ * Removes a name from the registry, so it can be registered again. Stores
+ * already open on that backend are unaffected: each store copied the table,
+ * and a shared object the backend came from is never unloaded (see
+ * snap_registry_load()). SNAP_ENOTFOUND when the name is not registered.
+ */
+int snap_registry_unregister(const char *name);
+
+/**
+ * Loads a backend from a shared object and registers it. The library is
+ * opened with dlopen(RTLD_NOW | RTLD_LOCAL), its entry symbol
+ * SNAP_BACKEND_ENTRY_SYMBOL (snap/sys/plugin_entry.h) is called, and the
+ * table it returns is checked and registered like snap_registry_register().
+ * A library that cannot be loaded, lacks the symbol, returns NULL, has an
+ * unsupported ABI version or a name already taken is closed again and nothing
+ * is registered. A library whose backend was registered stays loaded for the
+ * life of the process, so that unregistering never pulls code from under an
+ * open store. `*name_out` (may be NULL) receives the registered name, valid
+ * for the life of the process.
+ * Errors: SNAP_EIO (dlopen or dlsym failed; the message has dlerror()'s
+ * text), SNAP_EABI, SNAP_EINVAL, SNAP_ENOMEM.
+ */
+int snap_registry_load(const char *path, const char **name_out);
+
+/* ------------------------------------------------------------------------ */
+/* Opening a store by name                                                   */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * Opens a store on the backend registered as `name` ("memory", "sqlite", or a
+ * registered or loaded third-party backend). `config_json` (may be NULL) is
+ * the JSON object described at snap_store_open_backend(): store keys plus the
+ * backend's own keys. Close with snap_store_close().
+ * Errors: SNAP_ENOTFOUND (no such backend), SNAP_ECONFIG (naming the key),
+ * and the backend's open errors.
+ */
+int snap_store_open(snap_store **out, const char *name, const char *config_json);
+
+/* ------------------------------------------------------------------------ */
+/* Configuration document                                                    */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * A store, its default options and an executor, built from one JSON document
+ * (the reference is docs/PLUGIN.md):
+ *
+ *     {"backend": "sqlite",
+ *      "config": {"path": "state.db", "keep": 3},
+ *      "options": {"compression": "zlib", "compression_level": 6,
+ *                  "compression_min_size": 256,
+ *                  "encryption": {"key_file": "/etc/app/snap.key", "key_version": 1,
+ *                                 "context": "acme/prod/snapshots/v1"},
+ *                  "max_stored_size": 16777216, "max_decoded_size": 67108864,
+ *                  "accept_unauthenticated": false, "required": ["encryption"]},
+ *      "executor": {"queue_capacity": 1024, "max_batch": 256}}
+ *
+ * Keys never travel inside the document: encryption takes its key from a key
+ * file (mode 0600 or stricter) or from the keyring given to snap_plugin_open().
+ */
+typedef struct snap_plugin snap_plugin;
+
+/**
+ * Parses `config_json`, opens the store, installs the options as the store's
+ * defaults and starts the executor ("executor": false starts none).
+ * `keyring` (may be NULL) is borrowed and must outlive the plugin; it supplies
+ * the keys when "options.encryption" has a context but no key file.
+ * Unknown keys, wrong types and out-of-range values fail with SNAP_ECONFIG and
+ * a message naming the key by its full path ("options.encryption.context").
+ * A key file that cannot be used fails with its keyring error (SNAP_EAUTH for
+ * a group- or world-readable file, SNAP_EIO, SNAP_EFORMAT) naming the path.
+ * Other errors: those of snap_store_open(), SNAP_ENOMEM. Free with
+ * snap_plugin_close().
+ */
+int snap_plugin_open(snap_plugin **out, const char *config_json, snap_keyring *keyring);
+
+/**
+ * Drains and frees the executor (every queued request completes), closes the
+ * store and wipes the plugin's own keyring. NULL is a no-op.
+ */
+void snap_plugin_close(snap_plugin *p);
+
+/** The plugin's store (borrowed; valid until snap_plugin_close()). */
+snap_store *snap_plugin_store(const snap_plugin *p);
+
+/** The plugin's executor (borrowed), or NULL when "executor" was false. */
+snap_executor *snap_plugin_executor(const snap_plugin *p);
+
+/**
+ * The options built from "options" (borrowed), already installed as the
+ * store's defaults; pass them to loads and saves made directly on the store
+ * when a call should carry them explicitly. Never NULL.
+ */
+const snap_options *snap_plugin_options(const snap_plugin *p);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* SNAP_PLUGIN_H */
