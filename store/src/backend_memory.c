@@ -1,0 +1,303 @@
+/* The "memory" backend: snapshots in a hash table of per-pid arrays sorted by
+ * seq, behind one reader-writer lock. Not persistent; meant for tests and for
+ * actors whose snapshots need not survive the process. It goes through the
+ * same codec path as every backend (the store encodes and decodes). */
+#include <pthread.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "snap/sys/backend.h"
+
+typedef struct mem_row {
+  int64_t seq;
+  int64_t timestamp;
+  uint8_t *body;
+  size_t body_len;
+} mem_row;
+
+typedef struct mem_pid {
+  struct mem_pid *next; /* hash chain */
+  uint64_t hash;
+  mem_row *rows; /* ascending seq */
+  size_t n, cap;
+  char pid[]; /* NUL-terminated */
+} mem_pid;
+
+typedef struct mem_backend {
+  const snap_host *host;
+  pthread_rwlock_t lock;
+  mem_pid **buckets;
+  size_t nbuckets; /* a power of two */
+  size_t npids;
+} mem_backend;
+
+static uint64_t hash_pid(const char *s) {
+  uint64_t h = 1469598103934665603ull; /* FNV-1a */
+  for (; *s; s++) {
+    h ^= (uint8_t)*s;
+    h *= 1099511628211ull;
+  }
+  return h;
+}
+
+static mem_pid *find_pid(const mem_backend *m, const char *pid, uint64_t h) {
+  for (mem_pid *p = m->buckets[h & (m->nbuckets - 1)]; p; p = p->next)
+    if (p->hash == h && strcmp(p->pid, pid) == 0)
+      return p;
+  return NULL;
+}
+
+static int grow_table(mem_backend *m) {
+  size_t nb = m->nbuckets * 2;
+  mem_pid **b = m->host->malloc(nb * sizeof *b);
+  if (b == NULL)
+    return SNAP_ENOMEM;
+  memset(b, 0, nb * sizeof *b);
+  for (size_t i = 0; i < m->nbuckets; i++) {
+    mem_pid *p = m->buckets[i];
+    while (p) {
+      mem_pid *next = p->next;
+      p->next = b[p->hash & (nb - 1)];
+      b[p->hash & (nb - 1)] = p;
+      p = next;
+    }
+  }
+  m->host->free(m->buckets);
+  m->buckets = b;
+  m->nbuckets = nb;
+  return SNAP_OK;
+}
+
+static mem_pid *get_or_add_pid(mem_backend *m, const char *pid) {
+  uint64_t h = hash_pid(pid);
+  mem_pid *p = find_pid(m, pid, h);
+  if (p)
+    return p;
+  if (m->npids >= m->nbuckets)
+    (void)grow_table(m); /* a failed grow only lengthens the chains */
+  size_t len = strlen(pid);
+  p = m->host->malloc(sizeof *p + len + 1);
+  if (p == NULL)
+    return NULL;
+  memset(p, 0, sizeof *p);
+  memcpy(p->pid, pid, len + 1);
+  p->hash = h;
+  p->next = m->buckets[h & (m->nbuckets - 1)];
+  m->buckets[h & (m->nbuckets - 1)] = p;
+  m->npids++;
+  return p;
+}
+
+/* Index of the first row with seq >= `seq`. */
+static size_t lower_bound(const mem_pid *p, int64_t seq) {
+  size_t lo = 0, hi = p->n;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (p->rows[mid].seq < seq)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return lo;
+}
+
+static int mem_open(void **self, const char *config_json, const snap_host *host) {
+  *self = NULL;
+  if (config_json != NULL) {
+    cJSON *root = cJSON_Parse(config_json);
+    if (root == NULL || !cJSON_IsObject(root)) {
+      cJSON_Delete(root);
+      return host->error(SNAP_ECONFIG, "memory backend: config must be a JSON object");
+    }
+    if (root->child != NULL) {
+      int rc = host->error(SNAP_ECONFIG, "memory backend: unknown config key '%s'",
+                           root->child->string ? root->child->string : "");
+      cJSON_Delete(root);
+      return rc;
+    }
+    cJSON_Delete(root);
+  }
+  mem_backend *m = host->malloc(sizeof *m);
+  if (m == NULL)
+    return host->error(SNAP_ENOMEM, "memory backend: out of memory");
+  memset(m, 0, sizeof *m);
+  m->host = host;
+  m->nbuckets = 64;
+  m->buckets = host->malloc(m->nbuckets * sizeof *m->buckets);
+  if (m->buckets == NULL || pthread_rwlock_init(&m->lock, NULL) != 0) {
+    host->free(m->buckets);
+    host->free(m);
+    return host->error(SNAP_ENOMEM, "memory backend: out of memory");
+  }
+  memset(m->buckets, 0, m->nbuckets * sizeof *m->buckets);
+  *self = m;
+  return SNAP_OK;
+}
+
+static void mem_close(void *self) {
+  mem_backend *m = self;
+  if (m == NULL)
+    return;
+  for (size_t i = 0; i < m->nbuckets; i++) {
+    mem_pid *p = m->buckets[i];
+    while (p) {
+      mem_pid *next = p->next;
+      for (size_t j = 0; j < p->n; j++)
+        m->host->free(p->rows[j].body);
+      m->host->free(p->rows);
+      m->host->free(p);
+      p = next;
+    }
+  }
+  m->host->free(m->buckets);
+  pthread_rwlock_destroy(&m->lock);
+  m->host->free(m);
+}
+
+/* Removes rows [from, to) of `p`, freeing their bodies. */
+static void drop_rows(mem_backend *m, mem_pid *p, size_t from, size_t to) {
+  if (from >= to)
+    return;
+  for (size_t i = from; i < to; i++)
+    m->host->free(p->rows[i].body);
+  memmove(&p->rows[from], &p->rows[to], (p->n - to) * sizeof *p->rows);
+  p->n -= to - from;
+}
+
+/* Stores `body` (a copy owned from now on by the table, or freed on failure). */
+static int put_row(mem_backend *m, const snap_backend_row *r, uint8_t *body) {
+  mem_pid *p = get_or_add_pid(m, r->pid);
+  if (p == NULL) {
+    m->host->free(body);
+    return m->host->error(SNAP_ENOMEM, "memory backend: out of memory for pid '%s'", r->pid);
+  }
+  size_t i = lower_bound(p, r->seq);
+  if (i < p->n && p->rows[i].seq == r->seq) {
+    m->host->free(p->rows[i].body);
+  } else {
+    if (p->n == p->cap) {
+      size_t nc = p->cap ? p->cap * 2 : 4;
+      mem_row *nr = m->host->realloc(p->rows, nc * sizeof *nr);
+      if (nr == NULL) {
+        m->host->free(body);
+        return m->host->error(SNAP_ENOMEM, "memory backend: out of memory for pid '%s'", r->pid);
+      }
+      p->rows = nr;
+      p->cap = nc;
+    }
+    memmove(&p->rows[i + 1], &p->rows[i], (p->n - i) * sizeof *p->rows);
+    p->n++;
+  }
+  p->rows[i] = (mem_row){r->seq, r->timestamp, body, r->body_len};
+  return SNAP_OK;
+}
+
+static uint8_t *copy_body(mem_backend *m, snap_backend_row *r) {
+  uint8_t *body = m->host->malloc(r->body_len ? r->body_len : 1);
+  if (body == NULL)
+    r->status = m->host->error(SNAP_ENOMEM, "memory backend: out of memory for pid '%s' seq %lld",
+                               r->pid, (long long)r->seq);
+  else
+    memcpy(body, r->body, r->body_len);
+  return body;
+}
+
+static int mem_put(void *self, snap_backend_row *rows, size_t n, uint32_t keep) {
+  mem_backend *m = self;
+  int first = SNAP_OK;
+  for (size_t i = 0; i < n; i++)
+    rows[i].status = SNAP_OK;
+  /* Copy the bodies before taking the lock: the copies are the slow part. A
+   * single row, the common case, needs no array. */
+  uint8_t *one = NULL;
+  uint8_t **bodies = &one;
+  if (n > 1) {
+    bodies = m->host->malloc(n * sizeof *bodies);
+    if (bodies == NULL) {
+      int rc = m->host->error(SNAP_ENOMEM, "memory backend: out of memory for %zu rows", n);
+      for (size_t i = 0; i < n; i++)
+        rows[i].status = rc;
+      return rc;
+    }
+  }
+  for (size_t i = 0; i < n; i++)
+    bodies[i] = copy_body(m, &rows[i]);
+  pthread_rwlock_wrlock(&m->lock);
+  for (size_t i = 0; i < n; i++) {
+    if (bodies[i] != NULL)
+      rows[i].status = put_row(m, &rows[i], bodies[i]);
+    if (rows[i].status != SNAP_OK && first == SNAP_OK)
+      first = rows[i].status;
+  }
+  if (keep > 0) {
+    for (size_t i = 0; i < n; i++) {
+      if (rows[i].status != SNAP_OK)
+        continue;
+      mem_pid *p = find_pid(m, rows[i].pid, hash_pid(rows[i].pid));
+      if (p && p->n > keep)
+        drop_rows(m, p, 0, p->n - keep);
+    }
+  }
+  pthread_rwlock_unlock(&m->lock);
+  if (bodies != &one)
+    m->host->free(bodies);
+  return first;
+}
+
+static int mem_load(void *self, const char *pid, const snap_criteria *c, snap_backend_emit emit,
+                    void *ctx) {
+  mem_backend *m = self;
+  int rc = SNAP_OK;
+  pthread_rwlock_rdlock(&m->lock);
+  const mem_pid *p = find_pid(m, pid, hash_pid(pid));
+  if (p != NULL && c->max_seq >= c->min_seq) {
+    /* Youngest first from the largest seq <= max_seq. */
+    size_t i = c->max_seq == INT64_MAX ? p->n : lower_bound(p, c->max_seq + 1);
+    while (i-- > 0) {
+      const mem_row *r = &p->rows[i];
+      if (r->seq < c->min_seq)
+        break;
+      if (r->timestamp >= c->min_ts && r->timestamp <= c->max_ts) {
+        /* The body stays valid while we hold the read lock. */
+        rc = emit(ctx, r->seq, r->timestamp, r->body, r->body_len);
+        break;
+      }
+    }
+  }
+  pthread_rwlock_unlock(&m->lock);
+  return rc;
+}
+
+static int mem_remove(void *self, const char *pid, const snap_criteria *c) {
+  mem_backend *m = self;
+  pthread_rwlock_wrlock(&m->lock);
+  mem_pid *p = find_pid(m, pid, hash_pid(pid));
+  if (p != NULL && c->max_seq >= c->min_seq) {
+    size_t lo = lower_bound(p, c->min_seq);
+    size_t hi = c->max_seq == INT64_MAX ? p->n : lower_bound(p, c->max_seq + 1);
+    size_t w = lo;
+    for (size_t i = lo; i < hi; i++) {
+      mem_row r = p->rows[i];
+      if (r.timestamp >= c->min_ts && r.timestamp <= c->max_ts)
+        m->host->free(r.body);
+      else
+        p->rows[w++] = r;
+    }
+    memmove(&p->rows[w], &p->rows[hi], (p->n - hi) * sizeof *p->rows);
+    p->n -= hi - w;
+  }
+  pthread_rwlock_unlock(&m->lock);
+  return SNAP_OK;
+}
+
+static const snap_backend memory_backend = {SNAP_BACKEND_ABI_VERSION,
+                                            "memory",
+                                            SNAP_CAP_BATCH,
+                                            mem_open,
+                                            mem_close,
+                                            mem_put,
+                                            mem_load,
+                                            mem_remove};
+
+const snap_backend *snap_backend_memory(void) { return &memory_backend; }

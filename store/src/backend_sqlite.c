@@ -1,0 +1,690 @@
+/* The "sqlite" backend: one table of (pid, seq, ts, body) rows in a WAL
+ * database. The schema, pragmas and durability promises are in docs/STORE.md.
+ *
+ * Threads: writes go through one connection under a process-local mutex
+ * (threads of one process never meet in SQLite's sleeping busy handler);
+ * reads use a small pool of connections, which WAL lets run alongside the
+ * writer. Every connection keeps its prepared statements for its lifetime.
+ * Other processes are kept apart by SQLite's locks and the busy timeout. */
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+#include <sqlite3.h>
+
+#include "snap/sys/backend.h"
+
+/* The schema version this code writes (PRAGMA user_version). */
+#define SCHEMA_VERSION 1
+#define TABLE_MAX 64
+#define READERS 4
+
+enum secure_mode { SECURE_AUTO, SECURE_ON, SECURE_OFF, SECURE_FAST };
+
+enum stmt_id {
+  S_BEGIN,
+  S_COMMIT,
+  S_ROLLBACK,
+  S_INSERT,
+  S_SP_ROW,
+  S_RELEASE_ROW,
+  S_UNDO_ROW,
+  S_SP_PRUNE,
+  S_RELEASE_PRUNE,
+  S_UNDO_PRUNE,
+  S_PRUNE,
+  S_MARK,
+  S_LOAD,
+  S_REMOVE,
+  S_COUNT
+};
+
+typedef struct conn {
+  sqlite3 *db;
+  sqlite3_stmt *stmt[S_COUNT];
+} conn;
+
+typedef struct sql_backend {
+  const snap_host *host;
+  char *path;
+  char table[TABLE_MAX + 1];
+  bool sync_full;
+  int busy_ms;
+  enum secure_mode secure;
+  char *sql[S_COUNT];
+
+  /* The writer: its connection, the schema check and the encrypted flag. */
+  pthread_mutex_t wlock;
+  conn writer;
+  bool encrypted;   /* the table holds (or held) encrypted bodies: secure_delete on */
+  atomic_int ready; /* schema checked; readers may open */
+
+  /* Reader pool. */
+  pthread_mutex_t plock;
+  pthread_cond_t pcond;
+  conn readers[READERS];
+  bool busy[READERS];
+} sql_backend;
+
+/* ------------------------------------------------------------------------ */
+/* Errors                                                                    */
+/* ------------------------------------------------------------------------ */
+
+static int map_err(const sql_backend *b, sqlite3 *db, int rc, const char *what) {
+  int code;
+  switch (rc & 0xff) {
+  case SQLITE_BUSY:
+  case SQLITE_LOCKED:
+    code = SNAP_EBUSY;
+    break;
+  case SQLITE_FULL:
+    code = SNAP_EFULL;
+    break;
+  case SQLITE_CORRUPT:
+    code = SNAP_ECORRUPT;
+    break;
+  case SQLITE_NOTADB:
+    code = SNAP_EFORMAT;
+    break;
+  case SQLITE_NOMEM:
+    code = SNAP_ENOMEM;
+    break;
+  default:
+    code = SNAP_EIO;
+    break;
+  }
+  return b->host->error(code, "sqlite '%s' table '%s': %s: %s", b->path, b->table, what,
+                        db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+}
+
+/* ------------------------------------------------------------------------ */
+/* Configuration                                                             */
+/* ------------------------------------------------------------------------ */
+
+static bool valid_table(const char *t) {
+  size_t n = strlen(t);
+  if (n == 0 || n > TABLE_MAX)
+    return false;
+  for (size_t i = 0; i < n; i++) {
+    char c = t[i];
+    bool alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
+    if (!alpha && !(i > 0 && c >= '0' && c <= '9'))
+      return false;
+  }
+  return true;
+}
+
+static char *dup_str(const snap_host *h, const char *s) {
+  size_t n = strlen(s) + 1;
+  char *d = h->malloc(n);
+  if (d)
+    memcpy(d, s, n);
+  return d;
+}
+
+static int parse_config(sql_backend *b, const char *config_json) {
+  const snap_host *h = b->host;
+  const char *path = "snapshots.db";
+  cJSON *root = NULL;
+  int rc = SNAP_OK;
+  if (config_json != NULL) {
+    root = cJSON_Parse(config_json);
+    if (root == NULL || !cJSON_IsObject(root)) {
+      cJSON_Delete(root);
+      return h->error(SNAP_ECONFIG, "sqlite backend: config must be a JSON object");
+    }
+  }
+  for (const cJSON *it = root ? root->child : NULL; it != NULL; it = it->next) {
+    const char *k = it->string ? it->string : "";
+    if (strcmp(k, "path") == 0) {
+      if (!cJSON_IsString(it) || it->valuestring[0] == '\0') {
+        rc = h->error(SNAP_ECONFIG, "sqlite config key 'path': expected a non-empty string");
+        break;
+      }
+      path = it->valuestring;
+    } else if (strcmp(k, "table") == 0) {
+      if (!cJSON_IsString(it) || !valid_table(it->valuestring)) {
+        rc = h->error(SNAP_ECONFIG,
+                      "sqlite config key 'table': expected a name matching [A-Za-z_][A-Za-z0-9_]* "
+                      "of at most %d characters",
+                      TABLE_MAX);
+        break;
+      }
+      strcpy(b->table, it->valuestring);
+    } else if (strcmp(k, "synchronous") == 0) {
+      if (!cJSON_IsString(it) ||
+          (strcmp(it->valuestring, "full") != 0 && strcmp(it->valuestring, "normal") != 0)) {
+        rc = h->error(SNAP_ECONFIG, "sqlite config key 'synchronous': expected \"full\" or "
+                                    "\"normal\"");
+        break;
+      }
+      b->sync_full = strcmp(it->valuestring, "full") == 0;
+    } else if (strcmp(k, "busy_timeout_ms") == 0) {
+      double v = cJSON_IsNumber(it) ? it->valuedouble : -1;
+      if (!(v >= 0 && v <= INT_MAX) || (double)(int)v != v) {
+        rc = h->error(SNAP_ECONFIG,
+                      "sqlite config key 'busy_timeout_ms': expected an integer "
+                      "in [0, %d]",
+                      INT_MAX);
+        break;
+      }
+      b->busy_ms = (int)v;
+    } else if (strcmp(k, "secure_delete") == 0) {
+      static const char *const names[] = {"auto", "on", "off", "fast"};
+      int found = -1;
+      for (int i = 0; i < 4 && cJSON_IsString(it); i++)
+        if (strcmp(it->valuestring, names[i]) == 0)
+          found = i;
+      if (found < 0) {
+        rc = h->error(SNAP_ECONFIG, "sqlite config key 'secure_delete': expected \"auto\", "
+                                    "\"on\", \"off\" or \"fast\"");
+        break;
+      }
+      b->secure = (enum secure_mode)found;
+    } else {
+      rc = h->error(SNAP_ECONFIG, "sqlite backend: unknown config key '%s'", k);
+      break;
+    }
+  }
+  if (rc == SNAP_OK && (b->path = dup_str(h, path)) == NULL)
+    rc = h->error(SNAP_ENOMEM, "sqlite backend: out of memory");
+  cJSON_Delete(root);
+  return rc;
+}
+
+static int build_sql(sql_backend *b) {
+  const char *tpl[S_COUNT] = {
+      [S_BEGIN] = "BEGIN IMMEDIATE",
+      [S_COMMIT] = "COMMIT",
+      [S_ROLLBACK] = "ROLLBACK",
+      [S_INSERT] = "INSERT OR REPLACE INTO \"%s\" (pid, seq, ts, body) VALUES (?1, ?2, ?3, ?4)",
+      [S_SP_ROW] = "SAVEPOINT snap_row",
+      [S_RELEASE_ROW] = "RELEASE snap_row",
+      [S_UNDO_ROW] = "ROLLBACK TO snap_row",
+      [S_SP_PRUNE] = "SAVEPOINT snap_prune",
+      [S_RELEASE_PRUNE] = "RELEASE snap_prune",
+      [S_UNDO_PRUNE] = "ROLLBACK TO snap_prune",
+      /* Keep the newest ?2 + 1 rows: everything below the (?2 + 1)-th newest
+       * seq goes; with fewer rows the subquery is NULL and nothing matches. */
+      [S_PRUNE] = "DELETE FROM \"%s\" WHERE pid = ?1 AND seq < (SELECT seq FROM \"%s\" "
+                  "WHERE pid = ?1 ORDER BY seq DESC LIMIT 1 OFFSET ?2)",
+      [S_MARK] = "INSERT OR REPLACE INTO snapstore_meta (name, value) VALUES ('encrypted:' || "
+                 "'%s', 1)",
+      [S_LOAD] = "SELECT seq, ts, body FROM \"%s\" WHERE pid = ?1 AND seq BETWEEN ?2 AND ?3 "
+                 "AND ts BETWEEN ?4 AND ?5 ORDER BY seq DESC LIMIT 1",
+      [S_REMOVE] = "DELETE FROM \"%s\" WHERE pid = ?1 AND seq BETWEEN ?2 AND ?3 "
+                   "AND ts BETWEEN ?4 AND ?5",
+  };
+  for (int i = 0; i < S_COUNT; i++) {
+    /* The table name is checked against [A-Za-z_][A-Za-z0-9_]*, so quoting
+     * it is enough; pids and values are always bound parameters. */
+    size_t n = strlen(tpl[i]) + 2 * TABLE_MAX + 1;
+    b->sql[i] = b->host->malloc(n);
+    if (b->sql[i] == NULL)
+      return b->host->error(SNAP_ENOMEM, "sqlite backend: out of memory");
+    snprintf(b->sql[i], n, tpl[i], b->table, b->table);
+  }
+  return SNAP_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Connections                                                               */
+/* ------------------------------------------------------------------------ */
+
+static void conn_close(conn *c) {
+  for (int i = 0; i < S_COUNT; i++) {
+    sqlite3_finalize(c->stmt[i]);
+    c->stmt[i] = NULL;
+  }
+  sqlite3_close(c->db);
+  c->db = NULL;
+}
+
+static int exec(const sql_backend *b, sqlite3 *db, const char *sql) {
+  int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+  return rc == SQLITE_OK ? SNAP_OK : map_err(b, db, rc, sql);
+}
+
+static const char *secure_pragma(const sql_backend *b) {
+  switch (b->secure) {
+  case SECURE_ON:
+    return "PRAGMA secure_delete = ON";
+  case SECURE_OFF:
+    return "PRAGMA secure_delete = OFF";
+  case SECURE_FAST:
+    return "PRAGMA secure_delete = FAST";
+  default:
+    return b->encrypted ? "PRAGMA secure_delete = ON" : "PRAGMA secure_delete = FAST";
+  }
+}
+
+static int conn_open(sql_backend *b, conn *c, bool writer) {
+  memset(c, 0, sizeof *c);
+  int rc = sqlite3_open_v2(b->path, &c->db,
+                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+  if (rc != SQLITE_OK) {
+    int e = map_err(b, c->db, rc, "open");
+    if (e == SNAP_EBUSY || e == SNAP_ENOMEM)
+      ; /* keep the precise code */
+    else
+      e = b->host->error(SNAP_EIO, "sqlite '%s': cannot open the database: %s", b->path,
+                         c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc));
+    conn_close(c);
+    return e;
+  }
+  /* The busy timeout comes first: even the pragmas below may need a lock. */
+  sqlite3_busy_timeout(c->db, b->busy_ms);
+  int e = SNAP_OK;
+  if (writer)
+    e = exec(b, c->db, "PRAGMA journal_mode = WAL");
+  if (e == SNAP_OK)
+    e = exec(b, c->db, b->sync_full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL");
+  if (e == SNAP_OK && writer)
+    e = exec(b, c->db, secure_pragma(b));
+  if (e != SNAP_OK)
+    conn_close(c);
+  return e;
+}
+
+static int stmt(const sql_backend *b, conn *c, enum stmt_id id, sqlite3_stmt **out) {
+  if (c->stmt[id] == NULL) {
+    int rc =
+        sqlite3_prepare_v3(c->db, b->sql[id], -1, SQLITE_PREPARE_PERSISTENT, &c->stmt[id], NULL);
+    if (rc != SQLITE_OK) {
+      c->stmt[id] = NULL;
+      *out = NULL;
+      return map_err(b, c->db, rc, "prepare");
+    }
+  }
+  *out = c->stmt[id];
+  return SNAP_OK;
+}
+
+/* Runs a prepared statement without results; maps a failure (message taken
+ * before the reset, which keeps the statement reusable). */
+static int run(const sql_backend *b, conn *c, enum stmt_id id, const char *what) {
+  sqlite3_stmt *s;
+  int e = stmt(b, c, id, &s);
+  if (e != SNAP_OK)
+    return e;
+  int rc = sqlite3_step(s);
+  if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+    e = map_err(b, c->db, rc, what);
+  sqlite3_reset(s);
+  return e;
+}
+
+/* Creates or checks the schema and reads the encrypted flag. Writer lock held. */
+static int schema_init(sql_backend *b) {
+  sqlite3 *db = b->writer.db;
+  int e = exec(b, db, "BEGIN IMMEDIATE");
+  if (e != SNAP_OK)
+    return e;
+  sqlite3_stmt *s = NULL;
+  int version = 0;
+  int rc = sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, NULL);
+  if (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+    version = sqlite3_column_int(s, 0);
+    rc = SQLITE_OK;
+  }
+  if (rc != SQLITE_OK)
+    e = map_err(b, db, rc, "read the schema version");
+  sqlite3_finalize(s);
+  if (e == SNAP_OK && version > SCHEMA_VERSION)
+    e = b->host->error(SNAP_EFORMAT,
+                       "sqlite '%s': database schema version %d is newer than the version %d "
+                       "this snapstore understands; upgrade snapstore to open it",
+                       b->path, version, SCHEMA_VERSION);
+  if (e == SNAP_OK) {
+    char ddl[512];
+    snprintf(ddl, sizeof ddl,
+             "CREATE TABLE IF NOT EXISTS \"%s\" (pid TEXT NOT NULL, seq INTEGER NOT NULL, "
+             "ts INTEGER NOT NULL, body BLOB NOT NULL, UNIQUE (pid, seq));"
+             "CREATE TABLE IF NOT EXISTS snapstore_meta (name TEXT PRIMARY KEY, "
+             "value INTEGER NOT NULL);",
+             b->table);
+    e = exec(b, db, ddl);
+  }
+  if (e == SNAP_OK && version < SCHEMA_VERSION) {
+    char pragma[64];
+    snprintf(pragma, sizeof pragma, "PRAGMA user_version = %d", SCHEMA_VERSION);
+    e = exec(b, db, pragma);
+  }
+  if (e == SNAP_OK) {
+    char q[160];
+    snprintf(q, sizeof q, "SELECT value FROM snapstore_meta WHERE name = 'encrypted:%s'", b->table);
+    rc = sqlite3_prepare_v2(db, q, -1, &s, NULL);
+    if (rc == SQLITE_OK) {
+      rc = sqlite3_step(s);
+      if (rc == SQLITE_ROW)
+        b->encrypted = sqlite3_column_int(s, 0) != 0;
+      rc = (rc == SQLITE_ROW || rc == SQLITE_DONE) ? SQLITE_OK : rc;
+    }
+    if (rc != SQLITE_OK)
+      e = map_err(b, db, rc, "read the metadata");
+    sqlite3_finalize(s);
+  }
+  if (e == SNAP_OK)
+    e = exec(b, db, "COMMIT");
+  if (e != SNAP_OK && !sqlite3_get_autocommit(db))
+    sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+  if (e == SNAP_OK && b->secure == SECURE_AUTO && b->encrypted)
+    e = exec(b, db, secure_pragma(b));
+  return e;
+}
+
+/* Opens the writer and checks the schema on first use. Writer lock held. */
+static int writer_ready(sql_backend *b) {
+  if (atomic_load_explicit(&b->ready, memory_order_acquire))
+    return SNAP_OK;
+  int e = conn_open(b, &b->writer, true);
+  if (e == SNAP_OK && (e = schema_init(b)) != SNAP_OK)
+    conn_close(&b->writer);
+  if (e == SNAP_OK)
+    atomic_store_explicit(&b->ready, 1, memory_order_release);
+  return e;
+}
+
+static int ensure_ready(sql_backend *b) {
+  if (atomic_load_explicit(&b->ready, memory_order_acquire))
+    return SNAP_OK;
+  pthread_mutex_lock(&b->wlock);
+  int e = writer_ready(b);
+  pthread_mutex_unlock(&b->wlock);
+  return e;
+}
+
+static int reader_acquire(sql_backend *b, conn **out) {
+  pthread_mutex_lock(&b->plock);
+  for (;;) {
+    int open_free = -1, closed_free = -1;
+    for (int i = 0; i < READERS; i++) {
+      if (b->busy[i])
+        continue;
+      if (b->readers[i].db != NULL) {
+        open_free = i;
+        break;
+      }
+      if (closed_free < 0)
+        closed_free = i;
+    }
+    int i = open_free >= 0 ? open_free : closed_free;
+    if (i >= 0) {
+      b->busy[i] = true;
+      pthread_mutex_unlock(&b->plock);
+      if (b->readers[i].db == NULL) {
+        int e = conn_open(b, &b->readers[i], false);
+        if (e != SNAP_OK) {
+          pthread_mutex_lock(&b->plock);
+          b->busy[i] = false;
+          pthread_cond_signal(&b->pcond);
+          pthread_mutex_unlock(&b->plock);
+          return e;
+        }
+      }
+      *out = &b->readers[i];
+      return SNAP_OK;
+    }
+    pthread_cond_wait(&b->pcond, &b->plock);
+  }
+}
+
+static void reader_release(sql_backend *b, conn *c) {
+  pthread_mutex_lock(&b->plock);
+  b->busy[c - b->readers] = false;
+  pthread_cond_signal(&b->pcond);
+  pthread_mutex_unlock(&b->plock);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Operations                                                                */
+/* ------------------------------------------------------------------------ */
+
+static void sql_close(void *self);
+
+static int sql_open(void **self, const char *config_json, const snap_host *host) {
+  *self = NULL;
+  sql_backend *b = host->malloc(sizeof *b);
+  if (b == NULL)
+    return host->error(SNAP_ENOMEM, "sqlite backend: out of memory");
+  memset(b, 0, sizeof *b);
+  b->host = host;
+  strcpy(b->table, "snapshots");
+  b->sync_full = true;
+  b->busy_ms = 5000;
+  b->secure = SECURE_AUTO;
+  atomic_init(&b->ready, 0);
+  pthread_mutex_init(&b->wlock, NULL);
+  pthread_mutex_init(&b->plock, NULL);
+  pthread_cond_init(&b->pcond, NULL);
+  int e = parse_config(b, config_json);
+  if (e == SNAP_OK)
+    e = build_sql(b);
+  if (e != SNAP_OK) {
+    sql_close(b);
+    return e;
+  }
+  /* Files are opened on first use, so a store can be configured before its
+   * directory exists; the first operation reports an unusable path. */
+  *self = b;
+  return SNAP_OK;
+}
+
+static void sql_close(void *self) {
+  sql_backend *b = self;
+  if (b == NULL)
+    return;
+  for (int i = 0; i < READERS; i++)
+    if (b->readers[i].db)
+      conn_close(&b->readers[i]);
+  if (b->writer.db)
+    conn_close(&b->writer);
+  for (int i = 0; i < S_COUNT; i++)
+    b->host->free(b->sql[i]);
+  b->host->free(b->path);
+  pthread_cond_destroy(&b->pcond);
+  pthread_mutex_destroy(&b->plock);
+  pthread_mutex_destroy(&b->wlock);
+  b->host->free(b);
+}
+
+static int insert_row(sql_backend *b, conn *c, const snap_backend_row *r) {
+  sqlite3_stmt *s;
+  int e = stmt(b, c, S_INSERT, &s);
+  if (e != SNAP_OK)
+    return e;
+  /* The pid and body outlive the step: no copies. */
+  sqlite3_bind_text(s, 1, r->pid, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(s, 2, r->seq);
+  sqlite3_bind_int64(s, 3, r->timestamp);
+  sqlite3_bind_blob64(s, 4, r->body, r->body_len, SQLITE_STATIC);
+  int rc = sqlite3_step(s);
+  if (rc != SQLITE_DONE)
+    e = map_err(b, c->db, rc, "insert");
+  sqlite3_reset(s);
+  return e;
+}
+
+/* Prunes the pids of the stored rows to `keep` rows each, all or nothing:
+ * a failure rolls the prune back and leaves the saves untouched. */
+static void prune(sql_backend *b, conn *c, const snap_backend_row *rows, size_t n, uint32_t keep) {
+  if (run(b, c, S_SP_PRUNE, "savepoint") != SNAP_OK)
+    return;
+  sqlite3_stmt *s;
+  int e = stmt(b, c, S_PRUNE, &s);
+  for (size_t i = 0; i < n && e == SNAP_OK; i++) {
+    if (rows[i].status != SNAP_OK)
+      continue;
+    if (i > 0 && rows[i - 1].status == SNAP_OK && strcmp(rows[i - 1].pid, rows[i].pid) == 0)
+      continue; /* the same pid just pruned */
+    sqlite3_bind_text(s, 1, rows[i].pid, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, (sqlite3_int64)keep - 1);
+    int rc = sqlite3_step(s);
+    if (rc != SQLITE_DONE)
+      e = map_err(b, c->db, rc, "prune");
+    sqlite3_reset(s);
+  }
+  if (e != SNAP_OK)
+    (void)run(b, c, S_UNDO_PRUNE, "rollback prune");
+  (void)run(b, c, S_RELEASE_PRUNE, "release prune");
+}
+
+/* Marks every stored row of `rows` failed with `e` (the transaction is gone). */
+static int fail_all(snap_backend_row *rows, size_t n, int e) {
+  for (size_t i = 0; i < n; i++)
+    rows[i].status = e;
+  return e;
+}
+
+static int put_locked(sql_backend *b, snap_backend_row *rows, size_t n, uint32_t keep) {
+  int e = writer_ready(b);
+  if (e != SNAP_OK)
+    return fail_all(rows, n, e);
+  conn *c = &b->writer;
+  if ((e = run(b, c, S_BEGIN, "begin")) != SNAP_OK)
+    return fail_all(rows, n, e);
+  /* A single row needs no savepoint: its failure is the transaction's. */
+  bool savepoints = n > 1;
+  size_t stored = 0;
+  int first = SNAP_OK;
+  bool encrypted = false;
+  for (size_t i = 0; i < n; i++) {
+    if (savepoints && (e = run(b, c, S_SP_ROW, "savepoint")) != SNAP_OK)
+      break;
+    e = insert_row(b, c, &rows[i]);
+    rows[i].status = e;
+    if (e != SNAP_OK) {
+      if (first == SNAP_OK)
+        first = e;
+      if (sqlite3_get_autocommit(c->db))
+        break; /* SQLite rolled the whole transaction back (I/O, full disk) */
+      if (savepoints)
+        (void)run(b, c, S_UNDO_ROW, "rollback row");
+    } else {
+      stored++;
+      encrypted |= (rows[i].stages & SNAP_STAGE_ENCRYPTED) != 0;
+    }
+    if (savepoints)
+      (void)run(b, c, S_RELEASE_ROW, "release row");
+    e = SNAP_OK;
+  }
+  if (e != SNAP_OK || sqlite3_get_autocommit(c->db)) {
+    /* The transaction is lost: nothing of it is stored. */
+    int why = e != SNAP_OK ? e : first;
+    if (!sqlite3_get_autocommit(c->db))
+      (void)run(b, c, S_ROLLBACK, "rollback");
+    return fail_all(rows, n, why);
+  }
+  if (stored == 0) {
+    (void)run(b, c, S_ROLLBACK, "rollback");
+    return first;
+  }
+  bool flagged = false;
+  if (encrypted && !b->encrypted) {
+    /* Remember in the same transaction that this table now holds encrypted
+     * bodies, so that every later process deletes them securely too. */
+    flagged = run(b, c, S_MARK, "mark encrypted") == SNAP_OK;
+    if (b->secure == SECURE_AUTO)
+      (void)exec(b, c->db, "PRAGMA secure_delete = ON");
+  }
+  if (keep > 0)
+    prune(b, c, rows, n, keep);
+  e = run(b, c, S_COMMIT, "commit");
+  if (e != SNAP_OK) {
+    if (!sqlite3_get_autocommit(c->db))
+      (void)run(b, c, S_ROLLBACK, "rollback");
+    if (encrypted && !b->encrypted && b->secure == SECURE_AUTO)
+      (void)exec(b, c->db, "PRAGMA secure_delete = FAST");
+    return fail_all(rows, n, e);
+  }
+  if (flagged)
+    b->encrypted = true;
+  return first;
+}
+
+static int sql_put(void *self, snap_backend_row *rows, size_t n, uint32_t keep) {
+  sql_backend *b = self;
+  if (n == 0)
+    return SNAP_OK;
+  pthread_mutex_lock(&b->wlock);
+  int e = put_locked(b, rows, n, keep);
+  pthread_mutex_unlock(&b->wlock);
+  return e;
+}
+
+static int sql_load(void *self, const char *pid, const snap_criteria *cr, snap_backend_emit emit,
+                    void *ctx) {
+  sql_backend *b = self;
+  int e = ensure_ready(b);
+  if (e != SNAP_OK)
+    return e;
+  conn *c;
+  if ((e = reader_acquire(b, &c)) != SNAP_OK)
+    return e;
+  sqlite3_stmt *s;
+  if ((e = stmt(b, c, S_LOAD, &s)) == SNAP_OK) {
+    sqlite3_bind_text(s, 1, pid, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, cr->min_seq);
+    sqlite3_bind_int64(s, 3, cr->max_seq);
+    sqlite3_bind_int64(s, 4, cr->min_ts);
+    sqlite3_bind_int64(s, 5, cr->max_ts);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+      /* The blob stays valid until the reset: emit decodes straight from it. */
+      const void *body = sqlite3_column_blob(s, 2);
+      size_t len = (size_t)sqlite3_column_bytes(s, 2);
+      e = emit(ctx, sqlite3_column_int64(s, 0), sqlite3_column_int64(s, 1), body, len);
+    } else if (rc != SQLITE_DONE) {
+      e = map_err(b, c->db, rc, "load");
+    }
+    sqlite3_reset(s);
+  }
+  reader_release(b, c);
+  return e;
+}
+
+static int sql_remove(void *self, const char *pid, const snap_criteria *cr) {
+  sql_backend *b = self;
+  pthread_mutex_lock(&b->wlock);
+  int e = writer_ready(b);
+  conn *c = &b->writer;
+  if (e == SNAP_OK)
+    e = run(b, c, S_BEGIN, "begin");
+  if (e == SNAP_OK) {
+    sqlite3_stmt *s;
+    if ((e = stmt(b, c, S_REMOVE, &s)) == SNAP_OK) {
+      sqlite3_bind_text(s, 1, pid, -1, SQLITE_STATIC);
+      sqlite3_bind_int64(s, 2, cr->min_seq);
+      sqlite3_bind_int64(s, 3, cr->max_seq);
+      sqlite3_bind_int64(s, 4, cr->min_ts);
+      sqlite3_bind_int64(s, 5, cr->max_ts);
+      int rc = sqlite3_step(s);
+      if (rc != SQLITE_DONE)
+        e = map_err(b, c->db, rc, "delete");
+      sqlite3_reset(s);
+    }
+    if (e == SNAP_OK)
+      e = run(b, c, S_COMMIT, "commit");
+    if (e != SNAP_OK && !sqlite3_get_autocommit(c->db))
+      (void)run(b, c, S_ROLLBACK, "rollback");
+  }
+  pthread_mutex_unlock(&b->wlock);
+  return e;
+}
+
+static const snap_backend sqlite_backend = {SNAP_BACKEND_ABI_VERSION,
+                                            "sqlite",
+                                            SNAP_CAP_COMPRESSION | SNAP_CAP_ENCRYPTION |
+                                                SNAP_CAP_INTEGRITY | SNAP_CAP_DURABLE |
+                                                SNAP_CAP_BATCH,
+                                            sql_open,
+                                            sql_close,
+                                            sql_put,
+                                            sql_load,
+                                            sql_remove};
+
+const snap_backend *snap_backend_sqlite(void) { return &sqlite_backend; }

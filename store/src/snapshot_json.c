@@ -1,0 +1,119 @@
+/* A JSON view of msgpack states, for callers that want one tree type whatever
+ * format a snapshot was stored in. */
+#include <string.h>
+
+#include <cjson/cJSON.h>
+#include <msgpack.h>
+
+#include "snap/error.h"
+#include "store_internal.h"
+
+/* Builds the cJSON counterpart of `o`; on failure returns NULL and sets `*rc`. */
+static cJSON *convert(const msgpack_object *o, int depth, int *rc) {
+  if (depth > SNAP__MSGPACK_MAX_DEPTH) {
+    *rc = snap_error_set(SNAP_EFORMAT, "msgpack state nests deeper than %d levels",
+                         SNAP__MSGPACK_MAX_DEPTH);
+    return NULL;
+  }
+  cJSON *j = NULL;
+  switch (o->type) {
+  case MSGPACK_OBJECT_NIL:
+    j = cJSON_CreateNull();
+    break;
+  case MSGPACK_OBJECT_BOOLEAN:
+    j = cJSON_CreateBool(o->via.boolean);
+    break;
+  case MSGPACK_OBJECT_POSITIVE_INTEGER:
+    /* JSON numbers are doubles here: integers beyond 2^53 lose precision. */
+    j = cJSON_CreateNumber((double)o->via.u64);
+    break;
+  case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+    j = cJSON_CreateNumber((double)o->via.i64);
+    break;
+  case MSGPACK_OBJECT_FLOAT32:
+  case MSGPACK_OBJECT_FLOAT64:
+    j = cJSON_CreateNumber(o->via.f64);
+    break;
+  case MSGPACK_OBJECT_STR: {
+    char *tmp = snap_malloc(o->via.str.size + 1);
+    if (tmp == NULL) {
+      *rc = snap_error_set(SNAP_ENOMEM, "msgpack to JSON: out of memory");
+      return NULL;
+    }
+    memcpy(tmp, o->via.str.ptr, o->via.str.size);
+    tmp[o->via.str.size] = '\0';
+    j = cJSON_CreateString(tmp);
+    snap_free(tmp);
+    break;
+  }
+  case MSGPACK_OBJECT_ARRAY:
+    j = cJSON_CreateArray();
+    for (uint32_t i = 0; j != NULL && i < o->via.array.size; i++) {
+      cJSON *item = convert(&o->via.array.ptr[i], depth + 1, rc);
+      if (item == NULL) {
+        cJSON_Delete(j);
+        return NULL;
+      }
+      cJSON_AddItemToArray(j, item);
+    }
+    break;
+  case MSGPACK_OBJECT_MAP:
+    j = cJSON_CreateObject();
+    for (uint32_t i = 0; j != NULL && i < o->via.map.size; i++) {
+      const msgpack_object_kv *kv = &o->via.map.ptr[i];
+      if (kv->key.type != MSGPACK_OBJECT_STR) {
+        cJSON_Delete(j);
+        *rc = snap_error_set(SNAP_EFORMAT, "msgpack to JSON: a map key is not a string");
+        return NULL;
+      }
+      char *key = snap_malloc(kv->key.via.str.size + 1);
+      if (key == NULL) {
+        cJSON_Delete(j);
+        *rc = snap_error_set(SNAP_ENOMEM, "msgpack to JSON: out of memory");
+        return NULL;
+      }
+      memcpy(key, kv->key.via.str.ptr, kv->key.via.str.size);
+      key[kv->key.via.str.size] = '\0';
+      cJSON *val = convert(&kv->val, depth + 1, rc);
+      if (val == NULL) {
+        snap_free(key);
+        cJSON_Delete(j);
+        return NULL;
+      }
+      cJSON_AddItemToObject(j, key, val);
+      snap_free(key);
+    }
+    break;
+  case MSGPACK_OBJECT_BIN:
+  case MSGPACK_OBJECT_EXT:
+  default:
+    *rc = snap_error_set(SNAP_EFORMAT,
+                         "msgpack to JSON: binary and ext values have no JSON counterpart");
+    return NULL;
+  }
+  if (j == NULL)
+    *rc = snap_error_set(SNAP_ENOMEM, "msgpack to JSON: out of memory");
+  return j;
+}
+
+int snap__msgpack_to_json(const uint8_t *data, size_t len, struct cJSON **out) {
+  msgpack_unpacked u;
+  msgpack_unpacked_init(&u);
+  size_t off = 0;
+  msgpack_unpack_return r = msgpack_unpack_next(&u, (const char *)data, len, &off);
+  int rc = SNAP_OK;
+  if (r == MSGPACK_UNPACK_NOMEM_ERROR) {
+    rc = snap_error_set(SNAP_ENOMEM, "msgpack to JSON: out of memory");
+  } else if (r != MSGPACK_UNPACK_SUCCESS) {
+    rc = snap_error_set(SNAP_EFORMAT, "msgpack to JSON: the state is not one msgpack value");
+  } else if (off != len) {
+    rc = snap_error_set(SNAP_EFORMAT,
+                        "msgpack to JSON: %zu trailing bytes after the value at "
+                        "byte %zu",
+                        len - off, off);
+  } else {
+    *out = convert(&u.data, 0, &rc);
+  }
+  msgpack_unpacked_destroy(&u);
+  return rc;
+}
