@@ -206,7 +206,7 @@ static int parse_options(snap_plugin *p, const cJSON *opts, snap_keyring *keyrin
   }
   v = cJSON_GetObjectItemCaseSensitive(opts, "required");
   if (v) {
-    unsigned bits;
+    unsigned bits = 0;
     if ((rc = parse_required(v, &bits)) || (rc = snap_options_set_required(p->options, bits)))
       return rc;
   }

@@ -1,0 +1,493 @@
+/* The async executor: callbacks, group commit, ordering, a failing save inside
+ * a batch, backpressure, shutdown (drain and cancel) under load, and
+ * durability of every acknowledged save across a reopen. */
+#include <criterion/criterion.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "snap/executor.h"
+#include "snap/plugin.h"
+
+/* ---- a gate that holds the worker inside a callback ---------------------- */
+
+typedef struct gate {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  bool entered, released;
+  int status;
+} gate;
+
+static void gate_init(gate *g) {
+  pthread_mutex_init(&g->mu, NULL);
+  pthread_cond_init(&g->cv, NULL);
+  g->entered = g->released = false;
+  g->status = 1;
+}
+
+static void gate_cb(void *ud, snap_result *r) {
+  gate *g = ud;
+  pthread_mutex_lock(&g->mu);
+  g->status = r->status;
+  g->entered = true;
+  pthread_cond_broadcast(&g->cv);
+  while (!g->released)
+    pthread_cond_wait(&g->cv, &g->mu);
+  pthread_mutex_unlock(&g->mu);
+}
+
+/* Queues a request whose callback blocks the worker, and waits until it does:
+ * everything submitted afterwards waits in the queue until gate_open(). */
+static void gate_close(snap_executor *ex, gate *g) {
+  gate_init(g);
+  cr_assert_eq(snap_executor_delete(ex, "gate", NULL, gate_cb, g), SNAP_OK, "%s",
+               snap_error_message());
+  pthread_mutex_lock(&g->mu);
+  while (!g->entered)
+    pthread_cond_wait(&g->cv, &g->mu);
+  pthread_mutex_unlock(&g->mu);
+}
+
+static void gate_open(gate *g) {
+  pthread_mutex_lock(&g->mu);
+  g->released = true;
+  pthread_cond_broadcast(&g->cv);
+  pthread_mutex_unlock(&g->mu);
+}
+
+/* ---- a log of completions -------------------------------------------------- */
+
+#define LOG_MAX 20000
+
+typedef struct entry {
+  snap_request_kind kind;
+  int status;
+  char pid[32];
+  int64_t seq;        /* save: the seq saved; load: the seq found (-1: none) */
+  int tag;            /* submission index */
+  char message[160];
+} entry;
+
+typedef struct logbook {
+  pthread_mutex_t mu;
+  entry e[LOG_MAX];
+  size_t n;
+} logbook;
+
+static logbook *book;
+
+typedef struct tagged {
+  int tag;
+} tagged;
+
+static tagged tags[LOG_MAX];
+
+static void log_cb(void *ud, snap_result *r) {
+  tagged *t = ud;
+  pthread_mutex_lock(&book->mu);
+  entry *e = &book->e[book->n++];
+  e->kind = r->kind;
+  e->status = r->status;
+  snprintf(e->pid, sizeof e->pid, "%s", r->pid);
+  e->seq = r->kind == SNAP_REQUEST_LOAD ? (r->snapshot ? r->snapshot->seq : -1) : r->seq;
+  e->tag = t ? t->tag : -1;
+  snprintf(e->message, sizeof e->message, "%s", r->message);
+  pthread_mutex_unlock(&book->mu);
+  snap_snapshot_free(r->snapshot);
+}
+
+static void book_setup(void) {
+  book = calloc(1, sizeof *book);
+  pthread_mutex_init(&book->mu, NULL);
+  for (int i = 0; i < LOG_MAX; i++)
+    tags[i].tag = i;
+}
+
+static void book_teardown(void) { free(book); }
+
+static char *tmp_path(const char *leaf) {
+  const char *base = getenv("SNAP_TEST_TMP");
+  if (!base)
+    base = "/tmp";
+  mkdir(base, 0700);
+  char templ[512];
+  snprintf(templ, sizeof templ, "%s/executor-XXXXXX", base);
+  cr_assert_not_null(mkdtemp(templ));
+  char *p = malloc(600);
+  snprintf(p, 600, "%s/%s", templ, leaf);
+  return p;
+}
+
+static const char *STATE = "{\"owner\":\"Grace\",\"balance\":100}";
+
+static snap_save_req save_req(const char *pid, int64_t seq) {
+  return (snap_save_req){pid, seq, SNAP_TIMESTAMP_AUTO, SNAP_FORMAT_JSON, STATE, strlen(STATE),
+                         NULL};
+}
+
+TestSuite(executor, .init = book_setup, .fini = book_teardown);
+
+Test(executor, completes_saves_and_loads_through_callbacks) {
+  snap_store *st;
+  cr_assert_eq(snap_store_open(&st, "memory", NULL), SNAP_OK, "%s", snap_error_message());
+  snap_executor *ex;
+  cr_assert_eq(snap_executor_new(&ex, st, NULL), SNAP_OK);
+  snap_save_req r = save_req("acct-1", 5);
+  cr_assert_eq(snap_executor_save(ex, &r, log_cb, &tags[0]), SNAP_OK, "%s", snap_error_message());
+  cr_assert_eq(snap_executor_load(ex, "acct-1", NULL, NULL, log_cb, &tags[1]), SNAP_OK);
+  cr_assert_eq(snap_executor_load(ex, "nobody", NULL, NULL, log_cb, &tags[2]), SNAP_OK);
+  snap_executor_free(ex);
+  cr_assert_eq(book->n, 3, "every callback ran before free returned");
+  cr_assert_eq(book->e[0].kind, SNAP_REQUEST_SAVE);
+  cr_assert_eq(book->e[0].status, SNAP_OK);
+  cr_assert_eq(book->e[0].seq, 5);
+  cr_assert_eq(book->e[1].kind, SNAP_REQUEST_LOAD);
+  cr_assert_eq(book->e[1].seq, 5, "the load saw the save submitted before it");
+  cr_assert_eq(book->e[2].status, SNAP_OK, "nothing found is not an error");
+  cr_assert_eq(book->e[2].seq, -1);
+  snap_store_close(st);
+}
+
+Test(executor, commits_waiting_saves_in_one_transaction) {
+  snap_store *st;
+  cr_assert_eq(snap_store_open(&st, "memory", "{\"keep\": 0}"), SNAP_OK, "%s",
+               snap_error_message());
+  snap_executor *ex;
+  snap_executor_config cfg = {.queue_capacity = 256, .max_batch = 64};
+  cr_assert_eq(snap_executor_new(&ex, st, &cfg), SNAP_OK);
+  gate g;
+  gate_close(ex, &g);
+  char pids[100][16];
+  for (int i = 0; i < 100; i++) {
+    snprintf(pids[i], sizeof pids[i], "a-%d", i % 10);
+    snap_save_req r = save_req(pids[i], i);
+    cr_assert_eq(snap_executor_save(ex, &r, log_cb, &tags[i]), SNAP_OK, "%s",
+                 snap_error_message());
+  }
+  gate_open(&g);
+  snap_executor_free(ex);
+  cr_assert_eq(book->n, 100);
+  for (int i = 0; i < 100; i++) {
+    cr_assert_eq(book->e[i].tag, i, "completions in submission order");
+    cr_assert_eq(book->e[i].status, SNAP_OK, "%s", book->e[i].message);
+  }
+  (void)pids;
+  snap_store_close(st);
+}
+
+Test(executor, groups_saves_up_to_max_batch_and_counts_commits) {
+  snap_store *st;
+  cr_assert_eq(snap_store_open(&st, "memory", NULL), SNAP_OK);
+  snap_executor *ex;
+  snap_executor_config cfg = {.queue_capacity = 256, .max_batch = 40};
+  cr_assert_eq(snap_executor_new(&ex, st, &cfg), SNAP_OK);
+  gate g;
+  gate_close(ex, &g);
+  for (int i = 0; i < 100; i++) {
+    snap_save_req r = save_req("grouped", i);
+    cr_assert_eq(snap_executor_save(ex, &r, NULL, NULL), SNAP_OK);
+  }
+  gate_open(&g);
+  cr_assert_eq(snap_executor_shutdown(ex, SNAP_SHUTDOWN_DRAIN), SNAP_OK);
+  snap_executor_stats s;
+  snap_executor_stats_get(ex, &s);
+  cr_assert_eq(s.saves, 100);
+  cr_assert_eq(s.commits, 3, "100 waiting saves in batches of at most 40: %llu commits",
+               (unsigned long long)s.commits);
+  cr_assert_eq(s.largest_batch, 40);
+  cr_assert_eq(s.completed, 101, "the gate and the saves");
+  snap_executor_free(ex);
+  snap_store_close(st);
+}
+
+Test(executor, keeps_per_pid_order_and_loads_see_earlier_saves) {
+  snap_store *st;
+  cr_assert_eq(snap_store_open(&st, "memory", "{\"keep\": 0}"), SNAP_OK);
+  snap_executor *ex;
+  cr_assert_eq(snap_executor_new(&ex, st, NULL), SNAP_OK);
+  gate g;
+  gate_close(ex, &g);
+  /* Saves and loads of three pids interleaved; a load's expected answer is
+   * the last seq saved for that pid before it in submission order. */
+  const char *pids[] = {"x", "y", "z"};
+  int64_t last[3] = {-1, -1, -1};
+  int64_t expect[600];
+  int n = 0;
+  for (int i = 0; i < 200; i++) {
+    int p = (i * 7) % 3;
+    if (i % 5 == 4) {
+      expect[n] = last[p];
+      cr_assert_eq(snap_executor_load(ex, pids[p], NULL, NULL, log_cb, &tags[n]), SNAP_OK);
+    } else {
+      snap_save_req r = save_req(pids[p], i);
+      expect[n] = i;
+      last[p] = i;
+      cr_assert_eq(snap_executor_save(ex, &r, log_cb, &tags[n]), SNAP_OK);
+    }
+    n++;
+  }
+  gate_open(&g);
+  snap_executor_free(ex);
+  cr_assert_eq(book->n, (size_t)n);
+  for (int i = 0; i < n; i++) {
+    cr_assert_eq(book->e[i].tag, i, "completion %d is submission %d", i, book->e[i].tag);
+    cr_assert_eq(book->e[i].status, SNAP_OK);
+    cr_assert_eq(book->e[i].seq, expect[i], "request %d: seq %lld, expected %lld", i,
+                 (long long)book->e[i].seq, (long long)expect[i]);
+  }
+  snap_store_close(st);
+}
+
+Test(executor, a_refused_save_fails_alone_inside_its_batch) {
+  cr_assert_eq(snap_registry_load(SNAP_TESTMEM_SO, NULL), SNAP_OK, "%s", snap_error_message());
+  snap_store *st;
+  cr_assert_eq(snap_store_open(&st, "testmem", NULL), SNAP_OK, "%s", snap_error_message());
+  snap_executor *ex;
+  cr_assert_eq(snap_executor_new(&ex, st, NULL), SNAP_OK);
+  gate g;
+  gate_close(ex, &g);
+  const char *pids[] = {"ok-1", "ok-2", "refuse-3", "ok-4", "ok-5"};
+  for (int i = 0; i < 5; i++) {
+    snap_save_req r = save_req(pids[i], 10 + i);
+    cr_assert_eq(snap_executor_save(ex, &r, log_cb, &tags[i]), SNAP_OK, "%s",
+                 snap_error_message());
+  }
+  /* An invalid payload is refused by the submit call itself: no callback. */
+  snap_save_req bad = save_req("ok-6", 1);
+  bad.state = "{not json";
+  bad.len = 9;
+  cr_assert_eq(snap_executor_save(ex, &bad, log_cb, &tags[99]), SNAP_EFORMAT);
+  gate_open(&g);
+  snap_executor_free(ex);
+
+  cr_assert_eq(book->n, 5);
+  snap_executor_stats s = {0};
+  (void)s;
+  for (int i = 0; i < 5; i++) {
+    if (i == 2) {
+      cr_assert_eq(book->e[i].status, SNAP_EIO);
+      cr_assert(strstr(book->e[i].message, "refuse-3"), "message names the pid: %s",
+                book->e[i].message);
+    } else {
+      cr_assert_eq(book->e[i].status, SNAP_OK, "%s: %s", pids[i], book->e[i].message);
+    }
+  }
+  for (int i = 0; i < 5; i++) {
+    snap_snapshot *snap = NULL;
+    cr_assert_eq(snap_load_latest(st, pids[i], NULL, &snap), SNAP_OK);
+    if (i == 2)
+      cr_assert_null(snap);
+    else
+      cr_assert(snap && snap->seq == 10 + i);
+    snap_snapshot_free(snap);
+  }
+  snap_store_close(st);
+}
+
+Test(executor, answers_eagain_when_full_and_queues_nothing) {
+  snap_store *st;
+  cr_assert_eq(snap_store_open(&st, "memory", NULL), SNAP_OK);
+  snap_executor *ex;
+  snap_executor_config cfg = {.queue_capacity = 4, .max_batch = 8};
+  cr_assert_eq(snap_executor_new(&ex, st, &cfg), SNAP_OK);
+  gate g;
+  gate_close(ex, &g);
+  for (int i = 0; i < 4; i++) {
+    snap_save_req r = save_req("bp", i);
+    cr_assert_eq(snap_executor_save(ex, &r, log_cb, &tags[i]), SNAP_OK);
+  }
+  snap_save_req r = save_req("bp", 4);
+  cr_assert_eq(snap_executor_save(ex, &r, log_cb, &tags[4]), SNAP_EAGAIN);
+  cr_assert_eq(snap_executor_load(ex, "bp", NULL, NULL, log_cb, &tags[5]), SNAP_EAGAIN);
+  snap_request rq = {.kind = SNAP_REQUEST_SAVE, .save = r, .callback = log_cb, .ud = &tags[6]};
+  cr_assert_eq(snap_executor_submit(ex, &rq, 20), SNAP_EAGAIN, "a bounded wait gives up");
+  snap_executor_stats s;
+  snap_executor_stats_get(ex, &s);
+  cr_assert_eq(s.submitted, 5, "the gate and four saves; the refused ones were not queued");
+  gate_open(&g);
+  /* Once the worker makes room, an unbounded wait succeeds. */
+  cr_assert_eq(snap_executor_submit(ex, &rq, -1), SNAP_OK);
+  snap_executor_free(ex);
+  cr_assert_eq(book->n, 5);
+  for (size_t i = 0; i < 4; i++)
+    cr_assert_eq(book->e[i].tag, (int)i);
+  cr_assert_eq(book->e[4].tag, 6);
+  snap_store_close(st);
+}
+
+typedef struct cancel_ctx {
+  snap_executor *ex;
+} cancel_ctx;
+
+static void *cancel_thread(void *arg) {
+  cancel_ctx *c = arg;
+  snap_executor_shutdown(c->ex, SNAP_SHUTDOWN_CANCEL);
+  return NULL;
+}
+
+Test(executor, cancel_completes_unstarted_requests_with_eclosed) {
+  snap_store *st;
+  cr_assert_eq(snap_store_open(&st, "memory", NULL), SNAP_OK);
+  snap_executor *ex;
+  cr_assert_eq(snap_executor_new(&ex, st, NULL), SNAP_OK);
+  gate g;
+  gate_close(ex, &g);
+  for (int i = 0; i < 10; i++) {
+    snap_save_req r = save_req("c", i);
+    cr_assert_eq(snap_executor_save(ex, &r, log_cb, &tags[i]), SNAP_OK);
+  }
+  cancel_ctx c = {ex};
+  pthread_t t;
+  pthread_create(&t, NULL, cancel_thread, &c);
+  /* Shutdown has begun once submissions are refused. */
+  snap_save_req late = save_req("c", 100);
+  while (snap_executor_save(ex, &late, log_cb, &tags[100]) != SNAP_ECLOSED)
+    ;
+  gate_open(&g);
+  pthread_join(t, NULL);
+  cr_assert_eq(g.status, SNAP_OK, "the request already started finished normally");
+  snap_executor_stats s;
+  snap_executor_stats_get(ex, &s);
+  size_t accepted = s.submitted - 1;
+  cr_assert_eq(book->n, accepted, "every accepted request completed exactly once");
+  for (size_t i = 0; i < book->n; i++)
+    cr_assert_eq(book->e[i].status, SNAP_ECLOSED, "request %zu: %d", i, book->e[i].status);
+  cr_assert_eq(snap_executor_save(ex, &late, log_cb, &tags[101]), SNAP_ECLOSED);
+  snap_executor_free(ex);
+  snap_snapshot *snap;
+  cr_assert_eq(snap_load_latest(st, "c", NULL, &snap), SNAP_OK);
+  cr_assert_null(snap, "cancelled saves were not written");
+  snap_store_close(st);
+}
+
+/* ---- shutdown under load, then reopen: every acknowledged save is there ---- */
+
+#define SUBMITTERS 6
+#define PER_THREAD 400
+
+typedef struct ack {
+  atomic_int status[PER_THREAD];
+  atomic_int calls[PER_THREAD];
+} ack;
+
+typedef struct submitter {
+  snap_executor *ex;
+  int id;
+  int accepted; /* submissions that returned SNAP_OK, in seq order 0..accepted-1 */
+  ack *acks;
+  char pid[16];
+} submitter;
+
+typedef struct slot {
+  submitter *s;
+  int seq;
+} slot;
+
+static slot slots[SUBMITTERS][PER_THREAD];
+
+static void ack_cb(void *ud, snap_result *r) {
+  slot *sl = ud;
+  atomic_store(&sl->s->acks->status[sl->seq], r->status);
+  atomic_fetch_add(&sl->s->acks->calls[sl->seq], 1);
+}
+
+static atomic_int started;
+
+static void *submit_loop(void *arg) {
+  submitter *s = arg;
+  snprintf(s->pid, sizeof s->pid, "load-%d", s->id);
+  atomic_fetch_add(&started, 1);
+  for (int i = 0; i < PER_THREAD; i++) {
+    slots[s->id][i] = (slot){s, i};
+    snap_save_req r = save_req(s->pid, i);
+    snap_request rq = {.kind = SNAP_REQUEST_SAVE, .save = r, .callback = ack_cb,
+                       .ud = &slots[s->id][i]};
+    int rc = snap_executor_submit(s->ex, &rq, -1);
+    if (rc == SNAP_ECLOSED)
+      break;
+    if (rc != SNAP_OK)
+      return (void *)(intptr_t)rc;
+    s->accepted = i + 1;
+  }
+  return NULL;
+}
+
+Test(executor, shutdown_under_load_loses_no_acknowledged_save, .timeout = 300) {
+  char *path = tmp_path("load.db");
+  char config[700];
+  snprintf(config, sizeof config, "{\"path\": \"%s\", \"keep\": 0}", path);
+  snap_store *st;
+  cr_assert_eq(snap_store_open(&st, "sqlite", config), SNAP_OK, "%s", snap_error_message());
+  snap_executor *ex;
+  snap_executor_config cfg = {.queue_capacity = 64, .max_batch = 32};
+  cr_assert_eq(snap_executor_new(&ex, st, &cfg), SNAP_OK);
+
+  submitter subs[SUBMITTERS];
+  pthread_t t[SUBMITTERS];
+  for (int i = 0; i < SUBMITTERS; i++) {
+    subs[i] = (submitter){.ex = ex, .id = i, .acks = calloc(1, sizeof(ack))};
+    pthread_create(&t[i], NULL, submit_loop, &subs[i]);
+  }
+  /* Shut down while the submitters are (most likely) still submitting; the
+   * assertions below hold whatever the interleaving. */
+  while (atomic_load(&started) < SUBMITTERS)
+    ;
+  snap_executor_stats s;
+  do
+    snap_executor_stats_get(ex, &s);
+  while (s.completed < 50);
+  snap_executor_free(ex);
+  for (int i = 0; i < SUBMITTERS; i++) {
+    void *res;
+    pthread_join(t[i], &res);
+    cr_assert_null(res, "submitter %d failed with %d", i, (int)(intptr_t)res);
+  }
+  snap_store_close(st);
+
+  cr_assert_eq(snap_store_open(&st, "sqlite", config), SNAP_OK, "%s", snap_error_message());
+  int total = 0;
+  for (int i = 0; i < SUBMITTERS; i++) {
+    for (int q = 0; q < PER_THREAD; q++) {
+      int calls = atomic_load(&subs[i].acks->calls[q]);
+      if (q < subs[i].accepted) {
+        cr_assert_eq(calls, 1, "accepted save %s/%d completed once (%d)", subs[i].pid, q, calls);
+        cr_assert_eq(atomic_load(&subs[i].acks->status[q]), SNAP_OK);
+        snap_criteria c = {q, q, 0, INT64_MAX};
+        snap_snapshot *snap = NULL;
+        cr_assert_eq(snap_load(st, subs[i].pid, &c, NULL, &snap), SNAP_OK, "%s",
+                     snap_error_message());
+        cr_assert_not_null(snap, "acknowledged save %s/%d is durable", subs[i].pid, q);
+        snap_snapshot_free(snap);
+        total++;
+      } else {
+        cr_assert_eq(calls, 0, "a refused submission has no callback");
+      }
+    }
+    free(subs[i].acks);
+  }
+  cr_assert_gt(total, 0);
+  snap_store_close(st);
+  free(path);
+}
+
+Test(executor, refuses_bad_arguments) {
+  snap_store *st;
+  cr_assert_eq(snap_store_open(&st, "memory", NULL), SNAP_OK);
+  snap_executor *ex;
+  cr_assert_eq(snap_executor_new(&ex, NULL, NULL), SNAP_EINVAL);
+  cr_assert_eq(snap_executor_new(&ex, st, NULL), SNAP_OK);
+  snap_request rq = {.kind = 42};
+  cr_assert_eq(snap_executor_submit(ex, &rq, 0), SNAP_EINVAL);
+  cr_assert_eq(snap_executor_load(ex, "", NULL, NULL, NULL, NULL), SNAP_EINVAL, "empty pid");
+  cr_assert_eq(snap_executor_shutdown(ex, 0), SNAP_EINVAL);
+  cr_assert_eq(snap_executor_shutdown(ex, 0x80), SNAP_EINVAL);
+  cr_assert_eq(snap_executor_shutdown(ex, SNAP_SHUTDOWN_DRAIN), SNAP_OK);
+  cr_assert_eq(snap_executor_shutdown(ex, SNAP_SHUTDOWN_DRAIN), SNAP_OK, "idempotent");
+  snap_save_req r = save_req("late", 1);
+  cr_assert_eq(snap_executor_save(ex, &r, NULL, NULL), SNAP_ECLOSED);
+  snap_executor_free(ex);
+  snap_store_close(st);
+}
