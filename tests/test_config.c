@@ -1,0 +1,304 @@
+/* The configuration document: every key, its types and ranges, key files and
+ * keyrings, and messages that name the offending key by its full path. */
+#include <criterion/criterion.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "snap/plugin.h"
+
+static char dir[512];
+
+static void make_dir(void) {
+  const char *base = getenv("SNAP_TEST_TMP");
+  if (!base)
+    base = "/tmp";
+  mkdir(base, 0700);
+  snprintf(dir, sizeof dir, "%s/config-XXXXXX", base);
+  cr_assert_not_null(mkdtemp(dir));
+}
+
+TestSuite(config, .init = make_dir);
+
+/* Writes a 64-hex-digit key file with the given mode. */
+static void key_file(const char *path, mode_t mode) {
+  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  cr_assert_geq(fd, 0);
+  const char *hex = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n";
+  cr_assert_eq(write(fd, hex, strlen(hex)), (ssize_t)strlen(hex));
+  close(fd);
+  cr_assert_eq(chmod(path, mode), 0);
+}
+
+/* Opening must fail with `code` and a message containing `needle`. */
+static void refused(const char *json, int code, const char *needle) {
+  snap_plugin *p = (snap_plugin *)1;
+  int rc = snap_plugin_open(&p, json, NULL);
+  cr_assert_eq(rc, code, "%s: got %d (%s)", json, rc, snap_error_message());
+  cr_assert_null(p);
+  cr_assert(strstr(snap_error_message(), needle), "message for %s names '%s': %s", json, needle,
+            snap_error_message());
+}
+
+static const char *STATE = "{\"holder\":\"Ada Lovelace\",\"balance\":1200}";
+
+Test(config, a_minimal_document_opens_a_store_and_an_executor) {
+  snap_plugin *p;
+  cr_assert_eq(snap_plugin_open(&p, "{\"backend\": \"memory\"}", NULL), SNAP_OK, "%s",
+               snap_error_message());
+  cr_assert_not_null(snap_plugin_store(p));
+  cr_assert_str_eq(snap_store_backend_name(snap_plugin_store(p)), "memory");
+  cr_assert_not_null(snap_plugin_executor(p));
+  cr_assert_not_null(snap_plugin_options(p));
+  snap_plugin_close(p);
+}
+
+Test(config, executor_false_starts_none) {
+  snap_plugin *p;
+  cr_assert_eq(snap_plugin_open(&p, "{\"backend\": \"memory\", \"executor\": false}", NULL),
+               SNAP_OK, "%s", snap_error_message());
+  cr_assert_null(snap_plugin_executor(p));
+  snap_plugin_close(p);
+}
+
+static void saved_cb(void *ud, snap_result *r) { *(int *)ud = r->status; }
+
+Test(config, a_full_document_compresses_and_encrypts_with_a_key_file) {
+  char key[600], db[600], json[2048];
+  snprintf(key, sizeof key, "%s/snap.key", dir);
+  snprintf(db, sizeof db, "%s/state.db", dir);
+  key_file(key, 0600);
+  snprintf(json, sizeof json,
+           "{\"backend\": \"sqlite\", \"config\": {\"path\": \"%s\", \"keep\": 2},"
+           " \"options\": {\"compression\": \"zlib\", \"compression_level\": 9,"
+           " \"compression_min_size\": 0,"
+           " \"encryption\": {\"key_file\": \"%s\", \"key_version\": 3,"
+           " \"context\": \"acme/test/snapshots/v1\"},"
+           " \"max_stored_size\": 1048576, \"max_decoded_size\": 4194304,"
+           " \"accept_unauthenticated\": false, \"required\": [\"encryption\", \"compression\"]},"
+           " \"executor\": {\"queue_capacity\": 8, \"max_batch\": 4}}",
+           db, key);
+  snap_plugin *p;
+  cr_assert_eq(snap_plugin_open(&p, json, NULL), SNAP_OK, "%s", snap_error_message());
+  snap_store *st = snap_plugin_store(p);
+  snap_meta meta;
+  cr_assert_eq(snap_save(st, "acct-1", 1, SNAP_FORMAT_JSON, STATE, strlen(STATE), NULL, &meta),
+               SNAP_OK, "%s", snap_error_message());
+  cr_assert(meta.stages & SNAP_STAGE_ENCRYPTED, "the defaults came from the document");
+  cr_assert(meta.stages & SNAP_STAGE_COMPRESSED);
+  int status = 1;
+  snap_save_req r = {"acct-1", 2, SNAP_TIMESTAMP_AUTO, SNAP_FORMAT_JSON, STATE, strlen(STATE),
+                     NULL};
+  cr_assert_eq(snap_executor_save(snap_plugin_executor(p), &r, saved_cb, &status), SNAP_OK);
+  snap_plugin_close(p); /* drains the executor */
+  cr_assert_eq(status, SNAP_OK);
+
+  /* Reopened with the same document, the latest snapshot decrypts. */
+  cr_assert_eq(snap_plugin_open(&p, json, NULL), SNAP_OK, "%s", snap_error_message());
+  snap_snapshot *s;
+  cr_assert_eq(snap_load_latest(snap_plugin_store(p), "acct-1", NULL, &s), SNAP_OK, "%s",
+               snap_error_message());
+  cr_assert_not_null(s);
+  cr_assert_eq(s->seq, 2);
+  cr_assert(s->stages & SNAP_STAGE_ENCRYPTED);
+  cr_assert_eq(s->len, strlen(STATE));
+  cr_assert_eq(memcmp(s->data, STATE, s->len), 0);
+  snap_snapshot_free(s);
+  snap_plugin_close(p);
+
+  /* Without the key, the encrypted snapshot is an error, not a silent miss. */
+  char nokey[1024];
+  snprintf(nokey, sizeof nokey, "{\"backend\": \"sqlite\", \"config\": {\"path\": \"%s\"}}", db);
+  cr_assert_eq(snap_plugin_open(&p, nokey, NULL), SNAP_OK, "%s", snap_error_message());
+  int rc = snap_load_latest(snap_plugin_store(p), "acct-1", NULL, &s);
+  cr_assert(rc == SNAP_ENOKEY || rc == SNAP_EAUTH, "got %d", rc);
+  snap_plugin_close(p);
+}
+
+Test(config, a_key_file_readable_by_others_is_refused) {
+  char key[600], json[1024];
+  snprintf(key, sizeof key, "%s/open.key", dir);
+  key_file(key, 0644);
+  snprintf(json, sizeof json,
+           "{\"backend\": \"memory\", \"options\": {\"encryption\": {\"key_file\": \"%s\","
+           " \"context\": \"acme/test/v1\"}}}",
+           key);
+  refused(json, SNAP_EAUTH, key);
+  key_file(key, 0640);
+  refused(json, SNAP_EAUTH, "options.encryption.key_file");
+  key_file(key, 0400);
+  snap_plugin *p;
+  cr_assert_eq(snap_plugin_open(&p, json, NULL), SNAP_OK, "owner-only is fine: %s",
+               snap_error_message());
+  snap_plugin_close(p);
+}
+
+Test(config, a_missing_key_file_is_refused_naming_it) {
+  char json[1024];
+  snprintf(json, sizeof json,
+           "{\"backend\": \"memory\", \"options\": {\"encryption\": {\"key_file\": "
+           "\"%s/absent.key\", \"context\": \"acme/test/v1\"}}}",
+           dir);
+  refused(json, SNAP_EIO, "absent.key");
+}
+
+Test(config, a_supplied_keyring_encrypts_when_a_context_is_given) {
+  snap_keyring *kr;
+  cr_assert_eq(snap_keyring_new(&kr), SNAP_OK);
+  uint8_t k[32] = {7};
+  cr_assert_eq(snap_keyring_add(kr, 2, k, sizeof k), SNAP_OK);
+  snap_plugin *p;
+  const char *json = "{\"backend\": \"memory\", \"options\": {\"encryption\": "
+                     "{\"context\": \"acme/test/v1\", \"key_version\": 2}}}";
+  cr_assert_eq(snap_plugin_open(&p, json, kr), SNAP_OK, "%s", snap_error_message());
+  snap_meta meta;
+  cr_assert_eq(snap_save(snap_plugin_store(p), "a", 1, SNAP_FORMAT_JSON, STATE, strlen(STATE),
+                         NULL, &meta),
+               SNAP_OK, "%s", snap_error_message());
+  cr_assert(meta.stages & SNAP_STAGE_ENCRYPTED);
+  snap_plugin_close(p);
+
+  snap_plugin *q = (snap_plugin *)1;
+  cr_assert_eq(snap_plugin_open(&q,
+                                "{\"backend\": \"memory\", \"options\": {\"encryption\": "
+                                "{\"context\": \"acme/test/v1\", \"key_version\": 5}}}",
+                                kr),
+               SNAP_ECONFIG);
+  cr_assert(strstr(snap_error_message(), "options.encryption.key_version"), "%s",
+            snap_error_message());
+  cr_assert_eq(snap_plugin_open(&q, "{\"backend\": \"memory\"}", kr), SNAP_ECONFIG,
+               "a keyring without a context would silently store plaintext");
+  cr_assert(strstr(snap_error_message(), "options.encryption"), "%s", snap_error_message());
+  char json2[1024];
+  char key[600];
+  snprintf(key, sizeof key, "%s/both.key", dir);
+  key_file(key, 0600);
+  snprintf(json2, sizeof json2,
+           "{\"backend\": \"memory\", \"options\": {\"encryption\": {\"key_file\": \"%s\","
+           " \"context\": \"acme/test/v1\"}}}",
+           key);
+  cr_assert_eq(snap_plugin_open(&q, json2, kr), SNAP_ECONFIG, "a key file and a keyring");
+  cr_assert(strstr(snap_error_message(), "options.encryption.key_file"), "%s",
+            snap_error_message());
+  snap_keyring_free(kr);
+}
+
+Test(config, encryption_needs_a_key_source_and_a_context) {
+  refused("{\"backend\": \"memory\", \"options\": {\"encryption\": {\"context\": \"a/b/v1\"}}}",
+          SNAP_ECONFIG, "options.encryption.key_file");
+  refused("{\"backend\": \"memory\", \"options\": {\"encryption\": {\"key_file\": \"/k\"}}}",
+          SNAP_ECONFIG, "options.encryption.context");
+  refused("{\"backend\": \"memory\", \"options\": {\"encryption\": {\"key_file\": \"/k\","
+          " \"context\": \"\"}}}",
+          SNAP_ECONFIG, "options.encryption.context");
+  refused("{\"backend\": \"memory\", \"options\": {\"encryption\": {\"key_file\": \"/k\","
+          " \"context\": 7}}}",
+          SNAP_ECONFIG, "options.encryption.context");
+  refused("{\"backend\": \"memory\", \"options\": {\"encryption\": true}}", SNAP_ECONFIG,
+          "options.encryption");
+  refused("{\"backend\": \"memory\", \"options\": {\"encryption\": {\"key_file\": \"/k\","
+          " \"context\": \"a/b\", \"key_version\": 0}}}",
+          SNAP_ECONFIG, "options.encryption.key_version");
+  snap_plugin *p;
+  cr_assert_eq(
+      snap_plugin_open(&p, "{\"backend\": \"memory\", \"options\": {\"encryption\": false}}",
+                       NULL),
+      SNAP_OK, "%s", snap_error_message());
+  snap_plugin_close(p);
+}
+
+Test(config, unknown_keys_are_refused_by_full_path) {
+  refused("{\"backend\": \"memory\", \"colour\": 1}", SNAP_ECONFIG, "colour");
+  refused("{\"backend\": \"memory\", \"options\": {\"speed\": 1}}", SNAP_ECONFIG,
+          "options.speed");
+  refused("{\"backend\": \"memory\", \"options\": {\"encryption\": {\"key_file\": \"/k\","
+          " \"context\": \"a\", \"cipher\": \"aes\"}}}",
+          SNAP_ECONFIG, "options.encryption.cipher");
+  refused("{\"backend\": \"memory\", \"executor\": {\"threads\": 4}}", SNAP_ECONFIG,
+          "executor.threads");
+  refused("{\"backend\": \"memory\", \"config\": {\"bogus_key\": 1}}", SNAP_ECONFIG,
+          "bogus_key");
+}
+
+Test(config, wrong_types_are_refused_naming_the_key) {
+  refused("{\"backend\": 3}", SNAP_ECONFIG, "backend");
+  refused("{\"config\": {}}", SNAP_ECONFIG, "backend");
+  refused("{\"backend\": \"memory\", \"config\": [1]}", SNAP_ECONFIG, "config");
+  refused("{\"backend\": \"memory\", \"options\": []}", SNAP_ECONFIG, "options");
+  refused("{\"backend\": \"memory\", \"options\": {\"compression\": 1}}", SNAP_ECONFIG,
+          "options.compression");
+  refused("{\"backend\": \"memory\", \"options\": {\"compression\": \"lz4\"}}", SNAP_ECONFIG,
+          "options.compression");
+  refused("{\"backend\": \"memory\", \"options\": {\"compression\": \"zlib\","
+          " \"compression_level\": \"6\"}}",
+          SNAP_ECONFIG, "options.compression_level");
+  refused("{\"backend\": \"memory\", \"options\": {\"accept_unauthenticated\": 1}}",
+          SNAP_ECONFIG, "options.accept_unauthenticated");
+  refused("{\"backend\": \"memory\", \"options\": {\"required\": \"encryption\"}}", SNAP_ECONFIG,
+          "options.required");
+  refused("{\"backend\": \"memory\", \"options\": {\"required\": [\"speed\"]}}", SNAP_ECONFIG,
+          "options.required[0]");
+  refused("{\"backend\": \"memory\", \"options\": {\"required\": [\"compression\", 2]}}",
+          SNAP_ECONFIG, "options.required[1]");
+  refused("{\"backend\": \"memory\", \"executor\": 1}", SNAP_ECONFIG, "executor");
+  refused("[]", SNAP_ECONFIG, "document");
+  refused("{\"backend\": ", SNAP_ECONFIG, "not valid JSON");
+}
+
+Test(config, out_of_range_values_are_refused_naming_the_key) {
+  refused("{\"backend\": \"memory\", \"options\": {\"compression\": \"zlib\","
+          " \"compression_level\": 10}}",
+          SNAP_ECONFIG, "options.compression_level");
+  refused("{\"backend\": \"memory\", \"options\": {\"compression\": \"zlib\","
+          " \"compression_level\": -1}}",
+          SNAP_ECONFIG, "options.compression_level");
+  refused("{\"backend\": \"memory\", \"options\": {\"compression_min_size\": -5}}", SNAP_ECONFIG,
+          "options.compression_min_size");
+  refused("{\"backend\": \"memory\", \"options\": {\"compression_min_size\": 1.5}}",
+          SNAP_ECONFIG, "options.compression_min_size");
+  refused("{\"backend\": \"memory\", \"options\": {\"max_stored_size\": 0}}", SNAP_ECONFIG,
+          "options.max_stored_size");
+  refused("{\"backend\": \"memory\", \"options\": {\"max_decoded_size\": 1e300}}", SNAP_ECONFIG,
+          "options.max_decoded_size");
+  refused("{\"backend\": \"memory\", \"executor\": {\"queue_capacity\": 0}}", SNAP_ECONFIG,
+          "executor.queue_capacity");
+  refused("{\"backend\": \"memory\", \"executor\": {\"max_batch\": 2.5}}", SNAP_ECONFIG,
+          "executor.max_batch");
+  refused("{\"backend\": \"memory\", \"options\": {\"compression_level\": 3}}", SNAP_ECONFIG,
+          "options.compression_level");
+}
+
+Test(config, an_unknown_backend_is_refused_naming_it) {
+  refused("{\"backend\": \"cassandra\"}", SNAP_ECONFIG, "cassandra");
+}
+
+Test(config, compression_none_stores_plain_bodies) {
+  snap_plugin *p;
+  cr_assert_eq(snap_plugin_open(&p,
+                                "{\"backend\": \"memory\", \"options\": {\"compression\": "
+                                "\"none\", \"accept_unauthenticated\": true, \"required\": []}}",
+                                NULL),
+               SNAP_OK, "%s", snap_error_message());
+  snap_meta meta;
+  cr_assert_eq(snap_save(snap_plugin_store(p), "a", 1, SNAP_FORMAT_JSON, STATE, strlen(STATE),
+                         NULL, &meta),
+               SNAP_OK, "%s", snap_error_message());
+  cr_assert_eq(meta.stages & (SNAP_STAGE_COMPRESSED | SNAP_STAGE_ENCRYPTED), 0u);
+  snap_plugin_close(p);
+}
+
+Test(config, a_limit_from_the_document_is_enforced) {
+  snap_plugin *p;
+  cr_assert_eq(
+      snap_plugin_open(&p, "{\"backend\": \"memory\", \"options\": {\"max_decoded_size\": 8}}",
+                       NULL),
+      SNAP_OK, "%s", snap_error_message());
+  int rc = snap_save(snap_plugin_store(p), "a", 1, SNAP_FORMAT_JSON, STATE, strlen(STATE), NULL,
+                     NULL);
+  cr_assert_eq(rc, SNAP_ETOOBIG, "a %zu-byte state over an 8-byte limit: %d (%s)", strlen(STATE),
+               rc, snap_error_message());
+  snap_plugin_close(p);
+}
