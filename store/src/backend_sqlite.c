@@ -54,6 +54,7 @@ typedef struct sql_backend {
   char table[TABLE_MAX + 1];
   bool sync_full;
   int busy_ms;
+  unsigned long max_pages; /* PRAGMA max_page_count on every connection; 0 = SQLite's */
   enum secure_mode secure;
   char *sql[S_COUNT];
 
@@ -173,6 +174,16 @@ static int parse_config(sql_backend *b, const char *config_json) {
         break;
       }
       b->busy_ms = (int)v;
+    } else if (strcmp(k, "max_page_count") == 0) {
+      /* Operators cap the database's size; the pragma is per connection, so
+       * only the backend can apply it to every connection it opens. */
+      double v = cJSON_IsNumber(it) ? it->valuedouble : -1;
+      if (!(v >= 0 && v <= 4294967294.0) || (double)(unsigned long)v != v) {
+        rc = h->error(SNAP_ECONFIG, "sqlite config key 'max_page_count': expected an integer "
+                                    "in [0, 4294967294] (0: no cap)");
+        break;
+      }
+      b->max_pages = (unsigned long)v;
     } else if (strcmp(k, "secure_delete") == 0) {
       static const char *const names[] = {"auto", "on", "off", "fast"};
       int found = -1;
@@ -279,7 +290,12 @@ static int conn_open(sql_backend *b, conn *c, bool writer) {
   /* The busy timeout comes first: even the pragmas below may need a lock. */
   sqlite3_busy_timeout(c->db, b->busy_ms);
   int e = SNAP_OK;
-  if (writer)
+  if (b->max_pages > 0) {
+    char pragma[64];
+    snprintf(pragma, sizeof pragma, "PRAGMA max_page_count = %lu", b->max_pages);
+    e = exec(b, c->db, pragma);
+  }
+  if (e == SNAP_OK && writer)
     e = exec(b, c->db, "PRAGMA journal_mode = WAL");
   if (e == SNAP_OK)
     e = exec(b, c->db, b->sync_full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL");
