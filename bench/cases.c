@@ -1,0 +1,419 @@
+/*
+ * Save and load workloads, each in a snapstore form and a raw-SQLite form
+ * that store the same bytes under the same pids and sequence numbers.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench.h"
+#include "cases.h"
+#include "snap/executor.h"
+
+const char *opt_label(int opt) {
+  static const char *const labels[OPT_COUNT] = {"plain", "zlib-1", "enc", "zlib-1+enc"};
+  return labels[opt & 3];
+}
+
+void store_config(char *buf, size_t cap, const char *path, int sync_full, uint32_t keep) {
+  /* The path is ours (cfg->dir plus a fixed name) and holds no quote. */
+  snprintf(buf, cap, "{\"path\": \"%s\", \"synchronous\": \"%s\", \"keep\": %u}", path,
+           sync_full ? "full" : "normal", (unsigned)keep);
+}
+
+static int snap_fail(char *err, size_t errcap, const char *what, int rc) {
+  snprintf(err, errcap, "%s: %s: %s", what, snap_strerror(rc), snap_error_message());
+  return -1;
+}
+
+static int open_store(const char *path, int sync_full, uint32_t keep, snap_store **st, char *err,
+                      size_t errcap) {
+  char cfg[4400];
+  store_config(cfg, sizeof cfg, path, sync_full, keep);
+  int rc = snap_store_open(st, "sqlite", cfg);
+  return rc == SNAP_OK ? 0 : snap_fail(err, errcap, "snap_store_open", rc);
+}
+
+/* Warm-up saves per pid before the clock starts: they open the database
+ * lazily, prepare statements and, with keep > 0, fill every pid beyond `keep`
+ * so that the timed saves prune. */
+static int warm_saves(const save_case *sc) { return sc->keep > 0 ? (int)sc->keep + 1 : 1; }
+
+/* ------------------------------------------------------------------------ */
+/* Synchronous snap_save()                                                   */
+/* ------------------------------------------------------------------------ */
+
+static int save_snap_sync(const bench_ctx *bx, const save_case *sc, snap_store *st, char **pids,
+                          double *rate, char *err, size_t errcap) {
+  const snap_options *o = bx->opts[sc->opt];
+  int64_t seq = 0;
+  for (int w = 0; w < warm_saves(sc); w++, seq++) {
+    for (int p = 0; p < sc->npids; p++) {
+      int rc = snap_save(st, pids[p], seq, sc->fmt, sc->state, sc->len, o, NULL);
+      if (rc != SNAP_OK) {
+        return snap_fail(err, errcap, "snap_save (warm-up)", rc);
+      }
+    }
+  }
+  long n = 0;
+  double t0 = bench_now(), el = 0;
+  do {
+    int rc = snap_save(st, pids[n % sc->npids], seq + n / sc->npids, sc->fmt, sc->state, sc->len, o,
+                       NULL);
+    if (rc != SNAP_OK) {
+      return snap_fail(err, errcap, "snap_save", rc);
+    }
+    n++;
+    el = bench_now() - t0;
+  } while (el < bx->cfg->save_seconds);
+  *rate = (double)n / el;
+  return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The executor: each submitter is an actor that awaits its save's callback  */
+/* before saving again (a closed loop), as an event-sourced actor does.      */
+/* ------------------------------------------------------------------------ */
+
+typedef struct submitter {
+  const bench_ctx *bx;
+  const save_case *sc;
+  snap_executor *ex;
+  const char *pid;
+  int64_t seq;
+  atomic_int *stop;
+  pthread_t thread;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int done;
+  int status;
+  long count;
+  char err[160];
+} submitter;
+
+static void on_saved(void *ud, snap_result *res) {
+  submitter *s = ud;
+  pthread_mutex_lock(&s->mu);
+  s->status = res->status;
+  if (res->status != SNAP_OK) {
+    snprintf(s->err, sizeof s->err, "executor save of %s: %s: %s", res->pid,
+             snap_strerror(res->status), res->message ? res->message : "");
+  }
+  s->done = 1;
+  pthread_cond_signal(&s->cv);
+  pthread_mutex_unlock(&s->mu);
+}
+
+static void *submitter_run(void *arg) {
+  submitter *s = arg;
+  while (!atomic_load(s->stop)) {
+    snap_request req;
+    memset(&req, 0, sizeof req);
+    req.kind = SNAP_REQUEST_SAVE;
+    req.save.pid = s->pid;
+    req.save.seq = s->seq++;
+    req.save.timestamp = SNAP_TIMESTAMP_AUTO;
+    req.save.format = s->sc->fmt;
+    req.save.state = s->sc->state;
+    req.save.len = s->sc->len;
+    req.save.options = s->bx->opts[s->sc->opt];
+    req.callback = on_saved;
+    req.ud = s;
+    s->done = 0;
+    int rc = snap_executor_submit(s->ex, &req, -1);
+    if (rc != SNAP_OK) {
+      snprintf(s->err, sizeof s->err, "snap_executor_submit: %s: %s", snap_strerror(rc),
+               snap_error_message());
+      s->status = rc;
+      break;
+    }
+    pthread_mutex_lock(&s->mu);
+    while (!s->done) {
+      pthread_cond_wait(&s->cv, &s->mu);
+    }
+    int st = s->status;
+    pthread_mutex_unlock(&s->mu);
+    if (st != SNAP_OK) {
+      break;
+    }
+    s->count++;
+  }
+  return NULL;
+}
+
+static int save_snap_executor(const bench_ctx *bx, const save_case *sc, snap_store *st, char **pids,
+                              double *rate, char *err, size_t errcap) {
+  snap_executor *ex = NULL;
+  snap_executor_config ecfg = SNAP_EXECUTOR_CONFIG_INIT;
+  int rc = snap_executor_new(&ex, st, &ecfg);
+  if (rc != SNAP_OK) {
+    return snap_fail(err, errcap, "snap_executor_new", rc);
+  }
+  /* Open the database lazily before the clock starts. */
+  rc = snap_save(st, pids[0], 0, sc->fmt, sc->state, sc->len, bx->opts[sc->opt], NULL);
+  if (rc != SNAP_OK) {
+    snap_executor_free(ex);
+    return snap_fail(err, errcap, "snap_save (warm-up)", rc);
+  }
+  int n = sc->submitters;
+  submitter *subs = calloc((size_t)n, sizeof *subs);
+  if (!subs) {
+    snap_executor_free(ex);
+    snprintf(err, errcap, "out of memory");
+    return -1;
+  }
+  atomic_int stop;
+  atomic_init(&stop, 0);
+  int started = 0, failed = 0;
+  double t0 = bench_now();
+  for (int i = 0; i < n; i++) {
+    submitter *s = &subs[i];
+    s->bx = bx;
+    s->sc = sc;
+    s->ex = ex;
+    s->pid = pids[i % sc->npids];
+    /* Submitters sharing a pid (never in the standard rows) use disjoint seqs. */
+    s->seq = 1 + (int64_t)i * 1000000000LL;
+    s->stop = &stop;
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
+    if (pthread_create(&s->thread, NULL, submitter_run, s) != 0) {
+      failed = 1;
+      break;
+    }
+    started++;
+  }
+  /* The main thread only keeps time. */
+  while (!failed && bench_now() - t0 < bx->cfg->save_seconds) {
+    struct timespec ts = {0, 2000000};
+    nanosleep(&ts, NULL);
+  }
+  atomic_store(&stop, 1);
+  long total = 0;
+  for (int i = 0; i < started; i++) {
+    pthread_join(subs[i].thread, NULL);
+    total += subs[i].count;
+    if (subs[i].status != SNAP_OK && !failed) {
+      snprintf(err, errcap, "%s", subs[i].err);
+      failed = 1;
+    }
+  }
+  double el = bench_now() - t0;
+  for (int i = 0; i < started; i++) {
+    pthread_mutex_destroy(&subs[i].mu);
+    pthread_cond_destroy(&subs[i].cv);
+  }
+  free(subs);
+  snap_executor_free(ex);
+  if (failed) {
+    if (!err[0]) {
+      snprintf(err, errcap, "could not start the submitter threads");
+    }
+    return -1;
+  }
+  *rate = (double)total / el;
+  return 0;
+}
+
+int save_snap(const bench_ctx *bx, const save_case *sc, double *rate, char *err, size_t errcap) {
+  char path[4096];
+  snap_store *st = NULL;
+  bench_path(path, sizeof path, bx->cfg, "save-snap.db");
+  bench_db_remove(path);
+  char **pids = bench_pids_make(sc->npids > sc->submitters ? sc->npids : sc->submitters);
+  if (!pids) {
+    snprintf(err, errcap, "out of memory");
+    return -1;
+  }
+  int rc = open_store(path, sc->sync_full, sc->keep, &st, err, errcap);
+  if (rc == 0) {
+    rc = sc->submitters > 0 ? save_snap_executor(bx, sc, st, pids, rate, err, errcap)
+                            : save_snap_sync(bx, sc, st, pids, rate, err, errcap);
+  }
+  snap_store_close(st);
+  bench_pids_free(pids, sc->npids > sc->submitters ? sc->npids : sc->submitters);
+  bench_db_remove(path);
+  return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The baseline                                                              */
+/* ------------------------------------------------------------------------ */
+
+int save_raw(const bench_ctx *bx, const save_case *sc, double *rate, char *err, size_t errcap) {
+  char path[4096];
+  raw_db r;
+  bench_path(path, sizeof path, bx->cfg, "save-raw.db");
+  bench_db_remove(path);
+  int npids = sc->npids > sc->submitters ? sc->npids : sc->submitters;
+  char **pids = bench_pids_make(npids);
+  bench_db_opts o = {sc->sync_full, (sc->opt & OPT_ENC) != 0};
+  int rc = -1;
+  if (!pids) {
+    snprintf(err, errcap, "out of memory");
+    return -1;
+  }
+  if (raw_open(&r, path, &o) != 0) {
+    snprintf(err, errcap, "baseline open: %s", raw_error(&r));
+    goto done;
+  }
+  int warm = warm_saves(sc);
+  if (raw_insert(&r, pids, npids, 0, 0, (long)warm * npids, sc->batch, sc->state, sc->len,
+                 sc->keep) != 0) {
+    snprintf(err, errcap, "baseline insert (warm-up): %s", raw_error(&r));
+    goto done;
+  }
+  long n = 0;
+  double t0 = bench_now(), el = 0;
+  do {
+    /* Whole transactions of `batch` rows; row n is (pids[n % npids],
+     * warm + n / npids), as on the snapstore side. */
+    long k = sc->batch > 1 ? sc->batch : 1;
+    if (raw_insert(&r, pids, npids, warm, n, k, (int)k, sc->state, sc->len, sc->keep) != 0) {
+      snprintf(err, errcap, "baseline insert: %s", raw_error(&r));
+      goto done;
+    }
+    n += k;
+    el = bench_now() - t0;
+  } while (el < bx->cfg->save_seconds);
+  *rate = (double)n / el;
+  rc = 0;
+done:
+  raw_close(&r);
+  bench_pids_free(pids, npids);
+  bench_db_remove(path);
+  return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Loads: 3 snapshots per pid, the newest read back with its body copied     */
+/* ------------------------------------------------------------------------ */
+
+/* Visits the pids in a scattered order so that consecutive loads do not hit
+ * neighbouring pages (7919 is prime, so every pid is visited). */
+static int scattered(long i, int npids) { return (int)((i * 7919L) % npids); }
+
+#define LOAD_SNAPSHOTS 3
+#define LOAD_CHUNK 500
+
+static int fill_snap(const bench_ctx *bx, load_case *lc, char *err, size_t errcap) {
+  snap_save_req *reqs = calloc(LOAD_CHUNK, sizeof *reqs);
+  int *status = calloc(LOAD_CHUNK, sizeof *status);
+  int rc = SNAP_OK;
+  if (!reqs || !status) {
+    free(reqs);
+    free(status);
+    snprintf(err, errcap, "out of memory");
+    return -1;
+  }
+  long total = (long)LOAD_SNAPSHOTS * lc->npids;
+  for (long first = 0; first < total && rc == SNAP_OK; first += LOAD_CHUNK) {
+    size_t n = 0;
+    for (long i = first; i < total && n < LOAD_CHUNK; i++, n++) {
+      reqs[n].pid = lc->pids[i % lc->npids];
+      reqs[n].seq = i / lc->npids;
+      reqs[n].timestamp = SNAP_TIMESTAMP_AUTO;
+      reqs[n].format = lc->fmt;
+      reqs[n].state = lc->state;
+      reqs[n].len = lc->len;
+      reqs[n].options = bx->opts[lc->opt];
+    }
+    rc = snap_save_batch(lc->st, reqs, n, status, NULL);
+  }
+  free(reqs);
+  free(status);
+  return rc == SNAP_OK ? 0 : snap_fail(err, errcap, "snap_save_batch (load setup)", rc);
+}
+
+int load_setup(const bench_ctx *bx, load_case *lc, char *err, size_t errcap) {
+  bench_db_opts o = {1, (lc->opt & OPT_ENC) != 0};
+  bench_path(lc->snap_path, sizeof lc->snap_path, bx->cfg, "load-snap.db");
+  bench_path(lc->raw_path, sizeof lc->raw_path, bx->cfg, "load-raw.db");
+  bench_db_remove(lc->snap_path);
+  bench_db_remove(lc->raw_path);
+  lc->pids = bench_pids_make(lc->npids);
+  if (!lc->pids) {
+    snprintf(err, errcap, "out of memory");
+    return -1;
+  }
+  if (open_store(lc->snap_path, 1, 0, &lc->st, err, errcap) != 0 ||
+      fill_snap(bx, lc, err, errcap) != 0) {
+    return -1;
+  }
+  if (raw_open(&lc->raw, lc->raw_path, &o) != 0 ||
+      raw_insert(&lc->raw, lc->pids, lc->npids, 0, 0, (long)LOAD_SNAPSHOTS * lc->npids, 1000,
+                 lc->state, lc->len, 0) != 0) {
+    snprintf(err, errcap, "baseline setup: %s", raw_error(&lc->raw));
+    return -1;
+  }
+  /* One pass over every pid on both sides (a timed loop of zero seconds still
+   * visits every pid once): the warm cache the rows promise. */
+  bench_cfg warm = *bx->cfg;
+  bench_ctx wx = *bx;
+  double rate;
+  warm.load_seconds = 0;
+  wx.cfg = &warm;
+  if (load_snap(&wx, lc, &rate, err, errcap) != 0 || load_raw(&wx, lc, &rate, err, errcap) != 0) {
+    return -1;
+  }
+  return 0;
+}
+
+int load_snap(const bench_ctx *bx, load_case *lc, double *rate, char *err, size_t errcap) {
+  const snap_options *o = bx->opts[lc->opt];
+  long n = 0;
+  double t0 = bench_now(), el = 0;
+  do {
+    snap_snapshot *s = NULL;
+    const char *pid = lc->pids[scattered(n, lc->npids)];
+    int rc = snap_load_latest(lc->st, pid, o, &s);
+    if (rc != SNAP_OK) {
+      return snap_fail(err, errcap, "snap_load_latest", rc);
+    }
+    if (!s || s->len != lc->len || s->seq != LOAD_SNAPSHOTS - 1) {
+      snprintf(err, errcap, "snap_load_latest(%s) returned %s", pid,
+               s ? "the wrong snapshot" : "nothing");
+      snap_snapshot_free(s);
+      return -1;
+    }
+    snap_snapshot_free(s);
+    n++;
+    el = bench_now() - t0;
+  } while (el < bx->cfg->load_seconds || n < lc->npids);
+  *rate = (double)n / el;
+  return 0;
+}
+
+int load_raw(const bench_ctx *bx, load_case *lc, double *rate, char *err, size_t errcap) {
+  long n = 0;
+  double t0 = bench_now(), el = 0;
+  do {
+    uint8_t *body = NULL;
+    size_t len = 0;
+    const char *pid = lc->pids[scattered(n, lc->npids)];
+    if (raw_load_latest(&lc->raw, pid, &body, &len) != 0 || len != lc->len) {
+      free(body);
+      snprintf(err, errcap, "baseline load of %s: %s", pid, raw_error(&lc->raw));
+      return -1;
+    }
+    free(body);
+    n++;
+    el = bench_now() - t0;
+  } while (el < bx->cfg->load_seconds || n < lc->npids);
+  *rate = (double)n / el;
+  return 0;
+}
+
+void load_teardown(load_case *lc) {
+  snap_store_close(lc->st);
+  lc->st = NULL;
+  raw_close(&lc->raw);
+  lc->snap_bytes = bench_db_bytes(lc->snap_path);
+  lc->raw_bytes = bench_db_bytes(lc->raw_path);
+  bench_db_remove(lc->snap_path);
+  bench_db_remove(lc->raw_path);
+  bench_pids_free(lc->pids, lc->npids);
+  lc->pids = NULL;
+}

@@ -1,0 +1,136 @@
+/**
+ * @file cases.h
+ * @brief The measured workloads of snap_bench: each has a snapstore side and
+ *        a baseline side that do the same work (internal, not installed).
+ */
+#ifndef SNAP_BENCH_CASES_H
+#define SNAP_BENCH_CASES_H
+
+#include "bench.h"
+
+/** Persistence options of a row: bit OPT_ZLIB (zlib level 1), bit OPT_ENC (encryption). */
+#define OPT_PLAIN 0
+#define OPT_ZLIB 1
+#define OPT_ENC 2
+#define OPT_ZLIB_ENC (OPT_ZLIB | OPT_ENC)
+#define OPT_COUNT 4
+
+/** The encryption context of every encrypted row. */
+#define BENCH_CONTEXT "bench/local/snapshots/v1"
+
+/** What every case shares: the configuration, the key and the four option sets. */
+typedef struct bench_ctx {
+  const bench_cfg *cfg;
+  snap_keyring *kr;
+  uint8_t key[32];
+  snap_options *opts[OPT_COUNT];
+} bench_ctx;
+
+/** The label of an option set ("plain", "zlib-1", "enc", "zlib-1+enc"). */
+const char *opt_label(int opt);
+
+/* ------------------------------------------------------------------------ */
+/* The pipeline alone                                                        */
+/* ------------------------------------------------------------------------ */
+
+/** One encode or decode row. */
+typedef struct codec_case {
+  snap_format fmt;
+  const uint8_t *state;
+  size_t len;
+  int opt;
+} codec_case;
+
+/** The baseline codec's buffers. */
+typedef struct raw_codec {
+  uint8_t key[32];
+  const char *context;
+  uint8_t *out, *tmp, *dec;
+  size_t out_cap, tmp_cap, dec_cap, out_len, orig_len;
+  int stored_compressed;
+} raw_codec;
+
+/** The baseline encoder: validate, compress2 level 1, BLAKE2b subkey, XChaCha20-Poly1305. */
+int raw_encode(raw_codec *c, const char *pid, int64_t seq, snap_format fmt, const uint8_t *state,
+               size_t len, int opt);
+/** The baseline decoder: the reverse of raw_encode() (into c->dec). */
+int raw_decode(raw_codec *c, const char *pid, int64_t seq, const uint8_t *body, size_t body_len,
+               int opt);
+void raw_codec_dispose(raw_codec *c);
+
+/** Timed loops over one codec: µs per operation in `*us`. 0, or -1 with `err` filled. */
+int codec_snap_encode(const bench_ctx *bx, const codec_case *cc, double *us, char *err,
+                      size_t errcap);
+int codec_snap_decode(const bench_ctx *bx, const codec_case *cc, double *us, char *err,
+                      size_t errcap);
+int codec_raw_encode(const bench_ctx *bx, const codec_case *cc, double *us, char *err,
+                     size_t errcap);
+int codec_raw_decode(const bench_ctx *bx, const codec_case *cc, double *us, char *err,
+                     size_t errcap);
+
+/* ------------------------------------------------------------------------ */
+/* Saves                                                                     */
+/* ------------------------------------------------------------------------ */
+
+/** One save row. */
+typedef struct save_case {
+  snap_format fmt;
+  const uint8_t *state;
+  size_t len;
+  int opt;
+  int sync_full;
+  uint32_t keep;  /**< retention: 0 keeps all */
+  int npids;      /**< saves go round-robin over this many pids */
+  int batch;      /**< baseline: rows per transaction */
+  int submitters; /**< snapstore: 0 = synchronous snap_save(), else the executor */
+} save_case;
+
+/** Saves for cfg->save_seconds into a fresh database: saves per second in `*rate`. */
+int save_snap(const bench_ctx *bx, const save_case *sc, double *rate, char *err, size_t errcap);
+int save_raw(const bench_ctx *bx, const save_case *sc, double *rate, char *err, size_t errcap);
+
+/* ------------------------------------------------------------------------ */
+/* Loads                                                                     */
+/* ------------------------------------------------------------------------ */
+
+/** One load row: both databases stay open across its repetitions. */
+typedef struct load_case {
+  snap_format fmt;
+  const uint8_t *state;
+  size_t len;
+  int opt;
+  int npids; /**< each with 3 snapshots */
+  char **pids;
+  snap_store *st;
+  raw_db raw;
+  char snap_path[4096], raw_path[4096];
+  long long snap_bytes, raw_bytes; /**< on disk, measured at teardown */
+} load_case;
+
+/** Creates and fills both databases and reads every pid once (a warm cache). */
+int load_setup(const bench_ctx *bx, load_case *lc, char *err, size_t errcap);
+/** Loads the newest snapshot of pids in a scattered order for cfg->load_seconds. */
+int load_snap(const bench_ctx *bx, load_case *lc, double *rate, char *err, size_t errcap);
+int load_raw(const bench_ctx *bx, load_case *lc, double *rate, char *err, size_t errcap);
+/** Closes both databases, measures their size on disk, and removes them. */
+void load_teardown(load_case *lc);
+
+/* ------------------------------------------------------------------------ */
+/* Peak RSS                                                                  */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * Measures, in a fresh child process, the peak RSS of saving then loading the
+ * state in the file `state_path` (snapstore with option set `opt`, or the
+ * baseline when `raw`). `*kib` receives the child's ru_maxrss.
+ */
+int rss_measure(const bench_ctx *bx, const char *self_exe, const char *state_path, int raw, int opt,
+                long *kib, char *err, size_t errcap);
+
+/** The child side of rss_measure(): argv = MODE OPT STATE_PATH DB_PATH. Returns the exit code. */
+int rss_child_main(int argc, char **argv);
+
+/** The sqlite store configuration of a row (JSON, into `buf`). */
+void store_config(char *buf, size_t cap, const char *path, int sync_full, uint32_t keep);
+
+#endif /* SNAP_BENCH_CASES_H */

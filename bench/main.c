@@ -1,0 +1,644 @@
+/*
+ * snap_bench: snapstore against raw SQLite on the same disk, in one process
+ * and one run. Every row runs the snapstore side then the baseline, once each
+ * per repetition, and reports the median and range of each and the median of
+ * their per-repetition ratios. docs/PERFORMANCE.md explains every row.
+ *
+ *   snap_bench [--quick] [--csv FILE] [--reps N] [--dir DIR] [--only TEXT]
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sodium.h>
+#include <sqlite3.h>
+
+#include "bench.h"
+#include "cases.h"
+
+/* ------------------------------------------------------------------------ */
+/* Running a row                                                             */
+/* ------------------------------------------------------------------------ */
+
+/** One side of a row: its figure for one repetition in `*v`. */
+typedef int (*side_fn)(const bench_ctx *bx, void *c, double *v, char *err, size_t errcap);
+
+static int side_save_snap(const bench_ctx *bx, void *c, double *v, char *err, size_t cap) {
+  return save_snap(bx, c, v, err, cap);
+}
+static int side_save_raw(const bench_ctx *bx, void *c, double *v, char *err, size_t cap) {
+  return save_raw(bx, c, v, err, cap);
+}
+static int side_load_snap(const bench_ctx *bx, void *c, double *v, char *err, size_t cap) {
+  return load_snap(bx, c, v, err, cap);
+}
+static int side_load_raw(const bench_ctx *bx, void *c, double *v, char *err, size_t cap) {
+  return load_raw(bx, c, v, err, cap);
+}
+static int side_enc_snap(const bench_ctx *bx, void *c, double *v, char *err, size_t cap) {
+  return codec_snap_encode(bx, c, v, err, cap);
+}
+static int side_enc_raw(const bench_ctx *bx, void *c, double *v, char *err, size_t cap) {
+  return codec_raw_encode(bx, c, v, err, cap);
+}
+static int side_dec_snap(const bench_ctx *bx, void *c, double *v, char *err, size_t cap) {
+  return codec_snap_decode(bx, c, v, err, cap);
+}
+static int side_dec_raw(const bench_ctx *bx, void *c, double *v, char *err, size_t cap) {
+  return codec_raw_decode(bx, c, v, err, cap);
+}
+
+typedef struct runner {
+  bench_ctx *bx;
+  bench_report *report;
+  const char *only;
+  int failures;
+} runner;
+
+static int wanted(const runner *rn, const char *group, const char *name) {
+  return !rn->only || strstr(group, rn->only) || strstr(name, rn->only);
+}
+
+static void progress(const bench_row *row) {
+  double sm, smin, smax, rm, rmin, rmax;
+  if (row->failed) {
+    return;
+  }
+  bench_stats(row->snap, row->n, &sm, &smin, &smax);
+  bench_stats(row->raw, row->n, &rm, &rmin, &rmax);
+  fprintf(stderr, "  %-9s %-52s %12.2f vs %12.2f %-10s ratio %.2f\n", row->group, row->name, sm, rm,
+          row->unit, bench_row_ratio(row));
+}
+
+/* Runs side a (snapstore) then side b (baseline) once per repetition. */
+static void run_row(runner *rn, const char *group, const char *name, const char *baseline,
+                    const char *unit, bench_kind kind, side_fn a, void *ca, side_fn b, void *cb) {
+  if (!wanted(rn, group, name)) {
+    return;
+  }
+  bench_row *row = bench_row_add(rn->report, group, name, baseline, unit, kind);
+  if (!row) {
+    rn->failures++;
+    return;
+  }
+  for (int rep = 0; rep < rn->bx->cfg->reps; rep++) {
+    double va = 0, vb = 0;
+    char err[160] = "";
+    if (a(rn->bx, ca, &va, err, sizeof err) != 0) {
+      bench_row_fail(row, "snapstore: %s", err);
+      rn->failures++;
+      return;
+    }
+    if (b(rn->bx, cb, &vb, err, sizeof err) != 0) {
+      bench_row_fail(row, "baseline: %s", err);
+      rn->failures++;
+      return;
+    }
+    bench_row_record(row, va, vb);
+  }
+  progress(row);
+}
+
+/* ------------------------------------------------------------------------ */
+/* The states                                                                */
+/* ------------------------------------------------------------------------ */
+
+typedef struct states {
+  bench_state ledger[SIZE_COUNT];
+  uint8_t *random4k;
+  size_t random4k_len;
+} states;
+
+static int states_make(states *s) {
+  memset(s, 0, sizeof *s);
+  for (int i = 0; i < SIZE_COUNT; i++) {
+    if (bench_state_make(&s->ledger[i], bench_size_bytes((bench_size)i)) != 0) {
+      return -1;
+    }
+  }
+  s->random4k_len = 4096;
+  s->random4k = bench_random_msgpack(s->random4k_len);
+  return s->random4k ? 0 : -1;
+}
+
+static void states_free(states *s) {
+  for (int i = 0; i < SIZE_COUNT; i++) {
+    bench_state_free(&s->ledger[i]);
+  }
+  free(s->random4k);
+}
+
+/* A row's payload: a ledger size in one format, or the random bytes. */
+typedef struct payload {
+  const char *label; /* "4 KiB JSON" */
+  snap_format fmt;
+  const uint8_t *data;
+  size_t len;
+} payload;
+
+static payload ledger_json(const states *s, bench_size z) {
+  static char labels[SIZE_COUNT][32];
+  snprintf(labels[z], sizeof labels[z], "%s JSON", bench_size_label(z));
+  payload p = {labels[z], SNAP_FORMAT_JSON, s->ledger[z].json, s->ledger[z].json_len};
+  return p;
+}
+
+static payload ledger_msgpack(const states *s, bench_size z) {
+  static char labels[SIZE_COUNT][32];
+  snprintf(labels[z], sizeof labels[z], "%s msgpack", bench_size_label(z));
+  payload p = {labels[z], SNAP_FORMAT_MSGPACK, s->ledger[z].msgpack, s->ledger[z].msgpack_len};
+  return p;
+}
+
+static payload random_4k(const states *s) {
+  payload p = {"4 KiB random", SNAP_FORMAT_MSGPACK, s->random4k, s->random4k_len};
+  return p;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The groups of rows                                                        */
+/* ------------------------------------------------------------------------ */
+
+static void save_rows(runner *rn, const states *s) {
+  const bench_cfg *cfg = rn->bx->cfg;
+  int npids = cfg->quick ? 4 : 100;
+  char name[96];
+  /* 4 KiB JSON: every option set, both durability levels (the targets). */
+  for (int sync = 1; sync >= 0; sync--) {
+    for (int opt = 0; opt < OPT_COUNT; opt++) {
+      payload p = ledger_json(s, SIZE_4K);
+      save_case sc = {p.fmt, p.data, p.len, opt, sync, 0, npids, 1, 0};
+      snprintf(name, sizeof name, "%s, %s, sync=%s", p.label, opt_label(opt),
+               sync ? "full" : "normal");
+      run_row(rn, "save", name, "raw INSERT, 1 per transaction", "saves/s", KIND_RATE,
+              side_save_snap, &sc, side_save_raw, &sc);
+    }
+  }
+  /* Other sizes and encodings: plain and the full pipeline, synchronous=full. */
+  payload others[6] = {ledger_msgpack(s, SIZE_4K),
+                       ledger_json(s, SIZE_256B),
+                       ledger_json(s, SIZE_64K),
+                       ledger_json(s, SIZE_1M),
+                       random_4k(s),
+                       ledger_msgpack(s, SIZE_1M)};
+  for (int i = 0; i < 5; i++) {
+    for (int opt = 0; opt < OPT_COUNT; opt += OPT_ZLIB_ENC) {
+      payload p = others[i];
+      save_case sc = {p.fmt, p.data, p.len, opt, 1, 0, npids, 1, 0};
+      snprintf(name, sizeof name, "%s, %s, sync=full", p.label, opt_label(opt));
+      run_row(rn, "save", name, "raw INSERT, 1 per transaction", "saves/s", KIND_RATE,
+              side_save_snap, &sc, side_save_raw, &sc);
+    }
+  }
+}
+
+static void executor_rows(runner *rn, const states *s) {
+  static const int submitters[] = {1, 4, 16};
+  char name[96];
+  for (int z = 0; z < 2; z++) {
+    payload p = ledger_json(s, z == 0 ? SIZE_256B : SIZE_4K);
+    /* The small state is compared with what it replaces (one transaction per
+     * save); the 4 KiB one with the best raw SQLite can do (1,000 per transaction). */
+    int batch = z == 0 ? 1 : 1000;
+    for (size_t i = 0; i < sizeof submitters / sizeof submitters[0]; i++) {
+      save_case sc = {p.fmt, p.data, p.len, OPT_PLAIN, 1, 0, submitters[i], 1, submitters[i]};
+      save_case rc = sc;
+      rc.batch = batch;
+      snprintf(name, sizeof name, "%d submitter%s, %s, plain, sync=full", submitters[i],
+               submitters[i] > 1 ? "s" : "", p.label);
+      run_row(rn, "executor", name,
+              batch > 1 ? "raw INSERT, 1,000 per transaction" : "raw INSERT, 1 per transaction",
+              "saves/s", KIND_RATE, side_save_snap, &sc, side_save_raw, &rc);
+    }
+  }
+}
+
+static void prune_rows(runner *rn, const states *s) {
+  int npids = rn->bx->cfg->quick ? 4 : 100;
+  payload p = ledger_json(s, SIZE_4K);
+  save_case keep3 = {p.fmt, p.data, p.len, OPT_PLAIN, 1, 3, npids, 1, 0};
+  save_case keep0 = keep3;
+  keep0.keep = 0;
+  run_row(rn, "prune", "4 KiB JSON, plain, sync=full, keep=3",
+          "raw INSERT + DELETE beyond 3, 1 per transaction", "saves/s", KIND_RATE, side_save_snap,
+          &keep3, side_save_raw, &keep3);
+  run_row(rn, "prune", "4 KiB JSON, plain, sync=full, keep=3 vs keep=0", "snapstore with keep=0",
+          "saves/s", KIND_RATE, side_save_snap, &keep3, side_save_snap, &keep0);
+}
+
+static void load_rows(runner *rn, const states *s) {
+  const bench_cfg *cfg = rn->bx->cfg;
+  struct {
+    payload p;
+    int opt;
+    int pid_div;
+  } rows[] = {
+      {ledger_json(s, SIZE_4K), OPT_PLAIN, 1},
+      {ledger_json(s, SIZE_4K), OPT_ZLIB, 1},
+      {ledger_json(s, SIZE_4K), OPT_ENC, 1},
+      {ledger_json(s, SIZE_4K), OPT_ZLIB_ENC, 1},
+      {ledger_msgpack(s, SIZE_4K), OPT_PLAIN, 1},
+      {ledger_json(s, SIZE_256B), OPT_PLAIN, 1},
+      {ledger_json(s, SIZE_64K), OPT_PLAIN, 10},
+      {ledger_json(s, SIZE_64K), OPT_ZLIB_ENC, 10},
+      {random_4k(s), OPT_ZLIB_ENC, 1},
+  };
+  char name[96], base[64];
+  for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+    load_case lc;
+    memset(&lc, 0, sizeof lc);
+    lc.fmt = rows[i].p.fmt;
+    lc.state = rows[i].p.data;
+    lc.len = rows[i].p.len;
+    lc.opt = rows[i].opt;
+    lc.npids = cfg->load_pids / rows[i].pid_div;
+    snprintf(name, sizeof name, "%s, %s", rows[i].p.label, opt_label(rows[i].opt));
+    if (!wanted(rn, "load", name) && !wanted(rn, "disk", name)) {
+      continue;
+    }
+    char err[160] = "";
+    if (load_setup(rn->bx, &lc, err, sizeof err) != 0) {
+      bench_row *row = bench_row_add(rn->report, "load", name, "", "loads/s", KIND_RATE);
+      if (row) {
+        bench_row_fail(row, "setup: %s", err);
+      }
+      rn->failures++;
+      load_teardown(&lc);
+      continue;
+    }
+    snprintf(base, sizeof base, "raw SELECT newest + copy (%d pids × 3)", lc.npids);
+    run_row(rn, "load", name, base, "loads/s", KIND_RATE, side_load_snap, &lc, side_load_raw, &lc);
+    load_teardown(&lc);
+    bench_row *row = bench_row_add(rn->report, "disk", name, "raw rows of the same state",
+                                   "B/snapshot", KIND_SIZE);
+    if (row) {
+      double n = 3.0 * lc.npids;
+      bench_row_record(row, (double)lc.snap_bytes / n, (double)lc.raw_bytes / n);
+    }
+  }
+}
+
+static void codec_rows(runner *rn, const states *s) {
+  char name[96];
+  payload list[SIZE_COUNT + 3];
+  int opts_all[SIZE_COUNT + 3];
+  int n = 0;
+  for (int z = 0; z < SIZE_COUNT; z++) {
+    opts_all[n] = 1;
+    list[n++] = ledger_json(s, (bench_size)z);
+  }
+  opts_all[n] = 0;
+  list[n++] = ledger_msgpack(s, SIZE_4K);
+  opts_all[n] = 0;
+  list[n++] = ledger_msgpack(s, SIZE_1M);
+  opts_all[n] = 0;
+  list[n++] = random_4k(s);
+  for (int dir = 0; dir < 2; dir++) {
+    for (int i = 0; i < n; i++) {
+      for (int opt = 0; opt < OPT_COUNT; opt += opts_all[i] ? 1 : OPT_ZLIB_ENC) {
+        codec_case cc = {list[i].fmt, list[i].data, list[i].len, opt};
+        snprintf(name, sizeof name, "%s, %s", list[i].label, opt_label(opt));
+        if (dir == 0) {
+          run_row(rn, "encode", name, "cJSON/msgpack-c + zlib + libsodium directly", "µs/op",
+                  KIND_TIME, side_enc_snap, &cc, side_enc_raw, &cc);
+        } else {
+          run_row(rn, "decode", name, "libsodium + zlib directly", "µs/op", KIND_TIME,
+                  side_dec_snap, &cc, side_dec_raw, &cc);
+        }
+      }
+    }
+  }
+}
+
+/* Writes the large state in a short-lived child so that its generation (the
+ * cJSON tree of a 64 MiB ledger is several times its size) does not raise
+ * this process's own peak. */
+static int write_big_state(const char *path, size_t size) {
+  fflush(stdout);
+  fflush(stderr);
+  pid_t child = fork();
+  if (child < 0) {
+    return -1;
+  }
+  if (child == 0) {
+    bench_state st;
+    if (bench_state_make(&st, size) != 0) {
+      _exit(1);
+    }
+    FILE *f = fopen(path, "wb");
+    int ok = f && fwrite(st.json, 1, st.json_len, f) == st.json_len;
+    if (f && fclose(f) != 0) {
+      ok = 0;
+    }
+    _exit(ok ? 0 : 1);
+  }
+  int status = 0;
+  waitpid(child, &status, 0);
+  return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+}
+
+static void rss_rows(runner *rn, double *state_kib) {
+  const bench_cfg *cfg = rn->bx->cfg;
+  char path[4096], name[96], err[160] = "";
+  if (!wanted(rn, "rss", "")) {
+    return;
+  }
+  bench_path(path, sizeof path, cfg, "rss-state.json");
+  struct stat sb;
+  if (write_big_state(path, cfg->rss_state) != 0 || stat(path, &sb) != 0) {
+    bench_row *row = bench_row_add(rn->report, "rss", "state generation", "", "KiB", KIND_SIZE);
+    if (row) {
+      bench_row_fail(row, "could not write %s", path);
+    }
+    rn->failures++;
+    return;
+  }
+  *state_kib = (double)sb.st_size / 1024.0;
+  for (int opt = 0; opt < OPT_COUNT; opt += OPT_ZLIB_ENC) {
+    snprintf(name, sizeof name, "%.0f MiB JSON, %s, save then load", *state_kib / 1024.0,
+             opt_label(opt));
+    bench_row *row = bench_row_add(rn->report, "rss", name, "raw INSERT then SELECT + copy",
+                                   "KiB peak", KIND_SIZE);
+    if (!row) {
+      rn->failures++;
+      break;
+    }
+    int reps = cfg->quick ? 1 : 3;
+    for (int rep = 0; rep < reps; rep++) {
+      long a = 0, b = 0;
+      if (rss_measure(rn->bx, "/proc/self/exe", path, 0, opt, &a, err, sizeof err) != 0 ||
+          rss_measure(rn->bx, "/proc/self/exe", path, 1, opt, &b, err, sizeof err) != 0) {
+        bench_row_fail(row, "%s", err);
+        rn->failures++;
+        break;
+      }
+      bench_row_record(row, (double)a, (double)b);
+    }
+    progress(row);
+  }
+  unlink(path);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Targets                                                                   */
+/* ------------------------------------------------------------------------ */
+
+typedef struct target {
+  const char *label;
+  const char *group;
+  const char *name;
+  double min_ratio; /* the ratio must be at least this (0: see max_state) */
+  double max_state; /* rss rows: the snapstore peak at most this many times the state */
+} target;
+
+static const target targets[] = {
+    {"sync save, 4 KiB JSON, plain, synchronous=full", "save", "4 KiB JSON, plain, sync=full", 0.95,
+     0},
+    {"sync save, 4 KiB JSON, zlib-1 + encryption, synchronous=full", "save",
+     "4 KiB JSON, zlib-1+enc, sync=full", 0.85, 0},
+    {"sync save, 4 KiB JSON, zlib-1 + encryption, synchronous=normal", "save",
+     "4 KiB JSON, zlib-1+enc, sync=normal", 0.60, 0},
+    {"executor, 16 submitters, 4 KiB, synchronous=full, vs raw batched 1,000 per transaction",
+     "executor", "16 submitters, 4 KiB JSON, plain, sync=full", 0.70, 0},
+    {"executor, 16 submitters, 256 B, synchronous=full, vs raw one insert per transaction",
+     "executor", "16 submitters, 256 B JSON, plain, sync=full", 10.0, 0},
+    {"load_latest, 4 KiB plain, vs raw SELECT newest + copy", "load", "4 KiB JSON, plain", 0.80, 0},
+    {"load_latest, 4 KiB zlib-1 + encryption", "load", "4 KiB JSON, zlib-1+enc", 0.50, 0},
+    {"peak RSS saving then loading one large state (plain)", "rss", "plain", 0, 4.0},
+    {"peak RSS saving then loading one large state (zlib-1 + encryption)", "rss", "zlib-1+enc", 0,
+     4.0},
+};
+
+static const bench_row *find_rss(const bench_report *r, const char *opt) {
+  char suffix[64];
+  snprintf(suffix, sizeof suffix, ", %s, save then load", opt);
+  for (size_t i = 0; i < r->n; i++) {
+    const bench_row *row = &r->rows[i];
+    size_t nl = strlen(row->name), sl = strlen(suffix);
+    if (!row->failed && row->n > 0 && strcmp(row->group, "rss") == 0 && nl > sl &&
+        strcmp(row->name + nl - sl, suffix) == 0) {
+      return row;
+    }
+  }
+  return NULL;
+}
+
+static void print_targets(const bench_report *r, double state_kib, FILE *out) {
+  fprintf(out, "\n## targets\n\n| target | required | measured (median) | met |\n"
+               "|---|---:|---:|---|\n");
+  for (size_t i = 0; i < sizeof targets / sizeof targets[0]; i++) {
+    const target *t = &targets[i];
+    if (t->max_state > 0) {
+      const bench_row *row = find_rss(r, t->name);
+      if (!row || state_kib <= 0) {
+        fprintf(out, "| %s | ≤ %.0f × state | not measured | — |\n", t->label, t->max_state);
+        continue;
+      }
+      double med, min, max;
+      bench_stats(row->snap, row->n, &med, &min, &max);
+      double times = med / state_kib;
+      fprintf(out, "| %s | ≤ %.0f × state | %.2f × state (%.0f KiB for %.0f KiB) | %s |\n",
+              t->label, t->max_state, times, med, state_kib, times <= t->max_state ? "yes" : "NO");
+      continue;
+    }
+    const bench_row *row = bench_row_find(r, t->group, t->name);
+    if (!row) {
+      fprintf(out, "| %s | ≥ %.2f | not measured | — |\n", t->label, t->min_ratio);
+      continue;
+    }
+    double ratio = bench_row_ratio(row);
+    fprintf(out, "| %s | ≥ %.2f | %.2f | %s |\n", t->label, t->min_ratio, ratio,
+            ratio >= t->min_ratio ? "yes" : "NO");
+  }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Setup and the command line                                                */
+/* ------------------------------------------------------------------------ */
+
+static int ctx_init(bench_ctx *bx, const bench_cfg *cfg) {
+  memset(bx, 0, sizeof *bx);
+  bx->cfg = cfg;
+  randombytes_buf(bx->key, sizeof bx->key);
+  if (snap_keyring_new(&bx->kr) != SNAP_OK ||
+      snap_keyring_add(bx->kr, 1, bx->key, sizeof bx->key) != SNAP_OK) {
+    return -1;
+  }
+  for (int opt = 0; opt < OPT_COUNT; opt++) {
+    snap_options *o = NULL;
+    if (snap_options_new(&o) != SNAP_OK) {
+      return -1;
+    }
+    bx->opts[opt] = o;
+    int zlib = (opt & OPT_ZLIB) != 0;
+    if (snap_options_set_compression(o, zlib ? SNAP_COMPRESSION_ZLIB : SNAP_COMPRESSION_NONE,
+                                     zlib ? 1 : 0) != SNAP_OK ||
+        snap_options_set_encryption(o, (opt & OPT_ENC) ? bx->kr : NULL, BENCH_CONTEXT) != SNAP_OK) {
+      return -1;
+    }
+  }
+  return 0;
+}
+
+static void ctx_dispose(bench_ctx *bx) {
+  for (int opt = 0; opt < OPT_COUNT; opt++) {
+    snap_options_free(bx->opts[opt]);
+  }
+  snap_keyring_free(bx->kr);
+  sodium_memzero(bx->key, sizeof bx->key);
+}
+
+static void usage(FILE *f) {
+  fprintf(f, "usage: snap_bench [--quick] [--csv FILE] [--reps N] [--dir DIR] [--only TEXT]\n"
+             "  --quick     a few seconds in all: tiny counts, every row once (CI)\n"
+             "  --csv FILE  also write every row as CSV\n"
+             "  --reps N    repetitions per row (default 5; quick: 1)\n"
+             "  --dir DIR   where the databases go (default: a new directory under .)\n"
+             "  --only TEXT run only the rows whose group or case contains TEXT\n");
+}
+
+static void print_header(const bench_cfg *cfg, int argc, char **argv, FILE *out) {
+  struct utsname u;
+  time_t now = time(NULL);
+  char when[64];
+  strftime(when, sizeof when, "%Y-%m-%d %H:%M UTC", gmtime(&now));
+  fprintf(out, "# snap_bench%s\n\n", cfg->quick ? " (quick mode: figures are not meaningful)" : "");
+  fprintf(out, "- command:");
+  for (int i = 0; i < argc; i++) {
+    fprintf(out, " %s", argv[i]);
+  }
+  fprintf(out, "\n- date: %s\n", when);
+  if (uname(&u) == 0) {
+    fprintf(out, "- machine: %s %s %s, %ld CPUs\n", u.sysname, u.release, u.machine,
+            sysconf(_SC_NPROCESSORS_ONLN));
+  }
+  fprintf(out, "- SQLite %s, libsodium %s, directory %s\n", sqlite3_libversion(),
+          sodium_version_string(), cfg->dir);
+  fprintf(out,
+          "- %d repetitions per row, snapstore and baseline alternating; figures are medians "
+          "(min–max); the ratio is the median of the per-repetition ratios\n",
+          cfg->reps);
+}
+
+int main(int argc, char **argv) {
+  if (argc >= 2 && strcmp(argv[1], "--rss-child") == 0) {
+    return rss_child_main(argc - 2, argv + 2);
+  }
+  bench_cfg cfg;
+  memset(&cfg, 0, sizeof cfg);
+  cfg.reps = -1;
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    if (strcmp(a, "--quick") == 0) {
+      cfg.quick = 1;
+    } else if (strcmp(a, "--csv") == 0 && i + 1 < argc) {
+      cfg.csv = argv[++i];
+    } else if (strcmp(a, "--reps") == 0 && i + 1 < argc) {
+      cfg.reps = atoi(argv[++i]);
+      if (cfg.reps < 1 || cfg.reps > BENCH_MAX_REPS) {
+        fprintf(stderr, "snap_bench: --reps must be 1..%d\n", BENCH_MAX_REPS);
+        return 2;
+      }
+    } else if (strcmp(a, "--dir") == 0 && i + 1 < argc) {
+      cfg.dir = argv[++i];
+    } else if (strcmp(a, "--only") == 0 && i + 1 < argc) {
+      cfg.only = argv[++i];
+    } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+      usage(stdout);
+      return 0;
+    } else {
+      usage(stderr);
+      return 2;
+    }
+  }
+  if (cfg.quick) {
+    cfg.reps = cfg.reps > 0 ? cfg.reps : 1;
+    cfg.save_seconds = 0.015;
+    cfg.load_seconds = 0.01;
+    cfg.codec_seconds = 0.002;
+    cfg.load_pids = 100;
+    cfg.rss_state = 4u << 20;
+  } else {
+    cfg.reps = cfg.reps > 0 ? cfg.reps : 5;
+    cfg.save_seconds = 0.8;
+    cfg.load_seconds = 0.4;
+    cfg.codec_seconds = 0.1;
+    cfg.load_pids = 10000;
+    cfg.rss_state = 64u << 20;
+  }
+
+  /* The databases go to a directory of our own on the disk being measured
+   * (not /tmp, which may be memory-backed and would make fsync free). */
+  char made[64] = "";
+  if (!cfg.dir) {
+    snprintf(made, sizeof made, "snap-bench-XXXXXX");
+    if (!mkdtemp(made)) {
+      fprintf(stderr, "snap_bench: cannot create a directory here: %s\n", strerror(errno));
+      return 1;
+    }
+    cfg.dir = made;
+  } else if (mkdir(cfg.dir, 0700) != 0 && errno != EEXIST) {
+    fprintf(stderr, "snap_bench: cannot create %s: %s\n", cfg.dir, strerror(errno));
+    return 1;
+  }
+
+  if (sodium_init() < 0) {
+    fprintf(stderr, "snap_bench: libsodium failed to initialise\n");
+    return 1;
+  }
+  bench_ctx bx;
+  states s;
+  bench_report report = {0};
+  int rc = 0;
+  double state_kib = 0;
+  if (ctx_init(&bx, &cfg) != 0 || states_make(&s) != 0) {
+    fprintf(stderr, "snap_bench: setup failed: %s\n", snap_error_message());
+    return 1;
+  }
+  print_header(&cfg, argc, argv, stdout);
+  printf("- states: ");
+  for (int z = 0; z < SIZE_COUNT; z++) {
+    printf("%s%s = %zu B JSON / %zu B msgpack (%d accounts)", z ? ", " : "",
+           bench_size_label((bench_size)z), s.ledger[z].json_len, s.ledger[z].msgpack_len,
+           s.ledger[z].accounts);
+  }
+  printf(", 4 KiB random = %zu B msgpack bin\n", s.random4k_len);
+
+  runner rn = {&bx, &report, cfg.only, 0};
+  double t0 = bench_now();
+  fprintf(stderr, "snap_bench: %d repetitions per row, databases in %s\n", cfg.reps, cfg.dir);
+  save_rows(&rn, &s);
+  executor_rows(&rn, &s);
+  prune_rows(&rn, &s);
+  load_rows(&rn, &s);
+  codec_rows(&rn, &s);
+  rss_rows(&rn, &state_kib);
+
+  bench_report_markdown(&report, stdout);
+  print_targets(&report, state_kib, stdout);
+  printf("\n- total time %.1f s; peak RSS of this process %ld KiB (the large-state rows ran in "
+         "child processes)\n",
+         bench_now() - t0, bench_peak_rss_kib());
+  if (cfg.csv && bench_report_csv(&report, cfg.csv) != 0) {
+    fprintf(stderr, "snap_bench: cannot write %s: %s\n", cfg.csv, strerror(errno));
+    rc = 1;
+  }
+  if (rn.failures) {
+    fprintf(stderr, "snap_bench: %d row(s) failed\n", rn.failures);
+    rc = 1;
+  }
+  bench_report_free(&report);
+  states_free(&s);
+  ctx_dispose(&bx);
+  if (made[0]) {
+    rmdir(made);
+  }
+  return rc;
+}
