@@ -90,8 +90,8 @@ Test(config, a_full_document_compresses_and_encrypts_with_a_key_file) {
   cr_assert(meta.stages & SNAP_STAGE_ENCRYPTED, "the defaults came from the document");
   cr_assert(meta.stages & SNAP_STAGE_COMPRESSED);
   int status = 1;
-  snap_save_req r = {"acct-1", 2, SNAP_TIMESTAMP_AUTO, SNAP_FORMAT_JSON, STATE, strlen(STATE),
-                     NULL};
+  snap_save_req r = {"acct-1",      2,   SNAP_TIMESTAMP_AUTO, SNAP_FORMAT_JSON, STATE,
+                     strlen(STATE), NULL};
   cr_assert_eq(snap_executor_save(snap_plugin_executor(p), &r, saved_cb, &status), SNAP_OK);
   snap_plugin_close(p); /* drains the executor */
   cr_assert_eq(status, SNAP_OK);
@@ -155,9 +155,9 @@ Test(config, a_supplied_keyring_encrypts_when_a_context_is_given) {
                      "{\"context\": \"acme/test/v1\", \"key_version\": 2}}}";
   cr_assert_eq(snap_plugin_open(&p, json, kr), SNAP_OK, "%s", snap_error_message());
   snap_meta meta;
-  cr_assert_eq(snap_save(snap_plugin_store(p), "a", 1, SNAP_FORMAT_JSON, STATE, strlen(STATE),
-                         NULL, &meta),
-               SNAP_OK, "%s", snap_error_message());
+  cr_assert_eq(
+      snap_save(snap_plugin_store(p), "a", 1, SNAP_FORMAT_JSON, STATE, strlen(STATE), NULL, &meta),
+      SNAP_OK, "%s", snap_error_message());
   cr_assert(meta.stages & SNAP_STAGE_ENCRYPTED);
   snap_plugin_close(p);
 
@@ -204,23 +204,20 @@ Test(config, encryption_needs_a_key_source_and_a_context) {
           SNAP_ECONFIG, "options.encryption.key_version");
   snap_plugin *p;
   cr_assert_eq(
-      snap_plugin_open(&p, "{\"backend\": \"memory\", \"options\": {\"encryption\": false}}",
-                       NULL),
+      snap_plugin_open(&p, "{\"backend\": \"memory\", \"options\": {\"encryption\": false}}", NULL),
       SNAP_OK, "%s", snap_error_message());
   snap_plugin_close(p);
 }
 
 Test(config, unknown_keys_are_refused_by_full_path) {
   refused("{\"backend\": \"memory\", \"colour\": 1}", SNAP_ECONFIG, "colour");
-  refused("{\"backend\": \"memory\", \"options\": {\"speed\": 1}}", SNAP_ECONFIG,
-          "options.speed");
+  refused("{\"backend\": \"memory\", \"options\": {\"speed\": 1}}", SNAP_ECONFIG, "options.speed");
   refused("{\"backend\": \"memory\", \"options\": {\"encryption\": {\"key_file\": \"/k\","
           " \"context\": \"a\", \"cipher\": \"aes\"}}}",
           SNAP_ECONFIG, "options.encryption.cipher");
   refused("{\"backend\": \"memory\", \"executor\": {\"threads\": 4}}", SNAP_ECONFIG,
           "executor.threads");
-  refused("{\"backend\": \"memory\", \"config\": {\"bogus_key\": 1}}", SNAP_ECONFIG,
-          "bogus_key");
+  refused("{\"backend\": \"memory\", \"config\": {\"bogus_key\": 1}}", SNAP_ECONFIG, "bogus_key");
 }
 
 Test(config, wrong_types_are_refused_naming_the_key) {
@@ -235,8 +232,8 @@ Test(config, wrong_types_are_refused_naming_the_key) {
   refused("{\"backend\": \"memory\", \"options\": {\"compression\": \"zlib\","
           " \"compression_level\": \"6\"}}",
           SNAP_ECONFIG, "options.compression_level");
-  refused("{\"backend\": \"memory\", \"options\": {\"accept_unauthenticated\": 1}}",
-          SNAP_ECONFIG, "options.accept_unauthenticated");
+  refused("{\"backend\": \"memory\", \"options\": {\"accept_unauthenticated\": 1}}", SNAP_ECONFIG,
+          "options.accept_unauthenticated");
   refused("{\"backend\": \"memory\", \"options\": {\"required\": \"encryption\"}}", SNAP_ECONFIG,
           "options.required");
   refused("{\"backend\": \"memory\", \"options\": {\"required\": [\"speed\"]}}", SNAP_ECONFIG,
@@ -257,8 +254,8 @@ Test(config, out_of_range_values_are_refused_naming_the_key) {
           SNAP_ECONFIG, "options.compression_level");
   refused("{\"backend\": \"memory\", \"options\": {\"compression_min_size\": -5}}", SNAP_ECONFIG,
           "options.compression_min_size");
-  refused("{\"backend\": \"memory\", \"options\": {\"compression_min_size\": 1.5}}",
-          SNAP_ECONFIG, "options.compression_min_size");
+  refused("{\"backend\": \"memory\", \"options\": {\"compression_min_size\": 1.5}}", SNAP_ECONFIG,
+          "options.compression_min_size");
   refused("{\"backend\": \"memory\", \"options\": {\"max_stored_size\": 0}}", SNAP_ECONFIG,
           "options.max_stored_size");
   refused("{\"backend\": \"memory\", \"options\": {\"max_decoded_size\": 1e300}}", SNAP_ECONFIG,
@@ -283,21 +280,20 @@ Test(config, compression_none_stores_plain_bodies) {
                                 NULL),
                SNAP_OK, "%s", snap_error_message());
   snap_meta meta;
-  cr_assert_eq(snap_save(snap_plugin_store(p), "a", 1, SNAP_FORMAT_JSON, STATE, strlen(STATE),
-                         NULL, &meta),
-               SNAP_OK, "%s", snap_error_message());
+  cr_assert_eq(
+      snap_save(snap_plugin_store(p), "a", 1, SNAP_FORMAT_JSON, STATE, strlen(STATE), NULL, &meta),
+      SNAP_OK, "%s", snap_error_message());
   cr_assert_eq(meta.stages & (SNAP_STAGE_COMPRESSED | SNAP_STAGE_ENCRYPTED), 0u);
   snap_plugin_close(p);
 }
 
 Test(config, a_limit_from_the_document_is_enforced) {
   snap_plugin *p;
-  cr_assert_eq(
-      snap_plugin_open(&p, "{\"backend\": \"memory\", \"options\": {\"max_decoded_size\": 8}}",
-                       NULL),
-      SNAP_OK, "%s", snap_error_message());
-  int rc = snap_save(snap_plugin_store(p), "a", 1, SNAP_FORMAT_JSON, STATE, strlen(STATE), NULL,
-                     NULL);
+  cr_assert_eq(snap_plugin_open(
+                   &p, "{\"backend\": \"memory\", \"options\": {\"max_decoded_size\": 8}}", NULL),
+               SNAP_OK, "%s", snap_error_message());
+  int rc =
+      snap_save(snap_plugin_store(p), "a", 1, SNAP_FORMAT_JSON, STATE, strlen(STATE), NULL, NULL);
   cr_assert_eq(rc, SNAP_ETOOBIG, "a %zu-byte state over an 8-byte limit: %d (%s)", strlen(STATE),
                rc, snap_error_message());
   snap_plugin_close(p);

@@ -66,8 +66,8 @@ typedef struct entry {
   snap_request_kind kind;
   int status;
   char pid[32];
-  int64_t seq;        /* save: the seq saved; load: the seq found (-1: none) */
-  int tag;            /* submission index */
+  int64_t seq; /* save: the seq saved; load: the seq found (-1: none) */
+  int tag;     /* submission index */
   char message[160];
 } entry;
 
@@ -124,8 +124,8 @@ static char *tmp_path(const char *leaf) {
 static const char *STATE = "{\"owner\":\"Grace\",\"balance\":100}";
 
 static snap_save_req save_req(const char *pid, int64_t seq) {
-  return (snap_save_req){pid, seq, SNAP_TIMESTAMP_AUTO, SNAP_FORMAT_JSON, STATE, strlen(STATE),
-                         NULL};
+  return (snap_save_req){pid,           seq, SNAP_TIMESTAMP_AUTO, SNAP_FORMAT_JSON, STATE,
+                         strlen(STATE), NULL};
 }
 
 TestSuite(executor, .init = book_setup, .fini = book_teardown);
@@ -164,8 +164,7 @@ Test(executor, commits_waiting_saves_in_one_transaction) {
   for (int i = 0; i < 100; i++) {
     snprintf(pids[i], sizeof pids[i], "a-%d", i % 10);
     snap_save_req r = save_req(pids[i], i);
-    cr_assert_eq(snap_executor_save(ex, &r, log_cb, &tags[i]), SNAP_OK, "%s",
-                 snap_error_message());
+    cr_assert_eq(snap_executor_save(ex, &r, log_cb, &tags[i]), SNAP_OK, "%s", snap_error_message());
   }
   gate_open(&g);
   snap_executor_free(ex);
@@ -252,8 +251,7 @@ Test(executor, a_refused_save_fails_alone_inside_its_batch) {
   const char *pids[] = {"ok-1", "ok-2", "refuse-3", "ok-4", "ok-5"};
   for (int i = 0; i < 5; i++) {
     snap_save_req r = save_req(pids[i], 10 + i);
-    cr_assert_eq(snap_executor_save(ex, &r, log_cb, &tags[i]), SNAP_OK, "%s",
-                 snap_error_message());
+    cr_assert_eq(snap_executor_save(ex, &r, log_cb, &tags[i]), SNAP_OK, "%s", snap_error_message());
   }
   /* An invalid payload is refused by the submit call itself: no callback. */
   snap_save_req bad = save_req("ok-6", 1);
@@ -403,8 +401,8 @@ static void *submit_loop(void *arg) {
   for (int i = 0; i < PER_THREAD; i++) {
     slots[s->id][i] = (slot){s, i};
     snap_save_req r = save_req(s->pid, i);
-    snap_request rq = {.kind = SNAP_REQUEST_SAVE, .save = r, .callback = ack_cb,
-                       .ud = &slots[s->id][i]};
+    snap_request rq = {
+        .kind = SNAP_REQUEST_SAVE, .save = r, .callback = ack_cb, .ud = &slots[s->id][i]};
     int rc = snap_executor_submit(s->ex, &rq, -1);
     if (rc == SNAP_ECLOSED)
       break;

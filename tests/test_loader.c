@@ -24,9 +24,8 @@ Test(loader, loads_a_backend_that_stores_and_loads_by_name) {
   cr_assert_eq(snap_store_open(&st, "testmem", NULL), SNAP_OK, "%s", snap_error_message());
   cr_assert_str_eq(snap_store_backend_name(st), "testmem");
   const char *state = "{\"owner\":\"Ada\",\"balance\":42}";
-  cr_assert_eq(
-      snap_save(st, "acct-1", 7, SNAP_FORMAT_JSON, state, strlen(state), NULL, NULL), SNAP_OK,
-      "%s", snap_error_message());
+  cr_assert_eq(snap_save(st, "acct-1", 7, SNAP_FORMAT_JSON, state, strlen(state), NULL, NULL),
+               SNAP_OK, "%s", snap_error_message());
   snap_snapshot *s = NULL;
   cr_assert_eq(snap_load_latest(st, "acct-1", NULL, &s), SNAP_OK, "%s", snap_error_message());
   cr_assert_not_null(s);
@@ -87,8 +86,7 @@ Test(loader, refuses_a_library_without_the_entry_symbol) {
 Test(loader, refuses_a_path_that_cannot_be_loaded) {
   size_t before = registered_count();
   cr_assert_eq(snap_registry_load("/nonexistent/libnothing.so", NULL), SNAP_EIO);
-  cr_assert(strstr(snap_error_message(), "/nonexistent/libnothing.so"), "%s",
-            snap_error_message());
+  cr_assert(strstr(snap_error_message(), "/nonexistent/libnothing.so"), "%s", snap_error_message());
   cr_assert_eq(snap_registry_load("", NULL), SNAP_EINVAL);
   cr_assert_eq(snap_registry_load(NULL, NULL), SNAP_EINVAL);
   cr_assert_eq(registered_count(), before);

@@ -136,11 +136,21 @@ Test(registry, refuses_a_table_without_a_required_operation) {
   for (int i = 0; i < 5; i++) {
     snap_backend b = fake("fake-holes");
     switch (i) {
-    case 0: b.open = NULL; break;
-    case 1: b.close = NULL; break;
-    case 2: b.put = NULL; break;
-    case 3: b.load = NULL; break;
-    default: b.remove = NULL; break;
+    case 0:
+      b.open = NULL;
+      break;
+    case 1:
+      b.close = NULL;
+      break;
+    case 2:
+      b.put = NULL;
+      break;
+    case 3:
+      b.load = NULL;
+      break;
+    default:
+      b.remove = NULL;
+      break;
     }
     cr_assert_eq(snap_registry_register(&b), SNAP_EINVAL);
     cr_assert(strstr(snap_error_message(), ops[i]), "message names %s: %s", ops[i],

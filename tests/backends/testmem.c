@@ -175,7 +175,13 @@ static int tm_remove(void *self, const char *pid, const snap_criteria *c) {
   return SNAP_OK;
 }
 
-static const snap_backend table = {SNAP_BACKEND_ABI_VERSION, "testmem", SNAP_CAP_BATCH, tm_open,
-                                   tm_close, tm_put, tm_load, tm_remove};
+static const snap_backend table = {SNAP_BACKEND_ABI_VERSION,
+                                   "testmem",
+                                   SNAP_CAP_BATCH,
+                                   tm_open,
+                                   tm_close,
+                                   tm_put,
+                                   tm_load,
+                                   tm_remove};
 
 SNAP_BACKEND_EXPORT const snap_backend *snap_backend_entry(void) { return &table; }
