@@ -45,6 +45,13 @@ static void refused(const char *json, int code, const char *needle) {
 
 static const char *STATE = "{\"holder\":\"Ada Lovelace\",\"balance\":1200}";
 
+/* A state large and repetitive enough that zlib shrinks it (compression is
+ * kept only when it does). */
+static const char *BIG =
+    "{\"holder\":\"Ada Lovelace\",\"entries\":[\"deposit 100\",\"deposit 100\","
+    "\"deposit 100\",\"deposit 100\",\"deposit 100\",\"deposit 100\",\"deposit 100\","
+    "\"deposit 100\",\"deposit 100\",\"deposit 100\",\"deposit 100\",\"deposit 100\"]}";
+
 Test(config, a_minimal_document_opens_a_store_and_an_executor) {
   snap_plugin *p;
   cr_assert_eq(snap_plugin_open(&p, "{\"backend\": \"memory\"}", NULL), SNAP_OK, "%s",
@@ -85,8 +92,8 @@ Test(config, a_full_document_compresses_and_encrypts_with_a_key_file) {
   cr_assert_eq(snap_plugin_open(&p, json, NULL), SNAP_OK, "%s", snap_error_message());
   snap_store *st = snap_plugin_store(p);
   snap_meta meta;
-  cr_assert_eq(snap_save(st, "acct-1", 1, SNAP_FORMAT_JSON, STATE, strlen(STATE), NULL, &meta),
-               SNAP_OK, "%s", snap_error_message());
+  cr_assert_eq(snap_save(st, "acct-1", 1, SNAP_FORMAT_JSON, BIG, strlen(BIG), NULL, &meta), SNAP_OK,
+               "%s", snap_error_message());
   cr_assert(meta.stages & SNAP_STAGE_ENCRYPTED, "the defaults came from the document");
   cr_assert(meta.stages & SNAP_STAGE_COMPRESSED);
   int status = 1;
@@ -151,8 +158,13 @@ Test(config, a_supplied_keyring_encrypts_when_a_context_is_given) {
   uint8_t k[32] = {7};
   cr_assert_eq(snap_keyring_add(kr, 2, k, sizeof k), SNAP_OK);
   snap_plugin *p;
-  const char *json = "{\"backend\": \"memory\", \"options\": {\"encryption\": "
-                     "{\"context\": \"acme/test/v1\", \"key_version\": 2}}}";
+  /* The memory backend does not offer encryption; sqlite does. */
+  char json[1024];
+  snprintf(json, sizeof json,
+           "{\"backend\": \"sqlite\", \"config\": {\"path\": \"%s/kr.db\"},"
+           " \"options\": {\"encryption\": {\"context\": \"acme/test/v1\", \"key_version\": 2},"
+           " \"required\": [\"encryption\"]}}",
+           dir);
   cr_assert_eq(snap_plugin_open(&p, json, kr), SNAP_OK, "%s", snap_error_message());
   snap_meta meta;
   cr_assert_eq(
