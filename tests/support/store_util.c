@@ -1,0 +1,108 @@
+/* Shared helpers for the store tests. */
+/* nftw() is an X/Open interface. */
+#define _XOPEN_SOURCE 700
+#include "store_util.h"
+
+#include <errno.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static int mkdirs(const char *path) {
+  char buf[4096];
+  size_t n = strlen(path);
+  if (n >= sizeof buf)
+    return -1;
+  memcpy(buf, path, n + 1);
+  for (size_t i = 1; i <= n; i++) {
+    if (buf[i] == '/' || buf[i] == '\0') {
+      char c = buf[i];
+      buf[i] = '\0';
+      if (mkdir(buf, 0700) != 0 && errno != EEXIST)
+        return -1;
+      buf[i] = c;
+    }
+  }
+  return 0;
+}
+
+char *st_tmpdir(void) {
+  const char *base = getenv("SNAP_TEST_TMP");
+  if (base == NULL || base[0] == '\0')
+    base = "/tmp";
+  if (mkdirs(base) != 0)
+    return NULL;
+  char *tpl = st_join(base, "store-XXXXXX");
+  if (tpl != NULL && mkdtemp(tpl) == NULL) {
+    free(tpl);
+    return NULL;
+  }
+  return tpl;
+}
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
+  (void)sb;
+  (void)flag;
+  (void)ftw;
+  return remove(path);
+}
+
+void st_rmtree(const char *dir) {
+  if (dir != NULL)
+    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+char *st_join(const char *dir, const char *name) {
+  size_t n = strlen(dir) + strlen(name) + 2;
+  char *p = malloc(n);
+  if (p != NULL)
+    snprintf(p, n, "%s/%s", dir, name);
+  return p;
+}
+
+bool st_read_file(const char *path, uint8_t **data, size_t *len) {
+  *data = NULL;
+  *len = 0;
+  FILE *f = fopen(path, "rb");
+  if (f == NULL)
+    return errno == ENOENT;
+  size_t cap = 1 << 16, n = 0;
+  uint8_t *buf = malloc(cap);
+  while (buf != NULL) {
+    size_t got = fread(buf + n, 1, cap - n, f);
+    n += got;
+    if (got == 0)
+      break;
+    if (n == cap) {
+      uint8_t *nb = realloc(buf, cap * 2);
+      if (nb == NULL) {
+        free(buf);
+        buf = NULL;
+        break;
+      }
+      buf = nb;
+      cap *= 2;
+    }
+  }
+  bool ok = buf != NULL && !ferror(f);
+  fclose(f);
+  if (!ok) {
+    free(buf);
+    return false;
+  }
+  *data = buf;
+  *len = n;
+  return true;
+}
+
+bool st_contains(const uint8_t *hay, size_t hay_len, const void *needle, size_t needle_len) {
+  if (needle_len == 0)
+    return true;
+  for (size_t i = 0; i + needle_len <= hay_len; i++)
+    if (hay[i] == *(const uint8_t *)needle && memcmp(hay + i, needle, needle_len) == 0)
+      return true;
+  return false;
+}

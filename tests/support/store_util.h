@@ -1,0 +1,26 @@
+/* Shared helpers for the store tests: per-test temporary directories and file scans. */
+#ifndef SNAP_TEST_STORE_UTIL_H
+#define SNAP_TEST_STORE_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/** Creates a fresh, empty directory for one test under $SNAP_TEST_TMP (or /tmp).
+ *  Returns a malloc'd path (free() it after st_rmtree()), or NULL on failure. */
+char *st_tmpdir(void);
+
+/** Removes a directory made by st_tmpdir() and everything in it. */
+void st_rmtree(const char *dir);
+
+/** Joins `dir` and `name` into a malloc'd path. */
+char *st_join(const char *dir, const char *name);
+
+/** Reads a whole file into a malloc'd buffer. Returns false when it cannot be read
+ *  (a missing file reads as empty and returns true). */
+bool st_read_file(const char *path, uint8_t **data, size_t *len);
+
+/** Whether `needle` occurs in `hay`. */
+bool st_contains(const uint8_t *hay, size_t hay_len, const void *needle, size_t needle_len);
+
+#endif /* SNAP_TEST_STORE_UTIL_H */

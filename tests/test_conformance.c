@@ -1,0 +1,936 @@
+/* The snapshot-store conformance suite, run against every backend in `cases`:
+ * a port of the Akka persistence snapshot-store TCK plus the cases it leaves
+ * out (lower bounds, odd pids, retention, fallback, options, invalid input).
+ * A new backend is tested by adding one line to `cases`. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+#include <criterion/criterion.h>
+#include <sqlite3.h>
+
+#include "snap/store.h"
+#include "snap/sys/backend.h"
+#include "store_util.h"
+
+/* ------------------------------------------------------------------------ */
+/* The backends under test                                                   */
+/* ------------------------------------------------------------------------ */
+
+/* Damages the stored body of (pid, seq) at rest, flipping one byte. */
+typedef void (*corrupt_fn)(const char *dir, const char *pid, int64_t seq);
+
+typedef struct backend_case {
+  const char *name;
+  const snap_backend *(*backend)(void);
+  const char *config; /* the backend's own keys; "%s" is the test's temp directory */
+  bool persistent;    /* snapshots survive closing and reopening the store */
+  corrupt_fn corrupt; /* NULL when bodies cannot be reached from outside the store */
+} backend_case;
+
+static void sqlite_corrupt(const char *dir, const char *pid, int64_t seq);
+
+static const backend_case cases[] = {
+    {"memory", snap_backend_memory, "", false, NULL},
+    {"sqlite", snap_backend_sqlite, "\"path\": \"%s/conformance.db\"", true, sqlite_corrupt},
+};
+#define NCASES (sizeof cases / sizeof cases[0])
+#define FOR_EACH_BACKEND(bc) for (const backend_case *bc = cases; bc < cases + NCASES; bc++)
+
+static void sqlite_corrupt(const char *dir, const char *pid, int64_t seq) {
+  char *path = st_join(dir, "conformance.db");
+  sqlite3 *db = NULL;
+  cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
+  sqlite3_stmt *s = NULL;
+  cr_assert_eq(sqlite3_prepare_v2(db, "SELECT body FROM snapshots WHERE pid = ?1 AND seq = ?2", -1,
+                                  &s, NULL),
+               SQLITE_OK);
+  sqlite3_bind_text(s, 1, pid, -1, SQLITE_TRANSIENT);
+  sqlite3_bind_int64(s, 2, seq);
+  cr_assert_eq(sqlite3_step(s), SQLITE_ROW, "no row for %s/%" PRId64 " to corrupt", pid, seq);
+  int n = sqlite3_column_bytes(s, 0);
+  uint8_t *body = malloc((size_t)n);
+  memcpy(body, sqlite3_column_blob(s, 0), (size_t)n);
+  sqlite3_finalize(s);
+  body[n / 2] ^= 0x5a; /* the middle: past the header, inside the payload */
+  cr_assert_eq(sqlite3_prepare_v2(db, "UPDATE snapshots SET body = ?3 WHERE pid = ?1 AND seq = ?2",
+                                  -1, &s, NULL),
+               SQLITE_OK);
+  sqlite3_bind_text(s, 1, pid, -1, SQLITE_TRANSIENT);
+  sqlite3_bind_int64(s, 2, seq);
+  sqlite3_bind_blob(s, 3, body, n, SQLITE_TRANSIENT);
+  cr_assert_eq(sqlite3_step(s), SQLITE_DONE);
+  sqlite3_finalize(s);
+  sqlite3_close(db);
+  free(body);
+  free(path);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Fixture                                                                   */
+/* ------------------------------------------------------------------------ */
+
+typedef struct fx {
+  const backend_case *bc;
+  char *dir;
+  snap_store *st;
+  snap_meta md[5];
+} fx;
+
+static int try_open(const backend_case *bc, const char *dir, const char *store_keys,
+                    snap_store **st) {
+  char backend_keys[1024], config[2048];
+  snprintf(backend_keys, sizeof backend_keys, bc->config, dir);
+  snprintf(config, sizeof config, "{%s%s%s}", backend_keys,
+           backend_keys[0] && store_keys[0] ? ", " : "", store_keys);
+  return snap_store_open_backend(st, bc->backend(), config);
+}
+
+static void fx_open(fx *f, const backend_case *bc, const char *store_keys) {
+  memset(f, 0, sizeof *f);
+  f->bc = bc;
+  f->dir = st_tmpdir();
+  cr_assert_not_null(f->dir, "[%s] cannot create a temp directory", bc->name);
+  int rc = try_open(bc, f->dir, store_keys, &f->st);
+  cr_assert_eq(rc, SNAP_OK, "[%s] open: %s", bc->name, snap_error_message());
+}
+
+static void fx_reopen(fx *f, const char *store_keys) {
+  snap_store_close(f->st);
+  f->st = NULL;
+  int rc = try_open(f->bc, f->dir, store_keys, &f->st);
+  cr_assert_eq(rc, SNAP_OK, "[%s] reopen: %s", f->bc->name, snap_error_message());
+}
+
+static void fx_close(fx *f) {
+  snap_store_close(f->st);
+  st_rmtree(f->dir);
+  free(f->dir);
+}
+
+/* The TCK fixture: seq 11..15 with payloads "s-1".."s-5" and increasing timestamps. */
+static void fx_fill(fx *f, const char *pid) {
+  for (int i = 0; i < 5; i++) {
+    char state[16];
+    snprintf(state, sizeof state, "\"s-%d\"", i + 1);
+    int rc = snap_save_at(f->st, pid, 11 + i, 100000 + 1000 * i, SNAP_FORMAT_JSON, state,
+                          strlen(state), NULL, &f->md[i]);
+    cr_assert_eq(rc, SNAP_OK, "[%s] save seq %d: %s", f->bc->name, 11 + i, snap_error_message());
+  }
+}
+
+static snap_snapshot *load(fx *f, const char *pid, snap_criteria c) {
+  snap_snapshot *s = (snap_snapshot *)1;
+  int rc = snap_load(f->st, pid, &c, NULL, &s);
+  cr_assert_eq(rc, SNAP_OK, "[%s] load: %s", f->bc->name, snap_error_message());
+  return s;
+}
+
+static void expect_none(fx *f, snap_snapshot *s, const char *what) {
+  cr_assert_null(s, "[%s] %s: expected no snapshot, got seq %" PRId64, f->bc->name, what,
+                 s ? s->seq : -1);
+}
+
+/* Expects the fixture's snapshot md[i] with payload "s-(i+1)". */
+static void expect_md(fx *f, snap_snapshot *s, int i, const char *what) {
+  cr_assert_not_null(s, "[%s] %s: expected seq %" PRId64 ", got none", f->bc->name, what,
+                     f->md[i].seq);
+  char state[16];
+  snprintf(state, sizeof state, "\"s-%d\"", i + 1);
+  cr_assert_eq(s->seq, f->md[i].seq, "[%s] %s: seq", f->bc->name, what);
+  cr_assert_eq(s->timestamp, f->md[i].timestamp, "[%s] %s: timestamp", f->bc->name, what);
+  cr_assert_eq(s->format, SNAP_FORMAT_JSON, "[%s] %s: format", f->bc->name, what);
+  cr_assert_eq(s->len, strlen(state), "[%s] %s: length", f->bc->name, what);
+  cr_assert_str_eq((const char *)s->data, state, "[%s] %s: payload", f->bc->name, what);
+  snap_snapshot_free(s);
+}
+
+static snap_criteria crit(int64_t min_seq, int64_t max_seq, int64_t min_ts, int64_t max_ts) {
+  return (snap_criteria){min_seq, max_seq, min_ts, max_ts};
+}
+
+#define ANY_TS 0, INT64_MAX
+
+/* ------------------------------------------------------------------------ */
+/* The TCK                                                                   */
+/* ------------------------------------------------------------------------ */
+
+Test(conformance, unknown_pid_loads_none) {
+  FOR_EACH_BACKEND(bc) {
+    fx f;
+    fx_open(&f, bc, "\"keep\": 0");
+    fx_fill(&f, "p");
+    expect_none(&f, load(&f, "other", SNAP_CRITERIA_LATEST), "unknown pid");
+    fx_close(&f);
+  }
+}
+
+Test(conformance, timestamp_bound_below_every_snapshot_loads_none) {
+  FOR_EACH_BACKEND(bc) {
+    fx f;
+    fx_open(&f, bc, "\"keep\": 0");
+    fx_fill(&f, "p");
+    expect_none(&f, load(&f, "p", crit(0, INT64_MAX, 0, 100)), "max_ts 100");
+    fx_close(&f);
+  }
+}
+
+Test(conformance, seq_bound_below_every_snapshot_loads_none) {
+  FOR_EACH_BACKEND(bc) {
+    fx f;
+    fx_open(&f, bc, "\"keep\": 0");
+    fx_fill(&f, "p");
+    expect_none(&f, load(&f, "p", crit(0, 7, ANY_TS)), "max_seq 7");
+    snap_snapshot *s = (snap_snapshot *)1;
+    cr_assert_eq(snap_load_before(f.st, "p", 8, NULL, &s), SNAP_OK, "[%s]", bc->name);
+    expect_none(&f, s, "load_before 8");
+    fx_close(&f);
+  }
+}
+
+Test(conformance, latest_is_the_youngest_snapshot) {
+  FOR_EACH_BACKEND(bc) {
+    fx f;
+    fx_open(&f, bc, "\"keep\": 0");
+    fx_fill(&f, "p");
+    snap_snapshot *s = NULL;
+    cr_assert_eq(snap_load_latest(f.st, "p", NULL, &s), SNAP_OK, "[%s]", bc->name);
+    cr_assert_eq(s->skipped, 0u, "[%s]", bc->name);
+    cr_assert_eq(s->skip_reason, SNAP_OK, "[%s]", bc->name);
+    cr_assert_str_eq(s->pid, "p", "[%s]", bc->name);
+    expect_md(&f, s, 4, "latest");
+    fx_close(&f);
+  }
+}
+
+Test(conformance, max_seq_selects_the_youngest_at_or_below_it) {
+  FOR_EACH_BACKEND(bc) {
+    fx f;
+    fx_open(&f, bc, "\"keep\": 0");
+    fx_fill(&f, "p");
+    expect_md(&f, load(&f, "p", crit(0, 13, ANY_TS)), 2, "max_seq 13");
+    expect_md(&f, load(&f, "p", crit(0, 13, 0, f.md[2].timestamp)), 2, "max_seq 13 + max_ts");
+    snap_snapshot *s = NULL;
+    cr_assert_eq(snap_load_before(f.st, "p", 13, NULL, &s), SNAP_OK, "[%s]", bc->name);
+    expect_md(&f, s, 1, "load_before 13");
+    fx_close(&f);
+  }
+}
+
+Test(conformance, delete_one_removes_exactly_that_snapshot) {
+  FOR_EACH_BACKEND(bc) {
+    fx f;
+    fx_open(&f, bc, "\"keep\": 0");
+    fx_fill(&f, "p");
+    cr_assert_eq(snap_delete_one(f.st, "p", 13), SNAP_OK, "[%s]", bc->name);
+    expect_md(&f, load(&f, "p", crit(0, 13, ANY_TS)), 1, "after delete_one 13");
+    expect_md(&f, load(&f, "p", crit(0, 14, ANY_TS)), 3, "seq 14 untouched");
+    fx_close(&f);
+  }
+}
+
+Test(conformance, delete_matching_removes_everything_matching_both_bounds) {
+  FOR_EACH_BACKEND(bc) {
+    fx f;
+    fx_open(&f, bc, "\"keep\": 0");
+    fx_fill(&f, "p");
+    snap_criteria c = crit(0, 13, 0, f.md[2].timestamp);
+    cr_assert_eq(snap_delete_matching(f.st, "p", &c), SNAP_OK, "[%s]", bc->name);
+    expect_none(&f, load(&f, "p", crit(0, 13, ANY_TS)), "max_seq 13 after delete");
+    expect_md(&f, load(&f, "p", crit(0, 14, ANY_TS)), 3, "max_seq 14 after delete");
+    fx_close(&f);
+  }
+}
+
+Test(conformance, delete_matching_by_timestamp_keeps_younger_snapshots) {
+  FOR_EACH_BACKEND(bc) {
+    fx f;
+    fx_open(&f, bc, "\"keep\": 0");
+    fx_fill(&f, "p");
+    snap_criteria c = crit(0, INT64_MAX, 0, f.md[3].timestamp - 1);
+    cr_assert_eq(snap_delete_matching(f.st, "p", &c), SNAP_OK, "[%s]", bc->name);
+    expect_md(&f, load(&f, "p", crit(0, 14, ANY_TS)), 3, "seq 14 left");
+    expect_none(&f, load(&f, "p", crit(0, 13, ANY_TS)), "seq 11..13 gone");
+    fx_close(&f);
+  }
+}
+
+Test(conformance, saving_the_same_seq_again_replaces_the_payload) {
+  FOR_EACH_BACKEND(bc) {
+    fx f;
+    fx_open(&f, bc, "\"keep\": 0");
+    fx_fill(&f, "p");
+    const char *st2 = "{\"replaced\":true}";
+    snap_meta m;
+    cr_assert_eq(snap_save_at(f.st, "p", 15, 200000, SNAP_FORMAT_JSON, st2, strlen(st2), NULL, &m),
+                 SNAP_OK, "[%s]", bc->name);
+    snap_snapshot *s = load(&f, "p", SNAP_CRITERIA_LATEST);
+    cr_assert_not_null(s, "[%s]", bc->name);
+    cr_assert_eq(s->seq, 15, "[%s]", bc->name);
+    cr_assert_eq(s->timestamp, 200000, "[%s]", bc->name);
+    cr_assert_str_eq((const char *)s->data, st2, "[%s]", bc->name);
+    snap_snapshot_free(s);
+    expect_md(&f, load(&f, "p", crit(0, 14, ANY_TS)), 3, "seq 14 untouched");
+    fx_close(&f);
+  }
+}
+
+Test(conformance, ten_megabyte_state_round_trips_byte_for_byte) {
+  size_t n = 10u * 1000 * 1000;
+  char *big = malloc(n);
+  cr_assert_not_null(big);
+  big[0] = '"';
+  for (size_t i = 1; i < n - 1; i++)
+    big[i] = (char)('a' + (i * 7919 % 26));
+  big[n - 1] = '"';
+  FOR_EACH_BACKEND(bc) {
+    fx f;
+    fx_open(&f, bc, "\"keep\": 0");
+    snap_meta m;
+    cr_assert_eq(snap_save(f.st, "big", 1, SNAP_FORMAT_JSON, big, n, NULL, &m), SNAP_OK, "[%s] %s",
+                 bc->name, snap_error_message());
+    cr_assert_eq(m.state_len, n, "[%s]", bc->name);
+    snap_snapshot *s = load(&f, "big", SNAP_CRITERIA_LATEST);
+    cr_assert_not_null(s, "[%s]", bc->name);
+    cr_assert_eq(s->len, n, "[%s]", bc->name);
+    cr_assert(memcmp(s->data, big, n) == 0, "[%s] the state differs", bc->name);
+    cr_assert_eq(s->data[n], 0, "[%s] the state is NUL-terminated", bc->name);
+    snap_snapshot_free(s);
+    fx_close(&f);
+  }
+  free(big);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Beyond the TCK                                                            */
+/* ------------------------------------------------------------------------ */
+
+Test(conformance, lower_bounds_limit_loads) {
+  FOR_EACH_BACKEND(bc) {
+    fx f;
+    fx_open(&f, bc, "\"keep\": 0");
+    fx_fill(&f, "p");
+    expect_md(&f, load(&f, "p", crit(12, 13, ANY_TS)), 2, "seq 12..13");
+    expect_md(&f, load(&f, "p", crit(12, 12, ANY_TS)), 1, "seq 12..12");
+    expect_none(&f, load(&f, "p", crit(16, INT64_MAX, ANY_TS)), "min_seq 16");
+    expect_md(&f, load(&f, "p", crit(0, INT64_MAX, f.md[3].timestamp, INT64_MAX)), 4,
+              "min_ts of seq 14");
+    expect_md(&f, load(&f, "p", crit(0, 14, f.md[3].timestamp, INT64_MAX)), 3,
+              "min_ts of seq 14, max_seq 14");
+    expect_none(&f, load(&f, "p", crit(0, 13, f.md[3].timestamp, INT64_MAX)),
+                "min_ts above every match");
+    expect_none(&f, load(&f, "p", crit(0, INT64_MAX, f.md[4].timestamp + 1, INT64_MAX)),
+                "min_ts above all");
+    /* Inverted bounds match nothing: documented as "none", not an error. */
+    expect_none(&f, load(&f, "p", crit(14, 13, ANY_TS)), "min_seq > max_seq");
+    expect_none(&f, load(&f, "p", crit(0, INT64_MAX, 5, 4)), "min_ts > max_ts");
+    fx_close(&f);
+  }
+}
+
+Test(conformance, lower_bounds_limit_deletes) {
+  FOR_EACH_BACKEND(bc) {
+    fx f;
+    fx_open(&f, bc, "\"keep\": 0");
+    fx_fill(&f, "p");
+    snap_criteria c = crit(12, 14, f.md[3].timestamp, INT64_MAX);
+    cr_assert_eq(snap_delete_matching(f.st, "p", &c), SNAP_OK, "[%s]", bc->name);
+    expect_md(&f, load(&f, "p", crit(0, 14, ANY_TS)), 2, "14 deleted, 13 kept");
+    expect_md(&f, load(&f, "p", SNAP_CRITERIA_LATEST), 4, "15 kept");
+    c = crit(12, INT64_MAX, 0, f.md[2].timestamp);
+    cr_assert_eq(snap_delete_matching(f.st, "p", &c), SNAP_OK, "[%s]", bc->name);
+    expect_md(&f, load(&f, "p", crit(0, 14, ANY_TS)), 0, "12..13 deleted, 11 kept");
+    /* Inverted criteria delete nothing. */
+    c = crit(20, 10, ANY_TS);
+    cr_assert_eq(snap_delete_matching(f.st, "p", &c), SNAP_OK, "[%s]", bc->name);
+    expect_md(&f, load(&f, "p", SNAP_CRITERIA_LATEST), 4, "inverted criteria");
+    cr_assert_eq(snap_delete(f.st, "p", 14), SNAP_OK, "[%s]", bc->name);
+    expect_md(&f, load(&f, "p", SNAP_CRITERIA_LATEST), 4, "delete to 14 keeps 15");
+    expect_none(&f, load(&f, "p", crit(0, 14, ANY_TS)), "delete to 14");
+    fx_close(&f);
+  }
+}
+
+Test(conformance, seq_zero_is_a_valid_sequence_number) {
+  FOR_EACH_BACKEND(bc) {
+    fx f;
+    fx_open(&f, bc, "\"keep\": 0");
+    cr_assert_eq(snap_save(f.st, "z", 0, SNAP_FORMAT_JSON, "0", 1, NULL, NULL), SNAP_OK, "[%s] %s",
+                 bc->name, snap_error_message());
+    snap_snapshot *s = load(&f, "z", SNAP_CRITERIA_LATEST);
+    cr_assert_not_null(s, "[%s]", bc->name);
+    cr_assert_eq(s->seq, 0, "[%s]", bc->name);
+    snap_snapshot_free(s);
+    s = (snap_snapshot *)1;
+    cr_assert_eq(snap_load_before(f.st, "z", 0, NULL, &s), SNAP_OK, "[%s]", bc->name);
+    expect_none(&f, s, "before 0");
+    cr_assert_eq(snap_load_before(f.st, "z", 1, NULL, &s), SNAP_OK, "[%s]", bc->name);
+    cr_assert_not_null(s, "[%s] before 1", bc->name);
+    cr_assert_eq(s->seq, 0, "[%s]", bc->name);
+    snap_snapshot_free(s);
+    cr_assert_eq(snap_delete_one(f.st, "z", 0), SNAP_OK, "[%s]", bc->name);
+    expect_none(&f, load(&f, "z", SNAP_CRITERIA_LATEST), "deleted seq 0");
+    fx_close(&f);
+  }
+}
+
+Test(conformance, empty_state_is_refused_and_one_byte_state_round_trips) {
+  FOR_EACH_BACKEND(bc) {
+    fx f;
+    fx_open(&f, bc, "");
+    int rc = snap_save(f.st, "e", 1, SNAP_FORMAT_JSON, "", 0, NULL, NULL);
+    cr_assert_eq(rc, SNAP_EFORMAT, "[%s] empty state: %d", bc->name, rc);
+    expect_none(&f, load(&f, "e", SNAP_CRITERIA_LATEST), "nothing stored");
+    cr_assert_eq(snap_save(f.st, "e", 2, SNAP_FORMAT_JSON, "7", 1, NULL, NULL), SNAP_OK, "[%s] %s",
+                 bc->name, snap_error_message());
+    const uint8_t nil = 0xc0; /* msgpack nil */
+    cr_assert_eq(snap_save(f.st, "e", 3, SNAP_FORMAT_MSGPACK, &nil, 1, NULL, NULL), SNAP_OK,
+                 "[%s] %s", bc->name, snap_error_message());
+    snap_snapshot *s = load(&f, "e", crit(0, 2, ANY_TS));
+    cr_assert_eq(s->len, 1u, "[%s]", bc->name);
+    cr_assert_eq(s->data[0], '7', "[%s]", bc->name);
+    snap_snapshot_free(s);
+    s = load(&f, "e", SNAP_CRITERIA_LATEST);
+    cr_assert_eq(s->format, SNAP_FORMAT_MSGPACK, "[%s]", bc->name);
+    cr_assert_eq(s->len, 1u, "[%s]", bc->name);
+    cr_assert_eq(s->data[0], 0xc0, "[%s]", bc->name);
+    snap_snapshot_free(s);
+    fx_close(&f);
+  }
+}
+
+Test(conformance, unusual_pids_are_kept_apart) {
+  char long_pid[1001];
+  for (int i = 0; i < 1000; i++)
+    long_pid[i] = (char)('a' + i % 26);
+  long_pid[1000] = '\0';
+  const char *pids[] = {"актор-☃-🎉", long_pid, "it's", "100%", "a/b",
+                        "a'b",       "a%b",    "%s%n", "a b",  "'; DROP TABLE snapshots; --"};
+  size_t np = sizeof pids / sizeof pids[0];
+  FOR_EACH_BACKEND(bc) {
+    fx f;
+    fx_open(&f, bc, "");
+    for (size_t i = 0; i < np; i++) {
+      char state[32];
+      snprintf(state, sizeof state, "%zu", i);
+      cr_assert_eq(snap_save(f.st, pids[i], 1, SNAP_FORMAT_JSON, state, strlen(state), NULL, NULL),
+                   SNAP_OK, "[%s] pid #%zu: %s", bc->name, i, snap_error_message());
+    }
+    for (size_t i = 0; i < np; i++) {
+      char state[32];
+      snprintf(state, sizeof state, "%zu", i);
+      snap_snapshot *s = load(&f, pids[i], SNAP_CRITERIA_LATEST);
+      cr_assert_not_null(s, "[%s] pid #%zu", bc->name, i);
+      cr_assert_str_eq(s->pid, pids[i], "[%s]", bc->name);
+      cr_assert_str_eq((const char *)s->data, state, "[%s] pid #%zu", bc->name, i);
+      snap_snapshot_free(s);
+    }
+    expect_none(&f, load(&f, "a", SNAP_CRITERIA_LATEST), "prefix of a pid");
+    fx_close(&f);
+  }
+}
+
+Test(conformance, deleting_a_missing_snapshot_succeeds) {
+  FOR_EACH_BACKEND(bc) {
+    fx f;
+    fx_open(&f, bc, "");
+    cr_assert_eq(snap_delete_one(f.st, "nobody", 5), SNAP_OK, "[%s]", bc->name);
+    cr_assert_eq(snap_delete(f.st, "nobody", 5), SNAP_OK, "[%s]", bc->name);
+    snap_criteria c = SNAP_CRITERIA_LATEST;
+    cr_assert_eq(snap_delete_matching(f.st, "nobody", &c), SNAP_OK, "[%s]", bc->name);
+    fx_fill(&f, "p");
+    cr_assert_eq(snap_delete_one(f.st, "p", 99), SNAP_OK, "[%s]", bc->name);
+    expect_md(&f, load(&f, "p", SNAP_CRITERIA_LATEST), 4, "untouched");
+    fx_close(&f);
+  }
+}
+
+Test(conformance, persistent_backends_keep_everything_across_reopen) {
+  FOR_EACH_BACKEND(bc) {
+    fx f;
+    fx_open(&f, bc, "\"keep\": 0");
+    fx_fill(&f, "p");
+    fx_reopen(&f, "\"keep\": 0");
+    snap_snapshot *s = load(&f, "p", SNAP_CRITERIA_LATEST);
+    if (bc->persistent) {
+      expect_md(&f, s, 4, "after reopen");
+      expect_md(&f, load(&f, "p", crit(0, 11, ANY_TS)), 0, "oldest after reopen");
+    } else {
+      expect_none(&f, s, "a non-persistent backend starts empty");
+    }
+    fx_close(&f);
+  }
+}
+
+Test(conformance, keep_n_holds_after_many_saves) {
+  FOR_EACH_BACKEND(bc) {
+    fx f;
+    fx_open(&f, bc, "\"keep\": 3");
+    for (int i = 1; i <= 25; i++) {
+      char state[16];
+      snprintf(state, sizeof state, "%d", i);
+      cr_assert_eq(snap_save(f.st, "k", i, SNAP_FORMAT_JSON, state, strlen(state), NULL, NULL),
+                   SNAP_OK, "[%s]", bc->name);
+      cr_assert_eq(snap_save(f.st, "other", i, SNAP_FORMAT_JSON, state, strlen(state), NULL, NULL),
+                   SNAP_OK, "[%s]", bc->name);
+    }
+    for (int seq = 23; seq <= 25; seq++) {
+      snap_snapshot *s = load(&f, "k", crit(seq, seq, ANY_TS));
+      cr_assert_not_null(s, "[%s] seq %d kept", bc->name, seq);
+      snap_snapshot_free(s);
+    }
+    expect_none(&f, load(&f, "k", crit(0, 22, ANY_TS)), "older than the newest 3");
+    expect_none(&f, load(&f, "other", crit(0, 22, ANY_TS)), "other pid pruned too");
+    /* Saving an older seq below the window is pruned straight away. */
+    cr_assert_eq(snap_save(f.st, "k", 2, SNAP_FORMAT_JSON, "2", 1, NULL, NULL), SNAP_OK);
+    expect_none(&f, load(&f, "k", crit(0, 22, ANY_TS)), "old seq saved then pruned");
+    fx_close(&f);
+  }
+}
+
+Test(conformance, corrupt_newest_body_falls_back_and_reports_the_skip) {
+  FOR_EACH_BACKEND(bc) {
+    if (bc->corrupt == NULL)
+      continue; /* bodies of this backend cannot be damaged at rest */
+    fx f;
+    fx_open(&f, bc, "\"keep\": 0");
+    fx_fill(&f, "p");
+    bc->corrupt(f.dir, "p", 15);
+    snap_snapshot *s = load(&f, "p", SNAP_CRITERIA_LATEST);
+    cr_assert_not_null(s, "[%s]", bc->name);
+    cr_assert_eq(s->skipped, 1u, "[%s]", bc->name);
+    cr_assert(s->skip_reason == SNAP_ECORRUPT || s->skip_reason == SNAP_EFORMAT, "[%s] %d",
+              bc->name, s->skip_reason);
+    expect_md(&f, s, 3, "fallback to 14");
+    /* A bound below the damaged row never sees it. */
+    s = load(&f, "p", crit(0, 14, ANY_TS));
+    cr_assert_eq(s->skipped, 0u, "[%s]", bc->name);
+    expect_md(&f, s, 3, "max_seq 14");
+    fx_close(&f);
+  }
+}
+
+Test(conformance, too_many_corrupt_bodies_is_an_error_not_none) {
+  FOR_EACH_BACKEND(bc) {
+    if (bc->corrupt == NULL)
+      continue;
+    fx f;
+    fx_open(&f, bc, "\"keep\": 0");
+    fx_fill(&f, "p");
+    bc->corrupt(f.dir, "p", 15);
+    bc->corrupt(f.dir, "p", 14);
+    snap_snapshot *s = load(&f, "p", SNAP_CRITERIA_LATEST);
+    cr_assert_eq(s->skipped, 2u, "[%s]", bc->name);
+    expect_md(&f, s, 2, "third attempt");
+    bc->corrupt(f.dir, "p", 13);
+    s = (snap_snapshot *)1;
+    int rc = snap_load_latest(f.st, "p", NULL, &s);
+    cr_assert_eq(rc, SNAP_ECORRUPT, "[%s] three corrupt bodies: %d", bc->name, rc);
+    cr_assert_null(s, "[%s]", bc->name);
+    cr_assert(strstr(snap_error_message(), "skipped") != NULL, "[%s] %s", bc->name,
+              snap_error_message());
+    /* Every match corrupt, and fewer than the attempts: still an error. */
+    snap_criteria c = crit(13, 15, ANY_TS);
+    fx_reopen(&f, "\"keep\": 0, \"max_load_attempts\": 5");
+    cr_assert_eq(snap_load(f.st, "p", &c, NULL, &s), SNAP_ECORRUPT, "[%s]", bc->name);
+    c = crit(0, INT64_MAX, ANY_TS);
+    cr_assert_eq(snap_load(f.st, "p", &c, NULL, &s), SNAP_OK, "[%s]", bc->name);
+    cr_assert_eq(s->skipped, 3u, "[%s]", bc->name);
+    expect_md(&f, s, 1, "five attempts reach seq 12");
+    fx_close(&f);
+  }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Options and capabilities                                                  */
+/* ------------------------------------------------------------------------ */
+
+static snap_keyring *keyring_with(uint8_t fill) {
+  snap_keyring *kr = NULL;
+  cr_assert_eq(snap_keyring_new(&kr), SNAP_OK);
+  uint8_t key[SNAP_KEY_BYTES];
+  memset(key, fill, sizeof key);
+  cr_assert_eq(snap_keyring_add(kr, 1, key, sizeof key), SNAP_OK);
+  return kr;
+}
+
+/* A compressible JSON state of about `n` bytes. */
+static char *ledger(size_t n, const char *marker) {
+  char *s = malloc(n + 64);
+  size_t len = (size_t)sprintf(s, "[\"%s\"", marker);
+  while (len < n)
+    len += (size_t)sprintf(s + len, ",{\"account\":%zu,\"amount\":100}", len % 97);
+  strcpy(s + len, "]");
+  return s;
+}
+
+Test(conformance, mixed_plain_compressed_and_encrypted_rows_all_load) {
+  snap_keyring *kr = keyring_with(0x11);
+  snap_options *zip, *enc, *reader;
+  cr_assert_eq(snap_options_new(&zip), SNAP_OK);
+  cr_assert_eq(snap_options_set_compression(zip, SNAP_COMPRESSION_ZLIB, 6), SNAP_OK);
+  cr_assert_eq(snap_options_new(&enc), SNAP_OK);
+  cr_assert_eq(snap_options_set_compression(enc, SNAP_COMPRESSION_ZLIB, 1), SNAP_OK);
+  cr_assert_eq(snap_options_set_encryption(enc, kr, "test/conformance/v1"), SNAP_OK);
+  cr_assert_eq(snap_options_new(&reader), SNAP_OK);
+  cr_assert_eq(snap_options_set_encryption(reader, kr, "test/conformance/v1"), SNAP_OK);
+  cr_assert_eq(snap_options_set_accept_unauthenticated(reader, true), SNAP_OK);
+  char *state = ledger(8000, "mixed");
+  size_t len = strlen(state);
+  const snap_options *writers[3] = {NULL, zip, enc};
+  FOR_EACH_BACKEND(bc) {
+    fx f;
+    fx_open(&f, bc, "\"keep\": 0");
+    unsigned caps = snap_store_capabilities(f.st);
+    for (int i = 0; i < 3; i++) {
+      snap_meta m;
+      cr_assert_eq(snap_save(f.st, "mix", i + 1, SNAP_FORMAT_JSON, state, len, writers[i], &m),
+                   SNAP_OK, "[%s] %s", bc->name, snap_error_message());
+      unsigned want = 0;
+      if (i >= 1 && (caps & SNAP_CAP_COMPRESSION))
+        want |= SNAP_STAGE_COMPRESSED;
+      if (i == 2 && (caps & SNAP_CAP_ENCRYPTION))
+        want |= SNAP_STAGE_ENCRYPTED;
+      cr_assert_eq(m.stages, want, "[%s] row %d stages %#x", bc->name, i + 1, m.stages);
+    }
+    for (int i = 0; i < 3; i++) {
+      snap_snapshot *s = NULL;
+      snap_criteria c = crit(i + 1, i + 1, ANY_TS);
+      cr_assert_eq(snap_load(f.st, "mix", &c, reader, &s), SNAP_OK, "[%s] row %d: %s", bc->name,
+                   i + 1, snap_error_message());
+      cr_assert_not_null(s, "[%s] row %d", bc->name, i + 1);
+      cr_assert_eq(s->len, len, "[%s] row %d", bc->name, i + 1);
+      cr_assert(memcmp(s->data, state, len) == 0, "[%s] row %d", bc->name, i + 1);
+      snap_snapshot_free(s);
+    }
+    fx_close(&f);
+  }
+  free(state);
+  snap_options_free(zip);
+  snap_options_free(enc);
+  snap_options_free(reader);
+  snap_keyring_free(kr);
+}
+
+Test(conformance, unsupported_options_are_ignored_and_reported) {
+  snap_keyring *kr = keyring_with(0x22);
+  snap_options *o;
+  cr_assert_eq(snap_options_new(&o), SNAP_OK);
+  cr_assert_eq(snap_options_set_encryption(o, kr, "test/conformance/v1"), SNAP_OK);
+  cr_assert_eq(snap_options_set_compression(o, SNAP_COMPRESSION_ZLIB, 1), SNAP_OK);
+  char *state = ledger(4000, "opts");
+  FOR_EACH_BACKEND(bc) {
+    fx f;
+    fx_open(&f, bc, "");
+    unsigned caps = snap_store_capabilities(f.st);
+    snap_meta m;
+    cr_assert_eq(snap_save(f.st, "o", 1, SNAP_FORMAT_JSON, state, strlen(state), o, &m), SNAP_OK,
+                 "[%s] %s", bc->name, snap_error_message());
+    unsigned unsupported = (SNAP_OPT_ENCRYPTION | SNAP_OPT_COMPRESSION) & ~caps;
+    cr_assert_eq(m.ignored, unsupported, "[%s] ignored %#x", bc->name, m.ignored);
+    cr_assert_eq((m.stages & SNAP_STAGE_ENCRYPTED) != 0, (caps & SNAP_CAP_ENCRYPTION) != 0,
+                 "[%s] stages %#x", bc->name, m.stages);
+    /* The same keyed options read it back, whatever was applied. */
+    snap_snapshot *s = NULL;
+    cr_assert_eq(snap_load_latest(f.st, "o", o, &s), SNAP_OK, "[%s] %s", bc->name,
+                 snap_error_message());
+    cr_assert_str_eq((const char *)s->data, state, "[%s]", bc->name);
+    cr_assert_eq(s->stages, m.stages, "[%s]", bc->name);
+    snap_snapshot_free(s);
+    fx_close(&f);
+  }
+  free(state);
+  snap_options_free(o);
+  snap_keyring_free(kr);
+}
+
+Test(conformance, required_options_the_backend_lacks_fail_the_save) {
+  snap_keyring *kr = keyring_with(0x33);
+  snap_options *o;
+  cr_assert_eq(snap_options_new(&o), SNAP_OK);
+  cr_assert_eq(snap_options_set_encryption(o, kr, "test/conformance/v1"), SNAP_OK);
+  cr_assert_eq(snap_options_set_required(o, SNAP_OPT_ENCRYPTION), SNAP_OK);
+  FOR_EACH_BACKEND(bc) {
+    fx f;
+    fx_open(&f, bc, "");
+    int rc = snap_save(f.st, "r", 1, SNAP_FORMAT_JSON, "1", 1, o, NULL);
+    if (snap_store_capabilities(f.st) & SNAP_CAP_ENCRYPTION) {
+      cr_assert_eq(rc, SNAP_OK, "[%s] %s", bc->name, snap_error_message());
+    } else {
+      cr_assert_eq(rc, SNAP_EUNSUPPORTED, "[%s] %d", bc->name, rc);
+      expect_none(&f, load(&f, "r", SNAP_CRITERIA_LATEST), "nothing stored");
+    }
+    fx_close(&f);
+  }
+  snap_options_free(o);
+  snap_keyring_free(kr);
+}
+
+Test(conformance, a_wrong_key_is_an_error_never_a_fallback) {
+  snap_keyring *right = keyring_with(0x44), *wrong = keyring_with(0x55);
+  snap_options *w, *r;
+  cr_assert_eq(snap_options_new(&w), SNAP_OK);
+  cr_assert_eq(snap_options_set_encryption(w, right, "test/conformance/v1"), SNAP_OK);
+  cr_assert_eq(snap_options_new(&r), SNAP_OK);
+  cr_assert_eq(snap_options_set_encryption(r, wrong, "test/conformance/v1"), SNAP_OK);
+  FOR_EACH_BACKEND(bc) {
+    fx f;
+    fx_open(&f, bc, "\"keep\": 0");
+    cr_assert_eq(snap_save(f.st, "w", 1, SNAP_FORMAT_JSON, "1", 1, w, NULL), SNAP_OK);
+    cr_assert_eq(snap_save(f.st, "w", 2, SNAP_FORMAT_JSON, "2", 1, w, NULL), SNAP_OK);
+    snap_snapshot *s = (snap_snapshot *)1;
+    int rc = snap_load_latest(f.st, "w", r, &s);
+    if (snap_store_capabilities(f.st) & SNAP_CAP_ENCRYPTION) {
+      cr_assert_eq(rc, SNAP_EAUTH, "[%s] %d %s", bc->name, rc, snap_error_message());
+      cr_assert_null(s, "[%s]", bc->name);
+      cr_assert_eq(snap_load_latest(f.st, "w", w, &s), SNAP_OK, "[%s]", bc->name);
+      cr_assert_eq(s->seq, 2, "[%s]", bc->name);
+    } else {
+      /* Nothing was encrypted, so a keyed reader reads the plaintext bodies. */
+      cr_assert_eq(rc, SNAP_OK, "[%s] %s", bc->name, snap_error_message());
+      cr_assert_eq(s->seq, 2, "[%s]", bc->name);
+    }
+    snap_snapshot_free(s);
+    fx_close(&f);
+  }
+  snap_options_free(w);
+  snap_options_free(r);
+  snap_keyring_free(right);
+  snap_keyring_free(wrong);
+}
+
+Test(conformance, store_defaults_and_resolver_layer_under_call_options) {
+  snap_options *def, *call;
+  cr_assert_eq(snap_options_new(&def), SNAP_OK);
+  cr_assert_eq(snap_options_set_compression(def, SNAP_COMPRESSION_ZLIB, 1), SNAP_OK);
+  cr_assert_eq(snap_options_new(&call), SNAP_OK);
+  cr_assert_eq(snap_options_set_compression(call, SNAP_COMPRESSION_NONE, 0), SNAP_OK);
+  char *state = ledger(4000, "layers");
+  FOR_EACH_BACKEND(bc) {
+    fx f;
+    fx_open(&f, bc, "");
+    bool zips = (snap_store_capabilities(f.st) & SNAP_CAP_COMPRESSION) != 0;
+    cr_assert_eq(snap_store_set_default_options(f.st, def), SNAP_OK);
+    snap_meta m;
+    cr_assert_eq(snap_save(f.st, "d", 1, SNAP_FORMAT_JSON, state, strlen(state), NULL, &m),
+                 SNAP_OK);
+    cr_assert_eq((m.stages & SNAP_STAGE_COMPRESSED) != 0, zips, "[%s] default", bc->name);
+    cr_assert_eq(m.ignored, zips ? 0u : SNAP_OPT_COMPRESSION, "[%s]", bc->name);
+    cr_assert_eq(snap_save(f.st, "d", 2, SNAP_FORMAT_JSON, state, strlen(state), call, &m),
+                 SNAP_OK);
+    cr_assert_eq(m.stages, 0u, "[%s] the call overrides the default", bc->name);
+    cr_assert_eq(snap_store_set_default_options(f.st, NULL), SNAP_OK);
+    cr_assert_eq(snap_save(f.st, "d", 3, SNAP_FORMAT_JSON, state, strlen(state), NULL, &m),
+                 SNAP_OK);
+    cr_assert_eq(m.stages, 0u, "[%s] defaults cleared", bc->name);
+    fx_close(&f);
+    /* Configured compression is the bottom layer. */
+    fx_open(&f, bc, "\"compression\": \"zlib\", \"compression_level\": 1");
+    cr_assert_eq(snap_save(f.st, "d", 1, SNAP_FORMAT_JSON, state, strlen(state), NULL, &m),
+                 SNAP_OK);
+    cr_assert_eq((m.stages & SNAP_STAGE_COMPRESSED) != 0, zips, "[%s] configured", bc->name);
+    fx_close(&f);
+  }
+  free(state);
+  snap_options_free(def);
+  snap_options_free(call);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Invalid input                                                             */
+/* ------------------------------------------------------------------------ */
+
+Test(conformance, invalid_input_is_refused_and_stores_nothing) {
+  FOR_EACH_BACKEND(bc) {
+    fx f;
+    fx_open(&f, bc, "");
+    snap_store *st = f.st;
+    cr_assert_eq(snap_save(st, "", 1, SNAP_FORMAT_JSON, "1", 1, NULL, NULL), SNAP_EINVAL,
+                 "[%s] empty pid", bc->name);
+    cr_assert_eq(snap_save(st, "bad\xff\xfe", 1, SNAP_FORMAT_JSON, "1", 1, NULL, NULL), SNAP_EINVAL,
+                 "[%s] invalid UTF-8", bc->name);
+    cr_assert_eq(snap_save(st, NULL, 1, SNAP_FORMAT_JSON, "1", 1, NULL, NULL), SNAP_EINVAL,
+                 "[%s] NULL pid", bc->name);
+    cr_assert_eq(snap_save(st, "x", -1, SNAP_FORMAT_JSON, "1", 1, NULL, NULL), SNAP_EINVAL,
+                 "[%s] negative seq", bc->name);
+    cr_assert(strstr(snap_error_message(), "-1") != NULL, "[%s] %s", bc->name,
+              snap_error_message());
+    cr_assert_eq(snap_save(st, "x", 1, SNAP_FORMAT_JSON, "{\"a\":", 5, NULL, NULL), SNAP_EFORMAT,
+                 "[%s] malformed JSON", bc->name);
+    cr_assert_eq(snap_save(st, "x", 1, SNAP_FORMAT_JSON, "1 2", 3, NULL, NULL), SNAP_EFORMAT,
+                 "[%s] trailing JSON", bc->name);
+    const uint8_t bad_mp[] = {0x92, 0x01}; /* an array of 2 with one element */
+    cr_assert_eq(snap_save(st, "x", 1, SNAP_FORMAT_MSGPACK, bad_mp, 2, NULL, NULL), SNAP_EFORMAT,
+                 "[%s] truncated msgpack", bc->name);
+    cr_assert_eq(snap_save(st, "x", 1, SNAP_FORMAT_JSON, NULL, 1, NULL, NULL), SNAP_EINVAL,
+                 "[%s] NULL state", bc->name);
+    cr_assert_eq(snap_save(st, "x", 1, (snap_format)7, "1", 1, NULL, NULL), SNAP_EINVAL,
+                 "[%s] unknown format", bc->name);
+    cr_assert_eq(snap_save_at(st, "x", 1, -5, SNAP_FORMAT_JSON, "1", 1, NULL, NULL), SNAP_EINVAL,
+                 "[%s] negative timestamp", bc->name);
+    cr_assert_eq(snap_save(NULL, "x", 1, SNAP_FORMAT_JSON, "1", 1, NULL, NULL), SNAP_EINVAL,
+                 "[%s] NULL store", bc->name);
+    cr_assert_eq(snap_save_json(st, "x", 1, NULL, NULL, NULL), SNAP_EINVAL, "[%s]", bc->name);
+    snap_snapshot *s = (snap_snapshot *)1;
+    cr_assert_eq(snap_load_latest(st, "x", NULL, &s), SNAP_OK, "[%s]", bc->name);
+    expect_none(&f, s, "nothing stored by invalid saves");
+    cr_assert_eq(snap_load_latest(st, "", NULL, &s), SNAP_EINVAL, "[%s]", bc->name);
+    cr_assert_eq(snap_load_latest(st, "x", NULL, NULL), SNAP_EINVAL, "[%s]", bc->name);
+    cr_assert_eq(snap_load(st, "x", NULL, NULL, &s), SNAP_EINVAL, "[%s]", bc->name);
+    cr_assert_eq(snap_delete(st, NULL, 1), SNAP_EINVAL, "[%s]", bc->name);
+    cr_assert_eq(snap_delete_one(st, "x", -1), SNAP_EINVAL, "[%s]", bc->name);
+    cr_assert_eq(snap_delete_matching(st, "x", NULL), SNAP_EINVAL, "[%s]", bc->name);
+    fx_close(&f);
+  }
+}
+
+static void expect_config_error(const backend_case *bc, const char *dir, const char *keys,
+                                const char *named) {
+  snap_store *st = (snap_store *)1;
+  int rc = try_open(bc, dir, keys, &st);
+  cr_assert_eq(rc, SNAP_ECONFIG, "[%s] config {%s}: %d", bc->name, keys, rc);
+  cr_assert_null(st, "[%s]", bc->name);
+  cr_assert(strstr(snap_error_message(), named) != NULL, "[%s] config {%s}: message '%s'", bc->name,
+            keys, snap_error_message());
+}
+
+Test(conformance, bad_configuration_names_the_key) {
+  FOR_EACH_BACKEND(bc) {
+    char *dir = st_tmpdir();
+    expect_config_error(bc, dir, "\"kepe\": 3", "kepe");
+    expect_config_error(bc, dir, "\"keep\": \"3\"", "keep");
+    expect_config_error(bc, dir, "\"keep\": -1", "keep");
+    expect_config_error(bc, dir, "\"keep\": 1.5", "keep");
+    expect_config_error(bc, dir, "\"max_load_attempts\": 0", "max_load_attempts");
+    expect_config_error(bc, dir, "\"compression\": \"lz4\"", "compression");
+    expect_config_error(bc, dir, "\"compression\": \"zlib\", \"compression_level\": 10",
+                        "compression_level");
+    expect_config_error(bc, dir, "\"compression_min_size\": -4", "compression_min_size");
+    expect_config_error(bc, dir, "\"max_stored_size\": true", "max_stored_size");
+    expect_config_error(bc, dir, "\"max_decoded_size\": null", "max_decoded_size");
+    snap_store *st = NULL;
+    cr_assert_eq(snap_store_open_backend(&st, bc->backend(), "[1]"), SNAP_ECONFIG, "[%s]",
+                 bc->name);
+    cr_assert_eq(snap_store_open_backend(&st, bc->backend(), "{\"keep\": "), SNAP_ECONFIG, "[%s]",
+                 bc->name);
+    st_rmtree(dir);
+    free(dir);
+  }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Batches, prepared saves, JSON views                                       */
+/* ------------------------------------------------------------------------ */
+
+Test(conformance, batch_rows_succeed_or_fail_on_their_own) {
+  FOR_EACH_BACKEND(bc) {
+    fx f;
+    fx_open(&f, bc, "\"keep\": 0");
+    snap_save_req reqs[4] = {
+        {"b1", 1, SNAP_TIMESTAMP_AUTO, SNAP_FORMAT_JSON, "1", 1, NULL},
+        {"", 1, SNAP_TIMESTAMP_AUTO, SNAP_FORMAT_JSON, "2", 1, NULL},
+        {"b2", 1, 777, SNAP_FORMAT_JSON, "{", 1, NULL},
+        {"b2", 2, 778, SNAP_FORMAT_JSON, "[4]", 3, NULL},
+    };
+    int status[4];
+    snap_meta meta[4];
+    int rc = snap_save_batch(f.st, reqs, 4, status, meta);
+    cr_assert_eq(rc, SNAP_EINVAL, "[%s] the first failure", bc->name);
+    cr_assert_eq(status[0], SNAP_OK, "[%s]", bc->name);
+    cr_assert_eq(status[1], SNAP_EINVAL, "[%s]", bc->name);
+    cr_assert_eq(status[2], SNAP_EFORMAT, "[%s]", bc->name);
+    cr_assert_eq(status[3], SNAP_OK, "[%s]", bc->name);
+    cr_assert_eq(meta[3].timestamp, 778, "[%s]", bc->name);
+    snap_snapshot *s = load(&f, "b2", SNAP_CRITERIA_LATEST);
+    cr_assert_eq(s->seq, 2, "[%s]", bc->name);
+    cr_assert_str_eq((const char *)s->data, "[4]", "[%s]", bc->name);
+    snap_snapshot_free(s);
+    s = load(&f, "b1", SNAP_CRITERIA_LATEST);
+    cr_assert_not_null(s, "[%s]", bc->name);
+    snap_snapshot_free(s);
+    fx_close(&f);
+  }
+}
+
+Test(conformance, prepared_saves_commit_together) {
+  FOR_EACH_BACKEND(bc) {
+    fx f;
+    fx_open(&f, bc, "\"keep\": 2");
+    snap_prepared *p[5];
+    for (int i = 0; i < 5; i++) {
+      char state[8];
+      snprintf(state, sizeof state, "%d", i);
+      snap_save_req r = {"prep",        i,   SNAP_TIMESTAMP_AUTO, SNAP_FORMAT_JSON, state,
+                         strlen(state), NULL};
+      cr_assert_eq(snap_save_prepare(f.st, &r, &p[i]), SNAP_OK, "[%s]", bc->name);
+    }
+    int status[5];
+    snap_meta meta[5];
+    cr_assert_eq(snap_save_commit(f.st, p, 5, status, meta), SNAP_OK, "[%s] %s", bc->name,
+                 snap_error_message());
+    for (int i = 0; i < 5; i++) {
+      cr_assert_eq(status[i], SNAP_OK, "[%s]", bc->name);
+      cr_assert_eq(meta[i].seq, i, "[%s]", bc->name);
+      snap_prepared_free(p[i]);
+    }
+    snap_snapshot *s = load(&f, "prep", SNAP_CRITERIA_LATEST);
+    cr_assert_str_eq((const char *)s->data, "4", "[%s]", bc->name);
+    snap_snapshot_free(s);
+    expect_none(&f, load(&f, "prep", crit(0, 2, ANY_TS)), "retention after commit");
+    snap_save_req bad = {"prep", -3, SNAP_TIMESTAMP_AUTO, SNAP_FORMAT_JSON, "1", 1, NULL};
+    snap_prepared *q = (snap_prepared *)1;
+    cr_assert_eq(snap_save_prepare(f.st, &bad, &q), SNAP_EINVAL, "[%s]", bc->name);
+    cr_assert_null(q, "[%s]", bc->name);
+    fx_close(&f);
+  }
+}
+
+Test(conformance, snapshots_convert_to_json_whatever_their_format) {
+  /* {"a": [1, -2, 1.5, true, null], "s": "x"} in msgpack */
+  const uint8_t mp[] = {0x82, 0xa1, 'a', 0x95, 0x01, 0xfe, 0xcb, 0x3f, 0xf8, 0,  0,
+                        0,    0,    0,   0,    0xc3, 0xc0, 0xa1, 's',  0xa1, 'x'};
+  const uint8_t bin[] = {0xc4, 0x01, 0x00};
+  const uint8_t intkey[] = {0x81, 0x01, 0x02};
+  FOR_EACH_BACKEND(bc) {
+    fx f;
+    fx_open(&f, bc, "\"keep\": 0");
+    cr_assert_eq(snap_save(f.st, "j", 1, SNAP_FORMAT_MSGPACK, mp, sizeof mp, NULL, NULL), SNAP_OK,
+                 "[%s] %s", bc->name, snap_error_message());
+    cr_assert_eq(snap_save(f.st, "j", 2, SNAP_FORMAT_JSON, "{\"b\": [1]}", 10, NULL, NULL), SNAP_OK,
+                 "[%s]", bc->name);
+    cJSON *j = NULL;
+    snap_snapshot *s = load(&f, "j", crit(1, 1, ANY_TS));
+    cr_assert_eq(snap_snapshot_to_json(s, &j), SNAP_OK, "[%s] %s", bc->name, snap_error_message());
+    char *text = cJSON_PrintUnformatted(j);
+    cr_assert_str_eq(text, "{\"a\":[1,-2,1.5,true,null],\"s\":\"x\"}", "[%s]", bc->name);
+    cJSON_free(text);
+    cJSON_Delete(j);
+    snap_snapshot_free(s);
+    s = load(&f, "j", crit(2, 2, ANY_TS));
+    cr_assert_eq(snap_snapshot_to_json(s, &j), SNAP_OK, "[%s]", bc->name);
+    cr_assert(cJSON_IsArray(cJSON_GetObjectItem(j, "b")), "[%s]", bc->name);
+    cJSON_Delete(j);
+    snap_snapshot_free(s);
+    cr_assert_eq(snap_save(f.st, "j", 3, SNAP_FORMAT_MSGPACK, bin, sizeof bin, NULL, NULL), SNAP_OK,
+                 "[%s]", bc->name);
+    s = load(&f, "j", crit(3, 3, ANY_TS));
+    cr_assert_eq(snap_snapshot_to_json(s, &j), SNAP_EFORMAT, "[%s] bin", bc->name);
+    cr_assert_null(j);
+    snap_snapshot_free(s);
+    cr_assert_eq(snap_save(f.st, "j", 4, SNAP_FORMAT_MSGPACK, intkey, sizeof intkey, NULL, NULL),
+                 SNAP_OK, "[%s]", bc->name);
+    s = load(&f, "j", crit(4, 4, ANY_TS));
+    cr_assert_eq(snap_snapshot_to_json(s, &j), SNAP_EFORMAT, "[%s] integer key", bc->name);
+    snap_snapshot_free(s);
+    cJSON *tree = cJSON_CreateObject();
+    cJSON_AddNumberToObject(tree, "n", 5);
+    cr_assert_eq(snap_save_json(f.st, "j", 5, tree, NULL, NULL), SNAP_OK, "[%s]", bc->name);
+    cJSON_Delete(tree);
+    s = load(&f, "j", SNAP_CRITERIA_LATEST);
+    cr_assert_str_eq((const char *)s->data, "{\"n\":5}", "[%s]", bc->name);
+    snap_snapshot_free(s);
+    fx_close(&f);
+  }
+}

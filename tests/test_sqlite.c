@@ -1,0 +1,485 @@
+/* The SQLite backend's own promises: crash durability, secure deletion,
+ * prune failures that never fail a save, schema versioning, lazy opening,
+ * configuration and several processes on one file. */
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+#include <sqlite3.h>
+
+#include "snap/store.h"
+#include "snap/sys/backend.h"
+#include "store_util.h"
+
+static snap_store *open_sqlite(const char *dir, const char *extra) {
+  char cfg[4096];
+  snprintf(cfg, sizeof cfg, "{\"path\": \"%s/t.db\"%s%s}", dir, extra[0] ? ", " : "", extra);
+  snap_store *st = NULL;
+  int rc = snap_store_open_backend(&st, snap_backend_sqlite(), cfg);
+  cr_assert_eq(rc, SNAP_OK, "open %s: %s", cfg, snap_error_message());
+  return st;
+}
+
+static sqlite3 *raw_db(const char *dir) {
+  char *path = st_join(dir, "t.db");
+  sqlite3 *db = NULL;
+  cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
+  sqlite3_busy_timeout(db, 5000);
+  free(path);
+  return db;
+}
+
+static void raw_exec(sqlite3 *db, const char *sql) {
+  char *err = NULL;
+  cr_assert_eq(sqlite3_exec(db, sql, NULL, NULL, &err), SQLITE_OK, "%s: %s", sql, err ? err : "");
+}
+
+static void state_for(char *buf, size_t cap, int pid, int64_t seq) {
+  snprintf(buf, cap, "{\"pid\":%d,\"seq\":%" PRId64 ",\"pad\":\"%0200d\"}", pid, seq, pid);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Crash durability                                                          */
+/* ------------------------------------------------------------------------ */
+
+typedef struct ack {
+  int32_t pid;
+  int32_t round;
+  int64_t seq;
+} ack;
+
+/* Saves forever (until killed), acknowledging each save on `fd` after it returned OK. */
+static void crash_child(const char *dir, int fd, int round) {
+  snap_store *st = NULL;
+  char cfg[4096];
+  snprintf(cfg, sizeof cfg, "{\"path\": \"%s/t.db\", \"keep\": 0, \"synchronous\": \"full\"}", dir);
+  if (snap_store_open_backend(&st, snap_backend_sqlite(), cfg) != SNAP_OK)
+    _exit(2);
+  for (int64_t i = 0; i < 1000000; i++) {
+    char pid[32], state[512];
+    ack a = {(int32_t)(i % 8), round, (int64_t)round * 1000000 + i};
+    snprintf(pid, sizeof pid, "crash-%d", a.pid);
+    state_for(state, sizeof state, a.pid, a.seq);
+    if (snap_save(st, pid, a.seq, SNAP_FORMAT_JSON, state, strlen(state), NULL, NULL) != SNAP_OK)
+      _exit(3);
+    /* Records are smaller than PIPE_BUF: each write is all or nothing. */
+    if (write(fd, &a, sizeof a) != (ssize_t)sizeof a)
+      _exit(4);
+  }
+  _exit(0);
+}
+
+Test(sqlite, every_acknowledged_save_survives_sigkill) {
+  char *dir = st_tmpdir();
+  srand(20261124);
+  size_t nacks = 0, cap = 1 << 14;
+  ack *acks = malloc(cap * sizeof *acks);
+  int rounds = 24;
+  for (int round = 0; round < rounds; round++) {
+    int fds[2];
+    cr_assert_eq(pipe(fds), 0);
+    pid_t child = fork();
+    cr_assert_neq(child, -1);
+    if (child == 0) {
+      close(fds[0]);
+      crash_child(dir, fds[1], round);
+    }
+    close(fds[1]);
+    /* Let it run 20..150 ms, reading acknowledgements meanwhile. */
+    struct timespec start, now;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    long budget_ms = 20 + rand() % 130;
+    for (;;) {
+      clock_gettime(CLOCK_MONOTONIC, &now);
+      long elapsed = (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
+      if (elapsed >= budget_ms)
+        break;
+      usleep(2000);
+    }
+    kill(child, SIGKILL);
+    int status;
+    cr_assert_eq(waitpid(child, &status, 0), child);
+    cr_assert(WIFSIGNALED(status), "the child stopped by itself (status %d)", status);
+    ack a;
+    ssize_t got;
+    while ((got = read(fds[0], &a, sizeof a)) == (ssize_t)sizeof a) {
+      if (nacks == cap)
+        acks = realloc(acks, (cap *= 2) * sizeof *acks);
+      acks[nacks++] = a;
+    }
+    cr_assert_eq(got, 0, "a partial acknowledgement");
+    close(fds[0]);
+  }
+  cr_assert_gt(nacks, 0u, "no save was acknowledged at all");
+
+  snap_store *st = open_sqlite(dir, "\"keep\": 0");
+  for (size_t i = 0; i < nacks; i++) {
+    char pid[32], state[512];
+    snprintf(pid, sizeof pid, "crash-%d", acks[i].pid);
+    state_for(state, sizeof state, acks[i].pid, acks[i].seq);
+    snap_criteria c = {acks[i].seq, acks[i].seq, 0, INT64_MAX};
+    snap_snapshot *s = NULL;
+    cr_assert_eq(snap_load(st, pid, &c, NULL, &s), SNAP_OK, "%s", snap_error_message());
+    cr_assert_not_null(s, "acknowledged save %s/%" PRId64 " (round %d) is lost", pid, acks[i].seq,
+                       acks[i].round);
+    cr_assert_str_eq((const char *)s->data, state);
+    snap_snapshot_free(s);
+  }
+  snap_store_close(st);
+
+  sqlite3 *db = raw_db(dir);
+  sqlite3_stmt *q;
+  cr_assert_eq(sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &q, NULL), SQLITE_OK);
+  cr_assert_eq(sqlite3_step(q), SQLITE_ROW);
+  cr_assert_str_eq((const char *)sqlite3_column_text(q, 0), "ok");
+  sqlite3_finalize(q);
+  sqlite3_close(db);
+  cr_log_info("%zu acknowledged saves over %d SIGKILLs all present", nacks, rounds);
+  free(acks);
+  st_rmtree(dir);
+  free(dir);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Secure deletion                                                           */
+/* ------------------------------------------------------------------------ */
+
+/* A state of about 12 KiB (so it spills to overflow pages) full of distinctive markers. */
+static char *marked_state(const char *tag, int n) {
+  char *s = malloc(13000);
+  size_t len = (size_t)sprintf(s, "[");
+  for (int i = 0; len < 12000; i++)
+    len += (size_t)sprintf(s + len, "%s\"%s-marker-%05d-%d\"", i ? "," : "", tag, i, n);
+  strcpy(s + len, "]");
+  return s;
+}
+
+/* Whether any 16-byte window of `state` occurs in the database or its WAL. */
+static bool leaks(const char *dir, const char *state) {
+  const char *names[] = {"t.db", "t.db-wal"};
+  bool found = false;
+  for (int f = 0; f < 2 && !found; f++) {
+    char *path = st_join(dir, names[f]);
+    uint8_t *data;
+    size_t len;
+    cr_assert(st_read_file(path, &data, &len), "cannot read %s", path);
+    size_t n = strlen(state);
+    for (size_t i = 0; i + 16 <= n && !found; i += 8)
+      found = st_contains(data, len, state + i, 16);
+    free(data);
+    free(path);
+  }
+  return found;
+}
+
+Test(sqlite, encrypted_states_leave_no_plaintext_in_the_files) {
+  char *dir = st_tmpdir();
+  snap_keyring *kr;
+  cr_assert_eq(snap_keyring_new(&kr), SNAP_OK);
+  uint8_t key[SNAP_KEY_BYTES];
+  memset(key, 0x7e, sizeof key);
+  cr_assert_eq(snap_keyring_add(kr, 1, key, sizeof key), SNAP_OK);
+  snap_options *o;
+  cr_assert_eq(snap_options_new(&o), SNAP_OK);
+  cr_assert_eq(snap_options_set_encryption(o, kr, "test/sqlite/v1"), SNAP_OK);
+
+  snap_store *st = open_sqlite(dir, "\"keep\": 1");
+  char *states[6];
+  for (int i = 0; i < 6; i++) {
+    states[i] = marked_state("secret", i);
+    snap_meta m;
+    cr_assert_eq(
+        snap_save(st, "vault", i + 1, SNAP_FORMAT_JSON, states[i], strlen(states[i]), o, &m),
+        SNAP_OK, "%s", snap_error_message());
+    cr_assert(m.stages & SNAP_STAGE_ENCRYPTED);
+  }
+  for (int i = 0; i < 6; i++)
+    cr_assert(!leaks(dir, states[i]), "plaintext of state %d found on disk", i);
+  snap_store_close(st);
+  for (int i = 0; i < 6; i++) {
+    cr_assert(!leaks(dir, states[i]), "plaintext of state %d found after close", i);
+    free(states[i]);
+  }
+  snap_options_free(o);
+  snap_keyring_free(kr);
+  st_rmtree(dir);
+  free(dir);
+}
+
+/* Saves plaintext states, then one encrypted state that prunes them with keep=1,
+ * and reports whether the pruned plaintext is still in the closed database. */
+static bool pruned_plaintext_remains(const char *secure_delete) {
+  char *dir = st_tmpdir();
+  snap_keyring *kr;
+  cr_assert_eq(snap_keyring_new(&kr), SNAP_OK);
+  uint8_t key[SNAP_KEY_BYTES];
+  memset(key, 0x3c, sizeof key);
+  cr_assert_eq(snap_keyring_add(kr, 1, key, sizeof key), SNAP_OK);
+  snap_options *o;
+  cr_assert_eq(snap_options_new(&o), SNAP_OK);
+  cr_assert_eq(snap_options_set_encryption(o, kr, "test/sqlite/v1"), SNAP_OK);
+  char extra[128];
+  snprintf(extra, sizeof extra, "\"keep\": 0, \"secure_delete\": \"%s\"", secure_delete);
+  snap_store *st = open_sqlite(dir, extra);
+  char *plain[3];
+  for (int i = 0; i < 3; i++) {
+    plain[i] = marked_state("plain", i);
+    cr_assert_eq(
+        snap_save(st, "mig", i + 1, SNAP_FORMAT_JSON, plain[i], strlen(plain[i]), NULL, NULL),
+        SNAP_OK);
+  }
+  snap_store_close(st);
+  snprintf(extra, sizeof extra, "\"keep\": 1, \"secure_delete\": \"%s\"", secure_delete);
+  st = open_sqlite(dir, extra);
+  char *enc = marked_state("enc", 9);
+  cr_assert_eq(snap_save(st, "mig", 4, SNAP_FORMAT_JSON, enc, strlen(enc), o, NULL), SNAP_OK);
+  snap_snapshot *s = NULL;
+  snap_criteria c = {0, 3, 0, INT64_MAX};
+  cr_assert_eq(snap_load(st, "mig", &c, o, &s), SNAP_OK);
+  cr_assert_null(s, "the plaintext states were pruned");
+  snap_store_close(st); /* checkpoints the WAL into the database */
+  bool remains = false;
+  for (int i = 0; i < 3; i++) {
+    remains |= leaks(dir, plain[i]);
+    free(plain[i]);
+  }
+  free(enc);
+  snap_options_free(o);
+  snap_keyring_free(kr);
+  st_rmtree(dir);
+  free(dir);
+  return remains;
+}
+
+Test(sqlite, auto_secure_delete_wipes_once_the_table_holds_encrypted_bodies) {
+  cr_assert(!pruned_plaintext_remains("auto"),
+            "plaintext pruned in the first encrypted save's transaction is still on disk");
+  cr_assert(!pruned_plaintext_remains("on"));
+  /* The control: without secure deletion the freed pages keep the bytes,
+   * so the checks above do look at the right place. */
+  cr_assert(pruned_plaintext_remains("off"));
+}
+
+Test(sqlite, the_encrypted_fact_is_persisted_for_later_processes) {
+  char *dir = st_tmpdir();
+  snap_keyring *kr;
+  cr_assert_eq(snap_keyring_new(&kr), SNAP_OK);
+  uint8_t key[SNAP_KEY_BYTES] = {1};
+  cr_assert_eq(snap_keyring_add(kr, 1, key, sizeof key), SNAP_OK);
+  snap_options *o;
+  cr_assert_eq(snap_options_new(&o), SNAP_OK);
+  cr_assert_eq(snap_options_set_encryption(o, kr, "test/sqlite/v1"), SNAP_OK);
+  snap_store *st = open_sqlite(dir, "");
+  cr_assert_eq(snap_save(st, "a", 1, SNAP_FORMAT_JSON, "1", 1, NULL, NULL), SNAP_OK);
+  sqlite3 *db = raw_db(dir);
+  sqlite3_stmt *q;
+  const char *sql = "SELECT count(*) FROM snapstore_meta WHERE name = 'encrypted:snapshots'";
+  cr_assert_eq(sqlite3_prepare_v2(db, sql, -1, &q, NULL), SQLITE_OK);
+  cr_assert_eq(sqlite3_step(q), SQLITE_ROW);
+  cr_assert_eq(sqlite3_column_int(q, 0), 0, "plaintext saves do not mark the table");
+  sqlite3_reset(q);
+  cr_assert_eq(snap_save(st, "a", 2, SNAP_FORMAT_JSON, "2", 1, o, NULL), SNAP_OK);
+  cr_assert_eq(sqlite3_step(q), SQLITE_ROW);
+  cr_assert_eq(sqlite3_column_int(q, 0), 1, "the first encrypted save marks the table");
+  sqlite3_finalize(q);
+  sqlite3_close(db);
+  snap_store_close(st);
+  snap_options_free(o);
+  snap_keyring_free(kr);
+  st_rmtree(dir);
+  free(dir);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Retention failures, schema, lazy open, configuration                      */
+/* ------------------------------------------------------------------------ */
+
+Test(sqlite, a_failing_prune_never_fails_the_save) {
+  char *dir = st_tmpdir();
+  snap_store *st = open_sqlite(dir, "\"keep\": 1");
+  cr_assert_eq(snap_save(st, "p", 1, SNAP_FORMAT_JSON, "1", 1, NULL, NULL), SNAP_OK);
+  sqlite3 *db = raw_db(dir);
+  raw_exec(db, "CREATE TRIGGER no_prune BEFORE DELETE ON snapshots "
+               "BEGIN SELECT RAISE(ABORT, 'prune blocked by test'); END");
+  snap_meta m;
+  cr_assert_eq(snap_save(st, "p", 2, SNAP_FORMAT_JSON, "2", 1, NULL, &m), SNAP_OK, "%s",
+               snap_error_message());
+  cr_assert_eq(snap_save(st, "p", 3, SNAP_FORMAT_JSON, "3", 1, NULL, &m), SNAP_OK, "%s",
+               snap_error_message());
+  for (int seq = 1; seq <= 3; seq++) {
+    snap_criteria c = {seq, seq, 0, INT64_MAX};
+    snap_snapshot *s = NULL;
+    cr_assert_eq(snap_load(st, "p", &c, NULL, &s), SNAP_OK);
+    cr_assert_not_null(s, "seq %d is still there", seq);
+    snap_snapshot_free(s);
+  }
+  raw_exec(db, "DROP TRIGGER no_prune");
+  cr_assert_eq(snap_save(st, "p", 4, SNAP_FORMAT_JSON, "4", 1, NULL, NULL), SNAP_OK);
+  snap_snapshot *s = NULL;
+  cr_assert_eq(snap_load_before(st, "p", 4, NULL, &s), SNAP_OK);
+  cr_assert_null(s, "the next prune catches up");
+  sqlite3_close(db);
+  snap_store_close(st);
+  st_rmtree(dir);
+  free(dir);
+}
+
+Test(sqlite, a_newer_schema_version_is_refused) {
+  char *dir = st_tmpdir();
+  sqlite3 *db = raw_db(dir);
+  raw_exec(db, "PRAGMA user_version = 7");
+  sqlite3_close(db);
+  snap_store *st = open_sqlite(dir, "");
+  int rc = snap_save(st, "p", 1, SNAP_FORMAT_JSON, "1", 1, NULL, NULL);
+  cr_assert_eq(rc, SNAP_EFORMAT, "%d %s", rc, snap_error_message());
+  cr_assert(strstr(snap_error_message(), "version 7") && strstr(snap_error_message(), "version 1"),
+            "%s", snap_error_message());
+  snap_snapshot *s = NULL;
+  cr_assert_eq(snap_load_latest(st, "p", NULL, &s), SNAP_EFORMAT);
+  snap_store_close(st);
+  st_rmtree(dir);
+  free(dir);
+}
+
+Test(sqlite, the_schema_is_versioned) {
+  char *dir = st_tmpdir();
+  snap_store *st = open_sqlite(dir, "\"table\": \"Actor_Snaps2\"");
+  cr_assert_eq(snap_save(st, "p", 1, SNAP_FORMAT_JSON, "1", 1, NULL, NULL), SNAP_OK);
+  snap_store_close(st);
+  sqlite3 *db = raw_db(dir);
+  sqlite3_stmt *q;
+  cr_assert_eq(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &q, NULL), SQLITE_OK);
+  cr_assert_eq(sqlite3_step(q), SQLITE_ROW);
+  cr_assert_eq(sqlite3_column_int(q, 0), 1);
+  sqlite3_finalize(q);
+  cr_assert_eq(sqlite3_prepare_v2(db, "SELECT count(*) FROM Actor_Snaps2", -1, &q, NULL),
+               SQLITE_OK);
+  cr_assert_eq(sqlite3_step(q), SQLITE_ROW);
+  cr_assert_eq(sqlite3_column_int(q, 0), 1);
+  sqlite3_finalize(q);
+  cr_assert_eq(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &q, NULL), SQLITE_OK);
+  cr_assert_eq(sqlite3_step(q), SQLITE_ROW);
+  cr_assert_str_eq((const char *)sqlite3_column_text(q, 0), "wal");
+  sqlite3_finalize(q);
+  sqlite3_close(db);
+  st_rmtree(dir);
+  free(dir);
+}
+
+Test(sqlite, files_open_lazily_and_a_bad_path_fails_the_first_use) {
+  char *dir = st_tmpdir();
+  char cfg[4096];
+  snprintf(cfg, sizeof cfg, "{\"path\": \"%s/missing/dir/t.db\"}", dir);
+  snap_store *st = NULL;
+  cr_assert_eq(snap_store_open_backend(&st, snap_backend_sqlite(), cfg), SNAP_OK, "%s",
+               snap_error_message());
+  int rc = snap_save(st, "p", 1, SNAP_FORMAT_JSON, "1", 1, NULL, NULL);
+  cr_assert_eq(rc, SNAP_EIO, "%d", rc);
+  cr_assert(strstr(snap_error_message(), "missing/dir/t.db") != NULL, "%s", snap_error_message());
+  snap_snapshot *s = NULL;
+  cr_assert_eq(snap_load_latest(st, "p", NULL, &s), SNAP_EIO);
+  snap_store_close(st);
+  st_rmtree(dir);
+  free(dir);
+}
+
+Test(sqlite, bad_configuration_names_the_key) {
+  struct {
+    const char *cfg, *named;
+  } bad[] = {
+      {"{\"tabel\": \"x\"}", "tabel"},
+      {"{\"table\": \"x; DROP TABLE y\"}", "table"},
+      {"{\"table\": \"1abc\"}", "table"},
+      {"{\"table\": "
+       "\"a1234567890123456789012345678901234567890123456789012345678901234\"}",
+       "table"},
+      {"{\"synchronous\": \"off\"}", "synchronous"},
+      {"{\"busy_timeout_ms\": -1}", "busy_timeout_ms"},
+      {"{\"secure_delete\": true}", "secure_delete"},
+      {"{\"path\": 5}", "path"},
+      {"{\"path\": \"\"}", "path"},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    snap_store *st = (snap_store *)1;
+    cr_assert_eq(snap_store_open_backend(&st, snap_backend_sqlite(), bad[i].cfg), SNAP_ECONFIG,
+                 "%s", bad[i].cfg);
+    cr_assert_null(st);
+    cr_assert(strstr(snap_error_message(), bad[i].named) != NULL, "%s: %s", bad[i].cfg,
+              snap_error_message());
+  }
+  char *dir = st_tmpdir();
+  snap_store *st = open_sqlite(dir, "\"table\": \"a123456789012345678901234567890123456789012345"
+                                    "6789012345678901\", \"synchronous\": \"normal\", "
+                                    "\"busy_timeout_ms\": 100, \"secure_delete\": \"fast\"");
+  cr_assert_eq(snap_save(st, "p", 1, SNAP_FORMAT_JSON, "1", 1, NULL, NULL), SNAP_OK, "%s",
+               snap_error_message());
+  snap_store_close(st);
+  st_rmtree(dir);
+  free(dir);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Two processes                                                             */
+/* ------------------------------------------------------------------------ */
+
+Test(sqlite, two_processes_share_one_file) {
+  char *dir = st_tmpdir();
+  enum { PER_CHILD = 150 };
+  pid_t kids[2];
+  for (int k = 0; k < 2; k++) {
+    kids[k] = fork();
+    cr_assert_neq(kids[k], -1);
+    if (kids[k] == 0) {
+      snap_store *st = NULL;
+      char cfg[4096];
+      snprintf(cfg, sizeof cfg,
+               "{\"path\": \"%s/t.db\", \"keep\": 2, \"synchronous\": \"normal\", "
+               "\"busy_timeout_ms\": 20000}",
+               dir);
+      if (snap_store_open_backend(&st, snap_backend_sqlite(), cfg) != SNAP_OK)
+        _exit(10);
+      for (int i = 0; i < PER_CHILD; i++) {
+        char pid[32], state[512];
+        snprintf(pid, sizeof pid, "proc-%d-%d", k, i % 10);
+        state_for(state, sizeof state, k, i);
+        if (snap_save(st, pid, i, SNAP_FORMAT_JSON, state, strlen(state), NULL, NULL) != SNAP_OK) {
+          fprintf(stderr, "child %d save %d: %s\n", k, i, snap_error_message());
+          _exit(11);
+        }
+        snap_snapshot *s = NULL;
+        if (snap_load_latest(st, pid, NULL, &s) != SNAP_OK || s == NULL || s->seq != i)
+          _exit(12);
+        snap_snapshot_free(s);
+      }
+      snap_store_close(st);
+      _exit(0);
+    }
+  }
+  for (int k = 0; k < 2; k++) {
+    int status;
+    cr_assert_eq(waitpid(kids[k], &status, 0), kids[k]);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child %d failed (status %d)", k,
+              status);
+  }
+  snap_store *st = open_sqlite(dir, "");
+  for (int k = 0; k < 2; k++)
+    for (int p = 0; p < 10; p++) {
+      char pid[32];
+      snprintf(pid, sizeof pid, "proc-%d-%d", k, p);
+      snap_snapshot *s = NULL;
+      cr_assert_eq(snap_load_latest(st, pid, NULL, &s), SNAP_OK);
+      cr_assert_not_null(s);
+      cr_assert_eq(s->seq, PER_CHILD - 10 + p);
+      snap_snapshot_free(s);
+    }
+  snap_store_close(st);
+  st_rmtree(dir);
+  free(dir);
+}
