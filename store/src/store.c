@@ -520,10 +520,16 @@ static int put_encoded(snap_store *st, encoded *const *es, size_t n, int *status
     rows[i].status = SNAP_OK;
   }
   int rc = st->be.put(st->self, rows, n, st->keep);
+  /* Rows report their own status. A backend that failed without marking any
+   * row failed as a whole: then no row is known to be stored. */
+  bool any_marked = false;
+  for (size_t i = 0; i < n; i++)
+    any_marked |= rows[i].status != SNAP_OK;
   int first = SNAP_OK;
   for (size_t i = 0; i < n; i++) {
-    /* A backend that failed as a whole may not have set each row's status. */
-    status[i] = rows[i].status != SNAP_OK ? rows[i].status : (rc != SNAP_OK ? rc : SNAP_OK);
+    status[i] = rows[i].status;
+    if (rc != SNAP_OK && !any_marked)
+      status[i] = rc;
     if (first == SNAP_OK)
       first = status[i];
   }
