@@ -1,5 +1,6 @@
 /* A JSON view of msgpack states, for callers that want one tree type whatever
  * format a snapshot was stored in. */
+#include <stdbool.h>
 #include <string.h>
 
 #include <cjson/cJSON.h>
@@ -7,6 +8,44 @@
 
 #include "snap/error.h"
 #include "store_internal.h"
+
+/* Whether a msgpack string can become a JSON string unchanged: valid UTF-8
+ * (JSON text is UTF-8, and the JSON validator refuses anything else) and no
+ * NUL, which cJSON's C strings would silently cut the string at. */
+static bool json_string_ok(const char *p, uint32_t n) {
+  const uint8_t *s = (const uint8_t *)p;
+  for (uint32_t i = 0; i < n;) {
+    uint8_t c = s[i];
+    if (c == 0)
+      return false;
+    if (c < 0x80) {
+      i++;
+      continue;
+    }
+    uint32_t need;
+    uint8_t lo = 0x80, hi = 0xBF; /* range of the second byte: no overlongs, surrogates */
+    if (c >= 0xC2 && c <= 0xDF) {
+      need = 1;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      need = 2;
+      lo = c == 0xE0 ? 0xA0 : 0x80;
+      hi = c == 0xED ? 0x9F : 0xBF;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      need = 3;
+      lo = c == 0xF0 ? 0x90 : 0x80;
+      hi = c == 0xF4 ? 0x8F : 0xBF;
+    } else {
+      return false;
+    }
+    if (n - i <= need || s[i + 1] < lo || s[i + 1] > hi)
+      return false;
+    for (uint32_t k = 2; k <= need; k++)
+      if ((s[i + k] & 0xC0) != 0x80)
+        return false;
+    i += need + 1;
+  }
+  return true;
+}
 
 /* Builds the cJSON counterpart of `o`; on failure returns NULL and sets `*rc`. */
 static cJSON *convert(const msgpack_object *o, int depth, int *rc) {
@@ -35,6 +74,11 @@ static cJSON *convert(const msgpack_object *o, int depth, int *rc) {
     j = cJSON_CreateNumber(o->via.f64);
     break;
   case MSGPACK_OBJECT_STR: {
+    if (!json_string_ok(o->via.str.ptr, o->via.str.size)) {
+      *rc = snap_error_set(SNAP_EFORMAT,
+                           "msgpack to JSON: a string is not valid UTF-8 or contains NUL");
+      return NULL;
+    }
     char *tmp = snap_malloc(o->via.str.size + 1);
     if (tmp == NULL) {
       *rc = snap_error_set(SNAP_ENOMEM, "msgpack to JSON: out of memory");
@@ -64,6 +108,12 @@ static cJSON *convert(const msgpack_object *o, int depth, int *rc) {
       if (kv->key.type != MSGPACK_OBJECT_STR) {
         cJSON_Delete(j);
         *rc = snap_error_set(SNAP_EFORMAT, "msgpack to JSON: a map key is not a string");
+        return NULL;
+      }
+      if (!json_string_ok(kv->key.via.str.ptr, kv->key.via.str.size)) {
+        cJSON_Delete(j);
+        *rc = snap_error_set(SNAP_EFORMAT,
+                             "msgpack to JSON: a map key is not valid UTF-8 or contains NUL");
         return NULL;
       }
       char *key = snap_malloc(kv->key.via.str.size + 1);
