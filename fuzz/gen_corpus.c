@@ -1,0 +1,173 @@
+/*
+ * Writes the seed corpora of the fuzz targets: valid inputs that reach deep
+ * into each parser from the first execution. The committed files under
+ * fuzz/corpus/ came from this program; rerun it after a frame or input
+ * layout change:  build/fuzz/gen_corpus fuzz/corpus
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "fuzz_common.h"
+
+static const char *root;
+
+static void write_file(const char *target, const char *name, const void *a, size_t alen,
+                       const void *b, size_t blen) {
+  char path[1024];
+  snprintf(path, sizeof path, "%s/%s", root, target);
+  if (mkdir(path, 0755) != 0 && errno != EEXIST) {
+    perror(path);
+    exit(1);
+  }
+  snprintf(path, sizeof path, "%s/%s/%s", root, target, name);
+  FILE *f = fopen(path, "wb");
+  if (!f || fwrite(a, 1, alen, f) != alen || (blen && fwrite(b, 1, blen, f) != blen) ||
+      fclose(f) != 0) {
+    perror(path);
+    exit(1);
+  }
+}
+
+static void encode(unsigned sel, snap_format fmt, const char *state, size_t len, const char *pid,
+                   int64_t seq, snap_buf *out) {
+  snap_options *o = fuzz_options(sel, 0);
+  int rc = o ? snap_body_encode(pid, seq, fmt, state, len, o, out, NULL) : SNAP_ENOMEM;
+  snap_options_free(o);
+  if (rc != SNAP_OK) {
+    fprintf(stderr, "gen_corpus: encode failed: %s\n", snap_error_message());
+    exit(1);
+  }
+}
+
+static const char json_state[] =
+    "{\"account\":\"account-42\",\"entries\":[{\"id\":1,\"amount\":100},{\"id\":2,\"amount\":100},"
+    "{\"id\":3,\"amount\":100},{\"id\":4,\"amount\":100}],\"balance\":400}";
+static const char msgpack_state[] = "\x82\xa7" "balance" "\xcd\x01\x90\xa7" "entries"
+                                    "\x92\x81\xa2id\x01\x81\xa2id\x02";
+
+static void body_decode(void) {
+  static const struct {
+    const char *name;
+    unsigned sel;
+    snap_format fmt;
+  } seeds[] = {
+      {"plain-json", 0, SNAP_FORMAT_JSON},
+      {"zlib-json", FUZZ_OPT_ZLIB, SNAP_FORMAT_JSON},
+      {"aead-json", FUZZ_OPT_ENCRYPT, SNAP_FORMAT_JSON},
+      {"aead-zlib-json", FUZZ_OPT_ENCRYPT | FUZZ_OPT_ZLIB, SNAP_FORMAT_JSON},
+      {"mac-json", FUZZ_OPT_MAC, SNAP_FORMAT_JSON},
+      {"mac-zlib-msgpack", FUZZ_OPT_MAC | FUZZ_OPT_ZLIB, SNAP_FORMAT_MSGPACK},
+      {"plain-msgpack-accept", FUZZ_OPT_ENCRYPT | FUZZ_OPT_ACCEPT, SNAP_FORMAT_MSGPACK},
+      {"aead-key2-limits", FUZZ_OPT_ENCRYPT | FUZZ_OPT_ACTIVE2 | FUZZ_OPT_LIMITS,
+       SNAP_FORMAT_JSON},
+  };
+  for (size_t i = 0; i < sizeof seeds / sizeof seeds[0]; i++) {
+    snap_buf body = SNAP_BUF_INIT;
+    const char *state = seeds[i].fmt == SNAP_FORMAT_JSON ? json_state : msgpack_state;
+    size_t len = seeds[i].fmt == SNAP_FORMAT_JSON ? sizeof json_state - 1 : sizeof msgpack_state - 1;
+    /* The accept seed is written without keys: a plaintext body a keyed
+     * reader takes only with accept_unauthenticated. */
+    unsigned enc_sel = (seeds[i].sel & FUZZ_OPT_ACCEPT) ? 0 : seeds[i].sel;
+    uint8_t head[2] = {(uint8_t)seeds[i].sel, (uint8_t)(0x10 * (i % 4) + i % 3)};
+    encode(enc_sel, seeds[i].fmt, state, len, fuzz_pids[(head[1] & 0x0f) % 3],
+           fuzz_seqs[(head[1] >> 4) & 3u], &body);
+    write_file("fuzz_body_decode", seeds[i].name, head, 2, body.data, body.len);
+    snap_buf_dispose(&body);
+  }
+}
+
+static void body_mutate(void) {
+  /* [encode options][decode options][state][pid/seq][mutations] */
+  static const struct {
+    const char *name;
+    uint8_t bytes[32];
+    size_t len;
+  } seeds[] = {
+      {"unchanged-aead", {FUZZ_OPT_ENCRYPT, FUZZ_OPT_ENCRYPT, 0, 0x11}, 4},
+      {"flip-tag-aead-zlib", {FUZZ_OPT_ENCRYPT | FUZZ_OPT_ZLIB, FUZZ_OPT_ENCRYPT, 1, 0x02, 3, 0, 5, 0x80}, 8},
+      {"stages-downgrade", {FUZZ_OPT_ENCRYPT, FUZZ_OPT_ENCRYPT, 5, 0x00, 13, 0, 3, 0x00, 0, 0, 0, 0, 0, 0, 0, 0}, 16},
+      {"key-version-mac", {FUZZ_OPT_MAC, FUZZ_OPT_MAC, 3, 0x21, 13, 0, 5, 0x02, 0, 0, 0, 0, 0, 0, 0, 0}, 16},
+      {"orig-len-plain-crc", {FUZZ_OPT_ZLIB, 0, 1, 0x01, 13, 0, 6, 0x21, 0, 0, 0, 0, 0, 0, 0, 0, 13, 0, 9, 0, 0, 0, 0, 0, 0, 0, 0, 0}, 28},
+      {"truncate-plain", {0, FUZZ_OPT_ACCEPT | FUZZ_OPT_MAC, 0, 0x00, 8, 0, 30, 0}, 8},
+      {"other-seq-mac", {FUZZ_OPT_MAC, FUZZ_OPT_MAC, 2, 0x90}, 4},
+      {"splice-header", {FUZZ_OPT_ZLIB, FUZZ_OPT_ENCRYPT | FUZZ_OPT_ACCEPT, 5, 0x00, 12, 0, 20, 0}, 8},
+  };
+  for (size_t i = 0; i < sizeof seeds / sizeof seeds[0]; i++)
+    write_file("fuzz_body_mutate", seeds[i].name, seeds[i].bytes, seeds[i].len, NULL, 0);
+}
+
+static void payload(void) {
+  static const struct {
+    const char *name;
+    uint8_t fmt;
+    const char *bytes;
+    size_t len;
+  } seeds[] = {
+#define P(name, fmt, lit) {name, fmt, lit, sizeof(lit) - 1}
+      P("json-object", 0, "{\"a\":[1,2.5,-3e2,true,false,null],\"b\":{\"c\":\"\\u00e9\\n\"}}"),
+      P("json-array", 0, "[[],{},\"\",0]"),
+      P("json-string", 0, "\"snapshot\""),
+      P("json-number", 0, " -12.5e-3 "),
+      P("json-trailing", 0, "{} {}"),
+      P("msgpack-map", 1, "\x82\xa1" "a" "\x93\x01\xcb\x40\x04\x00\x00\x00\x00\x00\x00\xc3\xa1"
+                          "b" "\x81\xa1" "c" "\xc0"),
+      P("msgpack-ints", 1, "\x95\x00\x7f\xe0\xcc\xff\xd3\x80\x00\x00\x00\x00\x00\x00\x00"),
+      P("msgpack-str16", 1, "\xda\x00\x03xyz"),
+      P("msgpack-bin", 1, "\x92\xc4\x02\x00\x01\xd4\x01\x02"),
+      P("msgpack-array32", 1, "\xdd\x00\x00\x00\x02\xc2\xc3"),
+#undef P
+  };
+  for (size_t i = 0; i < sizeof seeds / sizeof seeds[0]; i++)
+    write_file("fuzz_payload", seeds[i].name, &seeds[i].fmt, 1, seeds[i].bytes, seeds[i].len);
+}
+
+static void config(void) {
+  static const struct {
+    const char *name;
+    uint8_t mode;
+    const char *text;
+  } seeds[] = {
+      {"memory-all-keys", 0,
+       "{\"keep\":2,\"max_load_attempts\":3,\"compression\":\"zlib\",\"compression_level\":6,"
+       "\"compression_min_size\":16,\"max_stored_size\":65536,\"max_decoded_size\":65536}"},
+      {"memory-empty", 0, "{}"},
+      {"sqlite-all-keys", 1,
+       "{\"path\":\"state.db\",\"table\":\"snaps_1\",\"synchronous\":\"normal\","
+       "\"busy_timeout_ms\":100,\"secure_delete\":\"auto\",\"max_page_count\":1000,\"keep\":0}"},
+      {"sqlite-unknown-key", 1, "{\"path\":\"x.db\",\"colour\":\"blue\"}"},
+      {"by-name-memory", 2, "{\"keep\":0,\"compression\":\"none\"}"},
+      {"plugin-memory", 3,
+       "{\"backend\":\"memory\",\"config\":{\"keep\":1},\"options\":{\"compression\":\"zlib\","
+       "\"compression_level\":1,\"compression_min_size\":0,\"max_stored_size\":4096,"
+       "\"max_decoded_size\":4096,\"accept_unauthenticated\":false,\"required\":"
+       "[\"compression\"]},\"executor\":false}"},
+      {"plugin-encrypted-keyring", 0x83,
+       "{\"backend\":\"memory\",\"options\":{\"encryption\":{\"key_version\":1,"
+       "\"context\":\"acme/prod/snapshots/v1\"},\"required\":[\"encryption\"]},"
+       "\"executor\":{\"queue_capacity\":4,\"max_batch\":2}}"},
+      {"plugin-sqlite", 4,
+       "{\"backend\":\"sqlite\",\"config\":{\"path\":\"p.db\",\"busy_timeout_ms\":10},"
+       "\"executor\":false}"},
+  };
+  for (size_t i = 0; i < sizeof seeds / sizeof seeds[0]; i++)
+    write_file("fuzz_config", seeds[i].name, &seeds[i].mode, 1, seeds[i].text,
+               strlen(seeds[i].text));
+}
+
+int main(int argc, char **argv) {
+  if (argc != 2) {
+    fprintf(stderr, "usage: %s CORPUS-ROOT\n", argv[0]);
+    return 2;
+  }
+  root = argv[1];
+  fuzz_keyrings_init();
+  body_decode();
+  body_mutate();
+  payload();
+  config();
+  return 0;
+}
