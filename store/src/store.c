@@ -841,7 +841,8 @@ int snap_load_latest(snap_store *st, const char *pid, const snap_options *opts,
 
 int snap_load_before(snap_store *st, const char *pid, int64_t seq, const snap_options *opts,
                      snap_snapshot **out) {
-  snap_criteria c = {0, seq - 1, INT64_MIN, INT64_MAX};
+  /* seq - 1 only once seq > 0: INT64_MIN - 1 would overflow. */
+  snap_criteria c = {0, seq > 0 ? seq - 1 : 0, INT64_MIN, INT64_MAX};
   if (seq <= 0) {
     /* Nothing is older than seq 0; still validate the arguments. */
     c.min_seq = 1;
