@@ -5,6 +5,7 @@
  * layout change:  build/fuzz/gen_corpus fuzz/corpus
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,7 @@
 #include <sys/stat.h>
 
 #include "fuzz_common.h"
+#include "fuzz_store_rows.h"
 
 static const char *root;
 
@@ -158,6 +160,87 @@ static void config(void) {
                strlen(seeds[i].text));
 }
 
+/* A byte string under construction. */
+typedef struct bytes {
+  uint8_t b[512];
+  size_t n;
+} bytes;
+
+static void put(bytes *x, int count, ...) {
+  va_list ap;
+  va_start(ap, count);
+  for (int i = 0; i < count; i++)
+    x->b[x->n++] = (uint8_t)va_arg(ap, int);
+  va_end(ap);
+}
+
+static void put_u64(bytes *x, uint64_t v) {
+  for (int i = 7; i >= 0; i--)
+    x->b[x->n++] = (uint8_t)(v >> (8 * i));
+}
+
+/* A criteria value byte (fuzz_store_load.c, crit_value): small n, or the extremes. */
+#define CRIT(n) (((n) << 3) | 4)
+#define CRIT_MIN 0
+#define CRIT_MAX 1
+
+/* A row with a valid body of `kind` at (pid, seq), ts = ts_k * 1000. */
+static void valid_row(bytes *x, int pid, int kind, int seq, int ts_k) {
+  put(x, 3, (pid ? ROW_PID : 0) | (kind << ROW_KIND_SHIFT), seq, ts_k);
+}
+
+static void store_load(void) {
+  const unsigned all_keys = FUZZ_OPT_ENCRYPT | FUZZ_OPT_MAC;
+  bytes x = {{0}, 0};
+  /* Every valid body at its own place; load them all, the latest and before 4. */
+  put(&x, 2, all_keys, 5);
+  for (int k = 1; k <= 5; k++)
+    valid_row(&x, 0, k, k, k);
+  put(&x, 6, CRIT(0), CRIT_MAX, CRIT_MIN, CRIT_MAX, 2, CRIT(4));
+  write_file("fuzz_store_load", "valid-rows", x.b, x.n, NULL, 0);
+
+  /* The newest is garbage: the load falls back to seq 2; then delete 2..3. */
+  x.n = 0;
+  put(&x, 2, all_keys, 3);
+  valid_row(&x, 0, 1, 1, 1);
+  valid_row(&x, 0, 2, 2, 2);
+  put(&x, 3, 0, 3, 3);
+  put(&x, 8, 7, 'g', 'a', 'r', 'b', 'a', 'g', 'e');
+  put(&x, 6, CRIT(0), CRIT(9), CRIT(0), CRIT(9), 2 | 4, CRIT(3));
+  write_file("fuzz_store_load", "corrupt-newest-fallback", x.b, x.n, NULL, 0);
+
+  /* An encrypted body with a flipped byte: an authentication error, no fallback. */
+  x.n = 0;
+  put(&x, 2, all_keys, 2);
+  valid_row(&x, 0, 1, 1, 1);
+  put(&x, 3, (3 << ROW_KIND_SHIFT) | ROW_FLIP, 3, 3);
+  put(&x, 3, 0, 40, 0x04);
+  put(&x, 6, CRIT(0), CRIT_MAX, CRIT_MIN, CRIT_MAX, 2, CRIT(9));
+  write_file("fuzz_store_load", "flipped-aead", x.b, x.n, NULL, 0);
+
+  /* Columns of the wrong SQL type. */
+  x.n = 0;
+  put(&x, 2, all_keys, 4);
+  for (int odd = 1; odd <= 4; odd++) {
+    put(&x, 3, ((odd & 1 ? 1 : 2) << ROW_KIND_SHIFT) | ROW_ODD, odd, odd);
+    put(&x, 1, odd - 1);
+  }
+  put(&x, 6, CRIT(0), CRIT_MAX, CRIT_MIN, CRIT_MAX, 2 | 4, CRIT(3));
+  write_file("fuzz_store_load", "odd-sql-types", x.b, x.n, NULL, 0);
+
+  /* The second pid, its key-2 body, wide seqs and timestamps, no options. */
+  x.n = 0;
+  put(&x, 2, 0, 3);
+  valid_row(&x, 1, 6, 1, 1);
+  valid_row(&x, 1, 7, 2, 2);
+  put(&x, 1, ROW_PID | ROW_WIDE_SEQ | (6 << ROW_KIND_SHIFT));
+  put_u64(&x, (uint64_t)INT64_MAX);
+  put(&x, 1, ROW_TS_WIDE);
+  put_u64(&x, (uint64_t)INT64_MIN);
+  put(&x, 6, CRIT_MIN, CRIT_MAX, CRIT_MIN, CRIT_MAX, 1 | 4, CRIT_MAX);
+  write_file("fuzz_store_load", "second-pid-wide-values", x.b, x.n, NULL, 0);
+}
+
 int main(int argc, char **argv) {
   if (argc != 2) {
     fprintf(stderr, "usage: %s CORPUS-ROOT\n", argv[0]);
@@ -169,5 +252,6 @@ int main(int argc, char **argv) {
   body_mutate();
   payload();
   config();
+  store_load();
   return 0;
 }

@@ -41,6 +41,11 @@ max_len_of() {
 }
 
 mkdir -p "$build/artifacts"
+# Targets that need files (fuzz_store_load) keep them here, in memory when
+# /dev/shm exists; removed at the end even if a target crashed.
+fuzz_tmp=$(mktemp -d "$( [ -w /dev/shm ] && echo /dev/shm || echo "${TMPDIR:-/tmp}")/snapfuzz.XXXXXX")
+trap 'rm -rf "$fuzz_tmp"' EXIT
+export SNAP_FUZZ_TMP=$fuzz_tmp
 summary=$build/fuzz-summary.txt
 : >"$summary"
 failed=()
