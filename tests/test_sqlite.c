@@ -483,3 +483,26 @@ Test(sqlite, two_processes_share_one_file) {
   st_rmtree(dir);
   free(dir);
 }
+
+Test(sqlite, a_full_database_fails_the_save_with_efull_and_keeps_older_snapshots) {
+  char *dir = st_tmpdir();
+  snap_store *st = open_sqlite(dir, "\"keep\": 0, \"max_page_count\": 40");
+  int rc = SNAP_OK, saved = 0;
+  for (int i = 1; i <= 100 && rc == SNAP_OK; i++) {
+    char *state = marked_state("full", i);
+    rc = snap_save(st, "f", i, SNAP_FORMAT_JSON, state, strlen(state), NULL, NULL);
+    if (rc == SNAP_OK)
+      saved = i;
+    free(state);
+  }
+  cr_assert_eq(rc, SNAP_EFULL, "%d %s", rc, snap_error_message());
+  cr_assert_gt(saved, 0);
+  snap_snapshot *s = NULL;
+  cr_assert_eq(snap_load_latest(st, "f", NULL, &s), SNAP_OK, "%s", snap_error_message());
+  cr_assert_not_null(s);
+  cr_assert_eq(s->seq, saved, "the failed save left nothing behind");
+  snap_snapshot_free(s);
+  snap_store_close(st);
+  st_rmtree(dir);
+  free(dir);
+}
