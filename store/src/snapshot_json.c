@@ -7,6 +7,7 @@
 #include <msgpack.h>
 
 #include "snap/error.h"
+#include "snap/pipeline.h"
 #include "store_internal.h"
 
 /* Whether a msgpack string can become a JSON string unchanged: valid UTF-8
@@ -147,6 +148,13 @@ static cJSON *convert(const msgpack_object *o, int depth, int *rc) {
 }
 
 int snap__msgpack_to_json(const uint8_t *data, size_t len, struct cJSON **out) {
+  /* msgpack-c reserves room for every element a container claims before
+   * reading them: 13 bytes claiming 3.6 billion elements asked for 128 GiB.
+   * The validator's structural pass refuses lengths the bytes cannot hold,
+   * without allocating, so it runs first. */
+  int vrc = len > 0 ? snap_payload_validate(SNAP_FORMAT_MSGPACK, data, len) : SNAP_OK;
+  if (vrc != SNAP_OK)
+    return vrc;
   msgpack_unpacked u;
   msgpack_unpacked_init(&u);
   size_t off = 0;
