@@ -110,6 +110,7 @@ typedef struct bench_row {
   double raw[BENCH_MAX_REPS];
   double ratio[BENCH_MAX_REPS]; /**< per-repetition ratio (see bench_kind) */
   int failed;                   /**< a side failed: the row has no figures */
+  char note[64];                /**< shown beside the case (e.g. the executor's mean batch) */
   char error[160];
 } bench_row;
 

@@ -206,6 +206,11 @@ static int save_snap_executor(const bench_ctx *bx, const save_case *sc, snap_sto
     pthread_cond_destroy(&subs[i].cv);
   }
   free(subs);
+  snap_executor_stats stats;
+  snap_executor_stats_get(ex, &stats);
+  if (sc->saves_per_commit && stats.commits > 0) {
+    *sc->saves_per_commit = (double)stats.saves / (double)stats.commits;
+  }
   snap_executor_free(ex);
   if (failed) {
     if (!err[0]) {

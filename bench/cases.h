@@ -79,10 +79,11 @@ typedef struct save_case {
   size_t len;
   int opt;
   int sync_full;
-  uint32_t keep;  /**< retention: 0 keeps all */
-  int npids;      /**< saves go round-robin over this many pids */
-  int batch;      /**< baseline: rows per transaction */
-  int submitters; /**< snapstore: 0 = synchronous snap_save(), else the executor */
+  uint32_t keep;            /**< retention: 0 keeps all */
+  int npids;                /**< saves go round-robin over this many pids */
+  int batch;                /**< baseline: rows per transaction */
+  int submitters;           /**< snapstore: 0 = synchronous snap_save(), else the executor */
+  double *saves_per_commit; /**< executor: out, saves per transaction (may be NULL) */
 } save_case;
 
 /** Saves for cfg->save_seconds into a fresh database: saves per second in `*rate`. */

@@ -159,8 +159,8 @@ static void markdown_row(const bench_row *row, FILE *out) {
   char s[96], b[96]; /* three figures of at most 23 characters each */
   fmt_spread(s, sizeof s, row->snap, row->n);
   fmt_spread(b, sizeof b, row->raw, row->n);
-  fprintf(out, "| %s | %s | %s | %s | %s | %.2f |\n", row->name, row->unit, s, row->baseline, b,
-          bench_row_ratio(row));
+  fprintf(out, "| %s%s%s | %s | %s | %s | %s | %.2f |\n", row->name, row->note[0] ? " — " : "",
+          row->note, row->unit, s, row->baseline, b, bench_row_ratio(row));
 }
 
 void bench_report_markdown(const bench_report *r, FILE *out) {
@@ -211,7 +211,7 @@ int bench_report_csv(const bench_report *r, const char *path) {
     return -1;
   }
   fprintf(f, "group,case,baseline,unit,reps,snap_median,snap_min,snap_max,raw_median,raw_min,"
-             "raw_max,ratio,ratio_meaning,error\n");
+             "raw_max,ratio,ratio_meaning,note,error\n");
   for (size_t i = 0; i < r->n; i++) {
     const bench_row *row = &r->rows[i];
     double sm = 0, smin = 0, smax = 0, rm = 0, rmin = 0, rmax = 0;
@@ -229,6 +229,8 @@ int bench_report_csv(const bench_report *r, const char *path) {
     fprintf(f, ",%d,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.4f,", row->n, sm, smin, smax, rm, rmin, rmax,
             bench_row_ratio(row));
     csv_field(f, kind_hint(row->kind));
+    fputc(',', f);
+    csv_field(f, row->note);
     fputc(',', f);
     csv_field(f, row->error);
     fputc('\n', f);
