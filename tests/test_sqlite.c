@@ -267,6 +267,55 @@ Test(sqlite, auto_secure_delete_wipes_once_the_table_holds_encrypted_bodies) {
   cr_assert(pruned_plaintext_remains("off"));
 }
 
+/* Session 1 stores one encrypted state; session 2 plaintext states; session 3
+ * a plaintext save that prunes them all. Reports whether the pruned plaintext
+ * is still in the closed database. */
+static bool later_prune_leaves_plaintext(const char *secure_delete) {
+  char *dir = st_tmpdir();
+  snap_keyring *kr;
+  cr_assert_eq(snap_keyring_new(&kr), SNAP_OK);
+  uint8_t key[SNAP_KEY_BYTES] = {7};
+  cr_assert_eq(snap_keyring_add(kr, 1, key, sizeof key), SNAP_OK);
+  snap_options *o;
+  cr_assert_eq(snap_options_new(&o), SNAP_OK);
+  cr_assert_eq(snap_options_set_encryption(o, kr, "test/sqlite/v1"), SNAP_OK);
+  char extra[128];
+  snprintf(extra, sizeof extra, "\"keep\": 0, \"secure_delete\": \"%s\"", secure_delete);
+  snap_store *st = open_sqlite(dir, extra);
+  cr_assert_eq(snap_save(st, "later", 1, SNAP_FORMAT_JSON, "1", 1, o, NULL), SNAP_OK);
+  snap_store_close(st);
+  st = open_sqlite(dir, extra);
+  char *plain[3];
+  for (int i = 0; i < 3; i++) {
+    plain[i] = marked_state("later", i);
+    cr_assert_eq(
+        snap_save(st, "later", i + 2, SNAP_FORMAT_JSON, plain[i], strlen(plain[i]), NULL, NULL),
+        SNAP_OK);
+  }
+  snap_store_close(st);
+  snprintf(extra, sizeof extra, "\"keep\": 1, \"secure_delete\": \"%s\"", secure_delete);
+  st = open_sqlite(dir, extra);
+  cr_assert_eq(snap_save(st, "later", 9, SNAP_FORMAT_JSON, "9", 1, NULL, NULL), SNAP_OK);
+  snap_store_close(st);
+  bool remains = false;
+  for (int i = 0; i < 3; i++) {
+    remains |= leaks(dir, plain[i]);
+    free(plain[i]);
+  }
+  snap_options_free(o);
+  snap_keyring_free(kr);
+  st_rmtree(dir);
+  free(dir);
+  return remains;
+}
+
+Test(sqlite, a_later_process_deletes_securely_once_the_table_held_encrypted_bodies) {
+  cr_assert(!later_prune_leaves_plaintext("auto"),
+            "a new process pruned with secure_delete off although the table held encrypted bodies");
+  /* The control: "fast" leaves freed overflow pages as they were. */
+  cr_assert(later_prune_leaves_plaintext("fast"));
+}
+
 Test(sqlite, the_encrypted_fact_is_persisted_for_later_processes) {
   char *dir = st_tmpdir();
   snap_keyring *kr;
