@@ -445,13 +445,8 @@ static int check_request(const snap_save_req *r) {
   if (r->format != SNAP_FORMAT_JSON && r->format != SNAP_FORMAT_MSGPACK)
     return snap_error_set(SNAP_EINVAL, "save pid '%s' seq %" PRId64 ": unknown format %d", r->pid,
                           r->seq, (int)r->format);
-  if (r->state == NULL)
+  if (r->state == NULL && r->len > 0)
     return snap_error_set(SNAP_EINVAL, "save pid '%s' seq %" PRId64 ": state is NULL", r->pid,
-                          r->seq);
-  /* Not one value in either format (pipeline.h: "an empty state is refused");
-   * checked here too so that no backend ever stores an empty state. */
-  if (r->len == 0)
-    return snap_error_set(SNAP_EFORMAT, "save pid '%s' seq %" PRId64 ": the state is empty", r->pid,
                           r->seq);
   if (r->timestamp != SNAP_TIMESTAMP_AUTO && r->timestamp < 0)
     return snap_error_set(SNAP_EINVAL,
