@@ -895,6 +895,12 @@ int snap_snapshot_to_json(const snap_snapshot *s, struct cJSON **out) {
     return snap__msgpack_to_json(s->data, s->len, out);
   if (s->format != SNAP_FORMAT_JSON)
     return snap_error_set(SNAP_EFORMAT, "snapshot_to_json: unknown format %d", (int)s->format);
+  /* cJSON alone takes invalid UTF-8 and ignores what follows the value; the
+   * validator refuses both, so a tree always stands for a valid state. */
+  int vrc = snap_payload_validate(SNAP_FORMAT_JSON, s->data, s->len);
+  if (vrc != SNAP_OK)
+    return snap_error_set(vrc, "snapshot pid '%s' seq %" PRId64 ": %s", s->pid ? s->pid : "",
+                          s->seq, snap_error_message());
   const char *end = NULL;
   cJSON *j = cJSON_ParseWithLengthOpts((const char *)s->data, s->len, &end, false);
   if (j == NULL)
