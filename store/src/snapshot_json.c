@@ -85,7 +85,8 @@ static cJSON *convert(const msgpack_object *o, int depth, int *rc) {
       *rc = snap_error_set(SNAP_ENOMEM, "msgpack to JSON: out of memory");
       return NULL;
     }
-    memcpy(tmp, o->via.str.ptr, o->via.str.size);
+    if (o->via.str.size > 0) /* an empty str may have a NULL ptr */
+      memcpy(tmp, o->via.str.ptr, o->via.str.size);
     tmp[o->via.str.size] = '\0';
     j = cJSON_CreateString(tmp);
     snap_free(tmp);
@@ -123,7 +124,8 @@ static cJSON *convert(const msgpack_object *o, int depth, int *rc) {
         *rc = snap_error_set(SNAP_ENOMEM, "msgpack to JSON: out of memory");
         return NULL;
       }
-      memcpy(key, kv->key.via.str.ptr, kv->key.via.str.size);
+      if (kv->key.via.str.size > 0) /* an empty key may have a NULL ptr */
+        memcpy(key, kv->key.via.str.ptr, kv->key.via.str.size);
       key[kv->key.via.str.size] = '\0';
       cJSON *val = convert(&kv->val, depth + 1, rc);
       if (val == NULL) {
