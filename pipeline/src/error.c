@@ -39,9 +39,10 @@ int snap_error_set(int code, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   /* Format into a scratch buffer: a message may quote the previous one. */
-  int n = vsnprintf(tmp, sizeof tmp, fmt ? fmt : "", ap);
+  /* (No `fmt ? fmt : ""`: clang's -Wformat-zero-length rejects it under -Werror.) */
+  int n = fmt ? vsnprintf(tmp, sizeof tmp, fmt, ap) : 0;
   va_end(ap);
-  if (n < 0)
+  if (n <= 0)
     tmp[0] = '\0';
   memcpy(last_msg, tmp, sizeof last_msg);
   last_code = code;

@@ -112,6 +112,9 @@ int snap_keyring_add(snap_keyring *kr, uint32_t version, const uint8_t *key, siz
  * raw bytes or 64 hex digits (surrounding whitespace allowed). It is refused
  * (SNAP_EAUTH) when group- or world-accessible, SNAP_EIO when unreadable,
  * SNAP_EFORMAT when it is neither form.
+ * Symbolic links are followed; the target must be a regular file (SNAP_EIO
+ * otherwise). The file's bytes are read into guarded memory and wiped.
+ * A duplicate version is SNAP_EINVAL, as for snap_keyring_add().
  */
 int snap_keyring_add_file(snap_keyring *kr, uint32_t version, const char *path);
 
@@ -177,6 +180,8 @@ int snap_options_set_integrity(snap_options *o, snap_keyring *kr, const char *co
  * Limits: the largest stored body and the largest decoded state accepted, in
  * bytes (0 = the built-in default of 1 GiB). A body whose frame declares more
  * is refused with SNAP_ETOOBIG before anything is allocated for it.
+ * Each limit is its own field for snap_options_resolve(): a non-zero value
+ * sets it, 0 leaves it unset (so a lower layer's value, or the default, applies).
  */
 int snap_options_set_limits(snap_options *o, size_t max_stored, size_t max_decoded);
 
@@ -190,10 +195,15 @@ int snap_options_set_accept_unauthenticated(snap_options *o, bool accept);
 /**
  * The option groups (SNAP_OPT_* bits) the caller requires: a store that cannot
  * honour one fails the call with SNAP_EUNSUPPORTED instead of ignoring it.
+ * snap_body_encode() also fails (SNAP_EINVAL) when a required group is not
+ * configured: encryption needs an encryption keyring, integrity an encryption
+ * or integrity keyring, compression an algorithm other than NONE.
+ * Unknown bits: SNAP_EINVAL.
  */
 int snap_options_set_required(snap_options *o, unsigned required);
 
-/** Replaces the nonce source (tests only: fixed nonces give golden vectors). */
+/** Replaces the nonce source (tests only: fixed nonces give golden vectors).
+ *  fn == NULL unsets it (randombytes_buf() unless a lower layer sets one). */
 int snap_options_set_nonce_source(snap_options *o, snap_nonce_fn fn, void *ud);
 
 /**
@@ -208,6 +218,10 @@ int snap_options_resolve(snap_options **out, const snap_options *const *layers, 
  * them: `*dropped` receives the groups that were requested but removed.
  * Fails with SNAP_EUNSUPPORTED (naming the option) when a removed group is
  * also in the required set. `o` is modified in place.
+ * A required group outside `supported` fails even when `o` does not turn it
+ * on; on failure `o` is left unchanged and `*dropped` is 0. A removed group is
+ * set to "off" explicitly, so a lower layer cannot turn it back on when `o` is
+ * later used as a layer.
  */
 int snap_options_restrict(snap_options *o, unsigned supported, unsigned *dropped);
 
@@ -220,8 +234,19 @@ unsigned snap_options_requested(const snap_options *o);
 
 /**
  * Checks that `len` bytes are one well-formed value in `fmt` (JSON via cJSON,
- * msgpack via msgpack-c), with nothing after it. An empty state is refused.
- * Returns SNAP_OK or SNAP_EFORMAT (with the byte offset where known).
+ * msgpack via msgpack-c), with nothing after it. Exactly `len` bytes are read;
+ * no NUL terminator is needed or allowed.
+ *
+ * An empty state (len == 0) is accepted in both formats: it is the "empty
+ * state" and round-trips through the codec as 0 bytes (docs/FORMAT.md).
+ *
+ * JSON: UTF-8 text, only JSON whitespace around the value, no control bytes
+ * anywhere (they are invalid even inside strings), no byte order mark; values
+ * are parsed by cJSON (nesting limit 1000). msgpack: exactly one value whose
+ * every length fits in the bytes given; nesting deeper than 32 containers is
+ * refused (msgpack-c's limit, so that what is stored can be unpacked again).
+ * Returns SNAP_OK, SNAP_EINVAL (unknown format, NULL state with len > 0) or
+ * SNAP_EFORMAT (with the byte offset where known).
  */
 int snap_payload_validate(snap_format fmt, const void *state, size_t len);
 
@@ -232,6 +257,10 @@ int snap_payload_validate(snap_format fmt, const void *state, size_t len);
  * applied. Errors: SNAP_EINVAL (bad pid, seq < 0, bad format), SNAP_EFORMAT
  * (malformed payload), SNAP_ETOOBIG (over the limits), SNAP_ENOKEY (encryption
  * with an empty keyring), SNAP_ENOMEM.
+ * Also SNAP_EINVAL for a state that overlaps `out`'s memory and for a required
+ * option group that `o` does not configure. When the arguments are invalid
+ * `out` is untouched; on any other failure it is left empty (len 0).
+ * Thread-safe: options and keyrings may be shared by concurrent calls.
  */
 int snap_body_encode(const char *pid, int64_t seq, snap_format fmt, const void *state,
                      size_t len, const snap_options *o, snap_buf *out, unsigned *stages);
@@ -240,6 +269,11 @@ int snap_body_encode(const char *pid, int64_t seq, snap_format fmt, const void *
  * Decodes a body written for (pid, seq). Reads only the frame and the keys in
  * `o` (may be NULL): the state replaces the content of `out`, `*fmt` and
  * `*stages` (may be NULL) receive its format and the stages it went through.
+ * On success `out->data[out->len]` is 0 (one byte is reserved past the state),
+ * so a JSON state can be used as a C string. `out`'s capacity is reused: one
+ * allocation at most, of the declared length + 1 (+ the body length for a
+ * compressed and encrypted body, decrypted in the same buffer). The body must
+ * not overlap `out`'s memory (SNAP_EINVAL).
  * Errors: SNAP_EFORMAT (not a body, unknown frame version, reserved bits),
  * SNAP_ECORRUPT (impossible lengths, inconsistent flags, checksum, bad
  * compressed data), SNAP_EAUTH (wrong key, context, pid or seq; tampering;

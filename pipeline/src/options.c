@@ -1,0 +1,296 @@
+/* Persistence options: per-field "is set" flags, layered resolution, restriction. */
+#include <sodium.h>
+#include <string.h>
+
+#include "snap/pipeline.h"
+#include "pipeline_internal.h"
+
+int snap_options_new(snap_options **out) {
+  if (!out)
+    return snap_error_set(SNAP_EINVAL, "snap_options_new: NULL output pointer");
+  *out = snap_calloc(1, sizeof **out);
+  if (!*out)
+    return snap_error_set(SNAP_ENOMEM, "out of memory allocating options");
+  return SNAP_OK;
+}
+
+void snap_options_free(snap_options *o) {
+  if (!o)
+    return;
+  snap_free(o->enc_ctx);
+  snap_free(o->mac_ctx);
+  snap_free(o);
+}
+
+/* Copies field values (not the set mask) from `src`, duplicating contexts.
+ * `dst` must have no contexts of its own. */
+static int copy_fields(snap_options *dst, const snap_options *src, unsigned fields) {
+  if (fields & SNAP__F_COMPRESSION) {
+    dst->comp = src->comp;
+    dst->level = src->level;
+  }
+  if (fields & SNAP__F_COMP_MIN)
+    dst->comp_min = src->comp_min;
+  if (fields & SNAP__F_ENCRYPTION) {
+    dst->enc_kr = src->enc_kr;
+    if (src->enc_ctx && !(dst->enc_ctx = snap_strdup(src->enc_ctx)))
+      return SNAP_ENOMEM;
+  }
+  if (fields & SNAP__F_INTEGRITY) {
+    dst->mac_kr = src->mac_kr;
+    if (src->mac_ctx && !(dst->mac_ctx = snap_strdup(src->mac_ctx)))
+      return SNAP_ENOMEM;
+  }
+  if (fields & SNAP__F_MAX_STORED)
+    dst->max_stored = src->max_stored;
+  if (fields & SNAP__F_MAX_DECODED)
+    dst->max_decoded = src->max_decoded;
+  if (fields & SNAP__F_ACCEPT_UNAUTH)
+    dst->accept_unauth = src->accept_unauth;
+  if (fields & SNAP__F_REQUIRED)
+    dst->required = src->required;
+  if (fields & SNAP__F_NONCE) {
+    dst->nonce_fn = src->nonce_fn;
+    dst->nonce_ud = src->nonce_ud;
+  }
+  dst->set |= fields;
+  return SNAP_OK;
+}
+
+int snap_options_copy(snap_options **out, const snap_options *src) {
+  if (!out || !src)
+    return snap_error_set(SNAP_EINVAL, "snap_options_copy: NULL %s", out ? "source" : "output");
+  *out = NULL;
+  snap_options *o;
+  int rc = snap_options_new(&o);
+  if (rc)
+    return rc;
+  if (copy_fields(o, src, src->set) != SNAP_OK) {
+    snap_options_free(o);
+    return snap_error_set(SNAP_ENOMEM, "out of memory copying options");
+  }
+  *out = o;
+  return SNAP_OK;
+}
+
+int snap_options_set_compression(snap_options *o, snap_compression alg, int level) {
+  if (!o)
+    return snap_error_set(SNAP_EINVAL, "snap_options_set_compression: NULL options");
+  if (alg != SNAP_COMPRESSION_NONE && alg != SNAP_COMPRESSION_ZLIB)
+    return snap_error_set(SNAP_EINVAL, "unknown compression algorithm %d", (int)alg);
+  if (level < 0 || level > 9)
+    return snap_error_set(SNAP_EINVAL, "compression level %d is out of range (0-9)", level);
+  o->comp = alg;
+  o->level = level;
+  o->set |= SNAP__F_COMPRESSION;
+  return SNAP_OK;
+}
+
+int snap_options_set_compression_min_size(snap_options *o, size_t min_size) {
+  if (!o)
+    return snap_error_set(SNAP_EINVAL, "snap_options_set_compression_min_size: NULL options");
+  o->comp_min = min_size;
+  o->set |= SNAP__F_COMP_MIN;
+  return SNAP_OK;
+}
+
+static int set_keyed(snap_options *o, snap_keyring *kr, const char *context, const char *what,
+                     snap_keyring **kr_field, char **ctx_field, unsigned flag) {
+  if (!o)
+    return snap_error_set(SNAP_EINVAL, "snap_options_set_%s: NULL options", what);
+  char *ctx = NULL;
+  if (kr) {
+    if (!context || !context[0])
+      return snap_error_set(SNAP_EINVAL, "%s needs a non-empty context string", what);
+    if (!(ctx = snap_strdup(context)))
+      return snap_error_set(SNAP_ENOMEM, "out of memory copying the %s context", what);
+  }
+  snap_free(*ctx_field);
+  *ctx_field = ctx;
+  *kr_field = kr;
+  o->set |= flag;
+  return SNAP_OK;
+}
+
+int snap_options_set_encryption(snap_options *o, snap_keyring *kr, const char *context) {
+  return set_keyed(o, kr, context, "encryption", o ? &o->enc_kr : NULL, o ? &o->enc_ctx : NULL,
+                   SNAP__F_ENCRYPTION);
+}
+
+int snap_options_set_integrity(snap_options *o, snap_keyring *kr, const char *context) {
+  return set_keyed(o, kr, context, "integrity", o ? &o->mac_kr : NULL, o ? &o->mac_ctx : NULL,
+                   SNAP__F_INTEGRITY);
+}
+
+int snap_options_set_limits(snap_options *o, size_t max_stored, size_t max_decoded) {
+  if (!o)
+    return snap_error_set(SNAP_EINVAL, "snap_options_set_limits: NULL options");
+  /* Each limit is its own field: 0 leaves it unset, so a lower layer or the
+   * built-in default applies. */
+  o->max_stored = max_stored;
+  o->max_decoded = max_decoded;
+  if (max_stored)
+    o->set |= SNAP__F_MAX_STORED;
+  else
+    o->set &= ~(unsigned)SNAP__F_MAX_STORED;
+  if (max_decoded)
+    o->set |= SNAP__F_MAX_DECODED;
+  else
+    o->set &= ~(unsigned)SNAP__F_MAX_DECODED;
+  return SNAP_OK;
+}
+
+int snap_options_set_accept_unauthenticated(snap_options *o, bool accept) {
+  if (!o)
+    return snap_error_set(SNAP_EINVAL, "snap_options_set_accept_unauthenticated: NULL options");
+  o->accept_unauth = accept;
+  o->set |= SNAP__F_ACCEPT_UNAUTH;
+  return SNAP_OK;
+}
+
+#define SNAP__OPT_ALL (SNAP_OPT_COMPRESSION | SNAP_OPT_ENCRYPTION | SNAP_OPT_INTEGRITY)
+
+int snap_options_set_required(snap_options *o, unsigned required) {
+  if (!o)
+    return snap_error_set(SNAP_EINVAL, "snap_options_set_required: NULL options");
+  if (required & ~SNAP__OPT_ALL)
+    return snap_error_set(SNAP_EINVAL, "unknown option groups 0x%x in the required set",
+                          required & ~SNAP__OPT_ALL);
+  o->required = required;
+  o->set |= SNAP__F_REQUIRED;
+  return SNAP_OK;
+}
+
+int snap_options_set_nonce_source(snap_options *o, snap_nonce_fn fn, void *ud) {
+  if (!o)
+    return snap_error_set(SNAP_EINVAL, "snap_options_set_nonce_source: NULL options");
+  o->nonce_fn = fn;
+  o->nonce_ud = fn ? ud : NULL;
+  if (fn)
+    o->set |= SNAP__F_NONCE;
+  else
+    o->set &= ~(unsigned)SNAP__F_NONCE;
+  return SNAP_OK;
+}
+
+int snap_options_resolve(snap_options **out, const snap_options *const *layers, size_t n) {
+  if (!out || (!layers && n))
+    return snap_error_set(SNAP_EINVAL, "snap_options_resolve: NULL %s", out ? "layers" : "output");
+  *out = NULL;
+  snap_options *r;
+  int rc = snap_options_new(&r);
+  if (rc)
+    return rc;
+  for (size_t i = 0; i < n; i++) {
+    const snap_options *l = layers[i];
+    if (!l)
+      continue;
+    unsigned take = l->set & ~r->set; /* fields no earlier layer set */
+    if (take && copy_fields(r, l, take) != SNAP_OK) {
+      snap_options_free(r);
+      return snap_error_set(SNAP_ENOMEM, "out of memory resolving options");
+    }
+  }
+  *out = r;
+  return SNAP_OK;
+}
+
+unsigned snap_options_requested(const snap_options *o) {
+  if (!o)
+    return 0;
+  unsigned r = 0;
+  if ((o->set & SNAP__F_COMPRESSION) && o->comp != SNAP_COMPRESSION_NONE)
+    r |= SNAP_OPT_COMPRESSION;
+  if ((o->set & SNAP__F_ENCRYPTION) && o->enc_kr)
+    r |= SNAP_OPT_ENCRYPTION;
+  if ((o->set & SNAP__F_INTEGRITY) && o->mac_kr)
+    r |= SNAP_OPT_INTEGRITY;
+  return r;
+}
+
+static const char *group_name(unsigned bit) {
+  switch (bit) {
+  case SNAP_OPT_COMPRESSION:
+    return "compression";
+  case SNAP_OPT_ENCRYPTION:
+    return "encryption";
+  case SNAP_OPT_INTEGRITY:
+    return "integrity";
+  default:
+    return "unknown option";
+  }
+}
+
+int snap_options_restrict(snap_options *o, unsigned supported, unsigned *dropped) {
+  if (dropped)
+    *dropped = 0;
+  if (!o)
+    return snap_error_set(SNAP_EINVAL, "snap_options_restrict: NULL options");
+  unsigned required = (o->set & SNAP__F_REQUIRED) ? o->required : 0;
+  unsigned refused = required & ~supported & SNAP__OPT_ALL;
+  if (refused) {
+    unsigned bit = refused & (0u - refused); /* lowest: name one group */
+    return snap_error_set(SNAP_EUNSUPPORTED, "%s is required but this store cannot provide it",
+                          group_name(bit));
+  }
+  unsigned removed = snap_options_requested(o) & ~supported;
+  if (removed & SNAP_OPT_COMPRESSION) {
+    o->comp = SNAP_COMPRESSION_NONE;
+    o->level = 0;
+    o->set |= SNAP__F_COMPRESSION;
+  }
+  if (removed & SNAP_OPT_ENCRYPTION) {
+    snap_free(o->enc_ctx);
+    o->enc_ctx = NULL;
+    o->enc_kr = NULL;
+    o->set |= SNAP__F_ENCRYPTION;
+  }
+  if (removed & SNAP_OPT_INTEGRITY) {
+    snap_free(o->mac_ctx);
+    o->mac_ctx = NULL;
+    o->mac_kr = NULL;
+    o->set |= SNAP__F_INTEGRITY;
+  }
+  if (dropped)
+    *dropped = removed;
+  return SNAP_OK;
+}
+
+static void default_nonce(uint8_t *nonce, size_t n, void *ud) {
+  (void)ud;
+  randombytes_buf(nonce, n);
+}
+
+void snap__options_effective(const snap_options *o, snap__eff *e) {
+  memset(e, 0, sizeof *e);
+  e->comp = SNAP_COMPRESSION_NONE;
+  e->max_stored = SNAP__DEFAULT_LIMIT;
+  e->max_decoded = SNAP__DEFAULT_LIMIT;
+  e->nonce_fn = default_nonce;
+  if (!o)
+    return;
+  if (o->set & SNAP__F_COMPRESSION) {
+    e->comp = o->comp;
+    e->level = o->level;
+  }
+  if (o->set & SNAP__F_COMP_MIN)
+    e->comp_min = o->comp_min;
+  if (o->set & SNAP__F_ENCRYPTION) {
+    e->enc_kr = o->enc_kr;
+    e->enc_ctx = o->enc_ctx;
+  }
+  if (o->set & SNAP__F_INTEGRITY) {
+    e->mac_kr = o->mac_kr;
+    e->mac_ctx = o->mac_ctx;
+  }
+  if (o->set & SNAP__F_MAX_STORED)
+    e->max_stored = o->max_stored;
+  if (o->set & SNAP__F_MAX_DECODED)
+    e->max_decoded = o->max_decoded;
+  if (o->set & SNAP__F_ACCEPT_UNAUTH)
+    e->accept_unauth = o->accept_unauth;
+  if (o->set & SNAP__F_NONCE) {
+    e->nonce_fn = o->nonce_fn;
+    e->nonce_ud = o->nonce_ud;
+  }
+}

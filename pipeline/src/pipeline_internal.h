@@ -1,0 +1,106 @@
+/* Internal to the pipeline: what the keyring, options and codec share. */
+#ifndef SNAP_PIPELINE_INTERNAL_H
+#define SNAP_PIPELINE_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "snap/pipeline.h"
+
+/* ---- little-endian helpers ---------------------------------------------- */
+
+static inline void snap__put_u32le(uint8_t *p, uint32_t v) {
+  p[0] = (uint8_t)v;
+  p[1] = (uint8_t)(v >> 8);
+  p[2] = (uint8_t)(v >> 16);
+  p[3] = (uint8_t)(v >> 24);
+}
+static inline void snap__put_u64le(uint8_t *p, uint64_t v) {
+  snap__put_u32le(p, (uint32_t)v);
+  snap__put_u32le(p + 4, (uint32_t)(v >> 32));
+}
+static inline uint32_t snap__get_u32le(const uint8_t *p) {
+  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+static inline uint64_t snap__get_u64le(const uint8_t *p) {
+  return (uint64_t)snap__get_u32le(p) | (uint64_t)snap__get_u32le(p + 4) << 32;
+}
+
+/* ---- key derivation (keyring.c) ----------------------------------------- */
+
+#define SNAP__SUBKEY_BYTES 32u
+/* Domain labels of the two derived subkeys (docs/FORMAT.md, "Key derivation"). */
+#define SNAP__LABEL_AEAD "snapstore/v1/aead"
+#define SNAP__LABEL_MAC "snapstore/v1/mac"
+
+/*
+ * Derives the per-pid subkey for `label` from the master key `version` of the
+ * ring (0 = the active one), all under the ring's read lock, so a concurrent
+ * rotation never tears a read. `*used` receives the version used.
+ * SNAP_ENOKEY when the version is absent (or the ring is empty); no message set.
+ */
+int snap__keyring_derive(const snap_keyring *kr, uint32_t version, const char *label,
+                         const char *context, const char *pid, size_t pid_len,
+                         uint8_t subkey[SNAP__SUBKEY_BYTES], uint32_t *used);
+
+/* ---- options (options.c) ------------------------------------------------ */
+
+/* Which fields of an options object were set (one bit each). */
+enum {
+  SNAP__F_COMPRESSION = 1u << 0, /* algorithm + level */
+  SNAP__F_COMP_MIN = 1u << 1,
+  SNAP__F_ENCRYPTION = 1u << 2, /* keyring + context (keyring NULL = off) */
+  SNAP__F_INTEGRITY = 1u << 3,  /* keyring + context (keyring NULL = off) */
+  SNAP__F_MAX_STORED = 1u << 4,
+  SNAP__F_MAX_DECODED = 1u << 5,
+  SNAP__F_ACCEPT_UNAUTH = 1u << 6,
+  SNAP__F_REQUIRED = 1u << 7,
+  SNAP__F_NONCE = 1u << 8,
+};
+
+struct snap_options {
+  unsigned set; /* SNAP__F_* */
+  snap_compression comp;
+  int level;
+  size_t comp_min;
+  snap_keyring *enc_kr;
+  char *enc_ctx; /* owned; NULL when enc_kr is NULL */
+  snap_keyring *mac_kr;
+  char *mac_ctx; /* owned; NULL when mac_kr is NULL */
+  size_t max_stored;
+  size_t max_decoded;
+  bool accept_unauth;
+  unsigned required;
+  snap_nonce_fn nonce_fn;
+  void *nonce_ud;
+};
+
+/* The built-in limit on stored and decoded sizes when no layer sets one. */
+#define SNAP__DEFAULT_LIMIT ((size_t)1 << 30)
+
+/* Effective settings of one call: options with every default filled in. */
+typedef struct snap__eff {
+  snap_compression comp;
+  int level;
+  size_t comp_min;
+  snap_keyring *enc_kr;
+  const char *enc_ctx;
+  snap_keyring *mac_kr;
+  const char *mac_ctx;
+  size_t max_stored;
+  size_t max_decoded;
+  bool accept_unauth;
+  snap_nonce_fn nonce_fn;
+  void *nonce_ud;
+} snap__eff;
+
+void snap__options_effective(const snap_options *o, snap__eff *e);
+
+/* ---- UTF-8 (pid.c) ------------------------------------------------------ */
+
+/* Whether `s[0..n)` is valid UTF-8 (no overlongs, surrogates or > U+10FFFF).
+ * On failure `*bad` (may be NULL) receives the offset of the first bad byte. */
+bool snap__utf8_valid(const uint8_t *s, size_t n, size_t *bad);
+
+#endif

@@ -1,0 +1,251 @@
+/*
+ * gen_golden: writes the golden body vectors of tests/data/golden/.
+ *
+ *   snap_gen_golden <output-dir>
+ *
+ * Run once, by hand, when the vectors are (re)created; the tests only read the
+ * committed files and never run this program. Every body is produced with a
+ * fixed master key, context, pid, seq and nonce (listed in MANIFEST.txt and
+ * repeated in tests/test_pipeline.c), so encoding again reproduces them byte
+ * for byte. A change that stops these bodies from decoding breaks stored data:
+ * never regenerate the vectors to make a failing test pass.
+ *
+ * It also prints the worked example of docs/FORMAT.md (hex dump and derived
+ * subkey, the latter computed straight from the spec with libsodium).
+ */
+#include <errno.h>
+#include <msgpack.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "snap/pipeline.h"
+
+/* Keep in step with MANIFEST.txt and tests/test_pipeline.c. */
+#define G_KEY_VERSION 1u
+#define G_CONTEXT "snapstore/golden/v1"
+#define G_PID "golden/pid-\xc3\xa9" /* "golden/pid-é": a multi-byte pid */
+#define G_SEQ 42
+#define G_LEVEL 6
+
+static const char G_JSON[] =
+    "{\"account\":\"acc-0042\",\"owner\":\"Ada Lovelace\",\"currency\":\"EUR\","
+    "\"balance_cents\":1234567,\"active\":true,\"closed_at\":null,\"rate\":0.0125,"
+    "\"tags\":[\"premium\",\"eu\"],\"history\":["
+    "{\"seq\":1,\"kind\":\"deposit\",\"cents\":100000,\"memo\":\"opening deposit\"},"
+    "{\"seq\":2,\"kind\":\"withdrawal\",\"cents\":-2500,\"memo\":\"atm\"},"
+    "{\"seq\":3,\"kind\":\"deposit\",\"cents\":50000,\"memo\":\"salary\"},"
+    "{\"seq\":4,\"kind\":\"withdrawal\",\"cents\":-12000,\"memo\":\"rent\"},"
+    "{\"seq\":5,\"kind\":\"deposit\",\"cents\":50000,\"memo\":\"salary\"},"
+    "{\"seq\":6,\"kind\":\"withdrawal\",\"cents\":-12000,\"memo\":\"rent\"}]}";
+
+static const char G_EXAMPLE[] = "{\"n\":1}";
+
+static void key_bytes(uint8_t k[SNAP_KEY_BYTES]) {
+  for (unsigned i = 0; i < SNAP_KEY_BYTES; i++)
+    k[i] = (uint8_t)i; /* 00 01 02 .. 1f */
+}
+
+static void fixed_nonce(uint8_t *nonce, size_t n, void *ud) {
+  (void)ud;
+  for (size_t i = 0; i < n; i++)
+    nonce[i] = (uint8_t)(0x80 + i); /* 80 81 .. 97 */
+}
+
+static void die(const char *what) {
+  fprintf(stderr, "gen_golden: %s: %s (%s)\n", what, snap_error_message(),
+          errno ? strerror(errno) : "");
+  exit(1);
+}
+
+static void write_file(const char *dir, const char *name, const void *p, size_t n) {
+  char path[4096];
+  snprintf(path, sizeof path, "%s/%s", dir, name);
+  FILE *f = fopen(path, "wb");
+  if (!f || fwrite(p, 1, n, f) != n || fclose(f) != 0)
+    die(path);
+  printf("wrote %-24s %5zu bytes\n", name, n);
+}
+
+/* The same account as G_JSON, packed as msgpack. */
+static void pack_state(msgpack_sbuffer *sb) {
+  msgpack_packer pk;
+  msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+#define STR(s) msgpack_pack_str_with_body(&pk, s, strlen(s))
+  msgpack_pack_map(&pk, 9);
+  STR("account"), STR("acc-0042");
+  STR("owner"), STR("Ada Lovelace");
+  STR("currency"), STR("EUR");
+  STR("balance_cents"), msgpack_pack_int64(&pk, 1234567);
+  STR("active"), msgpack_pack_true(&pk);
+  STR("closed_at"), msgpack_pack_nil(&pk);
+  STR("rate"), msgpack_pack_double(&pk, 0.0125);
+  STR("tags"), msgpack_pack_array(&pk, 2), STR("premium"), STR("eu");
+  STR("history"), msgpack_pack_array(&pk, 6);
+  static const struct {
+    int seq;
+    const char *kind;
+    int cents;
+    const char *memo;
+  } h[6] = {{1, "deposit", 100000, "opening deposit"}, {2, "withdrawal", -2500, "atm"},
+            {3, "deposit", 50000, "salary"},           {4, "withdrawal", -12000, "rent"},
+            {5, "deposit", 50000, "salary"},           {6, "withdrawal", -12000, "rent"}};
+  for (int i = 0; i < 6; i++) {
+    msgpack_pack_map(&pk, 4);
+    STR("seq"), msgpack_pack_int(&pk, h[i].seq);
+    STR("kind"), STR(h[i].kind);
+    STR("cents"), msgpack_pack_int(&pk, h[i].cents);
+    STR("memo"), STR(h[i].memo);
+  }
+#undef STR
+}
+
+static const struct combo {
+  const char *name;
+  bool zlib, aead, mac;
+} COMBOS[] = {{"none", false, false, false}, {"zlib", true, false, false},
+              {"aead", false, true, false},  {"zlib-aead", true, true, false},
+              {"mac", false, false, true},   {"zlib-mac", true, false, true}};
+
+static snap_options *options_for(const struct combo *c, snap_keyring *kr) {
+  snap_options *o;
+  if (snap_options_new(&o) ||
+      snap_options_set_compression(o, c->zlib ? SNAP_COMPRESSION_ZLIB : SNAP_COMPRESSION_NONE,
+                                   c->zlib ? G_LEVEL : 0) ||
+      snap_options_set_encryption(o, c->aead ? kr : NULL, G_CONTEXT) ||
+      snap_options_set_integrity(o, c->mac ? kr : NULL, G_CONTEXT) ||
+      snap_options_set_nonce_source(o, fixed_nonce, NULL))
+    die("options");
+  return o;
+}
+
+static void encode_to(const char *dir, const char *name, snap_format fmt, const void *state,
+                      size_t len, const struct combo *c, snap_keyring *kr, snap_buf *out) {
+  snap_options *o = options_for(c, kr);
+  unsigned st = 0;
+  if (snap_body_encode(G_PID, G_SEQ, fmt, state, len, o, out, &st))
+    die(name);
+  unsigned want = (c->zlib ? SNAP_STAGE_COMPRESSED : 0) | (c->aead ? SNAP_STAGE_ENCRYPTED : 0) |
+                  (c->mac ? SNAP_STAGE_MAC : 0);
+  if (st != want) {
+    fprintf(stderr, "gen_golden: %s: stages 0x%x, wanted 0x%x\n", name, st, want);
+    exit(1);
+  }
+  write_file(dir, name, out->data, out->len);
+  snap_options_free(o);
+}
+
+static void hexdump(const uint8_t *p, size_t n) {
+  for (size_t i = 0; i < n; i += 16) {
+    printf("  %04zx ", i);
+    for (size_t k = i; k < i + 16 && k < n; k++)
+      printf(" %02x", p[k]);
+    printf("\n");
+  }
+}
+
+/* subkey = BLAKE2b-256(key = master, LP(label) || LP(context) || LP(pid)),
+ * LP(x) = u32le(len(x)) || x -- straight from docs/FORMAT.md. */
+static void spec_subkey(uint8_t out[32], const uint8_t master[32], const char *label) {
+  const char *parts[3] = {label, G_CONTEXT, G_PID};
+  crypto_generichash_state st;
+  crypto_generichash_init(&st, master, 32, 32);
+  for (int i = 0; i < 3; i++) {
+    uint32_t n = (uint32_t)strlen(parts[i]);
+    uint8_t le[4] = {(uint8_t)n, (uint8_t)(n >> 8), (uint8_t)(n >> 16), (uint8_t)(n >> 24)};
+    crypto_generichash_update(&st, le, 4);
+    crypto_generichash_update(&st, (const uint8_t *)parts[i], n);
+  }
+  crypto_generichash_final(&st, out, 32);
+}
+
+int main(int argc, char **argv) {
+  if (argc != 2) {
+    fprintf(stderr, "usage: %s <output-dir>   (normally tests/data/golden)\n", argv[0]);
+    return 2;
+  }
+  const char *dir = argv[1];
+  if (sodium_init() < 0)
+    die("sodium_init");
+  uint8_t key[SNAP_KEY_BYTES];
+  key_bytes(key);
+  snap_keyring *kr;
+  if (snap_keyring_new(&kr) || snap_keyring_add(kr, G_KEY_VERSION, key, sizeof key))
+    die("keyring");
+
+  msgpack_sbuffer sb;
+  msgpack_sbuffer_init(&sb);
+  pack_state(&sb);
+  if (snap_payload_validate(SNAP_FORMAT_JSON, G_JSON, strlen(G_JSON)) ||
+      snap_payload_validate(SNAP_FORMAT_MSGPACK, sb.data, sb.size))
+    die("payload");
+  write_file(dir, "state.json", G_JSON, strlen(G_JSON));
+  write_file(dir, "state.msgpack", sb.data, sb.size);
+  write_file(dir, "example.json", G_EXAMPLE, strlen(G_EXAMPLE));
+
+  snap_buf out = SNAP_BUF_INIT;
+  char name[64];
+  for (size_t i = 0; i < sizeof COMBOS / sizeof COMBOS[0]; i++) {
+    snprintf(name, sizeof name, "json-%s.body", COMBOS[i].name);
+    encode_to(dir, name, SNAP_FORMAT_JSON, G_JSON, strlen(G_JSON), &COMBOS[i], kr, &out);
+    snprintf(name, sizeof name, "msgpack-%s.body", COMBOS[i].name);
+    encode_to(dir, name, SNAP_FORMAT_MSGPACK, sb.data, sb.size, &COMBOS[i], kr, &out);
+  }
+
+  /* The worked examples of docs/FORMAT.md. */
+  const struct combo ex_aead = {"aead", false, true, false},
+                     ex_none = {"none", false, false, false}, ex_mac = {"mac", false, false, true};
+  encode_to(dir, "example-aead.body", SNAP_FORMAT_JSON, G_EXAMPLE, strlen(G_EXAMPLE), &ex_aead, kr,
+            &out);
+  printf("\nexample-aead.body:\n");
+  hexdump(out.data, out.len);
+  encode_to(dir, "example-mac.body", SNAP_FORMAT_JSON, G_EXAMPLE, strlen(G_EXAMPLE), &ex_mac, kr,
+            &out);
+  printf("\nexample-mac.body:\n");
+  hexdump(out.data, out.len);
+  encode_to(dir, "example-none.body", SNAP_FORMAT_JSON, G_EXAMPLE, strlen(G_EXAMPLE), &ex_none, kr,
+            &out);
+  printf("\nexample-none.body:\n");
+  hexdump(out.data, out.len);
+
+  uint8_t sk[32];
+  spec_subkey(sk, key, "snapstore/v1/aead");
+  printf("\nAEAD subkey:\n");
+  hexdump(sk, 32);
+  spec_subkey(sk, key, "snapstore/v1/mac");
+  printf("MAC subkey:\n");
+  hexdump(sk, 32);
+
+  char manifest[2048];
+  int mn = snprintf(
+      manifest, sizeof manifest,
+      "# Golden body vectors: written once by tools/gen_golden.c, decoded by\n"
+      "# tests/test_pipeline.c. Never regenerate them to make a test pass: a body\n"
+      "# that stops decoding is stored data that stops loading.\n"
+      "master_key_version  %u\n"
+      "master_key_hex      000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n"
+      "context             %s   (encryption and integrity)\n"
+      "pid_hex             676f6c64656e2f7069642dc3a9   (\"golden/pid-\\u00e9\")\n"
+      "seq                 %d\n"
+      "nonce_hex           808182838485868788898a8b8c8d8e8f9091929394959697\n"
+      "zlib_level          %d   (min size 0)\n"
+      "# file                payload          stages\n"
+      "json-none.body        state.json       -\n"
+      "json-zlib.body        state.json       zlib\n"
+      "json-aead.body        state.json       aead\n"
+      "json-zlib-aead.body   state.json       zlib+aead\n"
+      "json-mac.body         state.json       mac\n"
+      "json-zlib-mac.body    state.json       zlib+mac\n"
+      "msgpack-*.body        state.msgpack    (the same six)\n"
+      "example-aead.body     example.json     aead       (docs/FORMAT.md worked example)\n"
+      "example-mac.body      example.json     mac\n"
+      "example-none.body     example.json     -\n",
+      G_KEY_VERSION, G_CONTEXT, G_SEQ, G_LEVEL);
+  write_file(dir, "MANIFEST.txt", manifest, (size_t)mn);
+
+  snap_buf_dispose(&out);
+  msgpack_sbuffer_destroy(&sb);
+  snap_keyring_free(kr);
+  return 0;
+}
