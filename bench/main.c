@@ -221,10 +221,33 @@ static void executor_rows(runner *rn, const states *s) {
               "saves/s", KIND_RATE, side_save_snap, &sc, side_save_raw, &rc);
       if (rn->report->n > 0 && per_commit > 0) {
         bench_row *row = &rn->report->rows[rn->report->n - 1];
-        snprintf(row->note, sizeof row->note, "%.1f saves per transaction (last repetition)",
-                 per_commit);
-        fprintf(stderr, "            %s\n", row->note);
+        if (strcmp(row->group, "executor") == 0) {
+          snprintf(row->note, sizeof row->note, "%.1f saves per transaction (last repetition)",
+                   per_commit);
+          fprintf(stderr, "            %s\n", row->note);
+        }
       }
+    }
+  }
+}
+
+/* The ceiling of group commit at a given concurrency: 16 actors that each
+ * wait for their save can at best fill transactions of 16. */
+static void executor_ceiling_row(runner *rn, const states *s) {
+  payload p = ledger_json(s, SIZE_4K);
+  double per_commit = 0;
+  save_case sc = {p.fmt, p.data, p.len, OPT_PLAIN, 1, 0, 16, 1, 16, &per_commit};
+  save_case rc = sc;
+  rc.batch = 16;
+  rc.saves_per_commit = NULL;
+  run_row(rn, "executor", "16 submitters, 4 KiB JSON, plain, sync=full (vs 16 per transaction)",
+          "raw INSERT, 16 per transaction", "saves/s", KIND_RATE, side_save_snap, &sc,
+          side_save_raw, &rc);
+  if (rn->report->n > 0 && per_commit > 0) {
+    bench_row *row = &rn->report->rows[rn->report->n - 1];
+    if (strcmp(row->group, "executor") == 0) {
+      snprintf(row->note, sizeof row->note, "%.1f saves per transaction (last repetition)",
+               per_commit);
     }
   }
 }
@@ -468,6 +491,44 @@ static void print_targets(const bench_report *r, double state_kib, FILE *out) {
   }
 }
 
+/* The baseline's figures measured on this kind of machine with the plain C
+ * APIs (docs/PERFORMANCE.md, DESIGN §9). A baseline far from them means a
+ * busy disk or CPU — or a wrong baseline — so the report shows both. */
+typedef struct reference {
+  const char *group;
+  const char *name;
+  double value;
+  const char *what;
+} reference;
+
+static const reference references[] = {
+    {"save", "4 KiB JSON, plain, sync=full", 4400, "4 KiB insert, 1 per transaction, full"},
+    {"save", "4 KiB JSON, plain, sync=normal", 17700, "4 KiB insert, 1 per transaction, normal"},
+    {"save", "256 B JSON, plain, sync=full", 5600, "256 B insert, 1 per transaction, full"},
+    {"save", "1 MiB JSON, plain, sync=full", 250, "1 MiB insert, 1 per transaction, full"},
+    {"executor", "16 submitters, 4 KiB JSON, plain, sync=full", 34000,
+     "4 KiB inserts, 1,000 per transaction"},
+    {"load", "4 KiB JSON, plain", 75000, "load newest 4 KiB row (10,000 pids × 3)"},
+    {"load", "256 B JSON, plain", 140000, "load newest 256 B row (10,000 pids × 3)"},
+};
+
+static void print_baseline_check(const bench_report *r, FILE *out) {
+  fprintf(out, "\n## baseline check\n\nThe baseline against reference figures for this kind of "
+               "machine (±30 %% is disk noise; far below means a busy machine).\n\n"
+               "| baseline | reference | measured median | measured / reference |\n"
+               "|---|---:|---:|---:|\n");
+  for (size_t i = 0; i < sizeof references / sizeof references[0]; i++) {
+    const reference *ref = &references[i];
+    const bench_row *row = bench_row_find(r, ref->group, ref->name);
+    if (!row) {
+      continue;
+    }
+    double med, min, max;
+    bench_stats(row->raw, row->n, &med, &min, &max);
+    fprintf(out, "| %s | %.0f/s | %.0f/s | %.2f |\n", ref->what, ref->value, med, med / ref->value);
+  }
+}
+
 /* ------------------------------------------------------------------------ */
 /* Setup and the command line                                                */
 /* ------------------------------------------------------------------------ */
@@ -625,6 +686,7 @@ int main(int argc, char **argv) {
   fprintf(stderr, "snap_bench: %d repetitions per row, databases in %s\n", cfg.reps, cfg.dir);
   save_rows(&rn, &s);
   executor_rows(&rn, &s);
+  executor_ceiling_row(&rn, &s);
   prune_rows(&rn, &s);
   load_rows(&rn, &s);
   codec_rows(&rn, &s);
@@ -632,6 +694,7 @@ int main(int argc, char **argv) {
 
   bench_report_markdown(&report, stdout);
   print_targets(&report, state_kib, stdout);
+  print_baseline_check(&report, stdout);
   printf("\n- total time %.1f s; peak RSS of this process %ld KiB (the large-state rows ran in "
          "child processes)\n",
          bench_now() - t0, bench_peak_rss_kib());
