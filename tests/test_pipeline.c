@@ -8,6 +8,8 @@
 #include <string.h>
 #include <zlib.h>
 
+#include <cjson/cJSON.h>
+
 #include "snap/pipeline.h"
 
 #define KiB ((size_t)1024)
@@ -913,6 +915,126 @@ Test(payload, malformed_msgpack_is_refused) {
       0,    1,    5,  'x',  0xdc, 0,    1,    0xe0, 0xde, 0,    1,    0x01, 0x02};
   cr_assert_eq(snap_payload_validate(SNAP_FORMAT_MSGPACK, all, sizeof all), SNAP_OK, "%s",
                snap_error_message());
+}
+
+Test(payload, json_grammar_follows_rfc_8259) {
+  static const char *const good[] = {"0",
+                                     "-0",
+                                     "1.5e-3",
+                                     "-12E+7",
+                                     "123456789012345678901234567890",
+                                     "\"\"",
+                                     "true",
+                                     "null",
+                                     "false",
+                                     "[]",
+                                     "{}",
+                                     " [ 1 , [ ] , { } ] ",
+                                     "{\"a\":{\"b\":[true,false,null]}}",
+                                     "\"\\\"\\\\\\/\\b\\f\\n\\r\\t\\u00e9\\uD83D\\uDE00\"",
+                                     "{\"\":\"\"}",
+                                     "[\"\xc3\xa9\"]"};
+  for (size_t i = 0; i < sizeof good / sizeof *good; i++)
+    cr_assert_eq(snap_payload_validate(SNAP_FORMAT_JSON, good[i], strlen(good[i])), SNAP_OK,
+                 "%s: %s", good[i], snap_error_message());
+  static const char *const bad[] = {
+      "01",
+      "1.",
+      ".5",
+      "+1",
+      "1e",
+      "1e+",
+      "-",
+      "--1",
+      "0x10",
+      "NaN",
+      "Infinity",
+      "tru",
+      "nulls",
+      "[1 2]",
+      "{\"a\" 1}",
+      "{\"a\":}",
+      "{a:1}",
+      "{\"a\":1,}",
+      "[,1]",
+      "\"\\x\"",
+      "\"\\u12\"",
+      "\"\\uDE00\"",
+      "\"\\uD83D\"",
+      "\"\\uD83Dx\"",
+      "\"\\uD83D\\u0041\"",
+      "\"a",
+      "\"a\tb\"",
+      "'a'",
+      "[",
+      "]",
+      "{\"a\":1]",
+      "[1}",
+      "1234567890123456789012345678901234567890123456789012345678901234" /* 64 chars */};
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+    cr_assert_eq(snap_payload_validate(SNAP_FORMAT_JSON, bad[i], strlen(bad[i])), SNAP_EFORMAT,
+                 "accepted %s", bad[i]);
+  /* Nesting: 512 levels are accepted, 513 refused (cJSON itself allows 1000). */
+  char deep[1100];
+  for (size_t n = 512; n <= 513; n++) {
+    memset(deep, '[', n);
+    memset(deep + n, ']', n);
+    cr_assert_eq(snap_payload_validate(SNAP_FORMAT_JSON, deep, 2 * n),
+                 n == 512 ? SNAP_OK : SNAP_EFORMAT, "depth %zu", n);
+  }
+}
+
+/* Every JSON state the validator accepts must be readable by cJSON (the load
+ * side turns states into cJSON trees): mutate a realistic state at random and
+ * check that acceptance implies a complete cJSON parse. */
+Test(payload, every_accepted_json_state_is_readable_by_cjson) {
+  const char *base =
+      "{\"ownerId\":\"owner-42\",\"version\":3,\"accounts\":[{\"id\":\"acc-1\",\"name\":"
+      "\"Zo\\u00eb "
+      "\xc3\x9flich\",\"balance\":-60110.38e2,\"tags\":[true,false,null,[],{}]},{\"id\":\"acc-2\","
+      "\"balance\":0,\"esc\":\"\\\"\\\\\\/\\b\\f\\n\\r\\t\\uD83D\\uDE00\"}]}";
+  size_t n = strlen(base);
+  static const char alphabet[] = "{}[],:\"\\/-+.0123456789eEtrufalsn \t\n\x01\xc3\xa9u";
+  char buf[512];
+  uint32_t seed = 12345;
+  size_t accepted = 0;
+  for (int iter = 0; iter < 200000; iter++) {
+    memcpy(buf, base, n);
+    size_t len = n;
+    int edits = 1 + (int)((seed = seed * 1103515245u + 12345u) >> 16) % 3;
+    for (int e = 0; e < edits; e++) {
+      seed = seed * 1103515245u + 12345u;
+      size_t at = (seed >> 8) % len;
+      char c = alphabet[(seed >> 20) % (sizeof alphabet - 1)];
+      switch ((seed >> 28) % 3) {
+      case 0:
+        buf[at] = c;
+        break; /* replace */
+      case 1:
+        memmove(buf + at, buf + at + 1, len - at - 1);
+        len--;
+        break; /* delete */
+      default: /* insert */
+        if (len < sizeof buf - 1) {
+          memmove(buf + at + 1, buf + at, len - at);
+          buf[at] = c;
+          len++;
+        }
+      }
+    }
+    if (snap_payload_validate(SNAP_FORMAT_JSON, buf, len) != SNAP_OK)
+      continue;
+    accepted++;
+    const char *end = NULL;
+    cJSON *j = cJSON_ParseWithLengthOpts(buf, len, &end, 0);
+    cr_assert(j, "accepted but cJSON cannot parse: %.*s", (int)len, buf);
+    while (end < buf + len && (*end == ' ' || *end == '\t' || *end == '\n' || *end == '\r'))
+      end++;
+    cr_assert_eq(end, buf + len, "cJSON stops early in: %.*s", (int)len, buf);
+    cJSON_Delete(j);
+  }
+  cr_assert_gt(accepted, 1000, "too few mutants were valid (%zu) for the check to mean much",
+               accepted);
 }
 
 Test(payload, the_empty_state_is_valid_in_both_formats) {
