@@ -233,16 +233,18 @@ unsigned snap_options_requested(const snap_options *o);
 /* ------------------------------------------------------------------------ */
 
 /**
- * Checks that `len` bytes are one well-formed value in `fmt` (JSON via cJSON,
- * msgpack via msgpack-c), with nothing after it. Exactly `len` bytes are read;
+ * Checks that `len` bytes are one well-formed value in `fmt` (JSON per
+ * RFC 8259, msgpack via msgpack-c), with nothing after it. Exactly `len` bytes are read;
  * no NUL terminator is needed or allowed.
  *
  * An empty state (len == 0) is accepted in both formats: it is the "empty
  * state" and round-trips through the codec as 0 bytes (docs/FORMAT.md).
  *
  * JSON: UTF-8 text, only JSON whitespace around the value, no control bytes
- * anywhere (they are invalid even inside strings), no byte order mark; values
- * are parsed by cJSON (nesting limit 1000). msgpack: exactly one value whose
+ * anywhere (they are invalid even inside strings), no byte order mark, the
+ * RFC 8259 grammar checked without allocating (nesting limit 512, numbers of
+ * at most 63 characters, no lone UTF-16 surrogates in \u escapes): a strict
+ * subset of what cJSON reads, so snap_snapshot_to_json() reads every state. msgpack: exactly one value whose
  * every length fits in the bytes given; nesting deeper than 32 containers is
  * refused (msgpack-c's limit, so that what is stored can be unpacked again).
  * Returns SNAP_OK, SNAP_EINVAL (unknown format, NULL state with len > 0) or
