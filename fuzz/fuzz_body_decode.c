@@ -72,8 +72,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                    "keyed reader accepted an unauthenticated body (stages %#x)", stages);
       /* Without a key nothing encrypted can be opened. */
       if (pass == 1)
-        FUZZ_CHECK(!(stages & SNAP_STAGE_ENCRYPTED),
-                   "keyless reader decrypted a body (stages %#x)", stages);
+        FUZZ_CHECK(!(stages & SNAP_STAGE_ENCRYPTED), "keyless reader decrypted a body (stages %#x)",
+                   stages);
       /* Touch every byte so ASan sees a short buffer. */
       volatile uint8_t sink = 0;
       for (size_t i = 0; i < out.len; i++)

@@ -35,7 +35,8 @@ typedef struct state_def {
   size_t len;
 } state_def;
 
-#define S(fmt, lit) {fmt, lit, sizeof(lit) - 1}
+#define S(fmt, lit)                                                                                \
+  { fmt, lit, sizeof(lit) - 1 }
 static const state_def states[] = {
     S(SNAP_FORMAT_JSON, "{\"balance\":42,\"owner\":\"acme\"}"),
     S(SNAP_FORMAT_JSON, "[1,2,3,4,5,6,7,8,9,10,1,2,3,4,5,6,7,8,9,10,1,2,3,4,5,6,7,8,9,10,1,2,3,"
@@ -52,20 +53,20 @@ static const state_def states[] = {
 #define NSTATES (sizeof states / sizeof states[0])
 
 enum {
-  M_FLIP,       /* flip one bit anywhere */
-  M_SET,        /* set one byte anywhere */
-  M_SET_HEAD,   /* set one byte of the first 64 (the frame header) */
-  M_SET_TAIL,   /* set one byte of the last 32 (the tag) */
-  M_U32LE,      /* write a 32-bit value, little-endian */
-  M_U32BE,      /* write a 32-bit value, big-endian */
-  M_U64LE,      /* write a 64-bit value, little-endian */
-  M_U64BE,      /* write a 64-bit value, big-endian */
-  M_TRUNCATE,   /* cut the body at a position */
-  M_EXTEND,     /* append up to 64 bytes */
-  M_INSERT,     /* insert one byte */
-  M_DELETE,     /* delete one byte */
-  M_SPLICE,     /* replace a prefix with the same prefix of another valid body */
-  M_FIELD,      /* overwrite a named header field (fuzz_frame.h) */
+  M_FLIP,     /* flip one bit anywhere */
+  M_SET,      /* set one byte anywhere */
+  M_SET_HEAD, /* set one byte of the first 64 (the frame header) */
+  M_SET_TAIL, /* set one byte of the last 32 (the tag) */
+  M_U32LE,    /* write a 32-bit value, little-endian */
+  M_U32BE,    /* write a 32-bit value, big-endian */
+  M_U64LE,    /* write a 64-bit value, little-endian */
+  M_U64BE,    /* write a 64-bit value, big-endian */
+  M_TRUNCATE, /* cut the body at a position */
+  M_EXTEND,   /* append up to 64 bytes */
+  M_INSERT,   /* insert one byte */
+  M_DELETE,   /* delete one byte */
+  M_SPLICE,   /* replace a prefix with the same prefix of another valid body */
+  M_FIELD,    /* overwrite a named header field (fuzz_frame.h) */
   M_KINDS
 };
 
@@ -215,8 +216,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     snap_buf_dispose(&out);
     rc = snap_body_decode(pid, seq, body.data, body.len, enc, &out, &fmt, NULL);
     FUZZ_CHECK(rc == SNAP_OK, "unchanged body failed to decode (%d)", rc);
-    FUZZ_CHECK(out.len == st->len && memcmp(out.data, st->bytes, st->len) == 0 &&
-                   fmt == st->fmt,
+    FUZZ_CHECK(out.len == st->len && memcmp(out.data, st->bytes, st->len) == 0 && fmt == st->fmt,
                "unchanged body decoded to another state");
   }
 done:

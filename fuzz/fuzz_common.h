@@ -30,13 +30,13 @@
 #define FUZZ_OTHER_CONTEXT "fuzz/test/snapshots/v2"
 
 /* Option bits of the selector byte. */
-#define FUZZ_OPT_ENCRYPT 0x01u   /* encryption with the keyring */
-#define FUZZ_OPT_MAC 0x02u       /* integrity (MAC) with the keyring */
-#define FUZZ_OPT_ACCEPT 0x04u    /* accept_unauthenticated */
-#define FUZZ_OPT_ZLIB 0x08u      /* zlib compression (encode only) */
-#define FUZZ_OPT_LIMITS 0x10u    /* small limits: 4 KiB stored and decoded */
-#define FUZZ_OPT_OTHERCTX 0x20u  /* the other context string */
-#define FUZZ_OPT_ACTIVE2 0x40u   /* key version 2 active for writing */
+#define FUZZ_OPT_ENCRYPT 0x01u  /* encryption with the keyring */
+#define FUZZ_OPT_MAC 0x02u      /* integrity (MAC) with the keyring */
+#define FUZZ_OPT_ACCEPT 0x04u   /* accept_unauthenticated */
+#define FUZZ_OPT_ZLIB 0x08u     /* zlib compression (encode only) */
+#define FUZZ_OPT_LIMITS 0x10u   /* small limits: 4 KiB stored and decoded */
+#define FUZZ_OPT_OTHERCTX 0x20u /* the other context string */
+#define FUZZ_OPT_ACTIVE2 0x40u  /* key version 2 active for writing */
 #define FUZZ_LIMIT 4096u
 
 /* Two keyrings holding the same keys (versions 1 and 2), differing only in
@@ -100,7 +100,8 @@ static inline snap_options *fuzz_options(unsigned sel, uint8_t nonce_seed) {
 }
 
 /* A few fixed (pid, seq) pairs a body can be bound to. */
-__attribute__((unused)) static const char *const fuzz_pids[] = {"account-42", "p", "\xc3\xa9t\xc3\xa9/ledger:7"};
+__attribute__((unused)) static const char *const fuzz_pids[] = {"account-42", "p",
+                                                                "\xc3\xa9t\xc3\xa9/ledger:7"};
 __attribute__((unused)) static const int64_t fuzz_seqs[] = {0, 1, 1200, INT64_MAX};
 
 /* Reads input bytes front to back; past the end it yields zeros. */

@@ -56,8 +56,7 @@ static inline void frame_fix_crc(uint8_t *b, size_t len) {
 
 /* Overwrites field `field % FIELD_COUNT` with `v` (small fields), `w` (wide
  * fields) or byte `v` at `pos` within it (nonce, trailer). */
-static inline void fuzz_frame_set_field(uint8_t *b, size_t len, size_t pos, uint8_t v,
-                                        uint64_t w) {
+static inline void fuzz_frame_set_field(uint8_t *b, size_t len, size_t pos, uint8_t v, uint64_t w) {
   switch (pos % FIELD_COUNT) {
   case FIELD_MAGIC:
     frame_put_le(b, len, v & 3u, w, 1);

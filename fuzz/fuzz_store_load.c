@@ -123,9 +123,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
 typedef struct model_row {
   int pid;
   int64_t seq, ts;
-  int kind;  /* 0 raw bytes, else the valid body it is */
+  int kind;   /* 0 raw bytes, else the valid body it is */
   int intact; /* a valid body, unflipped */
-  int odd;   /* stored with an SQL type other than the schema's */
+  int odd;    /* stored with an SQL type other than the schema's */
 } model_row;
 
 static model_row rows[MAX_ROWS];
@@ -270,8 +270,7 @@ static void check_load(const char *what, int rc, const snap_snapshot *s, int pid
   FUZZ_CHECK(hit != NULL && hit->ts == s->timestamp, "%s returned a row that is not there", what);
   FUZZ_CHECK(younger == (int)s->skipped, "%s skipped %u rows but %d younger ones match", what,
              s->skipped, younger);
-  FUZZ_CHECK(s->skipped == 0 || s->skip_reason == SNAP_ECORRUPT ||
-                 s->skip_reason == SNAP_EFORMAT,
+  FUZZ_CHECK(s->skipped == 0 || s->skip_reason == SNAP_ECORRUPT || s->skip_reason == SNAP_EFORMAT,
              "%s skipped for reason %d", what, s->skip_reason);
   FUZZ_CHECK(s->data != NULL && s->data[s->len] == 0, "%s: state not NUL-terminated", what);
   if (hit->intact && row_bodies[hit->kind].pid == pid && row_bodies[hit->kind].seq == s->seq) {

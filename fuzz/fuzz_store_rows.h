@@ -14,12 +14,12 @@
 #define ROW_KINDS 8 /* 0: raw bytes from the input; 1..7: row_bodies */
 
 /* Row flag bits. */
-#define ROW_PID 0x01u        /* fuzz_pids[1] instead of fuzz_pids[0] */
-#define ROW_KIND_SHIFT 1     /* 3 bits: the body kind */
-#define ROW_FLIP 0x10u       /* flip a byte of the valid body */
-#define ROW_ODD 0x20u        /* store one column with another SQL type */
-#define ROW_WIDE_SEQ 0x40u   /* the seq is 8 bytes, else 1 */
-#define ROW_TS_WIDE 0x80u    /* (in the ts byte) the ts is 8 more bytes, else byte * 1000 */
+#define ROW_PID 0x01u      /* fuzz_pids[1] instead of fuzz_pids[0] */
+#define ROW_KIND_SHIFT 1   /* 3 bits: the body kind */
+#define ROW_FLIP 0x10u     /* flip a byte of the valid body */
+#define ROW_ODD 0x20u      /* store one column with another SQL type */
+#define ROW_WIDE_SEQ 0x40u /* the seq is 8 bytes, else 1 */
+#define ROW_TS_WIDE 0x80u  /* (in the ts byte) the ts is 8 more bytes, else byte * 1000 */
 
 enum { ODD_NONE, ODD_REAL_SEQ, ODD_TEXT_TS, ODD_TEXT_BODY, ODD_EMPTY_BODY };
 
@@ -33,7 +33,7 @@ typedef struct row_body {
 } row_body;
 
 #define ROW_LEDGER                                                                                 \
-  "{\"entries\":[{\"id\":1,\"amount\":100},{\"id\":2,\"amount\":100},{\"id\":3,\"amount\":100},"  \
+  "{\"entries\":[{\"id\":1,\"amount\":100},{\"id\":2,\"amount\":100},{\"id\":3,\"amount\":100},"   \
   "{\"id\":4,\"amount\":100},{\"id\":5,\"amount\":100}],\"balance\":500}"
 
 __attribute__((unused)) static const row_body row_bodies[ROW_KINDS] = {
@@ -42,7 +42,10 @@ __attribute__((unused)) static const row_body row_bodies[ROW_KINDS] = {
     {FUZZ_OPT_ZLIB, 0, 2, SNAP_FORMAT_JSON, ROW_LEDGER},
     {FUZZ_OPT_ENCRYPT, 0, 3, SNAP_FORMAT_JSON, "{\"balance\":3}"},
     {FUZZ_OPT_ENCRYPT | FUZZ_OPT_ZLIB, 0, 4, SNAP_FORMAT_JSON, ROW_LEDGER},
-    {FUZZ_OPT_MAC, 0, 5, SNAP_FORMAT_MSGPACK, "\x81\xa7" "balance" "\x05"},
+    {FUZZ_OPT_MAC, 0, 5, SNAP_FORMAT_MSGPACK,
+     "\x81\xa7"
+     "balance"
+     "\x05"},
     {0, 1, 1, SNAP_FORMAT_MSGPACK, "\x92\xc3\xa1x"},
     {FUZZ_OPT_ENCRYPT | FUZZ_OPT_ACTIVE2, 1, 2, SNAP_FORMAT_JSON, "[\"p\",2]"},
 };

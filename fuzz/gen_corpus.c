@@ -48,7 +48,10 @@ static void encode(unsigned sel, snap_format fmt, const char *state, size_t len,
 static const char json_state[] =
     "{\"account\":\"account-42\",\"entries\":[{\"id\":1,\"amount\":100},{\"id\":2,\"amount\":100},"
     "{\"id\":3,\"amount\":100},{\"id\":4,\"amount\":100}],\"balance\":400}";
-static const char msgpack_state[] = "\x82\xa7" "balance" "\xcd\x01\x90\xa7" "entries"
+static const char msgpack_state[] = "\x82\xa7"
+                                    "balance"
+                                    "\xcd\x01\x90\xa7"
+                                    "entries"
                                     "\x92\x81\xa2id\x01\x81\xa2id\x02";
 
 static void body_decode(void) {
@@ -64,13 +67,13 @@ static void body_decode(void) {
       {"mac-json", FUZZ_OPT_MAC, SNAP_FORMAT_JSON},
       {"mac-zlib-msgpack", FUZZ_OPT_MAC | FUZZ_OPT_ZLIB, SNAP_FORMAT_MSGPACK},
       {"plain-msgpack-accept", FUZZ_OPT_ENCRYPT | FUZZ_OPT_ACCEPT, SNAP_FORMAT_MSGPACK},
-      {"aead-key2-limits", FUZZ_OPT_ENCRYPT | FUZZ_OPT_ACTIVE2 | FUZZ_OPT_LIMITS,
-       SNAP_FORMAT_JSON},
+      {"aead-key2-limits", FUZZ_OPT_ENCRYPT | FUZZ_OPT_ACTIVE2 | FUZZ_OPT_LIMITS, SNAP_FORMAT_JSON},
   };
   for (size_t i = 0; i < sizeof seeds / sizeof seeds[0]; i++) {
     snap_buf body = SNAP_BUF_INIT;
     const char *state = seeds[i].fmt == SNAP_FORMAT_JSON ? json_state : msgpack_state;
-    size_t len = seeds[i].fmt == SNAP_FORMAT_JSON ? sizeof json_state - 1 : sizeof msgpack_state - 1;
+    size_t len =
+        seeds[i].fmt == SNAP_FORMAT_JSON ? sizeof json_state - 1 : sizeof msgpack_state - 1;
     /* The accept seed is written without keys: a plaintext body a keyed
      * reader takes only with accept_unauthenticated. */
     unsigned enc_sel = (seeds[i].sel & FUZZ_OPT_ACCEPT) ? 0 : seeds[i].sel;
@@ -90,13 +93,50 @@ static void body_mutate(void) {
     size_t len;
   } seeds[] = {
       {"unchanged-aead", {FUZZ_OPT_ENCRYPT, FUZZ_OPT_ENCRYPT, 0, 0x11}, 4},
-      {"flip-tag-aead-zlib", {FUZZ_OPT_ENCRYPT | FUZZ_OPT_ZLIB, FUZZ_OPT_ENCRYPT, 1, 0x02, 3, 0, 5, 0x80}, 8},
-      {"stages-downgrade", {FUZZ_OPT_ENCRYPT, FUZZ_OPT_ENCRYPT, 5, 0x00, 13, 0, 3, 0x00, 0, 0, 0, 0, 0, 0, 0, 0}, 16},
-      {"key-version-mac", {FUZZ_OPT_MAC, FUZZ_OPT_MAC, 3, 0x21, 13, 0, 5, 0x02, 0, 0, 0, 0, 0, 0, 0, 0}, 16},
-      {"orig-len-plain-crc", {FUZZ_OPT_ZLIB, 0, 1, 0x01, 13, 0, 6, 0x21, 0, 0, 0, 0, 0, 0, 0, 0, 13, 0, 9, 0, 0, 0, 0, 0, 0, 0, 0, 0}, 28},
+      {"flip-tag-aead-zlib",
+       {FUZZ_OPT_ENCRYPT | FUZZ_OPT_ZLIB, FUZZ_OPT_ENCRYPT, 1, 0x02, 3, 0, 5, 0x80},
+       8},
+      {"stages-downgrade",
+       {FUZZ_OPT_ENCRYPT, FUZZ_OPT_ENCRYPT, 5, 0x00, 13, 0, 3, 0x00, 0, 0, 0, 0, 0, 0, 0, 0},
+       16},
+      {"key-version-mac",
+       {FUZZ_OPT_MAC, FUZZ_OPT_MAC, 3, 0x21, 13, 0, 5, 0x02, 0, 0, 0, 0, 0, 0, 0, 0},
+       16},
+      {"orig-len-plain-crc",
+       {FUZZ_OPT_ZLIB,
+        0,
+        1,
+        0x01,
+        13,
+        0,
+        6,
+        0x21,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        13,
+        0,
+        9,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0},
+       28},
       {"truncate-plain", {0, FUZZ_OPT_ACCEPT | FUZZ_OPT_MAC, 0, 0x00, 8, 0, 30, 0}, 8},
       {"other-seq-mac", {FUZZ_OPT_MAC, FUZZ_OPT_MAC, 2, 0x90}, 4},
-      {"splice-header", {FUZZ_OPT_ZLIB, FUZZ_OPT_ENCRYPT | FUZZ_OPT_ACCEPT, 5, 0x00, 12, 0, 20, 0}, 8},
+      {"splice-header",
+       {FUZZ_OPT_ZLIB, FUZZ_OPT_ENCRYPT | FUZZ_OPT_ACCEPT, 5, 0x00, 12, 0, 20, 0},
+       8},
   };
   for (size_t i = 0; i < sizeof seeds / sizeof seeds[0]; i++)
     write_file("fuzz_body_mutate", seeds[i].name, seeds[i].bytes, seeds[i].len, NULL, 0);
@@ -115,8 +155,14 @@ static void payload(void) {
       P("json-string", 0, "\"snapshot\""),
       P("json-number", 0, " -12.5e-3 "),
       P("json-trailing", 0, "{} {}"),
-      P("msgpack-map", 1, "\x82\xa1" "a" "\x93\x01\xcb\x40\x04\x00\x00\x00\x00\x00\x00\xc3\xa1"
-                          "b" "\x81\xa1" "c" "\xc0"),
+      P("msgpack-map", 1,
+        "\x82\xa1"
+        "a"
+        "\x93\x01\xcb\x40\x04\x00\x00\x00\x00\x00\x00\xc3\xa1"
+        "b"
+        "\x81\xa1"
+        "c"
+        "\xc0"),
       P("msgpack-ints", 1, "\x95\x00\x7f\xe0\xcc\xff\xd3\x80\x00\x00\x00\x00\x00\x00\x00"),
       P("msgpack-str16", 1, "\xda\x00\x03xyz"),
       P("msgpack-bin", 1, "\x92\xc4\x02\x00\x01\xd4\x01\x02"),

@@ -247,8 +247,8 @@ static void tmpdb_make(tmpdb *t, const char *extra_config) {
   snprintf(t->dir, sizeof t->dir, "%s/faults-XXXXXX", base);
   cr_assert_not_null(mkdtemp(t->dir), "mkdtemp in %s: %s", base, strerror(errno));
   snprintf(t->path, sizeof t->path, "%s/state.db", t->dir);
-  snprintf(t->config, sizeof t->config, "{\"path\": \"%s\"%s%s}", t->path,
-           extra_config ? ", " : "", extra_config ? extra_config : "");
+  snprintf(t->config, sizeof t->config, "{\"path\": \"%s\"%s%s}", t->path, extra_config ? ", " : "",
+           extra_config ? extra_config : "");
 }
 
 static void tmpdb_remove_files(const tmpdb *t) {
@@ -353,9 +353,9 @@ Test(faults, a_full_database_fails_the_save_with_efull_and_keeps_older_snapshots
 
   /* Freeing room makes saves work again. */
   cr_assert_eq(snap_delete(st, "account-42", seq - 2), SNAP_OK, "%s", snap_error_message());
-  cr_assert_eq(snap_save(st, "account-42", seq, SNAP_FORMAT_JSON, "{\"small\":true}", 14, NULL,
-                         NULL),
-               SNAP_OK, "%s", snap_error_message());
+  cr_assert_eq(
+      snap_save(st, "account-42", seq, SNAP_FORMAT_JSON, "{\"small\":true}", 14, NULL, NULL),
+      SNAP_OK, "%s", snap_error_message());
   snap_store_close(st);
   assert_integrity_ok(t.path);
   tmpdb_destroy(&t);
@@ -448,14 +448,12 @@ static void assert_first_use_fails(const char *config, int code, const char *wor
                snap_error_message());
   int rc = snap_save(st, "account-42", 1, SNAP_FORMAT_JSON, "{}", 2, NULL, NULL);
   cr_assert_eq(rc, code, "save: %d (%s): %s", rc, snap_strerror(rc), snap_error_message());
-  cr_assert(strstr(snap_error_message(), words) != NULL, "save message: %s",
-            snap_error_message());
+  cr_assert(strstr(snap_error_message(), words) != NULL, "save message: %s", snap_error_message());
   snap_snapshot *s = NULL;
   rc = snap_load_latest(st, "account-42", NULL, &s);
   cr_assert_eq(rc, code, "load: %d (%s): %s", rc, snap_strerror(rc), snap_error_message());
   cr_assert_null(s);
-  cr_assert(strstr(snap_error_message(), words) != NULL, "load message: %s",
-            snap_error_message());
+  cr_assert(strstr(snap_error_message(), words) != NULL, "load message: %s", snap_error_message());
   snap_store_close(st);
 }
 
