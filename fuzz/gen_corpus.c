@@ -293,6 +293,10 @@ int main(int argc, char **argv) {
     return 2;
   }
   root = argv[1];
+  if (mkdir(root, 0755) != 0 && errno != EEXIST) {
+    perror(root);
+    return 1;
+  }
   fuzz_keyrings_init();
   body_decode();
   body_mutate();
