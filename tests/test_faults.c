@@ -28,6 +28,7 @@ static struct {
   long fail_at;  /* the attempt that fails (0: none) */
   long failures; /* how many were failed */
   long live;     /* blocks handed out and not yet freed */
+  long secure;   /* secure allocations asked for, over all runs */
 } fa;
 
 static int fail_now(void) {
@@ -65,7 +66,10 @@ static void fa_free(void *p, void *ud) {
 }
 
 /* Key material: counted and failed like the rest (guarding is not the point here). */
-static void *fa_secure_malloc(size_t n, void *ud) { return fa_malloc(n, ud); }
+static void *fa_secure_malloc(size_t n, void *ud) {
+  fa.secure++;
+  return fa_malloc(n, ud);
+}
 static void fa_secure_free(void *p, void *ud) { fa_free(p, ud); }
 
 static const snap_allocator fa_allocator = {fa_malloc,        fa_realloc,     fa_free,
@@ -219,8 +223,11 @@ static int scenario_store(void *ctx) {
 }
 
 Test(faults, every_allocation_failure_in_encode_and_decode_is_reported_without_a_leak) {
+  fa.secure = 0;
   long runs = run_failing_each_allocation("encode+decode", scenario_codec, NULL);
   cr_assert_gt(runs, 3, "the codec made only %ld allocations", runs - 1);
+  /* The key went through the secure hooks, so those were failed in turn too. */
+  cr_assert_gt(fa.secure, 0);
 }
 
 Test(faults, every_allocation_failure_in_a_memory_store_save_and_load_is_reported_without_a_leak) {
