@@ -24,7 +24,9 @@ foreach(t test_loader test_executor test_config test_registry)
   endif()
 endforeach()
 
-# Under TSan test_executor is its own runner (Criterion cannot start there).
-if(TARGET test_executor)
-  set_tests_properties(test_executor PROPERTIES LABELS "threads")
-endif()
+# Under TSan these files are their own runner (tests/support/criterion_or_tsan.h).
+foreach(t test_executor test_registry)
+  if(TARGET ${t})
+    set_tests_properties(${t} PROPERTIES LABELS "threads")
+  endif()
+endforeach()

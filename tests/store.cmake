@@ -1,4 +1,6 @@
 # Store-layer registrations: the threaded tests run again under ThreadSanitizer (`make tsan`).
-if(TARGET test_concurrency)
-  set_tests_properties(test_concurrency PROPERTIES LABELS threads)
-endif()
+foreach(t test_concurrency test_keyring)
+  if(TARGET ${t})
+    set_tests_properties(${t} PROPERTIES LABELS threads)
+  endif()
+endforeach()

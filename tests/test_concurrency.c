@@ -7,34 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Criterion's runner cannot start under ThreadSanitizer: it maps its shared
- * arena at fixed addresses TSan reserves and aborts before any test runs
- * (Criterion issue #274). Under TSan this file is therefore its own runner:
- * the same workload, the same checks, reported on stderr with a failing exit
- * status. Everywhere else it is an ordinary Criterion test. */
-#if defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define UNDER_TSAN 1
-#endif
-#endif
-#if defined(__SANITIZE_THREAD__)
-#define UNDER_TSAN 1
-#endif
-
-#ifdef UNDER_TSAN
-#define check(cond, ...)                                                                           \
-  do {                                                                                             \
-    if (!(cond)) {                                                                                 \
-      fprintf(stderr, "%s:%d: ", __FILE__, __LINE__);                                              \
-      fprintf(stderr, "" __VA_ARGS__);                                                             \
-      fputc('\n', stderr);                                                                         \
-      exit(1);                                                                                     \
-    }                                                                                              \
-  } while (0)
-#else
-#include <criterion/criterion.h>
+#include "criterion_or_tsan.h" /* plain Criterion, or its own runner under TSan */
 #define check(cond, ...) cr_assert(cond, "" __VA_ARGS__)
-#endif
 
 #include "snap/store.h"
 #include "snap/sys/backend.h"
@@ -142,15 +116,6 @@ static void sqlite_case(void) {
   free(dir);
 }
 
-#ifdef UNDER_TSAN
-int main(void) {
-  memory_case();
-  sqlite_case();
-  fprintf(stderr, "concurrency: memory and sqlite stores passed\n");
-  return 0;
-}
-#else
 Test(concurrency, eight_threads_share_a_memory_store) { memory_case(); }
 
 Test(concurrency, eight_threads_share_a_sqlite_store) { sqlite_case(); }
-#endif

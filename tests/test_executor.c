@@ -1,69 +1,7 @@
 /* The async executor: callbacks, group commit, ordering, a failing save inside
  * a batch, backpressure, shutdown (drain and cancel) under load, and
  * durability of every acknowledged save across a reopen. */
-/* Criterion's runner cannot start under ThreadSanitizer (it maps its shared
- * arena where TSan reserves memory, Criterion issue #274). Under TSan this
- * file is its own runner: the same cases and checks, each case in a forked
- * child, failures on stderr and in the exit status. Everywhere else it is an
- * ordinary Criterion test. */
-#if defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define UNDER_TSAN 1
-#endif
-#endif
-#if defined(__SANITIZE_THREAD__)
-#define UNDER_TSAN 1
-#endif
-
-#ifdef UNDER_TSAN
-#include <stdio.h>
-#include <stdlib.h>
-#include <sys/wait.h>
-#include <unistd.h>
-#define check(cond, ...)                                                                           \
-  do {                                                                                             \
-    if (!(cond)) {                                                                                 \
-      fprintf(stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__, #cond);                     \
-      fprintf(stderr, "" __VA_ARGS__);                                                             \
-      fputc('\n', stderr);                                                                         \
-      exit(1);                                                                                     \
-    }                                                                                              \
-  } while (0)
-#define cr_assert(c, ...) check((c), __VA_ARGS__)
-#define cr_assert_not(c, ...) check(!(c), __VA_ARGS__)
-#define cr_assert_eq(a, b, ...) check((a) == (b), __VA_ARGS__)
-#define cr_assert_lt(a, b, ...) check((a) < (b), __VA_ARGS__)
-#define cr_assert_gt(a, b, ...) check((a) > (b), __VA_ARGS__)
-#define cr_assert_null(a, ...) check((a) == NULL, __VA_ARGS__)
-#define cr_assert_not_null(a, ...) check((a) != NULL, __VA_ARGS__)
-typedef struct tsan_case {
-  const char *name;
-  void (*fn)(void);
-} tsan_case;
-static tsan_case tsan_cases[32];
-static int tsan_ncases;
-static struct {
-  void (*init)(void);
-  void (*fini)(void);
-} tsan_suite;
-#define TestSuite(suite, ...)                                                                      \
-  __attribute__((constructor)) static void tsan_suite_##suite(void) {                              \
-    struct {                                                                                       \
-      void (*init)(void);                                                                          \
-      void (*fini)(void);                                                                          \
-    } cfg = {__VA_ARGS__};                                                                         \
-    tsan_suite.init = cfg.init;                                                                    \
-    tsan_suite.fini = cfg.fini;                                                                    \
-  }
-#define Test(suite, name, ...)                                                                     \
-  static void name(void);                                                                          \
-  __attribute__((constructor)) static void tsan_reg_##name(void) {                                 \
-    tsan_cases[tsan_ncases++] = (tsan_case){#suite "::" #name, name};                              \
-  }                                                                                                \
-  static void name(void)
-#else
-#include <criterion/criterion.h>
-#endif
+#include "criterion_or_tsan.h" /* plain Criterion, or its own runner under TSan */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -551,27 +489,3 @@ Test(executor, refuses_bad_arguments) {
   snap_executor_free(ex);
   snap_store_close(st);
 }
-
-#ifdef UNDER_TSAN
-int main(void) {
-  int failed = 0;
-  for (int i = 0; i < tsan_ncases; i++) {
-    pid_t child = fork();
-    if (child == 0) {
-      if (tsan_suite.init)
-        tsan_suite.init();
-      tsan_cases[i].fn();
-      if (tsan_suite.fini)
-        tsan_suite.fini();
-      exit(0);
-    }
-    int status = 1;
-    waitpid(child, &status, 0);
-    bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
-    fprintf(stderr, "[%s] %s\n", ok ? "PASS" : "FAIL", tsan_cases[i].name);
-    failed += !ok;
-  }
-  fprintf(stderr, "executor: %d of %d cases passed\n", tsan_ncases - failed, tsan_ncases);
-  return failed ? 1 : 0;
-}
-#endif

@@ -1,6 +1,6 @@
 /* Keyrings, key files, key wiping, and persistence options (resolution,
  * restriction, argument checking), through the public API. */
-#include <criterion/criterion.h>
+#include "criterion_or_tsan.h" /* plain Criterion, or its own runner under TSan */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>

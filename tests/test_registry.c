@@ -1,6 +1,6 @@
 /* The backend registry: register, find, list, unregister, validation of names
  * and tables, and concurrent use from several threads. */
-#include <criterion/criterion.h>
+#include "criterion_or_tsan.h" /* plain Criterion, or its own runner under TSan */
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
