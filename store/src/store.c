@@ -248,20 +248,30 @@ out:
 
 /* Recomputes the options used when neither the call nor the resolver gives
  * any. Called with the write lock held (or before the store is shared). */
+/* Resolves `layers` field by field and drops what the backend cannot honour
+ * (`*dropped`); fails when a dropped group is required. */
+static int resolve_for_backend(const snap_store *st, const snap_options *const *layers, size_t n,
+                               snap_options **out, unsigned *dropped) {
+  *out = NULL;
+  *dropped = 0;
+  int rc = snap_options_resolve(out, layers, n);
+  if (rc == SNAP_OK)
+    rc = snap_options_restrict(*out, st->be.capabilities & OPT_GROUPS, dropped);
+  if (rc != SNAP_OK) {
+    snap_options_free(*out);
+    *out = NULL;
+    *dropped = 0;
+  }
+  return rc;
+}
+
 static int refresh_effective(snap_store *st) {
   const snap_options *layers[2] = {st->defaults, st->config_opts};
-  snap_options *eff = NULL;
-  unsigned dropped = 0;
-  int rc = snap_options_resolve(&eff, layers, 2);
-  if (rc == SNAP_OK)
-    rc = snap_options_restrict(eff, st->be.capabilities & OPT_GROUPS, &dropped);
-  if (rc != SNAP_OK) {
-    /* A required option the backend lacks: every call resolves on its own
-     * and reports that error, so keep no shortcut. */
-    snap_options_free(eff);
-    eff = NULL;
-    dropped = 0;
-  }
+  snap_options *eff;
+  unsigned dropped;
+  /* On failure (a required option the backend lacks) every call resolves on
+   * its own and reports that error, so keep no shortcut. */
+  int rc = resolve_for_backend(st, layers, 2, &eff, &dropped);
   snap_options_free(st->effective);
   st->effective = eff;
   st->effective_dropped = dropped;
@@ -398,15 +408,11 @@ static int resolve_options(snap_store *st, const char *pid, const snap_options *
     return SNAP_OK;
   }
   const snap_options *layers[4] = {call, per_pid, st->defaults, st->config_opts};
-  snap_options *r = NULL;
-  unsigned dropped = 0;
-  int rc = snap_options_resolve(&r, layers, 4);
-  if (rc == SNAP_OK)
-    rc = snap_options_restrict(r, st->be.capabilities & OPT_GROUPS, &dropped);
-  if (rc != SNAP_OK) {
-    snap_options_free(r);
+  snap_options *r;
+  unsigned dropped;
+  int rc = resolve_for_backend(st, layers, 4, &r, &dropped);
+  if (rc != SNAP_OK)
     return rc;
-  }
   *owned = r;
   *use = r;
   *ignored = dropped;
