@@ -675,9 +675,9 @@ int main(int argc, char **argv) {
   print_header(&cfg, argc, argv, stdout);
   printf("- states: ");
   for (int z = 0; z < SIZE_COUNT; z++) {
-    printf("%s%s = %zu B JSON / %zu B msgpack (%d accounts)", z ? ", " : "",
+    printf("%s%s = %zu B JSON / %zu B msgpack (%d account%s)", z ? ", " : "",
            bench_size_label((bench_size)z), s.ledger[z].json_len, s.ledger[z].msgpack_len,
-           s.ledger[z].accounts);
+           s.ledger[z].accounts, s.ledger[z].accounts == 1 ? "" : "s");
   }
   printf(", 4 KiB random = %zu B msgpack bin\n", s.random4k_len);
 
