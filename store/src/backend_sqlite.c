@@ -30,9 +30,6 @@ enum stmt_id {
   S_COMMIT,
   S_ROLLBACK,
   S_INSERT,
-  S_SP_ROW,
-  S_RELEASE_ROW,
-  S_UNDO_ROW,
   S_SP_PRUNE,
   S_RELEASE_PRUNE,
   S_UNDO_PRUNE,
@@ -213,9 +210,6 @@ static int build_sql(sql_backend *b) {
       [S_COMMIT] = "COMMIT",
       [S_ROLLBACK] = "ROLLBACK",
       [S_INSERT] = "INSERT OR REPLACE INTO \"%s\" (pid, seq, ts, body) VALUES (?1, ?2, ?3, ?4)",
-      [S_SP_ROW] = "SAVEPOINT snap_row",
-      [S_RELEASE_ROW] = "RELEASE snap_row",
-      [S_UNDO_ROW] = "ROLLBACK TO snap_row",
       [S_SP_PRUNE] = "SAVEPOINT snap_prune",
       [S_RELEASE_PRUNE] = "RELEASE snap_prune",
       [S_UNDO_PRUNE] = "ROLLBACK TO snap_prune",
@@ -508,7 +502,8 @@ static void sql_close(void *self) {
   b->host->free(b);
 }
 
-static int insert_row(sql_backend *b, conn *c, const snap_backend_row *r) {
+/* Inserts one row; `*sqlite_rc` receives SQLite's extended result code. */
+static int insert_row(sql_backend *b, conn *c, const snap_backend_row *r, int *sqlite_rc) {
   sqlite3_stmt *s;
   int e = stmt(b, c, S_INSERT, &s);
   if (e != SNAP_OK)
@@ -519,8 +514,10 @@ static int insert_row(sql_backend *b, conn *c, const snap_backend_row *r) {
   sqlite3_bind_int64(s, 3, r->timestamp);
   sqlite3_bind_blob64(s, 4, r->body, r->body_len, SQLITE_STATIC);
   int rc = sqlite3_step(s);
-  if (rc != SQLITE_DONE)
+  if (rc != SQLITE_DONE) {
+    *sqlite_rc = sqlite3_extended_errcode(c->db);
     e = map_err(b, c->db, rc, "insert");
+  }
   sqlite3_reset(s);
   return e;
 }
@@ -563,29 +560,29 @@ static int put_locked(sql_backend *b, snap_backend_row *rows, size_t n, uint32_t
   conn *c = &b->writer;
   if ((e = run(b, c, S_BEGIN, "begin")) != SNAP_OK)
     return fail_all(rows, n, e);
-  /* A single row needs no savepoint: its failure is the transaction's. */
-  bool savepoints = n > 1;
+  /* No savepoint per row: SQLite undoes a failing statement by itself and
+   * keeps the transaction, so a refused row (too big, say) leaves the rows
+   * beside it intact. The errors after which SQLite may have rolled back the
+   * whole transaction, or advises to (full disk, I/O, memory, busy), end the
+   * batch instead: every row of it fails with that status. */
   size_t stored = 0;
   int first = SNAP_OK;
   bool encrypted = false;
   for (size_t i = 0; i < n; i++) {
-    if (savepoints && (e = run(b, c, S_SP_ROW, "savepoint")) != SNAP_OK)
-      break;
-    e = insert_row(b, c, &rows[i]);
+    int rc = SQLITE_OK;
+    e = insert_row(b, c, &rows[i], &rc);
     rows[i].status = e;
-    if (e != SNAP_OK) {
-      if (first == SNAP_OK)
-        first = e;
-      if (sqlite3_get_autocommit(c->db))
-        break; /* SQLite rolled the whole transaction back (I/O, full disk) */
-      if (savepoints)
-        (void)run(b, c, S_UNDO_ROW, "rollback row");
-    } else {
+    if (e == SNAP_OK) {
       stored++;
       encrypted |= (rows[i].stages & SNAP_STAGE_ENCRYPTED) != 0;
+      continue;
     }
-    if (savepoints)
-      (void)run(b, c, S_RELEASE_ROW, "release row");
+    if (first == SNAP_OK)
+      first = e;
+    int primary = rc & 0xff;
+    if (primary == SQLITE_FULL || primary == SQLITE_IOERR || primary == SQLITE_NOMEM ||
+        primary == SQLITE_BUSY || sqlite3_get_autocommit(c->db))
+      break;
     e = SNAP_OK;
   }
   if (e != SNAP_OK || sqlite3_get_autocommit(c->db)) {
