@@ -101,7 +101,7 @@ typedef enum bench_kind {
 /** One line of the report: a snapstore figure beside its baseline figure. */
 typedef struct bench_row {
   char group[24];    /**< save, executor, prune, load, encode, decode, disk, rss */
-  char name[96];     /**< what snapstore did */
+  char name[128];    /**< what snapstore did */
   char baseline[64]; /**< what the baseline did */
   char unit[16];
   bench_kind kind;
@@ -110,7 +110,7 @@ typedef struct bench_row {
   double raw[BENCH_MAX_REPS];
   double ratio[BENCH_MAX_REPS]; /**< per-repetition ratio (see bench_kind) */
   int failed;                   /**< a side failed: the row has no figures */
-  char note[64];                /**< shown beside the case (e.g. the executor's mean batch) */
+  char note[128];               /**< shown beside the case (e.g. the executor's mean batch) */
   char error[160];
 } bench_row;
 

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "bench.h"
 #include "cases.h"
@@ -73,25 +74,71 @@ static int save_snap_sync(const bench_ctx *bx, const save_case *sc, snap_store *
 }
 
 /* ------------------------------------------------------------------------ */
-/* The executor: each submitter is an actor that awaits its save's callback  */
-/* before saving again (a closed loop), as an event-sourced actor does.      */
+/* The executor, driven by N submitter threads, each an actor with its own   */
+/* pid and increasing seqs, in one of two models:                            */
+/*                                                                           */
+/*  - closed loop: the submitter awaits its save's callback before saving    */
+/*    again, so at most N saves are ever in flight and a transaction carries */
+/*    at most N of them;                                                     */
+/*  - pipelined: the submitter keeps submitting without awaiting callbacks   */
+/*    (as an actor whose snapshot saves complete asynchronously, e.g. Akka's */
+/*    saveSnapshot, keeps processing messages); it blocks only while the     */
+/*    executor's bounded queue is full (snap_executor_submit() with timeout  */
+/*    -1), and acknowledgements are counted as callbacks with SNAP_OK.       */
+/*                                                                           */
+/* Pipelined timing: the clock starts before the first submission; at        */
+/* cfg->save_seconds the submitters stop submitting, and the clock stops     */
+/* only once every accepted save has been acknowledged (the queue drained).  */
+/* The rate is acknowledged saves / that elapsed time: every save counted    */
+/* was durable inside the measured interval, and none that was still queued  */
+/* is credited to it.                                                        */
 /* ------------------------------------------------------------------------ */
+
+/** What the submitters of one executor run share. */
+typedef struct exec_shared {
+  atomic_int stop;            /* set by the timekeeper: submit no more */
+  atomic_int draining;        /* set once the submitters have stopped: wake the drain wait */
+  atomic_llong completed;     /* pipelined: callbacks run (any status) */
+  atomic_llong in_flight;     /* pipelined: submitted (or being submitted) minus completed */
+  atomic_llong max_in_flight; /* pipelined: the peak of in_flight */
+  pthread_mutex_t mu;         /* guards nothing but the drain wait */
+  pthread_cond_t cv;
+} exec_shared;
 
 typedef struct submitter {
   const bench_ctx *bx;
   const save_case *sc;
   snap_executor *ex;
+  exec_shared *sh;
   const char *pid;
   int64_t seq;
-  atomic_int *stop;
   pthread_t thread;
+  /* Closed loop: the one save in flight. */
   pthread_mutex_t mu;
   pthread_cond_t cv;
   int done;
   int status;
-  long count;
-  char err[160];
+  long count; /* closed loop: saves acknowledged with SNAP_OK */
+  /* Pipelined: written by the worker's callbacks, read after the drain. */
+  long submitted;    /* accepted by snap_executor_submit() (this thread only) */
+  atomic_long acked; /* callbacks with SNAP_OK */
+  atomic_int failed; /* set by the first callback with another status */
+  char err[160];     /* the first failure (a callback's or submit's) */
 } submitter;
+
+static void fill_request(submitter *s, snap_request *req, snap_executor_cb cb) {
+  memset(req, 0, sizeof *req);
+  req->kind = SNAP_REQUEST_SAVE;
+  req->save.pid = s->pid;
+  req->save.seq = s->seq++;
+  req->save.timestamp = SNAP_TIMESTAMP_AUTO;
+  req->save.format = s->sc->fmt;
+  req->save.state = s->sc->state;
+  req->save.len = s->sc->len;
+  req->save.options = s->bx->opts[s->sc->opt];
+  req->callback = cb;
+  req->ud = s;
+}
 
 static void on_saved(void *ud, snap_result *res) {
   submitter *s = ud;
@@ -106,21 +153,11 @@ static void on_saved(void *ud, snap_result *res) {
   pthread_mutex_unlock(&s->mu);
 }
 
-static void *submitter_run(void *arg) {
+static void *submitter_closed_loop(void *arg) {
   submitter *s = arg;
-  while (!atomic_load(s->stop)) {
+  while (!atomic_load(&s->sh->stop)) {
     snap_request req;
-    memset(&req, 0, sizeof req);
-    req.kind = SNAP_REQUEST_SAVE;
-    req.save.pid = s->pid;
-    req.save.seq = s->seq++;
-    req.save.timestamp = SNAP_TIMESTAMP_AUTO;
-    req.save.format = s->sc->fmt;
-    req.save.state = s->sc->state;
-    req.save.len = s->sc->len;
-    req.save.options = s->bx->opts[s->sc->opt];
-    req.callback = on_saved;
-    req.ud = s;
+    fill_request(s, &req, on_saved);
     s->done = 0;
     int rc = snap_executor_submit(s->ex, &req, -1);
     if (rc != SNAP_OK) {
@@ -143,6 +180,63 @@ static void *submitter_run(void *arg) {
   return NULL;
 }
 
+static void on_saved_pipelined(void *ud, snap_result *res) {
+  submitter *s = ud;
+  exec_shared *sh = s->sh;
+  if (res->status == SNAP_OK) {
+    atomic_fetch_add(&s->acked, 1);
+  } else if (atomic_exchange(&s->failed, 1) == 0) {
+    /* Only the worker runs callbacks, and the submitter reads err only after
+     * the drain: the first failure's message is written once, unraced. */
+    snprintf(s->err, sizeof s->err, "executor save of %s seq %lld: %s: %s", res->pid,
+             (long long)res->seq, snap_strerror(res->status), res->message ? res->message : "");
+  }
+  atomic_fetch_sub(&sh->in_flight, 1);
+  atomic_fetch_add(&sh->completed, 1);
+  /* The drain wait checks `completed` under mu after setting `draining`, so
+   * a completion that follows that check sees `draining` and wakes it. */
+  if (atomic_load(&sh->draining)) {
+    pthread_mutex_lock(&sh->mu);
+    pthread_cond_broadcast(&sh->cv);
+    pthread_mutex_unlock(&sh->mu);
+  }
+}
+
+static void *submitter_pipelined(void *arg) {
+  submitter *s = arg;
+  exec_shared *sh = s->sh;
+  while (!atomic_load(&sh->stop) && !atomic_load(&s->failed)) {
+    snap_request req;
+    fill_request(s, &req, on_saved_pipelined);
+    /* Counted before the call: the callback may run before submit returns. */
+    long long now = atomic_fetch_add(&sh->in_flight, 1) + 1;
+    long long peak = atomic_load(&sh->max_in_flight);
+    while (now > peak && !atomic_compare_exchange_weak(&sh->max_in_flight, &peak, now)) {
+    }
+    int rc = snap_executor_submit(s->ex, &req, -1);
+    if (rc != SNAP_OK) {
+      atomic_fetch_sub(&sh->in_flight, 1);
+      if (atomic_exchange(&s->failed, 1) == 0) {
+        snprintf(s->err, sizeof s->err, "snap_executor_submit: %s: %s", snap_strerror(rc),
+                 snap_error_message());
+      }
+      break;
+    }
+    s->submitted++;
+  }
+  return NULL;
+}
+
+/* Waits until `total` callbacks have run. */
+static void drain(exec_shared *sh, long long total) {
+  atomic_store(&sh->draining, 1);
+  pthread_mutex_lock(&sh->mu);
+  while (atomic_load(&sh->completed) < total) {
+    pthread_cond_wait(&sh->cv, &sh->mu);
+  }
+  pthread_mutex_unlock(&sh->mu);
+}
+
 static int save_snap_executor(const bench_ctx *bx, const save_case *sc, snap_store *st, char **pids,
                               double *rate, char *err, size_t errcap) {
   snap_executor *ex = NULL;
@@ -151,7 +245,8 @@ static int save_snap_executor(const bench_ctx *bx, const save_case *sc, snap_sto
   if (rc != SNAP_OK) {
     return snap_fail(err, errcap, "snap_executor_new", rc);
   }
-  /* Open the database lazily before the clock starts. */
+  /* Open the database lazily before the clock starts (a direct save: the
+   * executor's counters see only the timed saves). */
   rc = snap_save(st, pids[0], 0, sc->fmt, sc->state, sc->len, bx->opts[sc->opt], NULL);
   if (rc != SNAP_OK) {
     snap_executor_free(ex);
@@ -159,13 +254,20 @@ static int save_snap_executor(const bench_ctx *bx, const save_case *sc, snap_sto
   }
   int n = sc->submitters;
   submitter *subs = calloc((size_t)n, sizeof *subs);
+  exec_shared sh;
   if (!subs) {
     snap_executor_free(ex);
     snprintf(err, errcap, "out of memory");
     return -1;
   }
-  atomic_int stop;
-  atomic_init(&stop, 0);
+  memset(&sh, 0, sizeof sh);
+  atomic_init(&sh.stop, 0);
+  atomic_init(&sh.draining, 0);
+  atomic_init(&sh.completed, 0);
+  atomic_init(&sh.in_flight, 0);
+  atomic_init(&sh.max_in_flight, 0);
+  pthread_mutex_init(&sh.mu, NULL);
+  pthread_cond_init(&sh.cv, NULL);
   int started = 0, failed = 0;
   double t0 = bench_now();
   for (int i = 0; i < n; i++) {
@@ -173,13 +275,16 @@ static int save_snap_executor(const bench_ctx *bx, const save_case *sc, snap_sto
     s->bx = bx;
     s->sc = sc;
     s->ex = ex;
+    s->sh = &sh;
     s->pid = pids[i % sc->npids];
     /* Submitters sharing a pid (never in the standard rows) use disjoint seqs. */
     s->seq = 1 + (int64_t)i * 1000000000LL;
-    s->stop = &stop;
+    atomic_init(&s->acked, 0);
+    atomic_init(&s->failed, 0);
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
-    if (pthread_create(&s->thread, NULL, submitter_run, s) != 0) {
+    if (pthread_create(&s->thread, NULL,
+                       sc->pipelined ? submitter_pipelined : submitter_closed_loop, s) != 0) {
       failed = 1;
       break;
     }
@@ -190,17 +295,30 @@ static int save_snap_executor(const bench_ctx *bx, const save_case *sc, snap_sto
     struct timespec ts = {0, 2000000};
     nanosleep(&ts, NULL);
   }
-  atomic_store(&stop, 1);
-  long total = 0;
+  atomic_store(&sh.stop, 1);
+  long long submitted = 0;
   for (int i = 0; i < started; i++) {
     pthread_join(subs[i].thread, NULL);
-    total += subs[i].count;
-    if (subs[i].status != SNAP_OK && !failed) {
-      snprintf(err, errcap, "%s", subs[i].err);
+    submitted += subs[i].submitted;
+  }
+  if (sc->pipelined) {
+    drain(&sh, submitted);
+  }
+  double el = bench_now() - t0;
+  long long total = 0;
+  for (int i = 0; i < started; i++) {
+    submitter *s = &subs[i];
+    total += sc->pipelined ? atomic_load(&s->acked) : s->count;
+    int bad = sc->pipelined ? atomic_load(&s->failed) : s->status != SNAP_OK;
+    if (bad && !failed) {
+      snprintf(err, errcap, "%s", s->err);
       failed = 1;
     }
   }
-  double el = bench_now() - t0;
+  if (!failed && sc->pipelined && total != submitted) {
+    snprintf(err, errcap, "%lld saves submitted but %lld acknowledged", submitted, total);
+    failed = 1;
+  }
   for (int i = 0; i < started; i++) {
     pthread_mutex_destroy(&subs[i].mu);
     pthread_cond_destroy(&subs[i].cv);
@@ -208,10 +326,19 @@ static int save_snap_executor(const bench_ctx *bx, const save_case *sc, snap_sto
   free(subs);
   snap_executor_stats stats;
   snap_executor_stats_get(ex, &stats);
-  if (sc->saves_per_commit && stats.commits > 0) {
-    *sc->saves_per_commit = (double)stats.saves / (double)stats.commits;
+  if (sc->tally) {
+    sc->tally->saves += stats.saves;
+    sc->tally->commits += stats.commits;
+    if (stats.largest_batch > sc->tally->largest_batch) {
+      sc->tally->largest_batch = stats.largest_batch;
+    }
+    if (atomic_load(&sh.max_in_flight) > sc->tally->max_in_flight) {
+      sc->tally->max_in_flight = atomic_load(&sh.max_in_flight);
+    }
   }
   snap_executor_free(ex);
+  pthread_mutex_destroy(&sh.mu);
+  pthread_cond_destroy(&sh.cv);
   if (failed) {
     if (!err[0]) {
       snprintf(err, errcap, "could not start the submitter threads");

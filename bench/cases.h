@@ -79,12 +79,26 @@ typedef struct save_case {
   size_t len;
   int opt;
   int sync_full;
-  uint32_t keep;            /**< retention: 0 keeps all */
-  int npids;                /**< saves go round-robin over this many pids */
-  int batch;                /**< baseline: rows per transaction */
-  int submitters;           /**< snapstore: 0 = synchronous snap_save(), else the executor */
-  double *saves_per_commit; /**< executor: out, saves per transaction (may be NULL) */
+  uint32_t keep;  /**< retention: 0 keeps all */
+  int npids;      /**< saves go round-robin over this many pids */
+  int batch;      /**< baseline: rows per transaction */
+  int submitters; /**< snapstore: 0 = synchronous snap_save(), else the executor */
+  struct exec_tally
+      *tally;    /**< executor: out, its counters summed over repetitions (may be NULL) */
+  int pipelined; /**< executor: submit without awaiting each callback (see cases.c) */
 } save_case;
+
+/**
+ * The executor's own counters (snap_executor_stats_get()) summed over the
+ * repetitions of a row, so that a row can report the mean number of saves its
+ * transactions carried over all its repetitions, not just the last one.
+ */
+typedef struct exec_tally {
+  unsigned long long saves;   /**< saves committed by the executor */
+  unsigned long long commits; /**< transactions (snap_save_commit() calls) */
+  size_t largest_batch;       /**< the largest transaction seen */
+  long long max_in_flight;    /**< pipelined: the most saves submitted but not yet acknowledged */
+} exec_tally;
 
 /** Saves for cfg->save_seconds into a fresh database: saves per second in `*rate`. */
 int save_snap(const bench_ctx *bx, const save_case *sc, double *rate, char *err, size_t errcap);
