@@ -380,6 +380,29 @@ Test(sqlite, a_failing_prune_never_fails_the_save) {
   free(dir);
 }
 
+Test(sqlite, a_row_with_a_negative_seq_written_behind_the_store_is_never_returned) {
+  char *dir = st_tmpdir();
+  snap_store *st = open_sqlite(dir, "\"keep\": 0");
+  cr_assert_eq(snap_save(st, "p", 0, SNAP_FORMAT_JSON, "0", 1, NULL, NULL), SNAP_OK);
+  sqlite3 *db = raw_db(dir);
+  raw_exec(db, "INSERT INTO snapshots (pid, seq, ts, body) "
+               "SELECT pid, -5, ts, body FROM snapshots WHERE pid = 'p'");
+  snap_criteria all = {INT64_MIN, INT64_MAX, 0, INT64_MAX};
+  snap_snapshot *s = NULL;
+  cr_assert_eq(snap_load(st, "p", &all, NULL, &s), SNAP_OK, "%s", snap_error_message());
+  cr_assert_not_null(s);
+  cr_assert_eq(s->seq, 0);
+  snap_snapshot_free(s);
+  snap_criteria neg = {INT64_MIN, -1, 0, INT64_MAX};
+  s = NULL;
+  cr_assert_eq(snap_load(st, "p", &neg, NULL, &s), SNAP_OK, "%s", snap_error_message());
+  cr_assert_null(s, "no snapshot has a negative seq");
+  sqlite3_close(db);
+  snap_store_close(st);
+  st_rmtree(dir);
+  free(dir);
+}
+
 Test(sqlite, a_newer_schema_version_is_refused) {
   char *dir = st_tmpdir();
   sqlite3 *db = raw_db(dir);

@@ -791,6 +791,10 @@ int snap_load(snap_store *st, const char *pid, const snap_criteria *c, const sna
   snap_options *owned = NULL;
   unsigned ignored = 0;
   snap_criteria cc = *c;
+  /* Sequence numbers are never negative: a row that claims one was written
+   * behind the store's back and is not ours to return. */
+  if (cc.min_seq < 0)
+    cc.min_seq = 0;
   unsigned skipped = 0;
   int skip_reason = SNAP_OK;
   int64_t first_skip_seq = -1;
