@@ -31,12 +31,12 @@ static void def_secure_free(void *p, void *ud) {
   sodium_free(p);
 }
 
-static snap_allocator current = {def_malloc, def_realloc, def_free, def_secure_malloc,
-                                 def_secure_free, NULL};
+static snap_allocator current = {def_malloc,        def_realloc,     def_free,
+                                 def_secure_malloc, def_secure_free, NULL};
 
 int snap_allocator_set(const snap_allocator *a) {
-  snap_allocator next = {def_malloc, def_realloc, def_free, def_secure_malloc, def_secure_free,
-                         NULL};
+  snap_allocator next = {def_malloc,        def_realloc,     def_free,
+                         def_secure_malloc, def_secure_free, NULL};
   if (a) {
     if (a->malloc)
       next.malloc = a->malloc;

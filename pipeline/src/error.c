@@ -15,8 +15,8 @@ const char *snap_strerror(int code) {
   switch (code) {
   case SNAP_OK:
     return "success";
-#define SNAP__ERR_CASE(name, value, text)                                                    \
-  case SNAP_##name:                                                                          \
+#define SNAP__ERR_CASE(name, value, text)                                                          \
+  case SNAP_##name:                                                                                \
     return text;
     SNAP_ERRNO_MAP(SNAP__ERR_CASE)
 #undef SNAP__ERR_CASE

@@ -15,22 +15,22 @@ extern "C" {
 #endif
 
 /* One list feeds the enum and snap_strerror(): X(name, value, description). */
-#define SNAP_ERRNO_MAP(X)                                                        \
-  X(EINVAL, -1, "invalid argument")                                              \
-  X(ENOMEM, -2, "out of memory")                                                 \
-  X(EIO, -3, "I/O error")                                                        \
-  X(EBUSY, -4, "resource busy")                                                  \
-  X(ECORRUPT, -5, "corrupt data")                                                \
-  X(EAUTH, -6, "authentication failed")                                          \
-  X(ENOKEY, -7, "no such key")                                                   \
-  X(ETOOBIG, -8, "too big")                                                      \
-  X(EUNSUPPORTED, -9, "unsupported option")                                      \
-  X(ECONFIG, -10, "configuration error")                                         \
-  X(ECLOSED, -11, "closed")                                                      \
-  X(EABI, -12, "ABI version mismatch")                                           \
-  X(EFORMAT, -13, "bad format")                                                  \
-  X(EAGAIN, -14, "queue full, try again")                                        \
-  X(EFULL, -15, "storage full")                                                  \
+#define SNAP_ERRNO_MAP(X)                                                                          \
+  X(EINVAL, -1, "invalid argument")                                                                \
+  X(ENOMEM, -2, "out of memory")                                                                   \
+  X(EIO, -3, "I/O error")                                                                          \
+  X(EBUSY, -4, "resource busy")                                                                    \
+  X(ECORRUPT, -5, "corrupt data")                                                                  \
+  X(EAUTH, -6, "authentication failed")                                                            \
+  X(ENOKEY, -7, "no such key")                                                                     \
+  X(ETOOBIG, -8, "too big")                                                                        \
+  X(EUNSUPPORTED, -9, "unsupported option")                                                        \
+  X(ECONFIG, -10, "configuration error")                                                           \
+  X(ECLOSED, -11, "closed")                                                                        \
+  X(EABI, -12, "ABI version mismatch")                                                             \
+  X(EFORMAT, -13, "bad format")                                                                    \
+  X(EAGAIN, -14, "queue full, try again")                                                          \
+  X(EFULL, -15, "storage full")                                                                    \
   X(ENOTFOUND, -16, "not found")
 
 /** Status codes. SNAP_OK is 0; every failure is negative. */

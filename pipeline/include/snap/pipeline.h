@@ -26,10 +26,7 @@ extern "C" {
 /* ------------------------------------------------------------------------ */
 
 /** The declared format of a state. The values are stored in the frame. */
-typedef enum snap_format {
-  SNAP_FORMAT_JSON = 1,
-  SNAP_FORMAT_MSGPACK = 2
-} snap_format;
+typedef enum snap_format { SNAP_FORMAT_JSON = 1, SNAP_FORMAT_MSGPACK = 2 } snap_format;
 
 /** Compression algorithms. */
 typedef enum snap_compression {
@@ -69,7 +66,8 @@ typedef struct snap_buf {
   size_t cap;
 } snap_buf;
 
-#define SNAP_BUF_INIT {NULL, 0, 0}
+#define SNAP_BUF_INIT                                                                              \
+  { NULL, 0, 0 }
 
 /** Frees the buffer's memory and resets it to empty. */
 void snap_buf_dispose(snap_buf *b);
@@ -244,11 +242,10 @@ unsigned snap_options_requested(const snap_options *o);
  * anywhere (they are invalid even inside strings), no byte order mark, the
  * RFC 8259 grammar checked without allocating (nesting limit 512, numbers of
  * at most 63 characters, no lone UTF-16 surrogates in \u escapes): a strict
- * subset of what cJSON reads, so snap_snapshot_to_json() reads every state. msgpack: exactly one value whose
- * every length fits in the bytes given; nesting deeper than 32 containers is
- * refused (msgpack-c's limit, so that what is stored can be unpacked again).
- * Returns SNAP_OK, SNAP_EINVAL (unknown format, NULL state with len > 0) or
- * SNAP_EFORMAT (with the byte offset where known).
+ * subset of what cJSON reads, so snap_snapshot_to_json() reads every state. msgpack: exactly one
+ * value whose every length fits in the bytes given; nesting deeper than 32 containers is refused
+ * (msgpack-c's limit, so that what is stored can be unpacked again). Returns SNAP_OK, SNAP_EINVAL
+ * (unknown format, NULL state with len > 0) or SNAP_EFORMAT (with the byte offset where known).
  */
 int snap_payload_validate(snap_format fmt, const void *state, size_t len);
 
@@ -264,8 +261,8 @@ int snap_payload_validate(snap_format fmt, const void *state, size_t len);
  * `out` is untouched; on any other failure it is left empty (len 0).
  * Thread-safe: options and keyrings may be shared by concurrent calls.
  */
-int snap_body_encode(const char *pid, int64_t seq, snap_format fmt, const void *state,
-                     size_t len, const snap_options *o, snap_buf *out, unsigned *stages);
+int snap_body_encode(const char *pid, int64_t seq, snap_format fmt, const void *state, size_t len,
+                     const snap_options *o, snap_buf *out, unsigned *stages);
 
 /**
  * Decodes a body written for (pid, seq). Reads only the frame and the keys in

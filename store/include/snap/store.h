@@ -43,12 +43,12 @@ typedef struct snap_criteria {
 /** What a save stored. */
 typedef struct snap_meta {
   int64_t seq;
-  int64_t timestamp;   /**< ms since the epoch */
+  int64_t timestamp; /**< ms since the epoch */
   snap_format format;
-  unsigned stages;     /**< SNAP_STAGE_* bits applied */
-  unsigned ignored;    /**< SNAP_OPT_* groups requested but not supported, so ignored */
-  size_t state_len;    /**< bytes of state given */
-  size_t stored_len;   /**< bytes of body stored */
+  unsigned stages;   /**< SNAP_STAGE_* bits applied */
+  unsigned ignored;  /**< SNAP_OPT_* groups requested but not supported, so ignored */
+  size_t state_len;  /**< bytes of state given */
+  size_t stored_len; /**< bytes of body stored */
 } snap_meta;
 
 /** A loaded snapshot. Free with snap_snapshot_free(). */
@@ -57,11 +57,11 @@ typedef struct snap_snapshot {
   int64_t seq;
   int64_t timestamp;
   snap_format format;
-  uint8_t *data;       /**< the state, `len` bytes (NUL-terminated for convenience) */
+  uint8_t *data; /**< the state, `len` bytes (NUL-terminated for convenience) */
   size_t len;
-  unsigned stages;     /**< SNAP_STAGE_* bits the stored body went through */
-  unsigned skipped;    /**< newer matching snapshots skipped as undecodable */
-  int skip_reason;     /**< status of the first skip (SNAP_ECORRUPT/SNAP_EFORMAT), or SNAP_OK */
+  unsigned stages;  /**< SNAP_STAGE_* bits the stored body went through */
+  unsigned skipped; /**< newer matching snapshots skipped as undecodable */
+  int skip_reason;  /**< status of the first skip (SNAP_ECORRUPT/SNAP_EFORMAT), or SNAP_OK */
 } snap_snapshot;
 
 /** Frees a snapshot. NULL is a no-op. */
@@ -132,9 +132,8 @@ int snap_save(snap_store *st, const char *pid, int64_t seq, snap_format fmt, con
               size_t len, const snap_options *opts, snap_meta *meta);
 
 /** snap_save() with an explicit timestamp (ms since epoch, or SNAP_TIMESTAMP_AUTO). */
-int snap_save_at(snap_store *st, const char *pid, int64_t seq, int64_t timestamp,
-                 snap_format fmt, const void *state, size_t len, const snap_options *opts,
-                 snap_meta *meta);
+int snap_save_at(snap_store *st, const char *pid, int64_t seq, int64_t timestamp, snap_format fmt,
+                 const void *state, size_t len, const snap_options *opts, snap_meta *meta);
 
 /** snap_save() of a cJSON tree, stored as compact JSON. */
 int snap_save_json(snap_store *st, const char *pid, int64_t seq, const struct cJSON *state,

@@ -61,8 +61,8 @@ typedef int (*snap_backend_emit)(void *ctx, int64_t seq, int64_t timestamp, cons
 /** A backend's table of operations. */
 typedef struct snap_backend {
   /* ---- ABI version 1 ---- */
-  uint32_t abi_version; /**< SNAP_BACKEND_ABI_VERSION the table was written for */
-  const char *name;     /**< registry name: [A-Za-z0-9_.-]{1,64} */
+  uint32_t abi_version;  /**< SNAP_BACKEND_ABI_VERSION the table was written for */
+  const char *name;      /**< registry name: [A-Za-z0-9_.-]{1,64} */
   unsigned capabilities; /**< SNAP_CAP_* bits */
 
   /**
@@ -99,8 +99,10 @@ typedef struct snap_backend {
   int (*remove)(void *self, const char *pid, const snap_criteria *c);
 } snap_backend;
 
-/** Initializer for backend authors: `static const snap_backend b = SNAP_BACKEND_INIT;` then fill. */
-#define SNAP_BACKEND_INIT {SNAP_BACKEND_ABI_VERSION, NULL, 0u, NULL, NULL, NULL, NULL, NULL}
+/** Initializer for backend authors: `static const snap_backend b = SNAP_BACKEND_INIT;` then fill.
+ */
+#define SNAP_BACKEND_INIT                                                                          \
+  { SNAP_BACKEND_ABI_VERSION, NULL, 0u, NULL, NULL, NULL, NULL, NULL }
 
 /** Function form of SNAP_BACKEND_INIT. */
 static inline void snap_backend_init(snap_backend *b) {
