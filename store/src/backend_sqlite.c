@@ -629,6 +629,15 @@ static int sql_put(void *self, snap_backend_row *rows, size_t n, uint32_t keep) 
   return e;
 }
 
+/* Binds ?1 = pid and ?2..?5 = the criteria of the load and remove statements. */
+static void bind_selection(sqlite3_stmt *s, const char *pid, const snap_criteria *cr) {
+  sqlite3_bind_text(s, 1, pid, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(s, 2, cr->min_seq);
+  sqlite3_bind_int64(s, 3, cr->max_seq);
+  sqlite3_bind_int64(s, 4, cr->min_ts);
+  sqlite3_bind_int64(s, 5, cr->max_ts);
+}
+
 static int sql_load(void *self, const char *pid, const snap_criteria *cr, snap_backend_emit emit,
                     void *ctx) {
   sql_backend *b = self;
@@ -640,11 +649,7 @@ static int sql_load(void *self, const char *pid, const snap_criteria *cr, snap_b
     return e;
   sqlite3_stmt *s;
   if ((e = stmt(b, c, S_LOAD, &s)) == SNAP_OK) {
-    sqlite3_bind_text(s, 1, pid, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 2, cr->min_seq);
-    sqlite3_bind_int64(s, 3, cr->max_seq);
-    sqlite3_bind_int64(s, 4, cr->min_ts);
-    sqlite3_bind_int64(s, 5, cr->max_ts);
+    bind_selection(s, pid, cr);
     int rc = sqlite3_step(s);
     if (rc == SQLITE_ROW) {
       /* The blob stays valid until the reset: emit decodes straight from it. */
@@ -670,11 +675,7 @@ static int sql_remove(void *self, const char *pid, const snap_criteria *cr) {
   if (e == SNAP_OK) {
     sqlite3_stmt *s;
     if ((e = stmt(b, c, S_REMOVE, &s)) == SNAP_OK) {
-      sqlite3_bind_text(s, 1, pid, -1, SQLITE_STATIC);
-      sqlite3_bind_int64(s, 2, cr->min_seq);
-      sqlite3_bind_int64(s, 3, cr->max_seq);
-      sqlite3_bind_int64(s, 4, cr->min_ts);
-      sqlite3_bind_int64(s, 5, cr->max_ts);
+      bind_selection(s, pid, cr);
       int rc = sqlite3_step(s);
       if (rc != SQLITE_DONE)
         e = map_err(b, c->db, rc, "delete");
