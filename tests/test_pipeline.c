@@ -611,6 +611,59 @@ Test(frame, strict_header_parsing_with_a_valid_checksum) {
   snap_buf_dispose(&back);
 }
 
+/* The zlib stream inside a compressed body: its header and its trailer's
+ * place are checked even where the frame's checksum is valid (the trailer's
+ * Adler-32 itself is left to the frame's stronger check). */
+Test(frame, the_zlib_stream_is_checked_inside_a_valid_checksum) {
+  char state[600];
+  memset(state, 'a', sizeof state);
+  state[0] = '"';
+  state[sizeof state - 1] = '"';
+  snap_options *o;
+  cr_assert_eq(snap_options_new(&o), SNAP_OK);
+  cr_assert_eq(snap_options_set_compression(o, SNAP_COMPRESSION_ZLIB, 6), SNAP_OK);
+  snap_buf body = SNAP_BUF_INIT, back = SNAP_BUF_INIT;
+  unsigned st = 0;
+  cr_assert_eq(snap_body_encode("p", 1, SNAP_FORMAT_JSON, state, sizeof state, o, &body, &st),
+               SNAP_OK);
+  cr_assert_eq(st, SNAP_STAGE_COMPRESSED);
+  const size_t n = body.len, z = 20; /* the zlib stream starts after the 20-byte header */
+  uint8_t *c = malloc(n + 8);
+  /* A bad compression method, a window over 32 KiB, a header check that fails, a preset dictionary. */
+  const uint8_t bad_hdr[][2] = {{0x77, 0x01}, {0x88, 0x1c}, {0x78, 0x9d}, {0x78, 0xbb}};
+  for (size_t i = 0; i < sizeof bad_hdr / sizeof *bad_hdr; i++) {
+    memcpy(c, body.data, n);
+    c[z] = bad_hdr[i][0];
+    c[z + 1] = bad_hdr[i][1];
+    reseal_crc(c, n);
+    cr_assert_eq(snap_body_decode("p", 1, c, n, NULL, &back, NULL, NULL), SNAP_ECORRUPT,
+                 "header %02x %02x", bad_hdr[i][0], bad_hdr[i][1]);
+    cr_assert_eq(back.len, 0);
+  }
+  /* Without its 4-byte trailer (the frame re-sealed one byte shorter each time). */
+  for (size_t cut = 1; cut <= 4; cut++) {
+    memcpy(c, body.data, n - 4 - cut);
+    memcpy(c + n - 4 - cut, body.data + n - 4, 4);
+    reseal_crc(c, n - cut);
+    cr_assert_eq(snap_body_decode("p", 1, c, n - cut, NULL, &back, NULL, NULL), SNAP_ECORRUPT,
+                 "trailer cut by %zu", cut);
+  }
+  /* With a byte after the trailer. */
+  memcpy(c, body.data, n - 4);
+  c[n - 4] = 0;
+  memcpy(c + n - 3, body.data + n - 4, 4);
+  reseal_crc(c, n + 1);
+  cr_assert_eq(snap_body_decode("p", 1, c, n + 1, NULL, &back, NULL, NULL), SNAP_ECORRUPT);
+  /* The untouched body still decodes. */
+  cr_assert_eq(snap_body_decode("p", 1, body.data, n, NULL, &back, NULL, NULL), SNAP_OK);
+  cr_assert_eq(back.len, sizeof state);
+  cr_assert_eq(memcmp(back.data, state, sizeof state), 0);
+  free(c);
+  snap_options_free(o);
+  snap_buf_dispose(&body);
+  snap_buf_dispose(&back);
+}
+
 Test(frame, inspect_reads_the_header_without_keys) {
   snap_keyring *kr = ring(9, 1);
   snap_options *o = opts(true, 6, AUTH_AEAD, kr, "ctx");
