@@ -267,8 +267,8 @@ Test(sqlite, auto_secure_delete_wipes_once_the_table_holds_encrypted_bodies) {
   cr_assert(pruned_plaintext_remains("off"));
 }
 
-/* Session 1 stores one encrypted state; session 2 plaintext states; session 3
- * a plaintext save that prunes them all. Reports whether the pruned plaintext
+/* Phase 1 (its own store handle) stores one encrypted state; phase 2 plaintext
+ * states; phase 3 a plaintext save that prunes them all. Reports whether the pruned plaintext
  * is still in the closed database. */
 static bool later_prune_leaves_plaintext(const char *secure_delete) {
   char *dir = st_tmpdir();
