@@ -62,8 +62,17 @@ typedef struct runner {
   int failures;
 } runner;
 
+/* "--only TEXT" selects the rows whose group or case contains TEXT;
+ * "--only =TEXT" the rows whose case is exactly TEXT ("4 KiB JSON, plain,
+ * sync=full" alone, without "64 KiB JSON, plain, sync=full"), for profiling. */
 static int wanted(const runner *rn, const char *group, const char *name) {
-  return !rn->only || strstr(group, rn->only) || strstr(name, rn->only);
+  if (!rn->only) {
+    return 1;
+  }
+  if (rn->only[0] == '=') {
+    return strcmp(name, rn->only + 1) == 0;
+  }
+  return strstr(group, rn->only) || strstr(name, rn->only);
 }
 
 static void progress(const bench_row *row) {
@@ -599,7 +608,8 @@ static void usage(FILE *f) {
              "  --csv FILE  also write every row as CSV\n"
              "  --reps N    repetitions per row (default 5; quick: 1)\n"
              "  --dir DIR   where the databases go (default: a new directory under .)\n"
-             "  --only TEXT run only the rows whose group or case contains TEXT\n");
+             "  --only TEXT run only the rows whose group or case contains TEXT\n"
+             "              (=TEXT: only the row whose case is exactly TEXT)\n");
 }
 
 static void print_header(const bench_cfg *cfg, int argc, char **argv, FILE *out) {
