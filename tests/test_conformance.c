@@ -326,6 +326,12 @@ Test(conformance, lower_bounds_limit_loads) {
     /* Inverted bounds match nothing: documented as "none", not an error. */
     expect_none(&f, load(&f, "p", crit(14, 13, ANY_TS)), "min_seq > max_seq");
     expect_none(&f, load(&f, "p", crit(0, INT64_MAX, 5, 4)), "min_ts > max_ts");
+    /* The newest by seq may be older by timestamp: a lower timestamp bound then
+     * skips it for the youngest snapshot that does match. */
+    cr_assert_eq(snap_save_at(f.st, "p", 16, 50000, SNAP_FORMAT_JSON, "\"s-6\"", 5, NULL, NULL),
+                 SNAP_OK, "[%s] %s", bc->name, snap_error_message());
+    expect_md(&f, load(&f, "p", crit(0, INT64_MAX, f.md[3].timestamp, INT64_MAX)), 4,
+              "min_ts above the newest seq's timestamp");
     fx_close(&f);
   }
 }

@@ -36,6 +36,7 @@ enum stmt_id {
   S_PRUNE,
   S_MARK,
   S_LOAD,
+  S_LOAD_NEWEST,
   S_REMOVE,
   S_COUNT
 };
@@ -219,6 +220,7 @@ static int build_sql(sql_backend *b) {
                   "WHERE pid = ?1 ORDER BY seq DESC LIMIT 1 OFFSET ?2)",
       [S_MARK] = "INSERT OR REPLACE INTO snapstore_meta (name, value) VALUES ('encrypted:' || "
                  "'%s', 1)",
+      [S_LOAD_NEWEST] = "SELECT seq, ts, body FROM \"%s\" WHERE pid = ?1 ORDER BY seq DESC LIMIT 1",
       [S_LOAD] = "SELECT seq, ts, body FROM \"%s\" WHERE pid = ?1 AND seq BETWEEN ?2 AND ?3 "
                  "AND ts BETWEEN ?4 AND ?5 ORDER BY seq DESC LIMIT 1",
       [S_REMOVE] = "DELETE FROM \"%s\" WHERE pid = ?1 AND seq BETWEEN ?2 AND ?3 "
@@ -647,19 +649,37 @@ static int sql_load(void *self, const char *pid, const snap_criteria *cr, snap_b
   conn *c;
   if ((e = reader_acquire(b, &c)) != SNAP_OK)
     return e;
-  sqlite3_stmt *s;
-  if ((e = stmt(b, c, S_LOAD, &s)) == SNAP_OK) {
-    bind_selection(s, pid, cr);
+  /* The common load, the newest snapshot under no upper bound, uses a
+   * statement with no range to bind or test; its row is checked against the
+   * lower bounds here, and when it falls below them (a negative seq or
+   * timestamp) the general statement answers. */
+  bool newest = cr->max_seq == INT64_MAX && cr->max_ts == INT64_MAX;
+  for (int pass = newest ? 0 : 1; pass < 2; pass++) {
+    sqlite3_stmt *s;
+    if ((e = stmt(b, c, pass == 0 ? S_LOAD_NEWEST : S_LOAD, &s)) != SNAP_OK)
+      break;
+    if (pass == 0)
+      sqlite3_bind_text(s, 1, pid, -1, SQLITE_STATIC);
+    else
+      bind_selection(s, pid, cr);
+    bool retry = false;
     int rc = sqlite3_step(s);
     if (rc == SQLITE_ROW) {
-      /* The blob stays valid until the reset: emit decodes straight from it. */
-      const void *body = sqlite3_column_blob(s, 2);
-      size_t len = (size_t)sqlite3_column_bytes(s, 2);
-      e = emit(ctx, sqlite3_column_int64(s, 0), sqlite3_column_int64(s, 1), body, len);
+      int64_t seq = sqlite3_column_int64(s, 0), ts = sqlite3_column_int64(s, 1);
+      if (pass == 0 && (seq < cr->min_seq || ts < cr->min_ts)) {
+        retry = true;
+      } else {
+        /* The blob stays valid until the reset: emit decodes straight from it. */
+        const void *body = sqlite3_column_blob(s, 2);
+        size_t len = (size_t)sqlite3_column_bytes(s, 2);
+        e = emit(ctx, seq, ts, body, len);
+      }
     } else if (rc != SQLITE_DONE) {
       e = map_err(b, c->db, rc, "load");
     }
     sqlite3_reset(s);
+    if (!retry)
+      break;
   }
   reader_release(b, c);
   return e;
