@@ -179,16 +179,32 @@ static bool leaks(const char *dir, const char *state) {
   return found;
 }
 
+/* An encrypting options object over a one-key keyring, for the secure-delete cases. */
+typedef struct enc_setup {
+  snap_keyring *kr;
+  snap_options *o;
+} enc_setup;
+
+static enc_setup enc_setup_new(uint8_t key_byte) {
+  enc_setup e;
+  cr_assert_eq(snap_keyring_new(&e.kr), SNAP_OK);
+  uint8_t key[SNAP_KEY_BYTES];
+  memset(key, key_byte, sizeof key);
+  cr_assert_eq(snap_keyring_add(e.kr, 1, key, sizeof key), SNAP_OK);
+  cr_assert_eq(snap_options_new(&e.o), SNAP_OK);
+  cr_assert_eq(snap_options_set_encryption(e.o, e.kr, "test/sqlite/v1"), SNAP_OK);
+  return e;
+}
+
+static void enc_setup_free(enc_setup *e) {
+  snap_options_free(e->o);
+  snap_keyring_free(e->kr);
+}
+
 Test(sqlite, encrypted_states_leave_no_plaintext_in_the_files) {
   char *dir = st_tmpdir();
-  snap_keyring *kr;
-  cr_assert_eq(snap_keyring_new(&kr), SNAP_OK);
-  uint8_t key[SNAP_KEY_BYTES];
-  memset(key, 0x7e, sizeof key);
-  cr_assert_eq(snap_keyring_add(kr, 1, key, sizeof key), SNAP_OK);
-  snap_options *o;
-  cr_assert_eq(snap_options_new(&o), SNAP_OK);
-  cr_assert_eq(snap_options_set_encryption(o, kr, "test/sqlite/v1"), SNAP_OK);
+  enc_setup e = enc_setup_new(0x7e);
+  snap_options *o = e.o;
 
   snap_store *st = open_sqlite(dir, "\"keep\": 1");
   char *states[6];
@@ -207,34 +223,43 @@ Test(sqlite, encrypted_states_leave_no_plaintext_in_the_files) {
     cr_assert(!leaks(dir, states[i]), "plaintext of state %d found after close", i);
     free(states[i]);
   }
-  snap_options_free(o);
-  snap_keyring_free(kr);
+  enc_setup_free(&e);
   st_rmtree(dir);
   free(dir);
+}
+
+/* Saves three plaintext marked states as seq first..first+2 of `pid`. */
+static void save_marked(snap_store *st, const char *pid, const char *tag, int64_t first,
+                        char *plain[3]) {
+  for (int i = 0; i < 3; i++) {
+    plain[i] = marked_state(tag, i);
+    cr_assert_eq(
+        snap_save(st, pid, first + i, SNAP_FORMAT_JSON, plain[i], strlen(plain[i]), NULL, NULL),
+        SNAP_OK);
+  }
+}
+
+/* Whether any of the three states is still in the files; frees them. */
+static bool any_leaks(const char *dir, char *plain[3]) {
+  bool remains = false;
+  for (int i = 0; i < 3; i++) {
+    remains |= leaks(dir, plain[i]);
+    free(plain[i]);
+  }
+  return remains;
 }
 
 /* Saves plaintext states, then one encrypted state that prunes them with keep=1,
  * and reports whether the pruned plaintext is still in the closed database. */
 static bool pruned_plaintext_remains(const char *secure_delete) {
   char *dir = st_tmpdir();
-  snap_keyring *kr;
-  cr_assert_eq(snap_keyring_new(&kr), SNAP_OK);
-  uint8_t key[SNAP_KEY_BYTES];
-  memset(key, 0x3c, sizeof key);
-  cr_assert_eq(snap_keyring_add(kr, 1, key, sizeof key), SNAP_OK);
-  snap_options *o;
-  cr_assert_eq(snap_options_new(&o), SNAP_OK);
-  cr_assert_eq(snap_options_set_encryption(o, kr, "test/sqlite/v1"), SNAP_OK);
+  enc_setup e = enc_setup_new(0x3c);
+  snap_options *o = e.o;
   char extra[128];
   snprintf(extra, sizeof extra, "\"keep\": 0, \"secure_delete\": \"%s\"", secure_delete);
   snap_store *st = open_sqlite(dir, extra);
   char *plain[3];
-  for (int i = 0; i < 3; i++) {
-    plain[i] = marked_state("plain", i);
-    cr_assert_eq(
-        snap_save(st, "mig", i + 1, SNAP_FORMAT_JSON, plain[i], strlen(plain[i]), NULL, NULL),
-        SNAP_OK);
-  }
+  save_marked(st, "mig", "plain", 1, plain);
   snap_store_close(st);
   snprintf(extra, sizeof extra, "\"keep\": 1, \"secure_delete\": \"%s\"", secure_delete);
   st = open_sqlite(dir, extra);
@@ -245,14 +270,9 @@ static bool pruned_plaintext_remains(const char *secure_delete) {
   cr_assert_eq(snap_load(st, "mig", &c, o, &s), SNAP_OK);
   cr_assert_null(s, "the plaintext states were pruned");
   snap_store_close(st); /* checkpoints the WAL into the database */
-  bool remains = false;
-  for (int i = 0; i < 3; i++) {
-    remains |= leaks(dir, plain[i]);
-    free(plain[i]);
-  }
+  bool remains = any_leaks(dir, plain);
   free(enc);
-  snap_options_free(o);
-  snap_keyring_free(kr);
+  enc_setup_free(&e);
   st_rmtree(dir);
   free(dir);
   return remains;
@@ -272,13 +292,8 @@ Test(sqlite, auto_secure_delete_wipes_once_the_table_holds_encrypted_bodies) {
  * is still in the closed database. */
 static bool later_prune_leaves_plaintext(const char *secure_delete) {
   char *dir = st_tmpdir();
-  snap_keyring *kr;
-  cr_assert_eq(snap_keyring_new(&kr), SNAP_OK);
-  uint8_t key[SNAP_KEY_BYTES] = {7};
-  cr_assert_eq(snap_keyring_add(kr, 1, key, sizeof key), SNAP_OK);
-  snap_options *o;
-  cr_assert_eq(snap_options_new(&o), SNAP_OK);
-  cr_assert_eq(snap_options_set_encryption(o, kr, "test/sqlite/v1"), SNAP_OK);
+  enc_setup e = enc_setup_new(7);
+  snap_options *o = e.o;
   char extra[128];
   snprintf(extra, sizeof extra, "\"keep\": 0, \"secure_delete\": \"%s\"", secure_delete);
   snap_store *st = open_sqlite(dir, extra);
@@ -286,24 +301,14 @@ static bool later_prune_leaves_plaintext(const char *secure_delete) {
   snap_store_close(st);
   st = open_sqlite(dir, extra);
   char *plain[3];
-  for (int i = 0; i < 3; i++) {
-    plain[i] = marked_state("later", i);
-    cr_assert_eq(
-        snap_save(st, "later", i + 2, SNAP_FORMAT_JSON, plain[i], strlen(plain[i]), NULL, NULL),
-        SNAP_OK);
-  }
+  save_marked(st, "later", "later", 2, plain);
   snap_store_close(st);
   snprintf(extra, sizeof extra, "\"keep\": 1, \"secure_delete\": \"%s\"", secure_delete);
   st = open_sqlite(dir, extra);
   cr_assert_eq(snap_save(st, "later", 9, SNAP_FORMAT_JSON, "9", 1, NULL, NULL), SNAP_OK);
   snap_store_close(st);
-  bool remains = false;
-  for (int i = 0; i < 3; i++) {
-    remains |= leaks(dir, plain[i]);
-    free(plain[i]);
-  }
-  snap_options_free(o);
-  snap_keyring_free(kr);
+  bool remains = any_leaks(dir, plain);
+  enc_setup_free(&e);
   st_rmtree(dir);
   free(dir);
   return remains;
@@ -318,13 +323,8 @@ Test(sqlite, a_later_process_deletes_securely_once_the_table_held_encrypted_bodi
 
 Test(sqlite, the_encrypted_fact_is_persisted_for_later_processes) {
   char *dir = st_tmpdir();
-  snap_keyring *kr;
-  cr_assert_eq(snap_keyring_new(&kr), SNAP_OK);
-  uint8_t key[SNAP_KEY_BYTES] = {1};
-  cr_assert_eq(snap_keyring_add(kr, 1, key, sizeof key), SNAP_OK);
-  snap_options *o;
-  cr_assert_eq(snap_options_new(&o), SNAP_OK);
-  cr_assert_eq(snap_options_set_encryption(o, kr, "test/sqlite/v1"), SNAP_OK);
+  enc_setup e = enc_setup_new(1);
+  snap_options *o = e.o;
   snap_store *st = open_sqlite(dir, "");
   cr_assert_eq(snap_save(st, "a", 1, SNAP_FORMAT_JSON, "1", 1, NULL, NULL), SNAP_OK);
   sqlite3 *db = raw_db(dir);
@@ -340,8 +340,7 @@ Test(sqlite, the_encrypted_fact_is_persisted_for_later_processes) {
   sqlite3_finalize(q);
   sqlite3_close(db);
   snap_store_close(st);
-  snap_options_free(o);
-  snap_keyring_free(kr);
+  enc_setup_free(&e);
   st_rmtree(dir);
   free(dir);
 }
