@@ -798,7 +798,7 @@ int snap_load(snap_store *st, const char *pid, const snap_criteria *c, const sna
   unsigned skipped = 0;
   int skip_reason = SNAP_OK;
   int64_t first_skip_seq = -1;
-  char first_msg[256] = "";
+  char first_msg[256]; /* written before it is read: only once a body was skipped */
 
   pthread_rwlock_rdlock(&st->lock);
   rc = resolve_options(st, pid, opts, &owned, &ctx.o, &ignored);
