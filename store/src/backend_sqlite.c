@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include <cjson/cJSON.h>
 #include <sqlite3.h>
@@ -256,6 +257,28 @@ static int exec(const sql_backend *b, sqlite3 *db, const char *sql) {
   return rc == SQLITE_OK ? SNAP_OK : map_err(b, db, rc, sql);
 }
 
+/*
+ * exec() for a statement that needs an exclusive lock outside a write
+ * transaction (switching to WAL). When two connections race for that lock
+ * while holding shared ones, SQLite answers SQLITE_BUSY at once instead of
+ * calling the busy handler (waiting could deadlock), so two processes opening
+ * a new file together would fail. Retry until the busy timeout has passed.
+ */
+static int exec_waiting(const sql_backend *b, sqlite3 *db, const char *sql) {
+  struct timespec t0, t;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  for (;;) {
+    int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+    if (rc == SQLITE_OK)
+      return SNAP_OK;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    long waited_ms = (long)(t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000;
+    if ((rc & 0xff) != SQLITE_BUSY || waited_ms >= (long)b->busy_ms)
+      return map_err(b, db, rc, sql);
+    sqlite3_sleep(1);
+  }
+}
+
 static const char *secure_pragma(const sql_backend *b) {
   switch (b->secure) {
   case SECURE_ON:
@@ -292,7 +315,7 @@ static int conn_open(sql_backend *b, conn *c, bool writer) {
     e = exec(b, c->db, pragma);
   }
   if (e == SNAP_OK && writer)
-    e = exec(b, c->db, "PRAGMA journal_mode = WAL");
+    e = exec_waiting(b, c->db, "PRAGMA journal_mode = WAL");
   if (e == SNAP_OK)
     e = exec(b, c->db, b->sync_full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL");
   if (e == SNAP_OK && writer)
