@@ -13,5 +13,6 @@
 #include "snap/pipeline.h"
 #include "snap/plugin.h"
 #include "snap/store.h"
+#include "snap/version.h"
 
 #endif /* SNAPSTORE_H */

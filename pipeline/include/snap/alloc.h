@@ -13,6 +13,8 @@
 
 #include <stddef.h>
 
+#include "snap/export.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -35,17 +37,17 @@ typedef struct snap_allocator {
  * object allocated under one allocator before switching to another.
  * Returns SNAP_OK.
  */
-int snap_allocator_set(const snap_allocator *a);
+SNAP_API int snap_allocator_set(const snap_allocator *a);
 
 /** Frees memory snapstore returned to the caller (NULL is a no-op). */
-void snap_free(void *ptr);
+SNAP_API void snap_free(void *ptr);
 
 /** Allocates through the installed hooks (for the store and plugin layers and
  *  for wrappers whose memory snapstore later frees). NULL on failure. */
-void *snap_malloc(size_t size);
-void *snap_calloc(size_t n, size_t size);
-void *snap_realloc(void *ptr, size_t size);
-char *snap_strdup(const char *s);
+SNAP_API void *snap_malloc(size_t size);
+SNAP_API void *snap_calloc(size_t n, size_t size);
+SNAP_API void *snap_realloc(void *ptr, size_t size);
+SNAP_API char *snap_strdup(const char *s);
 
 #ifdef __cplusplus
 }

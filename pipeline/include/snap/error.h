@@ -10,6 +10,8 @@
 #ifndef SNAP_ERROR_H
 #define SNAP_ERROR_H
 
+#include "snap/export.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -45,7 +47,7 @@ typedef enum snap_status {
  * Names a status code ("invalid argument", ...). Never returns NULL; an
  * unknown code gives "unknown error". The string is static.
  */
-const char *snap_strerror(int code);
+SNAP_API const char *snap_strerror(int code);
 
 /**
  * The detailed message of the calling thread's most recent failure, e.g.
@@ -54,20 +56,20 @@ const char *snap_strerror(int code);
  * snap_error_clear(). The string belongs to the thread and stays valid until
  * the thread's next snapstore call. Thread-safe (the message is thread-local).
  */
-const char *snap_error_message(void);
+SNAP_API const char *snap_error_message(void);
 
 /** The status code of the calling thread's most recent failure (SNAP_OK if none). */
-int snap_error_code(void);
+SNAP_API int snap_error_code(void);
 
 /** Forgets the calling thread's last failure. */
-void snap_error_clear(void);
+SNAP_API void snap_error_clear(void);
 
 /**
  * Records `code` and a printf-style detailed message as the calling thread's
  * last failure, and returns `code` (so `return snap_error_set(...)` reads
  * naturally). For layers above the pipeline and for wrappers.
  */
-int snap_error_set(int code, const char *fmt, ...)
+SNAP_API int snap_error_set(int code, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 2, 3)))
 #endif

@@ -17,6 +17,8 @@
 #include "snap/alloc.h"
 #include "snap/error.h"
 
+#include "snap/export.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -52,7 +54,7 @@ typedef enum snap_compression {
 
 /** Validates a persistence id: non-empty, at most SNAP_PID_MAX bytes, valid UTF-8.
  *  Returns SNAP_OK or SNAP_EINVAL (with a message). */
-int snap_pid_check(const char *pid);
+SNAP_API int snap_pid_check(const char *pid);
 
 /* ------------------------------------------------------------------------ */
 /* Growable byte buffer (caller-allocated struct)                            */
@@ -70,17 +72,17 @@ typedef struct snap_buf {
   { NULL, 0, 0 }
 
 /** Frees the buffer's memory and resets it to empty. */
-void snap_buf_dispose(snap_buf *b);
+SNAP_API void snap_buf_dispose(snap_buf *b);
 
 /** Ensures room for `cap` bytes. SNAP_OK or SNAP_ENOMEM. */
-int snap_buf_reserve(snap_buf *b, size_t cap);
+SNAP_API int snap_buf_reserve(snap_buf *b, size_t cap);
 
 /** Replaces the content with a copy of `len` bytes. SNAP_OK or SNAP_ENOMEM. */
-int snap_buf_set(snap_buf *b, const void *data, size_t len);
+SNAP_API int snap_buf_set(snap_buf *b, const void *data, size_t len);
 
 /** Takes the data out of the buffer (the caller frees it with snap_free()) and
  *  resets the buffer to empty. */
-uint8_t *snap_buf_detach(snap_buf *b, size_t *len);
+SNAP_API uint8_t *snap_buf_detach(snap_buf *b, size_t *len);
 
 /* ------------------------------------------------------------------------ */
 /* Keyring                                                                   */
@@ -93,17 +95,18 @@ uint8_t *snap_buf_detach(snap_buf *b, size_t *len);
 typedef struct snap_keyring snap_keyring;
 
 /** Creates an empty keyring. Free with snap_keyring_free(). */
-int snap_keyring_new(snap_keyring **out);
+SNAP_API int snap_keyring_new(snap_keyring **out);
 
 /** Wipes every key and frees the keyring. NULL is a no-op. */
-void snap_keyring_free(snap_keyring *kr);
+SNAP_API void snap_keyring_free(snap_keyring *kr);
 
 /**
  * Adds a copy of a master key under `version` (>= 1). The first key added
  * becomes active. Errors: SNAP_EINVAL (version 0, key_len != 32, duplicate
  * version), SNAP_ENOMEM.
  */
-int snap_keyring_add(snap_keyring *kr, uint32_t version, const uint8_t *key, size_t key_len);
+SNAP_API int snap_keyring_add(snap_keyring *kr, uint32_t version, const uint8_t *key,
+                              size_t key_len);
 
 /**
  * Reads a key file and adds it under `version`. The file holds the key as 32
@@ -114,16 +117,16 @@ int snap_keyring_add(snap_keyring *kr, uint32_t version, const uint8_t *key, siz
  * otherwise). The file's bytes are read into guarded memory and wiped.
  * A duplicate version is SNAP_EINVAL, as for snap_keyring_add().
  */
-int snap_keyring_add_file(snap_keyring *kr, uint32_t version, const char *path);
+SNAP_API int snap_keyring_add_file(snap_keyring *kr, uint32_t version, const char *path);
 
 /** Makes `version` the key new bodies are written with. SNAP_ENOKEY if absent. */
-int snap_keyring_set_active(snap_keyring *kr, uint32_t version);
+SNAP_API int snap_keyring_set_active(snap_keyring *kr, uint32_t version);
 
 /** The active version, or 0 when the keyring is empty. */
-uint32_t snap_keyring_active(const snap_keyring *kr);
+SNAP_API uint32_t snap_keyring_active(const snap_keyring *kr);
 
 /** Whether the keyring holds `version`. */
-bool snap_keyring_has(const snap_keyring *kr, uint32_t version);
+SNAP_API bool snap_keyring_has(const snap_keyring *kr, uint32_t version);
 
 /* ------------------------------------------------------------------------ */
 /* Persistence options                                                       */
@@ -142,22 +145,22 @@ typedef struct snap_options snap_options;
 typedef void (*snap_nonce_fn)(uint8_t *nonce, size_t n, void *ud);
 
 /** Creates options with every field unset. Free with snap_options_free(). */
-int snap_options_new(snap_options **out);
+SNAP_API int snap_options_new(snap_options **out);
 
 /** Frees options (the keyrings they refer to are not freed). NULL is a no-op. */
-void snap_options_free(snap_options *o);
+SNAP_API void snap_options_free(snap_options *o);
 
 /** Copies `src` (its set fields and borrowed keyrings) into a new object. */
-int snap_options_copy(snap_options **out, const snap_options *src);
+SNAP_API int snap_options_copy(snap_options **out, const snap_options *src);
 
 /**
  * Compression: SNAP_COMPRESSION_NONE or SNAP_COMPRESSION_ZLIB with level 0-9.
  * Errors: SNAP_EINVAL for an unknown algorithm or level out of range.
  */
-int snap_options_set_compression(snap_options *o, snap_compression alg, int level);
+SNAP_API int snap_options_set_compression(snap_options *o, snap_compression alg, int level);
 
 /** States shorter than `min_size` bytes are stored uncompressed (default 0). */
-int snap_options_set_compression_min_size(snap_options *o, size_t min_size);
+SNAP_API int snap_options_set_compression_min_size(snap_options *o, size_t min_size);
 
 /**
  * Encryption with the keyring's active key, bound to `context` (a non-empty
@@ -165,14 +168,14 @@ int snap_options_set_compression_min_size(snap_options *o, size_t min_size);
  * kr == NULL turns encryption off (explicitly, overriding lower layers).
  * Errors: SNAP_EINVAL for an empty or missing context with a keyring.
  */
-int snap_options_set_encryption(snap_options *o, snap_keyring *kr, const char *context);
+SNAP_API int snap_options_set_encryption(snap_options *o, snap_keyring *kr, const char *context);
 
 /**
  * Integrity for unencrypted bodies: a keyed MAC with the keyring's active key
  * bound to `context`. Ignored for bodies that are encrypted (already
  * authenticated). kr == NULL turns it off explicitly.
  */
-int snap_options_set_integrity(snap_options *o, snap_keyring *kr, const char *context);
+SNAP_API int snap_options_set_integrity(snap_options *o, snap_keyring *kr, const char *context);
 
 /**
  * Limits: the largest stored body and the largest decoded state accepted, in
@@ -181,14 +184,14 @@ int snap_options_set_integrity(snap_options *o, snap_keyring *kr, const char *co
  * Each limit is its own field for snap_options_resolve(): a non-zero value
  * sets it, 0 leaves it unset (so a lower layer's value, or the default, applies).
  */
-int snap_options_set_limits(snap_options *o, size_t max_stored, size_t max_decoded);
+SNAP_API int snap_options_set_limits(snap_options *o, size_t max_stored, size_t max_decoded);
 
 /**
  * Migration switch: whether a reader configured with a key accepts bodies that
  * are neither encrypted nor MAC'd. Off by default: such bodies are refused
  * with SNAP_EAUTH, so that whoever can write the database cannot downgrade it.
  */
-int snap_options_set_accept_unauthenticated(snap_options *o, bool accept);
+SNAP_API int snap_options_set_accept_unauthenticated(snap_options *o, bool accept);
 
 /**
  * The option groups (SNAP_OPT_* bits) the caller requires: a store that cannot
@@ -198,18 +201,18 @@ int snap_options_set_accept_unauthenticated(snap_options *o, bool accept);
  * or integrity keyring, compression an algorithm other than NONE.
  * Unknown bits: SNAP_EINVAL.
  */
-int snap_options_set_required(snap_options *o, unsigned required);
+SNAP_API int snap_options_set_required(snap_options *o, unsigned required);
 
 /** Replaces the nonce source (tests only: fixed nonces give golden vectors).
  *  fn == NULL unsets it (randombytes_buf() unless a lower layer sets one). */
-int snap_options_set_nonce_source(snap_options *o, snap_nonce_fn fn, void *ud);
+SNAP_API int snap_options_set_nonce_source(snap_options *o, snap_nonce_fn fn, void *ud);
 
 /**
  * Resolves layered options: for each field, the value of the first layer in
  * `layers[0..n)` that set it (NULL layers are skipped). The result has every
  * field that any layer set. Free with snap_options_free().
  */
-int snap_options_resolve(snap_options **out, const snap_options *const *layers, size_t n);
+SNAP_API int snap_options_resolve(snap_options **out, const snap_options *const *layers, size_t n);
 
 /**
  * Removes option groups (SNAP_OPT_* bits) a store cannot honour and reports
@@ -221,10 +224,10 @@ int snap_options_resolve(snap_options **out, const snap_options *const *layers, 
  * set to "off" explicitly, so a lower layer cannot turn it back on when `o` is
  * later used as a layer.
  */
-int snap_options_restrict(snap_options *o, unsigned supported, unsigned *dropped);
+SNAP_API int snap_options_restrict(snap_options *o, unsigned supported, unsigned *dropped);
 
 /** The option groups (SNAP_OPT_* bits) that `o` turns on. */
-unsigned snap_options_requested(const snap_options *o);
+SNAP_API unsigned snap_options_requested(const snap_options *o);
 
 /* ------------------------------------------------------------------------ */
 /* Body codec                                                                */
@@ -247,7 +250,7 @@ unsigned snap_options_requested(const snap_options *o);
  * (msgpack-c's limit, so that what is stored can be unpacked again). Returns SNAP_OK, SNAP_EINVAL
  * (unknown format, NULL state with len > 0) or SNAP_EFORMAT (with the byte offset where known).
  */
-int snap_payload_validate(snap_format fmt, const void *state, size_t len);
+SNAP_API int snap_payload_validate(snap_format fmt, const void *state, size_t len);
 
 /**
  * Encodes a state into a self-describing body bound to (pid, seq).
@@ -261,8 +264,8 @@ int snap_payload_validate(snap_format fmt, const void *state, size_t len);
  * `out` is untouched; on any other failure it is left empty (len 0).
  * Thread-safe: options and keyrings may be shared by concurrent calls.
  */
-int snap_body_encode(const char *pid, int64_t seq, snap_format fmt, const void *state, size_t len,
-                     const snap_options *o, snap_buf *out, unsigned *stages);
+SNAP_API int snap_body_encode(const char *pid, int64_t seq, snap_format fmt, const void *state,
+                              size_t len, const snap_options *o, snap_buf *out, unsigned *stages);
 
 /**
  * Decodes a body written for (pid, seq). Reads only the frame and the keys in
@@ -280,16 +283,17 @@ int snap_body_encode(const char *pid, int64_t seq, snap_format fmt, const void *
  * or an encrypted body and no keyring), SNAP_ETOOBIG, SNAP_ENOMEM.
  * On failure `out` is left empty: no partial or unverified bytes are returned.
  */
-int snap_body_decode(const char *pid, int64_t seq, const void *body, size_t body_len,
-                     const snap_options *o, snap_buf *out, snap_format *fmt, unsigned *stages);
+SNAP_API int snap_body_decode(const char *pid, int64_t seq, const void *body, size_t body_len,
+                              const snap_options *o, snap_buf *out, snap_format *fmt,
+                              unsigned *stages);
 
 /**
  * Reads a body's frame header without keys: format, stages, key version and
  * declared original length. Any output may be NULL. SNAP_EFORMAT/SNAP_ECORRUPT
  * for a malformed header.
  */
-int snap_body_inspect(const void *body, size_t body_len, snap_format *fmt, unsigned *stages,
-                      uint32_t *key_version, uint64_t *orig_len);
+SNAP_API int snap_body_inspect(const void *body, size_t body_len, snap_format *fmt,
+                               unsigned *stages, uint32_t *key_version, uint64_t *orig_len);
 
 #ifdef __cplusplus
 }

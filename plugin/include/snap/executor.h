@@ -24,6 +24,8 @@
 
 #include "snap/store.h"
 
+#include "snap/export.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -95,7 +97,8 @@ typedef struct snap_request {
  * SNAP_ENOMEM, SNAP_EIO (the thread could not be started).
  * Free with snap_executor_free().
  */
-int snap_executor_new(snap_executor **out, snap_store *st, const snap_executor_config *cfg);
+SNAP_API int snap_executor_new(snap_executor **out, snap_store *st,
+                               const snap_executor_config *cfg);
 
 /**
  * Queues a request. A save is encoded here, on the calling thread, so an
@@ -106,20 +109,21 @@ int snap_executor_new(snap_executor **out, snap_store *st, const snap_executor_c
  * queued nothing. After shutdown has begun it fails with SNAP_ECLOSED. When
  * it returns SNAP_OK the callback will be called exactly once. Thread-safe.
  */
-int snap_executor_submit(snap_executor *ex, const snap_request *req, int timeout_ms);
+SNAP_API int snap_executor_submit(snap_executor *ex, const snap_request *req, int timeout_ms);
 
 /** Queues a save without waiting for room: snap_executor_submit() with timeout 0. */
-int snap_executor_save(snap_executor *ex, const snap_save_req *req, snap_executor_cb cb, void *ud);
+SNAP_API int snap_executor_save(snap_executor *ex, const snap_save_req *req, snap_executor_cb cb,
+                                void *ud);
 
 /** Queues a load of the youngest snapshot of `pid` matching `c` (NULL: the latest);
  *  `opts` is borrowed until the callback has run. Never waits for room. */
-int snap_executor_load(snap_executor *ex, const char *pid, const snap_criteria *c,
-                       const snap_options *opts, snap_executor_cb cb, void *ud);
+SNAP_API int snap_executor_load(snap_executor *ex, const char *pid, const snap_criteria *c,
+                                const snap_options *opts, snap_executor_cb cb, void *ud);
 
 /** Queues a deletion of the snapshots of `pid` matching `c` (NULL: all of them).
  *  Never waits for room. */
-int snap_executor_delete(snap_executor *ex, const char *pid, const snap_criteria *c,
-                         snap_executor_cb cb, void *ud);
+SNAP_API int snap_executor_delete(snap_executor *ex, const char *pid, const snap_criteria *c,
+                                  snap_executor_cb cb, void *ud);
 
 /** Shutdown modes (snap_executor_shutdown()). */
 #define SNAP_SHUTDOWN_DRAIN 0x1u  /**< complete every queued request */
@@ -134,10 +138,10 @@ int snap_executor_delete(snap_executor *ex, const char *pid, const snap_criteria
  * has run when it returns. Calling it again is harmless. Must not be called
  * from a callback. SNAP_EINVAL for an unknown mode.
  */
-int snap_executor_shutdown(snap_executor *ex, unsigned mode);
+SNAP_API int snap_executor_shutdown(snap_executor *ex, unsigned mode);
 
 /** Shuts down with SNAP_SHUTDOWN_DRAIN (unless already shut down) and frees. NULL is a no-op. */
-void snap_executor_free(snap_executor *ex);
+SNAP_API void snap_executor_free(snap_executor *ex);
 
 /** Counters, for monitoring and tests. */
 typedef struct snap_executor_stats {
@@ -149,7 +153,7 @@ typedef struct snap_executor_stats {
 } snap_executor_stats;
 
 /** Copies the counters. Thread-safe. */
-void snap_executor_stats_get(snap_executor *ex, snap_executor_stats *out);
+SNAP_API void snap_executor_stats_get(snap_executor *ex, snap_executor_stats *out);
 
 #ifdef __cplusplus
 }

@@ -17,6 +17,8 @@
 #include "snap/pipeline.h"
 #include "snap/store.h"
 
+#include "snap/export.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -39,7 +41,7 @@ struct snap_backend; /* snap/sys/backend.h */
  * of that name already registered), SNAP_EABI (unsupported ABI version; the
  * message gives both versions), SNAP_ENOMEM.
  */
-int snap_registry_register(const struct snap_backend *backend);
+SNAP_API int snap_registry_register(const struct snap_backend *backend);
 
 /**
  * Finds a registered backend. `*out` receives the registry's copy of the
@@ -48,17 +50,17 @@ int snap_registry_register(const struct snap_backend *backend);
  * the name in the message) when no backend has that name, SNAP_EINVAL for a
  * NULL argument.
  */
-int snap_registry_find(const char *name, const struct snap_backend **out);
+SNAP_API int snap_registry_find(const char *name, const struct snap_backend **out);
 
 /**
  * Lists the registered names in registration order. `*names` receives a
  * NULL-terminated array of copies and `*count` (may be NULL) their number;
  * free it with snap_registry_list_free(). SNAP_ENOMEM.
  */
-int snap_registry_list(char ***names, size_t *count);
+SNAP_API int snap_registry_list(char ***names, size_t *count);
 
 /** Frees an array returned by snap_registry_list(). NULL is a no-op. */
-void snap_registry_list_free(char **names);
+SNAP_API void snap_registry_list_free(char **names);
 
 /**
  * Removes a name from the registry, so it can be registered again. Stores
@@ -66,7 +68,7 @@ void snap_registry_list_free(char **names);
  * and a shared object the backend came from is never unloaded (see
  * snap_registry_load()). SNAP_ENOTFOUND when the name is not registered.
  */
-int snap_registry_unregister(const char *name);
+SNAP_API int snap_registry_unregister(const char *name);
 
 /**
  * Loads a backend from a shared object and registers it. The library is
@@ -82,7 +84,7 @@ int snap_registry_unregister(const char *name);
  * Errors: SNAP_EIO (dlopen or dlsym failed; the message has dlerror()'s
  * text), SNAP_EABI, SNAP_EINVAL, SNAP_ENOMEM.
  */
-int snap_registry_load(const char *path, const char **name_out);
+SNAP_API int snap_registry_load(const char *path, const char **name_out);
 
 /* ------------------------------------------------------------------------ */
 /* Opening a store by name                                                   */
@@ -96,7 +98,7 @@ int snap_registry_load(const char *path, const char **name_out);
  * Errors: SNAP_ENOTFOUND (no such backend), SNAP_ECONFIG (naming the key),
  * and the backend's open errors.
  */
-int snap_store_open(snap_store **out, const char *name, const char *config_json);
+SNAP_API int snap_store_open(snap_store **out, const char *name, const char *config_json);
 
 /* ------------------------------------------------------------------------ */
 /* Configuration document                                                    */
@@ -133,26 +135,26 @@ typedef struct snap_plugin snap_plugin;
  * Other errors: those of snap_store_open(), SNAP_ENOMEM. Free with
  * snap_plugin_close().
  */
-int snap_plugin_open(snap_plugin **out, const char *config_json, snap_keyring *keyring);
+SNAP_API int snap_plugin_open(snap_plugin **out, const char *config_json, snap_keyring *keyring);
 
 /**
  * Drains and frees the executor (every queued request completes), closes the
  * store and wipes the plugin's own keyring. NULL is a no-op.
  */
-void snap_plugin_close(snap_plugin *p);
+SNAP_API void snap_plugin_close(snap_plugin *p);
 
 /** The plugin's store (borrowed; valid until snap_plugin_close()). */
-snap_store *snap_plugin_store(const snap_plugin *p);
+SNAP_API snap_store *snap_plugin_store(const snap_plugin *p);
 
 /** The plugin's executor (borrowed), or NULL when "executor" was false. */
-snap_executor *snap_plugin_executor(const snap_plugin *p);
+SNAP_API snap_executor *snap_plugin_executor(const snap_plugin *p);
 
 /**
  * The options built from "options" (borrowed), already installed as the
  * store's defaults; pass them to loads and saves made directly on the store
  * when a call should carry them explicitly. Never NULL.
  */
-const snap_options *snap_plugin_options(const snap_plugin *p);
+SNAP_API const snap_options *snap_plugin_options(const snap_plugin *p);
 
 #ifdef __cplusplus
 }

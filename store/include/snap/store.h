@@ -18,6 +18,8 @@
 
 #include "snap/pipeline.h"
 
+#include "snap/export.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -65,7 +67,7 @@ typedef struct snap_snapshot {
 } snap_snapshot;
 
 /** Frees a snapshot. NULL is a no-op. */
-void snap_snapshot_free(snap_snapshot *s);
+SNAP_API void snap_snapshot_free(snap_snapshot *s);
 
 /**
  * Parses the snapshot's state into a new cJSON tree, whichever format it was
@@ -73,7 +75,7 @@ void snap_snapshot_free(snap_snapshot *s);
  * their JSON counterparts; binary and ext values are refused). The caller
  * frees the tree with cJSON_Delete(). SNAP_EFORMAT, SNAP_ENOMEM.
  */
-int snap_snapshot_to_json(const snap_snapshot *s, struct cJSON **out);
+SNAP_API int snap_snapshot_to_json(const snap_snapshot *s, struct cJSON **out);
 
 /** Capability bits of a backend (snap_store_capabilities()). */
 #define SNAP_CAP_COMPRESSION SNAP_OPT_COMPRESSION
@@ -93,30 +95,30 @@ int snap_snapshot_to_json(const snap_snapshot *s, struct cJSON **out);
  * naming the key. Configuration is validated here; the backend may open its
  * resources lazily on first use. Close with snap_store_close().
  */
-int snap_store_open_backend(snap_store **out, const struct snap_backend *backend,
-                            const char *config_json);
+SNAP_API int snap_store_open_backend(snap_store **out, const struct snap_backend *backend,
+                                     const char *config_json);
 
 /** Closes the store and frees it. NULL is a no-op. Not concurrent with other calls on it. */
-void snap_store_close(snap_store *st);
+SNAP_API void snap_store_close(snap_store *st);
 
 /** The backend's capability bits (SNAP_CAP_*). */
-unsigned snap_store_capabilities(const snap_store *st);
+SNAP_API unsigned snap_store_capabilities(const snap_store *st);
 
 /** The backend's name ("sqlite", "memory", ...). */
-const char *snap_store_backend_name(const snap_store *st);
+SNAP_API const char *snap_store_backend_name(const snap_store *st);
 
 /**
  * Replaces the store's default options (the last layer of resolution) with a
  * copy of `o` (NULL clears them, leaving only the configured defaults).
  * Keyrings are borrowed and must outlive the store.
  */
-int snap_store_set_default_options(snap_store *st, const snap_options *o);
+SNAP_API int snap_store_set_default_options(snap_store *st, const snap_options *o);
 
 /** Per-pid options: return the options for `pid` in `*out` (borrowed; NULL for none). */
 typedef int (*snap_options_resolver)(void *ud, const char *pid, const snap_options **out);
 
 /** Installs (or with fn == NULL removes) the per-pid options resolver. */
-int snap_store_set_resolver(snap_store *st, snap_options_resolver fn, void *ud);
+SNAP_API int snap_store_set_resolver(snap_store *st, snap_options_resolver fn, void *ud);
 
 /**
  * Saves a snapshot; durable when it returns SNAP_OK (per the backend's
@@ -128,16 +130,17 @@ int snap_store_set_resolver(snap_store *st, snap_options_resolver fn, void *ud);
  * required option the backend cannot honour), SNAP_ENOKEY, SNAP_EIO,
  * SNAP_EBUSY, SNAP_EFULL, SNAP_ENOMEM.
  */
-int snap_save(snap_store *st, const char *pid, int64_t seq, snap_format fmt, const void *state,
-              size_t len, const snap_options *opts, snap_meta *meta);
+SNAP_API int snap_save(snap_store *st, const char *pid, int64_t seq, snap_format fmt,
+                       const void *state, size_t len, const snap_options *opts, snap_meta *meta);
 
 /** snap_save() with an explicit timestamp (ms since epoch, or SNAP_TIMESTAMP_AUTO). */
-int snap_save_at(snap_store *st, const char *pid, int64_t seq, int64_t timestamp, snap_format fmt,
-                 const void *state, size_t len, const snap_options *opts, snap_meta *meta);
+SNAP_API int snap_save_at(snap_store *st, const char *pid, int64_t seq, int64_t timestamp,
+                          snap_format fmt, const void *state, size_t len, const snap_options *opts,
+                          snap_meta *meta);
 
 /** snap_save() of a cJSON tree, stored as compact JSON. */
-int snap_save_json(snap_store *st, const char *pid, int64_t seq, const struct cJSON *state,
-                   const snap_options *opts, snap_meta *meta);
+SNAP_API int snap_save_json(snap_store *st, const char *pid, int64_t seq, const struct cJSON *state,
+                            const snap_options *opts, snap_meta *meta);
 
 /** One save of a batch (snap_save_batch()). */
 typedef struct snap_save_req {
@@ -158,8 +161,8 @@ typedef struct snap_save_req {
  * result. Returns SNAP_OK when every request succeeded, otherwise the first
  * failure's code.
  */
-int snap_save_batch(snap_store *st, const snap_save_req *reqs, size_t n, int *status,
-                    snap_meta *meta);
+SNAP_API int snap_save_batch(snap_store *st, const snap_save_req *reqs, size_t n, int *status,
+                             snap_meta *meta);
 
 /**
  * A save encoded ahead of its commit. snap_save_prepare() does all the CPU
@@ -174,7 +177,7 @@ typedef struct snap_prepared snap_prepared;
  * with snap_prepared_free() whether or not it was committed). Same errors as
  * snap_save() apart from the backend's. Thread-safe.
  */
-int snap_save_prepare(snap_store *st, const snap_save_req *req, snap_prepared **out);
+SNAP_API int snap_save_prepare(snap_store *st, const snap_save_req *req, snap_prepared **out);
 
 /**
  * Commits `n` prepared saves of this store together (one backend put), each
@@ -183,11 +186,11 @@ int snap_save_prepare(snap_store *st, const snap_save_req *req, snap_prepared **
  * SNAP_OK when all were stored, otherwise the first failure's code. The
  * prepared saves are not freed.
  */
-int snap_save_commit(snap_store *st, snap_prepared *const *items, size_t n, int *status,
-                     snap_meta *meta);
+SNAP_API int snap_save_commit(snap_store *st, snap_prepared *const *items, size_t n, int *status,
+                              snap_meta *meta);
 
 /** Frees a prepared save. NULL is a no-op. */
-void snap_prepared_free(snap_prepared *p);
+SNAP_API void snap_prepared_free(snap_prepared *p);
 
 /**
  * Loads the youngest snapshot of `pid` matching all four bounds of `c`.
@@ -198,25 +201,25 @@ void snap_prepared_free(snap_prepared *p);
  * (SNAP_EAUTH, SNAP_ENOKEY), never skipped. When every attempt was corrupt the
  * call fails with SNAP_ECORRUPT.
  */
-int snap_load(snap_store *st, const char *pid, const snap_criteria *c, const snap_options *opts,
-              snap_snapshot **out);
+SNAP_API int snap_load(snap_store *st, const char *pid, const snap_criteria *c,
+                       const snap_options *opts, snap_snapshot **out);
 
 /** The newest snapshot of `pid`. */
-int snap_load_latest(snap_store *st, const char *pid, const snap_options *opts,
-                     snap_snapshot **out);
+SNAP_API int snap_load_latest(snap_store *st, const char *pid, const snap_options *opts,
+                              snap_snapshot **out);
 
 /** The newest snapshot of `pid` with sequence number < `seq`. */
-int snap_load_before(snap_store *st, const char *pid, int64_t seq, const snap_options *opts,
-                     snap_snapshot **out);
+SNAP_API int snap_load_before(snap_store *st, const char *pid, int64_t seq,
+                              const snap_options *opts, snap_snapshot **out);
 
 /** Deletes every snapshot of `pid` with sequence number <= `to_seq`. Deleting nothing succeeds. */
-int snap_delete(snap_store *st, const char *pid, int64_t to_seq);
+SNAP_API int snap_delete(snap_store *st, const char *pid, int64_t to_seq);
 
 /** Deletes the snapshot (pid, seq) if present. */
-int snap_delete_one(snap_store *st, const char *pid, int64_t seq);
+SNAP_API int snap_delete_one(snap_store *st, const char *pid, int64_t seq);
 
 /** Deletes every snapshot of `pid` matching all four bounds of `c`. */
-int snap_delete_matching(snap_store *st, const char *pid, const snap_criteria *c);
+SNAP_API int snap_delete_matching(snap_store *st, const char *pid, const snap_criteria *c);
 
 #ifdef __cplusplus
 }

@@ -22,6 +22,8 @@
 
 #include "snap/store.h"
 
+#include "snap/export.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -111,8 +113,8 @@ static inline void snap_backend_init(snap_backend *b) {
 }
 
 /** The built-in backends (defined by the store layer). */
-const snap_backend *snap_backend_memory(void);
-const snap_backend *snap_backend_sqlite(void);
+SNAP_API const snap_backend *snap_backend_memory(void);
+SNAP_API const snap_backend *snap_backend_sqlite(void);
 
 #ifdef __cplusplus
 }
