@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "snap/pipeline.h"
@@ -207,6 +208,38 @@ Test(keyfile, loose_modes_bad_content_and_missing_files_are_refused, .init = mak
   cr_assert_eq(snap_keyring_add(kr, 1, k, sizeof k), SNAP_OK);
   cr_assert_eq(snap_keyring_add_file(kr, 1, key_file("dup", k, sizeof k, 0600)), SNAP_EINVAL);
   snap_keyring_free(kr);
+}
+
+/* A FIFO with no writer: opening it for reading blocks until one appears. The
+ * call runs in a child with an alarm, so a blocking open fails this test
+ * (the child dies of SIGALRM) instead of hanging the suite. */
+Test(keyfile, fifo_is_refused_without_blocking, .init = make_tmpdir) {
+  char fifo[600];
+  snprintf(fifo, sizeof fifo, "%s/fifo.key", tmpdir);
+  cr_assert_eq(mkfifo(fifo, 0600), 0, "mkfifo %s: %s", fifo, strerror(errno));
+  pid_t child = fork();
+  cr_assert(child >= 0, "fork: %s", strerror(errno));
+  if (child == 0) {
+    alarm(20);
+    snap_keyring *kr = NULL;
+    if (snap_keyring_new(&kr) != SNAP_OK)
+      _exit(3);
+    int rc = snap_keyring_add_file(kr, 1, fifo);
+    bool named = strstr(snap_error_message(), "fifo.key") != NULL &&
+                 strstr(snap_error_message(), "not a regular file") != NULL;
+    bool empty = snap_keyring_active(kr) == 0;
+    snap_keyring_free(kr);
+    _exit(rc == SNAP_EIO && named && empty ? 0 : 2);
+  }
+  int status = 0;
+  cr_assert_eq(waitpid(child, &status, 0), child);
+  cr_assert(!WIFSIGNALED(status), "the child was killed by signal %d (SIGALRM: the open blocked)",
+            WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+  cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+            "snap_keyring_add_file on a FIFO: not SNAP_EIO naming the file, or a key was added "
+            "(exit %d)",
+            WEXITSTATUS(status));
+  unlink(fifo);
 }
 
 /* ---- key wiping ---------------------------------------------------------- */

@@ -126,7 +126,11 @@ int snap_keyring_add_file(snap_keyring *kr, uint32_t version, const char *path) 
   if (version == 0)
     return snap_error_set(SNAP_EINVAL, "key version 0 is reserved (versions start at 1)");
 
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  /* O_NONBLOCK: opening a FIFO for reading blocks until a writer appears, and
+   * a device may block too. The type is checked on the open descriptor, so
+   * nothing can be swapped in between the check and the read. Regular files
+   * ignore O_NONBLOCK. */
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
   if (fd < 0)
     return snap_error_set(SNAP_EIO, "key file '%s': %s", path, strerror(errno));
   struct stat st;
