@@ -223,6 +223,9 @@ static size_t trailer_for(unsigned stages) {
 
 /* The header on its own: magic, version, reserved fields, flag consistency. */
 static int parse_header(const where *w, const uint8_t *b, size_t n, frame *f) {
+  /* The output is defined on every path, failures included: a caller can never
+   * read a field this function did not write. */
+  *f = (frame){0};
   if (n < sizeof MAGIC || memcmp(b, MAGIC, sizeof MAGIC) != 0)
     return fail(w, SNAP_EFORMAT, "not a snapstore body (%zu bytes, no \"SNPB\" magic at offset 0)",
                 n);

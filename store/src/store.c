@@ -116,6 +116,7 @@ static void pool_put(snap_store *st, snap_buf *b) {
 #define JSON_INT_MAX 9007199254740992.0
 
 static int cfg_int(const cJSON *it, double min, double max, int64_t *out) {
+  *out = 0; /* defined on failure too: callers never read an unwritten value */
   if (!cJSON_IsNumber(it))
     return snap_error_set(SNAP_ECONFIG, "config key '%s': expected an integer", it->string);
   double v = it->valuedouble;
