@@ -310,3 +310,18 @@ Test(config, a_limit_from_the_document_is_enforced) {
                rc, snap_error_message());
   snap_plugin_close(p);
 }
+
+Test(config, executor_load_threads_is_a_bounded_integer) {
+  snap_plugin *p;
+  cr_assert_eq(snap_plugin_open(&p, "{\"backend\": \"memory\", \"executor\": {\"load_threads\": 3}}",
+                                NULL),
+               SNAP_OK, "%s", snap_error_message());
+  cr_assert_not_null(snap_plugin_executor(p));
+  snap_plugin_close(p);
+  refused("{\"backend\": \"memory\", \"executor\": {\"load_threads\": 0}}", SNAP_ECONFIG,
+          "executor.load_threads");
+  refused("{\"backend\": \"memory\", \"executor\": {\"load_threads\": 65}}", SNAP_ECONFIG,
+          "executor.load_threads");
+  refused("{\"backend\": \"memory\", \"executor\": {\"load_threads\": \"2\"}}", SNAP_ECONFIG,
+          "executor.load_threads");
+}

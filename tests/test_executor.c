@@ -489,3 +489,128 @@ Test(executor, refuses_bad_arguments) {
   snap_executor_free(ex);
   snap_store_close(st);
 }
+
+/* ---- parallel loads -------------------------------------------------------- */
+
+/* A resolver that holds every load until `want` of them are inside it at
+ * once: it only returns when loads really run side by side. */
+typedef struct rendezvous {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int inside, want, peak;
+} rendezvous;
+
+static int meet_resolver(void *ud, const char *pid, const snap_options **out) {
+  rendezvous *rv = ud;
+  *out = NULL;
+  pthread_mutex_lock(&rv->mu);
+  rv->inside++;
+  if (rv->inside > rv->peak)
+    rv->peak = rv->inside;
+  pthread_cond_broadcast(&rv->cv);
+  while (rv->peak < rv->want)
+    pthread_cond_wait(&rv->cv, &rv->mu);
+  rv->inside--;
+  pthread_mutex_unlock(&rv->mu);
+  return SNAP_OK;
+}
+
+Test(executor, loads_run_on_several_threads_at_once, .timeout = 60) {
+  snap_store *st;
+  cr_assert_eq(snap_store_open(&st, "memory", "{\"keep\": 0}"), SNAP_OK);
+  for (int i = 0; i < 4; i++) {
+    char pid[16];
+    snprintf(pid, sizeof pid, "m-%d", i);
+    cr_assert_eq(snap_save(st, pid, i, SNAP_FORMAT_JSON, STATE, strlen(STATE), NULL, NULL),
+                 SNAP_OK);
+  }
+  rendezvous rv = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 3, 0};
+  cr_assert_eq(snap_store_set_resolver(st, meet_resolver, &rv), SNAP_OK);
+  snap_executor *ex;
+  snap_executor_config cfg = {.load_threads = 3};
+  cr_assert_eq(snap_executor_new(&ex, st, &cfg), SNAP_OK);
+  /* With fewer than three loads in flight at once this never completes. */
+  for (int i = 0; i < 4; i++) {
+    char pid[16];
+    snprintf(pid, sizeof pid, "m-%d", i);
+    cr_assert_eq(snap_executor_load(ex, pid, NULL, NULL, log_cb, &tags[i]), SNAP_OK);
+  }
+  snap_executor_free(ex);
+  cr_assert_eq(rv.peak, 3);
+  cr_assert_eq(book->n, 4);
+  for (int i = 0; i < 4; i++) {
+    cr_assert_eq(book->e[i].tag, i, "completions in submission order");
+    cr_assert_eq(book->e[i].seq, i, "load %d found seq %lld", i, (long long)book->e[i].seq);
+  }
+  snap_store_set_resolver(st, NULL, NULL);
+  snap_store_close(st);
+}
+
+Test(executor, parallel_loads_keep_read_your_writes_on_sqlite, .timeout = 120) {
+  char *path = tmp_path("order.db");
+  char config[700];
+  snprintf(config, sizeof config, "{\"path\": \"%s\", \"keep\": 0, \"synchronous\": \"normal\"}",
+           path);
+  snap_store *st;
+  cr_assert_eq(snap_store_open(&st, "sqlite", config), SNAP_OK, "%s", snap_error_message());
+  snap_executor *ex;
+  snap_executor_config cfg = {.load_threads = 4, .max_batch = 16};
+  cr_assert_eq(snap_executor_new(&ex, st, &cfg), SNAP_OK);
+  /* Six pids; saves, loads and deletes interleaved in an order fixed by a
+   * seed. A load expects exactly the last seq saved for its pid before it in
+   * submission order (-1 after a delete or before any save): it must see
+   * every earlier write and none submitted after it. */
+  enum { N = 3000, PIDS = 6 };
+  static int64_t expect[N];
+  const char *pids[PIDS] = {"o-0", "o-1", "o-2", "o-3", "o-4", "o-5"};
+  int64_t last[PIDS] = {-1, -1, -1, -1, -1, -1};
+  unsigned x = 12345;
+  for (int i = 0; i < N; i++) {
+    x = x * 1103515245u + 12345u;
+    int p = (int)((x >> 16) % PIDS);
+    int what = (int)((x >> 8) % 10);
+    int rc;
+    if (what < 5) {
+      expect[i] = last[p];
+      snap_request rq = {.kind = SNAP_REQUEST_LOAD, .pid = pids[p], .callback = log_cb,
+                         .ud = &tags[i]};
+      rc = snap_executor_submit(ex, &rq, -1);
+    } else if (what < 9) {
+      snap_save_req r = save_req(pids[p], i);
+      expect[i] = i;
+      last[p] = i;
+      snap_request rq = {.kind = SNAP_REQUEST_SAVE, .save = r, .callback = log_cb, .ud = &tags[i]};
+      rc = snap_executor_submit(ex, &rq, -1);
+    } else {
+      expect[i] = -2; /* a delete reports no seq */
+      last[p] = -1;
+      snap_request rq = {.kind = SNAP_REQUEST_DELETE, .pid = pids[p], .callback = log_cb,
+                         .ud = &tags[i]};
+      rc = snap_executor_submit(ex, &rq, -1);
+    }
+    cr_assert_eq(rc, SNAP_OK, "%s", snap_error_message());
+  }
+  snap_executor_free(ex);
+  cr_assert_eq(book->n, (size_t)N);
+  for (int i = 0; i < N; i++) {
+    entry *e = &book->e[i];
+    cr_assert_eq(e->tag, i, "completion %d is submission %d", i, e->tag);
+    cr_assert_eq(e->status, SNAP_OK, "%d: %s", i, e->message);
+    if (expect[i] != -2)
+      cr_assert_eq(e->seq, expect[i], "request %d (%s): seq %lld, expected %lld", i, e->pid,
+                   (long long)e->seq, (long long)expect[i]);
+  }
+  snap_store_close(st);
+  free(path);
+}
+
+Test(executor, refuses_too_many_load_threads) {
+  snap_store *st;
+  cr_assert_eq(snap_store_open(&st, "memory", NULL), SNAP_OK);
+  snap_executor *ex = NULL;
+  snap_executor_config cfg = {.load_threads = 65};
+  cr_assert_eq(snap_executor_new(&ex, st, &cfg), SNAP_EINVAL);
+  cr_assert_null(ex);
+  cr_assert(strstr(snap_error_message(), "load threads"), "%s", snap_error_message());
+  snap_store_close(st);
+}

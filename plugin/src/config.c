@@ -224,7 +224,7 @@ static int parse_options(snap_plugin *p, const cJSON *opts, snap_keyring *keyrin
 }
 
 static int parse_executor(const cJSON *v, bool *enabled, snap_executor_config *cfg) {
-  static const char *const keys[] = {"queue_capacity", "max_batch", NULL};
+  static const char *const keys[] = {"queue_capacity", "max_batch", "load_threads", NULL};
   *enabled = true;
   if (!v)
     return SNAP_OK;
@@ -249,6 +249,12 @@ static int parse_executor(const cJSON *v, bool *enabled, snap_executor_config *c
     if ((rc = get_int(b, "executor.max_batch", 1, 65536, &n)))
       return rc;
     cfg->max_batch = (size_t)n;
+  }
+  const cJSON *t = cJSON_GetObjectItemCaseSensitive(v, "load_threads");
+  if (t) {
+    if ((rc = get_int(t, "executor.load_threads", 1, 64, &n)))
+      return rc;
+    cfg->load_threads = (size_t)n;
   }
   return SNAP_OK;
 }

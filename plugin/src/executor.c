@@ -1,78 +1,164 @@
-/* The asynchronous executor: a bounded FIFO queue, one worker thread, and
- * group commit of runs of consecutive saves. */
+/* The asynchronous executor: a bounded FIFO queue; one dispatcher thread that
+ * takes requests in order, commits runs of consecutive saves together (group
+ * commit) and runs deletes; a pool of load threads that read and decode loads
+ * side by side; and an in-order delivery of the callbacks, one at a time.
+ *
+ * Ordering (docs/PLUGIN.md): every request is dispatched in submission order.
+ * A write runs on the dispatcher itself, so a load dispatched after it sees
+ * it. A write waits until no load of its pids dispatched before it is still
+ * reading, so an earlier load never sees a later write. Callbacks are delivered
+ * in submission order whatever thread finished the work. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "snap/executor.h"
 
+/* Loads dispatched but not yet delivered, per load thread: bounds the memory
+ * held by loaded snapshots waiting for an earlier callback. */
+#define LOADS_PER_THREAD 4
+/* Buckets of the pid hashes of loads still reading (see conflict_locked). */
+#define READING_BUCKETS 256
+#define LOAD_THREADS_MAX 64
+
 typedef struct req {
-  struct req *next;
+  struct req *next;  /* the queue, then the load threads' list */
+  struct req *dnext; /* the delivery list (submission order) */
   snap_request_kind kind;
   char *pid;
+  unsigned bucket; /* hash of the pid mod READING_BUCKETS */
   int64_t seq;
   snap_prepared *prep;      /* save: encoded on the submitting thread */
   snap_criteria crit;       /* load, delete */
   const snap_options *opts; /* load: borrowed until the callback ran */
   snap_executor_cb cb;
   void *ud;
+  /* The outcome, filled by whichever thread did the work. */
+  bool done;
+  snap_result res;
+  char *msg; /* owned message of a failure, or NULL */
 } req;
 
 struct snap_executor {
   snap_store *st;
-  size_t cap, max_batch;
+  size_t cap, max_batch, load_threads, max_loads_out;
 
   pthread_mutex_t mu;
-  pthread_cond_t work; /* the worker waits for requests or for shutdown */
-  pthread_cond_t room; /* submitters wait for room; shutdown callers wait for the join */
-  req *head, *tail;
-  size_t queued;   /* requests in the queue */
-  size_t reserved; /* slots held by submitters still encoding their save */
-  bool closing, cancel, join_started, joined;
+  pthread_cond_t work;  /* the dispatcher waits for requests, load slots or readers to end */
+  pthread_cond_t room;  /* submitters wait for room; shutdown callers wait for the join */
+  pthread_cond_t loads; /* load threads wait for loads */
+  req *head, *tail;     /* the queue */
+  size_t queued;        /* requests in the queue */
+  size_t reserved;      /* slots held by submitters still encoding their save */
+  req *lhead, *ltail;   /* loads dispatched, waiting for a load thread */
+  size_t loads_out;     /* loads dispatched and not yet delivered */
+  unsigned reading[READING_BUCKETS]; /* loads dispatched and not yet read, by pid bucket */
+  req *dhead, *dtail;                /* dispatched, waiting for delivery in order */
+  bool delivering;                   /* a thread is running callbacks */
+  bool closing, cancel, join_started, joined, loads_stop;
   pthread_t worker;
+  pthread_t *loaders;
+  size_t loaders_started;
   snap_executor_stats stats;
 
-  /* Worker-only scratch, sized max_batch. */
+  /* Dispatcher-only scratch, sized max_batch. */
   req **batch;
   snap_prepared **items;
   int *status;
   snap_meta *meta;
 };
 
+/* The executor whose thread this is (dispatcher or load thread), or NULL: a
+ * callback runs on one of them, and must neither wait for room nor shut down. */
+static _Thread_local snap_executor *tl_executor;
+
 static void req_free(req *r) {
   if (!r)
     return;
   snap_prepared_free(r->prep);
+  snap_snapshot_free(r->res.snapshot);
+  snap_free(r->msg);
   snap_free(r->pid);
   snap_free(r);
 }
 
-static void complete(req *r, snap_result *res) {
+static unsigned pid_bucket(const char *pid) {
+  uint32_t h = 2166136261u; /* FNV-1a */
+  for (const unsigned char *p = (const unsigned char *)pid; *p; p++)
+    h = (h ^ *p) * 16777619u;
+  return h % READING_BUCKETS;
+}
+
+/* Records a failure's message in the request (a copy: the thread-local one
+ * is overwritten by the next call on this thread). */
+static void set_failure(req *r, int status, const char *msg) {
+  r->res.status = status;
+  if (msg && msg[0])
+    r->msg = snap_strdup(msg); /* NULL on ENOMEM: the code's name is used instead */
+}
+
+/* Runs the callback of a finished request (no lock held). */
+static void deliver(req *r) {
+  snap_result *res = &r->res;
   res->kind = r->kind;
   res->pid = r->pid;
   res->seq = r->seq;
-  if (!res->message)
+  if (res->status != SNAP_OK)
+    res->message = r->msg ? r->msg : snap_strerror(res->status);
+  else
     res->message = "";
   if (r->cb) {
-    r->cb(r->ud, res);
-  } else {
-    snap_snapshot_free(res->snapshot);
+    snap_snapshot *s = res->snapshot;
+    res->snapshot = NULL; /* it belongs to the callback now */
+    snap_result copy = *res;
+    copy.snapshot = s;
+    r->cb(r->ud, &copy);
   }
 }
 
-static void complete_closed(req *r) {
-  snap_result res = {0};
-  char msg[160];
-  snprintf(msg, sizeof msg, "pid '%s': executor shut down before the request started", r->pid);
-  res.status = SNAP_ECLOSED;
-  res.message = msg;
-  complete(r, &res);
+/* Appends dispatched requests to the delivery list. Caller holds ex->mu. */
+static void to_delivery_locked(snap_executor *ex, req *r) {
+  r->dnext = NULL;
+  if (ex->dtail)
+    ex->dtail->dnext = r;
+  else
+    ex->dhead = r;
+  ex->dtail = r;
 }
 
-/* Commits a run of saves in one snap_save_commit() and completes them in order. */
+/* Delivers every finished request at the head of the delivery list, in order,
+ * unless another thread is already doing so (it will deliver these too).
+ * Called and returns with ex->mu held; callbacks run without it. */
+static void drain_locked(snap_executor *ex) {
+  if (ex->delivering)
+    return;
+  ex->delivering = true;
+  while (ex->dhead && ex->dhead->done) {
+    req *r = ex->dhead;
+    ex->dhead = r->dnext;
+    if (!ex->dhead)
+      ex->dtail = NULL;
+    pthread_mutex_unlock(&ex->mu);
+    deliver(r);
+    bool load = r->kind == SNAP_REQUEST_LOAD;
+    req_free(r);
+    pthread_mutex_lock(&ex->mu);
+    ex->stats.completed++;
+    if (load) {
+      ex->loads_out--;
+      pthread_cond_signal(&ex->work);
+    }
+  }
+  ex->delivering = false;
+  /* Shutdown callers wait for the last delivery. */
+  pthread_cond_broadcast(&ex->room);
+}
+
+/* Commits a run of saves in one snap_save_commit() and records each outcome. */
 static void run_saves(snap_executor *ex, size_t n) {
   for (size_t i = 0; i < n; i++) {
     ex->items[i] = ex->batch[i]->prep;
@@ -82,37 +168,85 @@ static void run_saves(snap_executor *ex, size_t n) {
   snap_error_clear();
   int rc = snap_save_commit(ex->st, ex->items, n, ex->status, ex->meta);
   /* The store keeps one message per thread: it describes the batch's failure. */
-  char msg[512] = "";
-  if (rc != SNAP_OK)
-    snprintf(msg, sizeof msg, "%s", snap_error_message());
+  const char *msg = rc != SNAP_OK ? snap_error_message() : "";
   for (size_t i = 0; i < n; i++) {
-    snap_result res = {0};
-    res.status = ex->status[i];
-    if (res.status == SNAP_OK)
-      res.meta = ex->meta[i];
+    req *r = ex->batch[i];
+    if (ex->status[i] == SNAP_OK)
+      r->res.meta = ex->meta[i];
     else
-      res.message = msg[0] ? msg : snap_strerror(res.status);
-    complete(ex->batch[i], &res);
+      set_failure(r, ex->status[i], msg);
+    snap_prepared_free(r->prep);
+    r->prep = NULL;
   }
 }
 
 static void run_one(snap_executor *ex, req *r) {
-  snap_result res = {0};
-  char msg[512] = "";
   snap_error_clear();
+  int rc;
   if (r->kind == SNAP_REQUEST_LOAD)
-    res.status = snap_load(ex->st, r->pid, &r->crit, r->opts, &res.snapshot);
+    rc = snap_load(ex->st, r->pid, &r->crit, r->opts, &r->res.snapshot);
   else
-    res.status = snap_delete_matching(ex->st, r->pid, &r->crit);
-  if (res.status != SNAP_OK) {
-    snprintf(msg, sizeof msg, "%s", snap_error_message());
-    res.message = msg;
+    rc = snap_delete_matching(ex->st, r->pid, &r->crit);
+  if (rc != SNAP_OK)
+    set_failure(r, rc, snap_error_message());
+}
+
+static void *loader_main(void *arg) {
+  snap_executor *ex = arg;
+  tl_executor = ex;
+  pthread_mutex_lock(&ex->mu);
+  for (;;) {
+    while (!ex->lhead && !ex->loads_stop)
+      pthread_cond_wait(&ex->loads, &ex->mu);
+    if (!ex->lhead)
+      break;
+    req *r = ex->lhead;
+    ex->lhead = r->next;
+    if (!ex->lhead)
+      ex->ltail = NULL;
+    pthread_mutex_unlock(&ex->mu);
+    run_one(ex, r);
+    pthread_mutex_lock(&ex->mu);
+    /* Its read is over: a later write of this pid may go ahead. */
+    ex->reading[r->bucket]--;
+    pthread_cond_signal(&ex->work);
+    r->done = true;
+    drain_locked(ex);
   }
-  complete(r, &res);
+  pthread_mutex_unlock(&ex->mu);
+  return NULL;
+}
+
+/* True when a load dispatched earlier may still be reading one of the pids
+ * of the n requests in ex->batch (a shared bucket counts: it only waits). */
+static bool conflict_locked(const snap_executor *ex, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (ex->reading[ex->batch[i]->bucket])
+      return true;
+  return false;
+}
+
+/* Completes every queued request with SNAP_ECLOSED. Caller holds ex->mu. */
+static void cancel_queue_locked(snap_executor *ex) {
+  req *list = ex->head;
+  ex->head = ex->tail = NULL;
+  ex->queued = 0;
+  pthread_cond_broadcast(&ex->room);
+  for (req *r = list; r;) {
+    req *next = r->next;
+    char msg[160];
+    snprintf(msg, sizeof msg, "pid '%s': executor shut down before the request started", r->pid);
+    set_failure(r, SNAP_ECLOSED, msg);
+    r->done = true;
+    to_delivery_locked(ex, r);
+    r = next;
+  }
+  drain_locked(ex);
 }
 
 static void *worker_main(void *arg) {
   snap_executor *ex = arg;
+  tl_executor = ex;
   pthread_mutex_lock(&ex->mu);
   for (;;) {
     while (ex->queued == 0 && !(ex->closing && ex->reserved == 0))
@@ -121,24 +255,36 @@ static void *worker_main(void *arg) {
       break; /* closing, and nobody is still submitting */
 
     if (ex->cancel) {
-      req *list = ex->head;
-      size_t n = ex->queued;
-      ex->head = ex->tail = NULL;
-      ex->queued = 0;
-      pthread_cond_broadcast(&ex->room);
-      pthread_mutex_unlock(&ex->mu);
-      while (list) {
-        req *next = list->next;
-        complete_closed(list);
-        req_free(list);
-        list = next;
-      }
-      pthread_mutex_lock(&ex->mu);
-      ex->stats.completed += n;
+      cancel_queue_locked(ex);
       continue;
     }
 
-    /* FIFO: take the head; if it is a save, also the saves right behind it.
+    if (ex->head->kind == SNAP_REQUEST_LOAD) {
+      /* Hand it to a load thread, once one of the bounded slots is free. */
+      if (ex->loads_out >= ex->max_loads_out) {
+        pthread_cond_wait(&ex->work, &ex->mu);
+        continue; /* look again: shutdown may have begun */
+      }
+      req *r = ex->head;
+      ex->head = r->next;
+      if (!ex->head)
+        ex->tail = NULL;
+      ex->queued--;
+      pthread_cond_broadcast(&ex->room);
+      r->next = NULL;
+      ex->loads_out++;
+      ex->reading[r->bucket]++;
+      to_delivery_locked(ex, r);
+      if (ex->ltail)
+        ex->ltail->next = r;
+      else
+        ex->lhead = r;
+      ex->ltail = r;
+      pthread_cond_signal(&ex->loads);
+      continue;
+    }
+
+    /* A write: take the head; if it is a save, also the saves right behind it.
      * Grouping never reorders, so per-pid order and read-your-writes hold. */
     size_t n = 0;
     bool saves = ex->head->kind == SNAP_REQUEST_SAVE;
@@ -147,31 +293,64 @@ static void *worker_main(void *arg) {
       ex->head = r->next;
       r->next = NULL;
       ex->batch[n++] = r;
+      to_delivery_locked(ex, r);
     } while (saves && ex->head && ex->head->kind == SNAP_REQUEST_SAVE && n < ex->max_batch);
     if (!ex->head)
       ex->tail = NULL;
     ex->queued -= n;
     pthread_cond_broadcast(&ex->room);
+    /* An earlier load of one of these pids must not see this write. */
+    while (conflict_locked(ex, n))
+      pthread_cond_wait(&ex->work, &ex->mu);
     pthread_mutex_unlock(&ex->mu);
 
     if (saves)
       run_saves(ex, n);
     else
       run_one(ex, ex->batch[0]);
-    for (size_t i = 0; i < n; i++)
-      req_free(ex->batch[i]);
 
     pthread_mutex_lock(&ex->mu);
-    ex->stats.completed += n;
+    for (size_t i = 0; i < n; i++)
+      ex->batch[i]->done = true;
     if (saves) {
       ex->stats.commits++;
       ex->stats.saves += n;
       if (n > ex->stats.largest_batch)
         ex->stats.largest_batch = n;
     }
+    drain_locked(ex);
   }
+  /* Let the load threads finish what they hold, then stop them. */
+  ex->loads_stop = true;
+  pthread_cond_broadcast(&ex->loads);
+  pthread_mutex_unlock(&ex->mu);
+  for (size_t i = 0; i < ex->loaders_started; i++)
+    pthread_join(ex->loaders[i], NULL);
+  /* Each load thread delivered what it finished, unless a callback was running
+   * elsewhere; whatever is left is finished and goes out here. */
+  pthread_mutex_lock(&ex->mu);
+  drain_locked(ex);
   pthread_mutex_unlock(&ex->mu);
   return NULL;
+}
+
+/* Load threads when the configuration leaves it to us: one per online core. */
+static size_t default_load_threads(void) {
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  if (n < 1)
+    n = 1;
+  if (n > 16)
+    n = 16;
+  return (size_t)n;
+}
+
+static void executor_dispose(snap_executor *ex) {
+  snap_free(ex->loaders);
+  snap_free(ex->batch);
+  snap_free(ex->items);
+  snap_free(ex->status);
+  snap_free(ex->meta);
+  snap_free(ex);
 }
 
 int snap_executor_new(snap_executor **out, snap_store *st, const snap_executor_config *cfg) {
@@ -185,20 +364,29 @@ int snap_executor_new(snap_executor **out, snap_store *st, const snap_executor_c
     c.queue_capacity = cfg->queue_capacity;
   if (cfg && cfg->max_batch)
     c.max_batch = cfg->max_batch;
+  if (cfg && cfg->load_threads)
+    c.load_threads = cfg->load_threads;
+  if (c.load_threads == 0)
+    c.load_threads = default_load_threads();
+  if (c.load_threads > LOAD_THREADS_MAX)
+    return snap_error_set(SNAP_EINVAL, "snap_executor_new: %zu load threads (at most %d)",
+                          c.load_threads, LOAD_THREADS_MAX);
   snap_executor *ex = snap_calloc(1, sizeof *ex);
   if (!ex)
     return snap_error_set(SNAP_ENOMEM, "out of memory creating an executor");
   ex->st = st;
   ex->cap = c.queue_capacity;
   ex->max_batch = c.max_batch;
+  ex->load_threads = c.load_threads;
+  ex->max_loads_out = c.load_threads * LOADS_PER_THREAD;
   ex->batch = snap_calloc(c.max_batch, sizeof *ex->batch);
   ex->items = snap_calloc(c.max_batch, sizeof *ex->items);
   ex->status = snap_calloc(c.max_batch, sizeof *ex->status);
   ex->meta = snap_calloc(c.max_batch, sizeof *ex->meta);
-  int rc = SNAP_OK;
-  if (!ex->batch || !ex->items || !ex->status || !ex->meta) {
-    rc = snap_error_set(SNAP_ENOMEM, "out of memory for a batch of %zu saves", c.max_batch);
-    goto fail;
+  ex->loaders = snap_calloc(c.load_threads, sizeof *ex->loaders);
+  if (!ex->batch || !ex->items || !ex->status || !ex->meta || !ex->loaders) {
+    executor_dispose(ex);
+    return snap_error_set(SNAP_ENOMEM, "out of memory for a batch of %zu saves", c.max_batch);
   }
   pthread_condattr_t ca;
   pthread_condattr_init(&ca);
@@ -206,24 +394,32 @@ int snap_executor_new(snap_executor **out, snap_store *st, const snap_executor_c
   pthread_mutex_init(&ex->mu, NULL);
   pthread_cond_init(&ex->work, &ca);
   pthread_cond_init(&ex->room, &ca);
+  pthread_cond_init(&ex->loads, &ca);
   pthread_condattr_destroy(&ca);
-  int err = pthread_create(&ex->worker, NULL, worker_main, ex);
+  int err = 0;
+  for (size_t i = 0; i < c.load_threads && !err; i++) {
+    err = pthread_create(&ex->loaders[i], NULL, loader_main, ex);
+    if (!err)
+      ex->loaders_started++;
+  }
+  if (!err)
+    err = pthread_create(&ex->worker, NULL, worker_main, ex);
   if (err) {
+    pthread_mutex_lock(&ex->mu);
+    ex->loads_stop = true;
+    pthread_cond_broadcast(&ex->loads);
+    pthread_mutex_unlock(&ex->mu);
+    for (size_t i = 0; i < ex->loaders_started; i++)
+      pthread_join(ex->loaders[i], NULL);
+    pthread_cond_destroy(&ex->loads);
     pthread_cond_destroy(&ex->room);
     pthread_cond_destroy(&ex->work);
     pthread_mutex_destroy(&ex->mu);
-    rc = snap_error_set(SNAP_EIO, "cannot start the executor's worker thread: %s", strerror(err));
-    goto fail;
+    executor_dispose(ex);
+    return snap_error_set(SNAP_EIO, "cannot start the executor's threads: %s", strerror(err));
   }
   *out = ex;
   return SNAP_OK;
-fail:
-  snap_free(ex->batch);
-  snap_free(ex->items);
-  snap_free(ex->status);
-  snap_free(ex->meta);
-  snap_free(ex);
-  return rc;
 }
 
 /* Waits for room in the queue and reserves a slot; the caller holds ex->mu. */
@@ -238,8 +434,9 @@ static int reserve_locked(snap_executor *ex, int timeout_ms) {
       deadline.tv_nsec -= 1000000000L;
     }
   }
-  /* The worker makes the room; waiting for it on the worker itself would never end. */
-  bool on_worker = pthread_equal(pthread_self(), ex->worker);
+  /* The executor's threads make the room; waiting for it on one of them (in a
+   * callback) could never end. */
+  bool on_worker = tl_executor == ex;
   for (;;) {
     if (ex->closing)
       return snap_error_set(SNAP_ECLOSED, "the executor is shutting down");
@@ -288,6 +485,7 @@ static int build(snap_executor *ex, const snap_request *rq, req **out) {
     req_free(r);
     return rc;
   }
+  r->bucket = pid_bucket(r->pid);
   *out = r;
   return SNAP_OK;
 }
@@ -369,7 +567,7 @@ int snap_executor_shutdown(snap_executor *ex, unsigned mode) {
     return snap_error_set(SNAP_EINVAL, "snap_executor_shutdown: NULL executor");
   if (mode == 0 || (mode & ~(SNAP_SHUTDOWN_DRAIN | SNAP_SHUTDOWN_CANCEL)))
     return snap_error_set(SNAP_EINVAL, "snap_executor_shutdown: unknown mode 0x%x", mode);
-  if (pthread_equal(pthread_self(), ex->worker))
+  if (tl_executor == ex)
     return snap_error_set(SNAP_EINVAL, "snap_executor_shutdown called from a completion callback");
   pthread_mutex_lock(&ex->mu);
   ex->closing = true;
@@ -398,14 +596,11 @@ void snap_executor_free(snap_executor *ex) {
   if (!ex)
     return;
   snap_executor_shutdown(ex, SNAP_SHUTDOWN_DRAIN);
+  pthread_cond_destroy(&ex->loads);
   pthread_cond_destroy(&ex->room);
   pthread_cond_destroy(&ex->work);
   pthread_mutex_destroy(&ex->mu);
-  snap_free(ex->batch);
-  snap_free(ex->items);
-  snap_free(ex->status);
-  snap_free(ex->meta);
-  snap_free(ex);
+  executor_dispose(ex);
 }
 
 void snap_executor_stats_get(snap_executor *ex, snap_executor_stats *out) {

@@ -1,13 +1,15 @@
 /**
  * @file snap/executor.h
  * @brief An asynchronous front for a store: requests are queued and completed
- *        on a worker thread through callbacks, and saves that wait together
- *        are committed in one transaction (group commit).
+ *        through callbacks; saves that wait together are committed in one
+ *        transaction (group commit) and loads are read and decoded on several
+ *        threads at once.
  *
  * Guarantees (docs/PLUGIN.md has the reasoning):
- *  - Order: requests are processed in submission order. The worker groups only
- *    runs of consecutive saves, so the callbacks of one pid complete in
- *    submission order and a load submitted after a save sees that save.
+ *  - Order: requests are dispatched in submission order and their callbacks
+ *    run in submission order. Writes are grouped only in runs of consecutive
+ *    saves; a load submitted after a save of the same pid sees that save, and
+ *    a load submitted before a save or delete of its pid does not see it.
  *  - Durability: a save whose callback reports SNAP_OK is exactly as durable
  *    as a synchronous snap_save() that returned SNAP_OK.
  *  - Encoding: a save is validated, compressed and encrypted on the
@@ -37,11 +39,13 @@ typedef struct snap_executor snap_executor;
 typedef struct snap_executor_config {
   size_t queue_capacity; /**< requests queued or being submitted at most (default 1024) */
   size_t max_batch;      /**< saves committed in one transaction at most (default 256) */
+  size_t load_threads;   /**< threads that read and decode loads, 1..64 (default 0: one per
+                              online core, at most 16) */
 } snap_executor_config;
 
 /** The defaults. */
 #define SNAP_EXECUTOR_CONFIG_INIT                                                                  \
-  { 1024u, 256u }
+  { 1024u, 256u, 0u }
 
 /** The kind of a request. */
 typedef enum snap_request_kind {
@@ -67,11 +71,11 @@ typedef struct snap_result {
 } snap_result;
 
 /**
- * A completion callback. It runs on the executor's worker thread, one at a
- * time, never with an executor lock held; it may submit new requests (a
- * submission from a callback never blocks: it fails with SNAP_EAGAIN instead
- * of waiting for room it would have to make itself). A slow callback delays
- * every later request.
+ * A completion callback. It runs on one of the executor's threads, one
+ * callback at a time and in submission order, never with an executor lock
+ * held; it may submit new requests (a submission from a callback never
+ * blocks: it fails with SNAP_EAGAIN instead of waiting for room it would have
+ * to make itself). A slow callback delays every later callback.
  */
 typedef void (*snap_executor_cb)(void *ud, snap_result *result);
 
@@ -92,9 +96,10 @@ typedef struct snap_request {
 } snap_request;
 
 /**
- * Starts an executor over `st` (borrowed: it must outlive the executor) with
- * one worker thread. `cfg` may be NULL for the defaults. Errors: SNAP_EINVAL,
- * SNAP_ENOMEM, SNAP_EIO (the thread could not be started).
+ * Starts an executor over `st` (borrowed: it must outlive the executor): one
+ * dispatcher thread that writes, and `cfg->load_threads` threads that load.
+ * `cfg` may be NULL for the defaults. Errors: SNAP_EINVAL (also more than 64
+ * load threads), SNAP_ENOMEM, SNAP_EIO (a thread could not be started).
  * Free with snap_executor_free().
  */
 SNAP_API int snap_executor_new(snap_executor **out, snap_store *st,
