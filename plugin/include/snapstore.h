@@ -7,6 +7,7 @@
 #ifndef SNAPSTORE_H
 #define SNAPSTORE_H
 
+#include "snap/admin.h"
 #include "snap/alloc.h"
 #include "snap/error.h"
 #include "snap/executor.h"

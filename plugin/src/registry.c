@@ -37,17 +37,6 @@ static entry *retired;
 static pthread_once_t builtins_once = PTHREAD_ONCE_INIT;
 static int builtins_status = SNAP_OK;
 
-/* The bytes of the table each ABI version defines: a table written for an
- * older version is shorter, and the rest of the registry's copy stays zero. */
-static size_t abi_table_size(uint32_t version) {
-  switch (version) {
-  case 1:
-    return offsetof(snap_backend, remove) + sizeof(((snap_backend *)0)->remove);
-  default:
-    return 0;
-  }
-}
-
 static int check_name(const char *name) {
   if (!name)
     return snap_error_set(SNAP_EINVAL, "backend name is missing");
@@ -106,7 +95,8 @@ static int register_locked(const snap_backend *b, const char **name_out) {
   entry *e = calloc(1, sizeof *e);
   if (!e)
     return snap_error_set(SNAP_ENOMEM, "out of memory registering backend '%s'", b->name);
-  memcpy(&e->table, b, abi_table_size(b->abi_version));
+  /* A table written for an older ABI is shorter: the later slots stay zero. */
+  memcpy(&e->table, b, snap_backend_table_size(b->abi_version));
   strcpy(e->name, b->name); /* length checked by check_name() */
   e->table.name = e->name;
   if (live_tail)

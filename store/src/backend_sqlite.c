@@ -17,6 +17,7 @@
 #include <cjson/cJSON.h>
 #include <sqlite3.h>
 
+#include "backend_sqlite_internal.h"
 #include "snap/sys/backend.h"
 
 /* The schema version this code writes (PRAGMA user_version). */
@@ -47,7 +48,7 @@ typedef struct conn {
   sqlite3_stmt *stmt[S_COUNT];
 } conn;
 
-typedef struct sql_backend {
+struct sql_backend {
   const snap_host *host;
   char *path;
   char table[TABLE_MAX + 1];
@@ -68,7 +69,7 @@ typedef struct sql_backend {
   pthread_cond_t pcond;
   conn readers[READERS];
   bool busy[READERS];
-} sql_backend;
+};
 
 /* ------------------------------------------------------------------------ */
 /* Errors                                                                    */
@@ -733,6 +734,58 @@ static int sql_remove(void *self, const char *pid, const snap_criteria *cr) {
   return e;
 }
 
+/* ------------------------------------------------------------------------ */
+/* For backend_sqlite_admin.c (backend_sqlite_internal.h)                    */
+/* ------------------------------------------------------------------------ */
+
+const snap_host *snap__sql_host(const sql_backend *b) { return b->host; }
+const char *snap__sql_table(const sql_backend *b) { return b->table; }
+const char *snap__sql_path(const sql_backend *b) { return b->path; }
+
+int snap__sql_error(const sql_backend *b, sqlite3 *db, int rc, const char *what) {
+  return map_err(b, db, rc, what);
+}
+
+int snap__sql_reader(sql_backend *b, sqlite3 **db, int *token) {
+  *db = NULL;
+  int e = ensure_ready(b);
+  conn *c;
+  if (e == SNAP_OK && (e = reader_acquire(b, &c)) == SNAP_OK) {
+    *db = c->db;
+    *token = (int)(c - b->readers);
+  }
+  return e;
+}
+
+void snap__sql_reader_release(sql_backend *b, int token) { reader_release(b, &b->readers[token]); }
+
+int snap__sql_writer(sql_backend *b, sqlite3 **db) {
+  pthread_mutex_lock(&b->wlock);
+  int e = writer_ready(b);
+  *db = e == SNAP_OK ? b->writer.db : NULL;
+  return e;
+}
+
+void snap__sql_writer_release(sql_backend *b) { pthread_mutex_unlock(&b->wlock); }
+
+bool snap__sql_mark_encrypted(sql_backend *b) {
+  if (b->encrypted)
+    return false;
+  bool flagged = run(b, &b->writer, S_MARK, "mark encrypted") == SNAP_OK;
+  if (flagged && b->secure == SECURE_AUTO)
+    (void)exec(b, b->writer.db, "PRAGMA secure_delete = ON");
+  return flagged;
+}
+
+void snap__sql_encrypted_done(sql_backend *b, bool newly, bool committed) {
+  if (!newly)
+    return;
+  if (committed)
+    b->encrypted = true;
+  else if (b->secure == SECURE_AUTO)
+    (void)exec(b, b->writer.db, "PRAGMA secure_delete = FAST");
+}
+
 static const snap_backend sqlite_backend = {SNAP_BACKEND_ABI_VERSION,
                                             "sqlite",
                                             SNAP_CAP_COMPRESSION | SNAP_CAP_ENCRYPTION |
@@ -742,6 +795,10 @@ static const snap_backend sqlite_backend = {SNAP_BACKEND_ABI_VERSION,
                                             sql_close,
                                             sql_put,
                                             sql_load,
-                                            sql_remove};
+                                            sql_remove,
+                                            snap__sql_list_pids,
+                                            snap__sql_list_rows,
+                                            snap__sql_replace,
+                                            snap__sql_backup};
 
 const snap_backend *snap_backend_sqlite(void) { return &sqlite_backend; }

@@ -300,8 +300,8 @@ int snap_store_open_backend(snap_store **out, const struct snap_backend *backend
   snap_store *st = snap_calloc(1, sizeof *st);
   if (st == NULL)
     return snap_error_set(SNAP_ENOMEM, "snap_store_open_backend: out of memory");
-  /* Only ABI version 1 exists, so the caller's table has every field we copy. */
-  memcpy(&st->be, backend, sizeof st->be);
+  /* Only the slots of the table's own ABI version: later ones stay NULL. */
+  memcpy(&st->be, backend, snap_backend_table_size(backend->abi_version));
   st->host = default_host;
   st->keep = 3;
   st->max_load_attempts = 3;
@@ -890,6 +890,34 @@ int snap_delete_one(snap_store *st, const char *pid, int64_t seq) {
                           pid ? pid : "(null)", seq);
   snap_criteria c = {seq, seq, INT64_MIN, INT64_MAX};
   return snap_delete_matching(st, pid, &c);
+}
+
+/* ------------------------------------------------------------------------ */
+/* For the store's other files (store_internal.h)                            */
+/* ------------------------------------------------------------------------ */
+
+const snap_backend *snap__store_backend(const snap_store *st, void **self) {
+  *self = st->self;
+  return &st->be;
+}
+
+int snap__store_options(snap_store *st, const char *pid, const snap_options *call,
+                        snap_options **out) {
+  *out = NULL;
+  snap_options *owned = NULL;
+  const snap_options *use = NULL;
+  unsigned ignored = 0;
+  pthread_rwlock_rdlock(&st->lock);
+  int rc = resolve_options(st, pid, call, &owned, &use, &ignored);
+  /* The shared effective options may be replaced once the lock is released. */
+  if (rc == SNAP_OK && owned == NULL)
+    rc = snap_options_copy(&owned, use);
+  pthread_rwlock_unlock(&st->lock);
+  if (rc == SNAP_OK)
+    *out = owned;
+  else
+    snap_options_free(owned);
+  return rc;
 }
 
 /* ------------------------------------------------------------------------ */

@@ -32,7 +32,12 @@ static int bad_remove(void *self, const char *pid, const snap_criteria *c) {
   return 0;
 }
 
-static const snap_backend table = {99u,       "future", 0u,       bad_open,
-                                   bad_close, bad_put,  bad_load, bad_remove};
+static const snap_backend table = {.abi_version = 99u,
+                                   .name = "future",
+                                   .open = bad_open,
+                                   .close = bad_close,
+                                   .put = bad_put,
+                                   .load = bad_load,
+                                   .remove = bad_remove};
 
 SNAP_BACKEND_EXPORT const snap_backend *snap_backend_entry(void) { return &table; }

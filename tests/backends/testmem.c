@@ -3,6 +3,7 @@
  * rows in memory, links nothing of snapstore (allocation and error messages
  * come through snap_host), and refuses every row whose pid starts with
  * "refuse-" with SNAP_EIO, so tests can make one save of a batch fail.
+ * It implements ABI version 1 only (no enumeration, replace or backup).
  */
 #include <pthread.h>
 #include <string.h>
@@ -175,13 +176,16 @@ static int tm_remove(void *self, const char *pid, const snap_criteria *c) {
   return SNAP_OK;
 }
 
-static const snap_backend table = {SNAP_BACKEND_ABI_VERSION,
-                                   "testmem",
-                                   SNAP_CAP_BATCH,
-                                   tm_open,
-                                   tm_close,
-                                   tm_put,
-                                   tm_load,
-                                   tm_remove};
+/* Written for ABI version 1 on purpose: the tests check that a backend of the
+ * first version still loads, and that the store answers SNAP_EUNSUPPORTED
+ * for the optional operations of later versions. */
+static const snap_backend table = {.abi_version = 1,
+                                   .name = "testmem",
+                                   .capabilities = SNAP_CAP_BATCH,
+                                   .open = tm_open,
+                                   .close = tm_close,
+                                   .put = tm_put,
+                                   .load = tm_load,
+                                   .remove = tm_remove};
 
 SNAP_BACKEND_EXPORT const snap_backend *snap_backend_entry(void) { return &table; }

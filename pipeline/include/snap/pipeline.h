@@ -229,6 +229,16 @@ SNAP_API int snap_options_restrict(snap_options *o, unsigned supported, unsigned
 /** The option groups (SNAP_OPT_* bits) that `o` turns on. */
 SNAP_API unsigned snap_options_requested(const snap_options *o);
 
+/**
+ * What a body encoded now with `o` (may be NULL) would be authenticated with:
+ * `*stage` receives SNAP_STAGE_ENCRYPTED, SNAP_STAGE_MAC or 0, and
+ * `*key_version` the keyring's active version (0 when unauthenticated). Either
+ * output may be NULL. Compare with snap_body_inspect() to find the bodies a
+ * key rotation has not reached. SNAP_ENOKEY when the keyring is empty.
+ */
+SNAP_API int snap_options_auth_target(const snap_options *o, unsigned *stage,
+                                      uint32_t *key_version);
+
 /* ------------------------------------------------------------------------ */
 /* Body codec                                                                */
 /* ------------------------------------------------------------------------ */

@@ -29,7 +29,7 @@ extern "C" {
 #endif
 
 /** The ABI version this header describes. */
-#define SNAP_BACKEND_ABI_VERSION 1u
+#define SNAP_BACKEND_ABI_VERSION 2u
 
 /** Services the host offers a backend (valid from open() until close()). */
 typedef struct snap_host {
@@ -59,6 +59,34 @@ typedef struct snap_backend_row {
 /** Receives the row a load found; the host copies the body before returning. */
 typedef int (*snap_backend_emit)(void *ctx, int64_t seq, int64_t timestamp, const void *body,
                                  size_t body_len);
+
+/** Receives one row of an enumeration (ABI 2); the host copies what it keeps
+ *  before returning, and never calls back into the backend from it. */
+typedef int (*snap_backend_row_emit)(void *ctx, const char *pid, int64_t seq, int64_t timestamp,
+                                     const void *body, size_t body_len);
+
+/** Receives one pid of an enumeration (ABI 2); the host copies it. */
+typedef int (*snap_backend_pid_emit)(void *ctx, const char *pid);
+
+/** Outcome of one conditional replace (snap_backend_swap.outcome). */
+typedef enum snap_swap_outcome {
+  SNAP_SWAP_DONE = 0,    /**< the body was replaced */
+  SNAP_SWAP_CHANGED = 1, /**< the stored body is no longer the expected one: left alone */
+  SNAP_SWAP_GONE = 2     /**< no row (pid, seq) any more: nothing stored */
+} snap_swap_outcome;
+
+/** One conditional replace (an element of the array passed to replace()). */
+typedef struct snap_backend_swap {
+  const char *pid;
+  int64_t seq;
+  const uint8_t *expected; /**< the body that was read */
+  size_t expected_len;
+  const uint8_t *body; /**< the body to store in its place */
+  size_t body_len;
+  unsigned stages; /**< SNAP_STAGE_* bits of `body`, as for snap_backend_row */
+  int outcome;     /**< out: a snap_swap_outcome (meaningful when status is SNAP_OK) */
+  int status;      /**< out: SNAP_OK, or why this swap failed */
+} snap_backend_swap;
 
 /** A backend's table of operations. */
 typedef struct snap_backend {
@@ -99,17 +127,70 @@ typedef struct snap_backend {
 
   /** Deletes every row of `pid` matching all four inclusive bounds of `c`. */
   int (*remove)(void *self, const char *pid, const snap_criteria *c);
+
+  /* ---- ABI version 2: optional operations (each may be NULL) ---- */
+
+  /**
+   * Emits up to `limit` distinct pids greater than `after` (NULL: from the
+   * first), in ascending byte order (memcmp of the UTF-8 bytes, which is
+   * strcmp order). The host pages with the last pid as the next `after`.
+   */
+  int (*list_pids)(void *self, const char *after, size_t limit, snap_backend_pid_emit emit,
+                   void *ctx);
+
+  /**
+   * Emits up to `limit` rows ordered by (pid, seq), each strictly after
+   * (after_pid, after_seq) in that order (after_pid NULL: from the first row);
+   * only rows of `pid` when `pid` is not NULL. The body passed to `emit` is
+   * valid during the call only.
+   */
+  int (*list_rows)(void *self, const char *pid, const char *after_pid, int64_t after_seq,
+                   size_t limit, snap_backend_row_emit emit, void *ctx);
+
+  /**
+   * Conditional replace of `n` rows, committed together when the backend has
+   * SNAP_CAP_BATCH: each row (pid, seq) whose stored body is still byte for
+   * byte `expected` gets `body`, keeping its timestamp (outcome
+   * SNAP_SWAP_DONE); a row whose body differs is left alone (SNAP_SWAP_CHANGED)
+   * and a missing row is never created (SNAP_SWAP_GONE). The comparison and
+   * the write are atomic with respect to put() and remove(). Durable on
+   * return. Returns SNAP_OK when no swap failed, otherwise the first failure.
+   */
+  int (*replace)(void *self, snap_backend_swap *swaps, size_t n);
+
+  /**
+   * Writes a consistent copy of the whole store, taken while it stays in use,
+   * to the new file `path` (which must not exist), in the backend's own file
+   * format so that the backend opens it with `path` as its location.
+   */
+  int (*backup)(void *self, const char *path);
 } snap_backend;
 
 /** Initializer for backend authors: `static const snap_backend b = SNAP_BACKEND_INIT;` then fill.
  */
 #define SNAP_BACKEND_INIT                                                                          \
-  { SNAP_BACKEND_ABI_VERSION, NULL, 0u, NULL, NULL, NULL, NULL, NULL }
+  { SNAP_BACKEND_ABI_VERSION, NULL, 0u, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL }
 
 /** Function form of SNAP_BACKEND_INIT. */
 static inline void snap_backend_init(snap_backend *b) {
   const snap_backend init = SNAP_BACKEND_INIT;
   *b = init;
+}
+
+/**
+ * The bytes of a table written for ABI `version` (0 for a version this header
+ * does not know): a host copies only these, so that the slots a table written
+ * for an older version lacks stay NULL.
+ */
+static inline size_t snap_backend_table_size(uint32_t version) {
+  switch (version) {
+  case 1:
+    return offsetof(snap_backend, remove) + sizeof(((snap_backend *)0)->remove);
+  case 2:
+    return offsetof(snap_backend, backup) + sizeof(((snap_backend *)0)->backup);
+  default:
+    return 0;
+  }
 }
 
 /** The built-in backends (defined by the store layer). */

@@ -1,0 +1,182 @@
+/**
+ * @file snap/admin.h
+ * @brief Operator functions of the store: enumeration without decoding,
+ *        re-encoding in place beside live writers, raw copies and online
+ *        backups. They are what `snapctl` is built on.
+ *
+ * Each needs an optional operation of the backend (ABI version 2, see
+ * snap/sys/backend.h); on a backend that lacks it the function fails with
+ * SNAP_EUNSUPPORTED, naming the backend and the operation. Every function is
+ * thread-safe and may run while other threads and processes save, load and
+ * delete on the same store.
+ */
+#ifndef SNAP_ADMIN_H
+#define SNAP_ADMIN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "snap/export.h"
+#include "snap/store.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------------ */
+/* Enumeration                                                               */
+/* ------------------------------------------------------------------------ */
+
+/** A page of persistence ids (snap_store_list_pids()). */
+typedef struct snap_pid_page {
+  char **pids; /**< `n` NUL-terminated pids in ascending byte order */
+  size_t n;
+} snap_pid_page;
+
+/** Initializer of an empty snap_pid_page. */
+#define SNAP_PID_PAGE_INIT                                                                         \
+  { NULL, 0 }
+
+/**
+ * Lists up to `limit` (>= 1) distinct pids greater than `after` (NULL: from
+ * the first) in ascending byte order (strcmp order). `out`'s previous content
+ * is disposed of and replaced. To resume a sweep, pass the last pid of a page
+ * as the next `after`; a page shorter than `limit` is the last one.
+ * Release with snap_pid_page_dispose().
+ * Errors: SNAP_EINVAL, SNAP_EUNSUPPORTED (backend without list_pids),
+ * SNAP_ENOMEM, the backend's errors.
+ */
+SNAP_API int snap_store_list_pids(snap_store *st, const char *after, size_t limit,
+                                  snap_pid_page *out);
+
+/** Frees a page's pids and resets it to empty. NULL is a no-op. */
+SNAP_API void snap_pid_page_dispose(snap_pid_page *page);
+
+/** One stored snapshot as found by an enumeration, with its frame header read. */
+typedef struct snap_entry {
+  char *pid; /**< owned by the page */
+  int64_t seq;
+  int64_t timestamp;    /**< ms since the epoch */
+  size_t stored_len;    /**< bytes of the stored body */
+  int header_status;    /**< SNAP_OK, or why the frame header is unreadable (SNAP_EFORMAT,
+                             SNAP_ECORRUPT); the four fields below are then 0 */
+  snap_format format;   /**< declared payload format */
+  unsigned stages;      /**< SNAP_STAGE_* bits the body went through */
+  uint32_t key_version; /**< 0 for a body neither encrypted nor MAC'd */
+  uint64_t orig_len;    /**< length of the state before compression */
+  uint8_t *body;        /**< the stored body (`stored_len` bytes) when asked for, else NULL */
+} snap_entry;
+
+/** A page of snapshots (snap_store_list()). */
+typedef struct snap_entry_page {
+  snap_entry *entries;
+  size_t n;
+} snap_entry_page;
+
+/** Initializer of an empty snap_entry_page. */
+#define SNAP_ENTRY_PAGE_INIT                                                                       \
+  { NULL, 0 }
+
+/**
+ * Lists up to `limit` (>= 1) stored snapshots ordered by (pid, seq), each
+ * strictly after the cursor (after_pid, after_seq); after_pid NULL starts at
+ * the first (after_seq is then ignored). With `pid` non-NULL only that pid's
+ * snapshots are listed. Nothing is decoded: the metadata come from the row
+ * and the body's frame header (snap_body_inspect()), and a body whose header
+ * is unreadable is still listed, with its header_status. With `bodies` each
+ * entry also holds a copy of its stored body. To resume, pass the last
+ * entry's pid and seq as the next cursor; a page shorter than `limit` is the
+ * last. `out`'s previous content is disposed of and replaced. Release with
+ * snap_entry_page_dispose().
+ * Errors: SNAP_EINVAL, SNAP_EUNSUPPORTED (backend without list_rows),
+ * SNAP_ENOMEM, the backend's errors.
+ */
+SNAP_API int snap_store_list(snap_store *st, const char *pid, const char *after_pid,
+                             int64_t after_seq, size_t limit, bool bodies, snap_entry_page *out);
+
+/** Frees a page's entries and resets it to empty. NULL is a no-op. */
+SNAP_API void snap_entry_page_dispose(snap_entry_page *page);
+
+/* ------------------------------------------------------------------------ */
+/* Re-encoding in place                                                      */
+/* ------------------------------------------------------------------------ */
+
+/** What snap_store_rewrite() did with one body (snap_rewrite.outcome). */
+typedef enum snap_rewrite_outcome {
+  SNAP_REWRITE_DONE = 0,    /**< re-encoded and replaced */
+  SNAP_REWRITE_CURRENT = 1, /**< already authenticated as the options write: left alone */
+  SNAP_REWRITE_CHANGED = 2, /**< a newer save replaced the body since it was read: left alone */
+  SNAP_REWRITE_GONE = 3     /**< deleted since it was read: not brought back */
+} snap_rewrite_outcome;
+
+/** One body to re-encode (an element of the array given to snap_store_rewrite()). */
+typedef struct snap_rewrite {
+  const char *pid;
+  int64_t seq;
+  const void *body; /**< the stored body as it was read (e.g. snap_entry.body) */
+  size_t body_len;
+  int status;           /**< out: SNAP_OK, or why this body was not rewritten */
+  int outcome;          /**< out: a snap_rewrite_outcome, when status is SNAP_OK */
+  unsigned stages;      /**< out: the stages of the body now stored (new or current) */
+  uint32_t key_version; /**< out: its key version */
+} snap_rewrite;
+
+/**
+ * Re-encodes stored bodies with the options a save would use now (the call's
+ * `opts` over the per-pid resolver, the store's defaults and configuration),
+ * e.g. under the keyring's new active key, keeping state, format, pid, seq and
+ * timestamp. A body already encrypted (or, when only integrity is configured,
+ * MAC'd) under the active key version is left alone (SNAP_REWRITE_CURRENT)
+ * unless `force`. Each other body is decoded with the same options (so a
+ * plaintext body is read only when the options accept unauthenticated
+ * bodies), re-encoded, and all are then replaced in one conditional backend
+ * write: a body is replaced only if the stored one is still byte for byte the
+ * body that was read, so a concurrent newer save is never overwritten and a
+ * deleted snapshot never comes back.
+ * Each item gets its own status (a decoding failure: SNAP_EAUTH, SNAP_ENOKEY,
+ * SNAP_ECORRUPT, SNAP_EFORMAT, ...) and outcome. Returns SNAP_OK when no item
+ * failed, otherwise the first failure's code.
+ * Errors beyond the items': SNAP_EINVAL, SNAP_EUNSUPPORTED (backend without
+ * replace), SNAP_ENOMEM.
+ */
+SNAP_API int snap_store_rewrite(snap_store *st, snap_rewrite *items, size_t n,
+                                const snap_options *opts, bool force);
+
+/* ------------------------------------------------------------------------ */
+/* Raw copies and backups                                                    */
+/* ------------------------------------------------------------------------ */
+
+/** One body stored as it is (an element of the array given to snap_store_put_raw()). */
+typedef struct snap_raw_row {
+  const char *pid;
+  int64_t seq;
+  int64_t timestamp; /**< ms since the epoch, >= 0 */
+  const void *body;  /**< a framed body, e.g. snap_entry.body of another store */
+  size_t body_len;
+  int status; /**< out: SNAP_OK, or why this row was not stored */
+} snap_raw_row;
+
+/**
+ * Stores bodies exactly as given, with their pid, seq and timestamp, in one
+ * backend write (replacing rows with the same (pid, seq)); retention is not
+ * applied, so a copy keeps every snapshot. Nothing is decoded, but each body's
+ * frame header must be readable (SNAP_EFORMAT/SNAP_ECORRUPT otherwise) and the
+ * pid, seq and timestamp valid (SNAP_EINVAL); such rows are not stored. Each
+ * row gets its own status; returns SNAP_OK when all were stored, otherwise the
+ * first failure's code. Works on every backend.
+ */
+SNAP_API int snap_store_put_raw(snap_store *st, snap_raw_row *rows, size_t n);
+
+/**
+ * Writes a consistent copy of the whole store, taken while it stays in use, to
+ * the new file `path`, which the same backend opens as a store. `path` must
+ * not exist (SNAP_EINVAL). Errors: SNAP_EUNSUPPORTED (backend without backup),
+ * SNAP_EIO, SNAP_EBUSY, SNAP_ENOMEM. On failure no file is left at `path`.
+ */
+SNAP_API int snap_store_backup(snap_store *st, const char *path);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* SNAP_ADMIN_H */

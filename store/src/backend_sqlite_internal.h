@@ -1,0 +1,44 @@
+/* Shared by the sqlite backend's files (never installed): what the
+ * operator operations of ABI version 2 (backend_sqlite_admin.c) need from the
+ * core of the backend (backend_sqlite.c). */
+#ifndef SNAP_BACKEND_SQLITE_INTERNAL_H
+#define SNAP_BACKEND_SQLITE_INTERNAL_H
+
+#include <stdbool.h>
+#include <sqlite3.h>
+
+#include "snap/sys/backend.h"
+
+typedef struct sql_backend sql_backend;
+
+const snap_host *snap__sql_host(const sql_backend *b);
+const char *snap__sql_table(const sql_backend *b);
+const char *snap__sql_path(const sql_backend *b);
+
+/* Maps a SQLite failure to a status with a message naming path and table. */
+int snap__sql_error(const sql_backend *b, sqlite3 *db, int rc, const char *what);
+
+/* Borrows a reader connection (schema ready); give it back with the token. */
+int snap__sql_reader(sql_backend *b, sqlite3 **db, int *token);
+void snap__sql_reader_release(sql_backend *b, int token);
+
+/* Takes the writer (schema ready) under the process-local write lock; the
+ * lock is held even on failure until snap__sql_writer_release(). */
+int snap__sql_writer(sql_backend *b, sqlite3 **db);
+void snap__sql_writer_release(sql_backend *b);
+
+/* Inside the writer's open transaction: records, as a put does, that the
+ * table now holds encrypted bodies. Returns whether it was newly recorded;
+ * pass that to snap__sql_encrypted_done() with the transaction's outcome. */
+bool snap__sql_mark_encrypted(sql_backend *b);
+void snap__sql_encrypted_done(sql_backend *b, bool newly, bool committed);
+
+/* ABI version 2 operations (backend_sqlite_admin.c). */
+int snap__sql_list_pids(void *self, const char *after, size_t limit, snap_backend_pid_emit emit,
+                        void *ctx);
+int snap__sql_list_rows(void *self, const char *pid, const char *after_pid, int64_t after_seq,
+                        size_t limit, snap_backend_row_emit emit, void *ctx);
+int snap__sql_replace(void *self, snap_backend_swap *sw, size_t n);
+int snap__sql_backup(void *self, const char *path);
+
+#endif

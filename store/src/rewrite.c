@@ -1,0 +1,129 @@
+/* Re-encoding stored bodies in place (snap_store_rewrite()): decode with the
+ * options of the day, encode again, and swap each body in only if the stored
+ * one is still the body that was read, so that a rotation run beside live
+ * writers never overwrites a newer save nor brings a deleted one back. */
+#include <inttypes.h>
+#include <string.h>
+
+#include "snap/admin.h"
+#include "store_internal.h"
+
+/* Swaps per backend call without a heap-allocated array. */
+#define STACK_SWAPS 16
+
+/* Decides and, when needed, re-encodes one item into `body`; `*swap` says
+ * whether it goes to the backend. */
+static int prepare_one(snap_store *st, snap_rewrite *it, const snap_options *call, bool force,
+                       snap_buf *state, snap_buf *body, bool *swap) {
+  *swap = false;
+  int rc = snap_pid_check(it->pid);
+  if (rc != SNAP_OK)
+    return rc;
+  if (it->seq < 0 || (it->body == NULL && it->body_len > 0))
+    return snap_error_set(SNAP_EINVAL, "rewrite pid '%s' seq %" PRId64 ": %s", it->pid, it->seq,
+                          it->seq < 0 ? "seq is negative" : "body is NULL");
+  snap_options *o = NULL;
+  if ((rc = snap__store_options(st, it->pid, call, &o)) != SNAP_OK)
+    return rc;
+  unsigned want_stage = 0, stages = 0;
+  uint32_t want_kv = 0, kv = 0;
+  rc = snap_options_auth_target(o, &want_stage, &want_kv);
+  if (rc == SNAP_OK)
+    rc = snap_body_inspect(it->body, it->body_len, NULL, &stages, &kv, NULL);
+  if (rc == SNAP_OK && !force && (stages & (SNAP_STAGE_ENCRYPTED | SNAP_STAGE_MAC)) == want_stage &&
+      kv == want_kv) {
+    it->outcome = SNAP_REWRITE_CURRENT;
+    it->stages = stages;
+    it->key_version = kv;
+    snap_options_free(o);
+    return SNAP_OK;
+  }
+  snap_format fmt = SNAP_FORMAT_JSON;
+  if (rc == SNAP_OK)
+    rc = snap_body_decode(it->pid, it->seq, it->body, it->body_len, o, state, &fmt, NULL);
+  if (rc == SNAP_OK)
+    rc = snap_body_encode(it->pid, it->seq, fmt, state->data, state->len, o, body, &stages);
+  snap_options_free(o);
+  if (rc != SNAP_OK)
+    return snap_error_set(rc, "rewrite pid '%s' seq %" PRId64 ": %s", it->pid, it->seq,
+                          snap_error_message());
+  it->stages = stages;
+  (void)snap_body_inspect(body->data, body->len, NULL, NULL, &it->key_version, NULL);
+  *swap = true;
+  return SNAP_OK;
+}
+
+int snap_store_rewrite(snap_store *st, snap_rewrite *items, size_t n, const snap_options *opts,
+                       bool force) {
+  if (st == NULL || (n > 0 && items == NULL))
+    return snap_error_set(SNAP_EINVAL, "rewrite: store or items is NULL");
+  void *self;
+  const snap_backend *be = snap__store_backend(st, &self);
+  if (be->replace == NULL)
+    return snap__store_unsupported(be, "conditional replace");
+  if (n == 0)
+    return SNAP_OK;
+  snap_backend_swap stack_swaps[STACK_SWAPS];
+  snap_buf stack_bufs[STACK_SWAPS];
+  size_t stack_index[STACK_SWAPS];
+  snap_backend_swap *sw = stack_swaps;
+  snap_buf *bufs = stack_bufs;
+  size_t *index = stack_index;
+  if (n > STACK_SWAPS) {
+    uint8_t *block = snap_calloc(n, sizeof *sw + sizeof *bufs + sizeof *index);
+    if (block == NULL) {
+      int rc = snap_error_set(SNAP_ENOMEM, "rewrite: out of memory for %zu bodies", n);
+      for (size_t i = 0; i < n; i++)
+        items[i].status = rc;
+      return rc;
+    }
+    sw = (snap_backend_swap *)block;
+    bufs = (snap_buf *)(sw + n);
+    index = (size_t *)(bufs + n);
+  } else {
+    memset(stack_bufs, 0, sizeof stack_bufs);
+  }
+  snap_buf state = SNAP_BUF_INIT;
+  size_t m = 0;
+  for (size_t i = 0; i < n; i++) {
+    snap_rewrite *it = &items[i];
+    it->outcome = SNAP_REWRITE_CURRENT;
+    it->stages = 0;
+    it->key_version = 0;
+    bool swap = false;
+    it->status = prepare_one(st, it, opts, force, &state, &bufs[m], &swap);
+    if (it->status != SNAP_OK || !swap)
+      continue;
+    sw[m] = (snap_backend_swap){it->pid,     it->seq,    it->body,       it->body_len, bufs[m].data,
+                                bufs[m].len, it->stages, SNAP_SWAP_DONE, SNAP_OK};
+    index[m++] = i;
+  }
+  snap_buf_dispose(&state);
+  if (m > 0) {
+    int rc = be->replace(self, sw, m);
+    bool any_marked = false;
+    for (size_t j = 0; j < m; j++)
+      any_marked |= sw[j].status != SNAP_OK;
+    for (size_t j = 0; j < m; j++) {
+      snap_rewrite *it = &items[index[j]];
+      it->status = (rc != SNAP_OK && !any_marked) ? rc : sw[j].status;
+      it->outcome = sw[j].outcome == SNAP_SWAP_DONE      ? SNAP_REWRITE_DONE
+                    : sw[j].outcome == SNAP_SWAP_CHANGED ? SNAP_REWRITE_CHANGED
+                                                         : SNAP_REWRITE_GONE;
+      if (it->status != SNAP_OK || it->outcome != SNAP_REWRITE_DONE) {
+        /* Nothing of ours is stored: report the body as it was read. */
+        it->stages = 0;
+        it->key_version = 0;
+      }
+    }
+  }
+  /* Every slot, not only the m used: a failed encode may have left memory in the next one. */
+  for (size_t j = 0; j < n; j++)
+    snap_buf_dispose(&bufs[j]);
+  if (sw != stack_swaps)
+    snap_free(sw);
+  int first = SNAP_OK;
+  for (size_t i = 0; i < n && first == SNAP_OK; i++)
+    first = items[i].status;
+  return first;
+}
