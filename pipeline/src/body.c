@@ -458,6 +458,38 @@ done:
 
 /* ---- decode --------------------------------------------------------------- */
 
+/*
+ * A reader that holds a key cannot tell accidental damage from tampering in a
+ * body it cannot authenticate: a flipped header byte, a truncation or an
+ * extension of an encrypted or MAC'd body fails before (or instead of) the
+ * tag check. If such failures were ECORRUPT, callers that fall back to an
+ * older snapshot on damage would let anyone who can write the storage roll
+ * the state back without the key. So for a keyed reader, every damage
+ * failure (ECORRUPT, EFORMAT) of a body that declares AEAD or MAC, or that
+ * should carry one because the reader accepts nothing else, becomes EAUTH.
+ * A reader with accept_unauthenticated on accepts plaintext bodies anyway, so
+ * for it only the bodies whose stage byte still declares a key are promoted.
+ * Keyless readers keep ECORRUPT: their fallback is for accidents.
+ */
+static int refuse_unverifiable(const snap__eff *e, const uint8_t *b, size_t n, int rc) {
+  if (rc != SNAP_ECORRUPT && rc != SNAP_EFORMAT)
+    return rc;
+  if (!e->enc_kr && !e->mac_kr)
+    return rc;
+  const bool declares_key = n > 6 && (b[6] & (ST_AEAD | ST_MAC));
+  if (e->accept_unauth && !declares_key)
+    return rc;
+  char why[384];
+  snprintf(why, sizeof why, "%s", snap_error_message());
+  return snap_error_set(SNAP_EAUTH,
+                        "%s; this reader holds a key and cannot authenticate the body, so it is "
+                        "refused, not skipped as damage",
+                        why);
+}
+
+static int decode_body(const char *pid, int64_t seq, const uint8_t *b, size_t body_len,
+                       const snap__eff *ep, snap_buf *out, snap_format *fmt, unsigned *stages);
+
 int snap_body_decode(const char *pid, int64_t seq, const void *body_in, size_t body_len,
                      const snap_options *o, snap_buf *out, snap_format *fmt, unsigned *stages) {
   where w = {"decode", pid, seq};
@@ -476,11 +508,20 @@ int snap_body_decode(const char *pid, int64_t seq, const void *body_in, size_t b
   if (body_len && out->data && b < out->data + out->cap && out->data < b + body_len)
     return fail(&w, SNAP_EINVAL, "the body overlaps the output buffer");
 
+  snap__eff e;
+  snap__options_effective(o, &e);
+  rc = decode_body(pid, seq, b, body_len, &e, out, fmt, stages);
+  return rc == SNAP_OK ? SNAP_OK : refuse_unverifiable(&e, b, body_len, rc);
+}
+
+static int decode_body(const char *pid, int64_t seq, const uint8_t *b, size_t body_len,
+                       const snap__eff *ep, snap_buf *out, snap_format *fmt, unsigned *stages) {
+  where w = {"decode", pid, seq};
+  const snap__eff e = *ep;
+  int rc;
   frame f;
   if ((rc = parse_header(&w, b, body_len, &f)) != SNAP_OK)
     return rc;
-  snap__eff e;
-  snap__options_effective(o, &e);
   /* Limits before anything else looks at the lengths, let alone allocates. */
   if (body_len > e.max_stored)
     return fail(&w, SNAP_ETOOBIG, "body of %zu bytes is over the %zu-byte stored limit", body_len,

@@ -289,8 +289,11 @@ SNAP_API int snap_body_encode(const char *pid, int64_t seq, snap_format fmt, con
  * Errors: SNAP_EFORMAT (not a body, unknown frame version, reserved bits),
  * SNAP_ECORRUPT (impossible lengths, inconsistent flags, checksum, bad
  * compressed data), SNAP_EAUTH (wrong key, context, pid or seq; tampering;
- * unauthenticated body refused), SNAP_ENOKEY (key version not in the keyring,
- * or an encrypted body and no keyring), SNAP_ETOOBIG, SNAP_ENOMEM.
+ * unauthenticated body refused; and for a reader holding a key, every
+ * EFORMAT / ECORRUPT failure of a body that declares AEAD or MAC, or of any
+ * body when accept_unauthenticated is off: such damage cannot be told from
+ * tampering), SNAP_ENOKEY (key version not in the keyring, or an encrypted
+ * body and no keyring), SNAP_ETOOBIG, SNAP_ENOMEM.
  * On failure `out` is left empty: no partial or unverified bytes are returned.
  */
 SNAP_API int snap_body_decode(const char *pid, int64_t seq, const void *body, size_t body_len,
