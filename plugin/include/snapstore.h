@@ -11,6 +11,7 @@
 #include "snap/alloc.h"
 #include "snap/error.h"
 #include "snap/executor.h"
+#include "snap/observe.h"
 #include "snap/pipeline.h"
 #include "snap/plugin.h"
 #include "snap/store.h"

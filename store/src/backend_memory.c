@@ -237,8 +237,13 @@ static int mem_put(void *self, snap_backend_row *rows, size_t n, uint32_t keep) 
       if (rows[i].status != SNAP_OK)
         continue;
       mem_pid *p = find_pid(m, rows[i].pid, hash_pid(rows[i].pid));
-      if (p && p->n > keep)
+      if (p && p->n > keep) {
+        snap_backend_report r = {SNAP_EVENT_PRUNE, SNAP_OK,     rows[i].pid,
+                                 rows[i].seq,      p->n - keep, NULL};
         drop_rows(m, p, 0, p->n - keep);
+        if (m->host->abi_version >= 2 && m->host->report)
+          m->host->report(m->host, &r);
+      }
     }
   }
   pthread_rwlock_unlock(&m->lock);

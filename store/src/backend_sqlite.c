@@ -102,6 +102,38 @@ static int map_err(const sql_backend *b, sqlite3 *db, int rc, const char *what) 
                         db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
 }
 
+/* Tells the host's observer and metrics (hosts of ABI version 2 and later). */
+static void report(const sql_backend *b, int kind, int status, const char *pid, int64_t seq,
+                   uint64_t count, const char *detail) {
+  if (b->host->abi_version < 2 || b->host->report == NULL)
+    return;
+  snap_backend_report r = {kind, status, pid, seq, count, detail};
+  b->host->report(b->host, &r);
+}
+
+/*
+ * SQLite's own busy-timeout schedule (sqlite3_busy_timeout()), with each wait
+ * reported to the host, so that an operator sees lock contention before it
+ * turns into SNAP_EBUSY failures.
+ */
+static int busy_wait(void *arg, int count) {
+  static const int delays[] = {1, 2, 5, 10, 15, 20, 25, 25, 25, 50, 50, 100};
+  static const int totals[] = {0, 1, 3, 8, 18, 33, 53, 78, 103, 128, 178, 228};
+  const int n = (int)(sizeof delays / sizeof *delays);
+  const sql_backend *b = arg;
+  int delay = count < n ? delays[count] : delays[n - 1];
+  long prior = count < n ? totals[count] : totals[n - 1] + (long)delays[n - 1] * (count - (n - 1));
+  if (prior + delay > b->busy_ms) {
+    delay = (int)(b->busy_ms - prior);
+    if (delay <= 0)
+      return 0;
+  }
+  report(b, SNAP_EVENT_BUSY_RETRY, SNAP_EBUSY, NULL, -1, (uint64_t)count + 1,
+         "the database is locked by another connection; waiting");
+  sqlite3_sleep(delay);
+  return 1;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Configuration                                                             */
 /* ------------------------------------------------------------------------ */
@@ -276,6 +308,7 @@ static int exec_waiting(const sql_backend *b, sqlite3 *db, const char *sql) {
     long waited_ms = (long)(t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000;
     if ((rc & 0xff) != SQLITE_BUSY || waited_ms >= (long)b->busy_ms)
       return map_err(b, db, rc, sql);
+    report(b, SNAP_EVENT_BUSY_RETRY, SNAP_EBUSY, NULL, -1, (uint64_t)waited_ms + 1, sql);
     sqlite3_sleep(1);
   }
 }
@@ -308,7 +341,7 @@ static int conn_open(sql_backend *b, conn *c, bool writer) {
     return e;
   }
   /* The busy timeout comes first: even the pragmas below may need a lock. */
-  sqlite3_busy_timeout(c->db, b->busy_ms);
+  sqlite3_busy_handler(c->db, busy_wait, b);
   int e = SNAP_OK;
   if (b->max_pages > 0) {
     char pragma[64];
@@ -549,8 +582,10 @@ static int insert_row(sql_backend *b, conn *c, const snap_backend_row *r, int *s
 }
 
 /* Prunes the pids of the stored rows to `keep` rows each, all or nothing:
- * a failure rolls the prune back and leaves the saves untouched. */
-static void prune(sql_backend *b, conn *c, const snap_backend_row *rows, size_t n, uint32_t keep) {
+ * a failure rolls the prune back, reports it and leaves the saves untouched.
+ * `removed[i]` (when not NULL) receives the rows pruned for row i's pid. */
+static void prune(sql_backend *b, conn *c, const snap_backend_row *rows, size_t n, uint32_t keep,
+                  uint64_t *removed) {
   if (run(b, c, S_SP_PRUNE, "savepoint") != SNAP_OK)
     return;
   sqlite3_stmt *s;
@@ -563,10 +598,16 @@ static void prune(sql_backend *b, conn *c, const snap_backend_row *rows, size_t 
     sqlite3_bind_text(s, 1, rows[i].pid, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 2, (sqlite3_int64)keep - 1);
     int rc = sqlite3_step(s);
-    if (rc != SQLITE_DONE)
+    if (rc != SQLITE_DONE) {
       e = map_err(b, c->db, rc, "prune");
+      report(b, SNAP_EVENT_PRUNE_FAILED, e, rows[i].pid, rows[i].seq, 0, sqlite3_errmsg(c->db));
+    } else if (removed != NULL) {
+      removed[i] = (uint64_t)sqlite3_changes(c->db);
+    }
     sqlite3_reset(s);
   }
+  if (e != SNAP_OK && removed != NULL)
+    memset(removed, 0, n * sizeof *removed);
   if (e != SNAP_OK)
     (void)run(b, c, S_UNDO_PRUNE, "rollback prune");
   (void)run(b, c, S_RELEASE_PRUNE, "release prune");
@@ -630,9 +671,21 @@ static int put_locked(sql_backend *b, snap_backend_row *rows, size_t n, uint32_t
     if (b->secure == SECURE_AUTO)
       (void)exec(b, c->db, "PRAGMA secure_delete = ON");
   }
-  if (keep > 0)
-    prune(b, c, rows, n, keep);
+  /* What each pid's prune removed, reported once the transaction committed. */
+  uint64_t removed_stack[16];
+  uint64_t *removed = NULL;
+  if (keep > 0) {
+    removed = n <= 16 ? removed_stack : b->host->malloc(n * sizeof *removed);
+    if (removed != NULL)
+      memset(removed, 0, n * sizeof *removed);
+    prune(b, c, rows, n, keep, removed);
+  }
   e = run(b, c, S_COMMIT, "commit");
+  for (size_t i = 0; e == SNAP_OK && removed != NULL && i < n; i++)
+    if (removed[i] > 0)
+      report(b, SNAP_EVENT_PRUNE, SNAP_OK, rows[i].pid, rows[i].seq, removed[i], NULL);
+  if (removed != removed_stack)
+    b->host->free(removed);
   if (e != SNAP_OK) {
     if (!sqlite3_get_autocommit(c->db))
       (void)run(b, c, S_ROLLBACK, "rollback");

@@ -11,6 +11,7 @@
 
 #include "snap/store.h"
 #include "snap/sys/backend.h"
+#include "observe_internal.h"
 #include "store_internal.h"
 
 /* Option groups the pipeline can apply; a backend's capabilities pick among them. */
@@ -28,7 +29,8 @@
 struct snap_store {
   snap_backend be; /* our own copy of the table */
   void *self;
-  snap_host host;
+  snap__host host; /* the backend's snap_host, and where its reports go */
+  snap__obs obs;
   uint32_t keep;
   unsigned max_load_attempts;
 
@@ -76,8 +78,9 @@ static int host_error(int code, const char *fmt, ...) {
   return snap_error_set(code, "%s", msg);
 }
 
-static const snap_host default_host = {SNAP_BACKEND_ABI_VERSION, host_error, snap_malloc,
-                                       snap_realloc, snap_free};
+static const snap_host default_host = {
+    SNAP_BACKEND_ABI_VERSION, host_error, snap_malloc, snap_realloc, snap_free,
+    snap__obs_host_report};
 
 /* ------------------------------------------------------------------------ */
 /* Buffer pool                                                               */
@@ -302,7 +305,8 @@ int snap_store_open_backend(snap_store **out, const struct snap_backend *backend
     return snap_error_set(SNAP_ENOMEM, "snap_store_open_backend: out of memory");
   /* Only the slots of the table's own ABI version: later ones stay NULL. */
   memcpy(&st->be, backend, snap_backend_table_size(backend->abi_version));
-  st->host = default_host;
+  st->host.host = default_host;
+  st->host.obs = &st->obs;
   st->keep = 3;
   st->max_load_attempts = 3;
   if (pthread_rwlock_init(&st->lock, NULL) != 0) {
@@ -315,11 +319,13 @@ int snap_store_open_backend(snap_store **out, const struct snap_backend *backend
     return snap_error_set(SNAP_ENOMEM, "snap_store_open_backend: cannot create a lock");
   }
   char *backend_json = NULL;
-  int rc = parse_config(st, config_json, &backend_json);
+  int rc = snap__obs_init(&st->obs, st->be.name);
+  if (rc == SNAP_OK)
+    rc = parse_config(st, config_json, &backend_json);
   if (rc == SNAP_OK)
     rc = refresh_effective(st);
   if (rc == SNAP_OK)
-    rc = st->be.open(&st->self, backend_json, &st->host);
+    rc = st->be.open(&st->self, backend_json, &st->host.host);
   cJSON_free(backend_json);
   if (rc != SNAP_OK) {
     st->self = NULL;
@@ -340,12 +346,15 @@ void snap_store_close(snap_store *st) {
   snap_options_free(st->config_opts);
   for (size_t i = 0; i < st->pool_n; i++)
     snap_buf_dispose(&st->pool[i]);
+  snap__obs_dispose(&st->obs);
   pthread_mutex_destroy(&st->pool_lock);
   pthread_rwlock_destroy(&st->lock);
   snap_free(st);
 }
 
 unsigned snap_store_capabilities(const snap_store *st) { return st ? st->be.capabilities : 0u; }
+
+snap__obs *snap__store_obs(const snap_store *st) { return st ? (snap__obs *)&st->obs : NULL; }
 
 const char *snap_store_backend_name(const snap_store *st) { return st ? st->be.name : NULL; }
 
@@ -499,6 +508,14 @@ static void fill_meta(snap_meta *m, const encoded *e) {
   m->stored_len = e->body->len;
 }
 
+/* Reports one save's outcome; `e` is all zero when the save failed to encode. */
+static void observe_save(snap_store *st, uint64_t t0, const char *pid, int64_t seq, size_t len,
+                         int status, const encoded *e) {
+  size_t body = status == SNAP_OK && e->body ? e->body->len : 0;
+  snap__obs_op(&st->obs, t0,
+               &(snap__op){SNAP_EVENT_SAVE, status, pid, seq, len, body, e->stages, e->ignored, 0});
+}
+
 /* Writes the encoded saves in one backend put. `status` has n entries. */
 static int put_encoded(snap_store *st, encoded *const *es, size_t n, int *status) {
   snap_backend_row stack_rows[STACK_ROWS];
@@ -544,9 +561,10 @@ int snap_save_at(snap_store *st, const char *pid, int64_t seq, int64_t timestamp
                  const void *state, size_t len, const snap_options *opts, snap_meta *meta) {
   if (st == NULL)
     return snap_error_set(SNAP_EINVAL, "save: store is NULL");
+  uint64_t t0 = snap__obs_start(&st->obs);
   snap_save_req r = {pid, seq, timestamp, fmt, state, len, opts};
   snap_buf body = pool_get(st);
-  encoded e;
+  encoded e = {0};
   encoded *ep = &e;
   int rc = encode_request(st, &r, &body, &e);
   if (rc == SNAP_OK) {
@@ -555,6 +573,7 @@ int snap_save_at(snap_store *st, const char *pid, int64_t seq, int64_t timestamp
     if (rc == SNAP_OK && meta != NULL)
       fill_meta(meta, &e);
   }
+  observe_save(st, t0, pid, seq, len, rc, &e);
   pool_put(st, &body);
   return rc;
 }
@@ -583,6 +602,7 @@ int snap_save_batch(snap_store *st, const snap_save_req *reqs, size_t n, int *st
     return snap_error_set(SNAP_EINVAL, "save_batch: store, requests or status is NULL");
   if (n == 0)
     return SNAP_OK;
+  uint64_t t0 = snap__obs_start(&st->obs);
   /* One block: the encoded saves, their buffers and the list of those to put. */
   size_t bytes = n * (sizeof(encoded) + sizeof(snap_buf) + sizeof(encoded *) + sizeof(size_t));
   uint8_t *block = snap_calloc(1, bytes);
@@ -629,9 +649,18 @@ int snap_save_batch(snap_store *st, const snap_save_req *reqs, size_t n, int *st
     }
   }
   for (size_t i = 0; i < n; i++)
+    observe_save(st, t0, reqs[i].pid, reqs[i].seq, reqs[i].len, status[i], &es[i]);
+  snap__obs_op(&st->obs, t0, &(snap__op){SNAP_EVENT_BATCH, first, NULL, -1, 0, 0, 0, 0, n});
+  for (size_t i = 0; i < n; i++)
     snap_buf_dispose(&bufs[i]);
   snap_free(block);
   return first;
+}
+
+/* A save that failed before its commit is an outcome too. */
+static int prepare_failed(snap_store *st, uint64_t t0, const snap_save_req *req, int rc) {
+  observe_save(st, t0, req->pid, req->seq, req->len, rc, &(encoded){0});
+  return rc;
 }
 
 int snap_save_prepare(snap_store *st, const snap_save_req *req, snap_prepared **out) {
@@ -640,9 +669,10 @@ int snap_save_prepare(snap_store *st, const snap_save_req *req, snap_prepared **
   *out = NULL;
   if (st == NULL || req == NULL)
     return snap_error_set(SNAP_EINVAL, "save_prepare: store or request is NULL");
+  uint64_t t0 = snap__obs_start(&st->obs);
   int rc = check_request(req);
   if (rc != SNAP_OK)
-    return rc;
+    return prepare_failed(st, t0, req, rc);
   size_t pid_len = strlen(req->pid);
   snap_prepared *p = snap_calloc(1, sizeof *p + pid_len + 1);
   if (p == NULL)
@@ -653,7 +683,7 @@ int snap_save_prepare(snap_store *st, const snap_save_req *req, snap_prepared **
   rc = encode_request(st, req, &p->body, &e);
   if (rc != SNAP_OK) {
     snap_prepared_free(p);
-    return rc;
+    return prepare_failed(st, t0, req, rc);
   }
   p->st = st;
   p->seq = e.seq;
@@ -672,6 +702,7 @@ int snap_save_commit(snap_store *st, snap_prepared *const *items, size_t n, int 
     return snap_error_set(SNAP_EINVAL, "save_commit: store, items or status is NULL");
   if (n == 0)
     return SNAP_OK;
+  uint64_t t0 = snap__obs_start(&st->obs);
   size_t bytes = n * (sizeof(encoded) + sizeof(encoded *) + sizeof(size_t) + sizeof(int));
   uint8_t *block = snap_malloc(bytes);
   if (block == NULL) {
@@ -708,6 +739,9 @@ int snap_save_commit(snap_store *st, snap_prepared *const *items, size_t n, int 
   int first = SNAP_OK;
   for (size_t i = 0; i < n && first == SNAP_OK; i++)
     first = status[i];
+  for (size_t j = 0; j < m; j++)
+    observe_save(st, t0, todo[j]->pid, todo[j]->seq, todo[j]->state_len, status[index[j]], todo[j]);
+  snap__obs_op(&st->obs, t0, &(snap__op){SNAP_EVENT_BATCH, first, NULL, -1, 0, 0, 0, 0, n});
   snap_free(block);
   return first;
 }
@@ -733,6 +767,7 @@ typedef struct load_ctx {
   int64_t timestamp;
   snap_format format;
   unsigned stages;
+  size_t body_len;
 } load_ctx;
 
 /* Decodes straight from the backend's buffer into the future snapshot's buffer. */
@@ -742,6 +777,7 @@ static int load_emit(void *vctx, int64_t seq, int64_t timestamp, const void *bod
   c->found = 1;
   c->seq = seq;
   c->timestamp = timestamp;
+  c->body_len = body_len;
   c->status =
       snap_body_decode(c->pid, seq, body, body_len, c->o, &c->state, &c->format, &c->stages);
   /* Decoding failures are the host's business, not the backend's. */
@@ -775,20 +811,16 @@ static int make_snapshot(load_ctx *c, unsigned skipped, int skip_reason, snap_sn
   return SNAP_OK;
 }
 
-int snap_load(snap_store *st, const char *pid, const snap_criteria *c, const snap_options *opts,
-              snap_snapshot **out) {
-  if (out == NULL)
-    return snap_error_set(SNAP_EINVAL, "load: out is NULL");
-  *out = NULL;
-  if (st == NULL || c == NULL)
-    return snap_error_set(SNAP_EINVAL, "load: store or criteria is NULL");
+/* snap_load() once its pointers are checked; `op` receives what was read. */
+static int load(snap_store *st, const char *pid, const snap_criteria *c, const snap_options *opts,
+                snap_snapshot **out, snap__op *op) {
   int rc = snap_pid_check(pid);
   if (rc != SNAP_OK)
     return rc;
   if (criteria_empty(c))
     return SNAP_OK; /* nothing can match: none, like any other miss */
 
-  load_ctx ctx = {pid, NULL, SNAP_BUF_INIT, 0, SNAP_OK, 0, 0, SNAP_FORMAT_JSON, 0};
+  load_ctx ctx = {pid, NULL, SNAP_BUF_INIT, 0, SNAP_OK, 0, 0, SNAP_FORMAT_JSON, 0, 0};
   snap_options *owned = NULL;
   unsigned ignored = 0;
   snap_criteria cc = *c;
@@ -818,6 +850,7 @@ int snap_load(snap_store *st, const char *pid, const snap_criteria *c, const sna
       rc = ctx.status;
       break;
     }
+    snap__obs_skip(&st->obs, pid, ctx.seq, ctx.status, snap_error_message());
     if (skipped++ == 0) {
       skip_reason = ctx.status;
       first_skip_seq = ctx.seq;
@@ -830,12 +863,35 @@ int snap_load(snap_store *st, const char *pid, const snap_criteria *c, const sna
   pthread_rwlock_unlock(&st->lock);
   snap_options_free(owned);
   snap_buf_dispose(&ctx.state);
+  *op = (snap__op){SNAP_EVENT_LOAD,
+                   rc,
+                   pid,
+                   ctx.found ? ctx.seq : -1,
+                   *out ? (*out)->len : 0,
+                   ctx.found ? ctx.body_len : 0,
+                   ctx.found ? ctx.stages : 0,
+                   ignored,
+                   skipped};
   if (rc == SNAP_OK && *out == NULL && skipped > 0)
     rc = snap_error_set(SNAP_ECORRUPT,
                         "load pid '%s': %u matching snapshot(s) skipped as undecodable (first at "
                         "seq %" PRId64 ": %s) and no decodable one found",
                         pid, skipped, first_skip_seq, first_msg);
   return rc;
+}
+
+int snap_load(snap_store *st, const char *pid, const snap_criteria *c, const snap_options *opts,
+              snap_snapshot **out) {
+  if (out == NULL)
+    return snap_error_set(SNAP_EINVAL, "load: out is NULL");
+  *out = NULL;
+  if (st == NULL || c == NULL)
+    return snap_error_set(SNAP_EINVAL, "load: store or criteria is NULL");
+  uint64_t t0 = snap__obs_start(&st->obs);
+  snap__op op = {SNAP_EVENT_LOAD, SNAP_OK, pid, -1, 0, 0, 0, 0, 0};
+  op.status = load(st, pid, c, opts, out, &op);
+  snap__obs_op(&st->obs, t0, &op);
+  return op.status;
 }
 
 int snap_load_latest(snap_store *st, const char *pid, const snap_options *opts,
@@ -868,15 +924,22 @@ void snap_snapshot_free(snap_snapshot *s) {
 /* Delete                                                                    */
 /* ------------------------------------------------------------------------ */
 
-int snap_delete_matching(snap_store *st, const char *pid, const snap_criteria *c) {
-  if (st == NULL || c == NULL)
-    return snap_error_set(SNAP_EINVAL, "delete: store or criteria is NULL");
+static int delete_matching(snap_store *st, const char *pid, const snap_criteria *c) {
   int rc = snap_pid_check(pid);
   if (rc != SNAP_OK)
     return rc;
   if (criteria_empty(c))
     return SNAP_OK;
   return st->be.remove(st->self, pid, c);
+}
+
+int snap_delete_matching(snap_store *st, const char *pid, const snap_criteria *c) {
+  if (st == NULL || c == NULL)
+    return snap_error_set(SNAP_EINVAL, "delete: store or criteria is NULL");
+  uint64_t t0 = snap__obs_start(&st->obs);
+  int rc = delete_matching(st, pid, c);
+  snap__obs_op(&st->obs, t0, &(snap__op){SNAP_EVENT_DELETE, rc, pid, c->max_seq, 0, 0, 0, 0, 0});
+  return rc;
 }
 
 int snap_delete(snap_store *st, const char *pid, int64_t to_seq) {

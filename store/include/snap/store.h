@@ -16,6 +16,7 @@
 
 #include <stdint.h>
 
+#include "snap/observe.h"
 #include "snap/pipeline.h"
 
 #include "snap/export.h"

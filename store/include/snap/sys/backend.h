@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "snap/observe.h"
 #include "snap/store.h"
 
 #include "snap/export.h"
@@ -30,6 +31,19 @@ extern "C" {
 
 /** The ABI version this header describes. */
 #define SNAP_BACKEND_ABI_VERSION 2u
+
+/**
+ * Something a backend saw that the store's observer, metrics and log should
+ * know (snap_host.report, ABI version 2). Pointers are valid during the call.
+ */
+typedef struct snap_backend_report {
+  int kind;        /**< SNAP_EVENT_PRUNE, SNAP_EVENT_PRUNE_FAILED or SNAP_EVENT_BUSY_RETRY */
+  int status;      /**< SNAP_OK, or the failure's SNAP_E* code (PRUNE_FAILED, BUSY: SNAP_EBUSY) */
+  const char *pid; /**< the persistence id concerned, or NULL */
+  int64_t seq;     /**< the save that triggered a prune, or -1 */
+  uint64_t count;  /**< PRUNE: snapshots removed; BUSY_RETRY: waits so far for this call */
+  const char *detail; /**< a readable reason, or NULL */
+} snap_backend_report;
 
 /** Services the host offers a backend (valid from open() until close()). */
 typedef struct snap_host {
@@ -43,6 +57,15 @@ typedef struct snap_host {
   void *(*malloc)(size_t size);
   void *(*realloc)(void *ptr, size_t size);
   void (*free)(void *ptr);
+
+  /* ---- ABI version 2: check host->abi_version >= 2 before using these ---- */
+
+  /**
+   * Reports a prune (after its transaction committed), a failed prune, or a
+   * wait on a locked database. Quick; safe from any thread and with the
+   * backend's own locks held. Never calls back into the backend.
+   */
+  void (*report)(const struct snap_host *host, const snap_backend_report *r);
 } snap_host;
 
 /** One row to store (an element of the array passed to put()). */

@@ -1,0 +1,374 @@
+/* The built-in metrics: exact totals from many threads at once, the switch,
+ * the quantiles, and the Prometheus text checked by a small parser of the
+ * exposition format. Run under ThreadSanitizer by `make tsan` (label "threads"). */
+#include <ctype.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "criterion_or_tsan.h" /* plain Criterion, or its own runner under TSan */
+
+#include "snap/observe.h"
+#include "snap/store.h"
+#include "snap/sys/backend.h"
+
+enum { THREADS = 8, OPS = 10000, KEEP = 3 };
+
+typedef struct worker {
+  snap_store *st;
+  int id;
+  int failures;
+  uint64_t state_saved, state_loaded;
+} worker;
+
+static atomic_ulong observed[SNAP_EVENT_KIND_END];
+
+static void count_events(void *ud, const snap_event *ev) {
+  (void)ud;
+  atomic_fetch_add(&observed[ev->kind], 1);
+}
+
+/* Half saves, half loads of the thread's own pid: every load finds a snapshot. */
+static void *run(void *arg) {
+  worker *w = arg;
+  char pid[16], state[64];
+  snprintf(pid, sizeof pid, "t-%d", w->id);
+  for (int i = 0; i < OPS; i++) {
+    if (i % 2 == 0) {
+      int n = snprintf(state, sizeof state, "{\"t\":%d,\"i\":%d}", w->id, i);
+      if (snap_save(w->st, pid, i, SNAP_FORMAT_JSON, state, (size_t)n, NULL, NULL) != SNAP_OK)
+        w->failures++;
+      w->state_saved += (uint64_t)n;
+    } else {
+      snap_snapshot *s = NULL;
+      if (snap_load_latest(w->st, pid, NULL, &s) != SNAP_OK || s == NULL)
+        w->failures++;
+      else
+        w->state_loaded += s->len;
+      snap_snapshot_free(s);
+    }
+  }
+  return NULL;
+}
+
+Test(metrics, eight_threads_of_ten_thousand_operations_add_up_exactly) {
+  snap_store *st = NULL;
+  cr_assert_eq(snap_store_open_backend(&st, snap_backend_memory(), "{\"keep\": 3}"), SNAP_OK);
+  cr_assert_eq(snap_store_set_observer(st, count_events, NULL), SNAP_OK);
+  worker w[THREADS];
+  pthread_t t[THREADS];
+  for (int i = 0; i < THREADS; i++) {
+    w[i] = (worker){st, i, 0, 0, 0};
+    cr_assert_eq(pthread_create(&t[i], NULL, run, &w[i]), 0);
+  }
+  uint64_t saved = 0, loaded = 0;
+  for (int i = 0; i < THREADS; i++) {
+    pthread_join(t[i], NULL);
+    cr_assert_eq(w[i].failures, 0, "thread %d", i);
+    saved += w[i].state_saved;
+    loaded += w[i].state_loaded;
+  }
+  snap_metrics m;
+  cr_assert_eq(snap_store_metrics(st, &m), SNAP_OK);
+  const uint64_t saves = THREADS * OPS / 2, loads = THREADS * OPS / 2;
+  cr_assert_eq(m.ops[SNAP_OP_SAVE][0], saves);
+  cr_assert_eq(m.ops[SNAP_OP_LOAD][0], loads);
+  for (int i = 1; i < SNAP_METRICS_STATUSES; i++)
+    cr_assert_eq(m.ops[SNAP_OP_SAVE][i] + m.ops[SNAP_OP_LOAD][i], 0u, "no failures (slot %d)", i);
+  cr_assert_eq(m.latency[SNAP_OP_SAVE].count, saves);
+  cr_assert_eq(m.latency[SNAP_OP_LOAD].count, loads);
+  uint64_t in_buckets = 0;
+  for (int i = 0; i < SNAP_METRICS_BUCKETS; i++)
+    in_buckets += m.latency[SNAP_OP_LOAD].buckets[i];
+  cr_assert_eq(in_buckets, loads);
+  cr_assert_eq(m.state_bytes[SNAP_OP_SAVE], saved);
+  cr_assert_eq(m.state_bytes[SNAP_OP_LOAD], loaded);
+  cr_assert_gt(m.body_bytes[SNAP_OP_SAVE], saved, "plain bodies carry a frame");
+  /* Every save past the third of a pid prunes exactly one snapshot. */
+  const uint64_t prunes = THREADS * (OPS / 2 - KEEP);
+  cr_assert_eq(m.pruned, prunes);
+  cr_assert_eq(m.ops[SNAP_OP_PRUNE][0], prunes);
+  cr_assert_eq(atomic_load(&observed[SNAP_EVENT_SAVE]), saves);
+  cr_assert_eq(atomic_load(&observed[SNAP_EVENT_LOAD]), loads);
+  cr_assert_eq(atomic_load(&observed[SNAP_EVENT_PRUNE]), prunes);
+  snap_store_close(st);
+}
+
+Test(metrics, switching_them_off_stops_counting_and_keeps_the_counts) {
+  snap_store *st = NULL;
+  cr_assert_eq(snap_store_open_backend(&st, snap_backend_memory(), NULL), SNAP_OK);
+  cr_assert_eq(snap_save(st, "p", 1, SNAP_FORMAT_JSON, "1", 1, NULL, NULL), SNAP_OK);
+  cr_assert_eq(snap_store_set_metrics(st, 0), SNAP_OK);
+  cr_assert_eq(snap_save(st, "p", 2, SNAP_FORMAT_JSON, "1", 1, NULL, NULL), SNAP_OK);
+  snap_metrics m;
+  cr_assert_eq(snap_store_metrics(st, &m), SNAP_OK);
+  cr_assert_eq(m.ops[SNAP_OP_SAVE][0], 1u);
+  cr_assert_eq(snap_store_set_metrics(st, 1), SNAP_OK);
+  cr_assert_eq(snap_save(st, "p", 3, SNAP_FORMAT_JSON, "1", 1, NULL, NULL), SNAP_OK);
+  cr_assert_eq(snap_store_metrics(st, &m), SNAP_OK);
+  cr_assert_eq(m.ops[SNAP_OP_SAVE][0], 2u);
+  cr_assert_eq(snap_store_metrics(NULL, &m), SNAP_EINVAL);
+  cr_assert_eq(snap_store_metrics(st, NULL), SNAP_EINVAL);
+  cr_assert_eq(snap_store_set_metrics(NULL, 1), SNAP_EINVAL);
+  snap_store_close(st);
+}
+
+Test(metrics, errors_are_counted_by_code) {
+  snap_store *st = NULL;
+  cr_assert_eq(snap_store_open_backend(&st, snap_backend_memory(), NULL), SNAP_OK);
+  cr_assert_eq(snap_save(st, "p", 1, SNAP_FORMAT_JSON, "{", 1, NULL, NULL), SNAP_EFORMAT);
+  cr_assert_eq(snap_save(st, "p", -1, SNAP_FORMAT_JSON, "1", 1, NULL, NULL), SNAP_EINVAL);
+  cr_assert_eq(snap_save(st, "p", -2, SNAP_FORMAT_JSON, "1", 1, NULL, NULL), SNAP_EINVAL);
+  snap_metrics m;
+  cr_assert_eq(snap_store_metrics(st, &m), SNAP_OK);
+  cr_assert_eq(m.ops[SNAP_OP_SAVE][-SNAP_EFORMAT], 1u);
+  cr_assert_eq(m.ops[SNAP_OP_SAVE][-SNAP_EINVAL], 2u);
+  cr_assert_eq(m.ops[SNAP_OP_SAVE][0], 0u);
+  cr_assert_eq(snap_metrics_status_code(-SNAP_EFORMAT), SNAP_EFORMAT);
+  cr_assert_eq(snap_metrics_status_code(0), SNAP_OK);
+  snap_store_close(st);
+}
+
+Test(metrics, quantiles_interpolate_inside_the_log_buckets) {
+  snap_histogram h;
+  memset(&h, 0, sizeof h);
+  cr_assert_eq(snap_histogram_quantile(&h, 0.5), 0.0);
+  h.buckets[3] = 100; /* (4, 8] µs */
+  h.count = 100;
+  double p50 = snap_histogram_quantile(&h, 0.5);
+  cr_assert(p50 > 5.99 && p50 < 6.01, "p50 %g", p50);
+  h.buckets[10] = 100; /* (512, 1024] µs */
+  h.count = 200;
+  double p99 = snap_histogram_quantile(&h, 0.99);
+  cr_assert(p99 > 1000 && p99 <= 1024, "p99 %g", p99);
+  cr_assert(snap_histogram_quantile(&h, 0.25) <= 8.0);
+}
+
+/* ------------------------------------------------------------------------ */
+/* A small parser of the Prometheus text format (version 0.0.4)              */
+/* ------------------------------------------------------------------------ */
+
+#define MAX_FAMILIES 32
+
+typedef struct family {
+  char name[96];
+  char type[16];
+  int helped, samples;
+} family;
+
+typedef struct parsed {
+  family f[MAX_FAMILIES];
+  int nf;
+  char error[640];
+} parsed;
+
+static family *family_of(parsed *p, const char *name, bool create) {
+  for (int i = 0; i < p->nf; i++)
+    if (strcmp(p->f[i].name, name) == 0)
+      return &p->f[i];
+  if (!create || p->nf == MAX_FAMILIES)
+    return NULL;
+  family *f = &p->f[p->nf++];
+  memset(f, 0, sizeof *f);
+  snprintf(f->name, sizeof f->name, "%s", name);
+  return f;
+}
+
+static const char *metric_name(const char *s, char *out, size_t cap) {
+  size_t n = 0;
+  if (!(isalpha((unsigned char)*s) || *s == '_' || *s == ':'))
+    return NULL;
+  while ((isalnum((unsigned char)*s) || *s == '_' || *s == ':') && n + 1 < cap)
+    out[n++] = *s++;
+  out[n] = '\0';
+  return s;
+}
+
+/* The family a sample belongs to: histograms' _bucket/_sum/_count series included. */
+static family *sample_family(parsed *p, const char *name) {
+  family *f = family_of(p, name, false);
+  if (f)
+    return f;
+  static const char *const suffixes[] = {"_bucket", "_sum", "_count"};
+  for (int i = 0; i < 3; i++) {
+    size_t n = strlen(name), k = strlen(suffixes[i]);
+    if (n > k && strcmp(name + n - k, suffixes[i]) == 0) {
+      char base[96];
+      snprintf(base, sizeof base, "%.*s", (int)(n - k), name);
+      f = family_of(p, base, false);
+      if (f && strcmp(f->type, "histogram") == 0)
+        return f;
+    }
+  }
+  return NULL;
+}
+
+/* Parses the whole text; false with p->error on the first problem. */
+static bool parse(const char *text, parsed *p) {
+  memset(p, 0, sizeof *p);
+  const char *line = text;
+  int lineno = 0;
+  while (*line) {
+    lineno++;
+    const char *end = strchr(line, '\n');
+    if (!end) {
+      snprintf(p->error, sizeof p->error, "line %d: no final newline", lineno);
+      return false;
+    }
+    char buf[512];
+    snprintf(buf, sizeof buf, "%.*s", (int)(end - line), line);
+    line = end + 1;
+    char name[96];
+    if (strncmp(buf, "# HELP ", 7) == 0 || strncmp(buf, "# TYPE ", 7) == 0) {
+      const char *r = metric_name(buf + 7, name, sizeof name);
+      if (!r || *r != ' ') {
+        snprintf(p->error, sizeof p->error, "line %d: bad comment '%s'", lineno, buf);
+        return false;
+      }
+      family *f = family_of(p, name, true);
+      if (buf[2] == 'H') {
+        f->helped++;
+      } else {
+        snprintf(f->type, sizeof f->type, "%s", r + 1);
+        if (strcmp(f->type, "counter") && strcmp(f->type, "gauge") &&
+            strcmp(f->type, "histogram")) {
+          snprintf(p->error, sizeof p->error, "line %d: bad type '%s'", lineno, f->type);
+          return false;
+        }
+      }
+      continue;
+    }
+    const char *r = metric_name(buf, name, sizeof name);
+    if (!r) {
+      snprintf(p->error, sizeof p->error, "line %d: bad sample '%s'", lineno, buf);
+      return false;
+    }
+    if (*r == '{') {
+      r++;
+      while (*r != '}') {
+        char label[96];
+        r = metric_name(r, label, sizeof label);
+        if (!r || *r++ != '=' || *r++ != '"') {
+          snprintf(p->error, sizeof p->error, "line %d: bad label in '%s'", lineno, buf);
+          return false;
+        }
+        while (*r && *r != '"')
+          r += *r == '\\' ? 2 : 1;
+        if (*r++ != '"' || (*r != ',' && *r != '}')) {
+          snprintf(p->error, sizeof p->error, "line %d: bad label value in '%s'", lineno, buf);
+          return false;
+        }
+        if (*r == ',')
+          r++;
+      }
+      r++;
+    }
+    char *vend = NULL;
+    if (*r++ != ' ') {
+      snprintf(p->error, sizeof p->error, "line %d: no value in '%s'", lineno, buf);
+      return false;
+    }
+    (void)strtod(r, &vend);
+    if (vend == r || *vend != '\0') {
+      snprintf(p->error, sizeof p->error, "line %d: bad value in '%s'", lineno, buf);
+      return false;
+    }
+    family *f = sample_family(p, name);
+    if (!f || !f->type[0]) {
+      snprintf(p->error, sizeof p->error, "line %d: '%s' has no TYPE before it", lineno, name);
+      return false;
+    }
+    f->samples++;
+  }
+  return true;
+}
+
+/* The value of the sample whose line starts with `series` followed by a space. */
+static double value_of(const char *text, const char *series) {
+  size_t n = strlen(series);
+  for (const char *l = text; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+    if (strncmp(l, series, n) == 0 && l[n] == ' ')
+      return strtod(l + n + 1, NULL);
+  return -1;
+}
+
+Test(metrics, the_prometheus_text_parses_and_has_the_documented_names) {
+  snap_store *st = NULL;
+  cr_assert_eq(snap_store_open_backend(&st, snap_backend_memory(), "{\"keep\": 1}"), SNAP_OK);
+  for (int64_t seq = 1; seq <= 3; seq++)
+    cr_assert_eq(snap_save(st, "p", seq, SNAP_FORMAT_JSON, "[1,2]", 5, NULL, NULL), SNAP_OK);
+  cr_assert_eq(snap_save(st, "p", 4, SNAP_FORMAT_JSON, "{", 1, NULL, NULL), SNAP_EFORMAT);
+  snap_snapshot *s = NULL;
+  cr_assert_eq(snap_load_latest(st, "p", NULL, &s), SNAP_OK);
+  snap_snapshot_free(s);
+  snap_metrics m;
+  cr_assert_eq(snap_store_metrics(st, &m), SNAP_OK);
+  char *text = NULL;
+  size_t len = 0;
+  cr_assert_eq(snap_metrics_prometheus(&m, "store=\"orders\"", &text, &len), SNAP_OK);
+  cr_assert_eq(strlen(text), len);
+  parsed p;
+  cr_assert(parse(text, &p), "%s", p.error);
+  static const struct {
+    const char *name, *type;
+  } documented[] = {
+      {"snapstore_operations_total", "counter"},
+      {"snapstore_operation_duration_seconds", "histogram"},
+      {"snapstore_state_bytes_total", "counter"},
+      {"snapstore_body_bytes_total", "counter"},
+      {"snapstore_pruned_snapshots_total", "counter"},
+      {"snapstore_incidents_total", "counter"},
+      {"snapstore_executor_queue_depth", "gauge"},
+      {"snapstore_executor_queue_depth_max", "gauge"},
+      {"snapstore_executor_batch_saves", "histogram"},
+      {"snapstore_executor_request_duration_seconds", "histogram"},
+  };
+  cr_assert_eq(p.nf, (int)(sizeof documented / sizeof *documented), "families: %d", p.nf);
+  for (size_t i = 0; i < sizeof documented / sizeof *documented; i++) {
+    family *f = family_of(&p, documented[i].name, false);
+    cr_assert_not_null(f, "%s", documented[i].name);
+    cr_assert_str_eq(f->type, documented[i].type, "%s", documented[i].name);
+    cr_assert_eq(f->helped, 1, "%s", documented[i].name);
+    cr_assert_gt(f->samples, 0, "%s", documented[i].name);
+  }
+  cr_assert_eq(
+      value_of(text, "snapstore_operations_total{store=\"orders\",op=\"save\",status=\"ok\"}"),
+      3.0);
+  cr_assert_eq(
+      value_of(text, "snapstore_operations_total{store=\"orders\",op=\"save\",status=\"eformat\"}"),
+      1.0);
+  cr_assert_eq(
+      value_of(text, "snapstore_operations_total{store=\"orders\",op=\"load\",status=\"ok\"}"),
+      1.0);
+  cr_assert_eq(value_of(text, "snapstore_pruned_snapshots_total{store=\"orders\"}"), 2.0);
+  cr_assert_eq(value_of(text, "snapstore_state_bytes_total{store=\"orders\",op=\"save\"}"), 15.0);
+  /* The histogram is cumulative and its +Inf bucket is its count. */
+  cr_assert_eq(value_of(text, "snapstore_operation_duration_seconds_bucket{store=\"orders\",op="
+                              "\"save\",le=\"+Inf\"}"),
+               4.0);
+  cr_assert_eq(
+      value_of(text, "snapstore_operation_duration_seconds_count{store=\"orders\",op=\"save\"}"),
+      4.0);
+  cr_assert_eq(value_of(text, "snapstore_operation_duration_seconds_bucket{store=\"orders\",op="
+                              "\"load\",le=\"1e-06\"}") <= 1.0,
+               true);
+  snap_free(text);
+
+  /* Without labels, and refused labels. */
+  cr_assert_eq(snap_metrics_prometheus(&m, NULL, &text, NULL), SNAP_OK);
+  cr_assert(parse(text, &p), "%s", p.error);
+  cr_assert_eq(value_of(text, "snapstore_pruned_snapshots_total"), 2.0);
+  snap_free(text);
+  const char *bad[] = {"store",      "store=orders", "1x=\"a\"",  "a=\"b\",",
+                       "a=\"q\"q\"", "__a=\"b\"",    "a=\"x\ny\""};
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    text = (char *)1;
+    cr_assert_eq(snap_metrics_prometheus(&m, bad[i], &text, NULL), SNAP_EINVAL, "%s", bad[i]);
+    cr_assert_null(text);
+  }
+  cr_assert_eq(snap_metrics_prometheus(NULL, NULL, &text, NULL), SNAP_EINVAL);
+  snap_store_close(st);
+}
