@@ -313,9 +313,9 @@ Test(config, a_limit_from_the_document_is_enforced) {
 
 Test(config, executor_load_threads_is_a_bounded_integer) {
   snap_plugin *p;
-  cr_assert_eq(snap_plugin_open(&p, "{\"backend\": \"memory\", \"executor\": {\"load_threads\": 3}}",
-                                NULL),
-               SNAP_OK, "%s", snap_error_message());
+  cr_assert_eq(
+      snap_plugin_open(&p, "{\"backend\": \"memory\", \"executor\": {\"load_threads\": 3}}", NULL),
+      SNAP_OK, "%s", snap_error_message());
   cr_assert_not_null(snap_plugin_executor(p));
   snap_plugin_close(p);
   refused("{\"backend\": \"memory\", \"executor\": {\"load_threads\": 0}}", SNAP_ECONFIG,
@@ -324,4 +324,36 @@ Test(config, executor_load_threads_is_a_bounded_integer) {
           "executor.load_threads");
   refused("{\"backend\": \"memory\", \"executor\": {\"load_threads\": \"2\"}}", SNAP_ECONFIG,
           "executor.load_threads");
+}
+
+static uint64_t saves_counted(snap_plugin *p) {
+  snap_metrics m;
+  cr_assert_eq(snap_store_metrics(snap_plugin_store(p), &m), SNAP_OK);
+  return m.ops[SNAP_OP_SAVE][0];
+}
+
+Test(config, observe_defaults_to_metrics_on_and_can_switch_them_off) {
+  snap_plugin *p = NULL;
+  cr_assert_eq(snap_plugin_open(&p, "{\"backend\": \"memory\", \"executor\": false}", NULL),
+               SNAP_OK);
+  cr_assert_eq(snap_save(snap_plugin_store(p), "p", 1, SNAP_FORMAT_JSON, "1", 1, NULL, NULL),
+               SNAP_OK);
+  cr_assert_eq(saves_counted(p), 1u, "metrics are on without configuring anything");
+  snap_plugin_close(p);
+  cr_assert_eq(snap_plugin_open(&p,
+                                "{\"backend\": \"memory\", \"executor\": false,"
+                                " \"observe\": {\"metrics\": false, \"log\": \"off\"}}",
+                                NULL),
+               SNAP_OK, "%s", snap_error_message());
+  cr_assert_eq(snap_save(snap_plugin_store(p), "p", 1, SNAP_FORMAT_JSON, "1", 1, NULL, NULL),
+               SNAP_OK);
+  cr_assert_eq(saves_counted(p), 0u);
+  snap_plugin_close(p);
+  refused("{\"backend\": \"memory\", \"observe\": {\"log\": \"loud\"}}", SNAP_ECONFIG,
+          "observe.log");
+  refused("{\"backend\": \"memory\", \"observe\": {\"metrics\": 1}}", SNAP_ECONFIG,
+          "observe.metrics");
+  refused("{\"backend\": \"memory\", \"observe\": {\"trace\": true}}", SNAP_ECONFIG,
+          "observe.trace");
+  refused("{\"backend\": \"memory\", \"observe\": []}", SNAP_ECONFIG, "observe");
 }

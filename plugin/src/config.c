@@ -259,8 +259,48 @@ static int parse_executor(const cJSON *v, bool *enabled, snap_executor_config *c
   return SNAP_OK;
 }
 
+/* "observe": {"metrics": bool, "log": "off" | "error" | "warning" | "info"}; absent keys keep
+ * the store's defaults (metrics on, warnings to stderr). */
+typedef struct observe_cfg {
+  int metrics; /* -1: default */
+  int log;     /* -1: default, else a snap_log_level */
+} observe_cfg;
+
+static int parse_observe(const cJSON *v, observe_cfg *out) {
+  static const char *const keys[] = {"metrics", "log", NULL};
+  static const char *const levels[] = {"off", "error", "warning", "info"};
+  *out = (observe_cfg){-1, -1};
+  if (!v)
+    return SNAP_OK;
+  int rc;
+  if ((rc = want_object(v, "observe")) || (rc = check_keys(v, "observe", keys)))
+    return rc;
+  const cJSON *m = cJSON_GetObjectItemCaseSensitive(v, "metrics");
+  if (m && !cJSON_IsBool(m))
+    return snap_error_set(SNAP_ECONFIG, "observe.metrics: must be true or false");
+  if (m)
+    out->metrics = cJSON_IsTrue(m);
+  const cJSON *l = cJSON_GetObjectItemCaseSensitive(v, "log");
+  for (int i = 0; l && i < 4 && out->log < 0; i++)
+    if (cJSON_IsString(l) && strcmp(l->valuestring, levels[i]) == 0)
+      out->log = i;
+  if (l && out->log < 0)
+    return snap_error_set(SNAP_ECONFIG,
+                          "observe.log: must be \"off\", \"error\", \"warning\" or \"info\"");
+  return SNAP_OK;
+}
+
+static int apply_observe(snap_store *st, const observe_cfg *c) {
+  int rc = SNAP_OK;
+  if (c->metrics >= 0)
+    rc = snap_store_set_metrics(st, c->metrics);
+  if (rc == SNAP_OK && c->log >= 0)
+    rc = snap_store_set_log(st, (snap_log_level)c->log, NULL, NULL);
+  return rc;
+}
+
 static int open_doc(snap_plugin *p, const cJSON *doc, snap_keyring *keyring) {
-  static const char *const keys[] = {"backend", "config", "options", "executor", NULL};
+  static const char *const keys[] = {"backend", "config", "options", "executor", "observe", NULL};
   int rc;
   if ((rc = want_object(doc, "(document)")) || (rc = check_keys(doc, "", keys)))
     return rc;
@@ -275,6 +315,9 @@ static int open_doc(snap_plugin *p, const cJSON *doc, snap_keyring *keyring) {
   bool exec_on;
   snap_executor_config ecfg = SNAP_EXECUTOR_CONFIG_INIT;
   if ((rc = parse_executor(cJSON_GetObjectItemCaseSensitive(doc, "executor"), &exec_on, &ecfg)))
+    return rc;
+  observe_cfg obs;
+  if ((rc = parse_observe(cJSON_GetObjectItemCaseSensitive(doc, "observe"), &obs)))
     return rc;
   /* Options first: a bad option or key file must not leave a database behind. */
   if ((rc = parse_options(p, cJSON_GetObjectItemCaseSensitive(doc, "options"), keyring)))
@@ -294,7 +337,8 @@ static int open_doc(snap_plugin *p, const cJSON *doc, snap_keyring *keyring) {
       return snap_error_set(rc, "config: %s", msg);
     return snap_error_set(rc, "%s", msg);
   }
-  if ((rc = snap_store_set_default_options(p->store, p->options)))
+  if ((rc = snap_store_set_default_options(p->store, p->options)) ||
+      (rc = apply_observe(p->store, &obs)))
     return rc;
   if (exec_on && (rc = snap_executor_new(&p->executor, p->store, &ecfg)))
     return rc;

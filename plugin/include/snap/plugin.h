@@ -116,7 +116,8 @@ SNAP_API int snap_store_open(snap_store **out, const char *name, const char *con
  *                                 "context": "acme/prod/snapshots/v1"},
  *                  "max_stored_size": 16777216, "max_decoded_size": 67108864,
  *                  "accept_unauthenticated": false, "required": ["encryption"]},
- *      "executor": {"queue_capacity": 1024, "max_batch": 256}}
+ *      "executor": {"queue_capacity": 1024, "max_batch": 256},
+ *      "observe": {"metrics": true, "log": "warning"}}
  *
  * Keys never travel inside the document: encryption takes its key from a key
  * file (mode 0600 or stricter) or from the keyring given to snap_plugin_open().
