@@ -67,6 +67,10 @@ typedef struct shared {
   atomic_long state_bytes; /* state bytes of acknowledged saves */
   atomic_long stored_bytes;
   atomic_long rejected; /* transfers refused for lack of funds */
+  /* The child's store metrics, published twice-buffered: slot metrics_seq % 2
+   * is complete, so a SIGKILL in the middle of a copy leaves the other intact. */
+  atomic_long metrics_seq;
+  snap_metrics metrics[2];
 } shared;
 
 static shared *stats;
@@ -357,6 +361,13 @@ static uint64_t next_rand(void) { /* xorshift64*: deterministic across runs */
   return rng * 2685821657736338717ull;
 }
 
+/* Copies the store's metrics where the parent can read them after the crash. */
+static void publish_metrics(const snap_store *st) {
+  long next = atomic_load(&stats->metrics_seq) + 1;
+  snap_store_metrics(st, &stats->metrics[next % 2]);
+  atomic_store(&stats->metrics_seq, next);
+}
+
 /* The child: runs the system until the parent kills it. */
 static void run_system(const char *config, const char *journal_path) {
   journal j;
@@ -385,6 +396,8 @@ static void run_system(const char *config, const char *journal_path) {
     tell(i, MSG_DEPOSIT, INITIAL_DEPOSIT, -1, ++xfer);
   /* Commands until killed; the bound only matters if the parent never kills. */
   for (long n = 0; n < 100000000L; n++) {
+    if (n % 2000 == 0)
+      publish_metrics(snap_plugin_store(plugin));
     while (atomic_load(&sys.in_flight) > MAX_IN_FLIGHT) {
       struct timespec ts = {0, 200000};
       nanosleep(&ts, NULL);
@@ -484,6 +497,41 @@ static int write_key_file(const char *path) {
   sodium_memzero(hex, sizeof hex);
   close(fd);
   return w == 64 ? 0 : -1;
+}
+
+/* A latency quantile in readable units. */
+static const char *latency(const snap_histogram *h, double q, char *buf, size_t cap) {
+  double us = snap_histogram_quantile(h, q);
+  if (us >= 1000)
+    snprintf(buf, cap, "%.1f ms", us / 1000);
+  else
+    snprintf(buf, cap, "%.0f us", us);
+  return buf;
+}
+
+static uint64_t failures(const snap_metrics *m, int op) {
+  uint64_t n = 0;
+  for (int i = 1; i < SNAP_METRICS_STATUSES; i++)
+    n += m->ops[op][i];
+  return n;
+}
+
+/* The store's own metrics: the run (as last published before the crash) and the recovery. */
+static void print_metrics(const snap_metrics *run, const snap_metrics *rec_m) {
+  char a[32], b[32];
+  const snap_histogram *sl = &run->latency[SNAP_OP_SAVE], *ll = &rec_m->latency[SNAP_OP_LOAD];
+  printf("  store metrics, run       %" PRIu64 " saves ok, %" PRIu64 " failed, in %" PRIu64
+         " transactions; commit p50 %s, p99 %s\n",
+         run->ops[SNAP_OP_SAVE][0], failures(run, SNAP_OP_SAVE), run->ops[SNAP_OP_BATCH][0],
+         latency(sl, 0.50, a, sizeof a), latency(sl, 0.99, b, sizeof b));
+  printf("  store metrics, recovery  %" PRIu64 " loads ok, %" PRIu64 " failed; load p50 %s, p99 %s"
+         "\n",
+         rec_m->ops[SNAP_OP_LOAD][0], failures(rec_m, SNAP_OP_LOAD), latency(ll, 0.50, a, sizeof a),
+         latency(ll, 0.99, b, sizeof b));
+  uint64_t raw = run->state_bytes[SNAP_OP_SAVE], stored = run->body_bytes[SNAP_OP_SAVE];
+  printf("  store metrics, bytes     %" PRIu64 " of state saved as %" PRIu64
+         " stored: compression saved %.0f %%; %" PRIu64 " old snapshots pruned\n",
+         raw, stored, raw ? 100.0 * (1.0 - (double)stored / (double)raw) : 0.0, run->pruned);
 }
 
 int main(int argc, char **argv) {
@@ -653,6 +701,8 @@ int main(int argc, char **argv) {
     leak |= file_contains(snap_path, needles[i]) || file_contains(wal_path, needles[i]);
   long db_bytes = file_size(snap_path), wal_bytes = file_size(wal_path);
 
+  snap_metrics recovery_metrics;
+  snap_store_metrics(snap_plugin_store(plugin), &recovery_metrics);
   snap_plugin_close(plugin);
   journal_close(&j);
 
@@ -677,6 +727,7 @@ int main(int argc, char **argv) {
          conserved ? "yes" : "NO", total, deposits);
   printf("  plaintext in snapshot db %s (searched db and wal for \"%s\", \"Lovelace\", ...)\n",
          leak ? "FOUND" : "none", probe);
+  print_metrics(&stats->metrics[atomic_load(&stats->metrics_seq) % 2], &recovery_metrics);
   free(replay);
   free(rec);
   bool ok = !wrong && conserved && !leak && from_snapshots > 0;
