@@ -98,6 +98,19 @@ SNAP_API int snap_store_list(snap_store *st, const char *pid, const char *after_
 /** Frees a page's entries and resets it to empty. NULL is a no-op. */
 SNAP_API void snap_entry_page_dispose(snap_entry_page *page);
 
+/**
+ * Decodes a body found by snap_store_list() for (pid, seq) exactly as a load
+ * of it would: with the call's `opts` (may be NULL) over the per-pid resolver,
+ * the store's defaults and configuration, restricted to what the backend
+ * supports. The state replaces `out`'s content; `*fmt` and `*stages` (may be
+ * NULL) receive its format and stages. No fallback: this one body.
+ * Errors: those of snap_body_decode() (SNAP_ECORRUPT, SNAP_EFORMAT, SNAP_EAUTH,
+ * SNAP_ENOKEY, SNAP_ETOOBIG, ...), SNAP_EINVAL.
+ */
+SNAP_API int snap_store_decode(snap_store *st, const char *pid, int64_t seq, const void *body,
+                               size_t body_len, const snap_options *opts, snap_buf *out,
+                               snap_format *fmt, unsigned *stages);
+
 /* ------------------------------------------------------------------------ */
 /* Re-encoding in place                                                      */
 /* ------------------------------------------------------------------------ */

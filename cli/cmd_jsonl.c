@@ -1,0 +1,366 @@
+/* snapctl export and import: snapshots as JSON Lines, one object a line:
+ *   {"pid": "...", "seq": N, "timestamp": N, "format": "json" | "msgpack",
+ *    "state": <the JSON state>} or {..., "state_base64": "..."}.
+ * A JSON state is written inline only when its bytes are exactly its own
+ * compact form (what import will store), so export | import is byte-exact. */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+#include <sodium.h>
+
+#include "snapctl.h"
+
+/* Integers in a JSON document are doubles: 2^53 is the last exact one. */
+#define JSON_INT_MAX 9007199254740992.0
+
+/* ---- export --------------------------------------------------------------- */
+
+typedef struct export_ctx {
+  ctl *c;
+  FILE *out;
+  snap_buf state;
+  char *b64;
+  size_t b64_cap;
+  uint64_t written, failed;
+  ctl_progress prog;
+} export_ctx;
+
+/* Writes the state inline when it is exactly its own compact JSON form. */
+static bool write_inline(FILE *out, const snap_buf *state) {
+  if (state->len == 0)
+    return false;
+  cJSON *j = cJSON_ParseWithLength((const char *)state->data, state->len);
+  char *compact = j ? cJSON_PrintUnformatted(j) : NULL;
+  bool same =
+      compact && strlen(compact) == state->len && memcmp(compact, state->data, state->len) == 0;
+  if (same)
+    fprintf(out, ",\"state\":%s}\n", compact);
+  cJSON_free(compact);
+  cJSON_Delete(j);
+  return same;
+}
+
+static int write_base64(export_ctx *x, const snap_buf *state) {
+  size_t need = sodium_base64_ENCODED_LEN(state->len, sodium_base64_VARIANT_ORIGINAL);
+  if (need > x->b64_cap) {
+    char *g = realloc(x->b64, need);
+    if (g == NULL)
+      return snap_error_set(SNAP_ENOMEM, "out of memory for a state of %zu bytes", state->len);
+    x->b64 = g;
+    x->b64_cap = need;
+  }
+  sodium_bin2base64(x->b64, need, state->data, state->len, sodium_base64_VARIANT_ORIGINAL);
+  fprintf(x->out, ",\"state_base64\":\"%s\"}\n", x->b64);
+  return SNAP_OK;
+}
+
+static int export_page(void *ud, snap_entry_page *page) {
+  export_ctx *x = ud;
+  for (size_t i = 0; i < page->n; i++) {
+    const snap_entry *e = &page->entries[i];
+    snap_format fmt = SNAP_FORMAT_JSON;
+    int rc = snap_store_decode(x->c->st, e->pid, e->seq, e->body, e->stored_len, NULL, &x->state,
+                               &fmt, NULL);
+    if (rc != SNAP_OK) {
+      x->failed++;
+      ctl_report_body(e->pid, e->seq, rc);
+      continue;
+    }
+    fputs("{\"pid\":", x->out);
+    ctl_print_pid(x->out, e->pid);
+    fprintf(x->out, ",\"seq\":%" PRId64 ",\"timestamp\":%" PRId64 ",\"format\":\"%s\"", e->seq,
+            e->timestamp, ctl_format_name(fmt));
+    if (!(fmt == SNAP_FORMAT_JSON && write_inline(x->out, &x->state)) &&
+        (rc = write_base64(x, &x->state)) != SNAP_OK)
+      return rc;
+    x->written++;
+  }
+  ctl_progress_add(&x->prog, page->n);
+  return ferror(x->out) ? snap_error_set(SNAP_EIO, "cannot write the output") : 0;
+}
+
+int cmd_export(ctl *c, int argc, char **argv) {
+  const char *out_path = NULL;
+  const ctl_opt opts[] = {{"--out", &out_path, NULL}, {NULL, NULL, NULL}};
+  const char *pos[1];
+  int npos, rc = ctl_begin(c, argc, argv, opts, pos, 0, 0, &npos);
+  if (rc >= 0)
+    return rc;
+  export_ctx x;
+  memset(&x, 0, sizeof x);
+  x.c = c;
+  x.out = stdout;
+  if (out_path != NULL && (x.out = fopen(out_path, "wx")) == NULL)
+    return ctl_fail(EXIT_USAGE, "export: cannot create '%s' (it must not exist)", out_path);
+  int s = ctl_progress_counted(&x.prog, "export", c);
+  if (s == SNAP_OK)
+    s = ctl_sweep(c->st, NULL, true, export_page, &x);
+  ctl_progress_end(&x.prog);
+  snap_buf_dispose(&x.state);
+  free(x.b64);
+  if (out_path != NULL && fclose(x.out) != 0 && s == SNAP_OK)
+    s = snap_error_set(SNAP_EIO, "cannot write '%s'", out_path);
+  if (s != SNAP_OK)
+    return ctl_fail(EXIT_FOUND, "export: %s", ctl_error(s));
+  if (!c->quiet)
+    fprintf(stderr, "export: %" PRIu64 " snapshots written, %" PRIu64 " could not be decoded\n",
+            x.written, x.failed);
+  return x.failed ? EXIT_FOUND : EXIT_OK;
+}
+
+/* ---- import --------------------------------------------------------------- */
+
+/* One snapshot read from a line (owned strings). */
+typedef struct jl_rec {
+  char *pid;
+  int64_t seq, timestamp;
+  snap_format format;
+  uint8_t *state;
+  size_t len;
+} jl_rec;
+
+static void rec_dispose(jl_rec *r) {
+  free(r->pid);
+  free(r->state);
+  memset(r, 0, sizeof *r);
+}
+
+static bool get_int(const cJSON *v, int64_t *out) {
+  if (!cJSON_IsNumber(v))
+    return false;
+  double d = v->valuedouble;
+  if (!(d >= 0 && d <= JSON_INT_MAX) || d != (double)(int64_t)d)
+    return false;
+  *out = (int64_t)d;
+  return true;
+}
+
+/* Parses and checks one line; on failure `err` says why. */
+static bool parse_line(const char *line, size_t len, jl_rec *r, char *err, size_t errn) {
+  memset(r, 0, sizeof *r);
+  if (memchr(line, '\0', len) != NULL) {
+    snprintf(err, errn, "a NUL byte inside the line");
+    return false;
+  }
+  const char *end = NULL;
+  cJSON *o = cJSON_ParseWithLengthOpts(line, len, &end, false);
+  if (o == NULL || !cJSON_IsObject(o)) {
+    snprintf(err, errn, "not a JSON object%s", o ? "" : " (malformed JSON)");
+    cJSON_Delete(o);
+    return false;
+  }
+  for (const char *p = end; p < line + len; p++)
+    if (*p != ' ' && *p != '\t' && *p != '\r') {
+      snprintf(err, errn, "bytes after the JSON object");
+      cJSON_Delete(o);
+      return false;
+    }
+  static const char *const keys[] = {"pid", "seq", "timestamp", "format", "state", "state_base64"};
+  const cJSON *f[6] = {0};
+  bool ok = true;
+  for (const cJSON *it = o->child; it && ok; it = it->next) {
+    size_t k = 0;
+    while (k < 6 && strcmp(it->string, keys[k]) != 0)
+      k++;
+    if (k == 6)
+      ok = snprintf(err, errn, "unknown key '%s'", it->string) < 0;
+    else if (f[k] != NULL)
+      ok = snprintf(err, errn, "duplicate key '%s'", it->string) < 0;
+    else
+      f[k] = it;
+  }
+  if (ok && (!cJSON_IsString(f[0]) || snap_pid_check(f[0]->valuestring) != SNAP_OK))
+    ok = snprintf(err, errn, "\"pid\" missing or not a valid persistence id") < 0;
+  if (ok && !get_int(f[1], &r->seq))
+    ok = snprintf(err, errn, "\"seq\" missing or not an integer in [0, 2^53]") < 0;
+  if (ok && !get_int(f[2], &r->timestamp))
+    ok = snprintf(err, errn, "\"timestamp\" missing or not an integer in [0, 2^53]") < 0;
+  if (ok) {
+    if (cJSON_IsString(f[3]) && strcmp(f[3]->valuestring, "json") == 0)
+      r->format = SNAP_FORMAT_JSON;
+    else if (cJSON_IsString(f[3]) && strcmp(f[3]->valuestring, "msgpack") == 0)
+      r->format = SNAP_FORMAT_MSGPACK;
+    else
+      ok = snprintf(err, errn, "\"format\" missing or not \"json\" or \"msgpack\"") < 0;
+  }
+  if (ok && (f[4] != NULL) == (f[5] != NULL))
+    ok = snprintf(err, errn, "exactly one of \"state\" and \"state_base64\" is needed") < 0;
+  if (ok && f[4] != NULL) {
+    char *text = r->format == SNAP_FORMAT_JSON ? cJSON_PrintUnformatted(f[4]) : NULL;
+    if (r->format != SNAP_FORMAT_JSON)
+      ok = snprintf(err, errn, "a msgpack state must be given as \"state_base64\"") < 0;
+    else if (text == NULL)
+      ok = snprintf(err, errn, "out of memory") < 0;
+    else {
+      r->len = strlen(text);
+      r->state = malloc(r->len + 1);
+      if (r->state)
+        memcpy(r->state, text, r->len);
+      else
+        ok = snprintf(err, errn, "out of memory") < 0;
+    }
+    cJSON_free(text);
+  } else if (ok) {
+    const char *b64 = cJSON_IsString(f[5]) ? f[5]->valuestring : NULL;
+    size_t blen = b64 ? strlen(b64) : 0;
+    r->state = malloc(blen / 4 * 3 + 3);
+    if (b64 == NULL)
+      ok = snprintf(err, errn, "\"state_base64\" is not a string") < 0;
+    else if (r->state == NULL)
+      ok = snprintf(err, errn, "out of memory") < 0;
+    else if (sodium_base642bin(r->state, blen / 4 * 3 + 3, b64, blen, NULL, &r->len, NULL,
+                               sodium_base64_VARIANT_ORIGINAL) != 0)
+      ok = snprintf(err, errn, "\"state_base64\" is not valid base64") < 0;
+  }
+  if (ok && snap_payload_validate(r->format, r->state, r->len) != SNAP_OK)
+    ok = snprintf(err, errn, "the state is not valid %s: %s", ctl_format_name(r->format),
+                  snap_error_message()) < 0;
+  if (ok && (r->pid = strdup(f[0]->valuestring)) == NULL)
+    ok = snprintf(err, errn, "out of memory") < 0;
+  cJSON_Delete(o);
+  if (!ok)
+    rec_dispose(r);
+  return ok;
+}
+
+#define MAX_REPORTED 20
+
+/* Pass 1: checks every line of `in`, copying it to `spool` when not NULL. */
+static uint64_t check_all(FILE *in, FILE *spool, const char *name, uint64_t *lines) {
+  char *line = NULL, err[512];
+  size_t cap = 0;
+  ssize_t n;
+  uint64_t bad = 0;
+  *lines = 0;
+  while ((n = getline(&line, &cap, in)) > 0) {
+    ++*lines;
+    if (spool)
+      fwrite(line, 1, (size_t)n, spool);
+    size_t len = (size_t)n;
+    if (line[len - 1] == '\n')
+      len--;
+    if (len == 0)
+      continue; /* blank lines carry nothing */
+    jl_rec r;
+    if (parse_line(line, len, &r, err, sizeof err)) {
+      rec_dispose(&r);
+      continue;
+    }
+    if (bad++ < MAX_REPORTED)
+      fprintf(stderr, "snapctl: import: %s: line %" PRIu64 ": %s\n", name, *lines, err);
+  }
+  free(line);
+  return bad;
+}
+
+typedef struct import_ctx {
+  ctl *c;
+  jl_rec recs[CTL_PAGE];
+  uint64_t line_of[CTL_PAGE];
+  snap_save_req reqs[CTL_PAGE];
+  int status[CTL_PAGE];
+  size_t n;
+  uint64_t stored, failed;
+} import_ctx;
+
+static void flush_batch(import_ctx *x, const char *name) {
+  if (x->n == 0)
+    return;
+  for (size_t i = 0; i < x->n; i++) {
+    jl_rec *r = &x->recs[i];
+    x->reqs[i] = (snap_save_req){r->pid, r->seq, r->timestamp, r->format, r->state, r->len, NULL};
+  }
+  (void)snap_save_batch(x->c->st, x->reqs, x->n, x->status, NULL);
+  for (size_t i = 0; i < x->n; i++) {
+    if (x->status[i] == SNAP_OK)
+      x->stored++;
+    else {
+      x->failed++;
+      fprintf(stderr, "snapctl: import: %s: line %" PRIu64 ": not stored: %s\n", name,
+              x->line_of[i], snap_strerror(x->status[i]));
+    }
+    rec_dispose(&x->recs[i]);
+  }
+  x->n = 0;
+}
+
+int cmd_import(ctl *c, int argc, char **argv) {
+  const char *pos[1];
+  int npos, rc = ctl_args(c, argc, argv, NULL, pos, 0, 1, &npos);
+  if (rc >= 0)
+    return rc;
+  const char *name = npos ? pos[0] : "(stdin)";
+  FILE *in = npos && strcmp(pos[0], "-") != 0 ? fopen(pos[0], "rb") : stdin;
+  if (in == NULL)
+    return ctl_fail(EXIT_USAGE, "import: cannot read '%s'", pos[0]);
+  /* Stdin cannot be read twice: it is spooled during the check. */
+  FILE *spool = in == stdin ? tmpfile() : NULL;
+  if (in == stdin && spool == NULL)
+    return ctl_fail(EXIT_USAGE, "import: cannot create a temporary file to hold stdin");
+  uint64_t lines;
+  uint64_t bad = check_all(in, spool, name, &lines);
+  bool read_err = ferror(in) != 0;
+  if (in != stdin)
+    rewind(in);
+  FILE *src = spool ? spool : in;
+  if (spool)
+    rewind(spool);
+  if (read_err || bad > 0) {
+    if (bad > MAX_REPORTED)
+      fprintf(stderr, "snapctl: import: %" PRIu64 " more bad lines not shown\n",
+              bad - MAX_REPORTED);
+    if (src != stdin)
+      fclose(src);
+    if (in != stdin && in != src)
+      fclose(in);
+    if (read_err)
+      return ctl_fail(EXIT_USAGE, "import: cannot read '%s'", name);
+    return ctl_fail(EXIT_USAGE, "import: %" PRIu64 " of %" PRIu64 " lines are bad; nothing stored",
+                    bad, lines);
+  }
+  if ((rc = ctl_open(c)) != EXIT_OK) {
+    fclose(src);
+    return rc;
+  }
+  import_ctx *x = calloc(1, sizeof *x);
+  if (x == NULL) {
+    fclose(src);
+    return ctl_fail(EXIT_FOUND, "import: out of memory");
+  }
+  x->c = c;
+  ctl_progress prog;
+  ctl_progress_start(&prog, "import", lines, c->quiet);
+  char *line = NULL, err[512];
+  size_t cap = 0;
+  ssize_t n;
+  uint64_t lineno = 0;
+  while ((n = getline(&line, &cap, src)) > 0) {
+    lineno++;
+    size_t len = (size_t)n;
+    if (line[len - 1] == '\n')
+      len--;
+    ctl_progress_add(&prog, 1);
+    if (len == 0)
+      continue;
+    if (!parse_line(line, len, &x->recs[x->n], err, sizeof err)) {
+      /* Checked already: only a change of the file in between gets here. */
+      x->failed++;
+      fprintf(stderr, "snapctl: import: %s: line %" PRIu64 ": %s\n", name, lineno, err);
+      continue;
+    }
+    x->line_of[x->n++] = lineno;
+    if (x->n == CTL_PAGE)
+      flush_batch(x, name);
+  }
+  flush_batch(x, name);
+  ctl_progress_end(&prog);
+  free(line);
+  fclose(src);
+  uint64_t stored = x->stored, failed = x->failed;
+  free(x);
+  if (!c->quiet)
+    fprintf(stderr, "import: %" PRIu64 " snapshots stored, %" PRIu64 " failed\n", stored, failed);
+  return failed ? EXIT_FOUND : EXIT_OK;
+}

@@ -1,0 +1,85 @@
+/* snapctl: opening the store of a plugin configuration document. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "snapctl.h"
+
+/* Reads a whole file into a NUL-terminated malloc'd string. */
+static int read_file(const char *path, char **out) {
+  *out = NULL;
+  FILE *f = fopen(path, "rb");
+  if (f == NULL)
+    return ctl_fail(EXIT_USAGE, "cannot read the configuration '%s': %s", path, strerror(errno));
+  size_t cap = 4096, n = 0;
+  char *buf = malloc(cap);
+  size_t got;
+  while (buf && (got = fread(buf + n, 1, cap - n - 1, f)) > 0) {
+    n += got;
+    if (cap - n - 1 == 0) {
+      char *g = realloc(buf, cap * 2);
+      if (g == NULL) {
+        free(buf);
+        buf = NULL;
+        break;
+      }
+      buf = g;
+      cap *= 2;
+    }
+  }
+  bool err = ferror(f) != 0;
+  fclose(f);
+  if (buf == NULL || err) {
+    free(buf);
+    return ctl_fail(EXIT_USAGE, "cannot read the configuration '%s'", path);
+  }
+  buf[n] = '\0';
+  *out = buf;
+  return EXIT_OK;
+}
+
+int ctl_open_config(const char *path, snap_plugin **out) {
+  *out = NULL;
+  char *text;
+  int rc = read_file(path, &text);
+  if (rc != EXIT_OK)
+    return rc;
+  /* snapctl calls the store directly: it needs no executor thread. The
+   * document is otherwise passed as it is, so its checks all apply. */
+  cJSON *doc = cJSON_Parse(text);
+  if (doc != NULL && cJSON_IsObject(doc)) {
+    cJSON_DeleteItemFromObjectCaseSensitive(doc, "executor");
+    cJSON_AddItemToObject(doc, "executor", cJSON_CreateFalse());
+    char *printed = cJSON_PrintUnformatted(doc);
+    if (printed != NULL) {
+      free(text);
+      text = printed;
+    }
+  }
+  cJSON_Delete(doc);
+  int s = snap_plugin_open(out, text, NULL);
+  free(text);
+  if (s != SNAP_OK)
+    return ctl_fail(EXIT_USAGE, "configuration '%s': %s", path, ctl_error(s));
+  return EXIT_OK;
+}
+
+int ctl_open(ctl *c) {
+  if (c->config_path == NULL)
+    return ctl_usage(c, "no configuration: give --config FILE (or set SNAPCTL_CONFIG)");
+  int rc = ctl_open_config(c->config_path, &c->plugin);
+  if (rc != EXIT_OK)
+    return rc;
+  c->st = snap_plugin_store(c->plugin);
+  c->opts = snap_plugin_options(c->plugin);
+  return EXIT_OK;
+}
+
+void ctl_close(ctl *c) {
+  snap_plugin_close(c->plugin);
+  c->plugin = NULL;
+  c->st = NULL;
+  c->opts = NULL;
+}

@@ -1,0 +1,225 @@
+/* snapctl: the command table, argument parsing and help. Each command lives
+ * in its own file; this one only finds it and runs it. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "snapctl.h"
+
+static const ctl_cmd commands[] = {
+    {"ls", "[PID] [--json]", "list the pids, or the snapshots of one pid",
+     "Without PID, lists every persistence id, one a line. With PID, lists its\n"
+     "snapshots: seq, timestamp, format, state and stored sizes, stages and key\n"
+     "version, read from the frame headers without decoding anything.\n"
+     "  --json   one JSON array on stdout instead of a table\n"
+     "Exit 1 when PID has no snapshot.",
+     cmd_ls},
+    {"show", "PID [SEQ] [--raw]", "print a snapshot's state as JSON",
+     "Loads the newest snapshot of PID (or the one at SEQ) with the configured\n"
+     "keys and prints its state as pretty JSON, whichever format it was stored in.\n"
+     "  --raw    write the state's bytes unchanged instead\n"
+     "Exit 1 when there is no such snapshot or it cannot be decoded.",
+     cmd_show},
+    {"verify", "", "decode every body with the configured keys",
+     "Decodes every stored body (not only the newest of each pid) with the\n"
+     "configured keys and options, and reports each failure on stdout as\n"
+     "'PID SEQ KIND: detail' (KIND: corrupt, format, auth, nokey, toobig, ...),\n"
+     "then a summary on stderr. Exit 1 when any body fails.",
+     cmd_verify},
+    {"stats", "[--json]", "counts, sizes, key versions and stage sets",
+     "Snapshots, pids, state and stored bytes, the compression ratio, and the\n"
+     "number of bodies per key version and per stage set, from the frame headers.\n"
+     "  --json   one JSON object on stdout",
+     cmd_stats},
+    {"rekey", "[--dry-run] [--force]", "re-encrypt every body not under the active key",
+     "Re-encodes every body that is not authenticated the way a save would now\n"
+     "write it: under another key version (re-encryption), in plaintext (first\n"
+     "encryption, or the MAC when only integrity is configured). States, formats\n"
+     "and timestamps are kept. Bodies are replaced in batches, each only if it is\n"
+     "still the body that was read: a concurrent newer save wins, a concurrent\n"
+     "delete stays deleted. Killed at any point, a new run continues: bodies\n"
+     "already under the active key are skipped without decoding. Plaintext bodies\n"
+     "are read only with \"accept_unauthenticated\": true in the configuration.\n"
+     "  --dry-run  count what would be rewritten, change nothing\n"
+     "  --force    re-encode every body, even those already current\n"
+     "Exit 1 when a body could not be rewritten (reported like verify).",
+     cmd_rekey},
+    {"copy", "--to CONFIG2", "copy every snapshot to another store, then verify the copy",
+     "Copies every snapshot to the store of the configuration CONFIG2 (another\n"
+     "file, another backend) with its pid, seq, timestamp and body exactly as\n"
+     "stored; nothing is decoded, so the target needs the same keys to read them.\n"
+     "Rows already identical in the target are skipped, so an interrupted copy\n"
+     "is resumed by running it again. Then every source row is compared with the\n"
+     "target. Retention is not applied to the copy. Exit 1 on any difference.",
+     cmd_copy},
+    {"export", "[--out FILE]", "write every snapshot as JSON Lines",
+     "One JSON object a line: {\"pid\", \"seq\", \"timestamp\", \"format\", and\n"
+     "\"state\" (the JSON state itself) or \"state_base64\" (msgpack states, and\n"
+     "JSON states whose bytes are not their own compact form)}. States are\n"
+     "decoded with the configured keys. Writes to stdout unless --out.",
+     cmd_export},
+    {"import", "[FILE]", "store the snapshots of a JSON Lines file",
+     "Reads lines as written by export (FILE, or stdin) and saves each with the\n"
+     "configured options, keeping pid, seq and timestamp. Every line is checked\n"
+     "first; if any is bad, each bad line is reported with its number and nothing\n"
+     "at all is stored (exit 2). Retention (keep) applies as to any save.",
+     cmd_import},
+    {"backup", "FILE", "consistent online copy of the store to a new file",
+     "Writes a consistent copy of the live store to FILE (which must not exist)\n"
+     "with the backend's online backup (SQLite's backup API). Point a\n"
+     "configuration's path at FILE to use it; 'verify' passes on it.",
+     cmd_backup},
+    {"delete", "PID [--to SEQ]", "delete the snapshots of a pid",
+     "Deletes every snapshot of PID, or those with seq <= SEQ. Exit 1 when PID\n"
+     "has no snapshot to delete.",
+     cmd_delete},
+};
+#define NCOMMANDS (sizeof commands / sizeof commands[0])
+
+static void tool_help(FILE *f) {
+  fprintf(f, "usage: snapctl [--config FILE] [--quiet] COMMAND [ARGS]\n\n"
+             "The operator's tool of snapstore. FILE is the plugin configuration document\n"
+             "(docs/PLUGIN.md); keys come from the key files it names.\n\nCommands:\n");
+  for (size_t i = 0; i < NCOMMANDS; i++)
+    fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
+  fprintf(f, "\nCommon options: --config FILE (or $SNAPCTL_CONFIG), --quiet (no progress),\n"
+             "--help. 'snapctl COMMAND --help' describes a command.\n"
+             "Exit status: 0 ok, 1 problems found or the operation failed, 2 usage,\n"
+             "configuration or input error.\n");
+}
+
+static void cmd_help(const ctl_cmd *cmd) {
+  printf("usage: snapctl %s [--config FILE] [--quiet] %s\n\n%s\n", cmd->name, cmd->synopsis,
+         cmd->help);
+}
+
+int ctl_usage(ctl *c, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fprintf(stderr, "snapctl%s%s: ", c->cmd ? " " : "", c->cmd ? c->cmd->name : "");
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  fprintf(stderr, "\nTry 'snapctl %s--help'.\n", c->cmd ? c->cmd->name : "");
+  if (c->cmd)
+    fprintf(stderr, "usage: snapctl %s %s\n", c->cmd->name, c->cmd->synopsis);
+  return EXIT_USAGE;
+}
+
+/* A common option at argv[*i]; returns 1 if consumed, 0 if not, or -(exit+1). */
+static int common_opt(ctl *c, int argc, char **argv, int *i) {
+  const char *a = argv[*i];
+  if (strcmp(a, "--config") == 0) {
+    if (*i + 1 >= argc)
+      return -(ctl_usage(c, "--config needs a file") + 1);
+    c->config_path = argv[++*i];
+    return 1;
+  }
+  if (strncmp(a, "--config=", 9) == 0) {
+    c->config_path = a + 9;
+    return 1;
+  }
+  if (strcmp(a, "--quiet") == 0 || strcmp(a, "-q") == 0) {
+    c->quiet = true;
+    return 1;
+  }
+  return 0;
+}
+
+int ctl_args(ctl *c, int argc, char **argv, const ctl_opt *opts, const char **pos, int min_pos,
+             int max_pos, int *npos) {
+  *npos = 0;
+  bool only_pos = false;
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    if (!only_pos && strcmp(a, "--") == 0) {
+      only_pos = true;
+      continue;
+    }
+    if (!only_pos && a[0] == '-' && a[1] != '\0') {
+      if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+        cmd_help(c->cmd);
+        return EXIT_OK;
+      }
+      int r = common_opt(c, argc, argv, &i);
+      if (r < 0)
+        return -r - 1;
+      if (r > 0)
+        continue;
+      const ctl_opt *o = opts;
+      size_t eq = strcspn(a, "=");
+      for (; o && o->name; o++)
+        if (strlen(o->name) == eq && strncmp(a, o->name, eq) == 0)
+          break;
+      if (!o || !o->name)
+        return ctl_usage(c, "unknown option '%s'", a);
+      if (o->flag) {
+        if (a[eq] == '=')
+          return ctl_usage(c, "%s takes no value", o->name);
+        *o->flag = true;
+      } else if (a[eq] == '=') {
+        *o->value = a + eq + 1;
+      } else {
+        if (i + 1 >= argc)
+          return ctl_usage(c, "%s needs a value", o->name);
+        *o->value = argv[++i];
+      }
+      continue;
+    }
+    if (*npos >= max_pos)
+      return ctl_usage(c, "unexpected argument '%s'", a);
+    pos[(*npos)++] = a;
+  }
+  if (*npos < min_pos)
+    return ctl_usage(c, "missing argument (%s)", c->cmd->synopsis);
+  return -1;
+}
+
+int ctl_begin(ctl *c, int argc, char **argv, const ctl_opt *opts, const char **pos, int min_pos,
+              int max_pos, int *npos) {
+  int rc = ctl_args(c, argc, argv, opts, pos, min_pos, max_pos, npos);
+  if (rc >= 0)
+    return rc;
+  rc = ctl_open(c);
+  return rc == EXIT_OK ? -1 : rc;
+}
+
+int main(int argc, char **argv) {
+  ctl c = {0};
+  int i = 1;
+  for (; i < argc; i++) {
+    const char *a = argv[i];
+    if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+      tool_help(stdout);
+      return EXIT_OK;
+    }
+    if (strcmp(a, "--version") == 0) {
+      printf("snapctl (snapstore %s)\n", snap_version());
+      return EXIT_OK;
+    }
+    int r = common_opt(&c, argc, argv, &i);
+    if (r < 0)
+      return -r - 1;
+    if (r == 0)
+      break;
+  }
+  if (i >= argc) {
+    tool_help(stderr);
+    return EXIT_USAGE;
+  }
+  for (size_t k = 0; k < NCOMMANDS; k++)
+    if (strcmp(argv[i], commands[k].name) == 0)
+      c.cmd = &commands[k];
+  if (c.cmd == NULL) {
+    if (argv[i][0] == '-')
+      return ctl_usage(&c, "unknown option '%s'", argv[i]);
+    return ctl_usage(&c, "unknown command '%s'", argv[i]);
+  }
+  if (c.config_path == NULL)
+    c.config_path = getenv("SNAPCTL_CONFIG");
+  int rc = c.cmd->run(&c, argc - i, argv + i);
+  ctl_close(&c);
+  if (fflush(stdout) != 0 && rc == EXIT_OK)
+    rc = ctl_fail(EXIT_FOUND, "cannot write the output");
+  return rc;
+}

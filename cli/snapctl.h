@@ -1,0 +1,138 @@
+/* snapctl: shared declarations of the operator tool's files. */
+#ifndef SNAPCTL_H
+#define SNAPCTL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "snapstore.h"
+
+/* Exit statuses (documented in snapctl.1). */
+#define EXIT_OK 0
+#define EXIT_FOUND 1 /* problems found, or the operation failed */
+#define EXIT_USAGE 2 /* usage, configuration or input error */
+
+/* Snapshots per page of a sweep, and per batch of a write. */
+#define CTL_PAGE 256
+
+/* ---- command table (main.c) ---------------------------------------------- */
+
+typedef struct ctl ctl;
+
+/* One option of a command: "--name" with a value (`value`) or a flag (`flag`). */
+typedef struct ctl_opt {
+  const char *name;
+  const char **value;
+  bool *flag;
+} ctl_opt;
+
+typedef struct ctl_cmd {
+  const char *name;
+  const char *synopsis; /* arguments after the command name */
+  const char *summary;  /* one line */
+  const char *help;     /* what the command does, its options */
+  int (*run)(ctl *c, int argc, char **argv);
+} ctl_cmd;
+
+/* The state of one invocation. */
+struct ctl {
+  const ctl_cmd *cmd;
+  const char *config_path;
+  bool quiet;
+  snap_plugin *plugin; /* open once ctl_open() succeeded */
+  snap_store *st;
+  const snap_options *opts;
+};
+
+/* Parses argv[1..] of a command: the options in `opts` (NULL-terminated by
+ * name), the common --config/--quiet/--help, and up to `max_pos` positional
+ * arguments into `pos` (their number in `*npos`). Returns -1 to go on, or an
+ * exit status (help printed, or a usage error reported). */
+int ctl_args(ctl *c, int argc, char **argv, const ctl_opt *opts, const char **pos, int min_pos,
+             int max_pos, int *npos);
+
+/* ctl_args(), then ctl_open() of the configuration: -1 to go on, or an exit status. */
+int ctl_begin(ctl *c, int argc, char **argv, const ctl_opt *opts, const char **pos, int min_pos,
+              int max_pos, int *npos);
+
+/* Reports a usage error for the current command; returns EXIT_USAGE. */
+int ctl_usage(ctl *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ---- configuration (config.c) -------------------------------------------- */
+
+/* Opens the store of a configuration document file (no executor). */
+int ctl_open_config(const char *path, snap_plugin **out);
+
+/* Opens c->config_path into c. Returns EXIT_OK or EXIT_USAGE (reported). */
+int ctl_open(ctl *c);
+void ctl_close(ctl *c);
+
+/* ---- output (output.c) --------------------------------------------------- */
+
+/* Prints "snapctl: <message>" on stderr; returns `status`. */
+int ctl_fail(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* The detail of a failed snapstore call: the last-error message or the code's name. */
+const char *ctl_error(int rc);
+
+const char *ctl_format_name(snap_format f);
+/* "zlib+aead", "mac", "none": the stage set in words, into buf. */
+const char *ctl_stages_name(unsigned stages, char *buf, size_t n);
+/* An ISO 8601 UTC time of a timestamp in ms, into buf. */
+const char *ctl_time(int64_t ms, char *buf, size_t n);
+/* Parses a decimal int64 with nothing after it. */
+bool ctl_parse_i64(const char *s, int64_t *out);
+/* A body's failure in one word: corrupt, format, auth, nokey, toobig, error. */
+const char *ctl_kind(int rc);
+/* Prints a pid as a JSON string (quoted, escaped). */
+void ctl_print_pid(FILE *f, const char *pid);
+/* Reports a body that failed on stdout: "PID" SEQ KIND: detail (PID as a JSON string). */
+void ctl_report_body(const char *pid, int64_t seq, int rc);
+/* Prints a cJSON tree (pretty or compact) and a newline to `f`. */
+int ctl_print_json(FILE *f, const struct cJSON *j, bool pretty);
+
+/* ---- sweeps (sweep.c) ---------------------------------------------------- */
+
+/* Called once per page of a sweep; return non-zero to stop it with that value. */
+typedef int (*ctl_page_fn)(void *ud, snap_entry_page *page);
+
+/* Walks every snapshot of `st` (of `pid` if not NULL) in (pid, seq) order, in
+ * pages of CTL_PAGE, with their bodies if asked. Returns 0, the callback's
+ * value, or a snapstore error code (negative). */
+int ctl_sweep(snap_store *st, const char *pid, bool bodies, ctl_page_fn fn, void *ud);
+
+/* Counts the snapshots of `st` (for progress totals). */
+int ctl_count(snap_store *st, uint64_t *n);
+
+/* ---- progress (progress.c) ----------------------------------------------- */
+
+typedef struct ctl_progress {
+  const char *what;
+  uint64_t total; /* 0: unknown */
+  uint64_t done;
+  bool quiet, tty;
+  double start, last;
+} ctl_progress;
+
+void ctl_progress_start(ctl_progress *p, const char *what, uint64_t total, bool quiet);
+/* Counts the store's snapshots for the total (unless --quiet), then starts. */
+int ctl_progress_counted(ctl_progress *p, const char *what, ctl *c);
+void ctl_progress_add(ctl_progress *p, uint64_t n);
+void ctl_progress_end(ctl_progress *p);
+
+/* ---- commands ------------------------------------------------------------ */
+
+int cmd_ls(ctl *c, int argc, char **argv);     /* cmd_inspect.c */
+int cmd_show(ctl *c, int argc, char **argv);   /* cmd_inspect.c */
+int cmd_stats(ctl *c, int argc, char **argv);  /* cmd_inspect.c */
+int cmd_verify(ctl *c, int argc, char **argv); /* cmd_verify.c */
+int cmd_rekey(ctl *c, int argc, char **argv);  /* cmd_rekey.c */
+int cmd_copy(ctl *c, int argc, char **argv);   /* cmd_copy.c */
+int cmd_backup(ctl *c, int argc, char **argv); /* cmd_copy.c */
+int cmd_export(ctl *c, int argc, char **argv); /* cmd_jsonl.c */
+int cmd_import(ctl *c, int argc, char **argv); /* cmd_jsonl.c */
+int cmd_delete(ctl *c, int argc, char **argv); /* cmd_delete.c */
+
+#endif
