@@ -32,9 +32,6 @@ enum stmt_id {
   S_COMMIT,
   S_ROLLBACK,
   S_INSERT,
-  S_SP_PRUNE,
-  S_RELEASE_PRUNE,
-  S_UNDO_PRUNE,
   S_PRUNE,
   S_MARK,
   S_LOAD,
@@ -245,9 +242,6 @@ static int build_sql(sql_backend *b) {
       [S_COMMIT] = "COMMIT",
       [S_ROLLBACK] = "ROLLBACK",
       [S_INSERT] = "INSERT OR REPLACE INTO \"%s\" (pid, seq, ts, body) VALUES (?1, ?2, ?3, ?4)",
-      [S_SP_PRUNE] = "SAVEPOINT snap_prune",
-      [S_RELEASE_PRUNE] = "RELEASE snap_prune",
-      [S_UNDO_PRUNE] = "ROLLBACK TO snap_prune",
       /* Keep the newest ?2 + 1 rows: everything below the (?2 + 1)-th newest
        * seq goes; with fewer rows the subquery is NULL and nothing matches. */
       [S_PRUNE] = "DELETE FROM \"%s\" WHERE pid = ?1 AND seq < (SELECT seq FROM \"%s\" "
@@ -581,36 +575,28 @@ static int insert_row(sql_backend *b, conn *c, const snap_backend_row *r, int *s
   return e;
 }
 
-/* Prunes the pids of the stored rows to `keep` rows each, all or nothing:
- * a failure rolls the prune back, reports it and leaves the saves untouched.
- * `removed[i]` (when not NULL) receives the rows pruned for row i's pid. */
-static void prune(sql_backend *b, conn *c, const snap_backend_row *rows, size_t n, uint32_t keep,
-                  uint64_t *removed) {
-  if (run(b, c, S_SP_PRUNE, "savepoint") != SNAP_OK)
-    return;
+/* Prunes `pid` to its `keep` newest rows; `*removed` receives the rows it
+ * deleted. One statement: SQLite undoes a failing one by itself, so a
+ * failure leaves the saves (and the earlier prunes) of the transaction
+ * untouched; it is reported for `seq`, the save that triggered it. */
+static int prune_pid(sql_backend *b, conn *c, const char *pid, int64_t seq, uint32_t keep,
+                     uint64_t *removed) {
+  *removed = 0;
   sqlite3_stmt *s;
   int e = stmt(b, c, S_PRUNE, &s);
-  for (size_t i = 0; i < n && e == SNAP_OK; i++) {
-    if (rows[i].status != SNAP_OK)
-      continue;
-    if (i > 0 && rows[i - 1].status == SNAP_OK && strcmp(rows[i - 1].pid, rows[i].pid) == 0)
-      continue; /* the same pid just pruned */
-    sqlite3_bind_text(s, 1, rows[i].pid, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 2, (sqlite3_int64)keep - 1);
-    int rc = sqlite3_step(s);
-    if (rc != SQLITE_DONE) {
-      e = map_err(b, c->db, rc, "prune");
-      report(b, SNAP_EVENT_PRUNE_FAILED, e, rows[i].pid, rows[i].seq, 0, sqlite3_errmsg(c->db));
-    } else if (removed != NULL) {
-      removed[i] = (uint64_t)sqlite3_changes(c->db);
-    }
-    sqlite3_reset(s);
-  }
-  if (e != SNAP_OK && removed != NULL)
-    memset(removed, 0, n * sizeof *removed);
   if (e != SNAP_OK)
-    (void)run(b, c, S_UNDO_PRUNE, "rollback prune");
-  (void)run(b, c, S_RELEASE_PRUNE, "release prune");
+    return e;
+  sqlite3_bind_text(s, 1, pid, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(s, 2, (sqlite3_int64)keep - 1);
+  int rc = sqlite3_step(s);
+  if (rc != SQLITE_DONE) {
+    e = map_err(b, c->db, rc, "prune");
+    report(b, SNAP_EVENT_PRUNE_FAILED, e, pid, seq, 0, sqlite3_errmsg(c->db));
+  } else {
+    *removed = (uint64_t)sqlite3_changes(c->db);
+  }
+  sqlite3_reset(s);
+  return e;
 }
 
 /* Marks every stored row of `rows` failed with `e` (the transaction is gone). */
@@ -620,13 +606,48 @@ static int fail_all(snap_backend_row *rows, size_t n, int e) {
   return e;
 }
 
+/* True when the row ends a run of rows of one pid (the batch's last row, or
+ * the next row is another pid's). */
+static bool ends_pid_run(const snap_backend_row *rows, size_t n, size_t i) {
+  return i + 1 == n || strcmp(rows[i + 1].pid, rows[i].pid) != 0;
+}
+
+/*
+ * Writes a batch in one transaction. Each pid is pruned right after its own
+ * inserts, as a single save would be, rather than once after the whole batch:
+ * the pages a prune frees are then reused by the next inserts of the same
+ * transaction, instead of the batch growing the file by all its rows first
+ * (with 16 actors and keep = 3 that was several times the bytes written per
+ * save). A failing prune never fails a save: pruning stops for the batch, and
+ * the next save of the pid catches up.
+ */
 static int put_locked(sql_backend *b, snap_backend_row *rows, size_t n, uint32_t keep) {
   int e = writer_ready(b);
   if (e != SNAP_OK)
     return fail_all(rows, n, e);
   conn *c = &b->writer;
-  if ((e = run(b, c, S_BEGIN, "begin")) != SNAP_OK)
-    return fail_all(rows, n, e);
+  /* A table that is about to hold encrypted bodies deletes securely from the
+   * first prune of this very transaction on. */
+  bool any_encrypted = false;
+  for (size_t i = 0; i < n; i++)
+    any_encrypted |= (rows[i].stages & SNAP_STAGE_ENCRYPTED) != 0;
+  bool secure_raised = any_encrypted && !b->encrypted && b->secure == SECURE_AUTO;
+  if (secure_raised)
+    (void)exec(b, c->db, "PRAGMA secure_delete = ON");
+  bool flagged = false;
+  /* What each pid's prune removed (at the row that ended its run), reported
+   * once the transaction committed. */
+  uint64_t removed_stack[16];
+  uint64_t *removed = NULL;
+  if (keep > 0) {
+    removed = n <= 16 ? removed_stack : b->host->malloc(n * sizeof *removed);
+    if (removed != NULL)
+      memset(removed, 0, n * sizeof *removed);
+  }
+  if ((e = run(b, c, S_BEGIN, "begin")) != SNAP_OK) {
+    fail_all(rows, n, e);
+    goto out;
+  }
   /* No savepoint per row: SQLite undoes a failing statement by itself and
    * keeps the transaction, so a refused row (too big, say) leaves the rows
    * beside it intact. The errors after which SQLite may have rolled back the
@@ -634,68 +655,74 @@ static int put_locked(sql_backend *b, snap_backend_row *rows, size_t n, uint32_t
    * batch instead: every row of it fails with that status. */
   size_t stored = 0;
   int first = SNAP_OK;
-  bool encrypted = false;
+  bool pruning = keep > 0, run_stored = false;
   for (size_t i = 0; i < n; i++) {
     int rc = SQLITE_OK;
     e = insert_row(b, c, &rows[i], &rc);
     rows[i].status = e;
     if (e == SNAP_OK) {
       stored++;
-      encrypted |= (rows[i].stages & SNAP_STAGE_ENCRYPTED) != 0;
-      continue;
+      run_stored = true;
+      if ((rows[i].stages & SNAP_STAGE_ENCRYPTED) && !b->encrypted && !flagged) {
+        /* Remember in the same transaction that this table now holds
+         * encrypted bodies, so that every later process deletes them securely. */
+        flagged = run(b, c, S_MARK, "mark encrypted") == SNAP_OK;
+      }
+    } else {
+      if (first == SNAP_OK)
+        first = e;
+      int primary = rc & 0xff;
+      if (primary == SQLITE_FULL || primary == SQLITE_IOERR || primary == SQLITE_NOMEM ||
+          primary == SQLITE_BUSY || sqlite3_get_autocommit(c->db))
+        break;
+      e = SNAP_OK;
     }
-    if (first == SNAP_OK)
-      first = e;
-    int primary = rc & 0xff;
-    if (primary == SQLITE_FULL || primary == SQLITE_IOERR || primary == SQLITE_NOMEM ||
-        primary == SQLITE_BUSY || sqlite3_get_autocommit(c->db))
-      break;
-    e = SNAP_OK;
+    if (pruning && run_stored && ends_pid_run(rows, n, i)) {
+      uint64_t gone = 0;
+      pruning = prune_pid(b, c, rows[i].pid, rows[i].seq, keep, &gone) == SNAP_OK;
+      if (removed != NULL)
+        removed[i] = gone;
+      if (sqlite3_get_autocommit(c->db))
+        break; /* the prune's failure took the transaction with it */
+    }
+    if (ends_pid_run(rows, n, i))
+      run_stored = false;
   }
   if (e != SNAP_OK || sqlite3_get_autocommit(c->db)) {
     /* The transaction is lost: nothing of it is stored. */
-    int why = e != SNAP_OK ? e : first;
+    int why = e != SNAP_OK ? e : first != SNAP_OK ? first : SNAP_EIO;
     if (!sqlite3_get_autocommit(c->db))
       (void)run(b, c, S_ROLLBACK, "rollback");
-    return fail_all(rows, n, why);
+    flagged = false;
+    fail_all(rows, n, why);
+    e = why;
+    goto out;
   }
   if (stored == 0) {
     (void)run(b, c, S_ROLLBACK, "rollback");
-    return first;
-  }
-  bool flagged = false;
-  if (encrypted && !b->encrypted) {
-    /* Remember in the same transaction that this table now holds encrypted
-     * bodies, so that every later process deletes them securely too. */
-    flagged = run(b, c, S_MARK, "mark encrypted") == SNAP_OK;
-    if (b->secure == SECURE_AUTO)
-      (void)exec(b, c->db, "PRAGMA secure_delete = ON");
-  }
-  /* What each pid's prune removed, reported once the transaction committed. */
-  uint64_t removed_stack[16];
-  uint64_t *removed = NULL;
-  if (keep > 0) {
-    removed = n <= 16 ? removed_stack : b->host->malloc(n * sizeof *removed);
-    if (removed != NULL)
-      memset(removed, 0, n * sizeof *removed);
-    prune(b, c, rows, n, keep, removed);
+    e = first;
+    goto out;
   }
   e = run(b, c, S_COMMIT, "commit");
-  for (size_t i = 0; e == SNAP_OK && removed != NULL && i < n; i++)
-    if (removed[i] > 0)
-      report(b, SNAP_EVENT_PRUNE, SNAP_OK, rows[i].pid, rows[i].seq, removed[i], NULL);
-  if (removed != removed_stack)
-    b->host->free(removed);
   if (e != SNAP_OK) {
     if (!sqlite3_get_autocommit(c->db))
       (void)run(b, c, S_ROLLBACK, "rollback");
-    if (encrypted && !b->encrypted && b->secure == SECURE_AUTO)
-      (void)exec(b, c->db, "PRAGMA secure_delete = FAST");
-    return fail_all(rows, n, e);
+    flagged = false;
+    fail_all(rows, n, e);
+    goto out;
   }
+  for (size_t i = 0; removed != NULL && i < n; i++)
+    if (removed[i] > 0)
+      report(b, SNAP_EVENT_PRUNE, SNAP_OK, rows[i].pid, rows[i].seq, removed[i], NULL);
+  e = first;
   if (flagged)
     b->encrypted = true;
-  return first;
+out:
+  if (removed != removed_stack)
+    b->host->free(removed);
+  if (secure_raised && !b->encrypted)
+    (void)exec(b, c->db, "PRAGMA secure_delete = FAST");
+  return e;
 }
 
 static int sql_put(void *self, snap_backend_row *rows, size_t n, uint32_t keep) {
