@@ -5,7 +5,7 @@
 set -euo pipefail
 
 pkgs=(build-essential cmake pkg-config
-      libsqlite3-dev libcjson-dev libmsgpack-dev zlib1g-dev libsodium-dev
+      libsqlite3-dev libcjson-dev libmsgpack-dev zlib1g-dev libdeflate-dev libsodium-dev
       libcriterion-dev sqlite3 "$@")
 
 missing=()

@@ -6,7 +6,6 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <zlib.h>
 
 #include "snap/pipeline.h"
 #include "pipeline_internal.h"
@@ -19,7 +18,7 @@ static const uint8_t MAGIC[4] = {'S', 'N', 'P', 'B'};
 #define NONCE_LEN crypto_aead_xchacha20poly1305_ietf_NPUBBYTES /* 24 */
 #define AEAD_TAG_LEN crypto_aead_xchacha20poly1305_ietf_ABYTES /* 16 */
 #define MAC_TAG_LEN 32u                                        /* keyed BLAKE2b-256 */
-#define CRC_LEN 4u                                             /* zlib crc32 */
+#define CRC_LEN 4u                                             /* CRC-32 (zlib's) */
 #define ST_ZLIB 0x01u
 #define ST_AEAD 0x02u
 #define ST_MAC 0x04u
@@ -63,82 +62,10 @@ fail(const where *w, int code, const char *fmt, ...) {
   return snap_error_set(code, "%s: %s", w->op, tmp);
 }
 
-/* ---- zlib through the snapstore allocator -------------------------------- */
-
-static voidpf z_alloc(voidpf opaque, uInt items, uInt size) {
-  (void)opaque;
-  if (size && items > SIZE_MAX / size)
-    return Z_NULL;
-  return snap_malloc((size_t)items * size);
-}
-static void z_free(voidpf opaque, voidpf p) {
-  (void)opaque;
-  snap_free(p);
-}
-
-static uInt chunk(size_t *left) {
-  uInt c = *left > UINT_MAX ? UINT_MAX : (uInt)*left;
-  *left -= c;
-  return c;
-}
-
-/*
- * Deflates src into dst only if the result fits in `cap` bytes.
- * 1: it fits (*out_len set); 0: it does not; SNAP_ENOMEM.
- * deflate's memory (256 KiB at zlib's defaults, allocated and zeroed per call)
- * dominated small states, so the window is the smallest that still spans the
- * whole input plus zlib's lookahead, and memLevel keeps zlib's default
- * proportion to it (windowBits 15 <-> memLevel 8). On the bench states this
- * changes the compressed size by at most a few bytes. The decoder reads the
- * window size from the stream; these are encoder choices, not format.
- */
-static int deflate_fit(const uint8_t *src, size_t slen, uint8_t *dst, size_t cap, int level,
-                       size_t *out_len) {
-  int wbits = 9;
-  while (wbits < 15 && ((size_t)1 << wbits) < slen + 262)
-    wbits++;
-  const int mem_level = wbits - 7 < 2 ? 2 : wbits - 7;
-  z_stream zs;
-  memset(&zs, 0, sizeof zs);
-  zs.zalloc = z_alloc;
-  zs.zfree = z_free;
-  if (deflateInit2(&zs, level, Z_DEFLATED, wbits, mem_level, Z_DEFAULT_STRATEGY) != Z_OK)
-    return SNAP_ENOMEM;
-  size_t in_left = slen, out_left = cap;
-  zs.next_in = (Bytef *)(uintptr_t)src;
-  zs.next_out = dst;
-  int result = 0;
-  for (;;) {
-    if (zs.avail_in == 0 && in_left)
-      zs.avail_in = chunk(&in_left);
-    if (zs.avail_out == 0) {
-      if (!out_left)
-        break; /* out of room: it does not shrink enough */
-      zs.avail_out = chunk(&out_left);
-    }
-    int r = deflate(&zs, in_left ? Z_NO_FLUSH : Z_FINISH);
-    if (r == Z_STREAM_END) {
-      *out_len = (size_t)(zs.next_out - dst);
-      result = 1;
-      break;
-    }
-    if (r != Z_OK && r != Z_BUF_ERROR) {
-      result = SNAP_ENOMEM;
-      break;
-    }
-  }
-  deflateEnd(&zs);
-  return result;
-}
-
 /*
  * Inflates the zlib stream of exactly `slen` bytes into exactly `dlen` bytes,
- * or fails. The stream's 2-byte header is checked here, and its deflate data
- * is inflated raw, so zlib does not compute the Adler-32 of the output: every
- * body already carries a stronger check over these very bytes (the AEAD tag,
- * the MAC or the frame's CRC-32), verified before inflating, and Adler-32 was
- * about a fifth of the cost of inflating a 4 KiB state. The 4-byte trailer
- * must still be there, and nothing after it.
+ * or fails (deflate.c does the work). The stream's 2-byte header is checked
+ * here first, to name what is wrong with it.
  */
 static int inflate_exact(const where *w, const uint8_t *src, size_t slen, uint8_t *dst,
                          size_t dlen) {
@@ -147,62 +74,27 @@ static int inflate_exact(const where *w, const uint8_t *src, size_t slen, uint8_
     return fail(w, SNAP_ECORRUPT, "compressed data of %zu bytes is shorter than a zlib stream",
                 slen);
   const unsigned cmf = src[0], flg = src[1];
-  if ((cmf & 0x0f) != Z_DEFLATED || (cmf >> 4) > 7 || ((cmf << 8) | flg) % 31 != 0 ||
-      (flg & 0x20))
+  if ((cmf & 0x0f) != 8 || (cmf >> 4) > 7 || ((cmf << 8) | flg) % 31 != 0 || (flg & 0x20))
     return fail(w, SNAP_ECORRUPT, "compressed data has no valid zlib header (0x%02x 0x%02x)", cmf,
                 flg);
-  const uint8_t *const stream = src;
-  src += ZHDR;
-  slen -= ZHDR + ZTRAILER;
-  z_stream zs;
-  memset(&zs, 0, sizeof zs);
-  zs.zalloc = z_alloc;
-  zs.zfree = z_free;
-  if (inflateInit2(&zs, -MAX_WBITS) != Z_OK)
-    return fail(w, SNAP_ENOMEM, "out of memory starting zlib");
-  size_t in_left = slen, out_left = dlen;
-  zs.next_in = (Bytef *)(uintptr_t)src;
-  zs.next_out = dst;
-  int rc = SNAP_OK;
-  for (;;) {
-    if (zs.avail_in == 0 && in_left)
-      zs.avail_in = chunk(&in_left);
-    if (zs.avail_out == 0 && out_left)
-      zs.avail_out = chunk(&out_left);
-    /* Z_FINISH: all input and the whole output buffer are there, so zlib
-     * inflates straight into it without allocating a window. */
-    int r = inflate(&zs, Z_FINISH);
-    if (r == Z_STREAM_END) {
-      if (zs.avail_out || out_left)
-        rc = fail(w, SNAP_ECORRUPT, "compressed data inflates to %zu bytes, the frame declares %zu",
-                  (size_t)(zs.next_out - dst), dlen);
-      else if (zs.avail_in || in_left)
-        rc = fail(w, SNAP_ECORRUPT, "%zu bytes follow the end of the compressed data",
-                  zs.avail_in + in_left);
-      break;
-    }
-    if (r == Z_MEM_ERROR) {
-      rc = fail(w, SNAP_ENOMEM, "out of memory inflating");
-      break;
-    }
-    if (r == Z_BUF_ERROR || r == Z_OK) {
-      if (zs.avail_out == 0 && out_left == 0) {
-        rc = fail(w, SNAP_ECORRUPT, "compressed data inflates beyond the declared %zu bytes", dlen);
-        break;
-      }
-      if (zs.avail_in == 0 && in_left == 0) {
-        rc = fail(w, SNAP_ECORRUPT, "compressed data ends early (%zu of %zu bytes inflated)",
-                  (size_t)(zs.next_out - dst), dlen);
-        break;
-      }
-      continue;
-    }
-    rc = fail(w, SNAP_ECORRUPT, "bad compressed data at stored byte %zu: %s",
-              (size_t)((const uint8_t *)zs.next_in - stream), zs.msg ? zs.msg : "zlib error");
-    break;
+  size_t in_used, out_used;
+  switch (snap__inflate_exact(src, slen, dst, dlen, &in_used, &out_used)) {
+  case SNAP__INFLATE_OK:
+    if (out_used != dlen)
+      return fail(w, SNAP_ECORRUPT, "compressed data inflates to %zu bytes, the frame declares %zu",
+                  out_used, dlen);
+    if (in_used != slen)
+      return fail(w, SNAP_ECORRUPT, "%zu bytes follow the end of the compressed data",
+                  slen - in_used);
+    return SNAP_OK;
+  case SNAP__INFLATE_TOO_LONG:
+    return fail(w, SNAP_ECORRUPT, "compressed data inflates beyond the declared %zu bytes", dlen);
+  case SNAP__INFLATE_NOMEM:
+    return fail(w, SNAP_ENOMEM, "out of memory inflating");
+  default:
+    return fail(w, SNAP_ECORRUPT, "bad compressed data (%zu stored bytes, %zu declared)", slen,
+                dlen);
   }
-  inflateEnd(&zs);
-  return rc;
 }
 
 /* ---- the frame ------------------------------------------------------------ */
@@ -398,7 +290,7 @@ int snap_body_encode(const char *pid, int64_t seq, snap_format fmt, const void *
   unsigned st = 0;
   if (try_zlib) {
     size_t clen = 0;
-    int z = deflate_fit(src, len, body, len - 1, e.level, &clen);
+    int z = snap__deflate_fit(src, len, body, len - 1, e.level, &clen);
     if (z < 0) {
       rc = fail(&w, SNAP_ENOMEM, "out of memory compressing");
       goto done;
@@ -445,7 +337,7 @@ int snap_body_encode(const char *pid, int64_t seq, snap_format fmt, const void *
   } else {
     if (!(st & ST_ZLIB) && len)
       memcpy(body, src, len);
-    snap__put_u32le(body + blen, (uint32_t)crc32_z(0, b, pre + blen));
+    snap__put_u32le(body + blen, snap__crc32(b, pre + blen));
   }
   out->len = total;
   if (stages)
@@ -571,7 +463,7 @@ static int decode_body(const char *pid, int64_t seq, const uint8_t *b, size_t bo
     }
   } else if (!aead) {
     uint32_t want = snap__get_u32le(trailer);
-    uint32_t got = (uint32_t)crc32_z(0, b, f.body_off + f.body_len);
+    uint32_t got = snap__crc32(b, f.body_off + f.body_len);
     if (want != got) {
       rc = fail(&w, SNAP_ECORRUPT,
                 "checksum mismatch (CRC-32 %08x stored at byte offset %zu, "

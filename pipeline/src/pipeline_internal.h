@@ -103,4 +103,34 @@ void snap__options_effective(const snap_options *o, snap__eff *e);
  * On failure `*bad` (may be NULL) receives the offset of the first bad byte. */
 bool snap__utf8_valid(const uint8_t *s, size_t n, size_t *bad);
 
+
+/* ---- DEFLATE and CRC-32 (deflate.c) -------------------------------------- */
+
+/* Compression levels 0..9, as zlib numbers them. */
+#define SNAP__DEFLATE_LEVELS 10
+/* The first level compressed by zlib rather than libdeflate (deflate.c says why). */
+#define SNAP__ZLIB_FROM_LEVEL 6
+
+/*
+ * Compresses src into dst as one zlib-format (RFC 1950) stream, only if it
+ * fits in `cap` bytes. 1: it fits (*out_len set); 0: it does not;
+ * SNAP_ENOMEM; SNAP_EINVAL for a level outside 0..9. Thread-safe.
+ */
+int snap__deflate_fit(const uint8_t *src, size_t slen, uint8_t *dst, size_t cap, int level,
+                      size_t *out_len);
+
+typedef enum snap__inflate_result {
+  SNAP__INFLATE_OK,       /* a whole stream; *in_used and *out_used say how much */
+  SNAP__INFLATE_TOO_LONG, /* it inflates beyond dlen bytes */
+  SNAP__INFLATE_BAD,      /* not a valid zlib stream (or its Adler-32 does not match) */
+  SNAP__INFLATE_NOMEM
+} snap__inflate_result;
+
+/* Inflates the zlib stream at the start of src into at most dlen bytes. */
+snap__inflate_result snap__inflate_exact(const uint8_t *src, size_t slen, uint8_t *dst,
+                                         size_t dlen, size_t *in_used, size_t *out_used);
+
+/* The CRC-32 of the frame (the same function as zlib's crc32()). */
+uint32_t snap__crc32(const void *p, size_t n);
+
 #endif
