@@ -196,6 +196,10 @@ void bench_db_remove(const char *path);
 /** The bytes a database occupies on disk: the main file plus its WAL. */
 long long bench_db_bytes(const char *path);
 
+/** The bytes this process caused to be written to storage so far
+ *  (`write_bytes` of /proc/self/io), or -1 when the kernel does not say. */
+long long bench_io_written(void);
+
 /** Builds "<dir>/<name>" into `buf`. */
 void bench_path(char *buf, size_t cap, const bench_cfg *cfg, const char *name);
 

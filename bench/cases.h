@@ -86,6 +86,7 @@ typedef struct save_case {
   struct exec_tally
       *tally;    /**< executor: out, its counters summed over repetitions (may be NULL) */
   int pipelined; /**< executor: submit without awaiting each callback (see cases.c) */
+  double *written; /**< out, may be NULL: bytes written to storage per timed save */
 } save_case;
 
 /**
@@ -129,6 +130,30 @@ int load_snap(const bench_ctx *bx, load_case *lc, double *rate, char *err, size_
 int load_raw(const bench_ctx *bx, load_case *lc, double *rate, char *err, size_t errcap);
 /** Closes both databases, measures their size on disk, and removes them. */
 void load_teardown(load_case *lc);
+
+/* ------------------------------------------------------------------------ */
+/* Recovery storm: every pid of a load database loaded once                  */
+/* ------------------------------------------------------------------------ */
+
+/** Every pid's newest snapshot through an executor with `threads` load
+ *  threads (0: its default), submitted by one thread: loads per second. */
+int storm_executor(const bench_ctx *bx, load_case *lc, int threads, double *rate, char *err,
+                   size_t errcap);
+/** Every pid's newest snapshot by snap_load_latest() from one thread. */
+int storm_sync(const bench_ctx *bx, load_case *lc, double *rate, char *err, size_t errcap);
+
+/* ------------------------------------------------------------------------ */
+/* DEFLATE implementations                                                   */
+/* ------------------------------------------------------------------------ */
+
+/** One comparison: compress (at `level`) or decompress `state`. */
+typedef struct deflate_case deflate_case;
+deflate_case *deflate_case_new(const uint8_t *state, size_t len, int level, int decompress);
+/** The compressed size the last timed loop of that side produced. */
+size_t deflate_case_size(const deflate_case *c, int libdeflate);
+/** µs per operation with libdeflate / with zlib (run_row sides). */
+int deflate_libdeflate(const bench_ctx *bx, void *c, double *us, char *err, size_t errcap);
+int deflate_zlib(const bench_ctx *bx, void *c, double *us, char *err, size_t errcap);
 
 /* ------------------------------------------------------------------------ */
 /* Peak RSS                                                                  */

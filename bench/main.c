@@ -183,7 +183,7 @@ static void save_rows(runner *rn, const states *s) {
   for (int sync = 1; sync >= 0; sync--) {
     for (int opt = 0; opt < OPT_COUNT; opt++) {
       payload p = ledger_json(s, SIZE_4K);
-      save_case sc = {p.fmt, p.data, p.len, opt, sync, 0, npids, 1, 0, NULL, 0};
+      save_case sc = {p.fmt, p.data, p.len, opt, sync, 0, npids, 1, 0, NULL, 0, NULL};
       snprintf(name, sizeof name, "%s, %s, sync=%s", p.label, opt_label(opt),
                sync ? "full" : "normal");
       run_row(rn, "save", name, "raw INSERT, 1 per transaction", "saves/s", KIND_RATE,
@@ -200,11 +200,19 @@ static void save_rows(runner *rn, const states *s) {
   for (int i = 0; i < 5; i++) {
     for (int opt = 0; opt < OPT_COUNT; opt += OPT_ZLIB_ENC) {
       payload p = others[i];
-      save_case sc = {p.fmt, p.data, p.len, opt, 1, 0, npids, 1, 0, NULL, 0};
+      save_case sc = {p.fmt, p.data, p.len, opt, 1, 0, npids, 1, 0, NULL, 0, NULL};
       snprintf(name, sizeof name, "%s, %s, sync=full", p.label, opt_label(opt));
       run_row(rn, "save", name, "raw INSERT, 1 per transaction", "saves/s", KIND_RATE,
               side_save_snap, &sc, side_save_raw, &sc);
     }
+  }
+  /* The large compressed and encrypted states under synchronous=normal too. */
+  for (int z = SIZE_64K; z <= SIZE_1M; z++) {
+    payload p = ledger_json(s, (bench_size)z);
+    save_case sc = {p.fmt, p.data, p.len, OPT_ZLIB_ENC, 0, 0, npids, 1, 0, NULL, 0, NULL};
+    snprintf(name, sizeof name, "%s, %s, sync=normal", p.label, opt_label(OPT_ZLIB_ENC));
+    run_row(rn, "save", name, "raw INSERT, 1 per transaction", "saves/s", KIND_RATE,
+            side_save_snap, &sc, side_save_raw, &sc);
   }
 }
 
@@ -251,7 +259,7 @@ static void executor_rows(runner *rn, const states *s) {
       for (size_t i = 0; i < sizeof submitters / sizeof submitters[0]; i++) {
         exec_tally tally = {0, 0, 0, 0};
         save_case sc = {p.fmt,         p.data, p.len,         OPT_PLAIN, 1,        0,
-                        submitters[i], 1,      submitters[i], &tally,    pipelined};
+                        submitters[i], 1,      submitters[i], &tally,    pipelined, NULL};
         save_case rc = sc;
         rc.tally = NULL;
         rc.batch = batch;
@@ -271,7 +279,7 @@ static void executor_ceiling_row(runner *rn, const states *s) {
   payload p = ledger_json(s, SIZE_4K);
   exec_tally tally = {0, 0, 0, 0};
   char name[128];
-  save_case sc = {p.fmt, p.data, p.len, OPT_PLAIN, 1, 0, 16, 1, 16, &tally, 0};
+  save_case sc = {p.fmt, p.data, p.len, OPT_PLAIN, 1, 0, 16, 1, 16, &tally, 0, NULL};
   save_case rc = sc;
   rc.batch = 16;
   rc.tally = NULL;
@@ -281,10 +289,43 @@ static void executor_ceiling_row(runner *rn, const states *s) {
   executor_note(rn, name, &tally, 0);
 }
 
+/* Retention through the executor: 16 pipelined submitters with keep = 3,
+ * against raw transactions of 1,000 inserts each followed by its prune; and
+ * the bytes a save writes to storage there, against a single save's. */
+static int side_written(const bench_ctx *bx, void *c, double *v, char *err, size_t cap) {
+  save_case *sc = c;
+  double rate = 0;
+  sc->written = v;
+  int rc = save_snap(bx, sc, &rate, err, cap);
+  sc->written = NULL;
+  return rc;
+}
+
+static void executor_keep_rows(runner *rn, const states *s) {
+  payload p = ledger_json(s, SIZE_4K);
+  exec_tally tally = {0, 0, 0, 0};
+  char name[128];
+  save_case sc = {p.fmt, p.data, p.len, OPT_PLAIN, 1, 3, 16, 1, 16, &tally, 1, NULL};
+  save_case rc = sc;
+  rc.tally = NULL;
+  rc.batch = 1000;
+  executor_name(name, sizeof name, 16, 1, p.label, ", keep=3");
+  run_row(rn, "executor", name, "raw INSERT + its prune, 1,000 per transaction", "saves/s",
+          KIND_RATE, side_save_snap, &sc, side_save_raw, &rc);
+  executor_note(rn, name, &tally, 1);
+  int npids = rn->bx->cfg->quick ? 4 : 100;
+  save_case one = {p.fmt, p.data, p.len, OPT_PLAIN, 1, 3, npids, 1, 0, NULL, 0, NULL};
+  save_case many = sc;
+  many.tally = NULL;
+  run_row(rn, "written", "executor, 16 pipelined submitters, 4 KiB JSON, plain, keep=3",
+          "snap_save() one at a time, keep=3", "B/save", KIND_SIZE, side_written, &many,
+          side_written, &one);
+}
+
 static void prune_rows(runner *rn, const states *s) {
   int npids = rn->bx->cfg->quick ? 4 : 100;
   payload p = ledger_json(s, SIZE_4K);
-  save_case keep3 = {p.fmt, p.data, p.len, OPT_PLAIN, 1, 3, npids, 1, 0, NULL, 0};
+  save_case keep3 = {p.fmt, p.data, p.len, OPT_PLAIN, 1, 3, npids, 1, 0, NULL, 0, NULL};
   save_case keep0 = keep3;
   keep0.keep = 0;
   run_row(rn, "prune", "4 KiB JSON, plain, sync=full, keep=3",
@@ -342,6 +383,90 @@ static void load_rows(runner *rn, const states *s) {
     if (row) {
       double n = 3.0 * lc.npids;
       bench_row_record(row, (double)lc.snap_bytes / n, (double)lc.raw_bytes / n);
+    }
+  }
+}
+
+/* The recovery storm: every pid of a 10,000-pid database loaded once through
+ * the executor (its default load threads), against one thread loading them
+ * with snap_load_latest(). */
+typedef struct storm_side {
+  load_case *lc;
+} storm_side;
+
+static int side_storm_exec(const bench_ctx *bx, void *c, double *v, char *err, size_t cap) {
+  return storm_executor(bx, ((storm_side *)c)->lc, 0, v, err, cap);
+}
+static int side_storm_sync(const bench_ctx *bx, void *c, double *v, char *err, size_t cap) {
+  return storm_sync(bx, ((storm_side *)c)->lc, v, err, cap);
+}
+
+static void storm_rows(runner *rn, const states *s) {
+  const bench_cfg *cfg = rn->bx->cfg;
+  static const int opts[] = {OPT_PLAIN, OPT_ZLIB_ENC};
+  char name[128];
+  for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++) {
+    payload p = ledger_json(s, SIZE_4K);
+    snprintf(name, sizeof name, "%s, %s, executor, default load threads", p.label,
+             opt_label(opts[i]));
+    if (!wanted(rn, "storm", name)) {
+      continue;
+    }
+    load_case lc;
+    memset(&lc, 0, sizeof lc);
+    lc.fmt = p.fmt;
+    lc.state = p.data;
+    lc.len = p.len;
+    lc.opt = opts[i];
+    lc.npids = cfg->load_pids;
+    char err[160] = "";
+    if (load_setup(rn->bx, &lc, err, sizeof err) != 0) {
+      bench_row *row = bench_row_add(rn->report, "storm", name, "", "loads/s", KIND_RATE);
+      if (row) {
+        bench_row_fail(row, "setup: %s", err);
+      }
+      rn->failures++;
+      load_teardown(&lc);
+      continue;
+    }
+    storm_side side = {&lc};
+    run_row(rn, "storm", name, "snap_load_latest() from 1 thread", "loads/s", KIND_RATE,
+            side_storm_exec, &side, side_storm_sync, &side);
+    bench_row *row = rn->report->n ? &rn->report->rows[rn->report->n - 1] : NULL;
+    if (row && strcmp(row->name, name) == 0) {
+      snprintf(row->note, sizeof row->note, "%d distinct pids each loaded once, %ld load threads",
+               lc.npids, sysconf(_SC_NPROCESSORS_ONLN) > 16 ? 16L : sysconf(_SC_NPROCESSORS_ONLN));
+    }
+    load_teardown(&lc);
+  }
+}
+
+/* libdeflate against zlib on the JSON states: compression at levels 1 and 6
+ * (µs, and the compressed size) and decompression of each one's stream. */
+static void deflate_rows(runner *rn, const states *s) {
+  char name[128];
+  for (int z = 0; z < SIZE_COUNT; z++) {
+    payload p = ledger_json(s, (bench_size)z);
+    for (int level = 1; level <= 6; level += 5) {
+      for (int dec = 0; dec < 2; dec++) {
+        deflate_case *c = deflate_case_new(p.data, p.len, level, dec);
+        if (!c) {
+          rn->failures++;
+          return;
+        }
+        snprintf(name, sizeof name, "%s, level %d, %s: libdeflate", p.label, level,
+                 dec ? "decompress" : "compress");
+        run_row(rn, "deflate", name, dec ? "zlib inflate (raw, no Adler-32)" : "zlib deflate",
+                "µs/op", KIND_TIME, deflate_libdeflate, c, deflate_zlib, c);
+        if (!dec && wanted(rn, "deflate", name)) {
+          bench_row *row;
+          snprintf(name, sizeof name, "%s, level %d, compressed size: libdeflate", p.label, level);
+          if ((row = bench_row_add(rn->report, "deflate", name, "zlib", "bytes", KIND_SIZE))) {
+            bench_row_record(row, (double)deflate_case_size(c, 1), (double)deflate_case_size(c, 0));
+          }
+        }
+        free(c);
+      }
     }
   }
 }
@@ -457,26 +582,37 @@ typedef struct target {
   const char *name;
   double min_ratio; /* the ratio must be at least this (0: see max_state) */
   double max_state; /* rss rows: the snapstore peak at most this many times the state */
+  double max_ratio; /* size rows: the ratio must be at most this (0: unused) */
 } target;
 
 static const target targets[] = {
     {"sync save, 4 KiB JSON, plain, synchronous=full", "save", "4 KiB JSON, plain, sync=full", 0.95,
-     0},
+     0, 0},
     {"sync save, 4 KiB JSON, zlib-1 + encryption, synchronous=full", "save",
-     "4 KiB JSON, zlib-1+enc, sync=full", 0.85, 0},
+     "4 KiB JSON, zlib-1+enc, sync=full", 0.85, 0, 0},
     {"sync save, 4 KiB JSON, zlib-1 + encryption, synchronous=normal", "save",
-     "4 KiB JSON, zlib-1+enc, sync=normal", 0.60, 0},
+     "4 KiB JSON, zlib-1+enc, sync=normal", 0.85, 0, 0},
     {"executor, 16 pipelined submitters, 4 KiB, synchronous=full, vs raw batched 1,000 per "
      "transaction",
-     "executor", "16 submitters, pipelined, 4 KiB JSON, plain, sync=full", 0.70, 0},
+     "executor", "16 submitters, pipelined, 4 KiB JSON, plain, sync=full", 0.70, 0, 0},
     {"executor, 16 pipelined submitters, 256 B, synchronous=full, vs raw one insert per "
      "transaction",
-     "executor", "16 submitters, pipelined, 256 B JSON, plain, sync=full", 10.0, 0},
-    {"load_latest, 4 KiB plain, vs raw SELECT newest + copy", "load", "4 KiB JSON, plain", 0.80, 0},
-    {"load_latest, 4 KiB zlib-1 + encryption", "load", "4 KiB JSON, zlib-1+enc", 0.50, 0},
-    {"peak RSS saving then loading one large state (plain)", "rss", "plain", 0, 4.0},
+     "executor", "16 submitters, pipelined, 256 B JSON, plain, sync=full", 10.0, 0, 0},
+    {"load_latest, 4 KiB plain, vs raw SELECT newest + copy", "load", "4 KiB JSON, plain", 0.90, 0, 0},
+    {"load_latest, 4 KiB zlib-1 + encryption", "load", "4 KiB JSON, zlib-1+enc", 0.70, 0, 0},
+    {"sync save, 64 KiB JSON, zlib-1 + encryption, synchronous=full", "save",
+     "64 KiB JSON, zlib-1+enc, sync=full", 0.80, 0, 0},
+    {"sync save, 1 MiB JSON, zlib-1 + encryption, synchronous=full", "save",
+     "1 MiB JSON, zlib-1+enc, sync=full", 0.70, 0, 0},
+    {"executor, 16 pipelined submitters, keep 3, vs raw 1,000 per transaction with prune",
+     "executor", "16 submitters, pipelined, 4 KiB JSON, plain, sync=full, keep=3", 0.80, 0, 0},
+    {"recovery storm, 4 KiB zlib-1 + encryption, executor vs 1 thread synchronous", "storm",
+     "4 KiB JSON, zlib-1+enc, executor, default load threads", 1.8, 0, 0},
+    {"bytes written per save, executor keep 3, vs a single save's", "written",
+     "executor, 16 pipelined submitters, 4 KiB JSON, plain, keep=3", 0, 0, 1.5},
+    {"peak RSS saving then loading one large state (plain)", "rss", "plain", 0, 4.0, 0},
     {"peak RSS saving then loading one large state (zlib-1 + encryption)", "rss", "zlib-1+enc", 0,
-     4.0},
+     4.0, 0},
 };
 
 static const bench_row *find_rss(const bench_report *r, const char *opt) {
@@ -512,6 +648,16 @@ static void print_targets(const bench_report *r, double state_kib, FILE *out) {
       continue;
     }
     const bench_row *row = bench_row_find(r, t->group, t->name);
+    if (t->max_ratio > 0) {
+      if (!row) {
+        fprintf(out, "| %s | ≤ %.2f | not measured | — |\n", t->label, t->max_ratio);
+      } else {
+        double ratio = bench_row_ratio(row);
+        fprintf(out, "| %s | ≤ %.2f | %.2f | %s |\n", t->label, t->max_ratio, ratio,
+                ratio <= t->max_ratio ? "yes" : "NO");
+      }
+      continue;
+    }
     if (!row) {
       fprintf(out, "| %s | ≥ %.2f | not measured | — |\n", t->label, t->min_ratio);
       continue;
@@ -725,9 +871,12 @@ int main(int argc, char **argv) {
   save_rows(&rn, &s);
   executor_rows(&rn, &s);
   executor_ceiling_row(&rn, &s);
+  executor_keep_rows(&rn, &s);
   prune_rows(&rn, &s);
   load_rows(&rn, &s);
+  storm_rows(&rn, &s);
   codec_rows(&rn, &s);
+  deflate_rows(&rn, &s);
   rss_rows(&rn, &state_kib);
 
   bench_report_markdown(&report, stdout);
