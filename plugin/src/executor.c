@@ -20,7 +20,7 @@
 
 /* Loads dispatched but not yet delivered, per load thread: bounds the memory
  * held by loaded snapshots waiting for an earlier callback. */
-#define LOADS_PER_THREAD 4
+#define LOADS_PER_THREAD 32
 /* Buckets of the pid hashes of loads still reading (see conflict_locked). */
 #define READING_BUCKETS 256
 #define LOAD_THREADS_MAX 64
