@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "snap/plugin.h"
+#include "snap/store.h"
 
 static char dir[512];
 
@@ -200,7 +201,7 @@ Test(config, a_supplied_keyring_encrypts_when_a_context_is_given) {
 
 Test(config, encryption_needs_a_key_source_and_a_context) {
   refused("{\"backend\": \"memory\", \"options\": {\"encryption\": {\"context\": \"a/b/v1\"}}}",
-          SNAP_ECONFIG, "options.encryption.key_file");
+          SNAP_ECONFIG, "options.encryption.keys");
   refused("{\"backend\": \"memory\", \"options\": {\"encryption\": {\"key_file\": \"/k\"}}}",
           SNAP_ECONFIG, "options.encryption.context");
   refused("{\"backend\": \"memory\", \"options\": {\"encryption\": {\"key_file\": \"/k\","
@@ -356,4 +357,184 @@ Test(config, observe_defaults_to_metrics_on_and_can_switch_them_off) {
   refused("{\"backend\": \"memory\", \"observe\": {\"trace\": true}}", SNAP_ECONFIG,
           "observe.trace");
   refused("{\"backend\": \"memory\", \"observe\": []}", SNAP_ECONFIG, "observe");
+}
+
+/* ---- one strict reader for every document -------------------------------- */
+
+/* A store opened by name must fail with `code` and a message containing `needle`. */
+static void store_refused(const char *backend, const char *json, const char *needle) {
+  snap_store *st = (snap_store *)1;
+  int rc = snap_store_open(&st, backend, json);
+  cr_assert_eq(rc, SNAP_ECONFIG, "%s: got %d (%s)", json, rc, snap_error_message());
+  cr_assert_null(st);
+  cr_assert(strstr(snap_error_message(), needle), "message for %s names '%s': %s", json, needle,
+            snap_error_message());
+}
+
+Test(config, a_duplicate_encryption_key_is_refused_not_stored_unencrypted) {
+  /* The first value ("false") used to win in the plugin document: saves went
+   * out in plaintext although the document also configured encryption. */
+  char key[600], json[1400];
+  snprintf(key, sizeof key, "%s/dup.key", dir);
+  key_file(key, 0600);
+  snprintf(json, sizeof json,
+           "{\"backend\": \"memory\", \"options\": {\"encryption\": false, \"encryption\": "
+           "{\"key_file\": \"%s\", \"context\": \"c\"}}}",
+           key);
+  refused(json, SNAP_ECONFIG, "options.encryption: duplicate key");
+  snprintf(json, sizeof json,
+           "{\"backend\": \"memory\", \"options\": {\"encryption\": {\"key_file\": \"%s\", "
+           "\"context\": \"c\"}, \"encryption\": false}}",
+           key);
+  refused(json, SNAP_ECONFIG, "options.encryption: duplicate key");
+}
+
+Test(config, duplicate_keys_are_refused_at_every_level) {
+  refused("{\"backend\": \"memory\", \"backend\": \"sqlite\"}", SNAP_ECONFIG,
+          "backend: duplicate key");
+  refused("{\"backend\": \"memory\", \"executor\": {\"max_batch\": 1, \"max_batch\": 2}}",
+          SNAP_ECONFIG, "executor.max_batch: duplicate key");
+  refused("{\"backend\": \"memory\", \"config\": {\"keep\": 1, \"keep\": 0}}", SNAP_ECONFIG,
+          "config.keep: duplicate key");
+  /* The sqlite parser used to take the last "path", the plugin the first. */
+  refused("{\"backend\": \"sqlite\", \"config\": {\"path\": \"a.db\", \"path\": \"b.db\"}}",
+          SNAP_ECONFIG, "config.path: duplicate key");
+  refused("{\"backend\": \"memory\", \"options\": {\"required\": [\"encryption\"], "
+          "\"encryption\": {\"context\": \"c\", \"keys\": [{\"version\": 1, \"file\": \"/k\", "
+          "\"version\": 2}]}}}",
+          SNAP_ECONFIG, "options.encryption.keys[0].version: duplicate key");
+  store_refused("memory", "{\"keep\": 1, \"keep\": 2}", "keep: duplicate key");
+  store_refused("sqlite", "{\"path\": \"a.db\", \"table\": \"t\", \"table\": \"u\"}",
+                "table: duplicate key");
+}
+
+Test(config, bytes_after_the_document_are_refused_by_the_store) {
+  store_refused("memory", "{\"keep\":1} trailing garbage", "after the end of the document");
+  store_refused("sqlite", "{\"path\":\"t.db\"} {}", "after the end of the document");
+  refused("{\"backend\": \"memory\"} x", SNAP_ECONFIG, "after the end of the document");
+  snap_store *st;
+  cr_assert_eq(snap_store_open(&st, "memory", " {\"keep\": 1}\n\t "), SNAP_OK, "%s",
+               snap_error_message());
+  snap_store_close(st);
+}
+
+Test(config, a_nul_escape_inside_a_string_is_refused_naming_the_key) {
+  /* cJSON decoded "\u0000" and the C string ended there: "a.db\u0000.other"
+   * opened a.db, and two contexts differing after the NUL became one. */
+  char json[1400];
+  snprintf(json, sizeof json, "{\"path\": \"%s/a.db\\u0000.other\"}", dir);
+  store_refused("sqlite", json, "path: a string must not contain NUL");
+  char a_db[600];
+  snprintf(a_db, sizeof a_db, "%s/a.db", dir);
+  snap_store *st;
+  cr_assert_eq(snap_store_open(&st, "sqlite", json), SNAP_ECONFIG);
+  cr_assert_neq(access(a_db, F_OK), 0, "nothing was created");
+  store_refused("sqlite", "{\"path\": \"t.db\", \"table\": \"ok\\u0000; DROP\"}",
+                "table: a string must not contain NUL");
+  refused("{\"backend\": \"sqlite\", \"config\": {\"path\": \"x\\u0000y\"}}", SNAP_ECONFIG,
+          "config.path: a string must not contain NUL");
+  char key[600];
+  snprintf(key, sizeof key, "%s/nul.key", dir);
+  key_file(key, 0600);
+  snprintf(json, sizeof json,
+           "{\"backend\": \"memory\", \"options\": {\"encryption\": {\"key_file\": \"%s\", "
+           "\"context\": \"ctx\\u0000B\"}}}",
+           key);
+  refused(json, SNAP_ECONFIG, "options.encryption.context: a string must not contain NUL");
+  /* In a key name too, and any escape form of it. */
+  refused("{\"backend\": \"memory\", \"a\\u0000b\": 1}", SNAP_ECONFIG, "must not contain NUL");
+  refused("{\"backend\": \"mem\\u0000ory\"}", SNAP_ECONFIG, "backend: a string must not");
+  /* Other escapes still decode. */
+  cr_assert_eq(snap_store_open(&st, "memory", "{\"k\\u0065ep\": 2}"), SNAP_OK, "%s",
+               snap_error_message());
+  snap_store_close(st);
+}
+
+Test(config, numbers_must_be_exactly_the_integer_they_configure) {
+  static const char *const bad[] = {"1e30", "2.5", "-0", "-0.0", "1e-1", "0.5e0",
+                                    "18446744073709551617", "-1", "\"3\"", "true", "null"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    char json[512];
+    /* Store keys, by name and in a plugin document. */
+    static const char *const store_keys[] = {"keep", "max_load_attempts", "compression_min_size",
+                                             "max_stored_size", "max_decoded_size"};
+    for (size_t k = 0; k < sizeof store_keys / sizeof store_keys[0]; k++) {
+      snprintf(json, sizeof json, "{\"%s\": %s}", store_keys[k], bad[i]);
+      store_refused("memory", json, store_keys[k]);
+      char path[64];
+      snprintf(json, sizeof json, "{\"backend\": \"memory\", \"config\": {\"%s\": %s}}",
+               store_keys[k], bad[i]);
+      snprintf(path, sizeof path, "config.%s", store_keys[k]);
+      refused(json, SNAP_ECONFIG, path);
+    }
+    snprintf(json, sizeof json, "{\"compression\": \"zlib\", \"compression_level\": %s}", bad[i]);
+    store_refused("memory", json, "compression_level");
+    /* Backend keys, read through the host. */
+    static const char *const sqlite_keys[] = {"busy_timeout_ms", "max_page_count"};
+    for (size_t k = 0; k < 2; k++) {
+      snprintf(json, sizeof json, "{\"path\": \"t.db\", \"%s\": %s}", sqlite_keys[k], bad[i]);
+      store_refused("sqlite", json, sqlite_keys[k]);
+    }
+    /* Plugin options and executor. */
+    static const char *const opt_keys[] = {"compression_min_size", "max_stored_size",
+                                           "max_decoded_size"};
+    for (size_t k = 0; k < 3; k++) {
+      char path[64];
+      snprintf(json, sizeof json, "{\"backend\": \"memory\", \"options\": {\"%s\": %s}}",
+               opt_keys[k], bad[i]);
+      snprintf(path, sizeof path, "options.%s", opt_keys[k]);
+      refused(json, SNAP_ECONFIG, path);
+    }
+    snprintf(json, sizeof json,
+             "{\"backend\": \"memory\", \"options\": {\"compression\": \"zlib\", "
+             "\"compression_level\": %s}}",
+             bad[i]);
+    refused(json, SNAP_ECONFIG, "options.compression_level");
+    snprintf(json, sizeof json, "{\"backend\": \"memory\", \"executor\": {\"max_batch\": %s}}",
+             bad[i]);
+    refused(json, SNAP_ECONFIG, "executor.max_batch");
+    snprintf(json, sizeof json,
+             "{\"backend\": \"memory\", \"executor\": {\"queue_capacity\": %s}}", bad[i]);
+    refused(json, SNAP_ECONFIG, "executor.queue_capacity");
+    snprintf(json, sizeof json,
+             "{\"backend\": \"memory\", \"options\": {\"encryption\": {\"context\": \"c\", "
+             "\"keys\": [{\"version\": %s, \"file\": \"/k\"}]}}}",
+             bad[i]);
+    refused(json, SNAP_ECONFIG, "options.encryption.keys[0].version");
+  }
+  /* Exact integers in other spellings are the integer they say. */
+  snap_store *st;
+  cr_assert_eq(snap_store_open(&st, "memory", "{\"keep\": 2.0e1, \"max_load_attempts\": 0.5e1}"),
+               SNAP_OK, "%s", snap_error_message());
+  snap_store_close(st);
+  cr_assert_eq(snap_store_open(&st, "memory", "{\"keep\": 4294967295}"), SNAP_OK);
+  snap_store_close(st);
+  store_refused("memory", "{\"keep\": 4294967296}", "keep: 4294967296 is out of range");
+}
+
+Test(config, every_layer_names_keys_by_their_full_path) {
+  /* The store's keys, the backend's keys and the document's own, one style. */
+  refused("{\"backend\": \"memory\", \"config\": {\"keep\": -1}}", SNAP_ECONFIG,
+          "config.keep: -1 is out of range 0 to 4294967295");
+  refused("{\"backend\": \"sqlite\", \"config\": {\"path\": \"t.db\", \"synchronous\": \"off\"}}",
+          SNAP_ECONFIG, "config.synchronous: 'off' is not one of \"full\" or \"normal\"");
+  refused("{\"backend\": \"memory\", \"config\": {\"colour\": 1}}", SNAP_ECONFIG,
+          "config.colour: unknown key");
+  refused("{\"backend\": \"memory\", \"options\": {\"compression_level\": 10}}", SNAP_ECONFIG,
+          "options.compression_level: 10 is out of range 0 to 9");
+  store_refused("memory", "{\"keep\": \"3\"}", "keep: must be an integer");
+  store_refused("memory", "{\"colour\": 1}", "colour: unknown key");
+  store_refused("memory", "[1]", "(document): must be a JSON object");
+  store_refused("sqlite", "{\"path\": \"t.db\", \"synchronous\": 1}", "synchronous: must be one");
+}
+
+Test(config, the_sqlite_path_is_required) {
+  /* No silent ./snapshots.db in the working directory. */
+  store_refused("sqlite", NULL, "path: missing");
+  store_refused("sqlite", "{}", "path: missing");
+  store_refused("sqlite", "{\"keep\": 2}", "path: missing");
+  refused("{\"backend\": \"sqlite\"}", SNAP_ECONFIG, "config.path: missing");
+  refused("{\"backend\": \"sqlite\", \"config\": {\"keep\": 1}}", SNAP_ECONFIG,
+          "config.path: missing");
+  cr_assert_neq(access("snapshots.db", F_OK), 0, "no default file was created");
 }

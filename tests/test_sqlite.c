@@ -466,15 +466,16 @@ Test(sqlite, bad_configuration_names_the_key) {
   struct {
     const char *cfg, *named;
   } bad[] = {
-      {"{\"tabel\": \"x\"}", "tabel"},
-      {"{\"table\": \"x; DROP TABLE y\"}", "table"},
-      {"{\"table\": \"1abc\"}", "table"},
-      {"{\"table\": "
+      {"{\"path\": \"t.db\", \"tabel\": \"x\"}", "tabel"},
+      {"{\"table\": \"x\"}", "path"},
+      {"{\"path\": \"t.db\", \"table\": \"x; DROP TABLE y\"}", "table"},
+      {"{\"path\": \"t.db\", \"table\": \"1abc\"}", "table"},
+      {"{\"path\": \"t.db\", \"table\": "
        "\"a1234567890123456789012345678901234567890123456789012345678901234\"}",
        "table"},
-      {"{\"synchronous\": \"off\"}", "synchronous"},
-      {"{\"busy_timeout_ms\": -1}", "busy_timeout_ms"},
-      {"{\"secure_delete\": true}", "secure_delete"},
+      {"{\"path\": \"t.db\", \"synchronous\": \"off\"}", "synchronous"},
+      {"{\"path\": \"t.db\", \"busy_timeout_ms\": -1}", "busy_timeout_ms"},
+      {"{\"path\": \"t.db\", \"secure_delete\": true}", "secure_delete"},
       {"{\"path\": 5}", "path"},
       {"{\"path\": \"\"}", "path"},
   };

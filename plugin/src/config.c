@@ -1,262 +1,279 @@
 /* The configuration document: one JSON object gives a store, its default
- * options and an executor (reference: docs/PLUGIN.md). */
-#include <cjson/cJSON.h>
-#include <math.h> /* isfinite(), a macro */
+ * options and an executor (reference: docs/PLUGIN.md). It is read with the
+ * store layer's strict reader (store/src/conf.h), the same one that reads the
+ * store's and the backends' keys. */
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "conf.h"
 #include "snap/plugin.h"
+#include "store_internal.h"
 
 struct snap_plugin {
   snap_store *store;
   snap_executor *executor;
   snap_options *options;
-  snap_keyring *own_keyring; /* from a key file; the caller's keyring is only borrowed */
+  snap_keyring *own_keyring; /* from key files; the caller's keyring is only borrowed */
 };
 
-/* A key is accepted only if it is listed; the message names the full path. */
-static int check_keys(const cJSON *obj, const char *path, const char *const *allowed) {
-  for (const cJSON *it = obj->child; it; it = it->next) {
-    bool ok = false;
-    for (size_t i = 0; allowed[i]; i++)
-      if (it->string && strcmp(it->string, allowed[i]) == 0)
-        ok = true;
-    if (!ok)
-      return snap_error_set(SNAP_ECONFIG, "%s%s%s: unknown key", path, *path ? "." : "",
-                            it->string ? it->string : "(unnamed)");
+/* Sizes in bytes: what a size_t holds, and a JSON integer can say. */
+#define SIZE_LIMIT ((int64_t)(SIZE_MAX > INT64_MAX ? INT64_MAX : SIZE_MAX))
+
+/* Most keys a document may name in options.encryption.keys. */
+#define MAX_KEYS 64
+
+/* A key file named by the document, read once the whole document is known
+ * to be valid (so a bad document reads no key material at all). */
+typedef struct key_spec {
+  uint32_t version;
+  const char *file; /* in the document */
+  char path[SNAP__CONF_PATH_MAX]; /* where the document names it, for messages */
+} key_spec;
+
+typedef struct encryption_spec {
+  bool present; /* an "encryption" object */
+  bool off;     /* "encryption": false */
+  const char *context;
+  key_spec keys[MAX_KEYS];
+  size_t nkeys;
+  uint32_t active; /* 0: not said */
+  char active_path[SNAP__CONF_PATH_MAX];
+} encryption_spec;
+
+static int read_required(snap_conf *opts, unsigned *out) {
+  static const char *const groups[] = {"compression", "encryption", "integrity"};
+  static const unsigned bits[] = {SNAP_OPT_COMPRESSION, SNAP_OPT_ENCRYPTION, SNAP_OPT_INTEGRITY};
+  const char *const *names;
+  size_t n;
+  int rc = snap__conf_strs(opts, "required", 0, &names, &n);
+  if (rc <= 0)
+    return rc;
+  unsigned acc = 0;
+  for (size_t i = 0; i < n; i++) {
+    size_t g = 0;
+    while (g < 3 && strcmp(names[i], groups[g]) != 0)
+      g++;
+    char item[32];
+    snprintf(item, sizeof item, "required[%zu]", i);
+    if (g == 3)
+      return snap__conf_error(opts, item, "'%s' is not one of compression, encryption, integrity",
+                              names[i]);
+    acc |= bits[g];
   }
-  return SNAP_OK;
+  *out = acc;
+  return 1;
 }
 
-static int want_object(const cJSON *v, const char *path) {
-  if (!cJSON_IsObject(v))
-    return snap_error_set(SNAP_ECONFIG, "%s: must be an object", path);
-  return SNAP_OK;
-}
-
-#define MAX_EXACT 9007199254740992.0 /* 2^53 */
-
-/* An integer in [lo, hi]; JSON numbers are doubles, so 2^53 bounds what is exact. */
-static int get_int(const cJSON *v, const char *path, double lo, double hi, int64_t *out) {
-  if (!cJSON_IsNumber(v))
-    return snap_error_set(SNAP_ECONFIG, "%s: must be a number", path);
-  double d = v->valuedouble;
-  /* Magnitude first, so that the integer test converts only values that fit
-   * (and without libm: floor() would be the only reason to link it). */
-  if (!isfinite(d) || d < -MAX_EXACT || d > MAX_EXACT)
-    return snap_error_set(SNAP_ECONFIG, "%s: %g is out of range %.0f to %.0f", path, d, lo, hi);
-  if (d != (double)(int64_t)d)
-    return snap_error_set(SNAP_ECONFIG, "%s: must be an integer", path);
-  if (d < lo || d > hi)
-    return snap_error_set(SNAP_ECONFIG, "%s: %.0f is out of range %.0f to %.0f", path, d, lo, hi);
-  *out = (int64_t)d;
-  return SNAP_OK;
-}
-
-static int parse_required(const cJSON *v, unsigned *out) {
-  const char *path = "options.required";
-  if (!cJSON_IsArray(v))
-    return snap_error_set(SNAP_ECONFIG, "%s: must be an array of option names", path);
-  unsigned bits = 0;
-  int i = 0;
-  for (const cJSON *it = v->child; it; it = it->next, i++) {
-    if (!cJSON_IsString(it))
-      return snap_error_set(SNAP_ECONFIG, "%s[%d]: must be a string", path, i);
-    const char *s = it->valuestring;
-    if (strcmp(s, "compression") == 0)
-      bits |= SNAP_OPT_COMPRESSION;
-    else if (strcmp(s, "encryption") == 0)
-      bits |= SNAP_OPT_ENCRYPTION;
-    else if (strcmp(s, "integrity") == 0)
-      bits |= SNAP_OPT_INTEGRITY;
-    else
-      return snap_error_set(SNAP_ECONFIG,
-                            "%s[%d]: '%s' is not one of compression, encryption, integrity", path,
-                            i, s);
+/* The single-key form {"key_file", "key_version"} is the keys list with one
+ * entry; the two forms together would be ambiguous and are refused. */
+static int read_keys(snap_conf *enc, encryption_spec *es) {
+  const char *file = NULL;
+  int64_t version = 1, active = 0;
+  int has_file = snap__conf_str(enc, "key_file", SNAP_CONF_NONEMPTY, &file);
+  int has_version = snap__conf_int(enc, "key_version", 0, 1, UINT32_MAX, &version);
+  size_t n = 0;
+  int has_keys = snap__conf_arr(enc, "keys", 0, &n);
+  int has_active = snap__conf_int(enc, "active", 0, 1, UINT32_MAX, &active);
+  if (has_file < 0 || has_version < 0 || has_keys < 0 || has_active < 0)
+    return snap__conf_done(enc);
+  if (has_keys > 0 && (has_file > 0 || has_version > 0))
+    return snap__conf_error(enc, has_file > 0 ? "key_file" : "key_version",
+                            "give either \"keys\" (with \"active\") or the single-key "
+                            "\"key_file\"/\"key_version\", not both");
+  if (has_active > 0 && has_keys == 0 && has_file > 0)
+    return snap__conf_error(enc, "active", "only meaningful with \"keys\" (the single-key form "
+                                           "names its version with \"key_version\")");
+  if (has_file > 0) {
+    es->keys[0].version = (uint32_t)version;
+    es->keys[0].file = file;
+    snap__conf_join(es->keys[0].path, sizeof es->keys[0].path, enc->path, "key_file");
+    es->nkeys = 1;
+    es->active = (uint32_t)version;
+    snap__conf_join(es->active_path, sizeof es->active_path, enc->path, "key_version");
+    return SNAP_OK;
   }
-  *out = bits;
+  if (has_version > 0) {
+    /* With a caller's keyring: the version its active key must have. */
+    es->active = (uint32_t)version;
+    snap__conf_join(es->active_path, sizeof es->active_path, enc->path, "key_version");
+  }
+  if (has_active > 0) {
+    es->active = (uint32_t)active;
+    snap__conf_join(es->active_path, sizeof es->active_path, enc->path, "active");
+  }
+  if (has_keys == 0)
+    return SNAP_OK;
+  if (n == 0)
+    return snap__conf_error(enc, "keys", "must name at least one key");
+  if (n > MAX_KEYS)
+    return snap__conf_error(enc, "keys", "names %zu keys; at most %d are allowed", n, MAX_KEYS);
+  for (size_t i = 0; i < n; i++) {
+    snap_conf k;
+    int64_t v = 0;
+    const char *f = NULL;
+    if (snap__conf_item(enc, "keys", i, &k) < 0 ||
+        snap__conf_int(&k, "version", SNAP_CONF_REQUIRED, 1, UINT32_MAX, &v) < 0 ||
+        snap__conf_str(&k, "file", SNAP_CONF_REQUIRED | SNAP_CONF_NONEMPTY, &f) < 0)
+      return snap__conf_done(enc);
+    for (size_t j = 0; j < i; j++)
+      if (es->keys[j].version == (uint32_t)v)
+        return snap__conf_error(&k, "version", "version %lld is also given by keys[%zu]",
+                                (long long)v, j);
+    es->keys[i].version = (uint32_t)v;
+    es->keys[i].file = f;
+    snap__conf_join(es->keys[i].path, sizeof es->keys[i].path, k.path, "file");
+  }
+  es->nkeys = n;
+  if (has_active == 0) {
+    if (n > 1)
+      return snap__conf_error(enc, "active",
+                              "missing: with several keys, say which one new snapshots use");
+    es->active = es->keys[0].version;
+    return SNAP_OK;
+  }
+  for (size_t i = 0; i < n; i++)
+    if (es->keys[i].version == es->active)
+      return SNAP_OK;
+  return snap__conf_error(enc, "active", "version %lld is not among \"keys\"", (long long)active);
+}
+
+static int read_encryption(snap_conf *opts, encryption_spec *es) {
+  int t = snap__conf_type(opts, "encryption");
+  if (t < 0)
+    return SNAP_OK;
+  if (t == SNAP__J_FALSE) {
+    bool b;
+    snap__conf_bool(opts, "encryption", 0, &b);
+    es->off = true;
+    return SNAP_OK;
+  }
+  if (t != SNAP__J_OBJ)
+    return snap__conf_error(opts, "encryption", "must be an object or false");
+  snap_conf enc;
+  snap__conf_obj(opts, "encryption", 0, &enc);
+  es->present = true;
+  /* A context is mandatory: it names what the key protects. */
+  if (snap__conf_str(&enc, "context", SNAP_CONF_REQUIRED | SNAP_CONF_NONEMPTY, &es->context) < 0)
+    return snap__conf_done(&enc);
+  return read_keys(&enc, es);
+}
+
+/* Reads "options" into `o` (key files not yet read: see load_keys()). */
+static int read_options(snap_conf *doc, snap_options *o, encryption_spec *es) {
+  static const char *const algs[] = {"none", "zlib", NULL};
+  snap_conf opts;
+  int rc = snap__conf_obj(doc, "options", 0, &opts);
+  if (rc <= 0)
+    return rc;
+  int alg = 0;
+  int64_t level = 6, min_size = 0, max_stored = 0, max_decoded = 0;
+  bool accept = false;
+  unsigned required = 0;
+  int has_alg = snap__conf_enum(&opts, "compression", 0, algs, &alg);
+  int has_level = snap__conf_int(&opts, "compression_level", 0, 0, 9, &level);
+  int has_min = snap__conf_int(&opts, "compression_min_size", 0, 0, SIZE_LIMIT, &min_size);
+  int has_ms = snap__conf_int(&opts, "max_stored_size", 0, 1, SIZE_LIMIT, &max_stored);
+  int has_md = snap__conf_int(&opts, "max_decoded_size", 0, 1, SIZE_LIMIT, &max_decoded);
+  int has_accept = snap__conf_bool(&opts, "accept_unauthenticated", 0, &accept);
+  int has_required = read_required(&opts, &required);
+  if (has_level > 0 && !(has_alg > 0 && alg == 1))
+    snap__conf_error(&opts, "compression_level", "only meaningful with \"compression\": \"zlib\"");
+  if ((rc = read_encryption(&opts, es)) != SNAP_OK || (rc = snap__conf_done(&opts)) != SNAP_OK)
+    return rc;
+  if (has_alg > 0 &&
+      (rc = snap_options_set_compression(o, alg == 1 ? SNAP_COMPRESSION_ZLIB : SNAP_COMPRESSION_NONE,
+                                         (int)level)))
+    return rc;
+  if (has_min > 0 && (rc = snap_options_set_compression_min_size(o, (size_t)min_size)))
+    return rc;
+  if ((has_ms > 0 || has_md > 0) &&
+      (rc = snap_options_set_limits(o, (size_t)max_stored, (size_t)max_decoded)))
+    return rc;
+  if (has_accept > 0 && (rc = snap_options_set_accept_unauthenticated(o, accept)))
+    return rc;
+  if (has_required > 0 && (rc = snap_options_set_required(o, required)))
+    return rc;
   return SNAP_OK;
 }
 
-static int parse_encryption(snap_plugin *p, const cJSON *enc, snap_keyring *keyring) {
+/* Builds the keyring the document names (or checks the caller's) and turns
+ * encryption on. */
+static int apply_encryption(snap_plugin *p, const encryption_spec *es, snap_keyring *keyring) {
   const char *path = "options.encryption";
-  if (cJSON_IsFalse(enc))
+  if (es->off)
     return snap_options_set_encryption(p->options, NULL, NULL);
-  if (!cJSON_IsObject(enc))
-    return snap_error_set(SNAP_ECONFIG, "%s: must be an object or false", path);
-  static const char *const keys[] = {"key_file", "key_version", "context", NULL};
-  int rc = check_keys(enc, path, keys);
-  if (rc)
-    return rc;
-  const cJSON *file = cJSON_GetObjectItemCaseSensitive(enc, "key_file");
-  const cJSON *ver = cJSON_GetObjectItemCaseSensitive(enc, "key_version");
-  const cJSON *ctx = cJSON_GetObjectItemCaseSensitive(enc, "context");
-  if (!ctx)
-    return snap_error_set(SNAP_ECONFIG, "%s.context: missing (a context string is mandatory)",
-                          path);
-  if (!cJSON_IsString(ctx) || !ctx->valuestring[0])
-    return snap_error_set(SNAP_ECONFIG, "%s.context: must be a non-empty string", path);
-  int64_t version = 1;
-  if (ver && (rc = get_int(ver, "options.encryption.key_version", 1, 4294967295.0, &version)))
-    return rc;
-  snap_keyring *kr;
-  if (file) {
-    if (!cJSON_IsString(file) || !file->valuestring[0])
-      return snap_error_set(SNAP_ECONFIG, "%s.key_file: must be a non-empty path", path);
+  if (!es->present) {
     if (keyring)
-      return snap_error_set(
-          SNAP_ECONFIG, "%s.key_file: a keyring was also supplied; give one or the other", path);
+      return snap_error_set(SNAP_ECONFIG, "%s: a keyring was supplied but no encryption context "
+                                          "is configured",
+                            path);
+    return SNAP_OK;
+  }
+  snap_keyring *kr;
+  int rc;
+  if (es->nkeys > 0) {
+    if (keyring)
+      return snap_error_set(SNAP_ECONFIG, "%s: a keyring was also supplied; give key files or a "
+                                          "keyring, not both",
+                            es->keys[0].path);
     if ((rc = snap_keyring_new(&p->own_keyring)))
       return rc;
-    rc = snap_keyring_add_file(p->own_keyring, (uint32_t)version, file->valuestring);
-    if (rc) {
-      char msg[512];
-      snprintf(msg, sizeof msg, "%s", snap_error_message());
-      return snap_error_set(rc, "%s.key_file '%s': %s", path, file->valuestring, msg);
+    for (size_t i = 0; i < es->nkeys; i++) {
+      rc = snap_keyring_add_file(p->own_keyring, es->keys[i].version, es->keys[i].file);
+      if (rc) {
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s", snap_error_message());
+        return snap_error_set(rc, "%s '%s': %s", es->keys[i].path, es->keys[i].file, msg);
+      }
     }
+    if ((rc = snap_keyring_set_active(p->own_keyring, es->active)))
+      return rc;
     kr = p->own_keyring;
   } else {
     if (!keyring)
       return snap_error_set(SNAP_ECONFIG,
-                            "%s.key_file: missing, and no keyring was supplied (keys never "
-                            "travel inside the configuration)",
+                            "%s.keys: missing, and no keyring was supplied (keys never travel "
+                            "inside the configuration)",
                             path);
-    if (ver && snap_keyring_active(keyring) != (uint32_t)version)
-      return snap_error_set(SNAP_ECONFIG,
-                            "%s.key_version: version %lld is not the supplied keyring's active "
-                            "key (%u)",
-                            path, (long long)version, (unsigned)snap_keyring_active(keyring));
     if (snap_keyring_active(keyring) == 0)
       return snap_error_set(SNAP_ECONFIG, "%s: the supplied keyring is empty", path);
+    if (es->active && snap_keyring_active(keyring) != es->active)
+      return snap_error_set(SNAP_ECONFIG,
+                            "%s: version %u is not the supplied keyring's active key (%u)",
+                            es->active_path, (unsigned)es->active,
+                            (unsigned)snap_keyring_active(keyring));
     kr = keyring;
   }
-  rc = snap_options_set_encryption(p->options, kr, ctx->valuestring);
+  rc = snap_options_set_encryption(p->options, kr, es->context);
   if (rc)
     return snap_error_set(SNAP_ECONFIG, "%s.context: %s", path, snap_error_message());
   return SNAP_OK;
 }
 
-static int parse_options(snap_plugin *p, const cJSON *opts, snap_keyring *keyring) {
-  static const char *const keys[] = {"compression",
-                                     "compression_level",
-                                     "compression_min_size",
-                                     "encryption",
-                                     "max_stored_size",
-                                     "max_decoded_size",
-                                     "accept_unauthenticated",
-                                     "required",
-                                     NULL};
-  int rc = snap_options_new(&p->options);
-  if (rc)
-    return rc;
-  if (!opts) {
-    if (keyring)
-      return snap_error_set(SNAP_ECONFIG, "options.encryption: a keyring was supplied but no "
-                                          "encryption context is configured");
-    return SNAP_OK;
-  }
-  if ((rc = want_object(opts, "options")) || (rc = check_keys(opts, "options", keys)))
-    return rc;
-
-  const cJSON *alg = cJSON_GetObjectItemCaseSensitive(opts, "compression");
-  const cJSON *lvl = cJSON_GetObjectItemCaseSensitive(opts, "compression_level");
-  snap_compression c = SNAP_COMPRESSION_NONE;
-  if (alg) {
-    if (!cJSON_IsString(alg))
-      return snap_error_set(SNAP_ECONFIG, "options.compression: must be \"none\" or \"zlib\"");
-    if (strcmp(alg->valuestring, "zlib") == 0)
-      c = SNAP_COMPRESSION_ZLIB;
-    else if (strcmp(alg->valuestring, "none") != 0)
-      return snap_error_set(SNAP_ECONFIG, "options.compression: '%s' is not \"none\" or \"zlib\"",
-                            alg->valuestring);
-  }
-  int64_t level = 6;
-  if (lvl && (rc = get_int(lvl, "options.compression_level", 0, 9, &level)))
-    return rc;
-  if (lvl && c != SNAP_COMPRESSION_ZLIB)
-    return snap_error_set(SNAP_ECONFIG,
-                          "options.compression_level: only meaningful with \"compression\": "
-                          "\"zlib\"");
-  if (alg && (rc = snap_options_set_compression(p->options, c, (int)level)))
-    return rc;
-
-  const cJSON *v = cJSON_GetObjectItemCaseSensitive(opts, "compression_min_size");
-  int64_t n;
-  if (v) {
-    if ((rc = get_int(v, "options.compression_min_size", 0, MAX_EXACT, &n)))
-      return rc;
-    if ((rc = snap_options_set_compression_min_size(p->options, (size_t)n)))
-      return rc;
-  }
-  int64_t max_stored = 0, max_decoded = 0;
-  const cJSON *ms = cJSON_GetObjectItemCaseSensitive(opts, "max_stored_size");
-  const cJSON *md = cJSON_GetObjectItemCaseSensitive(opts, "max_decoded_size");
-  if (ms && (rc = get_int(ms, "options.max_stored_size", 1, MAX_EXACT, &max_stored)))
-    return rc;
-  if (md && (rc = get_int(md, "options.max_decoded_size", 1, MAX_EXACT, &max_decoded)))
-    return rc;
-  if ((ms || md) &&
-      (rc = snap_options_set_limits(p->options, (size_t)max_stored, (size_t)max_decoded)))
-    return rc;
-
-  v = cJSON_GetObjectItemCaseSensitive(opts, "accept_unauthenticated");
-  if (v) {
-    if (!cJSON_IsBool(v))
-      return snap_error_set(SNAP_ECONFIG, "options.accept_unauthenticated: must be true or false");
-    if ((rc = snap_options_set_accept_unauthenticated(p->options, cJSON_IsTrue(v))))
-      return rc;
-  }
-  v = cJSON_GetObjectItemCaseSensitive(opts, "required");
-  if (v) {
-    unsigned bits = 0;
-    if ((rc = parse_required(v, &bits)) || (rc = snap_options_set_required(p->options, bits)))
-      return rc;
-  }
-  v = cJSON_GetObjectItemCaseSensitive(opts, "encryption");
-  if (v)
-    return parse_encryption(p, v, keyring);
-  if (keyring)
-    return snap_error_set(SNAP_ECONFIG, "options.encryption: a keyring was supplied but no "
-                                        "encryption context is configured");
-  return SNAP_OK;
-}
-
-static int parse_executor(const cJSON *v, bool *enabled, snap_executor_config *cfg) {
-  static const char *const keys[] = {"queue_capacity", "max_batch", "load_threads", NULL};
+static int read_executor(snap_conf *doc, bool *enabled, snap_executor_config *cfg) {
   *enabled = true;
-  if (!v)
+  int type = snap__conf_type(doc, "executor");
+  if (type < 0)
     return SNAP_OK;
-  if (cJSON_IsFalse(v)) {
+  if (type == SNAP__J_FALSE) {
+    bool b;
     *enabled = false;
-    return SNAP_OK;
+    return snap__conf_bool(doc, "executor", 0, &b) < 0 ? snap__conf_done(doc) : SNAP_OK;
   }
-  if (!cJSON_IsObject(v))
-    return snap_error_set(SNAP_ECONFIG, "executor: must be an object or false");
-  int rc = check_keys(v, "executor", keys);
-  if (rc)
-    return rc;
-  int64_t n;
-  const cJSON *q = cJSON_GetObjectItemCaseSensitive(v, "queue_capacity");
-  if (q) {
-    if ((rc = get_int(q, "executor.queue_capacity", 1, 1048576, &n)))
-      return rc;
-    cfg->queue_capacity = (size_t)n;
-  }
-  const cJSON *b = cJSON_GetObjectItemCaseSensitive(v, "max_batch");
-  if (b) {
-    if ((rc = get_int(b, "executor.max_batch", 1, 65536, &n)))
-      return rc;
-    cfg->max_batch = (size_t)n;
-  }
-  const cJSON *t = cJSON_GetObjectItemCaseSensitive(v, "load_threads");
-  if (t) {
-    if ((rc = get_int(t, "executor.load_threads", 1, 64, &n)))
-      return rc;
-    cfg->load_threads = (size_t)n;
-  }
-  return SNAP_OK;
+  if (type != SNAP__J_OBJ)
+    return snap__conf_error(doc, "executor", "must be an object or false");
+  snap_conf ex;
+  int64_t q = 0, b = 0, t = 0;
+  snap__conf_obj(doc, "executor", 0, &ex);
+  if (snap__conf_int(&ex, "queue_capacity", 0, 1, 1048576, &q) > 0)
+    cfg->queue_capacity = (size_t)q;
+  if (snap__conf_int(&ex, "max_batch", 0, 1, 65536, &b) > 0)
+    cfg->max_batch = (size_t)b;
+  if (snap__conf_int(&ex, "load_threads", 0, 1, 64, &t) > 0)
+    cfg->load_threads = (size_t)t;
+  return snap__conf_done(&ex);
 }
 
 /* "observe": {"metrics": bool, "log": "off" | "error" | "warning" | "info"}; absent keys keep
@@ -266,28 +283,18 @@ typedef struct observe_cfg {
   int log;     /* -1: default, else a snap_log_level */
 } observe_cfg;
 
-static int parse_observe(const cJSON *v, observe_cfg *out) {
-  static const char *const keys[] = {"metrics", "log", NULL};
-  static const char *const levels[] = {"off", "error", "warning", "info"};
+static int read_observe(snap_conf *doc, observe_cfg *out) {
+  static const char *const levels[] = {"off", "error", "warning", "info", NULL};
   *out = (observe_cfg){-1, -1};
-  if (!v)
-    return SNAP_OK;
-  int rc;
-  if ((rc = want_object(v, "observe")) || (rc = check_keys(v, "observe", keys)))
+  snap_conf ob;
+  int rc = snap__conf_obj(doc, "observe", 0, &ob);
+  if (rc <= 0)
     return rc;
-  const cJSON *m = cJSON_GetObjectItemCaseSensitive(v, "metrics");
-  if (m && !cJSON_IsBool(m))
-    return snap_error_set(SNAP_ECONFIG, "observe.metrics: must be true or false");
-  if (m)
-    out->metrics = cJSON_IsTrue(m);
-  const cJSON *l = cJSON_GetObjectItemCaseSensitive(v, "log");
-  for (int i = 0; l && i < 4 && out->log < 0; i++)
-    if (cJSON_IsString(l) && strcmp(l->valuestring, levels[i]) == 0)
-      out->log = i;
-  if (l && out->log < 0)
-    return snap_error_set(SNAP_ECONFIG,
-                          "observe.log: must be \"off\", \"error\", \"warning\" or \"info\"");
-  return SNAP_OK;
+  bool metrics;
+  if (snap__conf_bool(&ob, "metrics", 0, &metrics) > 0)
+    out->metrics = metrics;
+  snap__conf_enum(&ob, "log", 0, levels, &out->log);
+  return snap__conf_done(&ob);
 }
 
 static int apply_observe(snap_store *st, const observe_cfg *c) {
@@ -299,44 +306,51 @@ static int apply_observe(snap_store *st, const observe_cfg *c) {
   return rc;
 }
 
-static int open_doc(snap_plugin *p, const cJSON *doc, snap_keyring *keyring) {
-  static const char *const keys[] = {"backend", "config", "options", "executor", "observe", NULL};
-  int rc;
-  if ((rc = want_object(doc, "(document)")) || (rc = check_keys(doc, "", keys)))
+static int open_doc(snap_plugin *p, snap_conf *doc, snap_keyring *keyring) {
+  const char *backend = NULL;
+  int rc = snap__conf_str(doc, "backend", SNAP_CONF_REQUIRED | SNAP_CONF_NONEMPTY, &backend);
+  if (rc < 0)
     return rc;
-  const cJSON *backend = cJSON_GetObjectItemCaseSensitive(doc, "backend");
-  if (!backend)
-    return snap_error_set(SNAP_ECONFIG, "backend: missing (e.g. \"sqlite\" or \"memory\")");
-  if (!cJSON_IsString(backend))
-    return snap_error_set(SNAP_ECONFIG, "backend: must be a string");
-  const cJSON *config = cJSON_GetObjectItemCaseSensitive(doc, "config");
-  if (config && (rc = want_object(config, "config")))
-    return rc;
+  int t = snap__conf_type(doc, "config");
+  if (t >= 0 && t != SNAP__J_OBJ)
+    return snap__conf_error(doc, "config", "must be an object");
+  size_t config_len = 0;
+  /* The store reads "config" with the same rules, naming keys "config.<key>". */
+  const char *config_raw = snap__conf_raw(doc, "config", &config_len);
   bool exec_on;
   snap_executor_config ecfg = SNAP_EXECUTOR_CONFIG_INIT;
-  if ((rc = parse_executor(cJSON_GetObjectItemCaseSensitive(doc, "executor"), &exec_on, &ecfg)))
-    return rc;
   observe_cfg obs;
-  if ((rc = parse_observe(cJSON_GetObjectItemCaseSensitive(doc, "observe"), &obs)))
-    return rc;
-  /* Options first: a bad option or key file must not leave a database behind. */
-  if ((rc = parse_options(p, cJSON_GetObjectItemCaseSensitive(doc, "options"), keyring)))
+  encryption_spec *es = snap_calloc(1, sizeof *es);
+  if (!es)
+    return snap_error_set(SNAP_ENOMEM, "out of memory reading the configuration");
+  if ((rc = snap_options_new(&p->options)) == SNAP_OK &&
+      (rc = read_executor(doc, &exec_on, &ecfg)) == SNAP_OK &&
+      (rc = read_observe(doc, &obs)) == SNAP_OK &&
+      (rc = read_options(doc, p->options, es)) == SNAP_OK && (rc = snap__conf_done(doc)) == SNAP_OK)
+    /* The document is valid: only now read key files, and only then open the
+     * store, so that a bad document or key file leaves no database behind. */
+    rc = apply_encryption(p, es, keyring);
+  snap_free(es);
+  if (rc)
     return rc;
 
-  char *config_text = NULL;
-  if (config && !(config_text = cJSON_PrintUnformatted(config)))
-    return snap_error_set(SNAP_ENOMEM, "out of memory printing \"config\"");
-  rc = snap_store_open(&p->store, backend->valuestring, config_text);
-  cJSON_free(config_text);
-  if (rc) {
-    char msg[512];
-    snprintf(msg, sizeof msg, "%s", snap_error_message());
+  const snap_backend *b;
+  if ((rc = snap_registry_find(backend, &b))) {
     if (rc == SNAP_ENOTFOUND)
-      return snap_error_set(SNAP_ECONFIG, "backend: %s", msg);
-    if (rc == SNAP_ECONFIG)
-      return snap_error_set(rc, "config: %s", msg);
-    return snap_error_set(rc, "%s", msg);
+      return snap_error_set(SNAP_ECONFIG, "backend: no backend named '%s' is registered", backend);
+    return rc;
   }
+  char *config_text = NULL;
+  if (config_raw) {
+    if (!(config_text = snap_malloc(config_len + 1)))
+      return snap_error_set(SNAP_ENOMEM, "out of memory reading the configuration");
+    memcpy(config_text, config_raw, config_len);
+    config_text[config_len] = '\0';
+  }
+  rc = snap__store_open_at(&p->store, b, config_text, "config");
+  snap_free(config_text);
+  if (rc)
+    return rc;
   if ((rc = snap_store_set_default_options(p->store, p->options)) ||
       (rc = apply_observe(p->store, &obs)))
     return rc;
@@ -351,19 +365,17 @@ int snap_plugin_open(snap_plugin **out, const char *config_json, snap_keyring *k
   *out = NULL;
   if (!config_json)
     return snap_error_set(SNAP_ECONFIG, "(document): no configuration given");
-  const char *end = NULL;
-  cJSON *doc = cJSON_ParseWithOpts(config_json, &end, 1);
-  if (!doc) {
-    size_t off = end ? (size_t)(end - config_json) : 0;
-    return snap_error_set(SNAP_ECONFIG, "(document): not valid JSON near byte %zu", off);
-  }
+  snap_conf *doc;
+  int rc = snap__conf_parse(&doc, config_json, "");
+  if (rc)
+    return rc;
   snap_plugin *p = snap_calloc(1, sizeof *p);
   if (!p) {
-    cJSON_Delete(doc);
+    snap__conf_free(doc);
     return snap_error_set(SNAP_ENOMEM, "out of memory opening the configuration");
   }
-  int rc = open_doc(p, doc, keyring);
-  cJSON_Delete(doc);
+  rc = open_doc(p, doc, keyring);
+  snap__conf_free(doc);
   if (rc) {
     snap_plugin_close(p);
     return rc;

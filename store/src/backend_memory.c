@@ -7,8 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <cjson/cJSON.h>
-
 #include "snap/sys/backend.h"
 
 typedef struct mem_row {
@@ -106,20 +104,13 @@ static size_t lower_bound(const mem_pid *p, int64_t seq) {
 
 static int mem_open(void **self, const char *config_json, const snap_host *host) {
   *self = NULL;
-  if (config_json != NULL) {
-    cJSON *root = cJSON_Parse(config_json);
-    if (root == NULL || !cJSON_IsObject(root)) {
-      cJSON_Delete(root);
-      return host->error(SNAP_ECONFIG, "memory backend: config must be a JSON object");
-    }
-    if (root->child != NULL) {
-      int rc = host->error(SNAP_ECONFIG, "memory backend: unknown config key '%s'",
-                           root->child->string ? root->child->string : "");
-      cJSON_Delete(root);
-      return rc;
-    }
-    cJSON_Delete(root);
-  }
+  /* No keys of its own: the reader refuses any key. */
+  snap_conf *c;
+  int rc = host->conf_open(&c, config_json);
+  if (rc == SNAP_OK)
+    rc = host->conf_finish(c);
+  if (rc != SNAP_OK)
+    return rc;
   mem_backend *m = host->malloc(sizeof *m);
   if (m == NULL)
     return host->error(SNAP_ENOMEM, "memory backend: out of memory");

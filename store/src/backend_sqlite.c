@@ -14,7 +14,6 @@
 #include <string.h>
 #include <time.h>
 
-#include <cjson/cJSON.h>
 #include <sqlite3.h>
 
 #include "backend_sqlite_internal.h"
@@ -158,82 +157,39 @@ static char *dup_str(const snap_host *h, const char *s) {
 
 static int parse_config(sql_backend *b, const char *config_json) {
   const snap_host *h = b->host;
-  const char *path = "snapshots.db";
-  cJSON *root = NULL;
-  int rc = SNAP_OK;
-  if (config_json != NULL) {
-    root = cJSON_Parse(config_json);
-    if (root == NULL || !cJSON_IsObject(root)) {
-      cJSON_Delete(root);
-      return h->error(SNAP_ECONFIG, "sqlite backend: config must be a JSON object");
-    }
-  }
-  for (const cJSON *it = root ? root->child : NULL; it != NULL; it = it->next) {
-    const char *k = it->string ? it->string : "";
-    if (strcmp(k, "path") == 0) {
-      if (!cJSON_IsString(it) || it->valuestring[0] == '\0') {
-        rc = h->error(SNAP_ECONFIG, "sqlite config key 'path': expected a non-empty string");
-        break;
-      }
-      path = it->valuestring;
-    } else if (strcmp(k, "table") == 0) {
-      if (!cJSON_IsString(it) || !valid_table(it->valuestring)) {
-        rc = h->error(SNAP_ECONFIG,
-                      "sqlite config key 'table': expected a name matching [A-Za-z_][A-Za-z0-9_]* "
-                      "of at most %d characters",
-                      TABLE_MAX);
-        break;
-      }
-      strcpy(b->table, it->valuestring);
-    } else if (strcmp(k, "synchronous") == 0) {
-      if (!cJSON_IsString(it) ||
-          (strcmp(it->valuestring, "full") != 0 && strcmp(it->valuestring, "normal") != 0)) {
-        rc = h->error(SNAP_ECONFIG, "sqlite config key 'synchronous': expected \"full\" or "
-                                    "\"normal\"");
-        break;
-      }
-      b->sync_full = strcmp(it->valuestring, "full") == 0;
-    } else if (strcmp(k, "busy_timeout_ms") == 0) {
-      double v = cJSON_IsNumber(it) ? it->valuedouble : -1;
-      if (!(v >= 0 && v <= INT_MAX) || (double)(int)v != v) {
-        rc = h->error(SNAP_ECONFIG,
-                      "sqlite config key 'busy_timeout_ms': expected an integer "
-                      "in [0, %d]",
-                      INT_MAX);
-        break;
-      }
-      b->busy_ms = (int)v;
-    } else if (strcmp(k, "max_page_count") == 0) {
-      /* Operators cap the database's size; the pragma is per connection, so
-       * only the backend can apply it to every connection it opens. */
-      double v = cJSON_IsNumber(it) ? it->valuedouble : -1;
-      if (!(v >= 0 && v <= 4294967294.0) || (double)(unsigned long)v != v) {
-        rc = h->error(SNAP_ECONFIG, "sqlite config key 'max_page_count': expected an integer "
-                                    "in [0, 4294967294] (0: no cap)");
-        break;
-      }
-      b->max_pages = (unsigned long)v;
-    } else if (strcmp(k, "secure_delete") == 0) {
-      static const char *const names[] = {"auto", "on", "off", "fast"};
-      int found = -1;
-      for (int i = 0; i < 4 && cJSON_IsString(it); i++)
-        if (strcmp(it->valuestring, names[i]) == 0)
-          found = i;
-      if (found < 0) {
-        rc = h->error(SNAP_ECONFIG, "sqlite config key 'secure_delete': expected \"auto\", "
-                                    "\"on\", \"off\" or \"fast\"");
-        break;
-      }
-      b->secure = (enum secure_mode)found;
-    } else {
-      rc = h->error(SNAP_ECONFIG, "sqlite backend: unknown config key '%s'", k);
-      break;
-    }
-  }
-  if (rc == SNAP_OK && (b->path = dup_str(h, path)) == NULL)
-    rc = h->error(SNAP_ENOMEM, "sqlite backend: out of memory");
-  cJSON_Delete(root);
-  return rc;
+  static const char *const syncs[] = {"full", "normal", NULL};
+  static const char *const secure[] = {"auto", "on", "off", "fast", NULL};
+  snap_conf *c;
+  int e = h->conf_open(&c, config_json);
+  if (e != SNAP_OK)
+    return e;
+  const char *path = NULL, *table = NULL;
+  int sync = 0, sec = SECURE_AUTO;
+  int64_t busy = b->busy_ms, pages = 0;
+  h->conf_string(c, "path", SNAP_CONF_REQUIRED | SNAP_CONF_NONEMPTY, &path);
+  if (h->conf_string(c, "table", 0, &table) > 0 && !valid_table(table))
+    h->conf_error(c, "table", "'%s' does not match [A-Za-z_][A-Za-z0-9_]* of at most %d characters",
+                  table, TABLE_MAX);
+  if (h->conf_enum(c, "synchronous", 0, syncs, &sync) > 0)
+    b->sync_full = sync == 0;
+  h->conf_int(c, "busy_timeout_ms", 0, 0, INT_MAX, &busy);
+  /* Operators cap the database's size; the pragma is per connection, so
+   * only the backend can apply it to every connection it opens (0: no cap). */
+  h->conf_int(c, "max_page_count", 0, 0, 4294967294, &pages);
+  h->conf_enum(c, "secure_delete", 0, secure, &sec);
+  /* Copy before the reader (and its strings) goes. */
+  bool oom = path != NULL && (b->path = dup_str(h, path)) == NULL;
+  if (table != NULL && valid_table(table))
+    strcpy(b->table, table);
+  e = h->conf_finish(c);
+  if (e != SNAP_OK)
+    return e;
+  if (oom)
+    return h->error(SNAP_ENOMEM, "sqlite backend: out of memory");
+  b->busy_ms = (int)busy;
+  b->max_pages = (unsigned long)pages;
+  b->secure = (enum secure_mode)sec;
+  return SNAP_OK;
 }
 
 static int build_sql(sql_backend *b) {

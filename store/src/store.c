@@ -9,6 +9,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "conf.h"
 #include "snap/store.h"
 #include "snap/sys/backend.h"
 #include "observe_internal.h"
@@ -78,9 +79,16 @@ static int host_error(int code, const char *fmt, ...) {
   return snap_error_set(code, "%s", msg);
 }
 
-static const snap_host default_host = {
-    SNAP_BACKEND_ABI_VERSION, host_error, snap_malloc, snap_realloc, snap_free,
-    snap__obs_host_report};
+static void host_init(snap_host *h) {
+  memset(h, 0, sizeof *h);
+  h->abi_version = SNAP_BACKEND_ABI_VERSION;
+  h->error = host_error;
+  h->malloc = snap_malloc;
+  h->realloc = snap_realloc;
+  h->free = snap_free;
+  h->report = snap__obs_host_report;
+  snap__conf_host_fill(h);
+}
 
 /* ------------------------------------------------------------------------ */
 /* Buffer pool                                                               */
@@ -115,21 +123,6 @@ static void pool_put(snap_store *st, snap_buf *b) {
 /* Configuration                                                             */
 /* ------------------------------------------------------------------------ */
 
-/* 2^53: the largest integer a JSON number (a double) holds exactly. */
-#define JSON_INT_MAX 9007199254740992.0
-
-static int cfg_int(const cJSON *it, double min, double max, int64_t *out) {
-  *out = 0; /* defined on failure too: callers never read an unwritten value */
-  if (!cJSON_IsNumber(it))
-    return snap_error_set(SNAP_ECONFIG, "config key '%s': expected an integer", it->string);
-  double v = it->valuedouble;
-  if (!(v >= min && v <= max) || (double)(int64_t)v != v)
-    return snap_error_set(SNAP_ECONFIG, "config key '%s': %g is not an integer in [%.0f, %.0f]",
-                          it->string, v, min, max);
-  *out = (int64_t)v;
-  return SNAP_OK;
-}
-
 static bool valid_backend_name(const char *name) {
   if (name == NULL)
     return false;
@@ -144,110 +137,6 @@ static bool valid_backend_name(const char *name) {
       return false;
   }
   return true;
-}
-
-/* Splits the configuration: store keys fill `st`, the rest is re-printed for
- * the backend into `*backend_json` (freed with cJSON_free()). */
-static int parse_config(snap_store *st, const char *config_json, char **backend_json) {
-  *backend_json = NULL;
-  if (config_json == NULL)
-    return SNAP_OK;
-  cJSON *root = cJSON_Parse(config_json);
-  if (root == NULL)
-    return snap_error_set(SNAP_ECONFIG, "config is not valid JSON (near byte %ld)",
-                          cJSON_GetErrorPtr() ? (long)(cJSON_GetErrorPtr() - config_json) : -1L);
-  int rc = SNAP_OK;
-  cJSON *rest = NULL;
-  if (!cJSON_IsObject(root)) {
-    rc = snap_error_set(SNAP_ECONFIG, "config must be a JSON object");
-    goto out;
-  }
-  rest = cJSON_CreateObject();
-  if (rest == NULL) {
-    rc = snap_error_set(SNAP_ENOMEM, "config: out of memory");
-    goto out;
-  }
-  const cJSON *compression = NULL, *level = NULL, *min_size = NULL, *max_stored = NULL,
-              *max_decoded = NULL;
-  int64_t v;
-  cJSON *it = root->child;
-  while (it != NULL) {
-    cJSON *next = it->next;
-    const char *k = it->string ? it->string : "";
-    if (strcmp(k, "keep") == 0) {
-      if ((rc = cfg_int(it, 0, 4294967295.0, &v)) != SNAP_OK)
-        goto out;
-      st->keep = (uint32_t)v;
-    } else if (strcmp(k, "max_load_attempts") == 0) {
-      if ((rc = cfg_int(it, 1, 1000000, &v)) != SNAP_OK)
-        goto out;
-      st->max_load_attempts = (unsigned)v;
-    } else if (strcmp(k, "compression") == 0) {
-      if (!cJSON_IsString(it) ||
-          (strcmp(it->valuestring, "none") != 0 && strcmp(it->valuestring, "zlib") != 0)) {
-        rc =
-            snap_error_set(SNAP_ECONFIG, "config key 'compression': expected \"none\" or \"zlib\"");
-        goto out;
-      }
-      compression = it;
-    } else if (strcmp(k, "compression_level") == 0) {
-      if ((rc = cfg_int(it, 0, 9, &v)) != SNAP_OK)
-        goto out;
-      level = it;
-    } else if (strcmp(k, "compression_min_size") == 0) {
-      if ((rc = cfg_int(it, 0, JSON_INT_MAX, &v)) != SNAP_OK)
-        goto out;
-      min_size = it;
-    } else if (strcmp(k, "max_stored_size") == 0) {
-      if ((rc = cfg_int(it, 0, JSON_INT_MAX, &v)) != SNAP_OK)
-        goto out;
-      max_stored = it;
-    } else if (strcmp(k, "max_decoded_size") == 0) {
-      if ((rc = cfg_int(it, 0, JSON_INT_MAX, &v)) != SNAP_OK)
-        goto out;
-      max_decoded = it;
-    } else {
-      /* Not ours: move it to the backend's object. */
-      cJSON_DetachItemViaPointer(root, it);
-      cJSON_AddItemToObject(rest, k, it);
-      /* AddItemToObject re-sets the name from `k`, which pointed into the item
-       * itself; cJSON copies it before freeing the old one. */
-    }
-    it = next;
-  }
-  if (level != NULL && (compression == NULL || strcmp(compression->valuestring, "zlib") != 0)) {
-    rc = snap_error_set(
-        SNAP_ECONFIG, "config key 'compression_level': only meaningful with compression \"zlib\"");
-    goto out;
-  }
-  if (compression || min_size || max_stored || max_decoded) {
-    if ((rc = snap_options_new(&st->config_opts)) != SNAP_OK)
-      goto out;
-  }
-  if (compression != NULL) {
-    bool zlib = strcmp(compression->valuestring, "zlib") == 0;
-    int lv = level ? (int)level->valuedouble : 6;
-    rc = snap_options_set_compression(
-        st->config_opts, zlib ? SNAP_COMPRESSION_ZLIB : SNAP_COMPRESSION_NONE, zlib ? lv : 0);
-    if (rc != SNAP_OK)
-      goto out;
-  }
-  if (min_size != NULL && (rc = snap_options_set_compression_min_size(
-                               st->config_opts, (size_t)min_size->valuedouble)) != SNAP_OK)
-    goto out;
-  if (max_stored || max_decoded) {
-    rc = snap_options_set_limits(st->config_opts, max_stored ? (size_t)max_stored->valuedouble : 0,
-                                 max_decoded ? (size_t)max_decoded->valuedouble : 0);
-    if (rc != SNAP_OK)
-      goto out;
-  }
-  *backend_json = cJSON_PrintUnformatted(rest);
-  if (*backend_json == NULL)
-    rc = snap_error_set(SNAP_ENOMEM, "config: out of memory");
-out:
-  cJSON_Delete(rest);
-  cJSON_Delete(root);
-  return rc;
 }
 
 /* Recomputes the options used when neither the call nor the resolver gives
@@ -284,6 +173,11 @@ static int refresh_effective(snap_store *st) {
 
 int snap_store_open_backend(snap_store **out, const struct snap_backend *backend,
                             const char *config_json) {
+  return snap__store_open_at(out, backend, config_json, "");
+}
+
+int snap__store_open_at(snap_store **out, const struct snap_backend *backend,
+                        const char *config_json, const char *prefix) {
   if (out == NULL)
     return snap_error_set(SNAP_EINVAL, "snap_store_open_backend: out is NULL");
   *out = NULL;
@@ -305,10 +199,8 @@ int snap_store_open_backend(snap_store **out, const struct snap_backend *backend
     return snap_error_set(SNAP_ENOMEM, "snap_store_open_backend: out of memory");
   /* Only the slots of the table's own ABI version: later ones stay NULL. */
   memcpy(&st->be, backend, snap_backend_table_size(backend->abi_version));
-  st->host.host = default_host;
+  host_init(&st->host.host);
   st->host.obs = &st->obs;
-  st->keep = 3;
-  st->max_load_attempts = 3;
   if (pthread_rwlock_init(&st->lock, NULL) != 0) {
     snap_free(st);
     return snap_error_set(SNAP_ENOMEM, "snap_store_open_backend: cannot create a lock");
@@ -318,15 +210,27 @@ int snap_store_open_backend(snap_store **out, const struct snap_backend *backend
     snap_free(st);
     return snap_error_set(SNAP_ENOMEM, "snap_store_open_backend: cannot create a lock");
   }
-  char *backend_json = NULL;
+  snap__store_config cfg;
   int rc = snap__obs_init(&st->obs, st->be.name);
   if (rc == SNAP_OK)
-    rc = parse_config(st, config_json, &backend_json);
-  if (rc == SNAP_OK)
+    rc = snap__store_config_parse(&cfg, config_json, prefix);
+  else
+    memset(&cfg, 0, sizeof cfg);
+  if (rc == SNAP_OK) {
+    st->keep = cfg.keep;
+    st->max_load_attempts = cfg.max_load_attempts;
+    st->config_opts = cfg.opts;
+    cfg.opts = NULL;
     rc = refresh_effective(st);
-  if (rc == SNAP_OK)
-    rc = st->be.open(&st->self, backend_json, &st->host.host);
-  cJSON_free(backend_json);
+  }
+  if (rc == SNAP_OK) {
+    /* The backend reads its keys with the same reader; its messages name
+     * them by their path in the caller's document. */
+    snap__conf_set_backend_prefix(prefix);
+    rc = st->be.open(&st->self, cfg.backend_json, &st->host.host);
+    snap__conf_set_backend_prefix(NULL);
+  }
+  snap__store_config_dispose(&cfg);
   if (rc != SNAP_OK) {
     st->self = NULL;
     snap_store_close(st);

@@ -2,6 +2,7 @@
 #ifndef SNAP_STORE_INTERNAL_H
 #define SNAP_STORE_INTERNAL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -25,5 +26,30 @@ int snap__store_options(snap_store *st, const char *pid, const snap_options *cal
 
 /* Fails with SNAP_EUNSUPPORTED: `be` lacks the optional operation `what`. */
 int snap__store_unsupported(const snap_backend *be, const char *what);
+
+/* Snapshots kept per pid when neither the configuration nor the data set says. */
+#define SNAP__KEEP_DEFAULT 3u
+
+/* The store's own configuration keys, read from a store configuration. */
+typedef struct snap__store_config {
+  uint32_t keep;
+  bool keep_set; /* the document says "keep" */
+  unsigned max_load_attempts;
+  snap_options *opts; /* from the option keys, or NULL */
+  char *backend_json; /* the keys left for the backend, as JSON; snap_free() */
+} snap__store_config;
+
+/* Reads `config_json` (NULL: defaults); `prefix` is the key path of the
+ * object in its document ("" or NULL at the top). SNAP_ECONFIG naming the
+ * key's full path, SNAP_ENOMEM. On success dispose of `cfg` after use. */
+int snap__store_config_parse(snap__store_config *cfg, const char *config_json,
+                             const char *prefix);
+void snap__store_config_dispose(snap__store_config *cfg);
+
+/* snap_store_open_backend() for a configuration that sits at `prefix` in a
+ * larger document (the plugin document's "config"): messages then name the
+ * keys by their full path there. */
+int snap__store_open_at(snap_store **out, const struct snap_backend *backend,
+                        const char *config_json, const char *prefix);
 
 #endif /* SNAP_STORE_INTERNAL_H */

@@ -17,6 +17,7 @@
 #ifndef SNAP_SYS_BACKEND_H
 #define SNAP_SYS_BACKEND_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -45,8 +46,24 @@ typedef struct snap_backend_report {
   const char *detail; /**< a readable reason, or NULL */
 } snap_backend_report;
 
-/** Services the host offers a backend (valid from open() until close()). */
+/**
+ * A reader over a backend's configuration object, created by
+ * `snap_host.conf_open` and freed by `snap_host.conf_finish` (ABI version 2).
+ */
+typedef struct snap_conf snap_conf;
+
+/** conf_* flag: an absent key is an error ("missing"). */
+#define SNAP_CONF_REQUIRED 0x1u
+/** conf_string / conf_strings flag: an empty string is an error. */
+#define SNAP_CONF_NONEMPTY 0x2u
+
+/**
+ * Services the host offers a backend (valid from open() until close()).
+ * `abi_version` is the host's SNAP_BACKEND_ABI_VERSION: a backend checks it
+ * before using a slot of a later version than 1.
+ */
 typedef struct snap_host {
+  /* ---- ABI version 1 ---- */
   uint32_t abi_version;
   /** Records a detailed message for the calling thread and returns `code`. */
   int (*error)(int code, const char *fmt, ...)
@@ -66,6 +83,49 @@ typedef struct snap_host {
    * backend's own locks held. Never calls back into the backend.
    */
   void (*report)(const struct snap_host *host, const snap_backend_report *r);
+
+  /* ---- ABI version 2, continued: the configuration reader (docs/PLUGIN.md) ---- */
+  /**
+   * Parses `config_json` (the string open() received; NULL reads as `{}`)
+   * with the host's strict rules into `*out`. Refusals are SNAP_ECONFIG
+   * naming the full key path (for a store opened from a plugin document,
+   * `config.<key>`). On failure `*out` is NULL and nothing needs freeing.
+   */
+  int (*conf_open)(snap_conf **out, const char *config_json);
+  /**
+   * Getters. Each returns 1 when `key` is present and `*out` was set, 0 when
+   * it is absent (`*out` untouched), or SNAP_ECONFIG naming the key (wrong
+   * type, out of range, or absent with SNAP_CONF_REQUIRED). The first error
+   * sticks: every later call returns it and does nothing, and conf_finish()
+   * returns it. Strings stay valid until conf_finish(): copy what you keep.
+   */
+  int (*conf_string)(snap_conf *c, const char *key, unsigned flags, const char **out);
+  /** An integer in [min, max], written exactly (2.5, 1e30, -0 are refused). */
+  int (*conf_int)(snap_conf *c, const char *key, unsigned flags, int64_t min, int64_t max,
+                  int64_t *out);
+  /** `true` or `false`. */
+  int (*conf_bool)(snap_conf *c, const char *key, unsigned flags, bool *out);
+  /** A string among `names` (NULL-terminated): `*out` is its index. */
+  int (*conf_enum)(snap_conf *c, const char *key, unsigned flags, const char *const *names,
+                   int *out);
+  /** An array of strings: `*out` has `*n` entries (then a NULL). */
+  int (*conf_strings)(snap_conf *c, const char *key, unsigned flags, const char *const **out,
+                      size_t *n);
+  /**
+   * Refuses `key`'s value with SNAP_ECONFIG "<full path>: <message>" (a value
+   * the backend checks itself) and returns the code; it becomes the error
+   * conf_finish() returns.
+   */
+  int (*conf_error)(snap_conf *c, const char *key, const char *fmt, ...)
+#if defined(__GNUC__)
+      __attribute__((format(printf, 3, 4)))
+#endif
+      ;
+  /**
+   * Refuses every key no getter asked for ("<path>: unknown key"), frees the
+   * reader (always; NULL is a no-op) and returns SNAP_OK or the first error.
+   */
+  int (*conf_finish)(snap_conf *c);
 } snap_host;
 
 /** One row to store (an element of the array passed to put()). */
@@ -120,9 +180,12 @@ typedef struct snap_backend {
 
   /**
    * Validates `config_json` (a JSON object of the backend's own keys, or NULL
-   * for defaults) and creates an instance in `*self`. Unknown keys, wrong
-   * types and bad values fail with SNAP_ECONFIG naming the key. Resources
-   * (files, connections) may be opened lazily on first use.
+   * for defaults) and creates an instance in `*self`. Read it through the
+   * host's reader (host->conf_open() ... host->conf_finish()) rather than a
+   * JSON library of your own: unknown keys, duplicates, wrong types and bad
+   * values then fail with SNAP_ECONFIG naming the key's full path, as every
+   * other document does. Resources (files, connections) may be opened lazily
+   * on first use.
    */
   int (*open)(void **self, const char *config_json, const snap_host *host);
 

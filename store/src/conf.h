@@ -1,0 +1,109 @@
+/* The one strict JSON reader behind every configuration document (the plugin
+ * document, the store's keys and, through snap_host, every backend's keys).
+ * Internal to the library: never installed. The reference for its rules is
+ * docs/PLUGIN.md ("Reading configuration"). */
+#ifndef SNAP_CONF_H
+#define SNAP_CONF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "snap/sys/backend.h"
+
+/* Longest key path kept for messages; longer ones end in "...". */
+#define SNAP__CONF_PATH_MAX 192
+
+enum snap__jtype { SNAP__J_NULL, SNAP__J_FALSE, SNAP__J_TRUE, SNAP__J_NUM, SNAP__J_STR,
+                   SNAP__J_ARR, SNAP__J_OBJ };
+
+/* One value of a parsed document. Strings are decoded and NUL-free. */
+typedef struct snap__jv {
+  enum snap__jtype type;
+  const char *src; /* the value's bytes in the document (numbers are read from here) */
+  size_t src_len;
+  const char *key_src; /* an object member's name as written, quotes included */
+  size_t key_src_len;
+  char *key; /* an object member's decoded name */
+  char *str; /* a string's decoded value */
+  struct snap__jv *child, *next;
+  size_t n;                 /* members or elements */
+  const char **strs;        /* an array's strings, built on first read as a list */
+  bool used;                /* read by someone: not an unknown key */
+  bool opaque;              /* handed on whole: its inside is checked by its reader */
+} snap__jv;
+
+typedef struct snap__jdoc snap__jdoc;
+
+/* A reader over one JSON object of a document. The root reader is allocated
+ * by snap__conf_parse(); readers of nested objects are the caller's structs
+ * (snap__conf_obj()) and share the root's document and first error. */
+struct snap_conf {
+  snap__jdoc *doc;
+  snap__jv *obj;
+  char path[SNAP__CONF_PATH_MAX]; /* "" at the top, else "options.encryption" */
+};
+
+/* Parses `text` (NUL-terminated; NULL reads as an empty object) strictly into
+ * a root reader. `prefix` is the key path the object sits at ("" or NULL at
+ * the top of a document, "config" for the plugin document's backend keys).
+ * SNAP_ECONFIG naming the path, SNAP_ENOMEM. Free with snap__conf_free(). */
+int snap__conf_parse(snap_conf **out, const char *text, const char *prefix);
+
+/* Frees a root reader and its document. NULL is a no-op. */
+void snap__conf_free(snap_conf *root);
+
+/* Getters: return 1 when the key is present and `*out` was set, 0 when it is
+ * absent (`*out` untouched), a negative SNAP_ECONFIG naming the key's full
+ * path when it is wrong (wrong type, out of range, missing with
+ * SNAP_CONF_REQUIRED). The first error sticks: once one was reported every
+ * later call returns it and does nothing. Strings stay valid until the root
+ * reader is freed. */
+int snap__conf_str(snap_conf *c, const char *key, unsigned flags, const char **out);
+int snap__conf_int(snap_conf *c, const char *key, unsigned flags, int64_t min, int64_t max,
+                   int64_t *out);
+int snap__conf_bool(snap_conf *c, const char *key, unsigned flags, bool *out);
+int snap__conf_enum(snap_conf *c, const char *key, unsigned flags, const char *const *names,
+                    int *out);
+int snap__conf_strs(snap_conf *c, const char *key, unsigned flags, const char *const **out,
+                    size_t *n);
+
+/* `*sub` reads the object at `key`. */
+int snap__conf_obj(snap_conf *c, const char *key, unsigned flags, snap_conf *sub);
+
+/* The type of `key`'s value without marking it read; -1 when absent. */
+int snap__conf_type(const snap_conf *c, const char *key);
+
+/* The array at `key`: its length in `*n`. Elements that are objects are read
+ * with snap__conf_item(). */
+int snap__conf_arr(snap_conf *c, const char *key, unsigned flags, size_t *n);
+int snap__conf_item(snap_conf *c, const char *key, size_t i, snap_conf *sub);
+
+/* Records SNAP_ECONFIG "<path of key>: <message>" (key NULL: the object's own
+ * path) as the reader's first error and returns it. */
+int snap__conf_error(snap_conf *c, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Refuses keys of this object nobody read, and returns the first error. */
+int snap__conf_done(snap_conf *c);
+
+/* The members of this object nobody read, as a JSON object text (their bytes
+ * as written), for the next reader in line; free with snap_free(). Marks
+ * them read. */
+int snap__conf_rest(snap_conf *c, char **json);
+
+/* The raw JSON text of `key`'s value (marking it read), or NULL when absent. */
+const char *snap__conf_raw(snap_conf *c, const char *key, size_t *len);
+
+/* Key path formatting shared with callers that report on their own:
+ * "<prefix>.<key>" (or "<key>" at the top). */
+void snap__conf_join(char *dst, size_t cap, const char *prefix, const char *key);
+
+/* The prefix for backend key paths while a store opens its backend (set
+ * around the backend's open() on the opening thread). */
+void snap__conf_set_backend_prefix(const char *prefix);
+
+/* The host services of the reader, filled into a snap_host. */
+void snap__conf_host_fill(snap_host *h);
+
+#endif /* SNAP_CONF_H */

@@ -1,0 +1,58 @@
+/* The store's own configuration keys (docs/STORE.md, "Configuration"): read
+ * with the strict reader; the keys it does not know are handed to the
+ * backend, which reads them with the same reader through snap_host. */
+#include <stdint.h>
+#include <string.h>
+
+#include "conf.h"
+#include "store_internal.h"
+
+int snap__store_config_parse(snap__store_config *cfg, const char *config_json,
+                             const char *prefix) {
+  memset(cfg, 0, sizeof *cfg);
+  cfg->keep = SNAP__KEEP_DEFAULT;
+  cfg->max_load_attempts = 3;
+  snap_conf *c;
+  int rc = snap__conf_parse(&c, config_json, prefix);
+  if (rc != SNAP_OK)
+    return rc;
+  static const char *const algs[] = {"none", "zlib", NULL};
+  int64_t keep = 0, attempts = 0, level = 6, min_size = 0, max_stored = 0, max_decoded = 0;
+  int alg = 0;
+  int has_keep = snap__conf_int(c, "keep", 0, 0, UINT32_MAX, &keep);
+  snap__conf_int(c, "max_load_attempts", 0, 1, 1000000, &attempts);
+  int has_alg = snap__conf_enum(c, "compression", 0, algs, &alg);
+  int has_level = snap__conf_int(c, "compression_level", 0, 0, 9, &level);
+  int has_min = snap__conf_int(c, "compression_min_size", 0, 0, INT64_MAX, &min_size);
+  int has_ms = snap__conf_int(c, "max_stored_size", 0, 0, INT64_MAX, &max_stored);
+  int has_md = snap__conf_int(c, "max_decoded_size", 0, 0, INT64_MAX, &max_decoded);
+  if (has_level > 0 && !(has_alg > 0 && alg == 1))
+    snap__conf_error(c, "compression_level", "only meaningful with \"compression\": \"zlib\"");
+  rc = snap__conf_rest(c, &cfg->backend_json);
+  if (rc == SNAP_OK && has_keep > 0) {
+    cfg->keep = (uint32_t)keep;
+    cfg->keep_set = true;
+  }
+  if (rc == SNAP_OK && attempts > 0)
+    cfg->max_load_attempts = (unsigned)attempts;
+  if (rc == SNAP_OK && (has_alg > 0 || has_min > 0 || has_ms > 0 || has_md > 0))
+    rc = snap_options_new(&cfg->opts);
+  if (rc == SNAP_OK && has_alg > 0)
+    rc = snap_options_set_compression(
+        cfg->opts, alg == 1 ? SNAP_COMPRESSION_ZLIB : SNAP_COMPRESSION_NONE, alg == 1 ? (int)level : 0);
+  if (rc == SNAP_OK && has_min > 0)
+    rc = snap_options_set_compression_min_size(cfg->opts, (size_t)min_size);
+  if (rc == SNAP_OK && (has_ms > 0 || has_md > 0))
+    rc = snap_options_set_limits(cfg->opts, (size_t)max_stored, (size_t)max_decoded);
+  snap__conf_free(c);
+  if (rc != SNAP_OK)
+    snap__store_config_dispose(cfg);
+  return rc;
+}
+
+void snap__store_config_dispose(snap__store_config *cfg) {
+  snap_options_free(cfg->opts);
+  snap_free(cfg->backend_json);
+  cfg->opts = NULL;
+  cfg->backend_json = NULL;
+}
