@@ -247,6 +247,7 @@ int cmd_stats(ctl *c, int argc, char **argv) {
   for (unsigned m = 0; m < 8; m++)
     if (s.by_stages[m])
       cJSON_AddNumberToObject(st, ctl_stages_name(m, name, sizeof name), (double)s.by_stages[m]);
+  rc = EXIT_OK;
   if (json) {
     rc = ctl_print_json(stdout, o, true);
   } else {

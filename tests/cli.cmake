@@ -1,0 +1,10 @@
+# snapctl from the shell, against real files: tests/cli/snapctl.sh with the
+# mkstore helper that writes stores through the library.
+if(TARGET snapctl)
+  add_executable(snapctl_mkstore ${CMAKE_CURRENT_SOURCE_DIR}/cli/mkstore.c)
+  target_link_libraries(snapctl_mkstore PRIVATE snap::plugin)
+  add_test(NAME snapctl_cli
+           COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/cli/snapctl.sh $<TARGET_FILE:snapctl>
+                   $<TARGET_FILE:snapctl_mkstore> ${CMAKE_CURRENT_BINARY_DIR}/tmp/snapctl)
+  set_tests_properties(snapctl_cli PROPERTIES TIMEOUT 300)
+endif()

@@ -1,0 +1,264 @@
+/* Test helper for tests/cli/snapctl.sh: writes stores with the library, plays
+ * a live writer beside snapctl, and damages bodies at rest.
+ *
+ *   mkstore fill DB NPIDS KEYS KEY1 [KEY2]   mixed formats and stages; KEYS = 0 (plaintext
+ *                                            only), 1 (plus key 1), 2 (plus key 2)
+ *   mkstore churn DB ITER EXPECT             a writer on pids live-0..9: saves new seqs,
+ *                                            saves existing seqs again, deletes; writes the
+ *                                            rows it left to EXPECT ("pid seq state" lines)
+ *   mkstore check DB EXPECT KEY1             the live-* rows are exactly EXPECT's (read
+ *                                            with key 1, plaintext accepted)
+ *   mkstore damage DB flip PID SEQ           flips a byte in the middle of a body
+ *   mkstore damage DB swap PID SEQ PID2 SEQ2 gives (PID, SEQ) the body of (PID2, SEQ2)
+ *
+ * Stores are opened with keep = 0 and synchronous = normal. Exit 0 on
+ * success, 1 on a failed check, 2 on a usage or library error. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "snapstore.h"
+
+#define LIVE_PIDS 10
+#define LIVE_MAX 4096
+
+static int die(const char *what) {
+  fprintf(stderr, "mkstore: %s: %s\n", what, snap_error_message());
+  return 2;
+}
+
+static snap_store *open_db(const char *db) {
+  char cfg[4200];
+  snprintf(cfg, sizeof cfg, "{\"path\": \"%s\", \"keep\": 0, \"synchronous\": \"normal\"}", db);
+  snap_store *st = NULL;
+  if (snap_store_open(&st, "sqlite", cfg) != SNAP_OK)
+    return NULL;
+  return st;
+}
+
+/* A JSON ledger of about n bytes, distinct per (i, seq). */
+static size_t ledger(char *buf, size_t n, int i, int seq) {
+  size_t len = (size_t)sprintf(buf, "{\"owner\":\"pid-%d\",\"seq\":%d,\"entries\":[", i, seq);
+  for (int k = 0; len < n; k++)
+    len += (size_t)sprintf(buf + len, "%s{\"id\":%d,\"amount\":%d}", k ? "," : "", k,
+                           (i * 31 + seq * 7 + k) % 1000);
+  len += (size_t)sprintf(buf + len, "]}");
+  return len;
+}
+
+static int fill(int argc, char **argv) {
+  if (argc < 5 || (atoi(argv[4]) >= 1 && argc < 6))
+    return 2;
+  int npids = atoi(argv[3]), keys = atoi(argv[4]);
+  snap_store *st = open_db(argv[2]);
+  snap_keyring *k1 = NULL, *k2 = NULL;
+  if (!st)
+    return die("open");
+  if (keys >= 1 && (snap_keyring_new(&k1) || snap_keyring_add_file(k1, 1, argv[5])))
+    return die("key 1");
+  if (keys >= 2 && (argc < 7 || snap_keyring_new(&k2) || snap_keyring_add_file(k2, 2, argv[6])))
+    return die("key 2");
+  snap_options *o[6];
+  for (int v = 0; v < 6; v++)
+    if (snap_options_new(&o[v]))
+      return die("options");
+  /* 0 plain, 1 zlib, 2 aead key 1, 3 zlib + aead key 1, 4 aead key 2, 5 zlib + aead key 2 */
+  for (int v = 1; v < 6; v += 2)
+    snap_options_set_compression(o[v], SNAP_COMPRESSION_ZLIB, 6);
+  for (int v = 2; v < 6; v++)
+    snap_options_set_encryption(o[v], v < 4 ? k1 : k2, "test/snapctl/v1");
+  int variants = keys == 0 ? 2 : keys == 1 ? 4 : 6;
+  static char state[20000];
+  const uint8_t mp[] = {0x83, 0xa1, 'a',  0x01, 0xa1, 'b', 0x92,
+                        0xc3, 0xc0, 0xa1, 'c',  0xa2, 'h', 'i'};
+  for (int i = 0; i < npids; i++) {
+    char pid[64];
+    snprintf(pid, sizeof pid, i % 7 == 3 ? "acct \xc3\xa9/%d" : "acct-%05d", i);
+    for (int seq = 1; seq <= 3; seq++) {
+      int v = (i + seq) % variants;
+      bool msgpack = (i + 2 * seq) % 5 == 0;
+      size_t len =
+          msgpack ? sizeof mp : ledger(state, 300 + (size_t)((i * 37 + seq) % 9000), i, seq);
+      int rc = snap_save_at(st, pid, seq, 1600000000000 + (int64_t)i * 1000 + seq,
+                            msgpack ? SNAP_FORMAT_MSGPACK : SNAP_FORMAT_JSON,
+                            msgpack ? (const void *)mp : state, len, o[v], NULL);
+      if (rc)
+        return die("save");
+    }
+  }
+  for (int v = 0; v < 6; v++)
+    snap_options_free(o[v]);
+  snap_store_close(st);
+  snap_keyring_free(k1);
+  snap_keyring_free(k2);
+  return 0;
+}
+
+/* The writer's model: the state of each live row it left. */
+typedef struct live_row {
+  int pid;
+  int64_t seq;
+  char state[48];
+  bool present;
+} live_row;
+
+static int churn(int argc, char **argv) {
+  if (argc < 5)
+    return 2;
+  long iters = atol(argv[3]);
+  snap_store *st = open_db(argv[2]);
+  if (!st)
+    return die("open");
+  static live_row rows[LIVE_PIDS][LIVE_MAX];
+  int64_t next[LIVE_PIDS], low[LIVE_PIDS];
+  char pid[32];
+  for (int p = 0; p < LIVE_PIDS; p++) {
+    next[p] = 1;
+    low[p] = 1;
+  }
+  for (long it = 0; it < iters; it++) {
+    int p = (int)(it % LIVE_PIDS);
+    snprintf(pid, sizeof pid, "live-%d", p);
+    int action = (int)((it / LIVE_PIDS) % 4);
+    if (next[p] - low[p] < 3 || action == 0 || next[p] >= LIVE_MAX) {
+      if (next[p] >= LIVE_MAX)
+        break;
+      action = 0; /* a new seq */
+    }
+    int64_t seq = action == 0 ? next[p]++ : action == 3 ? low[p]++ : next[p] - 1 - (it % 2);
+    live_row *r = &rows[p][seq];
+    if (action == 3) {
+      if (snap_delete_one(st, pid, seq))
+        return die("delete");
+      r->present = false;
+      continue;
+    }
+    /* A new seq, or an existing one saved again with another state. */
+    snprintf(r->state, sizeof r->state, "{\"gen\":%ld,\"pid\":%d}", it, p);
+    if (snap_save(st, pid, seq, SNAP_FORMAT_JSON, r->state, strlen(r->state), NULL, NULL))
+      return die("save");
+    r->pid = p;
+    r->seq = seq;
+    r->present = true;
+  }
+  FILE *f = fopen(argv[4], "w");
+  if (!f)
+    return 2;
+  for (int p = 0; p < LIVE_PIDS; p++)
+    for (int64_t s = 0; s < next[p]; s++)
+      if (rows[p][s].present)
+        fprintf(f, "live-%d %" PRId64 " %s\n", p, s, rows[p][s].state);
+  fclose(f);
+  snap_store_close(st);
+  return 0;
+}
+
+/* Every live-* row of the store must be in EXPECT with its state, and back. */
+static int check(int argc, char **argv) {
+  if (argc < 5)
+    return 2;
+  snap_store *st = open_db(argv[2]);
+  FILE *f = fopen(argv[3], "r");
+  snap_keyring *kr = NULL;
+  if (!st || !f || snap_keyring_new(&kr) || snap_keyring_add_file(kr, 1, argv[4]))
+    return die("open");
+  char pid[64], state[64];
+  int64_t seq;
+  long expected = 0, bad = 0;
+  snap_options *o = NULL;
+  snap_options_new(&o);
+  snap_options_set_encryption(o, kr, "test/snapctl/v1");
+  snap_options_set_accept_unauthenticated(o, true);
+  while (fscanf(f, "%63s %" SCNd64 " %63s", pid, &seq, state) == 3) {
+    expected++;
+    snap_snapshot *s = NULL;
+    snap_criteria c = {seq, seq, INT64_MIN, INT64_MAX};
+    int rc = snap_load(st, pid, &c, o, &s);
+    if (rc || !s || s->len != strlen(state) || memcmp(s->data, state, s->len)) {
+      fprintf(stderr, "mkstore: %s %" PRId64 ": expected %s, found %s\n", pid, seq, state,
+              rc  ? snap_error_message()
+              : s ? (const char *)s->data
+                  : "nothing");
+      bad++;
+    }
+    snap_snapshot_free(s);
+  }
+  fclose(f);
+  long found = 0;
+  for (int p = 0; p < LIVE_PIDS; p++) {
+    snprintf(pid, sizeof pid, "live-%d", p);
+    snap_entry_page page = SNAP_ENTRY_PAGE_INIT;
+    if (snap_store_list(st, pid, NULL, 0, 100000, false, &page))
+      return die("list");
+    found += (long)page.n;
+    snap_entry_page_dispose(&page);
+  }
+  if (found != expected) {
+    fprintf(stderr, "mkstore: %ld live rows stored, %ld expected (a deleted one came back?)\n",
+            found, expected);
+    bad++;
+  }
+  snap_options_free(o);
+  snap_store_close(st);
+  snap_keyring_free(kr);
+  printf("check: %ld rows as the writer left them, %ld problems\n", expected, bad);
+  return bad ? 1 : 0;
+}
+
+/* The stored body of (pid, seq), copied. */
+static int body_of(snap_store *st, const char *pid, int64_t seq, snap_entry_page *page) {
+  int rc = snap_store_list(st, pid, pid, seq - 1, 1, true, page);
+  if (rc == SNAP_OK && (page->n != 1 || page->entries[0].seq != seq))
+    rc = snap_error_set(SNAP_ENOTFOUND, "no row %s/%" PRId64, pid, seq);
+  return rc;
+}
+
+static int damage(int argc, char **argv) {
+  if (argc < 6)
+    return 2;
+  snap_store *st = open_db(argv[2]);
+  if (!st)
+    return die("open");
+  const char *pid = argv[4];
+  int64_t seq = atoll(argv[5]);
+  snap_entry_page a = SNAP_ENTRY_PAGE_INIT, b = SNAP_ENTRY_PAGE_INIT;
+  if (body_of(st, pid, seq, &a))
+    return die("read");
+  snap_entry *e = &a.entries[0];
+  snap_raw_row row = {pid, seq, e->timestamp, e->body, e->stored_len, 0};
+  if (strcmp(argv[3], "flip") == 0) {
+    e->body[e->stored_len / 2] ^= 0x20;
+  } else if (strcmp(argv[3], "swap") == 0 && argc >= 8) {
+    if (body_of(st, argv[6], atoll(argv[7]), &b))
+      return die("read");
+    row.body = b.entries[0].body;
+    row.body_len = b.entries[0].stored_len;
+  } else {
+    return 2;
+  }
+  /* put_raw stores any body whose header parses: damage past the header. */
+  if (snap_store_put_raw(st, &row, 1))
+    return die("write");
+  snap_entry_page_dispose(&a);
+  snap_entry_page_dispose(&b);
+  snap_store_close(st);
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) {
+    fprintf(stderr, "usage: mkstore fill|churn|check|damage ...\n");
+    return 2;
+  }
+  if (strcmp(argv[1], "fill") == 0)
+    return fill(argc, argv);
+  if (strcmp(argv[1], "churn") == 0)
+    return churn(argc, argv);
+  if (strcmp(argv[1], "check") == 0)
+    return check(argc, argv);
+  if (strcmp(argv[1], "damage") == 0)
+    return damage(argc, argv);
+  fprintf(stderr, "mkstore: unknown mode '%s'\n", argv[1]);
+  return 2;
+}
