@@ -27,6 +27,14 @@ conf() { # conf FILE DB KEYFILE [accept_unauthenticated] [compression]
   "options": {"compression": "zlib"%s%s}}\n' "$2" "$enc" "$acc" >"$1"
 }
 
+conf2() { # conf2 FILE DB ACTIVE [strict]: keys 1 (k1) and 2 (k2), ACTIVE writes
+  local acc=', "accept_unauthenticated": true'
+  [ "${4:-}" = strict ] && acc=''
+  printf '{"backend": "sqlite", "config": {"path": "%s", "keep": 0, "synchronous": "normal"},
+  "options": {"compression": "zlib", "encryption": {"keys": [{"version": 1, "file": "k1"},
+  {"version": 2, "file": "k2"}], "active": %s, "context": "test/snapctl/v1"}%s}}\n' "$2" "$3" "$acc" >"$1"
+}
+
 # ---- a store with mixed formats and stages: plaintext, zlib, key 1 ---------
 "$MK" fill mixed.db 200 1 k1 || exit 2
 conf mixed.json mixed.db k1 accept
@@ -73,9 +81,19 @@ conf backup.json backup.db k1 accept
 expect 0 "verify the backup" -- ctl --config backup.json verify
 expect 2 "backup over an existing file" -- ctl --config mixed.json backup backup.db
 
-# ---- rekey killed with SIGKILL, then resumed ---------------------------------
-"$MK" fill kill.db 700 0 || exit 2
-conf kill.json kill.db k1 accept
+# ---- key versions: a store under keys 1 and 2 and in plaintext ---------------
+"$MK" fill rot.db 100 2 k1 k2 || exit 2
+conf2 rot.json rot.db 2
+expect 0 "verify a store with key versions 0, 1 and 2" -- ctl --config rot.json verify
+expect 0 "stats of mixed key versions" -- ctl --config rot.json stats --json
+grep -q '"0":' out && grep -q '"1":' out && grep -q '"2":' out || fail "stats lacks a key version: $(cat out)"
+conf only1.json rot.db k1 accept
+expect 1 "verify without key 2 reports nokey" -- ctl --config only1.json verify
+grep -q ' nokey: ' out || fail "a missing key version was not reported as nokey"
+
+# ---- rotation: rekey killed with SIGKILL, then resumed -----------------------
+"$MK" fill kill.db 700 2 k1 k2 || exit 2
+conf2 kill.json kill.db 2
 ctl --config kill.json export >kill-before.jsonl
 kills=0
 for i in $(seq 1 24); do
@@ -87,11 +105,12 @@ done
 echo "rekey killed $kills times of 24"
 expect 0 "rekey resumed after the kills" -- ctl --config kill.json rekey
 expect 0 "stats after the resumed rekey" -- ctl --config kill.json stats --json
-grep -q '"1":[[:space:]]*2100' out || fail "not every body is under key 1: $(cat out)"
+grep -q '"2":[[:space:]]*2100' out || fail "not every body is under key 2: $(cat out)"
 ctl --config kill.json export >kill-after.jsonl
 cmp -s kill-before.jsonl kill-after.jsonl && ok "states and timestamps unchanged, nothing lost" || fail "export changed by rekey"
-conf kill-strict.json kill.db k1
-expect 0 "verify without the migration switch: everything encrypted" -- ctl --config kill-strict.json verify
+printf '{"backend": "sqlite", "config": {"path": "kill.db"}, "options": {"encryption":
+  {"keys": [{"version": 2, "file": "k2"}], "active": 2, "context": "test/snapctl/v1"}}}\n' >kill-retired.json
+expect 0 "key 1 retired, no migration switch: every body still verifies" -- ctl --config kill-retired.json verify
 expect 0 "a second rekey finds nothing to do" -- "$SNAPCTL" --config kill.json rekey
 grep -q " 0 rewritten, 2100 already current" err || fail "second rekey: $(cat err)"
 
