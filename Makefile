@@ -28,7 +28,7 @@ asan:
 
 # The threaded tests under ThreadSanitizer.
 tsan:
-	@$(MAKE) --no-print-directory build BUILD=build-tsan CMAKE_FLAGS="-DSNAP_TSAN=ON -DCMAKE_BUILD_TYPE=Debug -DSNAP_BUILD_BENCH=OFF -DCMAKE_C_COMPILER=clang"
+	@$(MAKE) --no-print-directory build BUILD=build-tsan CMAKE_FLAGS="-DSNAP_TSAN=ON -DCMAKE_BUILD_TYPE=Debug -DSNAP_BUILD_BENCH=OFF -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++"
 	@ctest --test-dir build-tsan --output-on-failure -L threads
 
 fuzz:
@@ -38,7 +38,7 @@ bench: build
 	@$(BUILD)/bench/snap_bench
 
 format:
-	@find pipeline store plugin tests fuzz examples bench tools -name '*.[ch]' | xargs clang-format -i
+	@find pipeline store plugin tests fuzz examples bench tools integrations -name '*.[ch]' -o -name '*.[ch]pp' | xargs clang-format -i
 
 clean:
 	@rm -rf build build-*
