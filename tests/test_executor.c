@@ -572,8 +572,8 @@ Test(executor, parallel_loads_keep_read_your_writes_on_sqlite, .timeout = 120) {
     int rc;
     if (what < 5) {
       expect[i] = last[p];
-      snap_request rq = {.kind = SNAP_REQUEST_LOAD, .pid = pids[p], .callback = log_cb,
-                         .ud = &tags[i]};
+      snap_request rq = {
+          .kind = SNAP_REQUEST_LOAD, .pid = pids[p], .callback = log_cb, .ud = &tags[i]};
       rc = snap_executor_submit(ex, &rq, -1);
     } else if (what < 9) {
       snap_save_req r = save_req(pids[p], i);
@@ -584,8 +584,8 @@ Test(executor, parallel_loads_keep_read_your_writes_on_sqlite, .timeout = 120) {
     } else {
       expect[i] = -2; /* a delete reports no seq */
       last[p] = -1;
-      snap_request rq = {.kind = SNAP_REQUEST_DELETE, .pid = pids[p], .callback = log_cb,
-                         .ud = &tags[i]};
+      snap_request rq = {
+          .kind = SNAP_REQUEST_DELETE, .pid = pids[p], .callback = log_cb, .ud = &tags[i]};
       rc = snap_executor_submit(ex, &rq, -1);
     }
     cr_assert_eq(rc, SNAP_OK, "%s", snap_error_message());
@@ -613,4 +613,75 @@ Test(executor, refuses_too_many_load_threads) {
   cr_assert_null(ex);
   cr_assert(strstr(snap_error_message(), "load threads"), "%s", snap_error_message());
   snap_store_close(st);
+}
+
+/* ---- counters seen from callbacks ----------------------------------------- */
+
+typedef struct counted {
+  snap_executor *ex;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int delivered;
+  uint64_t completed_seen[64]; /* `completed` as read by callback i */
+} counted;
+
+static void counting_cb(void *ud, snap_result *r) {
+  counted *c = ud;
+  snap_executor_stats s;
+  snap_executor_stats_get(c->ex, &s);
+  snap_snapshot_free(r->snapshot);
+  pthread_mutex_lock(&c->mu);
+  c->completed_seen[c->delivered++] = s.completed;
+  pthread_cond_broadcast(&c->cv);
+  pthread_mutex_unlock(&c->mu);
+}
+
+Test(executor, counters_include_the_callback_that_reads_them) {
+  snap_store *st = NULL;
+  cr_assert_eq(snap_store_open(&st, "memory", NULL), SNAP_OK);
+  counted c = {.delivered = 0};
+  pthread_mutex_init(&c.mu, NULL);
+  pthread_cond_init(&c.cv, NULL);
+  cr_assert_eq(snap_executor_new(&c.ex, st, NULL), SNAP_OK);
+  enum { N = 40 };
+  for (int i = 0; i < N; i++) {
+    int rc;
+    if (i % 4 == 3) {
+      rc = snap_executor_load(c.ex, "p", NULL, NULL, counting_cb, &c);
+    } else {
+      snap_save_req r = save_req("p", i);
+      rc = snap_executor_submit(
+          c.ex,
+          &(snap_request){.kind = SNAP_REQUEST_SAVE, .save = r, .callback = counting_cb, .ud = &c},
+          -1);
+    }
+    cr_assert_eq(rc, SNAP_OK, "%s", snap_error_message());
+  }
+  pthread_mutex_lock(&c.mu);
+  while (c.delivered < N)
+    pthread_cond_wait(&c.cv, &c.mu);
+  pthread_mutex_unlock(&c.mu);
+  /* Callbacks run in submission order: the i-th one counts itself. */
+  for (int i = 0; i < N; i++)
+    cr_assert_eq(c.completed_seen[i], (uint64_t)i + 1, "callback %d saw completed = %llu", i,
+                 (unsigned long long)c.completed_seen[i]);
+  snap_executor_stats s;
+  snap_executor_stats_get(c.ex, &s);
+  cr_assert_eq(s.completed, (uint64_t)N, "right after the last callback");
+  cr_assert_eq(s.submitted, (uint64_t)N);
+
+  /* The same work, in the store's metrics. */
+  snap_metrics m;
+  cr_assert_eq(snap_store_metrics(st, &m), SNAP_OK);
+  cr_assert_eq(m.exec_latency.count, (uint64_t)N);
+  cr_assert_eq(m.exec_batch.count, s.commits);
+  cr_assert_eq(m.exec_batch.sum, s.saves);
+  cr_assert_eq(m.exec_queue_depth_max >= 1, true);
+  snap_executor_free(c.ex);
+  snap_store_metrics(st, &m);
+  cr_assert_eq(m.exec_queue_depth, 0u, "nothing left queued");
+  cr_assert_eq(m.ops[SNAP_OP_SAVE][0], s.saves);
+  snap_store_close(st);
+  pthread_cond_destroy(&c.cv);
+  pthread_mutex_destroy(&c.mu);
 }

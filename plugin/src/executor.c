@@ -37,6 +37,7 @@ typedef struct req {
   const snap_options *opts; /* load: borrowed until the callback ran */
   snap_executor_cb cb;
   void *ud;
+  uint64_t submitted_ns; /* monotonic time of the submit call, for the store's metrics */
   /* The outcome, filled by whichever thread did the work. */
   bool done;
   snap_result res;
@@ -75,6 +76,17 @@ struct snap_executor {
 /* The executor whose thread this is (dispatcher or load thread), or NULL: a
  * callback runs on one of them, and must neither wait for room nor shut down. */
 static _Thread_local snap_executor *tl_executor;
+
+static uint64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* The queue depth into the store's metrics. Caller holds ex->mu. */
+static void depth_locked(snap_executor *ex) {
+  (void)snap_store_metrics_executor(ex->st, SNAP_EXEC_QUEUE_DEPTH, ex->queued);
+}
 
 static void req_free(req *r) {
   if (!r)
@@ -142,12 +154,15 @@ static void drain_locked(snap_executor *ex) {
     ex->dhead = r->dnext;
     if (!ex->dhead)
       ex->dtail = NULL;
+    /* Counted before its callback runs, so that a callback, and whoever it
+     * wakes, reads counters that include it. */
+    ex->stats.completed++;
     pthread_mutex_unlock(&ex->mu);
+    (void)snap_store_metrics_executor(ex->st, SNAP_EXEC_LATENCY, now_ns() - r->submitted_ns);
     deliver(r);
     bool load = r->kind == SNAP_REQUEST_LOAD;
     req_free(r);
     pthread_mutex_lock(&ex->mu);
-    ex->stats.completed++;
     if (load) {
       ex->loads_out--;
       pthread_cond_signal(&ex->work);
@@ -231,6 +246,7 @@ static void cancel_queue_locked(snap_executor *ex) {
   req *list = ex->head;
   ex->head = ex->tail = NULL;
   ex->queued = 0;
+  depth_locked(ex);
   pthread_cond_broadcast(&ex->room);
   for (req *r = list; r;) {
     req *next = r->next;
@@ -270,6 +286,7 @@ static void *worker_main(void *arg) {
       if (!ex->head)
         ex->tail = NULL;
       ex->queued--;
+      depth_locked(ex);
       pthread_cond_broadcast(&ex->room);
       r->next = NULL;
       ex->loads_out++;
@@ -298,6 +315,7 @@ static void *worker_main(void *arg) {
     if (!ex->head)
       ex->tail = NULL;
     ex->queued -= n;
+    depth_locked(ex);
     pthread_cond_broadcast(&ex->room);
     /* An earlier load of one of these pids must not see this write. */
     while (conflict_locked(ex, n))
@@ -317,6 +335,7 @@ static void *worker_main(void *arg) {
       ex->stats.saves += n;
       if (n > ex->stats.largest_batch)
         ex->stats.largest_batch = n;
+      (void)snap_store_metrics_executor(ex->st, SNAP_EXEC_BATCH, n);
     }
     drain_locked(ex);
   }
@@ -467,6 +486,7 @@ static int build(snap_executor *ex, const snap_request *rq, req **out) {
   r->kind = rq->kind;
   r->cb = rq->callback;
   r->ud = rq->ud;
+  r->submitted_ns = now_ns();
   int rc;
   const char *pid;
   if (rq->kind == SNAP_REQUEST_SAVE) {
@@ -520,6 +540,7 @@ int snap_executor_submit(snap_executor *ex, const snap_request *rq, int timeout_
       ex->head = r;
     ex->tail = r;
     ex->queued++;
+    depth_locked(ex);
     ex->stats.submitted++;
   } else {
     pthread_cond_broadcast(&ex->room);

@@ -115,8 +115,9 @@ void snap__metrics_incident(snap__metrics *m, int kind) {
     add(&mine(m)->incidents[kind - SNAP_EVENT_FIRST_INCIDENT], 1);
 }
 
-void snap__metrics_exec_depth(snap__metrics *m, int64_t delta) {
-  int64_t now = atomic_fetch_add_explicit(&m->depth, delta, memory_order_relaxed) + delta;
+void snap__metrics_exec_depth(snap__metrics *m, uint64_t depth) {
+  int64_t now = depth > INT64_MAX ? INT64_MAX : (int64_t)depth;
+  atomic_store_explicit(&m->depth, now, memory_order_relaxed);
   int64_t max = atomic_load_explicit(&m->depth_max, memory_order_relaxed);
   while (now > max && !atomic_compare_exchange_weak_explicit(
                           &m->depth_max, &max, now, memory_order_relaxed, memory_order_relaxed))

@@ -104,6 +104,23 @@ int snap_store_metrics(const snap_store *st, snap_metrics *out) {
   return SNAP_OK;
 }
 
+int snap_store_metrics_executor(snap_store *st, snap_exec_metric what, uint64_t value) {
+  snap__obs *o = snap__store_obs(st);
+  if (o == NULL)
+    return snap_error_set(SNAP_EINVAL, "snap_store_metrics_executor: store is NULL");
+  if (what < SNAP_EXEC_QUEUE_DEPTH || what > SNAP_EXEC_LATENCY)
+    return snap_error_set(SNAP_EINVAL, "snap_store_metrics_executor: unknown figure %d", (int)what);
+  if (!o->metrics_on)
+    return SNAP_OK;
+  if (what == SNAP_EXEC_QUEUE_DEPTH)
+    snap__metrics_exec_depth(o->m, value);
+  else if (what == SNAP_EXEC_BATCH)
+    snap__metrics_exec_batch(o->m, value);
+  else
+    snap__metrics_exec_latency(o->m, value);
+  return SNAP_OK;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Delivery                                                                  */
 /* ------------------------------------------------------------------------ */

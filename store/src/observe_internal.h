@@ -88,7 +88,7 @@ void snap__metrics_op(snap__metrics *m, int op, int status, uint64_t ns, size_t 
 void snap__metrics_pruned(snap__metrics *m, uint64_t n);
 void snap__metrics_incident(snap__metrics *m, int kind);
 void snap__metrics_read(const snap__metrics *m, snap_metrics *out);
-void snap__metrics_exec_depth(snap__metrics *m, int64_t delta);
+void snap__metrics_exec_depth(snap__metrics *m, uint64_t depth);
 void snap__metrics_exec_batch(snap__metrics *m, uint64_t saves);
 void snap__metrics_exec_latency(snap__metrics *m, uint64_t ns);
 

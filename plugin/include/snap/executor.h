@@ -151,13 +151,18 @@ SNAP_API void snap_executor_free(snap_executor *ex);
 /** Counters, for monitoring and tests. */
 typedef struct snap_executor_stats {
   uint64_t submitted; /**< requests accepted */
-  uint64_t completed; /**< callbacks run */
+  uint64_t completed; /**< callbacks started: a callback's own request is counted when it runs */
   uint64_t commits;   /**< snap_save_commit() calls (transactions) */
   uint64_t saves;     /**< saves committed through them */
   size_t largest_batch;
 } snap_executor_stats;
 
-/** Copies the counters. Thread-safe. */
+/**
+ * Copies the counters. Thread-safe; may be called from a callback. Exact when
+ * read from a callback (it counts the request being completed) or once the
+ * last callback has run. Queue depth, batch sizes and submit-to-completion
+ * times go to the store's metrics (snap_store_metrics(), `exec_*` fields).
+ */
 SNAP_API void snap_executor_stats_get(snap_executor *ex, snap_executor_stats *out);
 
 #ifdef __cplusplus

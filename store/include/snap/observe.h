@@ -189,6 +189,22 @@ SNAP_API int snap_metrics_status_code(int i);
  */
 SNAP_API double snap_histogram_quantile(const snap_histogram *h, double q);
 
+/** What an executor reports with snap_store_metrics_executor(). */
+typedef enum snap_exec_metric {
+  SNAP_EXEC_QUEUE_DEPTH = 1, /**< value: requests queued now (also raises the maximum) */
+  SNAP_EXEC_BATCH = 2,       /**< value: saves committed in one transaction */
+  SNAP_EXEC_LATENCY = 3      /**< value: ns from a request's submission to its callback */
+} snap_exec_metric;
+
+/**
+ * For executors built over a store (the plugin layer's snap_executor uses
+ * it): records one figure in the store's metrics (the `exec_*` fields), so
+ * that one snap_store_metrics() call and one Prometheus page cover both.
+ * Lock-free, thread-safe; does nothing while metrics are off.
+ * SNAP_EINVAL for a NULL store or an unknown `what`.
+ */
+SNAP_API int snap_store_metrics_executor(snap_store *st, snap_exec_metric what, uint64_t value);
+
 /**
  * Renders metrics in the Prometheus text exposition format (version 0.0.4):
  * `snapstore_operations_total{op,status}`, `snapstore_operation_duration_seconds`
@@ -201,7 +217,8 @@ SNAP_API double snap_histogram_quantile(const snap_histogram *h, double q);
  * `*text` receives a NUL-terminated string (free it with snap_free()) and
  * `*len` (may be NULL) its length. SNAP_EINVAL, SNAP_ENOMEM.
  */
-SNAP_API int snap_metrics_prometheus(const snap_metrics *m, const char *labels, char **text, size_t *len);
+SNAP_API int snap_metrics_prometheus(const snap_metrics *m, const char *labels, char **text,
+                                     size_t *len);
 
 #ifdef __cplusplus
 }
