@@ -415,6 +415,7 @@ int save_raw(const bench_ctx *bx, const save_case *sc, double *rate, char *err, 
     goto done;
   }
   long n = 0;
+  long long io0 = bench_io_written();
   double t0 = bench_now(), el = 0;
   do {
     /* Whole transactions of `batch` rows; row n is (pids[n % npids],
@@ -428,6 +429,9 @@ int save_raw(const bench_ctx *bx, const save_case *sc, double *rate, char *err, 
     el = bench_now() - t0;
   } while (el < bx->cfg->save_seconds);
   *rate = (double)n / el;
+  if (sc->written) {
+    *sc->written = (double)(bench_io_written() - io0) / (double)n;
+  }
   rc = 0;
 done:
   raw_close(&r);

@@ -301,6 +301,15 @@ static int side_written(const bench_ctx *bx, void *c, double *v, char *err, size
   return rc;
 }
 
+static int side_written_raw(const bench_ctx *bx, void *c, double *v, char *err, size_t cap) {
+  save_case *sc = c;
+  double rate = 0;
+  sc->written = v;
+  int rc = save_raw(bx, sc, &rate, err, cap);
+  sc->written = NULL;
+  return rc;
+}
+
 static void executor_keep_rows(runner *rn, const states *s) {
   payload p = ledger_json(s, SIZE_4K);
   exec_tally tally = {0, 0, 0, 0};
@@ -320,6 +329,10 @@ static void executor_keep_rows(runner *rn, const states *s) {
   run_row(rn, "written", "executor, 16 pipelined submitters, 4 KiB JSON, plain, keep=3",
           "snap_save() one at a time, keep=3", "B/save", KIND_SIZE, side_written, &many,
           side_written, &one);
+  save_case raw = rc;
+  run_row(rn, "written", "executor, 16 pipelined submitters, 4 KiB JSON, plain, keep=3 (vs raw)",
+          "raw INSERT + its prune, 1,000 per transaction", "B/save", KIND_SIZE, side_written,
+          &many, side_written_raw, &raw);
 }
 
 static void prune_rows(runner *rn, const states *s) {

@@ -562,20 +562,15 @@ static int fail_all(snap_backend_row *rows, size_t n, int e) {
   return e;
 }
 
-/* True when the row ends a run of rows of one pid (the batch's last row, or
- * the next row is another pid's). */
-static bool ends_pid_run(const snap_backend_row *rows, size_t n, size_t i) {
-  return i + 1 == n || strcmp(rows[i + 1].pid, rows[i].pid) != 0;
-}
-
 /*
- * Writes a batch in one transaction. Each pid is pruned right after its own
- * inserts, as a single save would be, rather than once after the whole batch:
- * the pages a prune frees are then reused by the next inserts of the same
- * transaction, instead of the batch growing the file by all its rows first
- * (with 16 actors and keep = 3 that was several times the bytes written per
- * save). A failing prune never fails a save: pruning stops for the batch, and
- * the next save of the pid catches up.
+ * Writes a batch in one transaction. Every insert is followed by the prune of
+ * its pid, as a single save is, rather than pruning once after the whole
+ * batch (or after a run of one pid's rows, which a submitter that saves
+ * faster than the others makes long): the pages a prune frees are then reused
+ * by the very next insert of the same transaction, and rows that a later row
+ * of the batch makes obsolete never reach the disk at all. A failing prune
+ * never fails a save: pruning stops for the batch, and the next save of the
+ * pid catches up.
  */
 static int put_locked(sql_backend *b, snap_backend_row *rows, size_t n, uint32_t keep) {
   int e = writer_ready(b);
@@ -591,8 +586,8 @@ static int put_locked(sql_backend *b, snap_backend_row *rows, size_t n, uint32_t
   if (secure_raised)
     (void)exec(b, c->db, "PRAGMA secure_delete = ON");
   bool flagged = false;
-  /* What each pid's prune removed (at the row that ended its run), reported
-   * once the transaction committed. */
+  /* What the prune after each row removed, reported once the transaction
+   * committed. */
   uint64_t removed_stack[16];
   uint64_t *removed = NULL;
   if (keep > 0) {
@@ -611,14 +606,13 @@ static int put_locked(sql_backend *b, snap_backend_row *rows, size_t n, uint32_t
    * batch instead: every row of it fails with that status. */
   size_t stored = 0;
   int first = SNAP_OK;
-  bool pruning = keep > 0, run_stored = false;
+  bool pruning = keep > 0;
   for (size_t i = 0; i < n; i++) {
     int rc = SQLITE_OK;
     e = insert_row(b, c, &rows[i], &rc);
     rows[i].status = e;
     if (e == SNAP_OK) {
       stored++;
-      run_stored = true;
       if ((rows[i].stages & SNAP_STAGE_ENCRYPTED) && !b->encrypted && !flagged) {
         /* Remember in the same transaction that this table now holds
          * encrypted bodies, so that every later process deletes them securely. */
@@ -633,7 +627,7 @@ static int put_locked(sql_backend *b, snap_backend_row *rows, size_t n, uint32_t
         break;
       e = SNAP_OK;
     }
-    if (pruning && run_stored && ends_pid_run(rows, n, i)) {
+    if (pruning && rows[i].status == SNAP_OK) {
       uint64_t gone = 0;
       pruning = prune_pid(b, c, rows[i].pid, rows[i].seq, keep, &gone) == SNAP_OK;
       if (removed != NULL)
@@ -641,8 +635,6 @@ static int put_locked(sql_backend *b, snap_backend_row *rows, size_t n, uint32_t
       if (sqlite3_get_autocommit(c->db))
         break; /* the prune's failure took the transaction with it */
     }
-    if (ends_pid_run(rows, n, i))
-      run_stored = false;
   }
   if (e != SNAP_OK || sqlite3_get_autocommit(c->db)) {
     /* The transaction is lost: nothing of it is stored. */
