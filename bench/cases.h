@@ -84,8 +84,8 @@ typedef struct save_case {
   int batch;      /**< baseline: rows per transaction */
   int submitters; /**< snapstore: 0 = synchronous snap_save(), else the executor */
   struct exec_tally
-      *tally;    /**< executor: out, its counters summed over repetitions (may be NULL) */
-  int pipelined; /**< executor: submit without awaiting each callback (see cases.c) */
+      *tally;      /**< executor: out, its counters summed over repetitions (may be NULL) */
+  int pipelined;   /**< executor: submit without awaiting each callback (see cases.c) */
   double *written; /**< out, may be NULL: bytes written to storage per timed save */
 } save_case;
 
@@ -103,6 +103,9 @@ typedef struct exec_tally {
 
 /** Saves for cfg->save_seconds into a fresh database: saves per second in `*rate`. */
 int save_snap(const bench_ctx *bx, const save_case *sc, double *rate, char *err, size_t errcap);
+/** save_snap() on a store with its metrics and warnings switched off (the metrics rows). */
+int save_snap_unobserved(const bench_ctx *bx, const save_case *sc, double *rate, char *err,
+                         size_t errcap);
 int save_raw(const bench_ctx *bx, const save_case *sc, double *rate, char *err, size_t errcap);
 
 /* ------------------------------------------------------------------------ */

@@ -211,8 +211,8 @@ static void save_rows(runner *rn, const states *s) {
     payload p = ledger_json(s, (bench_size)z);
     save_case sc = {p.fmt, p.data, p.len, OPT_ZLIB_ENC, 0, 0, npids, 1, 0, NULL, 0, NULL};
     snprintf(name, sizeof name, "%s, %s, sync=normal", p.label, opt_label(OPT_ZLIB_ENC));
-    run_row(rn, "save", name, "raw INSERT, 1 per transaction", "saves/s", KIND_RATE,
-            side_save_snap, &sc, side_save_raw, &sc);
+    run_row(rn, "save", name, "raw INSERT, 1 per transaction", "saves/s", KIND_RATE, side_save_snap,
+            &sc, side_save_raw, &sc);
   }
 }
 
@@ -258,7 +258,7 @@ static void executor_rows(runner *rn, const states *s) {
       int batch = z == 0 ? 1 : 1000;
       for (size_t i = 0; i < sizeof submitters / sizeof submitters[0]; i++) {
         exec_tally tally = {0, 0, 0, 0};
-        save_case sc = {p.fmt,         p.data, p.len,         OPT_PLAIN, 1,        0,
+        save_case sc = {p.fmt,         p.data, p.len,         OPT_PLAIN, 1,         0,
                         submitters[i], 1,      submitters[i], &tally,    pipelined, NULL};
         save_case rc = sc;
         rc.tally = NULL;
@@ -346,6 +346,56 @@ static void prune_rows(runner *rn, const states *s) {
           &keep3, side_save_raw, &keep3);
   run_row(rn, "prune", "4 KiB JSON, plain, sync=full, keep=3 vs keep=0", "snapstore with keep=0",
           "saves/s", KIND_RATE, side_save_snap, &keep3, side_save_snap, &keep0);
+}
+
+/* The cost of the store's built-in metrics (on by default): the same work
+ * with them on, against the same store with metrics and warnings off (one
+ * branch per call left). Loads alternate on one store and database. */
+static int side_save_unobserved(const bench_ctx *bx, void *c, double *v, char *err, size_t cap) {
+  return save_snap_unobserved(bx, c, v, err, cap);
+}
+static int side_load_observed(const bench_ctx *bx, void *c, double *v, char *err, size_t cap) {
+  load_case *lc = c;
+  snap_store_set_metrics(lc->st, 1);
+  snap_store_set_log(lc->st, SNAP_LOG_WARNING, NULL, NULL);
+  return load_snap(bx, lc, v, err, cap);
+}
+static int side_load_unobserved(const bench_ctx *bx, void *c, double *v, char *err, size_t cap) {
+  load_case *lc = c;
+  snap_store_set_metrics(lc->st, 0);
+  snap_store_set_log(lc->st, SNAP_LOG_OFF, NULL, NULL);
+  return load_snap(bx, lc, v, err, cap);
+}
+
+static void metrics_rows(runner *rn, const states *s) {
+  const bench_cfg *cfg = rn->bx->cfg;
+  payload p = ledger_json(s, SIZE_4K);
+  save_case on = {p.fmt, p.data, p.len, OPT_PLAIN, 1, 0, cfg->quick ? 4 : 100, 1, 0, NULL, 0, NULL};
+  run_row(rn, "metrics", "4 KiB JSON, plain, sync=full, metrics on", "metrics and warnings off",
+          "saves/s", KIND_RATE, side_save_snap, &on, side_save_unobserved, &on);
+  const char *name = "4 KiB JSON, plain, load, metrics on";
+  if (!wanted(rn, "metrics", name)) {
+    return;
+  }
+  load_case lc;
+  memset(&lc, 0, sizeof lc);
+  lc.fmt = p.fmt;
+  lc.state = p.data;
+  lc.len = p.len;
+  lc.opt = OPT_PLAIN;
+  lc.npids = cfg->load_pids;
+  char err[160] = "";
+  if (load_setup(rn->bx, &lc, err, sizeof err) != 0) {
+    bench_row *row = bench_row_add(rn->report, "metrics", name, "", "loads/s", KIND_RATE);
+    if (row) {
+      bench_row_fail(row, "setup: %s", err);
+    }
+    rn->failures++;
+  } else {
+    run_row(rn, "metrics", name, "metrics and warnings off", "loads/s", KIND_RATE,
+            side_load_observed, &lc, side_load_unobserved, &lc);
+  }
+  load_teardown(&lc);
 }
 
 static void load_rows(runner *rn, const states *s) {
@@ -611,7 +661,8 @@ static const target targets[] = {
     {"executor, 16 pipelined submitters, 256 B, synchronous=full, vs raw one insert per "
      "transaction",
      "executor", "16 submitters, pipelined, 256 B JSON, plain, sync=full", 10.0, 0, 0},
-    {"load_latest, 4 KiB plain, vs raw SELECT newest + copy", "load", "4 KiB JSON, plain", 0.90, 0, 0},
+    {"load_latest, 4 KiB plain, vs raw SELECT newest + copy", "load", "4 KiB JSON, plain", 0.90, 0,
+     0},
     {"load_latest, 4 KiB zlib-1 + encryption", "load", "4 KiB JSON, zlib-1+enc", 0.70, 0, 0},
     {"sync save, 64 KiB JSON, zlib-1 + encryption, synchronous=full", "save",
      "64 KiB JSON, zlib-1+enc, sync=full", 0.80, 0, 0},
@@ -887,6 +938,7 @@ int main(int argc, char **argv) {
   executor_keep_rows(&rn, &s);
   prune_rows(&rn, &s);
   load_rows(&rn, &s);
+  metrics_rows(&rn, &s);
   storm_rows(&rn, &s);
   codec_rows(&rn, &s);
   deflate_rows(&rn, &s);

@@ -42,7 +42,8 @@ uint64_t snap__obs_clock_ns(void) {
 }
 
 static void update_active(snap__obs *o) {
-  o->active = o->fn != NULL || o->metrics_on || o->log_threshold != SNAP_LOG_OFF;
+  o->timed = o->fn != NULL || o->metrics_on;
+  o->active = o->timed || o->log_threshold != SNAP_LOG_OFF;
 }
 
 int snap__obs_init(snap__obs *o, const char *backend) {

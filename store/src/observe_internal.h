@@ -17,6 +17,7 @@ typedef struct snap__metrics snap__metrics; /* metrics.c */
 
 typedef struct snap__obs {
   int active; /* fn != NULL || metrics_on || log_threshold != SNAP_LOG_OFF */
+  int timed;  /* fn != NULL || metrics_on: durations are wanted */
   snap_observer_fn fn;
   void *ud;
   snap_log_fn log;
@@ -49,7 +50,7 @@ uint64_t snap__obs_clock_ns(void);
 
 /* The start time of an operation, or 0 when nothing observes. */
 static inline uint64_t snap__obs_start(const snap__obs *o) {
-  return __builtin_expect(o->active, 1) ? snap__obs_clock_ns() : 0;
+  return __builtin_expect(o->timed, 1) ? snap__obs_clock_ns() : 0;
 }
 
 /* The outcome of one operation (kind SNAP_EVENT_SAVE .. SNAP_EVENT_DELETE), and
