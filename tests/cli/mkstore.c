@@ -8,6 +8,9 @@
  *                                            rows it left to EXPECT ("pid seq state" lines)
  *   mkstore check DB EXPECT KEY1             the live-* rows are exactly EXPECT's (read
  *                                            with key 1, plaintext accepted)
+ *   mkstore uniform DB N FILE KEY1           N pids of one snapshot each, the state in FILE
+ *                                            (JSON), zlib + encrypted under key 1, saved in
+ *                                            batches: a store to measure snapctl on
  *   mkstore damage DB flip PID SEQ           flips a byte in the middle of a body
  *   mkstore damage DB swap PID SEQ PID2 SEQ2 gives (PID, SEQ) the body of (PID2, SEQ2)
  *
@@ -246,6 +249,42 @@ static int damage(int argc, char **argv) {
   return 0;
 }
 
+static int uniform(int argc, char **argv) {
+  if (argc < 6)
+    return 2;
+  long n = atol(argv[3]);
+  snap_store *st = open_db(argv[2]);
+  snap_keyring *kr = NULL;
+  snap_options *o = NULL;
+  FILE *f = fopen(argv[4], "rb");
+  static char state[1 << 20];
+  size_t len = f ? fread(state, 1, sizeof state, f) : 0;
+  if (f)
+    fclose(f);
+  if (!st || len == 0 || snap_keyring_new(&kr) || snap_keyring_add_file(kr, 1, argv[5]) ||
+      snap_options_new(&o))
+    return die("open");
+  snap_options_set_compression(o, SNAP_COMPRESSION_ZLIB, 6);
+  snap_options_set_encryption(o, kr, "test/snapctl/v1");
+  enum { BATCH = 500 };
+  static char pids[BATCH][32];
+  snap_save_req reqs[BATCH];
+  int status[BATCH];
+  for (long i = 0; i < n; i += BATCH) {
+    size_t m = 0;
+    for (long j = i; j < n && m < BATCH; j++, m++) {
+      snprintf(pids[m], sizeof pids[m], "acct-%07ld", j);
+      reqs[m] = (snap_save_req){pids[m], 1, SNAP_TIMESTAMP_AUTO, SNAP_FORMAT_JSON, state, len, o};
+    }
+    if (snap_save_batch(st, reqs, m, status, NULL))
+      return die("save");
+  }
+  snap_options_free(o);
+  snap_store_close(st);
+  snap_keyring_free(kr);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   if (argc < 2) {
     fprintf(stderr, "usage: mkstore fill|churn|check|damage ...\n");
@@ -257,6 +296,8 @@ int main(int argc, char **argv) {
     return churn(argc, argv);
   if (strcmp(argv[1], "check") == 0)
     return check(argc, argv);
+  if (strcmp(argv[1], "uniform") == 0)
+    return uniform(argc, argv);
   if (strcmp(argv[1], "damage") == 0)
     return damage(argc, argv);
   fprintf(stderr, "mkstore: unknown mode '%s'\n", argv[1]);
