@@ -1400,3 +1400,36 @@ Test(deflate, bodies_zlib_compressed_decode) {
     }
   }
 }
+
+/* The string scan looks at 16 and 8 bytes at a time: a quote, an escape, a
+ * raw control byte or a UTF-8 sequence at every offset of those windows is
+ * found exactly where it is. */
+Test(payload, strings_are_scanned_exactly_at_every_offset) {
+  char doc[128];
+  for (size_t n = 0; n < 48; n++) {
+    for (size_t at = 0; at < n; at++) {
+      /* {"k":"aaaa...X...aaaa"} with X one of the interesting bytes. */
+      static const char *const xs[] = {"\\n", "\\\"", "\\u00e9", "\xc3\xa9", "\x01", "\t", "\""};
+      static const int ok[] = {1, 1, 1, 1, 0, 0, 0};
+      for (size_t x = 0; x < sizeof xs / sizeof xs[0]; x++) {
+        size_t k = 0;
+        k += (size_t)snprintf(doc + k, sizeof doc - k, "{\"k\":\"");
+        for (size_t j = 0; j < n; j++) {
+          if (j == at)
+            k += (size_t)snprintf(doc + k, sizeof doc - k, "%s", xs[x]);
+          else
+            doc[k++] = 'a';
+        }
+        k += (size_t)snprintf(doc + k, sizeof doc - k, "\"}");
+        int rc = snap_payload_validate(SNAP_FORMAT_JSON, doc, k);
+        cr_assert_eq(rc == SNAP_OK, ok[x] == 1, "length %zu, byte %zu at %zu: %d (%s)", n, x, at,
+                     rc, snap_error_message());
+        if (rc == SNAP_OK) {
+          cJSON *j = cJSON_ParseWithLength(doc, k);
+          cr_assert_not_null(j, "cJSON reads what was accepted");
+          cJSON_Delete(j);
+        }
+      }
+    }
+  }
+}
