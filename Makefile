@@ -3,7 +3,7 @@ BUILD ?= build
 JOBS  ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps configure build demo test asan tsan fuzz bench clean format
+.PHONY: all deps configure build demo demo-caf test asan tsan fuzz bench clean format
 
 all: build
 
@@ -18,6 +18,10 @@ build: configure
 
 demo: build
 	@bash examples/run-demo.sh $(BUILD)
+
+# 1,000 CAF account actors killed with SIGKILL and recovered (integrations/caf).
+demo-caf: build
+	@bash integrations/caf/run-caf-bank.sh $(BUILD)/integrations/caf/caf_bank
 
 test: build
 	@ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
