@@ -18,7 +18,7 @@ jobs=${SNAP_FUZZ_JOBS:-2}
 # fuzzing must not stop at a new warning in code it does not test.
 cmake -S . -B "$build" -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DSNAP_BUILD_FUZZ=ON -DSNAP_SANITIZE=ON -DSNAP_WERROR=OFF -DCMAKE_C_FLAGS="-fsanitize=fuzzer-no-link" \
-  -DSNAP_BUILD_TESTS=OFF -DSNAP_BUILD_EXAMPLES=OFF -DSNAP_BUILD_BENCH=OFF >/dev/null
+  -DSNAP_BUILD_TESTS=OFF -DSNAP_BUILD_EXAMPLES=OFF -DSNAP_BUILD_BENCH=OFF -DBUILD_SHARED_LIBS=OFF >/dev/null
 
 if [ $# -gt 0 ]; then
   targets=("$@")

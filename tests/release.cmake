@@ -3,3 +3,15 @@
 if(TARGET test_version)
   target_compile_definitions(test_version PRIVATE SNAP_TEST_PROJECT_VERSION="${PROJECT_VERSION}")
 endif()
+
+# The shared object exports exactly the SNAP_API declarations of the public headers.
+if(BUILD_SHARED_LIBS)
+  add_test(NAME exports
+           COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/release/check-exports.sh
+                   $<TARGET_FILE:snapstore> ${PROJECT_SOURCE_DIR}/pipeline/include
+                   ${PROJECT_SOURCE_DIR}/store/include ${PROJECT_SOURCE_DIR}/plugin/include)
+endif()
+
+# Documents link and cite only what the repository holds.
+add_test(NAME doc_references
+         COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/release/doc-references.sh ${PROJECT_SOURCE_DIR})
