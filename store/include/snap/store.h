@@ -40,8 +40,17 @@ typedef struct snap_criteria {
   int64_t max_ts;
 } snap_criteria;
 
-/** Matches every snapshot: load with it gives the latest. */
-#define SNAP_CRITERIA_LATEST ((snap_criteria){0, INT64_MAX, 0, INT64_MAX})
+/** Initializer of criteria matching every snapshot (usable for static data too). */
+#define SNAP_CRITERIA_LATEST_INIT                                                                  \
+  { 0, INT64_MAX, 0, INT64_MAX }
+
+/** Matches every snapshot: load with it gives the latest. A value expression in
+ *  C (a compound literal) and in C++ (a braced temporary). */
+#ifdef __cplusplus
+#define SNAP_CRITERIA_LATEST (snap_criteria SNAP_CRITERIA_LATEST_INIT)
+#else
+#define SNAP_CRITERIA_LATEST ((snap_criteria)SNAP_CRITERIA_LATEST_INIT)
+#endif
 
 /** What a save stored. */
 typedef struct snap_meta {
