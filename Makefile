@@ -16,15 +16,23 @@ configure: deps
 build: configure
 	@cmake --build $(BUILD) -j $(JOBS) -- --no-print-directory
 
-demo: build
+# Builds only the demo (and the library it links), quietly: the build's
+# output goes to a log that is shown only if the build fails.
+demo: configure
+	@echo "make demo: building the demo (log: $(BUILD)/demo-build.log)"
+	@cmake --build $(BUILD) -j $(JOBS) --target bank_demo -- --no-print-directory \
+	  >$(BUILD)/demo-build.log 2>&1 || { cat $(BUILD)/demo-build.log; \
+	  echo "make demo: the build failed (log above: $(BUILD)/demo-build.log)" >&2; exit 1; }
 	@bash examples/run-demo.sh $(BUILD)
 
 # 1,000 CAF account actors killed with SIGKILL and recovered (integrations/caf).
 demo-caf: build
 	@bash integrations/caf/run-caf-bank.sh $(BUILD)/integrations/caf/caf_bank
 
+# --no-tests=error: a build directory configured without tests fails loudly
+# instead of reporting success for a run of nothing.
 test: build
-	@ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
+	@ctest --test-dir $(BUILD) --output-on-failure --no-tests=error -j $(JOBS)
 
 # The whole suite again under AddressSanitizer + UndefinedBehaviorSanitizer.
 asan:
@@ -33,7 +41,7 @@ asan:
 # The threaded tests under ThreadSanitizer.
 tsan:
 	@$(MAKE) --no-print-directory build BUILD=build-tsan CMAKE_FLAGS="-DSNAP_TSAN=ON -DCMAKE_BUILD_TYPE=Debug -DSNAP_BUILD_BENCH=OFF -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++"
-	@ctest --test-dir build-tsan --output-on-failure -L threads
+	@ctest --test-dir build-tsan --output-on-failure --no-tests=error -L threads
 
 fuzz:
 	@bash fuzz/run.sh
