@@ -739,7 +739,7 @@ static void print_targets(const bench_report *r, double state_kib, FILE *out) {
 }
 
 /* The baseline's figures measured on this kind of machine with the plain C
- * APIs (docs/PERFORMANCE.md, DESIGN §9). A baseline far from them means a
+ * APIs (docs/MACHINE.md). A baseline far from them means a
  * busy disk or CPU — or a wrong baseline — so the report shows both. */
 typedef struct reference {
   const char *group;

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The repository stands on its own: every relative Markdown link in README.md
+# and docs/ names a file that exists, and no document or source file cites a
+# design document ("DESIGN §9", "DESIGN.md") that is not in the repository.
+#
+# Usage: tests/release/doc-references.sh [repository-root]
+set -euo pipefail
+root=$(cd "${1:-$(dirname "$0")/../..}" && pwd)
+cd "$root"
+status=0
+
+for md in README.md docs/*.md; do
+  dir=$(dirname "$md")
+  # [text](target) with a relative target; anchors and URLs are skipped.
+  while IFS= read -r target; do
+    path=${target%%#*}
+    [ -n "$path" ] || continue
+    if [ ! -e "$dir/$path" ]; then
+      echo "$md: link to $target, which is not in the repository" >&2
+      status=1
+    fi
+  done < <(grep -oE '\]\([^)]+\)' "$md" | sed -E 's/^\]\((.*)\)$/\1/' | grep -vE '^(https?:|mailto:|#)' || true)
+done
+
+if [ ! -e DESIGN.md ] && [ ! -e docs/DESIGN.md ]; then
+  hits=$(grep -rnE 'DESIGN( §|\.md)' README.md docs bench pipeline store plugin examples tools fuzz \
+           tests --include='*.md' --include='*.c' --include='*.h' --include='*.txt' 2>/dev/null || true)
+  if [ -n "$hits" ]; then
+    echo "cites a design document that is not in the repository:" >&2
+    echo "$hits" >&2
+    status=1
+  fi
+fi
+[ $status -ne 0 ] || echo "doc references: every link and citation resolves inside the repository"
+exit $status
