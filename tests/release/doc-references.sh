@@ -11,7 +11,7 @@ status=0
 
 for md in README.md docs/*.md; do
   dir=$(dirname "$md")
-  # [text](target) with a relative target; anchors and URLs are skipped.
+  # [text](target) with a relative target, outside code; anchors and URLs are skipped.
   while IFS= read -r target; do
     path=${target%%#*}
     [ -n "$path" ] || continue
@@ -19,7 +19,9 @@ for md in README.md docs/*.md; do
       echo "$md: link to $target, which is not in the repository" >&2
       status=1
     fi
-  done < <(grep -oE '\]\([^)]+\)' "$md" | sed -E 's/^\]\((.*)\)$/\1/' | grep -vE '^(https?:|mailto:|#)' || true)
+  done < <(awk '/^ *```/ {code = !code; next} !code' "$md" | sed -E 's/`[^`]*`//g' |
+             grep -oE '\]\([^)]+\)' | sed -E 's/^\]\((.*)\)$/\1/' |
+             grep -vE '^(https?:|mailto:|#)' || true)
 done
 
 if [ ! -e DESIGN.md ] && [ ! -e docs/DESIGN.md ]; then
