@@ -685,3 +685,20 @@ Test(executor, counters_include_the_callback_that_reads_them) {
   pthread_cond_destroy(&c.cv);
   pthread_mutex_destroy(&c.mu);
 }
+
+Test(executor, refuses_an_empty_state_at_submit_and_stores_nothing) {
+  snap_store *st;
+  cr_assert_eq(snap_store_open(&st, "memory", NULL), SNAP_OK, "%s", snap_error_message());
+  snap_executor *ex;
+  cr_assert_eq(snap_executor_new(&ex, st, NULL), SNAP_OK);
+  snap_save_req r = save_req("acct-empty", 3);
+  r.state = "";
+  r.len = 0;
+  cr_assert_eq(snap_executor_save(ex, &r, log_cb, &tags[0]), SNAP_EFORMAT, "0 bytes are no state");
+  snap_executor_free(ex);
+  cr_assert_eq(book->n, 0, "a refused submit has no callback");
+  snap_snapshot *s = NULL;
+  cr_assert_eq(snap_load_latest(st, "acct-empty", NULL, &s), SNAP_OK);
+  cr_assert_null(s, "nothing was stored");
+  snap_store_close(st);
+}

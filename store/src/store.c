@@ -368,6 +368,14 @@ static int check_request(const snap_save_req *r) {
   if (r->state == NULL && r->len > 0)
     return snap_error_set(SNAP_EINVAL, "save pid '%s' seq %" PRId64 ": state is NULL", r->pid,
                           r->seq);
+  /* Zero bytes are neither a JSON text nor a msgpack value: storing them would
+   * turn a caller's NULL or forgotten length into an "empty" snapshot. Bodies
+   * written that way before keep decoding (the codec still reads them). */
+  if (r->len == 0)
+    return snap_error_set(SNAP_EFORMAT,
+                          "save pid '%s' seq %" PRId64 ": the state is empty (0 bytes), which "
+                          "is neither JSON nor msgpack",
+                          r->pid, r->seq);
   if (r->timestamp != SNAP_TIMESTAMP_AUTO && r->timestamp < 0)
     return snap_error_set(SNAP_EINVAL,
                           "save pid '%s' seq %" PRId64 ": timestamp %" PRId64 " is negative",

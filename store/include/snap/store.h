@@ -136,9 +136,12 @@ SNAP_API int snap_store_set_resolver(snap_store *st, snap_options_resolver fn, v
  * is assigned by the store. After the save commits, older snapshots of the pid
  * beyond `keep` are pruned; a failing prune never fails the save.
  * `opts` may be NULL; `meta` (may be NULL) receives what was stored.
- * Errors: SNAP_EINVAL, SNAP_EFORMAT, SNAP_ETOOBIG, SNAP_EUNSUPPORTED (a
- * required option the backend cannot honour), SNAP_ENOKEY, SNAP_EIO,
- * SNAP_EBUSY, SNAP_EFULL, SNAP_ENOMEM.
+ * Errors: SNAP_EINVAL, SNAP_EFORMAT (a malformed state, or an empty one:
+ * 0 bytes are neither JSON nor msgpack, so every save, batched and
+ * asynchronous ones included, refuses them and stores nothing; bodies stored
+ * with an empty state by earlier versions still load), SNAP_ETOOBIG,
+ * SNAP_EUNSUPPORTED (a required option the backend cannot honour),
+ * SNAP_ENOKEY, SNAP_EIO, SNAP_EBUSY, SNAP_EFULL, SNAP_ENOMEM.
  */
 SNAP_API int snap_save(snap_store *st, const char *pid, int64_t seq, snap_format fmt,
                        const void *state, size_t len, const snap_options *opts, snap_meta *meta);
