@@ -91,9 +91,11 @@ static void status_name(int i, char *buf, size_t cap) {
       SNAP_ERRNO_MAP(SNAP__ERR_NAME)
 #undef SNAP__ERR_NAME
   };
-  const char *n = i == 0                                                        ? "ok"
-                  : i < (int)(sizeof names / sizeof *names) && names[i] != NULL ? names[i]
-                                                                                : "other";
+  const char *n = "other"; /* the last slot, and codes without a name */
+  if (i == 0)
+    n = "ok";
+  else if (i < SNAP_METRICS_STATUSES - 1 && i < (int)(sizeof names / sizeof *names) && names[i])
+    n = names[i];
   size_t k = 0;
   for (; n[k] && k + 1 < cap; k++)
     buf[k] = (char)tolower((unsigned char)n[k]);
