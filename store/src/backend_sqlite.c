@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include <sqlite3.h>
@@ -49,6 +50,7 @@ struct sql_backend {
   char *path;
   char table[TABLE_MAX + 1];
   bool sync_full;
+  bool read_only; /* "read_only": no writer, ever */
   int busy_ms;
   unsigned long max_pages; /* PRAGMA max_page_count on every connection; 0 = SQLite's */
   enum secure_mode secure;
@@ -58,7 +60,8 @@ struct sql_backend {
   pthread_mutex_t wlock;
   conn writer;
   bool encrypted;   /* the table holds (or held) encrypted bodies: secure_delete on */
-  atomic_int ready; /* schema checked; readers may open */
+  atomic_int ready;   /* schema checked by the writer */
+  atomic_int read_ok; /* schema checked by a reader: loads need no writer */
 
   /* Reader pool. */
   pthread_mutex_t plock;
@@ -177,6 +180,7 @@ static int parse_config(sql_backend *b, const char *config_json) {
    * only the backend can apply it to every connection it opens (0: no cap). */
   h->conf_int(c, "max_page_count", 0, 0, 4294967294, &pages);
   h->conf_enum(c, "secure_delete", 0, secure, &sec);
+  h->conf_bool(c, "read_only", 0, &b->read_only);
   /* Copy before the reader (and its strings) goes. */
   bool oom = path != NULL && (b->path = dup_str(h, path)) == NULL;
   if (table != NULL && valid_table(table))
@@ -278,8 +282,19 @@ static const char *secure_pragma(const sql_backend *b) {
 
 static int conn_open(sql_backend *b, conn *c, bool writer) {
   memset(c, 0, sizeof *c);
-  int rc = sqlite3_open_v2(b->path, &c->db,
-                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+  /* Readers never write: a read-only connection needs no write lock, no
+   * journal-mode switch and no free space (backend_sqlite_read.c). */
+  int rc = writer ? sqlite3_open_v2(b->path, &c->db,
+                                    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+                                        SQLITE_OPEN_NOMUTEX,
+                                    NULL)
+                  : snap__sql_open_read(b->path, b->busy_ms, &c->db);
+  if (rc != SQLITE_OK && !writer && c->db != NULL && (rc & 0xff) != SQLITE_CANTOPEN) {
+    /* Opened, but the first read failed: not a database, a newer format... */
+    int e = map_err(b, c->db, rc, "read");
+    conn_close(c);
+    return e;
+  }
   if (rc != SQLITE_OK) {
     int e = map_err(b, c->db, rc, "open");
     if (e == SNAP_EBUSY || e == SNAP_ENOMEM)
@@ -337,6 +352,13 @@ static int run(const sql_backend *b, conn *c, enum stmt_id id, const char *what)
   return e;
 }
 
+static int newer_schema(const sql_backend *b, int version) {
+  return b->host->error(SNAP_EFORMAT,
+                        "sqlite '%s': database schema version %d is newer than the version %d "
+                        "this snapstore understands; upgrade snapstore to open it",
+                        b->path, version, SCHEMA_VERSION);
+}
+
 /* Creates or checks the schema and reads the encrypted flag. Writer lock held. */
 static int schema_init(sql_backend *b) {
   sqlite3 *db = b->writer.db;
@@ -354,10 +376,7 @@ static int schema_init(sql_backend *b) {
     e = map_err(b, db, rc, "read the schema version");
   sqlite3_finalize(s);
   if (e == SNAP_OK && version > SCHEMA_VERSION)
-    e = b->host->error(SNAP_EFORMAT,
-                       "sqlite '%s': database schema version %d is newer than the version %d "
-                       "this snapstore understands; upgrade snapstore to open it",
-                       b->path, version, SCHEMA_VERSION);
+    e = newer_schema(b, version);
   if (e == SNAP_OK) {
     char ddl[512];
     snprintf(ddl, sizeof ddl,
@@ -400,6 +419,11 @@ static int schema_init(sql_backend *b) {
 static int writer_ready(sql_backend *b) {
   if (atomic_load_explicit(&b->ready, memory_order_acquire))
     return SNAP_OK;
+  if (b->read_only)
+    return b->host->error(SNAP_EUNSUPPORTED,
+                          "sqlite '%s' table '%s': the store is read-only (\"read_only\": true): "
+                          "saves, deletes and rewrites are refused",
+                          b->path, b->table);
   int e = conn_open(b, &b->writer, true);
   if (e == SNAP_OK && (e = schema_init(b)) != SNAP_OK)
     conn_close(&b->writer);
@@ -459,6 +483,63 @@ static void reader_release(sql_backend *b, conn *c) {
   pthread_mutex_unlock(&b->plock);
 }
 
+/* Reads the schema version and whether the table exists, on a reader. */
+static int reader_schema(sql_backend *b, sqlite3 *db, int *version, bool *has_table) {
+  char q[200];
+  snprintf(q, sizeof q,
+           "SELECT (SELECT user_version FROM pragma_user_version), EXISTS (SELECT 1 FROM "
+           "sqlite_master WHERE type = 'table' AND name = '%s')",
+           b->table);
+  sqlite3_stmt *s = NULL;
+  int rc = sqlite3_prepare_v2(db, q, -1, &s, NULL);
+  if (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+    *version = sqlite3_column_int(s, 0);
+    *has_table = sqlite3_column_int(s, 1) != 0;
+    rc = SQLITE_OK;
+  }
+  int e = rc == SQLITE_OK ? SNAP_OK : map_err(b, db, rc, "read the schema");
+  sqlite3_finalize(s);
+  return e;
+}
+
+/*
+ * What loads and enumeration need before their first read: a database with
+ * our schema. A reader checks it, so reading never opens the writer (which
+ * takes the write lock, switches the journal mode and needs free space).
+ * Only a store that may write creates a missing file or schema, through the
+ * writer, as a save would.
+ */
+static int read_ready(sql_backend *b) {
+  if (atomic_load_explicit(&b->ready, memory_order_acquire) ||
+      atomic_load_explicit(&b->read_ok, memory_order_acquire))
+    return SNAP_OK;
+  struct stat sb;
+  if (!b->read_only && stat(b->path, &sb) != 0)
+    return ensure_ready(b); /* a new store: create it */
+  conn *c;
+  int e = reader_acquire(b, &c);
+  int version = 0;
+  bool has_table = false;
+  if (e == SNAP_OK) {
+    e = reader_schema(b, c->db, &version, &has_table);
+    reader_release(b, c);
+  }
+  if (e != SNAP_OK)
+    return e;
+  if (version > SCHEMA_VERSION)
+    return newer_schema(b, version);
+  if (!has_table || version < SCHEMA_VERSION) {
+    if (!b->read_only)
+      return ensure_ready(b);
+    return b->host->error(SNAP_EIO,
+                          "sqlite '%s': no snapstore table '%s' (schema version %d) and the "
+                          "store is read-only, so it is not created",
+                          b->path, b->table, version);
+  }
+  atomic_store_explicit(&b->read_ok, 1, memory_order_release);
+  return SNAP_OK;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Operations                                                                */
 /* ------------------------------------------------------------------------ */
@@ -477,6 +558,7 @@ static int sql_open(void **self, const char *config_json, const snap_host *host)
   b->busy_ms = 5000;
   b->secure = SECURE_AUTO;
   atomic_init(&b->ready, 0);
+  atomic_init(&b->read_ok, 0);
   pthread_mutex_init(&b->wlock, NULL);
   pthread_mutex_init(&b->plock, NULL);
   pthread_cond_init(&b->pcond, NULL);
@@ -695,7 +777,7 @@ static void bind_selection(sqlite3_stmt *s, const char *pid, const snap_criteria
 static int sql_load(void *self, const char *pid, const snap_criteria *cr, snap_backend_emit emit,
                     void *ctx) {
   sql_backend *b = self;
-  int e = ensure_ready(b);
+  int e = read_ready(b);
   if (e != SNAP_OK)
     return e;
   conn *c;
@@ -776,7 +858,7 @@ int snap__sql_error(const sql_backend *b, sqlite3 *db, int rc, const char *what)
 
 int snap__sql_reader(sql_backend *b, sqlite3 **db, int *token) {
   *db = NULL;
-  int e = ensure_ready(b);
+  int e = read_ready(b);
   conn *c;
   if (e == SNAP_OK && (e = reader_acquire(b, &c)) == SNAP_OK) {
     *db = c->db;

@@ -33,6 +33,13 @@ void snap__sql_writer_release(sql_backend *b);
 bool snap__sql_mark_encrypted(sql_backend *b);
 void snap__sql_encrypted_done(sql_backend *b, bool newly, bool committed);
 
+/* Opens a read-only connection to `path` (backend_sqlite_read.c): never
+ * writes, never switches the journal mode; falls back to an immutable open
+ * when the -wal/-shm files cannot be created and no -wal content exists.
+ * Returns SQLite's result; `*out` may be set even on failure (for the
+ * message) and must then be closed. */
+int snap__sql_open_read(const char *path, int busy_ms, sqlite3 **out);
+
 /* ABI version 2 operations (backend_sqlite_admin.c). */
 int snap__sql_list_pids(void *self, const char *after, size_t limit, snap_backend_pid_emit emit,
                         void *ctx);
