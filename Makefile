@@ -3,7 +3,7 @@ BUILD ?= build
 JOBS  ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps configure build demo demo-caf test asan tsan fuzz bench clean format
+.PHONY: all deps configure build demo demo-caf test asan tsan fuzz bench soak clean format
 
 all: build
 
@@ -45,6 +45,11 @@ tsan:
 
 fuzz:
 	@bash fuzz/run.sh
+
+# The randomized robustness tests at a larger count: 20,000 simulated power
+# cuts per synchronous mode (SNAP_POWERCUTS overrides; `make test` runs 2,000).
+soak: build
+	@SNAP_POWERCUTS=$${SNAP_POWERCUTS:-20000} $(BUILD)/tests/test_powerloss --verbose
 
 bench: build
 	@$(BUILD)/bench/snap_bench
