@@ -332,3 +332,47 @@ Test(rollback, a_migrating_reader_falls_back_when_the_stage_byte_no_longer_decla
   st_rmtree(dir);
   free(dir);
 }
+
+/* The timestamp column is not authenticated (docs/STORE.md, "What the body
+ * does not bind"): whoever can write the database can change which snapshot a
+ * timestamp-bounded load returns, and the timestamp it reports, but never the
+ * state returned for a (pid, seq): that stays bound to its body. */
+Test(rollback, an_edited_timestamp_changes_selection_but_not_the_state) {
+  char *dir = st_tmpdir();
+  char *path = st_join(dir, "ts.db");
+  snap_keyring *kr = ring();
+  snap_options *o = options(false, AUTH_AEAD, kr, false);
+  char *old_state = state_of("old"), *new_state = state_of("new");
+  snap_store *st = open_store(path);
+  cr_assert_eq(snap_save_at(st, PID, 1, 1000, SNAP_FORMAT_JSON, old_state, strlen(old_state), o,
+                            NULL),
+               SNAP_OK);
+  cr_assert_eq(snap_save_at(st, PID, 2, 2000, SNAP_FORMAT_JSON, new_state, strlen(new_state), o,
+                            NULL),
+               SNAP_OK);
+  snap_store_close(st);
+
+  sqlite3 *db = raw_open(path);
+  cr_assert_eq(sqlite3_exec(db, "UPDATE snapshots SET ts = 500 WHERE seq = 2", NULL, NULL, NULL),
+               SQLITE_OK);
+  sqlite3_close(db);
+
+  st = open_store(path);
+  snap_criteria before_1500 = {0, INT64_MAX, 0, 1500};
+  snap_snapshot *s = NULL;
+  cr_assert_eq(snap_load(st, PID, &before_1500, o, &s), SNAP_OK, "%s", snap_error_message());
+  /* Without the edit this is seq 1 (taken at 1000); with it, seq 2. */
+  cr_assert_eq(s->seq, 2);
+  cr_assert_eq(s->timestamp, 500, "the edited column is what is reported");
+  cr_assert(s->len == strlen(new_state) && memcmp(s->data, new_state, s->len) == 0,
+            "the state is still the authentic one of seq 2");
+  snap_snapshot_free(s);
+  snap_store_close(st);
+  free(old_state);
+  free(new_state);
+  snap_options_free(o);
+  snap_keyring_free(kr);
+  free(path);
+  st_rmtree(dir);
+  free(dir);
+}
