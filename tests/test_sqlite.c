@@ -653,6 +653,10 @@ Test(sqlite, a_body_written_with_an_empty_state_still_loads) {
   snap_buf_dispose(&body);
   sqlite3_close(db);
   snap_store_close(st);
+  st_rmtree(dir);
+  free(dir);
+}
+
 /* A store resolves a caller's options object once and reuses the result: the
  * reuse must follow every change of the object and of the store's layers. */
 Test(sqlite, a_changed_options_object_is_resolved_again) {
