@@ -656,3 +656,54 @@ Test(sqlite, a_body_written_with_an_empty_state_still_loads) {
   st_rmtree(dir);
   free(dir);
 }
+
+/* A store resolves a caller's options object once and reuses the result: the
+ * reuse must follow every change of the object and of the store's layers. */
+Test(sqlite, a_changed_options_object_is_resolved_again) {
+  char *dir = st_tmpdir();
+  snap_store *st = open_sqlite(dir, "\"keep\": 0");
+  snap_keyring *kr;
+  uint8_t k[SNAP_KEY_BYTES] = {7};
+  cr_assert_eq(snap_keyring_new(&kr), SNAP_OK);
+  cr_assert_eq(snap_keyring_add(kr, 1, k, sizeof k), SNAP_OK);
+  snap_options *o;
+  cr_assert_eq(snap_options_new(&o), SNAP_OK);
+  snap_meta m;
+  const char *state = "{\"a\":1}";
+  cr_assert_eq(snap_save(st, "p", 1, SNAP_FORMAT_JSON, state, 7, o, &m), SNAP_OK);
+  cr_assert_eq(m.stages, 0u, "plain with empty options");
+  /* The same object, now encrypting: the next save must see it. */
+  cr_assert_eq(snap_options_set_encryption(o, kr, "tests/cache/v1"), SNAP_OK);
+  cr_assert_eq(snap_save(st, "p", 2, SNAP_FORMAT_JSON, state, 7, o, &m), SNAP_OK);
+  cr_assert_eq(m.stages, (unsigned)SNAP_STAGE_ENCRYPTED, "stages 0x%x", m.stages);
+  snap_snapshot *s = NULL;
+  cr_assert_eq(snap_load_latest(st, "p", o, &s), SNAP_OK, "%s", snap_error_message());
+  cr_assert(s && s->seq == 2);
+  snap_snapshot_free(s);
+  /* Encryption off again on the same object: the load has no key now. */
+  cr_assert_eq(snap_options_set_encryption(o, NULL, NULL), SNAP_OK);
+  cr_assert_eq(snap_load_latest(st, "p", o, &s), SNAP_ENOKEY);
+  /* A freed object and a new one (perhaps at the same address). */
+  snap_options_free(o);
+  cr_assert_eq(snap_options_new(&o), SNAP_OK);
+  cr_assert_eq(snap_options_set_compression(o, SNAP_COMPRESSION_ZLIB, 1), SNAP_OK);
+  cr_assert_eq(snap_load_latest(st, "p", o, &s), SNAP_ENOKEY);
+  /* The store's defaults change under the same call object. */
+  snap_options *d;
+  cr_assert_eq(snap_options_new(&d), SNAP_OK);
+  cr_assert_eq(snap_options_set_encryption(d, kr, "tests/cache/v1"), SNAP_OK);
+  cr_assert_eq(snap_store_set_default_options(st, d), SNAP_OK);
+  cr_assert_eq(snap_load_latest(st, "p", o, &s), SNAP_OK, "%s", snap_error_message());
+  cr_assert(s && s->seq == 2);
+  snap_snapshot_free(s);
+  cr_assert_neq(snap_options_generation(o), 0u);
+  uint64_t g = snap_options_generation(o);
+  cr_assert_eq(snap_options_set_compression_min_size(o, 10), SNAP_OK);
+  cr_assert_neq(snap_options_generation(o), g, "a setter changes the generation");
+  snap_options_free(d);
+  snap_options_free(o);
+  snap_store_close(st);
+  snap_keyring_free(kr);
+  st_rmtree(dir);
+  free(dir);
+}

@@ -1,9 +1,18 @@
 /* Persistence options: per-field "is set" flags, layered resolution, restriction. */
 #include <sodium.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include "snap/pipeline.h"
 #include "pipeline_internal.h"
+
+/* Generations are process-wide, so no two states of any two options
+ * objects ever share one (snap_options_generation()). */
+static atomic_uint_least64_t generations;
+
+static void touch(snap_options *o) { o->gen = atomic_fetch_add(&generations, 1) + 1; }
+
+uint64_t snap_options_generation(const snap_options *o) { return o ? o->gen : 0; }
 
 int snap_options_new(snap_options **out) {
   if (!out)
@@ -11,6 +20,7 @@ int snap_options_new(snap_options **out) {
   *out = snap_calloc(1, sizeof **out);
   if (!*out)
     return snap_error_set(SNAP_ENOMEM, "out of memory allocating options");
+  touch(*out);
   return SNAP_OK;
 }
 
@@ -83,6 +93,7 @@ int snap_options_set_compression(snap_options *o, snap_compression alg, int leve
   o->comp = alg;
   o->level = level;
   o->set |= SNAP__F_COMPRESSION;
+  touch(o);
   return SNAP_OK;
 }
 
@@ -91,6 +102,7 @@ int snap_options_set_compression_min_size(snap_options *o, size_t min_size) {
     return snap_error_set(SNAP_EINVAL, "snap_options_set_compression_min_size: NULL options");
   o->comp_min = min_size;
   o->set |= SNAP__F_COMP_MIN;
+  touch(o);
   return SNAP_OK;
 }
 
@@ -109,6 +121,7 @@ static int set_keyed(snap_options *o, snap_keyring *kr, const char *context, con
   *ctx_field = ctx;
   *kr_field = kr;
   o->set |= flag;
+  touch(o);
   return SNAP_OK;
 }
 
@@ -137,6 +150,7 @@ int snap_options_set_limits(snap_options *o, size_t max_stored, size_t max_decod
     o->set |= SNAP__F_MAX_DECODED;
   else
     o->set &= ~(unsigned)SNAP__F_MAX_DECODED;
+  touch(o);
   return SNAP_OK;
 }
 
@@ -145,6 +159,7 @@ int snap_options_set_accept_unauthenticated(snap_options *o, bool accept) {
     return snap_error_set(SNAP_EINVAL, "snap_options_set_accept_unauthenticated: NULL options");
   o->accept_unauth = accept;
   o->set |= SNAP__F_ACCEPT_UNAUTH;
+  touch(o);
   return SNAP_OK;
 }
 
@@ -158,6 +173,7 @@ int snap_options_set_required(snap_options *o, unsigned required) {
                           required & ~SNAP__OPT_ALL);
   o->required = required;
   o->set |= SNAP__F_REQUIRED;
+  touch(o);
   return SNAP_OK;
 }
 
@@ -170,6 +186,7 @@ int snap_options_set_nonce_source(snap_options *o, snap_nonce_fn fn, void *ud) {
     o->set |= SNAP__F_NONCE;
   else
     o->set &= ~(unsigned)SNAP__F_NONCE;
+  touch(o);
   return SNAP_OK;
 }
 

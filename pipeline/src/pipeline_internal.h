@@ -60,6 +60,7 @@ enum {
 };
 
 struct snap_options {
+  uint64_t gen; /* snap_options_generation(): changes with every setter */
   unsigned set; /* SNAP__F_* */
   snap_compression comp;
   int level;

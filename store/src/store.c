@@ -44,6 +44,15 @@ struct snap_store {
   snap_options_resolver resolver;
   void *resolver_ud;
 
+  /* The last caller's options resolved over the store's layers (when no
+   * resolver applies): a steady stream of calls with the same options object
+   * resolves it once. Entries are shared by reference count; `cache_lock`
+   * guards the slot and the counts. */
+  pthread_mutex_t cache_lock;
+  const snap_options *cache_key;
+  uint64_t cache_gen;
+  struct cached_opts *cache;
+
   pthread_mutex_t pool_lock;
   snap_buf pool[POOL_SLOTS];
   size_t pool_n;
@@ -158,7 +167,10 @@ static int resolve_for_backend(const snap_store *st, const snap_options *const *
   return rc;
 }
 
+static void cache_clear(snap_store *st);
+
 static int refresh_effective(snap_store *st) {
+  cache_clear(st); /* a cached resolution stands on the layers that change */
   const snap_options *layers[2] = {st->defaults, st->config_opts};
   snap_options *eff;
   unsigned dropped;
@@ -210,6 +222,12 @@ int snap__store_open_at(snap_store **out, const struct snap_backend *backend,
     snap_free(st);
     return snap_error_set(SNAP_ENOMEM, "snap_store_open_backend: cannot create a lock");
   }
+  if (pthread_mutex_init(&st->cache_lock, NULL) != 0) {
+    pthread_mutex_destroy(&st->pool_lock);
+    pthread_rwlock_destroy(&st->lock);
+    snap_free(st);
+    return snap_error_set(SNAP_ENOMEM, "snap_store_open_backend: cannot create a lock");
+  }
   snap__store_config cfg;
   int rc = snap__obs_init(&st->obs, st->be.name);
   if (rc == SNAP_OK)
@@ -251,6 +269,8 @@ void snap_store_close(snap_store *st) {
   for (size_t i = 0; i < st->pool_n; i++)
     snap_buf_dispose(&st->pool[i]);
   snap__obs_dispose(&st->obs);
+  cache_clear(st);
+  pthread_mutex_destroy(&st->cache_lock);
   pthread_mutex_destroy(&st->pool_lock);
   pthread_rwlock_destroy(&st->lock);
   snap_free(st);
@@ -300,12 +320,101 @@ int snap_store_set_resolver(snap_store *st, snap_options_resolver fn, void *ud) 
 /* Option resolution (caller holds the read lock)                            */
 /* ------------------------------------------------------------------------ */
 
-/* `*use` receives the options to encode or decode with: either the store's
- * shared effective options (nothing to free) or `*owned`, a fresh resolution
- * the caller frees. */
+typedef struct cached_opts {
+  snap_options *o;
+  unsigned dropped;
+  unsigned refs; /* the cache slot's and each user's; under cache_lock */
+} cached_opts;
+
+/* Drops one reference (caller holds cache_lock); the last frees the entry. */
+static void cached_unref_locked(cached_opts *c) {
+  if (c && --c->refs == 0) {
+    snap_options_free(c->o);
+    snap_free(c);
+  }
+}
+
+static void cached_release(snap_store *st, cached_opts *c) {
+  if (c == NULL)
+    return;
+  pthread_mutex_lock(&st->cache_lock);
+  cached_unref_locked(c);
+  pthread_mutex_unlock(&st->cache_lock);
+}
+
+/* Empties the cache slot: the layers below the caller's changed. */
+static void cache_clear(snap_store *st) {
+  pthread_mutex_lock(&st->cache_lock);
+  cached_unref_locked(st->cache);
+  st->cache = NULL;
+  st->cache_key = NULL;
+  pthread_mutex_unlock(&st->cache_lock);
+}
+
+/* A resolution in use: either nothing to release (the store's effective
+ * options), a fresh object (`owned`) or a reference to the cache (`held`). */
+typedef struct resolution {
+  snap_options *owned;
+  cached_opts *held;
+} resolution;
+
+static void resolution_done(snap_store *st, resolution *r) {
+  snap_options_free(r->owned);
+  cached_release(st, r->held);
+  r->owned = NULL;
+  r->held = NULL;
+}
+
+/* Resolves `call` over the store's layers through the cache (no resolver in
+ * play). On a hit no allocation happens: a load or save with the same options
+ * object as the call before pays a lock and a compare. */
+static int resolve_cached(snap_store *st, const snap_options *call, resolution *res,
+                          const snap_options **use, unsigned *ignored) {
+  uint64_t gen = snap_options_generation(call);
+  pthread_mutex_lock(&st->cache_lock);
+  cached_opts *c = st->cache;
+  if (c != NULL && st->cache_key == call && st->cache_gen == gen) {
+    c->refs++;
+    pthread_mutex_unlock(&st->cache_lock);
+    res->held = c;
+    *use = c->o;
+    *ignored = c->dropped;
+    return SNAP_OK;
+  }
+  pthread_mutex_unlock(&st->cache_lock);
+  const snap_options *layers[3] = {call, st->defaults, st->config_opts};
+  snap_options *r;
+  unsigned dropped;
+  int rc = resolve_for_backend(st, layers, 3, &r, &dropped);
+  if (rc != SNAP_OK)
+    return rc;
+  c = snap_malloc(sizeof *c);
+  if (c == NULL) { /* uncached, but resolved */
+    res->owned = r;
+    *use = r;
+    *ignored = dropped;
+    return SNAP_OK;
+  }
+  *c = (cached_opts){r, dropped, 2}; /* the slot's reference and ours */
+  pthread_mutex_lock(&st->cache_lock);
+  cached_unref_locked(st->cache);
+  st->cache = c;
+  st->cache_key = call;
+  st->cache_gen = gen;
+  pthread_mutex_unlock(&st->cache_lock);
+  res->held = c;
+  *use = r;
+  *ignored = dropped;
+  return SNAP_OK;
+}
+
+/* `*use` receives the options to encode or decode with, valid until
+ * resolution_done(st, res): the store's shared effective options, a cached
+ * resolution of the caller's options, or a fresh one. */
 static int resolve_options(snap_store *st, const char *pid, const snap_options *call,
-                           snap_options **owned, const snap_options **use, unsigned *ignored) {
-  *owned = NULL;
+                           resolution *res, const snap_options **use, unsigned *ignored) {
+  res->owned = NULL;
+  res->held = NULL;
   const snap_options *per_pid = NULL;
   if (st->resolver != NULL) {
     snap_error_clear();
@@ -321,13 +430,15 @@ static int resolve_options(snap_store *st, const char *pid, const snap_options *
     *ignored = st->effective_dropped;
     return SNAP_OK;
   }
+  if (call != NULL && st->resolver == NULL)
+    return resolve_cached(st, call, res, use, ignored);
   const snap_options *layers[4] = {call, per_pid, st->defaults, st->config_opts};
   snap_options *r;
   unsigned dropped;
   int rc = resolve_for_backend(st, layers, 4, &r, &dropped);
   if (rc != SNAP_OK)
     return rc;
-  *owned = r;
+  res->owned = r;
   *use = r;
   *ignored = dropped;
   return SNAP_OK;
@@ -388,7 +499,7 @@ static int encode_request(snap_store *st, const snap_save_req *r, snap_buf *body
   int rc = check_request(r);
   if (rc != SNAP_OK)
     return rc;
-  snap_options *owned;
+  resolution owned;
   const snap_options *o;
   unsigned ignored = 0, stages = 0;
   pthread_rwlock_rdlock(&st->lock);
@@ -396,7 +507,7 @@ static int encode_request(snap_store *st, const snap_save_req *r, snap_buf *body
   if (rc == SNAP_OK)
     rc = snap_body_encode(r->pid, r->seq, r->format, r->state, r->len, o, body, &stages);
   pthread_rwlock_unlock(&st->lock);
-  snap_options_free(owned);
+  resolution_done(st, &owned);
   if (rc != SNAP_OK)
     return rc;
   e->pid = r->pid;
@@ -733,7 +844,7 @@ static int load(snap_store *st, const char *pid, const snap_criteria *c, const s
     return SNAP_OK; /* nothing can match: none, like any other miss */
 
   load_ctx ctx = {pid, NULL, SNAP_BUF_INIT, 0, SNAP_OK, 0, 0, SNAP_FORMAT_JSON, 0, 0};
-  snap_options *owned = NULL;
+  resolution owned = {NULL, NULL};
   unsigned ignored = 0;
   snap_criteria cc = *c;
   /* Sequence numbers are never negative: a row that claims one was written
@@ -773,7 +884,7 @@ static int load(snap_store *st, const char *pid, const snap_criteria *c, const s
     cc.max_seq = ctx.seq - 1;
   }
   pthread_rwlock_unlock(&st->lock);
-  snap_options_free(owned);
+  resolution_done(st, &owned);
   snap_buf_dispose(&ctx.state);
   *op = (snap__op){SNAP_EVENT_LOAD,
                    rc,
@@ -879,19 +990,25 @@ const snap_backend *snap__store_backend(const snap_store *st, void **self) {
 int snap__store_options(snap_store *st, const char *pid, const snap_options *call,
                         snap_options **out) {
   *out = NULL;
-  snap_options *owned = NULL;
+  resolution res = {NULL, NULL};
   const snap_options *use = NULL;
   unsigned ignored = 0;
+  snap_options *copy = NULL;
   pthread_rwlock_rdlock(&st->lock);
-  int rc = resolve_options(st, pid, call, &owned, &use, &ignored);
-  /* The shared effective options may be replaced once the lock is released. */
-  if (rc == SNAP_OK && owned == NULL)
-    rc = snap_options_copy(&owned, use);
+  int rc = resolve_options(st, pid, call, &res, &use, &ignored);
+  /* The caller owns what it gets: shared options are copied. */
+  if (rc == SNAP_OK && res.owned == NULL)
+    rc = snap_options_copy(&copy, use);
   pthread_rwlock_unlock(&st->lock);
+  if (rc == SNAP_OK && res.owned != NULL) {
+    copy = res.owned;
+    res.owned = NULL;
+  }
+  resolution_done(st, &res);
   if (rc == SNAP_OK)
-    *out = owned;
+    *out = copy;
   else
-    snap_options_free(owned);
+    snap_options_free(copy);
   return rc;
 }
 

@@ -154,6 +154,15 @@ SNAP_API void snap_options_free(snap_options *o);
 SNAP_API int snap_options_copy(snap_options **out, const snap_options *src);
 
 /**
+ * A number that identifies the current settings of `o`: every setter gives
+ * the object a new one, and no two objects (alive or freed) ever share one in
+ * a process. A store uses it to resolve a caller's options once and reuse the
+ * result while they do not change. 0 for NULL. Thread-safe with respect to
+ * other objects; like any read, not while another thread sets `o`.
+ */
+SNAP_API uint64_t snap_options_generation(const snap_options *o);
+
+/**
  * Compression: SNAP_COMPRESSION_NONE or SNAP_COMPRESSION_ZLIB with level 0-9.
  * Errors: SNAP_EINVAL for an unknown algorithm or level out of range.
  */
