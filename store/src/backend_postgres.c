@@ -1,0 +1,574 @@
+/* The "postgres" backend: snapshots in a PostgreSQL table, optionally sharded
+ * over several databases by a stable hash of the persistence id. Schema,
+ * slice function, fault semantics and deployment notes: docs/POSTGRES.md.
+ *
+ * A put groups its rows by shard and sends each shard's transaction (BEGIN,
+ * the inserts, the prunes, COMMIT) as one pipeline: one round trip per
+ * shard, all shards in flight at once. A save is reported stored only when
+ * its shard acknowledged the COMMIT. */
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "backend_postgres.h"
+
+/* A row of a put whose outcome is not known yet. */
+#define PENDING 1
+
+/* ------------------------------------------------------------------------ */
+/* Configuration                                                             */
+/* ------------------------------------------------------------------------ */
+
+static bool valid_table(const char *t) {
+  size_t n = strlen(t);
+  if (n == 0 || n > SNAP_PG_TABLE_MAX)
+    return false;
+  for (size_t i = 0; i < n; i++) {
+    char c = t[i];
+    bool alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
+    if (!alpha && !(i > 0 && c >= '0' && c <= '9'))
+      return false;
+  }
+  return true;
+}
+
+/* An integer in [lo, hi] or a refusal naming the key. */
+static int int_key(const snap_host *h, const cJSON *it, int lo, int hi, int *out) {
+  double v = cJSON_IsNumber(it) ? it->valuedouble : (double)lo - 1;
+  if (!(v >= lo && v <= hi) || (double)(int)v != v)
+    return h->error(SNAP_ECONFIG, "postgres config key '%s': expected an integer in [%d, %d]",
+                    it->string, lo, hi);
+  *out = (int)v;
+  return SNAP_OK;
+}
+
+/* A libpq connection string: a non-empty string without NUL (cJSON stops at
+ * one, so a shorter string than the JSON said is refused by the length). */
+static bool conninfo_ok(const cJSON *it) {
+  return cJSON_IsString(it) && it->valuestring != NULL && it->valuestring[0] != '\0';
+}
+
+/* Parses the backend's own keys (the store keys were taken by the store). */
+static int parse_config(snap_pg *b, const char *config_json) {
+  const snap_host *h = b->host;
+  if (config_json == NULL)
+    return h->error(SNAP_ECONFIG, "postgres backend: config key 'conninfo' or 'shards' is "
+                                  "required");
+  cJSON *root = cJSON_Parse(config_json);
+  if (root == NULL || !cJSON_IsObject(root)) {
+    cJSON_Delete(root);
+    return h->error(SNAP_ECONFIG, "postgres backend: config must be a JSON object");
+  }
+  const cJSON *conninfo = NULL, *shards = NULL;
+  int rc = SNAP_OK;
+  for (const cJSON *it = root->child; it != NULL && rc == SNAP_OK; it = it->next) {
+    const char *k = it->string ? it->string : "";
+    if (strcmp(k, "conninfo") == 0) {
+      if (!conninfo_ok(it))
+        rc = h->error(SNAP_ECONFIG, "postgres config key 'conninfo': expected a non-empty libpq "
+                                    "connection string");
+      conninfo = it;
+    } else if (strcmp(k, "shards") == 0) {
+      int n = cJSON_IsArray(it) ? cJSON_GetArraySize(it) : 0;
+      if (n < 1 || n > (int)SNAP_PG_SLICES)
+        rc = h->error(SNAP_ECONFIG,
+                      "postgres config key 'shards': expected an array of 1 to %u connection "
+                      "strings",
+                      SNAP_PG_SLICES);
+      for (int i = 0; i < n && rc == SNAP_OK; i++)
+        if (!conninfo_ok(cJSON_GetArrayItem(it, i)))
+          rc = h->error(SNAP_ECONFIG,
+                        "postgres config key 'shards[%d]': expected a non-empty libpq connection "
+                        "string",
+                        i);
+      shards = it;
+    } else if (strcmp(k, "table") == 0) {
+      if (!cJSON_IsString(it) || !valid_table(it->valuestring))
+        rc = h->error(SNAP_ECONFIG,
+                      "postgres config key 'table': expected a name matching "
+                      "[A-Za-z_][A-Za-z0-9_]* of at most %d characters",
+                      SNAP_PG_TABLE_MAX);
+      else
+        strcpy(b->table, it->valuestring);
+    } else if (strcmp(k, "pool_size") == 0) {
+      rc = int_key(h, it, 1, 1024, &b->pool_size);
+    } else if (strcmp(k, "connect_timeout_ms") == 0) {
+      rc = int_key(h, it, 1, 3600000, &b->connect_ms);
+    } else if (strcmp(k, "statement_timeout_ms") == 0) {
+      rc = int_key(h, it, 0, 3600000, &b->statement_ms);
+    } else {
+      rc = h->error(SNAP_ECONFIG, "postgres backend: unknown config key '%s'", k);
+    }
+  }
+  if (rc == SNAP_OK && conninfo != NULL && shards != NULL)
+    rc = h->error(SNAP_ECONFIG, "postgres config keys 'conninfo' and 'shards': give one of them, "
+                                "not both");
+  if (rc == SNAP_OK && conninfo == NULL && shards == NULL)
+    rc = h->error(SNAP_ECONFIG, "postgres backend: config key 'conninfo' or 'shards' is required");
+  if (rc == SNAP_OK) {
+    b->nshards = shards ? cJSON_GetArraySize(shards) : 1;
+    b->shards = h->malloc((size_t)b->nshards * sizeof *b->shards);
+    if (b->shards == NULL)
+      rc = h->error(SNAP_ENOMEM, "postgres backend: out of memory");
+    else
+      memset(b->shards, 0, (size_t)b->nshards * sizeof *b->shards);
+    for (int i = 0; i < b->nshards && rc == SNAP_OK; i++) {
+      const cJSON *ci = shards ? cJSON_GetArrayItem(shards, i) : conninfo;
+      rc = snap__pg_shard_init(b, i, ci->valuestring);
+    }
+  }
+  cJSON_Delete(root);
+  return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Open and close                                                            */
+/* ------------------------------------------------------------------------ */
+
+static void pg_close(void *self) {
+  snap_pg *b = self;
+  if (b == NULL)
+    return;
+  snap__pg_pool_free(b);
+  for (int i = 0; i < PG_STMT_COUNT; i++)
+    b->host->free(b->sql[i]);
+  b->host->free(b);
+}
+
+static int pg_open(void **self, const char *config_json, const snap_host *host) {
+  *self = NULL;
+  snap_pg *b = host->malloc(sizeof *b);
+  if (b == NULL)
+    return host->error(SNAP_ENOMEM, "postgres backend: out of memory");
+  memset(b, 0, sizeof *b);
+  b->host = host;
+  strcpy(b->table, "snapshots");
+  b->pool_size = 4;
+  b->connect_ms = 5000;
+  b->statement_ms = 30000;
+  int e = parse_config(b, config_json);
+  if (e == SNAP_OK)
+    e = snap__pg_build_sql(b);
+  if (e != SNAP_OK) {
+    pg_close(b);
+    return e;
+  }
+  /* Connections are opened on first use: a store can be configured before
+   * its server is up; the first operation reports an unreachable one. */
+  *self = b;
+  return SNAP_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Put                                                                       */
+/* ------------------------------------------------------------------------ */
+
+/* One shard's part of a put. */
+typedef struct job {
+  int shard;
+  snap_pg_conn *c;
+  size_t *idx; /* its rows, in the caller's order */
+  size_t k;
+  bool prune;         /* prune in this attempt (off after a failing prune) */
+  bool rollback;      /* end the failed transaction of the last attempt first */
+  bool sent;          /* this attempt was sent */
+  bool commit_sent;   /* its COMMIT was handed to libpq */
+  bool more;          /* another attempt is needed */
+} job;
+
+static void fail_pending(snap_backend_row *rows, const job *j, int e) {
+  for (size_t i = 0; i < j->k; i++)
+    if (rows[j->idx[i]].status == PENDING)
+      rows[j->idx[i]].status = e;
+}
+
+static bool same_pid_before(const snap_backend_row *rows, const job *j, size_t i) {
+  /* Consecutive rows of one pid are pruned once. */
+  for (size_t p = i; p-- > 0;) {
+    if (rows[j->idx[p]].status != PENDING)
+      continue;
+    return strcmp(rows[j->idx[p]].pid, rows[j->idx[i]].pid) == 0;
+  }
+  return false;
+}
+
+static int send_job(snap_pg *b, snap_backend_row *rows, job *j, uint32_t keep) {
+  int s = j->shard, e = SNAP_OK;
+  j->sent = j->commit_sent = false;
+  if (j->rollback)
+    e = snap__pg_send(b, s, j->c, PG_ROLLBACK, 0, NULL, NULL, 0);
+  if (e == SNAP_OK)
+    e = snap__pg_send(b, s, j->c, PG_BEGIN, 0, NULL, NULL, 0);
+  for (size_t i = 0; i < j->k && e == SNAP_OK; i++) {
+    const snap_backend_row *r = &rows[j->idx[i]];
+    if (r->status != PENDING)
+      continue;
+    char seq[8], ts[8], slice[4];
+    snap__pg_put64(seq, r->seq);
+    snap__pg_put64(ts, r->timestamp);
+    uint32_t sl = snap__pg_slice(r->pid);
+    slice[0] = 0;
+    slice[1] = 0;
+    slice[2] = (char)(sl >> 8);
+    slice[3] = (char)(sl & 0xff);
+    if (r->body_len > (size_t)INT_MAX) {
+      rows[j->idx[i]].status = b->host->error(SNAP_ETOOBIG, "postgres: a body of more than %d "
+                                                            "bytes cannot be sent",
+                                              INT_MAX);
+      continue;
+    }
+    /* A NULL value would be SQL NULL: an empty body is sent as "". */
+    const char *vals[5] = {r->pid, seq, ts, slice, r->body ? (const char *)r->body : ""};
+    int lens[5] = {(int)strlen(r->pid), 8, 8, 4, (int)r->body_len};
+    e = snap__pg_send(b, s, j->c, PG_INSERT, 5, vals, lens, 0);
+  }
+  for (size_t i = 0; i < j->k && e == SNAP_OK && j->prune; i++) {
+    const snap_backend_row *r = &rows[j->idx[i]];
+    if (r->status != PENDING || same_pid_before(rows, j, i))
+      continue;
+    char off[8];
+    snap__pg_put64(off, (int64_t)keep - 1);
+    const char *vals[2] = {r->pid, off};
+    int lens[2] = {(int)strlen(r->pid), 8};
+    e = snap__pg_send(b, s, j->c, PG_PRUNE, 2, vals, lens, 0);
+  }
+  if (e == SNAP_OK) {
+    e = snap__pg_send(b, s, j->c, PG_COMMIT, 0, NULL, NULL, 0);
+    j->commit_sent = e == SNAP_OK;
+  }
+  if (e == SNAP_OK)
+    e = snap__pg_sync(b, s, j->c);
+  if (e != SNAP_OK) {
+    if (j->commit_sent)
+      e = b->host->error(SNAP_EIO,
+                         "postgres %s: the connection was lost while the COMMIT was being sent: "
+                         "the outcome is unknown (saving the same (pid, seq) again is safe: it "
+                         "replaces)",
+                         b->shards[s].label);
+    fail_pending(rows, j, e);
+    j->more = false;
+    return e;
+  }
+  j->sent = true;
+  return SNAP_OK;
+}
+
+/* What the first failing statement of an attempt was. */
+enum failure { F_NONE, F_ROW, F_PRUNE, F_ALL };
+
+static void recv_job(snap_pg *b, snap_backend_row *rows, job *j, int64_t deadline) {
+  int s = j->shard;
+  enum failure kind = F_NONE;
+  int code = SNAP_OK;
+  size_t bad_row = 0;
+  bool committed = false;
+  /* The results arrive in the order of the statements sent. */
+  if (j->rollback) {
+    PGresult *r;
+    if (snap__pg_next(b, s, j->c, deadline, &r) != SNAP_OK)
+      goto lost;
+    PQclear(r);
+  }
+  size_t stmts = 2; /* BEGIN, COMMIT */
+  for (size_t i = 0; i < j->k; i++)
+    if (rows[j->idx[i]].status == PENDING)
+      stmts += 1 + (j->prune && !same_pid_before(rows, j, i));
+  size_t row_pos = 0; /* index into idx of the next insert's row */
+  for (size_t n = 0; n < stmts; n++) {
+    PGresult *r;
+    if (snap__pg_next(b, s, j->c, deadline, &r) != SNAP_OK)
+      goto lost;
+    bool is_insert = false;
+    if (n > 0 && n < stmts - 1) {
+      /* Inserts come first, one per pending row, then the prunes. */
+      while (row_pos < j->k && rows[j->idx[row_pos]].status != PENDING)
+        row_pos++;
+      is_insert = row_pos < j->k;
+    }
+    ExecStatusType st = PQresultStatus(r);
+    if (st == PGRES_FATAL_ERROR && kind == F_NONE) {
+      code = snap__pg_result_error(b, s, r, n == 0 ? "begin" : is_insert ? "insert"
+                                                 : n == stmts - 1 ? "commit" : "prune");
+      if (is_insert && snap__pg_row_error(r)) {
+        kind = F_ROW;
+        bad_row = j->idx[row_pos];
+      } else if (!is_insert && n > 0 && n < stmts - 1) {
+        kind = F_PRUNE;
+      } else {
+        kind = F_ALL;
+      }
+    }
+    if (n == stmts - 1 && st == PGRES_COMMAND_OK && strcmp(PQcmdStatus(r), "COMMIT") == 0)
+      committed = true;
+    if (is_insert)
+      row_pos++;
+    PQclear(r);
+  }
+  {
+    PGresult *r;
+    if (snap__pg_next(b, s, j->c, deadline, &r) != SNAP_OK)
+      goto lost;
+    bool sync = PQresultStatus(r) == PGRES_PIPELINE_SYNC;
+    PQclear(r);
+    if (!sync) {
+      j->c->broken = true;
+      code = b->host->error(SNAP_EIO, "postgres %s: the pipeline lost its place",
+                            b->shards[s].label);
+      if (committed)
+        code = SNAP_OK; /* the COMMIT was acknowledged before */
+      kind = committed ? F_NONE : F_ALL;
+    }
+  }
+  j->rollback = PQtransactionStatus(j->c->pg) == PQTRANS_INERROR;
+  j->more = false;
+  if (kind == F_NONE && committed) {
+    for (size_t i = 0; i < j->k; i++)
+      if (rows[j->idx[i]].status == PENDING)
+        rows[j->idx[i]].status = SNAP_OK;
+    return;
+  }
+  if (kind == F_ROW) {
+    rows[bad_row].status = code;
+    for (size_t i = 0; i < j->k; i++)
+      j->more |= rows[j->idx[i]].status == PENDING;
+    return;
+  }
+  if (kind == F_PRUNE) {
+    /* The prune never fails a save: store the rows without it. */
+    j->prune = false;
+    j->more = true;
+    return;
+  }
+  if (kind == F_NONE) /* no error, yet no COMMIT tag: do not claim it stored */
+    code = b->host->error(SNAP_EIO, "postgres %s: the COMMIT was not acknowledged",
+                          b->shards[s].label);
+  fail_pending(rows, j, code);
+  return;
+lost:
+  /* Everything was sent with the COMMIT: unless an earlier statement failed
+   * (then the transaction cannot have committed), nobody knows whether the
+   * server committed before the connection was lost. */
+  j->more = false;
+  j->c->broken = true;
+  if (kind != F_NONE)
+    fail_pending(rows, j, b->host->error(SNAP_EIO, "postgres %s: the connection was lost after a "
+                                                   "failed statement; nothing was stored",
+                                         b->shards[s].label));
+  else
+    fail_pending(rows, j,
+                 b->host->error(SNAP_EIO,
+                                "postgres %s: the connection was lost before the COMMIT was "
+                                "acknowledged: the outcome is unknown (saving the same (pid, "
+                                "seq) again is safe: it replaces)",
+                                b->shards[s].label));
+}
+
+static int pg_put(void *self, snap_backend_row *rows, size_t n, uint32_t keep) {
+  snap_pg *b = self;
+  if (n == 0)
+    return SNAP_OK;
+  const snap_host *h = b->host;
+  /* Rows grouped by shard, each group in the caller's order. */
+  size_t *idx = h->malloc(n * sizeof *idx);
+  job *jobs = h->malloc((size_t)b->nshards * sizeof *jobs);
+  int *shard_of = h->malloc(n * sizeof *shard_of);
+  if (idx == NULL || jobs == NULL || shard_of == NULL) {
+    h->free(idx);
+    h->free(jobs);
+    h->free(shard_of);
+    int e = h->error(SNAP_ENOMEM, "postgres backend: out of memory");
+    for (size_t i = 0; i < n; i++)
+      rows[i].status = e;
+    return e;
+  }
+  memset(jobs, 0, (size_t)b->nshards * sizeof *jobs);
+  for (size_t i = 0; i < n; i++) {
+    shard_of[i] = snap__pg_shard_of(snap__pg_slice(rows[i].pid), b->nshards);
+    jobs[shard_of[i]].k++;
+    rows[i].status = PENDING;
+  }
+  size_t at = 0;
+  for (int s = 0; s < b->nshards; s++) {
+    jobs[s].shard = s;
+    jobs[s].idx = idx + at;
+    jobs[s].prune = keep > 0;
+    at += jobs[s].k;
+    jobs[s].k = 0;
+  }
+  for (size_t i = 0; i < n; i++)
+    jobs[shard_of[i]].idx[jobs[shard_of[i]].k++] = i;
+  h->free(shard_of);
+
+  for (int s = 0; s < b->nshards; s++) {
+    job *j = &jobs[s];
+    if (j->k == 0)
+      continue;
+    int e = snap__pg_acquire(b, s, &j->c);
+    if (e != SNAP_OK)
+      fail_pending(rows, j, e);
+    else
+      j->more = true;
+  }
+  /* Every shard's attempt is sent before any is read: the shards work in
+   * parallel. A retry (a row refused alone, a failing prune) is rare. */
+  for (;;) {
+    bool any = false;
+    int64_t deadline = snap__pg_deadline(b);
+    for (int s = 0; s < b->nshards; s++)
+      if (jobs[s].more && send_job(b, rows, &jobs[s], keep) == SNAP_OK)
+        any = true;
+    if (!any)
+      break;
+    for (int s = 0; s < b->nshards; s++)
+      if (jobs[s].sent) {
+        jobs[s].sent = false;
+        recv_job(b, rows, &jobs[s], deadline);
+      }
+  }
+  for (int s = 0; s < b->nshards; s++) {
+    job *j = &jobs[s];
+    if (j->c == NULL)
+      continue;
+    if (j->rollback && !j->c->broken) {
+      /* Leave the connection outside any transaction. */
+      int64_t deadline = snap__pg_deadline(b);
+      if (snap__pg_send(b, s, j->c, PG_ROLLBACK, 0, NULL, NULL, 0) == SNAP_OK &&
+          snap__pg_sync(b, s, j->c) == SNAP_OK)
+        (void)snap__pg_drain(b, s, j->c, deadline);
+    }
+    snap__pg_release(b, s, j->c);
+  }
+  h->free(jobs);
+  h->free(idx);
+  int first = SNAP_OK;
+  for (size_t i = 0; i < n && first == SNAP_OK; i++)
+    first = rows[i].status;
+  return first;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Load and remove                                                           */
+/* ------------------------------------------------------------------------ */
+
+/* Sends a statement keyed by pid with the four bounds of `cr` (LOAD, REMOVE)
+ * or none (NEWEST), then the sync. */
+static int send_selection(snap_pg *b, int s, snap_pg_conn *c, enum snap_pg_stmt id,
+                          const char *pid, const snap_criteria *cr) {
+  char v[4][8];
+  snap__pg_put64(v[0], cr->min_seq);
+  snap__pg_put64(v[1], cr->max_seq);
+  snap__pg_put64(v[2], cr->min_ts);
+  snap__pg_put64(v[3], cr->max_ts);
+  const char *vals[5] = {pid, v[0], v[1], v[2], v[3]};
+  int lens[5] = {(int)strlen(pid), 8, 8, 8, 8};
+  int e = snap__pg_send(b, s, c, id, id == PG_NEWEST ? 1 : 5, vals, lens, id == PG_REMOVE ? 0 : 1);
+  return e == SNAP_OK ? snap__pg_sync(b, s, c) : e;
+}
+
+/* One load on one connection. `*retry` is set when the connection was lost
+ * before anything was read (a fresh one may answer). */
+static int load_on(snap_pg *b, int s, snap_pg_conn *c, const char *pid, const snap_criteria *cr,
+                   snap_backend_emit emit, void *ctx, bool *lost) {
+  bool newest = cr->max_seq == INT64_MAX && cr->max_ts == INT64_MAX;
+  int64_t deadline = snap__pg_deadline(b);
+  int e = SNAP_OK;
+  *lost = false;
+  for (int pass = newest ? 0 : 1; pass < 2; pass++) {
+    bool again = false;
+    e = send_selection(b, s, c, pass == 0 ? PG_NEWEST : PG_LOAD, pid, cr);
+    PGresult *r = NULL;
+    if (e == SNAP_OK)
+      e = snap__pg_next(b, s, c, deadline, &r);
+    if (e != SNAP_OK) {
+      *lost = c->broken;
+      return e;
+    }
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+      e = snap__pg_result_error(b, s, r, "load");
+    } else if (PQntuples(r) == 1) {
+      if (PQnfields(r) != 3 || PQgetlength(r, 0, 0) != 8 || PQgetlength(r, 0, 1) != 8 ||
+          PQfformat(r, 2) != 1) {
+        e = b->host->error(SNAP_EFORMAT, "postgres %s table \"%s\": unexpected row shape",
+                           b->shards[s].label, b->table);
+      } else {
+        int64_t seq = snap__pg_get64(PQgetvalue(r, 0, 0));
+        int64_t ts = snap__pg_get64(PQgetvalue(r, 0, 1));
+        if (pass == 0 && (seq < cr->min_seq || ts < cr->min_ts))
+          again = true; /* below the lower bounds: the general statement answers */
+        else
+          e = emit(ctx, seq, ts, PQgetvalue(r, 0, 2), (size_t)PQgetlength(r, 0, 2));
+      }
+    }
+    PQclear(r);
+    int d = snap__pg_drain(b, s, c, deadline);
+    if (e == SNAP_OK)
+      e = d;
+    if (!again || e != SNAP_OK)
+      break;
+  }
+  return e;
+}
+
+static int pg_load(void *self, const char *pid, const snap_criteria *cr, snap_backend_emit emit,
+                   void *ctx) {
+  snap_pg *b = self;
+  int s = snap__pg_shard_of(snap__pg_slice(pid), b->nshards);
+  int e = SNAP_OK;
+  /* A read can be repeated: one connection lost under it is retried once on
+   * a fresh one (the server may have restarted since it was pooled). */
+  for (int attempt = 0; attempt < 2; attempt++) {
+    snap_pg_conn *c;
+    if ((e = snap__pg_acquire(b, s, &c)) != SNAP_OK)
+      return e;
+    bool lost = false;
+    e = load_on(b, s, c, pid, cr, emit, ctx, &lost);
+    snap__pg_release(b, s, c);
+    if (!lost)
+      break;
+  }
+  return e;
+}
+
+static int pg_remove(void *self, const char *pid, const snap_criteria *cr) {
+  snap_pg *b = self;
+  int s = snap__pg_shard_of(snap__pg_slice(pid), b->nshards);
+  snap_pg_conn *c;
+  int e = snap__pg_acquire(b, s, &c);
+  if (e != SNAP_OK)
+    return e;
+  /* One statement in its own pipeline segment is one implicit transaction,
+   * committed when the server answers the sync. */
+  int64_t deadline = snap__pg_deadline(b);
+  e = send_selection(b, s, c, PG_REMOVE, pid, cr);
+  PGresult *r = NULL;
+  if (e == SNAP_OK)
+    e = snap__pg_next(b, s, c, deadline, &r);
+  if (e == SNAP_OK) {
+    if (PQresultStatus(r) != PGRES_COMMAND_OK)
+      e = snap__pg_result_error(b, s, r, "delete");
+    PQclear(r);
+    int d = snap__pg_drain(b, s, c, deadline);
+    if (e == SNAP_OK && d != SNAP_OK)
+      e = b->host->error(SNAP_EIO,
+                         "postgres %s: the connection was lost before the delete was "
+                         "acknowledged: the outcome is unknown (deleting again is safe)",
+                         b->shards[s].label);
+  }
+  snap__pg_release(b, s, c);
+  return e;
+}
+
+static const snap_backend postgres_backend = {SNAP_BACKEND_ABI_VERSION,
+                                              "postgres",
+                                              SNAP_CAP_COMPRESSION | SNAP_CAP_ENCRYPTION |
+                                                  SNAP_CAP_INTEGRITY | SNAP_CAP_DURABLE |
+                                                  SNAP_CAP_BATCH,
+                                              pg_open,
+                                              pg_close,
+                                              pg_put,
+                                              pg_load,
+                                              pg_remove};
+
+const snap_backend *snap_backend_postgres(void) { return &postgres_backend; }
