@@ -8,6 +8,7 @@
  * its shard acknowledged the COMMIT. */
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cjson/cJSON.h>
@@ -149,8 +150,10 @@ static int pg_open(void **self, const char *config_json, const snap_host *host) 
   b->connect_ms = 5000;
   b->statement_ms = 30000;
   int e = parse_config(b, config_json);
-  if (e == SNAP_OK)
+  if (e == SNAP_OK) {
+    b->lock_class = snap__pg_fnv1a(b->table);
     e = snap__pg_build_sql(b);
+  }
   if (e != SNAP_OK) {
     pg_close(b);
     return e;
@@ -171,11 +174,13 @@ typedef struct job {
   snap_pg_conn *c;
   size_t *idx; /* its rows, in the caller's order */
   size_t k;
+  uint32_t *keys;     /* scratch: the sorted lock keys of an attempt (k of them at most) */
   bool prune;         /* prune in this attempt (off after a failing prune) */
   bool rollback;      /* end the failed transaction of the last attempt first */
   bool sent;          /* this attempt was sent */
   bool commit_sent;   /* its COMMIT was handed to libpq */
   bool more;          /* another attempt is needed */
+  size_t nlocks, ninserts, nprunes; /* the statements of the attempt sent */
 } job;
 
 static void fail_pending(snap_backend_row *rows, const job *j, int e) {
@@ -194,35 +199,70 @@ static bool same_pid_before(const snap_backend_row *rows, const job *j, size_t i
   return false;
 }
 
+static int cmp_u32(const void *a, const void *b) {
+  uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+static void put32(char out[4], uint32_t v) {
+  out[0] = (char)(v >> 24);
+  out[1] = (char)(v >> 16);
+  out[2] = (char)(v >> 8);
+  out[3] = (char)v;
+}
+
+/* Locks the pids of the pending rows, in ascending key order so that two
+ * transactions never wait on each other in a cycle. */
+static int send_locks(snap_pg *b, snap_backend_row *rows, job *j) {
+  size_t n = 0;
+  for (size_t i = 0; i < j->k; i++)
+    if (rows[j->idx[i]].status == PENDING)
+      j->keys[n++] = snap__pg_fnv1a(rows[j->idx[i]].pid);
+  qsort(j->keys, n, sizeof *j->keys, cmp_u32);
+  int e = SNAP_OK;
+  for (size_t i = 0; i < n && e == SNAP_OK; i++) {
+    if (i > 0 && j->keys[i] == j->keys[i - 1])
+      continue;
+    char k1[4], k2[4];
+    put32(k1, b->lock_class);
+    put32(k2, j->keys[i]);
+    const char *vals[2] = {k1, k2};
+    int lens[2] = {4, 4};
+    e = snap__pg_send(b, j->shard, j->c, PG_LOCK, 2, vals, lens, 0);
+    j->nlocks++;
+  }
+  return e;
+}
+
 static int send_job(snap_pg *b, snap_backend_row *rows, job *j, uint32_t keep) {
   int s = j->shard, e = SNAP_OK;
   j->sent = j->commit_sent = false;
+  j->nlocks = j->ninserts = j->nprunes = 0;
   if (j->rollback)
     e = snap__pg_send(b, s, j->c, PG_ROLLBACK, 0, NULL, NULL, 0);
   if (e == SNAP_OK)
     e = snap__pg_send(b, s, j->c, PG_BEGIN, 0, NULL, NULL, 0);
+  if (e == SNAP_OK && j->prune)
+    e = send_locks(b, rows, j);
   for (size_t i = 0; i < j->k && e == SNAP_OK; i++) {
     const snap_backend_row *r = &rows[j->idx[i]];
     if (r->status != PENDING)
       continue;
-    char seq[8], ts[8], slice[4];
-    snap__pg_put64(seq, r->seq);
-    snap__pg_put64(ts, r->timestamp);
-    uint32_t sl = snap__pg_slice(r->pid);
-    slice[0] = 0;
-    slice[1] = 0;
-    slice[2] = (char)(sl >> 8);
-    slice[3] = (char)(sl & 0xff);
     if (r->body_len > (size_t)INT_MAX) {
       rows[j->idx[i]].status = b->host->error(SNAP_ETOOBIG, "postgres: a body of more than %d "
                                                             "bytes cannot be sent",
                                               INT_MAX);
       continue;
     }
+    char seq[8], ts[8], slice[4];
+    snap__pg_put64(seq, r->seq);
+    snap__pg_put64(ts, r->timestamp);
+    put32(slice, snap__pg_slice(r->pid));
     /* A NULL value would be SQL NULL: an empty body is sent as "". */
     const char *vals[5] = {r->pid, seq, ts, slice, r->body ? (const char *)r->body : ""};
     int lens[5] = {(int)strlen(r->pid), 8, 8, 4, (int)r->body_len};
     e = snap__pg_send(b, s, j->c, PG_INSERT, 5, vals, lens, 0);
+    j->ninserts++;
   }
   for (size_t i = 0; i < j->k && e == SNAP_OK && j->prune; i++) {
     const snap_backend_row *r = &rows[j->idx[i]];
@@ -233,6 +273,16 @@ static int send_job(snap_pg *b, snap_backend_row *rows, job *j, uint32_t keep) {
     const char *vals[2] = {r->pid, off};
     int lens[2] = {(int)strlen(r->pid), 8};
     e = snap__pg_send(b, s, j->c, PG_PRUNE, 2, vals, lens, 0);
+    j->nprunes++;
+  }
+  if (e == SNAP_OK && j->ninserts == 0) {
+    /* Every row was refused before sending: end the empty transaction. */
+    e = snap__pg_send(b, s, j->c, PG_ROLLBACK, 0, NULL, NULL, 0);
+    if (e == SNAP_OK && (e = snap__pg_sync(b, s, j->c)) == SNAP_OK)
+      e = snap__pg_drain(b, s, j->c, snap__pg_deadline(b));
+    j->more = false;
+    j->rollback = false;
+    return e;
   }
   if (e == SNAP_OK) {
     e = snap__pg_send(b, s, j->c, PG_COMMIT, 0, NULL, NULL, 0);
@@ -256,7 +306,15 @@ static int send_job(snap_pg *b, snap_backend_row *rows, job *j, uint32_t keep) {
 }
 
 /* What the first failing statement of an attempt was. */
-enum failure { F_NONE, F_ROW, F_PRUNE, F_ALL };
+enum failure { F_NONE, F_ROW, F_PRUNE, F_ALL, F_COMMIT };
+
+static int unknown_outcome(snap_pg *b, int s) {
+  return b->host->error(SNAP_EIO,
+                        "postgres %s: the connection was lost before the COMMIT was "
+                        "acknowledged: the outcome is unknown (saving the same (pid, seq) again "
+                        "is safe: it replaces)",
+                        b->shards[s].label);
+}
 
 static void recv_job(snap_pg *b, snap_backend_row *rows, job *j, int64_t deadline) {
   int s = j->shard;
@@ -271,36 +329,38 @@ static void recv_job(snap_pg *b, snap_backend_row *rows, job *j, int64_t deadlin
       goto lost;
     PQclear(r);
   }
-  size_t stmts = 2; /* BEGIN, COMMIT */
-  for (size_t i = 0; i < j->k; i++)
-    if (rows[j->idx[i]].status == PENDING)
-      stmts += 1 + (j->prune && !same_pid_before(rows, j, i));
+  /* BEGIN, locks, inserts, prunes, COMMIT. */
+  size_t first_insert = 1 + j->nlocks, first_prune = first_insert + j->ninserts;
+  size_t commit = first_prune + j->nprunes;
   size_t row_pos = 0; /* index into idx of the next insert's row */
-  for (size_t n = 0; n < stmts; n++) {
+  for (size_t n = 0; n <= commit; n++) {
     PGresult *r;
     if (snap__pg_next(b, s, j->c, deadline, &r) != SNAP_OK)
       goto lost;
-    bool is_insert = false;
-    if (n > 0 && n < stmts - 1) {
-      /* Inserts come first, one per pending row, then the prunes. */
-      while (row_pos < j->k && rows[j->idx[row_pos]].status != PENDING)
+    bool is_insert = n >= first_insert && n < first_prune;
+    if (is_insert)
+      while (rows[j->idx[row_pos]].status != PENDING)
         row_pos++;
-      is_insert = row_pos < j->k;
-    }
     ExecStatusType st = PQresultStatus(r);
     if (st == PGRES_FATAL_ERROR && kind == F_NONE) {
-      code = snap__pg_result_error(b, s, r, n == 0 ? "begin" : is_insert ? "insert"
-                                                 : n == stmts - 1 ? "commit" : "prune");
+      code = snap__pg_result_error(b, s, r, n == commit ? "commit" : is_insert ? "insert"
+                                            : n >= first_prune             ? "prune"
+                                                                           : "begin");
       if (is_insert && snap__pg_row_error(r)) {
         kind = F_ROW;
         bad_row = j->idx[row_pos];
-      } else if (!is_insert && n > 0 && n < stmts - 1) {
+      } else if (n >= first_prune && n < commit) {
         kind = F_PRUNE;
+      } else if (n == commit) {
+        /* A COMMIT that fails with the session (FATAL: terminated, crashed)
+         * may have been made durable before it failed. */
+        const char *sev = PQresultErrorField(r, PG_DIAG_SEVERITY_NONLOCALIZED);
+        kind = sev != NULL && strcmp(sev, "ERROR") == 0 ? F_ALL : F_COMMIT;
       } else {
         kind = F_ALL;
       }
     }
-    if (n == stmts - 1 && st == PGRES_COMMAND_OK && strcmp(PQcmdStatus(r), "COMMIT") == 0)
+    if (n == commit && st == PGRES_COMMAND_OK && strcmp(PQcmdStatus(r), "COMMIT") == 0)
       committed = true;
     if (is_insert)
       row_pos++;
@@ -308,27 +368,26 @@ static void recv_job(snap_pg *b, snap_backend_row *rows, job *j, int64_t deadlin
   }
   {
     PGresult *r;
-    if (snap__pg_next(b, s, j->c, deadline, &r) != SNAP_OK)
+    if (snap__pg_next(b, s, j->c, deadline, &r) != SNAP_OK) {
+      if (committed)
+        goto stored; /* acknowledged before the sync point was lost */
       goto lost;
+    }
     bool sync = PQresultStatus(r) == PGRES_PIPELINE_SYNC;
     PQclear(r);
     if (!sync) {
       j->c->broken = true;
-      code = b->host->error(SNAP_EIO, "postgres %s: the pipeline lost its place",
-                            b->shards[s].label);
-      if (committed)
-        code = SNAP_OK; /* the COMMIT was acknowledged before */
-      kind = committed ? F_NONE : F_ALL;
+      if (!committed) {
+        code = b->host->error(SNAP_EIO, "postgres %s: the pipeline lost its place",
+                              b->shards[s].label);
+        kind = F_ALL;
+      }
     }
   }
   j->rollback = PQtransactionStatus(j->c->pg) == PQTRANS_INERROR;
   j->more = false;
-  if (kind == F_NONE && committed) {
-    for (size_t i = 0; i < j->k; i++)
-      if (rows[j->idx[i]].status == PENDING)
-        rows[j->idx[i]].status = SNAP_OK;
-    return;
-  }
+  if (kind == F_NONE && committed)
+    goto stored;
   if (kind == F_ROW) {
     rows[bad_row].status = code;
     for (size_t i = 0; i < j->k; i++)
@@ -341,28 +400,31 @@ static void recv_job(snap_pg *b, snap_backend_row *rows, job *j, int64_t deadlin
     j->more = true;
     return;
   }
-  if (kind == F_NONE) /* no error, yet no COMMIT tag: do not claim it stored */
+  if (kind == F_COMMIT)
+    code = unknown_outcome(b, s);
+  else if (kind == F_NONE) /* no error, yet no COMMIT tag: do not claim it stored */
     code = b->host->error(SNAP_EIO, "postgres %s: the COMMIT was not acknowledged",
                           b->shards[s].label);
   fail_pending(rows, j, code);
   return;
+stored:
+  for (size_t i = 0; i < j->k; i++)
+    if (rows[j->idx[i]].status == PENDING)
+      rows[j->idx[i]].status = SNAP_OK;
+  j->more = false;
+  return;
 lost:
-  /* Everything was sent with the COMMIT: unless an earlier statement failed
-   * (then the transaction cannot have committed), nobody knows whether the
-   * server committed before the connection was lost. */
+  /* Everything was sent with the COMMIT: unless a statement before the COMMIT
+   * failed (then the transaction cannot have committed), nobody knows whether
+   * the server committed before the connection was lost. */
   j->more = false;
   j->c->broken = true;
-  if (kind != F_NONE)
+  if (kind != F_NONE && kind != F_COMMIT)
     fail_pending(rows, j, b->host->error(SNAP_EIO, "postgres %s: the connection was lost after a "
                                                    "failed statement; nothing was stored",
                                          b->shards[s].label));
   else
-    fail_pending(rows, j,
-                 b->host->error(SNAP_EIO,
-                                "postgres %s: the connection was lost before the COMMIT was "
-                                "acknowledged: the outcome is unknown (saving the same (pid, "
-                                "seq) again is safe: it replaces)",
-                                b->shards[s].label));
+    fail_pending(rows, j, unknown_outcome(b, s));
 }
 
 static int pg_put(void *self, snap_backend_row *rows, size_t n, uint32_t keep) {
@@ -372,10 +434,12 @@ static int pg_put(void *self, snap_backend_row *rows, size_t n, uint32_t keep) {
   const snap_host *h = b->host;
   /* Rows grouped by shard, each group in the caller's order. */
   size_t *idx = h->malloc(n * sizeof *idx);
+  uint32_t *keys = h->malloc(n * sizeof *keys);
   job *jobs = h->malloc((size_t)b->nshards * sizeof *jobs);
   int *shard_of = h->malloc(n * sizeof *shard_of);
-  if (idx == NULL || jobs == NULL || shard_of == NULL) {
+  if (idx == NULL || keys == NULL || jobs == NULL || shard_of == NULL) {
     h->free(idx);
+    h->free(keys);
     h->free(jobs);
     h->free(shard_of);
     int e = h->error(SNAP_ENOMEM, "postgres backend: out of memory");
@@ -393,6 +457,7 @@ static int pg_put(void *self, snap_backend_row *rows, size_t n, uint32_t keep) {
   for (int s = 0; s < b->nshards; s++) {
     jobs[s].shard = s;
     jobs[s].idx = idx + at;
+    jobs[s].keys = keys + at;
     jobs[s].prune = keep > 0;
     at += jobs[s].k;
     jobs[s].k = 0;
@@ -442,6 +507,7 @@ static int pg_put(void *self, snap_backend_row *rows, size_t n, uint32_t keep) {
   }
   h->free(jobs);
   h->free(idx);
+  h->free(keys);
   int first = SNAP_OK;
   for (size_t i = 0; i < n && first == SNAP_OK; i++)
     first = rows[i].status;

@@ -34,6 +34,7 @@ enum snap_pg_stmt {
   PG_NEWEST,
   PG_LOAD,
   PG_REMOVE,
+  PG_LOCK,
   PG_STMT_COUNT
 };
 
@@ -65,6 +66,7 @@ typedef struct snap_pg {
   int statement_ms; /* 0: no statement timeout and no client deadline */
   int nshards;
   snap_pg_shard *shards;
+  uint32_t lock_class; /* first key of the per-pid advisory locks: FNV-1a of the table name */
   char *sql[PG_STMT_COUNT];
 } snap_pg;
 
@@ -72,6 +74,8 @@ typedef struct snap_pg {
 
 /** FNV-1a (32 bits) of the pid's bytes, modulo SNAP_PG_SLICES. */
 uint32_t snap__pg_slice(const char *pid);
+/** FNV-1a (32 bits) of a string's bytes. */
+uint32_t snap__pg_fnv1a(const char *s);
 /** The shard of a slice: floor(slice * nshards / SNAP_PG_SLICES). */
 int snap__pg_shard_of(uint32_t slice, int nshards);
 

@@ -32,16 +32,16 @@ int snap__pg_shard_init(snap_pg *b, int s, const char *conninfo) {
                           b->nshards > 1 ? "shards" : "conninfo", s);
   int len = snprintf(sh->label, sizeof sh->label, "shard %d/%d (", s, b->nshards);
   bool any = false;
-  for (PQconninfoOption *o = opts; o->keyword != NULL; o++) {
-    if (o->val == NULL || o->val[0] == '\0')
-      continue;
-    if (strcmp(o->keyword, "host") != 0 && strcmp(o->keyword, "hostaddr") != 0 &&
-        strcmp(o->keyword, "port") != 0 && strcmp(o->keyword, "dbname") != 0)
-      continue;
-    if (len > 0 && (size_t)len < sizeof sh->label)
-      len += snprintf(sh->label + len, sizeof sh->label - (size_t)len, "%s%s=%s", any ? " " : "",
-                      o->keyword, o->val);
-    any = true;
+  static const char *const shown[] = {"host", "hostaddr", "port", "dbname"};
+  for (size_t k = 0; k < sizeof shown / sizeof shown[0]; k++) {
+    for (PQconninfoOption *o = opts; o->keyword != NULL; o++) {
+      if (strcmp(o->keyword, shown[k]) != 0 || o->val == NULL || o->val[0] == '\0')
+        continue;
+      if (len > 0 && (size_t)len < sizeof sh->label)
+        len += snprintf(sh->label + len, sizeof sh->label - (size_t)len, "%s%s=%s", any ? " " : "",
+                        o->keyword, o->val);
+      any = true;
+    }
   }
   if (len > 0 && (size_t)len < sizeof sh->label)
     snprintf(sh->label + len, sizeof sh->label - (size_t)len, "%s)", any ? "" : "defaults");

@@ -24,7 +24,7 @@
 static const char *const stmt_names[PG_STMT_COUNT] = {
     [PG_BEGIN] = "snap_begin",   [PG_COMMIT] = "snap_commit", [PG_ROLLBACK] = "snap_rollback",
     [PG_INSERT] = "snap_insert", [PG_PRUNE] = "snap_prune",   [PG_NEWEST] = "snap_newest",
-    [PG_LOAD] = "snap_load",     [PG_REMOVE] = "snap_remove",
+    [PG_LOAD] = "snap_load",     [PG_REMOVE] = "snap_remove", [PG_LOCK] = "snap_lock",
 };
 
 /* Every statement but the transaction ones is keyed by persistence_id = $1,
@@ -46,10 +46,15 @@ static const char *const stmt_tpl[PG_STMT_COUNT] = {
                 "AND seq BETWEEN $2 AND $3 AND ts BETWEEN $4 AND $5 ORDER BY seq DESC LIMIT 1",
     [PG_REMOVE] = "DELETE FROM \"%s\" WHERE persistence_id = $1 AND seq BETWEEN $2 AND $3 "
                   "AND ts BETWEEN $4 AND $5",
+    /* Saves of one pid with retention are serialised by this lock (held to
+     * the end of the transaction), so that concurrent prunes cannot leave
+     * more than `keep` rows. */
+    [PG_LOCK] = "SELECT pg_advisory_xact_lock($1, $2)",
 };
 
 static const int stmt_nparams[PG_STMT_COUNT] = {
     [PG_INSERT] = 5, [PG_PRUNE] = 2, [PG_NEWEST] = 1, [PG_LOAD] = 5, [PG_REMOVE] = 5,
+    [PG_LOCK] = 2,
 };
 
 static const Oid stmt_types[PG_STMT_COUNT][5] = {
@@ -58,6 +63,7 @@ static const Oid stmt_types[PG_STMT_COUNT][5] = {
     [PG_NEWEST] = {OID_TEXT},
     [PG_LOAD] = {OID_TEXT, OID_INT8, OID_INT8, OID_INT8, OID_INT8},
     [PG_REMOVE] = {OID_TEXT, OID_INT8, OID_INT8, OID_INT8, OID_INT8},
+    [PG_LOCK] = {OID_INT4, OID_INT4},
 };
 
 const char *snap__pg_stmt_name(enum snap_pg_stmt id) { return stmt_names[id]; }
@@ -342,6 +348,12 @@ int snap__pg_schema(snap_pg *b, int s, snap_pg_conn *c) {
              "seq bigint NOT NULL, ts bigint NOT NULL, slice integer NOT NULL, "
              "body bytea NOT NULL, PRIMARY KEY (persistence_id, seq))",
              b->table);
+    /* Bodies are compressed (or not) by the pipeline, encrypted ones do not
+     * compress at all: PostgreSQL's own TOAST compression would only spend
+     * CPU, so large bodies are stored out of line uncompressed. */
+    char storage[160];
+    snprintf(storage, sizeof storage, "ALTER TABLE \"%s\" ALTER COLUMN body SET STORAGE EXTERNAL",
+             b->table);
     char ins[160];
     snprintf(ins, sizeof ins,
              "INSERT INTO snapstore_meta (name, value) VALUES ($1, %d) ON CONFLICT DO NOTHING",
@@ -351,6 +363,7 @@ int snap__pg_schema(snap_pg *b, int s, snap_pg_conn *c) {
         "SELECT pg_advisory_xact_lock(" SCHEMA_LOCK_KEY ")",
         "CREATE TABLE IF NOT EXISTS snapstore_meta (name text PRIMARY KEY, value bigint NOT NULL)",
         ddl,
+        storage,
         ins,
         "SELECT value FROM snapstore_meta WHERE name = $1",
         "COMMIT",
