@@ -204,13 +204,6 @@ static int cmp_u32(const void *a, const void *b) {
   return x < y ? -1 : x > y;
 }
 
-static void put32(char out[4], uint32_t v) {
-  out[0] = (char)(v >> 24);
-  out[1] = (char)(v >> 16);
-  out[2] = (char)(v >> 8);
-  out[3] = (char)v;
-}
-
 /* Locks the pids of the pending rows, in ascending key order so that two
  * transactions never wait on each other in a cycle. */
 static int send_locks(snap_pg *b, snap_backend_row *rows, job *j) {
@@ -224,8 +217,8 @@ static int send_locks(snap_pg *b, snap_backend_row *rows, job *j) {
     if (i > 0 && j->keys[i] == j->keys[i - 1])
       continue;
     char k1[4], k2[4];
-    put32(k1, b->lock_class);
-    put32(k2, j->keys[i]);
+    snap__pg_put32(k1, b->lock_class);
+    snap__pg_put32(k2, j->keys[i]);
     const char *vals[2] = {k1, k2};
     int lens[2] = {4, 4};
     e = snap__pg_send(b, j->shard, j->c, PG_LOCK, 2, vals, lens, 0);
@@ -257,7 +250,7 @@ static int send_job(snap_pg *b, snap_backend_row *rows, job *j, uint32_t keep) {
     char seq[8], ts[8], slice[4];
     snap__pg_put64(seq, r->seq);
     snap__pg_put64(ts, r->timestamp);
-    put32(slice, snap__pg_slice(r->pid));
+    snap__pg_put32(slice, snap__pg_slice(r->pid));
     /* A NULL value would be SQL NULL: an empty body is sent as "". */
     const char *vals[5] = {r->pid, seq, ts, slice, r->body ? (const char *)r->body : ""};
     int lens[5] = {(int)strlen(r->pid), 8, 8, 4, (int)r->body_len};
@@ -518,69 +511,22 @@ static int pg_put(void *self, snap_backend_row *rows, size_t n, uint32_t keep) {
 /* Load and remove                                                           */
 /* ------------------------------------------------------------------------ */
 
-/* Sends a statement keyed by pid with the four bounds of `cr` (LOAD, REMOVE)
- * or none (NEWEST), then the sync. */
-static int send_selection(snap_pg *b, int s, snap_pg_conn *c, enum snap_pg_stmt id,
-                          const char *pid, const snap_criteria *cr) {
-  char v[4][8];
-  snap__pg_put64(v[0], cr->min_seq);
-  snap__pg_put64(v[1], cr->max_seq);
-  snap__pg_put64(v[2], cr->min_ts);
-  snap__pg_put64(v[3], cr->max_ts);
-  const char *vals[5] = {pid, v[0], v[1], v[2], v[3]};
-  int lens[5] = {(int)strlen(pid), 8, 8, 8, 8};
-  int e = snap__pg_send(b, s, c, id, id == PG_NEWEST ? 1 : 5, vals, lens, id == PG_REMOVE ? 0 : 1);
-  return e == SNAP_OK ? snap__pg_sync(b, s, c) : e;
-}
-
-/* One load on one connection. `*retry` is set when the connection was lost
- * before anything was read (a fresh one may answer). */
-static int load_on(snap_pg *b, int s, snap_pg_conn *c, const char *pid, const snap_criteria *cr,
-                   snap_backend_emit emit, void *ctx, bool *lost) {
-  bool newest = cr->max_seq == INT64_MAX && cr->max_ts == INT64_MAX;
-  int64_t deadline = snap__pg_deadline(b);
-  int e = SNAP_OK;
-  *lost = false;
-  for (int pass = newest ? 0 : 1; pass < 2; pass++) {
-    bool again = false;
-    e = send_selection(b, s, c, pass == 0 ? PG_NEWEST : PG_LOAD, pid, cr);
-    PGresult *r = NULL;
-    if (e == SNAP_OK)
-      e = snap__pg_next(b, s, c, deadline, &r);
-    if (e != SNAP_OK) {
-      *lost = c->broken;
-      return e;
-    }
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-      e = snap__pg_result_error(b, s, r, "load");
-    } else if (PQntuples(r) == 1) {
-      if (PQnfields(r) != 3 || PQgetlength(r, 0, 0) != 8 || PQgetlength(r, 0, 1) != 8 ||
-          PQfformat(r, 2) != 1) {
-        e = b->host->error(SNAP_EFORMAT, "postgres %s table \"%s\": unexpected row shape",
-                           b->shards[s].label, b->table);
-      } else {
-        int64_t seq = snap__pg_get64(PQgetvalue(r, 0, 0));
-        int64_t ts = snap__pg_get64(PQgetvalue(r, 0, 1));
-        if (pass == 0 && (seq < cr->min_seq || ts < cr->min_ts))
-          again = true; /* below the lower bounds: the general statement answers */
-        else
-          e = emit(ctx, seq, ts, PQgetvalue(r, 0, 2), (size_t)PQgetlength(r, 0, 2));
-      }
-    }
-    PQclear(r);
-    int d = snap__pg_drain(b, s, c, deadline);
-    if (e == SNAP_OK)
-      e = d;
-    if (!again || e != SNAP_OK)
-      break;
-  }
+/* Sends one statement (binary results) as its own pipeline segment and reads
+ * its result; the sync point is left for the caller to drain. */
+static int one_statement(snap_pg *b, int s, snap_pg_conn *c, enum snap_pg_stmt id, int n,
+                         const char *const *values, const int *lengths, int64_t deadline,
+                         PGresult **r) {
+  int e = snap__pg_send(b, s, c, id, n, values, lengths, 1);
+  if (e == SNAP_OK)
+    e = snap__pg_sync(b, s, c);
+  if (e == SNAP_OK)
+    e = snap__pg_next(b, s, c, deadline, r);
   return e;
 }
 
-static int pg_load(void *self, const char *pid, const snap_criteria *cr, snap_backend_emit emit,
-                   void *ctx) {
-  snap_pg *b = self;
-  int s = snap__pg_shard_of(snap__pg_slice(pid), b->nshards);
+int snap__pg_query(snap_pg *b, int s, enum snap_pg_stmt id, int n, const char *const *values,
+                   const int *lengths, PGresult **out) {
+  *out = NULL;
   int e = SNAP_OK;
   /* A read can be repeated: one connection lost under it is retried once on
    * a fresh one (the server may have restarted since it was pooled). */
@@ -588,10 +534,83 @@ static int pg_load(void *self, const char *pid, const snap_criteria *cr, snap_ba
     snap_pg_conn *c;
     if ((e = snap__pg_acquire(b, s, &c)) != SNAP_OK)
       return e;
-    bool lost = false;
-    e = load_on(b, s, c, pid, cr, emit, ctx, &lost);
+    int64_t deadline = snap__pg_deadline(b);
+    PGresult *r = NULL;
+    e = one_statement(b, s, c, id, n, values, lengths, deadline, &r);
+    if (e == SNAP_OK) {
+      if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        e = snap__pg_result_error(b, s, r, snap__pg_stmt_name(id));
+        PQclear(r);
+        r = NULL;
+      }
+      int d = snap__pg_drain(b, s, c, deadline);
+      if (e == SNAP_OK && d != SNAP_OK) {
+        PQclear(r);
+        r = NULL;
+        e = d;
+      }
+    }
+    bool lost = c->broken;
     snap__pg_release(b, s, c);
+    if (e == SNAP_OK) {
+      *out = r;
+      return SNAP_OK;
+    }
     if (!lost)
+      break;
+  }
+  return e;
+}
+
+/* The four bounds of `cr` as binary int8 parameters 2..5 after the pid. */
+static void selection(const char *pid, const snap_criteria *cr, char v[4][8],
+                      const char *vals[5], int lens[5]) {
+  snap__pg_put64(v[0], cr->min_seq);
+  snap__pg_put64(v[1], cr->max_seq);
+  snap__pg_put64(v[2], cr->min_ts);
+  snap__pg_put64(v[3], cr->max_ts);
+  vals[0] = pid;
+  lens[0] = (int)strlen(pid);
+  for (int i = 0; i < 4; i++) {
+    vals[i + 1] = v[i];
+    lens[i + 1] = 8;
+  }
+}
+
+static int pg_load(void *self, const char *pid, const snap_criteria *cr, snap_backend_emit emit,
+                   void *ctx) {
+  snap_pg *b = self;
+  int s = snap__pg_shard_of(snap__pg_slice(pid), b->nshards);
+  char v[4][8];
+  const char *vals[5];
+  int lens[5];
+  selection(pid, cr, v, vals, lens);
+  /* The common load, the newest snapshot under no upper bound, uses a
+   * statement with no range; when its row falls below the lower bounds, the
+   * general statement answers. */
+  bool newest = cr->max_seq == INT64_MAX && cr->max_ts == INT64_MAX;
+  int e = SNAP_OK;
+  for (int pass = newest ? 0 : 1; pass < 2; pass++) {
+    PGresult *r;
+    if ((e = snap__pg_query(b, s, pass == 0 ? PG_NEWEST : PG_LOAD, pass == 0 ? 1 : 5, vals, lens,
+                            &r)) != SNAP_OK)
+      return e;
+    bool again = false;
+    if (PQntuples(r) == 1) {
+      if (PQnfields(r) != 3 || PQgetlength(r, 0, 0) != 8 || PQgetlength(r, 0, 1) != 8) {
+        e = b->host->error(SNAP_EFORMAT, "postgres %s table \"%s\": unexpected row shape",
+                           b->shards[s].label, b->table);
+      } else {
+        int64_t seq = snap__pg_get64(PQgetvalue(r, 0, 0));
+        int64_t ts = snap__pg_get64(PQgetvalue(r, 0, 1));
+        if (pass == 0 && (seq < cr->min_seq || ts < cr->min_ts))
+          again = true;
+        else
+          e = emit(ctx, seq, ts, PQgetvalue(r, 0, 2), (size_t)PQgetlength(r, 0, 2));
+      }
+    }
+    PQclear(r);
+    if (!again)
       break;
   }
   return e;
@@ -607,10 +626,12 @@ static int pg_remove(void *self, const char *pid, const snap_criteria *cr) {
   /* One statement in its own pipeline segment is one implicit transaction,
    * committed when the server answers the sync. */
   int64_t deadline = snap__pg_deadline(b);
-  e = send_selection(b, s, c, PG_REMOVE, pid, cr);
+  char v[4][8];
+  const char *vals[5];
+  int lens[5];
+  selection(pid, cr, v, vals, lens);
   PGresult *r = NULL;
-  if (e == SNAP_OK)
-    e = snap__pg_next(b, s, c, deadline, &r);
+  e = one_statement(b, s, c, PG_REMOVE, 5, vals, lens, deadline, &r);
   if (e == SNAP_OK) {
     if (PQresultStatus(r) != PGRES_COMMAND_OK)
       e = snap__pg_result_error(b, s, r, "delete");
@@ -635,6 +656,10 @@ static const snap_backend postgres_backend = {SNAP_BACKEND_ABI_VERSION,
                                               pg_close,
                                               pg_put,
                                               pg_load,
-                                              pg_remove};
+                                              pg_remove,
+                                              snap__pg_list_pids,
+                                              snap__pg_list_rows,
+                                              snap__pg_replace,
+                                              NULL /* backup: pg_dump, docs/POSTGRES.md */};
 
 const snap_backend *snap_backend_postgres(void) { return &postgres_backend; }

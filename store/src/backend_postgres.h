@@ -3,6 +3,7 @@
  *   backend_postgres_shard.c  the slice function and the slice-to-shard map
  *   backend_postgres_pool.c   connections: connect with a deadline, pool, schema
  *   backend_postgres_sql.c    statements, pipelined I/O with deadlines, errors
+ *   backend_postgres_admin.c  ABI version 2: enumeration and conditional replace
  * The schema, the slice function and the fault semantics are in docs/POSTGRES.md.
  * Nothing here is installed. */
 #ifndef SNAP_BACKEND_POSTGRES_H
@@ -35,6 +36,10 @@ enum snap_pg_stmt {
   PG_LOAD,
   PG_REMOVE,
   PG_LOCK,
+  PG_PIDS,
+  PG_ROWS,
+  PG_ROWS_PID,
+  PG_SWAP,
   PG_STMT_COUNT
 };
 
@@ -128,8 +133,24 @@ int snap__pg_conn_error(snap_pg *b, int s, snap_pg_conn *c, const char *what);
 /** Whether a failed statement's SQLSTATE is about that row alone (data, constraint, limit). */
 bool snap__pg_row_error(const PGresult *r);
 
+/** Runs one prepared statement with binary results on shard `s` (its own
+ *  pipeline segment; a lost connection is retried once on a fresh one) and
+ *  returns its PGresult (PGRES_TUPLES_OK) in `*out`, for the caller to PQclear(). */
+int snap__pg_query(snap_pg *b, int s, enum snap_pg_stmt id, int n, const char *const *values,
+                   const int *lengths, PGresult **out);
+
+/* ---- backend_postgres_admin.c ---- */
+
+int snap__pg_list_pids(void *self, const char *after, size_t limit, snap_backend_pid_emit emit,
+                       void *ctx);
+int snap__pg_list_rows(void *self, const char *pid, const char *after_pid, int64_t after_seq,
+                       size_t limit, snap_backend_row_emit emit, void *ctx);
+int snap__pg_replace(void *self, snap_backend_swap *swaps, size_t n);
+
 /** Big-endian encoding of an int64 for a binary parameter. */
 void snap__pg_put64(char out[8], int64_t v);
+/** Big-endian encoding of a uint32 for a binary int4 parameter. */
+void snap__pg_put32(char out[4], uint32_t v);
 /** Decoding of a binary int8 column. */
 int64_t snap__pg_get64(const char *in);
 

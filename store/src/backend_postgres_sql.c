@@ -25,6 +25,8 @@ static const char *const stmt_names[PG_STMT_COUNT] = {
     [PG_BEGIN] = "snap_begin",   [PG_COMMIT] = "snap_commit", [PG_ROLLBACK] = "snap_rollback",
     [PG_INSERT] = "snap_insert", [PG_PRUNE] = "snap_prune",   [PG_NEWEST] = "snap_newest",
     [PG_LOAD] = "snap_load",     [PG_REMOVE] = "snap_remove", [PG_LOCK] = "snap_lock",
+    [PG_PIDS] = "snap_pids",     [PG_ROWS] = "snap_rows",     [PG_ROWS_PID] = "snap_rows_pid",
+    [PG_SWAP] = "snap_swap",
 };
 
 /* Every statement but the transaction ones is keyed by persistence_id = $1,
@@ -50,11 +52,25 @@ static const char *const stmt_tpl[PG_STMT_COUNT] = {
      * the end of the transaction), so that concurrent prunes cannot leave
      * more than `keep` rows. */
     [PG_LOCK] = "SELECT pg_advisory_xact_lock($1, $2)",
+    /* Enumeration (operator tools: a page per call) in byte order of the
+     * pid, which COLLATE "C" gives; '' sorts before every pid. */
+    [PG_PIDS] = "SELECT DISTINCT persistence_id FROM \"%s\" WHERE persistence_id > $1 "
+                "ORDER BY persistence_id LIMIT $2",
+    [PG_ROWS] = "SELECT persistence_id, seq, ts, body FROM \"%s\" "
+                "WHERE (persistence_id, seq) > ($1, $2) ORDER BY persistence_id, seq LIMIT $3",
+    [PG_ROWS_PID] = "SELECT persistence_id, seq, ts, body FROM \"%s\" WHERE persistence_id = $1 "
+                    "AND seq > $2 ORDER BY seq LIMIT $3",
+    /* The conditional replace: the UPDATE re-checks the body on the newest
+     * row version (READ COMMITTED), so a concurrent save wins; `present`
+     * tells a changed row from a missing one. The timestamp is kept. */
+    [PG_SWAP] = "WITH u AS (UPDATE \"%s\" SET body = $4 WHERE persistence_id = $1 AND seq = $2 "
+                "AND body = $3 RETURNING 1) SELECT (SELECT count(*) FROM u), "
+                "(SELECT count(*) FROM \"%s\" WHERE persistence_id = $1 AND seq = $2)",
 };
 
 static const int stmt_nparams[PG_STMT_COUNT] = {
     [PG_INSERT] = 5, [PG_PRUNE] = 2, [PG_NEWEST] = 1, [PG_LOAD] = 5, [PG_REMOVE] = 5,
-    [PG_LOCK] = 2,
+    [PG_LOCK] = 2, [PG_PIDS] = 2, [PG_ROWS] = 3, [PG_ROWS_PID] = 3, [PG_SWAP] = 4,
 };
 
 static const Oid stmt_types[PG_STMT_COUNT][5] = {
@@ -64,6 +80,10 @@ static const Oid stmt_types[PG_STMT_COUNT][5] = {
     [PG_LOAD] = {OID_TEXT, OID_INT8, OID_INT8, OID_INT8, OID_INT8},
     [PG_REMOVE] = {OID_TEXT, OID_INT8, OID_INT8, OID_INT8, OID_INT8},
     [PG_LOCK] = {OID_INT4, OID_INT4},
+    [PG_PIDS] = {OID_TEXT, OID_INT8},
+    [PG_ROWS] = {OID_TEXT, OID_INT8, OID_INT8},
+    [PG_ROWS_PID] = {OID_TEXT, OID_INT8, OID_INT8},
+    [PG_SWAP] = {OID_TEXT, OID_INT8, OID_BYTEA, OID_BYTEA},
 };
 
 const char *snap__pg_stmt_name(enum snap_pg_stmt id) { return stmt_names[id]; }
@@ -72,7 +92,7 @@ int snap__pg_build_sql(snap_pg *b) {
   for (int i = 0; i < PG_STMT_COUNT; i++) {
     /* The table name matches [A-Za-z_][A-Za-z0-9_]*, so quoting it is
      * enough; pids and values are always bound parameters. */
-    size_t n = strlen(stmt_tpl[i]) + 2 * SNAP_PG_TABLE_MAX + 1;
+    size_t n = strlen(stmt_tpl[i]) + 2 * SNAP_PG_TABLE_MAX + 1; /* at most two names */
     b->sql[i] = b->host->malloc(n);
     if (b->sql[i] == NULL)
       return b->host->error(SNAP_ENOMEM, "postgres backend: out of memory");
@@ -91,6 +111,13 @@ void snap__pg_put64(char out[8], int64_t v) {
     out[i] = (char)(u & 0xff);
     u >>= 8;
   }
+}
+
+void snap__pg_put32(char out[4], uint32_t v) {
+  out[0] = (char)(v >> 24);
+  out[1] = (char)(v >> 16);
+  out[2] = (char)(v >> 8);
+  out[3] = (char)v;
 }
 
 int64_t snap__pg_get64(const char *in) {
