@@ -11,8 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <cjson/cJSON.h>
-
 #include "backend_postgres.h"
 
 /* A row of a put whose outcome is not known yet. */
@@ -35,93 +33,72 @@ static bool valid_table(const char *t) {
   return true;
 }
 
-/* An integer in [lo, hi] or a refusal naming the key. */
-static int int_key(const snap_host *h, const cJSON *it, int lo, int hi, int *out) {
-  double v = cJSON_IsNumber(it) ? it->valuedouble : (double)lo - 1;
-  if (!(v >= lo && v <= hi) || (double)(int)v != v)
-    return h->error(SNAP_ECONFIG, "postgres config key '%s': expected an integer in [%d, %d]",
-                    it->string, lo, hi);
-  *out = (int)v;
-  return SNAP_OK;
+/* Whether libpq can parse a connection string. Its parse message is not
+ * shown: it can quote the string, and the string can hold a password. */
+static bool conninfo_parses(const char *ci) {
+  PQconninfoOption *o = PQconninfoParse(ci, NULL);
+  PQconninfoFree(o);
+  return o != NULL;
 }
 
-/* A libpq connection string: a non-empty string without NUL (cJSON stops at
- * one, so a shorter string than the JSON said is refused by the length). */
-static bool conninfo_ok(const cJSON *it) {
-  return cJSON_IsString(it) && it->valuestring != NULL && it->valuestring[0] != '\0';
-}
-
-/* Parses the backend's own keys (the store keys were taken by the store). */
+/* Reads the backend's own keys (the store took its keys already) with the
+ * host's strict reader. */
 static int parse_config(snap_pg *b, const char *config_json) {
   const snap_host *h = b->host;
-  if (config_json == NULL)
-    return h->error(SNAP_ECONFIG, "postgres backend: config key 'conninfo' or 'shards' is "
-                                  "required");
-  cJSON *root = cJSON_Parse(config_json);
-  if (root == NULL || !cJSON_IsObject(root)) {
-    cJSON_Delete(root);
-    return h->error(SNAP_ECONFIG, "postgres backend: config must be a JSON object");
-  }
-  const cJSON *conninfo = NULL, *shards = NULL;
-  int rc = SNAP_OK;
-  for (const cJSON *it = root->child; it != NULL && rc == SNAP_OK; it = it->next) {
-    const char *k = it->string ? it->string : "";
-    if (strcmp(k, "conninfo") == 0) {
-      if (!conninfo_ok(it))
-        rc = h->error(SNAP_ECONFIG, "postgres config key 'conninfo': expected a non-empty libpq "
-                                    "connection string");
-      conninfo = it;
-    } else if (strcmp(k, "shards") == 0) {
-      int n = cJSON_IsArray(it) ? cJSON_GetArraySize(it) : 0;
-      if (n < 1 || n > (int)SNAP_PG_SLICES)
-        rc = h->error(SNAP_ECONFIG,
-                      "postgres config key 'shards': expected an array of 1 to %u connection "
-                      "strings",
-                      SNAP_PG_SLICES);
-      for (int i = 0; i < n && rc == SNAP_OK; i++)
-        if (!conninfo_ok(cJSON_GetArrayItem(it, i)))
-          rc = h->error(SNAP_ECONFIG,
-                        "postgres config key 'shards[%d]': expected a non-empty libpq connection "
-                        "string",
-                        i);
-      shards = it;
-    } else if (strcmp(k, "table") == 0) {
-      if (!cJSON_IsString(it) || !valid_table(it->valuestring))
-        rc = h->error(SNAP_ECONFIG,
-                      "postgres config key 'table': expected a name matching "
-                      "[A-Za-z_][A-Za-z0-9_]* of at most %d characters",
-                      SNAP_PG_TABLE_MAX);
-      else
-        strcpy(b->table, it->valuestring);
-    } else if (strcmp(k, "pool_size") == 0) {
-      rc = int_key(h, it, 1, 1024, &b->pool_size);
-    } else if (strcmp(k, "connect_timeout_ms") == 0) {
-      rc = int_key(h, it, 1, 3600000, &b->connect_ms);
-    } else if (strcmp(k, "statement_timeout_ms") == 0) {
-      rc = int_key(h, it, 0, 3600000, &b->statement_ms);
-    } else {
-      rc = h->error(SNAP_ECONFIG, "postgres backend: unknown config key '%s'", k);
-    }
-  }
-  if (rc == SNAP_OK && conninfo != NULL && shards != NULL)
-    rc = h->error(SNAP_ECONFIG, "postgres config keys 'conninfo' and 'shards': give one of them, "
-                                "not both");
-  if (rc == SNAP_OK && conninfo == NULL && shards == NULL)
-    rc = h->error(SNAP_ECONFIG, "postgres backend: config key 'conninfo' or 'shards' is required");
-  if (rc == SNAP_OK) {
-    b->nshards = shards ? cJSON_GetArraySize(shards) : 1;
+  if (h->abi_version < 2 || h->conf_open == NULL)
+    return h->error(SNAP_EABI, "postgres backend: the host has no configuration reader");
+  snap_conf *c;
+  int e = h->conf_open(&c, config_json);
+  if (e != SNAP_OK)
+    return e;
+  const char *conninfo = NULL, *table = NULL;
+  const char *const *shards = NULL;
+  size_t nshards = 0;
+  int64_t pool = b->pool_size, conn_ms = b->connect_ms, stmt_ms = b->statement_ms;
+  int has_ci = h->conf_string(c, "conninfo", SNAP_CONF_NONEMPTY, &conninfo);
+  int has_sh = h->conf_strings(c, "shards", SNAP_CONF_NONEMPTY, &shards, &nshards);
+  if (has_ci > 0 && has_sh > 0)
+    h->conf_error(c, "shards", "give 'conninfo' or 'shards', not both");
+  else if (has_ci == 0 && has_sh == 0)
+    h->conf_error(c, "conninfo", "missing: 'conninfo' or 'shards' is required");
+  if (has_sh > 0 && (nshards < 1 || nshards > SNAP_PG_SLICES))
+    h->conf_error(c, "shards", "expected 1 to %u connection strings, not %zu", SNAP_PG_SLICES,
+                  nshards);
+  if (has_ci > 0 && !conninfo_parses(conninfo))
+    h->conf_error(c, "conninfo", "not a valid libpq connection string");
+  for (size_t i = 0; has_sh > 0 && i < nshards; i++)
+    if (!conninfo_parses(shards[i]))
+      h->conf_error(c, "shards", "shard %zu is not a valid libpq connection string", i);
+  if (h->conf_string(c, "table", 0, &table) > 0 && !valid_table(table))
+    h->conf_error(c, "table", "'%s' does not match [A-Za-z_][A-Za-z0-9_]* of at most %d characters",
+                  table, SNAP_PG_TABLE_MAX);
+  h->conf_int(c, "pool_size", 0, 1, 1024, &pool);
+  h->conf_int(c, "connect_timeout_ms", 0, 1, 3600000, &conn_ms);
+  h->conf_int(c, "statement_timeout_ms", 0, 0, 3600000, &stmt_ms);
+  /* Copy before the reader (and its strings) goes; only when all is well,
+   * which the reader's sticky error tells (the probe below reads no key). */
+  const char *probe;
+  bool ok = h->conf_string(c, "conninfo", 0, &probe) >= 0;
+  if (ok) {
+    if (table != NULL)
+      strcpy(b->table, table);
+    b->pool_size = (int)pool;
+    b->connect_ms = (int)conn_ms;
+    b->statement_ms = (int)stmt_ms;
+    b->nshards = has_sh > 0 ? (int)nshards : 1;
     b->shards = h->malloc((size_t)b->nshards * sizeof *b->shards);
-    if (b->shards == NULL)
-      rc = h->error(SNAP_ENOMEM, "postgres backend: out of memory");
-    else
+    if (b->shards != NULL) {
       memset(b->shards, 0, (size_t)b->nshards * sizeof *b->shards);
-    for (int i = 0; i < b->nshards && rc == SNAP_OK; i++) {
-      const cJSON *ci = shards ? cJSON_GetArrayItem(shards, i) : conninfo;
-      rc = snap__pg_shard_init(b, i, ci->valuestring);
+      for (int i = 0; i < b->nshards && e == SNAP_OK; i++)
+        e = snap__pg_shard_init(b, i, has_sh > 0 ? shards[i] : conninfo);
     }
   }
-  cJSON_Delete(root);
-  return rc;
+  int fin = h->conf_finish(c);
+  if (fin != SNAP_OK)
+    return fin;
+  if (b->shards == NULL)
+    return h->error(SNAP_ENOMEM, "postgres backend: out of memory");
+  return e;
 }
 
 /* ------------------------------------------------------------------------ */

@@ -22,14 +22,10 @@ int snap__pg_shard_init(snap_pg *b, int s, const char *conninfo) {
   pthread_mutex_init(&sh->ddl, NULL);
   atomic_init(&sh->ready, 0);
   /* The label names the shard by the parts of its conninfo that identify a
-   * server and never by the string itself, which may hold a password. libpq's
-   * parse error is not shown either: it can quote the string. */
+   * server and never by the string itself, which may hold a password. */
   PQconninfoOption *opts = PQconninfoParse(conninfo, NULL);
   if (opts == NULL)
-    return b->host->error(SNAP_ECONFIG,
-                          "postgres config key '%s': shard %d is not a valid libpq connection "
-                          "string",
-                          b->nshards > 1 ? "shards" : "conninfo", s);
+    return b->host->error(SNAP_ENOMEM, "postgres backend: out of memory");
   int len = snprintf(sh->label, sizeof sh->label, "shard %d/%d (", s, b->nshards);
   bool any = false;
   static const char *const shown[] = {"host", "hostaddr", "port", "dbname"};
