@@ -11,6 +11,9 @@
 #include <criterion/criterion.h>
 #include <sqlite3.h>
 
+#include <libpq-fe.h>
+
+#include "pg_fixture.h"
 #include "snap/admin.h"
 #include "snap/store.h"
 #include "snap/sys/backend.h"
@@ -23,19 +26,30 @@
 /* Damages the stored body of (pid, seq) at rest, flipping one byte. */
 typedef void (*corrupt_fn)(const char *dir, const char *pid, int64_t seq);
 
+/* Writes the backend's own keys for the test's temp directory `dir`. */
+typedef void (*keys_fn)(const char *dir, char *buf, size_t cap);
+
 typedef struct backend_case {
   const char *name;
   const snap_backend *(*backend)(void);
   const char *config; /* the backend's own keys; "%s" is the test's temp directory */
   bool persistent;    /* snapshots survive closing and reopening the store */
   corrupt_fn corrupt; /* NULL when bodies cannot be reached from outside the store */
+  keys_fn keys;       /* when set, writes the keys instead of `config` */
+  bool file_backup;   /* snap_store_backup() writes a file the backend opens as a store */
 } backend_case;
 
 static void sqlite_corrupt(const char *dir, const char *pid, int64_t seq);
+static void pg_corrupt(const char *dir, const char *pid, int64_t seq);
+static void pg_keys(const char *dir, char *buf, size_t cap);
+static void pg_sharded_keys(const char *dir, char *buf, size_t cap);
 
 static const backend_case cases[] = {
-    {"memory", snap_backend_memory, "", false, NULL},
-    {"sqlite", snap_backend_sqlite, "\"path\": \"%s/conformance.db\"", true, sqlite_corrupt},
+    {"memory", snap_backend_memory, "", false, NULL, NULL, false},
+    {"sqlite", snap_backend_sqlite, "\"path\": \"%s/conformance.db\"", true, sqlite_corrupt,
+     NULL, true},
+    {"postgres", snap_backend_postgres, "", true, pg_corrupt, pg_keys, false},
+    {"postgres-3-shards", snap_backend_postgres, "", true, pg_corrupt, pg_sharded_keys, false},
 };
 #define NCASES (sizeof cases / sizeof cases[0])
 #define FOR_EACH_BACKEND(bc) for (const backend_case *bc = cases; bc < cases + NCASES; bc++)
@@ -69,6 +83,84 @@ static void sqlite_corrupt(const char *dir, const char *pid, int64_t seq) {
   free(path);
 }
 
+/* The postgres cases share one throw-away cluster with three databases,
+ * started by the runner before any test and removed after the last. Each
+ * test gets its own table, named after its temp directory. */
+static pgfx cluster;
+
+ReportHook(PRE_ALL)(struct criterion_test_set *set) {
+  (void)set;
+  char err[512];
+  if (pgfx_start(&cluster, 3, err, sizeof err) == 0)
+    pgfx_export(&cluster);
+  else
+    pgfx_export_failure(err); /* every postgres case then fails with it */
+}
+
+ReportHook(POST_ALL)(struct criterion_global_stats *stats) {
+  (void)stats;
+  pgfx_destroy(&cluster);
+}
+
+static void pg_cluster(pgfx *f) {
+  char err[512];
+  cr_assert_eq(pgfx_import(f, err, sizeof err), 0, "%s", err);
+}
+
+static void pg_table(const char *dir, char *buf, size_t cap) {
+  /* st_tmpdir() ends in "store-XXXXXX" with [A-Za-z0-9] for the X's. */
+  const char *base = strrchr(dir, '-');
+  snprintf(buf, cap, "conf_%s", base ? base + 1 : "x");
+}
+
+static void pg_keys(const char *dir, char *buf, size_t cap) {
+  pgfx f;
+  pg_cluster(&f);
+  char ci[512], table[64];
+  pgfx_conninfo(&f, 0, ci, sizeof ci);
+  pg_table(dir, table, sizeof table);
+  snprintf(buf, cap, "\"conninfo\": \"%s\", \"table\": \"%s\"", ci, table);
+}
+
+static void pg_sharded_keys(const char *dir, char *buf, size_t cap) {
+  pgfx f;
+  pg_cluster(&f);
+  char ci[3][512], table[64];
+  for (int i = 0; i < 3; i++)
+    pgfx_conninfo(&f, i, ci[i], sizeof ci[i]);
+  pg_table(dir, table, sizeof table);
+  snprintf(buf, cap, "\"shards\": [\"%s\", \"%s\", \"%s\"], \"table\": \"%s\"", ci[0],
+           ci[1], ci[2], table);
+}
+
+/* Flips the middle byte of the body of (pid, seq) in whichever database holds it. */
+static void pg_corrupt(const char *dir, const char *pid, int64_t seq) {
+  pgfx f;
+  pg_cluster(&f);
+  char table[64], sql[256], seqtext[24];
+  pg_table(dir, table, sizeof table);
+  snprintf(sql, sizeof sql,
+           "UPDATE \"%s\" SET body = set_byte(body, length(body) / 2, "
+           "get_byte(body, length(body) / 2) # 90) WHERE persistence_id = $1 AND seq = $2",
+           table);
+  snprintf(seqtext, sizeof seqtext, "%" PRId64, seq);
+  int updated = 0;
+  for (int db = 0; db < 3; db++) {
+    char ci[512];
+    pgfx_conninfo(&f, db, ci, sizeof ci);
+    PGconn *c = PQconnectdb(ci);
+    cr_assert_eq(PQstatus(c), CONNECTION_OK, "%s", PQerrorMessage(c));
+    const char *vals[2] = {pid, seqtext};
+    PGresult *r = PQexecParams(c, sql, 2, NULL, vals, NULL, NULL, 0);
+    /* The table exists only in the databases a store has used. */
+    if (PQresultStatus(r) == PGRES_COMMAND_OK)
+      updated += atoi(PQcmdTuples(r));
+    PQclear(r);
+    PQfinish(c);
+  }
+  cr_assert_eq(updated, 1, "no row for %s/%" PRId64 " to corrupt", pid, seq);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Fixture                                                                   */
 /* ------------------------------------------------------------------------ */
@@ -82,8 +174,11 @@ typedef struct fx {
 
 static int try_open(const backend_case *bc, const char *dir, const char *store_keys,
                     snap_store **st) {
-  char backend_keys[1024], config[2048];
-  snprintf(backend_keys, sizeof backend_keys, bc->config, dir);
+  char backend_keys[2048], config[4096];
+  if (bc->keys)
+    bc->keys(dir, backend_keys, sizeof backend_keys);
+  else
+    snprintf(backend_keys, sizeof backend_keys, bc->config, dir);
   snprintf(config, sizeof config, "{%s%s%s}", backend_keys,
            backend_keys[0] && store_keys[0] ? ", " : "", store_keys);
   return snap_store_open_backend(st, bc->backend(), config);
@@ -1326,9 +1421,9 @@ Test(conformance, backups_are_complete_stores_or_unsupported) {
                    SNAP_OK);
     char *path = st_join(f.dir, "backup.db");
     int rc = snap_store_backup(f.st, path);
-    if (!bc->persistent) {
+    if (!bc->file_backup) {
       cr_assert_eq(rc, SNAP_EUNSUPPORTED, "[%s] %s", bc->name, snap_error_message());
-      cr_assert(strstr(snap_error_message(), bc->name), "%s", snap_error_message());
+      cr_assert(strstr(snap_error_message(), bc->backend()->name), "%s", snap_error_message());
     } else {
       cr_assert_eq(rc, SNAP_OK, "[%s] %s", bc->name, snap_error_message());
       cr_assert_eq(snap_store_backup(f.st, path), SNAP_EINVAL, "[%s] over an existing file",

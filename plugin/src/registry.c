@@ -115,6 +115,8 @@ static void register_builtins(void) {
   int rc = register_locked(snap_backend_memory(), NULL);
   if (rc == SNAP_OK)
     rc = register_locked(snap_backend_sqlite(), NULL);
+  if (rc == SNAP_OK)
+    rc = register_locked(snap_backend_postgres(), NULL);
   builtins_status = rc;
   pthread_rwlock_unlock(&reg_lock);
 }

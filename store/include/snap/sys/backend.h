@@ -5,7 +5,7 @@
  *
  * A backend stores opaque bodies with the columns it needs to select and
  * prune (pid, seq, timestamp); it never sees keys or plaintext. The built-in
- * "memory" and "sqlite" backends implement exactly this interface.
+ * "memory", "sqlite" and "postgres" backends implement exactly this interface.
  *
  * ABI rules: the first field is the ABI version the table was written for;
  * fields are only ever appended (each version's first field is marked below);
@@ -282,6 +282,8 @@ static inline size_t snap_backend_table_size(uint32_t version) {
 /** The built-in backends (defined by the store layer). */
 SNAP_API const snap_backend *snap_backend_memory(void);
 SNAP_API const snap_backend *snap_backend_sqlite(void);
+/** The built-in "postgres" backend (libpq; docs/POSTGRES.md). */
+SNAP_API const snap_backend *snap_backend_postgres(void);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,642 @@
+/* The "postgres" backend: snapshots in a PostgreSQL table, optionally sharded
+ * over several databases by a stable hash of the persistence id. Schema,
+ * slice function, fault semantics and deployment notes: docs/POSTGRES.md.
+ *
+ * A put groups its rows by shard and sends each shard's transaction (BEGIN,
+ * the inserts, the prunes, COMMIT) as one pipeline: one round trip per
+ * shard, all shards in flight at once. A save is reported stored only when
+ * its shard acknowledged the COMMIT. */
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend_postgres.h"
+
+/* A row of a put whose outcome is not known yet. */
+#define PENDING 1
+
+/* ------------------------------------------------------------------------ */
+/* Configuration                                                             */
+/* ------------------------------------------------------------------------ */
+
+static bool valid_table(const char *t) {
+  size_t n = strlen(t);
+  if (n == 0 || n > SNAP_PG_TABLE_MAX)
+    return false;
+  for (size_t i = 0; i < n; i++) {
+    char c = t[i];
+    bool alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
+    if (!alpha && !(i > 0 && c >= '0' && c <= '9'))
+      return false;
+  }
+  return true;
+}
+
+/* Whether libpq can parse a connection string. Its parse message is not
+ * shown: it can quote the string, and the string can hold a password. */
+static bool conninfo_parses(const char *ci) {
+  PQconninfoOption *o = PQconninfoParse(ci, NULL);
+  PQconninfoFree(o);
+  return o != NULL;
+}
+
+/* Reads the backend's own keys (the store took its keys already) with the
+ * host's strict reader. */
+static int parse_config(snap_pg *b, const char *config_json) {
+  const snap_host *h = b->host;
+  if (h->abi_version < 2 || h->conf_open == NULL)
+    return h->error(SNAP_EABI, "postgres backend: the host has no configuration reader");
+  snap_conf *c;
+  int e = h->conf_open(&c, config_json);
+  if (e != SNAP_OK)
+    return e;
+  const char *conninfo = NULL, *table = NULL;
+  const char *const *shards = NULL;
+  size_t nshards = 0;
+  int64_t pool = b->pool_size, conn_ms = b->connect_ms, stmt_ms = b->statement_ms;
+  int has_ci = h->conf_string(c, "conninfo", SNAP_CONF_NONEMPTY, &conninfo);
+  int has_sh = h->conf_strings(c, "shards", SNAP_CONF_NONEMPTY, &shards, &nshards);
+  if (has_ci > 0 && has_sh > 0)
+    h->conf_error(c, "shards", "give 'conninfo' or 'shards', not both");
+  else if (has_ci == 0 && has_sh == 0)
+    h->conf_error(c, "conninfo", "missing: 'conninfo' or 'shards' is required");
+  if (has_sh > 0 && (nshards < 1 || nshards > SNAP_PG_SLICES))
+    h->conf_error(c, "shards", "expected 1 to %u connection strings, not %zu", SNAP_PG_SLICES,
+                  nshards);
+  if (has_ci > 0 && !conninfo_parses(conninfo))
+    h->conf_error(c, "conninfo", "not a valid libpq connection string");
+  for (size_t i = 0; has_sh > 0 && i < nshards; i++)
+    if (!conninfo_parses(shards[i]))
+      h->conf_error(c, "shards", "shard %zu is not a valid libpq connection string", i);
+  if (h->conf_string(c, "table", 0, &table) > 0 && !valid_table(table))
+    h->conf_error(c, "table", "'%s' does not match [A-Za-z_][A-Za-z0-9_]* of at most %d characters",
+                  table, SNAP_PG_TABLE_MAX);
+  h->conf_int(c, "pool_size", 0, 1, 1024, &pool);
+  h->conf_int(c, "connect_timeout_ms", 0, 1, 3600000, &conn_ms);
+  h->conf_int(c, "statement_timeout_ms", 0, 0, 3600000, &stmt_ms);
+  /* Copy before the reader (and its strings) goes; only when all is well,
+   * which the reader's sticky error tells (the probe below reads no key). */
+  const char *probe;
+  bool ok = h->conf_string(c, "conninfo", 0, &probe) >= 0;
+  if (ok) {
+    if (table != NULL)
+      strcpy(b->table, table);
+    b->pool_size = (int)pool;
+    b->connect_ms = (int)conn_ms;
+    b->statement_ms = (int)stmt_ms;
+    b->nshards = has_sh > 0 ? (int)nshards : 1;
+    b->shards = h->malloc((size_t)b->nshards * sizeof *b->shards);
+    if (b->shards != NULL) {
+      memset(b->shards, 0, (size_t)b->nshards * sizeof *b->shards);
+      for (int i = 0; i < b->nshards && e == SNAP_OK; i++)
+        e = snap__pg_shard_init(b, i, has_sh > 0 ? shards[i] : conninfo);
+    }
+  }
+  int fin = h->conf_finish(c);
+  if (fin != SNAP_OK)
+    return fin;
+  if (b->shards == NULL)
+    return h->error(SNAP_ENOMEM, "postgres backend: out of memory");
+  return e;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Open and close                                                            */
+/* ------------------------------------------------------------------------ */
+
+static void pg_close(void *self) {
+  snap_pg *b = self;
+  if (b == NULL)
+    return;
+  snap__pg_pool_free(b);
+  for (int i = 0; i < PG_STMT_COUNT; i++)
+    b->host->free(b->sql[i]);
+  b->host->free(b);
+}
+
+static int pg_open(void **self, const char *config_json, const snap_host *host) {
+  *self = NULL;
+  snap_pg *b = host->malloc(sizeof *b);
+  if (b == NULL)
+    return host->error(SNAP_ENOMEM, "postgres backend: out of memory");
+  memset(b, 0, sizeof *b);
+  b->host = host;
+  strcpy(b->table, "snapshots");
+  b->pool_size = 4;
+  b->connect_ms = 5000;
+  b->statement_ms = 30000;
+  int e = parse_config(b, config_json);
+  if (e == SNAP_OK) {
+    b->lock_class = snap__pg_fnv1a(b->table);
+    e = snap__pg_build_sql(b);
+  }
+  if (e != SNAP_OK) {
+    pg_close(b);
+    return e;
+  }
+  /* Connections are opened on first use: a store can be configured before
+   * its server is up; the first operation reports an unreachable one. */
+  *self = b;
+  return SNAP_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Put                                                                       */
+/* ------------------------------------------------------------------------ */
+
+/* One shard's part of a put. */
+typedef struct job {
+  int shard;
+  snap_pg_conn *c;
+  size_t *idx; /* its rows, in the caller's order */
+  size_t k;
+  uint32_t *keys;     /* scratch: the sorted lock keys of an attempt (k of them at most) */
+  bool prune;         /* prune in this attempt (off after a failing prune) */
+  bool rollback;      /* end the failed transaction of the last attempt first */
+  bool sent;          /* this attempt was sent */
+  bool commit_sent;   /* its COMMIT was handed to libpq */
+  bool more;          /* another attempt is needed */
+  size_t nlocks, ninserts, nprunes; /* the statements of the attempt sent */
+} job;
+
+static void fail_pending(snap_backend_row *rows, const job *j, int e) {
+  for (size_t i = 0; i < j->k; i++)
+    if (rows[j->idx[i]].status == PENDING)
+      rows[j->idx[i]].status = e;
+}
+
+static bool same_pid_before(const snap_backend_row *rows, const job *j, size_t i) {
+  /* Consecutive rows of one pid are pruned once. */
+  for (size_t p = i; p-- > 0;) {
+    if (rows[j->idx[p]].status != PENDING)
+      continue;
+    return strcmp(rows[j->idx[p]].pid, rows[j->idx[i]].pid) == 0;
+  }
+  return false;
+}
+
+static int cmp_u32(const void *a, const void *b) {
+  uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* Locks the pids of the pending rows, in ascending key order so that two
+ * transactions never wait on each other in a cycle. */
+static int send_locks(snap_pg *b, snap_backend_row *rows, job *j) {
+  size_t n = 0;
+  for (size_t i = 0; i < j->k; i++)
+    if (rows[j->idx[i]].status == PENDING)
+      j->keys[n++] = snap__pg_fnv1a(rows[j->idx[i]].pid);
+  qsort(j->keys, n, sizeof *j->keys, cmp_u32);
+  int e = SNAP_OK;
+  for (size_t i = 0; i < n && e == SNAP_OK; i++) {
+    if (i > 0 && j->keys[i] == j->keys[i - 1])
+      continue;
+    char k1[4], k2[4];
+    snap__pg_put32(k1, b->lock_class);
+    snap__pg_put32(k2, j->keys[i]);
+    const char *vals[2] = {k1, k2};
+    int lens[2] = {4, 4};
+    e = snap__pg_send(b, j->shard, j->c, PG_LOCK, 2, vals, lens, 0);
+    j->nlocks++;
+  }
+  return e;
+}
+
+static int send_job(snap_pg *b, snap_backend_row *rows, job *j, uint32_t keep) {
+  int s = j->shard, e = SNAP_OK;
+  j->sent = j->commit_sent = false;
+  j->nlocks = j->ninserts = j->nprunes = 0;
+  if (j->rollback)
+    e = snap__pg_send(b, s, j->c, PG_ROLLBACK, 0, NULL, NULL, 0);
+  if (e == SNAP_OK)
+    e = snap__pg_send(b, s, j->c, PG_BEGIN, 0, NULL, NULL, 0);
+  if (e == SNAP_OK && j->prune)
+    e = send_locks(b, rows, j);
+  for (size_t i = 0; i < j->k && e == SNAP_OK; i++) {
+    const snap_backend_row *r = &rows[j->idx[i]];
+    if (r->status != PENDING)
+      continue;
+    if (r->body_len > (size_t)INT_MAX) {
+      rows[j->idx[i]].status = b->host->error(SNAP_ETOOBIG, "postgres: a body of more than %d "
+                                                            "bytes cannot be sent",
+                                              INT_MAX);
+      continue;
+    }
+    char seq[8], ts[8], slice[4];
+    snap__pg_put64(seq, r->seq);
+    snap__pg_put64(ts, r->timestamp);
+    snap__pg_put32(slice, snap__pg_slice(r->pid));
+    /* A NULL value would be SQL NULL: an empty body is sent as "". */
+    const char *vals[5] = {r->pid, seq, ts, slice, r->body ? (const char *)r->body : ""};
+    int lens[5] = {(int)strlen(r->pid), 8, 8, 4, (int)r->body_len};
+    e = snap__pg_send(b, s, j->c, PG_INSERT, 5, vals, lens, 0);
+    j->ninserts++;
+  }
+  for (size_t i = 0; i < j->k && e == SNAP_OK && j->prune; i++) {
+    const snap_backend_row *r = &rows[j->idx[i]];
+    if (r->status != PENDING || same_pid_before(rows, j, i))
+      continue;
+    char off[8];
+    snap__pg_put64(off, (int64_t)keep - 1);
+    const char *vals[2] = {r->pid, off};
+    int lens[2] = {(int)strlen(r->pid), 8};
+    e = snap__pg_send(b, s, j->c, PG_PRUNE, 2, vals, lens, 0);
+    j->nprunes++;
+  }
+  if (e == SNAP_OK && j->ninserts == 0) {
+    /* Every row was refused before sending: end the empty transaction. */
+    e = snap__pg_send(b, s, j->c, PG_ROLLBACK, 0, NULL, NULL, 0);
+    if (e == SNAP_OK && (e = snap__pg_sync(b, s, j->c)) == SNAP_OK)
+      e = snap__pg_drain(b, s, j->c, snap__pg_deadline(b));
+    j->more = false;
+    j->rollback = false;
+    return e;
+  }
+  if (e == SNAP_OK) {
+    e = snap__pg_send(b, s, j->c, PG_COMMIT, 0, NULL, NULL, 0);
+    j->commit_sent = e == SNAP_OK;
+  }
+  if (e == SNAP_OK)
+    e = snap__pg_sync(b, s, j->c);
+  if (e != SNAP_OK) {
+    if (j->commit_sent)
+      e = b->host->error(SNAP_EIO,
+                         "postgres %s: the connection was lost while the COMMIT was being sent: "
+                         "the outcome is unknown (saving the same (pid, seq) again is safe: it "
+                         "replaces)",
+                         b->shards[s].label);
+    fail_pending(rows, j, e);
+    j->more = false;
+    return e;
+  }
+  j->sent = true;
+  return SNAP_OK;
+}
+
+/* What the first failing statement of an attempt was. */
+enum failure { F_NONE, F_ROW, F_PRUNE, F_ALL, F_COMMIT };
+
+static int unknown_outcome(snap_pg *b, int s) {
+  return b->host->error(SNAP_EIO,
+                        "postgres %s: the connection was lost before the COMMIT was "
+                        "acknowledged: the outcome is unknown (saving the same (pid, seq) again "
+                        "is safe: it replaces)",
+                        b->shards[s].label);
+}
+
+static void recv_job(snap_pg *b, snap_backend_row *rows, job *j, int64_t deadline) {
+  int s = j->shard;
+  enum failure kind = F_NONE;
+  int code = SNAP_OK;
+  size_t bad_row = 0;
+  bool committed = false;
+  /* The results arrive in the order of the statements sent. */
+  if (j->rollback) {
+    PGresult *r;
+    if (snap__pg_next(b, s, j->c, deadline, &r) != SNAP_OK)
+      goto lost;
+    PQclear(r);
+  }
+  /* BEGIN, locks, inserts, prunes, COMMIT. */
+  size_t first_insert = 1 + j->nlocks, first_prune = first_insert + j->ninserts;
+  size_t commit = first_prune + j->nprunes;
+  size_t row_pos = 0; /* index into idx of the next insert's row */
+  for (size_t n = 0; n <= commit; n++) {
+    PGresult *r;
+    if (snap__pg_next(b, s, j->c, deadline, &r) != SNAP_OK)
+      goto lost;
+    bool is_insert = n >= first_insert && n < first_prune;
+    if (is_insert)
+      while (rows[j->idx[row_pos]].status != PENDING)
+        row_pos++;
+    ExecStatusType st = PQresultStatus(r);
+    if (st == PGRES_FATAL_ERROR && kind == F_NONE) {
+      code = snap__pg_result_error(b, s, r, n == commit ? "commit" : is_insert ? "insert"
+                                            : n >= first_prune             ? "prune"
+                                                                           : "begin");
+      if (is_insert && snap__pg_row_error(r)) {
+        kind = F_ROW;
+        bad_row = j->idx[row_pos];
+      } else if (n >= first_prune && n < commit) {
+        kind = F_PRUNE;
+      } else if (n == commit) {
+        /* A COMMIT that fails with the session (FATAL: terminated, crashed)
+         * may have been made durable before it failed. */
+        const char *sev = PQresultErrorField(r, PG_DIAG_SEVERITY_NONLOCALIZED);
+        kind = sev != NULL && strcmp(sev, "ERROR") == 0 ? F_ALL : F_COMMIT;
+      } else {
+        kind = F_ALL;
+      }
+    }
+    if (n == commit && st == PGRES_COMMAND_OK && strcmp(PQcmdStatus(r), "COMMIT") == 0)
+      committed = true;
+    if (is_insert)
+      row_pos++;
+    PQclear(r);
+  }
+  {
+    PGresult *r;
+    if (snap__pg_next(b, s, j->c, deadline, &r) != SNAP_OK) {
+      if (committed)
+        goto stored; /* acknowledged before the sync point was lost */
+      goto lost;
+    }
+    bool sync = PQresultStatus(r) == PGRES_PIPELINE_SYNC;
+    PQclear(r);
+    if (!sync) {
+      j->c->broken = true;
+      if (!committed) {
+        code = b->host->error(SNAP_EIO, "postgres %s: the pipeline lost its place",
+                              b->shards[s].label);
+        kind = F_ALL;
+      }
+    }
+  }
+  j->rollback = PQtransactionStatus(j->c->pg) == PQTRANS_INERROR;
+  j->more = false;
+  if (kind == F_NONE && committed)
+    goto stored;
+  if (kind == F_ROW) {
+    rows[bad_row].status = code;
+    for (size_t i = 0; i < j->k; i++)
+      j->more |= rows[j->idx[i]].status == PENDING;
+    return;
+  }
+  if (kind == F_PRUNE) {
+    /* The prune never fails a save: store the rows without it. */
+    j->prune = false;
+    j->more = true;
+    return;
+  }
+  if (kind == F_COMMIT)
+    code = unknown_outcome(b, s);
+  else if (kind == F_NONE) /* no error, yet no COMMIT tag: do not claim it stored */
+    code = b->host->error(SNAP_EIO, "postgres %s: the COMMIT was not acknowledged",
+                          b->shards[s].label);
+  fail_pending(rows, j, code);
+  return;
+stored:
+  for (size_t i = 0; i < j->k; i++)
+    if (rows[j->idx[i]].status == PENDING)
+      rows[j->idx[i]].status = SNAP_OK;
+  j->more = false;
+  return;
+lost:
+  /* Everything was sent with the COMMIT: unless a statement before the COMMIT
+   * failed (then the transaction cannot have committed), nobody knows whether
+   * the server committed before the connection was lost. */
+  j->more = false;
+  j->c->broken = true;
+  if (kind != F_NONE && kind != F_COMMIT)
+    fail_pending(rows, j, b->host->error(SNAP_EIO, "postgres %s: the connection was lost after a "
+                                                   "failed statement; nothing was stored",
+                                         b->shards[s].label));
+  else
+    fail_pending(rows, j, unknown_outcome(b, s));
+}
+
+static int pg_put(void *self, snap_backend_row *rows, size_t n, uint32_t keep) {
+  snap_pg *b = self;
+  if (n == 0)
+    return SNAP_OK;
+  const snap_host *h = b->host;
+  /* Rows grouped by shard, each group in the caller's order. */
+  size_t *idx = h->malloc(n * sizeof *idx);
+  uint32_t *keys = h->malloc(n * sizeof *keys);
+  job *jobs = h->malloc((size_t)b->nshards * sizeof *jobs);
+  int *shard_of = h->malloc(n * sizeof *shard_of);
+  if (idx == NULL || keys == NULL || jobs == NULL || shard_of == NULL) {
+    h->free(idx);
+    h->free(keys);
+    h->free(jobs);
+    h->free(shard_of);
+    int e = h->error(SNAP_ENOMEM, "postgres backend: out of memory");
+    for (size_t i = 0; i < n; i++)
+      rows[i].status = e;
+    return e;
+  }
+  memset(jobs, 0, (size_t)b->nshards * sizeof *jobs);
+  for (size_t i = 0; i < n; i++) {
+    shard_of[i] = snap__pg_shard_of(snap__pg_slice(rows[i].pid), b->nshards);
+    jobs[shard_of[i]].k++;
+    rows[i].status = PENDING;
+  }
+  size_t at = 0;
+  for (int s = 0; s < b->nshards; s++) {
+    jobs[s].shard = s;
+    jobs[s].idx = idx + at;
+    jobs[s].keys = keys + at;
+    jobs[s].prune = keep > 0;
+    at += jobs[s].k;
+    jobs[s].k = 0;
+  }
+  for (size_t i = 0; i < n; i++)
+    jobs[shard_of[i]].idx[jobs[shard_of[i]].k++] = i;
+  h->free(shard_of);
+
+  for (int s = 0; s < b->nshards; s++) {
+    job *j = &jobs[s];
+    if (j->k == 0)
+      continue;
+    int e = snap__pg_acquire(b, s, &j->c);
+    if (e != SNAP_OK)
+      fail_pending(rows, j, e);
+    else
+      j->more = true;
+  }
+  /* Every shard's attempt is sent before any is read: the shards work in
+   * parallel. A retry (a row refused alone, a failing prune) is rare. */
+  for (;;) {
+    bool any = false;
+    int64_t deadline = snap__pg_deadline(b);
+    for (int s = 0; s < b->nshards; s++)
+      if (jobs[s].more && send_job(b, rows, &jobs[s], keep) == SNAP_OK)
+        any = true;
+    if (!any)
+      break;
+    for (int s = 0; s < b->nshards; s++)
+      if (jobs[s].sent) {
+        jobs[s].sent = false;
+        recv_job(b, rows, &jobs[s], deadline);
+      }
+  }
+  for (int s = 0; s < b->nshards; s++) {
+    job *j = &jobs[s];
+    if (j->c == NULL)
+      continue;
+    if (j->rollback && !j->c->broken) {
+      /* Leave the connection outside any transaction. */
+      int64_t deadline = snap__pg_deadline(b);
+      if (snap__pg_send(b, s, j->c, PG_ROLLBACK, 0, NULL, NULL, 0) == SNAP_OK &&
+          snap__pg_sync(b, s, j->c) == SNAP_OK)
+        (void)snap__pg_drain(b, s, j->c, deadline);
+    }
+    snap__pg_release(b, s, j->c);
+  }
+  h->free(jobs);
+  h->free(idx);
+  h->free(keys);
+  int first = SNAP_OK;
+  for (size_t i = 0; i < n && first == SNAP_OK; i++)
+    first = rows[i].status;
+  return first;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Load and remove                                                           */
+/* ------------------------------------------------------------------------ */
+
+/* Sends one statement (binary results) as its own pipeline segment and reads
+ * its result; the sync point is left for the caller to drain. */
+static int one_statement(snap_pg *b, int s, snap_pg_conn *c, enum snap_pg_stmt id, int n,
+                         const char *const *values, const int *lengths, int64_t deadline,
+                         PGresult **r) {
+  int e = snap__pg_send(b, s, c, id, n, values, lengths, 1);
+  if (e == SNAP_OK)
+    e = snap__pg_sync(b, s, c);
+  if (e == SNAP_OK)
+    e = snap__pg_next(b, s, c, deadline, r);
+  return e;
+}
+
+int snap__pg_query(snap_pg *b, int s, enum snap_pg_stmt id, int n, const char *const *values,
+                   const int *lengths, PGresult **out) {
+  *out = NULL;
+  int e = SNAP_OK;
+  /* A read can be repeated: one connection lost under it is retried once on
+   * a fresh one (the server may have restarted since it was pooled). */
+  for (int attempt = 0; attempt < 2; attempt++) {
+    snap_pg_conn *c;
+    if ((e = snap__pg_acquire(b, s, &c)) != SNAP_OK)
+      return e;
+    int64_t deadline = snap__pg_deadline(b);
+    PGresult *r = NULL;
+    e = one_statement(b, s, c, id, n, values, lengths, deadline, &r);
+    if (e == SNAP_OK) {
+      if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        e = snap__pg_result_error(b, s, r, snap__pg_stmt_name(id));
+        PQclear(r);
+        r = NULL;
+      }
+      int d = snap__pg_drain(b, s, c, deadline);
+      if (e == SNAP_OK && d != SNAP_OK) {
+        PQclear(r);
+        r = NULL;
+        e = d;
+      }
+    }
+    bool lost = c->broken;
+    snap__pg_release(b, s, c);
+    if (e == SNAP_OK) {
+      *out = r;
+      return SNAP_OK;
+    }
+    if (!lost)
+      break;
+  }
+  return e;
+}
+
+/* The four bounds of `cr` as binary int8 parameters 2..5 after the pid. */
+static void selection(const char *pid, const snap_criteria *cr, char v[4][8],
+                      const char *vals[5], int lens[5]) {
+  snap__pg_put64(v[0], cr->min_seq);
+  snap__pg_put64(v[1], cr->max_seq);
+  snap__pg_put64(v[2], cr->min_ts);
+  snap__pg_put64(v[3], cr->max_ts);
+  vals[0] = pid;
+  lens[0] = (int)strlen(pid);
+  for (int i = 0; i < 4; i++) {
+    vals[i + 1] = v[i];
+    lens[i + 1] = 8;
+  }
+}
+
+static int pg_load(void *self, const char *pid, const snap_criteria *cr, snap_backend_emit emit,
+                   void *ctx) {
+  snap_pg *b = self;
+  int s = snap__pg_shard_of(snap__pg_slice(pid), b->nshards);
+  char v[4][8];
+  const char *vals[5];
+  int lens[5];
+  selection(pid, cr, v, vals, lens);
+  /* The common load, the newest snapshot under no upper bound, uses a
+   * statement with no range; when its row falls below the lower bounds, the
+   * general statement answers. */
+  bool newest = cr->max_seq == INT64_MAX && cr->max_ts == INT64_MAX;
+  int e = SNAP_OK;
+  for (int pass = newest ? 0 : 1; pass < 2; pass++) {
+    PGresult *r;
+    if ((e = snap__pg_query(b, s, pass == 0 ? PG_NEWEST : PG_LOAD, pass == 0 ? 1 : 5, vals, lens,
+                            &r)) != SNAP_OK)
+      return e;
+    bool again = false;
+    if (PQntuples(r) == 1) {
+      if (PQnfields(r) != 3 || PQgetlength(r, 0, 0) != 8 || PQgetlength(r, 0, 1) != 8) {
+        e = b->host->error(SNAP_EFORMAT, "postgres %s table \"%s\": unexpected row shape",
+                           b->shards[s].label, b->table);
+      } else {
+        int64_t seq = snap__pg_get64(PQgetvalue(r, 0, 0));
+        int64_t ts = snap__pg_get64(PQgetvalue(r, 0, 1));
+        if (pass == 0 && (seq < cr->min_seq || ts < cr->min_ts))
+          again = true;
+        else
+          e = emit(ctx, seq, ts, PQgetvalue(r, 0, 2), (size_t)PQgetlength(r, 0, 2));
+      }
+    }
+    PQclear(r);
+    if (!again)
+      break;
+  }
+  return e;
+}
+
+static int pg_remove(void *self, const char *pid, const snap_criteria *cr) {
+  snap_pg *b = self;
+  int s = snap__pg_shard_of(snap__pg_slice(pid), b->nshards);
+  snap_pg_conn *c;
+  int e = snap__pg_acquire(b, s, &c);
+  if (e != SNAP_OK)
+    return e;
+  /* One statement in its own pipeline segment is one implicit transaction,
+   * committed when the server answers the sync. */
+  int64_t deadline = snap__pg_deadline(b);
+  char v[4][8];
+  const char *vals[5];
+  int lens[5];
+  selection(pid, cr, v, vals, lens);
+  PGresult *r = NULL;
+  e = one_statement(b, s, c, PG_REMOVE, 5, vals, lens, deadline, &r);
+  if (e == SNAP_OK) {
+    if (PQresultStatus(r) != PGRES_COMMAND_OK)
+      e = snap__pg_result_error(b, s, r, "delete");
+    PQclear(r);
+    int d = snap__pg_drain(b, s, c, deadline);
+    if (e == SNAP_OK && d != SNAP_OK)
+      e = b->host->error(SNAP_EIO,
+                         "postgres %s: the connection was lost before the delete was "
+                         "acknowledged: the outcome is unknown (deleting again is safe)",
+                         b->shards[s].label);
+  }
+  snap__pg_release(b, s, c);
+  return e;
+}
+
+static const snap_backend postgres_backend = {SNAP_BACKEND_ABI_VERSION,
+                                              "postgres",
+                                              SNAP_CAP_COMPRESSION | SNAP_CAP_ENCRYPTION |
+                                                  SNAP_CAP_INTEGRITY | SNAP_CAP_DURABLE |
+                                                  SNAP_CAP_BATCH,
+                                              pg_open,
+                                              pg_close,
+                                              pg_put,
+                                              pg_load,
+                                              pg_remove,
+                                              snap__pg_list_pids,
+                                              snap__pg_list_rows,
+                                              snap__pg_replace,
+                                              NULL /* backup: pg_dump, docs/POSTGRES.md */};
+
+const snap_backend *snap_backend_postgres(void) { return &postgres_backend; }

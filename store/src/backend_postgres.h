@@ -1,0 +1,157 @@
+/* The "postgres" backend's internal declarations, shared by its files:
+ *   backend_postgres.c        the operations table, configuration, put/load/remove
+ *   backend_postgres_shard.c  the slice function and the slice-to-shard map
+ *   backend_postgres_pool.c   connections: connect with a deadline, pool, schema
+ *   backend_postgres_sql.c    statements, pipelined I/O with deadlines, errors
+ *   backend_postgres_admin.c  ABI version 2: enumeration and conditional replace
+ * The schema, the slice function and the fault semantics are in docs/POSTGRES.md.
+ * Nothing here is installed. */
+#ifndef SNAP_BACKEND_POSTGRES_H
+#define SNAP_BACKEND_POSTGRES_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <libpq-fe.h>
+
+#include "snap/sys/backend.h"
+
+/** The schema version this code writes (snapstore_meta, 'schema_version:<table>'). */
+#define SNAP_PG_SCHEMA_VERSION 1
+/** PostgreSQL identifiers are at most 63 bytes. */
+#define SNAP_PG_TABLE_MAX 63
+/** The number of slices; fixed forever (docs/POSTGRES.md). */
+#define SNAP_PG_SLICES 1024u
+
+/** The prepared statements of every connection. */
+enum snap_pg_stmt {
+  PG_BEGIN,
+  PG_COMMIT,
+  PG_ROLLBACK,
+  PG_INSERT,
+  PG_PRUNE,
+  PG_NEWEST,
+  PG_LOAD,
+  PG_REMOVE,
+  PG_LOCK,
+  PG_PIDS,
+  PG_ROWS,
+  PG_ROWS_PID,
+  PG_SWAP,
+  PG_STMT_COUNT
+};
+
+/** One connection; it lives in pipeline mode from connect to close. */
+typedef struct snap_pg_conn {
+  PGconn *pg;
+  struct snap_pg_conn *next; /* the shard's idle list */
+  bool broken;               /* lost or out of step: closed on release */
+} snap_pg_conn;
+
+/** One database of the sharded store and its pool of connections. */
+typedef struct snap_pg_shard {
+  char *conninfo;  /* owned; never printed: it may hold a password */
+  char label[192]; /* "shard 1/3 (host=... port=... dbname=...)": safe to print */
+  pthread_mutex_t lock;
+  pthread_cond_t cond;
+  snap_pg_conn *idle;
+  int open;              /* connections open or being opened */
+  pthread_mutex_t ddl;   /* one schema check per shard at a time */
+  atomic_int ready;      /* the schema was checked on this shard */
+} snap_pg_shard;
+
+/** The backend instance. */
+typedef struct snap_pg {
+  const snap_host *host;
+  char table[SNAP_PG_TABLE_MAX + 1];
+  int pool_size;
+  int connect_ms;
+  int statement_ms; /* 0: no statement timeout and no client deadline */
+  int nshards;
+  snap_pg_shard *shards;
+  uint32_t lock_class; /* first key of the per-pid advisory locks: FNV-1a of the table name */
+  char *sql[PG_STMT_COUNT];
+} snap_pg;
+
+/* ---- backend_postgres_shard.c ---- */
+
+/** FNV-1a (32 bits) of the pid's bytes, modulo SNAP_PG_SLICES. */
+uint32_t snap__pg_slice(const char *pid);
+/** FNV-1a (32 bits) of a string's bytes. */
+uint32_t snap__pg_fnv1a(const char *s);
+/** The shard of a slice: floor(slice * nshards / SNAP_PG_SLICES). */
+int snap__pg_shard_of(uint32_t slice, int nshards);
+
+/* ---- backend_postgres_pool.c ---- */
+
+/** Takes a healthy connection of shard `s` (opening one when the pool has room). */
+int snap__pg_acquire(snap_pg *b, int s, snap_pg_conn **out);
+/** Returns a connection to its shard's pool (closing it when it is broken). */
+void snap__pg_release(snap_pg *b, int s, snap_pg_conn *c);
+/** Closes every idle connection and frees the shards. */
+void snap__pg_pool_free(snap_pg *b);
+/** Fills the label of shard `s` from its conninfo (host, port, dbname only). */
+int snap__pg_shard_init(snap_pg *b, int s, const char *conninfo);
+
+/* ---- backend_postgres_sql.c ---- */
+
+/** Builds the statements' text for the configured table. */
+int snap__pg_build_sql(snap_pg *b);
+/** The name of a prepared statement. */
+const char *snap__pg_stmt_name(enum snap_pg_stmt id);
+/** Sends the CREATE/check of the schema and prepares every statement on `c`. */
+int snap__pg_prepare_all(snap_pg *b, int s, snap_pg_conn *c);
+/** Creates or checks the schema of shard `s` over `c` (once per shard). */
+int snap__pg_schema(snap_pg *b, int s, snap_pg_conn *c);
+
+/** The client deadline of an operation starting now (ms on CLOCK_MONOTONIC; INT64_MAX: none). */
+int64_t snap__pg_deadline(const snap_pg *b);
+/** Milliseconds on CLOCK_MONOTONIC. */
+int64_t snap__pg_now_ms(void);
+
+/**
+ * Flushes what was sent and waits for the next result of a pipeline. `*res`
+ * receives it (never NULL on SNAP_OK); the NULL that ends a command's results is
+ * consumed too. A lost connection or a passed deadline marks `c` broken and
+ * returns SNAP_EIO naming shard `s`.
+ */
+int snap__pg_next(snap_pg *b, int s, snap_pg_conn *c, int64_t deadline, PGresult **res);
+/** Reads results up to and including the pipeline's sync point. */
+int snap__pg_drain(snap_pg *b, int s, snap_pg_conn *c, int64_t deadline);
+/** Sends a prepared statement with binary parameters (see the .c for the types). */
+int snap__pg_send(snap_pg *b, int s, snap_pg_conn *c, enum snap_pg_stmt id, int n,
+                  const char *const *values, const int *lengths, int result_binary);
+/** Ends a pipeline segment (PQpipelineSync). */
+int snap__pg_sync(snap_pg *b, int s, snap_pg_conn *c);
+
+/** Maps a failed result to a SNAP_E* code and records its message. */
+int snap__pg_result_error(snap_pg *b, int s, const PGresult *r, const char *what);
+/** SNAP_EIO for a connection that failed, with libpq's message. */
+int snap__pg_conn_error(snap_pg *b, int s, snap_pg_conn *c, const char *what);
+/** Whether a failed statement's SQLSTATE is about that row alone (data, constraint, limit). */
+bool snap__pg_row_error(const PGresult *r);
+
+/** Runs one prepared statement with binary results on shard `s` (its own
+ *  pipeline segment; a lost connection is retried once on a fresh one) and
+ *  returns its PGresult (PGRES_TUPLES_OK) in `*out`, for the caller to PQclear(). */
+int snap__pg_query(snap_pg *b, int s, enum snap_pg_stmt id, int n, const char *const *values,
+                   const int *lengths, PGresult **out);
+
+/* ---- backend_postgres_admin.c ---- */
+
+int snap__pg_list_pids(void *self, const char *after, size_t limit, snap_backend_pid_emit emit,
+                       void *ctx);
+int snap__pg_list_rows(void *self, const char *pid, const char *after_pid, int64_t after_seq,
+                       size_t limit, snap_backend_row_emit emit, void *ctx);
+int snap__pg_replace(void *self, snap_backend_swap *swaps, size_t n);
+
+/** Big-endian encoding of an int64 for a binary parameter. */
+void snap__pg_put64(char out[8], int64_t v);
+/** Big-endian encoding of a uint32 for a binary int4 parameter. */
+void snap__pg_put32(char out[4], uint32_t v);
+/** Decoding of a binary int8 column. */
+int64_t snap__pg_get64(const char *in);
+
+#endif /* SNAP_BACKEND_POSTGRES_H */
