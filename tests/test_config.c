@@ -10,6 +10,7 @@
 
 #include "snap/plugin.h"
 #include "snap/store.h"
+#include "store_util.h"
 
 static char dir[512];
 
@@ -537,4 +538,176 @@ Test(config, the_sqlite_path_is_required) {
   refused("{\"backend\": \"sqlite\", \"config\": {\"keep\": 1}}", SNAP_ECONFIG,
           "config.path: missing");
   cr_assert_neq(access("snapshots.db", F_OK), 0, "no default file was created");
+}
+
+/* ---- key rotation through the document ------------------------------------ */
+
+/* A 32-byte raw key file of `fill` bytes, mode 0600. */
+static void raw_key_file(const char *path, unsigned char fill) {
+  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  cr_assert_geq(fd, 0);
+  unsigned char k[32];
+  memset(k, fill, sizeof k);
+  cr_assert_eq(write(fd, k, sizeof k), (ssize_t)sizeof k);
+  close(fd);
+}
+
+static snap_plugin *open_ok(const char *json) {
+  snap_plugin *p = NULL;
+  cr_assert_eq(snap_plugin_open(&p, json, NULL), SNAP_OK, "%s: %s", json, snap_error_message());
+  return p;
+}
+
+static void save_state(snap_plugin *p, const char *pid, int64_t seq) {
+  snap_meta m;
+  cr_assert_eq(snap_save(snap_plugin_store(p), pid, seq, SNAP_FORMAT_JSON, STATE, strlen(STATE),
+                         NULL, &m),
+               SNAP_OK, "%s", snap_error_message());
+  cr_assert(m.stages & SNAP_STAGE_ENCRYPTED);
+}
+
+static int load_state(snap_plugin *p, const char *pid) {
+  snap_snapshot *s = NULL;
+  int rc = snap_load_latest(snap_plugin_store(p), pid, NULL, &s);
+  if (rc == SNAP_OK) {
+    cr_assert_not_null(s);
+    cr_assert_eq(s->len, strlen(STATE));
+    cr_assert_eq(memcmp(s->data, STATE, s->len), 0);
+  }
+  snap_snapshot_free(s);
+  return rc;
+}
+
+Test(config, a_key_rotation_keeps_older_snapshots_loading) {
+  char k1[600], k2[600], db[600], json[4096];
+  snprintf(k1, sizeof k1, "%s/k1.key", dir);
+  snprintf(k2, sizeof k2, "%s/k2.key", dir);
+  snprintf(db, sizeof db, "%s/rot.db", dir);
+  raw_key_file(k1, 0x11);
+  raw_key_file(k2, 0x22);
+  const char *fmt = "{\"backend\": \"sqlite\", \"config\": {\"path\": \"%s\"}, \"executor\": false,"
+                    " \"options\": {\"encryption\": {\"context\": \"acme/test/rot/v1\", %s}}}";
+  /* Before: the single-key form. */
+  char keys[2048];
+  snprintf(keys, sizeof keys, "\"key_file\": \"%s\", \"key_version\": 1", k1);
+  snprintf(json, sizeof json, fmt, db, keys);
+  snap_plugin *p = open_ok(json);
+  save_state(p, "old", 1);
+  snap_plugin_close(p);
+
+  /* Step 1, add the new key (still writing with 1); step 2, make it active. */
+  snprintf(keys, sizeof keys,
+           "\"keys\": [{\"version\": 1, \"file\": \"%s\"}, {\"version\": 2, \"file\": \"%s\"}],"
+           " \"active\": 1",
+           k1, k2);
+  snprintf(json, sizeof json, fmt, db, keys);
+  p = open_ok(json);
+  cr_assert_eq(load_state(p, "old"), SNAP_OK, "%s", snap_error_message());
+  snap_plugin_close(p);
+  snprintf(keys, sizeof keys,
+           "\"keys\": [{\"version\": 1, \"file\": \"%s\"}, {\"version\": 2, \"file\": \"%s\"}],"
+           " \"active\": 2",
+           k1, k2);
+  snprintf(json, sizeof json, fmt, db, keys);
+  p = open_ok(json);
+  save_state(p, "new", 1);
+  cr_assert_eq(load_state(p, "old"), SNAP_OK, "older snapshots keep loading: %s",
+               snap_error_message());
+  cr_assert_eq(load_state(p, "new"), SNAP_OK, "%s", snap_error_message());
+  snap_plugin_close(p);
+
+  /* The new snapshot was written with key 2: with key 2 alone it loads, and
+   * the old one needs key 1 (until re-encrypted, it must not be retired). */
+  snprintf(keys, sizeof keys, "\"keys\": [{\"version\": 2, \"file\": \"%s\"}]", k2);
+  snprintf(json, sizeof json, fmt, db, keys);
+  p = open_ok(json);
+  cr_assert_eq(load_state(p, "new"), SNAP_OK, "%s", snap_error_message());
+  cr_assert_eq(load_state(p, "old"), SNAP_ENOKEY);
+  cr_assert(strstr(snap_error_message(), "1"), "%s", snap_error_message());
+  snap_plugin_close(p);
+}
+
+Test(config, the_keys_list_is_checked_before_any_key_is_read) {
+  const char *pre = "{\"backend\": \"memory\", \"options\": {\"encryption\": {\"context\": \"c\", ";
+  char json[2048];
+  snprintf(json, sizeof json, "%s\"keys\": [{\"version\": 1, \"file\": \"/a\"}, {\"version\": 2, "
+                              "\"file\": \"/b\"}]}}}",
+           pre);
+  refused(json, SNAP_ECONFIG, "options.encryption.active: missing");
+  snprintf(json, sizeof json, "%s\"keys\": [{\"version\": 1, \"file\": \"/a\"}], \"active\": 2}}}",
+           pre);
+  refused(json, SNAP_ECONFIG, "options.encryption.active: version 2 is not among");
+  snprintf(json, sizeof json,
+           "%s\"keys\": [{\"version\": 1, \"file\": \"/a\"}, {\"version\": 1, \"file\": \"/b\"}],"
+           " \"active\": 1}}}",
+           pre);
+  refused(json, SNAP_ECONFIG, "options.encryption.keys[1].version: version 1 is also given");
+  snprintf(json, sizeof json, "%s\"keys\": [{\"version\": 1, \"file\": \"/a\"}], \"key_file\": "
+                              "\"/b\"}}}",
+           pre);
+  refused(json, SNAP_ECONFIG, "options.encryption.key_file: give either");
+  snprintf(json, sizeof json, "%s\"keys\": []}}}", pre);
+  refused(json, SNAP_ECONFIG, "options.encryption.keys: must name at least one key");
+  snprintf(json, sizeof json, "%s\"keys\": [{\"version\": 1}]}}}", pre);
+  refused(json, SNAP_ECONFIG, "options.encryption.keys[0].file: missing");
+  snprintf(json, sizeof json, "%s\"keys\": [{\"file\": \"/a\"}]}}}", pre);
+  refused(json, SNAP_ECONFIG, "options.encryption.keys[0].version: missing");
+  snprintf(json, sizeof json, "%s\"keys\": [{\"version\": 1, \"file\": \"/a\", \"mode\": 1}]}}}",
+           pre);
+  refused(json, SNAP_ECONFIG, "options.encryption.keys[0].mode: unknown key");
+  snprintf(json, sizeof json, "%s\"keys\": [\"/a\"]}}}", pre);
+  refused(json, SNAP_ECONFIG, "options.encryption.keys[0]: must be an object");
+  /* The second key file is named by its place in the document. */
+  char k1[600];
+  snprintf(k1, sizeof k1, "%s/only.key", dir);
+  raw_key_file(k1, 0x33);
+  snprintf(json, sizeof json,
+           "%s\"keys\": [{\"version\": 1, \"file\": \"%s\"}, {\"version\": 2, \"file\": "
+           "\"%s/absent.key\"}], \"active\": 1}}}",
+           pre, k1, dir);
+  snap_plugin *p = (snap_plugin *)1;
+  cr_assert_eq(snap_plugin_open(&p, json, NULL), SNAP_EIO, "%s", snap_error_message());
+  cr_assert(strstr(snap_error_message(), "options.encryption.keys[1].file"), "%s",
+            snap_error_message());
+}
+
+/* ---- eager validation at open --------------------------------------------- */
+
+Test(config, the_plugin_checks_the_store_at_open) {
+  char json[1400];
+  /* A path in a missing directory: an error now, not at the first save. */
+  snprintf(json, sizeof json,
+           "{\"backend\": \"sqlite\", \"config\": {\"path\": \"%s/no/such/dir/s.db\"}}", dir);
+  refused(json, SNAP_EIO, "no/such/dir/s.db");
+  /* "check": false keeps the lazy open. */
+  snprintf(json, sizeof json,
+           "{\"backend\": \"sqlite\", \"check\": false, \"config\": {\"path\": "
+           "\"%s/no/such/dir/s.db\"}}",
+           dir);
+  snap_plugin *p = open_ok(json);
+  snap_plugin_close(p);
+  /* A file that is not a database. */
+  char junk[600];
+  snprintf(junk, sizeof junk, "%s/junk.db", dir);
+  cr_assert(st_write_not_a_database(junk));
+  snprintf(json, sizeof json, "{\"backend\": \"sqlite\", \"config\": {\"path\": \"%s\"}}", junk);
+  refused(json, SNAP_EFORMAT, "junk.db");
+  /* A required option group the backend cannot honour. */
+  refused("{\"backend\": \"memory\", \"options\": {\"required\": [\"encryption\"]}}", SNAP_ECONFIG,
+          "options.required");
+  refused("{\"backend\": \"memory\", \"options\": {\"required\": [\"compression\"]}}", SNAP_ECONFIG,
+          "compression");
+  refused("{\"backend\": \"memory\", \"check\": 1}", SNAP_ECONFIG, "check: must be true or false");
+  /* A conflicting retention, named where the document says it. */
+  char db[600];
+  snprintf(db, sizeof db, "%s/ret.db", dir);
+  snprintf(json, sizeof json, "{\"backend\": \"sqlite\", \"config\": {\"path\": \"%s\", \"keep\": 0}}",
+           db);
+  p = open_ok(json);
+  cr_assert_eq(snap_save(snap_plugin_store(p), "a", 1, SNAP_FORMAT_JSON, "1", 1, NULL, NULL),
+               SNAP_OK);
+  snap_plugin_close(p);
+  snprintf(json, sizeof json, "{\"backend\": \"sqlite\", \"config\": {\"path\": \"%s\", \"keep\": 5}}",
+           db);
+  refused(json, SNAP_ECONFIG, "config.keep: this configuration keeps 5");
 }

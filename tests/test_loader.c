@@ -2,6 +2,7 @@
  * loads through snap_store_open() by name; broken libraries are refused and
  * register nothing. */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "snap/plugin.h"
@@ -90,4 +91,68 @@ Test(loader, refuses_a_path_that_cannot_be_loaded) {
   cr_assert_eq(snap_registry_load("", NULL), SNAP_EINVAL);
   cr_assert_eq(snap_registry_load(NULL, NULL), SNAP_EINVAL);
   cr_assert_eq(registered_count(), before);
+}
+
+/* ---- the configuration document names the library ------------------------- */
+
+static void doc_refused(const char *json, int code, const char *needle) {
+  snap_plugin *p = (snap_plugin *)1;
+  int rc = snap_plugin_open(&p, json, NULL);
+  cr_assert_eq(rc, code, "%s: got %d (%s)", json, rc, snap_error_message());
+  cr_assert_null(p);
+  cr_assert(strstr(snap_error_message(), needle), "%s: %s", json, snap_error_message());
+}
+
+Test(loader, a_document_loads_its_backend_library_before_looking_the_backend_up) {
+  char json[2048];
+  snprintf(json, sizeof json,
+           "{\"backend\": \"testmem\", \"backend_library\": \"%s\", \"executor\": false}",
+           SNAP_TESTMEM_SO);
+  snap_plugin *p;
+  cr_assert_eq(snap_plugin_open(&p, json, NULL), SNAP_OK, "%s", snap_error_message());
+  snap_store *st = snap_plugin_store(p);
+  cr_assert_str_eq(snap_store_backend_name(st), "testmem");
+  cr_assert_eq(snap_save(st, "p", 1, SNAP_FORMAT_JSON, "[1]", 3, NULL, NULL), SNAP_OK, "%s",
+               snap_error_message());
+  snap_snapshot *s = NULL;
+  cr_assert_eq(snap_load_latest(st, "p", NULL, &s), SNAP_OK);
+  cr_assert_not_null(s);
+  snap_snapshot_free(s);
+  /* The same document again (another plugin in the same process): the
+   * library already loaded for it is used, not refused as a duplicate. */
+  snap_plugin *q;
+  size_t before = registered_count();
+  cr_assert_eq(snap_plugin_open(&q, json, NULL), SNAP_OK, "%s", snap_error_message());
+  cr_assert_eq(registered_count(), before);
+  snap_plugin_close(q);
+  snap_plugin_close(p);
+}
+
+Test(loader, a_document_library_that_does_not_provide_the_backend_is_refused) {
+  char json[2048];
+  size_t before = registered_count();
+  snprintf(json, sizeof json, "{\"backend\": \"other\", \"backend_library\": \"%s\"}",
+           SNAP_TESTMEM_SO);
+  doc_refused(json, SNAP_ECONFIG, "provides backend 'testmem', not 'other'");
+  cr_assert_eq(registered_count(), before, "nothing registered");
+  /* A built-in name is not the library's to take. */
+  snprintf(json, sizeof json, "{\"backend\": \"memory\", \"backend_library\": \"%s\"}",
+           SNAP_TESTMEM_SO);
+  doc_refused(json, SNAP_ECONFIG, "backend_library");
+}
+
+Test(loader, a_document_library_gets_the_loaders_checks_and_errors) {
+  char json[2048];
+  size_t before = registered_count();
+  snprintf(json, sizeof json, "{\"backend\": \"future\", \"backend_library\": \"%s\"}",
+           SNAP_BAD_ABI_SO);
+  doc_refused(json, SNAP_EABI, "backend_library");
+  snprintf(json, sizeof json, "{\"backend\": \"x\", \"backend_library\": \"%s\"}", SNAP_NO_ENTRY_SO);
+  doc_refused(json, SNAP_EIO, "snap_backend_entry");
+  doc_refused("{\"backend\": \"x\", \"backend_library\": \"/nonexistent/libnothing.so\"}", SNAP_EIO,
+              "backend_library: cannot load backend library '/nonexistent/libnothing.so'");
+  doc_refused("{\"backend\": \"x\", \"backend_library\": 7}", SNAP_ECONFIG,
+              "backend_library: must be a non-empty string");
+  doc_refused("{\"backend\": \"x\", \"backend_library\": \"\"}", SNAP_ECONFIG, "backend_library");
+  cr_assert_eq(registered_count(), before, "nothing registered");
 }

@@ -261,7 +261,8 @@ static bool pruned_plaintext_remains(const char *secure_delete) {
   char *plain[3];
   save_marked(st, "mig", "plain", 1, plain);
   snap_store_close(st);
-  snprintf(extra, sizeof extra, "\"keep\": 1, \"secure_delete\": \"%s\"", secure_delete);
+  snprintf(extra, sizeof extra, "\"keep\": 1, \"keep_change\": true, \"secure_delete\": \"%s\"",
+           secure_delete);
   st = open_sqlite(dir, extra);
   char *enc = marked_state("enc", 9);
   cr_assert_eq(snap_save(st, "mig", 4, SNAP_FORMAT_JSON, enc, strlen(enc), o, NULL), SNAP_OK);
@@ -303,7 +304,8 @@ static bool later_prune_leaves_plaintext(const char *secure_delete) {
   char *plain[3];
   save_marked(st, "later", "later", 2, plain);
   snap_store_close(st);
-  snprintf(extra, sizeof extra, "\"keep\": 1, \"secure_delete\": \"%s\"", secure_delete);
+  snprintf(extra, sizeof extra, "\"keep\": 1, \"keep_change\": true, \"secure_delete\": \"%s\"",
+           secure_delete);
   st = open_sqlite(dir, extra);
   cr_assert_eq(snap_save(st, "later", 9, SNAP_FORMAT_JSON, "9", 1, NULL, NULL), SNAP_OK);
   snap_store_close(st);
@@ -704,6 +706,138 @@ Test(sqlite, a_changed_options_object_is_resolved_again) {
   snap_options_free(o);
   snap_store_close(st);
   snap_keyring_free(kr);
+  st_rmtree(dir);
+  free(dir);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Retention belongs to the data set                                         */
+/* ------------------------------------------------------------------------ */
+
+static int rows_of(const char *dir, const char *pid) {
+  sqlite3 *db = raw_db(dir);
+  sqlite3_stmt *q;
+  cr_assert_eq(sqlite3_prepare_v2(db, "SELECT count(*) FROM snapshots WHERE pid = ?1", -1, &q, NULL),
+               SQLITE_OK);
+  sqlite3_bind_text(q, 1, pid, -1, SQLITE_STATIC);
+  cr_assert_eq(sqlite3_step(q), SQLITE_ROW);
+  int n = sqlite3_column_int(q, 0);
+  sqlite3_finalize(q);
+  sqlite3_close(db);
+  return n;
+}
+
+static void save_n(snap_store *st, const char *pid, int64_t first, int n) {
+  for (int64_t seq = first; seq < first + n; seq++)
+    cr_assert_eq(snap_save(st, pid, seq, SNAP_FORMAT_JSON, "[1]", 3, NULL, NULL), SNAP_OK, "%s",
+                 snap_error_message());
+}
+
+Test(sqlite, an_opener_without_keep_adopts_the_data_sets_retention) {
+  /* An application kept everything; a maintenance program opened the same
+   * file with the default configuration and saved once: it used to prune the
+   * history to 3 rows. */
+  char *dir = st_tmpdir();
+  snap_store *st = open_sqlite(dir, "\"keep\": 0");
+  save_n(st, "acct", 1, 5);
+  snap_store_close(st);
+  cr_assert_eq(rows_of(dir, "acct"), 5);
+  st = open_sqlite(dir, "");
+  cr_assert_eq(snap_store_check(st), SNAP_OK, "%s", snap_error_message());
+  save_n(st, "acct", 6, 1);
+  snap_store_close(st);
+  cr_assert_eq(rows_of(dir, "acct"), 6, "the default opener kept the data set's keep 0");
+  st_rmtree(dir);
+  free(dir);
+}
+
+Test(sqlite, a_different_explicit_keep_is_refused_naming_both_values) {
+  char *dir = st_tmpdir();
+  snap_store *st = open_sqlite(dir, "\"keep\": 0");
+  save_n(st, "acct", 1, 5);
+  snap_store_close(st);
+  st = open_sqlite(dir, "\"keep\": 2");
+  cr_assert_eq(snap_store_check(st), SNAP_ECONFIG);
+  const char *msg = snap_error_message();
+  cr_assert(strstr(msg, "keep") && strstr(msg, "2") && strstr(msg, "0 (keep all)") &&
+                strstr(msg, "keep_change"),
+            "names the key, both values and the way out: %s", msg);
+  /* Without the check, the first save is refused the same way and stores nothing. */
+  cr_assert_eq(snap_save(st, "acct", 6, SNAP_FORMAT_JSON, "[1]", 3, NULL, NULL), SNAP_ECONFIG);
+  snap_store_close(st);
+  cr_assert_eq(rows_of(dir, "acct"), 5);
+  st_rmtree(dir);
+  free(dir);
+}
+
+Test(sqlite, keep_change_changes_the_data_sets_retention_for_every_later_opener) {
+  char *dir = st_tmpdir();
+  snap_store *st = open_sqlite(dir, "\"keep\": 0");
+  save_n(st, "acct", 1, 5);
+  snap_store_close(st);
+  st = open_sqlite(dir, "\"keep\": 2, \"keep_change\": true");
+  save_n(st, "acct", 6, 1);
+  snap_store_close(st);
+  cr_assert_eq(rows_of(dir, "acct"), 2);
+  /* A later opener without "keep" now adopts 2; one that says 0 is refused. */
+  st = open_sqlite(dir, "");
+  save_n(st, "acct", 7, 3);
+  snap_store_close(st);
+  cr_assert_eq(rows_of(dir, "acct"), 2);
+  st = open_sqlite(dir, "\"keep\": 0");
+  cr_assert_eq(snap_store_check(st), SNAP_ECONFIG);
+  snap_store_close(st);
+  /* The same value is no change, and keep_change needs a keep. */
+  st = open_sqlite(dir, "\"keep\": 2");
+  cr_assert_eq(snap_store_check(st), SNAP_OK, "%s", snap_error_message());
+  snap_store_close(st);
+  char cfg[1024];
+  snprintf(cfg, sizeof cfg, "{\"path\": \"%s/t.db\", \"keep_change\": true}", dir);
+  snap_store *bad = (snap_store *)1;
+  cr_assert_eq(snap_store_open_backend(&bad, snap_backend_sqlite(), cfg), SNAP_ECONFIG);
+  cr_assert(strstr(snap_error_message(), "keep_change"), "%s", snap_error_message());
+  st_rmtree(dir);
+  free(dir);
+}
+
+Test(sqlite, the_first_opener_sets_the_retention_even_by_default) {
+  char *dir = st_tmpdir();
+  snap_store *st = open_sqlite(dir, "");
+  save_n(st, "acct", 1, 5);
+  snap_store_close(st);
+  cr_assert_eq(rows_of(dir, "acct"), 3);
+  st = open_sqlite(dir, "\"keep\": 0");
+  cr_assert_eq(snap_save(st, "acct", 6, SNAP_FORMAT_JSON, "[1]", 3, NULL, NULL), SNAP_ECONFIG);
+  cr_assert(strstr(snap_error_message(), "keeps 3"), "%s", snap_error_message());
+  snap_store_close(st);
+  /* Tables of one file keep their own retention. */
+  st = open_sqlite(dir, "\"table\": \"other\", \"keep\": 1");
+  save_n(st, "acct", 1, 3);
+  snap_store_close(st);
+  st_rmtree(dir);
+  free(dir);
+}
+
+Test(sqlite, check_finds_a_missing_directory_and_a_file_that_is_not_a_database) {
+  char *dir = st_tmpdir();
+  char cfg[1024];
+  snprintf(cfg, sizeof cfg, "{\"path\": \"%s/missing/t.db\"}", dir);
+  snap_store *st;
+  cr_assert_eq(snap_store_open_backend(&st, snap_backend_sqlite(), cfg), SNAP_OK);
+  cr_assert_eq(snap_store_check(st), SNAP_EIO);
+  cr_assert(strstr(snap_error_message(), "missing/t.db"), "%s", snap_error_message());
+  snap_store_close(st);
+  char *junk = st_join(dir, "junk.db");
+  cr_assert(st_write_not_a_database(junk));
+  snprintf(cfg, sizeof cfg, "{\"path\": \"%s\"}", junk);
+  cr_assert_eq(snap_store_open_backend(&st, snap_backend_sqlite(), cfg), SNAP_OK);
+  cr_assert_eq(snap_store_check(st), SNAP_EFORMAT, "%s", snap_error_message());
+  cr_assert(strstr(snap_error_message(), "junk.db"), "%s", snap_error_message());
+  snap_store_close(st);
+  free(junk);
+  st = open_sqlite(dir, "");
+  cr_assert_eq(snap_store_check(st), SNAP_OK, "%s", snap_error_message());
+  snap_store_close(st);
   st_rmtree(dir);
   free(dir);
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "conf.h"
+#include "plugin_internal.h"
 #include "snap/plugin.h"
 #include "store_internal.h"
 
@@ -306,11 +307,27 @@ static int apply_observe(snap_store *st, const observe_cfg *c) {
   return rc;
 }
 
+/* The store's own check at open (snap_store_check()), its findings named by
+ * where the document says what was wrong. */
+static int check_store(snap_store *st) {
+  int rc = snap_store_check(st);
+  if (rc == SNAP_EUNSUPPORTED) {
+    char msg[512];
+    snprintf(msg, sizeof msg, "%s", snap_error_message());
+    return snap_error_set(SNAP_ECONFIG, "options.required: %s", msg);
+  }
+  return rc;
+}
+
 static int open_doc(snap_plugin *p, snap_conf *doc, snap_keyring *keyring) {
-  const char *backend = NULL;
+  const char *backend = NULL, *library = NULL;
+  bool check = true;
   int rc = snap__conf_str(doc, "backend", SNAP_CONF_REQUIRED | SNAP_CONF_NONEMPTY, &backend);
   if (rc < 0)
     return rc;
+  if (snap__conf_str(doc, "backend_library", SNAP_CONF_NONEMPTY, &library) < 0 ||
+      snap__conf_bool(doc, "check", 0, &check) < 0)
+    return snap__conf_done(doc);
   int t = snap__conf_type(doc, "config");
   if (t >= 0 && t != SNAP__J_OBJ)
     return snap__conf_error(doc, "config", "must be an object");
@@ -334,6 +351,11 @@ static int open_doc(snap_plugin *p, snap_conf *doc, snap_keyring *keyring) {
   if (rc)
     return rc;
 
+  if (library && (rc = snap__registry_load_for(library, backend))) {
+    char msg[512];
+    snprintf(msg, sizeof msg, "%s", snap_error_message());
+    return snap_error_set(rc, "backend_library: %s", msg);
+  }
   const snap_backend *b;
   if ((rc = snap_registry_find(backend, &b))) {
     if (rc == SNAP_ENOTFOUND)
@@ -352,7 +374,7 @@ static int open_doc(snap_plugin *p, snap_conf *doc, snap_keyring *keyring) {
   if (rc)
     return rc;
   if ((rc = snap_store_set_default_options(p->store, p->options)) ||
-      (rc = apply_observe(p->store, &obs)))
+      (rc = apply_observe(p->store, &obs)) || (check && (rc = check_store(p->store))))
     return rc;
   if (exec_on && (rc = snap_executor_new(&p->executor, p->store, &ecfg)))
     return rc;

@@ -11,6 +11,7 @@
 #include "snap/plugin.h"
 #include "snap/sys/backend.h"
 #include "snap/sys/plugin_entry.h"
+#include "plugin_internal.h"
 
 /*
  * A registered backend. The registry's copy of the table points its name at
@@ -27,6 +28,7 @@
  */
 typedef struct entry {
   snap_backend table;
+  void *dl; /* the library it was loaded from (its dlopen() handle), or NULL */
   char name[SNAP_BACKEND_NAME_MAX + 1];
   struct entry *next;
 } entry;
@@ -86,7 +88,7 @@ static entry *find_locked(const char *name) {
 }
 
 /* Validates, copies and links a table; the caller holds the write lock. */
-static int register_locked(const snap_backend *b, const char **name_out) {
+static int register_locked(const snap_backend *b, const char **name_out, void *dl) {
   int rc = check_table(b);
   if (rc)
     return rc;
@@ -98,6 +100,7 @@ static int register_locked(const snap_backend *b, const char **name_out) {
   /* A table written for an older ABI is shorter: the later slots stay zero. */
   memcpy(&e->table, b, snap_backend_table_size(b->abi_version));
   strcpy(e->name, b->name); /* length checked by check_name() */
+  e->dl = dl;
   e->table.name = e->name;
   if (live_tail)
     live_tail->next = e;
@@ -112,11 +115,11 @@ static int register_locked(const snap_backend *b, const char **name_out) {
 /* The built-in backends are registered like any other, once, on first use. */
 static void register_builtins(void) {
   pthread_rwlock_wrlock(&reg_lock);
-  int rc = register_locked(snap_backend_memory(), NULL);
+  int rc = register_locked(snap_backend_memory(), NULL, NULL);
   if (rc == SNAP_OK)
-    rc = register_locked(snap_backend_sqlite(), NULL);
+    rc = register_locked(snap_backend_sqlite(), NULL, NULL);
   if (rc == SNAP_OK)
-    rc = register_locked(snap_backend_postgres(), NULL);
+    rc = register_locked(snap_backend_postgres(), NULL, NULL);
   builtins_status = rc;
   pthread_rwlock_unlock(&reg_lock);
 }
@@ -133,7 +136,7 @@ int snap_registry_register(const snap_backend *backend) {
   if (rc)
     return rc;
   pthread_rwlock_wrlock(&reg_lock);
-  rc = register_locked(backend, NULL);
+  rc = register_locked(backend, NULL, NULL);
   pthread_rwlock_unlock(&reg_lock);
   return rc;
 }
@@ -224,7 +227,9 @@ int snap_registry_unregister(const char *name) {
   return SNAP_OK;
 }
 
-int snap_registry_load(const char *path, const char **name_out) {
+/* Loads `path`; with `expect`, the library must provide the backend of that
+ * name, and a library already loaded for it is not loaded again. */
+static int load_library(const char *path, const char *expect, const char **name_out) {
   if (name_out)
     *name_out = NULL;
   if (!path || !*path)
@@ -265,8 +270,23 @@ int snap_registry_load(const char *path, const char **name_out) {
     dlclose(dl);
     return rc;
   }
+  if (expect && (!b->name || strcmp(b->name, expect) != 0)) {
+    rc = snap_error_set(SNAP_ECONFIG, "backend library '%s' provides backend '%s', not '%s'", path,
+                        b->name ? b->name : "(unnamed)", expect);
+    dlclose(dl); /* a library registered earlier keeps the reference it was loaded with */
+    return rc;
+  }
   pthread_rwlock_wrlock(&reg_lock);
-  rc = register_locked(b, name_out);
+  entry *same = expect ? find_locked(expect) : NULL;
+  if (same && same->dl == dl) {
+    /* Loaded for this backend before: dlopen() only counted one more user. */
+    if (name_out)
+      *name_out = same->name;
+    pthread_rwlock_unlock(&reg_lock);
+    dlclose(dl);
+    return SNAP_OK;
+  }
+  rc = register_locked(b, name_out, dl);
   pthread_rwlock_unlock(&reg_lock);
   if (rc) {
     /* Keep the message that names the problem, adding which library it was. */
@@ -277,6 +297,14 @@ int snap_registry_load(const char *path, const char **name_out) {
   }
   /* Registered: the handle is deliberately never closed (see snap_registry_load()). */
   return SNAP_OK;
+}
+
+int snap_registry_load(const char *path, const char **name_out) {
+  return load_library(path, NULL, name_out);
+}
+
+int snap__registry_load_for(const char *path, const char *name) {
+  return load_library(path, name, NULL);
 }
 
 int snap_store_open(snap_store **out, const char *name, const char *config_json) {

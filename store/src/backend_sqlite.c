@@ -909,6 +909,7 @@ static const snap_backend sqlite_backend = {SNAP_BACKEND_ABI_VERSION,
                                             snap__sql_list_pids,
                                             snap__sql_list_rows,
                                             snap__sql_replace,
-                                            snap__sql_backup};
+                                            snap__sql_backup,
+                                            snap__sql_setting};
 
 const snap_backend *snap_backend_sqlite(void) { return &sqlite_backend; }

@@ -48,4 +48,7 @@ int snap__sql_list_rows(void *self, const char *pid, const char *after_pid, int6
 int snap__sql_replace(void *self, snap_backend_swap *sw, size_t n);
 int snap__sql_backup(void *self, const char *path);
 
+/* Settings kept with the data set (backend_sqlite_settings.c). */
+int snap__sql_setting(void *self, const char *name, int mode, int64_t *value);
+
 #endif

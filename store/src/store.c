@@ -32,7 +32,8 @@ struct snap_store {
   void *self;
   snap__host host; /* the backend's snap_host, and where its reports go */
   snap__obs obs;
-  uint32_t keep;
+  snap__retention retention;
+  bool retention_init;
   unsigned max_load_attempts;
 
   /* Guarded by `lock`: written only by set_default_options / set_resolver. */
@@ -235,7 +236,10 @@ int snap__store_open_at(snap_store **out, const struct snap_backend *backend,
   else
     memset(&cfg, 0, sizeof cfg);
   if (rc == SNAP_OK) {
-    st->keep = cfg.keep;
+    rc = snap__retention_init(&st->retention, &cfg, prefix);
+    st->retention_init = rc == SNAP_OK;
+  }
+  if (rc == SNAP_OK) {
     st->max_load_attempts = cfg.max_load_attempts;
     st->config_opts = cfg.opts;
     cfg.opts = NULL;
@@ -271,6 +275,8 @@ void snap_store_close(snap_store *st) {
   snap__obs_dispose(&st->obs);
   cache_clear(st);
   pthread_mutex_destroy(&st->cache_lock);
+  if (st->retention_init)
+    snap__retention_dispose(&st->retention);
   pthread_mutex_destroy(&st->pool_lock);
   pthread_rwlock_destroy(&st->lock);
   snap_free(st);
@@ -561,7 +567,10 @@ static int put_encoded(snap_store *st, encoded *const *es, size_t n, int *status
     rows[i].stages = es[i]->stages;
     rows[i].status = SNAP_OK;
   }
-  int rc = st->be.put(st->self, rows, n, st->keep);
+  uint32_t keep;
+  int rc = snap__retention_keep(&st->retention, &st->be, st->self, &keep);
+  if (rc == SNAP_OK)
+    rc = st->be.put(st->self, rows, n, keep);
   /* Rows report their own status. A backend that failed without marking any
    * row failed as a whole: then no row is known to be stored. */
   bool any_marked = false;
@@ -985,6 +994,19 @@ int snap_delete_one(snap_store *st, const char *pid, int64_t seq) {
 const snap_backend *snap__store_backend(const snap_store *st, void **self) {
   *self = st->self;
   return &st->be;
+}
+
+snap__retention *snap__store_retention(snap_store *st) { return &st->retention; }
+
+int snap__store_defaults_check(snap_store *st) {
+  const snap_options *layers[2] = {st->defaults, st->config_opts};
+  snap_options *eff;
+  unsigned dropped;
+  pthread_rwlock_rdlock(&st->lock);
+  int rc = resolve_for_backend(st, layers, 2, &eff, &dropped);
+  pthread_rwlock_unlock(&st->lock);
+  snap_options_free(eff);
+  return rc;
 }
 
 int snap__store_options(snap_store *st, const char *pid, const snap_options *call,

@@ -19,7 +19,11 @@ int snap__store_config_parse(snap__store_config *cfg, const char *config_json,
   static const char *const algs[] = {"none", "zlib", NULL};
   int64_t keep = 0, attempts = 0, level = 6, min_size = 0, max_stored = 0, max_decoded = 0;
   int alg = 0;
+  bool keep_change = false;
   int has_keep = snap__conf_int(c, "keep", 0, 0, UINT32_MAX, &keep);
+  if (snap__conf_bool(c, "keep_change", 0, &keep_change) > 0 && keep_change && has_keep == 0)
+    snap__conf_error(c, "keep_change", "says to change the data set's retention, but \"keep\" "
+                                       "does not say to what");
   snap__conf_int(c, "max_load_attempts", 0, 1, 1000000, &attempts);
   int has_alg = snap__conf_enum(c, "compression", 0, algs, &alg);
   int has_level = snap__conf_int(c, "compression_level", 0, 0, 9, &level);
@@ -32,6 +36,7 @@ int snap__store_config_parse(snap__store_config *cfg, const char *config_json,
   if (rc == SNAP_OK && has_keep > 0) {
     cfg->keep = (uint32_t)keep;
     cfg->keep_set = true;
+    cfg->keep_change = keep_change;
   }
   if (rc == SNAP_OK && attempts > 0)
     cfg->max_load_attempts = (unsigned)attempts;

@@ -2,6 +2,8 @@
 #ifndef SNAP_STORE_INTERNAL_H
 #define SNAP_STORE_INTERNAL_H
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -33,7 +35,8 @@ int snap__store_unsupported(const snap_backend *be, const char *what);
 /* The store's own configuration keys, read from a store configuration. */
 typedef struct snap__store_config {
   uint32_t keep;
-  bool keep_set; /* the document says "keep" */
+  bool keep_set;    /* the document says "keep" */
+  bool keep_change; /* "keep_change": true: the data set's retention becomes "keep" */
   unsigned max_load_attempts;
   snap_options *opts; /* from the option keys, or NULL */
   char *backend_json; /* the keys left for the backend, as JSON; snap_free() */
@@ -51,5 +54,32 @@ void snap__store_config_dispose(snap__store_config *cfg);
  * keys by their full path there. */
 int snap__store_open_at(snap_store **out, const struct snap_backend *backend,
                         const char *config_json, const char *prefix);
+
+/* The retention a store's puts use, agreed with the data set (retention.c). */
+typedef struct snap__retention {
+  pthread_mutex_t lock;
+  atomic_bool settled; /* agreed with the data set: `keep` no longer changes */
+  uint32_t keep;
+  bool keep_set, keep_change;
+  char prefix[64]; /* the key path of the store configuration, for messages */
+} snap__retention;
+
+int snap__retention_init(snap__retention *r, const snap__store_config *cfg, const char *prefix);
+void snap__retention_dispose(snap__retention *r);
+
+/* The `keep` for a put: on first use stores the opener's value with the data
+ * set or adopts the stored one (SNAP_ECONFIG naming both values when they
+ * differ and the opener did not ask to change it). */
+int snap__retention_keep(snap__retention *r, const snap_backend *be, void *self, uint32_t *keep);
+
+/* The same agreement, read only (for snap_store_check()). */
+int snap__retention_check(snap__retention *r, const snap_backend *be, void *self);
+
+/* The store's retention. */
+snap__retention *snap__store_retention(snap_store *st);
+
+/* Fails (SNAP_EUNSUPPORTED) when the store's default and configured options
+ * require a group the backend cannot honour. */
+int snap__store_defaults_check(snap_store *st);
 
 #endif /* SNAP_STORE_INTERNAL_H */

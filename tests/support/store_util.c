@@ -63,6 +63,15 @@ char *st_join(const char *dir, const char *name) {
   return p;
 }
 
+bool st_write_not_a_database(const char *path) {
+  FILE *f = fopen(path, "w");
+  if (f == NULL)
+    return false;
+  for (int i = 0; i < 512; i++)
+    fputs("not a database. ", f);
+  return fclose(f) == 0;
+}
+
 bool st_read_file(const char *path, uint8_t **data, size_t *len) {
   *data = NULL;
   *len = 0;

@@ -20,6 +20,9 @@ char *st_join(const char *dir, const char *name);
  *  (a missing file reads as empty and returns true). */
 bool st_read_file(const char *path, uint8_t **data, size_t *len);
 
+/** Writes a file of text that is no SQLite database (8 KiB). Returns false on failure. */
+bool st_write_not_a_database(const char *path);
+
 /** Whether `needle` occurs in `hay`. */
 bool st_contains(const uint8_t *hay, size_t hay_len, const void *needle, size_t needle_len);
 

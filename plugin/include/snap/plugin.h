@@ -112,8 +112,10 @@ SNAP_API int snap_store_open(snap_store **out, const char *name, const char *con
  *      "config": {"path": "state.db", "keep": 3},
  *      "options": {"compression": "zlib", "compression_level": 6,
  *                  "compression_min_size": 256,
- *                  "encryption": {"key_file": "/etc/app/snap.key", "key_version": 1,
- *                                 "context": "acme/prod/snapshots/v1"},
+ *                  "encryption": {"context": "acme/prod/snapshots/v1",
+ *                                 "keys": [{"version": 1, "file": "/etc/app/k1"},
+ *                                          {"version": 2, "file": "/etc/app/k2"}],
+ *                                 "active": 2},
  *                  "max_stored_size": 16777216, "max_decoded_size": 67108864,
  *                  "accept_unauthenticated": false, "required": ["encryption"]},
  *      "executor": {"queue_capacity": 1024, "max_batch": 256},
@@ -125,12 +127,16 @@ SNAP_API int snap_store_open(snap_store **out, const char *name, const char *con
 typedef struct snap_plugin snap_plugin;
 
 /**
- * Parses `config_json`, opens the store, installs the options as the store's
- * defaults and starts the executor ("executor": false starts none).
+ * Parses `config_json`, loads "backend_library" if the document names one,
+ * opens the store, installs the options as the store's defaults, checks the
+ * store with snap_store_check() (unless "check": false) and starts the
+ * executor ("executor": false starts none).
  * `keyring` (may be NULL) is borrowed and must outlive the plugin; it supplies
  * the keys when "options.encryption" has a context but no key file.
- * Unknown keys, wrong types and out-of-range values fail with SNAP_ECONFIG and
- * a message naming the key by its full path ("options.encryption.context").
+ * The document is read strictly: unknown or duplicate keys, wrong types,
+ * inexact integers, NUL inside strings and bytes after the document fail with
+ * SNAP_ECONFIG and a message naming the key by its full path
+ * ("options.encryption.keys[1].file", "config.path").
  * A key file that cannot be used fails with its keyring error (SNAP_EAUTH for
  * a group- or world-readable file, SNAP_EIO, SNAP_EFORMAT) naming the path.
  * Other errors: those of snap_store_open(), SNAP_ENOMEM. Free with

@@ -97,16 +97,33 @@ SNAP_API int snap_snapshot_to_json(const snap_snapshot *s, struct cJSON **out);
 /**
  * Opens a store on a backend table. `config_json` (may be NULL for defaults)
  * holds the store keys and the backend's own keys in one JSON object:
- *  - store keys: "keep" (default 3, 0 keeps all), "max_load_attempts"
- *    (default 3), "compression" ("none" | "zlib"), "compression_level" (0-9),
- *    "compression_min_size" (bytes), "max_stored_size", "max_decoded_size";
+ *  - store keys: "keep" (0 keeps all; stored with the data set, see
+ *    docs/STORE.md "Retention"), "keep_change" (true: change the data set's
+ *    stored "keep"), "max_load_attempts" (default 3), "compression" ("none" |
+ *    "zlib"), "compression_level" (0-9), "compression_min_size" (bytes),
+ *    "max_stored_size", "max_decoded_size";
  *  - every other key goes to the backend, which refuses those it does not know.
- * Unknown keys, wrong types and out-of-range values fail with SNAP_ECONFIG
- * naming the key. Configuration is validated here; the backend may open its
- * resources lazily on first use. Close with snap_store_close().
+ * The document is read strictly: unknown or duplicate keys, wrong types,
+ * inexact integers, NUL inside strings and bytes after the object fail with
+ * SNAP_ECONFIG naming the key's path. Configuration is validated here; the
+ * backend may open its resources lazily on first use (snap_store_check()
+ * opens them now). Close with snap_store_close().
  */
 SNAP_API int snap_store_open_backend(snap_store **out, const struct snap_backend *backend,
                                      const char *config_json);
+
+/**
+ * Checks now what would otherwise fail at first use: the options the store
+ * was given (configuration keys and defaults) require no group the backend
+ * cannot honour (SNAP_EUNSUPPORTED naming it); the backend's data can be
+ * opened and has a schema this version understands (a missing directory is
+ * SNAP_EIO, a file that is not a database SNAP_EFORMAT, both naming the path);
+ * and the configuration's "keep" agrees with the data set's stored retention
+ * (SNAP_ECONFIG naming both values). Reads only; a store that fails a check
+ * is left as it was. snap_plugin_open() calls it unless the document says
+ * "check": false.
+ */
+SNAP_API int snap_store_check(snap_store *st);
 
 /** Closes the store and frees it. NULL is a no-op. Not concurrent with other calls on it. */
 SNAP_API void snap_store_close(snap_store *st);

@@ -250,12 +250,30 @@ typedef struct snap_backend {
    * format so that the backend opens it with `path` as its location.
    */
   int (*backup)(void *self, const char *path);
+
+  /**
+   * A named integer kept with the data set, so that every process opening it
+   * agrees on it (the store keeps its retention there, under "keep"). `mode`
+   * is one of SNAP_SETTING_*. Returns 1 when the setting existed before the
+   * call (`*value` then holds the stored value: for INIT, the one that stays),
+   * 0 when it did not (for GET, `*value` is left untouched), or an error.
+   * Leave it NULL when the data set lives and dies with the instance (as the
+   * "memory" backend does): the store then uses what its opener says.
+   */
+  int (*setting)(void *self, const char *name, int mode, int64_t *value);
 } snap_backend;
+
+/** setting() modes. */
+enum {
+  SNAP_SETTING_GET = 0,  /**< read only (no write: works on read-only data) */
+  SNAP_SETTING_INIT = 1, /**< store `*value` unless the setting exists, atomically */
+  SNAP_SETTING_SET = 2   /**< store `*value` whatever was there */
+};
 
 /** Initializer for backend authors: `static const snap_backend b = SNAP_BACKEND_INIT;` then fill.
  */
 #define SNAP_BACKEND_INIT                                                                          \
-  { SNAP_BACKEND_ABI_VERSION, NULL, 0u, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL }
+  { SNAP_BACKEND_ABI_VERSION, NULL, 0u, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL }
 
 /** Function form of SNAP_BACKEND_INIT. */
 static inline void snap_backend_init(snap_backend *b) {
@@ -273,7 +291,7 @@ static inline size_t snap_backend_table_size(uint32_t version) {
   case 1:
     return offsetof(snap_backend, remove) + sizeof(((snap_backend *)0)->remove);
   case 2:
-    return offsetof(snap_backend, backup) + sizeof(((snap_backend *)0)->backup);
+    return offsetof(snap_backend, setting) + sizeof(((snap_backend *)0)->setting);
   default:
     return 0;
   }
