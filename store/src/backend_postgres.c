@@ -637,6 +637,7 @@ static const snap_backend postgres_backend = {SNAP_BACKEND_ABI_VERSION,
                                               snap__pg_list_pids,
                                               snap__pg_list_rows,
                                               snap__pg_replace,
-                                              NULL /* backup: pg_dump, docs/POSTGRES.md */};
+                                              NULL /* backup: pg_dump, docs/POSTGRES.md */,
+                                              NULL /* setting: retention is not yet kept in the database */};
 
 const snap_backend *snap_backend_postgres(void) { return &postgres_backend; }
