@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "backend_postgres.h"
+#include "sql_ident.h"
 
 /* A row of a put whose outcome is not known yet. */
 #define PENDING 1
@@ -20,18 +21,7 @@
 /* Configuration                                                             */
 /* ------------------------------------------------------------------------ */
 
-static bool valid_table(const char *t) {
-  size_t n = strlen(t);
-  if (n == 0 || n > SNAP_PG_TABLE_MAX)
-    return false;
-  for (size_t i = 0; i < n; i++) {
-    char c = t[i];
-    bool alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
-    if (!alpha && !(i > 0 && c >= '0' && c <= '9'))
-      return false;
-  }
-  return true;
-}
+static bool valid_table(const char *t) { return snap__sql_ident_ok(t, SNAP_PG_TABLE_MAX); }
 
 /* Whether libpq can parse a connection string. Its parse message is not
  * shown: it can quote the string, and the string can hold a password. */

@@ -18,6 +18,7 @@
 #include <sqlite3.h>
 
 #include "backend_sqlite_internal.h"
+#include "sql_ident.h"
 #include "snap/sys/backend.h"
 
 /* The schema version this code writes (PRAGMA user_version). */
@@ -137,18 +138,7 @@ static int busy_wait(void *arg, int count) {
 /* Configuration                                                             */
 /* ------------------------------------------------------------------------ */
 
-static bool valid_table(const char *t) {
-  size_t n = strlen(t);
-  if (n == 0 || n > TABLE_MAX)
-    return false;
-  for (size_t i = 0; i < n; i++) {
-    char c = t[i];
-    bool alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
-    if (!alpha && !(i > 0 && c >= '0' && c <= '9'))
-      return false;
-  }
-  return true;
-}
+static bool valid_table(const char *t) { return snap__sql_ident_ok(t, TABLE_MAX); }
 
 static char *dup_str(const snap_host *h, const char *s) {
   size_t n = strlen(s) + 1;
