@@ -104,6 +104,14 @@ static void exec_sql(const pgfx *f, int db, const char *sql) {
   cr_assert_eq(pgfx_exec(f, db, sql, err, sizeof err), 0, "%s", err);
 }
 
+/* The retention stored for `table` in database `db`; -1 when none is. */
+static long long stored_keep(const pgfx *f, int db, const char *table) {
+  char sql[256];
+  snprintf(sql, sizeof sql,
+           "SELECT value FROM snapstore_settings WHERE table_name = '%s' AND name = 'keep'", table);
+  return query_int(f, db, sql);
+}
+
 static void save_ok(snap_store *st, const char *pid, int64_t seq) {
   char state[64];
   snprintf(state, sizeof state, "{\"seq\":%" PRId64 "}", seq);
@@ -206,14 +214,14 @@ Test(postgres, schema_version_is_recorded_and_a_newer_one_refused) {
   snap_store_close(st);
   snprintf(sql, sizeof sql, "SELECT value FROM snapstore_meta WHERE name = 'schema_version:%s'",
            table);
-  cr_assert_eq(query_int(&f, 0, sql), 1);
-  snprintf(sql, sizeof sql, "UPDATE snapstore_meta SET value = 2 WHERE name = 'schema_version:%s'",
+  cr_assert_eq(query_int(&f, 0, sql), 2);
+  snprintf(sql, sizeof sql, "UPDATE snapstore_meta SET value = 3 WHERE name = 'schema_version:%s'",
            table);
   exec_sql(&f, 0, sql);
   st = open_on(&f, one, table, "");
   snap_snapshot *s = NULL;
   cr_assert_eq(snap_load_latest(st, "s", NULL, &s), SNAP_EFORMAT);
-  cr_assert(strstr(snap_error_message(), "schema version 2 is newer") != NULL, "%s",
+  cr_assert(strstr(snap_error_message(), "schema version 3 is newer") != NULL, "%s",
             snap_error_message());
   cr_assert_eq(snap_save(st, "s", 2, SNAP_FORMAT_JSON, "1", 1, NULL, NULL), SNAP_EFORMAT);
   snap_store_close(st);
@@ -258,6 +266,9 @@ Test(postgres, stores_starting_together_create_the_schema_once) {
     pthread_join(t[i], NULL);
     cr_assert_eq(r[i].rc, SNAP_OK, "store %d: %s", i, r[i].why);
   }
+  /* They agreed on one retention, stored on every shard. */
+  for (int db = 0; db < 3; db++)
+    cr_assert_eq(stored_keep(&f, db, table), 3, "database %d", db);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -717,5 +728,278 @@ Test(postgres, a_server_killed_while_four_threads_save_loses_no_acknowledged_sav
       snap_snapshot_free(s);
     }
   }
+  snap_store_close(st);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Retention kept with the data set                                          */
+/* ------------------------------------------------------------------------ */
+
+/* The rows of `pid` in `table`, over every database of `dbs`. */
+static long long rows_of(const pgfx *f, const int *dbs, const char *table, const char *pid) {
+  char sql[256];
+  snprintf(sql, sizeof sql, "SELECT count(*) FROM \"%s\" WHERE persistence_id = '%s'", table, pid);
+  long long n = 0;
+  for (int i = 0; dbs[i] >= 0; i++)
+    n += query_int(f, dbs[i], sql);
+  return n;
+}
+
+static void save_n(snap_store *st, const char *pid, int64_t first, int n) {
+  for (int64_t seq = first; seq < first + n; seq++)
+    save_ok(st, pid, seq);
+}
+
+/* The retention rules of docs/STORE.md ("Retention") on the stores over `dbs`. */
+static void retention_is_kept_with_the_data_set(const int *dbs) {
+  pgfx f = shared();
+  char table[64];
+  unique_table(table, sizeof table, "keep");
+  /* The first opener stores its keep (0: keep all). */
+  snap_store *st = open_on(&f, dbs, table, "\"keep\": 0");
+  save_n(st, "acct", 1, 5);
+  snap_store_close(st);
+  cr_assert_eq(rows_of(&f, dbs, table, "acct"), 5);
+  /* An opener without keep adopts it (instead of pruning to the default 3). */
+  st = open_on(&f, dbs, table, "");
+  cr_assert_eq(snap_store_check(st), SNAP_OK, "%s", snap_error_message());
+  save_n(st, "acct", 6, 1);
+  snap_store_close(st);
+  cr_assert_eq(rows_of(&f, dbs, table, "acct"), 6, "the default opener did not adopt keep 0");
+  /* One that says another value is refused, naming both, and stores nothing. */
+  st = open_on(&f, dbs, table, "\"keep\": 2");
+  cr_assert_eq(snap_store_check(st), SNAP_ECONFIG);
+  const char *msg = snap_error_message();
+  cr_assert(strstr(msg, "keep") && strstr(msg, "keeps 2") && strstr(msg, "0 (keep all)") &&
+                strstr(msg, "keep_change"),
+            "names the key, both values and the way out: %s", msg);
+  cr_assert_eq(snap_save(st, "acct", 7, SNAP_FORMAT_JSON, "[1]", 3, NULL, NULL), SNAP_ECONFIG);
+  snap_store_close(st);
+  cr_assert_eq(rows_of(&f, dbs, table, "acct"), 6);
+  /* keep_change changes it, for every later opener. */
+  st = open_on(&f, dbs, table, "\"keep\": 2, \"keep_change\": true");
+  save_n(st, "acct", 7, 1);
+  snap_store_close(st);
+  cr_assert_eq(rows_of(&f, dbs, table, "acct"), 2);
+  st = open_on(&f, dbs, table, "");
+  save_n(st, "acct", 8, 3);
+  snap_store_close(st);
+  cr_assert_eq(rows_of(&f, dbs, table, "acct"), 2, "the change was not persisted");
+  st = open_on(&f, dbs, table, "\"keep\": 0");
+  cr_assert_eq(snap_store_check(st), SNAP_ECONFIG);
+  cr_assert(strstr(snap_error_message(), "keeps 2"), "%s", snap_error_message());
+  snap_store_close(st);
+  /* Every shard holds the same value. */
+  for (int i = 0; dbs[i] >= 0; i++)
+    cr_assert_eq(stored_keep(&f, dbs[i], table), 2, "database %d", dbs[i]);
+  /* Another table of the same databases has its own retention. */
+  char other[64];
+  unique_table(other, sizeof other, "keep_other");
+  st = open_on(&f, dbs, other, "\"keep\": 1");
+  save_n(st, "acct", 1, 3);
+  snap_store_close(st);
+  cr_assert_eq(rows_of(&f, dbs, other, "acct"), 1);
+  st = open_on(&f, dbs, table, "\"keep\": 2");
+  cr_assert_eq(snap_store_check(st), SNAP_OK, "%s", snap_error_message());
+  snap_store_close(st);
+}
+
+Test(postgres, retention_is_kept_with_the_data_set_on_one_server) {
+  retention_is_kept_with_the_data_set(one);
+}
+
+Test(postgres, retention_is_kept_with_the_data_set_on_three_shards) {
+  retention_is_kept_with_the_data_set(three);
+}
+
+Test(postgres, shards_that_disagree_on_the_retention_are_refused_naming_them) {
+  pgfx f = shared();
+  char table[64], sql[256];
+  unique_table(table, sizeof table, "keepsplit");
+  snap_store *st = open_on(&f, three, table, "\"keep\": 4");
+  save_n(st, "acct", 1, 2);
+  snap_store_close(st);
+  /* A shard restored on its own holds another value. */
+  snprintf(sql, sizeof sql,
+           "UPDATE snapstore_settings SET value = 7 WHERE table_name = '%s' AND name = 'keep'",
+           table);
+  exec_sql(&f, 1, sql);
+  const char *configs[] = {"", "\"keep\": 4"};
+  for (int i = 0; i < 2; i++) {
+    st = open_on(&f, three, table, configs[i]);
+    cr_assert_eq(snap_store_check(st), SNAP_ECONFIG, "check with {%s}", configs[i]);
+    const char *m = snap_error_message();
+    cr_assert(strstr(m, "not the same on every shard") && strstr(m, "dbname=snap0): 4") &&
+                  strstr(m, "dbname=snap1): 7") && strstr(m, "dbname=snap2): 4") &&
+                  strstr(m, "keep_change"),
+              "names every shard and its value: %s", m);
+    cr_assert_eq(snap_save(st, "acct", 9, SNAP_FORMAT_JSON, "[1]", 3, NULL, NULL), SNAP_ECONFIG);
+    snap_store_close(st);
+  }
+  /* Missing on one shard while present on the others is refused too. */
+  snprintf(sql, sizeof sql, "DELETE FROM snapstore_settings WHERE table_name = '%s'", table);
+  exec_sql(&f, 2, sql);
+  st = open_on(&f, three, table, "");
+  cr_assert_eq(snap_save(st, "acct", 9, SNAP_FORMAT_JSON, "[1]", 3, NULL, NULL), SNAP_ECONFIG);
+  cr_assert(strstr(snap_error_message(), "dbname=snap2): (none)"), "%s", snap_error_message());
+  snap_store_close(st);
+  /* keep_change writes one value to every shard. */
+  st = open_on(&f, three, table, "\"keep\": 1, \"keep_change\": true");
+  save_n(st, "acct", 10, 1);
+  snap_store_close(st);
+  cr_assert_eq(rows_of(&f, three, table, "acct"), 1);
+  for (int db = 0; db < 3; db++)
+    cr_assert_eq(stored_keep(&f, db, table), 1, "database %d", db);
+  st = open_on(&f, three, table, "");
+  cr_assert_eq(snap_store_check(st), SNAP_OK, "%s", snap_error_message());
+  snap_store_close(st);
+}
+
+Test(postgres, a_database_of_schema_version_1_opens_and_is_brought_to_version_2) {
+  pgfx f = shared();
+  char db[64], table[64], sql[1024], ci[512], cfg[1024];
+  /* A database of its own: version 1 had no snapstore_settings table. */
+  unique_table(db, sizeof db, "v1db");
+  snprintf(sql, sizeof sql, "CREATE DATABASE %s", db);
+  exec_sql(&f, -1, sql);
+  snprintf(ci, sizeof ci, "host=%s port=5432 user=snapstore dbname=%s", f.sock, db);
+  PGconn *c = PQconnectdb(ci);
+  cr_assert_eq(PQstatus(c), CONNECTION_OK, "%s", PQerrorMessage(c));
+  unique_table(table, sizeof table, "v1");
+  /* The tables exactly as version 1 created them, with snapshots in them. */
+  snprintf(sql, sizeof sql,
+           "CREATE TABLE snapstore_meta (name text PRIMARY KEY, value bigint NOT NULL); "
+           "CREATE TABLE \"%s\" (persistence_id text COLLATE \"C\" NOT NULL, seq bigint NOT NULL, "
+           "ts bigint NOT NULL, slice integer NOT NULL, body bytea NOT NULL, PRIMARY KEY "
+           "(persistence_id, seq)); INSERT INTO snapstore_meta VALUES ('schema_version:%s', 1)",
+           table, table);
+  PGresult *r = PQexec(c, sql);
+  cr_assert_eq(PQresultStatus(r), PGRES_COMMAND_OK, "%s", PQresultErrorMessage(r));
+  PQclear(r);
+  snprintf(cfg, sizeof cfg, "{\"conninfo\": \"%s\", \"table\": \"%s\", \"keep\": 2}", ci, table);
+  snap_store *st = NULL;
+  cr_assert_eq(snap_store_open_backend(&st, snap_backend_postgres(), cfg), SNAP_OK, "%s",
+               snap_error_message());
+  save_n(st, "old", 1, 4);
+  cr_assert_eq(latest_seq(st, "old"), 4);
+  snap_store_close(st);
+  const char *checks[][2] = {
+      {"SELECT value FROM snapstore_meta WHERE name = 'schema_version:%s'", "2"},
+      {"SELECT value FROM snapstore_settings WHERE table_name = '%s' AND name = 'keep'", "2"},
+      {"SELECT count(*) FROM \"%s\"", "2"},
+  };
+  for (size_t i = 0; i < 3; i++) {
+    snprintf(sql, sizeof sql, checks[i][0], table);
+    r = PQexec(c, sql);
+    cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK, "%s", PQresultErrorMessage(r));
+    cr_assert_eq(PQntuples(r), 1, "%s", sql);
+    cr_assert_str_eq(PQgetvalue(r, 0, 0), checks[i][1], "%s", sql);
+    PQclear(r);
+  }
+  PQfinish(c);
+  snprintf(sql, sizeof sql, "DROP DATABASE %s WITH (FORCE)", db);
+  exec_sql(&f, -1, sql);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Prunes reported to the host                                               */
+/* ------------------------------------------------------------------------ */
+
+typedef struct prunes {
+  pthread_mutex_t lock;
+  int events, failed;
+  uint64_t removed;
+  char pid[32];
+  int64_t seq;
+  char detail[256];
+} prunes;
+
+static void watch_prunes(void *ud, const snap_event *ev) {
+  prunes *p = ud;
+  if (ev->kind != SNAP_EVENT_PRUNE && ev->kind != SNAP_EVENT_PRUNE_FAILED)
+    return;
+  pthread_mutex_lock(&p->lock);
+  if (ev->kind == SNAP_EVENT_PRUNE) {
+    p->events++;
+    p->removed += ev->count;
+  } else {
+    p->failed++;
+    snprintf(p->detail, sizeof p->detail, "%s", ev->detail ? ev->detail : "");
+  }
+  snprintf(p->pid, sizeof p->pid, "%s", ev->pid ? ev->pid : "");
+  p->seq = ev->seq;
+  pthread_mutex_unlock(&p->lock);
+}
+
+static void prunes_are_reported(const int *dbs) {
+  pgfx f = shared();
+  char table[64];
+  unique_table(table, sizeof table, "prunes");
+  snap_store *st = open_on(&f, dbs, table, "\"keep\": 2");
+  prunes p = {.lock = PTHREAD_MUTEX_INITIALIZER};
+  cr_assert_eq(snap_store_set_observer(st, watch_prunes, &p), SNAP_OK);
+  /* A single save: the third one removes the first. */
+  save_n(st, "single", 1, 2);
+  cr_assert_eq(p.events, 0, "a prune that removed nothing was reported");
+  save_ok(st, "single", 3);
+  cr_assert_eq(p.events, 1);
+  cr_assert_eq(p.removed, 1);
+  cr_assert_str_eq(p.pid, "single");
+  cr_assert_eq(p.seq, 3);
+  cr_assert_eq(rows_of(&f, dbs, table, "single"), 2);
+  /* Through a batch: three pids (one per shard of three) of three saves each,
+   * the third of each in one batch. */
+  const char *pids[3] = {golden[0].pid, golden[2].pid, golden[4].pid};
+  for (int i = 0; i < 3; i++)
+    save_n(st, pids[i], 1, 2);
+  snap_save_req reqs[3];
+  int status[3];
+  for (int i = 0; i < 3; i++)
+    reqs[i] = (snap_save_req){pids[i], 3, SNAP_TIMESTAMP_AUTO, SNAP_FORMAT_JSON, "[1]", 3, NULL};
+  memset(&p, 0, sizeof p);
+  pthread_mutex_init(&p.lock, NULL);
+  cr_assert_eq(snap_save_batch(st, reqs, 3, status, NULL), SNAP_OK, "%s", snap_error_message());
+  cr_assert_eq(p.events, 3, "%d prune events for a batch of three saves", p.events);
+  cr_assert_eq(p.removed, 3);
+  for (int i = 0; i < 3; i++)
+    cr_assert_eq(rows_of(&f, dbs, table, pids[i]), 2);
+  /* Two saves of one pid in one batch: one prune, reported for the later save. */
+  snap_save_req two[2] = {
+      {"twice", 1, SNAP_TIMESTAMP_AUTO, SNAP_FORMAT_JSON, "[1]", 3, NULL},
+      {"twice", 2, SNAP_TIMESTAMP_AUTO, SNAP_FORMAT_JSON, "[1]", 3, NULL},
+  };
+  save_n(st, "twice", 0, 1);
+  memset(&p, 0, sizeof p);
+  pthread_mutex_init(&p.lock, NULL);
+  cr_assert_eq(snap_save_batch(st, two, 2, status, NULL), SNAP_OK, "%s", snap_error_message());
+  cr_assert_eq(p.events, 1);
+  cr_assert_eq(p.removed, 1);
+  cr_assert_eq(p.seq, 2);
+  snap_store_close(st);
+}
+
+Test(postgres, prunes_are_reported_to_the_observer_on_one_server) { prunes_are_reported(one); }
+
+Test(postgres, prunes_are_reported_to_the_observer_on_three_shards) { prunes_are_reported(three); }
+
+Test(postgres, a_failing_prune_is_reported_and_fails_no_save) {
+  pgfx f = shared();
+  char table[64];
+  unique_table(table, sizeof table, "prunefail");
+  snap_store *st = open_on(&f, one, table, "\"keep\": 1");
+  save_ok(st, "kept", 1);
+  with_trigger(&f, table,
+               "IF TG_OP = 'DELETE' THEN RAISE EXCEPTION 'no prune here' USING ERRCODE = "
+               "'P0001'; END IF; RETURN OLD;",
+               "TRIGGER chk BEFORE DELETE", "");
+  prunes p = {.lock = PTHREAD_MUTEX_INITIALIZER};
+  cr_assert_eq(snap_store_set_observer(st, watch_prunes, &p), SNAP_OK);
+  save_ok(st, "kept", 2);
+  cr_assert_eq(p.failed, 1);
+  cr_assert_eq(p.events, 0);
+  cr_assert_str_eq(p.pid, "kept");
+  cr_assert_eq(p.seq, 2);
+  cr_assert(strstr(p.detail, "no prune here"), "%s", p.detail);
+  cr_assert_eq(rows_of(&f, one, table, "kept"), 2);
   snap_store_close(st);
 }

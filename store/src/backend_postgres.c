@@ -142,6 +142,7 @@ typedef struct job {
   size_t *idx; /* its rows, in the caller's order */
   size_t k;
   uint32_t *keys;     /* scratch: the sorted lock keys of an attempt (k of them at most) */
+  uint64_t *removed;  /* by the caller's row index: what the attempt's prune removed */
   bool prune;         /* prune in this attempt (off after a failing prune) */
   bool rollback;      /* end the failed transaction of the last attempt first */
   bool sent;          /* this attempt was sent */
@@ -164,6 +165,38 @@ static bool same_pid_before(const snap_backend_row *rows, const job *j, size_t i
     return strcmp(rows[j->idx[p]].pid, rows[j->idx[i]].pid) == 0;
   }
   return false;
+}
+
+/* The last row of the run of one pid's rows that starts at idx[i]: its prune
+ * follows all of them, so it is reported for that save. */
+static size_t run_last(const snap_backend_row *rows, const job *j, size_t i) {
+  size_t last = i;
+  for (size_t p = i + 1; p < j->k; p++) {
+    if (rows[j->idx[p]].status != PENDING)
+      continue;
+    if (strcmp(rows[j->idx[p]].pid, rows[j->idx[i]].pid) != 0)
+      break;
+    last = p;
+  }
+  return last;
+}
+
+/* The position in idx of the row whose prune comes after the one at `from`
+ * (the rows send_job() sent a prune for, in its order). */
+static size_t next_prune(const snap_backend_row *rows, const job *j, size_t from) {
+  size_t i = from;
+  while (i < j->k && (rows[j->idx[i]].status != PENDING || same_pid_before(rows, j, i)))
+    i++;
+  return i;
+}
+
+/* Tells the host's observer and metrics (hosts of ABI version 2 and later). */
+static void report(const snap_pg *b, int kind, int status, const snap_backend_row *r,
+                   uint64_t count, const char *detail) {
+  if (b->host->abi_version < 2 || b->host->report == NULL)
+    return;
+  snap_backend_report ev = {kind, status, r->pid, r->seq, count, detail};
+  b->host->report(b->host, &ev);
 }
 
 static int cmp_u32(const void *a, const void *b) {
@@ -293,6 +326,9 @@ static void recv_job(snap_pg *b, snap_backend_row *rows, job *j, int64_t deadlin
   size_t first_insert = 1 + j->nlocks, first_prune = first_insert + j->ninserts;
   size_t commit = first_prune + j->nprunes;
   size_t row_pos = 0; /* index into idx of the next insert's row */
+  size_t prune_pos = next_prune(rows, j, 0); /* and of the next prune's first row */
+  for (size_t i = 0; i < j->k; i++)
+    j->removed[j->idx[i]] = 0;
   for (size_t n = 0; n <= commit; n++) {
     PGresult *r;
     if (snap__pg_next(b, s, j->c, deadline, &r) != SNAP_OK)
@@ -302,6 +338,10 @@ static void recv_job(snap_pg *b, snap_backend_row *rows, job *j, int64_t deadlin
       while (rows[j->idx[row_pos]].status != PENDING)
         row_pos++;
     ExecStatusType st = PQresultStatus(r);
+    bool is_prune = n >= first_prune && n < commit && prune_pos < j->k;
+    size_t prune_row = is_prune ? j->idx[run_last(rows, j, prune_pos)] : 0;
+    if (is_prune && st == PGRES_COMMAND_OK)
+      j->removed[prune_row] = strtoull(PQcmdTuples(r), NULL, 10);
     if (st == PGRES_FATAL_ERROR && kind == F_NONE) {
       code = snap__pg_result_error(b, s, r, n == commit ? "commit" : is_insert ? "insert"
                                             : n >= first_prune             ? "prune"
@@ -311,6 +351,12 @@ static void recv_job(snap_pg *b, snap_backend_row *rows, job *j, int64_t deadlin
         bad_row = j->idx[row_pos];
       } else if (n >= first_prune && n < commit) {
         kind = F_PRUNE;
+        if (is_prune) {
+          /* The save goes on without it (below); the observer hears why. */
+          const char *msg = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
+          report(b, SNAP_EVENT_PRUNE_FAILED, code, &rows[prune_row], 0,
+                 msg != NULL ? msg : "the prune failed");
+        }
       } else if (n == commit) {
         /* A COMMIT that fails with the session (FATAL: terminated, crashed)
          * may have been made durable before it failed. */
@@ -324,6 +370,8 @@ static void recv_job(snap_pg *b, snap_backend_row *rows, job *j, int64_t deadlin
       committed = true;
     if (is_insert)
       row_pos++;
+    if (is_prune)
+      prune_pos = next_prune(rows, j, prune_pos + 1);
     PQclear(r);
   }
   {
@@ -371,6 +419,10 @@ stored:
   for (size_t i = 0; i < j->k; i++)
     if (rows[j->idx[i]].status == PENDING)
       rows[j->idx[i]].status = SNAP_OK;
+  /* Reported once the COMMIT was acknowledged. */
+  for (size_t i = 0; i < j->k; i++)
+    if (rows[j->idx[i]].status == SNAP_OK && j->removed[j->idx[i]] > 0)
+      report(b, SNAP_EVENT_PRUNE, SNAP_OK, &rows[j->idx[i]], j->removed[j->idx[i]], NULL);
   j->more = false;
   return;
 lost:
@@ -397,7 +449,9 @@ static int pg_put(void *self, snap_backend_row *rows, size_t n, uint32_t keep) {
   uint32_t *keys = h->malloc(n * sizeof *keys);
   job *jobs = h->malloc((size_t)b->nshards * sizeof *jobs);
   int *shard_of = h->malloc(n * sizeof *shard_of);
-  if (idx == NULL || keys == NULL || jobs == NULL || shard_of == NULL) {
+  uint64_t *removed = h->malloc(n * sizeof *removed);
+  if (idx == NULL || keys == NULL || jobs == NULL || shard_of == NULL || removed == NULL) {
+    h->free(removed);
     h->free(idx);
     h->free(keys);
     h->free(jobs);
@@ -418,6 +472,7 @@ static int pg_put(void *self, snap_backend_row *rows, size_t n, uint32_t keep) {
     jobs[s].shard = s;
     jobs[s].idx = idx + at;
     jobs[s].keys = keys + at;
+    jobs[s].removed = removed;
     jobs[s].prune = keep > 0;
     at += jobs[s].k;
     jobs[s].k = 0;
@@ -468,6 +523,7 @@ static int pg_put(void *self, snap_backend_row *rows, size_t n, uint32_t keep) {
   h->free(jobs);
   h->free(idx);
   h->free(keys);
+  h->free(removed);
   int first = SNAP_OK;
   for (size_t i = 0; i < n && first == SNAP_OK; i++)
     first = rows[i].status;
@@ -628,6 +684,6 @@ static const snap_backend postgres_backend = {SNAP_BACKEND_ABI_VERSION,
                                               snap__pg_list_rows,
                                               snap__pg_replace,
                                               NULL /* backup: pg_dump, docs/POSTGRES.md */,
-                                              NULL /* setting: retention is not yet kept in the database */};
+                                              snap__pg_setting};
 
 const snap_backend *snap_backend_postgres(void) { return &postgres_backend; }

@@ -4,6 +4,7 @@
  *   backend_postgres_pool.c   connections: connect with a deadline, pool, schema
  *   backend_postgres_sql.c    statements, pipelined I/O with deadlines, errors
  *   backend_postgres_admin.c  ABI version 2: enumeration and conditional replace
+ *   backend_postgres_settings.c  ABI version 2: settings kept with the data set
  * The schema, the slice function and the fault semantics are in docs/POSTGRES.md.
  * Nothing here is installed. */
 #ifndef SNAP_BACKEND_POSTGRES_H
@@ -18,8 +19,10 @@
 
 #include "snap/sys/backend.h"
 
-/** The schema version this code writes (snapstore_meta, 'schema_version:<table>'). */
-#define SNAP_PG_SCHEMA_VERSION 1
+/** The schema version this code writes (snapstore_meta, 'schema_version:<table>'):
+ *  1 the table and snapstore_meta, 2 also snapstore_settings (a version 1
+ *  database is brought to 2 when opened). */
+#define SNAP_PG_SCHEMA_VERSION 2
 /** PostgreSQL identifiers are at most 63 bytes. */
 #define SNAP_PG_TABLE_MAX 63
 /** The number of slices; fixed forever (docs/POSTGRES.md). */
@@ -146,6 +149,11 @@ int snap__pg_list_pids(void *self, const char *after, size_t limit, snap_backend
 int snap__pg_list_rows(void *self, const char *pid, const char *after_pid, int64_t after_seq,
                        size_t limit, snap_backend_row_emit emit, void *ctx);
 int snap__pg_replace(void *self, snap_backend_swap *swaps, size_t n);
+
+/* ---- backend_postgres_settings.c ---- */
+
+/** The setting() slot: one value on every shard, a disagreement is SNAP_ECONFIG. */
+int snap__pg_setting(void *self, const char *name, int mode, int64_t *value);
 
 /** Big-endian encoding of an int64 for a binary parameter. */
 void snap__pg_put64(char out[8], int64_t v);

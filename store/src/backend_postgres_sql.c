@@ -349,23 +349,26 @@ int snap__pg_schema(snap_pg *b, int s, snap_pg_conn *c) {
   snprintf(regclass, sizeof regclass, "\"%s\"", b->table);
   /* A read-only look first: a store whose schema exists needs no DDL and no
    * lock, so a role without CREATE privilege can use a prepared database. */
-  int64_t both = 0, version = -1;
+  int64_t all = 0, version = -1;
   int e = send_text(b, s, c,
                     "SELECT to_regclass('snapstore_meta') IS NOT NULL AND to_regclass($1) IS NOT "
-                    "NULL",
+                    "NULL AND to_regclass('snapstore_settings') IS NOT NULL",
                     regclass);
   if (e == SNAP_OK)
     e = snap__pg_sync(b, s, c);
   if (e == SNAP_OK)
-    e = read_schema(b, s, c, deadline, &both);
-  if (e == SNAP_OK && both == 1) {
+    e = read_schema(b, s, c, deadline, &all);
+  if (e == SNAP_OK && all == 1) {
     e = send_text(b, s, c, "SELECT value FROM snapstore_meta WHERE name = $1", key);
     if (e == SNAP_OK)
       e = snap__pg_sync(b, s, c);
     if (e == SNAP_OK)
       e = read_schema(b, s, c, deadline, &version);
   }
-  if (e == SNAP_OK && version < 0) {
+  /* A version 1 database (no snapstore_settings) is brought to version 2
+   * here: the settings table is created and the version raised, in the same
+   * transaction and under the same lock as a first creation. */
+  if (e == SNAP_OK && (version < 0 || version == 1 || all != 1)) {
     /* Create under a transaction-scoped advisory lock: many nodes starting
      * together queue here instead of racing in the catalog (concurrent
      * CREATE TABLE IF NOT EXISTS can fail with a duplicate key). */
@@ -381,14 +384,21 @@ int snap__pg_schema(snap_pg *b, int s, snap_pg_conn *c) {
     char storage[160];
     snprintf(storage, sizeof storage, "ALTER TABLE \"%s\" ALTER COLUMN body SET STORAGE EXTERNAL",
              b->table);
-    char ins[160];
+    /* Raises an older known version; leaves a newer or an unknown one for
+     * the checks below to refuse. */
+    char ins[256];
     snprintf(ins, sizeof ins,
-             "INSERT INTO snapstore_meta (name, value) VALUES ($1, %d) ON CONFLICT DO NOTHING",
+             "INSERT INTO snapstore_meta (name, value) VALUES ($1, %d) ON CONFLICT (name) DO "
+             "UPDATE SET value = EXCLUDED.value WHERE snapstore_meta.value BETWEEN 1 AND "
+             "EXCLUDED.value",
              SNAP_PG_SCHEMA_VERSION);
     const char *steps[] = {
         "BEGIN",
         "SELECT pg_advisory_xact_lock(" SCHEMA_LOCK_KEY ")",
         "CREATE TABLE IF NOT EXISTS snapstore_meta (name text PRIMARY KEY, value bigint NOT NULL)",
+        /* Settings kept with the data set, per data table (setting()). */
+        "CREATE TABLE IF NOT EXISTS snapstore_settings (table_name text NOT NULL, name text NOT "
+        "NULL, value bigint NOT NULL, PRIMARY KEY (table_name, name))",
         ddl,
         storage,
         ins,
