@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "snap/pipeline.h"
+#include "snap/pipeline_layer.h"
 #include "pipeline_internal.h"
 
 /* ---- frame constants (docs/FORMAT.md) ------------------------------------ */
@@ -199,10 +200,11 @@ static void mac_compute(uint8_t tag[MAC_TAG_LEN], const uint8_t subkey[SNAP__SUB
   sodium_memzero(&st, sizeof st);
 }
 
-static int check_call(const where *w, const char *pid, int64_t seq, snap_buf *out) {
+static int check_call(const where *w, const char *pid, bool pid_checked, int64_t seq,
+                      snap_buf *out) {
   if (!out)
     return fail(w, SNAP_EINVAL, "NULL output buffer");
-  int rc = snap_pid_check(pid);
+  int rc = pid_checked ? SNAP_OK : snap_pid_check(pid);
   if (rc)
     return snap_error_set(rc, "%s: %s", w->op, snap_error_message());
   if (seq < 0)
@@ -214,8 +216,23 @@ static int check_call(const where *w, const char *pid, int64_t seq, snap_buf *ou
 
 /* ---- encode --------------------------------------------------------------- */
 
+static int body_encode(const char *pid, bool pid_checked, int64_t seq, snap_format fmt,
+                       const void *state, size_t len, const snap_options *o, snap_buf *out,
+                       unsigned *stages);
+
 int snap_body_encode(const char *pid, int64_t seq, snap_format fmt, const void *state, size_t len,
                      const snap_options *o, snap_buf *out, unsigned *stages) {
+  return body_encode(pid, false, seq, fmt, state, len, o, out, stages);
+}
+
+int snap__body_encode_checked(const char *pid, int64_t seq, snap_format fmt, const void *state,
+                              size_t len, const snap_options *o, snap_buf *out, unsigned *stages) {
+  return body_encode(pid, true, seq, fmt, state, len, o, out, stages);
+}
+
+static int body_encode(const char *pid, bool pid_checked, int64_t seq, snap_format fmt,
+                       const void *state, size_t len, const snap_options *o, snap_buf *out,
+                       unsigned *stages) {
   where w = {"encode", pid, seq};
   if (stages)
     *stages = 0;
@@ -223,7 +240,7 @@ int snap_body_encode(const char *pid, int64_t seq, snap_format fmt, const void *
     w.pid = NULL;
     return fail(&w, SNAP_EINVAL, "NULL %s", pid ? "output buffer" : "persistence id");
   }
-  int rc = check_call(&w, pid, seq, out);
+  int rc = check_call(&w, pid, pid_checked, seq, out);
   if (rc)
     return rc;
   if (fmt != SNAP_FORMAT_JSON && fmt != SNAP_FORMAT_MSGPACK)
@@ -382,8 +399,24 @@ static int refuse_unverifiable(const snap__eff *e, const uint8_t *b, size_t n, i
 static int decode_body(const char *pid, int64_t seq, const uint8_t *b, size_t body_len,
                        const snap__eff *ep, snap_buf *out, snap_format *fmt, unsigned *stages);
 
+static int body_decode(const char *pid, bool pid_checked, int64_t seq, const void *body_in,
+                       size_t body_len, const snap_options *o, snap_buf *out, snap_format *fmt,
+                       unsigned *stages);
+
 int snap_body_decode(const char *pid, int64_t seq, const void *body_in, size_t body_len,
                      const snap_options *o, snap_buf *out, snap_format *fmt, unsigned *stages) {
+  return body_decode(pid, false, seq, body_in, body_len, o, out, fmt, stages);
+}
+
+int snap__body_decode_checked(const char *pid, int64_t seq, const void *body, size_t body_len,
+                              const snap_options *o, snap_buf *out, snap_format *fmt,
+                              unsigned *stages) {
+  return body_decode(pid, true, seq, body, body_len, o, out, fmt, stages);
+}
+
+static int body_decode(const char *pid, bool pid_checked, int64_t seq, const void *body_in,
+                       size_t body_len, const snap_options *o, snap_buf *out, snap_format *fmt,
+                       unsigned *stages) {
   where w = {"decode", pid, seq};
   if (out)
     out->len = 0;
@@ -391,7 +424,7 @@ int snap_body_decode(const char *pid, int64_t seq, const void *body_in, size_t b
     w.pid = NULL;
     return fail(&w, SNAP_EINVAL, "NULL %s", pid ? "output buffer" : "persistence id");
   }
-  int rc = check_call(&w, pid, seq, out);
+  int rc = check_call(&w, pid, pid_checked, seq, out);
   if (rc)
     return rc;
   if (!body_in && body_len)

@@ -40,9 +40,10 @@ static int prepare_one(snap_store *st, snap_rewrite *it, const snap_options *cal
   }
   snap_format fmt = SNAP_FORMAT_JSON;
   if (rc == SNAP_OK)
-    rc = snap_body_decode(it->pid, it->seq, it->body, it->body_len, o, state, &fmt, NULL);
+    rc = snap__body_decode_checked(it->pid, it->seq, it->body, it->body_len, o, state, &fmt, NULL);
   if (rc == SNAP_OK)
-    rc = snap_body_encode(it->pid, it->seq, fmt, state->data, state->len, o, body, &stages);
+    rc =
+        snap__body_encode_checked(it->pid, it->seq, fmt, state->data, state->len, o, body, &stages);
   snap_options_free(o);
   if (rc != SNAP_OK)
     return snap_error_set(rc, "rewrite pid '%s' seq %" PRId64 ": %s", it->pid, it->seq,

@@ -511,7 +511,7 @@ static int encode_request(snap_store *st, const snap_save_req *r, snap_buf *body
   pthread_rwlock_rdlock(&st->lock);
   rc = resolve_options(st, r->pid, r->options, &owned, &o, &ignored);
   if (rc == SNAP_OK)
-    rc = snap_body_encode(r->pid, r->seq, r->format, r->state, r->len, o, body, &stages);
+    rc = snap__body_encode_checked(r->pid, r->seq, r->format, r->state, r->len, o, body, &stages);
   pthread_rwlock_unlock(&st->lock);
   resolution_done(st, &owned);
   if (rc != SNAP_OK)
@@ -810,8 +810,8 @@ static int load_emit(void *vctx, int64_t seq, int64_t timestamp, const void *bod
   c->seq = seq;
   c->timestamp = timestamp;
   c->body_len = body_len;
-  c->status =
-      snap_body_decode(c->pid, seq, body, body_len, c->o, &c->state, &c->format, &c->stages);
+  c->status = snap__body_decode_checked(c->pid, seq, body, body_len, c->o, &c->state, &c->format,
+                                        &c->stages);
   /* Decoding failures are the host's business, not the backend's. */
   return SNAP_OK;
 }

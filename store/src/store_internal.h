@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "snap/sys/backend.h"
+#include "snap/pipeline_layer.h"
 
 /* Longest nesting of a msgpack value converted to JSON: deeper input is refused
  * rather than recursing without bound. */
