@@ -63,6 +63,11 @@ int codec_snap_encode(const bench_ctx *bx, const codec_case *cc, double *us, cha
                       size_t errcap);
 int codec_snap_decode(const bench_ctx *bx, const codec_case *cc, double *us, char *err,
                       size_t errcap);
+/** Validation alone: GB/s of state in `*v` (snap_payload_validate(), or cJSON / msgpack-c). */
+int codec_snap_validate(const bench_ctx *bx, const codec_case *cc, double *v, char *err,
+                        size_t errcap);
+int codec_raw_validate(const bench_ctx *bx, const codec_case *cc, double *v, char *err,
+                       size_t errcap);
 int codec_raw_encode(const bench_ctx *bx, const codec_case *cc, double *us, char *err,
                      size_t errcap);
 int codec_raw_decode(const bench_ctx *bx, const codec_case *cc, double *us, char *err,

@@ -181,6 +181,45 @@ int codec_snap_encode(const bench_ctx *bx, const codec_case *cc, double *us, cha
   return 0;
 }
 
+/* Validation alone, in GB/s of state: snap_payload_validate() against
+ * cJSON_ParseWithLengthOpts() + cJSON_Delete() (or msgpack_unpack_next()),
+ * which is what a caller without snapstore would run to check a state. */
+static double gbps(size_t len, double us) { return us > 0 ? (double)len / (us * 1e3) : 0; }
+
+int codec_snap_validate(const bench_ctx *bx, const codec_case *cc, double *v, char *err,
+                        size_t errcap) {
+  int rc = SNAP_OK;
+  double t = 0, *us = &t;
+  TIMED_LOOP(bx->cfg->codec_seconds, 3, {
+    if ((rc = snap_payload_validate(cc->fmt, cc->state, cc->len)) != SNAP_OK) {
+      break;
+    }
+  });
+  if (rc != SNAP_OK) {
+    snprintf(err, errcap, "snap_payload_validate: %s: %s", snap_strerror(rc), snap_error_message());
+    return -1;
+  }
+  *v = gbps(cc->len, t);
+  return 0;
+}
+
+int codec_raw_validate(const bench_ctx *bx, const codec_case *cc, double *v, char *err,
+                       size_t errcap) {
+  int rc = 0;
+  double t = 0, *us = &t;
+  TIMED_LOOP(bx->cfg->codec_seconds, 3, {
+    if ((rc = raw_validate(cc->fmt, cc->state, cc->len)) != 0) {
+      break;
+    }
+  });
+  if (rc != 0) {
+    snprintf(err, errcap, "the baseline parser refused the state");
+    return -1;
+  }
+  *v = gbps(cc->len, t);
+  return 0;
+}
+
 int codec_snap_decode(const bench_ctx *bx, const codec_case *cc, double *us, char *err,
                       size_t errcap) {
   snap_buf body = SNAP_BUF_INIT, out = SNAP_BUF_INIT;

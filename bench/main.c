@@ -48,6 +48,12 @@ static int side_enc_snap(const bench_ctx *bx, void *c, double *v, char *err, siz
 static int side_enc_raw(const bench_ctx *bx, void *c, double *v, char *err, size_t cap) {
   return codec_raw_encode(bx, c, v, err, cap);
 }
+static int side_val_snap(const bench_ctx *bx, void *c, double *v, char *err, size_t cap) {
+  return codec_snap_validate(bx, c, v, err, cap);
+}
+static int side_val_raw(const bench_ctx *bx, void *c, double *v, char *err, size_t cap) {
+  return codec_raw_validate(bx, c, v, err, cap);
+}
 static int side_dec_snap(const bench_ctx *bx, void *c, double *v, char *err, size_t cap) {
   return codec_snap_decode(bx, c, v, err, cap);
 }
@@ -331,8 +337,8 @@ static void executor_keep_rows(runner *rn, const states *s) {
           side_written, &one);
   save_case raw = rc;
   run_row(rn, "written", "executor, 16 pipelined submitters, 4 KiB JSON, plain, keep=3 (vs raw)",
-          "raw INSERT + its prune, 1,000 per transaction", "B/save", KIND_SIZE, side_written,
-          &many, side_written_raw, &raw);
+          "raw INSERT + its prune, 1,000 per transaction", "B/save", KIND_SIZE, side_written, &many,
+          side_written_raw, &raw);
 }
 
 static void prune_rows(runner *rn, const states *s) {
@@ -549,6 +555,13 @@ static void codec_rows(runner *rn, const states *s) {
   list[n++] = ledger_msgpack(s, SIZE_1M);
   opts_all[n] = 0;
   list[n++] = random_4k(s);
+  for (int i = 0; i < n; i++) {
+    codec_case cc = {list[i].fmt, list[i].data, list[i].len, OPT_PLAIN};
+    run_row(rn, "validate", list[i].label,
+            list[i].fmt == SNAP_FORMAT_JSON ? "cJSON_ParseWithLengthOpts + cJSON_Delete"
+                                            : "msgpack_unpack_next",
+            "GB/s", KIND_RATE, side_val_snap, &cc, side_val_raw, &cc);
+  }
   for (int dir = 0; dir < 2; dir++) {
     for (int i = 0; i < n; i++) {
       for (int opt = 0; opt < OPT_COUNT; opt += opts_all[i] ? 1 : OPT_ZLIB_ENC) {
@@ -646,37 +659,40 @@ typedef struct target {
   double min_ratio; /* the ratio must be at least this (0: see max_state) */
   double max_state; /* rss rows: the snapstore peak at most this many times the state */
   double max_ratio; /* size rows: the ratio must be at most this (0: unused) */
+  double min_snap;  /* the snapstore median must be at least this, in the row's unit (0: unused) */
 } target;
 
 static const target targets[] = {
     {"sync save, 4 KiB JSON, plain, synchronous=full", "save", "4 KiB JSON, plain, sync=full", 0.95,
-     0, 0},
+     0, 0, 0},
     {"sync save, 4 KiB JSON, zlib-1 + encryption, synchronous=full", "save",
-     "4 KiB JSON, zlib-1+enc, sync=full", 0.85, 0, 0},
+     "4 KiB JSON, zlib-1+enc, sync=full", 0.85, 0, 0, 0},
     {"sync save, 4 KiB JSON, zlib-1 + encryption, synchronous=normal", "save",
-     "4 KiB JSON, zlib-1+enc, sync=normal", 0.85, 0, 0},
+     "4 KiB JSON, zlib-1+enc, sync=normal", 0.85, 0, 0, 0},
     {"executor, 16 pipelined submitters, 4 KiB, synchronous=full, vs raw batched 1,000 per "
      "transaction",
-     "executor", "16 submitters, pipelined, 4 KiB JSON, plain, sync=full", 0.70, 0, 0},
+     "executor", "16 submitters, pipelined, 4 KiB JSON, plain, sync=full", 0.70, 0, 0, 0},
     {"executor, 16 pipelined submitters, 256 B, synchronous=full, vs raw one insert per "
      "transaction",
-     "executor", "16 submitters, pipelined, 256 B JSON, plain, sync=full", 10.0, 0, 0},
+     "executor", "16 submitters, pipelined, 256 B JSON, plain, sync=full", 10.0, 0, 0, 0},
     {"load_latest, 4 KiB plain, vs raw SELECT newest + copy", "load", "4 KiB JSON, plain", 0.90, 0,
-     0},
-    {"load_latest, 4 KiB zlib-1 + encryption", "load", "4 KiB JSON, zlib-1+enc", 0.70, 0, 0},
+     0, 0},
+    {"load_latest, 4 KiB zlib-1 + encryption", "load", "4 KiB JSON, zlib-1+enc", 0.70, 0, 0, 0},
     {"sync save, 64 KiB JSON, zlib-1 + encryption, synchronous=full", "save",
-     "64 KiB JSON, zlib-1+enc, sync=full", 0.80, 0, 0},
+     "64 KiB JSON, zlib-1+enc, sync=full", 0.80, 0, 0, 0},
     {"sync save, 1 MiB JSON, zlib-1 + encryption, synchronous=full", "save",
-     "1 MiB JSON, zlib-1+enc, sync=full", 0.70, 0, 0},
+     "1 MiB JSON, zlib-1+enc, sync=full", 0.70, 0, 0, 0},
     {"executor, 16 pipelined submitters, keep 3, vs raw 1,000 per transaction with prune",
-     "executor", "16 submitters, pipelined, 4 KiB JSON, plain, sync=full, keep=3", 0.80, 0, 0},
+     "executor", "16 submitters, pipelined, 4 KiB JSON, plain, sync=full, keep=3", 0.80, 0, 0, 0},
     {"recovery storm, 4 KiB zlib-1 + encryption, executor vs 1 thread synchronous", "storm",
-     "4 KiB JSON, zlib-1+enc, executor, default load threads", 1.8, 0, 0},
+     "4 KiB JSON, zlib-1+enc, executor, default load threads", 1.8, 0, 0, 0},
     {"bytes written per save, executor keep 3, vs a single save's", "written",
-     "executor, 16 pipelined submitters, 4 KiB JSON, plain, keep=3", 0, 0, 1.5},
-    {"peak RSS saving then loading one large state (plain)", "rss", "plain", 0, 4.0, 0},
+     "executor, 16 pipelined submitters, 4 KiB JSON, plain, keep=3", 0, 0, 1.5, 0},
+    {"JSON validation, 1 MiB ledger, GB/s", "validate", "1 MiB JSON", 0, 0, 0, 1.0},
+    {"JSON validation, 64 KiB ledger, GB/s", "validate", "64 KiB JSON", 0, 0, 0, 1.0},
+    {"peak RSS saving then loading one large state (plain)", "rss", "plain", 0, 4.0, 0, 0},
     {"peak RSS saving then loading one large state (zlib-1 + encryption)", "rss", "zlib-1+enc", 0,
-     4.0, 0},
+     4.0, 0, 0},
 };
 
 static const bench_row *find_rss(const bench_report *r, const char *opt) {
@@ -712,6 +728,17 @@ static void print_targets(const bench_report *r, double state_kib, FILE *out) {
       continue;
     }
     const bench_row *row = bench_row_find(r, t->group, t->name);
+    if (t->min_snap > 0) {
+      if (!row || row->n == 0) {
+        fprintf(out, "| %s | ≥ %.2f | not measured | — |\n", t->label, t->min_snap);
+      } else {
+        double med, min, max;
+        bench_stats(row->snap, row->n, &med, &min, &max);
+        fprintf(out, "| %s | ≥ %.2f | %.2f | %s |\n", t->label, t->min_snap, med,
+                med >= t->min_snap ? "yes" : "NO");
+      }
+      continue;
+    }
     if (t->max_ratio > 0) {
       if (!row) {
         fprintf(out, "| %s | ≤ %.2f | not measured | — |\n", t->label, t->max_ratio);

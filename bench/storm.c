@@ -28,8 +28,8 @@ static void on_loaded(void *ud, snap_result *r) {
            r->snapshot->seq == 2;
   if (!ok && atomic_fetch_add(&s->bad, 1) == 0) {
     /* Callbacks run one at a time: the first failure is written once. */
-    snprintf(s->err, sizeof s->err, "executor load of %s: %s: %s", r->pid,
-             snap_strerror(r->status), r->status ? r->message : "wrong or no snapshot");
+    snprintf(s->err, sizeof s->err, "executor load of %s: %s: %s", r->pid, snap_strerror(r->status),
+             r->status ? r->message : "wrong or no snapshot");
   }
   snap_snapshot_free(r->snapshot);
   pthread_mutex_lock(&s->mu);

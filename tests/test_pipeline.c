@@ -629,7 +629,8 @@ Test(frame, the_zlib_stream_is_checked_inside_a_valid_checksum) {
   cr_assert_eq(st, SNAP_STAGE_COMPRESSED);
   const size_t n = body.len, z = 20; /* the zlib stream starts after the 20-byte header */
   uint8_t *c = malloc(n + 8);
-  /* A bad compression method, a window over 32 KiB, a header check that fails, a preset dictionary. */
+  /* A bad compression method, a window over 32 KiB, a header check that fails, a preset dictionary.
+   */
   const uint8_t bad_hdr[][2] = {{0x77, 0x01}, {0x88, 0x1c}, {0x78, 0x9d}, {0x78, 0xbb}};
   for (size_t i = 0; i < sizeof bad_hdr / sizeof *bad_hdr; i++) {
     memcpy(c, body.data, n);
@@ -1428,6 +1429,45 @@ Test(payload, strings_are_scanned_exactly_at_every_offset) {
           cJSON *j = cJSON_ParseWithLength(doc, k);
           cr_assert_not_null(j, "cJSON reads what was accepted");
           cJSON_Delete(j);
+        }
+      }
+    }
+  }
+}
+
+/* Digit runs are scanned 8 bytes at a time: a run of every length, at every
+ * alignment, ends exactly at the first non-digit, whichever byte that is
+ * (the bytes either side of '0'..'9' included), in the integer, fraction and
+ * exponent parts of a number. */
+Test(payload, digit_runs_end_exactly_at_every_length) {
+  static const char *const enders[] = {"}", ",\"b\":1}", "/}", ":}", " }", ".5}", "e3}", "a}"};
+  static const int ok[] = {1, 1, 0, 0, 1, 1, 1, 0};
+  char doc[128];
+  for (size_t pad = 0; pad < 8; pad++) {
+    for (size_t n = 1; n <= 40; n++) {
+      for (size_t e = 0; e < sizeof enders / sizeof enders[0]; e++) {
+        for (int part = 0; part < 3; part++) {
+          size_t k = (size_t)snprintf(doc, sizeof doc, "{\"%.*s\":%s", (int)pad, "pppppppp",
+                                      part == 1   ? "7."
+                                      : part == 2 ? "7e"
+                                                  : "");
+          for (size_t j = 0; j < n; j++)
+            doc[k++] = (char)('1' + (j % 9));
+          k += (size_t)snprintf(doc + k, sizeof doc - k, "%s", enders[e]);
+          /* A fraction or exponent after a fraction/exponent part is malformed. */
+          int want = ok[e] && !(part == 1 && e == 5) && !(part == 2 && (e == 5 || e == 6));
+          /* cJSON reads numbers of at most 63 characters. */
+          size_t numlen = n + (part ? 2 : 0) + (e == 5 || e == 6 ? 2 : 0);
+          if (numlen > 63)
+            want = 0;
+          int rc = snap_payload_validate(SNAP_FORMAT_JSON, doc, k);
+          cr_assert_eq(rc == SNAP_OK, want, "pad %zu, %zu digits, ender %zu, part %d: %d (%s)", pad,
+                       n, e, part, rc, snap_error_message());
+          if (rc == SNAP_OK) {
+            cJSON *j = cJSON_ParseWithLength(doc, k);
+            cr_assert_not_null(j, "cJSON reads what was accepted: %.*s", (int)k, doc);
+            cJSON_Delete(j);
+          }
         }
       }
     }
