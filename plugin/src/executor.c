@@ -60,6 +60,12 @@ struct snap_executor {
   unsigned reading[READING_BUCKETS]; /* loads dispatched and not yet read, by pid bucket */
   req *dhead, *dtail;                /* dispatched, waiting for delivery in order */
   bool delivering;                   /* a thread is running callbacks */
+  /* What the dispatcher waits for, so that the threads that could end the
+   * wait wake it only then: every wake-up costs a context switch, and on a
+   * small machine those switches were the price of a parallel load. */
+  bool disp_wants_requests; /* a request to be queued (or reservations to end) */
+  bool disp_wants_slots;    /* loads_out to fall to the low-water mark */
+  bool disp_wants_readers;  /* a conflicting load to finish reading */
   bool closing, cancel, join_started, joined, loads_stop;
   pthread_t worker;
   pthread_t *loaders;
@@ -132,6 +138,13 @@ static void deliver(req *r) {
   }
 }
 
+/* Once the dispatcher found every load slot taken, it is woken when this many
+ * (or fewer) remain taken, and then hands out loads in one go rather than one
+ * per delivered load. */
+static size_t slots_low_water(const snap_executor *ex) {
+  return ex->max_loads_out - (ex->max_loads_out + 3) / 4;
+}
+
 /* Appends dispatched requests to the delivery list. Caller holds ex->mu. */
 static void to_delivery_locked(snap_executor *ex, req *r) {
   r->dnext = NULL;
@@ -165,7 +178,10 @@ static void drain_locked(snap_executor *ex) {
     pthread_mutex_lock(&ex->mu);
     if (load) {
       ex->loads_out--;
-      pthread_cond_signal(&ex->work);
+      if (ex->disp_wants_slots && ex->loads_out <= slots_low_water(ex)) {
+        ex->disp_wants_slots = false;
+        pthread_cond_signal(&ex->work);
+      }
     }
   }
   ex->delivering = false;
@@ -224,7 +240,8 @@ static void *loader_main(void *arg) {
     pthread_mutex_lock(&ex->mu);
     /* Its read is over: a later write of this pid may go ahead. */
     ex->reading[r->bucket]--;
-    pthread_cond_signal(&ex->work);
+    if (ex->disp_wants_readers)
+      pthread_cond_signal(&ex->work);
     r->done = true;
     drain_locked(ex);
   }
@@ -265,8 +282,11 @@ static void *worker_main(void *arg) {
   tl_executor = ex;
   pthread_mutex_lock(&ex->mu);
   for (;;) {
-    while (ex->queued == 0 && !(ex->closing && ex->reserved == 0))
+    while (ex->queued == 0 && !(ex->closing && ex->reserved == 0)) {
+      ex->disp_wants_requests = true;
       pthread_cond_wait(&ex->work, &ex->mu);
+    }
+    ex->disp_wants_requests = false;
     if (ex->queued == 0)
       break; /* closing, and nobody is still submitting */
 
@@ -276,28 +296,38 @@ static void *worker_main(void *arg) {
     }
 
     if (ex->head->kind == SNAP_REQUEST_LOAD) {
-      /* Hand it to a load thread, once one of the bounded slots is free. */
+      /* Hand the loads at the head to the load threads, as many as there are
+       * free slots of the bounded number out. */
       if (ex->loads_out >= ex->max_loads_out) {
+        ex->disp_wants_slots = true;
         pthread_cond_wait(&ex->work, &ex->mu);
         continue; /* look again: shutdown may have begun */
       }
-      req *r = ex->head;
-      ex->head = r->next;
+      size_t moved = 0;
+      do {
+        req *r = ex->head;
+        ex->head = r->next;
+        r->next = NULL;
+        ex->loads_out++;
+        ex->reading[r->bucket]++;
+        to_delivery_locked(ex, r);
+        if (ex->ltail)
+          ex->ltail->next = r;
+        else
+          ex->lhead = r;
+        ex->ltail = r;
+        moved++;
+      } while (ex->head && ex->head->kind == SNAP_REQUEST_LOAD &&
+               ex->loads_out < ex->max_loads_out);
       if (!ex->head)
         ex->tail = NULL;
-      ex->queued--;
+      ex->queued -= moved;
       depth_locked(ex);
       pthread_cond_broadcast(&ex->room);
-      r->next = NULL;
-      ex->loads_out++;
-      ex->reading[r->bucket]++;
-      to_delivery_locked(ex, r);
-      if (ex->ltail)
-        ex->ltail->next = r;
+      if (moved > 1)
+        pthread_cond_broadcast(&ex->loads);
       else
-        ex->lhead = r;
-      ex->ltail = r;
-      pthread_cond_signal(&ex->loads);
+        pthread_cond_signal(&ex->loads);
       continue;
     }
 
@@ -318,8 +348,11 @@ static void *worker_main(void *arg) {
     depth_locked(ex);
     pthread_cond_broadcast(&ex->room);
     /* An earlier load of one of these pids must not see this write. */
-    while (conflict_locked(ex, n))
+    while (conflict_locked(ex, n)) {
+      ex->disp_wants_readers = true;
       pthread_cond_wait(&ex->work, &ex->mu);
+    }
+    ex->disp_wants_readers = false;
     pthread_mutex_unlock(&ex->mu);
 
     if (saves)
@@ -546,7 +579,8 @@ int snap_executor_submit(snap_executor *ex, const snap_request *rq, int timeout_
     pthread_cond_broadcast(&ex->room);
   }
   /* Also wakes a closing worker that waits for reservations to end. */
-  pthread_cond_signal(&ex->work);
+  if (ex->disp_wants_requests)
+    pthread_cond_signal(&ex->work);
   pthread_mutex_unlock(&ex->mu);
 
   if (rc == SNAP_ECLOSED && r) {
