@@ -11,6 +11,7 @@
 
 #include "bench.h"
 #include "cases.h"
+#include "pg.h"
 #include "snap/executor.h"
 
 const char *opt_label(int opt) {
@@ -379,7 +380,8 @@ int save_snap(const bench_ctx *bx, const save_case *sc, double *rate, char *err,
     snprintf(err, errcap, "out of memory");
     return -1;
   }
-  int rc = open_store(path, sc->sync_full, sc->keep, &st, err, errcap);
+  int rc = sc->pg ? bench_pg_open_store(sc->pg, sc->keep, &st, err, errcap)
+                  : open_store(path, sc->sync_full, sc->keep, &st, err, errcap);
   if (rc == 0 && unobserved) {
     snap_store_set_metrics(st, 0);
     snap_store_set_log(st, SNAP_LOG_OFF, NULL, NULL);
@@ -461,12 +463,11 @@ done:
 
 /* Visits the pids in a scattered order so that consecutive loads do not hit
  * neighbouring pages (7919 is prime, so every pid is visited). */
-static int scattered(long i, int npids) { return (int)((i * 7919L) % npids); }
+int load_pid_index(long i, int npids) { return (int)((i * 7919L) % npids); }
 
-#define LOAD_SNAPSHOTS 3
 #define LOAD_CHUNK 500
 
-static int fill_snap(const bench_ctx *bx, load_case *lc, char *err, size_t errcap) {
+int load_fill_store(const bench_ctx *bx, load_case *lc, char *err, size_t errcap) {
   snap_save_req *reqs = calloc(LOAD_CHUNK, sizeof *reqs);
   int *status = calloc(LOAD_CHUNK, sizeof *status);
   int rc = SNAP_OK;
@@ -507,7 +508,7 @@ int load_setup(const bench_ctx *bx, load_case *lc, char *err, size_t errcap) {
     return -1;
   }
   if (open_store(lc->snap_path, 1, 0, &lc->st, err, errcap) != 0 ||
-      fill_snap(bx, lc, err, errcap) != 0) {
+      load_fill_store(bx, lc, err, errcap) != 0) {
     return -1;
   }
   if (raw_open(&lc->raw, lc->raw_path, &o) != 0 ||
@@ -535,7 +536,7 @@ int load_snap(const bench_ctx *bx, load_case *lc, double *rate, char *err, size_
   double t0 = bench_now(), el = 0;
   do {
     snap_snapshot *s = NULL;
-    const char *pid = lc->pids[scattered(n, lc->npids)];
+    const char *pid = lc->pids[load_pid_index(n, lc->npids)];
     int rc = snap_load_latest(lc->st, pid, o, &s);
     if (rc != SNAP_OK) {
       return snap_fail(err, errcap, "snap_load_latest", rc);
@@ -560,7 +561,7 @@ int load_raw(const bench_ctx *bx, load_case *lc, double *rate, char *err, size_t
   do {
     uint8_t *body = NULL;
     size_t len = 0;
-    const char *pid = lc->pids[scattered(n, lc->npids)];
+    const char *pid = lc->pids[load_pid_index(n, lc->npids)];
     if (raw_load_latest(&lc->raw, pid, &body, &len) != 0 || len != lc->len) {
       free(body);
       snprintf(err, errcap, "baseline load of %s: %s", pid, raw_error(&lc->raw));

@@ -92,6 +92,7 @@ typedef struct save_case {
       *tally;      /**< executor: out, its counters summed over repetitions (may be NULL) */
   int pipelined;   /**< executor: submit without awaiting each callback (see cases.c) */
   double *written; /**< out, may be NULL: bytes written to storage per timed save */
+  const struct bench_pg *pg; /**< non-NULL: save to a postgres store of this cluster (pg.h) */
 } save_case;
 
 /**
@@ -130,6 +131,15 @@ typedef struct load_case {
   char snap_path[4096], raw_path[4096];
   long long snap_bytes, raw_bytes; /**< on disk, measured at teardown */
 } load_case;
+
+/** The snapshots of every pid in a load database (seqs 0 .. LOAD_SNAPSHOTS - 1). */
+#define LOAD_SNAPSHOTS 3
+
+/** The pid index of the i-th load: a scattered order that visits every pid. */
+int load_pid_index(long i, int npids);
+
+/** Saves LOAD_SNAPSHOTS snapshots of every pid into lc->st with snap_save_batch(). */
+int load_fill_store(const bench_ctx *bx, load_case *lc, char *err, size_t errcap);
 
 /** Creates and fills both databases and reads every pid once (a warm cache). */
 int load_setup(const bench_ctx *bx, load_case *lc, char *err, size_t errcap);

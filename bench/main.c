@@ -1,8 +1,9 @@
 /*
- * snap_bench: snapstore against raw SQLite on the same disk, in one process
- * and one run. Every row runs the snapstore side then the baseline, once each
- * per repetition, and reports the median and range of each and the median of
- * their per-repetition ratios. docs/PERFORMANCE.md explains every row.
+ * snap_bench: snapstore against raw SQLite on the same disk, and against raw
+ * libpq on a throw-away PostgreSQL server, in one process and one run. Every
+ * row runs the snapstore side then the baseline, once each per repetition,
+ * and reports the median and range of each and the median of their
+ * per-repetition ratios. docs/PERFORMANCE.md explains every row.
  *
  *   snap_bench [--quick] [--csv FILE] [--reps N] [--dir DIR] [--only TEXT]
  */
@@ -22,6 +23,7 @@
 
 #include "bench.h"
 #include "cases.h"
+#include "pg.h"
 
 /* ------------------------------------------------------------------------ */
 /* Running a row                                                             */
@@ -189,7 +191,7 @@ static void save_rows(runner *rn, const states *s) {
   for (int sync = 1; sync >= 0; sync--) {
     for (int opt = 0; opt < OPT_COUNT; opt++) {
       payload p = ledger_json(s, SIZE_4K);
-      save_case sc = {p.fmt, p.data, p.len, opt, sync, 0, npids, 1, 0, NULL, 0, NULL};
+      save_case sc = {p.fmt, p.data, p.len, opt, sync, 0, npids, 1, 0, NULL, 0, NULL, NULL};
       snprintf(name, sizeof name, "%s, %s, sync=%s", p.label, opt_label(opt),
                sync ? "full" : "normal");
       run_row(rn, "save", name, "raw INSERT, 1 per transaction", "saves/s", KIND_RATE,
@@ -206,7 +208,7 @@ static void save_rows(runner *rn, const states *s) {
   for (int i = 0; i < 5; i++) {
     for (int opt = 0; opt < OPT_COUNT; opt += OPT_ZLIB_ENC) {
       payload p = others[i];
-      save_case sc = {p.fmt, p.data, p.len, opt, 1, 0, npids, 1, 0, NULL, 0, NULL};
+      save_case sc = {p.fmt, p.data, p.len, opt, 1, 0, npids, 1, 0, NULL, 0, NULL, NULL};
       snprintf(name, sizeof name, "%s, %s, sync=full", p.label, opt_label(opt));
       run_row(rn, "save", name, "raw INSERT, 1 per transaction", "saves/s", KIND_RATE,
               side_save_snap, &sc, side_save_raw, &sc);
@@ -215,7 +217,7 @@ static void save_rows(runner *rn, const states *s) {
   /* The large compressed and encrypted states under synchronous=normal too. */
   for (int z = SIZE_64K; z <= SIZE_1M; z++) {
     payload p = ledger_json(s, (bench_size)z);
-    save_case sc = {p.fmt, p.data, p.len, OPT_ZLIB_ENC, 0, 0, npids, 1, 0, NULL, 0, NULL};
+    save_case sc = {p.fmt, p.data, p.len, OPT_ZLIB_ENC, 0, 0, npids, 1, 0, NULL, 0, NULL, NULL};
     snprintf(name, sizeof name, "%s, %s, sync=normal", p.label, opt_label(OPT_ZLIB_ENC));
     run_row(rn, "save", name, "raw INSERT, 1 per transaction", "saves/s", KIND_RATE, side_save_snap,
             &sc, side_save_raw, &sc);
@@ -264,8 +266,8 @@ static void executor_rows(runner *rn, const states *s) {
       int batch = z == 0 ? 1 : 1000;
       for (size_t i = 0; i < sizeof submitters / sizeof submitters[0]; i++) {
         exec_tally tally = {0, 0, 0, 0};
-        save_case sc = {p.fmt,         p.data, p.len,         OPT_PLAIN, 1,         0,
-                        submitters[i], 1,      submitters[i], &tally,    pipelined, NULL};
+        save_case sc = {p.fmt, p.data,        p.len,  OPT_PLAIN, 1,    0,   submitters[i],
+                        1,     submitters[i], &tally, pipelined, NULL, NULL};
         save_case rc = sc;
         rc.tally = NULL;
         rc.batch = batch;
@@ -285,7 +287,7 @@ static void executor_ceiling_row(runner *rn, const states *s) {
   payload p = ledger_json(s, SIZE_4K);
   exec_tally tally = {0, 0, 0, 0};
   char name[128];
-  save_case sc = {p.fmt, p.data, p.len, OPT_PLAIN, 1, 0, 16, 1, 16, &tally, 0, NULL};
+  save_case sc = {p.fmt, p.data, p.len, OPT_PLAIN, 1, 0, 16, 1, 16, &tally, 0, NULL, NULL};
   save_case rc = sc;
   rc.batch = 16;
   rc.tally = NULL;
@@ -320,7 +322,7 @@ static void executor_keep_rows(runner *rn, const states *s) {
   payload p = ledger_json(s, SIZE_4K);
   exec_tally tally = {0, 0, 0, 0};
   char name[128];
-  save_case sc = {p.fmt, p.data, p.len, OPT_PLAIN, 1, 3, 16, 1, 16, &tally, 1, NULL};
+  save_case sc = {p.fmt, p.data, p.len, OPT_PLAIN, 1, 3, 16, 1, 16, &tally, 1, NULL, NULL};
   save_case rc = sc;
   rc.tally = NULL;
   rc.batch = 1000;
@@ -329,7 +331,7 @@ static void executor_keep_rows(runner *rn, const states *s) {
           KIND_RATE, side_save_snap, &sc, side_save_raw, &rc);
   executor_note(rn, name, &tally, 1);
   int npids = rn->bx->cfg->quick ? 4 : 100;
-  save_case one = {p.fmt, p.data, p.len, OPT_PLAIN, 1, 3, npids, 1, 0, NULL, 0, NULL};
+  save_case one = {p.fmt, p.data, p.len, OPT_PLAIN, 1, 3, npids, 1, 0, NULL, 0, NULL, NULL};
   save_case many = sc;
   many.tally = NULL;
   run_row(rn, "written", "executor, 16 pipelined submitters, 4 KiB JSON, plain, keep=3",
@@ -344,7 +346,7 @@ static void executor_keep_rows(runner *rn, const states *s) {
 static void prune_rows(runner *rn, const states *s) {
   int npids = rn->bx->cfg->quick ? 4 : 100;
   payload p = ledger_json(s, SIZE_4K);
-  save_case keep3 = {p.fmt, p.data, p.len, OPT_PLAIN, 1, 3, npids, 1, 0, NULL, 0, NULL};
+  save_case keep3 = {p.fmt, p.data, p.len, OPT_PLAIN, 1, 3, npids, 1, 0, NULL, 0, NULL, NULL};
   save_case keep0 = keep3;
   keep0.keep = 0;
   run_row(rn, "prune", "4 KiB JSON, plain, sync=full, keep=3",
@@ -376,7 +378,8 @@ static int side_load_unobserved(const bench_ctx *bx, void *c, double *v, char *e
 static void metrics_rows(runner *rn, const states *s) {
   const bench_cfg *cfg = rn->bx->cfg;
   payload p = ledger_json(s, SIZE_4K);
-  save_case on = {p.fmt, p.data, p.len, OPT_PLAIN, 1, 0, cfg->quick ? 4 : 100, 1, 0, NULL, 0, NULL};
+  save_case on = {p.fmt, p.data, p.len, OPT_PLAIN, 1,    0,   cfg->quick ? 4 : 100,
+                  1,     0,      NULL,  0,         NULL, NULL};
   run_row(rn, "metrics", "4 KiB JSON, plain, sync=full, metrics on", "metrics and warnings off",
           "saves/s", KIND_RATE, side_save_snap, &on, side_save_unobserved, &on);
   const char *name = "4 KiB JSON, plain, load, metrics on";
@@ -508,6 +511,87 @@ static void storm_rows(runner *rn, const states *s) {
     }
     load_teardown(&lc);
   }
+}
+
+/* The PostgreSQL rows, on a throw-away cluster started here (pg.c): a
+ * synchronous save against raw libpq, the executor against that synchronous
+ * save, and load_latest against raw libpq. Every save prunes (keep = 3): a
+ * save is its insert and its prune in one transaction. */
+static int side_pg_save_raw(const bench_ctx *bx, void *c, double *v, char *err, size_t cap) {
+  return pg_save_raw(bx, c, v, err, cap);
+}
+static int side_pg_load_raw(const bench_ctx *bx, void *c, double *v, char *err, size_t cap) {
+  return pg_load_raw(bx, c, v, err, cap);
+}
+
+#define PG_SYNC_ROW "4 KiB JSON, plain, sync save, keep=3"
+#define PG_EXEC_ROW "16 submitters, pipelined, 4 KiB JSON, plain, keep=3"
+#define PG_LOAD_ROW "load_latest, 4 KiB JSON, plain"
+
+static void pg_rows(runner *rn, const states *s, char *about, size_t about_cap) {
+  const bench_cfg *cfg = rn->bx->cfg;
+  if (!wanted(rn, "postgres", PG_SYNC_ROW) && !wanted(rn, "postgres", PG_EXEC_ROW) &&
+      !wanted(rn, "postgres", PG_LOAD_ROW)) {
+    return;
+  }
+  bench_pg pg;
+  char why[512] = "";
+  int st = bench_pg_start(&pg, why, sizeof why);
+  if (st != 0) {
+    snprintf(about, about_cap, "%s: %s", st > 0 ? "skipped" : "failed", why);
+    fprintf(stderr, "  postgres  %s\n", about);
+    if (st < 0) {
+      bench_row *row = bench_row_add(rn->report, "postgres", "server", "", "", KIND_RATE);
+      if (row) {
+        bench_row_fail(row, "the cluster could not be started: %.100s", why);
+      }
+      rn->failures++;
+    }
+    return;
+  }
+  snprintf(about, about_cap, "%s", pg.about);
+  fprintf(stderr, "  postgres  %s\n", pg.about);
+  payload p = ledger_json(s, SIZE_4K);
+  int npids = cfg->quick ? 4 : 100;
+  save_case sync = {p.fmt, p.data, p.len, OPT_PLAIN, 1, 3, npids, 1, 0, NULL, 0, NULL, &pg};
+  run_row(rn, "postgres", PG_SYNC_ROW, "raw libpq INSERT + prune, 1 per transaction", "saves/s",
+          KIND_RATE, side_save_snap, &sync, side_pg_save_raw, &sync);
+  exec_tally tally = {0, 0, 0, 0};
+  save_case ex = {p.fmt, p.data, p.len, OPT_PLAIN, 1, 3, 16, 1, 16, &tally, 1, NULL, &pg};
+  run_row(rn, "postgres", PG_EXEC_ROW, "snapstore sync save, 1 thread", "saves/s", KIND_RATE,
+          side_save_snap, &ex, side_save_snap, &sync);
+  if (tally.commits > 0 && rn->report->n > 0 &&
+      strcmp(rn->report->rows[rn->report->n - 1].name, PG_EXEC_ROW) == 0) {
+    bench_row *row = &rn->report->rows[rn->report->n - 1];
+    snprintf(row->note, sizeof row->note,
+             "%.1f saves per transaction (mean of %d reps, largest %zu), up to %lld in flight",
+             (double)tally.saves / (double)tally.commits, row->n, tally.largest_batch,
+             tally.max_in_flight);
+    fprintf(stderr, "            %s\n", row->note);
+  }
+  if (wanted(rn, "postgres", PG_LOAD_ROW)) {
+    pg_load_case lc;
+    char err[160] = "", base[64];
+    memset(&lc, 0, sizeof lc);
+    lc.lc.fmt = p.fmt;
+    lc.lc.state = p.data;
+    lc.lc.len = p.len;
+    lc.lc.opt = OPT_PLAIN;
+    lc.lc.npids = cfg->load_pids;
+    if (pg_load_setup(rn->bx, &pg, &lc, err, sizeof err) != 0) {
+      bench_row *row = bench_row_add(rn->report, "postgres", PG_LOAD_ROW, "", "loads/s", KIND_RATE);
+      if (row) {
+        bench_row_fail(row, "setup: %s", err);
+      }
+      rn->failures++;
+    } else {
+      snprintf(base, sizeof base, "raw libpq SELECT newest + copy (%d pids × 3)", lc.lc.npids);
+      run_row(rn, "postgres", PG_LOAD_ROW, base, "loads/s", KIND_RATE, side_load_snap, &lc.lc,
+              side_pg_load_raw, &lc);
+    }
+    pg_load_teardown(&lc);
+  }
+  bench_pg_stop(&pg);
 }
 
 /* libdeflate against zlib on the JSON states: compression at levels 1 and 6
@@ -690,6 +774,11 @@ static const target targets[] = {
      "executor, 16 pipelined submitters, 4 KiB JSON, plain, keep=3", 0, 0, 1.5, 0},
     {"JSON validation, 1 MiB ledger, GB/s", "validate", "1 MiB JSON", 0, 0, 0, 1.0},
     {"JSON validation, 64 KiB ledger, GB/s", "validate", "64 KiB JSON", 0, 0, 0, 1.0},
+    {"postgres: sync save, 4 KiB plain, keep 3, vs raw libpq", "postgres", PG_SYNC_ROW, 0.90, 0, 0,
+     0},
+    {"postgres: executor, 16 pipelined submitters, vs snapstore's sync save", "postgres",
+     PG_EXEC_ROW, 10.0, 0, 0, 0},
+    {"postgres: load_latest, 4 KiB plain, vs raw libpq", "postgres", PG_LOAD_ROW, 0.80, 0, 0, 0},
     {"peak RSS saving then loading one large state (plain)", "rss", "plain", 0, 4.0, 0, 0},
     {"peak RSS saving then loading one large state (zlib-1 + encryption)", "rss", "zlib-1+enc", 0,
      4.0, 0, 0},
@@ -967,11 +1056,16 @@ int main(int argc, char **argv) {
   load_rows(&rn, &s);
   metrics_rows(&rn, &s);
   storm_rows(&rn, &s);
+  char pg_about[600] = "";
+  pg_rows(&rn, &s, pg_about, sizeof pg_about);
   codec_rows(&rn, &s);
   deflate_rows(&rn, &s);
   rss_rows(&rn, &state_kib);
 
   bench_report_markdown(&report, stdout);
+  if (pg_about[0]) {
+    printf("\n- postgres rows: %s\n", pg_about);
+  }
   print_targets(&report, state_kib, stdout);
   print_baseline_check(&report, stdout);
   printf("\n- total time %.1f s; peak RSS of this process %ld KiB (the large-state rows ran in "
