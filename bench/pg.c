@@ -93,11 +93,11 @@ void bench_pg_stop(bench_pg *pg) {
  * pages and WAL the other side left behind. */
 int bench_pg_open_store(const bench_pg *pg, uint32_t keep, snap_store **st, char *err,
                         size_t errcap) {
-  if (pgfx_exec(
-          &pg->fx, 0,
-          "SET client_min_messages = warning; DROP TABLE IF EXISTS snapshots, snapstore_meta; "
-          "CHECKPOINT",
-          err, errcap) != 0) {
+  if (pgfx_exec(&pg->fx, 0,
+                "SET client_min_messages = warning; "
+                "DROP TABLE IF EXISTS snapshots, snapstore_meta, snapstore_settings; "
+                "CHECKPOINT",
+                err, errcap) != 0) {
     return -1;
   }
   char cfg[1024];
