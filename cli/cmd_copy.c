@@ -1,7 +1,7 @@
 /* snapctl copy and backup: moving whole stores. copy walks the source and the
  * target together in (pid, seq) order (a merge of two sorted sweeps), stores
- * in the target what is missing or different, then walks both again to
- * compare every row. */
+ * in the target what is missing or different (and with --delete removes what
+ * the source does not have), then walks both again to compare every row. */
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,11 +60,33 @@ static bool same_row(const snap_entry *a, const snap_entry *b) {
 
 typedef struct copy_ctx {
   tcursor t;
-  bool fix; /* store what differs (copy pass) or only count it (verify pass) */
-  uint64_t same, written, differ, failed;
+  bool fix;    /* store what differs (copy pass) or only count it (verify pass) */
+  bool mirror; /* --delete: rows only in the target are removed (copy) or differences (verify) */
+  uint64_t same, written, differ, failed, extra, deleted;
   snap_raw_row rows[CTL_PAGE];
   ctl_progress prog;
 } copy_ctx;
+
+/* A target row the source does not have: removed with --delete, else counted. */
+static void extra_row(copy_ctx *x, const snap_entry *t) {
+  if (!x->mirror) {
+    x->extra++;
+    return;
+  }
+  if (x->fix) {
+    int rc = snap_delete_one(x->t.st, t->pid, t->seq);
+    if (rc == SNAP_OK) {
+      x->deleted++;
+    } else {
+      x->failed++;
+      ctl_report_body(t->pid, t->seq, rc);
+    }
+    return;
+  }
+  x->extra++;
+  ctl_print_pid(stdout, t->pid);
+  printf(" %" PRId64 " is only in the target\n", t->seq);
+}
 
 static int copy_page(void *ud, snap_entry_page *page) {
   copy_ctx *x = ud;
@@ -73,20 +95,24 @@ static int copy_page(void *ud, snap_entry_page *page) {
     const snap_entry *e = &page->entries[i];
     int rc;
     const snap_entry *t;
-    /* Target rows before this source row are not the copy's business. */
-    while ((t = tc_peek(&x->t, &rc)) != NULL && cmp_key(t, e) < 0)
+    /* Target rows before this source row are not in the source. */
+    while ((t = tc_peek(&x->t, &rc)) != NULL && cmp_key(t, e) < 0) {
+      extra_row(x, t);
       x->t.i++;
+    }
     if (rc != SNAP_OK)
       return rc;
-    if (t != NULL && cmp_key(t, e) == 0 && same_row(t, e)) {
+    bool there = t != NULL && cmp_key(t, e) == 0;
+    if (there)
+      x->t.i++; /* this source row's counterpart: not an extra row */
+    if (there && same_row(t, e)) {
       x->same++;
       continue;
     }
     if (!x->fix) {
       x->differ++;
       ctl_print_pid(stdout, e->pid);
-      printf(" %" PRId64 " %s in the target\n", e->seq,
-             t != NULL && cmp_key(t, e) == 0 ? "differs" : "is missing");
+      printf(" %" PRId64 " %s in the target\n", e->seq, there ? "differs" : "is missing");
       continue;
     }
     x->rows[n++] = (snap_raw_row){e->pid, e->seq, e->timestamp, e->body, e->stored_len, SNAP_OK};
@@ -107,12 +133,23 @@ static int copy_page(void *ud, snap_entry_page *page) {
 }
 
 /* One merge pass of the source against the target. */
-static int copy_pass(ctl *c, snap_store *dst, bool fix, uint64_t total, copy_ctx *x) {
+static int copy_pass(ctl *c, snap_store *dst, bool fix, bool mirror, uint64_t total,
+                     copy_ctx *x) {
   memset(x, 0, sizeof *x);
   x->t.st = dst;
   x->fix = fix;
+  x->mirror = mirror;
   ctl_progress_start(&x->prog, fix ? "copy" : "compare", total, c->quiet);
   int rc = ctl_sweep(c->st, NULL, true, copy_page, x);
+  /* The target's rows after the source's last one. */
+  const snap_entry *t;
+  int trc = SNAP_OK;
+  while (rc == SNAP_OK && (t = tc_peek(&x->t, &trc)) != NULL) {
+    extra_row(x, t);
+    x->t.i++;
+  }
+  if (rc == SNAP_OK)
+    rc = trc;
   ctl_progress_end(&x->prog);
   tc_dispose(&x->t);
   return rc;
@@ -120,7 +157,8 @@ static int copy_pass(ctl *c, snap_store *dst, bool fix, uint64_t total, copy_ctx
 
 int cmd_copy(ctl *c, int argc, char **argv) {
   const char *to = NULL;
-  const ctl_opt opts[] = {{"--to", &to, NULL}, {NULL, NULL, NULL}};
+  bool mirror = false;
+  const ctl_opt opts[] = {{"--to", &to, NULL}, {"--delete", NULL, &mirror}, {NULL, NULL, NULL}};
   const char *pos[1];
   int npos, rc = ctl_args(c, argc, argv, opts, pos, 0, 0, &npos);
   if (rc >= 0)
@@ -139,20 +177,24 @@ int cmd_copy(ctl *c, int argc, char **argv) {
   if (s == SNAP_OK && !c->quiet)
     s = ctl_count(c->st, &total);
   if (s == SNAP_OK)
-    s = copy_pass(c, dst, true, total, x);
+    s = copy_pass(c, dst, true, mirror, total, x);
   uint64_t written = x ? x->written : 0, failed = x ? x->failed : 0, same = x ? x->same : 0;
+  uint64_t deleted = x ? x->deleted : 0;
   if (s == SNAP_OK && failed == 0)
-    s = copy_pass(c, dst, false, total, x);
+    s = copy_pass(c, dst, false, mirror, total, x);
   if (s != SNAP_OK)
     rc = ctl_fail(EXIT_FOUND, "copy: %s (running it again resumes)", ctl_error(s));
   else if (failed > 0)
-    rc = ctl_fail(EXIT_FOUND, "copy: %" PRIu64 " rows could not be stored in the target", failed);
+    rc = ctl_fail(EXIT_FOUND, "copy: %" PRIu64 " rows could not be stored in (or deleted from) "
+                              "the target", failed);
   else {
     fprintf(stderr,
-            "copy: %" PRIu64 " rows written, %" PRIu64 " already present; verified: %" PRIu64
-            " identical, %" PRIu64 " different or missing\n",
-            written, same, x->same, x->differ);
-    rc = x->differ ? EXIT_FOUND : EXIT_OK;
+            "copy: %" PRIu64 " rows written, %" PRIu64 " already present, %" PRIu64
+            " deleted from the target; verified: %" PRIu64 " identical, %" PRIu64
+            " different or missing, %" PRIu64 " only in the target%s\n",
+            written, same, deleted, x->same, x->differ, x->extra,
+            x->extra && !mirror ? " (kept: --delete removes them)" : "");
+    rc = x->differ || (mirror && x->extra) ? EXIT_FOUND : EXIT_OK;
   }
   free(x);
   snap_plugin_close(target);

@@ -45,13 +45,17 @@ static const ctl_cmd commands[] = {
      "  --force    re-encode every body, even those already current\n"
      "Exit 1 when a body could not be rewritten (reported like verify).",
      cmd_rekey},
-    {"copy", "--to CONFIG2", "copy every snapshot to another store, then verify the copy",
+    {"copy", "--to CONFIG2 [--delete]", "copy every snapshot to another store, then verify the copy",
      "Copies every snapshot to the store of the configuration CONFIG2 (another\n"
      "file, another backend) with its pid, seq, timestamp and body exactly as\n"
      "stored; nothing is decoded, so the target needs the same keys to read them.\n"
      "Rows already identical in the target are skipped, so an interrupted copy\n"
      "is resumed by running it again. Then every source row is compared with the\n"
-     "target. Retention is not applied to the copy. Exit 1 on any difference.",
+     "target. Retention is not applied to the copy. Rows only in the target are\n"
+     "kept and counted.\n"
+     "  --delete  also delete the target's rows that the source does not have\n"
+     "            (the target becomes a mirror of the source)\n"
+     "Exit 1 on any difference (with --delete, also a row only in the target).",
      cmd_copy},
     {"export", "[--out FILE]", "write every snapshot as JSON Lines",
      "One JSON object a line: {\"pid\", \"seq\", \"timestamp\", \"format\", and\n"

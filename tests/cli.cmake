@@ -8,3 +8,14 @@ if(TARGET snapctl)
                    $<TARGET_FILE:snapctl_mkstore> ${CMAKE_CURRENT_BINARY_DIR}/tmp/snapctl)
   set_tests_properties(snapctl_cli PROPERTIES TIMEOUT 300)
 endif()
+# snapctl copy from SQLite into a postgres store of 3 shards, against a
+# throw-away cluster that tests/cli/pgcluster.c starts around the script.
+if(TARGET snapctl AND TARGET snap_test_support)
+  add_executable(snapctl_pgcluster ${CMAKE_CURRENT_SOURCE_DIR}/cli/pgcluster.c)
+  target_link_libraries(snapctl_pgcluster PRIVATE snap_test_support)
+  add_test(NAME snapctl_postgres
+           COMMAND $<TARGET_FILE:snapctl_pgcluster> 3
+                   bash ${CMAKE_CURRENT_SOURCE_DIR}/cli/snapctl_postgres.sh $<TARGET_FILE:snapctl>
+                   $<TARGET_FILE:snapctl_mkstore> ${CMAKE_CURRENT_BINARY_DIR}/tmp/snapctl_postgres)
+  set_tests_properties(snapctl_postgres PROPERTIES TIMEOUT 300)
+endif()

@@ -234,6 +234,17 @@ int snap_store_put_raw(snap_store *st, snap_raw_row *rows, size_t n) {
                                SNAP_OK};
     index[m++] = i;
   }
+  /* The first write of a data set fixes its retention, a copy's as a save's:
+   * a store copied into with "keep": 0 stays "keep all" for the application
+   * that opens it later without saying "keep" (docs/STORE.md, "Retention"). */
+  uint32_t keep;
+  int settled = m > 0 ? snap__retention_keep(snap__store_retention(st), be, self, &keep) : SNAP_OK;
+  if (settled != SNAP_OK) {
+    for (size_t j = 0; j < m; j++)
+      rows[index[j]].status = settled;
+    first = settled;
+    m = 0;
+  }
   if (m > 0) {
     /* keep = 0: a copy keeps every snapshot it is given. */
     int rc = be->put(self, br, m, 0);

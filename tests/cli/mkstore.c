@@ -3,6 +3,7 @@
  *
  *   mkstore fill DB NPIDS KEYS KEY1 [KEY2]   mixed formats and stages; KEYS = 0 (plaintext
  *                                            only), 1 (plus key 1), 2 (plus key 2)
+ *   mkstore sealed DB NPIDS 1 KEY1           as fill, every body zlib + encrypted under key 1
  *   mkstore churn DB ITER EXPECT             a writer on pids live-0..9: saves new seqs,
  *                                            saves existing seqs again, deletes; writes the
  *                                            rows it left to EXPECT ("pid seq state" lines)
@@ -54,6 +55,9 @@ static int fill(int argc, char **argv) {
   if (argc < 5 || (atoi(argv[4]) >= 1 && argc < 6))
     return 2;
   int npids = atoi(argv[3]), keys = atoi(argv[4]);
+  bool sealed = strcmp(argv[1], "sealed") == 0;
+  if (sealed && keys != 1)
+    return 2;
   snap_store *st = open_db(argv[2]);
   snap_keyring *k1 = NULL, *k2 = NULL;
   if (!st)
@@ -79,7 +83,7 @@ static int fill(int argc, char **argv) {
     char pid[64];
     snprintf(pid, sizeof pid, i % 7 == 3 ? "acct \xc3\xa9/%d" : "acct-%05d", i);
     for (int seq = 1; seq <= 3; seq++) {
-      int v = (i + seq) % variants;
+      int v = sealed ? 3 : (i + seq) % variants;
       bool msgpack = (i + 2 * seq) % 5 == 0;
       size_t len =
           msgpack ? sizeof mp : ledger(state, 300 + (size_t)((i * 37 + seq) % 9000), i, seq);
@@ -287,10 +291,10 @@ static int uniform(int argc, char **argv) {
 
 int main(int argc, char **argv) {
   if (argc < 2) {
-    fprintf(stderr, "usage: mkstore fill|churn|check|damage ...\n");
+    fprintf(stderr, "usage: mkstore fill|sealed|churn|check|uniform|damage ...\n");
     return 2;
   }
-  if (strcmp(argv[1], "fill") == 0)
+  if (strcmp(argv[1], "fill") == 0 || strcmp(argv[1], "sealed") == 0)
     return fill(argc, argv);
   if (strcmp(argv[1], "churn") == 0)
     return churn(argc, argv);

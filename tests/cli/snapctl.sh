@@ -3,19 +3,9 @@
 # Usage: snapctl.sh SNAPCTL MKSTORE WORKDIR
 set -uo pipefail
 SNAPCTL=$1 MK=$2 W=$3
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 rm -rf "$W" && mkdir -p "$W" && cd "$W" || exit 2
-FAILS=0
-fail() { echo "FAIL: $*" >&2; FAILS=$((FAILS + 1)); }
-ok() { echo "ok: $*"; }
-# expect STATUS DESCRIPTION -- COMMAND...: runs it, checks its exit status.
-expect() {
-  local want=$1 what=$2; shift 3
-  "$@" >"$W/out" 2>"$W/err"; local got=$?
-  if [ "$got" -ne "$want" ]; then
-    fail "$what: exit $got, expected $want"; sed 's/^/  | /' "$W/err" >&2
-  else ok "$what"; fi
-}
-ctl() { "$SNAPCTL" --quiet "$@"; }
+. "$HERE/expect.sh"
 
 head -c 32 /dev/urandom >k1; head -c 32 /dev/urandom >k2; head -c 32 /dev/urandom >kx
 chmod 600 k1 k2 kx

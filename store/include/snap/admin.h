@@ -173,7 +173,10 @@ typedef struct snap_raw_row {
 /**
  * Stores bodies exactly as given, with their pid, seq and timestamp, in one
  * backend write (replacing rows with the same (pid, seq)); retention is not
- * applied, so a copy keeps every snapshot. Nothing is decoded, but each body's
+ * applied, so a copy keeps every snapshot, but it is agreed with the data set
+ * as by a first save (the configuration's "keep" is stored with a data set
+ * that has none; a conflicting one fails every row with SNAP_ECONFIG, see
+ * docs/STORE.md "Retention"). Nothing is decoded, but each body's
  * frame header must be readable (SNAP_EFORMAT/SNAP_ECORRUPT otherwise) and the
  * pid, seq and timestamp valid (SNAP_EINVAL); such rows are not stored. Each
  * row gets its own status; returns SNAP_OK when all were stored, otherwise the

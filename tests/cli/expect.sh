@@ -1,0 +1,15 @@
+# Shared by the snapctl shell tests (sourced after SNAPCTL and W are set, in $W):
+# fail/ok count and print results, expect runs a command and checks its exit
+# status (its output in $W/out and $W/err), ctl runs snapctl quietly.
+FAILS=0
+fail() { echo "FAIL: $*" >&2; FAILS=$((FAILS + 1)); }
+ok() { echo "ok: $*"; }
+# expect STATUS DESCRIPTION -- COMMAND...: runs it, checks its exit status.
+expect() {
+  local want=$1 what=$2; shift 3
+  "$@" >"$W/out" 2>"$W/err"; local got=$?
+  if [ "$got" -ne "$want" ]; then
+    fail "$what: exit $got, expected $want"; sed 's/^/  | /' "$W/err" >&2
+  else ok "$what"; fi
+}
+ctl() { "$SNAPCTL" --quiet "$@"; }

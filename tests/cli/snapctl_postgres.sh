@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# snapctl copy from a SQLite store into a postgres store sharded over three
+# databases (docs/POSTGRES.md, "Migrating a SQLite store"), then snapctl on the
+# target: verify, ls, show, export, and the spread of the pids over the shards.
+# Runs under tests/cli/pgcluster.c, which provides SNAP_PG_CONNINFO_0..2.
+# Usage: pgcluster 3 bash snapctl_postgres.sh SNAPCTL MKSTORE WORKDIR
+set -uo pipefail
+SNAPCTL=$1 MK=$2 W=$3
+for i in 0 1 2; do
+  v=SNAP_PG_CONNINFO_$i
+  [ -n "${!v:-}" ] || { echo "FAIL: $v is not set (run under pgcluster 3)" >&2; exit 2; }
+done
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+rm -rf "$W" && mkdir -p "$W" && cd "$W" || exit 2
+. "$HERE/expect.sh"
+
+head -c 32 /dev/urandom >k1 && chmod 600 k1
+OPTIONS='"options": {"compression": "zlib", "encryption": {"key_file": "k1", "context": "test/snapctl/v1"}}'
+printf '{"backend": "sqlite", "config": {"path": "src.db", "keep": 0}, %s}\n' "$OPTIONS" >src.json
+shards="\"$SNAP_PG_CONNINFO_0\", \"$SNAP_PG_CONNINFO_1\", \"$SNAP_PG_CONNINFO_2\""
+printf '{"backend": "postgres", "config": {"shards": [%s], "table": "migrated", "keep": 0}, %s}\n' \
+  "$shards" "$OPTIONS" >pg.json
+# One database of the three alone: what that shard holds.
+for i in 0 1 2; do
+  v=SNAP_PG_CONNINFO_$i
+  printf '{"backend": "postgres", "config": {"conninfo": "%s", "table": "migrated"}, %s}\n' \
+    "${!v}" "$OPTIONS" >shard$i.json
+done
+
+# ---- the source: 200 pids x 3 seqs, every body zlib + encrypted -------------
+"$MK" sealed src.db 200 1 k1 || { echo "FAIL: mkstore" >&2; exit 2; }
+expect 0 "verify the source" -- ctl --config src.json verify
+expect 0 "stats of the source" -- ctl --config src.json stats --json
+grep -q '"snapshots":[[:space:]]*600' out || fail "the source does not hold 600 snapshots"
+grep -q '"zlib+aead":[[:space:]]*[1-9]' out && ! grep -q '"none"\|"zlib":' out ||
+  fail "the source's bodies are not all encrypted, most compressed: $(cat out)"
+cp out src.stats
+
+# ---- copy into 3 shards ------------------------------------------------------
+expect 0 "copy sqlite -> postgres (3 shards)" -- "$SNAPCTL" --config src.json copy --to pg.json
+grep -q "600 rows written, 0 already present" err || fail "copy summary: $(cat err)"
+grep -q "600 identical, 0 different or missing, 0 only in the target" err ||
+  fail "copy's own comparison: $(cat err)"
+expect 0 "verify the target (every body decodes)" -- ctl --config pg.json verify
+expect 0 "stats of the target" -- ctl --config pg.json stats --json
+cmp -s src.stats out && ok "the target's counts, sizes, key versions and stage sets are the source's" ||
+  fail "stats differ: $(diff src.stats out)"
+expect 0 "ls the source" -- ctl --config src.json ls
+cp out src.ls
+expect 0 "ls the target" -- ctl --config pg.json ls
+cp out pg.ls
+[ "$(wc -l <pg.ls)" -eq 200 ] || fail "the target lists $(wc -l <pg.ls) pids, expected 200"
+cmp -s src.ls pg.ls && ok "the target lists the same pids in the same order" || fail "ls differs"
+
+# Every snapshot decodes to the same state, timestamp and format.
+expect 0 "export the source" -- ctl --config src.json export --out src.jsonl
+expect 0 "export the target" -- ctl --config pg.json export --out pg.jsonl
+[ "$(wc -l <pg.jsonl)" -eq 600 ] || fail "the target exports $(wc -l <pg.jsonl) snapshots"
+cmp -s src.jsonl pg.jsonl && ok "all 600 snapshots decode identically" || fail "the exports differ"
+for pid in acct-00000 acct-00101 "acct é/3" acct-00199; do
+  for seq in 1 2 3; do
+    ctl --config src.json show "$pid" "$seq" >a.show 2>&1
+    ctl --config pg.json show "$pid" "$seq" >b.show 2>&1
+    cmp -s a.show b.show || fail "show '$pid' $seq differs"
+  done
+  ctl --config src.json ls "$pid" --json >a.ls 2>&1
+  ctl --config pg.json ls "$pid" --json >b.ls 2>&1
+  cmp -s a.ls b.ls || fail "ls '$pid' --json differs"
+done
+ok "show and ls PID agree on sample pids"
+
+# The pids are spread over all three shards, each pid on one shard only.
+total=0
+for i in 0 1 2; do
+  expect 0 "ls shard $i alone" -- ctl --config shard$i.json ls
+  n=$(wc -l <out)
+  cp out shard$i.ls
+  [ "$n" -ge 40 ] || fail "shard $i holds $n of 200 pids"
+  total=$((total + n))
+done
+[ "$total" -eq 200 ] || fail "the shards hold $total pids together, expected 200"
+[ "$(sort shard0.ls shard1.ls shard2.ls | uniq -d | wc -l)" -eq 0 ] || fail "a pid is on two shards"
+ok "pids per shard: $(wc -l <shard0.ls) $(wc -l <shard1.ls) $(wc -l <shard2.ls)"
+
+# ---- again: nothing to write --------------------------------------------------
+expect 0 "copy again (resumes: nothing to write)" -- "$SNAPCTL" --config src.json copy --to pg.json
+grep -q "0 rows written, 600 already present" err || fail "a second copy rewrote rows: $(cat err)"
+
+# ---- rows only in the target: kept and counted, or deleted with --delete --------
+expect 0 "delete a pid in the source" -- ctl --config src.json delete acct-00007
+expect 0 "copy keeps rows the source no longer has" -- "$SNAPCTL" --config src.json copy --to pg.json
+grep -q "3 only in the target (kept" err || fail "the extra rows were not counted: $(cat err)"
+expect 0 "the target still has them" -- ctl --config pg.json ls acct-00007
+expect 0 "copy --delete" -- "$SNAPCTL" --config src.json copy --to pg.json --delete
+grep -q "3 deleted from the target" err && grep -q "0 only in the target" err ||
+  fail "copy --delete: $(cat err)"
+expect 1 "the target no longer has them" -- ctl --config pg.json ls acct-00007
+expect 0 "export the source again" -- ctl --config src.json export --out src2.jsonl
+expect 0 "export the target again" -- ctl --config pg.json export --out pg2.jsonl
+cmp -s src2.jsonl pg2.jsonl && ok "the target mirrors the source" || fail "the exports differ"
+
+# ---- the copy stored the target document's keep (0) as the data set's --------
+sed 's/"keep": 0/"keep": 2/' pg.json >pg2.json
+expect 2 "an opener of the target with another keep is refused" -- ctl --config pg2.json verify
+grep -q "keeps 0 (keep all)" err || fail "the refusal does not name the stored keep: $(cat err)"
+
+echo "$FAILS failure(s)"
+[ "$FAILS" -eq 0 ]
