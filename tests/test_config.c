@@ -452,8 +452,9 @@ Test(config, a_nul_escape_inside_a_string_is_refused_naming_the_key) {
 }
 
 Test(config, numbers_must_be_exactly_the_integer_they_configure) {
-  static const char *const bad[] = {"1e30", "2.5", "-0", "-0.0", "1e-1", "0.5e0",
-                                    "18446744073709551617", "-1", "\"3\"", "true", "null"};
+  static const char *const bad[] = {
+      "1e30", "2.5",   "-0",   "-0.0", "1e-1", "0.5e0", "18446744073709551617",
+      "-1",   "\"3\"", "true", "null"};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     char json[512];
     /* Store keys, by name and in a plugin document. */
@@ -494,8 +495,8 @@ Test(config, numbers_must_be_exactly_the_integer_they_configure) {
     snprintf(json, sizeof json, "{\"backend\": \"memory\", \"executor\": {\"max_batch\": %s}}",
              bad[i]);
     refused(json, SNAP_ECONFIG, "executor.max_batch");
-    snprintf(json, sizeof json,
-             "{\"backend\": \"memory\", \"executor\": {\"queue_capacity\": %s}}", bad[i]);
+    snprintf(json, sizeof json, "{\"backend\": \"memory\", \"executor\": {\"queue_capacity\": %s}}",
+             bad[i]);
     refused(json, SNAP_ECONFIG, "executor.queue_capacity");
     snprintf(json, sizeof json,
              "{\"backend\": \"memory\", \"options\": {\"encryption\": {\"context\": \"c\", "
@@ -560,9 +561,9 @@ static snap_plugin *open_ok(const char *json) {
 
 static void save_state(snap_plugin *p, const char *pid, int64_t seq) {
   snap_meta m;
-  cr_assert_eq(snap_save(snap_plugin_store(p), pid, seq, SNAP_FORMAT_JSON, STATE, strlen(STATE),
-                         NULL, &m),
-               SNAP_OK, "%s", snap_error_message());
+  cr_assert_eq(
+      snap_save(snap_plugin_store(p), pid, seq, SNAP_FORMAT_JSON, STATE, strlen(STATE), NULL, &m),
+      SNAP_OK, "%s", snap_error_message());
   cr_assert(m.stages & SNAP_STAGE_ENCRYPTED);
 }
 
@@ -630,8 +631,9 @@ Test(config, a_key_rotation_keeps_older_snapshots_loading) {
 Test(config, the_keys_list_is_checked_before_any_key_is_read) {
   const char *pre = "{\"backend\": \"memory\", \"options\": {\"encryption\": {\"context\": \"c\", ";
   char json[2048];
-  snprintf(json, sizeof json, "%s\"keys\": [{\"version\": 1, \"file\": \"/a\"}, {\"version\": 2, "
-                              "\"file\": \"/b\"}]}}}",
+  snprintf(json, sizeof json,
+           "%s\"keys\": [{\"version\": 1, \"file\": \"/a\"}, {\"version\": 2, "
+           "\"file\": \"/b\"}]}}}",
            pre);
   refused(json, SNAP_ECONFIG, "options.encryption.active: missing");
   snprintf(json, sizeof json, "%s\"keys\": [{\"version\": 1, \"file\": \"/a\"}], \"active\": 2}}}",
@@ -642,8 +644,9 @@ Test(config, the_keys_list_is_checked_before_any_key_is_read) {
            " \"active\": 1}}}",
            pre);
   refused(json, SNAP_ECONFIG, "options.encryption.keys[1].version: version 1 is also given");
-  snprintf(json, sizeof json, "%s\"keys\": [{\"version\": 1, \"file\": \"/a\"}], \"key_file\": "
-                              "\"/b\"}}}",
+  snprintf(json, sizeof json,
+           "%s\"keys\": [{\"version\": 1, \"file\": \"/a\"}], \"key_file\": "
+           "\"/b\"}}}",
            pre);
   refused(json, SNAP_ECONFIG, "options.encryption.key_file: give either");
   snprintf(json, sizeof json, "%s\"keys\": []}}}", pre);
@@ -701,13 +704,107 @@ Test(config, the_plugin_checks_the_store_at_open) {
   /* A conflicting retention, named where the document says it. */
   char db[600];
   snprintf(db, sizeof db, "%s/ret.db", dir);
-  snprintf(json, sizeof json, "{\"backend\": \"sqlite\", \"config\": {\"path\": \"%s\", \"keep\": 0}}",
-           db);
+  snprintf(json, sizeof json,
+           "{\"backend\": \"sqlite\", \"config\": {\"path\": \"%s\", \"keep\": 0}}", db);
   p = open_ok(json);
   cr_assert_eq(snap_save(snap_plugin_store(p), "a", 1, SNAP_FORMAT_JSON, "1", 1, NULL, NULL),
                SNAP_OK);
   snap_plugin_close(p);
-  snprintf(json, sizeof json, "{\"backend\": \"sqlite\", \"config\": {\"path\": \"%s\", \"keep\": 5}}",
-           db);
+  snprintf(json, sizeof json,
+           "{\"backend\": \"sqlite\", \"config\": {\"path\": \"%s\", \"keep\": 5}}", db);
   refused(json, SNAP_ECONFIG, "config.keep: this configuration keeps 5");
+}
+
+/* options.integrity takes the same forms as options.encryption: saves are
+ * MAC'd (not encrypted) under the named key, a reader with another key
+ * refuses them, and the group's keys are read as strictly. */
+Test(config, integrity_from_key_files_macs_plain_bodies) {
+  char k1[600], k2[600], db[600], json[2048];
+  snprintf(k1, sizeof k1, "%s/mac1.key", dir);
+  snprintf(k2, sizeof k2, "%s/mac2.key", dir);
+  snprintf(db, sizeof db, "%s/mac.db", dir);
+  key_file(k1, 0600);
+  int fd = open(k2, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  cr_assert_geq(fd, 0);
+  const char *other = "ff0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n";
+  cr_assert_eq(write(fd, other, strlen(other)), (ssize_t)strlen(other));
+  close(fd);
+  snprintf(json, sizeof json,
+           "{\"backend\": \"sqlite\", \"config\": {\"path\": \"%s\"},"
+           " \"options\": {\"integrity\": {\"context\": \"acme/test/mac/v1\","
+           " \"keys\": [{\"version\": 4, \"file\": \"%s\"}]}, \"required\": [\"integrity\"]}}",
+           db, k1);
+  snap_plugin *p;
+  cr_assert_eq(snap_plugin_open(&p, json, NULL), SNAP_OK, "%s", snap_error_message());
+  snap_meta meta;
+  cr_assert_eq(
+      snap_save(snap_plugin_store(p), "m", 1, SNAP_FORMAT_JSON, STATE, strlen(STATE), NULL, &meta),
+      SNAP_OK, "%s", snap_error_message());
+  cr_assert(meta.stages & SNAP_STAGE_MAC, "the document's integrity option applies");
+  cr_assert_not(meta.stages & SNAP_STAGE_ENCRYPTED);
+  snap_snapshot *s = NULL;
+  cr_assert_eq(snap_load_latest(snap_plugin_store(p), "m", NULL, &s), SNAP_OK, "%s",
+               snap_error_message());
+  cr_assert_not_null(s);
+  cr_assert_eq(s->len, strlen(STATE));
+  snap_snapshot_free(s);
+  snap_plugin_close(p);
+
+  /* The same version from another key file: the MAC does not verify. */
+  snprintf(json, sizeof json,
+           "{\"backend\": \"sqlite\", \"config\": {\"path\": \"%s\"},"
+           " \"options\": {\"integrity\": {\"context\": \"acme/test/mac/v1\","
+           " \"key_file\": \"%s\", \"key_version\": 4}}}",
+           db, k2);
+  cr_assert_eq(snap_plugin_open(&p, json, NULL), SNAP_OK, "%s", snap_error_message());
+  s = NULL;
+  cr_assert_eq(snap_load_latest(snap_plugin_store(p), "m", NULL, &s), SNAP_EAUTH, "%s",
+               snap_error_message());
+  cr_assert_null(s);
+  snap_plugin_close(p);
+
+  refused("{\"backend\": \"memory\", \"options\": {\"integrity\": {\"key_file\": \"/k\","
+          " \"context\": \"c\", \"colour\": 1}}}",
+          SNAP_ECONFIG, "options.integrity.colour");
+  refused("{\"backend\": \"memory\", \"options\": {\"integrity\": {\"key_file\": \"/k\"}}}",
+          SNAP_ECONFIG, "options.integrity.context");
+  refused("{\"backend\": \"memory\", \"options\": {\"integrity\": \"on\"}}", SNAP_ECONFIG,
+          "options.integrity");
+  refused("{\"backend\": \"memory\", \"options\": {\"integrity\": {\"context\": \"c\"}}}",
+          SNAP_ECONFIG, "options.integrity.keys");
+}
+
+/* A supplied keyring serves whichever group names no key file; one that
+ * would serve nothing is refused. */
+Test(config, a_supplied_keyring_serves_the_group_without_key_files) {
+  snap_keyring *kr;
+  cr_assert_eq(snap_keyring_new(&kr), SNAP_OK);
+  uint8_t k[32] = {9};
+  cr_assert_eq(snap_keyring_add(kr, 1, k, sizeof k), SNAP_OK);
+  char json[1024];
+  snprintf(json, sizeof json,
+           "{\"backend\": \"sqlite\", \"config\": {\"path\": \"%s/krmac.db\"},"
+           " \"options\": {\"integrity\": {\"context\": \"acme/test/mac/v1\"}}}",
+           dir);
+  snap_plugin *p;
+  cr_assert_eq(snap_plugin_open(&p, json, kr), SNAP_OK, "%s", snap_error_message());
+  snap_meta meta;
+  cr_assert_eq(
+      snap_save(snap_plugin_store(p), "m", 1, SNAP_FORMAT_JSON, STATE, strlen(STATE), NULL, &meta),
+      SNAP_OK, "%s", snap_error_message());
+  cr_assert(meta.stages & SNAP_STAGE_MAC);
+  snap_plugin_close(p);
+
+  char key[600];
+  snprintf(key, sizeof key, "%s/integ.key", dir);
+  key_file(key, 0600);
+  snprintf(json, sizeof json,
+           "{\"backend\": \"memory\", \"options\": {\"integrity\": {\"key_file\": \"%s\","
+           " \"context\": \"c\"}}}",
+           key);
+  snap_plugin *q = (snap_plugin *)1;
+  cr_assert_eq(snap_plugin_open(&q, json, kr), SNAP_ECONFIG, "the keyring would serve nothing");
+  cr_assert(strstr(snap_error_message(), "options.integrity.key_file"), "%s", snap_error_message());
+  cr_assert_null(q);
+  snap_keyring_free(kr);
 }

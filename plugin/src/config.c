@@ -16,32 +16,37 @@ struct snap_plugin {
   snap_store *store;
   snap_executor *executor;
   snap_options *options;
-  snap_keyring *own_keyring; /* from key files; the caller's keyring is only borrowed */
+  /* From key files, for encryption [0] and integrity [1]; the caller's
+   * keyring is only borrowed. */
+  snap_keyring *own_keyring[2];
 };
 
 /* Sizes in bytes: what a size_t holds, and a JSON integer can say. */
 #define SIZE_LIMIT ((int64_t)(SIZE_MAX > INT64_MAX ? INT64_MAX : SIZE_MAX))
 
-/* Most keys a document may name in options.encryption.keys. */
+/* Most keys a document may name in options.encryption.keys (or integrity's). */
 #define MAX_KEYS 64
 
 /* A key file named by the document, read once the whole document is known
  * to be valid (so a bad document reads no key material at all). */
 typedef struct key_spec {
   uint32_t version;
-  const char *file; /* in the document */
+  const char *file;               /* in the document */
   char path[SNAP__CONF_PATH_MAX]; /* where the document names it, for messages */
 } key_spec;
 
-typedef struct encryption_spec {
-  bool present; /* an "encryption" object */
-  bool off;     /* "encryption": false */
+/* options.encryption or options.integrity: the same shape, a context and
+ * the key files (or the caller's keyring). */
+typedef struct keyed_spec {
+  const char *group; /* "encryption" or "integrity" */
+  bool present;      /* an object */
+  bool off;          /* false */
   const char *context;
   key_spec keys[MAX_KEYS];
   size_t nkeys;
   uint32_t active; /* 0: not said */
   char active_path[SNAP__CONF_PATH_MAX];
-} encryption_spec;
+} keyed_spec;
 
 static int read_required(snap_conf *opts, unsigned *out) {
   static const char *const groups[] = {"compression", "encryption", "integrity"};
@@ -69,7 +74,7 @@ static int read_required(snap_conf *opts, unsigned *out) {
 
 /* The single-key form {"key_file", "key_version"} is the keys list with one
  * entry; the two forms together would be ambiguous and are refused. */
-static int read_keys(snap_conf *enc, encryption_spec *es) {
+static int read_keys(snap_conf *enc, keyed_spec *es) {
   const char *file = NULL;
   int64_t version = 1, active = 0;
   int has_file = snap__conf_str(enc, "key_file", SNAP_CONF_NONEMPTY, &file);
@@ -84,8 +89,9 @@ static int read_keys(snap_conf *enc, encryption_spec *es) {
                             "give either \"keys\" (with \"active\") or the single-key "
                             "\"key_file\"/\"key_version\", not both");
   if (has_active > 0 && has_keys == 0 && has_file > 0)
-    return snap__conf_error(enc, "active", "only meaningful with \"keys\" (the single-key form "
-                                           "names its version with \"key_version\")");
+    return snap__conf_error(enc, "active",
+                            "only meaningful with \"keys\" (the single-key form "
+                            "names its version with \"key_version\")");
   if (has_file > 0) {
     es->keys[0].version = (uint32_t)version;
     es->keys[0].file = file;
@@ -140,20 +146,20 @@ static int read_keys(snap_conf *enc, encryption_spec *es) {
   return snap__conf_error(enc, "active", "version %lld is not among \"keys\"", (long long)active);
 }
 
-static int read_encryption(snap_conf *opts, encryption_spec *es) {
-  int t = snap__conf_type(opts, "encryption");
+static int read_keyed(snap_conf *opts, keyed_spec *es) {
+  int t = snap__conf_type(opts, es->group);
   if (t < 0)
     return SNAP_OK;
   if (t == SNAP__J_FALSE) {
     bool b;
-    snap__conf_bool(opts, "encryption", 0, &b);
+    snap__conf_bool(opts, es->group, 0, &b);
     es->off = true;
     return SNAP_OK;
   }
   if (t != SNAP__J_OBJ)
-    return snap__conf_error(opts, "encryption", "must be an object or false");
+    return snap__conf_error(opts, es->group, "must be an object or false");
   snap_conf enc;
-  snap__conf_obj(opts, "encryption", 0, &enc);
+  snap__conf_obj(opts, es->group, 0, &enc);
   es->present = true;
   /* A context is mandatory: it names what the key protects. */
   if (snap__conf_str(&enc, "context", SNAP_CONF_REQUIRED | SNAP_CONF_NONEMPTY, &es->context) < 0)
@@ -162,7 +168,7 @@ static int read_encryption(snap_conf *opts, encryption_spec *es) {
 }
 
 /* Reads "options" into `o` (key files not yet read: see load_keys()). */
-static int read_options(snap_conf *doc, snap_options *o, encryption_spec *es) {
+static int read_options(snap_conf *doc, snap_options *o, keyed_spec *es) {
   static const char *const algs[] = {"none", "zlib", NULL};
   snap_conf opts;
   int rc = snap__conf_obj(doc, "options", 0, &opts);
@@ -181,11 +187,11 @@ static int read_options(snap_conf *doc, snap_options *o, encryption_spec *es) {
   int has_required = read_required(&opts, &required);
   if (has_level > 0 && !(has_alg > 0 && alg == 1))
     snap__conf_error(&opts, "compression_level", "only meaningful with \"compression\": \"zlib\"");
-  if ((rc = read_encryption(&opts, es)) != SNAP_OK || (rc = snap__conf_done(&opts)) != SNAP_OK)
+  if ((rc = read_keyed(&opts, &es[0])) != SNAP_OK || (rc = read_keyed(&opts, &es[1])) != SNAP_OK ||
+      (rc = snap__conf_done(&opts)) != SNAP_OK)
     return rc;
-  if (has_alg > 0 &&
-      (rc = snap_options_set_compression(o, alg == 1 ? SNAP_COMPRESSION_ZLIB : SNAP_COMPRESSION_NONE,
-                                         (int)level)))
+  if (has_alg > 0 && (rc = snap_options_set_compression(
+                          o, alg == 1 ? SNAP_COMPRESSION_ZLIB : SNAP_COMPRESSION_NONE, (int)level)))
     return rc;
   if (has_min > 0 && (rc = snap_options_set_compression_min_size(o, (size_t)min_size)))
     return rc;
@@ -199,39 +205,37 @@ static int read_options(snap_conf *doc, snap_options *o, encryption_spec *es) {
   return SNAP_OK;
 }
 
-/* Builds the keyring the document names (or checks the caller's) and turns
- * encryption on. */
-static int apply_encryption(snap_plugin *p, const encryption_spec *es, snap_keyring *keyring) {
-  const char *path = "options.encryption";
+/* Sets encryption (k == 0) or integrity (k == 1) of `o`. */
+static int set_keyed(snap_options *o, int k, snap_keyring *kr, const char *context) {
+  return k == 0 ? snap_options_set_encryption(o, kr, context)
+                : snap_options_set_integrity(o, kr, context);
+}
+
+/* Builds the keyring one group names (or checks the caller's) and turns the
+ * group on. The caller's keyring serves each group that names no key file. */
+static int apply_keyed(snap_plugin *p, int k, const keyed_spec *es, snap_keyring *keyring) {
+  char path[32];
+  snprintf(path, sizeof path, "options.%s", es->group);
   if (es->off)
-    return snap_options_set_encryption(p->options, NULL, NULL);
-  if (!es->present) {
-    if (keyring)
-      return snap_error_set(SNAP_ECONFIG, "%s: a keyring was supplied but no encryption context "
-                                          "is configured",
-                            path);
+    return set_keyed(p->options, k, NULL, NULL);
+  if (!es->present)
     return SNAP_OK;
-  }
   snap_keyring *kr;
   int rc;
   if (es->nkeys > 0) {
-    if (keyring)
-      return snap_error_set(SNAP_ECONFIG, "%s: a keyring was also supplied; give key files or a "
-                                          "keyring, not both",
-                            es->keys[0].path);
-    if ((rc = snap_keyring_new(&p->own_keyring)))
+    if ((rc = snap_keyring_new(&p->own_keyring[k])))
       return rc;
     for (size_t i = 0; i < es->nkeys; i++) {
-      rc = snap_keyring_add_file(p->own_keyring, es->keys[i].version, es->keys[i].file);
+      rc = snap_keyring_add_file(p->own_keyring[k], es->keys[i].version, es->keys[i].file);
       if (rc) {
         char msg[512];
         snprintf(msg, sizeof msg, "%s", snap_error_message());
         return snap_error_set(rc, "%s '%s': %s", es->keys[i].path, es->keys[i].file, msg);
       }
     }
-    if ((rc = snap_keyring_set_active(p->own_keyring, es->active)))
+    if ((rc = snap_keyring_set_active(p->own_keyring[k], es->active)))
       return rc;
-    kr = p->own_keyring;
+    kr = p->own_keyring[k];
   } else {
     if (!keyring)
       return snap_error_set(SNAP_ECONFIG,
@@ -241,16 +245,39 @@ static int apply_encryption(snap_plugin *p, const encryption_spec *es, snap_keyr
     if (snap_keyring_active(keyring) == 0)
       return snap_error_set(SNAP_ECONFIG, "%s: the supplied keyring is empty", path);
     if (es->active && snap_keyring_active(keyring) != es->active)
-      return snap_error_set(SNAP_ECONFIG,
-                            "%s: version %u is not the supplied keyring's active key (%u)",
-                            es->active_path, (unsigned)es->active,
-                            (unsigned)snap_keyring_active(keyring));
+      return snap_error_set(
+          SNAP_ECONFIG, "%s: version %u is not the supplied keyring's active key (%u)",
+          es->active_path, (unsigned)es->active, (unsigned)snap_keyring_active(keyring));
     kr = keyring;
   }
-  rc = snap_options_set_encryption(p->options, kr, es->context);
+  rc = set_keyed(p->options, k, kr, es->context);
   if (rc)
     return snap_error_set(SNAP_ECONFIG, "%s.context: %s", path, snap_error_message());
   return SNAP_OK;
+}
+
+/* Encryption and integrity from the document. A supplied keyring must serve
+ * a group that names no key file: otherwise it would go unused and the
+ * caller would believe its keys protect the snapshots. */
+static int apply_keys(snap_plugin *p, const keyed_spec es[2], snap_keyring *keyring) {
+  if (keyring) {
+    bool served = false;
+    for (int k = 0; k < 2; k++)
+      served |= es[k].present && es[k].nkeys == 0;
+    if (!served) {
+      for (int k = 0; k < 2; k++)
+        if (es[k].present)
+          return snap_error_set(SNAP_ECONFIG,
+                                "%s: a keyring was also supplied; give key files or a keyring, "
+                                "not both",
+                                es[k].keys[0].path);
+      return snap_error_set(SNAP_ECONFIG,
+                            "options.encryption: a keyring was supplied but no encryption (or "
+                            "integrity) context is configured");
+    }
+  }
+  int rc = apply_keyed(p, 0, &es[0], keyring);
+  return rc ? rc : apply_keyed(p, 1, &es[1], keyring);
 }
 
 static int read_executor(snap_conf *doc, bool *enabled, snap_executor_config *cfg) {
@@ -337,16 +364,18 @@ static int open_doc(snap_plugin *p, snap_conf *doc, snap_keyring *keyring) {
   bool exec_on;
   snap_executor_config ecfg = SNAP_EXECUTOR_CONFIG_INIT;
   observe_cfg obs;
-  encryption_spec *es = snap_calloc(1, sizeof *es);
+  keyed_spec *es = snap_calloc(2, sizeof *es);
   if (!es)
     return snap_error_set(SNAP_ENOMEM, "out of memory reading the configuration");
+  es[0].group = "encryption";
+  es[1].group = "integrity";
   if ((rc = snap_options_new(&p->options)) == SNAP_OK &&
       (rc = read_executor(doc, &exec_on, &ecfg)) == SNAP_OK &&
       (rc = read_observe(doc, &obs)) == SNAP_OK &&
       (rc = read_options(doc, p->options, es)) == SNAP_OK && (rc = snap__conf_done(doc)) == SNAP_OK)
     /* The document is valid: only now read key files, and only then open the
      * store, so that a bad document or key file leaves no database behind. */
-    rc = apply_encryption(p, es, keyring);
+    rc = apply_keys(p, es, keyring);
   snap_free(es);
   if (rc)
     return rc;
@@ -412,7 +441,8 @@ void snap_plugin_close(snap_plugin *p) {
   snap_executor_free(p->executor);
   snap_store_close(p->store);
   snap_options_free(p->options);
-  snap_keyring_free(p->own_keyring);
+  snap_keyring_free(p->own_keyring[0]);
+  snap_keyring_free(p->own_keyring[1]);
   snap_free(p);
 }
 

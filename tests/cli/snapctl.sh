@@ -121,6 +121,24 @@ echo "rekey ran $((passes + 1)) times beside the writer; $(grep -o '[0-9]* repla
 [ $rfail -eq 0 ] || fail "rekey beside the writer failed $rfail times"
 expect 0 "no newer save overwritten, no deleted snapshot back" -- "$MK" check live.db expect.txt k1
 
+# ---- integrity: rekey adds the MAC to a plaintext store ----------------------
+"$MK" fill macs.db 60 0 k1 || exit 2
+macconf() { # macconf FILE [accept]: integrity under k1 (version 3), no encryption
+  local acc=''
+  [ "${2:-}" = accept ] && acc=', "accept_unauthenticated": true'
+  printf '{"backend": "sqlite", "config": {"path": "macs.db", "keep": 0, "synchronous": "normal"},
+  "options": {"integrity": {"keys": [{"version": 3, "file": "k1"}], "context": "test/snapctl/mac"}%s}}\n' "$acc" >"$1"
+}
+macconf mac-migrate.json accept
+macconf mac.json
+expect 1 "verify with an integrity key refuses the plaintext bodies" -- ctl --config mac.json verify
+expect 0 "rekey with an integrity document" -- ctl --config mac-migrate.json rekey
+expect 0 "verify under the integrity key without the migration switch" -- ctl --config mac.json verify
+expect 0 "stats after adding the MAC" -- ctl --config mac.json stats --json
+grep -q '"3":' out && ! grep -q '"0":' out || fail "bodies not all under integrity key 3: $(cat out)"
+grep -q 'aead' out && fail "the integrity document encrypted bodies: $(cat out)"
+grep -q 'mac' out || fail "no MAC'd stage set in stats: $(cat out)"
+
 # ---- verify finds planted corruption -----------------------------------------
 "$MK" fill bad.db 50 1 k1 || exit 2
 conf bad.json bad.db k1 accept

@@ -121,8 +121,9 @@ SNAP_API int snap_store_open(snap_store **out, const char *name, const char *con
  *      "executor": {"queue_capacity": 1024, "max_batch": 256},
  *      "observe": {"metrics": true, "log": "warning"}}
  *
- * Keys never travel inside the document: encryption takes its key from a key
- * file (mode 0600 or stricter) or from the keyring given to snap_plugin_open().
+ * Keys never travel inside the document: encryption (and "integrity", a MAC on
+ * unencrypted bodies, with the same keys) takes its key from a key file (mode
+ * 0600 or stricter) or from the keyring given to snap_plugin_open().
  */
 typedef struct snap_plugin snap_plugin;
 
@@ -132,7 +133,9 @@ typedef struct snap_plugin snap_plugin;
  * store with snap_store_check() (unless "check": false) and starts the
  * executor ("executor": false starts none).
  * `keyring` (may be NULL) is borrowed and must outlive the plugin; it supplies
- * the keys when "options.encryption" has a context but no key file.
+ * the keys of "options.encryption" and of "options.integrity" when the group
+ * has a context but no key file (a keyring that would serve neither group is
+ * refused with SNAP_ECONFIG).
  * The document is read strictly: unknown or duplicate keys, wrong types,
  * inexact integers, NUL inside strings and bytes after the document fail with
  * SNAP_ECONFIG and a message naming the key by its full path
