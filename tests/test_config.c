@@ -25,14 +25,18 @@ static void make_dir(void) {
 
 TestSuite(config, .init = make_dir);
 
-/* Writes a 64-hex-digit key file with the given mode. */
-static void key_file(const char *path, mode_t mode) {
+/* Writes a key file of 64 hex digits with the given mode. */
+static void key_file_hex(const char *path, mode_t mode, const char *hex) {
   int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
   cr_assert_geq(fd, 0);
-  const char *hex = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n";
   cr_assert_eq(write(fd, hex, strlen(hex)), (ssize_t)strlen(hex));
   close(fd);
   cr_assert_eq(chmod(path, mode), 0);
+}
+
+/* The test key, 00 01 02 ... 1f. */
+static void key_file(const char *path, mode_t mode) {
+  key_file_hex(path, mode, "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n");
 }
 
 /* Opening must fail with `code` and a message containing `needle`. */
@@ -53,6 +57,18 @@ static const char *BIG =
     "{\"holder\":\"Ada Lovelace\",\"entries\":[\"deposit 100\",\"deposit 100\","
     "\"deposit 100\",\"deposit 100\",\"deposit 100\",\"deposit 100\",\"deposit 100\","
     "\"deposit 100\",\"deposit 100\",\"deposit 100\",\"deposit 100\",\"deposit 100\"]}";
+
+/* Opens `json` (with `kr`), saves STATE once, closes: the stages it got. */
+static unsigned stages_of_one_save(const char *json, snap_keyring *kr) {
+  snap_plugin *p;
+  cr_assert_eq(snap_plugin_open(&p, json, kr), SNAP_OK, "%s", snap_error_message());
+  snap_meta meta;
+  cr_assert_eq(
+      snap_save(snap_plugin_store(p), "a", 1, SNAP_FORMAT_JSON, STATE, strlen(STATE), NULL, &meta),
+      SNAP_OK, "%s", snap_error_message());
+  snap_plugin_close(p);
+  return meta.stages;
+}
 
 Test(config, a_minimal_document_opens_a_store_and_an_executor) {
   snap_plugin *p;
@@ -159,7 +175,6 @@ Test(config, a_supplied_keyring_encrypts_when_a_context_is_given) {
   cr_assert_eq(snap_keyring_new(&kr), SNAP_OK);
   uint8_t k[32] = {7};
   cr_assert_eq(snap_keyring_add(kr, 2, k, sizeof k), SNAP_OK);
-  snap_plugin *p;
   /* The memory backend does not offer encryption; sqlite does. */
   char json[1024];
   snprintf(json, sizeof json,
@@ -167,13 +182,7 @@ Test(config, a_supplied_keyring_encrypts_when_a_context_is_given) {
            " \"options\": {\"encryption\": {\"context\": \"acme/test/v1\", \"key_version\": 2},"
            " \"required\": [\"encryption\"]}}",
            dir);
-  cr_assert_eq(snap_plugin_open(&p, json, kr), SNAP_OK, "%s", snap_error_message());
-  snap_meta meta;
-  cr_assert_eq(
-      snap_save(snap_plugin_store(p), "a", 1, SNAP_FORMAT_JSON, STATE, strlen(STATE), NULL, &meta),
-      SNAP_OK, "%s", snap_error_message());
-  cr_assert(meta.stages & SNAP_STAGE_ENCRYPTED);
-  snap_plugin_close(p);
+  cr_assert(stages_of_one_save(json, kr) & SNAP_STAGE_ENCRYPTED);
 
   snap_plugin *q = (snap_plugin *)1;
   cr_assert_eq(snap_plugin_open(&q,
@@ -724,26 +733,19 @@ Test(config, integrity_from_key_files_macs_plain_bodies) {
   snprintf(k2, sizeof k2, "%s/mac2.key", dir);
   snprintf(db, sizeof db, "%s/mac.db", dir);
   key_file(k1, 0600);
-  int fd = open(k2, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-  cr_assert_geq(fd, 0);
-  const char *other = "ff0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n";
-  cr_assert_eq(write(fd, other, strlen(other)), (ssize_t)strlen(other));
-  close(fd);
+  key_file_hex(k2, 0600, "ff0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n");
   snprintf(json, sizeof json,
            "{\"backend\": \"sqlite\", \"config\": {\"path\": \"%s\"},"
            " \"options\": {\"integrity\": {\"context\": \"acme/test/mac/v1\","
            " \"keys\": [{\"version\": 4, \"file\": \"%s\"}]}, \"required\": [\"integrity\"]}}",
            db, k1);
+  unsigned stages = stages_of_one_save(json, NULL);
+  cr_assert(stages & SNAP_STAGE_MAC, "the document's integrity option applies");
+  cr_assert_not(stages & SNAP_STAGE_ENCRYPTED);
   snap_plugin *p;
   cr_assert_eq(snap_plugin_open(&p, json, NULL), SNAP_OK, "%s", snap_error_message());
-  snap_meta meta;
-  cr_assert_eq(
-      snap_save(snap_plugin_store(p), "m", 1, SNAP_FORMAT_JSON, STATE, strlen(STATE), NULL, &meta),
-      SNAP_OK, "%s", snap_error_message());
-  cr_assert(meta.stages & SNAP_STAGE_MAC, "the document's integrity option applies");
-  cr_assert_not(meta.stages & SNAP_STAGE_ENCRYPTED);
   snap_snapshot *s = NULL;
-  cr_assert_eq(snap_load_latest(snap_plugin_store(p), "m", NULL, &s), SNAP_OK, "%s",
+  cr_assert_eq(snap_load_latest(snap_plugin_store(p), "a", NULL, &s), SNAP_OK, "%s",
                snap_error_message());
   cr_assert_not_null(s);
   cr_assert_eq(s->len, strlen(STATE));
@@ -758,7 +760,7 @@ Test(config, integrity_from_key_files_macs_plain_bodies) {
            db, k2);
   cr_assert_eq(snap_plugin_open(&p, json, NULL), SNAP_OK, "%s", snap_error_message());
   s = NULL;
-  cr_assert_eq(snap_load_latest(snap_plugin_store(p), "m", NULL, &s), SNAP_EAUTH, "%s",
+  cr_assert_eq(snap_load_latest(snap_plugin_store(p), "a", NULL, &s), SNAP_EAUTH, "%s",
                snap_error_message());
   cr_assert_null(s);
   snap_plugin_close(p);
@@ -786,14 +788,7 @@ Test(config, a_supplied_keyring_serves_the_group_without_key_files) {
            "{\"backend\": \"sqlite\", \"config\": {\"path\": \"%s/krmac.db\"},"
            " \"options\": {\"integrity\": {\"context\": \"acme/test/mac/v1\"}}}",
            dir);
-  snap_plugin *p;
-  cr_assert_eq(snap_plugin_open(&p, json, kr), SNAP_OK, "%s", snap_error_message());
-  snap_meta meta;
-  cr_assert_eq(
-      snap_save(snap_plugin_store(p), "m", 1, SNAP_FORMAT_JSON, STATE, strlen(STATE), NULL, &meta),
-      SNAP_OK, "%s", snap_error_message());
-  cr_assert(meta.stages & SNAP_STAGE_MAC);
-  snap_plugin_close(p);
+  cr_assert(stages_of_one_save(json, kr) & SNAP_STAGE_MAC);
 
   char key[600];
   snprintf(key, sizeof key, "%s/integ.key", dir);
