@@ -609,6 +609,30 @@ Test(postgres, a_shard_down_leaves_the_other_shards_working) {
   cr_assert_eq(latest_seq(st, "p-0"), 2);
   snap_snapshot *s = NULL;
   cr_assert_eq(snap_load_latest(st, "account-42", NULL, &s), SNAP_EIO);
+  /* A store opened now (a node starting while the shard is down) learns the
+   * retention from the shards that answer and works on them. */
+  snap_store *late = NULL;
+  cr_assert_eq(snap_store_open_backend(&late, snap_backend_postgres(), cfg), SNAP_OK);
+  cr_assert_eq(snap_store_check(late), SNAP_OK, "%s", snap_error_message());
+  reqs[0].seq = reqs[1].seq = reqs[2].seq = 3;
+  cr_assert_eq(snap_save_batch(late, reqs, 3, status, NULL), SNAP_EIO);
+  cr_assert_eq(status[0], SNAP_OK, "a shard down stopped the others");
+  cr_assert_eq(status[1], SNAP_EIO);
+  cr_assert_eq(status[2], SNAP_OK);
+  snap_store_close(late);
+  /* Changing the retention needs every shard: refused, naming the one down,
+   * and nothing written. */
+  char change[4200];
+  snprintf(change, sizeof change, "%.*s, \"keep\": 1, \"keep_change\": true}",
+           (int)strlen(cfg) - 1, cfg);
+  cr_assert_eq(snap_store_open_backend(&late, snap_backend_postgres(), change), SNAP_OK);
+  cr_assert_eq(snap_save(late, "a", 4, SNAP_FORMAT_JSON, "4", 1, NULL, NULL), SNAP_EIO);
+  cr_assert(strstr(snap_error_message(), "shard 2/3") &&
+                strstr(snap_error_message(), "cannot connect"),
+            "%s", snap_error_message());
+  snap_store_close(late);
+  cr_assert_eq(stored_keep(&f, 0, table), 3);
+  cr_assert_eq(stored_keep(&f, 1, table), 3);
   /* The shard comes back: the same store reaches it again. */
   exec_sql(&f, -1, "ALTER DATABASE snap3 ALLOW_CONNECTIONS true");
   cr_assert_eq(latest_seq(st, "account-42"), 1);

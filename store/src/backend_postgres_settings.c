@@ -11,7 +11,12 @@
  * restored on its own), and the way out is a change of configuration that
  * writes one value everywhere ("keep_change" for the retention). Writers (and
  * readers, shared) take a session advisory lock on the first shard, so that a
- * change in progress is never read half done. */
+ * change in progress is never read half done.
+ *
+ * A shard that is down (SNAP_EIO) does not stop a read that the others answer:
+ * a store opened while one shard is down still learns its retention and works
+ * on the other shards. A write (the first one, or a change) needs every shard,
+ * and fails naming the one that is down before anything is written. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,10 +104,10 @@ static int disagreement(snap_pg *b, const char *name, const int *found, const in
       break;
     }
     char v[32];
-    if (found[s])
+    if (found[s] == 1)
       snprintf(v, sizeof v, "%lld", (long long)vals[s]);
     else
-      snprintf(v, sizeof v, "(none)");
+      snprintf(v, sizeof v, found[s] == 0 ? "(none)" : "(unreachable)");
     len += (size_t)snprintf(list + len, sizeof list - len, "%s%s: %s", shown ? ", " : "",
                             b->shards[s].label, v);
     shown++;
@@ -136,35 +141,55 @@ int snap__pg_setting(void *self, const char *name, int mode, int64_t *value) {
            (long long)(int64_t)(((uint64_t)0x736e6170u << 32) | snap__pg_fnv1a(b->table)));
   const char *kp[1] = {key};
   bool shared = mode == SNAP_SETTING_GET, locked = false;
-  int nfound = 0;
-  snap_pg_conn *c0;
-  int e = snap__pg_acquire(b, 0, &c0);
-  if (e != SNAP_OK)
-    goto out;
-  e = exec_text(b, 0, c0,
-                shared ? "SELECT pg_advisory_lock_shared($1::bigint)"
-                       : "SELECT pg_advisory_lock($1::bigint)",
-                1, kp, NULL);
-  locked = e == SNAP_OK;
-  for (int s = 0; s < b->nshards && e == SNAP_OK; s++) {
-    int f = s == 0 ? read_one(b, 0, c0, name, &vals[0]) : on_shard(b, s, name, false, &vals[s]);
-    if (f < 0)
-      e = f;
-    else
-      nfound += found[s] = f;
+  /* found[s]: 1 present, 0 absent, -1 the shard did not answer (SNAP_EIO). */
+  int nfound = 0, nabsent = 0, down = -1, e = SNAP_OK; /* down: a shard that did not answer */
+  snap_pg_conn *c0 = NULL;
+  int a = snap__pg_acquire(b, 0, &c0);
+  if (a == SNAP_OK) {
+    a = exec_text(b, 0, c0,
+                  shared ? "SELECT pg_advisory_lock_shared($1::bigint)"
+                         : "SELECT pg_advisory_lock($1::bigint)",
+                  1, kp, NULL);
+    locked = a == SNAP_OK;
   }
-  bool agree = true;
-  for (int s = 1; s < b->nshards && e == SNAP_OK; s++)
-    agree &= found[s] == found[0] && (!found[s] || vals[s] == vals[0]);
-  int result = nfound > 0;
-  if (e == SNAP_OK && !agree && mode != SNAP_SETTING_SET)
+  for (int s = 0; s < b->nshards && e == SNAP_OK; s++) {
+    int f = s > 0 ? on_shard(b, s, name, false, &vals[s])
+            : locked ? read_one(b, 0, c0, name, &vals[0])
+                     : a;
+    if (f == SNAP_EIO) {
+      /* A shard that is down: the others can still tell a stored value. */
+      found[s] = -1;
+      if (down < 0)
+        down = s;
+    } else if (f < 0) {
+      e = f;
+    } else {
+      found[s] = f;
+      nfound += f;
+      nabsent += !f;
+    }
+  }
+  int first = -1; /* the first shard holding the value */
+  for (int s = 0; s < b->nshards && first < 0; s++)
+    if (found[s] == 1)
+      first = s;
+  bool agree = !(nfound > 0 && nabsent > 0);
+  for (int s = 0; s < b->nshards && first >= 0; s++)
+    agree &= found[s] != 1 || vals[s] == vals[first];
+  /* What needs every shard: the first write of the setting, and a change. */
+  bool write = mode == SNAP_SETTING_SET || (mode == SNAP_SETTING_INIT && nfound == 0);
+  if (e == SNAP_OK && !agree && mode != SNAP_SETTING_SET) {
     e = disagreement(b, name, found, vals);
-  else if (e == SNAP_OK && mode != SNAP_SETTING_GET && (mode == SNAP_SETTING_SET || !nfound)) {
+  } else if (e == SNAP_OK && down >= 0 && (write || nfound == 0)) {
+    /* The message stays the last shard's that did not answer (it names the
+     * shard and why: "cannot connect: ..."); no other error came after it. */
+    e = SNAP_EIO;
+  } else if (e == SNAP_OK && write) {
     /* The first shard last: it is the one every reader sees first. */
     for (int s = b->nshards - 1; s >= 0 && e == SNAP_OK; s--)
       e = s == 0 ? write_one(b, 0, c0, name, *value) : on_shard(b, s, name, true, value);
   } else if (e == SNAP_OK && nfound) {
-    *value = vals[0];
+    *value = vals[first];
   }
   if (locked && !c0->broken &&
       exec_text(b, 0, c0,
@@ -172,10 +197,10 @@ int snap__pg_setting(void *self, const char *name, int mode, int64_t *value) {
                        : "SELECT pg_advisory_unlock($1::bigint)",
                 1, kp, NULL) != SNAP_OK)
     c0->broken = true; /* closing the session releases the lock */
-  snap__pg_release(b, 0, c0);
+  if (c0 != NULL)
+    snap__pg_release(b, 0, c0);
   if (e == SNAP_OK)
-    e = result;
-out:
+    e = nfound > 0;
   h->free(found);
   h->free(vals);
   return e;
