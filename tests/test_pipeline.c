@@ -1473,3 +1473,25 @@ Test(payload, digit_runs_end_exactly_at_every_length) {
     }
   }
 }
+
+/* An uncompressed body must declare exactly its own length. A flipped bit in
+ * that field is damage, reported as corruption (which a load skips for an
+ * older snapshot), not as a state over the size limit (which stops it). */
+Test(limits, a_damaged_length_of_a_plain_body_is_corruption_not_too_big) {
+  static const char state[] = "{\"balance\":1200,\"holder\":\"Ada Lovelace\"}";
+  snap_buf body = SNAP_BUF_INIT, back = SNAP_BUF_INIT;
+  cr_assert_eq(snap_body_encode("p", 1, SNAP_FORMAT_JSON, state, strlen(state), NULL, &body, NULL),
+               SNAP_OK);
+  for (size_t byte = 12; byte < 20; byte++) {
+    uint8_t *c = malloc(body.len);
+    memcpy(c, body.data, body.len);
+    c[byte] ^= 0x40;
+    int rc = snap_body_decode("p", 1, c, body.len, NULL, &back, NULL, NULL);
+    cr_assert_eq(rc, SNAP_ECORRUPT, "length byte %zu flipped: %d (%s)", byte, rc,
+                 snap_error_message());
+    cr_assert(strstr(snap_error_message(), "declares"), "%s", snap_error_message());
+    free(c);
+  }
+  snap_buf_dispose(&body);
+  snap_buf_dispose(&back);
+}

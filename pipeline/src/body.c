@@ -451,6 +451,12 @@ static int decode_body(const char *pid, int64_t seq, const uint8_t *b, size_t bo
   if (body_len > e.max_stored)
     return fail(&w, SNAP_ETOOBIG, "body of %zu bytes is over the %zu-byte stored limit", body_len,
                 e.max_stored);
+  /* An uncompressed body declares exactly its own length: any other value is
+   * damage, whatever its size, and is reported (and skipped by a load) as
+   * corruption, not refused as a state over the limit, which would stop a
+   * load instead of falling back to an older snapshot. */
+  if (!(f.stages & ST_ZLIB) && (rc = check_lengths(&w, &f)) != SNAP_OK)
+    return rc;
   if (f.orig_len > e.max_decoded)
     return fail(&w, SNAP_ETOOBIG,
                 "frame declares a %llu-byte state (byte offset 12), over the %zu-byte limit",
