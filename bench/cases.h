@@ -159,6 +159,10 @@ int storm_executor(const bench_ctx *bx, load_case *lc, int threads, double *rate
                    size_t errcap);
 /** Every pid's newest snapshot by snap_load_latest() from one thread. */
 int storm_sync(const bench_ctx *bx, load_case *lc, double *rate, char *err, size_t errcap);
+/** The same pids split over `threads` threads that call snap_load_latest() on
+ *  the one store: what the store itself does with several cores. */
+int storm_direct(const bench_ctx *bx, load_case *lc, int threads, double *rate, char *err,
+                 size_t errcap);
 
 /* ------------------------------------------------------------------------ */
 /* DEFLATE implementations                                                   */

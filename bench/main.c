@@ -464,6 +464,7 @@ static void load_rows(runner *rn, const states *s) {
  * with snap_load_latest(). */
 typedef struct storm_side {
   load_case *lc;
+  int threads; /* the direct row's threads */
 } storm_side;
 
 static int side_storm_exec(const bench_ctx *bx, void *c, double *v, char *err, size_t cap) {
@@ -471,6 +472,9 @@ static int side_storm_exec(const bench_ctx *bx, void *c, double *v, char *err, s
 }
 static int side_storm_sync(const bench_ctx *bx, void *c, double *v, char *err, size_t cap) {
   return storm_sync(bx, ((storm_side *)c)->lc, v, err, cap);
+}
+static int side_storm_direct(const bench_ctx *bx, void *c, double *v, char *err, size_t cap) {
+  return storm_direct(bx, ((storm_side *)c)->lc, ((storm_side *)c)->threads, v, err, cap);
 }
 
 static void storm_rows(runner *rn, const states *s) {
@@ -501,14 +505,22 @@ static void storm_rows(runner *rn, const states *s) {
       load_teardown(&lc);
       continue;
     }
-    storm_side side = {&lc};
+    long cores = sysconf(_SC_NPROCESSORS_ONLN) > 16 ? 16L : sysconf(_SC_NPROCESSORS_ONLN);
+    storm_side side = {&lc, (int)(cores < 1 ? 1 : cores)};
     run_row(rn, "storm", name, "snap_load_latest() from 1 thread", "loads/s", KIND_RATE,
             side_storm_exec, &side, side_storm_sync, &side);
     bench_row *row = rn->report->n ? &rn->report->rows[rn->report->n - 1] : NULL;
     if (row && strcmp(row->name, name) == 0) {
       snprintf(row->note, sizeof row->note, "%d distinct pids each loaded once, %ld load threads",
-               lc.npids, sysconf(_SC_NPROCESSORS_ONLN) > 16 ? 16L : sysconf(_SC_NPROCESSORS_ONLN));
+               lc.npids, cores);
     }
+    /* What the store itself gives the same number of threads, without the
+     * executor: the ceiling the executor's row is to be read against. */
+    char direct[160];
+    snprintf(direct, sizeof direct, "%s, %s, %d threads calling snap_load_latest()", p.label,
+             opt_label(opts[i]), side.threads);
+    run_row(rn, "storm", direct, "snap_load_latest() from 1 thread", "loads/s", KIND_RATE,
+            side_storm_direct, &side, side_storm_sync, &side);
     load_teardown(&lc);
   }
 }

@@ -94,19 +94,70 @@ int storm_executor(const bench_ctx *bx, load_case *lc, int threads, double *rate
   return 0;
 }
 
-int storm_sync(const bench_ctx *bx, load_case *lc, double *rate, char *err, size_t errcap) {
-  double t0 = bench_now();
-  for (long i = 0; i < lc->npids; i++) {
+/* Loads every `step`-th pid from `first` with snap_load_latest(). */
+typedef struct direct {
+  const bench_ctx *bx;
+  load_case *lc;
+  long first, step;
+  int failed;
+  char err[160];
+} direct;
+
+static void *load_direct(void *arg) {
+  direct *d = arg;
+  for (long i = d->first; i < d->lc->npids; i += d->step) {
     snap_snapshot *snap = NULL;
-    int rc = snap_load_latest(lc->st, nth_pid(lc, i), bx->opts[lc->opt], &snap);
-    int ok = rc == SNAP_OK && snap && snap->len == lc->len && snap->seq == 2;
+    int rc = snap_load_latest(d->lc->st, nth_pid(d->lc, i), d->bx->opts[d->lc->opt], &snap);
+    int ok = rc == SNAP_OK && snap && snap->len == d->lc->len && snap->seq == 2;
     snap_snapshot_free(snap);
     if (!ok) {
-      snprintf(err, errcap, "snap_load_latest(%s): %s", nth_pid(lc, i),
+      snprintf(d->err, sizeof d->err, "snap_load_latest(%s): %s", nth_pid(d->lc, i),
                rc ? snap_error_message() : "wrong or no snapshot");
+      d->failed = 1;
+      return NULL;
+    }
+  }
+  return NULL;
+}
+
+#define STORM_THREADS_MAX 16
+
+int storm_direct(const bench_ctx *bx, load_case *lc, int threads, double *rate, char *err,
+                 size_t errcap) {
+  if (threads < 1 || threads > STORM_THREADS_MAX) {
+    snprintf(err, errcap, "%d threads: 1 to %d", threads, STORM_THREADS_MAX);
+    return -1;
+  }
+  direct d[STORM_THREADS_MAX];
+  pthread_t t[STORM_THREADS_MAX];
+  int started = 0;
+  double t0 = bench_now();
+  for (int i = 0; i < threads; i++) {
+    d[i] = (direct){bx, lc, i, threads, 0, ""};
+    if (threads == 1) {
+      load_direct(&d[i]);
+    } else if (pthread_create(&t[i], NULL, load_direct, &d[i]) != 0) {
+      d[i].failed = 1;
+      snprintf(d[i].err, sizeof d[i].err, "pthread_create failed");
+      break;
+    } else {
+      started++;
+    }
+  }
+  for (int i = 0; i < started; i++) {
+    pthread_join(t[i], NULL);
+  }
+  double el = bench_now() - t0;
+  for (int i = 0; i < threads; i++) {
+    if (d[i].failed) {
+      snprintf(err, errcap, "%s", d[i].err);
       return -1;
     }
   }
-  *rate = (double)lc->npids / (bench_now() - t0);
+  *rate = (double)lc->npids / el;
   return 0;
+}
+
+int storm_sync(const bench_ctx *bx, load_case *lc, double *rate, char *err, size_t errcap) {
+  return storm_direct(bx, lc, 1, rate, err, errcap);
 }
