@@ -516,6 +516,9 @@ static const char *type_name(enum snap__jtype t) {
  * error (sticky, or missing while required). */
 static int lookup(snap_conf *c, const char *key, unsigned flags, snap__jv **out) {
   *out = NULL;
+  /* A section whose own lookup failed has no document: its error is already set. */
+  if (c->doc == NULL)
+    return snap_error_set(SNAP_ECONFIG, "%s: not read (an earlier error)", key);
   if (c->doc->err != SNAP_OK)
     return c->doc->err;
   snap__jv *m = find(c, key);
