@@ -159,7 +159,11 @@ static int read_keyed(snap_conf *opts, keyed_spec *es) {
   if (t != SNAP__J_OBJ)
     return snap__conf_error(opts, es->group, "must be an object or false");
   snap_conf enc;
-  snap__conf_obj(opts, es->group, 0, &enc);
+  /* Fails when an earlier key already failed (the error is sticky): the
+   * section is then not opened and must not be read. */
+  int rc = snap__conf_obj(opts, es->group, 0, &enc);
+  if (rc <= 0)
+    return rc < 0 ? rc : SNAP_OK;
   es->present = true;
   /* A context is mandatory: it names what the key protects. */
   if (snap__conf_str(&enc, "context", SNAP_CONF_REQUIRED | SNAP_CONF_NONEMPTY, &es->context) < 0)

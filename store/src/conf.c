@@ -59,8 +59,7 @@ static int syntax(const parser *ps, const char *path, const char *what) {
 }
 
 static void skip_ws(parser *ps) {
-  while (ps->p < ps->end &&
-         (*ps->p == ' ' || *ps->p == '\t' || *ps->p == '\n' || *ps->p == '\r'))
+  while (ps->p < ps->end && (*ps->p == ' ' || *ps->p == '\t' || *ps->p == '\n' || *ps->p == '\r'))
     ps->p++;
 }
 
@@ -146,8 +145,7 @@ static int parse_string(parser *ps, const char *path, char **out) {
     close += (*close == '\\' && close + 1 < ps->end) ? 2 : 1;
   char *d = snap_malloc((size_t)(close - q) + 1);
   if (d == NULL)
-    return snap_error_set(SNAP_ENOMEM, "%s: out of memory reading the configuration",
-                          shown(path));
+    return snap_error_set(SNAP_ENOMEM, "%s: out of memory reading the configuration", shown(path));
   size_t n = 0;
   int rc = SNAP_OK;
   for (;;) {
@@ -203,8 +201,7 @@ static int parse_string(parser *ps, const char *path, char **out) {
     if (cp == 0) {
       /* Decoded, it would end the C string there: "a.db\u0000x" would read as
        * "a.db", and two contexts differing after it would become one. */
-      rc = snap_error_set(SNAP_ECONFIG, "%s: a string must not contain NUL (\\u0000)",
-                          shown(path));
+      rc = snap_error_set(SNAP_ECONFIG, "%s: a string must not contain NUL (\\u0000)", shown(path));
       break;
     }
     if (cp >= 0xDC00 && cp <= 0xDFFF) {
@@ -213,8 +210,8 @@ static int parse_string(parser *ps, const char *path, char **out) {
     }
     if (cp >= 0xD800 && cp <= 0xDBFF) {
       unsigned lo;
-      if (ps->end - q < 6 || q[0] != '\\' || q[1] != 'u' || hex4(q + 2, &lo) != 0 ||
-          lo < 0xDC00 || lo > 0xDFFF) {
+      if (ps->end - q < 6 || q[0] != '\\' || q[1] != 'u' || hex4(q + 2, &lo) != 0 || lo < 0xDC00 ||
+          lo > 0xDFFF) {
         rc = syntax(ps, path, "unpaired surrogate escape");
         break;
       }
@@ -377,8 +374,7 @@ static int literal(parser *ps, const char *path, const char *word, snap__jv *v,
 
 static int parse_value(parser *ps, const char *path, int depth, snap__jv *v) {
   if (depth > MAX_DEPTH)
-    return snap_error_set(SNAP_ECONFIG, "%s: nested deeper than %d levels", shown(path),
-                          MAX_DEPTH);
+    return snap_error_set(SNAP_ECONFIG, "%s: nested deeper than %d levels", shown(path), MAX_DEPTH);
   skip_ws(ps);
   if (ps->p >= ps->end)
     return syntax(ps, path, "expected a value");
@@ -516,9 +512,6 @@ static const char *type_name(enum snap__jtype t) {
  * error (sticky, or missing while required). */
 static int lookup(snap_conf *c, const char *key, unsigned flags, snap__jv **out) {
   *out = NULL;
-  /* A section whose own lookup failed has no document: its error is already set. */
-  if (c->doc == NULL)
-    return snap_error_set(SNAP_ECONFIG, "%s: not read (an earlier error)", key);
   if (c->doc->err != SNAP_OK)
     return c->doc->err;
   snap__jv *m = find(c, key);
@@ -632,15 +625,14 @@ int snap__conf_int(snap_conf *c, const char *key, unsigned flags, int64_t min, i
   if (rc <= 0)
     return rc;
   if (m->type != SNAP__J_NUM)
-    return snap__conf_error(c, key, "must be an integer from %lld to %lld, not %s",
-                            (long long)min, (long long)max, type_name(m->type));
+    return snap__conf_error(c, key, "must be an integer from %lld to %lld, not %s", (long long)min,
+                            (long long)max, type_name(m->type));
   int64_t v = 0;
   int kind = exact_int(m->src, m->src_len, &v);
   int shown_len = m->src_len > 40 ? 40 : (int)m->src_len;
   if (kind == 1 || kind == 2)
     return snap__conf_error(c, key, "%.*s%s is not an integer (from %lld to %lld)", shown_len,
-                            m->src, m->src_len > 40 ? "..." : "", (long long)min,
-                            (long long)max);
+                            m->src, m->src_len > 40 ? "..." : "", (long long)min, (long long)max);
   if (kind == 3 || v < min || v > max)
     return snap__conf_error(c, key, "%.*s%s is out of range %lld to %lld", shown_len, m->src,
                             m->src_len > 40 ? "..." : "", (long long)min, (long long)max);
