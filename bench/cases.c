@@ -519,11 +519,10 @@ int load_setup(const bench_ctx *bx, load_case *lc, char *err, size_t errcap) {
   }
   /* One pass over every pid on both sides (a timed loop of zero seconds still
    * visits every pid once): the warm cache the rows promise. */
-  bench_cfg warm = *bx->cfg;
-  bench_ctx wx = *bx;
+  bench_cfg warm;
+  bench_ctx wx;
   double rate;
-  warm.load_seconds = 0;
-  wx.cfg = &warm;
+  bench_warm_ctx(bx, &warm, &wx);
   if (load_snap(&wx, lc, &rate, err, errcap) != 0 || load_raw(&wx, lc, &rate, err, errcap) != 0) {
     return -1;
   }
@@ -585,4 +584,11 @@ void load_teardown(load_case *lc) {
   bench_db_remove(lc->raw_path);
   bench_pids_free(lc->pids, lc->npids);
   lc->pids = NULL;
+}
+
+void bench_warm_ctx(const bench_ctx *bx, bench_cfg *warm, bench_ctx *wx) {
+  *warm = *bx->cfg;
+  warm->load_seconds = 0;
+  *wx = *bx;
+  wx->cfg = warm;
 }

@@ -143,6 +143,10 @@ int load_fill_store(const bench_ctx *bx, load_case *lc, char *err, size_t errcap
 
 /** Creates and fills both databases and reads every pid once (a warm cache). */
 int load_setup(const bench_ctx *bx, load_case *lc, char *err, size_t errcap);
+/** `bx` with timed loops of zero seconds, in `*warm`/`*wx`: a "timed" pass
+ *  that visits every pid once, to warm the caches before the repetitions. */
+void bench_warm_ctx(const bench_ctx *bx, bench_cfg *warm, bench_ctx *wx);
+
 /** Loads the newest snapshot of pids in a scattered order for cfg->load_seconds. */
 int load_snap(const bench_ctx *bx, load_case *lc, double *rate, char *err, size_t errcap);
 int load_raw(const bench_ctx *bx, load_case *lc, double *rate, char *err, size_t errcap);

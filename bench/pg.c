@@ -445,11 +445,10 @@ int pg_load_setup(const bench_ctx *bx, const bench_pg *pg, pg_load_case *c, char
       pgfx_exec(&pg->fx, 1, "VACUUM ANALYZE snapshots", err, errcap) != 0) {
     return -1;
   }
-  bench_cfg warm = *bx->cfg;
-  bench_ctx wx = *bx;
+  bench_cfg warm;
+  bench_ctx wx;
   double rate;
-  warm.load_seconds = 0;
-  wx.cfg = &warm;
+  bench_warm_ctx(bx, &warm, &wx);
   if (load_snap(&wx, lc, &rate, err, errcap) != 0 || pg_load_raw(&wx, c, &rate, err, errcap) != 0) {
     return -1;
   }
