@@ -1006,6 +1006,49 @@ Test(postgres, prunes_are_reported_to_the_observer_on_one_server) { prunes_are_r
 
 Test(postgres, prunes_are_reported_to_the_observer_on_three_shards) { prunes_are_reported(three); }
 
+Test(postgres, a_batch_prunes_each_pid_once_however_its_saves_are_interleaved) {
+  pgfx f = shared();
+  char table[64], sql[1024];
+  unique_table(table, sizeof table, "prunedup");
+  snap_store *st = open_on(&f, one, table, "\"keep\": 2");
+  save_n(st, "a", 1, 2);
+  save_n(st, "b", 1, 2);
+  /* Counts the DELETE statements the server runs (a statement trigger fires
+   * whether or not a row goes). */
+  snprintf(sql, sizeof sql,
+           "CREATE TABLE \"%s_deletes\" (n int NOT NULL); "
+           "INSERT INTO \"%s_deletes\" VALUES (0); "
+           "CREATE FUNCTION \"%s_count\"() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+           "UPDATE \"%s_deletes\" SET n = n + 1; RETURN NULL; END $$; "
+           "CREATE TRIGGER counted AFTER DELETE ON \"%s\" FOR EACH STATEMENT "
+           "EXECUTE FUNCTION \"%s_count\"()",
+           table, table, table, table, table, table);
+  exec_sql(&f, 0, sql);
+  prunes p = {.lock = PTHREAD_MUTEX_INITIALIZER};
+  cr_assert_eq(snap_store_set_observer(st, watch_prunes, &p), SNAP_OK);
+  /* Six saves of two pids, alternating, as concurrent submitters batch them. */
+  snap_save_req reqs[6];
+  int status[6];
+  for (int i = 0; i < 6; i++)
+    reqs[i] = (snap_save_req){i % 2 ? "b" : "a", 3 + i / 2, SNAP_TIMESTAMP_AUTO,
+                              SNAP_FORMAT_JSON, "[1]", 3, NULL};
+  cr_assert_eq(snap_save_batch(st, reqs, 6, status, NULL), SNAP_OK, "%s", snap_error_message());
+  for (int i = 0; i < 6; i++)
+    cr_assert_eq(status[i], SNAP_OK);
+  snprintf(sql, sizeof sql, "SELECT n FROM \"%s_deletes\"", table);
+  cr_assert_eq(query_int(&f, 0, sql), 2, "%lld prunes for two pids", query_int(&f, 0, sql));
+  /* Each pid keeps its two newest; each prune is reported for its pid's last save. */
+  cr_assert_eq(rows_of(&f, one, table, "a"), 2);
+  cr_assert_eq(rows_of(&f, one, table, "b"), 2);
+  cr_assert_eq(latest_seq(st, "a"), 5);
+  cr_assert_eq(latest_seq(st, "b"), 5);
+  cr_assert_eq(p.events, 2);
+  cr_assert_eq(p.removed, 6);
+  cr_assert_str_eq(p.pid, "b");
+  cr_assert_eq(p.seq, 5);
+  snap_store_close(st);
+}
+
 Test(postgres, a_failing_prune_is_reported_and_fails_no_save) {
   pgfx f = shared();
   char table[64];

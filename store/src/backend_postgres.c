@@ -135,6 +135,13 @@ static int pg_open(void **self, const char *config_json, const snap_host *host) 
 /* Put                                                                       */
 /* ------------------------------------------------------------------------ */
 
+/* A pending row and its position in idx, sorted by pid to find each pid's
+ * last row. */
+typedef struct pid_pos {
+  const char *pid;
+  size_t pos;
+} pid_pos;
+
 /* One shard's part of a put. */
 typedef struct job {
   int shard;
@@ -143,6 +150,8 @@ typedef struct job {
   size_t k;
   uint32_t *keys;     /* scratch: the sorted lock keys of an attempt (k of them at most) */
   uint64_t *removed;  /* by the caller's row index: what the attempt's prune removed */
+  bool *last;         /* by the caller's row index: its pid's prune follows it */
+  pid_pos *order;     /* scratch for mark_prunes() (k of them at most) */
   bool prune;         /* prune in this attempt (off after a failing prune) */
   bool rollback;      /* end the failed transaction of the last attempt first */
   bool sent;          /* this attempt was sent */
@@ -157,35 +166,33 @@ static void fail_pending(snap_backend_row *rows, const job *j, int e) {
       rows[j->idx[i]].status = e;
 }
 
-static bool same_pid_before(const snap_backend_row *rows, const job *j, size_t i) {
-  /* Consecutive rows of one pid are pruned once. */
-  for (size_t p = i; p-- > 0;) {
-    if (rows[j->idx[p]].status != PENDING)
-      continue;
-    return strcmp(rows[j->idx[p]].pid, rows[j->idx[i]].pid) == 0;
-  }
-  return false;
+static int cmp_pid_pos(const void *a, const void *b) {
+  const pid_pos *x = a, *y = b;
+  int c = strcmp(x->pid, y->pid);
+  return c != 0 ? c : (x->pos > y->pos) - (x->pos < y->pos);
 }
 
-/* The last row of the run of one pid's rows that starts at idx[i]: its prune
- * follows all of them, so it is reported for that save. */
-static size_t run_last(const snap_backend_row *rows, const job *j, size_t i) {
-  size_t last = i;
-  for (size_t p = i + 1; p < j->k; p++) {
-    if (rows[j->idx[p]].status != PENDING)
-      continue;
-    if (strcmp(rows[j->idx[p]].pid, rows[j->idx[i]].pid) != 0)
-      break;
-    last = p;
+/* Marks, by the caller's row index, the last pending row of each pid in the
+ * job: one prune per pid follows all the inserts, however the pid's rows are
+ * interleaved with other pids', and it is reported for that row's save. */
+static void mark_prunes(const snap_backend_row *rows, job *j) {
+  size_t n = 0;
+  for (size_t i = 0; i < j->k; i++) {
+    j->last[j->idx[i]] = false;
+    if (rows[j->idx[i]].status == PENDING)
+      j->order[n++] = (pid_pos){rows[j->idx[i]].pid, i};
   }
-  return last;
+  qsort(j->order, n, sizeof *j->order, cmp_pid_pos);
+  for (size_t i = 0; i < n; i++)
+    if (i + 1 == n || strcmp(j->order[i].pid, j->order[i + 1].pid) != 0)
+      j->last[j->idx[j->order[i].pos]] = true;
 }
 
-/* The position in idx of the row whose prune comes after the one at `from`
- * (the rows send_job() sent a prune for, in its order). */
+/* The position in idx of the first row whose prune was sent at or after
+ * `from` (send_job() sends them in idx order). */
 static size_t next_prune(const snap_backend_row *rows, const job *j, size_t from) {
   size_t i = from;
-  while (i < j->k && (rows[j->idx[i]].status != PENDING || same_pid_before(rows, j, i)))
+  while (i < j->k && (rows[j->idx[i]].status != PENDING || !j->last[j->idx[i]]))
     i++;
   return i;
 }
@@ -235,6 +242,11 @@ static int send_job(snap_pg *b, snap_backend_row *rows, job *j, uint32_t keep) {
     e = snap__pg_send(b, s, j->c, PG_ROLLBACK, 0, NULL, NULL, 0);
   if (e == SNAP_OK)
     e = snap__pg_send(b, s, j->c, PG_BEGIN, 0, NULL, NULL, 0);
+  if (j->prune)
+    mark_prunes(rows, j);
+  else
+    for (size_t i = 0; i < j->k; i++)
+      j->last[j->idx[i]] = false;
   if (e == SNAP_OK && j->prune)
     e = send_locks(b, rows, j);
   for (size_t i = 0; i < j->k && e == SNAP_OK; i++) {
@@ -259,7 +271,7 @@ static int send_job(snap_pg *b, snap_backend_row *rows, job *j, uint32_t keep) {
   }
   for (size_t i = 0; i < j->k && e == SNAP_OK && j->prune; i++) {
     const snap_backend_row *r = &rows[j->idx[i]];
-    if (r->status != PENDING || same_pid_before(rows, j, i))
+    if (r->status != PENDING || !j->last[j->idx[i]])
       continue;
     char off[8];
     snap__pg_put64(off, (int64_t)keep - 1);
@@ -339,7 +351,7 @@ static void recv_job(snap_pg *b, snap_backend_row *rows, job *j, int64_t deadlin
         row_pos++;
     ExecStatusType st = PQresultStatus(r);
     bool is_prune = n >= first_prune && n < commit && prune_pos < j->k;
-    size_t prune_row = is_prune ? j->idx[run_last(rows, j, prune_pos)] : 0;
+    size_t prune_row = is_prune ? j->idx[prune_pos] : 0;
     if (is_prune && st == PGRES_COMMAND_OK)
       j->removed[prune_row] = strtoull(PQcmdTuples(r), NULL, 10);
     if (st == PGRES_FATAL_ERROR && kind == F_NONE) {
@@ -450,7 +462,12 @@ static int pg_put(void *self, snap_backend_row *rows, size_t n, uint32_t keep) {
   job *jobs = h->malloc((size_t)b->nshards * sizeof *jobs);
   int *shard_of = h->malloc(n * sizeof *shard_of);
   uint64_t *removed = h->malloc(n * sizeof *removed);
-  if (idx == NULL || keys == NULL || jobs == NULL || shard_of == NULL || removed == NULL) {
+  bool *last = h->malloc(n * sizeof *last);
+  pid_pos *order = h->malloc(n * sizeof *order);
+  if (idx == NULL || keys == NULL || jobs == NULL || shard_of == NULL || removed == NULL ||
+      last == NULL || order == NULL) {
+    h->free(order);
+    h->free(last);
     h->free(removed);
     h->free(idx);
     h->free(keys);
@@ -473,6 +490,8 @@ static int pg_put(void *self, snap_backend_row *rows, size_t n, uint32_t keep) {
     jobs[s].idx = idx + at;
     jobs[s].keys = keys + at;
     jobs[s].removed = removed;
+    jobs[s].last = last;
+    jobs[s].order = order + at;
     jobs[s].prune = keep > 0;
     at += jobs[s].k;
     jobs[s].k = 0;
@@ -524,6 +543,8 @@ static int pg_put(void *self, snap_backend_row *rows, size_t n, uint32_t keep) {
   h->free(idx);
   h->free(keys);
   h->free(removed);
+  h->free(last);
+  h->free(order);
   int first = SNAP_OK;
   for (size_t i = 0; i < n && first == SNAP_OK; i++)
     first = rows[i].status;
