@@ -18,9 +18,14 @@
 
 #include "snap/executor.h"
 
-/* Loads dispatched but not yet delivered, per load thread: bounds the memory
- * held by loaded snapshots waiting for an earlier callback. */
-#define LOADS_PER_THREAD 32
+/* Per load thread: the loads dispatched and not yet delivered, and the bytes
+ * of loaded snapshots waiting for an earlier callback. The count bounds the
+ * dispatch; the bytes bound the memory, whatever the states' size: at the
+ * budget no load is dispatched or started until a delivery frees some. A
+ * window wide enough to keep every load thread busy while the in-order
+ * delivery waits for a slow load is what lets a recovery storm scale. */
+#define LOADS_PER_THREAD 256
+#define HELD_BYTES_PER_THREAD ((size_t)8 << 20)
 /* Buckets of the pid hashes of loads still reading (see conflict_locked). */
 #define READING_BUCKETS 256
 #define LOAD_THREADS_MAX 64
@@ -42,6 +47,7 @@ typedef struct req {
   bool done;
   snap_result res;
   char *msg; /* owned message of a failure, or NULL */
+  size_t held; /* load: the bytes of its snapshot counted in ex->held */
 } req;
 
 struct snap_executor {
@@ -57,6 +63,7 @@ struct snap_executor {
   size_t reserved;      /* slots held by submitters still encoding their save */
   req *lhead, *ltail;   /* loads dispatched, waiting for a load thread */
   size_t loads_out;     /* loads dispatched and not yet delivered */
+  size_t held, max_held; /* bytes of the snapshots loaded and not yet delivered */
   unsigned reading[READING_BUCKETS]; /* loads dispatched and not yet read, by pid bucket */
   req *dhead, *dtail;                /* dispatched, waiting for delivery in order */
   bool delivering;                   /* a thread is running callbacks */
@@ -66,6 +73,7 @@ struct snap_executor {
   bool disp_wants_requests; /* a request to be queued (or reservations to end) */
   bool disp_wants_slots;    /* loads_out to fall to the low-water mark */
   bool disp_wants_readers;  /* a conflicting load to finish reading */
+  bool loaders_want_budget; /* ex->held to fall below ex->max_held */
   bool closing, cancel, join_started, joined, loads_stop;
   pthread_t worker;
   pthread_t *loaders;
@@ -145,6 +153,16 @@ static size_t slots_low_water(const snap_executor *ex) {
   return ex->max_loads_out - (ex->max_loads_out + 3) / 4;
 }
 
+/* No load may be dispatched now. Caller holds ex->mu. */
+static bool loads_full_locked(const snap_executor *ex) {
+  return ex->loads_out >= ex->max_loads_out || ex->held >= ex->max_held;
+}
+
+/* The dispatcher, once it found the loads full, is woken here. */
+static bool loads_drained_locked(const snap_executor *ex) {
+  return ex->loads_out <= slots_low_water(ex) && ex->held <= ex->max_held - ex->max_held / 4;
+}
+
 /* Appends dispatched requests to the delivery list. Caller holds ex->mu. */
 static void to_delivery_locked(snap_executor *ex, req *r) {
   r->dnext = NULL;
@@ -172,21 +190,25 @@ static void drain_locked(snap_executor *ex) {
     ex->stats.completed++;
     pthread_mutex_unlock(&ex->mu);
     (void)snap_store_metrics_executor(ex->st, SNAP_EXEC_LATENCY, now_ns() - r->submitted_ns);
-    deliver(r);
     bool load = r->kind == SNAP_REQUEST_LOAD;
+    size_t held = r->held;
+    deliver(r);
     req_free(r);
     pthread_mutex_lock(&ex->mu);
     if (load) {
       ex->loads_out--;
-      if (ex->disp_wants_slots && ex->loads_out <= slots_low_water(ex)) {
+      ex->held -= held;
+      if (ex->loaders_want_budget && ex->held < ex->max_held) {
+        ex->loaders_want_budget = false;
+        pthread_cond_broadcast(&ex->loads);
+      }
+      if (ex->disp_wants_slots && loads_drained_locked(ex)) {
         ex->disp_wants_slots = false;
         pthread_cond_signal(&ex->work);
       }
     }
   }
   ex->delivering = false;
-  /* Shutdown callers wait for the last delivery. */
-  pthread_cond_broadcast(&ex->room);
 }
 
 /* Commits a run of saves in one snap_save_commit() and records each outcome. */
@@ -227,8 +249,14 @@ static void *loader_main(void *arg) {
   tl_executor = ex;
   pthread_mutex_lock(&ex->mu);
   for (;;) {
-    while (!ex->lhead && !ex->loads_stop)
+    /* A load thread takes no load while the snapshots waiting for an earlier
+     * callback fill the budget. That wait always ends: the loads in the list
+     * come after every load taken, so what the waiting snapshots wait for is
+     * being read or written now, and its delivery frees the budget. */
+    while ((!ex->lhead && !ex->loads_stop) || (ex->lhead && ex->held >= ex->max_held)) {
+      ex->loaders_want_budget |= ex->lhead != NULL;
       pthread_cond_wait(&ex->loads, &ex->mu);
+    }
     if (!ex->lhead)
       break;
     req *r = ex->lhead;
@@ -242,6 +270,10 @@ static void *loader_main(void *arg) {
     ex->reading[r->bucket]--;
     if (ex->disp_wants_readers)
       pthread_cond_signal(&ex->work);
+    if (r->res.snapshot) {
+      r->held = r->res.snapshot->len;
+      ex->held += r->held;
+    }
     r->done = true;
     drain_locked(ex);
   }
@@ -298,7 +330,7 @@ static void *worker_main(void *arg) {
     if (ex->head->kind == SNAP_REQUEST_LOAD) {
       /* Hand the loads at the head to the load threads, as many as there are
        * free slots of the bounded number out. */
-      if (ex->loads_out >= ex->max_loads_out) {
+      if (loads_full_locked(ex)) {
         ex->disp_wants_slots = true;
         pthread_cond_wait(&ex->work, &ex->mu);
         continue; /* look again: shutdown may have begun */
@@ -317,8 +349,7 @@ static void *worker_main(void *arg) {
           ex->lhead = r;
         ex->ltail = r;
         moved++;
-      } while (ex->head && ex->head->kind == SNAP_REQUEST_LOAD &&
-               ex->loads_out < ex->max_loads_out);
+      } while (ex->head && ex->head->kind == SNAP_REQUEST_LOAD && !loads_full_locked(ex));
       if (!ex->head)
         ex->tail = NULL;
       ex->queued -= moved;
@@ -431,6 +462,7 @@ int snap_executor_new(snap_executor **out, snap_store *st, const snap_executor_c
   ex->max_batch = c.max_batch;
   ex->load_threads = c.load_threads;
   ex->max_loads_out = c.load_threads * LOADS_PER_THREAD;
+  ex->max_held = c.load_threads * HELD_BYTES_PER_THREAD;
   ex->batch = snap_calloc(c.max_batch, sizeof *ex->batch);
   ex->items = snap_calloc(c.max_batch, sizeof *ex->items);
   ex->status = snap_calloc(c.max_batch, sizeof *ex->status);
