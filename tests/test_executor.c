@@ -204,6 +204,51 @@ Test(executor, groups_saves_up_to_max_batch_and_counts_commits) {
   snap_store_close(st);
 }
 
+/* The saves queued behind a closed gate, then released and drained; returns
+ * the executor's counters. */
+static snap_executor_stats batch_saves(snap_store *st, const char *state, size_t len, int n) {
+  snap_executor *ex;
+  cr_assert_eq(snap_executor_new(&ex, st, NULL), SNAP_OK, "%s", snap_error_message());
+  gate g;
+  gate_close(ex, &g);
+  for (int i = 0; i < n; i++) {
+    snap_save_req r = save_req("grouped", i);
+    r.state = state;
+    r.len = len;
+    cr_assert_eq(snap_executor_save(ex, &r, NULL, NULL), SNAP_OK, "%s", snap_error_message());
+  }
+  gate_open(&g);
+  cr_assert_eq(snap_executor_shutdown(ex, SNAP_SHUTDOWN_DRAIN), SNAP_OK);
+  snap_executor_stats s;
+  snap_executor_stats_get(ex, &s);
+  snap_executor_free(ex);
+  cr_assert_eq(s.saves, (unsigned long long)n);
+  return s;
+}
+
+Test(executor, groups_up_to_512_saves_or_64_MiB_of_states_by_default) {
+  snap_store *st;
+  cr_assert_eq(snap_store_open(&st, "memory", "{\"keep\": 1}"), SNAP_OK, "%s",
+               snap_error_message());
+  /* Small states: the count ends a group (docs/PLUGIN.md, "Group commit"). */
+  snap_executor_stats s = batch_saves(st, STATE, strlen(STATE), 600);
+  cr_assert_eq(s.largest_batch, 512, "largest group %llu", (unsigned long long)s.largest_batch);
+  cr_assert_eq(s.commits, 2, "600 waiting saves: %llu commits", (unsigned long long)s.commits);
+  /* 1 MiB states: 64 of them make 64 MiB, and the bytes end the group. */
+  enum { MIB = 1 << 20 };
+  char *big = malloc(MIB);
+  cr_assert_not_null(big);
+  memset(big, 'a', MIB);
+  big[0] = big[MIB - 1] = '"';
+  s = batch_saves(st, big, MIB, 70);
+  free(big);
+  cr_assert_eq(s.largest_batch, 64, "largest group of 1 MiB states %llu",
+               (unsigned long long)s.largest_batch);
+  cr_assert_eq(s.commits, 2, "70 waiting 1 MiB saves: %llu commits",
+               (unsigned long long)s.commits);
+  snap_store_close(st);
+}
+
 Test(executor, keeps_per_pid_order_and_loads_see_earlier_saves) {
   snap_store *st;
   cr_assert_eq(snap_store_open(&st, "memory", "{\"keep\": 0}"), SNAP_OK);

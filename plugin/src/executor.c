@@ -26,6 +26,12 @@
  * delivery waits for a slow load is what lets a recovery storm scale. */
 #define LOADS_PER_THREAD 256
 #define HELD_BYTES_PER_THREAD ((size_t)8 << 20)
+/* A group commit ends at max_batch saves or once its states reach this many
+ * bytes, whichever comes first (a single larger save still goes alone): with
+ * large states a count alone would let one transaction grow to gigabytes of
+ * WAL, while beyond a few megabytes a bigger group no longer amortises
+ * anything. */
+#define BATCH_BYTES ((size_t)64 << 20)
 /* Buckets of the pid hashes of loads still reading (see conflict_locked). */
 #define READING_BUCKETS 256
 #define LOAD_THREADS_MAX 64
@@ -48,6 +54,7 @@ typedef struct req {
   snap_result res;
   char *msg; /* owned message of a failure, or NULL */
   size_t held; /* load: the bytes of its snapshot counted in ex->held */
+  size_t bytes; /* save: the state's length, counted against BATCH_BYTES */
 } req;
 
 struct snap_executor {
@@ -364,15 +371,17 @@ static void *worker_main(void *arg) {
 
     /* A write: take the head; if it is a save, also the saves right behind it.
      * Grouping never reorders, so per-pid order and read-your-writes hold. */
-    size_t n = 0;
+    size_t n = 0, bytes = 0;
     bool saves = ex->head->kind == SNAP_REQUEST_SAVE;
     do {
       req *r = ex->head;
       ex->head = r->next;
       r->next = NULL;
       ex->batch[n++] = r;
+      bytes += r->bytes;
       to_delivery_locked(ex, r);
-    } while (saves && ex->head && ex->head->kind == SNAP_REQUEST_SAVE && n < ex->max_batch);
+    } while (saves && ex->head && ex->head->kind == SNAP_REQUEST_SAVE && n < ex->max_batch &&
+             bytes + ex->head->bytes <= BATCH_BYTES);
     if (!ex->head)
       ex->tail = NULL;
     ex->queued -= n;
@@ -556,6 +565,7 @@ static int build(snap_executor *ex, const snap_request *rq, req **out) {
   const char *pid;
   if (rq->kind == SNAP_REQUEST_SAVE) {
     rc = snap_save_prepare(ex->st, &rq->save, &r->prep);
+    r->bytes = rq->save.len;
     pid = rq->save.pid;
     r->seq = rq->save.seq;
   } else {

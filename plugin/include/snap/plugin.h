@@ -118,7 +118,7 @@ SNAP_API int snap_store_open(snap_store **out, const char *name, const char *con
  *                                 "active": 2},
  *                  "max_stored_size": 16777216, "max_decoded_size": 67108864,
  *                  "accept_unauthenticated": false, "required": ["encryption"]},
- *      "executor": {"queue_capacity": 1024, "max_batch": 256},
+ *      "executor": {"queue_capacity": 1024, "max_batch": 512},
  *      "observe": {"metrics": true, "log": "warning"}}
  *
  * Keys never travel inside the document: encryption (and "integrity", a MAC on
