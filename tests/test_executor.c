@@ -179,36 +179,12 @@ Test(executor, commits_waiting_saves_in_one_transaction) {
   snap_store_close(st);
 }
 
-Test(executor, groups_saves_up_to_max_batch_and_counts_commits) {
-  snap_store *st;
-  cr_assert_eq(snap_store_open(&st, "memory", NULL), SNAP_OK);
+/* `n` saves of `state` queued behind a closed gate on an executor with `cfg`
+ * (NULL: the defaults), then released and drained; returns its counters. */
+static snap_executor_stats batch_saves(snap_store *st, const snap_executor_config *cfg,
+                                       const char *state, size_t len, int n) {
   snap_executor *ex;
-  snap_executor_config cfg = {.queue_capacity = 256, .max_batch = 40};
-  cr_assert_eq(snap_executor_new(&ex, st, &cfg), SNAP_OK);
-  gate g;
-  gate_close(ex, &g);
-  for (int i = 0; i < 100; i++) {
-    snap_save_req r = save_req("grouped", i);
-    cr_assert_eq(snap_executor_save(ex, &r, NULL, NULL), SNAP_OK);
-  }
-  gate_open(&g);
-  cr_assert_eq(snap_executor_shutdown(ex, SNAP_SHUTDOWN_DRAIN), SNAP_OK);
-  snap_executor_stats s;
-  snap_executor_stats_get(ex, &s);
-  cr_assert_eq(s.saves, 100);
-  cr_assert_eq(s.commits, 3, "100 waiting saves in batches of at most 40: %llu commits",
-               (unsigned long long)s.commits);
-  cr_assert_eq(s.largest_batch, 40);
-  cr_assert_eq(s.completed, 101, "the gate and the saves");
-  snap_executor_free(ex);
-  snap_store_close(st);
-}
-
-/* The saves queued behind a closed gate, then released and drained; returns
- * the executor's counters. */
-static snap_executor_stats batch_saves(snap_store *st, const char *state, size_t len, int n) {
-  snap_executor *ex;
-  cr_assert_eq(snap_executor_new(&ex, st, NULL), SNAP_OK, "%s", snap_error_message());
+  cr_assert_eq(snap_executor_new(&ex, st, cfg), SNAP_OK, "%s", snap_error_message());
   gate g;
   gate_close(ex, &g);
   for (int i = 0; i < n; i++) {
@@ -226,21 +202,39 @@ static snap_executor_stats batch_saves(snap_store *st, const char *state, size_t
   return s;
 }
 
+/* A JSON string state of exactly `len` bytes (len >= 2), to free(). */
+static char *string_state(size_t len) {
+  char *state = malloc(len);
+  cr_assert_not_null(state);
+  memset(state, 'a', len);
+  state[0] = state[len - 1] = '"';
+  return state;
+}
+
+Test(executor, groups_saves_up_to_max_batch_and_counts_commits) {
+  snap_store *st;
+  cr_assert_eq(snap_store_open(&st, "memory", NULL), SNAP_OK);
+  snap_executor_config cfg = {.queue_capacity = 256, .max_batch = 40};
+  snap_executor_stats s = batch_saves(st, &cfg, STATE, strlen(STATE), 100);
+  cr_assert_eq(s.commits, 3, "100 waiting saves in batches of at most 40: %llu commits",
+               (unsigned long long)s.commits);
+  cr_assert_eq(s.largest_batch, 40);
+  cr_assert_eq(s.completed, 101, "the gate and the saves");
+  snap_store_close(st);
+}
+
 Test(executor, groups_up_to_512_saves_or_64_MiB_of_states_by_default) {
   snap_store *st;
   cr_assert_eq(snap_store_open(&st, "memory", "{\"keep\": 1}"), SNAP_OK, "%s",
                snap_error_message());
   /* Small states: the count ends a group (docs/PLUGIN.md, "Group commit"). */
-  snap_executor_stats s = batch_saves(st, STATE, strlen(STATE), 600);
+  snap_executor_stats s = batch_saves(st, NULL, STATE, strlen(STATE), 600);
   cr_assert_eq(s.largest_batch, 512, "largest group %llu", (unsigned long long)s.largest_batch);
   cr_assert_eq(s.commits, 2, "600 waiting saves: %llu commits", (unsigned long long)s.commits);
   /* 1 MiB states: 64 of them make 64 MiB, and the bytes end the group. */
   enum { MIB = 1 << 20 };
-  char *big = malloc(MIB);
-  cr_assert_not_null(big);
-  memset(big, 'a', MIB);
-  big[0] = big[MIB - 1] = '"';
-  s = batch_saves(st, big, MIB, 70);
+  char *big = string_state(MIB);
+  s = batch_saves(st, NULL, big, MIB, 70);
   free(big);
   cr_assert_eq(s.largest_batch, 64, "largest group of 1 MiB states %llu",
                (unsigned long long)s.largest_batch);
@@ -783,11 +777,7 @@ Test(executor, loaded_snapshots_waiting_for_a_callback_stay_within_the_budget) {
    * waiting for an earlier callback (docs/PLUGIN.md). */
   enum { N = 48, MIB = 1 << 20, BOUND = 1 + 16 + 2 };
   size_t len = MIB + 2;
-  char *state = malloc(len + 1);
-  cr_assert_not_null(state);
-  memset(state, 'a', len);
-  state[0] = state[len - 1] = '"';
-  state[len] = '\0';
+  char *state = string_state(len);
   snap_store *st;
   cr_assert_eq(snap_store_open(&st, "memory", "{\"keep\": 0}"), SNAP_OK);
   for (int i = 0; i < N; i++) {
