@@ -4,7 +4,7 @@
  * pg_fixture.c, compiled into snap_bench), fsync on as initdb leaves it.
  *
  * The baseline is what an application would write by hand with libpq against
- * the `postgres` backend's table (store/src/backend_postgres_sql.c, the same
+ * the `postgres` backend's table (store/backends/postgres/sql.c, the same
  * DDL): statements prepared once, binary parameters and results, and a save
  * sent as one pipeline — BEGIN; INSERT ... ON CONFLICT DO UPDATE; the prune
  * DELETE; COMMIT; sync — so that, like the backend, it costs one round trip
@@ -116,7 +116,7 @@ int bench_pg_open_store(const bench_pg *pg, uint32_t keep, snap_store **st, char
 /* The raw connection                                                        */
 /* ------------------------------------------------------------------------ */
 
-/* The backend's DDL and statements (store/src/backend_postgres_sql.c). */
+/* The backend's DDL and statements (store/backends/postgres/sql.c). */
 static const char *const schema_sql[] = {
     "SET client_min_messages = warning",
     "DROP TABLE IF EXISTS snapshots",

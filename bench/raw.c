@@ -10,7 +10,7 @@
 
 #include "bench.h"
 
-/* The sqlite backend's schema and statements (store/src/backend_sqlite.c):
+/* The sqlite backend's schema and statements (store/backends/sqlite/sqlite.c):
  * a rowid table with a UNIQUE (pid, seq) index, INSERT OR REPLACE, and the
  * prune of a pid's rows below its keep-th newest seq in the same transaction. */
 static const char schema_sql[] =

@@ -7,7 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "backend_sqlite_internal.h"
+#include "internal.h"
 
 /* Prepares `tpl` with the table name substituted (validated at open). */
 static int prepare(sql_backend *b, sqlite3 *db, const char *tpl, sqlite3_stmt **s) {

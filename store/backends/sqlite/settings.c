@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "backend_sqlite_internal.h"
+#include "internal.h"
 
 /* Reads the setting on `db`: 1 found (into `*value`), 0 absent, or an error. */
 static int read_setting(sql_backend *b, sqlite3 *db, const char *key, int64_t *value) {

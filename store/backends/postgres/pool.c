@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "backend_postgres.h"
+#include "internal.h"
 
 int snap__pg_shard_init(snap_pg *b, int s, const char *conninfo) {
   snap_pg_shard *sh = &b->shards[s];

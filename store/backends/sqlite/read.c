@@ -11,7 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "backend_sqlite_internal.h"
+#include "internal.h"
 
 /* Reads page 1 (and opens the WAL, where the failures below show up). */
 static int probe(sqlite3 *db) {

@@ -21,7 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backend_postgres.h"
+#include "internal.h"
 
 /* The longest setting name. */
 #define NAME_MAX_LEN 64

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backend_postgres.h"
+#include "internal.h"
 
 static int64_t page_limit(size_t limit) {
   return limit > (size_t)INT64_MAX ? INT64_MAX : (int64_t)limit;

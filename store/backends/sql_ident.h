@@ -1,6 +1,7 @@
 /* SQL identifiers the built-in backends splice into statements: a table name
  * is checked against [A-Za-z_][A-Za-z0-9_]* and a length bound, so that it can
- * never carry SQL (docs/STORE.md). Internal to the store layer. */
+ * never carry SQL (docs/STORE.md). Shared by the sqlite and postgres backends
+ * (store/backends/<name>/), never installed. */
 #ifndef SNAP_SQL_IDENT_H
 #define SNAP_SQL_IDENT_H
 

@@ -1,12 +1,13 @@
 /* The "postgres" backend's internal declarations, shared by its files:
- *   backend_postgres.c        the operations table, configuration, put/load/remove
- *   backend_postgres_shard.c  the slice function and the slice-to-shard map
- *   backend_postgres_pool.c   connections: connect with a deadline, pool, schema
- *   backend_postgres_sql.c    statements, pipelined I/O with deadlines, errors
- *   backend_postgres_admin.c  ABI version 2: enumeration and conditional replace
- *   backend_postgres_settings.c  ABI version 2: settings kept with the data set
+ *   postgres.c  the operations table, configuration, put/load/remove
+ *   shard.c     the slice function and the slice-to-shard map
+ *   pool.c      connections: connect with a deadline, pool, schema
+ *   sql.c       statements, pipelined I/O with deadlines, errors
+ *   admin.c     ABI version 2: enumeration and conditional replace
+ *   settings.c  ABI version 2: settings kept with the data set
  * The schema, the slice function and the fault semantics are in docs/POSTGRES.md.
- * Nothing here is installed. */
+ * Nothing here is installed; like a third-party backend, this folder sees
+ * only the backend ABI (snap/sys/backend.h) and the public headers. */
 #ifndef SNAP_BACKEND_POSTGRES_H
 #define SNAP_BACKEND_POSTGRES_H
 
@@ -78,7 +79,7 @@ typedef struct snap_pg {
   char *sql[PG_STMT_COUNT];
 } snap_pg;
 
-/* ---- backend_postgres_shard.c ---- */
+/* ---- shard.c ---- */
 
 /** FNV-1a (32 bits) of the pid's bytes, modulo SNAP_PG_SLICES. */
 uint32_t snap__pg_slice(const char *pid);
@@ -87,7 +88,7 @@ uint32_t snap__pg_fnv1a(const char *s);
 /** The shard of a slice: floor(slice * nshards / SNAP_PG_SLICES). */
 int snap__pg_shard_of(uint32_t slice, int nshards);
 
-/* ---- backend_postgres_pool.c ---- */
+/* ---- pool.c ---- */
 
 /** Takes a healthy connection of shard `s` (opening one when the pool has room). */
 int snap__pg_acquire(snap_pg *b, int s, snap_pg_conn **out);
@@ -98,7 +99,7 @@ void snap__pg_pool_free(snap_pg *b);
 /** Fills the label of shard `s` from its conninfo (host, port, dbname only). */
 int snap__pg_shard_init(snap_pg *b, int s, const char *conninfo);
 
-/* ---- backend_postgres_sql.c ---- */
+/* ---- sql.c ---- */
 
 /** Builds the statements' text for the configured table. */
 int snap__pg_build_sql(snap_pg *b);
@@ -142,7 +143,7 @@ bool snap__pg_row_error(const PGresult *r);
 int snap__pg_query(snap_pg *b, int s, enum snap_pg_stmt id, int n, const char *const *values,
                    const int *lengths, PGresult **out);
 
-/* ---- backend_postgres_admin.c ---- */
+/* ---- admin.c ---- */
 
 int snap__pg_list_pids(void *self, const char *after, size_t limit, snap_backend_pid_emit emit,
                        void *ctx);
@@ -150,7 +151,7 @@ int snap__pg_list_rows(void *self, const char *pid, const char *after_pid, int64
                        size_t limit, snap_backend_row_emit emit, void *ctx);
 int snap__pg_replace(void *self, snap_backend_swap *swaps, size_t n);
 
-/* ---- backend_postgres_settings.c ---- */
+/* ---- settings.c ---- */
 
 /** The setting() slot: one value on every shard, a disagreement is SNAP_ECONFIG. */
 int snap__pg_setting(void *self, const char *name, int mode, int64_t *value);

@@ -1,7 +1,7 @@
 /* The slice function of the "postgres" backend and the map from slices to
  * shards. Both decide where a snapshot lives: they never change (the tests
  * hold golden values, docs/POSTGRES.md states them exactly). */
-#include "backend_postgres.h"
+#include "internal.h"
 
 uint32_t snap__pg_fnv1a(const char *s) {
   uint32_t h = 2166136261u;

@@ -1,6 +1,6 @@
 /* Shared by the sqlite backend's files (never installed): what the
- * operator operations of ABI version 2 (backend_sqlite_admin.c) need from the
- * core of the backend (backend_sqlite.c). */
+ * operator operations of ABI version 2 (admin.c) need from the
+ * core of the backend (sqlite.c). */
 #ifndef SNAP_BACKEND_SQLITE_INTERNAL_H
 #define SNAP_BACKEND_SQLITE_INTERNAL_H
 
@@ -33,14 +33,14 @@ void snap__sql_writer_release(sql_backend *b);
 bool snap__sql_mark_encrypted(sql_backend *b);
 void snap__sql_encrypted_done(sql_backend *b, bool newly, bool committed);
 
-/* Opens a read-only connection to `path` (backend_sqlite_read.c): never
+/* Opens a read-only connection to `path` (read.c): never
  * writes, never switches the journal mode; falls back to an immutable open
  * when the -wal/-shm files cannot be created and no -wal content exists.
  * Returns SQLite's result; `*out` may be set even on failure (for the
  * message) and must then be closed. */
 int snap__sql_open_read(const char *path, int busy_ms, sqlite3 **out);
 
-/* ABI version 2 operations (backend_sqlite_admin.c). */
+/* ABI version 2 operations (admin.c). */
 int snap__sql_list_pids(void *self, const char *after, size_t limit, snap_backend_pid_emit emit,
                         void *ctx);
 int snap__sql_list_rows(void *self, const char *pid, const char *after_pid, int64_t after_seq,
@@ -48,7 +48,7 @@ int snap__sql_list_rows(void *self, const char *pid, const char *after_pid, int6
 int snap__sql_replace(void *self, snap_backend_swap *sw, size_t n);
 int snap__sql_backup(void *self, const char *path);
 
-/* Settings kept with the data set (backend_sqlite_settings.c). */
+/* Settings kept with the data set (settings.c). */
 int snap__sql_setting(void *self, const char *name, int mode, int64_t *value);
 
 #endif

@@ -13,7 +13,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "backend_postgres.h"
+#include "internal.h"
 
 /* Type OIDs of the parameters (pg_type.h is a server header). */
 #define OID_INT8 20

@@ -17,8 +17,8 @@
 
 #include <sqlite3.h>
 
-#include "backend_sqlite_internal.h"
-#include "sql_ident.h"
+#include "internal.h"
+#include "../sql_ident.h"
 #include "snap/sys/backend.h"
 
 /* The schema version this code writes (PRAGMA user_version). */
@@ -273,7 +273,7 @@ static const char *secure_pragma(const sql_backend *b) {
 static int conn_open(sql_backend *b, conn *c, bool writer) {
   memset(c, 0, sizeof *c);
   /* Readers never write: a read-only connection needs no write lock, no
-   * journal-mode switch and no free space (backend_sqlite_read.c). */
+   * journal-mode switch and no free space (read.c). */
   int rc = writer ? sqlite3_open_v2(b->path, &c->db,
                                     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
                                         SQLITE_OPEN_NOMUTEX,
@@ -835,7 +835,7 @@ static int sql_remove(void *self, const char *pid, const snap_criteria *cr) {
 }
 
 /* ------------------------------------------------------------------------ */
-/* For backend_sqlite_admin.c (backend_sqlite_internal.h)                    */
+/* For the other files of the backend (internal.h)                         */
 /* ------------------------------------------------------------------------ */
 
 const snap_host *snap__sql_host(const sql_backend *b) { return b->host; }

@@ -11,8 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backend_postgres.h"
-#include "sql_ident.h"
+#include "internal.h"
+#include "../sql_ident.h"
 
 /* A row of a put whose outcome is not known yet. */
 #define PENDING 1
