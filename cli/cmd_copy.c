@@ -79,7 +79,7 @@ static void extra_row(copy_ctx *x, const snap_entry *t) {
       x->deleted++;
     } else {
       x->failed++;
-      ctl_report_body(t->pid, t->seq, rc);
+      ctl_report_body(stdout, t->pid, t->seq, rc, NULL);
     }
     return;
   }
@@ -125,7 +125,7 @@ static int copy_page(void *ud, snap_entry_page *page) {
         continue;
       }
       x->failed++;
-      ctl_report_body(x->rows[j].pid, x->rows[j].seq, x->rows[j].status);
+      ctl_report_body(stdout, x->rows[j].pid, x->rows[j].seq, x->rows[j].status, NULL);
     }
   }
   ctl_progress_add(&x->prog, page->n);
@@ -182,7 +182,10 @@ int cmd_copy(ctl *c, int argc, char **argv) {
   uint64_t deleted = x ? x->deleted : 0;
   if (s == SNAP_OK && failed == 0)
     s = copy_pass(c, dst, false, mirror, total, x);
-  if (s != SNAP_OK)
+  if (s == CTL_INTERRUPTED)
+    rc = ctl_interrupt_report("copy", "%" PRIu64 " rows written; running it again resumes",
+                              written);
+  else if (s != SNAP_OK)
     rc = ctl_fail(EXIT_FOUND, "copy: %s (running it again resumes)", ctl_error(s));
   else if (failed > 0)
     rc = ctl_fail(EXIT_FOUND, "copy: %" PRIu64 " rows could not be stored in (or deleted from) "
@@ -207,10 +210,20 @@ int cmd_backup(ctl *c, int argc, char **argv) {
   if (rc >= 0)
     return rc;
   int s = snap_store_backup(c->st, pos[0]);
-  if (s == SNAP_EINVAL || s == SNAP_EUNSUPPORTED)
-    return ctl_fail(EXIT_USAGE, "backup: %s", ctl_error(s));
+  if (s == SNAP_EUNSUPPORTED)
+    return ctl_fail(EXIT_USAGE,
+                    "backup: the %s backend has no online backup; back it up with 'snapctl "
+                    "export --out FILE', or 'snapctl copy --to CONFIG' into a SQLite store "
+                    "(docs/OPERATIONS.md, \"Backup and restore\")",
+                    snap_store_backend_name(c->st));
+  /* The library's messages of a backup already say "backup: ". */
+  const char *msg = ctl_error(s);
+  if (strncmp(msg, "backup: ", 8) == 0)
+    msg += 8;
+  if (s == SNAP_EINVAL)
+    return ctl_fail(EXIT_USAGE, "backup: %s", msg);
   if (s != SNAP_OK)
-    return ctl_fail(EXIT_FOUND, "backup: %s", ctl_error(s));
+    return ctl_fail(EXIT_FOUND, "backup: %s", msg);
   if (!c->quiet)
     fprintf(stderr, "backup: written to %s\n", pos[0]);
   return EXIT_OK;

@@ -113,6 +113,8 @@ int cmd_ls(ctl *c, int argc, char **argv) {
   rc = ctl_sweep(c->st, pos[0], false, ls_page, &x);
   if (json)
     printf("%s]\n", x.n ? "\n" : "");
+  if (rc == CTL_INTERRUPTED)
+    return ctl_interrupt_report("ls", "%zu snapshots listed", x.n);
   if (rc != SNAP_OK)
     return ctl_fail(EXIT_FOUND, "ls: %s", ctl_error(rc));
   if (x.n == 0)
@@ -225,6 +227,8 @@ int cmd_stats(ctl *c, int argc, char **argv) {
   int s_rc = ctl_sweep(c->st, NULL, false, stats_page, &s);
   ctl_progress_end(&s.prog);
   free(s.last_pid);
+  if (s_rc == CTL_INTERRUPTED)
+    return ctl_interrupt_report("stats", "%" PRIu64 " snapshots counted", s.snapshots);
   if (s_rc != SNAP_OK)
     return ctl_fail(EXIT_FOUND, "stats: %s", ctl_error(s_rc));
   double ratio = s.stored_bytes ? (double)s.state_bytes / (double)s.stored_bytes : 0;

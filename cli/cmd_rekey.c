@@ -14,6 +14,7 @@ typedef struct rekey_ctx {
   uint32_t want_kv;
   uint64_t done, current, changed, gone, failed;
   snap_rewrite *items;
+  snap_buf state; /* a failed body decoded again for its own message */
   ctl_progress prog;
 } rekey_ctx;
 
@@ -22,6 +23,24 @@ typedef struct rekey_ctx {
 static bool body_finding(int rc) {
   return rc == SNAP_ECORRUPT || rc == SNAP_EFORMAT || rc == SNAP_EAUTH || rc == SNAP_ENOKEY ||
          rc == SNAP_ETOOBIG || rc == SNAP_EINVAL;
+}
+
+/* Reports a body that was not rewritten with its own message. The batch has
+ * one last error (`batch_msg`), its last failure's: a failed body is decoded
+ * again alone for its own (a decoding failure repeats); another failure is
+ * named by the batch's message when it is the batch's only one, else by its
+ * code. */
+static void report_item(rekey_ctx *r, const snap_rewrite *it, bool only, const char *batch_msg) {
+  char detail[1024];
+  const char *own = only ? batch_msg : snap_strerror(it->status);
+  if (body_finding(it->status) &&
+      snap_store_decode(r->c->st, it->pid, it->seq, it->body, it->body_len, NULL, &r->state, NULL,
+                        NULL) == it->status) {
+    snprintf(detail, sizeof detail, "rewrite pid '%s' seq %" PRId64 ": %s", it->pid, it->seq,
+             ctl_error(it->status));
+    own = detail;
+  }
+  ctl_report_body(stdout, it->pid, it->seq, it->status, own);
 }
 
 static int rekey_page(void *ud, snap_entry_page *page) {
@@ -45,12 +64,17 @@ static int rekey_page(void *ud, snap_entry_page *page) {
     r->items[i] = (snap_rewrite){e->pid, e->seq, e->body, e->stored_len, SNAP_OK, 0, 0, 0};
   }
   (void)snap_store_rewrite(r->c->st, r->items, page->n, NULL, r->force);
+  char batch_msg[1024];
+  snprintf(batch_msg, sizeof batch_msg, "%s", snap_error_message());
+  size_t nfailed = 0;
+  for (size_t i = 0; i < page->n; i++)
+    nfailed += r->items[i].status != SNAP_OK;
   int stop = 0;
   for (size_t i = 0; i < page->n; i++) {
     const snap_rewrite *it = &r->items[i];
     if (it->status != SNAP_OK) {
       r->failed++;
-      ctl_report_body(it->pid, it->seq, it->status);
+      report_item(r, it, nfailed == 1, batch_msg);
       if (!body_finding(it->status) && stop == 0)
         stop = it->status;
       continue;
@@ -107,6 +131,12 @@ int cmd_rekey(ctl *c, int argc, char **argv) {
     s = ctl_sweep(c->st, NULL, !dry, rekey_page, &r);
   ctl_progress_end(&r.prog);
   free(r.items);
+  snap_buf_dispose(&r.state);
+  if (s == CTL_INTERRUPTED)
+    return ctl_interrupt_report("rekey",
+                                "%" PRIu64 " bodies %s, %" PRIu64 " failed; a new run continues "
+                                "where this one stopped",
+                                r.done, dry ? "to rewrite so far" : "rewritten", r.failed);
   if (s != SNAP_OK)
     return ctl_fail(EXIT_FOUND, "rekey: %s (a new run continues where this one stopped)",
                     ctl_error(s));

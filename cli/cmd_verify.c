@@ -8,7 +8,7 @@ typedef struct verify_ctx {
   ctl *c;
   snap_buf state;
   uint64_t ok, failed;
-  uint64_t by_kind[6]; /* corrupt, format, auth, nokey, toobig, other */
+  uint64_t by_kind[6]; /* corrupt, format, auth, nokey, toobig, error (ctl_kind()) */
   ctl_progress prog;
 } verify_ctx;
 
@@ -32,7 +32,7 @@ static int verify_page(void *ud, snap_entry_page *page) {
     }
     v->failed++;
     v->by_kind[kind_index(rc)]++;
-    ctl_report_body(e->pid, e->seq, rc);
+    ctl_report_body(stdout, e->pid, e->seq, rc, NULL);
   }
   ctl_progress_add(&v->prog, page->n);
   return 0;
@@ -51,13 +51,18 @@ int cmd_verify(ctl *c, int argc, char **argv) {
     rc = ctl_sweep(c->st, NULL, true, verify_page, &v);
   ctl_progress_end(&v.prog);
   snap_buf_dispose(&v.state);
+  if (rc == CTL_INTERRUPTED)
+    return ctl_interrupt_report("verify",
+                                "%" PRIu64 " bodies decoded, %" PRIu64 " failed; verify checks "
+                                "the whole store each time it runs",
+                                v.ok + v.failed, v.failed);
   if (rc != SNAP_OK)
     return ctl_fail(EXIT_FOUND, "verify: %s (after %" PRIu64 " bodies)", ctl_error(rc),
                     v.ok + v.failed);
   fprintf(stderr,
           "verify: %" PRIu64 " bodies, %" PRIu64 " ok, %" PRIu64 " failed (corrupt %" PRIu64
           ", format %" PRIu64 ", auth %" PRIu64 ", nokey %" PRIu64 ", toobig %" PRIu64
-          ", other %" PRIu64 ")\n",
+          ", error %" PRIu64 ")\n",
           v.ok + v.failed, v.ok, v.failed, v.by_kind[0], v.by_kind[1], v.by_kind[2], v.by_kind[3],
           v.by_kind[4], v.by_kind[5]);
   return v.failed ? EXIT_FOUND : EXIT_OK;

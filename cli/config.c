@@ -77,6 +77,15 @@ int ctl_open(ctl *c) {
   return EXIT_OK;
 }
 
+int ctl_begin(ctl *c, int argc, char **argv, const ctl_opt *opts, const char **pos, int min_pos,
+              int max_pos, int *npos) {
+  int rc = ctl_args(c, argc, argv, opts, pos, min_pos, max_pos, npos);
+  if (rc >= 0)
+    return rc;
+  rc = ctl_open(c);
+  return rc == EXIT_OK ? -1 : rc;
+}
+
 void ctl_close(ctl *c) {
   snap_plugin_close(c->plugin);
   c->plugin = NULL;

@@ -1,6 +1,5 @@
 /* snapctl: the command table, argument parsing and help. Each command lives
  * in its own file; this one only finds it and runs it. */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,7 +23,7 @@ static const ctl_cmd commands[] = {
     {"verify", "", "decode every body with the configured keys",
      "Decodes every stored body (not only the newest of each pid) with the\n"
      "configured keys and options, and reports each failure on stdout as\n"
-     "'PID SEQ KIND: detail' (KIND: corrupt, format, auth, nokey, toobig, ...),\n"
+     "'PID SEQ KIND: detail' (KIND: corrupt, format, auth, nokey, toobig, error),\n"
      "then a summary on stderr. Exit 1 when any body fails.",
      cmd_verify},
     {"stats", "[--json]", "counts, sizes, key versions and stage sets",
@@ -61,7 +60,11 @@ static const ctl_cmd commands[] = {
      "One JSON object a line: {\"pid\", \"seq\", \"timestamp\", \"format\", and\n"
      "\"state\" (the JSON state itself) or \"state_base64\" (msgpack states, and\n"
      "JSON states whose bytes are not their own compact form)}. States are\n"
-     "decoded with the configured keys. Writes to stdout unless --out.",
+     "decoded with the configured keys: the output holds decrypted state.\n"
+     "Writes to stdout unless --out; stdout then holds records only. A body that\n"
+     "cannot be decoded is reported on stderr, counted and left out (exit 1).\n"
+     "  --out FILE  a new file, mode 0600, written under a temporary name in\n"
+     "              its directory and named FILE only once complete",
      cmd_export},
     {"import", "[FILE]", "store the snapshots of a JSON Lines file",
      "Reads lines as written by export (FILE, or stdin) and saves each with the\n"
@@ -93,101 +96,6 @@ static void tool_help(FILE *f) {
              "configuration or input error.\n");
 }
 
-static void cmd_help(const ctl_cmd *cmd) {
-  printf("usage: snapctl %s [--config FILE] [--quiet] %s\n\n%s\n", cmd->name, cmd->synopsis,
-         cmd->help);
-}
-
-int ctl_usage(ctl *c, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  fprintf(stderr, "snapctl%s%s: ", c->cmd ? " " : "", c->cmd ? c->cmd->name : "");
-  vfprintf(stderr, fmt, ap);
-  va_end(ap);
-  fprintf(stderr, "\nTry 'snapctl %s--help'.\n", c->cmd ? c->cmd->name : "");
-  if (c->cmd)
-    fprintf(stderr, "usage: snapctl %s %s\n", c->cmd->name, c->cmd->synopsis);
-  return EXIT_USAGE;
-}
-
-/* A common option at argv[*i]; returns 1 if consumed, 0 if not, or -(exit+1). */
-static int common_opt(ctl *c, int argc, char **argv, int *i) {
-  const char *a = argv[*i];
-  if (strcmp(a, "--config") == 0) {
-    if (*i + 1 >= argc)
-      return -(ctl_usage(c, "--config needs a file") + 1);
-    c->config_path = argv[++*i];
-    return 1;
-  }
-  if (strncmp(a, "--config=", 9) == 0) {
-    c->config_path = a + 9;
-    return 1;
-  }
-  if (strcmp(a, "--quiet") == 0 || strcmp(a, "-q") == 0) {
-    c->quiet = true;
-    return 1;
-  }
-  return 0;
-}
-
-int ctl_args(ctl *c, int argc, char **argv, const ctl_opt *opts, const char **pos, int min_pos,
-             int max_pos, int *npos) {
-  *npos = 0;
-  bool only_pos = false;
-  for (int i = 1; i < argc; i++) {
-    const char *a = argv[i];
-    if (!only_pos && strcmp(a, "--") == 0) {
-      only_pos = true;
-      continue;
-    }
-    if (!only_pos && a[0] == '-' && a[1] != '\0') {
-      if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-        cmd_help(c->cmd);
-        return EXIT_OK;
-      }
-      int r = common_opt(c, argc, argv, &i);
-      if (r < 0)
-        return -r - 1;
-      if (r > 0)
-        continue;
-      const ctl_opt *o = opts;
-      size_t eq = strcspn(a, "=");
-      for (; o && o->name; o++)
-        if (strlen(o->name) == eq && strncmp(a, o->name, eq) == 0)
-          break;
-      if (!o || !o->name)
-        return ctl_usage(c, "unknown option '%s'", a);
-      if (o->flag) {
-        if (a[eq] == '=')
-          return ctl_usage(c, "%s takes no value", o->name);
-        *o->flag = true;
-      } else if (a[eq] == '=') {
-        *o->value = a + eq + 1;
-      } else {
-        if (i + 1 >= argc)
-          return ctl_usage(c, "%s needs a value", o->name);
-        *o->value = argv[++i];
-      }
-      continue;
-    }
-    if (*npos >= max_pos)
-      return ctl_usage(c, "unexpected argument '%s'", a);
-    pos[(*npos)++] = a;
-  }
-  if (*npos < min_pos)
-    return ctl_usage(c, "missing argument (%s)", c->cmd->synopsis);
-  return -1;
-}
-
-int ctl_begin(ctl *c, int argc, char **argv, const ctl_opt *opts, const char **pos, int min_pos,
-              int max_pos, int *npos) {
-  int rc = ctl_args(c, argc, argv, opts, pos, min_pos, max_pos, npos);
-  if (rc >= 0)
-    return rc;
-  rc = ctl_open(c);
-  return rc == EXIT_OK ? -1 : rc;
-}
-
 int main(int argc, char **argv) {
   ctl c = {0};
   int i = 1;
@@ -201,7 +109,7 @@ int main(int argc, char **argv) {
       printf("snapctl (snapstore %s)\n", snap_version());
       return EXIT_OK;
     }
-    int r = common_opt(&c, argc, argv, &i);
+    int r = ctl_common_opt(&c, argc, argv, &i);
     if (r < 0)
       return -r - 1;
     if (r == 0)
@@ -221,6 +129,7 @@ int main(int argc, char **argv) {
   }
   if (c.config_path == NULL)
     c.config_path = getenv("SNAPCTL_CONFIG");
+  ctl_interrupt_install();
   int rc = c.cmd->run(&c, argc - i, argv + i);
   ctl_close(&c);
   if (fflush(stdout) != 0 && rc == EXIT_OK)

@@ -108,7 +108,7 @@ void ctl_print_pid(FILE *f, const char *pid) {
   cJSON_Delete(s);
 }
 
-void ctl_report_body(const char *pid, int64_t seq, int rc) {
-  ctl_print_pid(stdout, pid);
-  printf(" %" PRId64 " %s: %s\n", seq, ctl_kind(rc), ctl_error(rc));
+void ctl_report_body(FILE *f, const char *pid, int64_t seq, int rc, const char *detail) {
+  ctl_print_pid(f, pid);
+  fprintf(f, " %" PRId64 " %s: %s\n", seq, ctl_kind(rc), detail ? detail : ctl_error(rc));
 }

@@ -17,7 +17,7 @@
 /* Snapshots per page of a sweep, and per batch of a write. */
 #define CTL_PAGE 256
 
-/* ---- command table (main.c) ---------------------------------------------- */
+/* ---- the command table (main.c) and an invocation ------------------------- */
 
 typedef struct ctl ctl;
 
@@ -46,6 +46,8 @@ struct ctl {
   const snap_options *opts;
 };
 
+/* ---- arguments (args.c) -------------------------------------------------- */
+
 /* Parses argv[1..] of a command: the options in `opts` (NULL-terminated by
  * name), the common --config/--quiet/--help, and up to `max_pos` positional
  * arguments into `pos` (their number in `*npos`). Returns -1 to go on, or an
@@ -53,9 +55,9 @@ struct ctl {
 int ctl_args(ctl *c, int argc, char **argv, const ctl_opt *opts, const char **pos, int min_pos,
              int max_pos, int *npos);
 
-/* ctl_args(), then ctl_open() of the configuration: -1 to go on, or an exit status. */
-int ctl_begin(ctl *c, int argc, char **argv, const ctl_opt *opts, const char **pos, int min_pos,
-              int max_pos, int *npos);
+/* A common option (--config, --quiet) at argv[*i]: 1 if consumed, 0 if not,
+ * or -(exit status + 1) after a usage error. */
+int ctl_common_opt(ctl *c, int argc, char **argv, int *i);
 
 /* Reports a usage error for the current command; returns EXIT_USAGE. */
 int ctl_usage(ctl *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -68,6 +70,10 @@ int ctl_open_config(const char *path, snap_plugin **out);
 /* Opens c->config_path into c. Returns EXIT_OK or EXIT_USAGE (reported). */
 int ctl_open(ctl *c);
 void ctl_close(ctl *c);
+
+/* ctl_args(), then ctl_open() of the configuration: -1 to go on, or an exit status. */
+int ctl_begin(ctl *c, int argc, char **argv, const ctl_opt *opts, const char **pos, int min_pos,
+              int max_pos, int *npos);
 
 /* ---- output (output.c) --------------------------------------------------- */
 
@@ -88,10 +94,43 @@ bool ctl_parse_i64(const char *s, int64_t *out);
 const char *ctl_kind(int rc);
 /* Prints a pid as a JSON string (quoted, escaped). */
 void ctl_print_pid(FILE *f, const char *pid);
-/* Reports a body that failed on stdout: "PID" SEQ KIND: detail (PID as a JSON string). */
-void ctl_report_body(const char *pid, int64_t seq, int rc);
+/* Reports a body that failed on `f`: "PID" SEQ KIND: detail (PID as a JSON
+ * string); the detail is the last-error message when `detail` is NULL. */
+void ctl_report_body(FILE *f, const char *pid, int64_t seq, int rc, const char *detail);
 /* Prints a cJSON tree (pretty or compact) and a newline to `f`. */
 int ctl_print_json(FILE *f, const struct cJSON *j, bool pretty);
+
+/* ---- interruption (interrupt.c) ------------------------------------------ */
+
+/* What ctl_sweep() returns when a signal asked to stop (never a snapstore code). */
+#define CTL_INTERRUPTED 1
+
+/* Catches SIGINT and SIGTERM once: they raise the flag ctl_interrupted() reads. */
+void ctl_interrupt_install(void);
+bool ctl_interrupted(void);
+/* Prints "snapctl: CMD: interrupted (Ctrl-C): <message>" on stderr, where the
+ * message says what was done and how to go on; returns 128 + the signal. */
+int ctl_interrupt_report(const char *cmd, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* ---- output files (outfile.c) -------------------------------------------- */
+
+/* A file written under a temporary name beside its final one, mode 0600. */
+typedef struct ctl_outfile {
+  FILE *f;          /* write here */
+  const char *path; /* the final name (borrowed) */
+  char *tmp;
+} ctl_outfile;
+
+/* Creates the temporary file; `path` must not exist. EXIT_OK or an exit
+ * status (reported). */
+int ctl_outfile_open(ctl_outfile *o, const char *path);
+/* Flushes, syncs and gives the file its final name (never replacing a file
+ * that appeared meanwhile). SNAP_OK or SNAP_EIO (with a message); the
+ * temporary file is gone either way. */
+int ctl_outfile_commit(ctl_outfile *o);
+/* Closes and removes the temporary file. */
+void ctl_outfile_abort(ctl_outfile *o);
 
 /* ---- sweeps (sweep.c) ---------------------------------------------------- */
 
@@ -100,7 +139,8 @@ typedef int (*ctl_page_fn)(void *ud, snap_entry_page *page);
 
 /* Walks every snapshot of `st` (of `pid` if not NULL) in (pid, seq) order, in
  * pages of CTL_PAGE, with their bodies if asked. Returns 0, the callback's
- * value, or a snapstore error code (negative). */
+ * value, a snapstore error code (negative), or CTL_INTERRUPTED when a signal
+ * asked to stop (checked before each page). */
 int ctl_sweep(snap_store *st, const char *pid, bool bodies, ctl_page_fn fn, void *ud);
 
 /* Counts the snapshots of `st` (for progress totals). */

@@ -11,6 +11,10 @@ int ctl_sweep(snap_store *st, const char *pid, bool bodies, ctl_page_fn fn, void
   int64_t after_seq = 0;
   int rc = 0;
   for (;;) {
+    if (ctl_interrupted()) {
+      rc = CTL_INTERRUPTED;
+      break;
+    }
     rc = snap_store_list(st, pid, after, after_seq, CTL_PAGE, bodies, &page);
     if (rc != SNAP_OK || page.n == 0)
       break;

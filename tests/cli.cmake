@@ -19,3 +19,11 @@ if(TARGET snapctl AND TARGET snap_test_support)
                    $<TARGET_FILE:snapctl_mkstore> ${CMAKE_CURRENT_BINARY_DIR}/tmp/snapctl_postgres)
   set_tests_properties(snapctl_postgres PROPERTIES TIMEOUT 300)
 endif()
+# What an operator relies on besides the data: clean and private exports, the
+# exit-status rule, messages that name the right row (tests/cli/snapctl_trust.sh).
+if(TARGET snapctl)
+  add_test(NAME snapctl_trust
+           COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/cli/snapctl_trust.sh $<TARGET_FILE:snapctl>
+                   $<TARGET_FILE:snapctl_mkstore> ${CMAKE_CURRENT_BINARY_DIR}/tmp/snapctl_trust)
+  set_tests_properties(snapctl_trust PROPERTIES TIMEOUT 300)
+endif()

@@ -13,3 +13,5 @@ expect() {
   else ok "$what"; fi
 }
 ctl() { "$SNAPCTL" --quiet "$@"; }
+# newkeys FILE...: a fresh 32-byte key in each FILE, mode 0600.
+newkeys() { local k; for k in "$@"; do head -c 32 /dev/urandom >"$k" && chmod 600 "$k"; done; }

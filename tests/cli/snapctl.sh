@@ -7,8 +7,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 rm -rf "$W" && mkdir -p "$W" && cd "$W" || exit 2
 . "$HERE/expect.sh"
 
-head -c 32 /dev/urandom >k1; head -c 32 /dev/urandom >k2; head -c 32 /dev/urandom >kx
-chmod 600 k1 k2 kx
+newkeys k1 k2 kx
 conf() { # conf FILE DB KEYFILE [accept_unauthenticated] [compression]
   local enc='' acc=''
   [ -n "$3" ] && enc=", \"encryption\": {\"key_file\": \"$3\", \"context\": \"test/snapctl/v1\"}"

@@ -1,8 +1,5 @@
-/* snapctl export and import: snapshots as JSON Lines, one object a line:
- *   {"pid": "...", "seq": N, "timestamp": N, "format": "json" | "msgpack",
- *    "state": <the JSON state>} or {..., "state_base64": "..."}.
- * A JSON state is written inline only when its bytes are exactly its own
- * compact form (what import will store), so export | import is byte-exact. */
+/* snapctl import: the snapshots of a JSON Lines file as written by export
+ * (cmd_export.c), every line checked before anything is stored. */
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,103 +11,6 @@
 
 /* Integers in a JSON document are doubles: 2^53 is the last exact one. */
 #define JSON_INT_MAX 9007199254740992.0
-
-/* ---- export --------------------------------------------------------------- */
-
-typedef struct export_ctx {
-  ctl *c;
-  FILE *out;
-  snap_buf state;
-  char *b64;
-  size_t b64_cap;
-  uint64_t written, failed;
-  ctl_progress prog;
-} export_ctx;
-
-/* Writes the state inline when it is exactly its own compact JSON form. */
-static bool write_inline(FILE *out, const snap_buf *state) {
-  if (state->len == 0)
-    return false;
-  cJSON *j = cJSON_ParseWithLength((const char *)state->data, state->len);
-  char *compact = j ? cJSON_PrintUnformatted(j) : NULL;
-  bool same =
-      compact && strlen(compact) == state->len && memcmp(compact, state->data, state->len) == 0;
-  if (same)
-    fprintf(out, ",\"state\":%s}\n", compact);
-  cJSON_free(compact);
-  cJSON_Delete(j);
-  return same;
-}
-
-static int write_base64(export_ctx *x, const snap_buf *state) {
-  size_t need = sodium_base64_ENCODED_LEN(state->len, sodium_base64_VARIANT_ORIGINAL);
-  if (need > x->b64_cap) {
-    char *g = realloc(x->b64, need);
-    if (g == NULL)
-      return snap_error_set(SNAP_ENOMEM, "out of memory for a state of %zu bytes", state->len);
-    x->b64 = g;
-    x->b64_cap = need;
-  }
-  sodium_bin2base64(x->b64, need, state->data, state->len, sodium_base64_VARIANT_ORIGINAL);
-  fprintf(x->out, ",\"state_base64\":\"%s\"}\n", x->b64);
-  return SNAP_OK;
-}
-
-static int export_page(void *ud, snap_entry_page *page) {
-  export_ctx *x = ud;
-  for (size_t i = 0; i < page->n; i++) {
-    const snap_entry *e = &page->entries[i];
-    snap_format fmt = SNAP_FORMAT_JSON;
-    int rc = snap_store_decode(x->c->st, e->pid, e->seq, e->body, e->stored_len, NULL, &x->state,
-                               &fmt, NULL);
-    if (rc != SNAP_OK) {
-      x->failed++;
-      ctl_report_body(e->pid, e->seq, rc);
-      continue;
-    }
-    fputs("{\"pid\":", x->out);
-    ctl_print_pid(x->out, e->pid);
-    fprintf(x->out, ",\"seq\":%" PRId64 ",\"timestamp\":%" PRId64 ",\"format\":\"%s\"", e->seq,
-            e->timestamp, ctl_format_name(fmt));
-    if (!(fmt == SNAP_FORMAT_JSON && write_inline(x->out, &x->state)) &&
-        (rc = write_base64(x, &x->state)) != SNAP_OK)
-      return rc;
-    x->written++;
-  }
-  ctl_progress_add(&x->prog, page->n);
-  return ferror(x->out) ? snap_error_set(SNAP_EIO, "cannot write the output") : 0;
-}
-
-int cmd_export(ctl *c, int argc, char **argv) {
-  const char *out_path = NULL;
-  const ctl_opt opts[] = {{"--out", &out_path, NULL}, {NULL, NULL, NULL}};
-  const char *pos[1];
-  int npos, rc = ctl_begin(c, argc, argv, opts, pos, 0, 0, &npos);
-  if (rc >= 0)
-    return rc;
-  export_ctx x;
-  memset(&x, 0, sizeof x);
-  x.c = c;
-  x.out = stdout;
-  if (out_path != NULL && (x.out = fopen(out_path, "wx")) == NULL)
-    return ctl_fail(EXIT_USAGE, "export: cannot create '%s' (it must not exist)", out_path);
-  int s = ctl_progress_counted(&x.prog, "export", c);
-  if (s == SNAP_OK)
-    s = ctl_sweep(c->st, NULL, true, export_page, &x);
-  ctl_progress_end(&x.prog);
-  snap_buf_dispose(&x.state);
-  free(x.b64);
-  if (out_path != NULL && fclose(x.out) != 0 && s == SNAP_OK)
-    s = snap_error_set(SNAP_EIO, "cannot write '%s'", out_path);
-  if (s != SNAP_OK)
-    return ctl_fail(EXIT_FOUND, "export: %s", ctl_error(s));
-  if (!c->quiet)
-    fprintf(stderr, "export: %" PRIu64 " snapshots written, %" PRIu64 " could not be decoded\n",
-            x.written, x.failed);
-  return x.failed ? EXIT_FOUND : EXIT_OK;
-}
-
-/* ---- import --------------------------------------------------------------- */
 
 /* One snapshot read from a line (owned strings). */
 typedef struct jl_rec {
@@ -336,7 +236,7 @@ int cmd_import(ctl *c, int argc, char **argv) {
   size_t cap = 0;
   ssize_t n;
   uint64_t lineno = 0;
-  while ((n = getline(&line, &cap, src)) > 0) {
+  while (!ctl_interrupted() && (n = getline(&line, &cap, src)) > 0) {
     lineno++;
     size_t len = (size_t)n;
     if (line[len - 1] == '\n')
@@ -360,6 +260,12 @@ int cmd_import(ctl *c, int argc, char **argv) {
   fclose(src);
   uint64_t stored = x->stored, failed = x->failed;
   free(x);
+  if (ctl_interrupted())
+    return ctl_interrupt_report("import",
+                                "%" PRIu64 " snapshots stored (up to line %" PRIu64 "), %" PRIu64
+                                " failed; running it again stores them all (a save of the same "
+                                "pid and seq replaces)",
+                                stored, lineno, failed);
   if (!c->quiet)
     fprintf(stderr, "import: %" PRIu64 " snapshots stored, %" PRIu64 " failed\n", stored, failed);
   return failed ? EXIT_FOUND : EXIT_OK;

@@ -1,0 +1,128 @@
+/* snapctl export: every snapshot as JSON Lines, one object a line:
+ *   {"pid": "...", "seq": N, "timestamp": N, "format": "json" | "msgpack",
+ *    "state": <the JSON state>} or {..., "state_base64": "..."}.
+ * A JSON state is written inline only when its bytes are exactly its own
+ * compact form (what import will store), so export | import is byte-exact.
+ * The output holds nothing but records: a body that cannot be decoded is
+ * reported on stderr and counted, never written into the data. */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+#include <sodium.h>
+
+#include "snapctl.h"
+
+typedef struct export_ctx {
+  ctl *c;
+  FILE *out;
+  snap_buf state;
+  char *b64;
+  size_t b64_cap;
+  uint64_t written, failed;
+  ctl_progress prog;
+} export_ctx;
+
+/* Writes the state inline when it is exactly its own compact JSON form. */
+static bool write_inline(FILE *out, const snap_buf *state) {
+  if (state->len == 0)
+    return false;
+  cJSON *j = cJSON_ParseWithLength((const char *)state->data, state->len);
+  char *compact = j ? cJSON_PrintUnformatted(j) : NULL;
+  bool same =
+      compact && strlen(compact) == state->len && memcmp(compact, state->data, state->len) == 0;
+  if (same)
+    fprintf(out, ",\"state\":%s}\n", compact);
+  cJSON_free(compact);
+  cJSON_Delete(j);
+  return same;
+}
+
+static int write_base64(export_ctx *x, const snap_buf *state) {
+  size_t need = sodium_base64_ENCODED_LEN(state->len, sodium_base64_VARIANT_ORIGINAL);
+  if (need > x->b64_cap) {
+    char *g = realloc(x->b64, need);
+    if (g == NULL)
+      return snap_error_set(SNAP_ENOMEM, "out of memory for a state of %zu bytes", state->len);
+    x->b64 = g;
+    x->b64_cap = need;
+  }
+  sodium_bin2base64(x->b64, need, state->data, state->len, sodium_base64_VARIANT_ORIGINAL);
+  fprintf(x->out, ",\"state_base64\":\"%s\"}\n", x->b64);
+  return SNAP_OK;
+}
+
+static int export_page(void *ud, snap_entry_page *page) {
+  export_ctx *x = ud;
+  for (size_t i = 0; i < page->n; i++) {
+    const snap_entry *e = &page->entries[i];
+    snap_format fmt = SNAP_FORMAT_JSON;
+    int rc = snap_store_decode(x->c->st, e->pid, e->seq, e->body, e->stored_len, NULL, &x->state,
+                               &fmt, NULL);
+    if (rc != SNAP_OK) {
+      x->failed++;
+      fputs("snapctl: export: not exported: ", stderr);
+      ctl_report_body(stderr, e->pid, e->seq, rc, NULL);
+      continue;
+    }
+    fputs("{\"pid\":", x->out);
+    ctl_print_pid(x->out, e->pid);
+    fprintf(x->out, ",\"seq\":%" PRId64 ",\"timestamp\":%" PRId64 ",\"format\":\"%s\"", e->seq,
+            e->timestamp, ctl_format_name(fmt));
+    if (!(fmt == SNAP_FORMAT_JSON && write_inline(x->out, &x->state)) &&
+        (rc = write_base64(x, &x->state)) != SNAP_OK)
+      return rc;
+    x->written++;
+  }
+  ctl_progress_add(&x->prog, page->n);
+  return ferror(x->out) ? snap_error_set(SNAP_EIO, "cannot write the output") : 0;
+}
+
+/* The sweep, into x->out; SNAP_OK, a snapstore error or CTL_INTERRUPTED. */
+static int export_all(ctl *c, export_ctx *x) {
+  int s = ctl_progress_counted(&x->prog, "export", c);
+  if (s == SNAP_OK)
+    s = ctl_sweep(c->st, NULL, true, export_page, x);
+  ctl_progress_end(&x->prog);
+  snap_buf_dispose(&x->state);
+  free(x->b64);
+  return s;
+}
+
+int cmd_export(ctl *c, int argc, char **argv) {
+  const char *out_path = NULL;
+  const ctl_opt opts[] = {{"--out", &out_path, NULL}, {NULL, NULL, NULL}};
+  const char *pos[1];
+  int npos, rc = ctl_begin(c, argc, argv, opts, pos, 0, 0, &npos);
+  if (rc >= 0)
+    return rc;
+  export_ctx x;
+  memset(&x, 0, sizeof x);
+  x.c = c;
+  x.out = stdout;
+  ctl_outfile of;
+  if (out_path != NULL) {
+    if ((rc = ctl_outfile_open(&of, out_path)) != EXIT_OK)
+      return rc;
+    x.out = of.f;
+  }
+  int s = export_all(c, &x);
+  if (out_path != NULL) {
+    if (s == SNAP_OK)
+      s = ctl_outfile_commit(&of);
+    else
+      ctl_outfile_abort(&of);
+  }
+  const char *where = out_path ? "; nothing was written to the file" : "";
+  if (s == CTL_INTERRUPTED)
+    return ctl_interrupt_report("export", "%" PRIu64 " snapshots exported%s; run it again",
+                                x.written, where);
+  if (s != SNAP_OK)
+    return ctl_fail(EXIT_FOUND, "export: %s (after %" PRIu64 " snapshots%s)", ctl_error(s),
+                    x.written, where);
+  if (!c->quiet || x.failed)
+    fprintf(stderr, "export: %" PRIu64 " snapshots written, %" PRIu64 " could not be decoded%s\n",
+            x.written, x.failed, x.failed ? " (listed above, not exported)" : "");
+  return x.failed ? EXIT_FOUND : EXIT_OK;
+}
