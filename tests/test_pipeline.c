@@ -729,7 +729,10 @@ Test(limits, a_4gib_declaration_is_refused_without_allocating_it) {
 
     largest_request = 0;
     requests = 0;
-    cr_assert_eq(snap_body_decode("p", 1, c, body.len, o, &back, NULL, NULL), SNAP_ETOOBIG);
+    /* A keyed body's length is checked against its tag first: altered, it is
+     * an authentication failure, not a state over the limit. */
+    cr_assert_eq(snap_body_decode("p", 1, c, body.len, o, &back, NULL, NULL),
+                 a == AUTH_NONE ? SNAP_ETOOBIG : SNAP_EAUTH);
     cr_assert(strstr(snap_error_message(), "4294967296"), "%s", snap_error_message());
     cr_assert_eq(requests, 0u, "the default 1 GiB cap refuses it before any allocation");
 
@@ -1494,4 +1497,187 @@ Test(limits, a_damaged_length_of_a_plain_body_is_corruption_not_too_big) {
   }
   snap_buf_dispose(&body);
   snap_buf_dispose(&back);
+}
+
+/* ---- header damage under a keyed reader ---------------------------------- */
+
+/* Keys 1, 2 and 3 (seeds 0x61..0x63), the active one 2: a changed key version
+ * can then name a key the reader holds (3), none at all (0) or one it lacks. */
+static snap_keyring *ring_123(void) {
+  snap_keyring *kr = ring(1, 0x61);
+  uint8_t k[SNAP_KEY_BYTES];
+  for (uint32_t v = 2; v <= 3; v++) {
+    fill_key(k, (uint8_t)(0x60 + v));
+    cr_assert_eq(snap_keyring_add(kr, v, k, sizeof k), SNAP_OK);
+  }
+  cr_assert_eq(snap_keyring_set_active(kr, 2), SNAP_OK);
+  return kr;
+}
+
+/*
+ * Every other value of every header byte (0..19) of an AEAD or MAC body,
+ * compressed or not, read by the reader that holds its key: always EAUTH,
+ * never ENOKEY (a changed key version) nor ETOOBIG (a changed length), which
+ * would send an operator after a missing key or a size limit.
+ */
+static void every_header_byte_is_eauth(enum auth a, bool zlib) {
+  snap_keyring *kr = ring_123();
+  snap_options *o = opts(zlib, 6, a, kr, "acme/prod/snapshots/v1");
+  uint8_t *state = json_of(4 * KiB);
+  snap_buf body = SNAP_BUF_INIT, back = SNAP_BUF_INIT;
+  unsigned stages = 0;
+  cr_assert_eq(
+      snap_body_encode("acct-9", 5, SNAP_FORMAT_JSON, state, 4 * KiB, o, &body, &stages), SNAP_OK);
+  cr_assert_eq(!!(stages & SNAP_STAGE_COMPRESSED), zlib, "stages %#x", stages);
+  uint8_t *c = malloc(body.len);
+  unsigned failures = 0;
+  for (size_t i = 0; i < 20; i++) {
+    for (unsigned v = 0; v < 256; v++) {
+      if (v == body.data[i])
+        continue;
+      memcpy(c, body.data, body.len);
+      c[i] = (uint8_t)v;
+      int rc = snap_body_decode("acct-9", 5, c, body.len, o, &back, NULL, NULL);
+      if (rc != SNAP_EAUTH && failures++ < 8)
+        cr_log_error("%s%s: byte %zu set to 0x%02x gives %d: %s", AUTH_NAME[a], zlib ? "+zlib" : "",
+                     i, v, rc, snap_error_message());
+      cr_assert_eq(back.len, 0u);
+    }
+  }
+  cr_assert_eq(failures, 0u, "%u changed header bytes of a %s%s body were not EAUTH", failures,
+               AUTH_NAME[a], zlib ? "+zlib" : "");
+  cr_assert_eq(snap_body_decode("acct-9", 5, body.data, body.len, o, &back, NULL, NULL), SNAP_OK);
+  free(c);
+  free(state);
+  snap_buf_dispose(&body);
+  snap_buf_dispose(&back);
+  snap_options_free(o);
+  snap_keyring_free(kr);
+}
+
+Test(header, every_changed_byte_of_an_encrypted_body_is_eauth) {
+  every_header_byte_is_eauth(AUTH_AEAD, false);
+}
+Test(header, every_changed_byte_of_a_compressed_encrypted_body_is_eauth) {
+  every_header_byte_is_eauth(AUTH_AEAD, true);
+}
+Test(header, every_changed_byte_of_a_mac_body_is_eauth) {
+  every_header_byte_is_eauth(AUTH_MAC, false);
+}
+Test(header, every_changed_byte_of_a_compressed_mac_body_is_eauth) {
+  every_header_byte_is_eauth(AUTH_MAC, true);
+}
+
+/* A reader holding both kinds of keyring: a stage byte turned into the other
+ * keyed kind is an altered header too. */
+Test(header, a_stage_byte_naming_the_other_kind_is_eauth) {
+  snap_keyring *kr = ring_123();
+  for (int a = AUTH_AEAD; a <= AUTH_MAC; a++) {
+    snap_options *w = opts(false, 0, (enum auth)a, kr, "ctx");
+    snap_options *both = opts(false, 0, AUTH_AEAD, kr, "ctx");
+    cr_assert_eq(snap_options_set_integrity(both, kr, "ctx"), SNAP_OK);
+    snap_buf body = SNAP_BUF_INIT, back = SNAP_BUF_INIT;
+    encode_one(w, "p", 1, &body);
+    for (int z = 0; z <= 1; z++) {
+      body.data[6] = (uint8_t)((a == AUTH_AEAD ? SNAP_STAGE_MAC : SNAP_STAGE_ENCRYPTED) |
+                               (z ? SNAP_STAGE_COMPRESSED : 0));
+      cr_assert_eq(snap_body_decode("p", 1, body.data, body.len, w, &back, NULL, NULL), SNAP_EAUTH,
+                   "%s body, stage byte 0x%02x, writer's reader: %s", AUTH_NAME[a], body.data[6],
+                   snap_error_message());
+      cr_assert_eq(snap_body_decode("p", 1, body.data, body.len, both, &back, NULL, NULL),
+                   SNAP_EAUTH, "%s body, stage byte 0x%02x, reader with both: %s", AUTH_NAME[a],
+                   body.data[6], snap_error_message());
+    }
+    snap_buf_dispose(&body);
+    snap_buf_dispose(&back);
+    snap_options_free(both);
+    snap_options_free(w);
+  }
+  snap_keyring_free(kr);
+}
+
+/* ENOKEY stays for what it means: the body verifies structurally but was
+ * sealed with a key the reader really lacks. */
+Test(header, a_key_version_the_keyring_lacks_is_enokey) {
+  snap_keyring *writer = ring_123(); /* seals with version 2 */
+  uint8_t k[SNAP_KEY_BYTES];
+  for (int a = AUTH_AEAD; a <= AUTH_MAC; a++) {
+    for (int zlib = 0; zlib <= 1; zlib++) {
+      snap_options *w = opts(zlib, 6, (enum auth)a, writer, "ctx");
+      uint8_t *state = json_of(4 * KiB);
+      snap_buf body = SNAP_BUF_INIT, back = SNAP_BUF_INIT;
+      cr_assert_eq(snap_body_encode("p", 3, SNAP_FORMAT_JSON, state, 4 * KiB, w, &body, NULL),
+                   SNAP_OK);
+      /* Versions 1 and 3 with the writer's keys, 2 missing. */
+      snap_keyring *lacks2 = ring(1, 0x61);
+      fill_key(k, 0x63);
+      cr_assert_eq(snap_keyring_add(lacks2, 3, k, sizeof k), SNAP_OK);
+      /* Version 2's key material under another version number. */
+      snap_keyring *renumbered = ring(7, 0x62);
+      snap_keyring *const readers[] = {lacks2, renumbered};
+      for (size_t i = 0; i < 2; i++) {
+        snap_options *r = opts(false, 0, (enum auth)a, readers[i], "ctx");
+        cr_assert_eq(snap_body_decode("p", 3, body.data, body.len, r, &back, NULL, NULL),
+                     SNAP_ENOKEY, "%s%s, reader %zu: %s", AUTH_NAME[a], zlib ? "+zlib" : "", i,
+                     snap_error_message());
+        cr_assert(strstr(snap_error_message(), "key version 2 is not in the keyring"), "%s",
+                  snap_error_message());
+        /* Also when the declared state is over the reader's limit: it cannot
+         * check that length without the key. */
+        cr_assert_eq(snap_options_set_limits(r, 0, 1 * KiB), SNAP_OK);
+        cr_assert_eq(snap_body_decode("p", 3, body.data, body.len, r, &back, NULL, NULL),
+                     SNAP_ENOKEY, "%s", snap_error_message());
+        snap_options_free(r);
+      }
+      /* A reader holding only the other kind of keyring, with the same keys. */
+      snap_options *cross = opts(false, 0, a == AUTH_AEAD ? AUTH_MAC : AUTH_AEAD, writer, "ctx");
+      cr_assert_eq(snap_body_decode("p", 3, body.data, body.len, cross, &back, NULL, NULL),
+                   SNAP_ENOKEY, "%s", snap_error_message());
+      cr_assert(strstr(snap_error_message(), "keyring is set"), "%s", snap_error_message());
+      snap_options_free(cross);
+      snap_keyring_free(renumbered);
+      snap_keyring_free(lacks2);
+      free(state);
+      snap_buf_dispose(&body);
+      snap_buf_dispose(&back);
+      snap_options_free(w);
+    }
+  }
+  snap_keyring_free(writer);
+}
+
+/* A genuine state over the reader's decoded limit is still ETOOBIG (the tag
+ * is checked first, without allocating); the same body with a changed length
+ * field is EAUTH. */
+Test(header, an_authentic_state_over_the_limit_is_etoobig_an_altered_length_eauth) {
+  snap_keyring *kr = ring_123();
+  uint8_t *state = json_of(64 * KiB);
+  for (int a = AUTH_AEAD; a <= AUTH_MAC; a++) {
+    for (int zlib = 0; zlib <= 1; zlib++) {
+      snap_options *o = opts(zlib, 6, (enum auth)a, kr, "ctx");
+      snap_buf body = SNAP_BUF_INIT, back = SNAP_BUF_INIT;
+      cr_assert_eq(snap_body_encode("p", 1, SNAP_FORMAT_JSON, state, 64 * KiB, o, &body, NULL),
+                   SNAP_OK);
+      cr_assert_eq(snap_options_set_limits(o, 0, 16 * KiB), SNAP_OK);
+      install_counter();
+      cr_assert_eq(snap_body_decode("p", 1, body.data, body.len, o, &back, NULL, NULL),
+                   SNAP_ETOOBIG, "%s%s: %s", AUTH_NAME[a], zlib ? "+zlib" : "",
+                   snap_error_message());
+      cr_assert_eq(requests, 0u, "refused before any allocation");
+      body.data[13] ^= 0x01; /* 64 KiB + 256 bytes: still over the limit */
+      cr_assert_eq(snap_body_decode("p", 1, body.data, body.len, o, &back, NULL, NULL), SNAP_EAUTH,
+                   "%s%s: %s", AUTH_NAME[a], zlib ? "+zlib" : "", snap_error_message());
+      /* (Uncompressed, the length no longer matches the body: damage found
+       * before the limit is reached.) */
+      cr_assert(strstr(snap_error_message(), zlib ? "does not authenticate" : "declares 65792"),
+                "%s", snap_error_message());
+      cr_assert_eq(requests, 0u, "refused before any allocation");
+      cr_assert_eq(snap_allocator_set(NULL), SNAP_OK);
+      snap_buf_dispose(&body);
+      snap_buf_dispose(&back);
+      snap_options_free(o);
+    }
+  }
+  free(state);
+  snap_keyring_free(kr);
 }

@@ -246,6 +246,18 @@ static void update_lp(crypto_generichash_state *st, const void *p, size_t n) {
     crypto_generichash_update(st, p, n);
 }
 
+/* subkey = BLAKE2b-256(key = master, LP(label) || LP(context) || LP(pid)) */
+static void derive_from(const key_entry *k, const char *label, const char *context, const char *pid,
+                        size_t pid_len, uint8_t subkey[SNAP__SUBKEY_BYTES]) {
+  crypto_generichash_state st;
+  crypto_generichash_init(&st, k->key, SNAP_KEY_BYTES, SNAP__SUBKEY_BYTES);
+  update_lp(&st, label, strlen(label));
+  update_lp(&st, context, strlen(context));
+  update_lp(&st, pid, pid_len);
+  crypto_generichash_final(&st, subkey, SNAP__SUBKEY_BYTES);
+  sodium_memzero(&st, sizeof st);
+}
+
 int snap__keyring_derive(const snap_keyring *kr, uint32_t version, const char *label,
                          const char *context, const char *pid, size_t pid_len,
                          uint8_t subkey[SNAP__SUBKEY_BYTES], uint32_t *used) {
@@ -254,18 +266,25 @@ int snap__keyring_derive(const snap_keyring *kr, uint32_t version, const char *l
   uint32_t v = version ? version : kr->active;
   const key_entry *k = v ? find(kr, v) : NULL;
   if (k) {
-    /* subkey = BLAKE2b-256(key = master, LP(label) || LP(context) || LP(pid)) */
-    crypto_generichash_state st;
-    crypto_generichash_init(&st, k->key, SNAP_KEY_BYTES, SNAP__SUBKEY_BYTES);
-    update_lp(&st, label, strlen(label));
-    update_lp(&st, context, strlen(context));
-    update_lp(&st, pid, pid_len);
-    crypto_generichash_final(&st, subkey, SNAP__SUBKEY_BYTES);
-    sodium_memzero(&st, sizeof st);
+    derive_from(k, label, context, pid, pid_len, subkey);
     rc = SNAP_OK;
   }
   pthread_rwlock_unlock(ring_lock(kr));
   if (used)
     *used = v;
+  return rc;
+}
+
+int snap__keyring_derive_nth(const snap_keyring *kr, size_t i, const char *label,
+                             const char *context, const char *pid, size_t pid_len,
+                             uint8_t subkey[SNAP__SUBKEY_BYTES], uint32_t *version) {
+  int rc = SNAP_ENOKEY;
+  pthread_rwlock_rdlock(ring_lock(kr));
+  if (i < kr->n) {
+    derive_from(&kr->keys[i], label, context, pid, pid_len, subkey);
+    *version = kr->keys[i].version;
+    rc = SNAP_OK;
+  }
+  pthread_rwlock_unlock(ring_lock(kr));
   return rc;
 }

@@ -44,6 +44,16 @@ int snap__keyring_derive(const snap_keyring *kr, uint32_t version, const char *l
                          const char *context, const char *pid, size_t pid_len,
                          uint8_t subkey[SNAP__SUBKEY_BYTES], uint32_t *used);
 
+/*
+ * The same for the i-th key the ring holds (0, 1, ... in the order they were
+ * added; keys are never removed, so the order is stable), `*version` set to
+ * its version: how a reader tries every key it has. SNAP_ENOKEY once i is
+ * past the last key; no message set.
+ */
+int snap__keyring_derive_nth(const snap_keyring *kr, size_t i, const char *label,
+                             const char *context, const char *pid, size_t pid_len,
+                             uint8_t subkey[SNAP__SUBKEY_BYTES], uint32_t *version);
+
 /* ---- options (options.c) ------------------------------------------------ */
 
 /* Which fields of an options object were set (one bit each). */
@@ -104,7 +114,6 @@ void snap__options_effective(const snap_options *o, snap__eff *e);
  * On failure `*bad` (may be NULL) receives the offset of the first bad byte. */
 bool snap__utf8_valid(const uint8_t *s, size_t n, size_t *bad);
 
-
 /* ---- DEFLATE and CRC-32 (deflate.c) -------------------------------------- */
 
 /* Compression levels 0..9, as zlib numbers them. */
@@ -128,8 +137,8 @@ typedef enum snap__inflate_result {
 } snap__inflate_result;
 
 /* Inflates the zlib stream at the start of src into at most dlen bytes. */
-snap__inflate_result snap__inflate_exact(const uint8_t *src, size_t slen, uint8_t *dst,
-                                         size_t dlen, size_t *in_used, size_t *out_used);
+snap__inflate_result snap__inflate_exact(const uint8_t *src, size_t slen, uint8_t *dst, size_t dlen,
+                                         size_t *in_used, size_t *out_used);
 
 /* The CRC-32 of the frame (the same function as zlib's crc32()). */
 uint32_t snap__crc32(const void *p, size_t n);

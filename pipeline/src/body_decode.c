@@ -1,0 +1,393 @@
+/* The body decoder: parse -> check limits and key -> authenticate ->
+ * decrypt -> inflate, and the rule that a keyed reader reports damage it
+ * cannot tell from tampering as an authentication failure. docs/FORMAT.md
+ * ("Reading a body") lists the checks in this order; keep the two in step. */
+#include <limits.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "snap/pipeline.h"
+#include "snap/pipeline_layer.h"
+#include "frame.h"
+#include "pipeline_internal.h"
+
+/*
+ * Inflates the zlib stream of exactly `slen` bytes into exactly `dlen` bytes,
+ * or fails (deflate.c does the work). The stream's 2-byte header is checked
+ * here first, to name what is wrong with it.
+ */
+static int inflate_exact(const where *w, const uint8_t *src, size_t slen, uint8_t *dst,
+                         size_t dlen) {
+  enum { ZHDR = 2, ZTRAILER = 4 };
+  if (slen < ZHDR + ZTRAILER)
+    return snap__frame_fail(w, SNAP_ECORRUPT,
+                            "compressed data of %zu bytes is shorter than a zlib stream", slen);
+  const unsigned cmf = src[0], flg = src[1];
+  if ((cmf & 0x0f) != 8 || (cmf >> 4) > 7 || ((cmf << 8) | flg) % 31 != 0 || (flg & 0x20))
+    return snap__frame_fail(w, SNAP_ECORRUPT,
+                            "compressed data has no valid zlib header (0x%02x 0x%02x)", cmf, flg);
+  size_t in_used, out_used;
+  switch (snap__inflate_exact(src, slen, dst, dlen, &in_used, &out_used)) {
+  case SNAP__INFLATE_OK:
+    if (out_used != dlen)
+      return snap__frame_fail(w, SNAP_ECORRUPT,
+                              "compressed data inflates to %zu bytes, the frame declares %zu",
+                              out_used, dlen);
+    if (in_used != slen)
+      return snap__frame_fail(w, SNAP_ECORRUPT, "%zu bytes follow the end of the compressed data",
+                              slen - in_used);
+    return SNAP_OK;
+  case SNAP__INFLATE_TOO_LONG:
+    return snap__frame_fail(w, SNAP_ECORRUPT,
+                            "compressed data inflates beyond the declared %zu bytes", dlen);
+  case SNAP__INFLATE_NOMEM:
+    return snap__frame_fail(w, SNAP_ENOMEM, "out of memory inflating");
+  default:
+    return snap__frame_fail(w, SNAP_ECORRUPT,
+                            "bad compressed data (%zu stored bytes, %zu declared)", slen, dlen);
+  }
+}
+
+/* ---- authenticating a body ------------------------------------------------ */
+
+/*
+ * Whether `tag` authenticates ciphertext `c` and associated data `ad` under
+ * XChaCha20-Poly1305 (IETF): the tag check of
+ * crypto_aead_xchacha20poly1305_ietf_decrypt_detached without decrypting or
+ * allocating (HChaCha20 subkey, then RFC 8439 section 2.8's Poly1305 over
+ * ad || pad || c || pad || u64le(len ad) || u64le(len c)).
+ */
+static bool aead_tag_ok(const uint8_t *c, size_t clen, const uint8_t tag[AEAD_TAG_LEN],
+                        const uint8_t *ad, size_t adlen, const uint8_t npub[NONCE_LEN],
+                        const uint8_t key[SNAP__SUBKEY_BYTES]) {
+  static const uint8_t pad[16] = {0};
+  uint8_t k2[crypto_core_hchacha20_OUTPUTBYTES];
+  uint8_t n2[crypto_stream_chacha20_ietf_NONCEBYTES] = {0};
+  uint8_t block0[64], lens[16], got[AEAD_TAG_LEN];
+  crypto_core_hchacha20(k2, npub, key, NULL);
+  memcpy(n2 + 4, npub + crypto_core_hchacha20_INPUTBYTES, 8);
+  crypto_stream_chacha20_ietf(block0, sizeof block0, n2, k2);
+  crypto_onetimeauth_poly1305_state st;
+  crypto_onetimeauth_poly1305_init(&st, block0);
+  crypto_onetimeauth_poly1305_update(&st, ad, adlen);
+  crypto_onetimeauth_poly1305_update(&st, pad, (16 - adlen % 16) % 16);
+  crypto_onetimeauth_poly1305_update(&st, c, clen);
+  crypto_onetimeauth_poly1305_update(&st, pad, (16 - clen % 16) % 16);
+  snap__put_u64le(lens, (uint64_t)adlen);
+  snap__put_u64le(lens + 8, (uint64_t)clen);
+  crypto_onetimeauth_poly1305_update(&st, lens, sizeof lens);
+  crypto_onetimeauth_poly1305_final(&st, got);
+  const bool ok = crypto_verify_16(got, tag) == 0;
+  sodium_memzero(&st, sizeof st);
+  sodium_memzero(k2, sizeof k2);
+  sodium_memzero(block0, sizeof block0);
+  return ok;
+}
+
+/*
+ * Whether the body b[0..n) authenticates under `subkey` when its header is
+ * `hdr` (the stored one or a candidate): the stage byte of `hdr` decides
+ * where the body and trailer lie. Nothing is decrypted or allocated.
+ */
+static bool authenticates(const uint8_t hdr[HDR_LEN], const uint8_t *b, size_t n,
+                          const uint8_t subkey[SNAP__SUBKEY_BYTES], const char *pid, size_t pid_len,
+                          int64_t seq) {
+  const bool aead = hdr[6] & ST_AEAD;
+  const size_t off = HDR_LEN + (aead ? NONCE_LEN : 0), tlen = snap__frame_trailer_len(hdr[6]);
+  if (n < off + tlen)
+    return false;
+  const size_t blen = n - off - tlen;
+  uint8_t bind[BIND_MAX];
+  const size_t bind_len = snap__frame_binding(bind, hdr, seq, pid, pid_len);
+  if (aead)
+    return aead_tag_ok(b + off, blen, b + off + blen, bind, bind_len, b + HDR_LEN, subkey);
+  uint8_t tag[MAC_TAG_LEN];
+  snap__frame_mac(tag, subkey, bind, bind_len, b + off, blen);
+  return sodium_memcmp(tag, b + off + blen, MAC_TAG_LEN) == 0;
+}
+
+/* ---- decode --------------------------------------------------------------- */
+
+/* One decode call: the body, what it is bound to, its frame and its subkey. */
+typedef struct reading {
+  where w;
+  const uint8_t *b;
+  size_t n;
+  size_t pid_len;
+  frame f;
+  bool keyed; /* AEAD or MAC: `subkey` holds the key once resolve_key succeeded */
+  uint8_t subkey[SNAP__SUBKEY_BYTES];
+} reading;
+
+static snap_keyring *keyring_for(const snap__eff *e, unsigned kind) {
+  return kind == ST_AEAD ? e->enc_kr : e->mac_kr;
+}
+static const char *context_for(const snap__eff *e, unsigned kind) {
+  return kind == ST_AEAD ? e->enc_ctx : e->mac_ctx;
+}
+static const char *label_for(unsigned kind) {
+  return kind == ST_AEAD ? SNAP__LABEL_AEAD : SNAP__LABEL_MAC;
+}
+static const char *kind_name(unsigned kind) { return kind == ST_AEAD ? "encrypted" : "MAC'd"; }
+
+/*
+ * Tries the keys of `kind` the reader holds on the stored header with byte 6
+ * set to `stage` and bytes 8-11 to each key's version; the version that
+ * authenticates the body, or 0.
+ */
+static uint32_t try_keyring(reading *r, const snap__eff *e, unsigned kind, unsigned stage) {
+  snap_keyring *kr = keyring_for(e, kind);
+  uint8_t hdr[HDR_LEN];
+  memcpy(hdr, r->b, HDR_LEN);
+  hdr[6] = (uint8_t)stage;
+  uint32_t v = 0;
+  for (size_t i = 0; kr && snap__keyring_derive_nth(kr, i, label_for(kind), context_for(e, kind),
+                                                    r->w.pid, r->pid_len, r->subkey, &v) == SNAP_OK;
+       i++) {
+    snap__put_u32le(hdr + 8, v);
+    if (authenticates(hdr, r->b, r->n, r->subkey, r->w.pid, r->pid_len, r->w.seq))
+      return v;
+  }
+  return 0;
+}
+
+/*
+ * The body declares a key this reader cannot use: a version its keyring
+ * lacks, or a kind (AEAD, MAC) it holds no keyring for. Either the writer used
+ * a key the reader does not have (ENOKEY), or the header's key fields were
+ * altered (EAUTH). docs/FORMAT.md ("Reading a body") states the rule: try the
+ * keys the reader holds, with the header's key version replaced by theirs,
+ * and with its stage byte replaced by the other keyed kind (compressed or
+ * not); if any such header authenticates the body, the stored one was
+ * altered. One changed header byte can only be one of those two fields.
+ */
+static int missing_key(reading *r, const snap__eff *e) {
+  const unsigned declared = r->f.stages & (ST_AEAD | ST_MAC);
+  const unsigned other = declared ^ (ST_AEAD | ST_MAC);
+  unsigned as = declared;
+  uint32_t v = try_keyring(r, e, declared, r->f.stages);
+  if (!v && (v = try_keyring(r, e, other, other)) != 0)
+    as = other;
+  if (!v && (v = try_keyring(r, e, other, other | ST_ZLIB)) != 0)
+    as = other;
+  if (v)
+    return snap__frame_fail(
+        &r->w, SNAP_EAUTH,
+        "header declares a body %s under key version %u, but it authenticates as %s "
+        "under key version %u: the header was altered",
+        kind_name(declared), (unsigned)r->f.key_version, kind_name(as), (unsigned)v);
+  if (!keyring_for(e, declared))
+    return snap__frame_fail(&r->w, SNAP_ENOKEY,
+                            "body is %s with key version %u but no %s keyring is set",
+                            kind_name(declared), (unsigned)r->f.key_version,
+                            declared == ST_AEAD ? "encryption" : "integrity");
+  return snap__frame_fail(&r->w, SNAP_ENOKEY, "key version %u is not in the keyring",
+                          (unsigned)r->f.key_version);
+}
+
+/* The subkey of an AEAD or MAC body, or why there is none. */
+static int resolve_key(reading *r, const snap__eff *e) {
+  if (!r->keyed) {
+    if ((e->enc_kr || e->mac_kr) && !e->accept_unauth)
+      return snap__frame_fail(&r->w, SNAP_EAUTH,
+                              "body is neither encrypted nor MAC'd and this reader has a key "
+                              "(accept_unauthenticated is off)");
+    return SNAP_OK;
+  }
+  const unsigned kind = r->f.stages & (ST_AEAD | ST_MAC);
+  snap_keyring *kr = keyring_for(e, kind);
+  if (kr && snap__keyring_derive(kr, r->f.key_version, label_for(kind), context_for(e, kind),
+                                 r->w.pid, r->pid_len, r->subkey, NULL) == SNAP_OK)
+    return SNAP_OK;
+  return missing_key(r, e);
+}
+
+/*
+ * The frame before anything is allocated: header, limits, lengths and key.
+ * A declared length over the decoded limit is checked against the tag first
+ * when the body is keyed: only an authentic body is "too big"; an altered
+ * length field is an authentication failure.
+ */
+static int check_frame(reading *r, const snap__eff *e) {
+  int rc;
+  if ((rc = snap__frame_parse(&r->w, r->b, r->n, &r->f)) != SNAP_OK)
+    return rc;
+  r->keyed = r->f.stages & (ST_AEAD | ST_MAC);
+  /* Limits before anything else looks at the lengths, let alone allocates. */
+  if (r->n > e->max_stored)
+    return snap__frame_fail(&r->w, SNAP_ETOOBIG,
+                            "body of %zu bytes is over the %zu-byte stored limit", r->n,
+                            e->max_stored);
+  /* An uncompressed body declares exactly its own length: any other value is
+   * damage, whatever its size, and is reported (and skipped by a load) as
+   * corruption, not refused as a state over the limit, which would stop a
+   * load instead of falling back to an older snapshot. */
+  if (!(r->f.stages & ST_ZLIB) && (rc = snap__frame_check_lengths(&r->w, &r->f)) != SNAP_OK)
+    return rc;
+  if ((rc = resolve_key(r, e)) != SNAP_OK)
+    return rc;
+  if (r->f.orig_len > e->max_decoded) {
+    if (r->keyed && !authenticates(r->b, r->b, r->n, r->subkey, r->w.pid, r->pid_len, r->w.seq))
+      return snap__frame_fail(
+          &r->w, SNAP_EAUTH,
+          "frame declares a %llu-byte state (byte offset 12), over the %zu-byte limit, "
+          "and the body does not authenticate under key version %u: an altered header, "
+          "or the wrong key, context, pid or seq",
+          (unsigned long long)r->f.orig_len, e->max_decoded, (unsigned)r->f.key_version);
+    return snap__frame_fail(
+        &r->w, SNAP_ETOOBIG,
+        "frame declares a %llu-byte state (byte offset 12), over the %zu-byte limit",
+        (unsigned long long)r->f.orig_len, e->max_decoded);
+  }
+  return snap__frame_check_lengths(&r->w, &r->f);
+}
+
+/* The MAC or the CRC-32 (an AEAD tag is checked while decrypting). */
+static int check_trailer(const reading *r) {
+  const uint8_t *cbody = r->b + r->f.body_off, *trailer = cbody + r->f.body_len;
+  if (r->f.stages & ST_MAC) {
+    if (!authenticates(r->b, r->b, r->n, r->subkey, r->w.pid, r->pid_len, r->w.seq))
+      return snap__frame_fail(
+          &r->w, SNAP_EAUTH,
+          "MAC mismatch under key version %u: wrong key, context, pid or seq, or an "
+          "altered body",
+          (unsigned)r->f.key_version);
+  } else if (!(r->f.stages & ST_AEAD)) {
+    uint32_t want = snap__get_u32le(trailer);
+    uint32_t got = snap__crc32(r->b, r->f.body_off + r->f.body_len);
+    if (want != got)
+      return snap__frame_fail(&r->w, SNAP_ECORRUPT,
+                              "checksum mismatch (CRC-32 %08x stored at byte offset %zu, "
+                              "%08x computed)",
+                              (unsigned)want, r->f.body_off + r->f.body_len, (unsigned)got);
+  }
+  return SNAP_OK;
+}
+
+/*
+ * The state into `out`. One allocation: the state plus a NUL. An encrypted
+ * compressed body is decrypted into the tail of the same buffer and inflated
+ * into its head.
+ */
+static int produce(const reading *r, snap_buf *out) {
+  const frame *f = &r->f;
+  const size_t orig = (size_t)f->orig_len; /* <= max_decoded, a size_t */
+  const bool aead = f->stages & ST_AEAD, zl = f->stages & ST_ZLIB;
+  const uint8_t *cbody = r->b + f->body_off;
+  int rc;
+  if (orig > SIZE_MAX - 1 - f->body_len) /* only with limits near SIZE_MAX */
+    return snap__frame_fail(&r->w, SNAP_ETOOBIG, "a %zu-byte state cannot be buffered", orig);
+  const size_t need = orig + 1 + ((aead && zl) ? f->body_len : 0);
+  if ((rc = snap_buf_reserve(out, need)) != SNAP_OK)
+    return snap__frame_fail(&r->w, rc, "out of memory for a %zu-byte state", orig);
+  uint8_t *dst = out->data;
+  if (aead) {
+    uint8_t bind[BIND_MAX];
+    const size_t bind_len = snap__frame_binding(bind, r->b, r->w.seq, r->w.pid, r->pid_len);
+    uint8_t *plain = zl ? dst + orig + 1 : dst;
+    if (crypto_aead_xchacha20poly1305_ietf_decrypt_detached(plain, NULL, cbody, f->body_len,
+                                                            cbody + f->body_len, bind, bind_len,
+                                                            r->b + HDR_LEN, r->subkey) != 0)
+      return snap__frame_fail(
+          &r->w, SNAP_EAUTH,
+          "authentication failed under key version %u: wrong key, context, pid or seq, "
+          "or an altered body",
+          (unsigned)f->key_version);
+    if (zl && (rc = inflate_exact(&r->w, plain, f->body_len, dst, orig)) != SNAP_OK)
+      return rc;
+  } else if (zl) {
+    if ((rc = inflate_exact(&r->w, cbody, f->body_len, dst, orig)) != SNAP_OK)
+      return rc;
+  } else if (orig) {
+    memcpy(dst, cbody, orig);
+  }
+  dst[orig] = 0;
+  out->len = orig;
+  return SNAP_OK;
+}
+
+static int decode_body(const char *pid, int64_t seq, const uint8_t *b, size_t body_len,
+                       const snap__eff *e, snap_buf *out, snap_format *fmt, unsigned *stages) {
+  reading r = {.w = {"decode", pid, seq}, .b = b, .n = body_len, .pid_len = strlen(pid)};
+  int rc = check_frame(&r, e);
+  if (rc == SNAP_OK)
+    rc = check_trailer(&r);
+  if (rc == SNAP_OK)
+    rc = produce(&r, out);
+  sodium_memzero(r.subkey, sizeof r.subkey);
+  if (rc != SNAP_OK) {
+    out->len = 0;
+    return rc;
+  }
+  if (fmt)
+    *fmt = r.f.fmt;
+  if (stages)
+    *stages = r.f.stages;
+  return SNAP_OK;
+}
+
+/*
+ * A reader that holds a key cannot tell accidental damage from tampering in a
+ * body it cannot authenticate: a flipped header byte, a truncation or an
+ * extension of an encrypted or MAC'd body fails before (or instead of) the
+ * tag check. If such failures were ECORRUPT, callers that fall back to an
+ * older snapshot on damage would let anyone who can write the storage roll
+ * the state back without the key. So for a keyed reader, every damage
+ * failure (ECORRUPT, EFORMAT) of a body that declares AEAD or MAC, or that
+ * should carry one because the reader accepts nothing else, becomes EAUTH.
+ * A reader with accept_unauthenticated on accepts plaintext bodies anyway, so
+ * for it only the bodies whose stage byte still declares a key are promoted.
+ * Keyless readers keep ECORRUPT: their fallback is for accidents.
+ */
+static int refuse_unverifiable(const snap__eff *e, const uint8_t *b, size_t n, int rc) {
+  if (rc != SNAP_ECORRUPT && rc != SNAP_EFORMAT)
+    return rc;
+  if (!e->enc_kr && !e->mac_kr)
+    return rc;
+  const bool declares_key = n > 6 && (b[6] & (ST_AEAD | ST_MAC));
+  if (e->accept_unauth && !declares_key)
+    return rc;
+  char why[384];
+  snprintf(why, sizeof why, "%s", snap_error_message());
+  return snap_error_set(SNAP_EAUTH,
+                        "%s; this reader holds a key and cannot authenticate the body, so it is "
+                        "refused, not skipped as damage",
+                        why);
+}
+
+static int body_decode(const char *pid, bool pid_checked, int64_t seq, const void *body_in,
+                       size_t body_len, const snap_options *o, snap_buf *out, snap_format *fmt,
+                       unsigned *stages);
+
+int snap_body_decode(const char *pid, int64_t seq, const void *body_in, size_t body_len,
+                     const snap_options *o, snap_buf *out, snap_format *fmt, unsigned *stages) {
+  return body_decode(pid, false, seq, body_in, body_len, o, out, fmt, stages);
+}
+
+int snap__body_decode_checked(const char *pid, int64_t seq, const void *body, size_t body_len,
+                              const snap_options *o, snap_buf *out, snap_format *fmt,
+                              unsigned *stages) {
+  return body_decode(pid, true, seq, body, body_len, o, out, fmt, stages);
+}
+
+static int body_decode(const char *pid, bool pid_checked, int64_t seq, const void *body_in,
+                       size_t body_len, const snap_options *o, snap_buf *out, snap_format *fmt,
+                       unsigned *stages) {
+  where w = {"decode", pid, seq};
+  if (out)
+    out->len = 0;
+  int rc = snap__body_check_call(&w, pid, pid_checked, seq, out);
+  if (rc)
+    return rc;
+  if (!body_in && body_len)
+    return snap__frame_fail(&w, SNAP_EINVAL, "body is NULL but its length is %zu", body_len);
+  const uint8_t *b = body_in;
+  if (body_len && out->data && b < out->data + out->cap && out->data < b + body_len)
+    return snap__frame_fail(&w, SNAP_EINVAL, "the body overlaps the output buffer");
+
+  snap__eff e;
+  snap__options_effective(o, &e);
+  rc = decode_body(pid, seq, b, body_len, &e, out, fmt, stages);
+  return rc == SNAP_OK ? SNAP_OK : refuse_unverifiable(&e, b, body_len, rc);
+}
