@@ -91,4 +91,3 @@ int ctl_args(ctl *c, int argc, char **argv, const ctl_opt *opts, const char **po
     return ctl_usage(c, "missing argument (%s)", c->cmd->synopsis);
   return -1;
 }
-

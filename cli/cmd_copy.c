@@ -60,12 +60,46 @@ static bool same_row(const snap_entry *a, const snap_entry *b) {
 
 typedef struct copy_ctx {
   tcursor t;
+  snap_store *src;
   bool fix;    /* store what differs (copy pass) or only count it (verify pass) */
   bool mirror; /* --delete: rows only in the target are removed (copy) or differences (verify) */
+  bool decode_all; /* --decode-all: the verify pass decodes every row, not one per pid */
   uint64_t same, written, differ, failed, extra, deleted;
+  uint64_t page_failed; /* rows of the current page that failed against the target */
+  ctl_failures fails;
+  uint64_t decoded, unreadable, unreadable_src; /* the verify pass's decoding in the target */
+  char *sampled_pid;                            /* the pid whose row was decoded last */
+  snap_buf state;
   snap_raw_row rows[CTL_PAGE];
   ctl_progress prog;
 } copy_ctx;
+
+/* The verify pass decodes an identical row through the target's own
+ * configuration (its keys, context and switches): identical bytes say nothing
+ * about whether the target can read them. One row per pid, or every row. A
+ * row the target cannot read is listed; when the source cannot read it
+ * either, it is counted apart (the copy is faithful; verify the source). */
+static void read_back(copy_ctx *x, const snap_entry *t) {
+  if (!x->decode_all && x->sampled_pid != NULL && strcmp(x->sampled_pid, t->pid) == 0)
+    return;
+  free(x->sampled_pid);
+  x->sampled_pid = strdup(t->pid);
+  x->decoded++;
+  int rc = snap_store_decode(x->t.st, t->pid, t->seq, t->body, t->stored_len, NULL, &x->state, NULL,
+                             NULL);
+  if (rc == SNAP_OK)
+    return;
+  char detail[1024];
+  snprintf(detail, sizeof detail, "%s", ctl_error(rc));
+  if (snap_store_decode(x->src, t->pid, t->seq, t->body, t->stored_len, NULL, &x->state, NULL,
+                        NULL) != SNAP_OK) {
+    x->unreadable_src++;
+    return;
+  }
+  x->unreadable++;
+  ctl_print_pid(stdout, t->pid);
+  printf(" %" PRId64 " cannot be read in the target: %s: %s\n", t->seq, ctl_kind(rc), detail);
+}
 
 /* A target row the source does not have: removed with --delete, else counted. */
 static void extra_row(copy_ctx *x, const snap_entry *t) {
@@ -79,7 +113,10 @@ static void extra_row(copy_ctx *x, const snap_entry *t) {
       x->deleted++;
     } else {
       x->failed++;
-      ctl_report_body(stdout, t->pid, t->seq, rc, NULL);
+      x->page_failed++;
+      snprintf(x->fails.last, sizeof x->fails.last, "%s", ctl_error(rc));
+      if (ctl_failures_list(&x->fails))
+        ctl_report_body(stdout, t->pid, t->seq, rc, NULL);
     }
     return;
   }
@@ -88,9 +125,35 @@ static void extra_row(copy_ctx *x, const snap_entry *t) {
   printf(" %" PRId64 " is only in the target\n", t->seq);
 }
 
+/* Stores the first `n` of x->rows in the target. The batch has one last
+ * error: a row is given it only when it is the batch's only failure. */
+static void put_rows(copy_ctx *x, size_t n) {
+  (void)snap_store_put_raw(x->t.st, x->rows, n);
+  char msg[512];
+  snprintf(msg, sizeof msg, "%s", snap_error_message());
+  uint64_t nfailed = 0;
+  for (size_t j = 0; j < n; j++)
+    nfailed += x->rows[j].status != SNAP_OK;
+  for (size_t j = 0; j < n; j++) {
+    const snap_raw_row *r = &x->rows[j];
+    if (r->status == SNAP_OK) {
+      x->written++;
+      continue;
+    }
+    x->failed++;
+    x->page_failed++;
+    if (ctl_failures_list(&x->fails))
+      ctl_report_body(stdout, r->pid, r->seq, r->status,
+                      nfailed == 1 ? msg : snap_strerror(r->status));
+  }
+  if (nfailed > 0)
+    snprintf(x->fails.last, sizeof x->fails.last, "%s", msg);
+}
+
 static int copy_page(void *ud, snap_entry_page *page) {
   copy_ctx *x = ud;
   size_t n = 0;
+  x->page_failed = 0;
   for (size_t i = 0; i < page->n; i++) {
     const snap_entry *e = &page->entries[i];
     int rc;
@@ -107,6 +170,8 @@ static int copy_page(void *ud, snap_entry_page *page) {
       x->t.i++; /* this source row's counterpart: not an extra row */
     if (there && same_row(t, e)) {
       x->same++;
+      if (!x->fix)
+        read_back(x, t);
       continue;
     }
     if (!x->fix) {
@@ -117,28 +182,25 @@ static int copy_page(void *ud, snap_entry_page *page) {
     }
     x->rows[n++] = (snap_raw_row){e->pid, e->seq, e->timestamp, e->body, e->stored_len, SNAP_OK};
   }
-  if (n > 0) {
-    (void)snap_store_put_raw(x->t.st, x->rows, n);
-    for (size_t j = 0; j < n; j++) {
-      if (x->rows[j].status == SNAP_OK) {
-        x->written++;
-        continue;
-      }
-      x->failed++;
-      ctl_report_body(stdout, x->rows[j].pid, x->rows[j].seq, x->rows[j].status, NULL);
-    }
-  }
+  if (n > 0)
+    put_rows(x, n);
   ctl_progress_add(&x->prog, page->n);
+  if (x->fix && ctl_failures_batch(&x->fails, x->page_failed, x->fails.last))
+    return CTL_STOPPED;
   return 0;
 }
 
-/* One merge pass of the source against the target. */
-static int copy_pass(ctl *c, snap_store *dst, bool fix, bool mirror, uint64_t total,
-                     copy_ctx *x) {
-  memset(x, 0, sizeof *x);
-  x->t.st = dst;
+/* One merge pass of the source against the target: the copy (`fix`) or the
+ * comparison. Counters start from 0; the options (mirror, decode_all, the
+ * failure bound) are kept. */
+static int copy_pass(ctl *c, bool fix, uint64_t total, copy_ctx *x) {
+  x->same = x->written = x->differ = x->failed = x->extra = x->deleted = 0;
   x->fix = fix;
-  x->mirror = mirror;
+  memset(&x->t.page, 0, sizeof x->t.page);
+  x->t.i = 0;
+  x->t.after = NULL;
+  x->t.after_seq = 0;
+  x->t.end = false;
   ctl_progress_start(&x->prog, fix ? "copy" : "compare", total, c->quiet);
   int rc = ctl_sweep(c->st, NULL, true, copy_page, x);
   /* The target's rows after the source's last one. */
@@ -155,76 +217,90 @@ static int copy_pass(ctl *c, snap_store *dst, bool fix, bool mirror, uint64_t to
   return rc;
 }
 
+/* The last line of a copy that went through both passes. */
+static int copy_summary(const copy_ctx *x, uint64_t written, uint64_t same, uint64_t deleted) {
+  char sample[64];
+  snprintf(sample, sizeof sample, "%s", x->decode_all ? "every row" : "one row per pid");
+  fprintf(stderr,
+          "copy: %" PRIu64 " rows written, %" PRIu64 " already present, %" PRIu64
+          " deleted from the target; verified: %" PRIu64 " identical, %" PRIu64
+          " different or missing, %" PRIu64
+          " only in the target%s; read in the target (%s): %" PRIu64 " decoded, %" PRIu64
+          " cannot be read there",
+          written, same, deleted, x->same, x->differ, x->extra,
+          x->extra && !x->mirror ? " (kept: --delete removes them)" : "", sample, x->decoded,
+          x->unreadable + x->unreadable_src);
+  if (x->unreadable_src)
+    fprintf(stderr, " (%" PRIu64 " of them not in the source either: 'snapctl verify' lists them)",
+            x->unreadable_src);
+  fputc('\n', stderr);
+  if (x->unreadable)
+    fprintf(stderr,
+            "snapctl: copy: the target cannot read %" PRIu64 " of the rows it was given "
+            "(listed above): its document needs the source's keys and context\n",
+            x->unreadable);
+  bool bad = x->differ || (x->mirror && x->extra) || x->unreadable || x->unreadable_src;
+  return bad ? EXIT_FOUND : EXIT_OK;
+}
+
+/* Both passes, once the stores are open. */
+static int copy_run(ctl *c, copy_ctx *x) {
+  uint64_t total = 0;
+  int s = c->quiet ? SNAP_OK : ctl_count(c->st, &total);
+  if (s == SNAP_OK)
+    s = copy_pass(c, true, total, x);
+  uint64_t written = x->written, failed = x->failed, same = x->same, deleted = x->deleted;
+  if (s == SNAP_OK && failed == 0)
+    s = copy_pass(c, false, total, x);
+  if (s == CTL_INTERRUPTED)
+    return ctl_interrupt_report("copy", "%" PRIu64 " rows written; running it again resumes",
+                                written);
+  if (s == CTL_STOPPED) {
+    ctl_failures_report(&x->fails, "copy", "the target");
+    return ctl_fail(EXIT_FOUND,
+                    "copy: %" PRIu64 " rows written before it stopped; running it "
+                    "again resumes",
+                    written);
+  }
+  if (s != SNAP_OK)
+    return ctl_fail(EXIT_FOUND, "copy: %s (running it again resumes)", ctl_error(s));
+  if (failed > 0)
+    return ctl_fail(EXIT_FOUND,
+                    "copy: %" PRIu64 " rows could not be stored in (or deleted from) "
+                    "the target (%" PRIu64 " not listed); last error: %s",
+                    failed, x->fails.unlisted, x->fails.last);
+  return copy_summary(x, written, same, deleted);
+}
+
 int cmd_copy(ctl *c, int argc, char **argv) {
-  const char *to = NULL;
-  bool mirror = false;
-  const ctl_opt opts[] = {{"--to", &to, NULL}, {"--delete", NULL, &mirror}, {NULL, NULL, NULL}};
+  const char *to = NULL, *max_failures = NULL;
+  bool mirror = false, decode_all = false;
+  const ctl_opt opts[] = {{"--to", &to, NULL},
+                          {"--delete", NULL, &mirror},
+                          {"--decode-all", NULL, &decode_all},
+                          {"--max-failures", &max_failures, NULL},
+                          {NULL, NULL, NULL}};
   const char *pos[1];
   int npos, rc = ctl_args(c, argc, argv, opts, pos, 0, 0, &npos);
   if (rc >= 0)
     return rc;
   if (to == NULL)
     return ctl_usage(c, "--to CONFIG2 is required");
-  if ((rc = ctl_open(c)) != EXIT_OK)
-    return rc;
+  copy_ctx *x = calloc(1, sizeof *x);
+  if (x == NULL)
+    return ctl_fail(EXIT_FOUND, "copy: out of memory");
   snap_plugin *target = NULL;
-  if ((rc = ctl_open_config(to, &target)) != EXIT_OK)
-    return rc;
-  snap_store *dst = snap_plugin_store(target);
-  copy_ctx *x = malloc(sizeof *x);
-  uint64_t total = 0;
-  int s = x ? SNAP_OK : snap_error_set(SNAP_ENOMEM, "out of memory");
-  if (s == SNAP_OK && !c->quiet)
-    s = ctl_count(c->st, &total);
-  if (s == SNAP_OK)
-    s = copy_pass(c, dst, true, mirror, total, x);
-  uint64_t written = x ? x->written : 0, failed = x ? x->failed : 0, same = x ? x->same : 0;
-  uint64_t deleted = x ? x->deleted : 0;
-  if (s == SNAP_OK && failed == 0)
-    s = copy_pass(c, dst, false, mirror, total, x);
-  if (s == CTL_INTERRUPTED)
-    rc = ctl_interrupt_report("copy", "%" PRIu64 " rows written; running it again resumes",
-                              written);
-  else if (s != SNAP_OK)
-    rc = ctl_fail(EXIT_FOUND, "copy: %s (running it again resumes)", ctl_error(s));
-  else if (failed > 0)
-    rc = ctl_fail(EXIT_FOUND, "copy: %" PRIu64 " rows could not be stored in (or deleted from) "
-                              "the target", failed);
-  else {
-    fprintf(stderr,
-            "copy: %" PRIu64 " rows written, %" PRIu64 " already present, %" PRIu64
-            " deleted from the target; verified: %" PRIu64 " identical, %" PRIu64
-            " different or missing, %" PRIu64 " only in the target%s\n",
-            written, same, deleted, x->same, x->differ, x->extra,
-            x->extra && !mirror ? " (kept: --delete removes them)" : "");
-    rc = x->differ || (mirror && x->extra) ? EXIT_FOUND : EXIT_OK;
+  if ((rc = ctl_failures_option(c, max_failures, &x->fails)) < 0 && (rc = ctl_open(c)) == EXIT_OK &&
+      (rc = ctl_open_config(to, &target)) == EXIT_OK) {
+    x->src = c->st;
+    x->t.st = snap_plugin_store(target);
+    x->mirror = mirror;
+    x->decode_all = decode_all;
+    rc = copy_run(c, x);
   }
+  snap_buf_dispose(&x->state);
+  free(x->sampled_pid);
   free(x);
   snap_plugin_close(target);
   return rc;
-}
-
-int cmd_backup(ctl *c, int argc, char **argv) {
-  const char *pos[1];
-  int npos, rc = ctl_begin(c, argc, argv, NULL, pos, 1, 1, &npos);
-  if (rc >= 0)
-    return rc;
-  int s = snap_store_backup(c->st, pos[0]);
-  if (s == SNAP_EUNSUPPORTED)
-    return ctl_fail(EXIT_USAGE,
-                    "backup: the %s backend has no online backup; back it up with 'snapctl "
-                    "export --out FILE', or 'snapctl copy --to CONFIG' into a SQLite store "
-                    "(docs/OPERATIONS.md, \"Backup and restore\")",
-                    snap_store_backend_name(c->st));
-  /* The library's messages of a backup already say "backup: ". */
-  const char *msg = ctl_error(s);
-  if (strncmp(msg, "backup: ", 8) == 0)
-    msg += 8;
-  if (s == SNAP_EINVAL)
-    return ctl_fail(EXIT_USAGE, "backup: %s", msg);
-  if (s != SNAP_OK)
-    return ctl_fail(EXIT_FOUND, "backup: %s", msg);
-  if (!c->quiet)
-    fprintf(stderr, "backup: written to %s\n", pos[0]);
-  return EXIT_OK;
 }

@@ -163,80 +163,71 @@ typedef struct import_ctx {
   int status[CTL_PAGE];
   size_t n;
   uint64_t stored, failed;
+  ctl_failures fails;
 } import_ctx;
 
-static void flush_batch(import_ctx *x, const char *name) {
+/* Saves the batch; returns true when the failure bound stops the import. */
+static bool flush_batch(import_ctx *x, const char *name) {
   if (x->n == 0)
-    return;
+    return false;
   for (size_t i = 0; i < x->n; i++) {
     jl_rec *r = &x->recs[i];
     x->reqs[i] = (snap_save_req){r->pid, r->seq, r->timestamp, r->format, r->state, r->len, NULL};
   }
-  (void)snap_save_batch(x->c->st, x->reqs, x->n, x->status, NULL);
+  int brc = snap_save_batch(x->c->st, x->reqs, x->n, x->status, NULL);
+  char msg[512];
+  snprintf(msg, sizeof msg, "%s", brc == SNAP_OK ? "" : ctl_error(brc));
+  uint64_t nfailed = 0;
   for (size_t i = 0; i < x->n; i++) {
     if (x->status[i] == SNAP_OK)
       x->stored++;
-    else {
-      x->failed++;
+    else if (nfailed++, x->failed++, ctl_failures_list(&x->fails))
       fprintf(stderr, "snapctl: import: %s: line %" PRIu64 ": not stored: %s\n", name,
               x->line_of[i], snap_strerror(x->status[i]));
-    }
     rec_dispose(&x->recs[i]);
   }
   x->n = 0;
+  return ctl_failures_batch(&x->fails, nfailed, msg);
 }
 
-int cmd_import(ctl *c, int argc, char **argv) {
-  const char *pos[1];
-  int npos, rc = ctl_args(c, argc, argv, NULL, pos, 0, 1, &npos);
-  if (rc >= 0)
-    return rc;
-  const char *name = npos ? pos[0] : "(stdin)";
-  FILE *in = npos && strcmp(pos[0], "-") != 0 ? fopen(pos[0], "rb") : stdin;
+/* Pass 1 over FILE (or stdin, spooled: it cannot be read twice). On success
+ * `*src` is the input rewound for pass 2; otherwise an exit status. */
+static int check_input(const char *path, const char *name, FILE **src, uint64_t *lines) {
+  *src = NULL;
+  FILE *in = path && strcmp(path, "-") != 0 ? fopen(path, "rb") : stdin;
   if (in == NULL)
-    return ctl_fail(EXIT_USAGE, "import: cannot read '%s'", pos[0]);
-  /* Stdin cannot be read twice: it is spooled during the check. */
+    return ctl_fail(EXIT_USAGE, "import: cannot read '%s'", path);
   FILE *spool = in == stdin ? tmpfile() : NULL;
   if (in == stdin && spool == NULL)
     return ctl_fail(EXIT_USAGE, "import: cannot create a temporary file to hold stdin");
-  uint64_t lines;
-  uint64_t bad = check_all(in, spool, name, &lines);
+  uint64_t bad = check_all(in, spool, name, lines);
   bool read_err = ferror(in) != 0;
-  if (in != stdin)
-    rewind(in);
-  FILE *src = spool ? spool : in;
-  if (spool)
-    rewind(spool);
-  if (read_err || bad > 0) {
-    if (bad > MAX_REPORTED)
-      fprintf(stderr, "snapctl: import: %" PRIu64 " more bad lines not shown\n",
-              bad - MAX_REPORTED);
-    if (src != stdin)
-      fclose(src);
-    if (in != stdin && in != src)
-      fclose(in);
-    if (read_err)
-      return ctl_fail(EXIT_USAGE, "import: cannot read '%s'", name);
-    return ctl_fail(EXIT_USAGE, "import: %" PRIu64 " of %" PRIu64 " lines are bad; nothing stored",
-                    bad, lines);
+  FILE *f = spool ? spool : in;
+  rewind(f);
+  if (!read_err && bad == 0) {
+    *src = f;
+    return -1;
   }
-  if ((rc = ctl_open(c)) != EXIT_OK) {
-    fclose(src);
-    return rc;
-  }
-  import_ctx *x = calloc(1, sizeof *x);
-  if (x == NULL) {
-    fclose(src);
-    return ctl_fail(EXIT_FOUND, "import: out of memory");
-  }
-  x->c = c;
+  if (bad > MAX_REPORTED)
+    fprintf(stderr, "snapctl: import: %" PRIu64 " more bad lines not shown\n", bad - MAX_REPORTED);
+  if (f != stdin)
+    fclose(f);
+  if (read_err)
+    return ctl_fail(EXIT_USAGE, "import: cannot read '%s'", name);
+  return ctl_fail(EXIT_USAGE, "import: %" PRIu64 " of %" PRIu64 " lines are bad; nothing stored",
+                  bad, *lines);
+}
+
+/* Pass 2: saves every line in batches. Returns the last line number read. */
+static uint64_t store_all(import_ctx *x, FILE *src, const char *name, uint64_t lines) {
   ctl_progress prog;
-  ctl_progress_start(&prog, "import", lines, c->quiet);
+  ctl_progress_start(&prog, "import", lines, x->c->quiet);
   char *line = NULL, err[512];
   size_t cap = 0;
   ssize_t n;
   uint64_t lineno = 0;
-  while (!ctl_interrupted() && (n = getline(&line, &cap, src)) > 0) {
+  bool stop = false;
+  while (!stop && !ctl_interrupted() && (n = getline(&line, &cap, src)) > 0) {
     lineno++;
     size_t len = (size_t)n;
     if (line[len - 1] == '\n')
@@ -252,21 +243,53 @@ int cmd_import(ctl *c, int argc, char **argv) {
     }
     x->line_of[x->n++] = lineno;
     if (x->n == CTL_PAGE)
-      flush_batch(x, name);
+      stop = flush_batch(x, name);
   }
-  flush_batch(x, name);
+  if (!stop)
+    flush_batch(x, name);
+  for (size_t i = 0; i < x->n; i++)
+    rec_dispose(&x->recs[i]);
   ctl_progress_end(&prog);
   free(line);
-  fclose(src);
+  return lineno;
+}
+
+int cmd_import(ctl *c, int argc, char **argv) {
+  const char *pos[1], *max_failures = NULL;
+  const ctl_opt opts[] = {{"--max-failures", &max_failures, NULL}, {NULL, NULL, NULL}};
+  int npos, rc = ctl_args(c, argc, argv, opts, pos, 0, 1, &npos);
+  if (rc >= 0)
+    return rc;
+  import_ctx *x = calloc(1, sizeof *x);
+  if (x == NULL)
+    return ctl_fail(EXIT_FOUND, "import: out of memory");
+  const char *name = npos ? pos[0] : "(stdin)";
+  FILE *src = NULL;
+  uint64_t lines = 0, lineno = 0;
+  if ((rc = ctl_failures_option(c, max_failures, &x->fails)) < 0 &&
+      (rc = check_input(npos ? pos[0] : NULL, name, &src, &lines)) < 0 &&
+      (rc = ctl_open(c)) == EXIT_OK) {
+    x->c = c;
+    lineno = store_all(x, src, name, lines);
+  }
+  if (src != NULL && src != stdin)
+    fclose(src);
   uint64_t stored = x->stored, failed = x->failed;
+  bool stopped = ctl_failures_stopped(&x->fails);
+  if (stopped)
+    ctl_failures_report(&x->fails, "import", "the store");
   free(x);
-  if (ctl_interrupted())
-    return ctl_interrupt_report("import",
-                                "%" PRIu64 " snapshots stored (up to line %" PRIu64 "), %" PRIu64
-                                " failed; running it again stores them all (a save of the same "
-                                "pid and seq replaces)",
-                                stored, lineno, failed);
-  if (!c->quiet)
+  if (rc != EXIT_OK)
+    return rc;
+  if (ctl_interrupted() || stopped) {
+    const char *what = "%" PRIu64 " snapshots stored (up to line %" PRIu64 "), %" PRIu64
+                       " failed; running it again stores them all (a save of the same pid and "
+                       "seq replaces)";
+    if (stopped)
+      return ctl_fail(EXIT_FOUND, what, stored, lineno, failed);
+    return ctl_interrupt_report("import", what, stored, lineno, failed);
+  }
+  if (!c->quiet || failed)
     fprintf(stderr, "import: %" PRIu64 " snapshots stored, %" PRIu64 " failed\n", stored, failed);
   return failed ? EXIT_FOUND : EXIT_OK;
 }

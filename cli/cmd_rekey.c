@@ -15,11 +15,11 @@ typedef struct rekey_ctx {
   uint64_t done, current, changed, gone, failed;
   snap_rewrite *items;
   snap_buf state; /* a failed body decoded again for its own message */
+  ctl_failures fails;
   ctl_progress prog;
 } rekey_ctx;
 
-/* A body that cannot be decoded is a finding: reported, and the run goes on.
- * Anything else (the backend failing) ends the run. */
+/* A body that cannot be decoded (a finding, not the store failing). */
 static bool body_finding(int rc) {
   return rc == SNAP_ECORRUPT || rc == SNAP_EFORMAT || rc == SNAP_EAUTH || rc == SNAP_ENOKEY ||
          rc == SNAP_ETOOBIG || rc == SNAP_EINVAL;
@@ -43,19 +43,44 @@ static void report_item(rekey_ctx *r, const snap_rewrite *it, bool only, const c
   ctl_report_body(stdout, it->pid, it->seq, it->status, own);
 }
 
+/* --dry-run: what would be rewritten, from the headers alone. */
+static void count_page(rekey_ctx *r, const snap_entry_page *page) {
+  for (size_t i = 0; i < page->n; i++) {
+    const snap_entry *e = &page->entries[i];
+    bool current = e->header_status == SNAP_OK &&
+                   (e->stages & (SNAP_STAGE_ENCRYPTED | SNAP_STAGE_MAC)) == r->want_stage &&
+                   e->key_version == r->want_kv;
+    if (current && !r->force)
+      r->current++;
+    else
+      r->done++;
+  }
+}
+
+static void count_outcome(rekey_ctx *r, int outcome) {
+  switch (outcome) {
+  case SNAP_REWRITE_DONE:
+    r->done++;
+    break;
+  case SNAP_REWRITE_CURRENT:
+    r->current++;
+    break;
+  case SNAP_REWRITE_CHANGED:
+    r->changed++;
+    break;
+  default:
+    r->gone++;
+    break;
+  }
+}
+
+/* A body that cannot be decoded is a finding: always reported, and the run
+ * goes on. The store failing a row counts towards the failure bound: the
+ * first few of a streak are listed, and the run stops at the bound. */
 static int rekey_page(void *ud, snap_entry_page *page) {
   rekey_ctx *r = ud;
   if (r->dry_run) {
-    for (size_t i = 0; i < page->n; i++) {
-      const snap_entry *e = &page->entries[i];
-      bool current = e->header_status == SNAP_OK &&
-                     (e->stages & (SNAP_STAGE_ENCRYPTED | SNAP_STAGE_MAC)) == r->want_stage &&
-                     e->key_version == r->want_kv;
-      if (current && !r->force)
-        r->current++;
-      else
-        r->done++;
-    }
+    count_page(r, page);
     ctl_progress_add(&r->prog, page->n);
     return 0;
   }
@@ -63,72 +88,81 @@ static int rekey_page(void *ud, snap_entry_page *page) {
     const snap_entry *e = &page->entries[i];
     r->items[i] = (snap_rewrite){e->pid, e->seq, e->body, e->stored_len, SNAP_OK, 0, 0, 0};
   }
-  (void)snap_store_rewrite(r->c->st, r->items, page->n, NULL, r->force);
-  char batch_msg[1024];
-  snprintf(batch_msg, sizeof batch_msg, "%s", snap_error_message());
-  size_t nfailed = 0;
-  for (size_t i = 0; i < page->n; i++)
+  int brc = snap_store_rewrite(r->c->st, r->items, page->n, NULL, r->force);
+  char batch_msg[512];
+  snprintf(batch_msg, sizeof batch_msg, "%s", brc == SNAP_OK ? "" : ctl_error(brc));
+  size_t nfailed = 0, nstore = 0;
+  for (size_t i = 0; i < page->n; i++) {
     nfailed += r->items[i].status != SNAP_OK;
-  int stop = 0;
+    nstore += r->items[i].status != SNAP_OK && !body_finding(r->items[i].status);
+  }
   for (size_t i = 0; i < page->n; i++) {
     const snap_rewrite *it = &r->items[i];
-    if (it->status != SNAP_OK) {
-      r->failed++;
-      report_item(r, it, nfailed == 1, batch_msg);
-      if (!body_finding(it->status) && stop == 0)
-        stop = it->status;
+    if (it->status == SNAP_OK) {
+      count_outcome(r, it->outcome);
       continue;
     }
-    switch (it->outcome) {
-    case SNAP_REWRITE_DONE:
-      r->done++;
-      break;
-    case SNAP_REWRITE_CURRENT:
-      r->current++;
-      break;
-    case SNAP_REWRITE_CHANGED:
-      r->changed++;
-      break;
-    default:
-      r->gone++;
-      break;
-    }
+    r->failed++;
+    if (body_finding(it->status) || ctl_failures_list(&r->fails))
+      report_item(r, it, nfailed == 1, batch_msg);
   }
   ctl_progress_add(&r->prog, page->n);
-  return stop;
+  return ctl_failures_batch(&r->fails, nstore, batch_msg) ? CTL_STOPPED : 0;
 }
 
-int cmd_rekey(ctl *c, int argc, char **argv) {
-  bool dry = false, force = false;
-  const ctl_opt opts[] = {{"--dry-run", NULL, &dry}, {"--force", NULL, &force}, {NULL, NULL, NULL}};
-  const char *pos[1];
-  int npos, rc = ctl_begin(c, argc, argv, opts, pos, 0, 0, &npos);
-  if (rc >= 0)
-    return rc;
-  rekey_ctx r;
-  memset(&r, 0, sizeof r);
-  r.c = c;
-  r.dry_run = dry;
-  r.force = force;
-  /* What a save writes now, on this backend (dropping what it cannot store). */
+/* What a save writes now, on this backend (dropping what it cannot store). */
+static int save_target(ctl *c, rekey_ctx *r) {
   snap_options *o = NULL;
   unsigned dropped;
   int s = snap_options_copy(&o, c->opts);
   if (s == SNAP_OK)
     s = snap_options_restrict(o, snap_store_capabilities(c->st) & 7u, &dropped);
   if (s == SNAP_OK)
-    s = snap_options_auth_target(o, &r.want_stage, &r.want_kv);
+    s = snap_options_auth_target(o, &r->want_stage, &r->want_kv);
   snap_options_free(o);
+  return s;
+}
+
+static int rekey_summary(const rekey_ctx *r) {
+  char target[64];
+  if (r->want_stage)
+    snprintf(target, sizeof target, "%s key version %" PRIu32,
+             r->want_stage == SNAP_STAGE_ENCRYPTED ? "encrypted under" : "MAC'd with", r->want_kv);
+  else
+    snprintf(target, sizeof target, "unauthenticated");
+  fprintf(stderr,
+          "rekey%s: target %s; %" PRIu64 " %s, %" PRIu64 " already current, %" PRIu64
+          " replaced by newer saves, %" PRIu64 " deleted meanwhile, %" PRIu64 " failed\n",
+          r->dry_run ? " (dry run)" : "", target, r->done, r->dry_run ? "to rewrite" : "rewritten",
+          r->current, r->changed, r->gone, r->failed);
+  return r->failed ? EXIT_FOUND : EXIT_OK;
+}
+
+int cmd_rekey(ctl *c, int argc, char **argv) {
+  rekey_ctx r;
+  memset(&r, 0, sizeof r);
+  const char *max_failures = NULL;
+  const ctl_opt opts[] = {{"--dry-run", NULL, &r.dry_run},
+                          {"--force", NULL, &r.force},
+                          {"--max-failures", &max_failures, NULL},
+                          {NULL, NULL, NULL}};
+  const char *pos[1];
+  int npos, rc = ctl_args(c, argc, argv, opts, pos, 0, 0, &npos);
+  if (rc >= 0 || (rc = ctl_failures_option(c, max_failures, &r.fails)) >= 0 ||
+      (rc = ctl_open(c)) != EXIT_OK)
+    return rc;
+  r.c = c;
+  int s = save_target(c, &r);
   if (s != SNAP_OK)
     return ctl_fail(EXIT_USAGE, "rekey: %s", ctl_error(s));
-  if (r.want_stage == 0 && !force)
+  if (r.want_stage == 0 && !r.force)
     fprintf(stderr, "snapctl: rekey: the configuration has no key: bodies stay as they are\n");
   r.items = calloc(CTL_PAGE, sizeof *r.items);
   if (r.items == NULL)
     return ctl_fail(EXIT_FOUND, "rekey: out of memory");
-  s = ctl_progress_counted(&r.prog, dry ? "rekey (dry run)" : "rekey", c);
+  s = ctl_progress_counted(&r.prog, r.dry_run ? "rekey (dry run)" : "rekey", c);
   if (s == SNAP_OK)
-    s = ctl_sweep(c->st, NULL, !dry, rekey_page, &r);
+    s = ctl_sweep(c->st, NULL, !r.dry_run, rekey_page, &r);
   ctl_progress_end(&r.prog);
   free(r.items);
   snap_buf_dispose(&r.state);
@@ -136,20 +170,16 @@ int cmd_rekey(ctl *c, int argc, char **argv) {
     return ctl_interrupt_report("rekey",
                                 "%" PRIu64 " bodies %s, %" PRIu64 " failed; a new run continues "
                                 "where this one stopped",
-                                r.done, dry ? "to rewrite so far" : "rewritten", r.failed);
+                                r.done, r.dry_run ? "to rewrite so far" : "rewritten", r.failed);
+  if (s == CTL_STOPPED) {
+    ctl_failures_report(&r.fails, "rekey", "the store");
+    return ctl_fail(EXIT_FOUND,
+                    "rekey: %" PRIu64 " bodies rewritten before it stopped; a new run "
+                    "continues where this one stopped",
+                    r.done);
+  }
   if (s != SNAP_OK)
     return ctl_fail(EXIT_FOUND, "rekey: %s (a new run continues where this one stopped)",
                     ctl_error(s));
-  char target[64];
-  if (r.want_stage)
-    snprintf(target, sizeof target, "%s key version %" PRIu32,
-             r.want_stage == SNAP_STAGE_ENCRYPTED ? "encrypted under" : "MAC'd with", r.want_kv);
-  else
-    snprintf(target, sizeof target, "unauthenticated");
-  fprintf(stderr,
-          "rekey%s: target %s; %" PRIu64 " %s, %" PRIu64 " already current, %" PRIu64
-          " replaced by newer saves, %" PRIu64 " deleted meanwhile, %" PRIu64 " failed\n",
-          dry ? " (dry run)" : "", target, r.done, dry ? "to rewrite" : "rewritten", r.current,
-          r.changed, r.gone, r.failed);
-  return r.failed ? EXIT_FOUND : EXIT_OK;
+  return rekey_summary(&r);
 }

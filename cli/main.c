@@ -31,7 +31,8 @@ static const ctl_cmd commands[] = {
      "number of bodies per key version and per stage set, from the frame headers.\n"
      "  --json   one JSON object on stdout",
      cmd_stats},
-    {"rekey", "[--dry-run] [--force]", "re-encrypt every body not under the active key",
+    {"rekey", "[--dry-run] [--force] [--max-failures N]",
+     "re-encrypt every body not under the active key",
      "Re-encodes every body that is not authenticated the way a save would now\n"
      "write it: under another key version (re-encryption), in plaintext (first\n"
      "encryption, or the MAC when only integrity is configured). States, formats\n"
@@ -42,19 +43,28 @@ static const ctl_cmd commands[] = {
      "are read only with \"accept_unauthenticated\": true in the configuration.\n"
      "  --dry-run  count what would be rewritten, change nothing\n"
      "  --force    re-encode every body, even those already current\n"
+     "  --max-failures N  stop after N bodies in a row the store failed to replace\n"
+     "             (default 100, 0: never); the first 10 of them are listed.\n"
+     "             Bodies that cannot be decoded are all listed and never stop it\n"
      "Exit 1 when a body could not be rewritten (reported like verify).",
      cmd_rekey},
-    {"copy", "--to CONFIG2 [--delete]", "copy every snapshot to another store, then verify the copy",
+    {"copy", "--to CONFIG2 [--delete] [--decode-all] [--max-failures N]",
+     "copy every snapshot to another store, then verify the copy",
      "Copies every snapshot to the store of the configuration CONFIG2 (another\n"
      "file, another backend) with its pid, seq, timestamp and body exactly as\n"
      "stored; nothing is decoded, so the target needs the same keys to read them.\n"
      "Rows already identical in the target are skipped, so an interrupted copy\n"
      "is resumed by running it again. Then every source row is compared with the\n"
-     "target. Retention is not applied to the copy. Rows only in the target are\n"
-     "kept and counted.\n"
-     "  --delete  also delete the target's rows that the source does not have\n"
-     "            (the target becomes a mirror of the source)\n"
-     "Exit 1 on any difference (with --delete, also a row only in the target).",
+     "target, and one row per pid is decoded through the target's document (its\n"
+     "keys, context and switches): a row it cannot read is listed. Retention is\n"
+     "not applied to the copy. Rows only in the target are kept and counted.\n"
+     "  --delete          also delete the target's rows that the source does not\n"
+     "                    have (the target becomes a mirror of the source)\n"
+     "  --decode-all      decode every row in the target, not one per pid\n"
+     "  --max-failures N  stop after N rows in a row failed to be stored (default\n"
+     "                    100, 0: never); the first 10 of them are listed\n"
+     "Exit 1 on any difference (with --delete, also a row only in the target), a\n"
+     "row the target cannot read, or a row that could not be stored.",
      cmd_copy},
     {"export", "[--out FILE]", "write every snapshot as JSON Lines",
      "One JSON object a line: {\"pid\", \"seq\", \"timestamp\", \"format\", and\n"
@@ -66,11 +76,13 @@ static const ctl_cmd commands[] = {
      "  --out FILE  a new file, mode 0600, written under a temporary name in\n"
      "              its directory and named FILE only once complete",
      cmd_export},
-    {"import", "[FILE]", "store the snapshots of a JSON Lines file",
+    {"import", "[FILE] [--max-failures N]", "store the snapshots of a JSON Lines file",
      "Reads lines as written by export (FILE, or stdin) and saves each with the\n"
      "configured options, keeping pid, seq and timestamp. Every line is checked\n"
      "first; if any is bad, each bad line is reported with its number and nothing\n"
-     "at all is stored (exit 2). Retention (keep) applies as to any save.",
+     "at all is stored (exit 2). Retention (keep) applies as to any save.\n"
+     "  --max-failures N  stop after N saves in a row failed (default 100, 0:\n"
+     "                    never); the first 10 of them are listed",
      cmd_import},
     {"backup", "FILE", "consistent online copy of the store to a new file",
      "Writes a consistent copy of the live store to FILE (which must not exist)\n"

@@ -104,6 +104,8 @@ int ctl_print_json(FILE *f, const struct cJSON *j, bool pretty);
 
 /* What ctl_sweep() returns when a signal asked to stop (never a snapstore code). */
 #define CTL_INTERRUPTED 1
+/* What a sweep's callback returns to stop once the failure bound is reached. */
+#define CTL_STOPPED 2
 
 /* Catches SIGINT and SIGTERM once: they raise the flag ctl_interrupted() reads. */
 void ctl_interrupt_install(void);
@@ -131,6 +133,29 @@ int ctl_outfile_open(ctl_outfile *o, const char *path);
 int ctl_outfile_commit(ctl_outfile *o);
 /* Closes and removes the temporary file. */
 void ctl_outfile_abort(ctl_outfile *o);
+
+/* ---- failures in a row (failures.c) -------------------------------------- */
+
+/* The default of --max-failures. */
+#define CTL_MAX_FAILURES 100
+
+typedef struct ctl_failures {
+  uint64_t max;    /* 0: no bound */
+  uint64_t streak; /* rows failed since the last batch without a failure */
+  uint64_t streak_listed, unlisted, total;
+  char last[512]; /* the last failed batch's message */
+} ctl_failures;
+
+/* Reads --max-failures (NULL: the default): -1 to go on, or EXIT_USAGE. */
+int ctl_failures_option(ctl *c, const char *arg, ctl_failures *f);
+/* Whether to list a failed row one by one (the first few of a streak). */
+bool ctl_failures_list(ctl_failures *f);
+/* One batch written, `nfailed` of its rows failed against the store (`msg`
+ * the batch's error). Returns true when the streak reached the bound. */
+bool ctl_failures_batch(ctl_failures *f, uint64_t nfailed, const char *msg);
+bool ctl_failures_stopped(const ctl_failures *f);
+/* The one line that ends a run stopped by the bound. */
+void ctl_failures_report(const ctl_failures *f, const char *cmd, const char *store);
 
 /* ---- sweeps (sweep.c) ---------------------------------------------------- */
 

@@ -61,6 +61,64 @@ while IFS= read -r line; do
     fail "rekey's line for $pid $seq names another row: $line"
 done <out
 
+# ---- copy reads the copy back through the target's document -----------------
+"$MK" sealed sealed.db 40 1 k1 || exit 2
+conf sealed.json sealed.db k1
+conf otherkey.json otherkey.db kx
+expect 1 "copy to a target whose key differs" -- ctl --config sealed.json copy --to otherkey.json
+grep -q "120 identical" err && grep -q "40 decoded, 40 cannot be read there" err ||
+  fail "copy did not count the rows the target cannot read: $(cat err)"
+[ "$(grep -c ' cannot be read in the target: auth: ' out)" -eq 40 ] ||
+  fail "copy listed $(grep -c 'cannot be read' out) unreadable rows, expected 40 (one per pid)"
+conf otherctx.json otherctx.db k1 test/snapctl/other
+expect 1 "copy to a target whose context differs" -- ctl --config sealed.json copy --to otherctx.json
+grep -q "40 cannot be read there" err || fail "a target with another context: $(cat err)"
+conf samekey.json samekey.db k1
+expect 0 "copy to a target with the source's key and context" -- ctl --config sealed.json copy --to samekey.json
+grep -q "(one row per pid): 40 decoded, 0 cannot be read there" err || fail "copy: $(cat err)"
+expect 0 "copy --decode-all decodes every row in the target" -- \
+  ctl --config sealed.json copy --to samekey.json --decode-all
+grep -q "(every row): 120 decoded, 0 cannot be read there" err || fail "copy --decode-all: $(cat err)"
+
+# ---- a bound on failures in a row --------------------------------------------
+# A target that refuses the rows of one pid in ten (a trigger), as a dead shard
+# among live ones would: every batch has failures.
+refuse() { # refuse DB: inserts and updates of pids ending in 7 fail
+  sqlite3 "$1" "CREATE TRIGGER refuse_i BEFORE INSERT ON snapshots WHEN NEW.pid GLOB '*7'
+    BEGIN SELECT RAISE(ABORT, 'refused by a test trigger'); END;
+    CREATE TRIGGER refuse_u BEFORE UPDATE ON snapshots WHEN NEW.pid GLOB '*7'
+    BEGIN SELECT RAISE(ABORT, 'refused by a test trigger'); END;" || fail "sqlite3 could not add a trigger"
+}
+"$MK" fill many.db 600 1 k1 || exit 2
+conf many.json many.db k1
+refused=$(( $(ctl --config many.json ls | grep -c '7$') * 3 ))
+"$MK" fill target.db 1 1 k1 || exit 2
+conf target.json target.db k1
+refuse target.db
+expect 1 "copy into a target that refuses one pid in ten" -- ctl --config many.json copy --to target.json
+[ "$(wc -l <out)" -le 10 ] && ok "at most 10 failed rows listed" || fail "copy listed $(wc -l <out) failed rows"
+[ "$(grep -c 'stopped after [0-9]* failures in a row' err)" -eq 1 ] && grep -q "running it again resumes" err &&
+  ok "one summary line, and how to go on" || fail "copy stopped by the bound said: $(cat err)"
+expect 1 "copy --max-failures 0 goes on to the end" -- ctl --config many.json copy --to target.json --max-failures 0
+grep -q "^snapctl: copy: $refused rows could not be stored" err || fail "copy --max-failures 0: $(cat err)"
+[ "$(wc -l <out)" -le 10 ] || fail "copy --max-failures 0 listed $(wc -l <out) failed rows"
+expect 2 "--max-failures takes a count" -- ctl --config many.json copy --to target.json --max-failures x
+sqlite3 target.db "DROP TRIGGER refuse_i; DROP TRIGGER refuse_u;"
+expect 0 "copy again once the target takes the rows" -- ctl --config many.json copy --to target.json
+grep -q "^copy: $refused rows written" err || fail "the rerun did not resume: $(cat err)"
+# rekey and import against a store that refuses the same rows
+cp many.db rk.db && conf2 rk.json rk.db && refuse rk.db
+expect 1 "rekey of a store that refuses one pid in ten" -- ctl --config rk.json rekey
+[ "$(wc -l <out)" -le 10 ] && grep -q "stopped after [0-9]* failures in a row" err ||
+  fail "rekey against failures: $(wc -l <out) lines listed; $(cat err)"
+sqlite3 rk.db "DROP TRIGGER refuse_i; DROP TRIGGER refuse_u;"
+expect 0 "rekey again once the store takes the rows" -- ctl --config rk.json rekey
+ctl --config many.json export >many.jsonl
+"$MK" fill imp.db 1 1 k1 && conf imp.json imp.db k1 && refuse imp.db
+expect 1 "import into a store that refuses one pid in ten" -- ctl --config imp.json import many.jsonl
+[ "$(grep -c 'not stored' err)" -le 10 ] && grep -q "stopped after [0-9]* failures in a row" err ||
+  fail "import against failures: $(grep -c 'not stored' err) lines listed; $(tail -2 err)"
+
 # ---- messages -------------------------------------------------------------------
 expect 2 "a usage error" -- ctl --config bad.json stats --bogus
 grep -q "Try 'snapctl stats --help'" err || fail "the hint lacks its space: $(cat err)"
