@@ -120,37 +120,88 @@ static bool is_space(uint8_t c) {
 /* Longest key file read: anything longer is neither accepted form. */
 #define KEYFILE_MAX 256u
 
-int snap_keyring_add_file(snap_keyring *kr, uint32_t version, const char *path) {
-  if (!kr || !path)
-    return snap_error_set(SNAP_EINVAL, "snap_keyring_add_file: NULL %s", kr ? "path" : "keyring");
-  if (version == 0)
-    return snap_error_set(SNAP_EINVAL, "key version 0 is reserved (versions start at 1)");
-
+/* Opens a key file for reading: a regular file no group or other may access.
+ * Returns the descriptor, or -1 with the error set in `*rc`. */
+static int open_key_file(const char *path, int *rc) {
   /* O_NONBLOCK: opening a FIFO for reading blocks until a writer appears, and
    * a device may block too. The type is checked on the open descriptor, so
    * nothing can be swapped in between the check and the read. Regular files
    * ignore O_NONBLOCK. */
   int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
-  if (fd < 0)
-    return snap_error_set(SNAP_EIO, "key file '%s': %s", path, strerror(errno));
+  if (fd < 0) {
+    *rc = snap_error_set(SNAP_EIO, "key file '%s': %s", path, strerror(errno));
+    return -1;
+  }
   struct stat st;
-  if (fstat(fd, &st) != 0) {
-    int e = errno;
-    close(fd);
-    return snap_error_set(SNAP_EIO, "key file '%s': %s", path, strerror(e));
-  }
-  if (!S_ISREG(st.st_mode)) {
-    close(fd);
-    return snap_error_set(SNAP_EIO, "key file '%s' is not a regular file", path);
-  }
-  if (st.st_mode & (S_IRWXG | S_IRWXO)) {
-    close(fd);
-    return snap_error_set(SNAP_EAUTH,
-                          "key file '%s' has mode %04o: it must not be accessible to group or "
-                          "others (chmod 600)",
-                          path, (unsigned)(st.st_mode & 07777));
-  }
+  if (fstat(fd, &st) != 0)
+    *rc = snap_error_set(SNAP_EIO, "key file '%s': %s", path, strerror(errno));
+  else if (!S_ISREG(st.st_mode))
+    *rc = snap_error_set(SNAP_EIO, "key file '%s' is not a regular file", path);
+  else if (st.st_mode & (S_IRWXG | S_IRWXO))
+    *rc = snap_error_set(SNAP_EAUTH,
+                         "key file '%s' has mode %04o: it must not be accessible to group or "
+                         "others (chmod 600)",
+                         path, (unsigned)(st.st_mode & 07777));
+  else
+    return fd;
+  close(fd);
+  return -1;
+}
 
+/* Reads up to `cap` bytes of `fd` into `raw`; SNAP_OK with `*n` set. */
+static int read_key_bytes(int fd, const char *path, uint8_t *raw, size_t cap, size_t *n) {
+  *n = 0;
+  while (*n < cap) {
+    ssize_t r = read(fd, raw + *n, cap - *n);
+    if (r < 0) {
+      if (errno == EINTR)
+        continue;
+      return snap_error_set(SNAP_EIO, "key file '%s': %s", path, strerror(errno));
+    }
+    if (r == 0)
+      break;
+    *n += (size_t)r;
+  }
+  return SNAP_OK;
+}
+
+/* The key of a file's `n` bytes: 32 raw bytes, or 64 hex digits with any
+ * whitespace around them. */
+static int parse_key_bytes(const uint8_t *raw, size_t n, const char *path,
+                           uint8_t key[SNAP_KEY_BYTES]) {
+  if (n == SNAP_KEY_BYTES) {
+    memcpy(key, raw, SNAP_KEY_BYTES);
+    return SNAP_OK;
+  }
+  size_t b = 0, e = n;
+  while (b < e && is_space(raw[b]))
+    b++;
+  while (e > b && is_space(raw[e - 1]))
+    e--;
+  bool ok = (e - b == 2 * SNAP_KEY_BYTES);
+  for (size_t i = 0; ok && i < SNAP_KEY_BYTES; i++) {
+    int hi = hexval(raw[b + 2 * i]), lo = hexval(raw[b + 2 * i + 1]);
+    if (hi < 0 || lo < 0)
+      ok = false;
+    else
+      key[i] = (uint8_t)(hi << 4 | lo);
+  }
+  if (ok)
+    return SNAP_OK;
+  return snap_error_set(
+      SNAP_EFORMAT, "key file '%s' (%zu%s bytes) holds neither 32 raw bytes nor 64 hex digits",
+      path, n > KEYFILE_MAX ? (size_t)KEYFILE_MAX : n, n > KEYFILE_MAX ? "+" : "");
+}
+
+int snap_keyring_add_file(snap_keyring *kr, uint32_t version, const char *path) {
+  if (!kr || !path)
+    return snap_error_set(SNAP_EINVAL, "snap_keyring_add_file: NULL %s", kr ? "path" : "keyring");
+  if (version == 0)
+    return snap_error_set(SNAP_EINVAL, "key version 0 is reserved (versions start at 1)");
+  int rc = SNAP_OK;
+  int fd = open_key_file(path, &rc);
+  if (fd < 0)
+    return rc;
   /* The file's bytes are secret too: read them into guarded memory. */
   uint8_t *raw = snap__secure_malloc(KEYFILE_MAX + 1);
   if (!raw) {
@@ -158,47 +209,11 @@ int snap_keyring_add_file(snap_keyring *kr, uint32_t version, const char *path) 
     return snap_error_set(SNAP_ENOMEM, "key file '%s': out of guarded memory", path);
   }
   size_t n = 0;
-  int rc = SNAP_OK;
-  while (n < KEYFILE_MAX + 1) {
-    ssize_t r = read(fd, raw + n, KEYFILE_MAX + 1 - n);
-    if (r < 0) {
-      if (errno == EINTR)
-        continue;
-      rc = snap_error_set(SNAP_EIO, "key file '%s': %s", path, strerror(errno));
-      break;
-    }
-    if (r == 0)
-      break;
-    n += (size_t)r;
-  }
+  rc = read_key_bytes(fd, path, raw, KEYFILE_MAX + 1, &n);
   close(fd);
-
   uint8_t key[SNAP_KEY_BYTES];
-  if (rc == SNAP_OK) {
-    if (n == SNAP_KEY_BYTES) {
-      memcpy(key, raw, SNAP_KEY_BYTES);
-    } else {
-      size_t b = 0, e = n;
-      while (b < e && is_space(raw[b]))
-        b++;
-      while (e > b && is_space(raw[e - 1]))
-        e--;
-      bool ok = (e - b == 2 * SNAP_KEY_BYTES);
-      for (size_t i = 0; ok && i < SNAP_KEY_BYTES; i++) {
-        int hi = hexval(raw[b + 2 * i]), lo = hexval(raw[b + 2 * i + 1]);
-        if (hi < 0 || lo < 0)
-          ok = false;
-        else
-          key[i] = (uint8_t)(hi << 4 | lo);
-      }
-      if (!ok)
-        rc = snap_error_set(SNAP_EFORMAT,
-                            "key file '%s' (%zu%s bytes) holds neither 32 raw bytes nor 64 hex "
-                            "digits",
-                            path, n > KEYFILE_MAX ? (size_t)KEYFILE_MAX : n,
-                            n > KEYFILE_MAX ? "+" : "");
-    }
-  }
+  if (rc == SNAP_OK)
+    rc = parse_key_bytes(raw, n, path, key);
   snap__secure_free(raw, KEYFILE_MAX + 1);
   if (rc == SNAP_OK)
     rc = snap_keyring_add(kr, version, key, SNAP_KEY_BYTES);
