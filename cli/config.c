@@ -40,18 +40,28 @@ static int read_file(const char *path, char **out) {
   return EXIT_OK;
 }
 
-int ctl_open_config(const char *path, snap_plugin **out) {
-  *out = NULL;
-  char *text;
-  int rc = read_file(path, &text);
-  if (rc != EXIT_OK)
-    return rc;
-  /* snapctl calls the store directly: it needs no executor thread. The
-   * document is otherwise passed as it is, so its checks all apply. */
+/* A failure that says nothing about the document: the store could not be
+ * reached or read at run time (exit 1, not 2). */
+static bool runtime_failure(int rc) {
+  return rc == SNAP_EIO || rc == SNAP_ENOMEM || rc == SNAP_EBUSY || rc == SNAP_EFULL ||
+         rc == SNAP_EAGAIN || rc == SNAP_ECLOSED || rc == SNAP_ECORRUPT;
+}
+
+/* The document as snap_plugin_open() gets it: no executor (snapctl calls
+ * the store directly) and no check at open (snapctl runs it itself, to tell
+ * a wrong document from a store it cannot reach). Everything else is passed
+ * as it is, so its checks all apply; a "check" that is not a boolean is left
+ * for the plugin to refuse. */
+static char *snapctl_document(char *text) {
   cJSON *doc = cJSON_Parse(text);
   if (doc != NULL && cJSON_IsObject(doc)) {
     cJSON_DeleteItemFromObjectCaseSensitive(doc, "executor");
     cJSON_AddItemToObject(doc, "executor", cJSON_CreateFalse());
+    cJSON *check = cJSON_GetObjectItemCaseSensitive(doc, "check");
+    if (check == NULL || cJSON_IsBool(check)) {
+      cJSON_DeleteItemFromObjectCaseSensitive(doc, "check");
+      cJSON_AddItemToObject(doc, "check", cJSON_CreateFalse());
+    }
     char *printed = cJSON_PrintUnformatted(doc);
     if (printed != NULL) {
       free(text);
@@ -59,11 +69,39 @@ int ctl_open_config(const char *path, snap_plugin **out) {
     }
   }
   cJSON_Delete(doc);
+  return text;
+}
+
+int ctl_open_config(const char *path, snap_plugin **out) {
+  *out = NULL;
+  char *text;
+  int rc = read_file(path, &text);
+  if (rc != EXIT_OK)
+    return rc;
+  text = snapctl_document(text);
+  /* With the check left out, what fails here is the document or what it
+   * names (key files, the backend): exit 2. */
   int s = snap_plugin_open(out, text, NULL);
   free(text);
   if (s != SNAP_OK)
-    return ctl_fail(EXIT_USAGE, "configuration '%s': %s", path, ctl_error(s));
-  return EXIT_OK;
+    return ctl_fail(s == SNAP_ENOMEM ? EXIT_FOUND : EXIT_USAGE, "configuration '%s': %s", path,
+                    ctl_error(s));
+  /* What snap_plugin_open() checks by default, here so that its answer can
+   * be classified: a store that cannot be reached is exit 1, a document that
+   * does not fit the store (a stored keep, a required option the backend
+   * lacks, a file that is no database) exit 2. */
+  s = snap_store_check(snap_plugin_store(*out));
+  if (s == SNAP_OK)
+    return EXIT_OK;
+  int status = runtime_failure(s) ? EXIT_FOUND : EXIT_USAGE;
+  if (status == EXIT_FOUND)
+    rc = ctl_fail(status, "the store of '%s' cannot be reached: %s", path, ctl_error(s));
+  else
+    rc = ctl_fail(status, "configuration '%s': %s%s", path,
+                  s == SNAP_EUNSUPPORTED ? "options.required: " : "", ctl_error(s));
+  snap_plugin_close(*out);
+  *out = NULL;
+  return rc;
 }
 
 int ctl_open(ctl *c) {

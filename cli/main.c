@@ -104,8 +104,9 @@ static void tool_help(FILE *f) {
     fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
   fprintf(f, "\nCommon options: --config FILE (or $SNAPCTL_CONFIG), --quiet (no progress),\n"
              "--help. 'snapctl COMMAND --help' describes a command.\n"
-             "Exit status: 0 ok, 1 problems found or the operation failed, 2 usage,\n"
-             "configuration or input error.\n");
+             "Exit status: 0 ok; 1 a problem in the data, or the store cannot be reached\n"
+             "or written at run time; 2 the command or the document is wrong (nothing\n"
+             "written); 130 stopped by Ctrl-C.\n");
 }
 
 int main(int argc, char **argv) {

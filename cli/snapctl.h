@@ -11,8 +11,8 @@
 
 /* Exit statuses (documented in snapctl.1). */
 #define EXIT_OK 0
-#define EXIT_FOUND 1 /* problems found, or the operation failed */
-#define EXIT_USAGE 2 /* usage, configuration or input error */
+#define EXIT_FOUND 1 /* a problem in the data, or the store unreachable at run time */
+#define EXIT_USAGE 2 /* the command or the document is wrong */
 
 /* Snapshots per page of a sweep, and per batch of a write. */
 #define CTL_PAGE 256

@@ -104,5 +104,14 @@ sed 's/"keep": 0/"keep": 2/' pg.json >pg2.json
 expect 2 "an opener of the target with another keep is refused" -- ctl --config pg2.json verify
 grep -q "keeps 0 (keep all)" err || fail "the refusal does not name the stored keep: $(cat err)"
 
+# ---- one shard of three down: exit 1 (the store cannot be reached), never 2 --
+down="\"$SNAP_PG_CONNINFO_0\", \"$SNAP_PG_CONNINFO_1\", \"host=$W/no-server dbname=snap2\""
+printf '{"backend": "postgres", "config": {"shards": [%s], "table": "migrated", "keep": 0}, %s}\n' \
+  "$down" "$OPTIONS" >pgdown.json
+for cmd in ls verify; do
+  expect 1 "$cmd with one shard of three down: exit 1" -- ctl --config pgdown.json $cmd
+  grep -q "shard 2/3" err || fail "$cmd does not name the shard that is down: $(cat err)"
+done
+
 echo "$FAILS failure(s)"
 [ "$FAILS" -eq 0 ]

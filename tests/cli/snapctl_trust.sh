@@ -119,6 +119,22 @@ expect 1 "import into a store that refuses one pid in ten" -- ctl --config imp.j
 [ "$(grep -c 'not stored' err)" -le 10 ] && grep -q "stopped after [0-9]* failures in a row" err ||
   fail "import against failures: $(grep -c 'not stored' err) lines listed; $(tail -2 err)"
 
+# ---- exit statuses: 2 the document is wrong, 1 the store cannot be reached ---
+printf '{"backend": "postgres", "config": {"conninfo": "host=%s/no-server dbname=snap", "keep": 0}}\n' \
+  "$W" >down.json
+ctl --config down.json ls >/dev/null 2>err; st=$?
+if grep -q "no backend named 'postgres'" err; then
+  ok "unreachable server: skipped (built without the postgres backend)"
+else
+  for cmd in ls verify stats export; do
+    expect 1 "$cmd with the server down: exit 1 (unreachable), not 2 (configuration)" -- ctl --config down.json $cmd
+    grep -q "cannot be reached: .*cannot connect" err || fail "$cmd with the server down said: $(cat err)"
+  done
+fi
+printf '{"backend": "sqlite", "config": {"path": "typo.db", "paht": "x.db"}}\n' >typo.json
+expect 2 "a document with an unknown key: exit 2" -- ctl --config typo.json ls
+grep -q "paht" err || fail "the unknown key is not named: $(cat err)"
+
 # ---- messages -------------------------------------------------------------------
 expect 2 "a usage error" -- ctl --config bad.json stats --bogus
 grep -q "Try 'snapctl stats --help'" err || fail "the hint lacks its space: $(cat err)"
