@@ -9,9 +9,8 @@
 
 int snap__store_unsupported(const snap_backend *be, const char *what) {
   return snap_error_set(SNAP_EUNSUPPORTED,
-                        "backend '%s' does not support %s (it implements backend ABI version %u; "
-                        "the operation is an optional slot of version 2)",
-                        be->name, what, (unsigned)be->abi_version);
+                        "backend '%s' does not support %s (an optional operation it leaves out)",
+                        be->name, what);
 }
 
 static char *dup_str(const char *s) {
@@ -275,7 +274,11 @@ int snap_store_backup(snap_store *st, const char *path) {
   void *self;
   const snap_backend *be = snap__store_backend(st, &self);
   if (be->backup == NULL)
-    return snap__store_unsupported(be, "online backups");
+    return snap_error_set(SNAP_EUNSUPPORTED,
+                          "backend '%s' has no online backup: copy the store into one that has "
+                          "(snap_store_list() and snap_store_put_raw(), as 'snapctl copy' does) "
+                          "or use the database's own tools",
+                          be->name);
   struct stat sb;
   if (lstat(path, &sb) == 0)
     return snap_error_set(SNAP_EINVAL, "backup: '%s' already exists; give a new file", path);
