@@ -803,3 +803,93 @@ Test(config, a_supplied_keyring_serves_the_group_without_key_files) {
   cr_assert_null(q);
   snap_keyring_free(kr);
 }
+
+/* ------------------------------------------------------------------------ */
+/* snap_plugin_open_ex(): what is done with a document, not what it says     */
+/* ------------------------------------------------------------------------ */
+
+Test(config, no_executor_opens_none_even_when_the_document_enables_one) {
+  const char *json = "{\"backend\": \"memory\", \"executor\": {\"queue_capacity\": 8}}";
+  snap_plugin *p;
+  cr_assert_eq(snap_plugin_open_ex(&p, json, NULL, SNAP_PLUGIN_NO_EXECUTOR), SNAP_OK, "%s",
+               snap_error_message());
+  cr_assert_null(snap_plugin_executor(p));
+  snap_store *st = snap_plugin_store(p);
+  cr_assert_eq(snap_save(st, "a", 1, SNAP_FORMAT_JSON, STATE, strlen(STATE), NULL, NULL), SNAP_OK,
+               "%s", snap_error_message());
+  snap_plugin_close(p);
+  cr_assert_eq(snap_plugin_open_ex(&p, json, NULL, 0), SNAP_OK, "%s", snap_error_message());
+  cr_assert_not_null(snap_plugin_executor(p), "without the flag the document's executor runs");
+  snap_plugin_close(p);
+}
+
+Test(config, open_ex_refuses_flags_it_does_not_know) {
+  snap_plugin *p = (snap_plugin *)1;
+  cr_assert_eq(snap_plugin_open_ex(&p, "{\"backend\": \"memory\"}", NULL, 1u << 7), SNAP_EINVAL);
+  cr_assert_null(p);
+  cr_assert(strstr(snap_error_message(), "unknown flags"), "%s", snap_error_message());
+}
+
+/* The flags change nothing of how strictly the document is read. */
+Test(config, open_ex_reads_the_document_as_strictly) {
+  snap_plugin *p = (snap_plugin *)1;
+  int rc = snap_plugin_open_ex(&p, "{\"backend\": \"memory\", \"config\": {\"kep\": 1}}", NULL,
+                               SNAP_PLUGIN_NO_EXECUTOR | SNAP_PLUGIN_NO_CREATE);
+  cr_assert_eq(rc, SNAP_ECONFIG);
+  cr_assert_null(p);
+  cr_assert(strstr(snap_error_message(), "config.kep: unknown key"), "%s", snap_error_message());
+}
+
+/* ------------------------------------------------------------------------ */
+/* Slips of a hand-written document, named where they are                    */
+/* ------------------------------------------------------------------------ */
+
+/* A typo on a required key names the key that was written, not only the one
+ * that is missing. */
+Test(config, a_typo_on_a_required_key_names_the_unknown_key) {
+  refused("{\"backend\": \"sqlite\", \"config\": {\"paht\": \"x.db\"}}", SNAP_ECONFIG,
+          "config.paht: unknown key (did you mean 'path'?)");
+  refused("{\"backnd\": \"memory\"}", SNAP_ECONFIG,
+          "backnd: unknown key (did you mean 'backend'?)");
+  /* Nothing near: still the missing key. */
+  refused("{\"backend\": \"sqlite\", \"config\": {\"file\": \"x.db\"}}", SNAP_ECONFIG,
+          "config.path: missing");
+}
+
+Test(config, a_comment_is_named_with_its_line_and_column) {
+  refused("{\"backend\": \"memory\", // the store\n \"check\": true}", SNAP_ECONFIG,
+          "not valid JSON at line 1, column 23 (byte 22): comments (// or /* */) are not "
+          "allowed in JSON");
+  refused("{\"backend\": \"memory\",\n  /* the store */ \"check\": true}", SNAP_ECONFIG,
+          "line 2, column 3");
+  refused("{\"backend\": \"memory\"} // done", SNAP_ECONFIG, "comments (// or /* */)");
+}
+
+Test(config, a_trailing_comma_is_named_with_its_line_and_column) {
+  refused("{\"backend\": \"memory\",\n \"check\": true,\n}", SNAP_ECONFIG,
+          "not valid JSON at line 2, column 15 (byte 36): trailing comma before '}'");
+  refused("{\"backend\": \"sqlite\", \"config\": {\"path\": \"x.db\"}, \"options\": "
+          "{\"required\": [\"compression\",]}}",
+          SNAP_ECONFIG, "options.required: not valid JSON at line 1, column 89 (byte 88)");
+  refused("{\"backend\": \"memory\", \"options\": {\"required\": [\"compression\",]}}",
+          SNAP_ECONFIG, "trailing comma before ']'");
+}
+
+/* The duplicate check is linear: a document of 80,000 members with the
+ * duplicate at the very end is refused (a quadratic check took minutes,
+ * which the suite's time limit for this file catches). */
+Test(config, a_duplicate_after_80000_members_is_refused) {
+  size_t cap = 80000 * 24 + 128;
+  char *json = malloc(cap);
+  cr_assert_not_null(json);
+  size_t n = (size_t)snprintf(json, cap, "{\"backend\": \"memory\", \"config\": {");
+  for (int i = 0; i < 80000; i++)
+    n += (size_t)snprintf(json + n, cap - n, "\"member%d\": %d, ", i, i);
+  n += (size_t)snprintf(json + n, cap - n, "\"member%d\": 0}}", 79999);
+  cr_assert_lt(n, cap);
+  refused(json, SNAP_ECONFIG, "config.member79999: duplicate key");
+  /* Without the duplicate the document parses; its keys are unknown. */
+  snprintf(json + n - strlen("\"member79999\": 0}}") - 2, 8, "}}");
+  refused(json, SNAP_ECONFIG, "config.member0: unknown key");
+  free(json);
+}

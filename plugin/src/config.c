@@ -27,6 +27,9 @@ struct snap_plugin {
 /* Most keys a document may name in options.encryption.keys (or integrity's). */
 #define MAX_KEYS 64
 
+/* The flags snap_plugin_open_ex() knows. */
+#define SNAP_PLUGIN_FLAGS_KNOWN (SNAP_PLUGIN_NO_EXECUTOR | SNAP_PLUGIN_NO_CREATE)
+
 /* A key file named by the document, read once the whole document is known
  * to be valid (so a bad document reads no key material at all). */
 typedef struct key_spec {
@@ -350,7 +353,7 @@ static int check_store(snap_store *st) {
   return rc;
 }
 
-static int open_doc(snap_plugin *p, snap_conf *doc, snap_keyring *keyring) {
+static int open_doc(snap_plugin *p, snap_conf *doc, snap_keyring *keyring, unsigned flags) {
   const char *backend = NULL, *library = NULL;
   bool check = true;
   int rc = snap__conf_str(doc, "backend", SNAP_CONF_REQUIRED | SNAP_CONF_NONEMPTY, &backend);
@@ -359,12 +362,11 @@ static int open_doc(snap_plugin *p, snap_conf *doc, snap_keyring *keyring) {
   if (snap__conf_str(doc, "backend_library", SNAP_CONF_NONEMPTY, &library) < 0 ||
       snap__conf_bool(doc, "check", 0, &check) < 0)
     return snap__conf_done(doc);
-  int t = snap__conf_type(doc, "config");
-  if (t >= 0 && t != SNAP__J_OBJ)
-    return snap__conf_error(doc, "config", "must be an object");
-  size_t config_len = 0;
-  /* The store reads "config" with the same rules, naming keys "config.<key>". */
-  const char *config_raw = snap__conf_raw(doc, "config", &config_len);
+  /* The store and its backend read "config" with the same reader, naming
+   * keys "config.<key>", once the rest of the document is known to be good. */
+  snap_conf config;
+  if ((rc = snap__conf_section(doc, "config", &config)) < 0)
+    return rc;
   bool exec_on;
   snap_executor_config ecfg = SNAP_EXECUTOR_CONFIG_INIT;
   observe_cfg obs;
@@ -395,26 +397,24 @@ static int open_doc(snap_plugin *p, snap_conf *doc, snap_keyring *keyring) {
       return snap_error_set(SNAP_ECONFIG, "backend: no backend named '%s' is registered", backend);
     return rc;
   }
-  char *config_text = NULL;
-  if (config_raw) {
-    if (!(config_text = snap_malloc(config_len + 1)))
-      return snap_error_set(SNAP_ENOMEM, "out of memory reading the configuration");
-    memcpy(config_text, config_raw, config_len);
-    config_text[config_len] = '\0';
-  }
-  rc = snap__store_open_at(&p->store, b, config_text, "config");
-  snap_free(config_text);
-  if (rc)
+  unsigned open_flags = (flags & SNAP_PLUGIN_NO_CREATE) ? SNAP_BACKEND_NO_CREATE : 0u;
+  if ((rc = snap__store_open_conf(&p->store, b, &config, open_flags)))
     return rc;
   if ((rc = snap_store_set_default_options(p->store, p->options)) ||
       (rc = apply_observe(p->store, &obs)) || (check && (rc = check_store(p->store))))
     return rc;
-  if (exec_on && (rc = snap_executor_new(&p->executor, p->store, &ecfg)))
+  if (exec_on && !(flags & SNAP_PLUGIN_NO_EXECUTOR) &&
+      (rc = snap_executor_new(&p->executor, p->store, &ecfg)))
     return rc;
   return SNAP_OK;
 }
 
 int snap_plugin_open(snap_plugin **out, const char *config_json, snap_keyring *keyring) {
+  return snap_plugin_open_ex(out, config_json, keyring, 0);
+}
+
+int snap_plugin_open_ex(snap_plugin **out, const char *config_json, snap_keyring *keyring,
+                        unsigned flags) {
   if (!out)
     return snap_error_set(SNAP_EINVAL, "snap_plugin_open: NULL output");
   *out = NULL;
@@ -429,7 +429,13 @@ int snap_plugin_open(snap_plugin **out, const char *config_json, snap_keyring *k
     snap__conf_free(doc);
     return snap_error_set(SNAP_ENOMEM, "out of memory opening the configuration");
   }
-  rc = open_doc(p, doc, keyring);
+  if (flags & ~SNAP_PLUGIN_FLAGS_KNOWN) {
+    snap__conf_free(doc);
+    snap_free(p);
+    return snap_error_set(SNAP_EINVAL, "snap_plugin_open_ex: unknown flags 0x%x",
+                          flags & ~SNAP_PLUGIN_FLAGS_KNOWN);
+  }
+  rc = open_doc(p, doc, keyring, flags);
   snap__conf_free(doc);
   if (rc) {
     snap_plugin_close(p);

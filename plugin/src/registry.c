@@ -68,7 +68,8 @@ static int check_table(const snap_backend *b) {
   int rc = check_name(b->name);
   if (rc)
     return rc;
-  const char *missing = !b->open     ? "open"
+  bool can_open = b->open || (b->abi_version >= 3 && b->open_conf);
+  const char *missing = !can_open    ? "open"
                         : !b->close  ? "close"
                         : !b->put    ? "put"
                         : !b->load   ? "load"

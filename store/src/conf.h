@@ -17,22 +17,7 @@
 enum snap__jtype { SNAP__J_NULL, SNAP__J_FALSE, SNAP__J_TRUE, SNAP__J_NUM, SNAP__J_STR,
                    SNAP__J_ARR, SNAP__J_OBJ };
 
-/* One value of a parsed document. Strings are decoded and NUL-free. */
-typedef struct snap__jv {
-  enum snap__jtype type;
-  const char *src; /* the value's bytes in the document (numbers are read from here) */
-  size_t src_len;
-  const char *key_src; /* an object member's name as written, quotes included */
-  size_t key_src_len;
-  char *key; /* an object member's decoded name */
-  char *str; /* a string's decoded value */
-  struct snap__jv *child, *next;
-  size_t n;                 /* members or elements */
-  const char **strs;        /* an array's strings, built on first read as a list */
-  bool used;                /* read by someone: not an unknown key */
-  bool opaque;              /* handed on whole: its inside is checked by its reader */
-} snap__jv;
-
+typedef struct snap__jv snap__jv;
 typedef struct snap__jdoc snap__jdoc;
 
 /* A reader over one JSON object of a document. The root reader is allocated
@@ -84,6 +69,9 @@ int snap__conf_item(snap_conf *c, const char *key, size_t i, snap_conf *sub);
 int snap__conf_error(snap_conf *c, const char *key, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* The document's first error so far, or SNAP_OK. */
+int snap__conf_status(const snap_conf *c);
+
 /* Refuses keys of this object nobody read, and returns the first error. */
 int snap__conf_done(snap_conf *c);
 
@@ -92,16 +80,30 @@ int snap__conf_done(snap_conf *c);
  * them read. */
 int snap__conf_rest(snap_conf *c, char **json);
 
-/* The raw JSON text of `key`'s value (marking it read), or NULL when absent. */
-const char *snap__conf_raw(snap_conf *c, const char *key, size_t *len);
+/* `*sub` reads the object at `key` for another reader in line (the store and
+ * then its backend read the plugin document's "config" this way): it is
+ * marked handed on, so that snap__conf_done() on `c` leaves its inside to the
+ * check that reader makes with snap__conf_done(sub). An absent key gives an
+ * empty object at that path (returns 0); a value that is not an object is
+ * refused. */
+int snap__conf_section(snap_conf *c, const char *key, snap_conf *sub);
 
 /* Key path formatting shared with callers that report on their own:
  * "<prefix>.<key>" (or "<key>" at the top). */
 void snap__conf_join(char *dst, size_t cap, const char *prefix, const char *key);
 
-/* The prefix for backend key paths while a store opens its backend (set
- * around the backend's open() on the opening thread). */
-void snap__conf_set_backend_prefix(const char *prefix);
+/* A configuration text lent to a backend of ABI version 1 or 2 (whose open()
+ * takes JSON text): while it is lent, the host's conf_open() of exactly that
+ * text names keys by `prefix`, their path in the caller's document. Lives on
+ * the lender's stack from snap__conf_lend() to snap__conf_return(). */
+typedef struct snap__conf_loan {
+  const char *text;
+  const char *prefix;
+  struct snap__conf_loan *next;
+} snap__conf_loan;
+
+void snap__conf_lend(snap__conf_loan *loan, const char *text, const char *prefix);
+void snap__conf_return(snap__conf_loan *loan);
 
 /* The host services of the reader, filled into a snap_host. */
 void snap__conf_host_fill(snap_host *h);

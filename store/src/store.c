@@ -184,16 +184,8 @@ static int refresh_effective(snap_store *st) {
   return rc == SNAP_EUNSUPPORTED ? SNAP_OK : rc;
 }
 
-int snap_store_open_backend(snap_store **out, const struct snap_backend *backend,
-                            const char *config_json) {
-  return snap__store_open_at(out, backend, config_json, "");
-}
-
-int snap__store_open_at(snap_store **out, const struct snap_backend *backend,
-                        const char *config_json, const char *prefix) {
-  if (out == NULL)
-    return snap_error_set(SNAP_EINVAL, "snap_store_open_backend: out is NULL");
-  *out = NULL;
+/* Checks a backend table before anything of it is used. */
+static int check_table(const snap_backend *backend) {
   if (backend == NULL)
     return snap_error_set(SNAP_EINVAL, "snap_store_open_backend: backend is NULL");
   if (backend->abi_version < 1 || backend->abi_version > SNAP_BACKEND_ABI_VERSION)
@@ -204,9 +196,93 @@ int snap__store_open_at(snap_store **out, const struct snap_backend *backend,
                           backend->abi_version, SNAP_BACKEND_ABI_VERSION);
   if (!valid_backend_name(backend->name))
     return snap_error_set(SNAP_EINVAL, "backend name is missing or not [A-Za-z0-9_.-]{1,64}");
-  if (!backend->open || !backend->close || !backend->put || !backend->load || !backend->remove)
+  bool can_open = backend->open || (backend->abi_version >= 3 && backend->open_conf);
+  if (!can_open || !backend->close || !backend->put || !backend->load || !backend->remove)
     return snap_error_set(SNAP_EINVAL, "backend '%s': a required operation is NULL", backend->name);
+  return SNAP_OK;
+}
 
+int snap_store_open_backend(snap_store **out, const struct snap_backend *backend,
+                            const char *config_json) {
+  if (out == NULL)
+    return snap_error_set(SNAP_EINVAL, "snap_store_open_backend: out is NULL");
+  *out = NULL;
+  int rc = check_table(backend);
+  snap_conf *c = NULL;
+  if (rc == SNAP_OK)
+    rc = snap__conf_parse(&c, config_json, "");
+  if (rc == SNAP_OK)
+    rc = snap__store_open_conf(out, backend, c, 0);
+  snap__conf_free(c);
+  return rc;
+}
+
+/* The store's locks; on failure none is left to destroy. */
+static int locks_init(snap_store *st) {
+  if (pthread_rwlock_init(&st->lock, NULL) != 0)
+    return snap_error_set(SNAP_ENOMEM, "snap_store_open_backend: cannot create a lock");
+  if (pthread_mutex_init(&st->pool_lock, NULL) != 0) {
+    pthread_rwlock_destroy(&st->lock);
+    return snap_error_set(SNAP_ENOMEM, "snap_store_open_backend: cannot create a lock");
+  }
+  if (pthread_mutex_init(&st->cache_lock, NULL) != 0) {
+    pthread_mutex_destroy(&st->pool_lock);
+    pthread_rwlock_destroy(&st->lock);
+    return snap_error_set(SNAP_ENOMEM, "snap_store_open_backend: cannot create a lock");
+  }
+  return SNAP_OK;
+}
+
+/* Opens the backend on what of `section` the store did not read: a table of
+ * ABI version 3 reads the section itself; an older one gets its keys as
+ * JSON text, whose key paths the host still knows while it is lent. */
+static int open_backend(snap_store *st, snap_conf *section, unsigned flags) {
+  if (st->be.abi_version >= 3 && st->be.open_conf != NULL) {
+    int rc = st->be.open_conf(&st->self, section, flags, &st->host.host);
+    if (rc == SNAP_OK && (rc = snap__conf_done(section)) != SNAP_OK) {
+      st->be.close(st->self); /* it left a key unread */
+      st->self = NULL;
+    }
+    return rc;
+  }
+  char *json = NULL;
+  int rc = snap__conf_rest(section, &json);
+  if (rc != SNAP_OK)
+    return rc;
+  snap__conf_loan loan;
+  snap__conf_lend(&loan, json, section->path);
+  rc = st->be.open(&st->self, json, &st->host.host);
+  snap__conf_return(&loan);
+  snap_free(json);
+  return rc;
+}
+
+/* The store's keys, its retention and options, then the backend. */
+static int open_with(snap_store *st, snap_conf *section, unsigned flags) {
+  snap__store_config cfg;
+  int rc = snap__obs_init(&st->obs, st->be.name);
+  if (rc != SNAP_OK)
+    return rc;
+  if ((rc = snap__store_config_read(&cfg, section)) != SNAP_OK)
+    return rc;
+  rc = snap__retention_init(&st->retention, &cfg, section->path);
+  st->retention_init = rc == SNAP_OK;
+  if (rc == SNAP_OK) {
+    st->max_load_attempts = cfg.max_load_attempts;
+    st->config_opts = cfg.opts;
+    cfg.opts = NULL;
+    rc = refresh_effective(st);
+  }
+  snap__store_config_dispose(&cfg);
+  return rc == SNAP_OK ? open_backend(st, section, flags) : rc;
+}
+
+int snap__store_open_conf(snap_store **out, const struct snap_backend *backend,
+                          snap_conf *section, unsigned flags) {
+  *out = NULL;
+  int rc = check_table(backend);
+  if (rc != SNAP_OK)
+    return rc;
   snap_store *st = snap_calloc(1, sizeof *st);
   if (st == NULL)
     return snap_error_set(SNAP_ENOMEM, "snap_store_open_backend: out of memory");
@@ -214,47 +290,13 @@ int snap__store_open_at(snap_store **out, const struct snap_backend *backend,
   memcpy(&st->be, backend, snap_backend_table_size(backend->abi_version));
   host_init(&st->host.host);
   st->host.obs = &st->obs;
-  if (pthread_rwlock_init(&st->lock, NULL) != 0) {
+  if ((rc = locks_init(st)) != SNAP_OK) {
     snap_free(st);
-    return snap_error_set(SNAP_ENOMEM, "snap_store_open_backend: cannot create a lock");
+    return rc;
   }
-  if (pthread_mutex_init(&st->pool_lock, NULL) != 0) {
-    pthread_rwlock_destroy(&st->lock);
-    snap_free(st);
-    return snap_error_set(SNAP_ENOMEM, "snap_store_open_backend: cannot create a lock");
-  }
-  if (pthread_mutex_init(&st->cache_lock, NULL) != 0) {
-    pthread_mutex_destroy(&st->pool_lock);
-    pthread_rwlock_destroy(&st->lock);
-    snap_free(st);
-    return snap_error_set(SNAP_ENOMEM, "snap_store_open_backend: cannot create a lock");
-  }
-  snap__store_config cfg;
-  int rc = snap__obs_init(&st->obs, st->be.name);
-  if (rc == SNAP_OK)
-    rc = snap__store_config_parse(&cfg, config_json, prefix);
-  else
-    memset(&cfg, 0, sizeof cfg);
-  if (rc == SNAP_OK) {
-    rc = snap__retention_init(&st->retention, &cfg, prefix);
-    st->retention_init = rc == SNAP_OK;
-  }
-  if (rc == SNAP_OK) {
-    st->max_load_attempts = cfg.max_load_attempts;
-    st->config_opts = cfg.opts;
-    cfg.opts = NULL;
-    rc = refresh_effective(st);
-  }
-  if (rc == SNAP_OK) {
-    /* The backend reads its keys with the same reader; its messages name
-     * them by their path in the caller's document. */
-    snap__conf_set_backend_prefix(prefix);
-    rc = st->be.open(&st->self, cfg.backend_json, &st->host.host);
-    snap__conf_set_backend_prefix(NULL);
-  }
-  snap__store_config_dispose(&cfg);
+  rc = open_with(st, section, flags);
   if (rc != SNAP_OK) {
-    st->self = NULL;
+    st->self = NULL; /* a backend that failed to open has nothing to close */
     snap_store_close(st);
     return rc;
   }

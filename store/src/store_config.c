@@ -1,21 +1,16 @@
 /* The store's own configuration keys (docs/STORE.md, "Configuration"): read
- * with the strict reader; the keys it does not know are handed to the
- * backend, which reads them with the same reader through snap_host. */
+ * with the strict reader from the section the backend then reads its own
+ * keys from, through snap_host (the document is parsed once). */
 #include <stdint.h>
 #include <string.h>
 
 #include "conf.h"
 #include "store_internal.h"
 
-int snap__store_config_parse(snap__store_config *cfg, const char *config_json,
-                             const char *prefix) {
+int snap__store_config_read(snap__store_config *cfg, snap_conf *c) {
   memset(cfg, 0, sizeof *cfg);
   cfg->keep = SNAP__KEEP_DEFAULT;
   cfg->max_load_attempts = 3;
-  snap_conf *c;
-  int rc = snap__conf_parse(&c, config_json, prefix);
-  if (rc != SNAP_OK)
-    return rc;
   static const char *const algs[] = {"none", "zlib", NULL};
   int64_t keep = 0, attempts = 0, level = 6, min_size = 0, max_stored = 0, max_decoded = 0;
   int alg = 0;
@@ -32,7 +27,8 @@ int snap__store_config_parse(snap__store_config *cfg, const char *config_json,
   int has_md = snap__conf_int(c, "max_decoded_size", 0, 0, INT64_MAX, &max_decoded);
   if (has_level > 0 && !(has_alg > 0 && alg == 1))
     snap__conf_error(c, "compression_level", "only meaningful with \"compression\": \"zlib\"");
-  rc = snap__conf_rest(c, &cfg->backend_json);
+  /* A refusal sticks in the document: the first one is the answer. */
+  int rc = snap__conf_status(c);
   if (rc == SNAP_OK && has_keep > 0) {
     cfg->keep = (uint32_t)keep;
     cfg->keep_set = true;
@@ -49,7 +45,6 @@ int snap__store_config_parse(snap__store_config *cfg, const char *config_json,
     rc = snap_options_set_compression_min_size(cfg->opts, (size_t)min_size);
   if (rc == SNAP_OK && (has_ms > 0 || has_md > 0))
     rc = snap_options_set_limits(cfg->opts, (size_t)max_stored, (size_t)max_decoded);
-  snap__conf_free(c);
   if (rc != SNAP_OK)
     snap__store_config_dispose(cfg);
   return rc;
@@ -57,7 +52,5 @@ int snap__store_config_parse(snap__store_config *cfg, const char *config_json,
 
 void snap__store_config_dispose(snap__store_config *cfg) {
   snap_options_free(cfg->opts);
-  snap_free(cfg->backend_json);
   cfg->opts = NULL;
-  cfg->backend_json = NULL;
 }

@@ -40,21 +40,21 @@ typedef struct snap__store_config {
   bool keep_change; /* "keep_change": true: the data set's retention becomes "keep" */
   unsigned max_load_attempts;
   snap_options *opts; /* from the option keys, or NULL */
-  char *backend_json; /* the keys left for the backend, as JSON; snap_free() */
 } snap__store_config;
 
-/* Reads `config_json` (NULL: defaults); `prefix` is the key path of the
- * object in its document ("" or NULL at the top). SNAP_ECONFIG naming the
- * key's full path, SNAP_ENOMEM. On success dispose of `cfg` after use. */
-int snap__store_config_parse(snap__store_config *cfg, const char *config_json,
-                             const char *prefix);
+/* Reads the store's keys from `section` (the rest are the backend's).
+ * SNAP_ECONFIG naming the key's full path, SNAP_ENOMEM. On success dispose
+ * of `cfg` after use. */
+int snap__store_config_read(snap__store_config *cfg, snap_conf *section);
 void snap__store_config_dispose(snap__store_config *cfg);
 
-/* snap_store_open_backend() for a configuration that sits at `prefix` in a
- * larger document (the plugin document's "config"): messages then name the
- * keys by their full path there. */
-int snap__store_open_at(snap_store **out, const struct snap_backend *backend,
-                        const char *config_json, const char *prefix);
+/* snap_store_open_backend() for a configuration already parsed: `section` is
+ * the reader of the store's object in its document (the plugin document's
+ * "config"), so messages name keys by their full path there; `flags` are
+ * SNAP_BACKEND_* open flags for a backend of ABI version 3. The caller keeps
+ * the reader. */
+int snap__store_open_conf(snap_store **out, const struct snap_backend *backend,
+                          snap_conf *section, unsigned flags);
 
 /* The retention a store's puts use, agreed with the data set (retention.c). */
 typedef struct snap__retention {

@@ -147,6 +147,33 @@ typedef struct snap_plugin snap_plugin;
  */
 SNAP_API int snap_plugin_open(snap_plugin **out, const char *config_json, snap_keyring *keyring);
 
+/** snap_plugin_open_ex() flag: start no executor, whatever "executor" says
+ *  (snap_plugin_executor() is then NULL). */
+#define SNAP_PLUGIN_NO_EXECUTOR (1u << 0)
+
+/**
+ * snap_plugin_open_ex() flag: open an existing store only, to read it. No
+ * file, directory, table or schema is created. A store that does not exist
+ * fails with SNAP_ENOTFOUND; for "sqlite" the message is
+ * `no store at '<path>' (resolved to '<absolute path>')` and nothing is left
+ * on disk, and the store is opened read-only (as with "read_only": true).
+ * "postgres" creates no schema and reports a missing table as
+ * SNAP_ENOTFOUND; "memory" has nothing to create. Third-party backends
+ * written for backend ABI version 1 or 2 do not know the flag and open as
+ * they always do.
+ */
+#define SNAP_PLUGIN_NO_CREATE (1u << 1)
+
+/**
+ * snap_plugin_open() with `flags` (SNAP_PLUGIN_NO_EXECUTOR,
+ * SNAP_PLUGIN_NO_CREATE, or 0 for snap_plugin_open() itself). The document
+ * is read exactly as snap_plugin_open() reads it: the flags change what is
+ * done with it, never what it may say. Unknown flag bits fail with
+ * SNAP_EINVAL.
+ */
+SNAP_API int snap_plugin_open_ex(snap_plugin **out, const char *config_json, snap_keyring *keyring,
+                                 unsigned flags);
+
 /**
  * Drains and frees the executor (every queued request completes), closes the
  * store and wipes the plugin's own keyring. NULL is a no-op.
@@ -156,7 +183,8 @@ SNAP_API void snap_plugin_close(snap_plugin *p);
 /** The plugin's store (borrowed; valid until snap_plugin_close()). */
 SNAP_API snap_store *snap_plugin_store(const snap_plugin *p);
 
-/** The plugin's executor (borrowed), or NULL when "executor" was false. */
+/** The plugin's executor (borrowed), or NULL when "executor" was false or the
+ *  plugin was opened with SNAP_PLUGIN_NO_EXECUTOR. */
 SNAP_API snap_executor *snap_plugin_executor(const snap_plugin *p);
 
 /**

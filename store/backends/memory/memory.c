@@ -420,6 +420,7 @@ static const snap_backend memory_backend = {SNAP_BACKEND_ABI_VERSION,
                                             mem_list_rows,
                                             mem_replace,
                                             NULL /* backup: nothing outlives the process */,
-                                            NULL /* setting: the data set lives with the handle */};
+                                            NULL /* setting: the data set lives with the handle */,
+                                            NULL /* open_conf: not yet */};
 
 const snap_backend *snap_backend_memory(void) { return &memory_backend; }

@@ -705,6 +705,7 @@ static const snap_backend postgres_backend = {SNAP_BACKEND_ABI_VERSION,
                                               snap__pg_list_rows,
                                               snap__pg_replace,
                                               NULL /* backup: pg_dump, docs/POSTGRES.md */,
-                                              snap__pg_setting};
+                                              snap__pg_setting,
+                                              NULL /* open_conf: not yet */};
 
 const snap_backend *snap_backend_postgres(void) { return &postgres_backend; }

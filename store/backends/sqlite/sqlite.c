@@ -900,6 +900,7 @@ static const snap_backend sqlite_backend = {SNAP_BACKEND_ABI_VERSION,
                                             snap__sql_list_rows,
                                             snap__sql_replace,
                                             snap__sql_backup,
-                                            snap__sql_setting};
+                                            snap__sql_setting,
+                                            NULL /* open_conf: not yet */};
 
 const snap_backend *snap_backend_sqlite(void) { return &sqlite_backend; }

@@ -31,7 +31,18 @@ extern "C" {
 #endif
 
 /** The ABI version this header describes. */
-#define SNAP_BACKEND_ABI_VERSION 2u
+#define SNAP_BACKEND_ABI_VERSION 3u
+
+/**
+ * snap_backend.open_conf() flag (ABI version 3): open an existing data set
+ * only. Never create a file, directory, table or schema; a data set that does
+ * not exist fails with SNAP_ENOTFOUND naming where it was looked for. The
+ * host asks for it when an operator only reads (snap_plugin_open_ex() with
+ * SNAP_PLUGIN_NO_CREATE). A backend with nothing to create ignores it.
+ * Backends of ABI version 1 and 2 never see it: the host opens them as
+ * always.
+ */
+#define SNAP_BACKEND_NO_CREATE 0x1u
 
 /**
  * Something a backend saw that the store's observer, metrics and log should
@@ -126,6 +137,16 @@ typedef struct snap_host {
    * reader (always; NULL is a no-op) and returns SNAP_OK or the first error.
    */
   int (*conf_finish)(snap_conf *c);
+
+  /* ---- ABI version 3: check host->abi_version >= 3 before using these ---- */
+
+  /**
+   * Refuses every key of `c` no getter asked for ("<path>: unknown key") and
+   * returns SNAP_OK or the first error, like conf_finish() but without
+   * freeing `c`: an open_conf() calls it on the reader it was given once it
+   * has read its keys, before it acquires anything.
+   */
+  int (*conf_check)(snap_conf *c);
 } snap_host;
 
 /** One row to store (an element of the array passed to put()). */
@@ -261,6 +282,26 @@ typedef struct snap_backend {
    * "memory" backend does): the store then uses what its opener says.
    */
   int (*setting)(void *self, const char *name, int mode, int64_t *value);
+
+  /* ---- ABI version 3 ---- */
+
+  /**
+   * open() without a second parse: `config` is the host's reader positioned
+   * at the backend's section of the caller's document (the document was
+   * parsed once; key paths in messages are the document's, such as
+   * "config.path" or "config.shards[1]"). The store's own keys in the same
+   * section were already read. Read yours with host->conf_* getters, then
+   * call host->conf_check(config) before acquiring anything; never
+   * conf_finish() it: the host owns the reader, and its strings are valid
+   * during the call only (copy what you keep). After a successful return the
+   * host checks the section once more and closes the instance when a key was
+   * left unread. `flags` are SNAP_BACKEND_* bits (SNAP_BACKEND_NO_CREATE);
+   * ignore bits you do not know.
+   * When a table of ABI version 3 sets this slot, the host calls it and never
+   * open(), which such a table may leave NULL; without it the host calls
+   * open() with the section as JSON text, as for versions 1 and 2.
+   */
+  int (*open_conf)(void **self, snap_conf *config, unsigned flags, const snap_host *host);
 } snap_backend;
 
 /** setting() modes. */
@@ -273,7 +314,8 @@ enum {
 /** Initializer for backend authors: `static const snap_backend b = SNAP_BACKEND_INIT;` then fill.
  */
 #define SNAP_BACKEND_INIT                                                                          \
-  { SNAP_BACKEND_ABI_VERSION, NULL, 0u, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL }
+  { SNAP_BACKEND_ABI_VERSION, NULL, 0u, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,     \
+    NULL, NULL }
 
 /** Function form of SNAP_BACKEND_INIT. */
 static inline void snap_backend_init(snap_backend *b) {
@@ -292,6 +334,8 @@ static inline size_t snap_backend_table_size(uint32_t version) {
     return offsetof(snap_backend, remove) + sizeof(((snap_backend *)0)->remove);
   case 2:
     return offsetof(snap_backend, setting) + sizeof(((snap_backend *)0)->setting);
+  case 3:
+    return offsetof(snap_backend, open_conf) + sizeof(((snap_backend *)0)->open_conf);
   default:
     return 0;
   }
