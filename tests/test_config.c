@@ -2,6 +2,7 @@
  * keyrings, and messages that name the offending key by its full path. */
 #include <criterion/criterion.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -892,4 +893,75 @@ Test(config, a_duplicate_after_80000_members_is_refused) {
   snprintf(json + n - strlen("\"member79999\": 0}}") - 2, 8, "}}");
   refused(json, SNAP_ECONFIG, "config.member0: unknown key");
   free(json);
+}
+
+/* Whether `path` exists (any kind of file). */
+static bool exists(const char *path) {
+  struct stat sb;
+  return stat(path, &sb) == 0;
+}
+
+/* A mistyped or relative path must not turn into a new, empty store that a
+ * reading tool then reports as healthy. */
+Test(config, no_create_on_a_missing_sqlite_store_creates_nothing_and_says_where) {
+  cr_assert_eq(chdir(dir), 0);
+  const char *json = "{\"backend\": \"sqlite\", \"config\": {\"path\": \"missing.db\"}}";
+  snap_plugin *p = (snap_plugin *)1;
+  int rc = snap_plugin_open_ex(&p, json, NULL, SNAP_PLUGIN_NO_CREATE | SNAP_PLUGIN_NO_EXECUTOR);
+  cr_assert_eq(rc, SNAP_ENOTFOUND, "%d: %s", rc, snap_error_message());
+  cr_assert_null(p);
+  char want[1200];
+  snprintf(want, sizeof want, "no store at 'missing.db' (resolved to '%s/missing.db')", dir);
+  cr_assert(strstr(snap_error_message(), want), "%s", snap_error_message());
+  const char *suffixes[] = {"", "-wal", "-shm", "-journal"};
+  for (size_t i = 0; i < 4; i++) {
+    char f[64];
+    snprintf(f, sizeof f, "missing.db%s", suffixes[i]);
+    cr_assert(!exists(f), "%s was created", f);
+  }
+  /* Absolute paths are shown as they are. */
+  char abs_json[1200];
+  snprintf(abs_json, sizeof abs_json,
+           "{\"backend\": \"sqlite\", \"config\": {\"path\": \"%s/gone/x.db\"}}", dir);
+  cr_assert_eq(snap_plugin_open_ex(&p, abs_json, NULL, SNAP_PLUGIN_NO_CREATE), SNAP_ENOTFOUND);
+  snprintf(want, sizeof want, "no store at '%s/gone/x.db' (resolved to '%s/gone/x.db')", dir, dir);
+  cr_assert(strstr(snap_error_message(), want), "%s", snap_error_message());
+  cr_assert(!exists("gone"), "a directory was created");
+}
+
+/* An existing store opens for reading, and stays as it was. */
+Test(config, no_create_reads_an_existing_sqlite_store_and_writes_nothing) {
+  char json[1200];
+  snprintf(json, sizeof json, "{\"backend\": \"sqlite\", \"config\": {\"path\": \"%s/kept.db\"}}",
+           dir);
+  snap_plugin *p;
+  cr_assert_eq(snap_plugin_open(&p, json, NULL), SNAP_OK, "%s", snap_error_message());
+  cr_assert_eq(snap_save(snap_plugin_store(p), "a", 1, SNAP_FORMAT_JSON, STATE, strlen(STATE),
+                         NULL, NULL),
+               SNAP_OK, "%s", snap_error_message());
+  snap_plugin_close(p);
+
+  cr_assert_eq(snap_plugin_open_ex(&p, json, NULL, SNAP_PLUGIN_NO_CREATE), SNAP_OK, "%s",
+               snap_error_message());
+  snap_snapshot *s;
+  cr_assert_eq(snap_load_latest(snap_plugin_store(p), "a", NULL, &s), SNAP_OK, "%s",
+               snap_error_message());
+  cr_assert_not_null(s);
+  cr_assert_eq(s->seq, 1);
+  snap_snapshot_free(s);
+  cr_assert_neq(snap_save(snap_plugin_store(p), "a", 2, SNAP_FORMAT_JSON, STATE, strlen(STATE),
+                          NULL, NULL),
+                SNAP_OK, "a store opened without creating is read-only");
+  snap_plugin_close(p);
+}
+
+/* "memory" has nothing to create: the flag changes nothing there. */
+Test(config, no_create_is_ignored_by_the_memory_backend) {
+  snap_plugin *p;
+  cr_assert_eq(snap_plugin_open_ex(&p, "{\"backend\": \"memory\"}", NULL, SNAP_PLUGIN_NO_CREATE),
+               SNAP_OK, "%s", snap_error_message());
+  cr_assert_eq(snap_save(snap_plugin_store(p), "a", 1, SNAP_FORMAT_JSON, STATE, strlen(STATE),
+                         NULL, NULL),
+               SNAP_OK, "%s", snap_error_message());
+  snap_plugin_close(p);
 }

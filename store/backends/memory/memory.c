@@ -102,13 +102,14 @@ static size_t lower_bound(const mem_pid *p, int64_t seq) {
   return lo;
 }
 
-static int mem_open(void **self, const char *config_json, const snap_host *host) {
+/* No keys of its own: the reader refuses any key left. Nothing outlives the
+ * handle, so SNAP_BACKEND_NO_CREATE has nothing to refuse. */
+static int mem_open(void **self, snap_conf *config, unsigned flags, const snap_host *host) {
+  (void)flags;
   *self = NULL;
-  /* No keys of its own: the reader refuses any key. */
-  snap_conf *c;
-  int rc = host->conf_open(&c, config_json);
-  if (rc == SNAP_OK)
-    rc = host->conf_finish(c);
+  if (host->abi_version < 3)
+    return host->error(SNAP_EABI, "memory backend: the host has no configuration reader");
+  int rc = host->conf_check(config);
   if (rc != SNAP_OK)
     return rc;
   mem_backend *m = host->malloc(sizeof *m);
@@ -408,10 +409,21 @@ static int mem_replace(void *self, snap_backend_swap *sw, size_t n) {
   return first;
 }
 
+/* open() of ABI versions 1 and 2: a copy of this table declared at an older
+ * version (as a test of the host's version handling makes) still opens. */
+static int mem_open_json(void **self, const char *config_json, const snap_host *host) {
+  snap_conf *c;
+  int rc = host->conf_open(&c, config_json);
+  if (rc == SNAP_OK)
+    rc = mem_open(self, c, 0, host);
+  int fin = host->conf_finish(c);
+  return rc != SNAP_OK ? rc : fin; /* mem_open() checked every key: fin is SNAP_OK */
+}
+
 static const snap_backend memory_backend = {SNAP_BACKEND_ABI_VERSION,
                                             "memory",
                                             SNAP_CAP_BATCH,
-                                            mem_open,
+                                            mem_open_json,
                                             mem_close,
                                             mem_put,
                                             mem_load,
@@ -421,6 +433,6 @@ static const snap_backend memory_backend = {SNAP_BACKEND_ABI_VERSION,
                                             mem_replace,
                                             NULL /* backup: nothing outlives the process */,
                                             NULL /* setting: the data set lives with the handle */,
-                                            NULL /* open_conf: not yet */};
+                                            mem_open};
 
 const snap_backend *snap_backend_memory(void) { return &memory_backend; }

@@ -76,6 +76,7 @@ typedef struct snap_pg {
   int nshards;
   snap_pg_shard *shards;
   uint32_t lock_class; /* first key of the per-pid advisory locks: FNV-1a of the table name */
+  bool no_create;      /* SNAP_BACKEND_NO_CREATE: a missing schema is SNAP_ENOTFOUND */
   char *sql[PG_STMT_COUNT];
 } snap_pg;
 

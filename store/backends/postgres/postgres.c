@@ -33,14 +33,9 @@ static bool conninfo_parses(const char *ci) {
 
 /* Reads the backend's own keys (the store took its keys already) with the
  * host's strict reader. */
-static int parse_config(snap_pg *b, const char *config_json) {
+static int parse_config(snap_pg *b, snap_conf *c) {
   const snap_host *h = b->host;
-  if (h->abi_version < 2 || h->conf_open == NULL)
-    return h->error(SNAP_EABI, "postgres backend: the host has no configuration reader");
-  snap_conf *c;
-  int e = h->conf_open(&c, config_json);
-  if (e != SNAP_OK)
-    return e;
+  int e = SNAP_OK;
   const char *conninfo = NULL, *table = NULL;
   const char *const *shards = NULL;
   size_t nshards = 0;
@@ -65,7 +60,7 @@ static int parse_config(snap_pg *b, const char *config_json) {
   h->conf_int(c, "pool_size", 0, 1, 1024, &pool);
   h->conf_int(c, "connect_timeout_ms", 0, 1, 3600000, &conn_ms);
   h->conf_int(c, "statement_timeout_ms", 0, 0, 3600000, &stmt_ms);
-  /* Copy before the reader (and its strings) goes; only when all is well,
+  /* Copy (the reader's strings are the host's); only when all is well,
    * which the reader's sticky error tells (the probe below reads no key). */
   const char *probe;
   bool ok = h->conf_string(c, "conninfo", 0, &probe) >= 0;
@@ -83,7 +78,7 @@ static int parse_config(snap_pg *b, const char *config_json) {
         e = snap__pg_shard_init(b, i, has_sh > 0 ? shards[i] : conninfo);
     }
   }
-  int fin = h->conf_finish(c);
+  int fin = h->conf_check(c);
   if (fin != SNAP_OK)
     return fin;
   if (b->shards == NULL)
@@ -105,8 +100,10 @@ static void pg_close(void *self) {
   b->host->free(b);
 }
 
-static int pg_open(void **self, const char *config_json, const snap_host *host) {
+static int pg_open(void **self, snap_conf *config, unsigned flags, const snap_host *host) {
   *self = NULL;
+  if (host->abi_version < 3)
+    return host->error(SNAP_EABI, "postgres backend: the host has no configuration reader");
   snap_pg *b = host->malloc(sizeof *b);
   if (b == NULL)
     return host->error(SNAP_ENOMEM, "postgres backend: out of memory");
@@ -116,7 +113,9 @@ static int pg_open(void **self, const char *config_json, const snap_host *host) 
   b->pool_size = 4;
   b->connect_ms = 5000;
   b->statement_ms = 30000;
-  int e = parse_config(b, config_json);
+  /* Read an existing store only: the schema check creates nothing. */
+  b->no_create = (flags & SNAP_BACKEND_NO_CREATE) != 0;
+  int e = parse_config(b, config);
   if (e == SNAP_OK) {
     b->lock_class = snap__pg_fnv1a(b->table);
     e = snap__pg_build_sql(b);
@@ -696,7 +695,7 @@ static const snap_backend postgres_backend = {SNAP_BACKEND_ABI_VERSION,
                                               SNAP_CAP_COMPRESSION | SNAP_CAP_ENCRYPTION |
                                                   SNAP_CAP_INTEGRITY | SNAP_CAP_DURABLE |
                                                   SNAP_CAP_BATCH,
-                                              pg_open,
+                                              NULL /* open: open_conf reads the section */,
                                               pg_close,
                                               pg_put,
                                               pg_load,
@@ -706,6 +705,6 @@ static const snap_backend postgres_backend = {SNAP_BACKEND_ABI_VERSION,
                                               snap__pg_replace,
                                               NULL /* backup: pg_dump, docs/POSTGRES.md */,
                                               snap__pg_setting,
-                                              NULL /* open_conf: not yet */};
+                                              pg_open};
 
 const snap_backend *snap_backend_postgres(void) { return &postgres_backend; }

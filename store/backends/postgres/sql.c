@@ -365,6 +365,12 @@ int snap__pg_schema(snap_pg *b, int s, snap_pg_conn *c) {
     if (e == SNAP_OK)
       e = read_schema(b, s, c, deadline, &version);
   }
+  /* Opened to read an existing store: create or upgrade nothing. */
+  if (e == SNAP_OK && b->no_create && (version < 0 || all != 1))
+    return b->host->error(SNAP_ENOTFOUND,
+                          "postgres %s: no snapstore table \"%s\" (with snapstore_meta and "
+                          "snapstore_settings), and the store was opened without creating one",
+                          b->shards[s].label, b->table);
   /* A version 1 database (no snapstore_settings) is brought to version 2
    * here: the settings table is created and the version raised, in the same
    * transaction and under the same lock as a first creation. */

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <sqlite3.h>
 
@@ -148,14 +149,12 @@ static char *dup_str(const snap_host *h, const char *s) {
   return d;
 }
 
-static int parse_config(sql_backend *b, const char *config_json) {
+/* Reads the backend's keys from its section of the host's reader (the
+ * store took its own keys already). */
+static int parse_config(sql_backend *b, snap_conf *c) {
   const snap_host *h = b->host;
   static const char *const syncs[] = {"full", "normal", NULL};
   static const char *const secure[] = {"auto", "on", "off", "fast", NULL};
-  snap_conf *c;
-  int e = h->conf_open(&c, config_json);
-  if (e != SNAP_OK)
-    return e;
   const char *path = NULL, *table = NULL;
   int sync = 0, sec = SECURE_AUTO;
   int64_t busy = b->busy_ms, pages = 0;
@@ -171,11 +170,11 @@ static int parse_config(sql_backend *b, const char *config_json) {
   h->conf_int(c, "max_page_count", 0, 0, 4294967294, &pages);
   h->conf_enum(c, "secure_delete", 0, secure, &sec);
   h->conf_bool(c, "read_only", 0, &b->read_only);
-  /* Copy before the reader (and its strings) goes. */
+  /* Copy: the reader's strings are the host's. */
   bool oom = path != NULL && (b->path = dup_str(h, path)) == NULL;
   if (table != NULL && valid_table(table))
     strcpy(b->table, table);
-  e = h->conf_finish(c);
+  int e = h->conf_check(c);
   if (e != SNAP_OK)
     return e;
   if (oom)
@@ -536,8 +535,23 @@ static int read_ready(sql_backend *b) {
 
 static void sql_close(void *self);
 
-static int sql_open(void **self, const char *config_json, const snap_host *host) {
+/* SNAP_BACKEND_NO_CREATE: the file must exist already. A relative path is
+ * shown resolved too, since "where am I running" is the usual surprise. */
+static int require_file(const sql_backend *b) {
+  struct stat sb;
+  if (stat(b->path, &sb) == 0)
+    return SNAP_OK;
+  char cwd[PATH_MAX] = "";
+  if (b->path[0] != '/' && getcwd(cwd, sizeof cwd) == NULL)
+    snprintf(cwd, sizeof cwd, ".");
+  return b->host->error(SNAP_ENOTFOUND, "no store at '%s' (resolved to '%s%s%s')", b->path, cwd,
+                        cwd[0] ? "/" : "", b->path);
+}
+
+static int sql_open(void **self, snap_conf *config, unsigned flags, const snap_host *host) {
   *self = NULL;
+  if (host->abi_version < 3)
+    return host->error(SNAP_EABI, "sqlite backend: the host has no configuration reader");
   sql_backend *b = host->malloc(sizeof *b);
   if (b == NULL)
     return host->error(SNAP_ENOMEM, "sqlite backend: out of memory");
@@ -552,7 +566,12 @@ static int sql_open(void **self, const char *config_json, const snap_host *host)
   pthread_mutex_init(&b->wlock, NULL);
   pthread_mutex_init(&b->plock, NULL);
   pthread_cond_init(&b->pcond, NULL);
-  int e = parse_config(b, config_json);
+  int e = parse_config(b, config);
+  if (e == SNAP_OK && (flags & SNAP_BACKEND_NO_CREATE)) {
+    /* Read an existing store, never make one: the read-only machinery. */
+    b->read_only = true;
+    e = require_file(b);
+  }
   if (e == SNAP_OK)
     e = build_sql(b);
   if (e != SNAP_OK) {
@@ -891,7 +910,7 @@ static const snap_backend sqlite_backend = {SNAP_BACKEND_ABI_VERSION,
                                             SNAP_CAP_COMPRESSION | SNAP_CAP_ENCRYPTION |
                                                 SNAP_CAP_INTEGRITY | SNAP_CAP_DURABLE |
                                                 SNAP_CAP_BATCH,
-                                            sql_open,
+                                            NULL /* open: open_conf reads the section */,
                                             sql_close,
                                             sql_put,
                                             sql_load,
@@ -901,6 +920,6 @@ static const snap_backend sqlite_backend = {SNAP_BACKEND_ABI_VERSION,
                                             snap__sql_replace,
                                             snap__sql_backup,
                                             snap__sql_setting,
-                                            NULL /* open_conf: not yet */};
+                                            sql_open};
 
 const snap_backend *snap_backend_sqlite(void) { return &sqlite_backend; }
