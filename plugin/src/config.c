@@ -7,10 +7,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "conf.h"
+#include "snap/store_layer.h"
 #include "plugin_internal.h"
 #include "snap/plugin.h"
-#include "store_internal.h"
 
 struct snap_plugin {
   snap_store *store;

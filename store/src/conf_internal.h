@@ -8,7 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "conf.h"
+#include "snap/store_layer.h"
 
 /* One value of a parsed document. Strings are decoded and NUL-free. */
 struct snap__jv {

@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "conf.h"
+#include "snap/store_layer.h"
 #include "store_internal.h"
 
 #define SETTING "keep"

@@ -9,7 +9,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "conf.h"
+#include "snap/store_layer.h"
 #include "snap/store.h"
 #include "snap/sys/backend.h"
 #include "observe_internal.h"

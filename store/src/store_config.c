@@ -4,7 +4,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "conf.h"
+#include "snap/store_layer.h"
 #include "store_internal.h"
 
 int snap__store_config_read(snap__store_config *cfg, snap_conf *c) {

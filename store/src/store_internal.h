@@ -10,6 +10,7 @@
 
 #include "snap/sys/backend.h"
 #include "snap/pipeline_layer.h"
+#include "snap/store_layer.h"
 
 /* Longest nesting of a msgpack value converted to JSON: deeper input is refused
  * rather than recursing without bound. */
@@ -47,14 +48,6 @@ typedef struct snap__store_config {
  * of `cfg` after use. */
 int snap__store_config_read(snap__store_config *cfg, snap_conf *section);
 void snap__store_config_dispose(snap__store_config *cfg);
-
-/* snap_store_open_backend() for a configuration already parsed: `section` is
- * the reader of the store's object in its document (the plugin document's
- * "config"), so messages name keys by their full path there; `flags` are
- * SNAP_BACKEND_* open flags for a backend of ABI version 3. The caller keeps
- * the reader. */
-int snap__store_open_conf(snap_store **out, const struct snap_backend *backend,
-                          snap_conf *section, unsigned flags);
 
 /* The retention a store's puts use, agreed with the data set (retention.c). */
 typedef struct snap__retention {

@@ -1,9 +1,16 @@
-/* The one strict JSON reader behind every configuration document (the plugin
- * document, the store's keys and, through snap_host, every backend's keys).
- * Internal to the library: never installed. The reference for its rules is
- * docs/PLUGIN.md ("Reading configuration"). */
-#ifndef SNAP_CONF_H
-#define SNAP_CONF_H
+/*
+ * Entry points of the store layer for the layer above it (plugin) and nothing
+ * else: not part of the public API, not exported, not installed. Backends
+ * never see it (they get the reader through snap_host).
+ *
+ * The one strict JSON reader behind every configuration document (the plugin
+ * document, the store's keys and, through snap_host, every backend's keys),
+ * and opening a store on a section of a document it already parsed. The
+ * reference for the reader's rules is docs/PLUGIN.md ("Reading
+ * configuration").
+ */
+#ifndef SNAP_STORE_LAYER_H
+#define SNAP_STORE_LAYER_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -108,4 +115,12 @@ void snap__conf_return(snap__conf_loan *loan);
 /* The host services of the reader, filled into a snap_host. */
 void snap__conf_host_fill(snap_host *h);
 
-#endif /* SNAP_CONF_H */
+/* snap_store_open_backend() for a configuration already parsed: `section` is
+ * the reader of the store's object in its document (the plugin document's
+ * "config"), so messages name keys by their full path there; `flags` are
+ * SNAP_BACKEND_* open flags for a backend of ABI version 3. The caller keeps
+ * the reader. */
+int snap__store_open_conf(snap_store **out, const struct snap_backend *backend,
+                          snap_conf *section, unsigned flags);
+
+#endif /* SNAP_STORE_LAYER_H */
