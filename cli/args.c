@@ -40,6 +40,10 @@ int ctl_common_opt(ctl *c, int argc, char **argv, int *i) {
     c->quiet = true;
     return 1;
   }
+  if (strcmp(a, "--create") == 0) {
+    c->create = true;
+    return 1;
+  }
   return 0;
 }
 

@@ -291,7 +291,7 @@ int cmd_copy(ctl *c, int argc, char **argv) {
     return ctl_fail(EXIT_FOUND, "copy: out of memory");
   snap_plugin *target = NULL;
   if ((rc = ctl_failures_option(c, max_failures, &x->fails)) < 0 && (rc = ctl_open(c)) == EXIT_OK &&
-      (rc = ctl_open_config(to, &target)) == EXIT_OK) {
+      (rc = ctl_open_config(to, CTL_OPEN_CREATE, &target)) == EXIT_OK) {
     x->src = c->st;
     x->t.st = snap_plugin_store(target);
     x->mirror = mirror;

@@ -47,21 +47,17 @@ static bool runtime_failure(int rc) {
          rc == SNAP_EAGAIN || rc == SNAP_ECLOSED || rc == SNAP_ECORRUPT;
 }
 
-/* The document as snap_plugin_open() gets it: no executor (snapctl calls
- * the store directly) and no check at open (snapctl runs it itself, to tell
- * a wrong document from a store it cannot reach). Everything else is passed
- * as it is, so its checks all apply; a "check" that is not a boolean is left
- * for the plugin to refuse. */
+/* The document as snap_plugin_open_ex() gets it: without the check at open,
+ * which snapctl runs itself to tell a wrong document (exit 2) from a store it
+ * cannot reach (exit 1) -- both can fail with SNAP_EIO inside the open (a key
+ * file, a server). Everything else is passed as it is, so its checks all
+ * apply; a "check" that is not a boolean is left for the plugin to refuse. */
 static char *snapctl_document(char *text) {
   cJSON *doc = cJSON_Parse(text);
-  if (doc != NULL && cJSON_IsObject(doc)) {
-    cJSON_DeleteItemFromObjectCaseSensitive(doc, "executor");
-    cJSON_AddItemToObject(doc, "executor", cJSON_CreateFalse());
-    cJSON *check = cJSON_GetObjectItemCaseSensitive(doc, "check");
-    if (check == NULL || cJSON_IsBool(check)) {
-      cJSON_DeleteItemFromObjectCaseSensitive(doc, "check");
-      cJSON_AddItemToObject(doc, "check", cJSON_CreateFalse());
-    }
+  cJSON *check = doc && cJSON_IsObject(doc) ? cJSON_GetObjectItemCaseSensitive(doc, "check") : NULL;
+  if (doc != NULL && cJSON_IsObject(doc) && (check == NULL || cJSON_IsBool(check))) {
+    cJSON_DeleteItemFromObjectCaseSensitive(doc, "check");
+    cJSON_AddItemToObject(doc, "check", cJSON_CreateFalse());
     char *printed = cJSON_PrintUnformatted(doc);
     if (printed != NULL) {
       free(text);
@@ -72,49 +68,66 @@ static char *snapctl_document(char *text) {
   return text;
 }
 
-int ctl_open_config(const char *path, snap_plugin **out) {
+/* The open itself; with the check left out, what fails here is the document
+ * or what it names (key files, the backend, a store that does not exist). */
+static int open_doc(const char *path, const char *text, unsigned flags, snap_plugin **out) {
+  int s = snap_plugin_open_ex(out, text, NULL, SNAP_PLUGIN_NO_EXECUTOR | flags);
+  if (s == SNAP_OK)
+    return EXIT_OK;
+  if (s == SNAP_ENOTFOUND) /* the message says where it looked */
+    return ctl_fail(EXIT_USAGE, "%s (configuration '%s')", ctl_error(s), path);
+  return ctl_fail(s == SNAP_ENOMEM ? EXIT_FOUND : EXIT_USAGE, "configuration '%s': %s", path,
+                  ctl_error(s));
+}
+
+/* What snap_plugin_open() checks by default, here so that its answer can be
+ * classified: a store that cannot be reached is exit 1, a document that does
+ * not fit the store (a stored keep, a required option the backend lacks, a
+ * file that is no database) exit 2. */
+static int check_doc(const char *path, snap_plugin *p) {
+  int s = snap_store_check(snap_plugin_store(p));
+  if (s == SNAP_OK)
+    return EXIT_OK;
+  if (runtime_failure(s))
+    return ctl_fail(EXIT_FOUND, "the store of '%s' cannot be reached: %s", path, ctl_error(s));
+  return ctl_fail(EXIT_USAGE, "configuration '%s': %s%s", path,
+                  s == SNAP_EUNSUPPORTED ? "options.required: " : "", ctl_error(s));
+}
+
+int ctl_open_config(const char *path, ctl_open_mode mode, snap_plugin **out) {
   *out = NULL;
   char *text;
   int rc = read_file(path, &text);
   if (rc != EXIT_OK)
     return rc;
   text = snapctl_document(text);
-  /* With the check left out, what fails here is the document or what it
-   * names (key files, the backend): exit 2. */
-  int s = snap_plugin_open(out, text, NULL);
+  /* A store to change must exist: it is looked for without creating
+   * anything first, then opened to write. */
+  if (mode == CTL_OPEN_WRITE &&
+      (rc = open_doc(path, text, SNAP_PLUGIN_NO_CREATE, out)) == EXIT_OK) {
+    snap_plugin_close(*out);
+    *out = NULL;
+  }
+  if (rc == EXIT_OK)
+    rc = open_doc(path, text, mode == CTL_OPEN_READ ? SNAP_PLUGIN_NO_CREATE : 0, out);
   free(text);
-  if (s != SNAP_OK)
-    return ctl_fail(s == SNAP_ENOMEM ? EXIT_FOUND : EXIT_USAGE, "configuration '%s': %s", path,
-                    ctl_error(s));
-  /* What snap_plugin_open() checks by default, here so that its answer can
-   * be classified: a store that cannot be reached is exit 1, a document that
-   * does not fit the store (a stored keep, a required option the backend
-   * lacks, a file that is no database) exit 2. */
-  s = snap_store_check(snap_plugin_store(*out));
-  if (s == SNAP_OK)
-    return EXIT_OK;
-  int status = runtime_failure(s) ? EXIT_FOUND : EXIT_USAGE;
-  if (status == EXIT_FOUND)
-    rc = ctl_fail(status, "the store of '%s' cannot be reached: %s", path, ctl_error(s));
-  else
-    rc = ctl_fail(status, "configuration '%s': %s%s", path,
-                  s == SNAP_EUNSUPPORTED ? "options.required: " : "", ctl_error(s));
-  snap_plugin_close(*out);
-  *out = NULL;
+  if (rc == EXIT_OK && (rc = check_doc(path, *out)) != EXIT_OK) {
+    snap_plugin_close(*out);
+    *out = NULL;
+  }
   return rc;
 }
 
 int ctl_open(ctl *c) {
   if (c->config_path == NULL)
     return ctl_usage(c, "no configuration: give --config FILE (or set SNAPCTL_CONFIG)");
-  int rc = ctl_open_config(c->config_path, &c->plugin);
+  int rc = ctl_open_config(c->config_path, c->create ? CTL_OPEN_CREATE : c->cmd->mode, &c->plugin);
   if (rc != EXIT_OK)
     return rc;
   c->st = snap_plugin_store(c->plugin);
   c->opts = snap_plugin_options(c->plugin);
   return EXIT_OK;
 }
-
 int ctl_begin(ctl *c, int argc, char **argv, const ctl_opt *opts, const char **pos, int min_pos,
               int max_pos, int *npos) {
   int rc = ctl_args(c, argc, argv, opts, pos, min_pos, max_pos, npos);

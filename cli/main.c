@@ -13,24 +13,24 @@ static const ctl_cmd commands[] = {
      "version, read from the frame headers without decoding anything.\n"
      "  --json   one JSON array on stdout instead of a table\n"
      "Exit 1 when PID has no snapshot.",
-     cmd_ls},
+     cmd_ls, CTL_OPEN_READ},
     {"show", "PID [SEQ] [--raw]", "print a snapshot's state as JSON",
      "Loads the newest snapshot of PID (or the one at SEQ) with the configured\n"
      "keys and prints its state as pretty JSON, whichever format it was stored in.\n"
      "  --raw    write the state's bytes unchanged instead\n"
      "Exit 1 when there is no such snapshot or it cannot be decoded.",
-     cmd_show},
+     cmd_show, CTL_OPEN_READ},
     {"verify", "", "decode every body with the configured keys",
      "Decodes every stored body (not only the newest of each pid) with the\n"
      "configured keys and options, and reports each failure on stdout as\n"
      "'PID SEQ KIND: detail' (KIND: corrupt, format, auth, nokey, toobig, error),\n"
      "then a summary on stderr. Exit 1 when any body fails.",
-     cmd_verify},
+     cmd_verify, CTL_OPEN_READ},
     {"stats", "[--json]", "counts, sizes, key versions and stage sets",
      "Snapshots, pids, state and stored bytes, the compression ratio, and the\n"
      "number of bodies per key version and per stage set, from the frame headers.\n"
      "  --json   one JSON object on stdout",
-     cmd_stats},
+     cmd_stats, CTL_OPEN_READ},
     {"rekey", "[--dry-run] [--force] [--max-failures N]",
      "re-encrypt every body not under the active key",
      "Re-encodes every body that is not authenticated the way a save would now\n"
@@ -47,7 +47,7 @@ static const ctl_cmd commands[] = {
      "             (default 100, 0: never); the first 10 of them are listed.\n"
      "             Bodies that cannot be decoded are all listed and never stop it\n"
      "Exit 1 when a body could not be rewritten (reported like verify).",
-     cmd_rekey},
+     cmd_rekey, CTL_OPEN_WRITE},
     {"copy", "--to CONFIG2 [--delete] [--decode-all] [--max-failures N]",
      "copy every snapshot to another store, then verify the copy",
      "Copies every snapshot to the store of the configuration CONFIG2 (another\n"
@@ -65,7 +65,7 @@ static const ctl_cmd commands[] = {
      "                    100, 0: never); the first 10 of them are listed\n"
      "Exit 1 on any difference (with --delete, also a row only in the target), a\n"
      "row the target cannot read, or a row that could not be stored.",
-     cmd_copy},
+     cmd_copy, CTL_OPEN_READ},
     {"export", "[--out FILE]", "write every snapshot as JSON Lines",
      "One JSON object a line: {\"pid\", \"seq\", \"timestamp\", \"format\", and\n"
      "\"state\" (the JSON state itself) or \"state_base64\" (msgpack states, and\n"
@@ -75,7 +75,7 @@ static const ctl_cmd commands[] = {
      "cannot be decoded is reported on stderr, counted and left out (exit 1).\n"
      "  --out FILE  a new file, mode 0600, written under a temporary name in\n"
      "              its directory and named FILE only once complete",
-     cmd_export},
+     cmd_export, CTL_OPEN_READ},
     {"import", "[FILE] [--max-failures N]", "store the snapshots of a JSON Lines file",
      "Reads lines as written by export (FILE, or stdin) and saves each with the\n"
      "configured options, keeping pid, seq and timestamp. Every line is checked\n"
@@ -83,27 +83,31 @@ static const ctl_cmd commands[] = {
      "at all is stored (exit 2). Retention (keep) applies as to any save.\n"
      "  --max-failures N  stop after N saves in a row failed (default 100, 0:\n"
      "                    never); the first 10 of them are listed",
-     cmd_import},
+     cmd_import, CTL_OPEN_CREATE},
     {"backup", "FILE", "consistent online copy of the store to a new file",
      "Writes a consistent copy of the live store to FILE (which must not exist)\n"
      "with the backend's online backup (SQLite's backup API). Point a\n"
      "configuration's path at FILE to use it; 'verify' passes on it.",
-     cmd_backup},
+     cmd_backup, CTL_OPEN_READ},
     {"delete", "PID [--to SEQ]", "delete the snapshots of a pid",
      "Deletes every snapshot of PID, or those with seq <= SEQ. Exit 1 when PID\n"
      "has no snapshot to delete.",
-     cmd_delete},
+     cmd_delete, CTL_OPEN_WRITE},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
 static void tool_help(FILE *f) {
-  fprintf(f, "usage: snapctl [--config FILE] [--quiet] COMMAND [ARGS]\n\n"
+  fprintf(f, "usage: snapctl [--config FILE] [--quiet] [--create] COMMAND [ARGS]\n\n"
              "The operator's tool of snapstore. FILE is the plugin configuration document\n"
-             "(docs/PLUGIN.md); keys come from the key files it names.\n\nCommands:\n");
+             "(docs/PLUGIN.md); keys come from the key files it names. Only import and\n"
+             "the target of copy create a store that does not exist (and any command\n"
+             "given --create); the others open it as it is, read-only when they only read.\n"
+             "\nCommands:\n");
   for (size_t i = 0; i < NCOMMANDS; i++)
     fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
   fprintf(f, "\nCommon options: --config FILE (or $SNAPCTL_CONFIG), --quiet (no progress),\n"
-             "--help. 'snapctl COMMAND --help' describes a command.\n"
+             "--create (the store may be created), --help. 'snapctl COMMAND --help'\n"
+             "describes a command.\n"
              "Exit status: 0 ok; 1 a problem in the data, or the store cannot be reached\n"
              "or written at run time; 2 the command or the document is wrong (nothing\n"
              "written); 130 stopped by Ctrl-C.\n");

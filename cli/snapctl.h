@@ -28,12 +28,22 @@ typedef struct ctl_opt {
   bool *flag;
 } ctl_opt;
 
+/* What opening a command's store may do. Only import, the target of copy and
+ * an explicit --create create a store; any other command on a store that
+ * does not exist is exit 2, with nothing left on disk. */
+typedef enum ctl_open_mode {
+  CTL_OPEN_READ,   /* an existing store, read-only */
+  CTL_OPEN_WRITE,  /* an existing store, to change it */
+  CTL_OPEN_CREATE, /* created when missing */
+} ctl_open_mode;
+
 typedef struct ctl_cmd {
   const char *name;
   const char *synopsis; /* arguments after the command name */
   const char *summary;  /* one line */
   const char *help;     /* what the command does, its options */
   int (*run)(ctl *c, int argc, char **argv);
+  ctl_open_mode mode; /* of the --config store */
 } ctl_cmd;
 
 /* The state of one invocation. */
@@ -41,6 +51,7 @@ struct ctl {
   const ctl_cmd *cmd;
   const char *config_path;
   bool quiet;
+  bool create;         /* --create: the store may be created, whatever the command */
   snap_plugin *plugin; /* open once ctl_open() succeeded */
   snap_store *st;
   const snap_options *opts;
@@ -55,7 +66,7 @@ struct ctl {
 int ctl_args(ctl *c, int argc, char **argv, const ctl_opt *opts, const char **pos, int min_pos,
              int max_pos, int *npos);
 
-/* A common option (--config, --quiet) at argv[*i]: 1 if consumed, 0 if not,
+/* A common option (--config, --quiet, --create) at argv[*i]: 1 if consumed, 0 if not,
  * or -(exit status + 1) after a usage error. */
 int ctl_common_opt(ctl *c, int argc, char **argv, int *i);
 
@@ -64,10 +75,13 @@ int ctl_usage(ctl *c, const char *fmt, ...) __attribute__((format(printf, 2, 3))
 
 /* ---- configuration (config.c) -------------------------------------------- */
 
-/* Opens the store of a configuration document file (no executor). */
-int ctl_open_config(const char *path, snap_plugin **out);
+/* Opens the store of a configuration document file (no executor), as `mode`
+ * allows. EXIT_OK, or the exit status of a failure (reported): EXIT_USAGE
+ * for the document (or a store that does not exist), EXIT_FOUND for a store
+ * that cannot be reached. */
+int ctl_open_config(const char *path, ctl_open_mode mode, snap_plugin **out);
 
-/* Opens c->config_path into c. Returns EXIT_OK or EXIT_USAGE (reported). */
+/* Opens c->config_path into c, as its command's mode (or --create) allows. */
 int ctl_open(ctl *c);
 void ctl_close(ctl *c);
 

@@ -119,6 +119,35 @@ expect 1 "import into a store that refuses one pid in ten" -- ctl --config imp.j
 [ "$(grep -c 'not stored' err)" -le 10 ] && grep -q "stopped after [0-9]* failures in a row" err ||
   fail "import against failures: $(grep -c 'not stored' err) lines listed; $(tail -2 err)"
 
+# ---- reading never creates a store --------------------------------------------
+# A typo in config.path, or a relative path run from another directory: exit 2,
+# the path as written and as resolved, and nothing left on disk.
+conf typo.json typo-store.db k1
+nothing_created() { # nothing_created WHAT FILE...: none of the files exists
+  local what=$1 f; shift
+  for f in "$@"; do [ -e "$f" ] && { fail "$what created $f"; rm -f "$f"; return; }; done
+  ok "$what created nothing"
+}
+for cmd in ls verify stats export "show acct-00001" "backup typo-backup.db" rekey "delete acct-00001"; do
+  expect 2 "$cmd of a store that does not exist: exit 2" -- ctl --config typo.json $cmd
+  grep -q "no store at 'typo-store.db' (resolved to '$W/typo-store.db')" err ||
+    fail "$cmd does not say where it looked: $(cat err)"
+  nothing_created "$cmd" typo-store.db typo-store.db-wal typo-store.db-shm typo-store.db-journal typo-backup.db
+done
+mkdir -p elsewhere
+conf relative.json bad.db "$W/k1"
+expect 2 "verify from another directory (a relative path): exit 2" -- \
+  bash -c "cd elsewhere && '$SNAPCTL' --quiet --config ../relative.json verify"
+grep -q "resolved to '$W/elsewhere/bad.db'" err || fail "the resolved path is not named: $(cat err)"
+nothing_created "verify from another directory" elsewhere/bad.db elsewhere/bad.db-wal elsewhere/bad.db-shm
+expect 0 "import creates its store" -- ctl --config typo.json import bad-stdout.jsonl
+[ -e typo-store.db ] && ok "import created typo-store.db" || fail "import created no store"
+rm -f typo-store.db*
+expect 0 "copy creates its target" -- ctl --config sealed.json copy --to typo.json
+rm -f typo-store.db*
+expect 0 "--create lets another command create the store" -- ctl --config typo.json --create stats
+[ -e typo-store.db ] && ok "stats --create created typo-store.db" || fail "--create created no store"
+
 # ---- exit statuses: 2 the document is wrong, 1 the store cannot be reached ---
 printf '{"backend": "postgres", "config": {"conninfo": "host=%s/no-server dbname=snap", "keep": 0}}\n' \
   "$W" >down.json
