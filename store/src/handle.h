@@ -1,0 +1,82 @@
+/* The store handle, shared by the store core's files: opening and closing
+ * (store.c), option resolution (resolve.c), saves (save.c), loads (load.c)
+ * and deletes (delete.c). Internal to the store layer: never installed. */
+#ifndef SNAP_STORE_HANDLE_H
+#define SNAP_STORE_HANDLE_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "observe_internal.h"
+#include "snap/store.h"
+#include "snap/sys/backend.h"
+#include "store_internal.h"
+
+/* Encoding buffers kept for reuse (save.c). */
+#define SNAP__POOL_SLOTS 8
+
+struct snap__cached_opts;
+
+struct snap_store {
+  snap_backend be; /* our own copy of the table */
+  void *self;
+  snap__host host; /* the backend's snap_host, and where its reports go */
+  snap__obs obs;
+  snap__retention retention;
+  bool retention_init;
+  unsigned max_load_attempts;
+
+  /* Guarded by `lock`: written only by set_default_options / set_resolver. */
+  pthread_rwlock_t lock;
+  snap_options *config_opts; /* from the configuration keys */
+  snap_options *defaults;    /* snap_store_set_default_options() copy, or NULL */
+  snap_options *effective; /* defaults over config, restricted: used when no other layer applies */
+  unsigned effective_dropped;
+  snap_options_resolver resolver;
+  void *resolver_ud;
+
+  /* The last caller's options resolved over the store's layers (when no
+   * resolver applies): a steady stream of calls with the same options object
+   * resolves it once. Entries are shared by reference count; `cache_lock`
+   * guards the slot and the counts. */
+  pthread_mutex_t cache_lock;
+  const snap_options *cache_key;
+  uint64_t cache_gen;
+  struct snap__cached_opts *cache;
+
+  pthread_mutex_t pool_lock;
+  snap_buf pool[SNAP__POOL_SLOTS];
+  size_t pool_n;
+};
+
+/* ---- resolve.c ---- */
+
+/* Recomputes the options used when neither the call nor the resolver gives
+ * any. Called with the write lock held (or before the store is shared). */
+int snap__store_refresh_effective(snap_store *st);
+
+/* Empties the resolution cache: the layers below the caller's changed. */
+void snap__store_cache_clear(snap_store *st);
+
+/* A resolution in use: either nothing to release (the store's effective
+ * options), a fresh object (`owned`) or a reference to the cache (`held`). */
+typedef struct snap__resolution {
+  snap_options *owned;
+  struct snap__cached_opts *held;
+} snap__resolution;
+
+/* `*use` receives the options to encode or decode `pid` with, valid until
+ * snap__resolution_done(st, res): the store's shared effective options, a
+ * cached resolution of the caller's options, or a fresh one. The caller
+ * holds the read lock. */
+int snap__store_resolve(snap_store *st, const char *pid, const snap_options *call,
+                        snap__resolution *res, const snap_options **use, unsigned *ignored);
+void snap__resolution_done(snap_store *st, snap__resolution *r);
+
+/* ---- load.c ---- */
+
+/* Whether no row can match `c`. */
+bool snap__criteria_empty(const snap_criteria *c);
+
+#endif /* SNAP_STORE_HANDLE_H */

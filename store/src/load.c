@@ -1,0 +1,174 @@
+/* Loads: the youngest snapshot of a pid matching the criteria, decoded with
+ * its resolved options; a body that does not decode as damage (corrupt,
+ * bad format) is skipped for the next older one, up to the store's
+ * "max_load_attempts", and reported. */
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "handle.h"
+
+typedef struct load_ctx {
+  const char *pid;
+  const snap_options *o;
+  snap_buf state;
+  int found;
+  int status;
+  int64_t seq;
+  int64_t timestamp;
+  snap_format format;
+  unsigned stages;
+  size_t body_len;
+} load_ctx;
+
+/* Decodes straight from the backend's buffer into the future snapshot's buffer. */
+static int load_emit(void *vctx, int64_t seq, int64_t timestamp, const void *body,
+                     size_t body_len) {
+  load_ctx *c = vctx;
+  c->found = 1;
+  c->seq = seq;
+  c->timestamp = timestamp;
+  c->body_len = body_len;
+  c->status = snap__body_decode_checked(c->pid, seq, body, body_len, c->o, &c->state, &c->format,
+                                        &c->stages);
+  /* Decoding failures are the host's business, not the backend's. */
+  return SNAP_OK;
+}
+
+bool snap__criteria_empty(const snap_criteria *c) {
+  return c->min_seq > c->max_seq || c->min_ts > c->max_ts || c->max_seq < 0;
+}
+
+static int make_snapshot(load_ctx *c, unsigned skipped, int skip_reason, snap_snapshot **out) {
+  size_t pid_len = strlen(c->pid);
+  /* Room for the terminating NUL promised to callers; usually already there. */
+  int rc = snap_buf_reserve(&c->state, c->state.len + 1);
+  if (rc != SNAP_OK)
+    return rc;
+  snap_snapshot *s = snap_malloc(sizeof *s + pid_len + 1);
+  if (s == NULL)
+    return snap_error_set(SNAP_ENOMEM, "load pid '%s': out of memory", c->pid);
+  c->state.data[c->state.len] = 0;
+  s->pid = (char *)(s + 1);
+  memcpy(s->pid, c->pid, pid_len + 1);
+  s->seq = c->seq;
+  s->timestamp = c->timestamp;
+  s->format = c->format;
+  s->data = snap_buf_detach(&c->state, &s->len);
+  s->stages = c->stages;
+  s->skipped = skipped;
+  s->skip_reason = skip_reason;
+  *out = s;
+  return SNAP_OK;
+}
+
+/* snap_load() once its pointers are checked; `op` receives what was read. */
+static int load(snap_store *st, const char *pid, const snap_criteria *c, const snap_options *opts,
+                snap_snapshot **out, snap__op *op) {
+  int rc = snap_pid_check(pid);
+  if (rc != SNAP_OK)
+    return rc;
+  if (snap__criteria_empty(c))
+    return SNAP_OK; /* nothing can match: none, like any other miss */
+
+  load_ctx ctx = {pid, NULL, SNAP_BUF_INIT, 0, SNAP_OK, 0, 0, SNAP_FORMAT_JSON, 0, 0};
+  snap__resolution owned = {NULL, NULL};
+  unsigned ignored = 0;
+  snap_criteria cc = *c;
+  /* Sequence numbers are never negative: a row that claims one was written
+   * behind the store's back and is not ours to return. */
+  if (cc.min_seq < 0)
+    cc.min_seq = 0;
+  unsigned skipped = 0;
+  int skip_reason = SNAP_OK;
+  int64_t first_skip_seq = -1;
+  char first_msg[256]; /* written before it is read: only once a body was skipped */
+
+  pthread_rwlock_rdlock(&st->lock);
+  rc = snap__store_resolve(st, pid, opts, &owned, &ctx.o, &ignored);
+  for (unsigned attempt = 0; rc == SNAP_OK && attempt < st->max_load_attempts; attempt++) {
+    ctx.found = 0;
+    rc = st->be.load(st->self, pid, &cc, load_emit, &ctx);
+    if (rc != SNAP_OK || !ctx.found)
+      break;
+    if (ctx.status == SNAP_OK) {
+      rc = make_snapshot(&ctx, skipped, skip_reason, out);
+      break;
+    }
+    if (ctx.status != SNAP_ECORRUPT && ctx.status != SNAP_EFORMAT) {
+      /* A wrong or missing key is not damage: falling back would silently
+       * hand out older state. */
+      rc = ctx.status;
+      break;
+    }
+    snap__obs_skip(&st->obs, pid, ctx.seq, ctx.status, snap_error_message());
+    if (skipped++ == 0) {
+      skip_reason = ctx.status;
+      first_skip_seq = ctx.seq;
+      snprintf(first_msg, sizeof first_msg, "%s", snap_error_message());
+    }
+    if (ctx.seq == 0 || ctx.seq - 1 < cc.min_seq)
+      break;
+    cc.max_seq = ctx.seq - 1;
+  }
+  pthread_rwlock_unlock(&st->lock);
+  snap__resolution_done(st, &owned);
+  snap_buf_dispose(&ctx.state);
+  *op = (snap__op){SNAP_EVENT_LOAD,
+                   rc,
+                   pid,
+                   ctx.found ? ctx.seq : -1,
+                   *out ? (*out)->len : 0,
+                   ctx.found ? ctx.body_len : 0,
+                   ctx.found ? ctx.stages : 0,
+                   ignored,
+                   skipped};
+  if (rc == SNAP_OK && *out == NULL && skipped > 0)
+    rc = snap_error_set(SNAP_ECORRUPT,
+                        "load pid '%s': %u matching snapshot(s) skipped as undecodable (first at "
+                        "seq %" PRId64 ": %s) and no decodable one found",
+                        pid, skipped, first_skip_seq, first_msg);
+  return rc;
+}
+
+int snap_load(snap_store *st, const char *pid, const snap_criteria *c, const snap_options *opts,
+              snap_snapshot **out) {
+  if (out == NULL)
+    return snap_error_set(SNAP_EINVAL, "load: out is NULL");
+  *out = NULL;
+  if (st == NULL || c == NULL)
+    return snap_error_set(SNAP_EINVAL, "load: store or criteria is NULL");
+  uint64_t t0 = snap__obs_start(&st->obs);
+  snap__op op = {SNAP_EVENT_LOAD, SNAP_OK, pid, -1, 0, 0, 0, 0, 0};
+  op.status = load(st, pid, c, opts, out, &op);
+  snap__obs_op(&st->obs, t0, &op);
+  return op.status;
+}
+
+int snap_load_latest(snap_store *st, const char *pid, const snap_options *opts,
+                     snap_snapshot **out) {
+  snap_criteria c = SNAP_CRITERIA_LATEST;
+  c.min_ts = INT64_MIN;
+  return snap_load(st, pid, &c, opts, out);
+}
+
+int snap_load_before(snap_store *st, const char *pid, int64_t seq, const snap_options *opts,
+                     snap_snapshot **out) {
+  /* seq - 1 only once seq > 0: INT64_MIN - 1 would overflow. */
+  snap_criteria c = {0, seq > 0 ? seq - 1 : 0, INT64_MIN, INT64_MAX};
+  if (seq <= 0) {
+    /* Nothing is older than seq 0; still validate the arguments. */
+    c.min_seq = 1;
+    c.max_seq = 0;
+  }
+  return snap_load(st, pid, &c, opts, out);
+}
+
+void snap_snapshot_free(snap_snapshot *s) {
+  if (s == NULL)
+    return;
+  snap_free(s->data);
+  snap_free(s);
+}
+
