@@ -50,6 +50,7 @@ static const char USAGE[] =
     "  --timeout SECONDS        fail a case that runs longer (default 600)\n"
     "  --tmpdir DIR             where the cases' directories go (default $TMPDIR or /tmp)\n"
     "  --list                   list the cases and exit\n"
+    "  --list-backends          list the built-in backends of this library and exit\n"
     "  --version, --help\n";
 
 /* ---- the backend under test ----------------------------------------------- */
@@ -231,7 +232,7 @@ static void run_all(run *r) {
 typedef struct args {
   const char *backend, *library, *config, *persistent, *file_backup, *only, *tmpdir;
   unsigned timeout;
-  int list;
+  int list; /* 1: the cases, 2: the backends */
 } args;
 
 static int usage_error(const char *fmt, const char *what) {
@@ -254,8 +255,8 @@ static int parse_args(int argc, char **argv, args *a) {
       printf("snapstore-conformance %s\n", snap_version());
       return EXIT_PASS;
     }
-    if (strcmp(o, "--list") == 0) {
-      a->list = 1;
+    if (strcmp(o, "--list") == 0 || strcmp(o, "--list-backends") == 0) {
+      a->list = strcmp(o, "--list") == 0 ? 1 : 2;
       continue;
     }
     const char **slot = strcmp(o, "--backend") == 0           ? &a->backend
@@ -378,16 +379,30 @@ static int setup(const args *a, cf_backend *bc, char **members) {
   return -1;
 }
 
+static int list_backends(void) {
+  char **names = NULL;
+  if (snap_registry_list(&names, NULL) != SNAP_OK) {
+    fprintf(stderr, "snapstore-conformance: %s\n", snap_error_message());
+    return EXIT_USAGE;
+  }
+  for (char **n = names; *n; n++)
+    printf("%s\n", *n);
+  snap_registry_list_free(names);
+  return EXIT_PASS;
+}
+
 int main(int argc, char **argv) {
   args a;
   int rc = parse_args(argc, argv, &a);
   if (rc >= 0)
     return rc;
-  if (a.list) {
+  if (a.list == 1) {
     for (size_t i = 0; i < cf_ncases; i++)
       printf("%s\n", cf_cases[i].name);
     return EXIT_PASS;
   }
+  if (a.list == 2)
+    return list_backends();
   if (a.tmpdir)
     setenv("SNAP_TEST_TMP", a.tmpdir, 1);
   else if (getenv("TMPDIR") && !getenv("SNAP_TEST_TMP"))

@@ -6,7 +6,8 @@
 #    nothing of snapstore;
 #  - on the built-ins: memory, sqlite, and postgres (one database, and three
 #    shards) on a throw-away cluster of its own, when the PostgreSQL server
-#    programs are installed (else it says so and skips them).
+#    programs are installed and the library has the backend (else it says so
+#    and skips them).
 # Every run must end with "N passed, 0 failed". WORKDIR holds the example's
 # build, the cases' directories and the cluster; it is removed at the end.
 #
@@ -57,6 +58,10 @@ kit_run example --backend-library "$work/testmem.so"
 kit_run memory --backend memory
 kit_run sqlite --backend sqlite
 
+if ! "$kit" --list-backends | grep -qx postgres; then
+  echo "run-kit: postgres: skipped, this library was built without it (SNAP_WITH_POSTGRES=OFF)"
+  exit 0
+fi
 pgbin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
 if [ -z "$pgbin" ] || [ ! -x "$pgbin/initdb" ]; then
   echo "run-kit: postgres: skipped, no PostgreSQL server programs (/usr/lib/postgresql/*/bin)"

@@ -6,7 +6,8 @@
  * body), so that inputs get past the header checks into decompression and
  * authentication. The decode must never crash, and a reader that holds the
  * key and refuses unauthenticated bodies must never accept a changed body
- * with a changed state, nor a body bound to another (pid, seq).
+ * with a changed state, nor a body bound to another (pid, seq), and must
+ * report one changed header byte of a body it can read as SNAP_EAUTH.
  *
  * Input: [encode options][decode options][state][pid/seq][mutation...]
  * where a mutation is [kind][position hi][position lo][value] plus, for the
@@ -157,6 +158,16 @@ static int mutate(snap_buf *b, fuzz_reader *r, const snap_buf *other) {
   return 1;
 }
 
+/* Whether `b` is `a` with exactly one byte of the 20-byte header changed. */
+static int one_header_byte_changed(const snap_buf *a, const snap_buf *b) {
+  if (a->len != b->len || a->len < 20 || memcmp(a->data + 20, b->data + 20, a->len - 20) != 0)
+    return 0;
+  int changed = 0;
+  for (size_t i = 0; i < 20; i++)
+    changed += a->data[i] != b->data[i];
+  return changed == 1;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   fuzz_keyrings_init();
   fuzz_reader r = {data, size};
@@ -210,6 +221,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                "strict reader accepted an unauthenticated body (stages %#x)", dec_stages);
     FUZZ_CHECK(dec_pid == pid && dec_seq == seq,
                "strict reader accepted a body bound to another pid or seq");
+  }
+  /* One changed header byte of a body this reader can read is an
+   * authentication failure, never a missing key or a size limit
+   * (docs/FORMAT.md, "Reading a body"). */
+  if (strict && rc != SNAP_OK && one_header_byte_changed(&orig, &body)) {
+    snap_buf check = SNAP_BUF_INIT;
+    int orc = snap_body_decode(dec_pid, dec_seq, orig.data, orig.len, dec, &check, NULL, NULL);
+    FUZZ_CHECK(orc != SNAP_OK || rc == SNAP_EAUTH,
+               "one changed header byte of a readable body gave %d, not EAUTH", rc);
+    snap_buf_dispose(&check);
   }
   /* An unchanged body decodes, with the writer's own options, to the state. */
   if (same_body) {
