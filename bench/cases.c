@@ -11,7 +11,9 @@
 
 #include "bench.h"
 #include "cases.h"
+#ifdef SNAP_WITH_POSTGRES
 #include "pg.h"
+#endif
 #include "snap/executor.h"
 
 const char *opt_label(int opt) {
@@ -380,8 +382,13 @@ int save_snap(const bench_ctx *bx, const save_case *sc, double *rate, char *err,
     snprintf(err, errcap, "out of memory");
     return -1;
   }
+#ifdef SNAP_WITH_POSTGRES
   int rc = sc->pg ? bench_pg_open_store(sc->pg, sc->keep, &st, err, errcap)
                   : open_store(path, sc->sync_full, sc->keep, &st, err, errcap);
+#else
+  /* Built without the postgres backend: no case names a cluster. */
+  int rc = open_store(path, sc->sync_full, sc->keep, &st, err, errcap);
+#endif
   if (rc == 0 && unobserved) {
     snap_store_set_metrics(st, 0);
     snap_store_set_log(st, SNAP_LOG_OFF, NULL, NULL);

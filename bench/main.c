@@ -23,7 +23,9 @@
 
 #include "bench.h"
 #include "cases.h"
+#ifdef SNAP_WITH_POSTGRES
 #include "pg.h"
+#endif
 
 /* ------------------------------------------------------------------------ */
 /* Running a row                                                             */
@@ -529,16 +531,29 @@ static void storm_rows(runner *rn, const states *s) {
  * synchronous save against raw libpq, the executor against that synchronous
  * save, and load_latest against raw libpq. Every save prunes (keep = 3): a
  * save is its insert and its prune in one transaction. */
+#define PG_SYNC_ROW "4 KiB JSON, plain, sync save, keep=3"
+#define PG_EXEC_ROW "16 submitters, pipelined, 4 KiB JSON, plain, keep=3"
+#define PG_LOAD_ROW "load_latest, 4 KiB JSON, plain"
+
+#ifndef SNAP_WITH_POSTGRES
+/* Built with -DSNAP_WITH_POSTGRES=OFF: the rows are skipped, as on a machine
+ * without PostgreSQL, and the report says why. */
+static void pg_rows(runner *rn, const states *s, char *about, size_t about_cap) {
+  (void)s;
+  if (wanted(rn, "postgres", PG_SYNC_ROW) || wanted(rn, "postgres", PG_EXEC_ROW) ||
+      wanted(rn, "postgres", PG_LOAD_ROW)) {
+    snprintf(about, about_cap,
+             "skipped: built without the postgres backend (SNAP_WITH_POSTGRES=OFF)");
+    fprintf(stderr, "  postgres  %s\n", about);
+  }
+}
+#else
 static int side_pg_save_raw(const bench_ctx *bx, void *c, double *v, char *err, size_t cap) {
   return pg_save_raw(bx, c, v, err, cap);
 }
 static int side_pg_load_raw(const bench_ctx *bx, void *c, double *v, char *err, size_t cap) {
   return pg_load_raw(bx, c, v, err, cap);
 }
-
-#define PG_SYNC_ROW "4 KiB JSON, plain, sync save, keep=3"
-#define PG_EXEC_ROW "16 submitters, pipelined, 4 KiB JSON, plain, keep=3"
-#define PG_LOAD_ROW "load_latest, 4 KiB JSON, plain"
 
 static void pg_rows(runner *rn, const states *s, char *about, size_t about_cap) {
   const bench_cfg *cfg = rn->bx->cfg;
@@ -605,6 +620,7 @@ static void pg_rows(runner *rn, const states *s, char *about, size_t about_cap) 
   }
   bench_pg_stop(&pg);
 }
+#endif
 
 /* libdeflate against zlib on the JSON states: compression at levels 1 and 6
  * (µs, and the compressed size) and decompression of each one's stream. */

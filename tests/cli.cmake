@@ -10,7 +10,7 @@ if(TARGET snapctl)
 endif()
 # snapctl copy from SQLite into a postgres store of 3 shards, against a
 # throw-away cluster that tests/cli/pgcluster.c starts around the script.
-if(TARGET snapctl AND TARGET snap_test_support)
+if(TARGET snapctl AND TARGET snap_test_support AND SNAP_WITH_POSTGRES)
   add_executable(snapctl_pgcluster ${CMAKE_CURRENT_SOURCE_DIR}/cli/pgcluster.c)
   target_link_libraries(snapctl_pgcluster PRIVATE snap_test_support)
   add_test(NAME snapctl_postgres

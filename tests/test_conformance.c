@@ -14,10 +14,12 @@
 #include <criterion/criterion.h>
 #include <sqlite3.h>
 
+#ifdef SNAP_WITH_POSTGRES /* the postgres cases: a library built with libpq */
 #include <libpq-fe.h>
 
-#include "conformance.h"
 #include "pg_fixture.h"
+#endif
+#include "conformance.h"
 #include "snap/admin.h"
 #include "snap/store.h"
 #include "snap/sys/backend.h"
@@ -29,18 +31,22 @@
 
 static void sqlite_corrupt(const cf_backend *bc, snap_store *st, const char *dir, const char *pid,
                            int64_t seq);
+#ifdef SNAP_WITH_POSTGRES
 static void pg_corrupt(const cf_backend *bc, snap_store *st, const char *dir, const char *pid,
                        int64_t seq);
 static void pg_keys(const char *dir, char *buf, size_t cap);
 static void pg_sharded_keys(const char *dir, char *buf, size_t cap);
+#endif
 
 /* At rest: the corrupt hooks edit the database behind the store's back. */
 static const cf_backend cases[] = {
     {"memory", snap_backend_memory, "", false, NULL, NULL, false},
     {"sqlite", snap_backend_sqlite, "\"path\": \"@DIR@/conformance.db\"", true, sqlite_corrupt,
      NULL, true},
+#ifdef SNAP_WITH_POSTGRES
     {"postgres", snap_backend_postgres, "", true, pg_corrupt, pg_keys, false},
     {"postgres-3-shards", snap_backend_postgres, "", true, pg_corrupt, pg_sharded_keys, false},
+#endif
 };
 #define NCASES (sizeof cases / sizeof cases[0])
 #define FOR_EACH_BACKEND(bc) for (const cf_backend *bc = cases; bc < cases + NCASES; bc++)
@@ -75,6 +81,7 @@ static void sqlite_corrupt(const cf_backend *bc, snap_store *st, const char *dir
   free(path);
 }
 
+#ifdef SNAP_WITH_POSTGRES
 /* The postgres cases share one throw-away cluster with three databases,
  * started by the runner before any test and removed after the last. Each
  * test gets its own table, named after its temp directory. */
@@ -153,6 +160,7 @@ static void pg_corrupt(const cf_backend *bc, snap_store *st, const char *dir, co
   }
   cr_assert_eq(updated, 1, "no row for %s/%" PRId64 " to corrupt", pid, seq);
 }
+#endif /* SNAP_WITH_POSTGRES */
 
 /* ------------------------------------------------------------------------ */
 /* What the cases call back                                                  */

@@ -113,14 +113,17 @@ static int register_locked(const snap_backend *b, const char **name_out, void *d
   return SNAP_OK;
 }
 
-/* The built-in backends are registered like any other, once, on first use. */
+/* The built-in backends are registered like any other, once, on first use,
+ * from this one table. One the library was built without
+ * (SNAP_WITH_<NAME>=OFF) has a NULL table and is not registered. */
 static void register_builtins(void) {
+  static const snap_backend *(*const builtins[])(void) = {snap_backend_memory, snap_backend_sqlite,
+                                                          snap_backend_postgres};
   pthread_rwlock_wrlock(&reg_lock);
-  int rc = register_locked(snap_backend_memory(), NULL, NULL);
-  if (rc == SNAP_OK)
-    rc = register_locked(snap_backend_sqlite(), NULL, NULL);
-  if (rc == SNAP_OK)
-    rc = register_locked(snap_backend_postgres(), NULL, NULL);
+  int rc = SNAP_OK;
+  for (size_t i = 0; rc == SNAP_OK && i < sizeof builtins / sizeof builtins[0]; i++)
+    if (builtins[i]() != NULL)
+      rc = register_locked(builtins[i](), NULL, NULL);
   builtins_status = rc;
   pthread_rwlock_unlock(&reg_lock);
 }

@@ -341,7 +341,9 @@ static inline size_t snap_backend_table_size(uint32_t version) {
   }
 }
 
-/** The built-in backends (defined by the store layer). */
+/** The built-in backends (defined by the store layer). "sqlite" and
+ *  "postgres" return NULL from a library built without them
+ *  (-DSNAP_WITH_SQLITE=OFF, -DSNAP_WITH_POSTGRES=OFF). */
 SNAP_API const snap_backend *snap_backend_memory(void);
 SNAP_API const snap_backend *snap_backend_sqlite(void);
 /** The built-in "postgres" backend (libpq; docs/POSTGRES.md). */
