@@ -316,6 +316,101 @@ static void cancel_queue_locked(snap_executor *ex) {
   drain_locked(ex);
 }
 
+/* Hands the loads at the head of the queue to the load threads, as many as
+ * there are free slots of the bounded number out; with no free slot, waits
+ * for one (the caller then looks at the queue again: shutdown may have
+ * begun). Caller holds ex->mu. */
+static void dispatch_loads_locked(snap_executor *ex) {
+  if (loads_full_locked(ex)) {
+    ex->disp_wants_slots = true;
+    pthread_cond_wait(&ex->work, &ex->mu);
+    return;
+  }
+  size_t moved = 0;
+  do {
+    req *r = ex->head;
+    ex->head = r->next;
+    r->next = NULL;
+    ex->loads_out++;
+    ex->reading[r->bucket]++;
+    to_delivery_locked(ex, r);
+    if (ex->ltail)
+      ex->ltail->next = r;
+    else
+      ex->lhead = r;
+    ex->ltail = r;
+    moved++;
+  } while (ex->head && ex->head->kind == SNAP_REQUEST_LOAD && !loads_full_locked(ex));
+  if (!ex->head)
+    ex->tail = NULL;
+  ex->queued -= moved;
+  depth_locked(ex);
+  pthread_cond_broadcast(&ex->room);
+  if (moved > 1)
+    pthread_cond_broadcast(&ex->loads);
+  else
+    pthread_cond_signal(&ex->loads);
+}
+
+/* Takes the write at the head into ex->batch and, when it is a save, the
+ * saves right behind it; returns how many. Grouping never reorders, so
+ * per-pid order and read-your-writes hold. Caller holds ex->mu. */
+static size_t take_writes_locked(snap_executor *ex, bool *saves) {
+  size_t n = 0, bytes = 0;
+  *saves = ex->head->kind == SNAP_REQUEST_SAVE;
+  do {
+    req *r = ex->head;
+    ex->head = r->next;
+    r->next = NULL;
+    ex->batch[n++] = r;
+    bytes += r->bytes;
+    to_delivery_locked(ex, r);
+  } while (*saves && ex->head && ex->head->kind == SNAP_REQUEST_SAVE && n < ex->max_batch &&
+           bytes + ex->head->bytes <= BATCH_BYTES);
+  if (!ex->head)
+    ex->tail = NULL;
+  ex->queued -= n;
+  depth_locked(ex);
+  pthread_cond_broadcast(&ex->room);
+  /* An earlier load of one of these pids must not see this write. */
+  while (conflict_locked(ex, n)) {
+    ex->disp_wants_readers = true;
+    pthread_cond_wait(&ex->work, &ex->mu);
+  }
+  ex->disp_wants_readers = false;
+  return n;
+}
+
+/* Concludes a write batch whose requests each carry their own outcome
+ * (run_saves() or run_one() classified them): all are done, a group commit
+ * is counted, and what is finished is delivered. Caller holds ex->mu. */
+static void conclude_writes_locked(snap_executor *ex, size_t n, bool saves) {
+  for (size_t i = 0; i < n; i++)
+    ex->batch[i]->done = true;
+  if (saves) {
+    ex->stats.commits++;
+    ex->stats.saves += n;
+    if (n > ex->stats.largest_batch)
+      ex->stats.largest_batch = n;
+    (void)snap_store_metrics_executor(ex->st, SNAP_EXEC_BATCH, n);
+  }
+  drain_locked(ex);
+}
+
+/* After the last request: lets the load threads finish what they hold, stops
+ * them, and delivers what is left. Called and returns with ex->mu held. */
+static void stop_loaders_locked(snap_executor *ex) {
+  ex->loads_stop = true;
+  pthread_cond_broadcast(&ex->loads);
+  pthread_mutex_unlock(&ex->mu);
+  for (size_t i = 0; i < ex->loaders_started; i++)
+    pthread_join(ex->loaders[i], NULL);
+  /* Each load thread delivered what it finished, unless a callback was running
+   * elsewhere; whatever is left is finished and goes out here. */
+  pthread_mutex_lock(&ex->mu);
+  drain_locked(ex);
+}
+
 static void *worker_main(void *arg) {
   snap_executor *ex = arg;
   tl_executor = ex;
@@ -328,100 +423,25 @@ static void *worker_main(void *arg) {
     ex->disp_wants_requests = false;
     if (ex->queued == 0)
       break; /* closing, and nobody is still submitting */
-
     if (ex->cancel) {
       cancel_queue_locked(ex);
       continue;
     }
-
     if (ex->head->kind == SNAP_REQUEST_LOAD) {
-      /* Hand the loads at the head to the load threads, as many as there are
-       * free slots of the bounded number out. */
-      if (loads_full_locked(ex)) {
-        ex->disp_wants_slots = true;
-        pthread_cond_wait(&ex->work, &ex->mu);
-        continue; /* look again: shutdown may have begun */
-      }
-      size_t moved = 0;
-      do {
-        req *r = ex->head;
-        ex->head = r->next;
-        r->next = NULL;
-        ex->loads_out++;
-        ex->reading[r->bucket]++;
-        to_delivery_locked(ex, r);
-        if (ex->ltail)
-          ex->ltail->next = r;
-        else
-          ex->lhead = r;
-        ex->ltail = r;
-        moved++;
-      } while (ex->head && ex->head->kind == SNAP_REQUEST_LOAD && !loads_full_locked(ex));
-      if (!ex->head)
-        ex->tail = NULL;
-      ex->queued -= moved;
-      depth_locked(ex);
-      pthread_cond_broadcast(&ex->room);
-      if (moved > 1)
-        pthread_cond_broadcast(&ex->loads);
-      else
-        pthread_cond_signal(&ex->loads);
+      dispatch_loads_locked(ex);
       continue;
     }
-
-    /* A write: take the head; if it is a save, also the saves right behind it.
-     * Grouping never reorders, so per-pid order and read-your-writes hold. */
-    size_t n = 0, bytes = 0;
-    bool saves = ex->head->kind == SNAP_REQUEST_SAVE;
-    do {
-      req *r = ex->head;
-      ex->head = r->next;
-      r->next = NULL;
-      ex->batch[n++] = r;
-      bytes += r->bytes;
-      to_delivery_locked(ex, r);
-    } while (saves && ex->head && ex->head->kind == SNAP_REQUEST_SAVE && n < ex->max_batch &&
-             bytes + ex->head->bytes <= BATCH_BYTES);
-    if (!ex->head)
-      ex->tail = NULL;
-    ex->queued -= n;
-    depth_locked(ex);
-    pthread_cond_broadcast(&ex->room);
-    /* An earlier load of one of these pids must not see this write. */
-    while (conflict_locked(ex, n)) {
-      ex->disp_wants_readers = true;
-      pthread_cond_wait(&ex->work, &ex->mu);
-    }
-    ex->disp_wants_readers = false;
+    bool saves;
+    size_t n = take_writes_locked(ex, &saves);
     pthread_mutex_unlock(&ex->mu);
-
     if (saves)
       run_saves(ex, n);
     else
       run_one(ex, ex->batch[0]);
-
     pthread_mutex_lock(&ex->mu);
-    for (size_t i = 0; i < n; i++)
-      ex->batch[i]->done = true;
-    if (saves) {
-      ex->stats.commits++;
-      ex->stats.saves += n;
-      if (n > ex->stats.largest_batch)
-        ex->stats.largest_batch = n;
-      (void)snap_store_metrics_executor(ex->st, SNAP_EXEC_BATCH, n);
-    }
-    drain_locked(ex);
+    conclude_writes_locked(ex, n, saves);
   }
-  /* Let the load threads finish what they hold, then stop them. */
-  ex->loads_stop = true;
-  pthread_cond_broadcast(&ex->loads);
-  pthread_mutex_unlock(&ex->mu);
-  for (size_t i = 0; i < ex->loaders_started; i++)
-    pthread_join(ex->loaders[i], NULL);
-  /* Each load thread delivered what it finished, unless a callback was running
-   * elsewhere; whatever is left is finished and goes out here. */
-  pthread_mutex_lock(&ex->mu);
-  drain_locked(ex);
+  stop_loaders_locked(ex);
   pthread_mutex_unlock(&ex->mu);
   return NULL;
 }

@@ -50,6 +50,62 @@ static bool json_string_ok(const char *p, uint32_t n) {
   return true;
 }
 
+/* A NUL-terminated copy of a msgpack str (`what` it is, for messages), or
+ * NULL with `*rc` set; free it with snap_free(). */
+static char *copy_str(const char *ptr, uint32_t size, const char *what, int *rc) {
+  if (!json_string_ok(ptr, size)) {
+    *rc = snap_error_set(SNAP_EFORMAT, "msgpack to JSON: %s is not valid UTF-8 or contains NUL",
+                         what);
+    return NULL;
+  }
+  char *tmp = snap_malloc((size_t)size + 1);
+  if (tmp == NULL) {
+    *rc = snap_error_set(SNAP_ENOMEM, "msgpack to JSON: out of memory");
+    return NULL;
+  }
+  if (size > 0) /* an empty str may have a NULL ptr */
+    memcpy(tmp, ptr, size);
+  tmp[size] = '\0';
+  return tmp;
+}
+
+static cJSON *convert(const msgpack_object *o, int depth, int *rc);
+
+static cJSON *convert_array(const msgpack_object *o, int depth, int *rc) {
+  cJSON *j = cJSON_CreateArray();
+  for (uint32_t i = 0; j != NULL && i < o->via.array.size; i++) {
+    cJSON *item = convert(&o->via.array.ptr[i], depth + 1, rc);
+    if (item == NULL) {
+      cJSON_Delete(j);
+      return NULL;
+    }
+    cJSON_AddItemToArray(j, item);
+  }
+  return j;
+}
+
+static cJSON *convert_map(const msgpack_object *o, int depth, int *rc) {
+  cJSON *j = cJSON_CreateObject();
+  for (uint32_t i = 0; j != NULL && i < o->via.map.size; i++) {
+    const msgpack_object_kv *kv = &o->via.map.ptr[i];
+    if (kv->key.type != MSGPACK_OBJECT_STR) {
+      cJSON_Delete(j);
+      *rc = snap_error_set(SNAP_EFORMAT, "msgpack to JSON: a map key is not a string");
+      return NULL;
+    }
+    char *key = copy_str(kv->key.via.str.ptr, kv->key.via.str.size, "a map key", rc);
+    cJSON *val = key != NULL ? convert(&kv->val, depth + 1, rc) : NULL;
+    if (val == NULL) {
+      snap_free(key);
+      cJSON_Delete(j);
+      return NULL;
+    }
+    cJSON_AddItemToObject(j, key, val);
+    snap_free(key);
+  }
+  return j;
+}
+
 /* Builds the cJSON counterpart of `o`; on failure returns NULL and sets `*rc`. */
 static cJSON *convert(const msgpack_object *o, int depth, int *rc) {
   if (depth > SNAP__MSGPACK_MAX_DEPTH) {
@@ -77,67 +133,20 @@ static cJSON *convert(const msgpack_object *o, int depth, int *rc) {
     j = cJSON_CreateNumber(o->via.f64);
     break;
   case MSGPACK_OBJECT_STR: {
-    if (!json_string_ok(o->via.str.ptr, o->via.str.size)) {
-      *rc = snap_error_set(SNAP_EFORMAT,
-                           "msgpack to JSON: a string is not valid UTF-8 or contains NUL");
+    char *tmp = copy_str(o->via.str.ptr, o->via.str.size, "a string", rc);
+    if (tmp == NULL)
       return NULL;
-    }
-    char *tmp = snap_malloc(o->via.str.size + 1);
-    if (tmp == NULL) {
-      *rc = snap_error_set(SNAP_ENOMEM, "msgpack to JSON: out of memory");
-      return NULL;
-    }
-    if (o->via.str.size > 0) /* an empty str may have a NULL ptr */
-      memcpy(tmp, o->via.str.ptr, o->via.str.size);
-    tmp[o->via.str.size] = '\0';
     j = cJSON_CreateString(tmp);
     snap_free(tmp);
     break;
   }
   case MSGPACK_OBJECT_ARRAY:
-    j = cJSON_CreateArray();
-    for (uint32_t i = 0; j != NULL && i < o->via.array.size; i++) {
-      cJSON *item = convert(&o->via.array.ptr[i], depth + 1, rc);
-      if (item == NULL) {
-        cJSON_Delete(j);
-        return NULL;
-      }
-      cJSON_AddItemToArray(j, item);
-    }
+    if ((j = convert_array(o, depth, rc)) == NULL && *rc != SNAP_OK)
+      return NULL;
     break;
   case MSGPACK_OBJECT_MAP:
-    j = cJSON_CreateObject();
-    for (uint32_t i = 0; j != NULL && i < o->via.map.size; i++) {
-      const msgpack_object_kv *kv = &o->via.map.ptr[i];
-      if (kv->key.type != MSGPACK_OBJECT_STR) {
-        cJSON_Delete(j);
-        *rc = snap_error_set(SNAP_EFORMAT, "msgpack to JSON: a map key is not a string");
-        return NULL;
-      }
-      if (!json_string_ok(kv->key.via.str.ptr, kv->key.via.str.size)) {
-        cJSON_Delete(j);
-        *rc = snap_error_set(SNAP_EFORMAT,
-                             "msgpack to JSON: a map key is not valid UTF-8 or contains NUL");
-        return NULL;
-      }
-      char *key = snap_malloc(kv->key.via.str.size + 1);
-      if (key == NULL) {
-        cJSON_Delete(j);
-        *rc = snap_error_set(SNAP_ENOMEM, "msgpack to JSON: out of memory");
-        return NULL;
-      }
-      if (kv->key.via.str.size > 0) /* an empty key may have a NULL ptr */
-        memcpy(key, kv->key.via.str.ptr, kv->key.via.str.size);
-      key[kv->key.via.str.size] = '\0';
-      cJSON *val = convert(&kv->val, depth + 1, rc);
-      if (val == NULL) {
-        snap_free(key);
-        cJSON_Delete(j);
-        return NULL;
-      }
-      cJSON_AddItemToObject(j, key, val);
-      snap_free(key);
-    }
+    if ((j = convert_map(o, depth, rc)) == NULL && *rc != SNAP_OK)
+      return NULL;
     break;
   case MSGPACK_OBJECT_BIN:
   case MSGPACK_OBJECT_EXT:
