@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "pg_fixture.h"
 #include "snap/plugin.h"
 #include "snap/store.h"
 #include "store_util.h"
@@ -963,5 +964,50 @@ Test(config, no_create_is_ignored_by_the_memory_backend) {
   cr_assert_eq(snap_save(snap_plugin_store(p), "a", 1, SNAP_FORMAT_JSON, STATE, strlen(STATE),
                          NULL, NULL),
                SNAP_OK, "%s", snap_error_message());
+  snap_plugin_close(p);
+}
+
+/* The test's own PostgreSQL cluster, removed even when an assertion ends it. */
+static pgfx pg;
+
+static void remove_pg(void) { pgfx_destroy(&pg); }
+
+/* "postgres" opened without creating: no schema appears, and a store that
+ * has none is SNAP_ENOTFOUND; one that has it reads as usual. */
+Test(config, no_create_on_postgres_creates_no_schema, .fini = remove_pg) {
+  char err[512], ci[512], json[1200];
+  cr_assert_eq(pgfx_start(&pg, 1, err, sizeof err), 0, "%s", err);
+  pgfx_conninfo(&pg, 0, ci, sizeof ci);
+  snprintf(json, sizeof json,
+           "{\"backend\": \"postgres\", \"config\": {\"conninfo\": \"%s\"}}", ci);
+  unsigned flags = SNAP_PLUGIN_NO_CREATE | SNAP_PLUGIN_NO_EXECUTOR;
+  snap_plugin *p = NULL;
+  int rc = snap_plugin_open_ex(&p, json, NULL, flags);
+  if (rc == SNAP_OK) { /* connections are opened on first use */
+    snap_snapshot *s = NULL;
+    rc = snap_load_latest(snap_plugin_store(p), "a", NULL, &s);
+    cr_assert_null(s);
+    snap_plugin_close(p);
+  }
+  cr_assert_eq(rc, SNAP_ENOTFOUND, "%d: %s", rc, snap_error_message());
+  cr_assert(strstr(snap_error_message(), "no snapstore table \"snapshots\""), "%s",
+            snap_error_message());
+  const char *none = "DO $$ BEGIN IF to_regclass('snapshots') IS NOT NULL OR "
+                     "to_regclass('snapstore_meta') IS NOT NULL THEN RAISE EXCEPTION 'created'; "
+                     "END IF; END $$";
+  cr_assert_eq(pgfx_exec(&pg, 0, none, err, sizeof err), 0, "a table was created: %s", err);
+
+  cr_assert_eq(snap_plugin_open(&p, json, NULL), SNAP_OK, "%s", snap_error_message());
+  cr_assert_eq(snap_save(snap_plugin_store(p), "a", 1, SNAP_FORMAT_JSON, STATE, strlen(STATE),
+                         NULL, NULL),
+               SNAP_OK, "%s", snap_error_message());
+  snap_plugin_close(p);
+  cr_assert_eq(snap_plugin_open_ex(&p, json, NULL, flags), SNAP_OK, "%s", snap_error_message());
+  snap_snapshot *s = NULL;
+  cr_assert_eq(snap_load_latest(snap_plugin_store(p), "a", NULL, &s), SNAP_OK, "%s",
+               snap_error_message());
+  cr_assert_not_null(s);
+  cr_assert_eq(s->seq, 1);
+  snap_snapshot_free(s);
   snap_plugin_close(p);
 }
