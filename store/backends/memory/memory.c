@@ -420,19 +420,25 @@ static int mem_open_json(void **self, const char *config_json, const snap_host *
   return rc != SNAP_OK ? rc : fin; /* mem_open() checked every key: fin is SNAP_OK */
 }
 
-static const snap_backend memory_backend = {SNAP_BACKEND_ABI_VERSION,
-                                            "memory",
-                                            SNAP_CAP_BATCH,
-                                            mem_open_json,
-                                            mem_close,
-                                            mem_put,
-                                            mem_load,
-                                            mem_remove,
-                                            mem_list_pids,
-                                            mem_list_rows,
-                                            mem_replace,
-                                            NULL /* backup: nothing outlives the process */,
-                                            NULL /* setting: the data set lives with the handle */,
-                                            mem_open};
+/* The operations table; each slot's ABI version is in snap/sys/backend.h. */
+static const snap_backend memory_backend = {
+    .abi_version = SNAP_BACKEND_ABI_VERSION,
+    .name = "memory",
+    .capabilities = SNAP_CAP_BATCH,
+    /* ABI 1 */
+    .open = mem_open_json,
+    .close = mem_close,
+    .put = mem_put,
+    .load = mem_load,
+    .remove = mem_remove,
+    /* ABI 2 */
+    .list_pids = mem_list_pids,
+    .list_rows = mem_list_rows,
+    .replace = mem_replace,
+    .backup = NULL,  /* nothing outlives the process */
+    .setting = NULL, /* the data set lives with the handle */
+    /* ABI 3 */
+    .open_conf = mem_open,
+};
 
 const snap_backend *snap_backend_memory(void) { return &memory_backend; }

@@ -690,21 +690,26 @@ static int pg_remove(void *self, const char *pid, const snap_criteria *cr) {
   return e;
 }
 
-static const snap_backend postgres_backend = {SNAP_BACKEND_ABI_VERSION,
-                                              "postgres",
-                                              SNAP_CAP_COMPRESSION | SNAP_CAP_ENCRYPTION |
-                                                  SNAP_CAP_INTEGRITY | SNAP_CAP_DURABLE |
-                                                  SNAP_CAP_BATCH,
-                                              NULL /* open: open_conf reads the section */,
-                                              pg_close,
-                                              pg_put,
-                                              pg_load,
-                                              pg_remove,
-                                              snap__pg_list_pids,
-                                              snap__pg_list_rows,
-                                              snap__pg_replace,
-                                              NULL /* backup: pg_dump, docs/POSTGRES.md */,
-                                              snap__pg_setting,
-                                              pg_open};
+/* The operations table; each slot's ABI version is in snap/sys/backend.h. */
+static const snap_backend pg_backend = {
+    .abi_version = SNAP_BACKEND_ABI_VERSION,
+    .name = "postgres",
+    .capabilities = SNAP_CAP_COMPRESSION | SNAP_CAP_ENCRYPTION | SNAP_CAP_INTEGRITY |
+                    SNAP_CAP_DURABLE | SNAP_CAP_BATCH,
+    /* ABI 1 */
+    .open = NULL, /* open_conf reads the section */
+    .close = pg_close,
+    .put = pg_put,
+    .load = pg_load,
+    .remove = pg_remove,
+    /* ABI 2 */
+    .list_pids = snap__pg_list_pids,
+    .list_rows = snap__pg_list_rows,
+    .replace = snap__pg_replace,
+    .backup = NULL, /* pg_dump, docs/POSTGRES.md */
+    .setting = snap__pg_setting,
+    /* ABI 3 */
+    .open_conf = pg_open,
+};
 
-const snap_backend *snap_backend_postgres(void) { return &postgres_backend; }
+const snap_backend *snap_backend_postgres(void) { return &pg_backend; }

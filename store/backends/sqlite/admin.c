@@ -12,11 +12,11 @@
 /* Prepares `tpl` with the table name substituted (validated at open). */
 static int prepare(sql_backend *b, sqlite3 *db, const char *tpl, sqlite3_stmt **s) {
   char sql[512];
-  snprintf(sql, sizeof sql, tpl, snap__sql_table(b));
+  snprintf(sql, sizeof sql, tpl, snap__sqlite_table(b));
   int rc = sqlite3_prepare_v2(db, sql, -1, s, NULL);
   if (rc != SQLITE_OK) {
     *s = NULL;
-    return snap__sql_error(b, db, rc, "prepare");
+    return snap__sqlite_error(b, db, rc, "prepare");
   }
   return SNAP_OK;
 }
@@ -24,13 +24,13 @@ static int prepare(sql_backend *b, sqlite3 *db, const char *tpl, sqlite3_stmt **
 /* Borrows a reader and prepares `tpl` on it; on failure nothing is held. */
 static int reader_prepare(sql_backend *b, const char *tpl, sqlite3 **db, int *token,
                           sqlite3_stmt **s) {
-  int e = snap__sql_reader(b, db, token);
+  int e = snap__sqlite_reader(b, db, token);
   if (e == SNAP_OK && (e = prepare(b, *db, tpl, s)) != SNAP_OK)
-    snap__sql_reader_release(b, *token);
+    snap__sqlite_reader_release(b, *token);
   return e;
 }
 
-int snap__sql_list_pids(void *self, const char *after, size_t limit, snap_backend_pid_emit emit,
+int snap__sqlite_list_pids(void *self, const char *after, size_t limit, snap_backend_pid_emit emit,
                         void *ctx) {
   sql_backend *b = self;
   sqlite3 *db;
@@ -52,14 +52,14 @@ int snap__sql_list_pids(void *self, const char *after, size_t limit, snap_backen
     while (e == SNAP_OK && (rc = sqlite3_step(s)) == SQLITE_ROW)
       e = emit(ctx, (const char *)sqlite3_column_text(s, 0));
     if (e == SNAP_OK && rc != SQLITE_DONE)
-      e = snap__sql_error(b, db, rc, "list pids");
+      e = snap__sqlite_error(b, db, rc, "list pids");
     sqlite3_finalize(s);
   }
-  snap__sql_reader_release(b, token);
+  snap__sqlite_reader_release(b, token);
   return e;
 }
 
-int snap__sql_list_rows(void *self, const char *pid, const char *after_pid, int64_t after_seq,
+int snap__sqlite_list_rows(void *self, const char *pid, const char *after_pid, int64_t after_seq,
                         size_t limit, snap_backend_row_emit emit, void *ctx) {
   sql_backend *b = self;
   /* A cursor past the last seq of its pid moves to the next pid. */
@@ -100,10 +100,10 @@ int snap__sql_list_rows(void *self, const char *pid, const char *after_pid, int6
                sqlite3_column_int64(s, 2), body, len);
     }
     if (e == SNAP_OK && rc != SQLITE_DONE)
-      e = snap__sql_error(b, db, rc, "list snapshots");
+      e = snap__sqlite_error(b, db, rc, "list snapshots");
     sqlite3_finalize(s);
   }
-  snap__sql_reader_release(b, token);
+  snap__sqlite_reader_release(b, token);
   return e;
 }
 
@@ -115,7 +115,7 @@ static int swap_one(sql_backend *b, sqlite3 *db, sqlite3_stmt *upd, sqlite3_stmt
   sqlite3_bind_blob64(upd, 3, w->body, w->body_len, SQLITE_STATIC);
   sqlite3_bind_blob64(upd, 4, w->expected, w->expected_len, SQLITE_STATIC);
   int rc = sqlite3_step(upd);
-  int e = rc == SQLITE_DONE ? SNAP_OK : snap__sql_error(b, db, rc, "replace");
+  int e = rc == SQLITE_DONE ? SNAP_OK : snap__sqlite_error(b, db, rc, "replace");
   sqlite3_reset(upd);
   if (e != SNAP_OK)
     return e;
@@ -131,26 +131,26 @@ static int swap_one(sql_backend *b, sqlite3 *db, sqlite3_stmt *upd, sqlite3_stmt
   else if (rc == SQLITE_DONE)
     *outcome = SNAP_SWAP_GONE;
   else
-    e = snap__sql_error(b, db, rc, "replace");
+    e = snap__sqlite_error(b, db, rc, "replace");
   sqlite3_reset(probe);
   return e;
 }
 
-int snap__sql_replace(void *self, snap_backend_swap *sw, size_t n) {
+int snap__sqlite_replace(void *self, snap_backend_swap *sw, size_t n) {
   sql_backend *b = self;
   if (n == 0)
     return SNAP_OK;
   sqlite3 *db;
   sqlite3_stmt *upd = NULL, *probe = NULL;
   bool newly = false, committed = false;
-  int e = snap__sql_writer(b, &db);
+  int e = snap__sqlite_writer(b, &db);
   if (e == SNAP_OK)
     e = prepare(b, db, "UPDATE \"%s\" SET body = ?3 WHERE pid = ?1 AND seq = ?2 AND body = ?4",
                 &upd);
   if (e == SNAP_OK)
     e = prepare(b, db, "SELECT 1 FROM \"%s\" WHERE pid = ?1 AND seq = ?2", &probe);
   if (e == SNAP_OK && (e = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL)) != SQLITE_OK)
-    e = snap__sql_error(b, db, e, "begin");
+    e = snap__sqlite_error(b, db, e, "begin");
   if (e == SNAP_OK) {
     /* The comparison and the write happen under the write lock of one
      * transaction: no save or delete can come between them. */
@@ -161,59 +161,59 @@ int snap__sql_replace(void *self, snap_backend_swap *sw, size_t n) {
       encrypted |= sw[i].outcome == SNAP_SWAP_DONE && (sw[i].stages & SNAP_STAGE_ENCRYPTED);
     }
     if (e == SNAP_OK && encrypted)
-      newly = snap__sql_mark_encrypted(b);
+      newly = snap__sqlite_mark_encrypted(b);
     if (e == SNAP_OK) {
       int rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
       if (rc != SQLITE_OK)
-        e = snap__sql_error(b, db, rc, "commit");
+        e = snap__sqlite_error(b, db, rc, "commit");
       else
         committed = true;
     }
     if (!committed && !sqlite3_get_autocommit(db))
       sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-    snap__sql_encrypted_done(b, newly, committed);
+    snap__sqlite_encrypted_done(b, newly, committed);
   }
   sqlite3_finalize(upd);
   sqlite3_finalize(probe);
-  snap__sql_writer_release(b);
+  snap__sqlite_writer_release(b);
   if (e != SNAP_OK)
     for (size_t i = 0; i < n; i++)
       sw[i].status = e; /* the transaction is gone: nothing of it is stored */
   return e;
 }
 
-int snap__sql_backup(void *self, const char *path) {
+int snap__sqlite_backup(void *self, const char *path) {
   sql_backend *b = self;
-  const snap_host *h = snap__sql_host(b);
+  const snap_host *h = snap__sqlite_host(b);
   sqlite3 *src;
   int token;
-  int e = snap__sql_reader(b, &src, &token);
+  int e = snap__sqlite_reader(b, &src, &token);
   if (e != SNAP_OK)
     return e;
   sqlite3 *dst = NULL;
   int rc = sqlite3_open_v2(path, &dst, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
   if (rc != SQLITE_OK) {
-    e = h->error(SNAP_EIO, "backup of '%s' to '%s': cannot create the file: %s", snap__sql_path(b),
+    e = h->error(SNAP_EIO, "backup of '%s' to '%s': cannot create the file: %s", snap__sqlite_path(b),
                  path, dst ? sqlite3_errmsg(dst) : sqlite3_errstr(rc));
   } else {
     /* All pages in one step: one read transaction, so the copy is the
      * database as of one instant; WAL lets writers go on meanwhile. */
     sqlite3_backup *bk = sqlite3_backup_init(dst, "main", src, "main");
     if (bk == NULL) {
-      e = h->error(SNAP_EIO, "backup of '%s' to '%s': %s", snap__sql_path(b), path,
+      e = h->error(SNAP_EIO, "backup of '%s' to '%s': %s", snap__sqlite_path(b), path,
                    sqlite3_errmsg(dst));
     } else {
       rc = sqlite3_backup_step(bk, -1);
       int fin = sqlite3_backup_finish(bk);
       if (rc != SQLITE_DONE || fin != SQLITE_OK)
-        e = snap__sql_error(b, dst, rc != SQLITE_DONE ? rc : fin, "backup");
+        e = snap__sqlite_error(b, dst, rc != SQLITE_DONE ? rc : fin, "backup");
     }
     if (e == SNAP_OK &&
         (rc = sqlite3_exec(dst, "PRAGMA journal_mode = WAL", NULL, NULL, NULL)) != SQLITE_OK)
-      e = snap__sql_error(b, dst, rc, "backup: journal mode");
+      e = snap__sqlite_error(b, dst, rc, "backup: journal mode");
   }
   sqlite3_close(dst);
-  snap__sql_reader_release(b, token);
+  snap__sqlite_reader_release(b, token);
   if (e != SNAP_OK) {
     /* No half-written copy that could be mistaken for a backup. */
     char side[4096];

@@ -55,7 +55,7 @@ static bool immutable_uri(const char *path, char *out, size_t cap) {
   return true;
 }
 
-int snap__sql_open_read(const char *path, int busy_ms, sqlite3 **out) {
+int snap__sqlite_open_read(const char *path, int busy_ms, sqlite3 **out) {
   sqlite3 *db = NULL;
   int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
   if (rc == SQLITE_OK) {

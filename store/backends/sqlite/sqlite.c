@@ -277,7 +277,7 @@ static int conn_open(sql_backend *b, conn *c, bool writer) {
                                     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
                                         SQLITE_OPEN_NOMUTEX,
                                     NULL)
-                  : snap__sql_open_read(b->path, b->busy_ms, &c->db);
+                  : snap__sqlite_open_read(b->path, b->busy_ms, &c->db);
   if (rc != SQLITE_OK && !writer && c->db != NULL && (rc & 0xff) != SQLITE_CANTOPEN) {
     /* Opened, but the first read failed: not a database, a newer format... */
     int e = map_err(b, c->db, rc, "read");
@@ -857,15 +857,15 @@ static int sql_remove(void *self, const char *pid, const snap_criteria *cr) {
 /* For the other files of the backend (internal.h)                         */
 /* ------------------------------------------------------------------------ */
 
-const snap_host *snap__sql_host(const sql_backend *b) { return b->host; }
-const char *snap__sql_table(const sql_backend *b) { return b->table; }
-const char *snap__sql_path(const sql_backend *b) { return b->path; }
+const snap_host *snap__sqlite_host(const sql_backend *b) { return b->host; }
+const char *snap__sqlite_table(const sql_backend *b) { return b->table; }
+const char *snap__sqlite_path(const sql_backend *b) { return b->path; }
 
-int snap__sql_error(const sql_backend *b, sqlite3 *db, int rc, const char *what) {
+int snap__sqlite_error(const sql_backend *b, sqlite3 *db, int rc, const char *what) {
   return map_err(b, db, rc, what);
 }
 
-int snap__sql_reader(sql_backend *b, sqlite3 **db, int *token) {
+int snap__sqlite_reader(sql_backend *b, sqlite3 **db, int *token) {
   *db = NULL;
   int e = read_ready(b);
   conn *c;
@@ -876,18 +876,18 @@ int snap__sql_reader(sql_backend *b, sqlite3 **db, int *token) {
   return e;
 }
 
-void snap__sql_reader_release(sql_backend *b, int token) { reader_release(b, &b->readers[token]); }
+void snap__sqlite_reader_release(sql_backend *b, int token) { reader_release(b, &b->readers[token]); }
 
-int snap__sql_writer(sql_backend *b, sqlite3 **db) {
+int snap__sqlite_writer(sql_backend *b, sqlite3 **db) {
   pthread_mutex_lock(&b->wlock);
   int e = writer_ready(b);
   *db = e == SNAP_OK ? b->writer.db : NULL;
   return e;
 }
 
-void snap__sql_writer_release(sql_backend *b) { pthread_mutex_unlock(&b->wlock); }
+void snap__sqlite_writer_release(sql_backend *b) { pthread_mutex_unlock(&b->wlock); }
 
-bool snap__sql_mark_encrypted(sql_backend *b) {
+bool snap__sqlite_mark_encrypted(sql_backend *b) {
   if (b->encrypted)
     return false;
   bool flagged = run(b, &b->writer, S_MARK, "mark encrypted") == SNAP_OK;
@@ -896,7 +896,7 @@ bool snap__sql_mark_encrypted(sql_backend *b) {
   return flagged;
 }
 
-void snap__sql_encrypted_done(sql_backend *b, bool newly, bool committed) {
+void snap__sqlite_encrypted_done(sql_backend *b, bool newly, bool committed) {
   if (!newly)
     return;
   if (committed)
@@ -905,21 +905,26 @@ void snap__sql_encrypted_done(sql_backend *b, bool newly, bool committed) {
     (void)exec(b, b->writer.db, "PRAGMA secure_delete = FAST");
 }
 
-static const snap_backend sqlite_backend = {SNAP_BACKEND_ABI_VERSION,
-                                            "sqlite",
-                                            SNAP_CAP_COMPRESSION | SNAP_CAP_ENCRYPTION |
-                                                SNAP_CAP_INTEGRITY | SNAP_CAP_DURABLE |
-                                                SNAP_CAP_BATCH,
-                                            NULL /* open: open_conf reads the section */,
-                                            sql_close,
-                                            sql_put,
-                                            sql_load,
-                                            sql_remove,
-                                            snap__sql_list_pids,
-                                            snap__sql_list_rows,
-                                            snap__sql_replace,
-                                            snap__sql_backup,
-                                            snap__sql_setting,
-                                            sql_open};
+/* The operations table; each slot's ABI version is in snap/sys/backend.h. */
+static const snap_backend sqlite_backend = {
+    .abi_version = SNAP_BACKEND_ABI_VERSION,
+    .name = "sqlite",
+    .capabilities = SNAP_CAP_COMPRESSION | SNAP_CAP_ENCRYPTION | SNAP_CAP_INTEGRITY |
+                    SNAP_CAP_DURABLE | SNAP_CAP_BATCH,
+    /* ABI 1 */
+    .open = NULL, /* open_conf reads the section */
+    .close = sql_close,
+    .put = sql_put,
+    .load = sql_load,
+    .remove = sql_remove,
+    /* ABI 2 */
+    .list_pids = snap__sqlite_list_pids,
+    .list_rows = snap__sqlite_list_rows,
+    .replace = snap__sqlite_replace,
+    .backup = snap__sqlite_backup,
+    .setting = snap__sqlite_setting,
+    /* ABI 3 */
+    .open_conf = sql_open,
+};
 
 const snap_backend *snap_backend_sqlite(void) { return &sqlite_backend; }
