@@ -33,12 +33,14 @@ void snap__sqlite_writer_release(sql_backend *b);
 bool snap__sqlite_mark_encrypted(sql_backend *b);
 void snap__sqlite_encrypted_done(sql_backend *b, bool newly, bool committed);
 
-/* Opens a read-only connection to `path` (read.c): never
- * writes, never switches the journal mode; falls back to an immutable open
- * when the -wal/-shm files cannot be created and no -wal content exists.
- * Returns SQLite's result; `*out` may be set even on failure (for the
+/* Opens a read-only connection to `path` (read.c): never writes, never
+ * switches the journal mode. With `may_write` (a store that may write) a hot
+ * journal is rolled back first by a read-write connection. Falls back to an
+ * immutable open only when the -wal/-shm files cannot be created, no -wal or
+ * -journal content exists, and the media is read-only or `may_write` is
+ * false. Returns SQLite's result; `*out` may be set even on failure (for the
  * message) and must then be closed. */
-int snap__sqlite_open_read(const char *path, int busy_ms, sqlite3 **out);
+int snap__sqlite_open_read(const char *path, int busy_ms, bool may_write, sqlite3 **out);
 
 /* ABI version 2 operations (admin.c). */
 int snap__sqlite_list_pids(void *self, const char *after, size_t limit, snap_backend_pid_emit emit,

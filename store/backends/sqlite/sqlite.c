@@ -277,7 +277,7 @@ static int conn_open(sql_backend *b, conn *c, bool writer) {
                                     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
                                         SQLITE_OPEN_NOMUTEX,
                                     NULL)
-                  : snap__sqlite_open_read(b->path, b->busy_ms, &c->db);
+                  : snap__sqlite_open_read(b->path, b->busy_ms, !b->read_only, &c->db);
   if (rc != SQLITE_OK && !writer && c->db != NULL && (rc & 0xff) != SQLITE_CANTOPEN) {
     /* Opened, but the first read failed: not a database, a newer format... */
     int e = map_err(b, c->db, rc, "read");
