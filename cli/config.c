@@ -3,8 +3,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <cjson/cJSON.h>
-
 #include "snapctl.h"
 
 /* Reads a whole file into a NUL-terminated malloc'd string. */
@@ -47,31 +45,15 @@ static bool runtime_failure(int rc) {
          rc == SNAP_EAGAIN || rc == SNAP_ECLOSED || rc == SNAP_ECORRUPT;
 }
 
-/* The document as snap_plugin_open_ex() gets it: without the check at open,
- * which snapctl runs itself to tell a wrong document (exit 2) from a store it
- * cannot reach (exit 1) -- both can fail with SNAP_EIO inside the open (a key
- * file, a server). Everything else is passed as it is, so its checks all
- * apply; a "check" that is not a boolean is left for the plugin to refuse. */
-static char *snapctl_document(char *text) {
-  cJSON *doc = cJSON_Parse(text);
-  cJSON *check = doc && cJSON_IsObject(doc) ? cJSON_GetObjectItemCaseSensitive(doc, "check") : NULL;
-  if (doc != NULL && cJSON_IsObject(doc) && (check == NULL || cJSON_IsBool(check))) {
-    cJSON_DeleteItemFromObjectCaseSensitive(doc, "check");
-    cJSON_AddItemToObject(doc, "check", cJSON_CreateFalse());
-    char *printed = cJSON_PrintUnformatted(doc);
-    if (printed != NULL) {
-      free(text);
-      text = printed;
-    }
-  }
-  cJSON_Delete(doc);
-  return text;
-}
-
-/* The open itself; with the check left out, what fails here is the document
- * or what it names (key files, the backend, a store that does not exist). */
+/* The open itself, without an executor (snapctl calls the store directly)
+ * and without the check at open, which check_doc() runs apart: inside one
+ * open a key file and a server that cannot be reached are both SNAP_EIO. So
+ * what fails here is the document or what it names (key files, the backend,
+ * a store that does not exist); the document is otherwise read as the
+ * application reads it. */
 static int open_doc(const char *path, const char *text, unsigned flags, snap_plugin **out) {
-  int s = snap_plugin_open_ex(out, text, NULL, SNAP_PLUGIN_NO_EXECUTOR | flags);
+  int s =
+      snap_plugin_open_ex(out, text, NULL, SNAP_PLUGIN_NO_EXECUTOR | SNAP_PLUGIN_NO_CHECK | flags);
   if (s == SNAP_OK)
     return EXIT_OK;
   if (s == SNAP_ENOTFOUND) /* the message says where it looked */
@@ -100,7 +82,6 @@ int ctl_open_config(const char *path, ctl_open_mode mode, snap_plugin **out) {
   int rc = read_file(path, &text);
   if (rc != EXIT_OK)
     return rc;
-  text = snapctl_document(text);
   /* A store to change must exist: it is looked for without creating
    * anything first, then opened to write. */
   if (mode == CTL_OPEN_WRITE &&

@@ -832,6 +832,20 @@ Test(config, open_ex_refuses_flags_it_does_not_know) {
   cr_assert(strstr(snap_error_message(), "unknown flags"), "%s", snap_error_message());
 }
 
+/* SNAP_PLUGIN_NO_CHECK leaves the check at open to the caller, whatever the
+ * document's "check" says. */
+Test(config, no_check_leaves_the_check_at_open_to_the_caller) {
+  const char *json =
+      "{\"backend\": \"memory\", \"check\": true, \"options\": {\"required\": [\"encryption\"]}}";
+  snap_plugin *p = NULL;
+  cr_assert_eq(snap_plugin_open_ex(&p, json, NULL, 0), SNAP_ECONFIG);
+  cr_assert_eq(snap_plugin_open_ex(&p, json, NULL, SNAP_PLUGIN_NO_CHECK), SNAP_OK, "%s",
+               snap_error_message());
+  cr_assert_eq(snap_store_check(snap_plugin_store(p)), SNAP_EUNSUPPORTED, "%s",
+               snap_error_message());
+  snap_plugin_close(p);
+}
+
 /* The flags change nothing of how strictly the document is read. */
 Test(config, open_ex_reads_the_document_as_strictly) {
   snap_plugin *p = (snap_plugin *)1;

@@ -27,7 +27,8 @@ struct snap_plugin {
 #define MAX_KEYS 64
 
 /* The flags snap_plugin_open_ex() knows. */
-#define SNAP_PLUGIN_FLAGS_KNOWN (SNAP_PLUGIN_NO_EXECUTOR | SNAP_PLUGIN_NO_CREATE)
+#define SNAP_PLUGIN_FLAGS_KNOWN                                                                    \
+  (SNAP_PLUGIN_NO_EXECUTOR | SNAP_PLUGIN_NO_CREATE | SNAP_PLUGIN_NO_CHECK)
 
 /* A key file named by the document, read once the whole document is known
  * to be valid (so a bad document reads no key material at all). */
@@ -400,7 +401,8 @@ static int open_doc(snap_plugin *p, snap_conf *doc, snap_keyring *keyring, unsig
   if ((rc = snap__store_open_conf(&p->store, b, &config, open_flags)))
     return rc;
   if ((rc = snap_store_set_default_options(p->store, p->options)) ||
-      (rc = apply_observe(p->store, &obs)) || (check && (rc = check_store(p->store))))
+      (rc = apply_observe(p->store, &obs)) ||
+      (check && !(flags & SNAP_PLUGIN_NO_CHECK) && (rc = check_store(p->store))))
     return rc;
   if (exec_on && !(flags & SNAP_PLUGIN_NO_EXECUTOR) &&
       (rc = snap_executor_new(&p->executor, p->store, &ecfg)))

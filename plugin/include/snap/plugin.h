@@ -165,8 +165,16 @@ SNAP_API int snap_plugin_open(snap_plugin **out, const char *config_json, snap_k
 #define SNAP_PLUGIN_NO_CREATE (1u << 1)
 
 /**
+ * snap_plugin_open_ex() flag: no snap_store_check() at open, whatever "check"
+ * says; the caller runs it (e.g. snapctl, to report a store it cannot reach
+ * apart from a wrong document: both may be SNAP_EIO inside one open).
+ */
+#define SNAP_PLUGIN_NO_CHECK (1u << 2)
+
+/**
  * snap_plugin_open() with `flags` (SNAP_PLUGIN_NO_EXECUTOR,
- * SNAP_PLUGIN_NO_CREATE, or 0 for snap_plugin_open() itself). The document
+ * SNAP_PLUGIN_NO_CREATE, SNAP_PLUGIN_NO_CHECK, or 0 for snap_plugin_open()
+ * itself). The document
  * is read exactly as snap_plugin_open() reads it: the flags change what is
  * done with it, never what it may say. Unknown flag bits fail with
  * SNAP_EINVAL.
