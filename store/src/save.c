@@ -296,7 +296,7 @@ static int block_commit(snap_store *st, save_block *b, size_t n, int *status, sn
 
 int snap_save_batch(snap_store *st, const snap_save_req *reqs, size_t n, int *status,
                     snap_meta *meta) {
-  save_block b;
+  save_block b = {0}; /* block_start() fills it; zeroed so optimisers see it set */
   int rc = block_start(st, reqs, "requests", n, status, true, "save_batch", &b);
   if (rc <= 0)
     return rc;
@@ -350,7 +350,7 @@ int snap_save_prepare(snap_store *st, const snap_save_req *req, snap_prepared **
 
 int snap_save_commit(snap_store *st, snap_prepared *const *items, size_t n, int *status,
                      snap_meta *meta) {
-  save_block b;
+  save_block b = {0}; /* block_start() fills it; zeroed so optimisers see it set */
   int rc = block_start(st, items, "items", n, status, false, "save_commit", &b);
   if (rc <= 0)
     return rc;
