@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -14,6 +15,7 @@
 #include <criterion/criterion.h>
 #include <sqlite3.h>
 
+#include "snap/plugin.h"
 #include "snap/store.h"
 #include "snap/sys/backend.h"
 #include "store_util.h"
@@ -717,8 +719,9 @@ Test(sqlite, a_changed_options_object_is_resolved_again) {
 static int rows_of(const char *dir, const char *pid) {
   sqlite3 *db = raw_db(dir);
   sqlite3_stmt *q;
-  cr_assert_eq(sqlite3_prepare_v2(db, "SELECT count(*) FROM snapshots WHERE pid = ?1", -1, &q, NULL),
-               SQLITE_OK);
+  cr_assert_eq(
+      sqlite3_prepare_v2(db, "SELECT count(*) FROM snapshots WHERE pid = ?1", -1, &q, NULL),
+      SQLITE_OK);
   sqlite3_bind_text(q, 1, pid, -1, SQLITE_STATIC);
   cr_assert_eq(sqlite3_step(q), SQLITE_ROW);
   int n = sqlite3_column_int(q, 0);
@@ -838,6 +841,87 @@ Test(sqlite, check_finds_a_missing_directory_and_a_file_that_is_not_a_database) 
   st = open_sqlite(dir, "");
   cr_assert_eq(snap_store_check(st), SNAP_OK, "%s", snap_error_message());
   snap_store_close(st);
+  st_rmtree(dir);
+  free(dir);
+}
+
+/* A path that is a FIFO: SQLite's open of it blocks until a writer appears,
+ * so the store must refuse it at open. The child has 10 s before SIGALRM, so
+ * a store that blocks fails the test instead of hanging it. */
+static int fifo_child(const char *path) {
+  alarm(10);
+  char cfg[4200];
+  snprintf(cfg, sizeof cfg, "{\"path\": \"%s\"}", path);
+  snap_store *st = NULL;
+  int rc = snap_store_open_backend(&st, snap_backend_sqlite(), cfg);
+  if (rc == SNAP_OK) {
+    rc = snap_save(st, "p", 1, SNAP_FORMAT_JSON, "1", 1, NULL, NULL); /* blocked here before */
+    snap_store_close(st);
+    return rc == SNAP_OK ? 3 : 2;
+  }
+  if (rc != SNAP_ECONFIG || strstr(snap_error_message(), "path") == NULL ||
+      strstr(snap_error_message(), "not a regular file") == NULL) {
+    fprintf(stderr, "fifo: %d %s\n", rc, snap_error_message());
+    return 4;
+  }
+  return 0;
+}
+
+Test(sqlite, a_path_that_is_a_fifo_is_refused_at_open_without_blocking) {
+  char *dir = st_tmpdir();
+  char *path = st_join(dir, "t.db");
+  cr_assert_eq(mkfifo(path, 0600), 0, "mkfifo: %s", strerror(errno));
+  pid_t child = fork();
+  cr_assert(child >= 0);
+  if (child == 0)
+    _exit(fifo_child(path));
+  int status = 0;
+  cr_assert_eq(waitpid(child, &status, 0), child);
+  cr_assert(!WIFSIGNALED(status) || WTERMSIG(status) != SIGALRM,
+            "the store blocked on the FIFO for 10 s");
+  cr_assert(WIFEXITED(status), "the child died (status %d)", status);
+  cr_assert_eq(WEXITSTATUS(status), 0,
+               "exit %d (2: open accepted the FIFO, save failed; 3: it saved; 4: wrong refusal)",
+               WEXITSTATUS(status));
+  free(path);
+  st_rmtree(dir);
+  free(dir);
+}
+
+/* Table names of the store's own tables or SQLite's are refused with the
+ * configuration, naming the key, not at the first save with an I/O error;
+ * through snap_plugin_open, the refused document leaves no file behind. */
+Test(sqlite, a_table_named_after_the_stores_or_sqlites_own_is_refused_at_open) {
+  static const char *const names[] = {"sqlite_master",     "sqlite_sequence", "SQLITE_stat1",
+                                      "sqlite_anything",   "snapstore_meta",  "SnapStore_Meta",
+                                      "snapstore_settings"};
+  char *dir = st_tmpdir();
+  char *path = st_join(dir, "t.db");
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+    char cfg[4200];
+    snprintf(cfg, sizeof cfg, "{\"path\": \"%s\", \"table\": \"%s\"}", path, names[i]);
+    snap_store *st = NULL;
+    int rc = snap_store_open_backend(&st, snap_backend_sqlite(), cfg);
+    if (rc == SNAP_OK) {
+      rc = snap_save(st, "p", 1, SNAP_FORMAT_JSON, "1", 1, NULL, NULL);
+      snap_store_close(st);
+      cr_assert_fail("table '%s' was accepted at open (the save then gave %d: %s)", names[i], rc,
+              snap_error_message());
+    }
+    cr_assert_eq(rc, SNAP_ECONFIG, "'%s': %d %s", names[i], rc, snap_error_message());
+    cr_assert(strstr(snap_error_message(), "table") && strstr(snap_error_message(), names[i]), "%s",
+              snap_error_message());
+    char doc[4400];
+    snprintf(doc, sizeof doc,
+             "{\"backend\": \"sqlite\", \"config\": {\"path\": \"%s\", \"table\": \"%s\"}}", path,
+             names[i]);
+    snap_plugin *p = NULL;
+    cr_assert_eq(snap_plugin_open(&p, doc, NULL), SNAP_ECONFIG, "'%s' through the plugin",
+                 names[i]);
+    cr_assert(strstr(snap_error_message(), "config.table"), "%s", snap_error_message());
+    cr_assert(access(path, F_OK) != 0, "the refused document left '%s' behind", path);
+  }
+  free(path);
   st_rmtree(dir);
   free(dir);
 }

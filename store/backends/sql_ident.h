@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <string.h>
+#include <strings.h>
 
 /* Whether `t` is a plain identifier of 1 to `max` bytes. */
 static inline bool snap__sql_ident_ok(const char *t, size_t max) {
@@ -20,6 +21,21 @@ static inline bool snap__sql_ident_ok(const char *t, size_t max) {
       return false;
   }
   return true;
+}
+
+/* Whether a data set's table named `t` would collide with a table of the
+ * store's own (every one any schema version creates, in either backend) or,
+ * with `system_prefix`, with the database's own (SQLite: "sqlite_").
+ * `fold_case`: the database compares names without case (SQLite). */
+static inline bool snap__sql_reserved_table(const char *t, const char *system_prefix,
+                                            bool fold_case) {
+  static const char *const own[] = {"snapstore_meta", "snapstore_settings", NULL};
+  for (const char *const *o = own; *o; o++)
+    if ((fold_case ? strcasecmp(t, *o) : strcmp(t, *o)) == 0)
+      return true;
+  size_t n = system_prefix ? strlen(system_prefix) : 0;
+  return n > 0 &&
+         (fold_case ? strncasecmp(t, system_prefix, n) : strncmp(t, system_prefix, n)) == 0;
 }
 
 #endif

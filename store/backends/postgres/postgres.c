@@ -57,6 +57,8 @@ static int parse_config(snap_pg *b, snap_conf *c) {
   if (h->conf_string(c, "table", 0, &table) > 0 && !valid_table(table))
     h->conf_error(c, "table", "'%s' does not match [A-Za-z_][A-Za-z0-9_]* of at most %d characters",
                   table, SNAP_PG_TABLE_MAX);
+  else if (table != NULL && snap__sql_reserved_table(table, NULL, false))
+    h->conf_error(c, "table", "'%s' is a table of the store's own", table);
   h->conf_int(c, "pool_size", 0, 1, 1024, &pool);
   h->conf_int(c, "connect_timeout_ms", 0, 1, 3600000, &conn_ms);
   h->conf_int(c, "statement_timeout_ms", 0, 0, 3600000, &stmt_ms);

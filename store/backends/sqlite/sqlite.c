@@ -61,7 +61,7 @@ struct sql_backend {
   /* The writer: its connection, the schema check and the encrypted flag. */
   pthread_mutex_t wlock;
   conn writer;
-  bool encrypted;   /* the table holds (or held) encrypted bodies: secure_delete on */
+  bool encrypted;     /* the table holds (or held) encrypted bodies: secure_delete on */
   atomic_int ready;   /* schema checked by the writer */
   atomic_int read_ok; /* schema checked by a reader: loads need no writer */
 
@@ -151,6 +151,14 @@ static char *dup_str(const snap_host *h, const char *s) {
 
 /* Reads the backend's keys from its section of the host's reader (the
  * store took its own keys already). */
+/* Whether `path` is a regular file or nothing yet. Anything else (a FIFO, a
+ * device, a directory) is refused before SQLite opens it: opening a FIFO
+ * blocks until a writer appears, so a store would hang instead of failing. */
+static bool regular_or_absent(const char *path) {
+  struct stat sb;
+  return stat(path, &sb) != 0 || S_ISREG(sb.st_mode);
+}
+
 static int parse_config(sql_backend *b, snap_conf *c) {
   const snap_host *h = b->host;
   static const char *const syncs[] = {"full", "normal", NULL};
@@ -158,10 +166,17 @@ static int parse_config(sql_backend *b, snap_conf *c) {
   const char *path = NULL, *table = NULL;
   int sync = 0, sec = SECURE_AUTO;
   int64_t busy = b->busy_ms, pages = 0;
-  h->conf_string(c, "path", SNAP_CONF_REQUIRED | SNAP_CONF_NONEMPTY, &path);
+  if (h->conf_string(c, "path", SNAP_CONF_REQUIRED | SNAP_CONF_NONEMPTY, &path) > 0 &&
+      !regular_or_absent(path))
+    h->conf_error(c, "path",
+                  "'%s' is not a regular file (a FIFO, device or directory cannot hold "
+                  "a store)",
+                  path);
   if (h->conf_string(c, "table", 0, &table) > 0 && !valid_table(table))
     h->conf_error(c, "table", "'%s' does not match [A-Za-z_][A-Za-z0-9_]* of at most %d characters",
                   table, TABLE_MAX);
+  else if (table != NULL && snap__sql_reserved_table(table, "sqlite_", true))
+    h->conf_error(c, "table", "'%s' is a table of the store's or of SQLite's own", table);
   if (h->conf_enum(c, "synchronous", 0, syncs, &sync) > 0)
     b->sync_full = sync == 0;
   h->conf_int(c, "busy_timeout_ms", 0, 0, INT_MAX, &busy);
@@ -271,13 +286,19 @@ static const char *secure_pragma(const sql_backend *b) {
 
 static int conn_open(sql_backend *b, conn *c, bool writer) {
   memset(c, 0, sizeof *c);
+  /* Checked at open too; again here, since files are opened lazily. */
+  if (!regular_or_absent(b->path))
+    return b->host->error(SNAP_EIO,
+                          "sqlite '%s': not a regular file (a FIFO, device or directory "
+                          "cannot hold a store)",
+                          b->path);
   /* Readers never write: a read-only connection needs no write lock, no
    * journal-mode switch and no free space (read.c). */
-  int rc = writer ? sqlite3_open_v2(b->path, &c->db,
-                                    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-                                        SQLITE_OPEN_NOMUTEX,
-                                    NULL)
-                  : snap__sqlite_open_read(b->path, b->busy_ms, !b->read_only, &c->db);
+  int rc =
+      writer
+          ? sqlite3_open_v2(b->path, &c->db,
+                            SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL)
+          : snap__sqlite_open_read(b->path, b->busy_ms, !b->read_only, &c->db);
   if (rc != SQLITE_OK && !writer && c->db != NULL && (rc & 0xff) != SQLITE_CANTOPEN) {
     /* Opened, but the first read failed: not a database, a newer format... */
     int e = map_err(b, c->db, rc, "read");
@@ -876,7 +897,9 @@ int snap__sqlite_reader(sql_backend *b, sqlite3 **db, int *token) {
   return e;
 }
 
-void snap__sqlite_reader_release(sql_backend *b, int token) { reader_release(b, &b->readers[token]); }
+void snap__sqlite_reader_release(sql_backend *b, int token) {
+  reader_release(b, &b->readers[token]);
+}
 
 int snap__sqlite_writer(sql_backend *b, sqlite3 **db) {
   pthread_mutex_lock(&b->wlock);
