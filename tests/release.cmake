@@ -15,3 +15,9 @@ endif()
 # Documents link and cite only what the repository holds.
 add_test(NAME doc_references
          COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/release/doc-references.sh ${PROJECT_SOURCE_DIR})
+
+# The throw-away PostgreSQL cluster's template lives under the build directory
+# (tests/support/pg_fixture.c), not in /tmp once per user.
+if(TARGET snap_test_support)
+  target_compile_definitions(snap_test_support PRIVATE PGFX_TEMPLATE_DIR="${CMAKE_BINARY_DIR}/pg-template")
+endif()

@@ -115,7 +115,7 @@ int pgfx_exec(const pgfx *f, int db, const char *sql, char *err, size_t cap) {
 static int start_server(pgfx *f, char *err, size_t cap) {
   /* The socket directory is the cluster's own; everything else is in the
    * template's postgresql.conf. */
-  char opts[256];
+  char opts[320];
   snprintf(opts, sizeof opts, "-k %s", f->sock);
   char *argv[] = {PGFX_BINDIR "/pg_ctl", "start", "-w", "-t", "60", "-D", f->data, "-l", f->log,
                   "-o", opts, NULL};
@@ -139,17 +139,73 @@ static int layout(pgfx *f, uid_t uid, gid_t gid, char *err, size_t cap) {
   return 0;
 }
 
+/* Whether the server's account can reach `dir` (every directory above it
+ * searchable): a build directory under a private home is not, for `postgres`. */
+static bool server_reaches(const char *dir, uid_t uid, gid_t gid) {
+  if (geteuid() != 0)
+    return true;
+  pid_t pid = fork();
+  if (pid < 0)
+    return false;
+  if (pid == 0) {
+    if (setgroups(0, NULL) != 0 || setgid(gid) != 0 || setuid(uid) != 0)
+      _exit(1);
+    _exit(access(dir, X_OK) == 0 ? 0 : 1);
+  }
+  int status;
+  while (waitpid(pid, &status, 0) < 0)
+    if (errno != EINTR)
+      return false;
+  return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+/* Where the template lives: under the build directory (PGFX_TEMPLATE_DIR,
+ * set by CMake), so that it goes away with the build and nothing of 84 MB is
+ * left behind in /tmp per user. Only when the server's account cannot reach
+ * the build directory (root building under a private home) is it kept in
+ * /tmp, one per user. */
+static void template_root(char *buf, size_t cap, uid_t uid, gid_t gid) {
+#ifdef PGFX_TEMPLATE_DIR
+  char parent[sizeof(PGFX_TEMPLATE_DIR)];
+  snprintf(parent, sizeof parent, "%s", PGFX_TEMPLATE_DIR);
+  char *slash = strrchr(parent, '/');
+  if (slash != NULL && slash != parent)
+    *slash = '\0';
+  (void)mkdir(parent, 0755);
+  if (strlen(PGFX_TEMPLATE_DIR) + 16 < cap && server_reaches(parent, uid, gid)) {
+    snprintf(buf, cap, "%s-15", PGFX_TEMPLATE_DIR);
+    return;
+  }
+#else
+  (void)uid;
+  (void)gid;
+  (void)server_reaches;
+#endif
+  snprintf(buf, cap, "/tmp/snap-pg-template-15-%u", (unsigned)geteuid());
+}
+
+/* The template's server listens in a short directory of its own under /tmp:
+ * a socket path has at most 107 bytes, and a build directory can be deep. */
+static int template_socket(pgfx *t, uid_t uid, gid_t gid, char *err, size_t cap) {
+  snprintf(t->sock, sizeof t->sock, "/tmp/snap-pg-sock-XXXXXX");
+  if (mkdtemp(t->sock) == NULL || chown(t->sock, uid, gid) != 0) {
+    snprintf(err, cap, "socket directory %s: %s", t->sock, strerror(errno));
+    return -1;
+  }
+  return 0;
+}
+
 /*
  * initdb costs seconds, and much more on a loaded machine, so it runs once
- * per machine: a template cluster (with its databases already created) is
- * kept under /tmp and every cluster starts as a copy of it. A lock file
- * serialises test binaries that start together; a READY file marks a
+ * per build directory: a template cluster (with its databases already
+ * created) is kept there and every cluster starts as a copy of it. A lock
+ * file serialises test binaries that start together; a READY file marks a
  * complete template.
  */
 static int ensure_template(pgfx *t, uid_t uid, gid_t gid, char *err, size_t cap) {
   memset(t, 0, sizeof *t);
-  snprintf(t->root, sizeof t->root, "/tmp/snap-pg-template-15-%u", (unsigned)geteuid());
-  char lockpath[192], ready[192];
+  template_root(t->root, sizeof t->root, uid, gid);
+  char lockpath[sizeof t->root + 8], ready[sizeof t->root + 8];
   snprintf(lockpath, sizeof lockpath, "%s.lock", t->root);
   snprintf(ready, sizeof ready, "%s/READY", t->root);
   snprintf(t->data, sizeof t->data, "%s/data", t->root);
@@ -167,12 +223,14 @@ static int ensure_template(pgfx *t, uid_t uid, gid_t gid, char *err, size_t cap)
     rc = mkdir(t->root, 0700) == 0 ? layout(t, uid, gid, err, cap) : -1;
     if (rc != 0 && err[0] == '\0')
       snprintf(err, cap, "mkdir %s: %s", t->root, strerror(errno));
+    if (rc == 0)
+      rc = template_socket(t, uid, gid, err, cap);
     char *initdb[] = {PGFX_BINDIR "/initdb", "-D", t->data, "-U", PGFX_USER, "-A", "trust",
                       "-E", "UTF8", "--locale=C", "--no-sync", NULL};
     if (rc == 0)
       rc = run(t, initdb, err, cap);
     if (rc == 0) {
-      char conf[256];
+      char conf[320];
       snprintf(conf, sizeof conf, "%s/postgresql.conf", t->data);
       FILE *fp = fopen(conf, "a");
       if (fp == NULL) {
@@ -194,6 +252,8 @@ static int ensure_template(pgfx *t, uid_t uid, gid_t gid, char *err, size_t cap)
     }
     if (t->running && pgfx_stop(t, false, err, cap) != 0)
       rc = -1;
+    if (strncmp(t->sock, "/tmp/snap-pg-sock-", 18) == 0)
+      nftw(t->sock, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
     if (rc == 0) {
       int fd = open(ready, O_WRONLY | O_CREAT, 0600);
       rc = fd >= 0 ? close(fd) : -1;
@@ -258,7 +318,7 @@ void pgfx_destroy(pgfx *f) {
 }
 
 void pgfx_export(const pgfx *f) {
-  char v[160];
+  char v[sizeof f->root + 32];
   snprintf(v, sizeof v, "ok:%d:%s", f->ndb, f->root);
   setenv(PGFX_ENV, v, 1);
 }
@@ -280,7 +340,7 @@ int pgfx_import(pgfx *f, char *err, size_t cap) {
     snprintf(err, cap, "the PostgreSQL cluster could not be started: %s", v + 7);
     return -1;
   }
-  if (sscanf(v, "ok:%d:%127s", &f->ndb, f->root) != 2) {
+  if (sscanf(v, "ok:%d:%255s", &f->ndb, f->root) != 2) {
     snprintf(err, cap, "malformed %s", PGFX_ENV);
     return -1;
   }

@@ -18,17 +18,19 @@
 
 /** A cluster: its directories and the number of databases snap0..snap<n-1>. */
 typedef struct pgfx {
-  char root[128]; /* the private directory holding everything below */
-  char data[160];
-  char sock[160];
-  char log[160];
+  char root[256]; /* the private directory holding everything below */
+  char data[288];
+  char sock[288];
+  char log[288];
   int ndb;
   bool running;
 } pgfx;
 
 /**
  * Creates and starts a cluster with `ndb` (at most PGFX_MAX_DB) empty databases
- * snap0..snap<ndb-1>, as a copy of a template cluster made once per machine.
+ * snap0..snap<ndb-1>, as a copy of a template cluster made once per build
+ * directory (PGFX_TEMPLATE_DIR; /tmp when it is not defined or the server's
+ * account cannot reach it).
  * Returns 0, or -1 with the reason (and the server log's path) in `err`;
  * whatever was created is removed again on failure.
  */
