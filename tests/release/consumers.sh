@@ -5,7 +5,10 @@
 #           C++17 program through find_package(snapstore); both must run
 #           against the prefix's libsnapstore.so.0; find_package(snapstore
 #           QUIET) with its dependencies hidden must report not-found and let
-#           the consumer's configure go on.
+#           the consumer's configure go on. With both libraries installed,
+#           `pkg-config --libs snapstore-static` links libsnapstore.a, and the
+#           package's snapstore::caf target builds a CAF program (when the
+#           prefix has the CAF header).
 #   static  the C program through `pkg-config --static` against a prefix
 #           holding only libsnapstore.a, and the C++17 program through
 #           find_package: no libsnapstore.so may be needed.
@@ -65,6 +68,29 @@ shared)
   echo "$out" | grep -q 'snapstore: found' ||
     { echo "$out"; echo "consumers: find_package(snapstore QUIET) failed with its dependencies" >&2; exit 1; }
   echo "consumers: find_package(snapstore QUIET) with its dependencies: found"
+
+  # Both libraries installed: snapstore-static.pc links the archive.
+  if [ -e "$libdir/libsnapstore.a" ]; then
+    echo "+ pkg-config --static --libs snapstore-static: $(pkg-config --static --libs snapstore-static)"
+    # shellcheck disable=SC2046
+    "$CC" -std=c11 -Wall -Wextra -pedantic -Werror "$src/c/main.c" -o "$work/consumer-c-archive" \
+      $(pkg-config --cflags --static --libs snapstore-static)
+    if readelf -d "$work/consumer-c-archive" | grep -q 'NEEDED.*libsnapstore'; then
+      echo "consumers: pkg-config snapstore-static linked the shared libsnapstore" >&2
+      exit 1
+    fi
+    env -u LD_LIBRARY_PATH "$work/consumer-c-archive" "$work"
+    echo "consumers: pkg-config --libs snapstore-static links libsnapstore.a beside the shared one"
+  fi
+
+  # The CAF integration through the package's target (docs/CAF.md).
+  if [ -e "$prefix/include/snap/caf/event_sourced.hpp" ]; then
+    rm -rf "$work/caf"
+    { cmake -S "$src/caf" -B "$work/caf" -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_BUILD_TYPE=Release &&
+      cmake --build "$work/caf"; } >"$work/caf.log" 2>&1 ||
+      { tail -n 30 "$work/caf.log"; echo "consumers: the CAF consumer did not build" >&2; exit 1; }
+    "$work/caf/consumer-caf"
+  fi
   ;;
 static)
   echo "+ pkg-config --static --cflags --libs snapstore: $(pkg-config --static --cflags --libs snapstore)"

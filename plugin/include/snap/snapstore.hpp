@@ -43,6 +43,7 @@
 #include "snap/pipeline.h"
 #include "snap/plugin.h"
 #include "snap/store.h"
+#include "snap/version.h"
 
 namespace snap {
 

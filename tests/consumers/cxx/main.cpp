@@ -32,6 +32,8 @@ using snapshot_ptr = std::unique_ptr<snap_snapshot, deleter<snap_snapshot, snap_
 
 } // namespace
 
+const char *consumer_headers_version(); // version.cpp
+
 int main(int argc, char **argv) {
   if (argc != 2) {
     std::fprintf(stderr, "usage: %s DIR\n", argv[0]);
@@ -72,9 +74,12 @@ int main(int argc, char **argv) {
         std::string(reinterpret_cast<const char *>(snap->data), snap->len) != state ||
         !(snap->stages & SNAP_STAGE_ENCRYPTED))
       throw std::runtime_error("loaded snapshot differs from the saved one");
-    std::printf("consumer-cxx: snapstore %s: saved %zu bytes as %zu (encrypted), loaded seq %lld "
-                "back\n",
-                snap_version(), meta.state_len, meta.stored_len,
+    if (std::strcmp(consumer_headers_version(), snap_version()) != 0)
+      throw std::runtime_error(std::string("headers ") + consumer_headers_version() +
+                               " but library " + snap_version());
+    std::printf("consumer-cxx: snapstore %s (the C++ header's version: %s): saved %zu bytes as %zu "
+                "(encrypted), loaded seq %lld back\n",
+                snap_version(), consumer_headers_version(), meta.state_len, meta.stored_len,
                 static_cast<long long>(snap->seq));
     return 0;
   } catch (const std::exception &e) {
