@@ -170,8 +170,11 @@ static bool loads_drained_locked(const snap_executor *ex) {
   return ex->loads_out <= slots_low_water(ex) && ex->held <= ex->max_held - ex->max_held / 4;
 }
 
-/* Appends dispatched requests to the delivery list. Caller holds ex->mu. */
+/* Appends dispatched requests to the delivery list. Caller holds ex->mu.
+ * Dispatch ends the request's wait in the queue: that time is a figure of
+ * its own (SNAP_EXEC_QUEUE_WAIT), apart from the work that follows. */
 static void to_delivery_locked(snap_executor *ex, req *r) {
+  (void)snap_store_metrics_executor(ex->st, SNAP_EXEC_QUEUE_WAIT, now_ns() - r->submitted_ns);
   r->dnext = NULL;
   if (ex->dtail)
     ex->dtail->dnext = r;
@@ -226,7 +229,9 @@ static void run_saves(snap_executor *ex, size_t n) {
     memset(&ex->meta[i], 0, sizeof ex->meta[i]);
   }
   snap_error_clear();
+  uint64_t t0 = now_ns();
   int rc = snap_save_commit(ex->st, ex->items, n, ex->status, ex->meta);
+  (void)snap_store_metrics_executor(ex->st, SNAP_EXEC_COMMIT, now_ns() - t0);
   /* The store keeps one message per thread: it describes the batch's failure. */
   const char *msg = rc != SNAP_OK ? snap_error_message() : "";
   for (size_t i = 0; i < n; i++) {

@@ -25,7 +25,7 @@ typedef struct shard {
   counter state[SNAP_OP_COUNT], body[SNAP_OP_COUNT];
   counter pruned;
   counter incidents[INCIDENTS];
-  hist exec_batch, exec_lat;
+  hist exec_batch, exec_lat, exec_wait, exec_commit;
 } shard;
 
 struct snap__metrics {
@@ -128,8 +128,12 @@ void snap__metrics_exec_batch(snap__metrics *m, uint64_t saves) {
   observe_hist(&mine(m)->exec_batch, saves, saves);
 }
 
-void snap__metrics_exec_latency(snap__metrics *m, uint64_t ns) {
-  observe_hist(&mine(m)->exec_lat, (ns + 999) / 1000, ns);
+void snap__metrics_exec_time(snap__metrics *m, int what, uint64_t ns) {
+  shard *s = mine(m);
+  hist *h = what == SNAP_EXEC_QUEUE_WAIT ? &s->exec_wait
+            : what == SNAP_EXEC_COMMIT   ? &s->exec_commit
+                                         : &s->exec_lat;
+  observe_hist(h, (ns + 999) / 1000, ns);
 }
 
 static void read_hist(snap_histogram *out, const hist *h) {
@@ -159,6 +163,8 @@ void snap__metrics_read(const snap__metrics *m, snap_metrics *out) {
       out->incidents[i] += get(&s->incidents[i]);
     read_hist(&out->exec_batch, &s->exec_batch);
     read_hist(&out->exec_latency, &s->exec_lat);
+    read_hist(&out->exec_queue_wait, &s->exec_wait);
+    read_hist(&out->exec_commit, &s->exec_commit);
   }
   int64_t d = atomic_load_explicit((atomic_int_least64_t *)&m->depth, memory_order_relaxed);
   int64_t dm = atomic_load_explicit((atomic_int_least64_t *)&m->depth_max, memory_order_relaxed);

@@ -109,7 +109,7 @@ int snap_store_metrics_executor(snap_store *st, snap_exec_metric what, uint64_t 
   snap__obs *o = snap__store_obs(st);
   if (o == NULL)
     return snap_error_set(SNAP_EINVAL, "snap_store_metrics_executor: store is NULL");
-  if (what < SNAP_EXEC_QUEUE_DEPTH || what > SNAP_EXEC_LATENCY)
+  if (what < SNAP_EXEC_QUEUE_DEPTH || what > SNAP_EXEC_COMMIT)
     return snap_error_set(SNAP_EINVAL, "snap_store_metrics_executor: unknown figure %d", (int)what);
   if (!o->metrics_on)
     return SNAP_OK;
@@ -118,7 +118,7 @@ int snap_store_metrics_executor(snap_store *st, snap_exec_metric what, uint64_t 
   else if (what == SNAP_EXEC_BATCH)
     snap__metrics_exec_batch(o->m, value);
   else
-    snap__metrics_exec_latency(o->m, value);
+    snap__metrics_exec_time(o->m, what, value);
   return SNAP_OK;
 }
 

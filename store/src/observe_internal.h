@@ -91,6 +91,7 @@ void snap__metrics_incident(snap__metrics *m, int kind);
 void snap__metrics_read(const snap__metrics *m, snap_metrics *out);
 void snap__metrics_exec_depth(snap__metrics *m, uint64_t depth);
 void snap__metrics_exec_batch(snap__metrics *m, uint64_t saves);
-void snap__metrics_exec_latency(snap__metrics *m, uint64_t ns);
+/* `what`: SNAP_EXEC_LATENCY, SNAP_EXEC_QUEUE_WAIT or SNAP_EXEC_COMMIT. */
+void snap__metrics_exec_time(snap__metrics *m, int what, uint64_t ns);
 
 #endif /* SNAP_OBSERVE_INTERNAL_H */

@@ -190,8 +190,16 @@ int snap_metrics_prometheus(const snap_metrics *m, const char *labels, char **te
          "Saves committed per executor transaction (group commit).");
   histogram(&o, "snapstore_executor_batch_saves", "", &m->exec_batch, 1.0, 1.0);
   header(&o, "snapstore_executor_request_duration_seconds", "histogram",
-         "Executor requests from submission to the start of their callback.");
+         "Executor requests from submission to the start of their callback, time waiting in the "
+         "queue included (its sum adds up the waits of requests queued together).");
   histogram(&o, "snapstore_executor_request_duration_seconds", "", &m->exec_latency, 1e-6, 1e-9);
+  header(&o, "snapstore_executor_queue_wait_seconds", "histogram",
+         "Executor requests from submission until the executor took them off its queue.");
+  histogram(&o, "snapstore_executor_queue_wait_seconds", "", &m->exec_queue_wait, 1e-6, 1e-9);
+  header(&o, "snapstore_executor_commit_seconds", "histogram",
+         "Executor transactions of saves (group commits), from their start to their commit; one "
+         "value per transaction, no queue wait.");
+  histogram(&o, "snapstore_executor_commit_seconds", "", &m->exec_commit, 1e-6, 1e-9);
 
   if (o.rc != SNAP_OK) {
     snap_buf_dispose(&o.b);

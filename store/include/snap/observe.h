@@ -160,7 +160,11 @@ typedef struct snap_metrics {
   uint64_t exec_queue_depth;     /**< requests queued now */
   uint64_t exec_queue_depth_max; /**< most requests queued at once */
   snap_histogram exec_batch;     /**< saves per transaction of the executor */
-  snap_histogram exec_latency;   /**< executor: submit to completion (callback start), all kinds */
+  snap_histogram exec_latency;   /**< executor: submit to completion (callback start), all kinds,
+                                      queue wait included */
+  snap_histogram exec_queue_wait; /**< executor: submit until taken off the queue, all kinds */
+  snap_histogram exec_commit;     /**< executor: one transaction of saves (group commit), its
+                                       duration; one value per transaction */
 } snap_metrics;
 
 /**
@@ -193,7 +197,9 @@ SNAP_API double snap_histogram_quantile(const snap_histogram *h, double q);
 typedef enum snap_exec_metric {
   SNAP_EXEC_QUEUE_DEPTH = 1, /**< value: requests queued now (also raises the maximum) */
   SNAP_EXEC_BATCH = 2,       /**< value: saves committed in one transaction */
-  SNAP_EXEC_LATENCY = 3      /**< value: ns from a request's submission to its callback */
+  SNAP_EXEC_LATENCY = 3,     /**< value: ns from a request's submission to its callback */
+  SNAP_EXEC_QUEUE_WAIT = 4,  /**< value: ns from a request's submission until it left the queue */
+  SNAP_EXEC_COMMIT = 5       /**< value: ns one transaction of saves took to commit */
 } snap_exec_metric;
 
 /**
