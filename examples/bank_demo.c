@@ -71,6 +71,8 @@ typedef struct shared {
    * is complete, so a SIGKILL in the middle of a copy leaves the other intact. */
   atomic_long metrics_seq;
   snap_metrics metrics[2];
+  long acked_at[2];       /* `snapshots` when metrics[i] was copied */
+  double published_at[2]; /* and the time, CLOCK_MONOTONIC seconds */
 } shared;
 
 static shared *stats;
@@ -365,6 +367,8 @@ static uint64_t next_rand(void) { /* xorshift64*: deterministic across runs */
 static void publish_metrics(const snap_store *st) {
   long next = atomic_load(&stats->metrics_seq) + 1;
   snap_store_metrics(st, &stats->metrics[next % 2]);
+  stats->acked_at[next % 2] = atomic_load(&stats->snapshots);
+  stats->published_at[next % 2] = now_s();
   atomic_store(&stats->metrics_seq, next);
 }
 
@@ -516,14 +520,28 @@ static uint64_t failures(const snap_metrics *m, int op) {
   return n;
 }
 
-/* The store's own metrics: the run (as last published before the crash) and the recovery. */
-static void print_metrics(const snap_metrics *run, const snap_metrics *rec_m) {
-  char a[32], b[32];
-  const snap_histogram *sl = &run->latency[SNAP_OP_SAVE], *ll = &rec_m->latency[SNAP_OP_LOAD];
+/* The store's own metrics: the run (as last published before the crash) and
+ * the recovery. The killed process published its metrics every 2,000
+ * commands, so they count fewer saves than were acknowledged in all: the
+ * line says when they were copied and how many were acknowledged then. */
+static void print_metrics(long slot, double killed_at, const snap_metrics *rec_m) {
+  char a[32], b[32], c[32], d[32];
+  const snap_metrics *run = &stats->metrics[slot];
+  /* The executor's commits (one transaction of saves each) and, apart, the
+   * time saves waited in its queue before one. */
+  const snap_histogram *cl = &run->exec_commit, *wl = &run->exec_queue_wait;
+  const snap_histogram *ll = &rec_m->latency[SNAP_OP_LOAD];
   printf("  store metrics, run       %" PRIu64 " saves ok, %" PRIu64 " failed, in %" PRIu64
-         " transactions; commit p50 %s, p99 %s\n",
+         " transactions (last published %.0f ms\n"
+         "                           before the SIGKILL, when %ld of the %ld snapshots above were "
+         "acknowledged)\n",
          run->ops[SNAP_OP_SAVE][0], failures(run, SNAP_OP_SAVE), run->ops[SNAP_OP_BATCH][0],
-         latency(sl, 0.50, a, sizeof a), latency(sl, 0.99, b, sizeof b));
+         (killed_at - stats->published_at[slot]) * 1000, stats->acked_at[slot],
+         atomic_load(&stats->snapshots));
+  printf("  store metrics, executor  commit p50 %s, p99 %s; queue wait before a commit p50 %s, "
+         "p99 %s\n",
+         latency(cl, 0.50, a, sizeof a), latency(cl, 0.99, b, sizeof b),
+         latency(wl, 0.50, c, sizeof c), latency(wl, 0.99, d, sizeof d));
   printf("  store metrics, recovery  %" PRIu64 " loads ok, %" PRIu64 " failed; load p50 %s, p99 %s"
          "\n",
          rec_m->ops[SNAP_OP_LOAD][0], failures(rec_m, SNAP_OP_LOAD), latency(ll, 0.50, a, sizeof a),
@@ -584,6 +602,7 @@ int main(int argc, char **argv) {
     struct timespec ts = {0, 5000000};
     nanosleep(&ts, NULL);
   }
+  double killed_at = now_s();
   kill(child, SIGKILL);
   waitpid(child, &wstatus, 0);
   double run_s = now_s() - t0;
@@ -727,7 +746,7 @@ int main(int argc, char **argv) {
          conserved ? "yes" : "NO", total, deposits);
   printf("  plaintext in snapshot db %s (searched db and wal for \"%s\", \"Lovelace\", ...)\n",
          leak ? "FOUND" : "none", probe);
-  print_metrics(&stats->metrics[atomic_load(&stats->metrics_seq) % 2], &recovery_metrics);
+  print_metrics(atomic_load(&stats->metrics_seq) % 2, killed_at, &recovery_metrics);
   free(replay);
   free(rec);
   bool ok = !wrong && conserved && !leak && from_snapshots > 0;

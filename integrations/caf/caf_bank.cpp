@@ -663,12 +663,13 @@ int main(int argc, char **argv) {
     std::printf(
         "  %s %d: recovered %d accounts in %.3f s (%d from snapshots, %d of them "
         "compressed+encrypted, %ld journal events replayed, %d half-done transfers "
-        "completed); balances %s (%d/%d wrong vs full replay of %ld events); money %s "
+        "completed); balances %s against a full replay of %ld events (%d wrong after "
+        "recovery, %d wrong after completing the transfers); money %s "
         "(%lld = deposits %lld)%s\n",
         cycle == 0 ? "start" : "restart", cycle, accounts, r.recovery_s, r.from_snapshots,
         r.sealed_snapshots, r.replayed, r.completed,
-        r.wrong_recovered || r.wrong_after ? "WRONG" : "correct", r.wrong_recovered, r.wrong_after,
-        r.journal_events, r.conserved ? "conserved" : "NOT CONSERVED", r.total, r.deposits,
+        r.wrong_recovered || r.wrong_after ? "WRONG" : "correct", r.journal_events,
+        r.wrong_recovered, r.wrong_after, r.conserved ? "conserved" : "NOT CONSERVED", r.total, r.deposits,
         last ? "; exited cleanly" : (ok ? "; then ran until SIGKILL" : "; FAILED (see above)"));
     if (r.load_failures)
       std::printf("    %d accounts stopped because their recovery failed\n", r.load_failures);

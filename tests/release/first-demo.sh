@@ -20,4 +20,5 @@ if [ -n "$built" ]; then
   echo "$built" >&2
   exit 1
 fi
+echo "$out" | bash tests/release/demo-figures.sh bank
 echo "first-demo: $(echo "$out" | wc -l) lines of output, nothing built beyond the library and the demo"
