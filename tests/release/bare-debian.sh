@@ -74,6 +74,9 @@ for d in /etc/apt/trusted.gpg.d /etc/apt/keyrings; do
   [ -d "$d" ] && cp -a "$d/." "$root$d/"
 done
 cp /etc/resolv.conf "$root/etc/resolv.conf"
+cp /etc/hosts "$root/etc/hosts"
+# dpkg without an fsync per file: a throw-away root, and it halves the time.
+echo force-unsafe-io >"$root/etc/dpkg/dpkg.cfg.d/unsafe-io"
 printf '#!/bin/sh\nexit 101\n' >"$root/usr/sbin/policy-rc.d"
 chmod 755 "$root/usr/sbin/policy-rc.d"
 
