@@ -16,14 +16,16 @@ configure: deps
 build: configure
 	@cmake --build $(BUILD) -j $(JOBS) -- --no-print-directory
 
-# Builds only the demo (and the library it links), quietly: the build's
-# output goes to a log that is shown only if the build fails.
+# Builds only the demo and the options tour (and the library they link),
+# quietly: the build's output goes to a log that is shown only if the build
+# fails. Runs the demo; the tour is there to run next (docs/OPTIONS.md).
 demo: configure
 	@echo "make demo: building the demo (log: $(BUILD)/demo-build.log)"
-	@cmake --build $(BUILD) -j $(JOBS) --target bank_demo -- --no-print-directory \
+	@cmake --build $(BUILD) -j $(JOBS) --target bank_demo options_tour -- --no-print-directory \
 	  >$(BUILD)/demo-build.log 2>&1 || { cat $(BUILD)/demo-build.log; \
 	  echo "make demo: the build failed (log above: $(BUILD)/demo-build.log)" >&2; exit 1; }
 	@bash examples/run-demo.sh $(BUILD)
+	@echo "make demo: next, the stored size and cost of every option: $(BUILD)/examples/options_tour (docs/OPTIONS.md)"
 
 # 1,000 CAF account actors killed with SIGKILL and recovered (integrations/caf).
 demo-caf: build

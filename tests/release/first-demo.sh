@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make demo` on a fresh build directory, as on a fresh clone: it must build
-# only what the demo needs (the library and bank_demo, no tests) and print the
-# demo, not the build's progress.
+# only what the demo needs (the library, bank_demo and the options tour, no
+# tests), print the demo, not the build's progress, and name the tour.
 #
 # Usage: tests/release/first-demo.sh BUILD-DIR   (a directory that does not exist yet)
 set -euo pipefail
@@ -14,6 +14,9 @@ if echo "$out" | grep -Eq 'Building C|Linking C|Scanning dependencies|^\[ *[0-9]
   echo "first-demo: make demo printed build progress" >&2
   exit 1
 fi
+[ -x "$dir/examples/options_tour" ] || { echo "first-demo: make demo did not build the options tour" >&2; exit 1; }
+echo "$out" | grep -q "examples/options_tour (docs/OPTIONS.md)" ||
+  { echo "first-demo: make demo does not name the options tour" >&2; exit 1; }
 built=$(find "$dir" -type f -name 'test_*' -perm -u+x | head -n3)
 if [ -n "$built" ]; then
   echo "first-demo: make demo built more than the demo needs:" >&2
@@ -21,4 +24,4 @@ if [ -n "$built" ]; then
   exit 1
 fi
 echo "$out" | bash tests/release/demo-figures.sh bank
-echo "first-demo: $(echo "$out" | wc -l) lines of output, nothing built beyond the library and the demo"
+echo "first-demo: $(echo "$out" | wc -l) lines of output, nothing built beyond the library, the demo and the tour"
