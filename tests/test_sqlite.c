@@ -1,12 +1,15 @@
 /* The SQLite backend's own promises: crash durability, secure deletion,
  * prune failures that never fail a save, schema versioning, lazy opening,
  * configuration and several processes on one file. */
+#define _GNU_SOURCE /* unshare() */
 #include <errno.h>
 #include <inttypes.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -906,7 +909,7 @@ Test(sqlite, a_table_named_after_the_stores_or_sqlites_own_is_refused_at_open) {
       rc = snap_save(st, "p", 1, SNAP_FORMAT_JSON, "1", 1, NULL, NULL);
       snap_store_close(st);
       cr_assert_fail("table '%s' was accepted at open (the save then gave %d: %s)", names[i], rc,
-              snap_error_message());
+                     snap_error_message());
     }
     cr_assert_eq(rc, SNAP_ECONFIG, "'%s': %d %s", names[i], rc, snap_error_message());
     cr_assert(strstr(snap_error_message(), "table") && strstr(snap_error_message(), names[i]), "%s",
@@ -922,6 +925,55 @@ Test(sqlite, a_table_named_after_the_stores_or_sqlites_own_is_refused_at_open) {
     cr_assert(access(path, F_OK) != 0, "the refused document left '%s' behind", path);
   }
   free(path);
+  st_rmtree(dir);
+  free(dir);
+}
+
+/* A full disk: a tmpfs of 1 MiB in a private mount namespace of a child
+ * (root: CAP_SYS_ADMIN), filled after a store was written and closed
+ * cleanly. A handle opened afterwards (as a fresh process would) must report
+ * the save as SNAP_EFULL, as a handle that had the store open already does. */
+static int full_disk_child(const char *dir) {
+  if (unshare(CLONE_NEWNS) != 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
+      mount("tmpfs", dir, "tmpfs", 0, "size=1m") != 0)
+    return 10;
+  char cfg[4200];
+  snprintf(cfg, sizeof cfg, "{\"path\": \"%s/t.db\"}", dir);
+  snap_store *st = NULL;
+  if (snap_store_open_backend(&st, snap_backend_sqlite(), cfg) != SNAP_OK ||
+      snap_save(st, "p", 1, SNAP_FORMAT_JSON, "1", 1, NULL, NULL) != SNAP_OK)
+    return 11;
+  snap_store_close(st);
+  char *fill = st_join(dir, "fill");
+  FILE *f = fopen(fill, "wb");
+  free(fill);
+  if (f == NULL)
+    return 12;
+  static char chunk[4096];
+  while (fwrite(chunk, 1, sizeof chunk, f) == sizeof chunk && fflush(f) == 0)
+    ;
+  fclose(f);
+  if (snap_store_open_backend(&st, snap_backend_sqlite(), cfg) != SNAP_OK)
+    return 13;
+  int rc = snap_save(st, "p", 2, SNAP_FORMAT_JSON, "2", 1, NULL, NULL);
+  if (rc != SNAP_EFULL)
+    fprintf(stderr, "save on a full disk: %d %s\n", rc, snap_error_message());
+  snap_store_close(st);
+  return rc == SNAP_EFULL ? 0 : rc == SNAP_EIO ? 20 : 21;
+}
+
+Test(sqlite, a_save_from_a_fresh_handle_on_a_full_disk_is_efull) {
+  char *dir = st_tmpdir();
+  pid_t child = fork();
+  cr_assert(child >= 0);
+  if (child == 0)
+    _exit(full_disk_child(dir));
+  int status = 0;
+  cr_assert_eq(waitpid(child, &status, 0), child);
+  cr_assert(WIFEXITED(status), "the child died (status %d)", status);
+  int code = WEXITSTATUS(status);
+  cr_assert(code != 10, "cannot mount a tmpfs here (needs root with CAP_SYS_ADMIN)");
+  cr_assert_eq(code, 0, "exit %d (11-13: set-up, 20: SNAP_EIO, 21: another code)", code);
   st_rmtree(dir);
   free(dir);
 }

@@ -6,6 +6,7 @@
  * reads use a small pool of connections, which WAL lets run alongside the
  * writer. Every connection keeps its prepared statements for its lifetime.
  * Other processes are kept apart by SQLite's locks and the busy timeout. */
+#include <errno.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -99,6 +100,11 @@ static int map_err(const sql_backend *b, sqlite3 *db, int rc, const char *what) 
     code = SNAP_EIO;
     break;
   }
+  /* A full disk does not always read SQLITE_FULL: creating the -wal or -shm
+   * of a database nobody has open fails as an I/O error. The OS says why. */
+  if (code == SNAP_EIO && db != NULL &&
+      (sqlite3_system_errno(db) == ENOSPC || sqlite3_system_errno(db) == EDQUOT))
+    code = SNAP_EFULL;
   return b->host->error(code, "sqlite '%s' table '%s': %s: %s", b->path, b->table, what,
                         db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
 }
@@ -307,7 +313,7 @@ static int conn_open(sql_backend *b, conn *c, bool writer) {
   }
   if (rc != SQLITE_OK) {
     int e = map_err(b, c->db, rc, "open");
-    if (e == SNAP_EBUSY || e == SNAP_ENOMEM)
+    if (e == SNAP_EBUSY || e == SNAP_ENOMEM || e == SNAP_EFULL)
       ; /* keep the precise code */
     else
       e = b->host->error(SNAP_EIO, "sqlite '%s': cannot open the database: %s", b->path,
