@@ -690,6 +690,85 @@ static int fail_all(snap_backend_row *rows, size_t n, int e) {
  * never fails a save: pruning stops for the batch, and the next save of the
  * pid catches up.
  */
+/* One put's transaction: what its statements did, for its conclusion. */
+typedef struct put_txn {
+  size_t stored;     /* rows inserted */
+  int first;         /* the first row's failure, or SNAP_OK */
+  int fatal;         /* a failure after which the transaction is lost, or SNAP_OK */
+  bool flagged;      /* the "encrypted" mark was written in it */
+  uint64_t *removed; /* by row: what the prune after it removed (NULL: not counted) */
+} put_txn;
+
+/* Inserts (and prunes after) each row inside the open transaction and
+ * classifies each statement's result. No savepoint per row: SQLite undoes a
+ * failing statement by itself and keeps the transaction, so a refused row
+ * (too big, say) leaves the rows beside it intact. The errors after which
+ * SQLite may have rolled back the whole transaction, or advises to (full
+ * disk, I/O, memory, busy), end the batch (t->fatal). */
+static void put_rows(sql_backend *b, conn *c, snap_backend_row *rows, size_t n, uint32_t keep,
+                     put_txn *t) {
+  bool pruning = keep > 0;
+  for (size_t i = 0; i < n; i++) {
+    int rc = SQLITE_OK;
+    int e = insert_row(b, c, &rows[i], &rc);
+    rows[i].status = e;
+    if (e == SNAP_OK) {
+      t->stored++;
+      if ((rows[i].stages & SNAP_STAGE_ENCRYPTED) && !b->encrypted && !t->flagged) {
+        /* Remember in the same transaction that this table now holds
+         * encrypted bodies, so that every later process deletes them securely. */
+        t->flagged = run(b, c, S_MARK, "mark encrypted") == SNAP_OK;
+      }
+    } else {
+      if (t->first == SNAP_OK)
+        t->first = e;
+      int primary = rc & 0xff;
+      if (primary == SQLITE_FULL || primary == SQLITE_IOERR || primary == SQLITE_NOMEM ||
+          primary == SQLITE_BUSY || sqlite3_get_autocommit(c->db)) {
+        t->fatal = e;
+        return;
+      }
+    }
+    if (pruning && rows[i].status == SNAP_OK) {
+      uint64_t gone = 0;
+      pruning = prune_pid(b, c, rows[i].pid, rows[i].seq, keep, &gone) == SNAP_OK;
+      if (t->removed != NULL)
+        t->removed[i] = gone;
+      if (sqlite3_get_autocommit(c->db))
+        return; /* the prune's failure took the transaction with it */
+    }
+  }
+}
+
+/* Concludes the batch from what put_rows() found: a lost transaction fails
+ * every row; no row stored rolls back; otherwise COMMIT, and only then are
+ * the prunes reported and the encrypted mark believed. The put's status. */
+static int put_conclude(sql_backend *b, conn *c, snap_backend_row *rows, size_t n, put_txn *t) {
+  if (t->fatal != SNAP_OK || sqlite3_get_autocommit(c->db)) {
+    /* The transaction is lost: nothing of it is stored. */
+    int why = t->fatal != SNAP_OK ? t->fatal : t->first != SNAP_OK ? t->first : SNAP_EIO;
+    if (!sqlite3_get_autocommit(c->db))
+      (void)run(b, c, S_ROLLBACK, "rollback");
+    return fail_all(rows, n, why);
+  }
+  if (t->stored == 0) {
+    (void)run(b, c, S_ROLLBACK, "rollback");
+    return t->first;
+  }
+  int e = run(b, c, S_COMMIT, "commit");
+  if (e != SNAP_OK) {
+    if (!sqlite3_get_autocommit(c->db))
+      (void)run(b, c, S_ROLLBACK, "rollback");
+    return fail_all(rows, n, e);
+  }
+  for (size_t i = 0; t->removed != NULL && i < n; i++)
+    if (t->removed[i] > 0)
+      report(b, SNAP_EVENT_PRUNE, SNAP_OK, rows[i].pid, rows[i].seq, t->removed[i], NULL);
+  if (t->flagged)
+    b->encrypted = true;
+  return t->first;
+}
+
 static int put_locked(sql_backend *b, snap_backend_row *rows, size_t n, uint32_t keep) {
   int e = writer_ready(b);
   if (e != SNAP_OK)
@@ -703,89 +782,21 @@ static int put_locked(sql_backend *b, snap_backend_row *rows, size_t n, uint32_t
   bool secure_raised = any_encrypted && !b->encrypted && b->secure == SECURE_AUTO;
   if (secure_raised)
     (void)exec(b, c->db, "PRAGMA secure_delete = ON");
-  bool flagged = false;
-  /* What the prune after each row removed, reported once the transaction
-   * committed. */
+  put_txn t = {0, SNAP_OK, SNAP_OK, false, NULL};
   uint64_t removed_stack[16];
-  uint64_t *removed = NULL;
   if (keep > 0) {
-    removed = n <= 16 ? removed_stack : b->host->malloc(n * sizeof *removed);
-    if (removed != NULL)
-      memset(removed, 0, n * sizeof *removed);
+    t.removed = n <= 16 ? removed_stack : b->host->malloc(n * sizeof *t.removed);
+    if (t.removed != NULL)
+      memset(t.removed, 0, n * sizeof *t.removed);
   }
   if ((e = run(b, c, S_BEGIN, "begin")) != SNAP_OK) {
     fail_all(rows, n, e);
-    goto out;
+  } else {
+    put_rows(b, c, rows, n, keep, &t);
+    e = put_conclude(b, c, rows, n, &t);
   }
-  /* No savepoint per row: SQLite undoes a failing statement by itself and
-   * keeps the transaction, so a refused row (too big, say) leaves the rows
-   * beside it intact. The errors after which SQLite may have rolled back the
-   * whole transaction, or advises to (full disk, I/O, memory, busy), end the
-   * batch instead: every row of it fails with that status. */
-  size_t stored = 0;
-  int first = SNAP_OK;
-  bool pruning = keep > 0;
-  for (size_t i = 0; i < n; i++) {
-    int rc = SQLITE_OK;
-    e = insert_row(b, c, &rows[i], &rc);
-    rows[i].status = e;
-    if (e == SNAP_OK) {
-      stored++;
-      if ((rows[i].stages & SNAP_STAGE_ENCRYPTED) && !b->encrypted && !flagged) {
-        /* Remember in the same transaction that this table now holds
-         * encrypted bodies, so that every later process deletes them securely. */
-        flagged = run(b, c, S_MARK, "mark encrypted") == SNAP_OK;
-      }
-    } else {
-      if (first == SNAP_OK)
-        first = e;
-      int primary = rc & 0xff;
-      if (primary == SQLITE_FULL || primary == SQLITE_IOERR || primary == SQLITE_NOMEM ||
-          primary == SQLITE_BUSY || sqlite3_get_autocommit(c->db))
-        break;
-      e = SNAP_OK;
-    }
-    if (pruning && rows[i].status == SNAP_OK) {
-      uint64_t gone = 0;
-      pruning = prune_pid(b, c, rows[i].pid, rows[i].seq, keep, &gone) == SNAP_OK;
-      if (removed != NULL)
-        removed[i] = gone;
-      if (sqlite3_get_autocommit(c->db))
-        break; /* the prune's failure took the transaction with it */
-    }
-  }
-  if (e != SNAP_OK || sqlite3_get_autocommit(c->db)) {
-    /* The transaction is lost: nothing of it is stored. */
-    int why = e != SNAP_OK ? e : first != SNAP_OK ? first : SNAP_EIO;
-    if (!sqlite3_get_autocommit(c->db))
-      (void)run(b, c, S_ROLLBACK, "rollback");
-    flagged = false;
-    fail_all(rows, n, why);
-    e = why;
-    goto out;
-  }
-  if (stored == 0) {
-    (void)run(b, c, S_ROLLBACK, "rollback");
-    e = first;
-    goto out;
-  }
-  e = run(b, c, S_COMMIT, "commit");
-  if (e != SNAP_OK) {
-    if (!sqlite3_get_autocommit(c->db))
-      (void)run(b, c, S_ROLLBACK, "rollback");
-    flagged = false;
-    fail_all(rows, n, e);
-    goto out;
-  }
-  for (size_t i = 0; removed != NULL && i < n; i++)
-    if (removed[i] > 0)
-      report(b, SNAP_EVENT_PRUNE, SNAP_OK, rows[i].pid, rows[i].seq, removed[i], NULL);
-  e = first;
-  if (flagged)
-    b->encrypted = true;
-out:
-  if (removed != removed_stack)
-    b->host->free(removed);
+  if (t.removed != removed_stack)
+    b->host->free(t.removed);
   if (secure_raised && !b->encrypted)
     (void)exec(b, c->db, "PRAGMA secure_delete = FAST");
   return e;
