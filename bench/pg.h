@@ -19,7 +19,7 @@ typedef struct bench_pg {
   int started;
   char snap_ci[512]; /**< conninfo of snapstore's database */
   char raw_ci[512];  /**< conninfo of the baseline's database */
-  char about[512];   /**< server version and durability settings, for the report */
+  char about[1024];  /**< server version and durability settings, for the report */
 } bench_pg;
 
 /**
