@@ -128,24 +128,16 @@ int snap__pg_list_rows(void *self, const char *pid, const char *after_pid, int64
   return e;
 }
 
-/* One shard's swaps in one transaction: BEGIN, a swap each, COMMIT, sync. */
-static void replace_on(snap_pg *b, int s, snap_backend_swap *sw, size_t n) {
-  snap_pg_conn *c;
-  int e = snap__pg_acquire(b, s, &c);
-  size_t sent = 0;
-  for (size_t i = 0; i < n; i++)
-    if (snap__pg_shard_of(snap__pg_slice(sw[i].pid), b->nshards) == s)
-      sent++;
-  if (e != SNAP_OK) {
-    for (size_t i = 0; i < n; i++)
-      if (snap__pg_shard_of(snap__pg_slice(sw[i].pid), b->nshards) == s)
-        sw[i].status = e;
-    return;
-  }
-  int64_t deadline = snap__pg_deadline(b);
-  e = snap__pg_send(b, s, c, PG_BEGIN, 0, NULL, NULL, 0);
+static bool swap_on(const snap_pg *b, const snap_backend_swap *w, int s) {
+  return snap__pg_shard_of(snap__pg_slice(w->pid), b->nshards) == s;
+}
+
+/* Sends one shard's swaps: BEGIN, a swap each, COMMIT, sync. */
+static int replace_send(snap_pg *b, int s, snap_pg_conn *c, const snap_backend_swap *sw, size_t n,
+                        bool *commit_sent) {
+  int e = snap__pg_send(b, s, c, PG_BEGIN, 0, NULL, NULL, 0);
   for (size_t i = 0; i < n && e == SNAP_OK; i++) {
-    if (snap__pg_shard_of(snap__pg_slice(sw[i].pid), b->nshards) != s)
+    if (!swap_on(b, &sw[i], s))
       continue;
     char seq[8];
     snap__pg_put64(seq, sw[i].seq);
@@ -154,63 +146,105 @@ static void replace_on(snap_pg *b, int s, snap_backend_swap *sw, size_t n) {
     int lens[4] = {(int)strlen(sw[i].pid), 8, (int)sw[i].expected_len, (int)sw[i].body_len};
     e = snap__pg_send(b, s, c, PG_SWAP, 4, vals, lens, 1);
   }
-  bool commit_sent = false;
+  *commit_sent = false;
   if (e == SNAP_OK && (e = snap__pg_send(b, s, c, PG_COMMIT, 0, NULL, NULL, 0)) == SNAP_OK) {
-    commit_sent = true;
+    *commit_sent = true;
     e = snap__pg_sync(b, s, c);
   }
-  /* Results: BEGIN, one per swap (done, present), COMMIT, sync. */
-  int failed = SNAP_OK;
-  bool committed = false;
-  for (size_t k = 0; e == SNAP_OK && k < sent + 2; k++) {
-    PGresult *r;
-    if ((e = snap__pg_next(b, s, c, deadline, &r)) != SNAP_OK)
-      break;
-    ExecStatusType st = PQresultStatus(r);
-    if (st == PGRES_FATAL_ERROR && failed == SNAP_OK)
-      failed = snap__pg_result_error(b, s, r, "replace");
-    if (k > 0 && k <= sent && st == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
-        PQgetlength(r, 0, 0) == 8 && PQgetlength(r, 0, 1) == 8) {
-      /* The k-th swap of this shard. */
-      size_t seen = 0;
-      for (size_t i = 0; i < n; i++) {
-        if (snap__pg_shard_of(snap__pg_slice(sw[i].pid), b->nshards) != s)
-          continue;
-        if (++seen == k) {
-          int64_t done = snap__pg_get64(PQgetvalue(r, 0, 0));
-          int64_t present = snap__pg_get64(PQgetvalue(r, 0, 1));
-          sw[i].outcome = done > 0 ? SNAP_SWAP_DONE : present > 0 ? SNAP_SWAP_CHANGED
-                                                                  : SNAP_SWAP_GONE;
-          break;
-        }
+  return e;
+}
+
+/* What one shard's replace transaction did. */
+typedef struct swap_txn {
+  size_t sent;    /* the swaps sent */
+  int failed;     /* the first failing statement's status, or SNAP_OK */
+  bool committed; /* the COMMIT was acknowledged */
+} swap_txn;
+
+/* Classifies the k-th result of a shard's replace (BEGIN, one per swap: done,
+ * present; COMMIT): the swap's outcome, the first failure, the COMMIT. */
+static void replace_classify(snap_pg *b, int s, PGresult *r, size_t k, snap_backend_swap *sw,
+                             size_t n, swap_txn *t) {
+  ExecStatusType st = PQresultStatus(r);
+  if (st == PGRES_FATAL_ERROR && t->failed == SNAP_OK)
+    t->failed = snap__pg_result_error(b, s, r, "replace");
+  if (k > 0 && k <= t->sent && st == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
+      PQgetlength(r, 0, 0) == 8 && PQgetlength(r, 0, 1) == 8) {
+    /* The k-th swap of this shard. */
+    size_t seen = 0;
+    for (size_t i = 0; i < n; i++) {
+      if (!swap_on(b, &sw[i], s))
+        continue;
+      if (++seen == k) {
+        int64_t done = snap__pg_get64(PQgetvalue(r, 0, 0));
+        int64_t present = snap__pg_get64(PQgetvalue(r, 0, 1));
+        sw[i].outcome = done > 0      ? SNAP_SWAP_DONE
+                        : present > 0 ? SNAP_SWAP_CHANGED
+                                      : SNAP_SWAP_GONE;
+        break;
       }
     }
-    if (k == sent + 1 && st == PGRES_COMMAND_OK && strcmp(PQcmdStatus(r), "COMMIT") == 0)
-      committed = true;
-    PQclear(r);
   }
-  if (e == SNAP_OK)
-    e = snap__pg_drain(b, s, c, deadline);
-  if (e == SNAP_OK && failed == SNAP_OK && !committed)
-    failed = b->host->error(SNAP_EIO, "postgres %s: the COMMIT of a replace was not acknowledged",
-                            b->shards[s].label);
-  if (e != SNAP_OK && commit_sent && !committed && failed == SNAP_OK)
+  if (k == t->sent + 1 && st == PGRES_COMMAND_OK && strcmp(PQcmdStatus(r), "COMMIT") == 0)
+    t->committed = true;
+}
+
+/* Concludes a shard's replace from the connection's status `e` and what its
+ * results said; ends a failed transaction. The status of its swaps unless
+ * committed. */
+static int replace_conclude(snap_pg *b, int s, snap_pg_conn *c, int e, bool commit_sent,
+                            swap_txn *t) {
+  if (e == SNAP_OK && t->failed == SNAP_OK && !t->committed)
+    t->failed = b->host->error(
+        SNAP_EIO, "postgres %s: the COMMIT of a replace was not acknowledged", b->shards[s].label);
+  if (e != SNAP_OK && commit_sent && !t->committed && t->failed == SNAP_OK)
     e = b->host->error(SNAP_EIO,
                        "postgres %s: the connection was lost before the COMMIT of a replace was "
                        "acknowledged: the outcome is unknown (the replace can be repeated)",
                        b->shards[s].label);
-  int code = e != SNAP_OK && !committed ? e : failed;
-  if (!committed && code == SNAP_OK)
+  int code = e != SNAP_OK && !t->committed ? e : t->failed;
+  if (!t->committed && code == SNAP_OK)
     code = e;
   if (PQtransactionStatus(c->pg) == PQTRANS_INERROR && !c->broken) {
     if (snap__pg_send(b, s, c, PG_ROLLBACK, 0, NULL, NULL, 0) == SNAP_OK &&
         snap__pg_sync(b, s, c) == SNAP_OK)
       (void)snap__pg_drain(b, s, c, snap__pg_deadline(b));
   }
+  return code;
+}
+
+/* One shard's swaps in one transaction. */
+static void replace_on(snap_pg *b, int s, snap_backend_swap *sw, size_t n) {
+  snap_pg_conn *c;
+  int e = snap__pg_acquire(b, s, &c);
+  swap_txn t = {0, SNAP_OK, false};
+  for (size_t i = 0; i < n; i++)
+    if (swap_on(b, &sw[i], s))
+      t.sent++;
+  if (e != SNAP_OK) {
+    for (size_t i = 0; i < n; i++)
+      if (swap_on(b, &sw[i], s))
+        sw[i].status = e;
+    return;
+  }
+  int64_t deadline = snap__pg_deadline(b);
+  bool commit_sent;
+  e = replace_send(b, s, c, sw, n, &commit_sent);
+  /* Results: BEGIN, one per swap, COMMIT, sync. */
+  for (size_t k = 0; e == SNAP_OK && k < t.sent + 2; k++) {
+    PGresult *r;
+    if ((e = snap__pg_next(b, s, c, deadline, &r)) != SNAP_OK)
+      break;
+    replace_classify(b, s, r, k, sw, n, &t);
+    PQclear(r);
+  }
+  if (e == SNAP_OK)
+    e = snap__pg_drain(b, s, c, deadline);
+  int code = replace_conclude(b, s, c, e, commit_sent, &t);
   snap__pg_release(b, s, c);
   for (size_t i = 0; i < n; i++)
-    if (snap__pg_shard_of(snap__pg_slice(sw[i].pid), b->nshards) == s)
-      sw[i].status = committed ? SNAP_OK : code;
+    if (swap_on(b, &sw[i], s))
+      sw[i].status = t.committed ? SNAP_OK : code;
 }
 
 int snap__pg_replace(void *self, snap_backend_swap *sw, size_t n) {
@@ -223,7 +257,7 @@ int snap__pg_replace(void *self, snap_backend_swap *sw, size_t n) {
   for (int s = 0; s < b->nshards; s++) {
     bool any = false;
     for (size_t i = 0; i < n && !any; i++)
-      any = snap__pg_shard_of(snap__pg_slice(sw[i].pid), b->nshards) == s;
+      any = swap_on(b, &sw[i], s);
     if (any)
       replace_on(b, s, sw, n);
   }

@@ -322,113 +322,120 @@ static int unknown_outcome(snap_pg *b, int s) {
                         b->shards[s].label);
 }
 
-static void recv_job(snap_pg *b, snap_backend_row *rows, job *j, int64_t deadline) {
+/* Where an attempt's results stand. They arrive in the order of the
+ * statements sent: BEGIN, the locks, the inserts, the prunes, COMMIT. */
+typedef struct cursor {
+  size_t first_insert; /* the position of the first insert's result */
+  size_t first_prune;  /* of the first prune's */
+  size_t commit;       /* of the COMMIT's */
+  size_t row_pos;      /* index into idx of the next insert's row */
+  size_t prune_pos;    /* and of the next prune's first row */
+} cursor;
+
+/* What an attempt's results said, for its conclusion. */
+typedef struct outcome {
+  enum failure kind; /* the first failing statement */
+  int code;          /* its status */
+  size_t bad_row;    /* F_ROW: the caller's index of the row refused */
+  bool committed;    /* the COMMIT was acknowledged */
+} outcome;
+
+/* How reading an attempt's results ended. */
+enum ending {
+  END_SYNCED,   /* every result and the sync point were read */
+  END_LOST,     /* the connection was lost */
+  END_UNSYNCED, /* the COMMIT was acknowledged before the sync point was lost */
+};
+
+/* Classifies the result of the n-th statement of an attempt: what a prune
+ * removed, the first failure and its kind, an acknowledged COMMIT. */
+static void classify_result(snap_pg *b, snap_backend_row *rows, job *j, PGresult *r, size_t n,
+                            cursor *cu, outcome *o) {
   int s = j->shard;
-  enum failure kind = F_NONE;
-  int code = SNAP_OK;
-  size_t bad_row = 0;
-  bool committed = false;
-  /* The results arrive in the order of the statements sent. */
+  bool is_insert = n >= cu->first_insert && n < cu->first_prune;
+  if (is_insert)
+    while (rows[j->idx[cu->row_pos]].status != PENDING)
+      cu->row_pos++;
+  ExecStatusType st = PQresultStatus(r);
+  bool is_prune = n >= cu->first_prune && n < cu->commit && cu->prune_pos < j->k;
+  size_t prune_row = is_prune ? j->idx[cu->prune_pos] : 0;
+  if (is_prune && st == PGRES_COMMAND_OK)
+    j->removed[prune_row] = strtoull(PQcmdTuples(r), NULL, 10);
+  if (st == PGRES_FATAL_ERROR && o->kind == F_NONE) {
+    o->code = snap__pg_result_error(b, s, r,
+                                    n == cu->commit        ? "commit"
+                                    : is_insert            ? "insert"
+                                    : n >= cu->first_prune ? "prune"
+                                                           : "begin");
+    if (is_insert && snap__pg_row_error(r)) {
+      o->kind = F_ROW;
+      o->bad_row = j->idx[cu->row_pos];
+    } else if (n >= cu->first_prune && n < cu->commit) {
+      o->kind = F_PRUNE;
+      if (is_prune) {
+        /* The save goes on without it (see conclude_job()); the observer hears why. */
+        const char *msg = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
+        report(b, SNAP_EVENT_PRUNE_FAILED, o->code, &rows[prune_row], 0,
+               msg != NULL ? msg : "the prune failed");
+      }
+    } else if (n == cu->commit) {
+      /* A COMMIT that fails with the session (FATAL: terminated, crashed)
+       * may have been made durable before it failed. */
+      const char *sev = PQresultErrorField(r, PG_DIAG_SEVERITY_NONLOCALIZED);
+      o->kind = sev != NULL && strcmp(sev, "ERROR") == 0 ? F_ALL : F_COMMIT;
+    } else {
+      o->kind = F_ALL;
+    }
+  }
+  if (n == cu->commit && st == PGRES_COMMAND_OK && strcmp(PQcmdStatus(r), "COMMIT") == 0)
+    o->committed = true;
+  if (is_insert)
+    cu->row_pos++;
+  if (is_prune)
+    cu->prune_pos = next_prune(rows, j, cu->prune_pos + 1);
+}
+
+/* Reads an attempt's results up to its sync point, classifying each. */
+static enum ending recv_results(snap_pg *b, snap_backend_row *rows, job *j, int64_t deadline,
+                                outcome *o) {
+  int s = j->shard;
+  PGresult *r;
   if (j->rollback) {
-    PGresult *r;
     if (snap__pg_next(b, s, j->c, deadline, &r) != SNAP_OK)
-      goto lost;
+      return END_LOST;
     PQclear(r);
   }
-  /* BEGIN, locks, inserts, prunes, COMMIT. */
-  size_t first_insert = 1 + j->nlocks, first_prune = first_insert + j->ninserts;
-  size_t commit = first_prune + j->nprunes;
-  size_t row_pos = 0; /* index into idx of the next insert's row */
-  size_t prune_pos = next_prune(rows, j, 0); /* and of the next prune's first row */
+  cursor cu;
+  cu.first_insert = 1 + j->nlocks;
+  cu.first_prune = cu.first_insert + j->ninserts;
+  cu.commit = cu.first_prune + j->nprunes;
+  cu.row_pos = 0;
+  cu.prune_pos = next_prune(rows, j, 0);
   for (size_t i = 0; i < j->k; i++)
     j->removed[j->idx[i]] = 0;
-  for (size_t n = 0; n <= commit; n++) {
-    PGresult *r;
+  for (size_t n = 0; n <= cu.commit; n++) {
     if (snap__pg_next(b, s, j->c, deadline, &r) != SNAP_OK)
-      goto lost;
-    bool is_insert = n >= first_insert && n < first_prune;
-    if (is_insert)
-      while (rows[j->idx[row_pos]].status != PENDING)
-        row_pos++;
-    ExecStatusType st = PQresultStatus(r);
-    bool is_prune = n >= first_prune && n < commit && prune_pos < j->k;
-    size_t prune_row = is_prune ? j->idx[prune_pos] : 0;
-    if (is_prune && st == PGRES_COMMAND_OK)
-      j->removed[prune_row] = strtoull(PQcmdTuples(r), NULL, 10);
-    if (st == PGRES_FATAL_ERROR && kind == F_NONE) {
-      code = snap__pg_result_error(b, s, r, n == commit ? "commit" : is_insert ? "insert"
-                                            : n >= first_prune             ? "prune"
-                                                                           : "begin");
-      if (is_insert && snap__pg_row_error(r)) {
-        kind = F_ROW;
-        bad_row = j->idx[row_pos];
-      } else if (n >= first_prune && n < commit) {
-        kind = F_PRUNE;
-        if (is_prune) {
-          /* The save goes on without it (below); the observer hears why. */
-          const char *msg = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
-          report(b, SNAP_EVENT_PRUNE_FAILED, code, &rows[prune_row], 0,
-                 msg != NULL ? msg : "the prune failed");
-        }
-      } else if (n == commit) {
-        /* A COMMIT that fails with the session (FATAL: terminated, crashed)
-         * may have been made durable before it failed. */
-        const char *sev = PQresultErrorField(r, PG_DIAG_SEVERITY_NONLOCALIZED);
-        kind = sev != NULL && strcmp(sev, "ERROR") == 0 ? F_ALL : F_COMMIT;
-      } else {
-        kind = F_ALL;
-      }
-    }
-    if (n == commit && st == PGRES_COMMAND_OK && strcmp(PQcmdStatus(r), "COMMIT") == 0)
-      committed = true;
-    if (is_insert)
-      row_pos++;
-    if (is_prune)
-      prune_pos = next_prune(rows, j, prune_pos + 1);
+      return END_LOST;
+    classify_result(b, rows, j, r, n, &cu, o);
     PQclear(r);
   }
-  {
-    PGresult *r;
-    if (snap__pg_next(b, s, j->c, deadline, &r) != SNAP_OK) {
-      if (committed)
-        goto stored; /* acknowledged before the sync point was lost */
-      goto lost;
-    }
-    bool sync = PQresultStatus(r) == PGRES_PIPELINE_SYNC;
-    PQclear(r);
-    if (!sync) {
-      j->c->broken = true;
-      if (!committed) {
-        code = b->host->error(SNAP_EIO, "postgres %s: the pipeline lost its place",
-                              b->shards[s].label);
-        kind = F_ALL;
-      }
+  if (snap__pg_next(b, s, j->c, deadline, &r) != SNAP_OK)
+    return o->committed ? END_UNSYNCED : END_LOST;
+  bool sync = PQresultStatus(r) == PGRES_PIPELINE_SYNC;
+  PQclear(r);
+  if (!sync) {
+    j->c->broken = true;
+    if (!o->committed) {
+      o->code =
+          b->host->error(SNAP_EIO, "postgres %s: the pipeline lost its place", b->shards[s].label);
+      o->kind = F_ALL;
     }
   }
-  j->rollback = PQtransactionStatus(j->c->pg) == PQTRANS_INERROR;
-  j->more = false;
-  if (kind == F_NONE && committed)
-    goto stored;
-  if (kind == F_ROW) {
-    rows[bad_row].status = code;
-    for (size_t i = 0; i < j->k; i++)
-      j->more |= rows[j->idx[i]].status == PENDING;
-    return;
-  }
-  if (kind == F_PRUNE) {
-    /* The prune never fails a save: store the rows without it. */
-    j->prune = false;
-    j->more = true;
-    return;
-  }
-  if (kind == F_COMMIT)
-    code = unknown_outcome(b, s);
-  else if (kind == F_NONE) /* no error, yet no COMMIT tag: do not claim it stored */
-    code = b->host->error(SNAP_EIO, "postgres %s: the COMMIT was not acknowledged",
-                          b->shards[s].label);
-  fail_pending(rows, j, code);
-  return;
-stored:
+  return END_SYNCED;
+}
+
+/* The attempt committed: its pending rows are stored. */
+static void job_stored(snap_pg *b, snap_backend_row *rows, job *j) {
   for (size_t i = 0; i < j->k; i++)
     if (rows[j->idx[i]].status == PENDING)
       rows[j->idx[i]].status = SNAP_OK;
@@ -436,71 +443,138 @@ stored:
   for (size_t i = 0; i < j->k; i++)
     if (rows[j->idx[i]].status == SNAP_OK && j->removed[j->idx[i]] > 0)
       report(b, SNAP_EVENT_PRUNE, SNAP_OK, &rows[j->idx[i]], j->removed[j->idx[i]], NULL);
-  j->more = false;
-  return;
-lost:
+}
+
+/* The connection was lost while the attempt's results were read. */
+static void job_lost(snap_pg *b, snap_backend_row *rows, job *j, const outcome *o) {
   /* Everything was sent with the COMMIT: unless a statement before the COMMIT
    * failed (then the transaction cannot have committed), nobody knows whether
    * the server committed before the connection was lost. */
-  j->more = false;
   j->c->broken = true;
-  if (kind != F_NONE && kind != F_COMMIT)
-    fail_pending(rows, j, b->host->error(SNAP_EIO, "postgres %s: the connection was lost after a "
-                                                   "failed statement; nothing was stored",
-                                         b->shards[s].label));
+  if (o->kind != F_NONE && o->kind != F_COMMIT)
+    fail_pending(rows, j,
+                 b->host->error(SNAP_EIO,
+                                "postgres %s: the connection was lost after a "
+                                "failed statement; nothing was stored",
+                                b->shards[j->shard].label));
   else
-    fail_pending(rows, j, unknown_outcome(b, s));
+    fail_pending(rows, j, unknown_outcome(b, j->shard));
 }
 
-static int pg_put(void *self, snap_backend_row *rows, size_t n, uint32_t keep) {
-  snap_pg *b = self;
-  if (n == 0)
-    return SNAP_OK;
-  const snap_host *h = b->host;
-  /* Rows grouped by shard, each group in the caller's order. */
-  size_t *idx = h->malloc(n * sizeof *idx);
-  uint32_t *keys = h->malloc(n * sizeof *keys);
-  job *jobs = h->malloc((size_t)b->nshards * sizeof *jobs);
-  int *shard_of = h->malloc(n * sizeof *shard_of);
-  uint64_t *removed = h->malloc(n * sizeof *removed);
-  bool *last = h->malloc(n * sizeof *last);
-  pid_pos *order = h->malloc(n * sizeof *order);
-  if (idx == NULL || keys == NULL || jobs == NULL || shard_of == NULL || removed == NULL ||
-      last == NULL || order == NULL) {
-    h->free(order);
-    h->free(last);
-    h->free(removed);
-    h->free(idx);
-    h->free(keys);
-    h->free(jobs);
-    h->free(shard_of);
-    int e = h->error(SNAP_ENOMEM, "postgres backend: out of memory");
-    for (size_t i = 0; i < n; i++)
-      rows[i].status = e;
-    return e;
+/* Concludes an attempt from what its results said: stored, a row refused
+ * alone or a failing prune (another attempt), or every pending row failed
+ * with the attempt's status and message. */
+static void conclude_job(snap_pg *b, snap_backend_row *rows, job *j, enum ending end,
+                         const outcome *o) {
+  int s = j->shard;
+  if (end == END_SYNCED)
+    j->rollback = PQtransactionStatus(j->c->pg) == PQTRANS_INERROR;
+  j->more = false;
+  if (end == END_LOST) {
+    job_lost(b, rows, j, o);
+    return;
   }
+  if (end == END_UNSYNCED || (o->kind == F_NONE && o->committed)) {
+    job_stored(b, rows, j);
+    return;
+  }
+  if (o->kind == F_ROW) {
+    rows[o->bad_row].status = o->code;
+    for (size_t i = 0; i < j->k; i++)
+      j->more |= rows[j->idx[i]].status == PENDING;
+    return;
+  }
+  if (o->kind == F_PRUNE) {
+    /* The prune never fails a save: store the rows without it. */
+    j->prune = false;
+    j->more = true;
+    return;
+  }
+  int code = o->code;
+  if (o->kind == F_COMMIT)
+    code = unknown_outcome(b, s);
+  else if (o->kind == F_NONE) /* no error, yet no COMMIT tag: do not claim it stored */
+    code = b->host->error(SNAP_EIO, "postgres %s: the COMMIT was not acknowledged",
+                          b->shards[s].label);
+  fail_pending(rows, j, code);
+}
+
+static void recv_job(snap_pg *b, snap_backend_row *rows, job *j, int64_t deadline) {
+  outcome o = {F_NONE, SNAP_OK, 0, false};
+  enum ending end = recv_results(b, rows, j, deadline, &o);
+  conclude_job(b, rows, j, end, &o);
+}
+
+/* A put's scratch memory: one block of each kind, the jobs' parts of it. */
+typedef struct put_mem {
+  size_t *idx;
+  uint32_t *keys;
+  job *jobs;
+  int *shard_of;
+  uint64_t *removed;
+  bool *last;
+  pid_pos *order;
+} put_mem;
+
+static void put_mem_free(const snap_host *h, put_mem *m) {
+  h->free(m->order);
+  h->free(m->last);
+  h->free(m->removed);
+  h->free(m->idx);
+  h->free(m->keys);
+  h->free(m->jobs);
+  h->free(m->shard_of);
+}
+
+static int put_mem_alloc(snap_pg *b, size_t n, put_mem *m) {
+  const snap_host *h = b->host;
+  m->idx = h->malloc(n * sizeof *m->idx);
+  m->keys = h->malloc(n * sizeof *m->keys);
+  m->jobs = h->malloc((size_t)b->nshards * sizeof *m->jobs);
+  m->shard_of = h->malloc(n * sizeof *m->shard_of);
+  m->removed = h->malloc(n * sizeof *m->removed);
+  m->last = h->malloc(n * sizeof *m->last);
+  m->order = h->malloc(n * sizeof *m->order);
+  if (m->idx == NULL || m->keys == NULL || m->jobs == NULL || m->shard_of == NULL ||
+      m->removed == NULL || m->last == NULL || m->order == NULL) {
+    put_mem_free(h, m);
+    return h->error(SNAP_ENOMEM, "postgres backend: out of memory");
+  }
+  return SNAP_OK;
+}
+
+/* Groups the rows by shard, each group in the caller's order, one job per
+ * shard; every row is pending. */
+static void plan_jobs(snap_pg *b, snap_backend_row *rows, size_t n, uint32_t keep, put_mem *m) {
+  job *jobs = m->jobs;
   memset(jobs, 0, (size_t)b->nshards * sizeof *jobs);
   for (size_t i = 0; i < n; i++) {
-    shard_of[i] = snap__pg_shard_of(snap__pg_slice(rows[i].pid), b->nshards);
-    jobs[shard_of[i]].k++;
+    m->shard_of[i] = snap__pg_shard_of(snap__pg_slice(rows[i].pid), b->nshards);
+    jobs[m->shard_of[i]].k++;
     rows[i].status = PENDING;
   }
   size_t at = 0;
   for (int s = 0; s < b->nshards; s++) {
     jobs[s].shard = s;
-    jobs[s].idx = idx + at;
-    jobs[s].keys = keys + at;
-    jobs[s].removed = removed;
-    jobs[s].last = last;
-    jobs[s].order = order + at;
+    jobs[s].idx = m->idx + at;
+    jobs[s].keys = m->keys + at;
+    jobs[s].removed = m->removed;
+    jobs[s].last = m->last;
+    jobs[s].order = m->order + at;
     jobs[s].prune = keep > 0;
     at += jobs[s].k;
     jobs[s].k = 0;
   }
   for (size_t i = 0; i < n; i++)
-    jobs[shard_of[i]].idx[jobs[shard_of[i]].k++] = i;
-  h->free(shard_of);
+    jobs[m->shard_of[i]].idx[jobs[m->shard_of[i]].k++] = i;
+  b->host->free(m->shard_of);
+  m->shard_of = NULL;
+}
 
+/* Takes a connection for every shard with rows, then runs the attempts:
+ * every shard's attempt is sent before any is read, so the shards work in
+ * parallel. A retry (a row refused alone, a failing prune) is rare. */
+static void run_jobs(snap_pg *b, snap_backend_row *rows, job *jobs, uint32_t keep) {
   for (int s = 0; s < b->nshards; s++) {
     job *j = &jobs[s];
     if (j->k == 0)
@@ -511,8 +585,6 @@ static int pg_put(void *self, snap_backend_row *rows, size_t n, uint32_t keep) {
     else
       j->more = true;
   }
-  /* Every shard's attempt is sent before any is read: the shards work in
-   * parallel. A retry (a row refused alone, a failing prune) is rare. */
   for (;;) {
     bool any = false;
     int64_t deadline = snap__pg_deadline(b);
@@ -527,6 +599,11 @@ static int pg_put(void *self, snap_backend_row *rows, size_t n, uint32_t keep) {
         recv_job(b, rows, &jobs[s], deadline);
       }
   }
+}
+
+/* Concludes the put: every connection goes back outside any transaction,
+ * and the put's status is its first row's failure, if any. */
+static int put_conclude(snap_pg *b, const snap_backend_row *rows, size_t n, job *jobs) {
   for (int s = 0; s < b->nshards; s++) {
     job *j = &jobs[s];
     if (j->c == NULL)
@@ -540,16 +617,28 @@ static int pg_put(void *self, snap_backend_row *rows, size_t n, uint32_t keep) {
     }
     snap__pg_release(b, s, j->c);
   }
-  h->free(jobs);
-  h->free(idx);
-  h->free(keys);
-  h->free(removed);
-  h->free(last);
-  h->free(order);
   int first = SNAP_OK;
   for (size_t i = 0; i < n && first == SNAP_OK; i++)
     first = rows[i].status;
   return first;
+}
+
+static int pg_put(void *self, snap_backend_row *rows, size_t n, uint32_t keep) {
+  snap_pg *b = self;
+  if (n == 0)
+    return SNAP_OK;
+  put_mem m;
+  int e = put_mem_alloc(b, n, &m);
+  if (e != SNAP_OK) {
+    for (size_t i = 0; i < n; i++)
+      rows[i].status = e;
+    return e;
+  }
+  plan_jobs(b, rows, n, keep, &m);
+  run_jobs(b, rows, m.jobs, keep);
+  e = put_conclude(b, rows, n, m.jobs);
+  put_mem_free(b->host, &m);
+  return e;
 }
 
 /* ------------------------------------------------------------------------ */

@@ -119,6 +119,71 @@ static int disagreement(snap_pg *b, const char *name, const int *found, const in
                         b->table, name, list);
 }
 
+/* What the shards hold of a setting. */
+typedef struct holding {
+  int *found;    /* by shard: 1 present, 0 absent, -1 the shard did not answer (SNAP_EIO) */
+  int64_t *vals; /* by shard: the value, where found */
+  int nfound;    /* the shards holding it */
+  int nabsent;   /* the shards without it */
+  int down;      /* a shard that did not answer, or -1 */
+} holding;
+
+/* Reads the setting on every shard; shard 0 over `c0` when its lock was
+ * taken (else `a` is why not). SNAP_OK, or the first failure other than a
+ * shard that is down. */
+static int read_all(snap_pg *b, const char *name, snap_pg_conn *c0, bool locked, int a,
+                    holding *hd) {
+  int e = SNAP_OK;
+  for (int s = 0; s < b->nshards && e == SNAP_OK; s++) {
+    int f = s > 0    ? on_shard(b, s, name, false, &hd->vals[s])
+            : locked ? read_one(b, 0, c0, name, &hd->vals[0])
+                     : a;
+    if (f == SNAP_EIO) {
+      /* A shard that is down: the others can still tell a stored value. */
+      hd->found[s] = -1;
+      if (hd->down < 0)
+        hd->down = s;
+    } else if (f < 0) {
+      e = f;
+    } else {
+      hd->found[s] = f;
+      hd->nfound += f;
+      hd->nabsent += !f;
+    }
+  }
+  return e;
+}
+
+/* Concludes from what the shards hold: a disagreement, a shard that is down
+ * where every shard is needed, the write of the setting, or its value. */
+static int setting_apply(snap_pg *b, const char *name, int mode, int64_t *value, snap_pg_conn *c0,
+                         const holding *hd) {
+  int first = -1; /* the first shard holding the value */
+  for (int s = 0; s < b->nshards && first < 0; s++)
+    if (hd->found[s] == 1)
+      first = s;
+  bool agree = !(hd->nfound > 0 && hd->nabsent > 0);
+  for (int s = 0; s < b->nshards && first >= 0; s++)
+    agree &= hd->found[s] != 1 || hd->vals[s] == hd->vals[first];
+  /* What needs every shard: the first write of the setting, and a change. */
+  bool write = mode == SNAP_SETTING_SET || (mode == SNAP_SETTING_INIT && hd->nfound == 0);
+  int e = SNAP_OK;
+  if (!agree && mode != SNAP_SETTING_SET) {
+    e = disagreement(b, name, hd->found, hd->vals);
+  } else if (hd->down >= 0 && (write || hd->nfound == 0)) {
+    /* The message stays the last shard's that did not answer (it names the
+     * shard and why: "cannot connect: ..."); no other error came after it. */
+    e = SNAP_EIO;
+  } else if (write) {
+    /* The first shard last: it is the one every reader sees first. */
+    for (int s = b->nshards - 1; s >= 0 && e == SNAP_OK; s--)
+      e = s == 0 ? write_one(b, 0, c0, name, *value) : on_shard(b, s, name, true, value);
+  } else if (hd->nfound) {
+    *value = hd->vals[first];
+  }
+  return e;
+}
+
 int snap__pg_setting(void *self, const char *name, int mode, int64_t *value) {
   snap_pg *b = self;
   const snap_host *h = b->host;
@@ -127,11 +192,12 @@ int snap__pg_setting(void *self, const char *name, int mode, int64_t *value) {
                     name ? name : "(null)");
   if (mode != SNAP_SETTING_GET && mode != SNAP_SETTING_INIT && mode != SNAP_SETTING_SET)
     return h->error(SNAP_EINVAL, "postgres backend: unknown setting mode %d", mode);
-  int *found = h->malloc((size_t)b->nshards * sizeof *found);
-  int64_t *vals = h->malloc((size_t)b->nshards * sizeof *vals);
-  if (found == NULL || vals == NULL) {
-    h->free(found);
-    h->free(vals);
+  holding hd = {NULL, NULL, 0, 0, -1};
+  hd.found = h->malloc((size_t)b->nshards * sizeof *hd.found);
+  hd.vals = h->malloc((size_t)b->nshards * sizeof *hd.vals);
+  if (hd.found == NULL || hd.vals == NULL) {
+    h->free(hd.found);
+    h->free(hd.vals);
     return h->error(SNAP_ENOMEM, "postgres backend: out of memory");
   }
   /* The lock: its own key space (one bigint key, where the per-pid locks use
@@ -141,8 +207,6 @@ int snap__pg_setting(void *self, const char *name, int mode, int64_t *value) {
            (long long)(int64_t)(((uint64_t)0x736e6170u << 32) | snap__pg_fnv1a(b->table)));
   const char *kp[1] = {key};
   bool shared = mode == SNAP_SETTING_GET, locked = false;
-  /* found[s]: 1 present, 0 absent, -1 the shard did not answer (SNAP_EIO). */
-  int nfound = 0, nabsent = 0, down = -1, e = SNAP_OK; /* down: a shard that did not answer */
   snap_pg_conn *c0 = NULL;
   int a = snap__pg_acquire(b, 0, &c0);
   if (a == SNAP_OK) {
@@ -152,45 +216,9 @@ int snap__pg_setting(void *self, const char *name, int mode, int64_t *value) {
                   1, kp, NULL);
     locked = a == SNAP_OK;
   }
-  for (int s = 0; s < b->nshards && e == SNAP_OK; s++) {
-    int f = s > 0 ? on_shard(b, s, name, false, &vals[s])
-            : locked ? read_one(b, 0, c0, name, &vals[0])
-                     : a;
-    if (f == SNAP_EIO) {
-      /* A shard that is down: the others can still tell a stored value. */
-      found[s] = -1;
-      if (down < 0)
-        down = s;
-    } else if (f < 0) {
-      e = f;
-    } else {
-      found[s] = f;
-      nfound += f;
-      nabsent += !f;
-    }
-  }
-  int first = -1; /* the first shard holding the value */
-  for (int s = 0; s < b->nshards && first < 0; s++)
-    if (found[s] == 1)
-      first = s;
-  bool agree = !(nfound > 0 && nabsent > 0);
-  for (int s = 0; s < b->nshards && first >= 0; s++)
-    agree &= found[s] != 1 || vals[s] == vals[first];
-  /* What needs every shard: the first write of the setting, and a change. */
-  bool write = mode == SNAP_SETTING_SET || (mode == SNAP_SETTING_INIT && nfound == 0);
-  if (e == SNAP_OK && !agree && mode != SNAP_SETTING_SET) {
-    e = disagreement(b, name, found, vals);
-  } else if (e == SNAP_OK && down >= 0 && (write || nfound == 0)) {
-    /* The message stays the last shard's that did not answer (it names the
-     * shard and why: "cannot connect: ..."); no other error came after it. */
-    e = SNAP_EIO;
-  } else if (e == SNAP_OK && write) {
-    /* The first shard last: it is the one every reader sees first. */
-    for (int s = b->nshards - 1; s >= 0 && e == SNAP_OK; s--)
-      e = s == 0 ? write_one(b, 0, c0, name, *value) : on_shard(b, s, name, true, value);
-  } else if (e == SNAP_OK && nfound) {
-    *value = vals[first];
-  }
+  int e = read_all(b, name, c0, locked, a, &hd);
+  if (e == SNAP_OK)
+    e = setting_apply(b, name, mode, value, c0, &hd);
   if (locked && !c0->broken &&
       exec_text(b, 0, c0,
                 shared ? "SELECT pg_advisory_unlock_shared($1::bigint)"
@@ -200,8 +228,8 @@ int snap__pg_setting(void *self, const char *name, int mode, int64_t *value) {
   if (c0 != NULL)
     snap__pg_release(b, 0, c0);
   if (e == SNAP_OK)
-    e = nfound > 0;
-  h->free(found);
-  h->free(vals);
+    e = hd.nfound > 0;
+  h->free(hd.found);
+  h->free(hd.vals);
   return e;
 }

@@ -342,14 +342,14 @@ static int read_schema(snap_pg *b, int s, snap_pg_conn *c, int64_t deadline, int
 /* The advisory lock key of the schema work: ASCII "snapstor". */
 #define SCHEMA_LOCK_KEY "7165135455183433586"
 
-int snap__pg_schema(snap_pg *b, int s, snap_pg_conn *c) {
-  int64_t deadline = snap__pg_deadline(b);
-  char key[SNAP_PG_TABLE_MAX + 32], regclass[SNAP_PG_TABLE_MAX + 8];
-  snprintf(key, sizeof key, "schema_version:%s", b->table);
+/* The read-only look: whether the three tables exist (`*all` 1) and, when
+ * they do, the table's schema version (-1: none recorded). A store whose
+ * schema exists needs no DDL and no lock, so a role without CREATE
+ * privilege can use a prepared database. */
+static int schema_look(snap_pg *b, int s, snap_pg_conn *c, int64_t deadline, const char *key,
+                       int64_t *all, int64_t *version) {
+  char regclass[SNAP_PG_TABLE_MAX + 8];
   snprintf(regclass, sizeof regclass, "\"%s\"", b->table);
-  /* A read-only look first: a store whose schema exists needs no DDL and no
-   * lock, so a role without CREATE privilege can use a prepared database. */
-  int64_t all = 0, version = -1;
   int e = send_text(b, s, c,
                     "SELECT to_regclass('snapstore_meta') IS NOT NULL AND to_regclass($1) IS NOT "
                     "NULL AND to_regclass('snapstore_settings') IS NOT NULL",
@@ -357,72 +357,88 @@ int snap__pg_schema(snap_pg *b, int s, snap_pg_conn *c) {
   if (e == SNAP_OK)
     e = snap__pg_sync(b, s, c);
   if (e == SNAP_OK)
-    e = read_schema(b, s, c, deadline, &all);
-  if (e == SNAP_OK && all == 1) {
+    e = read_schema(b, s, c, deadline, all);
+  if (e == SNAP_OK && *all == 1) {
     e = send_text(b, s, c, "SELECT value FROM snapstore_meta WHERE name = $1", key);
     if (e == SNAP_OK)
       e = snap__pg_sync(b, s, c);
     if (e == SNAP_OK)
-      e = read_schema(b, s, c, deadline, &version);
+      e = read_schema(b, s, c, deadline, version);
   }
+  return e;
+}
+
+/* Creates the tables, or brings a version 1 database (no snapstore_settings)
+ * to the current version, in one transaction under a transaction-scoped
+ * advisory lock: many nodes starting together queue here instead of racing
+ * in the catalog (concurrent CREATE TABLE IF NOT EXISTS can fail with a
+ * duplicate key). The version it leaves goes to `*version`. */
+static int schema_create(snap_pg *b, int s, snap_pg_conn *c, int64_t deadline, const char *key,
+                         int64_t *version) {
+  char ddl[1024];
+  snprintf(ddl, sizeof ddl,
+           "CREATE TABLE IF NOT EXISTS \"%s\" (persistence_id text COLLATE \"C\" NOT NULL, "
+           "seq bigint NOT NULL, ts bigint NOT NULL, slice integer NOT NULL, "
+           "body bytea NOT NULL, PRIMARY KEY (persistence_id, seq))",
+           b->table);
+  /* Bodies are compressed (or not) by the pipeline, encrypted ones do not
+   * compress at all: PostgreSQL's own TOAST compression would only spend
+   * CPU, so large bodies are stored out of line uncompressed. */
+  char storage[160];
+  snprintf(storage, sizeof storage, "ALTER TABLE \"%s\" ALTER COLUMN body SET STORAGE EXTERNAL",
+           b->table);
+  /* Raises an older known version; leaves a newer or an unknown one for
+   * the checks of snap__pg_schema() to refuse. */
+  char ins[256];
+  snprintf(ins, sizeof ins,
+           "INSERT INTO snapstore_meta (name, value) VALUES ($1, %d) ON CONFLICT (name) DO "
+           "UPDATE SET value = EXCLUDED.value WHERE snapstore_meta.value BETWEEN 1 AND "
+           "EXCLUDED.value",
+           SNAP_PG_SCHEMA_VERSION);
+  const char *steps[] = {
+      "BEGIN",
+      "SELECT pg_advisory_xact_lock(" SCHEMA_LOCK_KEY ")",
+      "CREATE TABLE IF NOT EXISTS snapstore_meta (name text PRIMARY KEY, value bigint NOT NULL)",
+      /* Settings kept with the data set, per data table (setting()). */
+      "CREATE TABLE IF NOT EXISTS snapstore_settings (table_name text NOT NULL, name text NOT "
+      "NULL, value bigint NOT NULL, PRIMARY KEY (table_name, name))",
+      ddl,
+      storage,
+      ins,
+      "SELECT value FROM snapstore_meta WHERE name = $1",
+      "COMMIT",
+  };
+  int e = SNAP_OK;
+  for (size_t i = 0; i < sizeof steps / sizeof steps[0] && e == SNAP_OK; i++)
+    e = send_text(b, s, c, steps[i], strstr(steps[i], "$1") ? key : NULL);
+  if (e == SNAP_OK)
+    e = snap__pg_sync(b, s, c);
+  if (e == SNAP_OK)
+    e = read_schema(b, s, c, deadline, version);
+  if (e != SNAP_OK && !c->broken && PQtransactionStatus(c->pg) == PQTRANS_INERROR) {
+    /* Leave the connection usable: end the failed transaction. */
+    if (send_text(b, s, c, "ROLLBACK", NULL) == SNAP_OK && snap__pg_sync(b, s, c) == SNAP_OK)
+      (void)snap__pg_drain(b, s, c, deadline);
+  }
+  return e;
+}
+
+int snap__pg_schema(snap_pg *b, int s, snap_pg_conn *c) {
+  int64_t deadline = snap__pg_deadline(b);
+  char key[SNAP_PG_TABLE_MAX + 32];
+  snprintf(key, sizeof key, "schema_version:%s", b->table);
+  int64_t all = 0, version = -1;
+  int e = schema_look(b, s, c, deadline, key, &all, &version);
   /* Opened to read an existing store: create or upgrade nothing. */
   if (e == SNAP_OK && b->no_create && (version < 0 || all != 1))
     return b->host->error(SNAP_ENOTFOUND,
                           "postgres %s: no snapstore table \"%s\" (with snapstore_meta and "
                           "snapstore_settings), and the store was opened without creating one",
                           b->shards[s].label, b->table);
-  /* A version 1 database (no snapstore_settings) is brought to version 2
-   * here: the settings table is created and the version raised, in the same
-   * transaction and under the same lock as a first creation. */
-  if (e == SNAP_OK && (version < 0 || version == 1 || all != 1)) {
-    /* Create under a transaction-scoped advisory lock: many nodes starting
-     * together queue here instead of racing in the catalog (concurrent
-     * CREATE TABLE IF NOT EXISTS can fail with a duplicate key). */
-    char ddl[1024];
-    snprintf(ddl, sizeof ddl,
-             "CREATE TABLE IF NOT EXISTS \"%s\" (persistence_id text COLLATE \"C\" NOT NULL, "
-             "seq bigint NOT NULL, ts bigint NOT NULL, slice integer NOT NULL, "
-             "body bytea NOT NULL, PRIMARY KEY (persistence_id, seq))",
-             b->table);
-    /* Bodies are compressed (or not) by the pipeline, encrypted ones do not
-     * compress at all: PostgreSQL's own TOAST compression would only spend
-     * CPU, so large bodies are stored out of line uncompressed. */
-    char storage[160];
-    snprintf(storage, sizeof storage, "ALTER TABLE \"%s\" ALTER COLUMN body SET STORAGE EXTERNAL",
-             b->table);
-    /* Raises an older known version; leaves a newer or an unknown one for
-     * the checks below to refuse. */
-    char ins[256];
-    snprintf(ins, sizeof ins,
-             "INSERT INTO snapstore_meta (name, value) VALUES ($1, %d) ON CONFLICT (name) DO "
-             "UPDATE SET value = EXCLUDED.value WHERE snapstore_meta.value BETWEEN 1 AND "
-             "EXCLUDED.value",
-             SNAP_PG_SCHEMA_VERSION);
-    const char *steps[] = {
-        "BEGIN",
-        "SELECT pg_advisory_xact_lock(" SCHEMA_LOCK_KEY ")",
-        "CREATE TABLE IF NOT EXISTS snapstore_meta (name text PRIMARY KEY, value bigint NOT NULL)",
-        /* Settings kept with the data set, per data table (setting()). */
-        "CREATE TABLE IF NOT EXISTS snapstore_settings (table_name text NOT NULL, name text NOT "
-        "NULL, value bigint NOT NULL, PRIMARY KEY (table_name, name))",
-        ddl,
-        storage,
-        ins,
-        "SELECT value FROM snapstore_meta WHERE name = $1",
-        "COMMIT",
-    };
-    for (size_t i = 0; i < sizeof steps / sizeof steps[0] && e == SNAP_OK; i++)
-      e = send_text(b, s, c, steps[i], strstr(steps[i], "$1") ? key : NULL);
-    if (e == SNAP_OK)
-      e = snap__pg_sync(b, s, c);
-    if (e == SNAP_OK)
-      e = read_schema(b, s, c, deadline, &version);
-    if (e != SNAP_OK && !c->broken && PQtransactionStatus(c->pg) == PQTRANS_INERROR) {
-      /* Leave the connection usable: end the failed transaction. */
-      if (send_text(b, s, c, "ROLLBACK", NULL) == SNAP_OK && snap__pg_sync(b, s, c) == SNAP_OK)
-        (void)snap__pg_drain(b, s, c, deadline);
-    }
-  }
+  /* A version 1 database is brought to version 2 in the same transaction
+   * and under the same lock as a first creation. */
+  if (e == SNAP_OK && (version < 0 || version == 1 || all != 1))
+    e = schema_create(b, s, c, deadline, key, &version);
   if (e == SNAP_OK && version > SNAP_PG_SCHEMA_VERSION)
     e = b->host->error(SNAP_EFORMAT,
                        "postgres %s table \"%s\": schema version %lld is newer than the version "
