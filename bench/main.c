@@ -1084,7 +1084,7 @@ int main(int argc, char **argv) {
   load_rows(&rn, &s);
   metrics_rows(&rn, &s);
   storm_rows(&rn, &s);
-  char pg_about[600] = "";
+  char pg_about[1024] = "";
   pg_rows(&rn, &s, pg_about, sizeof pg_about);
   codec_rows(&rn, &s);
   deflate_rows(&rn, &s);
