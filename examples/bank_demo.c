@@ -529,7 +529,11 @@ static void print_metrics(long slot, double killed_at, const snap_metrics *rec_m
   const snap_metrics *run = &stats->metrics[slot];
   /* The executor's commits (one transaction of saves each) and, apart, the
    * time saves waited in its queue before one. */
-  const snap_histogram *cl = &run->exec_commit, *wl = &run->exec_queue_wait;
+  static const snap_histogram none;
+  const snap_series *cs = NULL, *ws = NULL;
+  (void)snap_metrics_series(run, "snapstore_executor_commit_seconds", &cs);
+  (void)snap_metrics_series(run, "snapstore_executor_queue_wait_seconds", &ws);
+  const snap_histogram *cl = cs ? &cs->hist : &none, *wl = ws ? &ws->hist : &none;
   const snap_histogram *ll = &rec_m->latency[SNAP_OP_LOAD];
   printf("  store metrics, run       %" PRIu64 " saves ok, %" PRIu64 " failed, in %" PRIu64
          " transactions (last published %.0f ms\n"

@@ -712,15 +712,18 @@ Test(executor, counters_include_the_callback_that_reads_them) {
   cr_assert_eq(s.submitted, (uint64_t)N);
 
   /* The same work, in the store's metrics. */
-  snap_metrics m;
-  cr_assert_eq(snap_store_metrics(st, &m), SNAP_OK);
-  cr_assert_eq(m.exec_latency.count, (uint64_t)N);
-  cr_assert_eq(m.exec_batch.count, s.commits);
-  cr_assert_eq(m.exec_batch.sum, s.saves);
-  cr_assert_eq(m.exec_queue_depth_max >= 1, true);
+  snap_executor_metrics em;
+  cr_assert_eq(snap_executor_metrics_get(c.ex, &em), SNAP_OK);
+  cr_assert_eq(em.latency.count, (uint64_t)N);
+  cr_assert_eq(em.batch.count, s.commits);
+  cr_assert_eq(em.batch.sum, s.saves);
+  cr_assert_eq(em.queue_depth_max >= 1, true);
   snap_executor_free(c.ex);
+  snap_metrics m;
   snap_store_metrics(st, &m);
-  cr_assert_eq(m.exec_queue_depth, 0u, "nothing left queued");
+  const snap_series *depth = NULL;
+  cr_assert_eq(snap_metrics_series(&m, "snapstore_executor_queue_depth", &depth), SNAP_OK);
+  cr_assert_eq(depth->gauge, 0, "nothing left queued");
   cr_assert_eq(m.ops[SNAP_OP_SAVE][0], s.saves);
   snap_store_close(st);
   pthread_cond_destroy(&c.cv);

@@ -300,6 +300,10 @@ static double value_of(const char *text, const char *series) {
 Test(metrics, the_prometheus_text_parses_and_has_the_documented_names) {
   snap_store *st = NULL;
   cr_assert_eq(snap_store_open_backend(&st, snap_backend_memory(), "{\"keep\": 1}"), SNAP_OK);
+  /* The executor's series are there once an executor has run over the store. */
+  snap_executor *ex = NULL;
+  cr_assert_eq(snap_executor_new(&ex, st, NULL), SNAP_OK, "%s", snap_error_message());
+  snap_executor_free(ex);
   for (int64_t seq = 1; seq <= 3; seq++)
     cr_assert_eq(snap_save(st, "p", seq, SNAP_FORMAT_JSON, "[1,2]", 5, NULL, NULL), SNAP_OK);
   cr_assert_eq(snap_save(st, "p", 4, SNAP_FORMAT_JSON, "{", 1, NULL, NULL), SNAP_EFORMAT);
@@ -427,19 +431,22 @@ Test(metrics, executor_queue_wait_and_commit_are_apart) {
   cr_assert_eq(snap_executor_shutdown(ex, SNAP_SHUTDOWN_DRAIN), SNAP_OK);
   snap_executor_stats es;
   snap_executor_stats_get(ex, &es);
+
+  snap_executor_metrics em;
+  cr_assert_eq(snap_executor_metrics_get(ex, &em), SNAP_OK);
   snap_executor_free(ex);
 
   snap_metrics m;
   cr_assert_eq(snap_store_metrics(st, &m), SNAP_OK);
   const uint64_t held_ns = (uint64_t)HELD_MS * 1000000u;
-  cr_assert_eq(m.exec_queue_wait.count, (uint64_t)QUEUED_SAVES + 1, "the holder and the saves");
-  cr_assert_geq(m.exec_queue_wait.sum, QUEUED_SAVES * held_ns, "waits: %" PRIu64 " ns",
-                m.exec_queue_wait.sum);
-  cr_assert_eq(m.exec_commit.count, es.commits, "one value per transaction of saves");
+  cr_assert_eq(em.queue_wait.count, (uint64_t)QUEUED_SAVES + 1, "the holder and the saves");
+  cr_assert_geq(em.queue_wait.sum, QUEUED_SAVES * held_ns, "waits: %" PRIu64 " ns",
+                em.queue_wait.sum);
+  cr_assert_eq(em.commit.count, es.commits, "one value per transaction of saves");
   cr_assert_geq(es.commits, 1);
-  cr_assert_lt(m.exec_commit.sum, held_ns, "commits took %" PRIu64 " ns in all, no queue wait",
-               m.exec_commit.sum);
-  cr_assert_geq(m.exec_latency.sum, m.exec_queue_wait.sum - held_ns,
+  cr_assert_lt(em.commit.sum, held_ns, "commits took %" PRIu64 " ns in all, no queue wait",
+               em.commit.sum);
+  cr_assert_geq(em.latency.sum, em.queue_wait.sum - held_ns,
                 "submit to completion includes the wait");
 
   char *text = NULL;
@@ -454,5 +461,93 @@ Test(metrics, executor_queue_wait_and_commit_are_apart) {
   cr_assert(wait >= QUEUED_SAVES * HELD_MS / 1000.0 && commit >= 0 && commit < HELD_MS / 1000.0,
             "queue wait %.3f s, commit %.3f s", wait, commit);
   snap_free(text);
+  snap_store_close(st);
+}
+
+/* ---- series registered by a layer above the store ------------------------ */
+
+Test(metrics, a_registered_series_appears_in_the_prometheus_text) {
+  snap_store *st = NULL;
+  cr_assert_eq(snap_store_open_backend(&st, snap_backend_memory(), "{}"), SNAP_OK);
+  int widgets = -1, sizes = -1, waits = -1, again = -1;
+  cr_assert_eq(
+      snap_store_series_register(st, "app_widgets", "Widgets now.", SNAP_SERIES_GAUGE, &widgets),
+      SNAP_OK, "%s", snap_error_message());
+  cr_assert_eq(
+      snap_store_series_register(st, "app_sizes", "Sizes seen.", SNAP_SERIES_HISTOGRAM, &sizes),
+      SNAP_OK);
+  cr_assert_eq(
+      snap_store_series_register(st, "app_wait_seconds", "Waits.", SNAP_SERIES_DURATION, &waits),
+      SNAP_OK);
+  cr_assert_eq(
+      snap_store_series_register(st, "app_widgets", "Widgets now.", SNAP_SERIES_GAUGE, &again),
+      SNAP_OK);
+  cr_assert_eq(again, widgets, "the same name and type give the same handle");
+  cr_assert_eq(snap_store_gauge_set(st, widgets, 40), SNAP_OK);
+  cr_assert_eq(snap_store_gauge_raise(st, widgets, 42), SNAP_OK);
+  cr_assert_eq(snap_store_gauge_raise(st, widgets, 7), SNAP_OK, "lower: no change");
+  cr_assert_eq(snap_store_histogram_observe(st, sizes, 3), SNAP_OK);
+  cr_assert_eq(snap_store_histogram_observe(st, sizes, 100), SNAP_OK);
+  cr_assert_eq(snap_store_histogram_observe(st, waits, 1500), SNAP_OK);
+  cr_assert_eq(snap_store_histogram_observe(st, widgets, 1), SNAP_EINVAL, "a gauge");
+  cr_assert_eq(snap_store_gauge_set(st, sizes, 1), SNAP_EINVAL, "a histogram");
+  cr_assert_eq(snap_store_gauge_set(st, 99, 1), SNAP_EINVAL, "never registered");
+
+  snap_metrics m;
+  cr_assert_eq(snap_store_metrics(st, &m), SNAP_OK);
+  const snap_series *s = NULL;
+  cr_assert_eq(snap_metrics_series(&m, "app_widgets", &s), SNAP_OK);
+  cr_assert_eq(s->gauge, 42);
+  cr_assert_eq(snap_metrics_series(&m, "app_nothing", &s), SNAP_ENOTFOUND);
+  char *text = NULL;
+  cr_assert_eq(snap_metrics_prometheus(&m, "store=\"x\"", &text, NULL), SNAP_OK);
+  parsed p;
+  cr_assert(parse(text, &p), "%s", p.error);
+  cr_assert(strstr(text, "# HELP app_widgets Widgets now.\n# TYPE app_widgets gauge\n"
+                         "app_widgets{store=\"x\"} 42\n"),
+            "%s", text);
+  cr_assert(strstr(text, "# HELP app_sizes Sizes seen.\n# TYPE app_sizes histogram\n"), "%s", text);
+  cr_assert_eq(value_of(text, "app_sizes_bucket{store=\"x\",le=\"4\"}"), 1.0);
+  cr_assert_eq(value_of(text, "app_sizes_bucket{store=\"x\",le=\"+Inf\"}"), 2.0);
+  cr_assert_eq(value_of(text, "app_sizes_sum{store=\"x\"}"), 103.0);
+  cr_assert(strstr(text, "# TYPE app_wait_seconds histogram\n"), "%s", text);
+  cr_assert_eq(value_of(text, "app_wait_seconds_bucket{store=\"x\",le=\"2e-06\"}"), 1.0);
+  cr_assert_eq(value_of(text, "app_wait_seconds_bucket{store=\"x\",le=\"1e-06\"}"), 0.0);
+  cr_assert_eq(value_of(text, "app_wait_seconds_sum{store=\"x\"}"), 1.5e-06);
+  snap_free(text);
+  snap_store_close(st);
+}
+
+Test(metrics, series_registration_refuses_what_prometheus_could_not_read) {
+  snap_store *st = NULL;
+  cr_assert_eq(snap_store_open_backend(&st, snap_backend_memory(), "{}"), SNAP_OK);
+  int id = 0;
+  cr_assert_eq(snap_store_series_register(st, "9lives", "h", SNAP_SERIES_GAUGE, &id), SNAP_EINVAL);
+  cr_assert_eq(id, -1);
+  cr_assert_eq(snap_store_series_register(st, "a-b", "h", SNAP_SERIES_GAUGE, &id), SNAP_EINVAL);
+  cr_assert_eq(
+      snap_store_series_register(st, "snapstore_operations_total", "h", SNAP_SERIES_GAUGE, &id),
+      SNAP_EINVAL, "a built-in family");
+  cr_assert_eq(snap_store_series_register(st, "ok_name", "two\nlines", SNAP_SERIES_GAUGE, &id),
+               SNAP_EINVAL);
+  cr_assert_eq(snap_store_series_register(st, "ok_name", "h", (snap_series_type)9, &id),
+               SNAP_EINVAL);
+  cr_assert_eq(snap_store_series_register(st, "ok_name", "h", SNAP_SERIES_GAUGE, &id), SNAP_OK);
+  cr_assert_eq(snap_store_series_register(st, "ok_name", "h", SNAP_SERIES_DURATION, &id),
+               SNAP_EINVAL, "registered with another type");
+  char name[32];
+  for (int i = 1; i < SNAP_METRICS_SERIES_MAX; i++) {
+    snprintf(name, sizeof name, "filler_%d", i);
+    cr_assert_eq(snap_store_series_register(st, name, "h", SNAP_SERIES_GAUGE, &id), SNAP_OK);
+  }
+  cr_assert_eq(snap_store_series_register(st, "one_too_many", "h", SNAP_SERIES_GAUGE, &id),
+               SNAP_EFULL, "%s", snap_error_message());
+  /* Metrics off: updates do nothing. */
+  cr_assert_eq(snap_store_series_register(st, "ok_name", "h", SNAP_SERIES_GAUGE, &id), SNAP_OK);
+  cr_assert_eq(snap_store_set_metrics(st, 0), SNAP_OK);
+  cr_assert_eq(snap_store_gauge_set(st, id, 5), SNAP_OK);
+  snap_metrics m;
+  snap_store_metrics(st, &m);
+  cr_assert_eq(m.series[id].gauge, 0);
   snap_store_close(st);
 }

@@ -105,21 +105,48 @@ int snap_store_metrics(const snap_store *st, snap_metrics *out) {
   return SNAP_OK;
 }
 
-int snap_store_metrics_executor(snap_store *st, snap_exec_metric what, uint64_t value) {
+int snap_store_series_register(snap_store *st, const char *name, const char *help,
+                               snap_series_type type, int *id) {
+  snap__obs *o = snap__store_obs(st);
+  if (o == NULL || name == NULL || help == NULL || id == NULL)
+    return snap_error_set(SNAP_EINVAL, "snap_store_series_register: NULL argument");
+  *id = -1;
+  return snap__metrics_register(o->m, name, help, type, id);
+}
+
+int snap_store_gauge_set(snap_store *st, int id, int64_t value) {
   snap__obs *o = snap__store_obs(st);
   if (o == NULL)
-    return snap_error_set(SNAP_EINVAL, "snap_store_metrics_executor: store is NULL");
-  if (what < SNAP_EXEC_QUEUE_DEPTH || what > SNAP_EXEC_COMMIT)
-    return snap_error_set(SNAP_EINVAL, "snap_store_metrics_executor: unknown figure %d", (int)what);
-  if (!o->metrics_on)
-    return SNAP_OK;
-  if (what == SNAP_EXEC_QUEUE_DEPTH)
-    snap__metrics_exec_depth(o->m, value);
-  else if (what == SNAP_EXEC_BATCH)
-    snap__metrics_exec_batch(o->m, value);
-  else
-    snap__metrics_exec_time(o->m, what, value);
-  return SNAP_OK;
+    return snap_error_set(SNAP_EINVAL, "snap_store_gauge_set: store is NULL");
+  return o->metrics_on ? snap__metrics_gauge(o->m, id, value, false) : SNAP_OK;
+}
+
+int snap_store_gauge_raise(snap_store *st, int id, int64_t value) {
+  snap__obs *o = snap__store_obs(st);
+  if (o == NULL)
+    return snap_error_set(SNAP_EINVAL, "snap_store_gauge_raise: store is NULL");
+  return o->metrics_on ? snap__metrics_gauge(o->m, id, value, true) : SNAP_OK;
+}
+
+int snap_store_histogram_observe(snap_store *st, int id, uint64_t value) {
+  snap__obs *o = snap__store_obs(st);
+  if (o == NULL)
+    return snap_error_set(SNAP_EINVAL, "snap_store_histogram_observe: store is NULL");
+  return o->metrics_on ? snap__metrics_observe(o->m, id, value) : SNAP_OK;
+}
+
+int snap_metrics_series(const snap_metrics *m, const char *name, const snap_series **out) {
+  if (out != NULL)
+    *out = NULL;
+  if (m == NULL || name == NULL || out == NULL)
+    return snap_error_set(SNAP_EINVAL, "snap_metrics_series: NULL argument");
+  for (size_t i = 0; i < m->nseries && i < SNAP_METRICS_SERIES_MAX; i++) {
+    if (strcmp(m->series[i].name, name) == 0) {
+      *out = &m->series[i];
+      return SNAP_OK;
+    }
+  }
+  return snap_error_set(SNAP_ENOTFOUND, "no series '%s' in the metrics", name);
 }
 
 /* ------------------------------------------------------------------------ */

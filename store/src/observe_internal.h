@@ -7,6 +7,7 @@
 #define SNAP_OBSERVE_INTERNAL_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -89,9 +90,11 @@ void snap__metrics_op(snap__metrics *m, int op, int status, uint64_t ns, size_t 
 void snap__metrics_pruned(snap__metrics *m, uint64_t n);
 void snap__metrics_incident(snap__metrics *m, int kind);
 void snap__metrics_read(const snap__metrics *m, snap_metrics *out);
-void snap__metrics_exec_depth(snap__metrics *m, uint64_t depth);
-void snap__metrics_exec_batch(snap__metrics *m, uint64_t saves);
-/* `what`: SNAP_EXEC_LATENCY, SNAP_EXEC_QUEUE_WAIT or SNAP_EXEC_COMMIT. */
-void snap__metrics_exec_time(snap__metrics *m, int what, uint64_t ns);
+/* Registered series (snap_store_series_register() and the updates). */
+int snap__metrics_register(snap__metrics *m, const char *name, const char *help,
+                           snap_series_type type, int *id);
+/* Sets the gauge, or with `raise` lifts it to `value` if lower. */
+int snap__metrics_gauge(snap__metrics *m, int id, int64_t value, bool raise);
+int snap__metrics_observe(snap__metrics *m, int id, uint64_t value);
 
 #endif /* SNAP_OBSERVE_INTERNAL_H */

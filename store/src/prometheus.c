@@ -1,5 +1,6 @@
 /* Renders snap_metrics in the Prometheus text exposition format, version
- * 0.0.4 (the names are listed in docs/OBSERVABILITY.md). */
+ * 0.0.4 (the names are listed in docs/OBSERVABILITY.md): the built-in
+ * families, then the registered series in registration order. */
 #include <ctype.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -80,6 +81,26 @@ static void histogram(out *o, const char *name, const char *extra, const snap_hi
   sample(o, series, extra, value);
   snprintf(series, sizeof series, "%s_count", name);
   sample_u64(o, series, extra, h->count);
+}
+
+/* A series registered by a layer above the store (snap_store_series_register()). */
+static void registered(out *o, const snap_series *s) {
+  char value[32];
+  switch (s->type) {
+  case SNAP_SERIES_GAUGE:
+    header(o, s->name, "gauge", s->help);
+    snprintf(value, sizeof value, "%" PRId64, s->gauge);
+    sample(o, s->name, "", value);
+    break;
+  case SNAP_SERIES_HISTOGRAM:
+    header(o, s->name, "histogram", s->help);
+    histogram(o, s->name, "", &s->hist, 1.0, 1.0);
+    break;
+  case SNAP_SERIES_DURATION:
+    header(o, s->name, "histogram", s->help);
+    histogram(o, s->name, "", &s->hist, 1e-6, 1e-9);
+    break;
+  }
 }
 
 static const char *const op_names[SNAP_OP_COUNT] = {"save", "batch", "load", "delete", "prune"};
@@ -181,25 +202,8 @@ int snap_metrics_prometheus(const snap_metrics *m, const char *labels, char **te
     snprintf(extra, sizeof extra, "kind=\"%s\"", snap_event_kind_name(k));
     sample_u64(&o, "snapstore_incidents_total", extra, m->incidents[k - SNAP_EVENT_FIRST_INCIDENT]);
   }
-  header(&o, "snapstore_executor_queue_depth", "gauge", "Requests queued in the executor now.");
-  sample_u64(&o, "snapstore_executor_queue_depth", "", m->exec_queue_depth);
-  header(&o, "snapstore_executor_queue_depth_max", "gauge",
-         "The most requests the executor has had queued at once.");
-  sample_u64(&o, "snapstore_executor_queue_depth_max", "", m->exec_queue_depth_max);
-  header(&o, "snapstore_executor_batch_saves", "histogram",
-         "Saves committed per executor transaction (group commit).");
-  histogram(&o, "snapstore_executor_batch_saves", "", &m->exec_batch, 1.0, 1.0);
-  header(&o, "snapstore_executor_request_duration_seconds", "histogram",
-         "Executor requests from submission to the start of their callback, time waiting in the "
-         "queue included (its sum adds up the waits of requests queued together).");
-  histogram(&o, "snapstore_executor_request_duration_seconds", "", &m->exec_latency, 1e-6, 1e-9);
-  header(&o, "snapstore_executor_queue_wait_seconds", "histogram",
-         "Executor requests from submission until the executor took them off its queue.");
-  histogram(&o, "snapstore_executor_queue_wait_seconds", "", &m->exec_queue_wait, 1e-6, 1e-9);
-  header(&o, "snapstore_executor_commit_seconds", "histogram",
-         "Executor transactions of saves (group commits), from their start to their commit; one "
-         "value per transaction, no queue wait.");
-  histogram(&o, "snapstore_executor_commit_seconds", "", &m->exec_commit, 1e-6, 1e-9);
+  for (size_t i = 0; i < m->nseries && i < SNAP_METRICS_SERIES_MAX; i++)
+    registered(&o, &m->series[i]);
 
   if (o.rc != SNAP_OK) {
     snap_buf_dispose(&o.b);

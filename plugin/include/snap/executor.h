@@ -161,10 +161,36 @@ typedef struct snap_executor_stats {
 /**
  * Copies the counters. Thread-safe; may be called from a callback. Exact when
  * read from a callback (it counts the request being completed) or once the
- * last callback has run. Queue depth, batch sizes and submit-to-completion
- * times go to the store's metrics (snap_store_metrics(), `exec_*` fields).
+ * last callback has run. Queue depth, batch sizes and times are in
+ * snap_executor_metrics_get().
  */
 SNAP_API void snap_executor_stats_get(snap_executor *ex, snap_executor_stats *out);
+
+/**
+ * The executor's figures. They live in the store's metrics as the series the
+ * executor registers when it starts (snap_store_series_register():
+ * `snapstore_executor_queue_depth`, `_queue_depth_max`, `_batch_saves`,
+ * `_request_duration_seconds`, `_queue_wait_seconds`, `_commit_seconds`), so
+ * one snap_store_metrics() and one Prometheus page cover the store and its
+ * executor. Executors over the same store share those series. All zero while
+ * the store's metrics are off. (They replace the `exec_*` fields that
+ * snap_metrics had before 0.x's generic series.)
+ */
+typedef struct snap_executor_metrics {
+  uint64_t queue_depth;      /**< requests queued now */
+  uint64_t queue_depth_max;  /**< most requests queued at once */
+  snap_histogram batch;      /**< saves per transaction (group commit) */
+  snap_histogram latency;    /**< ns, submission to the start of the callback, all kinds */
+  snap_histogram queue_wait; /**< ns, submission until taken off the queue, all kinds */
+  snap_histogram commit;     /**< ns, one transaction of saves; one value per transaction */
+} snap_executor_metrics;
+
+/**
+ * Copies the executor's figures into `*out` (zeros for a series the store
+ * could not register). Thread-safe, as snap_store_metrics(); may be called
+ * from a callback. SNAP_EINVAL for a NULL argument, SNAP_ENOMEM.
+ */
+SNAP_API int snap_executor_metrics_get(snap_executor *ex, snap_executor_metrics *out);
 
 #ifdef __cplusplus
 }

@@ -8,6 +8,14 @@
  *
  * Defaults, with nothing configured: metrics on, no observer, warnings to
  * stderr. All three are per store.
+ *
+ * The layers above the store add figures of their own through named series
+ * (snap_store_series_register()); this header names none of them.
+ * Changes in 0.x: the executor's `exec_*` fields of snap_metrics, the
+ * snap_exec_metric enum and snap_store_metrics_executor() are gone; the
+ * executor's figures are read with snap_executor_metrics_get()
+ * (snap/executor.h), and are in snap_metrics.series and the Prometheus text
+ * under the same `snapstore_executor_*` names as before.
  */
 #ifndef SNAP_OBSERVE_H
 #define SNAP_OBSERVE_H
@@ -148,6 +156,29 @@ typedef struct snap_histogram {
   uint64_t buckets[SNAP_METRICS_BUCKETS];
 } snap_histogram;
 
+/** How many series the layers above a store may register on it (snap_store_series_register). */
+#define SNAP_METRICS_SERIES_MAX 12
+/** The longest series name, NUL included. */
+#define SNAP_SERIES_NAME_MAX 64
+/** The longest HELP text of a series, NUL included. */
+#define SNAP_SERIES_HELP_MAX 256
+
+/** The kind of a registered series; it fixes its Prometheus TYPE and units. */
+typedef enum snap_series_type {
+  SNAP_SERIES_GAUGE = 1,     /**< a value set or raised (TYPE gauge) */
+  SNAP_SERIES_HISTOGRAM = 2, /**< counts such as sizes: buckets <= 2^i, sum of the values */
+  SNAP_SERIES_DURATION = 3   /**< nanoseconds: buckets <= 2^i µs; rendered in seconds */
+} snap_series_type;
+
+/** A registered series as copied by snap_store_metrics(). */
+typedef struct snap_series {
+  char name[SNAP_SERIES_NAME_MAX]; /**< the Prometheus family name */
+  char help[SNAP_SERIES_HELP_MAX]; /**< its HELP text */
+  snap_series_type type;
+  int64_t gauge;       /**< SNAP_SERIES_GAUGE: the value */
+  snap_histogram hist; /**< SNAP_SERIES_HISTOGRAM, SNAP_SERIES_DURATION: the values */
+} snap_series;
+
 /** A copy of a store's metrics (snap_store_metrics()). Counters only grow. */
 typedef struct snap_metrics {
   uint64_t ops[SNAP_OP_COUNT][SNAP_METRICS_STATUSES]; /**< operation outcomes by status */
@@ -156,15 +187,8 @@ typedef struct snap_metrics {
   uint64_t body_bytes[SNAP_OP_COUNT];  /**< SAVE: bodies stored; LOAD: bodies read */
   uint64_t pruned;                     /**< snapshots removed by retention */
   uint64_t incidents[SNAP_EVENT_KIND_END - SNAP_EVENT_FIRST_INCIDENT]; /**< by kind - first */
-  /* The executor over this store, if any (zero otherwise). */
-  uint64_t exec_queue_depth;     /**< requests queued now */
-  uint64_t exec_queue_depth_max; /**< most requests queued at once */
-  snap_histogram exec_batch;     /**< saves per transaction of the executor */
-  snap_histogram exec_latency;   /**< executor: submit to completion (callback start), all kinds,
-                                      queue wait included */
-  snap_histogram exec_queue_wait; /**< executor: submit until taken off the queue, all kinds */
-  snap_histogram exec_commit;     /**< executor: one transaction of saves (group commit), its
-                                       duration; one value per transaction */
+  size_t nseries;                              /**< series registered on the store, in order */
+  snap_series series[SNAP_METRICS_SERIES_MAX]; /**< their values (snap_store_series_register) */
 } snap_metrics;
 
 /**
@@ -193,30 +217,58 @@ SNAP_API int snap_metrics_status_code(int i);
  */
 SNAP_API double snap_histogram_quantile(const snap_histogram *h, double q);
 
-/** What an executor reports with snap_store_metrics_executor(). */
-typedef enum snap_exec_metric {
-  SNAP_EXEC_QUEUE_DEPTH = 1, /**< value: requests queued now (also raises the maximum) */
-  SNAP_EXEC_BATCH = 2,       /**< value: saves committed in one transaction */
-  SNAP_EXEC_LATENCY = 3,     /**< value: ns from a request's submission to its callback */
-  SNAP_EXEC_QUEUE_WAIT = 4,  /**< value: ns from a request's submission until it left the queue */
-  SNAP_EXEC_COMMIT = 5       /**< value: ns one transaction of saves took to commit */
-} snap_exec_metric;
+/**
+ * Registers a named series on the store, for a layer above it to feed (the
+ * plugin layer's executor registers its `snapstore_executor_*` series when
+ * it starts), and gives its handle in `*id`. The series then appears in
+ * snap_metrics.series and in the Prometheus text after the built-in
+ * families, in registration order, with `help` as its HELP line. Registering
+ * a name again with the same type gives the same handle (so two executors
+ * over one store share their series). Registration takes a lock; the
+ * updates below are lock-free and cost one or two relaxed atomics each.
+ * `name` must match [a-zA-Z_:][a-zA-Z0-9_:]* and be shorter than
+ * SNAP_SERIES_NAME_MAX, not one of the built-in families; `help` shorter
+ * than SNAP_SERIES_HELP_MAX, without newline or backslash. SNAP_EINVAL for a
+ * NULL or invalid argument or a name registered with another type, SNAP_EFULL
+ * when SNAP_METRICS_SERIES_MAX series are registered already.
+ */
+SNAP_API int snap_store_series_register(snap_store *st, const char *name, const char *help,
+                                        snap_series_type type, int *id);
 
 /**
- * For executors built over a store (the plugin layer's snap_executor uses
- * it): records one figure in the store's metrics (the `exec_*` fields), so
- * that one snap_store_metrics() call and one Prometheus page cover both.
- * Lock-free, thread-safe; does nothing while metrics are off.
- * SNAP_EINVAL for a NULL store or an unknown `what`.
+ * Sets the gauge `id` to `value`. Lock-free, thread-safe; does nothing while
+ * metrics are off. SNAP_EINVAL for a NULL store or an id that is not a gauge.
  */
-SNAP_API int snap_store_metrics_executor(snap_store *st, snap_exec_metric what, uint64_t value);
+SNAP_API int snap_store_gauge_set(snap_store *st, int id, int64_t value);
+
+/**
+ * Raises the gauge `id` to `value` if it is lower (a high-water mark).
+ * Same rules as snap_store_gauge_set().
+ */
+SNAP_API int snap_store_gauge_raise(snap_store *st, int id, int64_t value);
+
+/**
+ * Adds one value to the histogram `id`: nanoseconds for a
+ * SNAP_SERIES_DURATION, a count for a SNAP_SERIES_HISTOGRAM. Lock-free,
+ * thread-safe; does nothing while metrics are off. SNAP_EINVAL for a NULL
+ * store or an id that is not a histogram.
+ */
+SNAP_API int snap_store_histogram_observe(snap_store *st, int id, uint64_t value);
+
+/**
+ * Finds the series `name` in a copy of metrics: `*out` points into `m`.
+ * SNAP_EINVAL for a NULL argument, SNAP_ENOTFOUND when no such series was
+ * registered.
+ */
+SNAP_API int snap_metrics_series(const snap_metrics *m, const char *name, const snap_series **out);
 
 /**
  * Renders metrics in the Prometheus text exposition format (version 0.0.4):
  * `snapstore_operations_total{op,status}`, `snapstore_operation_duration_seconds`
  * (histogram by op), `snapstore_state_bytes_total{op}`, `snapstore_body_bytes_total{op}`,
- * `snapstore_pruned_snapshots_total`, `snapstore_incidents_total{kind}` and the
- * `snapstore_executor_*` series (docs/OBSERVABILITY.md lists them all).
+ * `snapstore_pruned_snapshots_total`, `snapstore_incidents_total{kind}`, then
+ * every registered series (snap_store_series_register(); the executor's
+ * `snapstore_executor_*`): docs/OBSERVABILITY.md lists them all.
  * `labels` (may be NULL or "") is added to every sample, e.g. `store="orders"`;
  * it must be a comma-separated list of name="value" with a valid name and no
  * raw quote, backslash or newline inside values (SNAP_EINVAL otherwise).

@@ -1,0 +1,133 @@
+/* The executor's shared state, between its files (never installed):
+ * executor.c (lifecycle), executor_submit.c (the queue's producer side),
+ * executor_dispatch.c (the dispatcher thread and the in-order delivery),
+ * executor_loads.c (the load threads), executor_metrics.c (its figures). */
+#ifndef SNAP_EXECUTOR_INTERNAL_H
+#define SNAP_EXECUTOR_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "snap/executor.h"
+
+/* Per load thread: the loads dispatched and not yet delivered, and the bytes
+ * of loaded snapshots waiting for an earlier callback. The count bounds the
+ * dispatch; the bytes bound the memory, whatever the states' size: at the
+ * budget no load is dispatched or started until a delivery frees some. A
+ * window wide enough to keep every load thread busy while the in-order
+ * delivery waits for a slow load is what lets a recovery storm scale. */
+#define SNAP__EXEC_LOADS_PER_THREAD 256
+#define SNAP__EXEC_HELD_BYTES_PER_THREAD ((size_t)8 << 20)
+/* A group commit ends at max_batch saves or once its states reach this many
+ * bytes, whichever comes first (a single larger save still goes alone): with
+ * large states a count alone would let one transaction grow to gigabytes of
+ * WAL, while beyond a few megabytes a bigger group no longer amortises
+ * anything. */
+#define SNAP__EXEC_BATCH_BYTES ((size_t)64 << 20)
+/* Buckets of the pid hashes of loads still reading (see executor_dispatch.c). */
+#define SNAP__EXEC_READING_BUCKETS 256
+#define SNAP__EXEC_LOAD_THREADS_MAX 64
+
+/* The executor's series in the store's metrics (executor_metrics.c). */
+enum {
+  SNAP__EXEC_DEPTH,
+  SNAP__EXEC_DEPTH_MAX,
+  SNAP__EXEC_BATCH,
+  SNAP__EXEC_LATENCY,
+  SNAP__EXEC_QUEUE_WAIT,
+  SNAP__EXEC_COMMIT,
+  SNAP__EXEC_SERIES
+};
+
+typedef struct snap__req {
+  struct snap__req *next;  /* the queue, then the load threads' list */
+  struct snap__req *dnext; /* the delivery list (submission order) */
+  snap_request_kind kind;
+  char *pid;
+  unsigned bucket; /* hash of the pid mod SNAP__EXEC_READING_BUCKETS */
+  int64_t seq;
+  snap_prepared *prep;      /* save: encoded on the submitting thread */
+  snap_criteria crit;       /* load, delete */
+  const snap_options *opts; /* load: borrowed until the callback ran */
+  snap_executor_cb cb;
+  void *ud;
+  uint64_t submitted_ns; /* monotonic time of the submit call, for the store's metrics */
+  /* The outcome, filled by whichever thread did the work. */
+  bool done;
+  snap_result res;
+  char *msg;    /* owned message of a failure, or NULL */
+  size_t held;  /* load: the bytes of its snapshot counted in ex->held */
+  size_t bytes; /* save: the state's length, counted against SNAP__EXEC_BATCH_BYTES */
+} snap__req;
+
+struct snap_executor {
+  snap_store *st;
+  size_t cap, max_batch, load_threads, max_loads_out;
+  int series[SNAP__EXEC_SERIES]; /* handles of the store's series, -1 when unregistered */
+
+  pthread_mutex_t mu;
+  pthread_cond_t work;      /* the dispatcher waits for requests, load slots or readers to end */
+  pthread_cond_t room;      /* submitters wait for room; shutdown callers wait for the join */
+  pthread_cond_t loads;     /* load threads wait for loads */
+  snap__req *head, *tail;   /* the queue */
+  size_t queued;            /* requests in the queue */
+  size_t reserved;          /* slots held by submitters still encoding their save */
+  snap__req *lhead, *ltail; /* loads dispatched, waiting for a load thread */
+  size_t loads_out;         /* loads dispatched and not yet delivered */
+  size_t held, max_held;    /* bytes of the snapshots loaded and not yet delivered */
+  unsigned reading[SNAP__EXEC_READING_BUCKETS]; /* loads not yet read, by pid bucket */
+  snap__req *dhead, *dtail;                     /* dispatched, waiting for delivery in order */
+  bool delivering;                              /* a thread is running callbacks */
+  /* What the dispatcher waits for, so that the threads that could end the
+   * wait wake it only then: every wake-up costs a context switch, and on a
+   * small machine those switches were the price of a parallel load. */
+  bool disp_wants_requests; /* a request to be queued (or reservations to end) */
+  bool disp_wants_slots;    /* loads_out to fall to the low-water mark */
+  bool disp_wants_readers;  /* a conflicting load to finish reading */
+  bool loaders_want_budget; /* ex->held to fall below ex->max_held */
+  bool closing, cancel, join_started, joined, loads_stop;
+  pthread_t worker;
+  pthread_t *loaders;
+  size_t loaders_started;
+  snap_executor_stats stats;
+
+  /* Dispatcher-only scratch, sized max_batch. */
+  snap__req **batch;
+  snap_prepared **items;
+  int *status;
+  snap_meta *meta;
+};
+
+/* The executor whose thread this is (dispatcher or load thread), or NULL: a
+ * callback runs on one of them, and must neither wait for room nor shut down. */
+extern _Thread_local snap_executor *snap__exec_current;
+
+/* executor_submit.c */
+void snap__exec_req_free(snap__req *r);
+/* Records a failure's message in the request (a copy). */
+void snap__exec_set_failure(snap__req *r, int status, const char *msg);
+
+/* executor_dispatch.c: the dispatcher thread; delivery, called and
+ * returning with ex->mu held. */
+void *snap__exec_worker_main(void *arg);
+void snap__exec_drain_locked(snap_executor *ex);
+
+/* executor_loads.c */
+void *snap__exec_loader_main(void *arg);
+/* Runs a load or a delete on the calling thread, recording its outcome. */
+void snap__exec_run_one(snap_executor *ex, snap__req *r);
+/* After the last request: stops the load threads; with ex->mu held. */
+void snap__exec_stop_loaders_locked(snap_executor *ex);
+
+/* executor_metrics.c */
+uint64_t snap__exec_now_ns(void);
+/* Registers the executor's series on its store (a failure only leaves a
+ * series out: the executor works without it). */
+void snap__exec_metrics_start(snap_executor *ex);
+/* The queue depth into the store's metrics. Caller holds ex->mu. */
+void snap__exec_depth_locked(snap_executor *ex);
+/* One value (ns or saves) into one of the executor's histograms. */
+void snap__exec_observe(snap_executor *ex, int series, uint64_t value);
+
+#endif /* SNAP_EXECUTOR_INTERNAL_H */

@@ -1,0 +1,177 @@
+/* The executor's producer side: a submitter reserves a slot in the bounded
+ * queue, builds its request outside the lock (a save is encoded here, on the
+ * submitting thread), then appends it and wakes the dispatcher. */
+#include <errno.h>
+#include <stdio.h>
+#include <time.h>
+
+#include "executor_internal.h"
+
+void snap__exec_req_free(snap__req *r) {
+  if (!r)
+    return;
+  snap_prepared_free(r->prep);
+  snap_snapshot_free(r->res.snapshot);
+  snap_free(r->msg);
+  snap_free(r->pid);
+  snap_free(r);
+}
+
+static unsigned pid_bucket(const char *pid) {
+  uint32_t h = 2166136261u; /* FNV-1a */
+  for (const unsigned char *p = (const unsigned char *)pid; *p; p++)
+    h = (h ^ *p) * 16777619u;
+  return h % SNAP__EXEC_READING_BUCKETS;
+}
+
+/* Records a failure's message in the request (a copy: the thread-local one
+ * is overwritten by the next call on this thread). */
+void snap__exec_set_failure(snap__req *r, int status, const char *msg) {
+  r->res.status = status;
+  if (msg && msg[0])
+    r->msg = snap_strdup(msg); /* NULL on ENOMEM: the code's name is used instead */
+}
+
+/* Waits for room in the queue and reserves a slot; the caller holds ex->mu. */
+static int reserve_locked(snap_executor *ex, int timeout_ms) {
+  struct timespec deadline;
+  if (timeout_ms > 0) {
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_sec += timeout_ms / 1000;
+    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+      deadline.tv_sec++;
+      deadline.tv_nsec -= 1000000000L;
+    }
+  }
+  /* The executor's threads make the room; waiting for it on one of them (in a
+   * callback) could never end. */
+  bool on_worker = snap__exec_current == ex;
+  for (;;) {
+    if (ex->closing)
+      return snap_error_set(SNAP_ECLOSED, "the executor is shutting down");
+    if (ex->queued + ex->reserved < ex->cap)
+      break;
+    if (timeout_ms == 0 || on_worker)
+      return snap_error_set(SNAP_EAGAIN, "executor queue is full (%zu requests)", ex->cap);
+    if (timeout_ms < 0) {
+      pthread_cond_wait(&ex->room, &ex->mu);
+    } else if (pthread_cond_timedwait(&ex->room, &ex->mu, &deadline) == ETIMEDOUT) {
+      if (ex->closing)
+        return snap_error_set(SNAP_ECLOSED, "the executor is shutting down");
+      if (ex->queued + ex->reserved < ex->cap)
+        break;
+      return snap_error_set(SNAP_EAGAIN, "executor queue still full (%zu requests) after %d ms",
+                            ex->cap, timeout_ms);
+    }
+  }
+  ex->reserved++;
+  return SNAP_OK;
+}
+
+/* Builds a queue node outside the lock: copies, and for a save the encoding. */
+static int build(snap_executor *ex, const snap_request *rq, snap__req **out) {
+  snap__req *r = snap_calloc(1, sizeof *r);
+  if (!r)
+    return snap_error_set(SNAP_ENOMEM, "out of memory queuing a request");
+  r->kind = rq->kind;
+  r->cb = rq->callback;
+  r->ud = rq->ud;
+  r->submitted_ns = snap__exec_now_ns();
+  int rc;
+  const char *pid;
+  if (rq->kind == SNAP_REQUEST_SAVE) {
+    rc = snap_save_prepare(ex->st, &rq->save, &r->prep);
+    r->bytes = rq->save.len;
+    pid = rq->save.pid;
+    r->seq = rq->save.seq;
+  } else {
+    pid = rq->pid;
+    rc = snap_pid_check(pid);
+    r->crit = rq->criteria ? *rq->criteria : SNAP_CRITERIA_LATEST;
+    r->opts = rq->options;
+  }
+  if (rc == SNAP_OK && !(r->pid = snap_strdup(pid)))
+    rc = snap_error_set(SNAP_ENOMEM, "out of memory queuing a request");
+  if (rc) {
+    snap__exec_req_free(r);
+    return rc;
+  }
+  r->bucket = pid_bucket(r->pid);
+  *out = r;
+  return SNAP_OK;
+}
+
+int snap_executor_submit(snap_executor *ex, const snap_request *rq, int timeout_ms) {
+  if (!ex || !rq)
+    return snap_error_set(SNAP_EINVAL, "snap_executor_submit: NULL argument");
+  if (rq->kind != SNAP_REQUEST_SAVE && rq->kind != SNAP_REQUEST_LOAD &&
+      rq->kind != SNAP_REQUEST_DELETE)
+    return snap_error_set(SNAP_EINVAL, "snap_executor_submit: unknown request kind %d",
+                          (int)rq->kind);
+  pthread_mutex_lock(&ex->mu);
+  int rc = reserve_locked(ex, timeout_ms);
+  pthread_mutex_unlock(&ex->mu);
+  if (rc)
+    return rc;
+
+  snap__req *r = NULL;
+  rc = build(ex, rq, &r);
+  char msg[512];
+  if (rc)
+    snprintf(msg, sizeof msg, "%s", snap_error_message());
+
+  pthread_mutex_lock(&ex->mu);
+  ex->reserved--;
+  if (rc == SNAP_OK && ex->closing)
+    rc = SNAP_ECLOSED;
+  if (rc == SNAP_OK) {
+    if (ex->tail)
+      ex->tail->next = r;
+    else
+      ex->head = r;
+    ex->tail = r;
+    ex->queued++;
+    snap__exec_depth_locked(ex);
+    ex->stats.submitted++;
+  } else {
+    pthread_cond_broadcast(&ex->room);
+  }
+  /* Also wakes a closing worker that waits for reservations to end. */
+  if (ex->disp_wants_requests)
+    pthread_cond_signal(&ex->work);
+  pthread_mutex_unlock(&ex->mu);
+
+  if (rc == SNAP_ECLOSED && r) {
+    snap__exec_req_free(r);
+    return snap_error_set(SNAP_ECLOSED, "the executor is shutting down");
+  }
+  if (rc)
+    return snap_error_set(rc, "%s", msg);
+  return SNAP_OK;
+}
+
+int snap_executor_save(snap_executor *ex, const snap_save_req *sr, snap_executor_cb cb, void *ud) {
+  if (!sr)
+    return snap_error_set(SNAP_EINVAL, "snap_executor_save: NULL request");
+  snap_request rq = {.kind = SNAP_REQUEST_SAVE, .save = *sr, .callback = cb, .ud = ud};
+  return snap_executor_submit(ex, &rq, 0);
+}
+
+int snap_executor_load(snap_executor *ex, const char *pid, const snap_criteria *c,
+                       const snap_options *opts, snap_executor_cb cb, void *ud) {
+  snap_request rq = {.kind = SNAP_REQUEST_LOAD,
+                     .pid = pid,
+                     .criteria = c,
+                     .options = opts,
+                     .callback = cb,
+                     .ud = ud};
+  return snap_executor_submit(ex, &rq, 0);
+}
+
+int snap_executor_delete(snap_executor *ex, const char *pid, const snap_criteria *c,
+                         snap_executor_cb cb, void *ud) {
+  snap_request rq = {
+      .kind = SNAP_REQUEST_DELETE, .pid = pid, .criteria = c, .callback = cb, .ud = ud};
+  return snap_executor_submit(ex, &rq, 0);
+}
