@@ -9,7 +9,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#ifdef SNAP_WITH_POSTGRES /* the postgres test: a library built with libpq */
 #include "pg_fixture.h"
+#endif
 #include "snap/plugin.h"
 #include "snap/store.h"
 #include "store_util.h"
@@ -981,6 +983,7 @@ Test(config, no_create_is_ignored_by_the_memory_backend) {
   snap_plugin_close(p);
 }
 
+#ifdef SNAP_WITH_POSTGRES
 /* The test's own PostgreSQL cluster, removed even when an assertion ends it. */
 static pgfx pg;
 
@@ -1025,3 +1028,4 @@ Test(config, no_create_on_postgres_creates_no_schema, .fini = remove_pg) {
   snap_snapshot_free(s);
   snap_plugin_close(p);
 }
+#endif
