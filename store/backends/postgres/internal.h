@@ -1,5 +1,6 @@
 /* The "postgres" backend's internal declarations, shared by its files:
- *   postgres.c  the operations table, configuration, put/load/remove
+ *   postgres.c  the operations table, configuration, open/close, load/remove
+ *   put.c       the write path: a put's pipelined transaction per shard
  *   shard.c     the slice function and the slice-to-shard map
  *   pool.c      connections: connect with a deadline, pool, schema
  *   sql.c       statements, pipelined I/O with deadlines, errors
@@ -151,6 +152,11 @@ int snap__pg_list_pids(void *self, const char *after, size_t limit, snap_backend
 int snap__pg_list_rows(void *self, const char *pid, const char *after_pid, int64_t after_seq,
                        size_t limit, snap_backend_row_emit emit, void *ctx);
 int snap__pg_replace(void *self, snap_backend_swap *swaps, size_t n);
+
+/* ---- put.c ---- */
+
+/** The put slot: each shard's rows in one pipelined transaction. */
+int snap__pg_put(void *self, snap_backend_row *rows, size_t n, uint32_t keep);
 
 /* ---- settings.c ---- */
 

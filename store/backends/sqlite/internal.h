@@ -1,15 +1,106 @@
-/* Shared by the sqlite backend's files (never installed): what the
- * operator operations of ABI version 2 (admin.c) need from the
- * core of the backend (sqlite.c). */
+/* Shared by the sqlite backend's files (never installed): the backend's
+ * state, and what each file uses of the others:
+ *   sqlite.c    errors, configuration, open/close, load, the operations table
+ *   conn.c      connections, prepared statements, the schema, the reader pool
+ *   write.c     the write path: put (insert and prune), delete
+ *   read.c      read-only connections
+ *   admin.c     ABI version 2: enumeration, conditional replace, backup
+ *   settings.c  settings kept with the data set */
 #ifndef SNAP_BACKEND_SQLITE_INTERNAL_H
 #define SNAP_BACKEND_SQLITE_INTERNAL_H
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <sqlite3.h>
 
 #include "snap/sys/backend.h"
 
 typedef struct sql_backend sql_backend;
+
+/* The backend's state: sqlite.c opens and closes it, conn.c and write.c use it. */
+#define TABLE_MAX 64
+#define READERS 4
+
+enum secure_mode { SECURE_AUTO, SECURE_ON, SECURE_OFF, SECURE_FAST };
+
+enum stmt_id {
+  S_BEGIN,
+  S_COMMIT,
+  S_ROLLBACK,
+  S_INSERT,
+  S_PRUNE,
+  S_MARK,
+  S_LOAD,
+  S_LOAD_NEWEST,
+  S_REMOVE,
+  S_COUNT
+};
+
+typedef struct conn {
+  sqlite3 *db;
+  sqlite3_stmt *stmt[S_COUNT];
+} conn;
+
+struct sql_backend {
+  const snap_host *host;
+  char *path;
+  char table[TABLE_MAX + 1];
+  bool sync_full;
+  bool read_only; /* "read_only": no writer, ever */
+  int busy_ms;
+  unsigned long max_pages; /* PRAGMA max_page_count on every connection; 0 = SQLite's */
+  enum secure_mode secure;
+  char *sql[S_COUNT];
+
+  /* The writer: its connection, the schema check and the encrypted flag. */
+  pthread_mutex_t wlock;
+  conn writer;
+  bool encrypted;     /* the table holds (or held) encrypted bodies: secure_delete on */
+  atomic_int ready;   /* schema checked by the writer */
+  atomic_int read_ok; /* schema checked by a reader: loads need no writer */
+
+  /* Reader pool. */
+  pthread_mutex_t plock;
+  pthread_cond_t pcond;
+  conn readers[READERS];
+  bool busy[READERS];
+};
+
+/* ---- sqlite.c ---- */
+
+/* Tells the host's observer and metrics (hosts of ABI version 2 and later). */
+void snap__sqlite_report(const sql_backend *b, int kind, int status, const char *pid, int64_t seq,
+                         uint64_t count, const char *detail);
+/* Whether `path` is a regular file or nothing yet (a FIFO would block). */
+bool snap__sqlite_regular_or_absent(const char *path);
+/* Binds ?1 = pid and ?2..?5 = the criteria of the load and remove statements. */
+void snap__sqlite_bind_selection(sqlite3_stmt *s, const char *pid, const snap_criteria *cr);
+
+/* ---- conn.c ---- */
+
+void snap__sqlite_conn_close(conn *c);
+/* Runs `sql` on `db`; a failure is mapped by snap__sqlite_error(). */
+int snap__sqlite_exec(const sql_backend *b, sqlite3 *db, const char *sql);
+/* The connection's prepared statement `id`, prepared on first use. */
+int snap__sqlite_stmt(const sql_backend *b, conn *c, enum stmt_id id, sqlite3_stmt **out);
+/* Runs a prepared statement without results. */
+int snap__sqlite_run(const sql_backend *b, conn *c, enum stmt_id id, const char *what);
+/* Opens the writer and checks the schema on first use. Writer lock held. */
+int snap__sqlite_writer_ready(sql_backend *b);
+/* What loads and enumeration need before their first read: our schema. */
+int snap__sqlite_read_ready(sql_backend *b);
+/* Takes a connection of the reader pool (opened on first use) / gives it back. */
+int snap__sqlite_pool_take(sql_backend *b, conn **out);
+void snap__sqlite_pool_give(sql_backend *b, conn *c);
+
+/* ---- write.c ---- */
+
+/* The put and remove slots. */
+int snap__sqlite_put(void *self, snap_backend_row *rows, size_t n, uint32_t keep);
+int snap__sqlite_remove(void *self, const char *pid, const snap_criteria *cr);
+
+/* ---- for admin.c and settings.c ---- */
 
 const snap_host *snap__sqlite_host(const sql_backend *b);
 const char *snap__sqlite_table(const sql_backend *b);
