@@ -972,6 +972,12 @@ Test(sqlite, a_save_from_a_fresh_handle_on_a_full_disk_is_efull) {
   cr_assert_eq(waitpid(child, &status, 0), child);
   cr_assert(WIFEXITED(status), "the child died (status %d)", status);
   int code = WEXITSTATUS(status);
+  if (code == 10 && geteuid() != 0) {
+    st_rmtree(dir);
+    free(dir);
+    cr_skip_test("a full disk needs a private tmpfs mount, which needs root (CAP_SYS_ADMIN); "
+                 "this test runs as root in CI");
+  }
   cr_assert(code != 10, "cannot mount a tmpfs here (needs root with CAP_SYS_ADMIN)");
   cr_assert_eq(code, 0, "exit %d (11-13: set-up, 20: SNAP_EIO, 21: another code)", code);
   st_rmtree(dir);
