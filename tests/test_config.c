@@ -14,6 +14,7 @@
 #endif
 #include "snap/plugin.h"
 #include "snap/store.h"
+#include "snap/sys/backend.h"
 #include "store_util.h"
 
 static char dir[512];
@@ -856,6 +857,19 @@ Test(config, open_ex_reads_the_document_as_strictly) {
   cr_assert_eq(rc, SNAP_ECONFIG);
   cr_assert_null(p);
   cr_assert(strstr(snap_error_message(), "config.kep: unknown key"), "%s", snap_error_message());
+}
+
+/* A backend of ABI version 1 or 2 gets its keys as JSON text and reads it
+ * with the host's conf_open(): its refusals still name the keys by their
+ * path in the plugin document. */
+Test(config, a_version_2_backend_names_its_keys_by_their_document_path) {
+  snap_backend v2 = *snap_backend_memory();
+  v2.abi_version = 2;
+  v2.name = "memory-v2";
+  cr_assert_eq(snap_registry_register(&v2), SNAP_OK, "%s", snap_error_message());
+  refused("{\"backend\": \"memory-v2\", \"config\": {\"keep\": 1, \"kep\": 1}}", SNAP_ECONFIG,
+          "config.kep: unknown key");
+  cr_assert_eq(snap_registry_unregister("memory-v2"), SNAP_OK);
 }
 
 /* ------------------------------------------------------------------------ */

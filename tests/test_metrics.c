@@ -1,6 +1,7 @@
 /* The built-in metrics: exact totals from many threads at once, the switch,
  * the quantiles, the executor's queue wait apart from its commits, and the
- * Prometheus text checked by a small parser of the exposition format. Run under ThreadSanitizer by `make tsan` (label "threads"). */
+ * Prometheus text checked by a small parser of the exposition format. Run
+ * under ThreadSanitizer by `make tsan` (label "threads"). */
 #include <ctype.h>
 #include <inttypes.h>
 #include <pthread.h>

@@ -1,7 +1,7 @@
 /* The configuration document: one JSON object gives a store, its default
  * options and an executor (reference: docs/PLUGIN.md). It is read with the
- * store layer's strict reader (store/src/conf.h), the same one that reads the
- * store's and the backends' keys. */
+ * store layer's strict reader (store/layer/snap/store_layer.h), the same one that
+ * reads the store's and the backends' keys. */
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -419,6 +419,9 @@ int snap_plugin_open_ex(snap_plugin **out, const char *config_json, snap_keyring
   if (!out)
     return snap_error_set(SNAP_EINVAL, "snap_plugin_open: NULL output");
   *out = NULL;
+  if (flags & ~SNAP_PLUGIN_FLAGS_KNOWN)
+    return snap_error_set(SNAP_EINVAL, "snap_plugin_open_ex: unknown flags 0x%x",
+                          flags & ~SNAP_PLUGIN_FLAGS_KNOWN);
   if (!config_json)
     return snap_error_set(SNAP_ECONFIG, "(document): no configuration given");
   snap_conf *doc;
@@ -429,12 +432,6 @@ int snap_plugin_open_ex(snap_plugin **out, const char *config_json, snap_keyring
   if (!p) {
     snap__conf_free(doc);
     return snap_error_set(SNAP_ENOMEM, "out of memory opening the configuration");
-  }
-  if (flags & ~SNAP_PLUGIN_FLAGS_KNOWN) {
-    snap__conf_free(doc);
-    snap_free(p);
-    return snap_error_set(SNAP_EINVAL, "snap_plugin_open_ex: unknown flags 0x%x",
-                          flags & ~SNAP_PLUGIN_FLAGS_KNOWN);
   }
   rc = open_doc(p, doc, keyring, flags);
   snap__conf_free(doc);

@@ -31,6 +31,15 @@ static void executor_dispose(snap_executor *ex) {
   snap_free(ex);
 }
 
+/* executor_dispose() of an executor whose lock and conditions were made. */
+static void executor_destroy(snap_executor *ex) {
+  pthread_cond_destroy(&ex->loads);
+  pthread_cond_destroy(&ex->room);
+  pthread_cond_destroy(&ex->work);
+  pthread_mutex_destroy(&ex->mu);
+  executor_dispose(ex);
+}
+
 /* Initialises the lock and conditions and starts the load threads and the
  * dispatcher; on failure stops what started and frees the executor. */
 static int start_threads(snap_executor *ex) {
@@ -54,11 +63,7 @@ static int start_threads(snap_executor *ex) {
     pthread_mutex_lock(&ex->mu);
     snap__exec_stop_loaders_locked(ex); /* nothing was queued: nothing to deliver */
     pthread_mutex_unlock(&ex->mu);
-    pthread_cond_destroy(&ex->loads);
-    pthread_cond_destroy(&ex->room);
-    pthread_cond_destroy(&ex->work);
-    pthread_mutex_destroy(&ex->mu);
-    executor_dispose(ex);
+    executor_destroy(ex);
     return snap_error_set(SNAP_EIO, "cannot start the executor's threads: %s", strerror(err));
   }
   return SNAP_OK;
@@ -142,11 +147,7 @@ void snap_executor_free(snap_executor *ex) {
   if (!ex)
     return;
   snap_executor_shutdown(ex, SNAP_SHUTDOWN_DRAIN);
-  pthread_cond_destroy(&ex->loads);
-  pthread_cond_destroy(&ex->room);
-  pthread_cond_destroy(&ex->work);
-  pthread_mutex_destroy(&ex->mu);
-  executor_dispose(ex);
+  executor_destroy(ex);
 }
 
 void snap_executor_stats_get(snap_executor *ex, snap_executor_stats *out) {

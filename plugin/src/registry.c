@@ -121,9 +121,11 @@ static void register_builtins(void) {
                                                           snap_backend_postgres};
   pthread_rwlock_wrlock(&reg_lock);
   int rc = SNAP_OK;
-  for (size_t i = 0; rc == SNAP_OK && i < sizeof builtins / sizeof builtins[0]; i++)
-    if (builtins[i]() != NULL)
-      rc = register_locked(builtins[i](), NULL, NULL);
+  for (size_t i = 0; rc == SNAP_OK && i < sizeof builtins / sizeof builtins[0]; i++) {
+    const snap_backend *b = builtins[i]();
+    if (b != NULL)
+      rc = register_locked(b, NULL, NULL);
+  }
   builtins_status = rc;
   pthread_rwlock_unlock(&reg_lock);
 }

@@ -3,12 +3,12 @@
  * lent JSON text at. A backend of version 3 gets the reader itself
  * (snap_backend.open_conf): its section of the document, parsed once. */
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "conf_internal.h"
 #include "snap/error.h"
+#include "store_internal.h"
 
 /* Texts lent to backends right now. A backend calls conf_open() with the
  * text it was given, on any thread: the text itself says where it sits. */
@@ -55,17 +55,6 @@ static int host_conf_open(snap_conf **out, const char *config_json) {
   return snap__conf_parse(out, config_json, prefix);
 }
 
-static int host_conf_error(snap_conf *c, const char *key, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int host_conf_error(snap_conf *c, const char *key, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  int rc = snap__conf_verror(c, key, fmt, ap);
-  va_end(ap);
-  return rc;
-}
-
 static int host_conf_finish(snap_conf *c) {
   if (c == NULL)
     return SNAP_OK;
@@ -87,7 +76,7 @@ void snap__conf_host_fill(snap_host *h) {
   h->conf_bool = snap__conf_bool;
   h->conf_enum = snap__conf_enum;
   h->conf_strings = snap__conf_strs;
-  h->conf_error = host_conf_error;
+  h->conf_error = snap__conf_error;
   h->conf_finish = host_conf_finish;
   h->conf_check = host_conf_check;
 }

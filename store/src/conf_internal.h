@@ -1,10 +1,9 @@
 /* The configuration reader's parsed document, shared by the reader's own
  * files (conf_parse.c, conf_read.c, conf_message.c, conf_host.c) and nothing
- * else: the layers above see only conf.h. */
+ * else: the layers above see only snap/store_layer.h. */
 #ifndef SNAP_CONF_INTERNAL_H
 #define SNAP_CONF_INTERNAL_H
 
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -38,9 +37,6 @@ const char *snap__conf_shown(const char *path);
 
 /* "<path>[<i>]", cut with "..." like snap__conf_join(). */
 void snap__conf_join_index(char *dst, size_t cap, const char *path, size_t i);
-
-/* snap__conf_error() with a va_list. */
-int snap__conf_verror(snap_conf *c, const char *key, const char *fmt, va_list ap);
 
 /* An unread member of `obj` whose name is a likely typo of `key` (at most two
  * edits apart), or NULL. */

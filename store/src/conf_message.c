@@ -1,6 +1,7 @@
 /* How the configuration reader names what it refuses: key paths
  * ("options.encryption.keys[1].file"), the first error of a document (which
  * sticks), and the likely typo behind a missing required key. */
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -28,7 +29,7 @@ void snap__conf_join_index(char *dst, size_t cap, const char *path, size_t i) {
 
 const char *snap__conf_shown(const char *path) { return path[0] ? path : "(document)"; }
 
-int snap__conf_verror(snap_conf *c, const char *key, const char *fmt, va_list ap) {
+int snap__conf_error(snap_conf *c, const char *key, const char *fmt, ...) {
   if (c->doc->err != SNAP_OK)
     return c->doc->err; /* the first error's message stands */
   char path[SNAP__CONF_PATH_MAX];
@@ -37,17 +38,12 @@ int snap__conf_verror(snap_conf *c, const char *key, const char *fmt, va_list ap
   else
     snprintf(path, sizeof path, "%s", c->path);
   char msg[384];
-  if (vsnprintf(msg, sizeof msg, fmt, ap) < 0)
-    msg[0] = '\0';
-  return c->doc->err = snap_error_set(SNAP_ECONFIG, "%s: %s", snap__conf_shown(path), msg);
-}
-
-int snap__conf_error(snap_conf *c, const char *key, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  int rc = snap__conf_verror(c, key, fmt, ap);
+  if (vsnprintf(msg, sizeof msg, fmt, ap) < 0)
+    msg[0] = '\0';
   va_end(ap);
-  return rc;
+  return c->doc->err = snap_error_set(SNAP_ECONFIG, "%s: %s", snap__conf_shown(path), msg);
 }
 
 static size_t min3(size_t a, size_t b, size_t c) {
@@ -55,21 +51,24 @@ static size_t min3(size_t a, size_t b, size_t c) {
   return m < c ? m : c;
 }
 
-/* Edits (insert, delete, replace, swap of neighbours) from `a` to `b`. */
+/* Edits (insert, delete, replace, swap of neighbours) from `a` to `b`, both
+ * at most NEAR_MAX long: every distance fits a byte, which keeps the table
+ * at 4 KiB of the caller's stack. */
 static size_t edits(const char *a, const char *b) {
   size_t la = strlen(a), lb = strlen(b);
-  size_t d[NEAR_MAX + 1][NEAR_MAX + 1];
+  unsigned char d[NEAR_MAX + 1][NEAR_MAX + 1];
   for (size_t i = 0; i <= la; i++)
-    d[i][0] = i;
+    d[i][0] = (unsigned char)i;
   for (size_t j = 0; j <= lb; j++)
-    d[0][j] = j;
+    d[0][j] = (unsigned char)j;
   for (size_t i = 1; i <= la; i++)
     for (size_t j = 1; j <= lb; j++) {
       size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
-      d[i][j] = min3(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost);
+      size_t best = min3(d[i - 1][j] + 1u, d[i][j - 1] + 1u, d[i - 1][j - 1] + cost);
       if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
-          d[i - 2][j - 2] + 1 < d[i][j])
-        d[i][j] = d[i - 2][j - 2] + 1;
+          d[i - 2][j - 2] + 1u < best)
+        best = d[i - 2][j - 2] + 1u;
+      d[i][j] = (unsigned char)best;
     }
   return d[la][lb];
 }

@@ -19,10 +19,6 @@
 /* Nesting deeper than any configuration needs is refused, not recursed into. */
 #define MAX_DEPTH 64
 
-/* Members of one object compared pairwise for duplicates; beyond, a hash set
- * keeps the check linear (a document of 80,000 members is read at once). */
-#define DUP_SCAN 16
-
 /* ------------------------------------------------------------------------ */
 /* Parsing                                                                   */
 /* ------------------------------------------------------------------------ */
@@ -30,6 +26,11 @@
 typedef struct parser {
   const char *start, *p, *end;
 } parser;
+
+static int out_of_memory(const char *path) {
+  return snap_error_set(SNAP_ENOMEM, "%s: out of memory reading the configuration",
+                        snap__conf_shown(path));
+}
 
 static void skip_ws(parser *ps) {
   while (ps->p < ps->end && (*ps->p == ' ' || *ps->p == '\t' || *ps->p == '\n' || *ps->p == '\r'))
@@ -224,8 +225,7 @@ static int parse_string(parser *ps, const char *path, char **out) {
     close += (*close == '\\' && close + 1 < ps->end) ? 2 : 1;
   char *d = snap_malloc((size_t)(close - q) + 1);
   if (d == NULL)
-    return snap_error_set(SNAP_ENOMEM, "%s: out of memory reading the configuration",
-                          snap__conf_shown(path));
+    return out_of_memory(path);
   size_t n = 0;
   int rc = decode_string(ps, path, d, &n);
   if (rc != SNAP_OK) {
@@ -289,8 +289,8 @@ static void free_values(snap__jv *v) {
 static int parse_value(parser *ps, const char *path, int depth, snap__jv *v);
 
 /* The names of one object's members seen so far, for the duplicate check:
- * open addressing over a power-of-two table, filled once the object has more
- * than DUP_SCAN members. */
+ * open addressing over a power-of-two table, so that the check stays linear
+ * (a document of 80,000 members is read at once). */
 typedef struct keyset {
   const snap__jv **slot;
   size_t cap, n;
@@ -331,22 +331,6 @@ static int keyset_add(keyset *ks, const snap__jv *m) {
   return 0;
 }
 
-/* Whether `m`, the newest member of `v`, repeats an earlier name: a scan
- * while the object is small, the key set once it grows. */
-static int repeats(keyset *ks, const snap__jv *v, const snap__jv *m) {
-  if (v->n <= DUP_SCAN) {
-    for (const snap__jv *o = v->child; o != m; o = o->next)
-      if (strcmp(o->key, m->key) == 0)
-        return 1;
-    return 0;
-  }
-  if (ks->n == 0) /* the object just grew past the scan: take in what came before */
-    for (const snap__jv *o = v->child; o != m; o = o->next)
-      if (keyset_add(ks, o) == SNAP_ENOMEM)
-        return SNAP_ENOMEM;
-  return keyset_add(ks, m);
-}
-
 /* One "key": value of the object `v`, appended at `*tail`. */
 static int parse_member(parser *ps, const char *path, int depth, snap__jv *v, snap__jv ***tail,
                         keyset *ks) {
@@ -355,8 +339,7 @@ static int parse_member(parser *ps, const char *path, int depth, snap__jv *v, sn
     return unexpected(ps, path, "expected a key in quotes");
   snap__jv *m = snap_calloc(1, sizeof *m);
   if (m == NULL)
-    return snap_error_set(SNAP_ENOMEM, "%s: out of memory reading the configuration",
-                          snap__conf_shown(path));
+    return out_of_memory(path);
   **tail = m;
   *tail = &m->next;
   v->n++;
@@ -367,10 +350,9 @@ static int parse_member(parser *ps, const char *path, int depth, snap__jv *v, sn
   m->key_src_len = (size_t)(ps->p - m->key_src);
   char sub[SNAP__CONF_PATH_MAX];
   snap__conf_join(sub, sizeof sub, path, m->key);
-  int dup = repeats(ks, v, m);
+  int dup = keyset_add(ks, m);
   if (dup == SNAP_ENOMEM)
-    return snap_error_set(SNAP_ENOMEM, "%s: out of memory reading the configuration",
-                          snap__conf_shown(path));
+    return out_of_memory(path);
   if (dup)
     return snap_error_set(SNAP_ECONFIG, "%s: duplicate key", sub);
   skip_ws(ps);
@@ -422,8 +404,7 @@ static int parse_elements(parser *ps, const char *path, int depth, snap__jv *v) 
   for (;;) {
     snap__jv *e = snap_calloc(1, sizeof *e);
     if (e == NULL)
-      return snap_error_set(SNAP_ENOMEM, "%s: out of memory reading the configuration",
-                            snap__conf_shown(path));
+      return out_of_memory(path);
     *tail = e;
     tail = &e->next;
     char sub[SNAP__CONF_PATH_MAX];
@@ -458,7 +439,8 @@ static int literal(parser *ps, const char *path, const char *word, snap__jv *v,
 
 static int parse_value(parser *ps, const char *path, int depth, snap__jv *v) {
   if (depth > MAX_DEPTH)
-    return snap_error_set(SNAP_ECONFIG, "%s: nested deeper than %d levels", snap__conf_shown(path), MAX_DEPTH);
+    return snap_error_set(SNAP_ECONFIG, "%s: nested deeper than %d levels", snap__conf_shown(path),
+                          MAX_DEPTH);
   skip_ws(ps);
   if (ps->p >= ps->end)
     return unexpected(ps, path, "expected a value");
@@ -504,8 +486,7 @@ int snap__conf_parse(snap_conf **out, const char *text, const char *prefix) {
   if (doc == NULL || root == NULL) {
     snap_free(doc);
     snap_free(root);
-    return snap_error_set(SNAP_ENOMEM, "%s: out of memory reading the configuration",
-                          snap__conf_shown(prefix));
+    return out_of_memory(prefix);
   }
   doc->root = root;
   root->type = SNAP__J_OBJ;
@@ -541,4 +522,3 @@ void snap__conf_free(snap_conf *root) {
   free_values(doc->root);
   snap_free(doc);
 }
-

@@ -12,6 +12,23 @@
 #include "snap/pipeline_layer.h"
 #include "snap/store_layer.h"
 
+/* A configuration text lent to a backend of ABI version 1 or 2 (whose open()
+ * takes JSON text): while it is lent, the host's conf_open() of exactly that
+ * text names keys by `prefix`, their path in the caller's document. Lives on
+ * the lender's stack from snap__conf_lend() to snap__conf_return()
+ * (conf_host.c). */
+typedef struct snap__conf_loan {
+  const char *text;
+  const char *prefix;
+  struct snap__conf_loan *next;
+} snap__conf_loan;
+
+void snap__conf_lend(snap__conf_loan *loan, const char *text, const char *prefix);
+void snap__conf_return(snap__conf_loan *loan);
+
+/* The host services of the reader, filled into a snap_host (conf_host.c). */
+void snap__conf_host_fill(snap_host *h);
+
 /* Longest nesting of a msgpack value converted to JSON: deeper input is refused
  * rather than recursing without bound. */
 #define SNAP__MSGPACK_MAX_DEPTH 512

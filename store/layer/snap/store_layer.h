@@ -99,22 +99,6 @@ int snap__conf_section(snap_conf *c, const char *key, snap_conf *sub);
  * "<prefix>.<key>" (or "<key>" at the top). */
 void snap__conf_join(char *dst, size_t cap, const char *prefix, const char *key);
 
-/* A configuration text lent to a backend of ABI version 1 or 2 (whose open()
- * takes JSON text): while it is lent, the host's conf_open() of exactly that
- * text names keys by `prefix`, their path in the caller's document. Lives on
- * the lender's stack from snap__conf_lend() to snap__conf_return(). */
-typedef struct snap__conf_loan {
-  const char *text;
-  const char *prefix;
-  struct snap__conf_loan *next;
-} snap__conf_loan;
-
-void snap__conf_lend(snap__conf_loan *loan, const char *text, const char *prefix);
-void snap__conf_return(snap__conf_loan *loan);
-
-/* The host services of the reader, filled into a snap_host. */
-void snap__conf_host_fill(snap_host *h);
-
 /* snap_store_open_backend() for a configuration already parsed: `section` is
  * the reader of the store's object in its document (the plugin document's
  * "config"), so messages name keys by their full path there; `flags` are
