@@ -43,7 +43,7 @@ void cf_case_pids_are_listed_in_byte_order_and_pages_resume_from_the_cursor(cons
     for (size_t i = 0; i < page.n; i++) {
       if (strcmp(sorted[seen], "zz") == 0)
         seen++;
-      cf_assert_lt(seen, np, "[%s] too many pids", bc->name);
+      cf_assert(seen < np, "[%s] too many pids", bc->name);
       cf_assert_str_eq(page.pids[i], sorted[seen], "[%s] pid %zu", bc->name, seen);
       seen++;
     }
@@ -71,10 +71,7 @@ void cf_case_snapshots_are_listed_with_their_metadata_without_decoding(const cf_
   memset(key2, 0x32, sizeof key2);
   cf_assert_eq(snap_keyring_add(kr, 2, key2, sizeof key2), SNAP_OK);
   cf_assert_eq(snap_keyring_set_active(kr, 2), SNAP_OK);
-  snap_options *enc;
-  cf_assert_eq(snap_options_new(&enc), SNAP_OK);
-  cf_assert_eq(snap_options_set_compression(enc, SNAP_COMPRESSION_ZLIB, 1), SNAP_OK);
-  cf_assert_eq(snap_options_set_encryption(enc, kr, "test/conformance/v1"), SNAP_OK);
+  snap_options *enc = fx_options(1, kr);
   char *state = fx_ledger(3000, "meta");
   const uint8_t mp[] = {0x81, 0xa1, 'k', 0x07};
 
@@ -176,10 +173,7 @@ void cf_case_rewrite_moves_bodies_to_the_active_key_keeping_state_and_timestamp(
   if (!cf_needs_abi(bc, 2, "enumeration and conditional replace"))
     return;
   snap_keyring *kr = fx_keyring(0x41);
-  snap_options *o;
-  cf_assert_eq(snap_options_new(&o), SNAP_OK);
-  cf_assert_eq(snap_options_set_compression(o, SNAP_COMPRESSION_ZLIB, 1), SNAP_OK);
-  cf_assert_eq(snap_options_set_encryption(o, kr, "test/conformance/v1"), SNAP_OK);
+  snap_options *o = fx_options(1, kr);
   char *big = fx_ledger(5000, "rot");
   const char *states[] = {big, "[1,2,3]", "{\"x\":\"y\"}"};
 
@@ -231,9 +225,7 @@ void cf_case_rewrite_moves_bodies_to_the_active_key_keeping_state_and_timestamp(
     snap_keyring *only2 = NULL;
     cf_assert_eq(snap_keyring_new(&only2), SNAP_OK);
     cf_assert_eq(snap_keyring_add(only2, 2, key2, sizeof key2), SNAP_OK);
-    snap_options *r;
-    cf_assert_eq(snap_options_new(&r), SNAP_OK);
-    cf_assert_eq(snap_options_set_encryption(r, only2, "test/conformance/v1"), SNAP_OK);
+    snap_options *r = fx_options(0, only2);
     for (int i = 0; i < 3; i++)
       expect_state(&f, "rot", i, r, states[i], 5000 + i);
     snap_options_free(r);
@@ -288,11 +280,7 @@ void cf_case_rewrite_reports_bodies_it_cannot_decode_and_leaves_them(const cf_ba
   if (!cf_needs_abi(bc, 2, "enumeration and conditional replace"))
     return;
   snap_keyring *kr = fx_keyring(0x51), *other = fx_keyring(0x52);
-  snap_options *w, *r;
-  cf_assert_eq(snap_options_new(&w), SNAP_OK);
-  cf_assert_eq(snap_options_set_encryption(w, kr, "test/conformance/v1"), SNAP_OK);
-  cf_assert_eq(snap_options_new(&r), SNAP_OK);
-  cf_assert_eq(snap_options_set_encryption(r, other, "test/conformance/v1"), SNAP_OK);
+  snap_options *w = fx_options(0, kr), *r = fx_options(0, other);
 
   fx f;
   fx_open(&f, bc, "\"keep\": 0");
@@ -326,10 +314,7 @@ void cf_case_raw_puts_copy_bodies_as_they_are_with_pid_seq_and_timestamp(const c
   if (!cf_needs_abi(bc, 2, "enumeration"))
     return;
   snap_keyring *kr = fx_keyring(0x61);
-  snap_options *o;
-  cf_assert_eq(snap_options_new(&o), SNAP_OK);
-  cf_assert_eq(snap_options_set_compression(o, SNAP_COMPRESSION_ZLIB, 1), SNAP_OK);
-  cf_assert_eq(snap_options_set_encryption(o, kr, "test/conformance/v1"), SNAP_OK);
+  snap_options *o = fx_options(1, kr);
   char *big = fx_ledger(4000, "copy");
 
   fx src, dst;

@@ -21,14 +21,7 @@
 
 void cf_case_mixed_plain_compressed_and_encrypted_rows_all_load(const cf_backend *bc) {
   snap_keyring *kr = fx_keyring(0x11);
-  snap_options *zip, *enc, *reader;
-  cf_assert_eq(snap_options_new(&zip), SNAP_OK);
-  cf_assert_eq(snap_options_set_compression(zip, SNAP_COMPRESSION_ZLIB, 6), SNAP_OK);
-  cf_assert_eq(snap_options_new(&enc), SNAP_OK);
-  cf_assert_eq(snap_options_set_compression(enc, SNAP_COMPRESSION_ZLIB, 1), SNAP_OK);
-  cf_assert_eq(snap_options_set_encryption(enc, kr, "test/conformance/v1"), SNAP_OK);
-  cf_assert_eq(snap_options_new(&reader), SNAP_OK);
-  cf_assert_eq(snap_options_set_encryption(reader, kr, "test/conformance/v1"), SNAP_OK);
+  snap_options *zip = fx_options(6, NULL), *enc = fx_options(1, kr), *reader = fx_options(0, kr);
   cf_assert_eq(snap_options_set_accept_unauthenticated(reader, true), SNAP_OK);
   char *state = fx_ledger(8000, "mixed");
   size_t len = strlen(state);
@@ -68,10 +61,7 @@ void cf_case_mixed_plain_compressed_and_encrypted_rows_all_load(const cf_backend
 
 void cf_case_unsupported_options_are_ignored_and_reported(const cf_backend *bc) {
   snap_keyring *kr = fx_keyring(0x22);
-  snap_options *o;
-  cf_assert_eq(snap_options_new(&o), SNAP_OK);
-  cf_assert_eq(snap_options_set_encryption(o, kr, "test/conformance/v1"), SNAP_OK);
-  cf_assert_eq(snap_options_set_compression(o, SNAP_COMPRESSION_ZLIB, 1), SNAP_OK);
+  snap_options *o = fx_options(1, kr);
   char *state = fx_ledger(4000, "opts");
 
   fx f;
@@ -99,9 +89,7 @@ void cf_case_unsupported_options_are_ignored_and_reported(const cf_backend *bc) 
 
 void cf_case_required_options_the_backend_lacks_fail_the_save(const cf_backend *bc) {
   snap_keyring *kr = fx_keyring(0x33);
-  snap_options *o;
-  cf_assert_eq(snap_options_new(&o), SNAP_OK);
-  cf_assert_eq(snap_options_set_encryption(o, kr, "test/conformance/v1"), SNAP_OK);
+  snap_options *o = fx_options(0, kr);
   cf_assert_eq(snap_options_set_required(o, SNAP_OPT_ENCRYPTION), SNAP_OK);
 
   fx f;
@@ -120,11 +108,7 @@ void cf_case_required_options_the_backend_lacks_fail_the_save(const cf_backend *
 
 void cf_case_a_wrong_key_is_an_error_never_a_fallback(const cf_backend *bc) {
   snap_keyring *right = fx_keyring(0x44), *wrong = fx_keyring(0x55);
-  snap_options *w, *r;
-  cf_assert_eq(snap_options_new(&w), SNAP_OK);
-  cf_assert_eq(snap_options_set_encryption(w, right, "test/conformance/v1"), SNAP_OK);
-  cf_assert_eq(snap_options_new(&r), SNAP_OK);
-  cf_assert_eq(snap_options_set_encryption(r, wrong, "test/conformance/v1"), SNAP_OK);
+  snap_options *w = fx_options(0, right), *r = fx_options(0, wrong);
 
   fx f;
   fx_open(&f, bc, "\"keep\": 0");
@@ -151,10 +135,7 @@ void cf_case_a_wrong_key_is_an_error_never_a_fallback(const cf_backend *bc) {
 }
 
 void cf_case_store_defaults_and_resolver_layer_under_call_options(const cf_backend *bc) {
-  snap_options *def, *call;
-  cf_assert_eq(snap_options_new(&def), SNAP_OK);
-  cf_assert_eq(snap_options_set_compression(def, SNAP_COMPRESSION_ZLIB, 1), SNAP_OK);
-  cf_assert_eq(snap_options_new(&call), SNAP_OK);
+  snap_options *def = fx_options(1, NULL), *call = fx_options(0, NULL);
   cf_assert_eq(snap_options_set_compression(call, SNAP_COMPRESSION_NONE, 0), SNAP_OK);
   char *state = fx_ledger(4000, "layers");
 

@@ -46,7 +46,8 @@ struct cf_backend {
 /* ---- the cases ---------------------------------------------------------- */
 
 /* Every case, in the order they run. A new case: a function
- * cf_case_<name>(const cf_backend *) in conformance/cases.c and a line here. */
+ * cf_case_<name>(const cf_backend *) in one of conformance/cases_*.c and a
+ * line here. */
 #define CF_CASES(X)                                                                                \
   X(unknown_pid_loads_none)                                                                        \
   X(timestamp_bound_below_every_snapshot_loads_none)                                               \
@@ -131,16 +132,17 @@ bool cf_str_eq(const char *a, const char *b);
   ((cond) ? (void)0 : cf_fail(__FILE__, __LINE__, what, " " __VA_ARGS__))
 #define cf_assert(c, ...) CF_CHECK_(c, #c, __VA_ARGS__)
 #define cf_assert_eq(a, b, ...) CF_CHECK_((a) == (b), #a " == " #b, __VA_ARGS__)
-#define cf_assert_lt(a, b, ...) CF_CHECK_((a) < (b), #a " < " #b, __VA_ARGS__)
 #define cf_assert_null(p, ...) CF_CHECK_((p) == NULL, #p " is NULL", __VA_ARGS__)
 #define cf_assert_not_null(p, ...) CF_CHECK_((p) != NULL, #p " is not NULL", __VA_ARGS__)
 #define cf_assert_str_eq(a, b, ...) CF_CHECK_(cf_str_eq((a), (b)), #a " equals " #b, __VA_ARGS__)
-#define cf_assert_fail(...) cf_fail(__FILE__, __LINE__, "reached", " " __VA_ARGS__)
 
 /* ---- helpers for drivers ------------------------------------------------ */
 
 /* The backend keys of one case: `bc->keys` or `bc->config` with @DIR@ and
  * @ID@ replaced for the case directory `dir`. False when they do not fit. */
 bool cf_backend_keys(const cf_backend *bc, const char *dir, char *buf, size_t cap);
+
+/* The @ID@ of the case directory `dir`: a short name unique to the case. */
+void cf_case_id(const char *dir, char *buf, size_t cap);
 
 #endif

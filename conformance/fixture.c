@@ -30,12 +30,16 @@ bool cf_needs_abi(const cf_backend *bc, unsigned version, const char *what) {
 /* Fixture                                                                   */
 /* ------------------------------------------------------------------------ */
 
-/* "@DIR@" and "@ID@" of `config` replaced for the case directory `dir`. */
-static bool expand(const char *config, const char *dir, char *buf, size_t cap) {
+void cf_case_id(const char *dir, char *buf, size_t cap) {
   /* st_tmpdir() ends in "store-XXXXXX" with [A-Za-z0-9] for the X's. */
   const char *dash = strrchr(dir, '-');
+  snprintf(buf, cap, "conf_%s", dash ? dash + 1 : "x");
+}
+
+/* "@DIR@" and "@ID@" of `config` replaced for the case directory `dir`. */
+static bool expand(const char *config, const char *dir, char *buf, size_t cap) {
   char id[32];
-  snprintf(id, sizeof id, "conf_%s", dash ? dash + 1 : "x");
+  cf_case_id(dir, id, sizeof id);
   size_t n = 0;
   for (const char *p = config; *p;) {
     const char *with = NULL;
@@ -141,6 +145,16 @@ snap_keyring *fx_keyring(uint8_t fill) {
   memset(key, fill, sizeof key);
   cf_assert_eq(snap_keyring_add(kr, 1, key, sizeof key), SNAP_OK);
   return kr;
+}
+
+snap_options *fx_options(int zlib_level, snap_keyring *kr) {
+  snap_options *o = NULL;
+  cf_assert_eq(snap_options_new(&o), SNAP_OK);
+  if (zlib_level)
+    cf_assert_eq(snap_options_set_compression(o, SNAP_COMPRESSION_ZLIB, zlib_level), SNAP_OK);
+  if (kr)
+    cf_assert_eq(snap_options_set_encryption(o, kr, "test/conformance/v1"), SNAP_OK);
+  return o;
 }
 
 /* A compressible JSON state of about `n` bytes. */

@@ -41,6 +41,9 @@ void fx_expect_md(fx *f, snap_snapshot *s, int i, const char *what);
 snap_criteria fx_crit(int64_t min_seq, int64_t max_seq, int64_t min_ts, int64_t max_ts);
 /* A keyring holding version 1 = 32 bytes of `fill`. */
 snap_keyring *fx_keyring(uint8_t fill);
+/* New options: zlib at `zlib_level` (1-9; 0 sets no compression) and, with
+ * `kr`, encryption under the cases' context. */
+snap_options *fx_options(int zlib_level, snap_keyring *kr);
 /* A compressible JSON state of about `n` bytes (malloc'd). */
 char *fx_ledger(size_t n, const char *marker);
 

@@ -158,12 +158,13 @@ static int mutate(snap_buf *b, fuzz_reader *r, const snap_buf *other) {
   return 1;
 }
 
-/* Whether `b` is `a` with exactly one byte of the 20-byte header changed. */
+/* Whether `b` is `a` with exactly one byte of the frame header changed. */
 static int one_header_byte_changed(const snap_buf *a, const snap_buf *b) {
-  if (a->len != b->len || a->len < 20 || memcmp(a->data + 20, b->data + 20, a->len - 20) != 0)
+  if (a->len != b->len || a->len < FRAME_HDR ||
+      memcmp(a->data + FRAME_HDR, b->data + FRAME_HDR, a->len - FRAME_HDR) != 0)
     return 0;
   int changed = 0;
-  for (size_t i = 0; i < 20; i++)
+  for (size_t i = 0; i < FRAME_HDR; i++)
     changed += a->data[i] != b->data[i];
   return changed == 1;
 }

@@ -40,12 +40,24 @@ static void pg_sharded_keys(const char *dir, char *buf, size_t cap);
 
 /* At rest: the corrupt hooks edit the database behind the store's back. */
 static const cf_backend cases[] = {
-    {"memory", snap_backend_memory, "", false, NULL, NULL, false},
-    {"sqlite", snap_backend_sqlite, "\"path\": \"@DIR@/conformance.db\"", true, sqlite_corrupt,
-     NULL, true},
+    {.name = "memory", .backend = snap_backend_memory, .config = ""},
+    {.name = "sqlite",
+     .backend = snap_backend_sqlite,
+     .config = "\"path\": \"@DIR@/conformance.db\"",
+     .persistent = true,
+     .corrupt = sqlite_corrupt,
+     .file_backup = true},
 #ifdef SNAP_WITH_POSTGRES
-    {"postgres", snap_backend_postgres, "", true, pg_corrupt, pg_keys, false},
-    {"postgres-3-shards", snap_backend_postgres, "", true, pg_corrupt, pg_sharded_keys, false},
+    {.name = "postgres",
+     .backend = snap_backend_postgres,
+     .persistent = true,
+     .corrupt = pg_corrupt,
+     .keys = pg_keys},
+    {.name = "postgres-3-shards",
+     .backend = snap_backend_postgres,
+     .persistent = true,
+     .corrupt = pg_corrupt,
+     .keys = pg_sharded_keys},
 #endif
 };
 #define NCASES (sizeof cases / sizeof cases[0])
@@ -106,18 +118,12 @@ static void pg_cluster(pgfx *f) {
   cr_assert_eq(pgfx_import(f, err, sizeof err), 0, "%s", err);
 }
 
-static void pg_table(const char *dir, char *buf, size_t cap) {
-  /* st_tmpdir() ends in "store-XXXXXX" with [A-Za-z0-9] for the X's. */
-  const char *base = strrchr(dir, '-');
-  snprintf(buf, cap, "conf_%s", base ? base + 1 : "x");
-}
-
 static void pg_keys(const char *dir, char *buf, size_t cap) {
   pgfx f;
   pg_cluster(&f);
   char ci[512], table[64];
   pgfx_conninfo(&f, 0, ci, sizeof ci);
-  pg_table(dir, table, sizeof table);
+  cf_case_id(dir, table, sizeof table);
   snprintf(buf, cap, "\"conninfo\": \"%s\", \"table\": \"%s\"", ci, table);
 }
 
@@ -127,7 +133,7 @@ static void pg_sharded_keys(const char *dir, char *buf, size_t cap) {
   char ci[3][512], table[64];
   for (int i = 0; i < 3; i++)
     pgfx_conninfo(&f, i, ci[i], sizeof ci[i]);
-  pg_table(dir, table, sizeof table);
+  cf_case_id(dir, table, sizeof table);
   snprintf(buf, cap, "\"shards\": [\"%s\", \"%s\", \"%s\"], \"table\": \"%s\"", ci[0],
            ci[1], ci[2], table);
 }
@@ -138,7 +144,7 @@ static void pg_corrupt(const cf_backend *bc, snap_store *st, const char *dir, co
   pgfx f;
   pg_cluster(&f);
   char table[64], sql[256], seqtext[24];
-  pg_table(dir, table, sizeof table);
+  cf_case_id(dir, table, sizeof table);
   snprintf(sql, sizeof sql,
            "UPDATE \"%s\" SET body = set_byte(body, length(body) / 2, "
            "get_byte(body, length(body) / 2) # 90) WHERE persistence_id = $1 AND seq = $2",

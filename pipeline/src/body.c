@@ -73,13 +73,13 @@ static int check_state(writing *x, const snap_options *o, const snap__eff *e, sn
 /* AEAD when an encryption keyring is set, else MAC when an integrity one is:
  * the subkey of the keyring's active version. */
 static int choose_key(writing *x, const snap__eff *e) {
-  x->aead = e->enc_kr != NULL;
-  x->mac = !x->aead && e->mac_kr != NULL;
-  if (!x->aead && !x->mac)
+  const unsigned kind = e->enc_kr ? ST_AEAD : e->mac_kr ? ST_MAC : 0;
+  x->aead = kind == ST_AEAD;
+  x->mac = kind == ST_MAC;
+  if (!kind)
     return SNAP_OK;
-  if (snap__keyring_derive(
-          x->aead ? e->enc_kr : e->mac_kr, 0, x->aead ? SNAP__LABEL_AEAD : SNAP__LABEL_MAC,
-          x->aead ? e->enc_ctx : e->mac_ctx, x->w.pid, x->pid_len, x->subkey, &x->kv) != SNAP_OK)
+  if (snap__keyring_derive(frame_keyring(e, kind), 0, frame_label(kind), frame_context(e, kind),
+                           x->w.pid, x->pid_len, x->subkey, &x->kv) != SNAP_OK)
     return snap__frame_fail(&x->w, SNAP_ENOKEY, "the %s keyring is empty",
                             x->aead ? "encryption" : "integrity");
   return SNAP_OK;

@@ -52,40 +52,6 @@ static int inflate_exact(const where *w, const uint8_t *src, size_t slen, uint8_
 /* ---- authenticating a body ------------------------------------------------ */
 
 /*
- * Whether `tag` authenticates ciphertext `c` and associated data `ad` under
- * XChaCha20-Poly1305 (IETF): the tag check of
- * crypto_aead_xchacha20poly1305_ietf_decrypt_detached without decrypting or
- * allocating (HChaCha20 subkey, then RFC 8439 section 2.8's Poly1305 over
- * ad || pad || c || pad || u64le(len ad) || u64le(len c)).
- */
-static bool aead_tag_ok(const uint8_t *c, size_t clen, const uint8_t tag[AEAD_TAG_LEN],
-                        const uint8_t *ad, size_t adlen, const uint8_t npub[NONCE_LEN],
-                        const uint8_t key[SNAP__SUBKEY_BYTES]) {
-  static const uint8_t pad[16] = {0};
-  uint8_t k2[crypto_core_hchacha20_OUTPUTBYTES];
-  uint8_t n2[crypto_stream_chacha20_ietf_NONCEBYTES] = {0};
-  uint8_t block0[64], lens[16], got[AEAD_TAG_LEN];
-  crypto_core_hchacha20(k2, npub, key, NULL);
-  memcpy(n2 + 4, npub + crypto_core_hchacha20_INPUTBYTES, 8);
-  crypto_stream_chacha20_ietf(block0, sizeof block0, n2, k2);
-  crypto_onetimeauth_poly1305_state st;
-  crypto_onetimeauth_poly1305_init(&st, block0);
-  crypto_onetimeauth_poly1305_update(&st, ad, adlen);
-  crypto_onetimeauth_poly1305_update(&st, pad, (16 - adlen % 16) % 16);
-  crypto_onetimeauth_poly1305_update(&st, c, clen);
-  crypto_onetimeauth_poly1305_update(&st, pad, (16 - clen % 16) % 16);
-  snap__put_u64le(lens, (uint64_t)adlen);
-  snap__put_u64le(lens + 8, (uint64_t)clen);
-  crypto_onetimeauth_poly1305_update(&st, lens, sizeof lens);
-  crypto_onetimeauth_poly1305_final(&st, got);
-  const bool ok = crypto_verify_16(got, tag) == 0;
-  sodium_memzero(&st, sizeof st);
-  sodium_memzero(k2, sizeof k2);
-  sodium_memzero(block0, sizeof block0);
-  return ok;
-}
-
-/*
  * Whether the body b[0..n) authenticates under `subkey` when its header is
  * `hdr` (the stored one or a candidate): the stage byte of `hdr` decides
  * where the body and trailer lie. Nothing is decrypted or allocated.
@@ -100,8 +66,10 @@ static bool authenticates(const uint8_t hdr[HDR_LEN], const uint8_t *b, size_t n
   const size_t blen = n - off - tlen;
   uint8_t bind[BIND_MAX];
   const size_t bind_len = snap__frame_binding(bind, hdr, seq, pid, pid_len);
+  /* A NULL output makes libsodium check the tag without decrypting. */
   if (aead)
-    return aead_tag_ok(b + off, blen, b + off + blen, bind, bind_len, b + HDR_LEN, subkey);
+    return crypto_aead_xchacha20poly1305_ietf_decrypt_detached(
+               NULL, NULL, b + off, blen, b + off + blen, bind, bind_len, b + HDR_LEN, subkey) == 0;
   uint8_t tag[MAC_TAG_LEN];
   snap__frame_mac(tag, subkey, bind, bind_len, b + off, blen);
   return sodium_memcmp(tag, b + off + blen, MAC_TAG_LEN) == 0;
@@ -120,30 +88,20 @@ typedef struct reading {
   uint8_t subkey[SNAP__SUBKEY_BYTES];
 } reading;
 
-static snap_keyring *keyring_for(const snap__eff *e, unsigned kind) {
-  return kind == ST_AEAD ? e->enc_kr : e->mac_kr;
-}
-static const char *context_for(const snap__eff *e, unsigned kind) {
-  return kind == ST_AEAD ? e->enc_ctx : e->mac_ctx;
-}
-static const char *label_for(unsigned kind) {
-  return kind == ST_AEAD ? SNAP__LABEL_AEAD : SNAP__LABEL_MAC;
-}
-static const char *kind_name(unsigned kind) { return kind == ST_AEAD ? "encrypted" : "MAC'd"; }
-
 /*
  * Tries the keys of `kind` the reader holds on the stored header with byte 6
  * set to `stage` and bytes 8-11 to each key's version; the version that
  * authenticates the body, or 0.
  */
 static uint32_t try_keyring(reading *r, const snap__eff *e, unsigned kind, unsigned stage) {
-  snap_keyring *kr = keyring_for(e, kind);
+  snap_keyring *kr = frame_keyring(e, kind);
   uint8_t hdr[HDR_LEN];
   memcpy(hdr, r->b, HDR_LEN);
   hdr[6] = (uint8_t)stage;
   uint32_t v = 0;
-  for (size_t i = 0; kr && snap__keyring_derive_nth(kr, i, label_for(kind), context_for(e, kind),
-                                                    r->w.pid, r->pid_len, r->subkey, &v) == SNAP_OK;
+  for (size_t i = 0;
+       kr && snap__keyring_derive_nth(kr, i, frame_label(kind), frame_context(e, kind), r->w.pid,
+                                      r->pid_len, r->subkey, &v) == SNAP_OK;
        i++) {
     snap__put_u32le(hdr + 8, v);
     if (authenticates(hdr, r->b, r->n, r->subkey, r->w.pid, r->pid_len, r->w.seq))
@@ -176,11 +134,11 @@ static int missing_key(reading *r, const snap__eff *e) {
         &r->w, SNAP_EAUTH,
         "header declares a body %s under key version %u, but it authenticates as %s "
         "under key version %u: the header was altered",
-        kind_name(declared), (unsigned)r->f.key_version, kind_name(as), (unsigned)v);
-  if (!keyring_for(e, declared))
+        frame_kind_name(declared), (unsigned)r->f.key_version, frame_kind_name(as), (unsigned)v);
+  if (!frame_keyring(e, declared))
     return snap__frame_fail(&r->w, SNAP_ENOKEY,
                             "body is %s with key version %u but no %s keyring is set",
-                            kind_name(declared), (unsigned)r->f.key_version,
+                            frame_kind_name(declared), (unsigned)r->f.key_version,
                             declared == ST_AEAD ? "encryption" : "integrity");
   return snap__frame_fail(&r->w, SNAP_ENOKEY, "key version %u is not in the keyring",
                           (unsigned)r->f.key_version);
@@ -196,8 +154,8 @@ static int resolve_key(reading *r, const snap__eff *e) {
     return SNAP_OK;
   }
   const unsigned kind = r->f.stages & (ST_AEAD | ST_MAC);
-  snap_keyring *kr = keyring_for(e, kind);
-  if (kr && snap__keyring_derive(kr, r->f.key_version, label_for(kind), context_for(e, kind),
+  snap_keyring *kr = frame_keyring(e, kind);
+  if (kr && snap__keyring_derive(kr, r->f.key_version, frame_label(kind), frame_context(e, kind),
                                  r->w.pid, r->pid_len, r->subkey, NULL) == SNAP_OK)
     return SNAP_OK;
   return missing_key(r, e);

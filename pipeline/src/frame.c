@@ -62,7 +62,7 @@ int snap__frame_parse(const where *w, const uint8_t *b, size_t n, frame *f) {
     return snap__frame_fail(w, SNAP_ECORRUPT, "stage byte at offset 6 sets both AEAD and MAC");
   if (keyed && f->key_version == 0)
     return snap__frame_fail(w, SNAP_ECORRUPT, "%s body with key version 0 (byte offset 8)",
-                            (f->stages & ST_AEAD) ? "encrypted" : "MAC'd");
+                            frame_kind_name(f->stages & (ST_AEAD | ST_MAC)));
   if (!keyed && f->key_version != 0)
     return snap__frame_fail(
         w, SNAP_ECORRUPT,

@@ -69,6 +69,21 @@ typedef struct frame {
   size_t trailer_len; /* AEAD tag, MAC or CRC, right after the body */
 } frame;
 
+/* A keyed kind (ST_AEAD or ST_MAC): the keyring and context the options
+ * give it, the label its subkeys are derived under, and its name in messages. */
+static inline snap_keyring *frame_keyring(const snap__eff *e, unsigned kind) {
+  return kind == ST_AEAD ? e->enc_kr : e->mac_kr;
+}
+static inline const char *frame_context(const snap__eff *e, unsigned kind) {
+  return kind == ST_AEAD ? e->enc_ctx : e->mac_ctx;
+}
+static inline const char *frame_label(unsigned kind) {
+  return kind == ST_AEAD ? SNAP__LABEL_AEAD : SNAP__LABEL_MAC;
+}
+static inline const char *frame_kind_name(unsigned kind) {
+  return kind == ST_AEAD ? "encrypted" : "MAC'd";
+}
+
 /* The trailer length of a frame with these stage bits. */
 size_t snap__frame_trailer_len(unsigned stages);
 
