@@ -305,6 +305,13 @@ Test(postgres, bad_configuration_is_refused_naming_the_key) {
   config_refused("{\"shards\": [\"host=a\", \"password=hunter2 bogus=1\"]}", "shard 1");
 }
 
+/* The store's own tables cannot be a data set's: refused with the
+ * configuration, before any server is asked. */
+Test(postgres, a_table_named_after_the_stores_own_is_refused_at_open) {
+  config_refused("{\"conninfo\": \"host=x\", \"table\": \"snapstore_meta\"}", "table");
+  config_refused("{\"conninfo\": \"host=x\", \"table\": \"snapstore_settings\"}", "table");
+}
+
 Test(postgres, a_server_that_is_not_there_fails_clearly_and_quickly) {
   /* A socket directory with no server in it, and a password never shown. */
   snap_store *st = NULL;

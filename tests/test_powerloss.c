@@ -433,15 +433,6 @@ static int64_t newest_seq(snap_store *st, const char *pid, const char *when) {
   return seq;
 }
 
-static snap_store *open_default(const char *path) {
-  char cfg[4200];
-  snprintf(cfg, sizeof cfg, "{\"path\": \"%s\"}", path);
-  snap_store *st = NULL;
-  cr_assert_eq(snap_store_open_backend(&st, snap_backend_sqlite(), cfg), SNAP_OK, "%s",
-               snap_error_message());
-  return st;
-}
-
 /* A database whose page 1 holds `PRAGMA journal_mode=WAL` and nothing else,
  * with a hot journal of 0 records: the reader must not read it as immutable
  * (which would never see the table the writer then creates). */
@@ -451,7 +442,7 @@ Test(powerloss, a_hot_journal_beside_a_new_wal_database_never_hides_later_saves)
   raw_exec_at(path, "PRAGMA journal_mode=WAL");
   cr_assert_eq(file_size(path), 4096, "the fixture is page 1 only");
   write_hot_journal(path, "d9d505f920a163d7000000005b72502a000000000000020000001000");
-  snap_store *st = open_default(path);
+  snap_store *st = open_store(path, "full");
   cr_assert_eq(newest_seq(st, "p0", "before the save"), 0);
   cr_assert_eq(snap_save(st, "p0", 1, SNAP_FORMAT_JSON, "{\"n\":1}", 7, NULL, NULL), SNAP_OK,
                "%s", snap_error_message());
@@ -468,14 +459,14 @@ Test(powerloss, a_hot_journal_beside_a_new_wal_database_never_hides_later_saves)
 Test(powerloss, a_hot_journal_of_a_crashed_client_never_makes_a_load_stale) {
   char *dir = st_tmpdir();
   char *path = st_join(dir, "t.db");
-  snap_store *st = open_default(path);
+  snap_store *st = open_store(path, "full");
   cr_assert_eq(snap_save(st, "p0", 1, SNAP_FORMAT_JSON, "{\"n\":1}", 7, NULL, NULL), SNAP_OK,
                "%s", snap_error_message());
   snap_store_close(st);
   raw_exec_at(path, "PRAGMA journal_mode=DELETE");
   cr_assert_eq(file_size(path), 5 * 4096, "the fixture is 5 pages, as the journal says");
   write_hot_journal(path, "d9d505f920a163d7000000005b72502a000000050000020000001000");
-  st = open_default(path);
+  st = open_store(path, "full");
   cr_assert_eq(newest_seq(st, "p0", "before the save"), 1);
   cr_assert_eq(snap_save(st, "p0", 2, SNAP_FORMAT_JSON, "{\"n\":2}", 7, NULL, NULL), SNAP_OK,
                "%s", snap_error_message());

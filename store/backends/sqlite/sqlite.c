@@ -31,8 +31,8 @@
 /* ------------------------------------------------------------------------ */
 
 int snap__sqlite_error(const sql_backend *b, sqlite3 *db, int rc, const char *what) {
-  int code;
-  switch (rc & 0xff) {
+  int code, primary = rc & 0xff;
+  switch (primary) {
   case SQLITE_BUSY:
   case SQLITE_LOCKED:
     code = SNAP_EBUSY;
@@ -54,8 +54,10 @@ int snap__sqlite_error(const sql_backend *b, sqlite3 *db, int rc, const char *wh
     break;
   }
   /* A full disk does not always read SQLITE_FULL: creating the -wal or -shm
-   * of a database nobody has open fails as an I/O error. The OS says why. */
-  if (code == SNAP_EIO && db != NULL &&
+   * of a database nobody has open fails as an I/O error. The OS says why;
+   * only for a failure of the OS, since SQLite keeps the errno of the last
+   * one and would otherwise lend it to a later, unrelated error. */
+  if ((primary == SQLITE_IOERR || primary == SQLITE_CANTOPEN) && db != NULL &&
       (sqlite3_system_errno(db) == ENOSPC || sqlite3_system_errno(db) == EDQUOT))
     code = SNAP_EFULL;
   return b->host->error(code, "sqlite '%s' table '%s': %s: %s", b->path, b->table, what,
@@ -85,8 +87,6 @@ static char *dup_str(const snap_host *h, const char *s) {
   return d;
 }
 
-/* Reads the backend's keys from its section of the host's reader (the
- * store took its own keys already). */
 /* Whether `path` is a regular file or nothing yet. Anything else (a FIFO, a
  * device, a directory) is refused before SQLite opens it: opening a FIFO
  * blocks until a writer appears, so a store would hang instead of failing. */
@@ -95,6 +95,8 @@ bool snap__sqlite_regular_or_absent(const char *path) {
   return stat(path, &sb) != 0 || S_ISREG(sb.st_mode);
 }
 
+/* Reads the backend's keys from its section of the host's reader (the
+ * store took its own keys already). */
 static int parse_config(sql_backend *b, snap_conf *c) {
   const snap_host *h = b->host;
   static const char *const syncs[] = {"full", "normal", NULL};
