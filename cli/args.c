@@ -49,7 +49,7 @@ int ctl_common_opt(ctl *c, int argc, char **argv, int *i) {
 
 int ctl_args(ctl *c, int argc, char **argv, const ctl_opt *opts, const char **pos, int min_pos,
              int max_pos, int *npos) {
-  *npos = 0;
+  int n = 0;
   bool only_pos = false;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
@@ -87,11 +87,13 @@ int ctl_args(ctl *c, int argc, char **argv, const ctl_opt *opts, const char **po
       }
       continue;
     }
-    if (*npos >= max_pos)
+    if (n >= max_pos)
       return ctl_usage(c, "unexpected argument '%s'", a);
-    pos[(*npos)++] = a;
+    pos[n++] = a;
   }
-  if (*npos < min_pos)
+  if (n < min_pos)
     return ctl_usage(c, "missing argument (%s)", c->cmd->synopsis);
+  if (npos != NULL)
+    *npos = n;
   return -1;
 }

@@ -5,7 +5,7 @@
 
 int cmd_backup(ctl *c, int argc, char **argv) {
   const char *pos[1];
-  int npos, rc = ctl_begin(c, argc, argv, NULL, pos, 1, 1, &npos);
+  int rc = ctl_begin(c, argc, argv, NULL, pos, 1, 1, NULL);
   if (rc >= 0)
     return rc;
   int s = snap_store_backup(c->st, pos[0]);

@@ -65,7 +65,6 @@ typedef struct copy_ctx {
   bool mirror; /* --delete: rows only in the target are removed (copy) or differences (verify) */
   bool decode_all; /* --decode-all: the verify pass decodes every row, not one per pid */
   uint64_t same, written, differ, failed, extra, deleted;
-  uint64_t page_failed; /* rows of the current page that failed against the target */
   ctl_failures fails;
   uint64_t decoded, unreadable, unreadable_src; /* the verify pass's decoding in the target */
   char *sampled_pid;                            /* the pid whose row was decoded last */
@@ -113,9 +112,7 @@ static void extra_row(copy_ctx *x, const snap_entry *t) {
       x->deleted++;
     } else {
       x->failed++;
-      x->page_failed++;
-      snprintf(x->fails.last, sizeof x->fails.last, "%s", ctl_error(rc));
-      if (ctl_failures_list(&x->fails))
+      if (ctl_failures_row(&x->fails, ctl_error(rc)))
         ctl_report_body(stdout, t->pid, t->seq, rc, NULL);
     }
     return;
@@ -141,19 +138,15 @@ static void put_rows(copy_ctx *x, size_t n) {
       continue;
     }
     x->failed++;
-    x->page_failed++;
-    if (ctl_failures_list(&x->fails))
+    if (ctl_failures_row(&x->fails, msg))
       ctl_report_body(stdout, r->pid, r->seq, r->status,
                       nfailed == 1 ? msg : snap_strerror(r->status));
   }
-  if (nfailed > 0)
-    snprintf(x->fails.last, sizeof x->fails.last, "%s", msg);
 }
 
 static int copy_page(void *ud, snap_entry_page *page) {
   copy_ctx *x = ud;
   size_t n = 0;
-  x->page_failed = 0;
   for (size_t i = 0; i < page->n; i++) {
     const snap_entry *e = &page->entries[i];
     int rc;
@@ -185,7 +178,7 @@ static int copy_page(void *ud, snap_entry_page *page) {
   if (n > 0)
     put_rows(x, n);
   ctl_progress_add(&x->prog, page->n);
-  if (x->fix && ctl_failures_batch(&x->fails, x->page_failed, x->fails.last))
+  if (x->fix && ctl_failures_batch(&x->fails))
     return CTL_STOPPED;
   return 0;
 }
@@ -280,8 +273,7 @@ int cmd_copy(ctl *c, int argc, char **argv) {
                           {"--decode-all", NULL, &decode_all},
                           {"--max-failures", &max_failures, NULL},
                           {NULL, NULL, NULL}};
-  const char *pos[1];
-  int npos, rc = ctl_args(c, argc, argv, opts, pos, 0, 0, &npos);
+  int rc = ctl_args(c, argc, argv, opts, NULL, 0, 0, NULL);
   if (rc >= 0)
     return rc;
   if (to == NULL)

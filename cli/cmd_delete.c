@@ -7,7 +7,7 @@ int cmd_delete(ctl *c, int argc, char **argv) {
   const char *to_s = NULL;
   const ctl_opt opts[] = {{"--to", &to_s, NULL}, {NULL, NULL, NULL}};
   const char *pos[1];
-  int npos, rc = ctl_args(c, argc, argv, opts, pos, 1, 1, &npos);
+  int rc = ctl_args(c, argc, argv, opts, pos, 1, 1, NULL);
   if (rc >= 0)
     return rc;
   int64_t to = INT64_MAX;

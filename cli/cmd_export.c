@@ -93,14 +93,10 @@ static int export_all(ctl *c, export_ctx *x) {
 int cmd_export(ctl *c, int argc, char **argv) {
   const char *out_path = NULL;
   const ctl_opt opts[] = {{"--out", &out_path, NULL}, {NULL, NULL, NULL}};
-  const char *pos[1];
-  int npos, rc = ctl_begin(c, argc, argv, opts, pos, 0, 0, &npos);
+  int rc = ctl_begin(c, argc, argv, opts, NULL, 0, 0, NULL);
   if (rc >= 0)
     return rc;
-  export_ctx x;
-  memset(&x, 0, sizeof x);
-  x.c = c;
-  x.out = stdout;
+  export_ctx x = {.c = c, .out = stdout};
   ctl_outfile of;
   if (out_path != NULL) {
     if ((rc = ctl_outfile_open(&of, out_path)) != EXIT_OK)

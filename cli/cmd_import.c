@@ -1,6 +1,7 @@
 /* snapctl import: the snapshots of a JSON Lines file as written by export
  * (cmd_export.c), every line checked before anything is stored. */
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -37,88 +38,116 @@ static bool get_int(const cJSON *v, int64_t *out) {
   return true;
 }
 
-/* Parses and checks one line; on failure `err` says why. */
-static bool parse_line(const char *line, size_t len, jl_rec *r, char *err, size_t errn) {
-  memset(r, 0, sizeof *r);
+/* Writes why a line is bad into `err`; returns false. */
+__attribute__((format(printf, 3, 4))) static bool bad(char *err, size_t errn, const char *fmt,
+                                                      ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(err, errn, fmt, ap);
+  va_end(ap);
+  return false;
+}
+
+/* The line as one JSON object with nothing after it; NULL when it is not. */
+static cJSON *parse_object(const char *line, size_t len, char *err, size_t errn) {
   if (memchr(line, '\0', len) != NULL) {
-    snprintf(err, errn, "a NUL byte inside the line");
-    return false;
+    bad(err, errn, "a NUL byte inside the line");
+    return NULL;
   }
   const char *end = NULL;
   cJSON *o = cJSON_ParseWithLengthOpts(line, len, &end, false);
   if (o == NULL || !cJSON_IsObject(o)) {
-    snprintf(err, errn, "not a JSON object%s", o ? "" : " (malformed JSON)");
+    bad(err, errn, "not a JSON object%s", o ? "" : " (malformed JSON)");
     cJSON_Delete(o);
-    return false;
+    return NULL;
   }
   for (const char *p = end; p < line + len; p++)
     if (*p != ' ' && *p != '\t' && *p != '\r') {
-      snprintf(err, errn, "bytes after the JSON object");
+      bad(err, errn, "bytes after the JSON object");
       cJSON_Delete(o);
-      return false;
+      return NULL;
     }
-  static const char *const keys[] = {"pid", "seq", "timestamp", "format", "state", "state_base64"};
-  const cJSON *f[6] = {0};
-  bool ok = true;
-  for (const cJSON *it = o->child; it && ok; it = it->next) {
+  return o;
+}
+
+enum { K_PID, K_SEQ, K_TIMESTAMP, K_FORMAT, K_STATE, K_STATE_BASE64, NKEYS };
+
+/* The object's members by key; an unknown or repeated key makes the line bad. */
+static bool find_keys(const cJSON *o, const cJSON *f[NKEYS], char *err, size_t errn) {
+  static const char *const keys[NKEYS] = {"pid",    "seq",   "timestamp",
+                                          "format", "state", "state_base64"};
+  for (const cJSON *it = o->child; it; it = it->next) {
     size_t k = 0;
-    while (k < 6 && strcmp(it->string, keys[k]) != 0)
+    while (k < NKEYS && strcmp(it->string, keys[k]) != 0)
       k++;
-    if (k == 6)
-      ok = snprintf(err, errn, "unknown key '%s'", it->string) < 0;
-    else if (f[k] != NULL)
-      ok = snprintf(err, errn, "duplicate key '%s'", it->string) < 0;
-    else
-      f[k] = it;
+    if (k == NKEYS)
+      return bad(err, errn, "unknown key '%s'", it->string);
+    if (f[k] != NULL)
+      return bad(err, errn, "duplicate key '%s'", it->string);
+    f[k] = it;
   }
-  if (ok && (!cJSON_IsString(f[0]) || snap_pid_check(f[0]->valuestring) != SNAP_OK))
-    ok = snprintf(err, errn, "\"pid\" missing or not a valid persistence id") < 0;
-  if (ok && !get_int(f[1], &r->seq))
-    ok = snprintf(err, errn, "\"seq\" missing or not an integer in [0, 2^53]") < 0;
-  if (ok && !get_int(f[2], &r->timestamp))
-    ok = snprintf(err, errn, "\"timestamp\" missing or not an integer in [0, 2^53]") < 0;
-  if (ok) {
-    if (cJSON_IsString(f[3]) && strcmp(f[3]->valuestring, "json") == 0)
-      r->format = SNAP_FORMAT_JSON;
-    else if (cJSON_IsString(f[3]) && strcmp(f[3]->valuestring, "msgpack") == 0)
-      r->format = SNAP_FORMAT_MSGPACK;
-    else
-      ok = snprintf(err, errn, "\"format\" missing or not \"json\" or \"msgpack\"") < 0;
-  }
-  if (ok && (f[4] != NULL) == (f[5] != NULL))
-    ok = snprintf(err, errn, "exactly one of \"state\" and \"state_base64\" is needed") < 0;
-  if (ok && f[4] != NULL) {
-    char *text = r->format == SNAP_FORMAT_JSON ? cJSON_PrintUnformatted(f[4]) : NULL;
+  return true;
+}
+
+/* "pid" (checked only), "seq", "timestamp" and "format". */
+static bool read_header(const cJSON *const f[NKEYS], jl_rec *r, char *err, size_t errn) {
+  if (!cJSON_IsString(f[K_PID]) || snap_pid_check(f[K_PID]->valuestring) != SNAP_OK)
+    return bad(err, errn, "\"pid\" missing or not a valid persistence id");
+  if (!get_int(f[K_SEQ], &r->seq))
+    return bad(err, errn, "\"seq\" missing or not an integer in [0, 2^53]");
+  if (!get_int(f[K_TIMESTAMP], &r->timestamp))
+    return bad(err, errn, "\"timestamp\" missing or not an integer in [0, 2^53]");
+  const char *format = cJSON_IsString(f[K_FORMAT]) ? f[K_FORMAT]->valuestring : "";
+  if (strcmp(format, "json") == 0)
+    r->format = SNAP_FORMAT_JSON;
+  else if (strcmp(format, "msgpack") == 0)
+    r->format = SNAP_FORMAT_MSGPACK;
+  else
+    return bad(err, errn, "\"format\" missing or not \"json\" or \"msgpack\"");
+  return true;
+}
+
+/* The state's bytes: the compact form of "state" (a JSON state only), or
+ * what "state_base64" encodes. */
+static bool read_state(const cJSON *state, const cJSON *b64, jl_rec *r, char *err, size_t errn) {
+  if ((state != NULL) == (b64 != NULL))
+    return bad(err, errn, "exactly one of \"state\" and \"state_base64\" is needed");
+  if (state != NULL) {
     if (r->format != SNAP_FORMAT_JSON)
-      ok = snprintf(err, errn, "a msgpack state must be given as \"state_base64\"") < 0;
-    else if (text == NULL)
-      ok = snprintf(err, errn, "out of memory") < 0;
-    else {
-      r->len = strlen(text);
-      r->state = malloc(r->len + 1);
-      if (r->state)
-        memcpy(r->state, text, r->len);
-      else
-        ok = snprintf(err, errn, "out of memory") < 0;
-    }
+      return bad(err, errn, "a msgpack state must be given as \"state_base64\"");
+    char *text = cJSON_PrintUnformatted(state);
+    r->len = text ? strlen(text) : 0;
+    r->state = text ? malloc(r->len + 1) : NULL;
+    if (r->state)
+      memcpy(r->state, text, r->len);
     cJSON_free(text);
-  } else if (ok) {
-    const char *b64 = cJSON_IsString(f[5]) ? f[5]->valuestring : NULL;
-    size_t blen = b64 ? strlen(b64) : 0;
-    r->state = malloc(blen / 4 * 3 + 3);
-    if (b64 == NULL)
-      ok = snprintf(err, errn, "\"state_base64\" is not a string") < 0;
-    else if (r->state == NULL)
-      ok = snprintf(err, errn, "out of memory") < 0;
-    else if (sodium_base642bin(r->state, blen / 4 * 3 + 3, b64, blen, NULL, &r->len, NULL,
-                               sodium_base64_VARIANT_ORIGINAL) != 0)
-      ok = snprintf(err, errn, "\"state_base64\" is not valid base64") < 0;
+    return r->state != NULL || bad(err, errn, "out of memory");
   }
+  if (!cJSON_IsString(b64))
+    return bad(err, errn, "\"state_base64\" is not a string");
+  size_t blen = strlen(b64->valuestring), cap = blen / 4 * 3 + 3;
+  if ((r->state = malloc(cap)) == NULL)
+    return bad(err, errn, "out of memory");
+  if (sodium_base642bin(r->state, cap, b64->valuestring, blen, NULL, &r->len, NULL,
+                        sodium_base64_VARIANT_ORIGINAL) != 0)
+    return bad(err, errn, "\"state_base64\" is not valid base64");
+  return true;
+}
+
+/* Parses and checks one line; on failure `err` says why. */
+static bool parse_line(const char *line, size_t len, jl_rec *r, char *err, size_t errn) {
+  memset(r, 0, sizeof *r);
+  cJSON *o = parse_object(line, len, err, errn);
+  if (o == NULL)
+    return false;
+  const cJSON *f[NKEYS] = {0};
+  bool ok = find_keys(o, f, err, errn) && read_header(f, r, err, errn) &&
+            read_state(f[K_STATE], f[K_STATE_BASE64], r, err, errn);
   if (ok && snap_payload_validate(r->format, r->state, r->len) != SNAP_OK)
-    ok = snprintf(err, errn, "the state is not valid %s: %s", ctl_format_name(r->format),
-                  snap_error_message()) < 0;
-  if (ok && (r->pid = strdup(f[0]->valuestring)) == NULL)
-    ok = snprintf(err, errn, "out of memory") < 0;
+    ok = bad(err, errn, "the state is not valid %s: %s", ctl_format_name(r->format),
+             snap_error_message());
+  if (ok && (r->pid = strdup(f[K_PID]->valuestring)) == NULL)
+    ok = bad(err, errn, "out of memory");
   cJSON_Delete(o);
   if (!ok)
     rec_dispose(r);
@@ -177,17 +206,19 @@ static bool flush_batch(import_ctx *x, const char *name) {
   int brc = snap_save_batch(x->c->st, x->reqs, x->n, x->status, NULL);
   char msg[512];
   snprintf(msg, sizeof msg, "%s", brc == SNAP_OK ? "" : ctl_error(brc));
-  uint64_t nfailed = 0;
   for (size_t i = 0; i < x->n; i++) {
-    if (x->status[i] == SNAP_OK)
+    rec_dispose(&x->recs[i]);
+    if (x->status[i] == SNAP_OK) {
       x->stored++;
-    else if (nfailed++, x->failed++, ctl_failures_list(&x->fails))
+      continue;
+    }
+    x->failed++;
+    if (ctl_failures_row(&x->fails, msg))
       fprintf(stderr, "snapctl: import: %s: line %" PRIu64 ": not stored: %s\n", name,
               x->line_of[i], snap_strerror(x->status[i]));
-    rec_dispose(&x->recs[i]);
   }
   x->n = 0;
-  return ctl_failures_batch(&x->fails, nfailed, msg);
+  return ctl_failures_batch(&x->fails);
 }
 
 /* Pass 1 over FILE (or stdin, spooled: it cannot be read twice). On success

@@ -217,8 +217,7 @@ static int stats_page(void *ud, snap_entry_page *page) {
 int cmd_stats(ctl *c, int argc, char **argv) {
   bool json = false;
   const ctl_opt opts[] = {{"--json", NULL, &json}, {NULL, NULL, NULL}};
-  const char *pos[1];
-  int npos, rc = ctl_begin(c, argc, argv, opts, pos, 0, 0, &npos);
+  int rc = ctl_begin(c, argc, argv, opts, NULL, 0, 0, NULL);
   if (rc >= 0)
     return rc;
   stats s;

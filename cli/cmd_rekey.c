@@ -26,14 +26,14 @@ static bool body_finding(int rc) {
 }
 
 /* Reports a body that was not rewritten with its own message. The batch has
- * one last error (`batch_msg`), its last failure's: a failed body is decoded
- * again alone for its own (a decoding failure repeats); another failure is
- * named by the batch's message when it is the batch's only one, else by its
- * code. */
+ * one last error (`batch_msg`), its last failure's, which is the body's own
+ * when it is the batch's only failure. Otherwise a body that cannot be decoded
+ * is decoded again alone for its own (a decoding failure repeats), and another
+ * failure is named by its code. */
 static void report_item(rekey_ctx *r, const snap_rewrite *it, bool only, const char *batch_msg) {
   char detail[1024];
   const char *own = only ? batch_msg : snap_strerror(it->status);
-  if (body_finding(it->status) &&
+  if (!only && body_finding(it->status) &&
       snap_store_decode(r->c->st, it->pid, it->seq, it->body, it->body_len, NULL, &r->state, NULL,
                         NULL) == it->status) {
     snprintf(detail, sizeof detail, "rewrite pid '%s' seq %" PRId64 ": %s", it->pid, it->seq,
@@ -91,11 +91,9 @@ static int rekey_page(void *ud, snap_entry_page *page) {
   int brc = snap_store_rewrite(r->c->st, r->items, page->n, NULL, r->force);
   char batch_msg[512];
   snprintf(batch_msg, sizeof batch_msg, "%s", brc == SNAP_OK ? "" : ctl_error(brc));
-  size_t nfailed = 0, nstore = 0;
-  for (size_t i = 0; i < page->n; i++) {
+  size_t nfailed = 0;
+  for (size_t i = 0; i < page->n; i++)
     nfailed += r->items[i].status != SNAP_OK;
-    nstore += r->items[i].status != SNAP_OK && !body_finding(r->items[i].status);
-  }
   for (size_t i = 0; i < page->n; i++) {
     const snap_rewrite *it = &r->items[i];
     if (it->status == SNAP_OK) {
@@ -103,11 +101,11 @@ static int rekey_page(void *ud, snap_entry_page *page) {
       continue;
     }
     r->failed++;
-    if (body_finding(it->status) || ctl_failures_list(&r->fails))
+    if (body_finding(it->status) || ctl_failures_row(&r->fails, batch_msg))
       report_item(r, it, nfailed == 1, batch_msg);
   }
   ctl_progress_add(&r->prog, page->n);
-  return ctl_failures_batch(&r->fails, nstore, batch_msg) ? CTL_STOPPED : 0;
+  return ctl_failures_batch(&r->fails) ? CTL_STOPPED : 0;
 }
 
 /* What a save writes now, on this backend (dropping what it cannot store). */
@@ -146,8 +144,7 @@ int cmd_rekey(ctl *c, int argc, char **argv) {
                           {"--force", NULL, &r.force},
                           {"--max-failures", &max_failures, NULL},
                           {NULL, NULL, NULL}};
-  const char *pos[1];
-  int npos, rc = ctl_args(c, argc, argv, opts, pos, 0, 0, &npos);
+  int rc = ctl_args(c, argc, argv, opts, NULL, 0, 0, NULL);
   if (rc >= 0 || (rc = ctl_failures_option(c, max_failures, &r.fails)) >= 0 ||
       (rc = ctl_open(c)) != EXIT_OK)
     return rc;

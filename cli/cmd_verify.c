@@ -1,6 +1,5 @@
 /* snapctl verify: decode every stored body with the configured keys. */
 #include <inttypes.h>
-#include <string.h>
 
 #include "snapctl.h"
 
@@ -39,13 +38,10 @@ static int verify_page(void *ud, snap_entry_page *page) {
 }
 
 int cmd_verify(ctl *c, int argc, char **argv) {
-  const char *pos[1];
-  int npos, rc = ctl_begin(c, argc, argv, NULL, pos, 0, 0, &npos);
+  int rc = ctl_begin(c, argc, argv, NULL, NULL, 0, 0, NULL);
   if (rc >= 0)
     return rc;
-  verify_ctx v;
-  memset(&v, 0, sizeof v);
-  v.c = c;
+  verify_ctx v = {.c = c};
   rc = ctl_progress_counted(&v.prog, "verify", c);
   if (rc == SNAP_OK)
     rc = ctl_sweep(c->st, NULL, true, verify_page, &v);

@@ -22,7 +22,9 @@ int ctl_failures_option(ctl *c, const char *arg, ctl_failures *f) {
   return -1;
 }
 
-bool ctl_failures_list(ctl_failures *f) {
+bool ctl_failures_row(ctl_failures *f, const char *msg) {
+  f->batch++;
+  snprintf(f->last, sizeof f->last, "%s", msg);
   if (f->streak_listed < LISTED) {
     f->streak_listed++;
     return true;
@@ -31,16 +33,15 @@ bool ctl_failures_list(ctl_failures *f) {
   return false;
 }
 
-bool ctl_failures_batch(ctl_failures *f, uint64_t nfailed, const char *msg) {
-  f->total += nfailed;
-  if (nfailed == 0) {
+bool ctl_failures_batch(ctl_failures *f) {
+  if (f->batch == 0) {
     f->streak = 0;
     f->streak_listed = 0;
     return false;
   }
-  f->streak += nfailed;
-  snprintf(f->last, sizeof f->last, "%s", msg);
-  return f->max > 0 && f->streak >= f->max;
+  f->streak += f->batch;
+  f->batch = 0;
+  return ctl_failures_stopped(f);
 }
 
 bool ctl_failures_stopped(const ctl_failures *f) { return f->max > 0 && f->streak >= f->max; }

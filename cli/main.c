@@ -110,7 +110,7 @@ static void tool_help(FILE *f) {
              "describes a command.\n"
              "Exit status: 0 ok; 1 a problem in the data, or the store cannot be reached\n"
              "or written at run time; 2 the command or the document is wrong (nothing\n"
-             "written); 130 stopped by Ctrl-C.\n");
+             "written); 130 (143) stopped by Ctrl-C (SIGTERM).\n");
 }
 
 int main(int argc, char **argv) {

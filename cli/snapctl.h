@@ -61,8 +61,9 @@ struct ctl {
 
 /* Parses argv[1..] of a command: the options in `opts` (NULL-terminated by
  * name), the common --config/--quiet/--help, and up to `max_pos` positional
- * arguments into `pos` (their number in `*npos`). Returns -1 to go on, or an
- * exit status (help printed, or a usage error reported). */
+ * arguments into `pos` (their number in `*npos`; both may be NULL when
+ * `max_pos` is 0). Returns -1 to go on, or an exit status (help printed, or a
+ * usage error reported). */
 int ctl_args(ctl *c, int argc, char **argv, const ctl_opt *opts, const char **pos, int min_pos,
              int max_pos, int *npos);
 
@@ -155,18 +156,20 @@ void ctl_outfile_abort(ctl_outfile *o);
 
 typedef struct ctl_failures {
   uint64_t max;    /* 0: no bound */
+  uint64_t batch;  /* rows failed in the current batch */
   uint64_t streak; /* rows failed since the last batch without a failure */
-  uint64_t streak_listed, unlisted, total;
-  char last[512]; /* the last failed batch's message */
+  uint64_t streak_listed, unlisted;
+  char last[512]; /* the last failed row's message */
 } ctl_failures;
 
 /* Reads --max-failures (NULL: the default): -1 to go on, or EXIT_USAGE. */
 int ctl_failures_option(ctl *c, const char *arg, ctl_failures *f);
-/* Whether to list a failed row one by one (the first few of a streak). */
-bool ctl_failures_list(ctl_failures *f);
-/* One batch written, `nfailed` of its rows failed against the store (`msg`
- * the batch's error). Returns true when the streak reached the bound. */
-bool ctl_failures_batch(ctl_failures *f, uint64_t nfailed, const char *msg);
+/* One row of the current batch failed against the store (`msg` its error, or
+ * its batch's). Returns whether to list it (the first few of a streak are). */
+bool ctl_failures_row(ctl_failures *f, const char *msg);
+/* The current batch is written: one without a failed row ends the streak.
+ * Returns true when the streak reached the bound. */
+bool ctl_failures_batch(ctl_failures *f);
 bool ctl_failures_stopped(const ctl_failures *f);
 /* The one line that ends a run stopped by the bound. */
 void ctl_failures_report(const ctl_failures *f, const char *cmd, const char *store);
@@ -209,9 +212,9 @@ int cmd_stats(ctl *c, int argc, char **argv);  /* cmd_inspect.c */
 int cmd_verify(ctl *c, int argc, char **argv); /* cmd_verify.c */
 int cmd_rekey(ctl *c, int argc, char **argv);  /* cmd_rekey.c */
 int cmd_copy(ctl *c, int argc, char **argv);   /* cmd_copy.c */
-int cmd_backup(ctl *c, int argc, char **argv); /* cmd_copy.c */
-int cmd_export(ctl *c, int argc, char **argv); /* cmd_jsonl.c */
-int cmd_import(ctl *c, int argc, char **argv); /* cmd_jsonl.c */
+int cmd_backup(ctl *c, int argc, char **argv); /* cmd_backup.c */
+int cmd_export(ctl *c, int argc, char **argv); /* cmd_export.c */
+int cmd_import(ctl *c, int argc, char **argv); /* cmd_import.c */
 int cmd_delete(ctl *c, int argc, char **argv); /* cmd_delete.c */
 
 #endif

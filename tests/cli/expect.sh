@@ -1,6 +1,10 @@
-# Shared by the snapctl shell tests (sourced after SNAPCTL and W are set, in $W):
-# fail/ok count and print results, expect runs a command and checks its exit
-# status (its output in $W/out and $W/err), ctl runs snapctl quietly.
+# Shared by the snapctl shell tests, sourced with the test's arguments
+# (`. expect.sh "$@"`: SNAPCTL MKSTORE WORKDIR): sets SNAPCTL, MK and W and
+# moves into a fresh $W. fail/ok count and print results, expect runs a
+# command and checks its exit status (its output in $W/out and $W/err), ctl
+# runs snapctl quietly.
+SNAPCTL=$1 MK=$2 W=$3
+rm -rf "$W" && mkdir -p "$W" && cd "$W" || exit 2
 FAILS=0
 fail() { echo "FAIL: $*" >&2; FAILS=$((FAILS + 1)); }
 ok() { echo "ok: $*"; }

@@ -2,10 +2,7 @@
 # snapctl from the shell against real SQLite files written by the library.
 # Usage: snapctl.sh SNAPCTL MKSTORE WORKDIR
 set -uo pipefail
-SNAPCTL=$1 MK=$2 W=$3
-HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-rm -rf "$W" && mkdir -p "$W" && cd "$W" || exit 2
-. "$HERE/expect.sh"
+. "$(dirname "${BASH_SOURCE[0]}")/expect.sh" "$@"
 
 newkeys k1 k2 kx
 conf() { # conf FILE DB KEYFILE [accept_unauthenticated] [compression]

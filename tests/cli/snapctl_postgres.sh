@@ -5,16 +5,13 @@
 # Runs under tests/cli/pgcluster.c, which provides SNAP_PG_CONNINFO_0..2.
 # Usage: pgcluster 3 bash snapctl_postgres.sh SNAPCTL MKSTORE WORKDIR
 set -uo pipefail
-SNAPCTL=$1 MK=$2 W=$3
 for i in 0 1 2; do
   v=SNAP_PG_CONNINFO_$i
   [ -n "${!v:-}" ] || { echo "FAIL: $v is not set (run under pgcluster 3)" >&2; exit 2; }
 done
-HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-rm -rf "$W" && mkdir -p "$W" && cd "$W" || exit 2
-. "$HERE/expect.sh"
+. "$(dirname "${BASH_SOURCE[0]}")/expect.sh" "$@"
 
-head -c 32 /dev/urandom >k1 && chmod 600 k1
+newkeys k1
 OPTIONS='"options": {"compression": "zlib", "encryption": {"key_file": "k1", "context": "test/snapctl/v1"}}'
 printf '{"backend": "sqlite", "config": {"path": "src.db", "keep": 0}, %s}\n' "$OPTIONS" >src.json
 shards="\"$SNAP_PG_CONNINFO_0\", \"$SNAP_PG_CONNINFO_1\", \"$SNAP_PG_CONNINFO_2\""
