@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # The repository stands on its own: every relative Markdown link in README.md
-# and docs/ names a file that exists, and no document or source file cites a
-# design document ("DESIGN §9", "DESIGN.md") that is not in the repository.
+# and docs/, and every path they cite from the repository's top-level folders
+# (`docs/FORMAT.md`, `store/src/save.c`, in prose or code), names a file that
+# exists, and no document or source file cites a design document ("DESIGN §9",
+# "DESIGN.md") that is not in the repository.
 #
 # Usage: tests/release/doc-references.sh [repository-root]
 set -euo pipefail
 root=$(cd "${1:-$(dirname "$0")/../..}" && pwd)
 cd "$root"
 status=0
+tops='docs|tests|tools|store|plugin|pipeline|cli|examples|integrations|conformance|fuzz|bench|cmake|\.ci'
 
 for md in README.md docs/*.md; do
   dir=$(dirname "$md")
@@ -22,6 +25,16 @@ for md in README.md docs/*.md; do
   done < <(awk '/^ *```/ {code = !code; next} !code' "$md" | sed -E 's/`[^`]*`//g' |
              grep -oE '\]\([^)]+\)' | sed -E 's/^\]\((.*)\)$/\1/' |
              grep -vE '^(https?:|mailto:|#)' || true)
+  # A cited path starts a word; one followed by a placeholder (`tests/test_<module>.c`) or a
+  # glob is a pattern, and a program is cited by the source it is built from
+  # (`examples/options_tour`).
+  while IFS= read -r path; do
+    if [ ! -e "$path" ] && [ ! -e "$path.c" ] && [ ! -e "$path.cpp" ]; then
+      echo "$md: cites $path, which is not in the repository" >&2
+      status=1
+    fi
+  done < <(grep -oE "(^|[[:space:]\`(\"])($tops)/[A-Za-z0-9_./-]*[A-Za-z0-9_][<*{]?" "$md" |
+             sed -E 's/^[^A-Za-z.]//' | grep -vE '[<*{]$' | sort -u || true)
 done
 
 if [ ! -e DESIGN.md ] && [ ! -e docs/DESIGN.md ]; then
@@ -33,5 +46,5 @@ if [ ! -e DESIGN.md ] && [ ! -e docs/DESIGN.md ]; then
     status=1
   fi
 fi
-[ $status -ne 0 ] || echo "doc references: every link and citation resolves inside the repository"
+[ $status -ne 0 ] || echo "doc references: every link, cited path and citation resolves inside the repository"
 exit $status

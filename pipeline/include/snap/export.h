@@ -7,7 +7,7 @@
  * SNAP_API. Every public function carries it; internal functions shared
  * between source files (the `snap__` prefix) never do, so they stay out of
  * libsnapstore.so. The build checks that the exported symbols are exactly the
- * SNAP_API declarations of the installed headers (tools/check-exports.sh).
+ * SNAP_API declarations of the installed headers (tests/release/check-exports.sh).
  */
 #ifndef SNAP_EXPORT_H
 #define SNAP_EXPORT_H
