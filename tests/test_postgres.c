@@ -19,7 +19,9 @@
 #include <libpq-fe.h>
 
 #include "pg_fixture.h"
+#include "store_util.h"
 #include "snap/executor.h"
+#include "snap/plugin.h"
 #include "snap/store.h"
 #include "snap/sys/backend.h"
 
@@ -1076,4 +1078,141 @@ Test(postgres, a_failing_prune_is_reported_and_fails_no_save) {
   cr_assert(strstr(p.detail, "no prune here"), "%s", p.detail);
   cr_assert_eq(rows_of(&f, one, table, "kept"), 2);
   snap_store_close(st);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Schema upgrades from earlier databases                                    */
+/* ------------------------------------------------------------------------ */
+
+/* The schema version this code writes (store/backends/postgres/schema.c). */
+#define SCHEMA_NOW 2
+
+/* A database of its own, `*c` connected to it and `ci` its conninfo. */
+static void own_database(const pgfx *f, const char *prefix, char *db, char *ci, size_t cap,
+                         PGconn **c) {
+  char sql[128];
+  unique_table(db, 64, prefix);
+  snprintf(sql, sizeof sql, "CREATE DATABASE %s", db);
+  exec_sql(f, -1, sql);
+  snprintf(ci, cap, "host=%s port=5432 user=snapstore dbname=%s", f->sock, db);
+  *c = PQconnectdb(ci);
+  cr_assert_eq(PQstatus(*c), CONNECTION_OK, "%s", PQerrorMessage(*c));
+}
+
+static void drop_database(const pgfx *f, PGconn *c, const char *db) {
+  char sql[128];
+  PQfinish(c);
+  snprintf(sql, sizeof sql, "DROP DATABASE %s WITH (FORCE)", db);
+  exec_sql(f, -1, sql);
+}
+
+static long long conn_int(PGconn *c, const char *sql) {
+  PGresult *r = PQexec(c, sql);
+  cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK, "%s: %s", sql, PQresultErrorMessage(r));
+  long long v = PQntuples(r) > 0 && !PQgetisnull(r, 0, 0) ? atoll(PQgetvalue(r, 0, 0)) : -1;
+  PQclear(r);
+  return v;
+}
+
+static void expect_state(snap_store *st, const char *pid, int64_t seq, int64_t ts,
+                         const char *state) {
+  char why[512];
+  cr_assert(st_latest_is(st, pid, seq, ts, state, why, sizeof why), "%s", why);
+}
+
+static snap_store *open_ci(const char *ci, const char *table) {
+  char cfg[1024];
+  snprintf(cfg, sizeof cfg, "{\"conninfo\": \"%s\", \"table\": \"%s\"}", ci, table);
+  snap_store *st = NULL;
+  cr_assert_eq(snap_store_open_backend(&st, snap_backend_postgres(), cfg), SNAP_OK, "%s",
+               snap_error_message());
+  return st;
+}
+
+/* tests/data/schema/postgres-v2.sql: a database as snapstore wrote it at
+ * schema version 2 (its README says how), restored and opened: every data
+ * set is brought to the current version and its snapshots load. */
+Test(postgres, the_version_2_dump_restores_upgrades_and_its_snapshots_load) {
+  pgfx f = shared();
+  char db[64], ci[512];
+  PGconn *c = NULL;
+  own_database(&f, "v2dump", db, ci, sizeof ci, &c);
+  FILE *in = fopen(SNAP_TEST_DATA_DIR "/schema/postgres-v2.sql", "rb");
+  cr_assert_not_null(in);
+  static char dump[64 * 1024];
+  size_t n = fread(dump, 1, sizeof dump - 1, in);
+  cr_assert(n > 0 && feof(in), "the dump fits the buffer");
+  fclose(in);
+  dump[n] = '\0';
+  PGresult *r = PQexec(c, dump);
+  cr_assert_eq(PQresultStatus(r), PGRES_COMMAND_OK, "%s", PQresultErrorMessage(r));
+  PQclear(r);
+  r = PQexec(c, "RESET search_path"); /* the dump emptied it */
+  cr_assert_eq(PQresultStatus(r), PGRES_COMMAND_OK, "%s", PQresultErrorMessage(r));
+  PQclear(r);
+  snap_store *st = open_ci(ci, "snapshots");
+  expect_state(st, "account-1", 2, 1700000001000, "{\"owner\":\"ada\",\"balance\":25}");
+  expect_state(st, "account-2", 7, 1700000002000,
+               "{\"owner\":\"bob\",\"balance\":3,\"history\":[1,2,3,4,5,6,7,8,9,10,11,12,13,14,"
+               "15,16,17,18,19,20,21,22,23,24,25,26,27,28]}");
+  /* The data set's retention (3) came with it: two more saves prune one. */
+  save_n(st, "account-1", 3, 2);
+  snap_store_close(st);
+  cr_assert_eq(conn_int(c, "SELECT count(*) FROM snapshots WHERE persistence_id = 'account-1'"),
+               3);
+  st = open_ci(ci, "carts");
+  expect_state(st, "cart-9", 1, 1700000003000, "{\"items\":[\"tea\"]}");
+  snap_store_close(st);
+  cr_assert_eq(conn_int(c, "SELECT min(value) FROM snapstore_meta WHERE name LIKE "
+                           "'schema_version:%'"),
+               SCHEMA_NOW);
+  cr_assert_eq(conn_int(c, "SELECT count(*) FROM snapstore_meta"), 2);
+  drop_database(&f, c, db);
+}
+
+/* A store opened only to read never upgrades: a version 1 database is
+ * refused, naming both versions and what to do, and nothing is created. */
+Test(postgres, a_no_create_open_of_an_older_database_upgrades_nothing_and_says_so) {
+  pgfx f = shared();
+  char db[64], ci[512], json[1024];
+  PGconn *c = NULL;
+  own_database(&f, "v1ro", db, ci, sizeof ci, &c);
+  PGresult *r = PQexec(
+      c, "CREATE TABLE snapstore_meta (name text PRIMARY KEY, value bigint NOT NULL); "
+         "CREATE TABLE snapshots (persistence_id text COLLATE \"C\" NOT NULL, seq bigint NOT "
+         "NULL, ts bigint NOT NULL, slice integer NOT NULL, body bytea NOT NULL, PRIMARY KEY "
+         "(persistence_id, seq)); INSERT INTO snapstore_meta VALUES ('schema_version:snapshots', "
+         "1)");
+  cr_assert_eq(PQresultStatus(r), PGRES_COMMAND_OK, "%s", PQresultErrorMessage(r));
+  PQclear(r);
+  snprintf(json, sizeof json, "{\"backend\": \"postgres\", \"config\": {\"conninfo\": \"%s\"}}",
+           ci);
+  snap_plugin *p = NULL;
+  int rc = snap_plugin_open_ex(&p, json, NULL, SNAP_PLUGIN_NO_CREATE | SNAP_PLUGIN_NO_EXECUTOR);
+  if (rc == SNAP_OK) {
+    snap_snapshot *s = NULL;
+    rc = snap_load_latest(snap_plugin_store(p), "a", NULL, &s);
+    snap_plugin_close(p);
+  }
+  cr_assert_eq(rc, SNAP_EFORMAT, "%d: %s", rc, snap_error_message());
+  char want[96];
+  snprintf(want, sizeof want, "schema version 1 needs an upgrade to version %d", SCHEMA_NOW);
+  cr_assert(strstr(snap_error_message(), want) &&
+                strstr(snap_error_message(), "only a store that may write"),
+            "%s", snap_error_message());
+  cr_assert_eq(conn_int(c, "SELECT count(*) FROM pg_class WHERE relname = 'snapstore_settings'"),
+               0, "nothing was created");
+  cr_assert_eq(conn_int(c, "SELECT value FROM snapstore_meta"), 1);
+  /* A writer upgrades it; then the read-only open reads. */
+  cr_assert_eq(snap_plugin_open(&p, json, NULL), SNAP_OK, "%s", snap_error_message());
+  snap_plugin_close(p);
+  cr_assert_eq(conn_int(c, "SELECT value FROM snapstore_meta"), SCHEMA_NOW);
+  cr_assert_eq(snap_plugin_open_ex(&p, json, NULL, SNAP_PLUGIN_NO_CREATE | SNAP_PLUGIN_NO_EXECUTOR),
+               SNAP_OK, "%s", snap_error_message());
+  snap_snapshot *s = NULL;
+  cr_assert_eq(snap_load_latest(snap_plugin_store(p), "a", NULL, &s), SNAP_OK, "%s",
+               snap_error_message());
+  cr_assert_null(s);
+  snap_plugin_close(p);
+  drop_database(&f, c, db);
 }

@@ -1027,3 +1027,141 @@ Test(sqlite, a_save_from_a_fresh_handle_on_a_full_disk_is_efull) {
   st_rmtree(dir);
   free(dir);
 }
+
+/* ------------------------------------------------------------------------ */
+/* Schema upgrades                                                           */
+/* ------------------------------------------------------------------------ */
+
+/* The schema version this code writes (store/backends/sqlite/schema.c). */
+#define SCHEMA_NOW 1
+
+/* tests/data/schema/sqlite-v1.db (its README says how it was written):
+ * schema version 1, data sets "snapshots" (keep 3; account-2 compressed)
+ * and "carts". Copied to `dir`/t.db. */
+static void copy_fixture(const char *dir, const char *name) {
+  uint8_t *data = NULL;
+  size_t len = 0;
+  cr_assert(st_read_file(SNAP_TEST_DATA_DIR "/schema/sqlite-v1.db", &data, &len));
+  char *path = st_join(dir, name);
+  FILE *f = fopen(path, "wb");
+  cr_assert_not_null(f, "%s", path);
+  cr_assert_eq(fwrite(data, 1, len, f), len);
+  cr_assert_eq(fclose(f), 0);
+  free(path);
+  free(data);
+}
+
+/* An integer the query returns; -1 when it returns no row. */
+static int raw_int(sqlite3 *db, const char *sql) {
+  sqlite3_stmt *q = NULL;
+  cr_assert_eq(sqlite3_prepare_v2(db, sql, -1, &q, NULL), SQLITE_OK, "%s: %s", sql,
+               sqlite3_errmsg(db));
+  int rc = sqlite3_step(q);
+  cr_assert(rc == SQLITE_ROW || rc == SQLITE_DONE, "%s: %s", sql, sqlite3_errmsg(db));
+  int v = rc == SQLITE_ROW ? sqlite3_column_int(q, 0) : -1;
+  sqlite3_finalize(q);
+  return v;
+}
+
+static void expect_state(snap_store *st, const char *pid, int64_t seq, int64_t ts,
+                         const char *state) {
+  char why[512];
+  cr_assert(st_latest_is(st, pid, seq, ts, state, why, sizeof why), "%s", why);
+}
+
+static const char account_2[] = "{\"owner\":\"bob\",\"balance\":3,\"history\":[1,2,3,4,5,6,7,8,9,"
+                                "10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28]}";
+
+Test(sqlite, a_version_1_database_is_upgraded_at_open_and_its_snapshots_load) {
+  char *dir = st_tmpdir();
+  copy_fixture(dir, "t.db");
+  snap_store *st = open_sqlite(dir, "");
+  expect_state(st, "account-1", 2, 1700000001000, "{\"owner\":\"ada\",\"balance\":25}");
+  expect_state(st, "account-2", 7, 1700000002000, account_2);
+  /* The data set's retention (3) survived: a fourth save prunes the first. */
+  save_n(st, "account-1", 3, 2);
+  cr_assert_eq(rows_of(dir, "account-1"), 3);
+  snap_store_close(st);
+  sqlite3 *db = raw_db(dir);
+  cr_assert_eq(raw_int(db, "PRAGMA user_version"), SCHEMA_NOW);
+  cr_assert_eq(raw_int(db, "SELECT value FROM snapstore_meta WHERE name = "
+                           "'schema_version:snapshots'"),
+               SCHEMA_NOW);
+  /* The other data set of the file is upgraded when it is opened, not before. */
+  cr_assert_eq(
+      raw_int(db, "SELECT value FROM snapstore_meta WHERE name = 'schema_version:carts'"), -1);
+  st = open_sqlite(dir, "\"table\": \"carts\"");
+  expect_state(st, "cart-9", 1, 1700000003000, "{\"items\":[\"tea\"]}");
+  snap_store_close(st);
+  cr_assert_eq(
+      raw_int(db, "SELECT value FROM snapstore_meta WHERE name = 'schema_version:carts'"),
+      SCHEMA_NOW);
+  sqlite3_close(db);
+  st_rmtree(dir);
+  free(dir);
+}
+
+/* A data set that lost its snapstore_meta is at version 0: a read-only store
+ * refuses it, saying a writer must upgrade it, and changes nothing; the
+ * writer runs every step again (each is idempotent) and no row is lost. */
+Test(sqlite, a_read_only_store_never_upgrades_and_the_steps_run_again_harmlessly) {
+  char *dir = st_tmpdir();
+  copy_fixture(dir, "t.db");
+  sqlite3 *db = raw_db(dir);
+  raw_exec(db, "DROP TABLE snapstore_meta");
+  snap_store *st = open_sqlite(dir, "\"read_only\": true");
+  snap_snapshot *s = NULL;
+  int rc = snap_load_latest(st, "account-1", NULL, &s);
+  cr_assert_eq(rc, SNAP_EFORMAT, "%d: %s", rc, snap_error_message());
+  cr_assert(strstr(snap_error_message(), "schema version 0 needs an upgrade") &&
+                strstr(snap_error_message(), "only a store that may write"),
+            "%s", snap_error_message());
+  snap_store_close(st);
+  cr_assert_eq(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'snapstore_meta'"),
+               0, "the read-only store created nothing");
+  st = open_sqlite(dir, "");
+  expect_state(st, "account-1", 2, 1700000001000, "{\"owner\":\"ada\",\"balance\":25}");
+  snap_store_close(st);
+  cr_assert_eq(raw_int(db, "SELECT count(*) FROM snapshots"), 3);
+  cr_assert_eq(raw_int(db, "SELECT value FROM snapstore_meta WHERE name = "
+                           "'schema_version:snapshots'"),
+               SCHEMA_NOW);
+  st = open_sqlite(dir, "\"read_only\": true");
+  expect_state(st, "account-2", 7, 1700000002000, account_2);
+  snap_store_close(st);
+  sqlite3_close(db);
+  st_rmtree(dir);
+  free(dir);
+}
+
+/* A data set a newer release upgraded is refused, by writers and readers,
+ * naming both versions, and the file is left as it was. */
+Test(sqlite, a_data_set_of_a_newer_schema_version_is_refused_naming_both_versions) {
+  char *dir = st_tmpdir();
+  copy_fixture(dir, "t.db");
+  sqlite3 *db = raw_db(dir);
+  raw_exec(db, "INSERT INTO snapstore_meta VALUES ('schema_version:carts', 42)");
+  const char *configs[] = {"\"table\": \"carts\"", "\"table\": \"carts\", \"read_only\": true"};
+  for (int i = 0; i < 2; i++) {
+    snap_store *st = open_sqlite(dir, configs[i]);
+    snap_snapshot *s = NULL;
+    int rc = snap_load_latest(st, "cart-9", NULL, &s);
+    cr_assert_eq(rc, SNAP_EFORMAT, "%s: %d", configs[i], rc);
+    char want[128];
+    snprintf(want, sizeof want, "table 'carts': schema version 42 is newer than the version %d",
+             SCHEMA_NOW);
+    cr_assert(strstr(snap_error_message(), want), "%s", snap_error_message());
+    if (i == 0)
+      cr_assert_eq(snap_save(st, "cart-9", 2, SNAP_FORMAT_JSON, "1", 1, NULL, NULL),
+                   SNAP_EFORMAT);
+    snap_store_close(st);
+  }
+  cr_assert_eq(raw_int(db, "PRAGMA user_version"), 1, "the file is unchanged");
+  /* The other data set of the file still opens. */
+  snap_store *st = open_sqlite(dir, "");
+  expect_state(st, "account-1", 2, 1700000001000, "{\"owner\":\"ada\",\"balance\":25}");
+  snap_store_close(st);
+  sqlite3_close(db);
+  st_rmtree(dir);
+  free(dir);
+}

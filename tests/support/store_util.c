@@ -11,6 +11,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "snap/store.h"
+
 static int mkdirs(const char *path) {
   char buf[4096];
   size_t n = strlen(path);
@@ -114,4 +116,22 @@ bool st_contains(const uint8_t *hay, size_t hay_len, const void *needle, size_t 
     if (hay[i] == *(const uint8_t *)needle && memcmp(hay + i, needle, needle_len) == 0)
       return true;
   return false;
+}
+
+bool st_latest_is(struct snap_store *st, const char *pid, int64_t seq, int64_t ts,
+                  const char *state, char *why, size_t cap) {
+  snap_snapshot *s = NULL;
+  int rc = snap_load_latest(st, pid, NULL, &s);
+  bool same = rc == SNAP_OK && s != NULL && s->seq == seq && s->timestamp == ts &&
+              s->len == strlen(state) && memcmp(s->data, state, s->len) == 0;
+  if (rc != SNAP_OK)
+    snprintf(why, cap, "load %s: %s", pid, snap_error_message());
+  else if (s == NULL)
+    snprintf(why, cap, "load %s: no snapshot", pid);
+  else if (!same)
+    snprintf(why, cap, "load %s: seq %lld ts %lld '%.*s', expected seq %lld ts %lld '%s'", pid,
+             (long long)s->seq, (long long)s->timestamp, (int)(s->len > 200 ? 200 : s->len),
+             (const char *)s->data, (long long)seq, (long long)ts, state);
+  snap_snapshot_free(s);
+  return same;
 }

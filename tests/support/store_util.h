@@ -26,4 +26,11 @@ bool st_write_not_a_database(const char *path);
 /** Whether `needle` occurs in `hay`. */
 bool st_contains(const uint8_t *hay, size_t hay_len, const void *needle, size_t needle_len);
 
+struct snap_store;
+
+/** Whether the latest snapshot of `pid` in `st` is (seq, ts, state); when not,
+ *  false with the difference (or the load's error) in `why`. */
+bool st_latest_is(struct snap_store *st, const char *pid, int64_t seq, int64_t ts,
+                  const char *state, char *why, size_t cap);
+
 #endif /* SNAP_TEST_STORE_UTIL_H */

@@ -4,6 +4,7 @@
  *   shard.c     the slice function and the slice-to-shard map
  *   pool.c      connections: connect with a deadline, pool, schema
  *   sql.c       statements, pipelined I/O with deadlines, errors
+ *   schema.c    the schema's version and its numbered upgrade steps
  *   admin.c     ABI version 2: enumeration and conditional replace
  *   settings.c  ABI version 2: settings kept with the data set
  * The schema, the slice function and the fault semantics are in docs/POSTGRES.md.
@@ -22,8 +23,7 @@
 #include "snap/sys/backend.h"
 
 /** The schema version this code writes (snapstore_meta, 'schema_version:<table>'):
- *  1 the table and snapstore_meta, 2 also snapstore_settings (a version 1
- *  database is brought to 2 when opened). */
+ *  the number of the last upgrade step of schema.c, which lists them. */
 #define SNAP_PG_SCHEMA_VERSION 2
 /** PostgreSQL identifiers are at most 63 bytes. */
 #define SNAP_PG_TABLE_MAX 63
@@ -107,9 +107,17 @@ int snap__pg_shard_init(snap_pg *b, int s, const char *conninfo);
 int snap__pg_build_sql(snap_pg *b);
 /** The name of a prepared statement. */
 const char *snap__pg_stmt_name(enum snap_pg_stmt id);
-/** Sends the CREATE/check of the schema and prepares every statement on `c`. */
+/** Sets the session's statement timeout and prepares every statement on `c`. */
 int snap__pg_prepare_all(snap_pg *b, int s, snap_pg_conn *c);
-/** Creates or checks the schema of shard `s` over `c` (once per shard). */
+/** Sends one statement with text results and at most one text parameter. */
+int snap__pg_send_text(snap_pg *b, int s, snap_pg_conn *c, const char *sql, const char *param);
+/** Reads a segment's results up to its sync: the first failure, and a
+ *  single-value SELECT's value in `*value` (-1: no row; may be NULL). */
+int snap__pg_read_results(snap_pg *b, int s, snap_pg_conn *c, int64_t deadline, int64_t *value);
+
+/* ---- schema.c ---- */
+
+/** Creates, checks or upgrades the schema of shard `s` over `c` (once per shard). */
 int snap__pg_schema(snap_pg *b, int s, snap_pg_conn *c);
 
 /** The client deadline of an operation starting now (ms on CLOCK_MONOTONIC; INT64_MAX: none). */

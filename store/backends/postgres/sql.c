@@ -299,21 +299,21 @@ int snap__pg_sync(snap_pg *b, int s, snap_pg_conn *c) {
 }
 
 /* ------------------------------------------------------------------------ */
-/* Schema and statements                                                     */
+/* Text statements (schema.c) and the prepared statements                    */
 /* ------------------------------------------------------------------------ */
 
-/* Sends one statement with text parameters (schema work only). */
-static int send_text(snap_pg *b, int s, snap_pg_conn *c, const char *sql, const char *param) {
+/* Sends one statement with text parameters (schema work and settings). */
+int snap__pg_send_text(snap_pg *b, int s, snap_pg_conn *c, const char *sql, const char *param) {
   const char *values[1] = {param};
   if (!PQsendQueryParams(c->pg, sql, param ? 1 : 0, NULL, values, NULL, NULL, 0))
     return snap__pg_conn_error(b, s, c, "send");
   return SNAP_OK;
 }
 
-/* Reads the results of a segment of schema statements up to its sync. The
- * first failure is recorded; a single-value SELECT's value goes to `*value`
- * (-1 when it returned no row). */
-static int read_schema(snap_pg *b, int s, snap_pg_conn *c, int64_t deadline, int64_t *value) {
+/* Reads the results of a segment of statements sent with text results up to
+ * its sync. The first failure is recorded; a single-value SELECT's value
+ * goes to `*value` (-1 when it returned no row). */
+int snap__pg_read_results(snap_pg *b, int s, snap_pg_conn *c, int64_t deadline, int64_t *value) {
   int first = SNAP_OK;
   for (;;) {
     PGresult *r;
@@ -339,129 +339,18 @@ static int read_schema(snap_pg *b, int s, snap_pg_conn *c, int64_t deadline, int
   }
 }
 
-/* The advisory lock key of the schema work: ASCII "snapstor". */
-#define SCHEMA_LOCK_KEY "7165135455183433586"
-
-/* The read-only look: whether the three tables exist (`*all` 1) and, when
- * they do, the table's schema version (-1: none recorded). A store whose
- * schema exists needs no DDL and no lock, so a role without CREATE
- * privilege can use a prepared database. */
-static int schema_look(snap_pg *b, int s, snap_pg_conn *c, int64_t deadline, const char *key,
-                       int64_t *all, int64_t *version) {
-  char regclass[SNAP_PG_TABLE_MAX + 8];
-  snprintf(regclass, sizeof regclass, "\"%s\"", b->table);
-  int e = send_text(b, s, c,
-                    "SELECT to_regclass('snapstore_meta') IS NOT NULL AND to_regclass($1) IS NOT "
-                    "NULL AND to_regclass('snapstore_settings') IS NOT NULL",
-                    regclass);
-  if (e == SNAP_OK)
-    e = snap__pg_sync(b, s, c);
-  if (e == SNAP_OK)
-    e = read_schema(b, s, c, deadline, all);
-  if (e == SNAP_OK && *all == 1) {
-    e = send_text(b, s, c, "SELECT value FROM snapstore_meta WHERE name = $1", key);
-    if (e == SNAP_OK)
-      e = snap__pg_sync(b, s, c);
-    if (e == SNAP_OK)
-      e = read_schema(b, s, c, deadline, version);
-  }
-  return e;
-}
-
-/* Creates the tables, or brings a version 1 database (no snapstore_settings)
- * to the current version, in one transaction under a transaction-scoped
- * advisory lock: many nodes starting together queue here instead of racing
- * in the catalog (concurrent CREATE TABLE IF NOT EXISTS can fail with a
- * duplicate key). The version it leaves goes to `*version`. */
-static int schema_create(snap_pg *b, int s, snap_pg_conn *c, int64_t deadline, const char *key,
-                         int64_t *version) {
-  char ddl[1024];
-  snprintf(ddl, sizeof ddl,
-           "CREATE TABLE IF NOT EXISTS \"%s\" (persistence_id text COLLATE \"C\" NOT NULL, "
-           "seq bigint NOT NULL, ts bigint NOT NULL, slice integer NOT NULL, "
-           "body bytea NOT NULL, PRIMARY KEY (persistence_id, seq))",
-           b->table);
-  /* Bodies are compressed (or not) by the pipeline, encrypted ones do not
-   * compress at all: PostgreSQL's own TOAST compression would only spend
-   * CPU, so large bodies are stored out of line uncompressed. */
-  char storage[160];
-  snprintf(storage, sizeof storage, "ALTER TABLE \"%s\" ALTER COLUMN body SET STORAGE EXTERNAL",
-           b->table);
-  /* Raises an older known version; leaves a newer or an unknown one for
-   * the checks of snap__pg_schema() to refuse. */
-  char ins[256];
-  snprintf(ins, sizeof ins,
-           "INSERT INTO snapstore_meta (name, value) VALUES ($1, %d) ON CONFLICT (name) DO "
-           "UPDATE SET value = EXCLUDED.value WHERE snapstore_meta.value BETWEEN 1 AND "
-           "EXCLUDED.value",
-           SNAP_PG_SCHEMA_VERSION);
-  const char *steps[] = {
-      "BEGIN",
-      "SELECT pg_advisory_xact_lock(" SCHEMA_LOCK_KEY ")",
-      "CREATE TABLE IF NOT EXISTS snapstore_meta (name text PRIMARY KEY, value bigint NOT NULL)",
-      /* Settings kept with the data set, per data table (setting()). */
-      "CREATE TABLE IF NOT EXISTS snapstore_settings (table_name text NOT NULL, name text NOT "
-      "NULL, value bigint NOT NULL, PRIMARY KEY (table_name, name))",
-      ddl,
-      storage,
-      ins,
-      "SELECT value FROM snapstore_meta WHERE name = $1",
-      "COMMIT",
-  };
-  int e = SNAP_OK;
-  for (size_t i = 0; i < sizeof steps / sizeof steps[0] && e == SNAP_OK; i++)
-    e = send_text(b, s, c, steps[i], strstr(steps[i], "$1") ? key : NULL);
-  if (e == SNAP_OK)
-    e = snap__pg_sync(b, s, c);
-  if (e == SNAP_OK)
-    e = read_schema(b, s, c, deadline, version);
-  if (e != SNAP_OK && !c->broken && PQtransactionStatus(c->pg) == PQTRANS_INERROR) {
-    /* Leave the connection usable: end the failed transaction. */
-    if (send_text(b, s, c, "ROLLBACK", NULL) == SNAP_OK && snap__pg_sync(b, s, c) == SNAP_OK)
-      (void)snap__pg_drain(b, s, c, deadline);
-  }
-  return e;
-}
-
-int snap__pg_schema(snap_pg *b, int s, snap_pg_conn *c) {
-  int64_t deadline = snap__pg_deadline(b);
-  char key[SNAP_PG_TABLE_MAX + 32];
-  snprintf(key, sizeof key, "schema_version:%s", b->table);
-  int64_t all = 0, version = -1;
-  int e = schema_look(b, s, c, deadline, key, &all, &version);
-  /* Opened to read an existing store: create or upgrade nothing. */
-  if (e == SNAP_OK && b->no_create && (version < 0 || all != 1))
-    return b->host->error(SNAP_ENOTFOUND,
-                          "postgres %s: no snapstore table \"%s\" (with snapstore_meta and "
-                          "snapstore_settings), and the store was opened without creating one",
-                          b->shards[s].label, b->table);
-  /* A version 1 database is brought to version 2 in the same transaction
-   * and under the same lock as a first creation. */
-  if (e == SNAP_OK && (version < 0 || version == 1 || all != 1))
-    e = schema_create(b, s, c, deadline, key, &version);
-  if (e == SNAP_OK && version > SNAP_PG_SCHEMA_VERSION)
-    e = b->host->error(SNAP_EFORMAT,
-                       "postgres %s table \"%s\": schema version %lld is newer than the version "
-                       "%d this snapstore understands; upgrade snapstore to use it",
-                       b->shards[s].label, b->table, (long long)version, SNAP_PG_SCHEMA_VERSION);
-  else if (e == SNAP_OK && version < 1)
-    e = b->host->error(SNAP_EFORMAT, "postgres %s table \"%s\": schema version %lld is unknown",
-                       b->shards[s].label, b->table, (long long)version);
-  return e;
-}
-
 int snap__pg_prepare_all(snap_pg *b, int s, snap_pg_conn *c) {
   int64_t deadline = snap__pg_deadline(b);
   /* The server enforces the statement timeout of every statement of this
    * session; set in the same round trip as the statements are prepared. */
   char ms[24];
   snprintf(ms, sizeof ms, "%d", b->statement_ms);
-  int e = send_text(b, s, c, "SELECT set_config('statement_timeout', $1, false)", ms);
+  int e = snap__pg_send_text(b, s, c, "SELECT set_config('statement_timeout', $1, false)", ms);
   if (e != SNAP_OK)
     return e;
   for (int i = 0; i < PG_STMT_COUNT; i++)
     if (!PQsendPrepare(c->pg, stmt_names[i], b->sql[i], stmt_nparams[i], stmt_types[i]))
       return snap__pg_conn_error(b, s, c, "prepare");
   e = snap__pg_sync(b, s, c);
-  return e == SNAP_OK ? read_schema(b, s, c, deadline, NULL) : e;
+  return e == SNAP_OK ? snap__pg_read_results(b, s, c, deadline, NULL) : e;
 }

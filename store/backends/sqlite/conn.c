@@ -1,6 +1,7 @@
 /* Connections of the sqlite backend: opening one (pragmas, the busy
- * handler that reports each wait), its prepared statements, the schema the
- * writer creates or checks, and the pool of reader connections. */
+ * handler that reports each wait), its prepared statements, when the schema
+ * is checked (schema.c checks and upgrades it), and the pool of reader
+ * connections. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -13,9 +14,6 @@
 
 #include "internal.h"
 #include "snap/sys/backend.h"
-
-/* The schema version this code writes (PRAGMA user_version). */
-#define SCHEMA_VERSION 1
 
 /*
  * SQLite's own busy-timeout schedule (sqlite3_busy_timeout()), with each wait
@@ -174,66 +172,12 @@ int snap__sqlite_run(const sql_backend *b, conn *c, enum stmt_id id, const char 
   return e;
 }
 
-static int newer_schema(const sql_backend *b, int version) {
-  return b->host->error(SNAP_EFORMAT,
-                        "sqlite '%s': database schema version %d is newer than the version %d "
-                        "this snapstore understands; upgrade snapstore to open it",
-                        b->path, version, SCHEMA_VERSION);
-}
-
-/* Creates or checks the schema and reads the encrypted flag. Writer lock held. */
+/* Creates or upgrades the schema (schema.c), then, the encrypted flag being
+ * known, secure deletion. Writer lock held. */
 static int schema_init(sql_backend *b) {
-  sqlite3 *db = b->writer.db;
-  int e = snap__sqlite_exec(b, db, "BEGIN IMMEDIATE");
-  if (e != SNAP_OK)
-    return e;
-  sqlite3_stmt *s = NULL;
-  int version = 0;
-  int rc = sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, NULL);
-  if (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
-    version = sqlite3_column_int(s, 0);
-    rc = SQLITE_OK;
-  }
-  if (rc != SQLITE_OK)
-    e = snap__sqlite_error(b, db, rc, "read the schema version");
-  sqlite3_finalize(s);
-  if (e == SNAP_OK && version > SCHEMA_VERSION)
-    e = newer_schema(b, version);
-  if (e == SNAP_OK) {
-    char ddl[512];
-    snprintf(ddl, sizeof ddl,
-             "CREATE TABLE IF NOT EXISTS \"%s\" (pid TEXT NOT NULL, seq INTEGER NOT NULL, "
-             "ts INTEGER NOT NULL, body BLOB NOT NULL, UNIQUE (pid, seq));"
-             "CREATE TABLE IF NOT EXISTS snapstore_meta (name TEXT PRIMARY KEY, "
-             "value INTEGER NOT NULL);",
-             b->table);
-    e = snap__sqlite_exec(b, db, ddl);
-  }
-  if (e == SNAP_OK && version < SCHEMA_VERSION) {
-    char pragma[64];
-    snprintf(pragma, sizeof pragma, "PRAGMA user_version = %d", SCHEMA_VERSION);
-    e = snap__sqlite_exec(b, db, pragma);
-  }
-  if (e == SNAP_OK) {
-    char q[160];
-    snprintf(q, sizeof q, "SELECT value FROM snapstore_meta WHERE name = 'encrypted:%s'", b->table);
-    rc = sqlite3_prepare_v2(db, q, -1, &s, NULL);
-    if (rc == SQLITE_OK) {
-      rc = sqlite3_step(s);
-      if (rc == SQLITE_ROW)
-        b->encrypted = sqlite3_column_int(s, 0) != 0;
-      rc = (rc == SQLITE_ROW || rc == SQLITE_DONE) ? SQLITE_OK : rc;
-    }
-    if (rc != SQLITE_OK)
-      e = snap__sqlite_error(b, db, rc, "read the metadata");
-    sqlite3_finalize(s);
-  }
-  if (e == SNAP_OK)
-    e = snap__sqlite_exec(b, db, "COMMIT");
-  if (e != SNAP_OK && !sqlite3_get_autocommit(db))
-    sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+  int e = snap__sqlite_schema_init(b);
   if (e == SNAP_OK && b->secure == SECURE_AUTO && b->encrypted)
-    e = snap__sqlite_exec(b, db, secure_pragma(b));
+    e = snap__sqlite_exec(b, b->writer.db, secure_pragma(b));
   return e;
 }
 
@@ -305,25 +249,6 @@ void snap__sqlite_pool_give(sql_backend *b, conn *c) {
   pthread_mutex_unlock(&b->plock);
 }
 
-/* Reads the schema version and whether the table exists, on a reader. */
-static int reader_schema(sql_backend *b, sqlite3 *db, int *version, bool *has_table) {
-  char q[200];
-  snprintf(q, sizeof q,
-           "SELECT (SELECT user_version FROM pragma_user_version), EXISTS (SELECT 1 FROM "
-           "sqlite_master WHERE type = 'table' AND name = '%s')",
-           b->table);
-  sqlite3_stmt *s = NULL;
-  int rc = sqlite3_prepare_v2(db, q, -1, &s, NULL);
-  if (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
-    *version = sqlite3_column_int(s, 0);
-    *has_table = sqlite3_column_int(s, 1) != 0;
-    rc = SQLITE_OK;
-  }
-  int e = rc == SQLITE_OK ? SNAP_OK : snap__sqlite_error(b, db, rc, "read the schema");
-  sqlite3_finalize(s);
-  return e;
-}
-
 /*
  * What loads and enumeration need before their first read: a database with
  * our schema. A reader checks it, so reading never opens the writer (which
@@ -340,24 +265,22 @@ int snap__sqlite_read_ready(sql_backend *b) {
     return ensure_ready(b); /* a new store: create it */
   conn *c;
   int e = snap__sqlite_pool_take(b, &c);
-  int version = 0;
-  bool has_table = false;
+  snap_sqlite_versions v = {0, 0, false, false};
   if (e == SNAP_OK) {
-    e = reader_schema(b, c->db, &version, &has_table);
+    e = snap__sqlite_schema_read(b, c->db, &v);
     snap__sqlite_pool_give(b, c);
   }
+  if (e == SNAP_OK)
+    e = snap__sqlite_schema_newer(b, &v);
   if (e != SNAP_OK)
     return e;
-  if (version > SCHEMA_VERSION)
-    return newer_schema(b, version);
-  if (!has_table || version < SCHEMA_VERSION) {
-    if (!b->read_only)
-      return ensure_ready(b);
-    return b->host->error(SNAP_EIO,
-                          "sqlite '%s': no snapstore table '%s' (schema version %d) and the "
-                          "store is read-only, so it is not created",
-                          b->path, b->table, version);
-  }
+  /* An older data set is upgraded by a store that may write; a read-only one
+   * refuses it, since it reads only the current layout. */
+  int ours = snap__sqlite_schema_version();
+  if (!b->read_only && snap__sqlite_schema_behind(&v))
+    return ensure_ready(b);
+  if (v.table < ours)
+    return snap__sqlite_schema_stale(b, &v);
   atomic_store_explicit(&b->read_ok, 1, memory_order_release);
   return SNAP_OK;
 }

@@ -1,7 +1,8 @@
 /* Shared by the sqlite backend's files (never installed): the backend's
  * state, and what each file uses of the others:
  *   sqlite.c    errors, configuration, open/close, load, the operations table
- *   conn.c      connections, prepared statements, the schema, the reader pool
+ *   conn.c      connections, prepared statements, the reader pool
+ *   schema.c    the schema's versions and numbered upgrade steps
  *   write.c     the write path: put (insert and prune), delete
  *   read.c      read-only connections
  *   admin.c     ABI version 2: enumeration, conditional replace, backup
@@ -93,6 +94,32 @@ int snap__sqlite_read_ready(sql_backend *b);
 /* Takes a connection of the reader pool (opened on first use) / gives it back. */
 int snap__sqlite_pool_take(sql_backend *b, conn **out);
 void snap__sqlite_pool_give(sql_backend *b, conn *c);
+
+/* ---- schema.c ---- */
+
+/* The versions of a database and of the configured table's data set. */
+typedef struct snap_sqlite_versions {
+  int database;   /* PRAGMA user_version: the highest any snapstore wrote here */
+  int table;      /* snapstore_meta 'schema_version:<table>' (1 when unrecorded; 0: no table) */
+  bool has_table; /* the data table exists */
+  bool recorded;  /* the 'schema_version:<table>' row exists */
+} snap_sqlite_versions;
+
+/* Whether a writer has work to do: an older version, or one not recorded. */
+bool snap__sqlite_schema_behind(const snap_sqlite_versions *v);
+
+/* The schema version this code writes: the last upgrade step's number. */
+int snap__sqlite_schema_version(void);
+/* Reads the versions on any connection (a reader's will do). */
+int snap__sqlite_schema_read(const sql_backend *b, sqlite3 *db, snap_sqlite_versions *out);
+/* SNAP_EFORMAT naming both versions when either is newer than ours; else SNAP_OK. */
+int snap__sqlite_schema_newer(const sql_backend *b, const snap_sqlite_versions *v);
+/* The refusal of a read-only store to use a missing or older data set. */
+int snap__sqlite_schema_stale(const sql_backend *b, const snap_sqlite_versions *v);
+/* On the writer: one BEGIN IMMEDIATE transaction that checks the versions,
+ * runs the upgrade steps the data set lacks, records the new versions and
+ * reads the encrypted flag. Writer lock held. */
+int snap__sqlite_schema_init(sql_backend *b);
 
 /* ---- write.c ---- */
 
