@@ -16,6 +16,7 @@ set(_snapdep_ZLIB zlib)
 set(_snapdep_SODIUM libsodium)
 set(_snapdep_PQ libpq)
 set(_snapdep_LIBDEFLATE libdeflate)
+set(_snapdep_ZSTD libzstd)
 
 find_package(PkgConfig QUIET)
 set(_snapdep_missing)

@@ -7,10 +7,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
+#include <zstd.h>
 
 #include <cjson/cJSON.h>
 
 #include "snap/pipeline.h"
+
+#include "bytes_le.h"
 
 #define KiB ((size_t)1024)
 #define MiB (1024 * KiB)
@@ -150,14 +153,6 @@ static uint8_t *read_all(const char *path, size_t *len) {
   return p;
 }
 
-static void put_u32le(uint8_t *p, uint32_t v) {
-  for (int i = 0; i < 4; i++)
-    p[i] = (uint8_t)(v >> (8 * i));
-}
-static void put_u64le(uint8_t *p, uint64_t v) {
-  for (int i = 0; i < 8; i++)
-    p[i] = (uint8_t)(v >> (8 * i));
-}
 /* Re-seals an unauthenticated body (stage bits 0 or zlib only) after editing
  * its header, so the one defect a test is after is the only one. */
 static void reseal_crc(uint8_t *b, size_t n) {
@@ -1152,11 +1147,18 @@ static void g_nonce(uint8_t *n, size_t len, void *ud) {
 
 static const struct gcombo {
   const char *name;
-  bool zlib;
+  snap_compression alg;
   enum auth a;
-} GCOMBOS[] = {{"none", false, AUTH_NONE}, {"zlib", true, AUTH_NONE},
-               {"aead", false, AUTH_AEAD}, {"zlib-aead", true, AUTH_AEAD},
-               {"mac", false, AUTH_MAC},   {"zlib-mac", true, AUTH_MAC}};
+} GCOMBOS[] = {{"none", SNAP_COMPRESSION_NONE, AUTH_NONE},
+               {"zlib", SNAP_COMPRESSION_ZLIB, AUTH_NONE},
+               {"aead", SNAP_COMPRESSION_NONE, AUTH_AEAD},
+               {"zlib-aead", SNAP_COMPRESSION_ZLIB, AUTH_AEAD},
+               {"mac", SNAP_COMPRESSION_NONE, AUTH_MAC},
+               {"zlib-mac", SNAP_COMPRESSION_ZLIB, AUTH_MAC},
+               /* frame version 2: the codec field names zstd (level 3) */
+               {"zstd", SNAP_COMPRESSION_ZSTD, AUTH_NONE},
+               {"zstd-aead", SNAP_COMPRESSION_ZSTD, AUTH_AEAD},
+               {"zstd-mac", SNAP_COMPRESSION_ZSTD, AUTH_MAC}};
 
 static snap_keyring *g_ring(void) {
   uint8_t k[32];
@@ -1167,8 +1169,8 @@ static snap_keyring *g_ring(void) {
   return kr;
 }
 
-static void golden_check(const char *file, const char *payload_file, snap_format fmt, bool zlib,
-                         enum auth a) {
+static void golden_check(const char *file, const char *payload_file, snap_format fmt,
+                         snap_compression alg, enum auth a) {
   char path[1024];
   size_t blen, plen;
   snprintf(path, sizeof path, G_DIR "%s", file);
@@ -1177,16 +1179,19 @@ static void golden_check(const char *file, const char *payload_file, snap_format
   uint8_t *p = read_all(path, &plen);
 
   snap_keyring *kr = g_ring();
-  snap_options *o = opts(zlib, 6, a, kr, G_CONTEXT);
+  snap_options *o = opts(false, 0, a, kr, G_CONTEXT);
+  cr_assert_eq(snap_options_set_compression(o, alg, alg == SNAP_COMPRESSION_ZSTD ? 3 : 6), SNAP_OK);
   cr_assert_eq(snap_options_set_nonce_source(o, g_nonce, NULL), SNAP_OK);
   snap_buf out = SNAP_BUF_INIT;
   snap_format f = 0;
   unsigned st = 0;
   cr_assert_eq(snap_body_decode(G_PID, G_SEQ, b, blen, o, &out, &f, &st), SNAP_OK,
                "%s no longer decodes: %s", file, snap_error_message());
-  unsigned want = (zlib ? SNAP_STAGE_COMPRESSED : 0) | (a == AUTH_AEAD ? SNAP_STAGE_ENCRYPTED : 0) |
-                  (a == AUTH_MAC ? SNAP_STAGE_MAC : 0);
+  unsigned want = (alg != SNAP_COMPRESSION_NONE ? SNAP_STAGE_COMPRESSED : 0) |
+                  (a == AUTH_AEAD ? SNAP_STAGE_ENCRYPTED : 0) | (a == AUTH_MAC ? SNAP_STAGE_MAC : 0);
   cr_assert_eq(st, want, "%s: stages 0x%x", file, st);
+  /* zlib-only bodies stay version 1, zstd bodies are version 2. */
+  cr_assert_eq(b[4], alg == SNAP_COMPRESSION_ZSTD ? 2 : 1, "%s: frame version %u", file, b[4]);
   cr_assert_eq(f, fmt);
   cr_assert_eq(out.len, plen);
   cr_assert_eq(memcmp(out.data, p, plen), 0, "%s decodes to other bytes", file);
@@ -1211,16 +1216,21 @@ Test(golden, every_stage_combination_in_both_formats) {
   char name[64];
   for (size_t i = 0; i < sizeof GCOMBOS / sizeof GCOMBOS[0]; i++) {
     snprintf(name, sizeof name, "json-%s.body", GCOMBOS[i].name);
-    golden_check(name, "state.json", SNAP_FORMAT_JSON, GCOMBOS[i].zlib, GCOMBOS[i].a);
+    golden_check(name, "state.json", SNAP_FORMAT_JSON, GCOMBOS[i].alg, GCOMBOS[i].a);
     snprintf(name, sizeof name, "msgpack-%s.body", GCOMBOS[i].name);
-    golden_check(name, "state.msgpack", SNAP_FORMAT_MSGPACK, GCOMBOS[i].zlib, GCOMBOS[i].a);
+    golden_check(name, "state.msgpack", SNAP_FORMAT_MSGPACK, GCOMBOS[i].alg, GCOMBOS[i].a);
   }
 }
 
 Test(golden, the_worked_examples_of_format_md) {
-  golden_check("example-aead.body", "example.json", SNAP_FORMAT_JSON, false, AUTH_AEAD);
-  golden_check("example-mac.body", "example.json", SNAP_FORMAT_JSON, false, AUTH_MAC);
-  golden_check("example-none.body", "example.json", SNAP_FORMAT_JSON, false, AUTH_NONE);
+  golden_check("example-aead.body", "example.json", SNAP_FORMAT_JSON, SNAP_COMPRESSION_NONE,
+               AUTH_AEAD);
+  golden_check("example-mac.body", "example.json", SNAP_FORMAT_JSON, SNAP_COMPRESSION_NONE,
+               AUTH_MAC);
+  golden_check("example-none.body", "example.json", SNAP_FORMAT_JSON, SNAP_COMPRESSION_NONE,
+               AUTH_NONE);
+  golden_check("example-zstd.body", "example-v2.json", SNAP_FORMAT_JSON, SNAP_COMPRESSION_ZSTD,
+               AUTH_NONE);
 }
 
 /*
@@ -1235,30 +1245,62 @@ static void lp(crypto_generichash_state *st, const void *p, size_t n) {
   crypto_generichash_update(st, p, n);
 }
 
+/* Frame version 2's extension block (20 + 2 bytes on): the total length
+ * (its own 2 bytes included), then u8 type || u16le len || value, types
+ * ascending. Returns the header length; *codec gets the codec field's value
+ * (0 without one). */
+static size_t spec_header(const uint8_t *b, size_t n, unsigned *codec) {
+  *codec = 0;
+  if (b[4] == 1)
+    return 20;
+  cr_assert_eq(b[4], 2, "frame version %u", b[4]);
+  cr_assert_geq(n, 22u);
+  size_t blk = (size_t)b[20] | (size_t)b[21] << 8;
+  cr_assert_geq(blk, 5u, "a v2 block holds a field");
+  cr_assert_leq(20 + blk, n);
+  unsigned last = 0;
+  for (size_t pos = 2; pos < blk;) {
+    cr_assert_leq(pos + 3, blk);
+    unsigned type = b[20 + pos];
+    size_t len = (size_t)b[21 + pos] | (size_t)b[22 + pos] << 8;
+    cr_assert_leq(pos + 3 + len, blk);
+    cr_assert_gt(type, last, "field types ascend");
+    cr_assert_eq(type, 1u, "the only field these vectors carry is the codec's");
+    cr_assert_eq(len, 1u);
+    *codec = b[23 + pos];
+    last = type;
+    pos += 3 + len;
+  }
+  return 20 + blk;
+}
+
 static size_t spec_decode(const uint8_t *b, size_t n, const uint8_t master[32], const char *ctx,
                           const char *pid, uint64_t seq, uint8_t *out, size_t cap) {
   cr_assert_geq(n, 20u);
   cr_assert_eq(memcmp(b, "SNPB", 4), 0);
-  cr_assert_eq(b[4], 1);
   cr_assert_eq(b[7], 0);
+  unsigned codec;
+  const size_t hl = spec_header(b, n, &codec);
   uint8_t stages = b[6];
   uint64_t orig = 0;
   for (int i = 7; i >= 0; i--)
     orig = orig << 8 | b[12 + i];
   bool z = stages & 1, aead = stages & 2, mac = stages & 4;
-  size_t body_off = 20 + (aead ? 24 : 0);
+  cr_assert(codec == 0 || (z && codec == 2), "codec %u with stages 0x%x", codec, stages);
+  size_t body_off = hl + (aead ? 24 : 0);
   size_t tlen = aead ? 16 : mac ? 32 : 4;
   size_t blen = n - body_off - tlen;
   const uint8_t *body = b + body_off, *tag = body + blen;
 
-  /* binding = header(20) || u64le(seq) || u32le(len(pid)) || pid */
-  uint8_t bind[20 + 12 + 256];
+  /* binding = header (with its block) || u64le(seq) || u32le(len(pid)) || pid */
+  uint8_t bind[300 + 12 + 256];
   size_t pl = strlen(pid);
-  memcpy(bind, b, 20);
-  put_u64le(bind + 20, seq);
-  put_u32le(bind + 28, (uint32_t)pl);
-  memcpy(bind + 32, pid, pl);
-  size_t bind_len = 32 + pl;
+  cr_assert_leq(hl, 300u);
+  memcpy(bind, b, hl);
+  put_u64le(bind + hl, seq);
+  put_u32le(bind + hl + 8, (uint32_t)pl);
+  memcpy(bind + hl + 12, pid, pl);
+  size_t bind_len = hl + 12 + pl;
 
   uint8_t plain[4096];
   cr_assert_leq(blen, sizeof plain);
@@ -1273,8 +1315,8 @@ static size_t spec_decode(const uint8_t *b, size_t n, const uint8_t master[32], 
     lp(&st, pid, pl);
     crypto_generichash_final(&st, sk, 32);
     if (aead) {
-      cr_assert_eq(crypto_aead_xchacha20poly1305_ietf_decrypt_detached(plain, NULL, body, blen, tag,
-                                                                       bind, bind_len, b + 20, sk),
+      cr_assert_eq(crypto_aead_xchacha20poly1305_ietf_decrypt_detached(
+                       plain, NULL, body, blen, tag, bind, bind_len, b + hl, sk),
                    0, "AEAD per the spec failed");
     } else {
       uint8_t t[32];
@@ -1290,6 +1332,13 @@ static size_t spec_decode(const uint8_t *b, size_t n, const uint8_t master[32], 
     cr_assert_eq(crc, (uint32_t)(tag[0] | tag[1] << 8 | tag[2] << 16 | (uint32_t)tag[3] << 24),
                  "CRC per the spec differs");
     memcpy(plain, body, blen);
+  }
+  if (z && codec == 2) {
+    cr_assert_eq(ZSTD_getFrameContentSize(plain, blen), orig, "the zstd frame declares its size");
+    size_t dl = ZSTD_decompress(out, cap, plain, blen);
+    cr_assert(!ZSTD_isError(dl), "zstd: %s", ZSTD_getErrorName(dl));
+    cr_assert_eq(dl, orig);
+    return dl;
   }
   if (z) {
     uLongf dl = cap;
@@ -1309,16 +1358,19 @@ Test(golden, an_independent_reader_following_format_md_decodes_them) {
       "json-none.body",    "json-zlib.body",         "json-aead.body",    "json-zlib-aead.body",
       "json-mac.body",     "json-zlib-mac.body",     "msgpack-none.body", "msgpack-zlib.body",
       "msgpack-aead.body", "msgpack-zlib-aead.body", "msgpack-mac.body",  "msgpack-zlib-mac.body",
-      "example-aead.body", "example-mac.body",       "example-none.body"};
+      "example-aead.body", "example-mac.body",       "example-none.body", "json-zstd.body",
+      "json-zstd-aead.body", "json-zstd-mac.body",   "msgpack-zstd.body", "msgpack-zstd-aead.body",
+      "msgpack-zstd-mac.body", "example-zstd.body"};
   for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
     char path[1024];
     size_t n, pn;
     snprintf(path, sizeof path, G_DIR "%s", files[i]);
     uint8_t *b = read_all(path, &n);
     snprintf(path, sizeof path, G_DIR "%s",
-             strncmp(files[i], "example", 7) == 0 ? "example.json"
-             : files[i][0] == 'j'                 ? "state.json"
-                                                  : "state.msgpack");
+             strcmp(files[i], "example-zstd.body") == 0 ? "example-v2.json"
+             : strncmp(files[i], "example", 7) == 0     ? "example.json"
+             : files[i][0] == 'j'                       ? "state.json"
+                                                        : "state.msgpack");
     uint8_t *p = read_all(path, &pn);
     uint8_t out[4096];
     size_t got = spec_decode(b, n, k, G_CONTEXT, G_PID, G_SEQ, out, sizeof out);

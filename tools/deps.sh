@@ -6,7 +6,7 @@
 set -euo pipefail
 
 pkgs=(build-essential cmake pkg-config
-      libsqlite3-dev libcjson-dev libmsgpack-dev zlib1g-dev libdeflate-dev libsodium-dev
+      libsqlite3-dev libcjson-dev libmsgpack-dev zlib1g-dev libdeflate-dev libzstd-dev libsodium-dev
       libcriterion-dev sqlite3 g++ libcaf-dev libpq-dev postgresql-15 "$@")
 
 missing=()

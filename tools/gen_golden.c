@@ -28,6 +28,7 @@
 #define G_PID "golden/pid-\xc3\xa9" /* "golden/pid-é": a multi-byte pid */
 #define G_SEQ 42
 #define G_LEVEL 6
+#define G_ZSTD_LEVEL 3
 
 static const char G_JSON[] =
     "{\"account\":\"acc-0042\",\"owner\":\"Ada Lovelace\",\"currency\":\"EUR\","
@@ -41,6 +42,8 @@ static const char G_JSON[] =
     "{\"seq\":6,\"kind\":\"withdrawal\",\"cents\":-12000,\"memo\":\"rent\"}]}";
 
 static const char G_EXAMPLE[] = "{\"n\":1}";
+/* The worked example of a version 2 frame: a state zstd shrinks. */
+static const char G_EXAMPLE_V2[] = "{\"ok\":[true,true,true,true,true,true,true,true]}";
 
 static void key_bytes(uint8_t k[SNAP_KEY_BYTES]) {
   for (unsigned i = 0; i < SNAP_KEY_BYTES; i++)
@@ -103,16 +106,23 @@ static void pack_state(msgpack_sbuffer *sb) {
 
 static const struct combo {
   const char *name;
-  bool zlib, aead, mac;
-} COMBOS[] = {{"none", false, false, false}, {"zlib", true, false, false},
-              {"aead", false, true, false},  {"zlib-aead", true, true, false},
-              {"mac", false, false, true},   {"zlib-mac", true, false, true}};
+  bool zlib, aead, mac, zstd;
+} COMBOS[] = {{"none", false, false, false, false},     {"zlib", true, false, false, false},
+              {"aead", false, true, false, false},      {"zlib-aead", true, true, false, false},
+              {"mac", false, false, true, false},       {"zlib-mac", true, false, true, false},
+              {"zstd", false, false, false, true},      {"zstd-aead", false, true, false, true},
+              {"zstd-mac", false, false, true, true}};
 
 static snap_options *options_for(const struct combo *c, snap_keyring *kr) {
   snap_options *o;
+  const snap_compression alg = c->zstd   ? SNAP_COMPRESSION_ZSTD
+                               : c->zlib ? SNAP_COMPRESSION_ZLIB
+                                         : SNAP_COMPRESSION_NONE;
   if (snap_options_new(&o) ||
-      snap_options_set_compression(o, c->zlib ? SNAP_COMPRESSION_ZLIB : SNAP_COMPRESSION_NONE,
-                                   c->zlib ? G_LEVEL : 0) ||
+      snap_options_set_compression(o, alg,
+                                   c->zstd   ? G_ZSTD_LEVEL
+                                   : c->zlib ? G_LEVEL
+                                             : 0) ||
       snap_options_set_encryption(o, c->aead ? kr : NULL, G_CONTEXT) ||
       snap_options_set_integrity(o, c->mac ? kr : NULL, G_CONTEXT) ||
       snap_options_set_nonce_source(o, fixed_nonce, NULL))
@@ -126,7 +136,7 @@ static void encode_to(const char *dir, const char *name, snap_format fmt, const 
   unsigned st = 0;
   if (snap_body_encode(G_PID, G_SEQ, fmt, state, len, o, out, &st))
     die(name);
-  unsigned want = (c->zlib ? SNAP_STAGE_COMPRESSED : 0) | (c->aead ? SNAP_STAGE_ENCRYPTED : 0) |
+  unsigned want = (c->zlib || c->zstd ? SNAP_STAGE_COMPRESSED : 0) | (c->aead ? SNAP_STAGE_ENCRYPTED : 0) |
                   (c->mac ? SNAP_STAGE_MAC : 0);
   if (st != want) {
     fprintf(stderr, "gen_golden: %s: stages 0x%x, wanted 0x%x\n", name, st, want);
@@ -183,6 +193,7 @@ int main(int argc, char **argv) {
   write_file(dir, "state.json", G_JSON, strlen(G_JSON));
   write_file(dir, "state.msgpack", sb.data, sb.size);
   write_file(dir, "example.json", G_EXAMPLE, strlen(G_EXAMPLE));
+  write_file(dir, "example-v2.json", G_EXAMPLE_V2, strlen(G_EXAMPLE_V2));
 
   snap_buf out = SNAP_BUF_INIT;
   char name[64];
@@ -194,8 +205,10 @@ int main(int argc, char **argv) {
   }
 
   /* The worked examples of docs/FORMAT.md. */
-  const struct combo ex_aead = {"aead", false, true, false},
-                     ex_none = {"none", false, false, false}, ex_mac = {"mac", false, false, true};
+  const struct combo ex_aead = {"aead", false, true, false, false},
+                     ex_none = {"none", false, false, false, false},
+                     ex_mac = {"mac", false, false, true, false},
+                     ex_zstd = {"zstd", false, false, false, true};
   encode_to(dir, "example-aead.body", SNAP_FORMAT_JSON, G_EXAMPLE, strlen(G_EXAMPLE), &ex_aead, kr,
             &out);
   printf("\nexample-aead.body:\n");
@@ -207,6 +220,10 @@ int main(int argc, char **argv) {
   encode_to(dir, "example-none.body", SNAP_FORMAT_JSON, G_EXAMPLE, strlen(G_EXAMPLE), &ex_none, kr,
             &out);
   printf("\nexample-none.body:\n");
+  hexdump(out.data, out.len);
+  encode_to(dir, "example-zstd.body", SNAP_FORMAT_JSON, G_EXAMPLE_V2, strlen(G_EXAMPLE_V2),
+            &ex_zstd, kr, &out);
+  printf("\nexample-zstd.body:\n");
   hexdump(out.data, out.len);
 
   uint8_t sk[32];
@@ -230,6 +247,7 @@ int main(int argc, char **argv) {
       "seq                 %d\n"
       "nonce_hex           808182838485868788898a8b8c8d8e8f9091929394959697\n"
       "zlib_level          %d   (min size 0)\n"
+      "zstd_level          %d   (min size 0)\n"
       "# file                payload          stages\n"
       "json-none.body        state.json       -\n"
       "json-zlib.body        state.json       zlib\n"
@@ -237,11 +255,15 @@ int main(int argc, char **argv) {
       "json-zlib-aead.body   state.json       zlib+aead\n"
       "json-mac.body         state.json       mac\n"
       "json-zlib-mac.body    state.json       zlib+mac\n"
-      "msgpack-*.body        state.msgpack    (the same six)\n"
+      "json-zstd.body        state.json       zstd       (frame version 2)\n"
+      "json-zstd-aead.body   state.json       zstd+aead  (frame version 2)\n"
+      "json-zstd-mac.body    state.json       zstd+mac   (frame version 2)\n"
+      "msgpack-*.body        state.msgpack    (the same nine)\n"
       "example-aead.body     example.json     aead       (docs/FORMAT.md worked example)\n"
       "example-mac.body      example.json     mac\n"
-      "example-none.body     example.json     -\n",
-      G_KEY_VERSION, G_CONTEXT, G_SEQ, G_LEVEL);
+      "example-none.body     example.json     -\n"
+      "example-zstd.body     example-v2.json  zstd       (docs/FORMAT.md, frame version 2)\n",
+      G_KEY_VERSION, G_CONTEXT, G_SEQ, G_LEVEL, G_ZSTD_LEVEL);
   write_file(dir, "MANIFEST.txt", manifest, (size_t)mn);
 
   snap_buf_dispose(&out);

@@ -36,10 +36,12 @@ typedef struct writing {
   bool aead, mac;
   uint32_t kv; /* the key version sealed with (0 for neither) */
   uint8_t subkey[SNAP__SUBKEY_BYTES];
-  size_t pre;     /* header (and nonce) before the body */
-  size_t trailer; /* tag, MAC or CRC after it */
-  unsigned st;    /* the stage bits written */
-  size_t blen;    /* the body's length: the state's, or its zlib stream's */
+  unsigned codec;  /* FRAME_CODEC_* tried when compression is configured */
+  frame_fields *ff; /* the v2 fields (none: a v1 frame); not zeroed with the rest */
+  size_t pre;      /* header (and nonce) before the body */
+  size_t trailer;  /* tag, MAC or CRC after it */
+  unsigned st;     /* the stage bits written */
+  size_t blen;     /* the body's length: the state's, or its compressed stream's */
 } writing;
 
 /* The arguments, what the options require, the size limit and the payload. */
@@ -85,36 +87,74 @@ static int choose_key(writing *x, const snap__eff *e) {
   return SNAP_OK;
 }
 
+/* The frame's fields: the codec's when the body is compressed by a codec
+ * other than zlib, then the other features' fields in type order. No field:
+ * a v1 frame, byte for byte what earlier writers wrote. */
+static int set_fields(writing *x, bool compressed) {
+  x->ff->len = 0;
+  x->ff->last_type = 0;
+  int rc = SNAP_OK;
+  if (compressed && x->codec == FRAME_CODEC_ZSTD) {
+    const uint8_t codec = FRAME_CODEC_ZSTD;
+    rc = snap__frame_fields_add(&x->w, x->ff, FIELD_CODEC, &codec, 1);
+  }
+  x->pre = snap__frame_header_len(x->ff) + (x->aead ? NONCE_LEN : 0);
+  return rc;
+}
+
+/* Compresses into the body's place in `out` (reserved for the uncompressed
+ * body) when that shrinks the whole body; sets the fields, the body's length
+ * and the compression bit. */
+static int try_compress(writing *x, const snap__eff *e, snap_buf *out) {
+  const size_t raw_pre = x->pre;
+  int rc = set_fields(x, true);
+  if (rc != SNAP_OK)
+    return rc;
+  /* Kept only when the body (the codec field included) is strictly shorter. */
+  const size_t extra = x->pre - raw_pre;
+  size_t clen = 0;
+  int z = 0;
+  if (x->len > extra + 1) {
+    const size_t cap = x->len - 1 - extra;
+    z = x->codec == FRAME_CODEC_ZSTD
+            ? snap__zstd_fit(x->src, x->len, out->data + x->pre, cap, e->level, &clen)
+            : snap__deflate_fit(x->src, x->len, out->data + x->pre, cap, e->level, &clen);
+  }
+  if (z < 0)
+    return snap__frame_fail(&x->w, SNAP_ENOMEM, "out of memory compressing");
+  if (z == 1) {
+    x->st |= ST_COMP;
+    x->blen = clen;
+    return SNAP_OK;
+  }
+  return set_fields(x, false);
+}
+
 /* Reserves the output and compresses into its body when that is configured
- * and shrinks the state; sets the body's length and the zlib bit. */
+ * and shrinks the state; sets the body's length and the compression bit. */
 static int compress_into(writing *x, const snap__eff *e, snap_buf *out) {
-  x->pre = HDR_LEN + (x->aead ? NONCE_LEN : 0);
+  x->codec = e->comp == SNAP_COMPRESSION_ZSTD ? FRAME_CODEC_ZSTD : FRAME_CODEC_ZLIB;
+  int rc = set_fields(x, false);
+  if (rc != SNAP_OK)
+    return rc;
   x->trailer = snap__frame_trailer_len(x->aead ? ST_AEAD : x->mac ? ST_MAC : 0);
   if (x->len > SIZE_MAX - x->pre - x->trailer)
     return snap__frame_fail(&x->w, SNAP_ETOOBIG, "state of %zu bytes cannot be framed", x->len);
-  /* Deflate output is never kept unless it shrinks; under 9 bytes it cannot
-   * (zlib's wrapper and an empty block alone take 8). */
-  const bool try_zlib = e->comp == SNAP_COMPRESSION_ZLIB && x->len >= e->comp_min && x->len > 8;
+  /* Compressed output is never kept unless it shrinks; under 9 bytes it cannot
+   * (zlib's wrapper and an empty block alone take 8, a zstd frame more). */
+  const bool try_comp = e->comp != SNAP_COMPRESSION_NONE && x->len >= e->comp_min && x->len > 8;
   const size_t raw_total = x->pre + x->len + x->trailer;
-  if (!try_zlib && raw_total > e->max_stored)
+  if (!try_comp && raw_total > e->max_stored)
     return snap__frame_fail(&x->w, SNAP_ETOOBIG,
                             "body of %zu bytes is over the %zu-byte stored limit", raw_total,
                             e->max_stored);
   /* One allocation, sized for the uncompressed case, which is the largest. */
-  int rc = snap_buf_reserve(out, raw_total);
+  rc = snap_buf_reserve(out, raw_total);
   if (rc != SNAP_OK)
     return snap__frame_fail(&x->w, rc, "out of memory for a %zu-byte body", raw_total);
   x->blen = x->len;
-  if (try_zlib) {
-    size_t clen = 0;
-    int z = snap__deflate_fit(x->src, x->len, out->data + x->pre, x->len - 1, e->level, &clen);
-    if (z < 0)
-      return snap__frame_fail(&x->w, SNAP_ENOMEM, "out of memory compressing");
-    if (z == 1) {
-      x->st |= ST_ZLIB;
-      x->blen = clen;
-    }
-  }
+  if (try_comp && (rc = try_compress(x, e, out)) != SNAP_OK)
+    return rc;
   const size_t total = x->pre + x->blen + x->trailer;
   if (total > e->max_stored)
     return snap__frame_fail(&x->w, SNAP_ETOOBIG,
@@ -127,38 +167,36 @@ static int compress_into(writing *x, const snap__eff *e, snap_buf *out) {
 static void seal(writing *x, const snap__eff *e, uint8_t *b) {
   uint8_t *body = b + x->pre;
   const size_t len = x->len, blen = x->blen;
-  memcpy(b, FRAME_MAGIC, FRAME_MAGIC_LEN);
-  b[4] = FRAME_VERSION;
-  b[5] = (uint8_t)x->fmt;
-  b[6] = (uint8_t)x->st;
-  b[7] = 0;
-  snap__put_u32le(b + 8, x->kv);
-  snap__put_u64le(b + 12, (uint64_t)len);
-  const bool zl = x->st & ST_ZLIB;
-  if (!x->aead && !zl && len)
+  const size_t hdr = snap__frame_header_len(x->ff);
+  snap__frame_write_header(b, x->ff, x->fmt, x->st, x->kv, len);
+  const bool comp = x->st & ST_COMP;
+  if (!x->aead && !comp && len)
     memcpy(body, x->src, len);
   if (!x->aead && !x->mac) {
     snap__put_u32le(body + blen, snap__crc32(b, x->pre + blen));
     return;
   }
   uint8_t bind[BIND_MAX];
-  size_t bind_len = snap__frame_binding(bind, b, x->w.seq, x->w.pid, x->pid_len);
+  size_t bind_len = snap__frame_binding(bind, b, hdr, x->w.seq, x->w.pid, x->pid_len);
   if (x->mac) {
     snap__frame_mac(body + blen, x->subkey, bind, bind_len, body, blen);
     return;
   }
-  e->nonce_fn(b + HDR_LEN, NONCE_LEN, e->nonce_ud);
+  e->nonce_fn(b + hdr, NONCE_LEN, e->nonce_ud);
   /* In place over the compressed bytes, or straight from the caller's state. */
   static const uint8_t none = 0;
-  const uint8_t *m = zl ? body : (len ? x->src : &none);
+  const uint8_t *m = comp ? body : (len ? x->src : &none);
   crypto_aead_xchacha20poly1305_ietf_encrypt_detached(body, body + blen, NULL, m, blen, bind,
-                                                      bind_len, NULL, b + HDR_LEN, x->subkey);
+                                                      bind_len, NULL, b + hdr, x->subkey);
 }
 
 static int body_encode(const char *pid, bool pid_checked, int64_t seq, snap_format fmt,
                        const void *state, size_t len, const snap_options *o, snap_buf *out,
                        unsigned *stages) {
-  writing x = {.w = {"encode", pid, seq}, .fmt = fmt, .src = state, .len = len};
+  frame_fields ff; /* 4 KiB: set by set_fields(), never zeroed whole */
+  ff.len = 0;
+  ff.last_type = 0;
+  writing x = {.w = {"encode", pid, seq}, .fmt = fmt, .src = state, .len = len, .ff = &ff};
   if (stages)
     *stages = 0;
   int rc = snap__body_check_call(&x.w, pid, pid_checked, seq, out);

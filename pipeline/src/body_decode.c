@@ -1,5 +1,5 @@
 /* The body decoder: parse -> check limits and key -> authenticate ->
- * decrypt -> inflate, and the rule that a keyed reader reports damage it
+ * decrypt -> decompress, and the rule that a keyed reader reports damage it
  * cannot tell from tampering as an authentication failure. docs/FORMAT.md
  * ("Reading a body") lists the checks in this order; keep the two in step. */
 #include <limits.h>
@@ -49,27 +49,58 @@ static int inflate_exact(const where *w, const uint8_t *src, size_t slen, uint8_
   }
 }
 
+/* What snap__zstd_check() or snap__zstd_decompress() found, as a failure. */
+static int zstd_failure(const where *w, snap__zstd_result z, size_t slen, size_t dlen) {
+  switch (z) {
+  case SNAP__ZSTD_OK:
+    return SNAP_OK;
+  case SNAP__ZSTD_NOT_ONE_FRAME:
+    return snap__frame_fail(w, SNAP_ECORRUPT,
+                            "compressed data of %zu bytes is not exactly one zstd frame", slen);
+  case SNAP__ZSTD_NO_SIZE:
+    return snap__frame_fail(w, SNAP_ECORRUPT,
+                            "the zstd frame does not declare its content size");
+  case SNAP__ZSTD_WRONG_SIZE:
+    return snap__frame_fail(w, SNAP_ECORRUPT,
+                            "the zstd frame's content size is not the declared %zu bytes", dlen);
+  case SNAP__ZSTD_NOMEM:
+    return snap__frame_fail(w, SNAP_ENOMEM, "out of memory decompressing");
+  default:
+    return snap__frame_fail(w, SNAP_ECORRUPT,
+                            "bad zstd data (%zu stored bytes, %zu declared)", slen, dlen);
+  }
+}
+
+/* Decompresses with the frame's codec into exactly `dlen` bytes, or fails. */
+static int decompress_exact(const where *w, const frame *f, const uint8_t *src, size_t slen,
+                            uint8_t *dst, size_t dlen) {
+  if (f->codec == FRAME_CODEC_ZSTD)
+    return zstd_failure(w, snap__zstd_decompress(src, slen, dst, dlen), slen, dlen);
+  return inflate_exact(w, src, slen, dst, dlen);
+}
+
 /* ---- authenticating a body ------------------------------------------------ */
 
 /*
  * Whether the body b[0..n) authenticates under `subkey` when its header is
  * `hdr` (the stored one or a candidate): the stage byte of `hdr` decides
- * where the body and trailer lie. Nothing is decrypted or allocated.
+ * where the body and trailer lie (`hdr_len`: the stored header's length, its
+ * v2 block included). Nothing is decrypted or allocated.
  */
-static bool authenticates(const uint8_t hdr[HDR_LEN], const uint8_t *b, size_t n,
+static bool authenticates(const uint8_t *hdr, size_t hdr_len, const uint8_t *b, size_t n,
                           const uint8_t subkey[SNAP__SUBKEY_BYTES], const char *pid, size_t pid_len,
                           int64_t seq) {
   const bool aead = hdr[6] & ST_AEAD;
-  const size_t off = HDR_LEN + (aead ? NONCE_LEN : 0), tlen = snap__frame_trailer_len(hdr[6]);
+  const size_t off = hdr_len + (aead ? NONCE_LEN : 0), tlen = snap__frame_trailer_len(hdr[6]);
   if (n < off + tlen)
     return false;
   const size_t blen = n - off - tlen;
   uint8_t bind[BIND_MAX];
-  const size_t bind_len = snap__frame_binding(bind, hdr, seq, pid, pid_len);
+  const size_t bind_len = snap__frame_binding(bind, hdr, hdr_len, seq, pid, pid_len);
   /* A NULL output makes libsodium check the tag without decrypting. */
   if (aead)
     return crypto_aead_xchacha20poly1305_ietf_decrypt_detached(
-               NULL, NULL, b + off, blen, b + off + blen, bind, bind_len, b + HDR_LEN, subkey) == 0;
+               NULL, NULL, b + off, blen, b + off + blen, bind, bind_len, b + hdr_len, subkey) == 0;
   uint8_t tag[MAC_TAG_LEN];
   snap__frame_mac(tag, subkey, bind, bind_len, b + off, blen);
   return sodium_memcmp(tag, b + off + blen, MAC_TAG_LEN) == 0;
@@ -95,8 +126,8 @@ typedef struct reading {
  */
 static uint32_t try_keyring(reading *r, const snap__eff *e, unsigned kind, unsigned stage) {
   snap_keyring *kr = frame_keyring(e, kind);
-  uint8_t hdr[HDR_LEN];
-  memcpy(hdr, r->b, HDR_LEN);
+  uint8_t hdr[HDR_MAX];
+  memcpy(hdr, r->b, r->f.hdr_len);
   hdr[6] = (uint8_t)stage;
   uint32_t v = 0;
   for (size_t i = 0;
@@ -104,7 +135,7 @@ static uint32_t try_keyring(reading *r, const snap__eff *e, unsigned kind, unsig
                                       r->pid_len, r->subkey, &v) == SNAP_OK;
        i++) {
     snap__put_u32le(hdr + 8, v);
-    if (authenticates(hdr, r->b, r->n, r->subkey, r->w.pid, r->pid_len, r->w.seq))
+    if (authenticates(hdr, r->f.hdr_len, r->b, r->n, r->subkey, r->w.pid, r->pid_len, r->w.seq))
       return v;
   }
   return 0;
@@ -127,7 +158,7 @@ static int missing_key(reading *r, const snap__eff *e) {
   uint32_t v = try_keyring(r, e, declared, r->f.stages);
   if (!v && (v = try_keyring(r, e, other, other)) != 0)
     as = other;
-  if (!v && (v = try_keyring(r, e, other, other | ST_ZLIB)) != 0)
+  if (!v && (v = try_keyring(r, e, other, other | ST_COMP)) != 0)
     as = other;
   if (v)
     return snap__frame_fail(
@@ -181,12 +212,13 @@ static int check_frame(reading *r, const snap__eff *e) {
    * damage, whatever its size, and is reported (and skipped by a load) as
    * corruption, not refused as a state over the limit, which would stop a
    * load instead of falling back to an older snapshot. */
-  if (!(r->f.stages & ST_ZLIB) && (rc = snap__frame_check_lengths(&r->w, &r->f)) != SNAP_OK)
+  if (!(r->f.stages & ST_COMP) && (rc = snap__frame_check_lengths(&r->w, &r->f)) != SNAP_OK)
     return rc;
   if ((rc = resolve_key(r, e)) != SNAP_OK)
     return rc;
   if (r->f.orig_len > e->max_decoded) {
-    if (r->keyed && !authenticates(r->b, r->b, r->n, r->subkey, r->w.pid, r->pid_len, r->w.seq))
+    if (r->keyed && !authenticates(r->b, r->f.hdr_len, r->b, r->n, r->subkey, r->w.pid, r->pid_len,
+                                   r->w.seq))
       return snap__frame_fail(
           &r->w, SNAP_EAUTH,
           "frame declares a %llu-byte state (byte offset 12), over the %zu-byte limit, "
@@ -205,7 +237,7 @@ static int check_frame(reading *r, const snap__eff *e) {
 static int check_trailer(const reading *r) {
   const uint8_t *cbody = r->b + r->f.body_off, *trailer = cbody + r->f.body_len;
   if (r->f.stages & ST_MAC) {
-    if (!authenticates(r->b, r->b, r->n, r->subkey, r->w.pid, r->pid_len, r->w.seq))
+    if (!authenticates(r->b, r->f.hdr_len, r->b, r->n, r->subkey, r->w.pid, r->pid_len, r->w.seq))
       return snap__frame_fail(
           &r->w, SNAP_EAUTH,
           "MAC mismatch under key version %u: wrong key, context, pid or seq, or an "
@@ -224,38 +256,65 @@ static int check_trailer(const reading *r) {
 }
 
 /*
+ * Before anything is allocated for a compressed body: a zstd body that can
+ * be read (not encrypted) is one zstd frame declaring the original length;
+ * an encrypted one declaring more than zlib's bound (1032 times its length)
+ * is authenticated first, so a body not yet authenticated never makes the
+ * reader allocate more than a zlib body could.
+ */
+static int check_before_allocating(const reading *r) {
+  const frame *f = &r->f;
+  if (f->codec != FRAME_CODEC_ZSTD)
+    return SNAP_OK;
+  const uint8_t *cbody = r->b + f->body_off;
+  if (!(f->stages & ST_AEAD))
+    return zstd_failure(&r->w, snap__zstd_check(cbody, f->body_len, (size_t)f->orig_len),
+                        f->body_len, (size_t)f->orig_len);
+  if (f->orig_len / ZLIB_MAX_RATIO > f->body_len &&
+      !authenticates(r->b, f->hdr_len, r->b, r->n, r->subkey, r->w.pid, r->pid_len, r->w.seq))
+    return snap__frame_fail(&r->w, SNAP_EAUTH,
+                            "authentication failed under key version %u: wrong key, context, "
+                            "pid or seq, or an altered body",
+                            (unsigned)f->key_version);
+  return SNAP_OK;
+}
+
+/*
  * The state into `out`. One allocation: the state plus a NUL. An encrypted
- * compressed body is decrypted into the tail of the same buffer and inflated
- * into its head.
+ * compressed body is decrypted into the tail of the same buffer and
+ * decompressed into its head.
  */
 static int produce(const reading *r, snap_buf *out) {
   const frame *f = &r->f;
   const size_t orig = (size_t)f->orig_len; /* <= max_decoded, a size_t */
-  const bool aead = f->stages & ST_AEAD, zl = f->stages & ST_ZLIB;
+  const bool aead = f->stages & ST_AEAD, comp = f->stages & ST_COMP;
   const uint8_t *cbody = r->b + f->body_off;
   int rc;
   if (orig > SIZE_MAX - 1 - f->body_len) /* only with limits near SIZE_MAX */
     return snap__frame_fail(&r->w, SNAP_ETOOBIG, "a %zu-byte state cannot be buffered", orig);
-  const size_t need = orig + 1 + ((aead && zl) ? f->body_len : 0);
+  if (comp && (rc = check_before_allocating(r)) != SNAP_OK)
+    return rc;
+  const size_t need = orig + 1 + ((aead && comp) ? f->body_len : 0);
   if ((rc = snap_buf_reserve(out, need)) != SNAP_OK)
     return snap__frame_fail(&r->w, rc, "out of memory for a %zu-byte state", orig);
   uint8_t *dst = out->data;
   if (aead) {
     uint8_t bind[BIND_MAX];
-    const size_t bind_len = snap__frame_binding(bind, r->b, r->w.seq, r->w.pid, r->pid_len);
-    uint8_t *plain = zl ? dst + orig + 1 : dst;
+    const size_t bind_len =
+        snap__frame_binding(bind, r->b, f->hdr_len, r->w.seq, r->w.pid, r->pid_len);
+    uint8_t *plain = comp ? dst + orig + 1 : dst;
     if (crypto_aead_xchacha20poly1305_ietf_decrypt_detached(plain, NULL, cbody, f->body_len,
                                                             cbody + f->body_len, bind, bind_len,
-                                                            r->b + HDR_LEN, r->subkey) != 0)
+                                                            r->b + f->hdr_len, r->subkey) != 0)
       return snap__frame_fail(
           &r->w, SNAP_EAUTH,
           "authentication failed under key version %u: wrong key, context, pid or seq, "
           "or an altered body",
           (unsigned)f->key_version);
-    if (zl && (rc = inflate_exact(&r->w, plain, f->body_len, dst, orig)) != SNAP_OK)
+    if (comp && (rc = decompress_exact(&r->w, f, plain, f->body_len, dst, orig)) != SNAP_OK)
       return rc;
-  } else if (zl) {
-    if ((rc = inflate_exact(&r->w, cbody, f->body_len, dst, orig)) != SNAP_OK)
+  } else if (comp) {
+    if ((rc = decompress_exact(&r->w, f, cbody, f->body_len, dst, orig)) != SNAP_OK)
       return rc;
   } else if (orig) {
     memcpy(dst, cbody, orig);

@@ -11,7 +11,6 @@
  *    bytes. Level 6 is also the default; keeping zlib there keeps that
  *    property for every body written so far. */
 #include <limits.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,44 +18,6 @@
 #include <zlib.h>
 
 #include "pipeline_internal.h"
-
-/* A thread's compressors and decompressor, kept for the thread's lifetime: a
- * libdeflate compressor is a few hundred KiB, and allocating it per call
- * would cost more than compressing a small state. Plain malloc on purpose:
- * this is a per-thread cache, not memory a caller owns, so it stays out of
- * the snapstore allocator's accounting. */
-typedef struct coders {
-  struct libdeflate_compressor *comp[SNAP__ZLIB_FROM_LEVEL];
-  struct libdeflate_decompressor *decomp;
-} coders;
-
-static pthread_key_t coders_key;
-static pthread_once_t coders_once = PTHREAD_ONCE_INIT;
-static int coders_key_ok;
-
-static void coders_free(void *p) {
-  coders *c = p;
-  for (int i = 0; i < SNAP__ZLIB_FROM_LEVEL; i++)
-    libdeflate_free_compressor(c->comp[i]);
-  libdeflate_free_decompressor(c->decomp);
-  free(c);
-}
-
-static void coders_init(void) { coders_key_ok = pthread_key_create(&coders_key, coders_free) == 0; }
-
-static coders *thread_coders(void) {
-  if (pthread_once(&coders_once, coders_init) != 0 || !coders_key_ok)
-    return NULL;
-  coders *c = pthread_getspecific(coders_key);
-  if (c)
-    return c;
-  c = calloc(1, sizeof *c);
-  if (c && pthread_setspecific(coders_key, c) != 0) {
-    free(c);
-    c = NULL;
-  }
-  return c;
-}
 
 /* ---- zlib (levels 6-9), through the snapstore allocator ------------------- */
 
@@ -131,12 +92,12 @@ int snap__deflate_fit(const uint8_t *src, size_t slen, uint8_t *dst, size_t cap,
     return SNAP_EINVAL;
   if (level >= SNAP__ZLIB_FROM_LEVEL)
     return zlib_fit(src, slen, dst, cap, level, out_len);
-  coders *c = thread_coders();
+  snap__coders *c = snap__thread_coders();
   if (!c)
     return SNAP_ENOMEM;
-  if (!c->comp[level] && !(c->comp[level] = libdeflate_alloc_compressor(level)))
+  if (!c->deflate[level] && !(c->deflate[level] = libdeflate_alloc_compressor(level)))
     return SNAP_ENOMEM;
-  size_t n = libdeflate_zlib_compress(c->comp[level], src, slen, dst, cap);
+  size_t n = libdeflate_zlib_compress(c->deflate[level], src, slen, dst, cap);
   if (n == 0)
     return 0; /* it does not fit: it does not shrink enough */
   *out_len = n;
@@ -146,17 +107,17 @@ int snap__deflate_fit(const uint8_t *src, size_t slen, uint8_t *dst, size_t cap,
 snap__inflate_result snap__inflate_exact(const uint8_t *src, size_t slen, uint8_t *dst, size_t dlen,
                                          size_t *in_used, size_t *out_used) {
   *in_used = *out_used = 0;
-  coders *c = thread_coders();
+  snap__coders *c = snap__thread_coders();
   if (!c)
     return SNAP__INFLATE_NOMEM;
-  if (!c->decomp && !(c->decomp = libdeflate_alloc_decompressor()))
+  if (!c->inflate && !(c->inflate = libdeflate_alloc_decompressor()))
     return SNAP__INFLATE_NOMEM;
   /* The output buffer is exactly the declared length: libdeflate never
    * writes beyond it, so a stream that would inflate further is refused
    * without any allocation (the decompression-bomb limit was applied to the
    * declared length before the buffer was made). */
   enum libdeflate_result r =
-      libdeflate_zlib_decompress_ex(c->decomp, src, slen, dst, dlen, in_used, out_used);
+      libdeflate_zlib_decompress_ex(c->inflate, src, slen, dst, dlen, in_used, out_used);
   switch (r) {
   case LIBDEFLATE_SUCCESS:
     return SNAP__INFLATE_OK;

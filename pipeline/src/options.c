@@ -86,10 +86,16 @@ int snap_options_copy(snap_options **out, const snap_options *src) {
 int snap_options_set_compression(snap_options *o, snap_compression alg, int level) {
   if (!o)
     return snap_error_set(SNAP_EINVAL, "snap_options_set_compression: NULL options");
-  if (alg != SNAP_COMPRESSION_NONE && alg != SNAP_COMPRESSION_ZLIB)
+  if (alg != SNAP_COMPRESSION_NONE && alg != SNAP_COMPRESSION_ZLIB && alg != SNAP_COMPRESSION_ZSTD)
     return snap_error_set(SNAP_EINVAL, "unknown compression algorithm %d", (int)alg);
-  if (level < 0 || level > 9)
+  if (alg == SNAP_COMPRESSION_ZSTD) {
+    const int lo = snap__zstd_level_min(), hi = snap__zstd_level_max();
+    if (level < lo || level > hi)
+      return snap_error_set(SNAP_EINVAL, "zstd compression level %d is out of range (%d to %d)",
+                            level, lo, hi);
+  } else if (level < 0 || level > 9) {
     return snap_error_set(SNAP_EINVAL, "compression level %d is out of range (0-9)", level);
+  }
   o->comp = alg;
   o->level = level;
   o->set |= SNAP__F_COMPRESSION;

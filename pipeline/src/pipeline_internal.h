@@ -121,6 +121,24 @@ bool snap__utf8_valid(const uint8_t *s, size_t n, size_t *bad);
 /* The first level compressed by zlib rather than libdeflate (deflate.c says why). */
 #define SNAP__ZLIB_FROM_LEVEL 6
 
+/* ---- the calling thread's compression contexts (coders.c) ----------------- */
+
+struct libdeflate_compressor;
+struct libdeflate_decompressor;
+struct ZSTD_CCtx_s;
+struct ZSTD_DCtx_s;
+
+/* Created on first use by deflate.c and zstd.c, freed when the thread exits. */
+typedef struct snap__coders {
+  struct libdeflate_compressor *deflate[SNAP__ZLIB_FROM_LEVEL]; /* by level */
+  struct libdeflate_decompressor *inflate;
+  struct ZSTD_CCtx_s *zstd_c;
+  struct ZSTD_DCtx_s *zstd_d;
+} snap__coders;
+
+/* The calling thread's contexts; NULL when out of memory. */
+snap__coders *snap__thread_coders(void);
+
 /*
  * Compresses src into dst as one zlib-format (RFC 1950) stream, only if it
  * fits in `cap` bytes. 1: it fits (*out_len set); 0: it does not;
@@ -142,5 +160,36 @@ snap__inflate_result snap__inflate_exact(const uint8_t *src, size_t slen, uint8_
 
 /* The CRC-32 of the frame (the same function as zlib's crc32()). */
 uint32_t snap__crc32(const void *p, size_t n);
+
+/* ---- zstd (zstd.c) --------------------------------------------------------- */
+
+/* zstd's compression levels: negative (fast) to the maximum; 0 = its default. */
+int snap__zstd_level_min(void);
+int snap__zstd_level_max(void);
+
+/*
+ * Compresses src into dst as one zstd frame (content size written, no
+ * checksum), only if it fits in `cap` bytes. 1: it fits (*out_len set);
+ * 0: it does not; SNAP_ENOMEM. Thread-safe.
+ */
+int snap__zstd_fit(const uint8_t *src, size_t slen, uint8_t *dst, size_t cap, int level,
+                   size_t *out_len);
+
+typedef enum snap__zstd_result {
+  SNAP__ZSTD_OK,
+  SNAP__ZSTD_NOT_ONE_FRAME, /* not exactly one zstd frame covering the bytes */
+  SNAP__ZSTD_NO_SIZE,       /* the frame does not declare its content size */
+  SNAP__ZSTD_WRONG_SIZE,    /* it declares (or yields) another size than expected */
+  SNAP__ZSTD_BAD,           /* corrupt data */
+  SNAP__ZSTD_NOMEM
+} snap__zstd_result;
+
+/* Whether src is exactly one zstd frame declaring `dlen` bytes of content:
+ * checked before anything is allocated for them. */
+snap__zstd_result snap__zstd_check(const uint8_t *src, size_t slen, size_t dlen);
+
+/* snap__zstd_check(), then decompresses into exactly `dlen` bytes. */
+snap__zstd_result snap__zstd_decompress(const uint8_t *src, size_t slen, uint8_t *dst,
+                                        size_t dlen);
 
 #endif

@@ -33,11 +33,12 @@ typedef enum snap_format { SNAP_FORMAT_JSON = 1, SNAP_FORMAT_MSGPACK = 2 } snap_
 /** Compression algorithms. */
 typedef enum snap_compression {
   SNAP_COMPRESSION_NONE = 0,
-  SNAP_COMPRESSION_ZLIB = 1
+  SNAP_COMPRESSION_ZLIB = 1,
+  SNAP_COMPRESSION_ZSTD = 2 /**< bodies in frame version 2 (docs/FORMAT.md) */
 } snap_compression;
 
 /** Stages actually applied to a stored body (a bit set, reported on save and load). */
-#define SNAP_STAGE_COMPRESSED 0x01u /**< zlib-compressed */
+#define SNAP_STAGE_COMPRESSED 0x01u /**< compressed (zlib, or the codec the frame names) */
 #define SNAP_STAGE_ENCRYPTED 0x02u  /**< XChaCha20-Poly1305 AEAD */
 #define SNAP_STAGE_MAC 0x04u        /**< keyed MAC over a plaintext body */
 
@@ -163,7 +164,10 @@ SNAP_API int snap_options_copy(snap_options **out, const snap_options *src);
 SNAP_API uint64_t snap_options_generation(const snap_options *o);
 
 /**
- * Compression: SNAP_COMPRESSION_NONE or SNAP_COMPRESSION_ZLIB with level 0-9.
+ * Compression: SNAP_COMPRESSION_NONE, SNAP_COMPRESSION_ZLIB with level 0-9,
+ * or SNAP_COMPRESSION_ZSTD with a level in zstd's range (negative fast levels
+ * down to ZSTD_minCLevel(), -131072 with libzstd 1.5, up to 22; 0 = zstd's
+ * default, 3). Either is kept only when it makes the body shorter.
  * Errors: SNAP_EINVAL for an unknown algorithm or level out of range.
  */
 SNAP_API int snap_options_set_compression(snap_options *o, snap_compression alg, int level);
