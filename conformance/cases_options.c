@@ -19,42 +19,81 @@
 /* Options and capabilities                                                  */
 /* ------------------------------------------------------------------------ */
 
-void cf_case_mixed_plain_compressed_and_encrypted_rows_all_load(const cf_backend *bc) {
-  snap_keyring *kr = fx_keyring(0x11);
-  snap_options *zip = fx_options(6, NULL), *enc = fx_options(1, kr), *reader = fx_options(0, kr);
-  cf_assert_eq(snap_options_set_accept_unauthenticated(reader, true), SNAP_OK);
-  char *state = fx_ledger(8000, "mixed");
+/* Saves `state` as rows 1..n of `pid`, row i written with writers[i] and
+ * reporting stages want[i]; then every row loads back with `reader`. */
+static void rows_round_trip(const cf_backend *bc, fx *f, const char *pid, const char *state,
+                            const snap_options *const *writers, const unsigned *want, int n,
+                            const snap_options *reader) {
   size_t len = strlen(state);
-  const snap_options *writers[3] = {NULL, zip, enc};
-
-  fx f;
-  fx_open(&f, bc, "\"keep\": 0");
-  unsigned caps = snap_store_capabilities(f.st);
-  for (int i = 0; i < 3; i++) {
+  for (int i = 0; i < n; i++) {
     snap_meta m;
-    cf_assert_eq(snap_save(f.st, "mix", i + 1, SNAP_FORMAT_JSON, state, len, writers[i], &m),
+    cf_assert_eq(snap_save(f->st, pid, i + 1, SNAP_FORMAT_JSON, state, len, writers[i], &m),
                  SNAP_OK, "[%s] %s", bc->name, snap_error_message());
-    unsigned want = 0;
-    if (i >= 1 && (caps & SNAP_CAP_COMPRESSION))
-      want |= SNAP_STAGE_COMPRESSED;
-    if (i == 2 && (caps & SNAP_CAP_ENCRYPTION))
-      want |= SNAP_STAGE_ENCRYPTED;
-    cf_assert_eq(m.stages, want, "[%s] row %d stages %#x", bc->name, i + 1, m.stages);
+    cf_assert_eq(m.stages, want[i], "[%s] row %d stages %#x", bc->name, i + 1, m.stages);
   }
-  for (int i = 0; i < 3; i++) {
+  for (int i = 0; i < n; i++) {
     snap_snapshot *s = NULL;
     snap_criteria c = fx_crit(i + 1, i + 1, ANY_TS);
-    cf_assert_eq(snap_load(f.st, "mix", &c, reader, &s), SNAP_OK, "[%s] row %d: %s", bc->name,
+    cf_assert_eq(snap_load(f->st, pid, &c, reader, &s), SNAP_OK, "[%s] row %d: %s", bc->name,
                  i + 1, snap_error_message());
     cf_assert_not_null(s, "[%s] row %d", bc->name, i + 1);
     cf_assert_eq(s->len, len, "[%s] row %d", bc->name, i + 1);
     cf_assert(memcmp(s->data, state, len) == 0, "[%s] row %d", bc->name, i + 1);
     snap_snapshot_free(s);
   }
+}
+
+void cf_case_mixed_plain_compressed_and_encrypted_rows_all_load(const cf_backend *bc) {
+  snap_keyring *kr = fx_keyring(0x11);
+  snap_options *zip = fx_options(6, NULL), *enc = fx_options(1, kr), *reader = fx_options(0, kr);
+  cf_assert_eq(snap_options_set_accept_unauthenticated(reader, true), SNAP_OK);
+  char *state = fx_ledger(8000, "mixed");
+  const snap_options *writers[3] = {NULL, zip, enc};
+
+  fx f;
+  fx_open(&f, bc, "\"keep\": 0");
+  unsigned caps = snap_store_capabilities(f.st);
+  unsigned want[3] = {0};
+  for (int i = 0; i < 3; i++) {
+    if (i >= 1 && (caps & SNAP_CAP_COMPRESSION))
+      want[i] |= SNAP_STAGE_COMPRESSED;
+    if (i == 2 && (caps & SNAP_CAP_ENCRYPTION))
+      want[i] |= SNAP_STAGE_ENCRYPTED;
+  }
+  rows_round_trip(bc, &f, "mix", state, writers, want, 3, reader);
   fx_close(&f);
   free(state);
   snap_options_free(zip);
   snap_options_free(enc);
+  snap_options_free(reader);
+  snap_keyring_free(kr);
+}
+
+/* zstd bodies (frame version 2) beside zlib and plain ones: every row loads
+ * and reports the stages it went through. */
+void cf_case_zstd_rows_load_beside_zlib_and_plain_ones(const cf_backend *bc) {
+  snap_keyring *kr = fx_keyring(0x12);
+  snap_options *zip = fx_options(1, NULL), *zs = fx_options(0, NULL), *zs_enc = fx_options(0, kr);
+  cf_assert_eq(snap_options_set_compression(zs, SNAP_COMPRESSION_ZSTD, 3), SNAP_OK);
+  cf_assert_eq(snap_options_set_compression(zs_enc, SNAP_COMPRESSION_ZSTD, -1), SNAP_OK);
+  snap_options *reader = fx_options(0, kr);
+  cf_assert_eq(snap_options_set_accept_unauthenticated(reader, true), SNAP_OK);
+  char *state = fx_ledger(8000, "zstd");
+  const snap_options *writers[4] = {NULL, zip, zs, zs_enc};
+  fx f;
+  fx_open(&f, bc, "\"keep\": 0");
+  unsigned caps = snap_store_capabilities(f.st);
+  unsigned want[4] = {0};
+  for (int i = 1; i < 4; i++)
+    want[i] = (caps & SNAP_CAP_COMPRESSION) ? SNAP_STAGE_COMPRESSED : 0;
+  if (caps & SNAP_CAP_ENCRYPTION)
+    want[3] |= SNAP_STAGE_ENCRYPTED;
+  rows_round_trip(bc, &f, "zs", state, writers, want, 4, reader);
+  fx_close(&f);
+  free(state);
+  snap_options_free(zip);
+  snap_options_free(zs);
+  snap_options_free(zs_enc);
   snap_options_free(reader);
   snap_keyring_free(kr);
 }

@@ -70,6 +70,7 @@ struct cf_backend {
   X(corrupt_newest_body_falls_back_and_reports_the_skip)                                           \
   X(too_many_corrupt_bodies_is_an_error_not_none)                                                  \
   X(mixed_plain_compressed_and_encrypted_rows_all_load)                                            \
+  X(zstd_rows_load_beside_zlib_and_plain_ones)                                                     \
   X(unsupported_options_are_ignored_and_reported)                                                  \
   X(required_options_the_backend_lacks_fail_the_save)                                              \
   X(a_wrong_key_is_an_error_never_a_fallback)                                                      \

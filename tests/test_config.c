@@ -9,6 +9,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
 #ifdef SNAP_WITH_POSTGRES /* the postgres test: a library built with libpq */
 #include "pg_fixture.h"
 #endif
@@ -246,6 +248,72 @@ Test(config, unknown_keys_are_refused_by_full_path) {
   refused("{\"backend\": \"memory\", \"executor\": {\"threads\": 4}}", SNAP_ECONFIG,
           "executor.threads");
   refused("{\"backend\": \"memory\", \"config\": {\"bogus_key\": 1}}", SNAP_ECONFIG, "bogus_key");
+}
+
+static void store_refused(const char *backend, const char *json, const char *needle);
+
+/* A stored body's frame version (byte 4, docs/FORMAT.md), read
+ * straight from the SQLite file. */
+static int stored_version(const char *db, const char *pid) {
+  sqlite3 *h;
+  sqlite3_stmt *q;
+  cr_assert_eq(sqlite3_open(db, &h), SQLITE_OK);
+  cr_assert_eq(sqlite3_prepare_v2(h, "SELECT body FROM snapshots WHERE pid = ?", -1, &q, NULL),
+               SQLITE_OK);
+  sqlite3_bind_text(q, 1, pid, -1, SQLITE_STATIC);
+  cr_assert_eq(sqlite3_step(q), SQLITE_ROW);
+  const unsigned char *b = sqlite3_column_blob(q, 0);
+  cr_assert_geq(sqlite3_column_bytes(q, 0), 5);
+  int v = b[4];
+  sqlite3_finalize(q);
+  sqlite3_close(h);
+  return v;
+}
+
+Test(config, zstd_with_its_own_levels_from_the_document) {
+  char db[600], json[1024];
+  snprintf(db, sizeof db, "%s/zstd.db", dir);
+  static const char *const levels[] = {"", ", \"compression_level\": -5",
+                                       ", \"compression_level\": 19"};
+  for (int i = 0; i < 3; i++) {
+    snprintf(json, sizeof json,
+             "{\"backend\": \"sqlite\", \"config\": {\"path\": \"%s\"},"
+             " \"options\": {\"compression\": \"zstd\"%s}}",
+             db, levels[i]);
+    snap_plugin *p;
+    cr_assert_eq(snap_plugin_open(&p, json, NULL), SNAP_OK, "%s", snap_error_message());
+    char pid[16];
+    snprintf(pid, sizeof pid, "z-%d", i);
+    snap_meta meta;
+    cr_assert_eq(snap_save(snap_plugin_store(p), pid, 1, SNAP_FORMAT_JSON, BIG, strlen(BIG), NULL,
+                           &meta),
+                 SNAP_OK, "%s", snap_error_message());
+    cr_assert_eq(meta.stages, SNAP_STAGE_COMPRESSED);
+    snap_snapshot *s;
+    cr_assert_eq(snap_load_latest(snap_plugin_store(p), pid, NULL, &s), SNAP_OK);
+    cr_assert(s->len == strlen(BIG) && memcmp(s->data, BIG, s->len) == 0);
+    snap_snapshot_free(s);
+    snap_plugin_close(p);
+    cr_assert_eq(stored_version(db, pid), 2, "a zstd body is a version 2 frame");
+  }
+  /* zstd's range, not zlib's; and the store's own keys the same way */
+  refused("{\"backend\": \"memory\", \"options\": {\"compression\": \"zstd\","
+          " \"compression_level\": 23}}",
+          SNAP_ECONFIG, "options.compression_level");
+  refused("{\"backend\": \"memory\", \"options\": {\"compression\": \"zstd\","
+          " \"compression_level\": -200000}}",
+          SNAP_ECONFIG, "options.compression_level");
+  refused("{\"backend\": \"memory\", \"options\": {\"compression\": \"none\","
+          " \"compression_level\": 1}}",
+          SNAP_ECONFIG, "options.compression_level");
+  store_refused("memory", "{\"compression\": \"zstd\", \"compression_level\": 23}",
+                "compression_level");
+  store_refused("memory", "{\"compression\": \"zlib\", \"compression_level\": -1}",
+                "compression_level");
+  snap_store *st;
+  cr_assert_eq(snap_store_open(&st, "memory", "{\"compression\": \"zstd\", \"compression_level\": -7}"),
+               SNAP_OK, "%s", snap_error_message());
+  snap_store_close(st);
 }
 
 Test(config, wrong_types_are_refused_naming_the_key) {

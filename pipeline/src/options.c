@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "snap/pipeline.h"
+#include "snap/pipeline_layer.h"
 #include "pipeline_internal.h"
 
 /* Generations are process-wide, so no two states of any two options
@@ -83,19 +84,27 @@ int snap_options_copy(snap_options **out, const snap_options *src) {
   return SNAP_OK;
 }
 
+int snap__compression_levels(snap_compression alg, int *min, int *max, int *dflt) {
+  if (alg == SNAP_COMPRESSION_ZLIB) {
+    *min = 0, *max = 9, *dflt = 6;
+    return SNAP_OK;
+  }
+  if (alg == SNAP_COMPRESSION_ZSTD) {
+    *min = snap__zstd_level_min(), *max = snap__zstd_level_max(), *dflt = 3;
+    return SNAP_OK;
+  }
+  return SNAP_EINVAL;
+}
+
 int snap_options_set_compression(snap_options *o, snap_compression alg, int level) {
   if (!o)
     return snap_error_set(SNAP_EINVAL, "snap_options_set_compression: NULL options");
-  if (alg != SNAP_COMPRESSION_NONE && alg != SNAP_COMPRESSION_ZLIB && alg != SNAP_COMPRESSION_ZSTD)
+  int lo = 0, hi = 9, dflt;
+  if (alg != SNAP_COMPRESSION_NONE && snap__compression_levels(alg, &lo, &hi, &dflt) != SNAP_OK)
     return snap_error_set(SNAP_EINVAL, "unknown compression algorithm %d", (int)alg);
-  if (alg == SNAP_COMPRESSION_ZSTD) {
-    const int lo = snap__zstd_level_min(), hi = snap__zstd_level_max();
-    if (level < lo || level > hi)
-      return snap_error_set(SNAP_EINVAL, "zstd compression level %d is out of range (%d to %d)",
-                            level, lo, hi);
-  } else if (level < 0 || level > 9) {
-    return snap_error_set(SNAP_EINVAL, "compression level %d is out of range (0-9)", level);
-  }
+  if (level < lo || level > hi)
+    return snap_error_set(SNAP_EINVAL, "%scompression level %d is out of range (%d to %d)",
+                          alg == SNAP_COMPRESSION_ZSTD ? "zstd " : "", level, lo, hi);
   o->comp = alg;
   o->level = level;
   o->set |= SNAP__F_COMPRESSION;

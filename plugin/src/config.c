@@ -176,29 +176,25 @@ static int read_keyed(snap_conf *opts, keyed_spec *es) {
 
 /* Reads "options" into `o` (key files not yet read: see load_keys()). */
 static int read_options(snap_conf *doc, snap_options *o, keyed_spec *es) {
-  static const char *const algs[] = {"none", "zlib", NULL};
   snap_conf opts;
   int rc = snap__conf_obj(doc, "options", 0, &opts);
   if (rc <= 0)
     return rc;
-  int alg = 0;
-  int64_t level = 6, min_size = 0, max_stored = 0, max_decoded = 0;
+  snap_compression alg = SNAP_COMPRESSION_NONE;
+  int level = 0;
+  int64_t min_size = 0, max_stored = 0, max_decoded = 0;
   bool accept = false;
   unsigned required = 0;
-  int has_alg = snap__conf_enum(&opts, "compression", 0, algs, &alg);
-  int has_level = snap__conf_int(&opts, "compression_level", 0, 0, 9, &level);
+  int has_alg = snap__conf_compression(&opts, &alg, &level);
   int has_min = snap__conf_int(&opts, "compression_min_size", 0, 0, SIZE_LIMIT, &min_size);
   int has_ms = snap__conf_int(&opts, "max_stored_size", 0, 1, SIZE_LIMIT, &max_stored);
   int has_md = snap__conf_int(&opts, "max_decoded_size", 0, 1, SIZE_LIMIT, &max_decoded);
   int has_accept = snap__conf_bool(&opts, "accept_unauthenticated", 0, &accept);
   int has_required = read_required(&opts, &required);
-  if (has_level > 0 && !(has_alg > 0 && alg == 1))
-    snap__conf_error(&opts, "compression_level", "only meaningful with \"compression\": \"zlib\"");
   if ((rc = read_keyed(&opts, &es[0])) != SNAP_OK || (rc = read_keyed(&opts, &es[1])) != SNAP_OK ||
       (rc = snap__conf_done(&opts)) != SNAP_OK)
     return rc;
-  if (has_alg > 0 && (rc = snap_options_set_compression(
-                          o, alg == 1 ? SNAP_COMPRESSION_ZLIB : SNAP_COMPRESSION_NONE, (int)level)))
+  if (has_alg > 0 && (rc = snap_options_set_compression(o, alg, level)))
     return rc;
   if (has_min > 0 && (rc = snap_options_set_compression_min_size(o, (size_t)min_size)))
     return rc;

@@ -22,4 +22,9 @@ int snap__body_decode_checked(const char *pid, int64_t seq, const void *body, si
                               const snap_options *o, snap_buf *out, snap_format *fmt,
                               unsigned *stages);
 
+/** The levels `alg` accepts and its default level (zlib 0-9, default 6;
+ * zstd its negative fast levels to 22, default 3). SNAP_EINVAL for NONE or an
+ * unknown algorithm. */
+int snap__compression_levels(snap_compression alg, int *min, int *max, int *dflt);
+
 #endif

@@ -100,7 +100,8 @@ SNAP_API int snap_snapshot_to_json(const snap_snapshot *s, struct cJSON **out);
  *  - store keys: "keep" (0 keeps all; stored with the data set, see
  *    docs/STORE.md "Retention"), "keep_change" (true: change the data set's
  *    stored "keep"), "max_load_attempts" (default 3), "compression" ("none" |
- *    "zlib"), "compression_level" (0-9), "compression_min_size" (bytes),
+ *    "zlib" | "zstd"), "compression_level" (zlib 0-9, zstd -131072 to 22),
+ *    "compression_min_size" (bytes),
  *    "max_stored_size", "max_decoded_size";
  *  - every other key goes to the backend, which refuses those it does not know.
  * The document is read strictly: unknown or duplicate keys, wrong types,

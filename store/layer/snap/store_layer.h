@@ -95,6 +95,14 @@ int snap__conf_rest(snap_conf *c, char **json);
  * refused. */
 int snap__conf_section(snap_conf *c, const char *key, snap_conf *sub);
 
+/* "compression" ("none", "zlib" or "zstd") and "compression_level" (in that
+ * algorithm's range, default its own default) of an options object: 1 when
+ * "compression" is present (`*alg` and `*level` set), 0 when absent, the
+ * reader's first error (negative) when either is wrong. A level without an
+ * algorithm that takes one is refused. The store's keys and the plugin
+ * document's "options" read them the same way. */
+int snap__conf_compression(snap_conf *c, snap_compression *alg, int *level);
+
 /* Key path formatting shared with callers that report on their own:
  * "<prefix>.<key>" (or "<key>" at the top). */
 void snap__conf_join(char *dst, size_t cap, const char *prefix, const char *key);
