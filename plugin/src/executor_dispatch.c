@@ -54,25 +54,58 @@ static bool loads_drained_locked(const snap_executor *ex) {
 static void to_delivery_locked(snap_executor *ex, snap__req *r) {
   snap__exec_observe(ex, SNAP__EXEC_QUEUE_WAIT, snap__exec_now_ns() - r->submitted_ns);
   r->dnext = NULL;
-  if (ex->dtail)
-    ex->dtail->dnext = r;
+  unsigned b = r->bucket;
+  if (ex->dtail[b])
+    ex->dtail[b]->dnext = r;
   else
-    ex->dhead = r;
-  ex->dtail = r;
+    ex->dhead[b] = r;
+  ex->dtail[b] = r;
 }
 
-/* Delivers every finished request at the head of the delivery list, in order,
- * unless another thread is already doing so (it will deliver these too).
- * Called and returns with ex->mu held; callbacks run without it. */
+/* Appends a request that may be delivered now to the ready list. */
+static void to_ready_locked(snap_executor *ex, snap__req *r) {
+  r->rnext = NULL;
+  if (ex->rtail)
+    ex->rtail->rnext = r;
+  else
+    ex->rhead = r;
+  ex->rtail = r;
+}
+
+void snap__exec_done_locked(snap_executor *ex, snap__req *r) {
+  r->done = true;
+  if (ex->dhead[r->bucket] == r)
+    to_ready_locked(ex, r);
+}
+
+/* Takes the next deliverable request off the ready list and its bucket's
+ * delivery list; the request behind it in that bucket becomes deliverable if
+ * it is already done. Caller holds ex->mu; the ready list is not empty. */
+static snap__req *take_ready_locked(snap_executor *ex) {
+  snap__req *r = ex->rhead;
+  ex->rhead = r->rnext;
+  if (!ex->rhead)
+    ex->rtail = NULL;
+  unsigned b = r->bucket;
+  ex->dhead[b] = r->dnext;
+  if (!ex->dhead[b])
+    ex->dtail[b] = NULL;
+  else if (ex->dhead[b]->done)
+    to_ready_locked(ex, ex->dhead[b]);
+  return r;
+}
+
+/* Delivers every request that may be delivered: finished, and the first of
+ * its pid bucket still undelivered (so each pid's callbacks keep submission
+ * order; pids of different buckets do not wait for each other). Unless
+ * another thread is already doing so (it will deliver these too). Called and
+ * returns with ex->mu held; callbacks run without it, one at a time. */
 void snap__exec_drain_locked(snap_executor *ex) {
   if (ex->delivering)
     return;
   ex->delivering = true;
-  while (ex->dhead && ex->dhead->done) {
-    snap__req *r = ex->dhead;
-    ex->dhead = r->dnext;
-    if (!ex->dhead)
-      ex->dtail = NULL;
+  while (ex->rhead) {
+    snap__req *r = take_ready_locked(ex);
     /* Counted before its callback runs, so that a callback, and whoever it
      * wakes, reads counters that include it. */
     ex->stats.completed++;
@@ -144,8 +177,8 @@ static void cancel_queue_locked(snap_executor *ex) {
     char msg[160];
     snprintf(msg, sizeof msg, "pid '%s': executor shut down before the request started", r->pid);
     snap__exec_set_failure(r, SNAP_ECLOSED, msg);
-    r->done = true;
     to_delivery_locked(ex, r);
+    snap__exec_done_locked(ex, r);
     r = next;
   }
   snap__exec_drain_locked(ex);
@@ -221,7 +254,7 @@ static size_t take_writes_locked(snap_executor *ex, bool *saves) {
  * is counted, and what is finished is delivered. Caller holds ex->mu. */
 static void conclude_writes_locked(snap_executor *ex, size_t n, bool saves) {
   for (size_t i = 0; i < n; i++)
-    ex->batch[i]->done = true;
+    snap__exec_done_locked(ex, ex->batch[i]);
   if (saves) {
     ex->stats.commits++;
     ex->stats.saves += n;

@@ -42,7 +42,8 @@ enum {
 
 typedef struct snap__req {
   struct snap__req *next;  /* the queue, then the load threads' list */
-  struct snap__req *dnext; /* the delivery list (submission order) */
+  struct snap__req *dnext; /* its pid bucket's delivery list (submission order) */
+  struct snap__req *rnext; /* the ready list: done and first of its bucket */
   snap_request_kind kind;
   char *pid;
   unsigned bucket; /* hash of the pid mod SNAP__EXEC_READING_BUCKETS */
@@ -77,7 +78,12 @@ struct snap_executor {
   size_t loads_out;         /* loads dispatched and not yet delivered */
   size_t held, max_held;    /* bytes of the snapshots loaded and not yet delivered */
   unsigned reading[SNAP__EXEC_READING_BUCKETS]; /* loads not yet read, by pid bucket */
-  snap__req *dhead, *dtail;                     /* dispatched, waiting for delivery in order */
+  /* Dispatched and not yet delivered, per pid bucket in submission order:
+   * only the first of a bucket may be delivered, so each pid's callbacks run
+   * in submission order while a finished load never waits for a slower load
+   * of another pid. */
+  snap__req *dhead[SNAP__EXEC_READING_BUCKETS], *dtail[SNAP__EXEC_READING_BUCKETS];
+  snap__req *rhead, *rtail; /* done and first of their bucket: deliverable now */
   bool delivering;                              /* a thread is running callbacks */
   /* What the dispatcher waits for, so that the threads that could end the
    * wait wake it only then: every wake-up costs a context switch, and on a
@@ -111,6 +117,8 @@ void snap__exec_set_failure(snap__req *r, int status, const char *msg);
 /* executor_dispatch.c: the dispatcher thread; delivery, called and
  * returning with ex->mu held. */
 void *snap__exec_worker_main(void *arg);
+/* Marks a dispatched request finished (its outcome recorded). */
+void snap__exec_done_locked(snap_executor *ex, snap__req *r);
 void snap__exec_drain_locked(snap_executor *ex);
 
 /* executor_loads.c */

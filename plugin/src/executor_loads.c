@@ -1,6 +1,6 @@
 /* The executor's load threads: each takes the loads the dispatcher handed
  * out, reads and decodes them side by side with the others, and delivers
- * what is finished in order. A byte budget bounds the snapshots read and
+ * what is finished (in submission order per pid). A byte budget bounds the snapshots read and
  * waiting for an earlier callback. */
 #include "executor_internal.h"
 
@@ -46,7 +46,7 @@ void *snap__exec_loader_main(void *arg) {
       r->held = r->res.snapshot->len;
       ex->held += r->held;
     }
-    r->done = true;
+    snap__exec_done_locked(ex, r);
     snap__exec_drain_locked(ex);
   }
   pthread_mutex_unlock(&ex->mu);

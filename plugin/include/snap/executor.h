@@ -6,10 +6,12 @@
  *        threads at once.
  *
  * Guarantees (docs/PLUGIN.md has the reasoning):
- *  - Order: requests are dispatched in submission order and their callbacks
- *    run in submission order. Writes are grouped only in runs of consecutive
- *    saves; a load submitted after a save of the same pid sees that save, and
- *    a load submitted before a save or delete of its pid does not see it.
+ *  - Order: requests are dispatched in submission order, and the callbacks
+ *    of each pid run in submission order; callbacks of different pids may run
+ *    out of submission order (a finished load does not wait for a slower load
+ *    of another pid). Writes are grouped only in runs of consecutive saves; a
+ *    load submitted after a save of the same pid sees that save, and a load
+ *    submitted before a save or delete of its pid does not see it.
  *  - Durability: a save whose callback reports SNAP_OK is exactly as durable
  *    as a synchronous snap_save() that returned SNAP_OK.
  *  - Encoding: a save is validated, compressed and encrypted on the
@@ -73,8 +75,8 @@ typedef struct snap_result {
 
 /**
  * A completion callback. It runs on one of the executor's threads, one
- * callback at a time and in submission order, never with an executor lock
- * held; it may submit new requests (a submission from a callback never
+ * callback at a time and, for each pid, in submission order, never with an
+ * executor lock held; it may submit new requests (a submission from a callback never
  * blocks: it fails with SNAP_EAGAIN instead of waiting for room it would have
  * to make itself). A slow callback delays every later callback.
  */
