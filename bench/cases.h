@@ -167,6 +167,12 @@ int storm_sync(const bench_ctx *bx, load_case *lc, double *rate, char *err, size
  *  the one store: what the store itself does with several cores. */
 int storm_direct(const bench_ctx *bx, load_case *lc, int threads, double *rate, char *err,
                  size_t errcap);
+/** The executor's storm and two threads calling snap_load_latest(), each in
+ *  a fresh process on lc->snap_path (a cold start; `lc` is a load_case). */
+int storm_cold_executor(const bench_ctx *bx, void *lc, double *rate, char *err, size_t errcap);
+int storm_cold_direct(const bench_ctx *bx, void *lc, double *rate, char *err, size_t errcap);
+/** The child side of the cold storm: argv = MODE OPT DB_PATH NPIDS, key on stdin. */
+int storm_child_main(int argc, char **argv);
 
 /* ------------------------------------------------------------------------ */
 /* DEFLATE implementations                                                   */

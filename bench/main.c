@@ -479,6 +479,30 @@ static int side_storm_direct(const bench_ctx *bx, void *c, double *v, char *err,
   return storm_direct(bx, ((storm_side *)c)->lc, ((storm_side *)c)->threads, v, err, cap);
 }
 
+static int side_storm_direct2(const bench_ctx *bx, void *c, double *v, char *err, size_t cap) {
+  return storm_direct(bx, ((storm_side *)c)->lc, 2, v, err, cap);
+}
+static int side_storm_cold_exec(const bench_ctx *bx, void *c, double *v, char *err, size_t cap) {
+  return storm_cold_executor(bx, ((storm_side *)c)->lc, v, err, cap);
+}
+static int side_storm_cold_direct(const bench_ctx *bx, void *c, double *v, char *err, size_t cap) {
+  return storm_cold_direct(bx, ((storm_side *)c)->lc, v, err, cap);
+}
+
+/* The executor against the machine's real ceiling, two threads calling
+ * snap_load_latest() (a 2-core machine's), in the same run: cold, each side
+ * in a fresh process; warm, in this one after its warm-up pass. */
+static const char *const storm_ceiling[2] = {
+    "10,000 pids 4 KiB JSON, zlib-1+enc, executor, cold",
+    "10,000 pids 4 KiB JSON, zlib-1+enc, executor, warm"};
+
+static void storm_ceiling_rows(runner *rn, storm_side *side) {
+  run_row(rn, "storm", storm_ceiling[0], "2 threads direct", "loads/s", KIND_RATE,
+          side_storm_cold_exec, side, side_storm_cold_direct, side);
+  run_row(rn, "storm", storm_ceiling[1], "2 threads direct", "loads/s", KIND_RATE,
+          side_storm_exec, side, side_storm_direct2, side);
+}
+
 static void storm_rows(runner *rn, const states *s) {
   const bench_cfg *cfg = rn->bx->cfg;
   static const int opts[] = {OPT_PLAIN, OPT_ZLIB_ENC};
@@ -487,7 +511,9 @@ static void storm_rows(runner *rn, const states *s) {
     payload p = ledger_json(s, SIZE_4K);
     snprintf(name, sizeof name, "%s, %s, executor, default load threads", p.label,
              opt_label(opts[i]));
-    if (!wanted(rn, "storm", name)) {
+    const bool ceiling = opts[i] == OPT_ZLIB_ENC && (wanted(rn, "storm", storm_ceiling[0]) ||
+                                                     wanted(rn, "storm", storm_ceiling[1]));
+    if (!wanted(rn, "storm", name) && !ceiling) {
       continue;
     }
     load_case lc;
@@ -523,6 +549,9 @@ static void storm_rows(runner *rn, const states *s) {
              opt_label(opts[i]), side.threads);
     run_row(rn, "storm", direct, "snap_load_latest() from 1 thread", "loads/s", KIND_RATE,
             side_storm_direct, &side, side_storm_sync, &side);
+    if (ceiling) {
+      storm_ceiling_rows(rn, &side);
+    }
     load_teardown(&lc);
   }
 }
@@ -992,6 +1021,9 @@ static void print_header(const bench_cfg *cfg, int argc, char **argv, FILE *out)
 int main(int argc, char **argv) {
   if (argc >= 2 && strcmp(argv[1], "--rss-child") == 0) {
     return rss_child_main(argc - 2, argv + 2);
+  }
+  if (argc >= 2 && strcmp(argv[1], "--storm-child") == 0) {
+    return storm_child_main(argc - 2, argv + 2);
   }
   bench_cfg cfg;
   memset(&cfg, 0, sizeof cfg);
