@@ -86,7 +86,10 @@ struct cf_backend {
   X(rewrite_never_overwrites_a_newer_save_nor_revives_a_deleted_snapshot)                          \
   X(rewrite_reports_bodies_it_cannot_decode_and_leaves_them)                                       \
   X(raw_puts_copy_bodies_as_they_are_with_pid_seq_and_timestamp)                                   \
-  X(backups_are_complete_stores_or_unsupported)
+  X(backups_are_complete_stores_or_unsupported)                                                    \
+  X(conditional_saves_store_only_over_the_newest_seq_read)                                         \
+  X(conditional_batches_check_in_order_and_conflicts_fail_alone)                                   \
+  X(eight_threads_racing_conditionally_leave_one_winner_per_seq)
 
 #define CF_DECLARE_CASE(name) void cf_case_##name(const cf_backend *bc);
 CF_CASES(CF_DECLARE_CASE)

@@ -900,3 +900,50 @@ Test(executor, loaded_snapshots_waiting_for_a_callback_stay_within_the_budget) {
   snap_store_set_resolver(st, NULL, NULL);
   snap_store_close(st);
 }
+
+/* ---- conditional saves ------------------------------------------------------ */
+
+typedef struct cond_seen {
+  int status;
+  int64_t current_seq;
+} cond_seen;
+
+static void cond_cb(void *ud, snap_result *r) {
+  cond_seen *c = ud;
+  c->status = r->status;
+  c->current_seq = r->meta.current_seq;
+}
+
+/* Conditional saves queued together commit in one group, checked in order:
+ * the second sees the first as stored, the third (over the same seq as the
+ * second) conflicts and its callback says which seq it found. */
+Test(executor, conditional_saves_in_one_group_commit_are_checked_in_order) {
+  snap_store *st;
+  cr_assert_eq(snap_store_open(&st, "memory", NULL), SNAP_OK);
+  snap_executor *ex;
+  cr_assert_eq(snap_executor_new(&ex, st, NULL), SNAP_OK);
+  gate g;
+  gate_close(ex, &g);
+  const int64_t expected[3] = {SNAP_SEQ_NONE, 0, 0};
+  const int64_t seqs[3] = {0, 1, 1};
+  snap_save_ext ext[3];
+  cond_seen seen[3];
+  for (int i = 0; i < 3; i++) {
+    ext[i] = (snap_save_ext){.flags = SNAP_SAVE_IF_LATEST, .expected_seq = expected[i]};
+    seen[i] = (cond_seen){1, -9};
+    snap_request rq = {.kind = SNAP_REQUEST_SAVE,
+                       .save = save_req("c", seqs[i]),
+                       .save_ext = &ext[i],
+                       .callback = cond_cb,
+                       .ud = &seen[i]};
+    cr_assert_eq(snap_executor_submit(ex, &rq, -1), SNAP_OK, "%s", snap_error_message());
+  }
+  gate_open(&g);
+  snap_executor_free(ex);
+  cr_assert_eq(seen[0].status, SNAP_OK);
+  cr_assert_eq(seen[1].status, SNAP_OK);
+  cr_assert_eq(seen[2].status, SNAP_ECONFLICT);
+  cr_assert_eq(seen[1].current_seq, 1);
+  cr_assert_eq(seen[2].current_seq, 1);
+  snap_store_close(st);
+}

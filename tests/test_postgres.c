@@ -216,14 +216,14 @@ Test(postgres, schema_version_is_recorded_and_a_newer_one_refused) {
   snap_store_close(st);
   snprintf(sql, sizeof sql, "SELECT value FROM snapstore_meta WHERE name = 'schema_version:%s'",
            table);
-  cr_assert_eq(query_int(&f, 0, sql), 2);
-  snprintf(sql, sizeof sql, "UPDATE snapstore_meta SET value = 3 WHERE name = 'schema_version:%s'",
+  cr_assert_eq(query_int(&f, 0, sql), 3);
+  snprintf(sql, sizeof sql, "UPDATE snapstore_meta SET value = 4 WHERE name = 'schema_version:%s'",
            table);
   exec_sql(&f, 0, sql);
   st = open_on(&f, one, table, "");
   snap_snapshot *s = NULL;
   cr_assert_eq(snap_load_latest(st, "s", NULL, &s), SNAP_EFORMAT);
-  cr_assert(strstr(snap_error_message(), "schema version 3 is newer") != NULL, "%s",
+  cr_assert(strstr(snap_error_message(), "schema version 4 is newer") != NULL, "%s",
             snap_error_message());
   cr_assert_eq(snap_save(st, "s", 2, SNAP_FORMAT_JSON, "1", 1, NULL, NULL), SNAP_EFORMAT);
   snap_store_close(st);
@@ -888,7 +888,7 @@ Test(postgres, shards_that_disagree_on_the_retention_are_refused_naming_them) {
   snap_store_close(st);
 }
 
-Test(postgres, a_database_of_schema_version_1_opens_and_is_brought_to_version_2) {
+Test(postgres, a_database_of_schema_version_1_opens_and_is_upgraded_to_the_current_version) {
   pgfx f = shared();
   char db[64], table[64], sql[1024], ci[512], cfg[1024];
   /* A database of its own: version 1 had no snapstore_settings table. */
@@ -917,7 +917,7 @@ Test(postgres, a_database_of_schema_version_1_opens_and_is_brought_to_version_2)
   cr_assert_eq(latest_seq(st, "old"), 4);
   snap_store_close(st);
   const char *checks[][2] = {
-      {"SELECT value FROM snapstore_meta WHERE name = 'schema_version:%s'", "2"},
+      {"SELECT value FROM snapstore_meta WHERE name = 'schema_version:%s'", "3"},
       {"SELECT value FROM snapstore_settings WHERE table_name = '%s' AND name = 'keep'", "2"},
       {"SELECT count(*) FROM \"%s\"", "2"},
   };
@@ -1085,7 +1085,7 @@ Test(postgres, a_failing_prune_is_reported_and_fails_no_save) {
 /* ------------------------------------------------------------------------ */
 
 /* The schema version this code writes (store/backends/postgres/schema.c). */
-#define SCHEMA_NOW 2
+#define SCHEMA_NOW 3
 
 /* A database of its own, `*c` connected to it and `ci` its conninfo. */
 static void own_database(const pgfx *f, const char *prefix, char *db, char *ci, size_t cap,
@@ -1215,4 +1215,22 @@ Test(postgres, a_no_create_open_of_an_older_database_upgrades_nothing_and_says_s
   cr_assert_null(s);
   snap_plugin_close(p);
   drop_database(&f, c, db);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Conditional saves across processes                                        */
+/* ------------------------------------------------------------------------ */
+
+/* Two processes of eight threads each, each process with its own pool of
+ * connections, save conditionally over the newest seq they read: the pid's
+ * advisory lock and the INSERT ... SELECT ... WHERE give every seq exactly
+ * one winner, with no lost update. */
+Test(postgres, conditional_saves_of_two_processes_of_eight_threads_have_one_winner_per_seq) {
+  pgfx f = shared();
+  char table[64], cfg[4096], why[512] = "";
+  unique_table(table, sizeof table, "race");
+  keys_for(&f, three, table, "\"keep\": 0, \"pool_size\": 8", cfg, sizeof cfg);
+  cr_assert(st_race_two_processes(snap_backend_postgres(), cfg, "contended", 8, 60, why,
+                                  sizeof why),
+            "%s", why);
 }

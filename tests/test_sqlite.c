@@ -418,7 +418,7 @@ Test(sqlite, a_newer_schema_version_is_refused) {
   snap_store *st = open_sqlite(dir, "");
   int rc = snap_save(st, "p", 1, SNAP_FORMAT_JSON, "1", 1, NULL, NULL);
   cr_assert_eq(rc, SNAP_EFORMAT, "%d %s", rc, snap_error_message());
-  cr_assert(strstr(snap_error_message(), "version 7") && strstr(snap_error_message(), "version 1"),
+  cr_assert(strstr(snap_error_message(), "version 7") && strstr(snap_error_message(), "version 2"),
             "%s", snap_error_message());
   snap_snapshot *s = NULL;
   cr_assert_eq(snap_load_latest(st, "p", NULL, &s), SNAP_EFORMAT);
@@ -436,7 +436,7 @@ Test(sqlite, the_schema_is_versioned) {
   sqlite3_stmt *q;
   cr_assert_eq(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &q, NULL), SQLITE_OK);
   cr_assert_eq(sqlite3_step(q), SQLITE_ROW);
-  cr_assert_eq(sqlite3_column_int(q, 0), 1);
+  cr_assert_eq(sqlite3_column_int(q, 0), 2);
   sqlite3_finalize(q);
   cr_assert_eq(sqlite3_prepare_v2(db, "SELECT count(*) FROM Actor_Snaps2", -1, &q, NULL),
                SQLITE_OK);
@@ -1033,7 +1033,7 @@ Test(sqlite, a_save_from_a_fresh_handle_on_a_full_disk_is_efull) {
 /* ------------------------------------------------------------------------ */
 
 /* The schema version this code writes (store/backends/sqlite/schema.c). */
-#define SCHEMA_NOW 1
+#define SCHEMA_NOW 2
 
 /* tests/data/schema/sqlite-v1.db (its README says how it was written):
  * schema version 1, data sets "snapshots" (keep 3; account-2 compressed)
@@ -1096,7 +1096,36 @@ Test(sqlite, a_version_1_database_is_upgraded_at_open_and_its_snapshots_load) {
   cr_assert_eq(
       raw_int(db, "SELECT value FROM snapstore_meta WHERE name = 'schema_version:carts'"),
       SCHEMA_NOW);
+  /* Step 2 added the manifest column to both; older rows have none. */
+  cr_assert_eq(raw_int(db, "SELECT count(*) FROM snapshots WHERE manifest IS NULL"), 4);
+  cr_assert_eq(raw_int(db, "SELECT count(*) FROM carts WHERE manifest IS NULL"), 1);
   sqlite3_close(db);
+  st_rmtree(dir);
+  free(dir);
+}
+
+/* A read-only store reads the current layout only: the version 1 fixture is
+ * refused, saying what to do, and left byte for byte as it was. */
+Test(sqlite, a_read_only_store_refuses_a_version_1_database_and_leaves_it_unchanged) {
+  char *dir = st_tmpdir();
+  copy_fixture(dir, "t.db");
+  char *path = st_join(dir, "t.db");
+  uint8_t *before = NULL, *after = NULL;
+  size_t nb = 0, na = 0;
+  cr_assert(st_read_file(path, &before, &nb));
+  snap_store *st = open_sqlite(dir, "\"read_only\": true");
+  snap_snapshot *s = NULL;
+  int rc = snap_load_latest(st, "account-1", NULL, &s);
+  cr_assert_eq(rc, SNAP_EFORMAT, "%d: %s", rc, snap_error_message());
+  char want[96];
+  snprintf(want, sizeof want, "schema version 1 needs an upgrade to version %d", SCHEMA_NOW);
+  cr_assert(strstr(snap_error_message(), want), "%s", snap_error_message());
+  snap_store_close(st);
+  cr_assert(st_read_file(path, &after, &na));
+  cr_assert(na == nb && memcmp(before, after, nb) == 0, "the file changed");
+  free(before);
+  free(after);
+  free(path);
   st_rmtree(dir);
   free(dir);
 }
@@ -1162,6 +1191,23 @@ Test(sqlite, a_data_set_of_a_newer_schema_version_is_refused_naming_both_version
   expect_state(st, "account-1", 2, 1700000001000, "{\"owner\":\"ada\",\"balance\":25}");
   snap_store_close(st);
   sqlite3_close(db);
+  st_rmtree(dir);
+  free(dir);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Conditional saves across processes                                        */
+/* ------------------------------------------------------------------------ */
+
+/* Two processes of eight threads each save conditionally over the newest seq
+ * they read: one BEGIN IMMEDIATE transaction holds the check and the insert,
+ * so every seq has exactly one winner and no save is lost. */
+Test(sqlite, conditional_saves_of_two_processes_of_eight_threads_have_one_winner_per_seq) {
+  char *dir = st_tmpdir();
+  char cfg[4096], why[512] = "";
+  snprintf(cfg, sizeof cfg, "{\"path\": \"%s/t.db\", \"keep\": 0}", dir);
+  cr_assert(st_race_two_processes(snap_backend_sqlite(), cfg, "contended", 8, 60, why, sizeof why),
+            "%s", why);
   st_rmtree(dir);
   free(dir);
 }

@@ -147,9 +147,10 @@ static void run_saves(snap_executor *ex, size_t n) {
   const char *msg = rc != SNAP_OK ? snap_error_message() : "";
   for (size_t i = 0; i < n; i++) {
     snap__req *r = ex->batch[i];
-    if (ex->status[i] == SNAP_OK)
+    /* A conflict's meta says which seq it found. */
+    if (ex->status[i] == SNAP_OK || ex->status[i] == SNAP_ECONFLICT)
       r->res.meta = ex->meta[i];
-    else
+    if (ex->status[i] != SNAP_OK)
       snap__exec_set_failure(r, ex->status[i], msg);
     snap_prepared_free(r->prep);
     r->prep = NULL;

@@ -81,7 +81,7 @@ static int build(snap_executor *ex, const snap_request *rq, snap__req **out) {
   int rc;
   const char *pid;
   if (rq->kind == SNAP_REQUEST_SAVE) {
-    rc = snap_save_prepare(ex->st, &rq->save, &r->prep);
+    rc = snap_save_prepare_ex(ex->st, &rq->save, rq->save_ext, &r->prep);
     r->bytes = rq->save.len;
     pid = rq->save.pid;
     r->seq = rq->save.seq;

@@ -63,6 +63,8 @@ typedef struct encoded {
   unsigned ignored;
   size_t state_len;
   snap_buf *body;
+  int64_t expect_seq;  /* SNAP_BACKEND_ANY_SEQ: unconditional */
+  int64_t current_seq; /* out of a conditional put: the pid's newest seq */
 } encoded;
 
 /* A save encoded by snap_save_prepare(), waiting for snap_save_commit(). */
@@ -100,9 +102,34 @@ static int check_request(const snap_save_req *r) {
   return SNAP_OK;
 }
 
+/* What a save's extension asks, checked against the request and the backend. */
+static int check_ext(const snap_store *st, const snap_save_req *r, const snap_save_ext *x) {
+  if (x == NULL)
+    return SNAP_OK;
+  if ((x->flags & ~SNAP_SAVE_IF_LATEST) != 0)
+    return snap_error_set(SNAP_EINVAL, "save pid '%s' seq %" PRId64 ": unknown flags 0x%x",
+                          r->pid, r->seq, x->flags & ~SNAP_SAVE_IF_LATEST);
+  if (!(x->flags & SNAP_SAVE_IF_LATEST))
+    return SNAP_OK;
+  if (x->expected_seq < SNAP_SEQ_NONE)
+    return snap_error_set(SNAP_EINVAL,
+                          "save pid '%s' seq %" PRId64 ": expected seq %" PRId64
+                          " is neither a seq nor SNAP_SEQ_NONE (-1)",
+                          r->pid, r->seq, x->expected_seq);
+  if (st->be.abi_version < 4 || st->be.put4 == NULL)
+    return snap_error_set(SNAP_EUNSUPPORTED,
+                          "save pid '%s' seq %" PRId64 ": backend '%s' cannot make a save "
+                          "conditional (it has no put4, backend ABI version 4)",
+                          r->pid, r->seq, st->be.name);
+  return SNAP_OK;
+}
+
 /* Validates and encodes `r` into `body`; fills `e` (which borrows r->pid). */
-static int encode_request(snap_store *st, const snap_save_req *r, snap_buf *body, encoded *e) {
+static int encode_request(snap_store *st, const snap_save_req *r, const snap_save_ext *x,
+                          snap_buf *body, encoded *e) {
   int rc = check_request(r);
+  if (rc == SNAP_OK)
+    rc = check_ext(st, r, x);
   if (rc != SNAP_OK)
     return rc;
   snap__resolution owned;
@@ -124,6 +151,9 @@ static int encode_request(snap_store *st, const snap_save_req *r, snap_buf *body
   e->ignored = ignored;
   e->state_len = r->len;
   e->body = body;
+  e->expect_seq =
+      x != NULL && (x->flags & SNAP_SAVE_IF_LATEST) ? x->expected_seq : SNAP_BACKEND_ANY_SEQ;
+  e->current_seq = SNAP_SEQ_NONE;
   return SNAP_OK;
 }
 
@@ -135,6 +165,18 @@ static void fill_meta(snap_meta *m, const encoded *e) {
   m->ignored = e->ignored;
   m->state_len = e->state_len;
   m->stored_len = e->body->len;
+  m->current_seq = e->expect_seq == SNAP_BACKEND_ANY_SEQ ? SNAP_SEQ_NONE : e->seq;
+}
+
+/* A save's meta for its status: what was stored, or the seq a conflict found. */
+static void meta_for(snap_meta *m, const encoded *e, int status) {
+  if (status == SNAP_OK) {
+    fill_meta(m, e);
+  } else if (status == SNAP_ECONFLICT) {
+    memset(m, 0, sizeof *m);
+    m->seq = e->seq;
+    m->current_seq = e->current_seq;
+  }
 }
 
 /* Reports one save's outcome; `e` is all zero when the save failed to encode. */
@@ -145,12 +187,37 @@ static void observe_save(snap_store *st, uint64_t t0, const char *pid, int64_t s
                &(snap__op){SNAP_EVENT_SAVE, status, pid, seq, len, body, e->stages, e->ignored, 0});
 }
 
+/* The backend's put of `n` rows: put4() when the backend has it (the
+ * conditions travel with the rows; their conflicts come back in
+ * `es[i]->current_seq`), else put(). */
+static int backend_put(snap_store *st, encoded *const *es, snap_backend_row *rows,
+                       snap_backend_row4 *rows4, size_t n, uint32_t keep) {
+  if (rows4 == NULL)
+    return st->be.put(st->self, rows, n, keep);
+  for (size_t i = 0; i < n; i++) {
+    rows4[i].row = rows[i];
+    rows4[i].manifest = NULL;
+    rows4[i].expect_seq = es[i]->expect_seq;
+    rows4[i].current_seq = SNAP_SEQ_NONE;
+  }
+  int rc = st->be.put4(st->self, rows4, n, keep);
+  for (size_t i = 0; i < n; i++) {
+    rows[i].status = rows4[i].row.status;
+    es[i]->current_seq = rows4[i].current_seq;
+  }
+  return rc;
+}
+
 /* Writes the encoded saves in one backend put. `status` has n entries. */
 static int put_encoded(snap_store *st, encoded *const *es, size_t n, int *status) {
   snap_backend_row stack_rows[STACK_ROWS];
+  snap_backend_row4 stack_rows4[STACK_ROWS];
+  bool four = st->be.abi_version >= 4 && st->be.put4 != NULL;
   snap_backend_row *rows = stack_rows;
+  snap_backend_row4 *rows4 = four ? stack_rows4 : NULL;
   if (n > STACK_ROWS) {
-    rows = snap_malloc(n * sizeof *rows);
+    rows = snap_malloc(n * (sizeof *rows + (four ? sizeof *rows4 : 0)));
+    rows4 = four && rows != NULL ? (snap_backend_row4 *)(rows + n) : NULL;
     if (rows == NULL) {
       int rc = snap_error_set(SNAP_ENOMEM, "save: out of memory for %zu rows", n);
       for (size_t i = 0; i < n; i++)
@@ -170,7 +237,7 @@ static int put_encoded(snap_store *st, encoded *const *es, size_t n, int *status
   uint32_t keep;
   int rc = snap__retention_keep(&st->retention, &st->be, st->self, &keep);
   if (rc == SNAP_OK)
-    rc = st->be.put(st->self, rows, n, keep);
+    rc = backend_put(st, es, rows, rows4, n, keep);
   /* Rows report their own status. A backend that failed without marking any
    * row failed as a whole: then no row is known to be stored. */
   bool any_marked = false;
@@ -189,25 +256,38 @@ static int put_encoded(snap_store *st, encoded *const *es, size_t n, int *status
   return first;
 }
 
-int snap_save_at(snap_store *st, const char *pid, int64_t seq, int64_t timestamp, snap_format fmt,
-                 const void *state, size_t len, const snap_options *opts, snap_meta *meta) {
+/* One save of `r` with `x` (may be NULL). */
+static int save_one(snap_store *st, const snap_save_req *r, const snap_save_ext *x,
+                    snap_meta *meta) {
   if (st == NULL)
     return snap_error_set(SNAP_EINVAL, "save: store is NULL");
+  if (r == NULL)
+    return snap_error_set(SNAP_EINVAL, "save: request is NULL");
   uint64_t t0 = snap__obs_start(&st->obs);
-  snap_save_req r = {pid, seq, timestamp, fmt, state, len, opts};
   snap_buf body = pool_get(st);
   encoded e = {0};
   encoded *ep = &e;
-  int rc = encode_request(st, &r, &body, &e);
+  int rc = encode_request(st, r, x, &body, &e);
   if (rc == SNAP_OK) {
     int status;
     rc = put_encoded(st, &ep, 1, &status);
-    if (rc == SNAP_OK && meta != NULL)
-      fill_meta(meta, &e);
+    if (meta != NULL)
+      meta_for(meta, &e, rc);
   }
-  observe_save(st, t0, pid, seq, len, rc, &e);
+  observe_save(st, t0, r->pid, r->seq, r->len, rc, &e);
   pool_put(st, &body);
   return rc;
+}
+
+int snap_save_at(snap_store *st, const char *pid, int64_t seq, int64_t timestamp, snap_format fmt,
+                 const void *state, size_t len, const snap_options *opts, snap_meta *meta) {
+  snap_save_req r = {pid, seq, timestamp, fmt, state, len, opts};
+  return save_one(st, &r, NULL, meta);
+}
+
+int snap_save_ex(snap_store *st, const snap_save_req *req, const snap_save_ext *ext,
+                 snap_meta *meta) {
+  return save_one(st, req, ext, meta);
 }
 
 int snap_save(snap_store *st, const char *pid, int64_t seq, snap_format fmt, const void *state,
@@ -284,8 +364,8 @@ static int block_commit(snap_store *st, save_block *b, size_t n, int *status, sn
     put_encoded(st, b->todo, b->m, b->rows);
     for (size_t j = 0; j < b->m; j++) {
       status[b->index[j]] = b->rows[j];
-      if (b->rows[j] == SNAP_OK && meta != NULL)
-        fill_meta(&meta[b->index[j]], b->todo[j]);
+      if (meta != NULL)
+        meta_for(&meta[b->index[j]], b->todo[j], b->rows[j]);
     }
   }
   int first = SNAP_OK;
@@ -296,12 +376,17 @@ static int block_commit(snap_store *st, save_block *b, size_t n, int *status, sn
 
 int snap_save_batch(snap_store *st, const snap_save_req *reqs, size_t n, int *status,
                     snap_meta *meta) {
+  return snap_save_batch_ex(st, reqs, NULL, n, status, meta);
+}
+
+int snap_save_batch_ex(snap_store *st, const snap_save_req *reqs, const snap_save_ext *ext,
+                       size_t n, int *status, snap_meta *meta) {
   save_block b = {0}; /* block_start() fills it; zeroed so optimisers see it set */
   int rc = block_start(st, reqs, "requests", n, status, true, "save_batch", &b);
   if (rc <= 0)
     return rc;
   for (size_t i = 0; i < n; i++) {
-    status[i] = encode_request(st, &reqs[i], &b.bufs[i], &b.es[i]);
+    status[i] = encode_request(st, &reqs[i], ext ? &ext[i] : NULL, &b.bufs[i], &b.es[i]);
     if (status[i] == SNAP_OK)
       block_ready(&b, i);
   }
@@ -322,6 +407,11 @@ static int prepare_failed(snap_store *st, uint64_t t0, const snap_save_req *req,
 }
 
 int snap_save_prepare(snap_store *st, const snap_save_req *req, snap_prepared **out) {
+  return snap_save_prepare_ex(st, req, NULL, out);
+}
+
+int snap_save_prepare_ex(snap_store *st, const snap_save_req *req, const snap_save_ext *ext,
+                         snap_prepared **out) {
   if (out == NULL)
     return snap_error_set(SNAP_EINVAL, "save_prepare: out is NULL");
   *out = NULL;
@@ -335,7 +425,7 @@ int snap_save_prepare(snap_store *st, const snap_save_req *req, snap_prepared **
   snap_prepared *p = snap_calloc(1, sizeof *p + pid_len + 1);
   if (p == NULL)
     return snap_error_set(SNAP_ENOMEM, "save_prepare pid '%s': out of memory", req->pid);
-  rc = encode_request(st, req, &p->body, &p->e);
+  rc = encode_request(st, req, ext, &p->body, &p->e);
   if (rc != SNAP_OK) {
     snap_prepared_free(p);
     return prepare_failed(st, t0, req, rc);

@@ -33,7 +33,8 @@ extern "C" {
   X(EFORMAT, -13, "bad format")                                                                    \
   X(EAGAIN, -14, "queue full, try again")                                                          \
   X(EFULL, -15, "storage full")                                                                    \
-  X(ENOTFOUND, -16, "not found")
+  X(ENOTFOUND, -16, "not found")                                                                  \
+  X(ECONFLICT, -17, "conflict")
 
 /** Status codes. SNAP_OK is 0; every failure is negative. */
 typedef enum snap_status {

@@ -96,6 +96,10 @@ typedef struct snap_request {
   const snap_options *options;
   snap_executor_cb callback; /**< may be NULL to ignore the result */
   void *ud;
+  /** save: what the save asks beyond `save` (snap_save_ext: a condition), used
+   *  during the submit call only; NULL: nothing. A conditional save that
+   *  conflicts completes with SNAP_ECONFLICT and `meta.current_seq`. */
+  const snap_save_ext *save_ext;
 } snap_request;
 
 /**

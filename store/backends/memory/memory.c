@@ -12,8 +12,9 @@
 typedef struct mem_row {
   int64_t seq;
   int64_t timestamp;
-  uint8_t *body;
+  uint8_t *body; /* one allocation: the body, then the manifest's copy */
   size_t body_len;
+  const char *manifest; /* inside `body`'s allocation, or NULL */
 } mem_row;
 
 typedef struct mem_pid {
@@ -160,7 +161,8 @@ static void drop_rows(mem_backend *m, mem_pid *p, size_t from, size_t to) {
 }
 
 /* Stores `body` (a copy owned from now on by the table, or freed on failure). */
-static int put_row(mem_backend *m, const snap_backend_row *r, uint8_t *body) {
+static int put_row(mem_backend *m, const snap_backend_row *r, uint8_t *body,
+                   const char *manifest) {
   mem_pid *p = get_or_add_pid(m, r->pid);
   if (p == NULL) {
     m->host->free(body);
@@ -183,25 +185,58 @@ static int put_row(mem_backend *m, const snap_backend_row *r, uint8_t *body) {
     memmove(&p->rows[i + 1], &p->rows[i], (p->n - i) * sizeof *p->rows);
     p->n++;
   }
-  p->rows[i] = (mem_row){r->seq, r->timestamp, body, r->body_len};
+  p->rows[i] = (mem_row){r->seq, r->timestamp, body, r->body_len, manifest};
   return SNAP_OK;
 }
 
-static uint8_t *copy_body(mem_backend *m, snap_backend_row *r) {
-  uint8_t *body = m->host->malloc(r->body_len ? r->body_len : 1);
-  if (body == NULL)
+/* A copy of the body with the manifest (may be NULL) after it. */
+static uint8_t *copy_body(mem_backend *m, snap_backend_row *r, const char *manifest) {
+  size_t ml = manifest ? strlen(manifest) + 1 : 0;
+  uint8_t *body = m->host->malloc(r->body_len + ml + 1);
+  if (body == NULL) {
     r->status = m->host->error(SNAP_ENOMEM, "memory backend: out of memory for pid '%s' seq %lld",
                                r->pid, (long long)r->seq);
-  else
-    memcpy(body, r->body, r->body_len);
+    return NULL;
+  }
+  memcpy(body, r->body, r->body_len);
+  if (ml > 0)
+    memcpy(body + r->body_len, manifest, ml);
   return body;
 }
 
-static int mem_put(void *self, snap_backend_row *rows, size_t n, uint32_t keep) {
-  mem_backend *m = self;
+/* The newest seq of `pid` (-1: none). Lock held. */
+static int64_t newest_seq(const mem_backend *m, const char *pid) {
+  const mem_pid *p = find_pid(m, pid, hash_pid(pid));
+  return p != NULL && p->n > 0 ? p->rows[p->n - 1].seq : -1;
+}
+
+/* Row `i` of a put (rows) or a put4 (rows4). */
+static snap_backend_row *row_at(snap_backend_row *rows, snap_backend_row4 *rows4, size_t i) {
+  return rows4 ? &rows4[i].row : &rows[i];
+}
+
+/* Stores row `i` unless its condition fails (ECONFLICT). Lock held. */
+static int put_one(mem_backend *m, snap_backend_row *r, snap_backend_row4 *r4, uint8_t *body) {
+  if (r4 != NULL && r4->expect_seq != SNAP_BACKEND_ANY_SEQ) {
+    int64_t cur = newest_seq(m, r->pid);
+    if (cur != r4->expect_seq) {
+      m->host->free(body);
+      r4->current_seq = cur;
+      return m->host->error(SNAP_ECONFLICT,
+                            "memory backend: pid '%s' seq %lld: the newest stored seq is %lld, "
+                            "not the expected %lld",
+                            r->pid, (long long)r->seq, (long long)cur, (long long)r4->expect_seq);
+    }
+  }
+  size_t ml = r4 && r4->manifest ? 1 : 0;
+  return put_row(m, r, body, ml ? (const char *)body + r->body_len : NULL);
+}
+
+static int put_rows(mem_backend *m, snap_backend_row *rows, snap_backend_row4 *rows4, size_t n,
+                    uint32_t keep) {
   int first = SNAP_OK;
   for (size_t i = 0; i < n; i++)
-    rows[i].status = SNAP_OK;
+    row_at(rows, rows4, i)->status = SNAP_OK;
   /* Copy the bodies before taking the lock: the copies are the slow part. A
    * single row, the common case, needs no array. */
   uint8_t *one = NULL;
@@ -211,27 +246,29 @@ static int mem_put(void *self, snap_backend_row *rows, size_t n, uint32_t keep) 
     if (bodies == NULL) {
       int rc = m->host->error(SNAP_ENOMEM, "memory backend: out of memory for %zu rows", n);
       for (size_t i = 0; i < n; i++)
-        rows[i].status = rc;
+        row_at(rows, rows4, i)->status = rc;
       return rc;
     }
   }
   for (size_t i = 0; i < n; i++)
-    bodies[i] = copy_body(m, &rows[i]);
+    bodies[i] = copy_body(m, row_at(rows, rows4, i), rows4 ? rows4[i].manifest : NULL);
   pthread_rwlock_wrlock(&m->lock);
   for (size_t i = 0; i < n; i++) {
+    snap_backend_row *r = row_at(rows, rows4, i);
     if (bodies[i] != NULL)
-      rows[i].status = put_row(m, &rows[i], bodies[i]);
-    if (rows[i].status != SNAP_OK && first == SNAP_OK)
-      first = rows[i].status;
+      r->status = put_one(m, r, rows4 ? &rows4[i] : NULL, bodies[i]);
+    if (r->status != SNAP_OK && first == SNAP_OK)
+      first = r->status;
   }
   if (keep > 0) {
     for (size_t i = 0; i < n; i++) {
-      if (rows[i].status != SNAP_OK)
+      snap_backend_row *row = row_at(rows, rows4, i);
+      if (row->status != SNAP_OK)
         continue;
-      mem_pid *p = find_pid(m, rows[i].pid, hash_pid(rows[i].pid));
+      mem_pid *p = find_pid(m, row->pid, hash_pid(row->pid));
       if (p && p->n > keep) {
-        snap_backend_report r = {SNAP_EVENT_PRUNE, SNAP_OK,     rows[i].pid,
-                                 rows[i].seq,      p->n - keep, NULL};
+        snap_backend_report r = {SNAP_EVENT_PRUNE, SNAP_OK, row->pid, row->seq, p->n - keep,
+                                 NULL};
         drop_rows(m, p, 0, p->n - keep);
         if (m->host->abi_version >= 2 && m->host->report)
           m->host->report(m->host, &r);
@@ -244,8 +281,16 @@ static int mem_put(void *self, snap_backend_row *rows, size_t n, uint32_t keep) 
   return first;
 }
 
-static int mem_load(void *self, const char *pid, const snap_criteria *c, snap_backend_emit emit,
-                    void *ctx) {
+static int mem_put(void *self, snap_backend_row *rows, size_t n, uint32_t keep) {
+  return put_rows(self, rows, NULL, n, keep);
+}
+
+static int mem_put4(void *self, snap_backend_row4 *rows, size_t n, uint32_t keep) {
+  return put_rows(self, NULL, rows, n, keep);
+}
+
+static int mem_load4(void *self, const char *pid, const snap_criteria *c, const char *manifest,
+                     snap_backend_emit emit, void *ctx) {
   mem_backend *m = self;
   int rc = SNAP_OK;
   pthread_rwlock_rdlock(&m->lock);
@@ -257,7 +302,8 @@ static int mem_load(void *self, const char *pid, const snap_criteria *c, snap_ba
       const mem_row *r = &p->rows[i];
       if (r->seq < c->min_seq)
         break;
-      if (r->timestamp >= c->min_ts && r->timestamp <= c->max_ts) {
+      if (r->timestamp >= c->min_ts && r->timestamp <= c->max_ts &&
+          (manifest == NULL || (r->manifest != NULL && strcmp(r->manifest, manifest) == 0))) {
         /* The body stays valid while we hold the read lock. */
         rc = emit(ctx, r->seq, r->timestamp, r->body, r->body_len);
         break;
@@ -266,6 +312,11 @@ static int mem_load(void *self, const char *pid, const snap_criteria *c, snap_ba
   }
   pthread_rwlock_unlock(&m->lock);
   return rc;
+}
+
+static int mem_load(void *self, const char *pid, const snap_criteria *c, snap_backend_emit emit,
+                    void *ctx) {
+  return mem_load4(self, pid, c, NULL, emit, ctx);
 }
 
 static int mem_remove(void *self, const char *pid, const snap_criteria *c) {
@@ -391,7 +442,8 @@ static int mem_replace(void *self, snap_backend_swap *sw, size_t n) {
       sw[i].outcome = SNAP_SWAP_CHANGED;
       continue;
     }
-    uint8_t *body = m->host->malloc(sw[i].body_len ? sw[i].body_len : 1);
+    size_t ml = r->manifest ? strlen(r->manifest) + 1 : 0;
+    uint8_t *body = m->host->malloc(sw[i].body_len + ml + 1);
     if (body == NULL) {
       sw[i].status =
           m->host->error(SNAP_ENOMEM, "memory backend: out of memory for pid '%s'", sw[i].pid);
@@ -400,9 +452,12 @@ static int mem_replace(void *self, snap_backend_swap *sw, size_t n) {
       continue;
     }
     memcpy(body, sw[i].body, sw[i].body_len);
+    if (ml > 0)
+      memcpy(body + sw[i].body_len, r->manifest, ml);
     m->host->free(r->body);
     r->body = body;
     r->body_len = sw[i].body_len;
+    r->manifest = ml > 0 ? (const char *)body + sw[i].body_len : NULL;
     sw[i].outcome = SNAP_SWAP_DONE;
   }
   pthread_rwlock_unlock(&m->lock);
@@ -439,6 +494,9 @@ static const snap_backend memory_backend = {
     .setting = NULL, /* the data set lives with the handle */
     /* ABI 3 */
     .open_conf = mem_open,
+    /* ABI 4 */
+    .put4 = mem_put4,
+    .load4 = mem_load4,
 };
 
 const snap_backend *snap_backend_memory(void) { return &memory_backend; }

@@ -24,7 +24,7 @@
 
 /** The schema version this code writes (snapstore_meta, 'schema_version:<table>'):
  *  the number of the last upgrade step of schema.c, which lists them. */
-#define SNAP_PG_SCHEMA_VERSION 2
+#define SNAP_PG_SCHEMA_VERSION 3
 /** PostgreSQL identifiers are at most 63 bytes. */
 #define SNAP_PG_TABLE_MAX 63
 /** The number of slices; fixed forever (docs/POSTGRES.md). */
@@ -45,6 +45,8 @@ enum snap_pg_stmt {
   PG_ROWS,
   PG_ROWS_PID,
   PG_SWAP,
+  PG_INSERT_IF,
+  PG_LOAD_MANIFEST,
   PG_STMT_COUNT
 };
 
@@ -165,6 +167,8 @@ int snap__pg_replace(void *self, snap_backend_swap *swaps, size_t n);
 
 /** The put slot: each shard's rows in one pipelined transaction. */
 int snap__pg_put(void *self, snap_backend_row *rows, size_t n, uint32_t keep);
+/** The put4 slot: the same with manifests and conditional rows. */
+int snap__pg_put4(void *self, snap_backend_row4 *rows, size_t n, uint32_t keep);
 
 /* ---- settings.c ---- */
 

@@ -197,23 +197,26 @@ static void selection(const char *pid, const snap_criteria *cr, char v[4][8],
   }
 }
 
-static int pg_load(void *self, const char *pid, const snap_criteria *cr, snap_backend_emit emit,
-                   void *ctx) {
+static int pg_load4(void *self, const char *pid, const snap_criteria *cr, const char *manifest,
+                    snap_backend_emit emit, void *ctx) {
   snap_pg *b = self;
   int s = snap__pg_shard_of(snap__pg_slice(pid), b->nshards);
   char v[4][8];
-  const char *vals[5];
-  int lens[5];
+  const char *vals[6];
+  int lens[6];
   selection(pid, cr, v, vals, lens);
+  vals[5] = manifest;
+  lens[5] = manifest ? (int)strlen(manifest) : 0;
   /* The common load, the newest snapshot under no upper bound, uses a
    * statement with no range; when its row falls below the lower bounds, the
    * general statement answers. */
-  bool newest = cr->max_seq == INT64_MAX && cr->max_ts == INT64_MAX;
+  bool newest = cr->max_seq == INT64_MAX && cr->max_ts == INT64_MAX && manifest == NULL;
   int e = SNAP_OK;
   for (int pass = newest ? 0 : 1; pass < 2; pass++) {
     PGresult *r;
-    if ((e = snap__pg_query(b, s, pass == 0 ? PG_NEWEST : PG_LOAD, pass == 0 ? 1 : 5, vals, lens,
-                            &r)) != SNAP_OK)
+    enum snap_pg_stmt id = pass == 0 ? PG_NEWEST : manifest ? PG_LOAD_MANIFEST : PG_LOAD;
+    int np = pass == 0 ? 1 : manifest ? 6 : 5;
+    if ((e = snap__pg_query(b, s, id, np, vals, lens, &r)) != SNAP_OK)
       return e;
     bool again = false;
     if (PQntuples(r) == 1) {
@@ -234,6 +237,11 @@ static int pg_load(void *self, const char *pid, const snap_criteria *cr, snap_ba
       break;
   }
   return e;
+}
+
+static int pg_load(void *self, const char *pid, const snap_criteria *cr, snap_backend_emit emit,
+                   void *ctx) {
+  return pg_load4(self, pid, cr, NULL, emit, ctx);
 }
 
 static int pg_remove(void *self, const char *pid, const snap_criteria *cr) {
@@ -287,6 +295,9 @@ static const snap_backend pg_backend = {
     .setting = snap__pg_setting,
     /* ABI 3 */
     .open_conf = pg_open,
+    /* ABI 4 */
+    .put4 = snap__pg_put4,
+    .load4 = pg_load4,
 };
 
 const snap_backend *snap_backend_postgres(void) { return &pg_backend; }

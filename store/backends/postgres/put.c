@@ -29,6 +29,7 @@ typedef struct job {
   uint64_t *removed;  /* by the caller's row index: what the attempt's prune removed */
   bool *last;         /* by the caller's row index: its pid's prune follows it */
   pid_pos *order;     /* scratch for mark_prunes() (k of them at most) */
+  bool *conflict;     /* by the caller's row index: its condition failed in this attempt */
   bool prune;         /* prune in this attempt (off after a failing prune) */
   bool rollback;      /* end the failed transaction of the last attempt first */
   bool sent;          /* this attempt was sent */
@@ -37,10 +38,10 @@ typedef struct job {
   size_t nlocks, ninserts, nprunes; /* the statements of the attempt sent */
 } job;
 
-static void fail_pending(snap_backend_row *rows, const job *j, int e) {
+static void fail_pending(snap_backend_row4 *rows, const job *j, int e) {
   for (size_t i = 0; i < j->k; i++)
-    if (rows[j->idx[i]].status == PENDING)
-      rows[j->idx[i]].status = e;
+    if (rows[j->idx[i]].row.status == PENDING)
+      rows[j->idx[i]].row.status = e;
 }
 
 static int cmp_pid_pos(const void *a, const void *b) {
@@ -52,12 +53,12 @@ static int cmp_pid_pos(const void *a, const void *b) {
 /* Marks, by the caller's row index, the last pending row of each pid in the
  * job: one prune per pid follows all the inserts, however the pid's rows are
  * interleaved with other pids', and it is reported for that row's save. */
-static void mark_prunes(const snap_backend_row *rows, job *j) {
+static void mark_prunes(const snap_backend_row4 *rows, job *j) {
   size_t n = 0;
   for (size_t i = 0; i < j->k; i++) {
     j->last[j->idx[i]] = false;
-    if (rows[j->idx[i]].status == PENDING)
-      j->order[n++] = (pid_pos){rows[j->idx[i]].pid, i};
+    if (rows[j->idx[i]].row.status == PENDING)
+      j->order[n++] = (pid_pos){rows[j->idx[i]].row.pid, i};
   }
   qsort(j->order, n, sizeof *j->order, cmp_pid_pos);
   for (size_t i = 0; i < n; i++)
@@ -67,9 +68,9 @@ static void mark_prunes(const snap_backend_row *rows, job *j) {
 
 /* The position in idx of the first row whose prune was sent at or after
  * `from` (send_job() sends them in idx order). */
-static size_t next_prune(const snap_backend_row *rows, const job *j, size_t from) {
+static size_t next_prune(const snap_backend_row4 *rows, const job *j, size_t from) {
   size_t i = from;
-  while (i < j->k && (rows[j->idx[i]].status != PENDING || !j->last[j->idx[i]]))
+  while (i < j->k && (rows[j->idx[i]].row.status != PENDING || !j->last[j->idx[i]]))
     i++;
   return i;
 }
@@ -90,11 +91,11 @@ static int cmp_u32(const void *a, const void *b) {
 
 /* Locks the pids of the pending rows, in ascending key order so that two
  * transactions never wait on each other in a cycle. */
-static int send_locks(snap_pg *b, snap_backend_row *rows, job *j) {
+static int send_locks(snap_pg *b, snap_backend_row4 *rows, job *j) {
   size_t n = 0;
   for (size_t i = 0; i < j->k; i++)
-    if (rows[j->idx[i]].status == PENDING)
-      j->keys[n++] = snap__pg_fnv1a(rows[j->idx[i]].pid);
+    if (rows[j->idx[i]].row.status == PENDING)
+      j->keys[n++] = snap__pg_fnv1a(rows[j->idx[i]].row.pid);
   qsort(j->keys, n, sizeof *j->keys, cmp_u32);
   int e = SNAP_OK;
   for (size_t i = 0; i < n && e == SNAP_OK; i++) {
@@ -111,7 +112,30 @@ static int send_locks(snap_pg *b, snap_backend_row *rows, job *j) {
   return e;
 }
 
-static int send_job(snap_pg *b, snap_backend_row *rows, job *j, uint32_t keep) {
+static bool is_conditional(const snap_backend_row4 *r) {
+  return r->expect_seq != SNAP_BACKEND_ANY_SEQ;
+}
+
+/* The insert of one row: PG_INSERT, or PG_INSERT_IF for a conditional row. */
+static int send_insert(snap_pg *b, int s, snap_pg_conn *c, const snap_backend_row4 *r4) {
+  const snap_backend_row *r = &r4->row;
+  char seq[8], ts[8], slice[4], expect[8];
+  snap__pg_put64(seq, r->seq);
+  snap__pg_put64(ts, r->timestamp);
+  snap__pg_put32(slice, snap__pg_slice(r->pid));
+  snap__pg_put64(expect, r4->expect_seq);
+  /* A NULL value would be SQL NULL: an empty body is sent as "". A NULL
+   * manifest is SQL NULL. */
+  const char *vals[7] = {r->pid, seq, ts, slice, r->body ? (const char *)r->body : "",
+                         r4->manifest, expect};
+  int lens[7] = {(int)strlen(r->pid), 8, 8, 4, (int)r->body_len,
+                 r4->manifest ? (int)strlen(r4->manifest) : 0, 8};
+  if (is_conditional(r4))
+    return snap__pg_send(b, s, c, PG_INSERT_IF, 7, vals, lens, 0);
+  return snap__pg_send(b, s, c, PG_INSERT, 6, vals, lens, 0);
+}
+
+static int send_job(snap_pg *b, snap_backend_row4 *rows, job *j, uint32_t keep) {
   int s = j->shard, e = SNAP_OK;
   j->sent = j->commit_sent = false;
   j->nlocks = j->ninserts = j->nprunes = 0;
@@ -124,30 +148,30 @@ static int send_job(snap_pg *b, snap_backend_row *rows, job *j, uint32_t keep) {
   else
     for (size_t i = 0; i < j->k; i++)
       j->last[j->idx[i]] = false;
-  if (e == SNAP_OK && j->prune)
+  bool conditional = false;
+  for (size_t i = 0; i < j->k; i++) {
+    j->conflict[j->idx[i]] = false;
+    conditional |= rows[j->idx[i]].row.status == PENDING && is_conditional(&rows[j->idx[i]]);
+  }
+  /* Conditional rows, like prunes, need their pids' locks: they serialise
+   * every check-and-insert of a pid across connections and processes. */
+  if (e == SNAP_OK && (j->prune || conditional))
     e = send_locks(b, rows, j);
   for (size_t i = 0; i < j->k && e == SNAP_OK; i++) {
-    const snap_backend_row *r = &rows[j->idx[i]];
+    const snap_backend_row *r = &rows[j->idx[i]].row;
     if (r->status != PENDING)
       continue;
     if (r->body_len > (size_t)INT_MAX) {
-      rows[j->idx[i]].status = b->host->error(SNAP_ETOOBIG, "postgres: a body of more than %d "
+      rows[j->idx[i]].row.status = b->host->error(SNAP_ETOOBIG, "postgres: a body of more than %d "
                                                             "bytes cannot be sent",
                                               INT_MAX);
       continue;
     }
-    char seq[8], ts[8], slice[4];
-    snap__pg_put64(seq, r->seq);
-    snap__pg_put64(ts, r->timestamp);
-    snap__pg_put32(slice, snap__pg_slice(r->pid));
-    /* A NULL value would be SQL NULL: an empty body is sent as "". */
-    const char *vals[5] = {r->pid, seq, ts, slice, r->body ? (const char *)r->body : ""};
-    int lens[5] = {(int)strlen(r->pid), 8, 8, 4, (int)r->body_len};
-    e = snap__pg_send(b, s, j->c, PG_INSERT, 5, vals, lens, 0);
+    e = send_insert(b, s, j->c, &rows[j->idx[i]]);
     j->ninserts++;
   }
   for (size_t i = 0; i < j->k && e == SNAP_OK && j->prune; i++) {
-    const snap_backend_row *r = &rows[j->idx[i]];
+    const snap_backend_row *r = &rows[j->idx[i]].row;
     if (r->status != PENDING || !j->last[j->idx[i]])
       continue;
     char off[8];
@@ -223,14 +247,23 @@ enum ending {
   END_UNSYNCED, /* the COMMIT was acknowledged before the sync point was lost */
 };
 
+/* A conditional insert's answer (text: rows inserted, the newest seq found):
+ * none inserted is a conflict, applied once the attempt commits. */
+static void read_condition(snap_backend_row4 *rows, job *j, const PGresult *r, size_t row) {
+  if (PQntuples(r) != 1 || PQnfields(r) != 2)
+    return;
+  rows[row].current_seq = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
+  j->conflict[row] = strtoll(PQgetvalue(r, 0, 0), NULL, 10) == 0;
+}
+
 /* Classifies the result of the n-th statement of an attempt: what a prune
  * removed, the first failure and its kind, an acknowledged COMMIT. */
-static void classify_result(snap_pg *b, snap_backend_row *rows, job *j, PGresult *r, size_t n,
+static void classify_result(snap_pg *b, snap_backend_row4 *rows, job *j, PGresult *r, size_t n,
                             cursor *cu, outcome *o) {
   int s = j->shard;
   bool is_insert = n >= cu->first_insert && n < cu->first_prune;
   if (is_insert)
-    while (rows[j->idx[cu->row_pos]].status != PENDING)
+    while (rows[j->idx[cu->row_pos]].row.status != PENDING)
       cu->row_pos++;
   ExecStatusType st = PQresultStatus(r);
   bool is_prune = n >= cu->first_prune && n < cu->commit && cu->prune_pos < j->k;
@@ -251,7 +284,7 @@ static void classify_result(snap_pg *b, snap_backend_row *rows, job *j, PGresult
       if (is_prune) {
         /* The save goes on without it (see conclude_job()); the observer hears why. */
         const char *msg = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
-        report(b, SNAP_EVENT_PRUNE_FAILED, o->code, &rows[prune_row], 0,
+        report(b, SNAP_EVENT_PRUNE_FAILED, o->code, &rows[prune_row].row, 0,
                msg != NULL ? msg : "the prune failed");
       }
     } else if (n == cu->commit) {
@@ -263,6 +296,8 @@ static void classify_result(snap_pg *b, snap_backend_row *rows, job *j, PGresult
       o->kind = F_ALL;
     }
   }
+  if (is_insert && st == PGRES_TUPLES_OK)
+    read_condition(rows, j, r, j->idx[cu->row_pos]);
   if (n == cu->commit && st == PGRES_COMMAND_OK && strcmp(PQcmdStatus(r), "COMMIT") == 0)
     o->committed = true;
   if (is_insert)
@@ -272,7 +307,7 @@ static void classify_result(snap_pg *b, snap_backend_row *rows, job *j, PGresult
 }
 
 /* Reads an attempt's results up to its sync point, classifying each. */
-static enum ending recv_results(snap_pg *b, snap_backend_row *rows, job *j, int64_t deadline,
+static enum ending recv_results(snap_pg *b, snap_backend_row4 *rows, job *j, int64_t deadline,
                                 outcome *o) {
   int s = j->shard;
   PGresult *r;
@@ -310,19 +345,30 @@ static enum ending recv_results(snap_pg *b, snap_backend_row *rows, job *j, int6
   return END_SYNCED;
 }
 
-/* The attempt committed: its pending rows are stored. */
-static void job_stored(snap_pg *b, snap_backend_row *rows, job *j) {
-  for (size_t i = 0; i < j->k; i++)
-    if (rows[j->idx[i]].status == PENDING)
-      rows[j->idx[i]].status = SNAP_OK;
+/* The attempt committed: its pending rows are stored, but for those whose
+ * condition failed. */
+static void job_stored(snap_pg *b, snap_backend_row4 *rows, job *j) {
+  for (size_t i = 0; i < j->k; i++) {
+    snap_backend_row4 *r = &rows[j->idx[i]];
+    if (r->row.status != PENDING)
+      continue;
+    r->row.status = SNAP_OK;
+    if (j->conflict[j->idx[i]])
+      r->row.status = b->host->error(
+          SNAP_ECONFLICT,
+          "postgres %s table \"%s\": pid '%s' seq %lld: the newest stored seq is %lld, not the "
+          "expected %lld",
+          b->shards[j->shard].label, b->table, r->row.pid, (long long)r->row.seq,
+          (long long)r->current_seq, (long long)r->expect_seq);
+  }
   /* Reported once the COMMIT was acknowledged. */
   for (size_t i = 0; i < j->k; i++)
-    if (rows[j->idx[i]].status == SNAP_OK && j->removed[j->idx[i]] > 0)
-      report(b, SNAP_EVENT_PRUNE, SNAP_OK, &rows[j->idx[i]], j->removed[j->idx[i]], NULL);
+    if (rows[j->idx[i]].row.status == SNAP_OK && j->removed[j->idx[i]] > 0)
+      report(b, SNAP_EVENT_PRUNE, SNAP_OK, &rows[j->idx[i]].row, j->removed[j->idx[i]], NULL);
 }
 
 /* The connection was lost while the attempt's results were read. */
-static void job_lost(snap_pg *b, snap_backend_row *rows, job *j, const outcome *o) {
+static void job_lost(snap_pg *b, snap_backend_row4 *rows, job *j, const outcome *o) {
   /* Everything was sent with the COMMIT: unless a statement before the COMMIT
    * failed (then the transaction cannot have committed), nobody knows whether
    * the server committed before the connection was lost. */
@@ -340,7 +386,7 @@ static void job_lost(snap_pg *b, snap_backend_row *rows, job *j, const outcome *
 /* Concludes an attempt from what its results said: stored, a row refused
  * alone or a failing prune (another attempt), or every pending row failed
  * with the attempt's status and message. */
-static void conclude_job(snap_pg *b, snap_backend_row *rows, job *j, enum ending end,
+static void conclude_job(snap_pg *b, snap_backend_row4 *rows, job *j, enum ending end,
                          const outcome *o) {
   int s = j->shard;
   if (end == END_SYNCED)
@@ -355,9 +401,9 @@ static void conclude_job(snap_pg *b, snap_backend_row *rows, job *j, enum ending
     return;
   }
   if (o->kind == F_ROW) {
-    rows[o->bad_row].status = o->code;
+    rows[o->bad_row].row.status = o->code;
     for (size_t i = 0; i < j->k; i++)
-      j->more |= rows[j->idx[i]].status == PENDING;
+      j->more |= rows[j->idx[i]].row.status == PENDING;
     return;
   }
   if (o->kind == F_PRUNE) {
@@ -375,7 +421,7 @@ static void conclude_job(snap_pg *b, snap_backend_row *rows, job *j, enum ending
   fail_pending(rows, j, code);
 }
 
-static void recv_job(snap_pg *b, snap_backend_row *rows, job *j, int64_t deadline) {
+static void recv_job(snap_pg *b, snap_backend_row4 *rows, job *j, int64_t deadline) {
   outcome o = {F_NONE, SNAP_OK, 0, false};
   enum ending end = recv_results(b, rows, j, deadline, &o);
   conclude_job(b, rows, j, end, &o);
@@ -390,9 +436,11 @@ typedef struct put_mem {
   uint64_t *removed;
   bool *last;
   pid_pos *order;
+  bool *conflict;
 } put_mem;
 
 static void put_mem_free(const snap_host *h, put_mem *m) {
+  h->free(m->conflict);
   h->free(m->order);
   h->free(m->last);
   h->free(m->removed);
@@ -411,8 +459,9 @@ static int put_mem_alloc(snap_pg *b, size_t n, put_mem *m) {
   m->removed = h->malloc(n * sizeof *m->removed);
   m->last = h->malloc(n * sizeof *m->last);
   m->order = h->malloc(n * sizeof *m->order);
+  m->conflict = h->malloc(n * sizeof *m->conflict);
   if (m->idx == NULL || m->keys == NULL || m->jobs == NULL || m->shard_of == NULL ||
-      m->removed == NULL || m->last == NULL || m->order == NULL) {
+      m->removed == NULL || m->last == NULL || m->order == NULL || m->conflict == NULL) {
     put_mem_free(h, m);
     return h->error(SNAP_ENOMEM, "postgres backend: out of memory");
   }
@@ -421,13 +470,13 @@ static int put_mem_alloc(snap_pg *b, size_t n, put_mem *m) {
 
 /* Groups the rows by shard, each group in the caller's order, one job per
  * shard; every row is pending. */
-static void plan_jobs(snap_pg *b, snap_backend_row *rows, size_t n, uint32_t keep, put_mem *m) {
+static void plan_jobs(snap_pg *b, snap_backend_row4 *rows, size_t n, uint32_t keep, put_mem *m) {
   job *jobs = m->jobs;
   memset(jobs, 0, (size_t)b->nshards * sizeof *jobs);
   for (size_t i = 0; i < n; i++) {
-    m->shard_of[i] = snap__pg_shard_of(snap__pg_slice(rows[i].pid), b->nshards);
+    m->shard_of[i] = snap__pg_shard_of(snap__pg_slice(rows[i].row.pid), b->nshards);
     jobs[m->shard_of[i]].k++;
-    rows[i].status = PENDING;
+    rows[i].row.status = PENDING;
   }
   size_t at = 0;
   for (int s = 0; s < b->nshards; s++) {
@@ -436,6 +485,7 @@ static void plan_jobs(snap_pg *b, snap_backend_row *rows, size_t n, uint32_t kee
     jobs[s].keys = m->keys + at;
     jobs[s].removed = m->removed;
     jobs[s].last = m->last;
+    jobs[s].conflict = m->conflict;
     jobs[s].order = m->order + at;
     jobs[s].prune = keep > 0;
     at += jobs[s].k;
@@ -450,7 +500,7 @@ static void plan_jobs(snap_pg *b, snap_backend_row *rows, size_t n, uint32_t kee
 /* Takes a connection for every shard with rows, then runs the attempts:
  * every shard's attempt is sent before any is read, so the shards work in
  * parallel. A retry (a row refused alone, a failing prune) is rare. */
-static void run_jobs(snap_pg *b, snap_backend_row *rows, job *jobs, uint32_t keep) {
+static void run_jobs(snap_pg *b, snap_backend_row4 *rows, job *jobs, uint32_t keep) {
   for (int s = 0; s < b->nshards; s++) {
     job *j = &jobs[s];
     if (j->k == 0)
@@ -479,7 +529,7 @@ static void run_jobs(snap_pg *b, snap_backend_row *rows, job *jobs, uint32_t kee
 
 /* Concludes the put: every connection goes back outside any transaction,
  * and the put's status is its first row's failure, if any. */
-static int put_conclude(snap_pg *b, const snap_backend_row *rows, size_t n, job *jobs) {
+static int put_conclude(snap_pg *b, const snap_backend_row4 *rows, size_t n, job *jobs) {
   for (int s = 0; s < b->nshards; s++) {
     job *j = &jobs[s];
     if (j->c == NULL)
@@ -495,11 +545,11 @@ static int put_conclude(snap_pg *b, const snap_backend_row *rows, size_t n, job 
   }
   int first = SNAP_OK;
   for (size_t i = 0; i < n && first == SNAP_OK; i++)
-    first = rows[i].status;
+    first = rows[i].row.status;
   return first;
 }
 
-int snap__pg_put(void *self, snap_backend_row *rows, size_t n, uint32_t keep) {
+int snap__pg_put4(void *self, snap_backend_row4 *rows, size_t n, uint32_t keep) {
   snap_pg *b = self;
   if (n == 0)
     return SNAP_OK;
@@ -507,12 +557,33 @@ int snap__pg_put(void *self, snap_backend_row *rows, size_t n, uint32_t keep) {
   int e = put_mem_alloc(b, n, &m);
   if (e != SNAP_OK) {
     for (size_t i = 0; i < n; i++)
-      rows[i].status = e;
+      rows[i].row.status = e;
     return e;
   }
   plan_jobs(b, rows, n, keep, &m);
   run_jobs(b, rows, m.jobs, keep);
   e = put_conclude(b, rows, n, m.jobs);
   put_mem_free(b->host, &m);
+  return e;
+}
+
+/* put() of ABI 1 is put4() with no manifest and no condition. */
+int snap__pg_put(void *self, snap_backend_row *rows, size_t n, uint32_t keep) {
+  snap_pg *b = self;
+  if (n == 0)
+    return SNAP_OK;
+  snap_backend_row4 *rows4 = b->host->malloc(n * sizeof *rows4);
+  if (rows4 == NULL) {
+    int e = b->host->error(SNAP_ENOMEM, "postgres backend: out of memory");
+    for (size_t i = 0; i < n; i++)
+      rows[i].status = e;
+    return e;
+  }
+  for (size_t i = 0; i < n; i++)
+    rows4[i] = (snap_backend_row4){rows[i], NULL, SNAP_BACKEND_ANY_SEQ, -1};
+  int e = snap__pg_put4(self, rows4, n, keep);
+  for (size_t i = 0; i < n; i++)
+    rows[i].status = rows4[i].row.status;
+  b->host->free(rows4);
   return e;
 }

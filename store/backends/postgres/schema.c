@@ -42,6 +42,12 @@ static const char *const step_settings[] = {
     NULL,
 };
 
+/* Step 3: the manifest column (NULL in older rows), which load4() selects by. */
+static const char *const step_manifest[] = {
+    "ALTER TABLE \"%s\" ADD COLUMN IF NOT EXISTS manifest text",
+    NULL,
+};
+
 /* One upgrade step, from `version - 1` to `version`: statements run in the
  * upgrade transaction, each a template whose every %s is the table's name.
  * Each must be idempotent (IF NOT EXISTS, ADD COLUMN IF NOT EXISTS...) and
@@ -57,6 +63,7 @@ typedef struct schema_step {
 static const schema_step steps[] = {
     {1, "create the data table and snapstore_meta", step_tables},
     {2, "create snapstore_settings", step_settings},
+    {3, "add the manifest column", step_manifest},
 };
 
 #define STEP_COUNT ((int)(sizeof steps / sizeof steps[0]))

@@ -26,7 +26,8 @@ static const char *const stmt_names[PG_STMT_COUNT] = {
     [PG_INSERT] = "snap_insert", [PG_PRUNE] = "snap_prune",   [PG_NEWEST] = "snap_newest",
     [PG_LOAD] = "snap_load",     [PG_REMOVE] = "snap_remove", [PG_LOCK] = "snap_lock",
     [PG_PIDS] = "snap_pids",     [PG_ROWS] = "snap_rows",     [PG_ROWS_PID] = "snap_rows_pid",
-    [PG_SWAP] = "snap_swap",
+    [PG_SWAP] = "snap_swap",     [PG_INSERT_IF] = "snap_insert_if",
+    [PG_LOAD_MANIFEST] = "snap_load_manifest",
 };
 
 /* Every statement but the transaction ones is keyed by persistence_id = $1,
@@ -35,9 +36,10 @@ static const char *const stmt_tpl[PG_STMT_COUNT] = {
     [PG_BEGIN] = "BEGIN",
     [PG_COMMIT] = "COMMIT",
     [PG_ROLLBACK] = "ROLLBACK",
-    [PG_INSERT] = "INSERT INTO \"%s\" (persistence_id, seq, ts, slice, body) "
-                  "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (persistence_id, seq) "
-                  "DO UPDATE SET ts = EXCLUDED.ts, body = EXCLUDED.body",
+    [PG_INSERT] = "INSERT INTO \"%s\" (persistence_id, seq, ts, slice, body, manifest) "
+                  "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (persistence_id, seq) "
+                  "DO UPDATE SET ts = EXCLUDED.ts, body = EXCLUDED.body, "
+                  "manifest = EXCLUDED.manifest",
     /* Keep the newest $2 + 1 rows: with fewer, the subquery is NULL and
      * nothing matches. */
     [PG_PRUNE] = "DELETE FROM \"%s\" WHERE persistence_id = $1 AND seq < (SELECT seq FROM \"%s\" "
@@ -66,15 +68,31 @@ static const char *const stmt_tpl[PG_STMT_COUNT] = {
     [PG_SWAP] = "WITH u AS (UPDATE \"%s\" SET body = $4 WHERE persistence_id = $1 AND seq = $2 "
                 "AND body = $3 RETURNING 1) SELECT (SELECT count(*) FROM u), "
                 "(SELECT count(*) FROM \"%s\" WHERE persistence_id = $1 AND seq = $2)",
+    /* A conditional save: the row goes in only when the pid's newest seq is
+     * $7 (-1: none). The put took the pid's advisory lock earlier in the
+     * transaction, so under READ COMMITTED this statement's snapshot, taken
+     * after the lock, sees every conditional save committed before it. It
+     * answers (rows inserted, the newest seq it found). */
+    [PG_INSERT_IF] = "WITH cur AS (SELECT COALESCE(max(seq), -1) AS m FROM \"%s\" WHERE "
+                     "persistence_id = $1), ins AS (INSERT INTO \"%s\" (persistence_id, seq, ts, "
+                     "slice, body, manifest) SELECT $1, $2, $3, $4, $5, $6 FROM cur WHERE m = $7 "
+                     "ON CONFLICT (persistence_id, seq) DO UPDATE SET ts = EXCLUDED.ts, "
+                     "body = EXCLUDED.body, manifest = EXCLUDED.manifest RETURNING 1) "
+                     "SELECT (SELECT count(*) FROM ins), (SELECT m FROM cur)",
+    [PG_LOAD_MANIFEST] = "SELECT seq, ts, body FROM \"%s\" WHERE persistence_id = $1 "
+                         "AND seq BETWEEN $2 AND $3 AND ts BETWEEN $4 AND $5 AND manifest = $6 "
+                         "ORDER BY seq DESC LIMIT 1",
 };
 
 static const int stmt_nparams[PG_STMT_COUNT] = {
-    [PG_INSERT] = 5, [PG_PRUNE] = 2, [PG_NEWEST] = 1, [PG_LOAD] = 5, [PG_REMOVE] = 5,
+    [PG_INSERT] = 6, [PG_INSERT_IF] = 7, [PG_LOAD_MANIFEST] = 6, [PG_PRUNE] = 2, [PG_NEWEST] = 1, [PG_LOAD] = 5, [PG_REMOVE] = 5,
     [PG_LOCK] = 2, [PG_PIDS] = 2, [PG_ROWS] = 3, [PG_ROWS_PID] = 3, [PG_SWAP] = 4,
 };
 
-static const Oid stmt_types[PG_STMT_COUNT][5] = {
-    [PG_INSERT] = {OID_TEXT, OID_INT8, OID_INT8, OID_INT4, OID_BYTEA},
+static const Oid stmt_types[PG_STMT_COUNT][7] = {
+    [PG_INSERT] = {OID_TEXT, OID_INT8, OID_INT8, OID_INT4, OID_BYTEA, OID_TEXT},
+    [PG_INSERT_IF] = {OID_TEXT, OID_INT8, OID_INT8, OID_INT4, OID_BYTEA, OID_TEXT, OID_INT8},
+    [PG_LOAD_MANIFEST] = {OID_TEXT, OID_INT8, OID_INT8, OID_INT8, OID_INT8, OID_TEXT},
     [PG_PRUNE] = {OID_TEXT, OID_INT8},
     [PG_NEWEST] = {OID_TEXT},
     [PG_LOAD] = {OID_TEXT, OID_INT8, OID_INT8, OID_INT8, OID_INT8},
@@ -284,7 +302,7 @@ int snap__pg_drain(snap_pg *b, int s, snap_pg_conn *c, int64_t deadline) {
 
 int snap__pg_send(snap_pg *b, int s, snap_pg_conn *c, enum snap_pg_stmt id, int n,
                   const char *const *values, const int *lengths, int result_binary) {
-  static const int formats[5] = {1, 1, 1, 1, 1};
+  static const int formats[7] = {1, 1, 1, 1, 1, 1, 1};
   /* libpq copies the parameters into its output buffer here, so they may
    * live on the caller's stack. */
   if (!PQsendQueryPrepared(c->pg, stmt_names[id], n, values, lengths, formats, result_binary))

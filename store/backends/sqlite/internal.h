@@ -35,6 +35,8 @@ enum stmt_id {
   S_LOAD,
   S_LOAD_NEWEST,
   S_REMOVE,
+  S_NEWEST_SEQ,
+  S_LOAD_MANIFEST,
   S_COUNT
 };
 
@@ -123,8 +125,9 @@ int snap__sqlite_schema_init(sql_backend *b);
 
 /* ---- write.c ---- */
 
-/* The put and remove slots. */
+/* The put, put4 and remove slots. */
 int snap__sqlite_put(void *self, snap_backend_row *rows, size_t n, uint32_t keep);
+int snap__sqlite_put4(void *self, snap_backend_row4 *rows, size_t n, uint32_t keep);
 int snap__sqlite_remove(void *self, const char *pid, const snap_criteria *cr);
 
 /* ---- for admin.c and settings.c ---- */

@@ -40,6 +40,26 @@ static int step_tables(const sql_backend *b, sqlite3 *db) {
   return sqlite3_exec(db, ddl, NULL, NULL, NULL);
 }
 
+/* Version 2: the manifest column (docs/STORE.md), NULL in older rows. SQLite
+ * has no ADD COLUMN IF NOT EXISTS: the column is looked up first. */
+static int step_manifest(const sql_backend *b, sqlite3 *db) {
+  char sql[256];
+  snprintf(sql, sizeof sql,
+           "SELECT count(*) FROM pragma_table_info('%s') WHERE name = 'manifest'", b->table);
+  sqlite3_stmt *s = NULL;
+  int rc = sqlite3_prepare_v2(db, sql, -1, &s, NULL);
+  int have = 0;
+  if (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+    have = sqlite3_column_int(s, 0);
+    rc = SQLITE_OK;
+  }
+  sqlite3_finalize(s);
+  if (rc != SQLITE_OK || have)
+    return rc;
+  snprintf(sql, sizeof sql, "ALTER TABLE \"%s\" ADD COLUMN manifest TEXT", b->table);
+  return sqlite3_exec(db, sql, NULL, NULL, NULL);
+}
+
 /* One upgrade step: run to bring a data set from `version - 1` to `version`.
  * A step must be idempotent (it may meet its own work done: a data set that
  * lost its snapstore_meta row is at version 0 again) and must not commit.
@@ -53,6 +73,7 @@ typedef struct schema_step {
 /* Append a step here, numbered one more than the last (docs/STORE.md). */
 static const schema_step steps[] = {
     {1, "create the snapshot table and snapstore_meta", step_tables},
+    {2, "add the manifest column", step_manifest},
 };
 
 #define STEP_COUNT ((int)(sizeof steps / sizeof steps[0]))

@@ -143,7 +143,8 @@ static int build_sql(sql_backend *b) {
       [S_BEGIN] = "BEGIN IMMEDIATE",
       [S_COMMIT] = "COMMIT",
       [S_ROLLBACK] = "ROLLBACK",
-      [S_INSERT] = "INSERT OR REPLACE INTO \"%s\" (pid, seq, ts, body) VALUES (?1, ?2, ?3, ?4)",
+      [S_INSERT] = "INSERT OR REPLACE INTO \"%s\" (pid, seq, ts, body, manifest) "
+                   "VALUES (?1, ?2, ?3, ?4, ?5)",
       /* Keep the newest ?2 + 1 rows: everything below the (?2 + 1)-th newest
        * seq goes; with fewer rows the subquery is NULL and nothing matches. */
       [S_PRUNE] = "DELETE FROM \"%s\" WHERE pid = ?1 AND seq < (SELECT seq FROM \"%s\" "
@@ -155,6 +156,11 @@ static int build_sql(sql_backend *b) {
                  "AND ts BETWEEN ?4 AND ?5 ORDER BY seq DESC LIMIT 1",
       [S_REMOVE] = "DELETE FROM \"%s\" WHERE pid = ?1 AND seq BETWEEN ?2 AND ?3 "
                    "AND ts BETWEEN ?4 AND ?5",
+      /* A conditional row's check, inside the put's BEGIN IMMEDIATE. */
+      [S_NEWEST_SEQ] = "SELECT max(seq) FROM \"%s\" WHERE pid = ?1",
+      [S_LOAD_MANIFEST] = "SELECT seq, ts, body FROM \"%s\" WHERE pid = ?1 AND seq BETWEEN ?2 "
+                          "AND ?3 AND ts BETWEEN ?4 AND ?5 AND manifest = ?6 ORDER BY seq DESC "
+                          "LIMIT 1",
   };
   for (int i = 0; i < S_COUNT; i++) {
     /* The table name is checked against [A-Za-z_][A-Za-z0-9_]*, so quoting
@@ -250,8 +256,8 @@ void snap__sqlite_bind_selection(sqlite3_stmt *s, const char *pid, const snap_cr
   sqlite3_bind_int64(s, 5, cr->max_ts);
 }
 
-static int sql_load(void *self, const char *pid, const snap_criteria *cr, snap_backend_emit emit,
-                    void *ctx) {
+static int sql_load4(void *self, const char *pid, const snap_criteria *cr, const char *manifest,
+                     snap_backend_emit emit, void *ctx) {
   sql_backend *b = self;
   int e = snap__sqlite_read_ready(b);
   if (e != SNAP_OK)
@@ -263,15 +269,18 @@ static int sql_load(void *self, const char *pid, const snap_criteria *cr, snap_b
    * statement with no range to bind or test; its row is checked against the
    * lower bounds here, and when it falls below them (a negative seq or
    * timestamp) the general statement answers. */
-  bool newest = cr->max_seq == INT64_MAX && cr->max_ts == INT64_MAX;
+  bool newest = cr->max_seq == INT64_MAX && cr->max_ts == INT64_MAX && manifest == NULL;
   for (int pass = newest ? 0 : 1; pass < 2; pass++) {
     sqlite3_stmt *s;
-    if ((e = snap__sqlite_stmt(b, c, pass == 0 ? S_LOAD_NEWEST : S_LOAD, &s)) != SNAP_OK)
+    enum stmt_id id = pass == 0 ? S_LOAD_NEWEST : manifest ? S_LOAD_MANIFEST : S_LOAD;
+    if ((e = snap__sqlite_stmt(b, c, id, &s)) != SNAP_OK)
       break;
     if (pass == 0)
       sqlite3_bind_text(s, 1, pid, -1, SQLITE_STATIC);
     else
       snap__sqlite_bind_selection(s, pid, cr);
+    if (manifest != NULL)
+      sqlite3_bind_text(s, 6, manifest, -1, SQLITE_STATIC);
     bool retry = false;
     int rc = sqlite3_step(s);
     if (rc == SQLITE_ROW) {
@@ -293,6 +302,11 @@ static int sql_load(void *self, const char *pid, const snap_criteria *cr, snap_b
   }
   snap__sqlite_pool_give(b, c);
   return e;
+}
+
+static int sql_load(void *self, const char *pid, const snap_criteria *cr, snap_backend_emit emit,
+                    void *ctx) {
+  return sql_load4(self, pid, cr, NULL, emit, ctx);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -365,6 +379,9 @@ static const snap_backend sqlite_backend = {
     .setting = snap__sqlite_setting,
     /* ABI 3 */
     .open_conf = sql_open,
+    /* ABI 4 */
+    .put4 = snap__sqlite_put4,
+    .load4 = sql_load4,
 };
 
 const snap_backend *snap_backend_sqlite(void) { return &sqlite_backend; }

@@ -9,8 +9,20 @@
 #include "internal.h"
 #include "snap/sys/backend.h"
 
-/* Inserts one row; `*sqlite_rc` receives SQLite's extended result code. */
-static int insert_row(sql_backend *b, conn *c, const snap_backend_row *r, int *sqlite_rc) {
+/* The rows of a put (`rows`) or of a put4 (`rows4`): one of the two is NULL. */
+typedef struct put_rows_of {
+  snap_backend_row *rows;
+  snap_backend_row4 *rows4;
+} put_rows_of;
+
+static snap_backend_row *row_at(const put_rows_of *r, size_t i) {
+  return r->rows4 ? &r->rows4[i].row : &r->rows[i];
+}
+
+/* Inserts one row with its manifest (may be NULL); `*sqlite_rc` receives
+ * SQLite's extended result code. */
+static int insert_row(sql_backend *b, conn *c, const snap_backend_row *r, const char *manifest,
+                      int *sqlite_rc) {
   sqlite3_stmt *s;
   int e = snap__sqlite_stmt(b, c, S_INSERT, &s);
   if (e != SNAP_OK)
@@ -20,6 +32,10 @@ static int insert_row(sql_backend *b, conn *c, const snap_backend_row *r, int *s
   sqlite3_bind_int64(s, 2, r->seq);
   sqlite3_bind_int64(s, 3, r->timestamp);
   sqlite3_bind_blob64(s, 4, r->body, r->body_len, SQLITE_STATIC);
+  if (manifest != NULL)
+    sqlite3_bind_text(s, 5, manifest, -1, SQLITE_STATIC);
+  else
+    sqlite3_bind_null(s, 5);
   int rc = sqlite3_step(s);
   if (rc != SQLITE_DONE) {
     *sqlite_rc = sqlite3_extended_errcode(c->db);
@@ -53,10 +69,48 @@ static int prune_pid(sql_backend *b, conn *c, const char *pid, int64_t seq, uint
   return e;
 }
 
-/* Marks every stored row of `rows` failed with `e` (the transaction is gone). */
-static int fail_all(snap_backend_row *rows, size_t n, int e) {
+/* Marks every stored row failed with `e` (the transaction is gone). */
+static int fail_all(const put_rows_of *rows, size_t n, int e) {
   for (size_t i = 0; i < n; i++)
-    rows[i].status = e;
+    row_at(rows, i)->status = e;
+  return e;
+}
+
+/* A conditional row's check inside the open transaction: SNAP_OK when the
+ * pid's newest stored seq is the expected one, SNAP_ECONFLICT (with the seq
+ * found in `current_seq`) when not. */
+static int check_condition(sql_backend *b, conn *c, snap_backend_row4 *r4, int *sqlite_rc) {
+  sqlite3_stmt *s;
+  int e = snap__sqlite_stmt(b, c, S_NEWEST_SEQ, &s);
+  if (e != SNAP_OK)
+    return e;
+  sqlite3_bind_text(s, 1, r4->row.pid, -1, SQLITE_STATIC);
+  int rc = sqlite3_step(s);
+  if (rc == SQLITE_ROW) {
+    int64_t cur = sqlite3_column_type(s, 0) == SQLITE_NULL ? -1 : sqlite3_column_int64(s, 0);
+    r4->current_seq = cur;
+    if (cur != r4->expect_seq)
+      e = b->host->error(SNAP_ECONFLICT,
+                         "sqlite '%s' table '%s': pid '%s' seq %lld: the newest stored seq is "
+                         "%lld, not the expected %lld",
+                         snap__sqlite_path(b), b->table, r4->row.pid, (long long)r4->row.seq,
+                         (long long)cur, (long long)r4->expect_seq);
+  } else {
+    *sqlite_rc = sqlite3_extended_errcode(c->db);
+    e = snap__sqlite_error(b, c->db, rc, "check the newest seq");
+  }
+  sqlite3_reset(s);
+  return e;
+}
+
+/* A row's condition (when it has one), then its insert. */
+static int store_row(sql_backend *b, conn *c, const put_rows_of *rows, size_t i, int *sqlite_rc) {
+  snap_backend_row4 *r4 = rows->rows4 ? &rows->rows4[i] : NULL;
+  int e = SNAP_OK;
+  if (r4 != NULL && r4->expect_seq != SNAP_BACKEND_ANY_SEQ)
+    e = check_condition(b, c, r4, sqlite_rc);
+  if (e == SNAP_OK)
+    e = insert_row(b, c, row_at(rows, i), r4 ? r4->manifest : NULL, sqlite_rc);
   return e;
 }
 
@@ -85,16 +139,17 @@ typedef struct put_txn {
  * (too big, say) leaves the rows beside it intact. The errors after which
  * SQLite may have rolled back the whole transaction, or advises to (full
  * disk, I/O, memory, busy), end the batch (t->fatal). */
-static void put_rows(sql_backend *b, conn *c, snap_backend_row *rows, size_t n, uint32_t keep,
+static void put_rows(sql_backend *b, conn *c, const put_rows_of *rows, size_t n, uint32_t keep,
                      put_txn *t) {
   bool pruning = keep > 0;
   for (size_t i = 0; i < n; i++) {
     int rc = SQLITE_OK;
-    int e = insert_row(b, c, &rows[i], &rc);
-    rows[i].status = e;
+    snap_backend_row *row = row_at(rows, i);
+    int e = store_row(b, c, rows, i, &rc);
+    row->status = e;
     if (e == SNAP_OK) {
       t->stored++;
-      if ((rows[i].stages & SNAP_STAGE_ENCRYPTED) && !b->encrypted && !t->flagged) {
+      if ((row->stages & SNAP_STAGE_ENCRYPTED) && !b->encrypted && !t->flagged) {
         /* Remember in the same transaction that this table now holds
          * encrypted bodies, so that every later process deletes them securely. */
         t->flagged = snap__sqlite_run(b, c, S_MARK, "mark encrypted") == SNAP_OK;
@@ -109,9 +164,9 @@ static void put_rows(sql_backend *b, conn *c, snap_backend_row *rows, size_t n, 
         return;
       }
     }
-    if (pruning && rows[i].status == SNAP_OK) {
+    if (pruning && row->status == SNAP_OK) {
       uint64_t gone = 0;
-      pruning = prune_pid(b, c, rows[i].pid, rows[i].seq, keep, &gone) == SNAP_OK;
+      pruning = prune_pid(b, c, row->pid, row->seq, keep, &gone) == SNAP_OK;
       if (t->removed != NULL)
         t->removed[i] = gone;
       if (sqlite3_get_autocommit(c->db))
@@ -123,7 +178,8 @@ static void put_rows(sql_backend *b, conn *c, snap_backend_row *rows, size_t n, 
 /* Concludes the batch from what put_rows() found: a lost transaction fails
  * every row; no row stored rolls back; otherwise COMMIT, and only then are
  * the prunes reported and the encrypted mark believed. The put's status. */
-static int put_conclude(sql_backend *b, conn *c, snap_backend_row *rows, size_t n, put_txn *t) {
+static int put_conclude(sql_backend *b, conn *c, const put_rows_of *rows, size_t n,
+                        put_txn *t) {
   if (t->fatal != SNAP_OK || sqlite3_get_autocommit(c->db)) {
     /* The transaction is lost: nothing of it is stored. */
     int why = t->fatal != SNAP_OK ? t->fatal : t->first != SNAP_OK ? t->first : SNAP_EIO;
@@ -143,14 +199,14 @@ static int put_conclude(sql_backend *b, conn *c, snap_backend_row *rows, size_t 
   }
   for (size_t i = 0; t->removed != NULL && i < n; i++)
     if (t->removed[i] > 0)
-      snap__sqlite_report(b, SNAP_EVENT_PRUNE, SNAP_OK, rows[i].pid, rows[i].seq, t->removed[i],
-                          NULL);
+      snap__sqlite_report(b, SNAP_EVENT_PRUNE, SNAP_OK, row_at(rows, i)->pid,
+                          row_at(rows, i)->seq, t->removed[i], NULL);
   if (t->flagged)
     b->encrypted = true;
   return t->first;
 }
 
-static int put_locked(sql_backend *b, snap_backend_row *rows, size_t n, uint32_t keep) {
+static int put_locked(sql_backend *b, const put_rows_of *rows, size_t n, uint32_t keep) {
   int e = snap__sqlite_writer_ready(b);
   if (e != SNAP_OK)
     return fail_all(rows, n, e);
@@ -159,7 +215,7 @@ static int put_locked(sql_backend *b, snap_backend_row *rows, size_t n, uint32_t
    * first prune of this very transaction on. */
   bool any_encrypted = false;
   for (size_t i = 0; i < n; i++)
-    any_encrypted |= (rows[i].stages & SNAP_STAGE_ENCRYPTED) != 0;
+    any_encrypted |= (row_at(rows, i)->stages & SNAP_STAGE_ENCRYPTED) != 0;
   bool secure_raised = any_encrypted && !b->encrypted && b->secure == SECURE_AUTO;
   if (secure_raised)
     (void)snap__sqlite_exec(b, c->db, "PRAGMA secure_delete = ON");
@@ -183,14 +239,24 @@ static int put_locked(sql_backend *b, snap_backend_row *rows, size_t n, uint32_t
   return e;
 }
 
-int snap__sqlite_put(void *self, snap_backend_row *rows, size_t n, uint32_t keep) {
-  sql_backend *b = self;
+static int put_any(sql_backend *b, const put_rows_of *rows, size_t n, uint32_t keep) {
   if (n == 0)
     return SNAP_OK;
   pthread_mutex_lock(&b->wlock);
   int e = put_locked(b, rows, n, keep);
   pthread_mutex_unlock(&b->wlock);
   return e;
+}
+
+int snap__sqlite_put(void *self, snap_backend_row *rows, size_t n, uint32_t keep) {
+  return put_any(self, &(put_rows_of){rows, NULL}, n, keep);
+}
+
+/* A conditional row is checked and inserted in the put's BEGIN IMMEDIATE
+ * transaction: it holds the database's write lock from its start, so no
+ * other connection or process writes between the check and the insert. */
+int snap__sqlite_put4(void *self, snap_backend_row4 *rows, size_t n, uint32_t keep) {
+  return put_any(self, &(put_rows_of){NULL, rows}, n, keep);
 }
 
 int snap__sqlite_remove(void *self, const char *pid, const snap_criteria *cr) {

@@ -61,6 +61,10 @@ typedef struct snap_meta {
   unsigned ignored;  /**< SNAP_OPT_* groups requested but not supported, so ignored */
   size_t state_len;  /**< bytes of state given */
   size_t stored_len; /**< bytes of body stored */
+  /** A conditional save (SNAP_SAVE_IF_LATEST): the pid's newest stored seq,
+   *  the saved one on success, the one found on SNAP_ECONFLICT (SNAP_SEQ_NONE:
+   *  the pid has none). Otherwise SNAP_SEQ_NONE. */
+  int64_t current_seq;
 } snap_meta;
 
 /** A loaded snapshot. Free with snap_snapshot_free(). */
@@ -195,6 +199,53 @@ typedef struct snap_save_req {
 SNAP_API int snap_save_batch(snap_store *st, const snap_save_req *reqs, size_t n, int *status,
                              snap_meta *meta);
 
+/** snap_save_ext.flags: store the save only if the pid's newest stored seq is
+ *  still `expected_seq` (optimistic concurrency: an ETag that is the seq). */
+#define SNAP_SAVE_IF_LATEST 0x1u
+
+/** snap_save_ext.expected_seq and snap_meta.current_seq: the pid has no snapshot. */
+#define SNAP_SEQ_NONE INT64_C(-1)
+
+/**
+ * What a save may ask beyond snap_save_req (snap_save_ex(), snap_save_batch_ex(),
+ * snap_save_prepare_ex(), the executor's snap_request.save_ext). Zero-initialise
+ * it (`snap_save_ext x = {0};` or designated initialisers): fields are only
+ * ever appended, and zero means "not asked".
+ */
+typedef struct snap_save_ext {
+  /** SNAP_SAVE_IF_LATEST, or 0. */
+  unsigned flags;
+  /**
+   * With SNAP_SAVE_IF_LATEST: the seq of the pid's newest snapshot as the
+   * caller read it (SNAP_SEQ_NONE: it read none). The save is stored only if
+   * that is still the newest stored seq when it is written, checked and
+   * written atomically against every other conditional save of the data set,
+   * from any thread, connection or process. Otherwise nothing is stored and
+   * the save fails with SNAP_ECONFLICT, its message and snap_meta.current_seq
+   * giving the seq found: read again, decide again, save again. Unconditional
+   * saves are not held back by it (the last writer wins, as always).
+   */
+  int64_t expected_seq;
+} snap_save_ext;
+
+/**
+ * snap_save() of a request with what `ext` asks (NULL: as snap_save_batch()
+ * of one). Errors: those of snap_save(), SNAP_EINVAL for unknown flags or an
+ * expected_seq below SNAP_SEQ_NONE, SNAP_EUNSUPPORTED when the backend cannot
+ * make a save conditional (ABI version 4's put4), SNAP_ECONFLICT.
+ */
+SNAP_API int snap_save_ex(snap_store *st, const snap_save_req *req, const snap_save_ext *ext,
+                          snap_meta *meta);
+
+/**
+ * snap_save_batch() where request `i` asks what `ext[i]` says (`ext` may be
+ * NULL: nothing). The conditions are checked in the batch's one transaction,
+ * in order: a request sees the earlier requests of the batch as stored, and a
+ * conflict fails that request only (its status SNAP_ECONFLICT).
+ */
+SNAP_API int snap_save_batch_ex(snap_store *st, const snap_save_req *reqs,
+                                const snap_save_ext *ext, size_t n, int *status, snap_meta *meta);
+
 /**
  * A save encoded ahead of its commit. snap_save_prepare() does all the CPU
  * work of a save (validation, option resolution, compression, encryption) and
@@ -209,6 +260,11 @@ typedef struct snap_prepared snap_prepared;
  * snap_save() apart from the backend's. Thread-safe.
  */
 SNAP_API int snap_save_prepare(snap_store *st, const snap_save_req *req, snap_prepared **out);
+
+/** snap_save_prepare() with what `ext` asks (NULL: nothing); the condition is
+ *  checked when the save is committed. */
+SNAP_API int snap_save_prepare_ex(snap_store *st, const snap_save_req *req,
+                                  const snap_save_ext *ext, snap_prepared **out);
 
 /**
  * Commits `n` prepared saves of this store together (one backend put), each

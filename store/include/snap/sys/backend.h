@@ -31,7 +31,7 @@ extern "C" {
 #endif
 
 /** The ABI version this header describes. */
-#define SNAP_BACKEND_ABI_VERSION 3u
+#define SNAP_BACKEND_ABI_VERSION 4u
 
 /**
  * snap_backend.open_conf() flag (ABI version 3): open an existing data set
@@ -192,6 +192,32 @@ typedef struct snap_backend_swap {
   int status;      /**< out: SNAP_OK, or why this swap failed */
 } snap_backend_swap;
 
+/** snap_backend_row4.expect_seq: no condition (ABI 4). */
+#define SNAP_BACKEND_ANY_SEQ INT64_MIN
+
+/**
+ * One row of put4() (ABI version 4): a row of put() and what version 4 adds.
+ * The host fills `row` exactly as for put() (`row.status` is the row's out
+ * status).
+ */
+typedef struct snap_backend_row4 {
+  snap_backend_row row;
+  /** The manifest the body binds (snap_save_ext), mirrored in a column that
+   *  load4() selects by; NULL for none. The host checked it: UTF-8, no NUL,
+   *  at most SNAP_MANIFEST_MAX bytes. */
+  const char *manifest;
+  /** SNAP_BACKEND_ANY_SEQ: store the row unconditionally, as put() does.
+   *  Otherwise store it only if the pid's newest stored seq is this value at
+   *  the moment of the write (-1: the pid has no row), checked and written
+   *  atomically with respect to every other put4() on the data set, from any
+   *  connection or process; rows earlier in the same call count as stored.
+   *  When it is not, nothing of the row is written and `row.status` is
+   *  SNAP_ECONFLICT (a conflict fails that row only). */
+  int64_t expect_seq;
+  /** out: with SNAP_ECONFLICT, the pid's newest stored seq (-1: none). */
+  int64_t current_seq;
+} snap_backend_row4;
+
 /** A backend's table of operations. */
 typedef struct snap_backend {
   /* ---- ABI version 1 ---- */
@@ -302,6 +328,24 @@ typedef struct snap_backend {
    * open() with the section as JSON text, as for versions 1 and 2.
    */
   int (*open_conf)(void **self, snap_conf *config, unsigned flags, const snap_host *host);
+
+  /* ---- ABI version 4 ---- */
+
+  /**
+   * put() with a manifest column and conditional rows (snap_backend_row4).
+   * Everything else is as for put(): one transaction with SNAP_CAP_BATCH,
+   * each row its own status, prunes after each stored row, durable on
+   * return, returns SNAP_OK or the first failure (SNAP_ECONFLICT included).
+   * The host calls it instead of put() when the table sets it.
+   */
+  int (*put4)(void *self, snap_backend_row4 *rows, size_t n, uint32_t keep);
+
+  /**
+   * load() restricted to rows whose manifest column equals `manifest`
+   * (byte for byte; NULL: every row, exactly as load()).
+   */
+  int (*load4)(void *self, const char *pid, const snap_criteria *c, const char *manifest,
+               snap_backend_emit emit, void *ctx);
 } snap_backend;
 
 /** setting() modes. */
@@ -315,7 +359,7 @@ enum {
  */
 #define SNAP_BACKEND_INIT                                                                          \
   { SNAP_BACKEND_ABI_VERSION, NULL, 0u, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,     \
-    NULL, NULL }
+    NULL, NULL, NULL, NULL }
 
 /** Function form of SNAP_BACKEND_INIT. */
 static inline void snap_backend_init(snap_backend *b) {
@@ -336,6 +380,8 @@ static inline size_t snap_backend_table_size(uint32_t version) {
     return offsetof(snap_backend, setting) + sizeof(((snap_backend *)0)->setting);
   case 3:
     return offsetof(snap_backend, open_conf) + sizeof(((snap_backend *)0)->open_conf);
+  case 4:
+    return offsetof(snap_backend, load4) + sizeof(((snap_backend *)0)->load4);
   default:
     return 0;
   }
