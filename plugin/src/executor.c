@@ -23,6 +23,7 @@ static size_t default_load_threads(void) {
 }
 
 static void executor_dispose(snap_executor *ex) {
+  snap__exec_pool_free(ex);
   snap_free(ex->loaders);
   snap_free(ex->batch);
   snap_free(ex->items);

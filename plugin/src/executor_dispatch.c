@@ -114,8 +114,9 @@ void snap__exec_drain_locked(snap_executor *ex) {
     bool load = r->kind == SNAP_REQUEST_LOAD;
     size_t held = r->held;
     deliver(r);
-    snap__exec_req_free(r);
+    snap__exec_req_clear(r);
     pthread_mutex_lock(&ex->mu);
+    snap__exec_req_recycle_locked(ex, r);
     if (load) {
       ex->loads_out--;
       ex->held -= held;
@@ -152,8 +153,6 @@ static void run_saves(snap_executor *ex, size_t n) {
       r->res.meta = ex->meta[i];
     if (ex->status[i] != SNAP_OK)
       snap__exec_set_failure(r, ex->status[i], msg);
-    snap_prepared_free(r->prep);
-    r->prep = NULL;
   }
 }
 

@@ -28,6 +28,14 @@
 /* Buckets of the pid hashes of loads still reading (see executor_dispatch.c). */
 #define SNAP__EXEC_READING_BUCKETS 256
 #define SNAP__EXEC_LOAD_THREADS_MAX 64
+/* Delivered requests are kept for reuse, with the buffers of their encoded
+ * saves, up to this many bytes in all: a submitter then encodes into memory
+ * the dispatcher is done with instead of allocating while the dispatcher
+ * frees into the submitter's heap (each free of a buffer another thread
+ * allocated returned memory that the next save faulted in again). A request
+ * whose buffers are larger than SNAP__EXEC_POOL_ITEM_MAX is freed. */
+#define SNAP__EXEC_POOL_BYTES ((size_t)8 << 20)
+#define SNAP__EXEC_POOL_ITEM_MAX ((size_t)256 << 10)
 
 /* The executor's series in the store's metrics (executor_metrics.c). */
 enum {
@@ -46,9 +54,11 @@ typedef struct snap__req {
   struct snap__req *rnext; /* the ready list: done and first of its bucket */
   snap_request_kind kind;
   char *pid;
+  size_t pid_cap;  /* bytes allocated for `pid`, its NUL included */
+  size_t pooled;   /* bytes this request holds while in the pool */
   unsigned bucket; /* hash of the pid mod SNAP__EXEC_READING_BUCKETS */
   int64_t seq;
-  snap_prepared *prep;      /* save: encoded on the submitting thread */
+  snap_prepared *prep;      /* save: encoded on the submitting thread; kept for reuse */
   snap_criteria crit;       /* load, delete */
   const snap_options *opts; /* load: borrowed until the callback ran */
   snap_executor_cb cb;
@@ -97,6 +107,8 @@ struct snap_executor {
   pthread_t *loaders;
   size_t loaders_started;
   snap_executor_stats stats;
+  snap__req *pool;     /* delivered requests kept for reuse (linked by next) */
+  size_t pool_bytes;   /* what the pool holds allocated */
 
   /* Dispatcher-only scratch, sized max_batch. */
   snap__req **batch;
@@ -111,6 +123,14 @@ extern _Thread_local snap_executor *snap__exec_current;
 
 /* executor_submit.c */
 void snap__exec_req_free(snap__req *r);
+/* Frees what a delivered request owns for its outcome alone (an untaken
+ * snapshot, a failure's message); no lock needed. */
+void snap__exec_req_clear(snap__req *r);
+/* A cleared request into the pool for reuse, or freed when the pool is
+ * full. Caller holds ex->mu. */
+void snap__exec_req_recycle_locked(snap_executor *ex, snap__req *r);
+/* Frees the pool. */
+void snap__exec_pool_free(snap_executor *ex);
 /* Records a failure's message in the request (a copy). */
 void snap__exec_set_failure(snap__req *r, int status, const char *msg);
 

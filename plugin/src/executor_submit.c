@@ -2,10 +2,12 @@
  * queue, builds its request outside the lock (a save is encoded here, on the
  * submitting thread), then appends it and wakes the dispatcher. */
 #include <errno.h>
+#include <string.h>
 #include <stdio.h>
 #include <time.h>
 
 #include "executor_internal.h"
+#include "snap/store_layer.h"
 
 void snap__exec_req_free(snap__req *r) {
   if (!r)
@@ -15,6 +17,44 @@ void snap__exec_req_free(snap__req *r) {
   snap_free(r->msg);
   snap_free(r->pid);
   snap_free(r);
+}
+
+void snap__exec_req_clear(snap__req *r) {
+  snap_snapshot_free(r->res.snapshot);
+  r->res.snapshot = NULL;
+  snap_free(r->msg);
+  r->msg = NULL;
+}
+
+void snap__exec_req_recycle_locked(snap_executor *ex, snap__req *r) {
+  size_t bytes = sizeof *r + r->pid_cap + snap__prepared_bytes(r->prep);
+  if (bytes > SNAP__EXEC_POOL_ITEM_MAX || ex->pool_bytes + bytes > SNAP__EXEC_POOL_BYTES) {
+    snap__exec_req_free(r);
+    return;
+  }
+  r->pooled = bytes;
+  ex->pool_bytes += bytes;
+  r->next = ex->pool;
+  ex->pool = r;
+}
+
+void snap__exec_pool_free(snap_executor *ex) {
+  while (ex->pool) {
+    snap__req *r = ex->pool;
+    ex->pool = r->next;
+    snap__exec_req_free(r);
+  }
+  ex->pool_bytes = 0;
+}
+
+/* A request from the pool, or NULL when it is empty. Caller holds ex->mu. */
+static snap__req *pool_take_locked(snap_executor *ex) {
+  snap__req *r = ex->pool;
+  if (r) {
+    ex->pool = r->next;
+    ex->pool_bytes -= r->pooled;
+  }
+  return r;
 }
 
 static unsigned pid_bucket(const char *pid) {
@@ -69,11 +109,32 @@ static int reserve_locked(snap_executor *ex, int timeout_ms) {
   return SNAP_OK;
 }
 
-/* Builds a queue node outside the lock: copies, and for a save the encoding. */
+/* Copies `pid` into the request's own buffer, grown when it is too short. */
+static int set_pid(snap__req *r, const char *pid) {
+  size_t len = strlen(pid) + 1;
+  if (len > r->pid_cap) {
+    char *p = snap_realloc(r->pid, len);
+    if (!p)
+      return snap_error_set(SNAP_ENOMEM, "out of memory queuing a request");
+    r->pid = p;
+    r->pid_cap = len;
+  }
+  memcpy(r->pid, pid, len);
+  return SNAP_OK;
+}
+
+/* Builds a queue node outside the lock, in `*out` (a pooled request, reset
+ * here, or NULL for a new one): copies, and for a save the encoding. */
 static int build(snap_executor *ex, const snap_request *rq, snap__req **out) {
-  snap__req *r = snap_calloc(1, sizeof *r);
-  if (!r)
+  snap__req *r = *out;
+  *out = NULL;
+  if (r) {
+    /* Keep the buffers; everything else starts again. */
+    snap__req keep = {.pid = r->pid, .pid_cap = r->pid_cap, .prep = r->prep};
+    *r = keep;
+  } else if (!(r = snap_calloc(1, sizeof *r))) {
     return snap_error_set(SNAP_ENOMEM, "out of memory queuing a request");
+  }
   r->kind = rq->kind;
   r->cb = rq->callback;
   r->ud = rq->ud;
@@ -81,7 +142,7 @@ static int build(snap_executor *ex, const snap_request *rq, snap__req **out) {
   int rc;
   const char *pid;
   if (rq->kind == SNAP_REQUEST_SAVE) {
-    rc = snap_save_prepare_ex(ex->st, &rq->save, rq->save_ext, &r->prep);
+    rc = snap__save_prepare_reuse(ex->st, &rq->save, rq->save_ext, &r->prep);
     r->bytes = rq->save.len;
     pid = rq->save.pid;
     r->seq = rq->save.seq;
@@ -91,8 +152,8 @@ static int build(snap_executor *ex, const snap_request *rq, snap__req **out) {
     r->crit = rq->criteria ? *rq->criteria : SNAP_CRITERIA_LATEST;
     r->opts = rq->options;
   }
-  if (rc == SNAP_OK && !(r->pid = snap_strdup(pid)))
-    rc = snap_error_set(SNAP_ENOMEM, "out of memory queuing a request");
+  if (rc == SNAP_OK)
+    rc = set_pid(r, pid);
   if (rc) {
     snap__exec_req_free(r);
     return rc;
@@ -111,11 +172,11 @@ int snap_executor_submit(snap_executor *ex, const snap_request *rq, int timeout_
                           (int)rq->kind);
   pthread_mutex_lock(&ex->mu);
   int rc = reserve_locked(ex, timeout_ms);
+  snap__req *r = rc == SNAP_OK ? pool_take_locked(ex) : NULL;
   pthread_mutex_unlock(&ex->mu);
   if (rc)
     return rc;
 
-  snap__req *r = NULL;
   rc = build(ex, rq, &r);
   char msg[512];
   if (rc)

@@ -70,8 +70,9 @@ typedef struct encoded {
 /* A save encoded by snap_save_prepare(), waiting for snap_save_commit(). */
 struct snap_prepared {
   snap_store *st;
-  encoded e;    /* e.pid points at the copy after the struct, e.body at `body` */
-  snap_buf body;
+  encoded e;      /* e.pid points at the copy after the struct, e.body at `body` */
+  snap_buf body;  /* kept (with its capacity) when the prepared save is reused */
+  size_t pid_cap; /* bytes after the struct for the pid, its NUL excluded */
 };
 
 static int check_request(const snap_save_req *r) {
@@ -406,6 +407,38 @@ static int prepare_failed(snap_store *st, uint64_t t0, const snap_save_req *req,
   return rc;
 }
 
+/* Encodes `req` into `*io`, allocated (or grown for a longer pid) here; on
+ * failure `*io` stays valid for the caller to free or reuse. */
+static int prepare_into(snap_store *st, const snap_save_req *req, const snap_save_ext *ext,
+                        snap_prepared **io) {
+  uint64_t t0 = snap__obs_start(&st->obs);
+  int rc = check_request(req);
+  if (rc != SNAP_OK)
+    return prepare_failed(st, t0, req, rc);
+  size_t pid_len = strlen(req->pid);
+  snap_prepared *p = *io;
+  if (p == NULL || p->pid_cap < pid_len) {
+    snap_prepared *q = snap_realloc(p, sizeof *q + pid_len + 1);
+    if (q == NULL)
+      return snap_error_set(SNAP_ENOMEM, "save_prepare pid '%s': out of memory", req->pid);
+    if (p == NULL)
+      memset(q, 0, sizeof *q);
+    q->pid_cap = pid_len;
+    *io = p = q;
+  }
+  p->st = NULL; /* a failed encode leaves nothing to commit */
+  p->e = (encoded){0};
+  p->body.len = 0;
+  rc = encode_request(st, req, ext, &p->body, &p->e);
+  if (rc != SNAP_OK)
+    return prepare_failed(st, t0, req, rc);
+  char *pid = (char *)(p + 1);
+  memcpy(pid, req->pid, pid_len + 1);
+  p->e.pid = pid; /* the request's pid was only borrowed */
+  p->st = st;
+  return SNAP_OK;
+}
+
 int snap_save_prepare(snap_store *st, const snap_save_req *req, snap_prepared **out) {
   return snap_save_prepare_ex(st, req, NULL, out);
 }
@@ -417,25 +450,25 @@ int snap_save_prepare_ex(snap_store *st, const snap_save_req *req, const snap_sa
   *out = NULL;
   if (st == NULL || req == NULL)
     return snap_error_set(SNAP_EINVAL, "save_prepare: store or request is NULL");
-  uint64_t t0 = snap__obs_start(&st->obs);
-  int rc = check_request(req);
-  if (rc != SNAP_OK)
-    return prepare_failed(st, t0, req, rc);
-  size_t pid_len = strlen(req->pid);
-  snap_prepared *p = snap_calloc(1, sizeof *p + pid_len + 1);
-  if (p == NULL)
-    return snap_error_set(SNAP_ENOMEM, "save_prepare pid '%s': out of memory", req->pid);
-  rc = encode_request(st, req, ext, &p->body, &p->e);
+  snap_prepared *p = NULL;
+  int rc = prepare_into(st, req, ext, &p);
   if (rc != SNAP_OK) {
     snap_prepared_free(p);
-    return prepare_failed(st, t0, req, rc);
+    return rc;
   }
-  char *pid = (char *)(p + 1);
-  memcpy(pid, req->pid, pid_len + 1);
-  p->e.pid = pid; /* the request's pid was only borrowed */
-  p->st = st;
   *out = p;
   return SNAP_OK;
+}
+
+int snap__save_prepare_reuse(snap_store *st, const snap_save_req *req, const snap_save_ext *ext,
+                             snap_prepared **p) {
+  if (st == NULL || req == NULL || p == NULL)
+    return snap_error_set(SNAP_EINVAL, "save_prepare: store, request or prepared save is NULL");
+  return prepare_into(st, req, ext, p);
+}
+
+size_t snap__prepared_bytes(const snap_prepared *p) {
+  return p ? sizeof *p + p->pid_cap + 1 + p->body.cap : 0;
 }
 
 int snap_save_commit(snap_store *st, snap_prepared *const *items, size_t n, int *status,

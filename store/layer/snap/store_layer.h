@@ -115,4 +115,16 @@ void snap__conf_join(char *dst, size_t cap, const char *prefix, const char *key)
 int snap__store_open_conf(snap_store **out, const struct snap_backend *backend,
                           snap_conf *section, unsigned flags);
 
+/* snap_save_prepare() into the memory of an earlier prepared save, so that a
+ * caller encoding many saves (the executor) reuses its buffers instead of
+ * allocating on one thread and freeing on another (`ext` as for
+ * snap_save_prepare_ex()): `*p` is NULL (one is
+ * allocated) or a prepared save of the same store, committed or not. On
+ * failure `*p` stays valid (it may have been allocated) and holds no save. */
+int snap__save_prepare_reuse(snap_store *st, const snap_save_req *req, const snap_save_ext *ext,
+                             snap_prepared **p);
+
+/* The bytes a prepared save holds allocated (struct, pid and body capacity). */
+size_t snap__prepared_bytes(const snap_prepared *p);
+
 #endif /* SNAP_STORE_LAYER_H */
