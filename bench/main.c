@@ -563,6 +563,7 @@ static void storm_rows(runner *rn, const states *s) {
 #define PG_SYNC_ROW "4 KiB JSON, plain, sync save, keep=3"
 #define PG_EXEC_ROW "16 submitters, pipelined, 4 KiB JSON, plain, keep=3"
 #define PG_LOAD_ROW "load_latest, 4 KiB JSON, plain"
+#define PG_GROUPS_ROW "16 submitters, pipelined, keep=3, vs raw pipelined groups"
 
 #ifndef SNAP_WITH_POSTGRES
 /* Built with -DSNAP_WITH_POSTGRES=OFF: the rows are skipped, as on a machine
@@ -570,7 +571,7 @@ static void storm_rows(runner *rn, const states *s) {
 static void pg_rows(runner *rn, const states *s, char *about, size_t about_cap) {
   (void)s;
   if (wanted(rn, "postgres", PG_SYNC_ROW) || wanted(rn, "postgres", PG_EXEC_ROW) ||
-      wanted(rn, "postgres", PG_LOAD_ROW)) {
+      wanted(rn, "postgres", PG_LOAD_ROW) || wanted(rn, "postgres", PG_GROUPS_ROW)) {
     snprintf(about, about_cap,
              "skipped: built without the postgres backend (SNAP_WITH_POSTGRES=OFF)");
     fprintf(stderr, "  postgres  %s\n", about);
@@ -584,10 +585,40 @@ static int side_pg_load_raw(const bench_ctx *bx, void *c, double *v, char *err, 
   return pg_load_raw(bx, c, v, err, cap);
 }
 
+/* Raw libpq doing the work the executor did just before in the same
+ * repetition: transactions of its mean group size (saves per commit so far),
+ * each one pipeline of BEGIN, every row's insert and prune, COMMIT, over the
+ * same 16 pids. */
+static int side_pg_raw_groups(const bench_ctx *bx, void *c, double *v, char *err, size_t cap) {
+  save_case sc = *(const save_case *)c;
+  const exec_tally *t = ((const save_case *)c)->tally;
+  sc.tally = NULL;
+  sc.batch = t && t->commits ? (int)((t->saves + t->commits / 2) / t->commits) : 1;
+  if (sc.batch < 1) {
+    sc.batch = 1;
+  }
+  return pg_save_raw(bx, &sc, v, err, cap);
+}
+
+/* The executor's figure against the same work done by raw libpq. */
+static void pg_groups_row(runner *rn, const payload *p, const bench_pg *pg) {
+  exec_tally tally = {0, 0, 0, 0};
+  save_case ex = {p->fmt, p->data, p->len, OPT_PLAIN, 1, 3, 16, 1, 16, &tally, 1, NULL, pg};
+  run_row(rn, "postgres", PG_GROUPS_ROW, "raw libpq, the executor's group size, pipelined",
+          "saves/s", KIND_RATE, side_save_snap, &ex, side_pg_raw_groups, &ex);
+  if (tally.commits > 0 && rn->report->n > 0 &&
+      strcmp(rn->report->rows[rn->report->n - 1].name, PG_GROUPS_ROW) == 0) {
+    bench_row *row = &rn->report->rows[rn->report->n - 1];
+    snprintf(row->note, sizeof row->note, "groups of %.1f saves (mean), largest %zu",
+             (double)tally.saves / (double)tally.commits, tally.largest_batch);
+    fprintf(stderr, "            %s\n", row->note);
+  }
+}
+
 static void pg_rows(runner *rn, const states *s, char *about, size_t about_cap) {
   const bench_cfg *cfg = rn->bx->cfg;
   if (!wanted(rn, "postgres", PG_SYNC_ROW) && !wanted(rn, "postgres", PG_EXEC_ROW) &&
-      !wanted(rn, "postgres", PG_LOAD_ROW)) {
+      !wanted(rn, "postgres", PG_LOAD_ROW) && !wanted(rn, "postgres", PG_GROUPS_ROW)) {
     return;
   }
   bench_pg pg;
@@ -625,6 +656,7 @@ static void pg_rows(runner *rn, const states *s, char *about, size_t about_cap) 
              tally.max_in_flight);
     fprintf(stderr, "            %s\n", row->note);
   }
+  pg_groups_row(rn, &p, &pg);
   if (wanted(rn, "postgres", PG_LOAD_ROW)) {
     pg_load_case lc;
     char err[160] = "", base[64];
