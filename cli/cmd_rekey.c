@@ -140,14 +140,21 @@ int cmd_rekey(ctl *c, int argc, char **argv) {
   rekey_ctx r;
   memset(&r, 0, sizeof r);
   const char *max_failures = NULL;
-  const ctl_opt opts[] = {{"--dry-run", NULL, &r.dry_run},
+  bool wrap_only = false;
+  const ctl_opt opts[] = {{"--wrap-only", NULL, &wrap_only},
+                          {"--dry-run", NULL, &r.dry_run},
                           {"--force", NULL, &r.force},
                           {"--max-failures", &max_failures, NULL},
                           {NULL, NULL, NULL}};
   int rc = ctl_args(c, argc, argv, opts, NULL, 0, 0, NULL);
-  if (rc >= 0 || (rc = ctl_failures_option(c, max_failures, &r.fails)) >= 0 ||
-      (rc = ctl_open(c)) != EXIT_OK)
+  if (rc >= 0)
     return rc;
+  if (wrap_only && (r.dry_run || r.force || max_failures))
+    return ctl_usage(c, "--wrap-only takes none of --dry-run, --force, --max-failures");
+  if ((rc = ctl_failures_option(c, max_failures, &r.fails)) >= 0 || (rc = ctl_open(c)) != EXIT_OK)
+    return rc;
+  if (wrap_only)
+    return ctl_rewrap(c);
   r.c = c;
   int s = save_target(c, &r);
   if (s != SNAP_OK)

@@ -31,7 +31,7 @@ static const ctl_cmd commands[] = {
      "number of bodies per key version and per stage set, from the frame headers.\n"
      "  --json   one JSON object on stdout",
      cmd_stats, CTL_OPEN_READ},
-    {"rekey", "[--dry-run] [--force] [--max-failures N]",
+    {"rekey", "[--wrap-only] [--dry-run] [--force] [--max-failures N]",
      "re-encrypt every body not under the active key",
      "Re-encodes every body that is not authenticated the way a save would now\n"
      "write it: under another key version (re-encryption), in plaintext (first\n"
@@ -41,6 +41,9 @@ static const ctl_cmd commands[] = {
      "delete stays deleted. Killed at any point, a new run continues: bodies\n"
      "already under the active key are skipped without decoding. Plaintext bodies\n"
      "are read only with \"accept_unauthenticated\": true in the configuration.\n"
+     "  --wrap-only  envelope keys: rewrap every unit's data key under the active\n"
+     "             master key instead (no body is read or written; O(units)). A\n"
+     "             rerun skips what is done; then the old master key can retire\n"
      "  --dry-run  count what would be rewritten, change nothing\n"
      "  --force    re-encode every body, even those already current\n"
      "  --max-failures N  stop after N bodies in a row the store failed to replace\n"
@@ -93,6 +96,14 @@ static const ctl_cmd commands[] = {
      "Deletes every snapshot of PID, or those with seq <= SEQ. Exit 1 when PID\n"
      "has no snapshot to delete.",
      cmd_delete, CTL_OPEN_WRITE},
+    {"forget", "UNIT...", "crypto-shred units: delete their data keys and snapshots",
+     "For each shred unit (a pid, or with \"envelope\": {\"unit\": \"prefix\"} the\n"
+     "part of the pids before the separator), deletes its envelope data key,\n"
+     "keeping a tombstone, then every snapshot of its pids. Its bodies left in\n"
+     "backups of the data can no longer be read (when the key table lives in a\n"
+     "separate key store). Prints 'UNIT keys N generation G pids P' per unit.\n"
+     "Exit 1 when a unit could not be forgotten.",
+     cmd_forget, CTL_OPEN_WRITE},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 

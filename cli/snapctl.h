@@ -216,5 +216,8 @@ int cmd_backup(ctl *c, int argc, char **argv); /* cmd_backup.c */
 int cmd_export(ctl *c, int argc, char **argv); /* cmd_export.c */
 int cmd_import(ctl *c, int argc, char **argv); /* cmd_import.c */
 int cmd_delete(ctl *c, int argc, char **argv); /* cmd_delete.c */
+int cmd_forget(ctl *c, int argc, char **argv); /* cmd_forget.c */
+/* rekey --wrap-only (cmd_rewrap.c): the store is open. */
+int ctl_rewrap(ctl *c);
 
 #endif

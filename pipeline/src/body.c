@@ -13,17 +13,23 @@
 /* ---- encode --------------------------------------------------------------- */
 
 static int body_encode(const char *pid, bool pid_checked, int64_t seq, snap_format fmt,
-                       const void *state, size_t len, const snap_options *o, snap_buf *out,
-                       unsigned *stages);
+                       const void *state, size_t len, const snap_options *o,
+                       const snap__envelope_key *env, snap_buf *out, unsigned *stages);
 
 int snap_body_encode(const char *pid, int64_t seq, snap_format fmt, const void *state, size_t len,
                      const snap_options *o, snap_buf *out, unsigned *stages) {
-  return body_encode(pid, false, seq, fmt, state, len, o, out, stages);
+  return body_encode(pid, false, seq, fmt, state, len, o, NULL, out, stages);
 }
 
 int snap__body_encode_checked(const char *pid, int64_t seq, snap_format fmt, const void *state,
                               size_t len, const snap_options *o, snap_buf *out, unsigned *stages) {
-  return body_encode(pid, true, seq, fmt, state, len, o, out, stages);
+  return body_encode(pid, true, seq, fmt, state, len, o, NULL, out, stages);
+}
+
+int snap__body_encode_envelope(const char *pid, int64_t seq, snap_format fmt, const void *state,
+                               size_t len, const snap_options *o, const snap__envelope_key *k,
+                               snap_buf *out, unsigned *stages) {
+  return body_encode(pid, true, seq, fmt, state, len, o, k, out, stages);
 }
 
 /* One encode call: the state, the stages chosen and the body's geometry. */
@@ -38,6 +44,7 @@ typedef struct writing {
   uint8_t subkey[SNAP__SUBKEY_BYTES];
   unsigned codec;  /* FRAME_CODEC_* tried when compression is configured */
   frame_fields *ff; /* the v2 fields (none: a v1 frame); not zeroed with the rest */
+  const snap__envelope_key *env; /* envelope mode: the unit's data key, else NULL */
   size_t pre;      /* header (and nonce) before the body */
   size_t trailer;  /* tag, MAC or CRC after it */
   unsigned st;     /* the stage bits written */
@@ -75,6 +82,18 @@ static int check_state(writing *x, const snap_options *o, const snap__eff *e, sn
 /* AEAD when an encryption keyring is set, else MAC when an integrity one is:
  * the subkey of the keyring's active version. */
 static int choose_key(writing *x, const snap__eff *e) {
+  if (e->envelope && !x->env)
+    return snap__frame_fail(&x->w, SNAP_EINVAL,
+                            "envelope key mode needs a store: the unit's data key lives in its "
+                            "key table (snap_body_encode() encrypts in direct mode only)");
+  if (x->env) {
+    /* The unit's data key seals the body as is; bytes 8-11 say its generation. */
+    x->aead = true;
+    x->mac = false;
+    memcpy(x->subkey, x->env->dek, SNAP_DEK_BYTES);
+    x->kv = x->env->generation;
+    return SNAP_OK;
+  }
   const unsigned kind = e->enc_kr ? ST_AEAD : e->mac_kr ? ST_MAC : 0;
   x->aead = kind == ST_AEAD;
   x->mac = kind == ST_MAC;
@@ -97,6 +116,13 @@ static int set_fields(writing *x, bool compressed) {
   if (compressed && x->codec == FRAME_CODEC_ZSTD) {
     const uint8_t codec = FRAME_CODEC_ZSTD;
     rc = snap__frame_fields_add(&x->w, x->ff, FIELD_CODEC, &codec, 1);
+  }
+  if (rc == SNAP_OK && x->env) {
+    /* The unit, unless it is the pid (the default): then the field is empty. */
+    const bool is_pid =
+        x->env->unit_len == x->pid_len && memcmp(x->env->unit, x->w.pid, x->pid_len) == 0;
+    rc = snap__frame_fields_add(&x->w, x->ff, FIELD_ENVELOPE, x->env->unit,
+                                is_pid ? 0 : x->env->unit_len);
   }
   x->pre = snap__frame_header_len(x->ff) + (x->aead ? NONCE_LEN : 0);
   return rc;
@@ -191,12 +217,13 @@ static void seal(writing *x, const snap__eff *e, uint8_t *b) {
 }
 
 static int body_encode(const char *pid, bool pid_checked, int64_t seq, snap_format fmt,
-                       const void *state, size_t len, const snap_options *o, snap_buf *out,
-                       unsigned *stages) {
+                       const void *state, size_t len, const snap_options *o,
+                       const snap__envelope_key *env, snap_buf *out, unsigned *stages) {
   frame_fields ff; /* 4 KiB: set by set_fields(), never zeroed whole */
   ff.len = 0;
   ff.last_type = 0;
-  writing x = {.w = {"encode", pid, seq}, .fmt = fmt, .src = state, .len = len, .ff = &ff};
+  writing x = {
+      .w = {"encode", pid, seq}, .fmt = fmt, .src = state, .len = len, .ff = &ff, .env = env};
   if (stages)
     *stages = 0;
   int rc = snap__body_check_call(&x.w, pid, pid_checked, seq, out);

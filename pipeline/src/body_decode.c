@@ -117,6 +117,7 @@ typedef struct reading {
   frame f;
   bool keyed; /* AEAD or MAC: `subkey` holds the key once resolve_key succeeded */
   uint8_t subkey[SNAP__SUBKEY_BYTES];
+  const uint8_t *dek; /* the unit's data key of an envelope body (the store's), or NULL */
 } reading;
 
 /*
@@ -175,8 +176,59 @@ static int missing_key(reading *r, const snap__eff *e) {
                           (unsigned)r->f.key_version);
 }
 
+/*
+ * A body declaring an envelope key reference that this reader cannot open:
+ * a genuine envelope body, or a body of this reader's whose header had one
+ * byte changed, the type byte of a field, into the envelope key reference.
+ * The rule of missing_key() again: try the other values of that byte under
+ * the reader's encryption key of the declared version; if one authenticates,
+ * the header was altered. The cost (one tag check per value) is paid only
+ * on this failure path.
+ */
+static bool altered_into_envelope(reading *r, const snap__eff *e) {
+  const frame_field *k = &r->f.field[FIELD_ENVELOPE];
+  if (!e->enc_kr || snap__keyring_derive(e->enc_kr, r->f.key_version, frame_label(ST_AEAD),
+                                         e->enc_ctx, r->w.pid, r->pid_len, r->subkey,
+                                         NULL) != SNAP_OK)
+    return false;
+  const size_t at = (size_t)(k->val - r->b) - FIELD_HDR_LEN;
+  uint8_t hdr[HDR_MAX];
+  memcpy(hdr, r->b, r->f.hdr_len);
+  for (unsigned t = 0; t < 256; t++) {
+    if (t == FIELD_ENVELOPE)
+      continue;
+    hdr[at] = (uint8_t)t;
+    if (authenticates(hdr, r->f.hdr_len, r->b, r->n, r->subkey, r->w.pid, r->pid_len, r->w.seq))
+      return true;
+  }
+  return false;
+}
+
+/* An envelope body opens with the data key of its unit, which only a store
+ * with the unit's key table has. */
+static int envelope_key(reading *r, const snap__eff *e) {
+  if (r->dek) {
+    memcpy(r->subkey, r->dek, SNAP_DEK_BYTES);
+    return SNAP_OK;
+  }
+  const frame_field *k = &r->f.field[FIELD_ENVELOPE];
+  if (altered_into_envelope(r, e))
+    return snap__frame_fail(&r->w, SNAP_EAUTH,
+                            "header declares an envelope key reference at byte offset %zu, but "
+                            "the body authenticates under key version %u without it: the header "
+                            "was altered",
+                            (size_t)(k->val - r->b) - FIELD_HDR_LEN, (unsigned)r->f.key_version);
+  return snap__frame_fail(&r->w, SNAP_ENOKEY,
+                          "body is sealed with the data key (generation %u) of shred unit "
+                          "'%.*s' (envelope mode): only a store with the unit's key table opens it",
+                          (unsigned)r->f.key_version, k->len ? (int)(k->len > 80 ? 80 : k->len) : 80,
+                          k->len ? (const char *)k->val : r->w.pid);
+}
+
 /* The subkey of an AEAD or MAC body, or why there is none. */
 static int resolve_key(reading *r, const snap__eff *e) {
+  if (r->keyed && r->f.field[FIELD_ENVELOPE].present)
+    return envelope_key(r, e);
   if (!r->keyed) {
     if ((e->enc_kr || e->mac_kr) && !e->accept_unauth)
       return snap__frame_fail(&r->w, SNAP_EAUTH,
@@ -325,8 +377,10 @@ static int produce(const reading *r, snap_buf *out) {
 }
 
 static int decode_body(const char *pid, int64_t seq, const uint8_t *b, size_t body_len,
-                       const snap__eff *e, snap_buf *out, snap_format *fmt, unsigned *stages) {
-  reading r = {.w = {"decode", pid, seq}, .b = b, .n = body_len, .pid_len = strlen(pid)};
+                       const snap__eff *e, const uint8_t *dek, snap_buf *out, snap_format *fmt,
+                       unsigned *stages) {
+  reading r = {
+      .w = {"decode", pid, seq}, .b = b, .n = body_len, .pid_len = strlen(pid), .dek = dek};
   int rc = check_frame(&r, e);
   if (rc == SNAP_OK)
     rc = check_trailer(&r);
@@ -374,23 +428,29 @@ static int refuse_unverifiable(const snap__eff *e, const uint8_t *b, size_t n, i
 }
 
 static int body_decode(const char *pid, bool pid_checked, int64_t seq, const void *body_in,
-                       size_t body_len, const snap_options *o, snap_buf *out, snap_format *fmt,
-                       unsigned *stages);
+                       size_t body_len, const snap_options *o, const uint8_t *dek, snap_buf *out,
+                       snap_format *fmt, unsigned *stages);
 
 int snap_body_decode(const char *pid, int64_t seq, const void *body_in, size_t body_len,
                      const snap_options *o, snap_buf *out, snap_format *fmt, unsigned *stages) {
-  return body_decode(pid, false, seq, body_in, body_len, o, out, fmt, stages);
+  return body_decode(pid, false, seq, body_in, body_len, o, NULL, out, fmt, stages);
 }
 
 int snap__body_decode_checked(const char *pid, int64_t seq, const void *body, size_t body_len,
                               const snap_options *o, snap_buf *out, snap_format *fmt,
                               unsigned *stages) {
-  return body_decode(pid, true, seq, body, body_len, o, out, fmt, stages);
+  return body_decode(pid, true, seq, body, body_len, o, NULL, out, fmt, stages);
+}
+
+int snap__body_decode_envelope(const char *pid, int64_t seq, const void *body, size_t body_len,
+                               const snap_options *o, const uint8_t dek[SNAP_DEK_BYTES],
+                               snap_buf *out, snap_format *fmt, unsigned *stages) {
+  return body_decode(pid, true, seq, body, body_len, o, dek, out, fmt, stages);
 }
 
 static int body_decode(const char *pid, bool pid_checked, int64_t seq, const void *body_in,
-                       size_t body_len, const snap_options *o, snap_buf *out, snap_format *fmt,
-                       unsigned *stages) {
+                       size_t body_len, const snap_options *o, const uint8_t *dek, snap_buf *out,
+                       snap_format *fmt, unsigned *stages) {
   where w = {"decode", pid, seq};
   if (out)
     out->len = 0;
@@ -405,6 +465,6 @@ static int body_decode(const char *pid, bool pid_checked, int64_t seq, const voi
 
   snap__eff e;
   snap__options_effective(o, &e);
-  rc = decode_body(pid, seq, b, body_len, &e, out, fmt, stages);
+  rc = decode_body(pid, seq, b, body_len, &e, dek, out, fmt, stages);
   return rc == SNAP_OK ? SNAP_OK : refuse_unverifiable(&e, b, body_len, rc);
 }

@@ -45,6 +45,8 @@ typedef struct field_rule {
 
 static const field_rule FIELD_RULES[FIELD_TYPES] = {
     [FIELD_CODEC] = {"codec", 1, 1},
+    /* Empty: the unit is the pid; else the unit's bytes (frame.h). */
+    [FIELD_ENVELOPE] = {"envelope key reference", 0, SNAP__FIELD_UNIT_MAX},
 };
 
 /* The block's fields into f->field[], each checked for its place and size. */
@@ -128,6 +130,13 @@ static int check_fields(const where *w, frame *f) {
   } else if (f->stages & ST_COMP) {
     f->codec = FRAME_CODEC_ZLIB;
   }
+  const frame_field *k = &f->field[FIELD_ENVELOPE];
+  if (k->present && !(f->stages & ST_AEAD))
+    return snap__frame_fail(w, SNAP_EFORMAT,
+                            "envelope key reference on a body whose stage byte (offset 6) does "
+                            "not declare AEAD");
+  if (k->present && k->len && memchr(k->val, 0, k->len))
+    return snap__frame_fail(w, SNAP_EFORMAT, "envelope key reference: the unit holds a NUL byte");
   return SNAP_OK;
 }
 

@@ -54,6 +54,10 @@ enum {
   FIELD_CHUNKING = 6, /* chunking of a stream */
   FIELD_TYPES = 7     /* one past the highest allocated type */
 };
+/* The longest unit an envelope key reference names: the block's room once
+ * its length, a codec field (4 bytes) and a dictionary field (7) are in. */
+#define SNAP__FIELD_UNIT_MAX (FRAME_EXT_MAX - 2u - 4u - 7u - FIELD_HDR_LEN)
+
 /* Codec field values. zlib is what bit 0 means without a codec field: it is
  * never written as one, so a compressed body has one encoding only. */
 #define FRAME_CODEC_ZLIB 1u

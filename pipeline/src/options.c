@@ -64,6 +64,8 @@ static int copy_fields(snap_options *dst, const snap_options *src, unsigned fiel
     dst->nonce_fn = src->nonce_fn;
     dst->nonce_ud = src->nonce_ud;
   }
+  if (fields & SNAP__F_KEY_MODE)
+    dst->key_mode = src->key_mode;
   dst->set |= fields;
   return SNAP_OK;
 }
@@ -205,6 +207,34 @@ int snap_options_set_nonce_source(snap_options *o, snap_nonce_fn fn, void *ud) {
   return SNAP_OK;
 }
 
+int snap_options_set_key_mode(snap_options *o, snap_key_mode mode) {
+  if (!o)
+    return snap_error_set(SNAP_EINVAL, "snap_options_set_key_mode: NULL options");
+  if (mode != SNAP_KEYS_DIRECT && mode != SNAP_KEYS_ENVELOPE)
+    return snap_error_set(SNAP_EINVAL, "unknown key mode %d", (int)mode);
+  o->key_mode = mode;
+  o->set |= SNAP__F_KEY_MODE;
+  touch(o);
+  return SNAP_OK;
+}
+
+bool snap__options_envelope(const snap_options *o, snap_keyring **kr, const char **context) {
+  if (!o || !(o->set & SNAP__F_ENCRYPTION) || !o->enc_kr || !(o->set & SNAP__F_KEY_MODE) ||
+      o->key_mode != SNAP_KEYS_ENVELOPE)
+    return false;
+  *kr = o->enc_kr;
+  *context = o->enc_ctx;
+  return true;
+}
+
+bool snap__options_encryption(const snap_options *o, snap_keyring **kr, const char **context) {
+  if (!o || !(o->set & SNAP__F_ENCRYPTION) || !o->enc_kr)
+    return false;
+  *kr = o->enc_kr;
+  *context = o->enc_ctx;
+  return true;
+}
+
 int snap_options_resolve(snap_options **out, const snap_options *const *layers, size_t n) {
   if (!out || (!layers && n))
     return snap_error_set(SNAP_EINVAL, "snap_options_resolve: NULL %s", out ? "layers" : "output");
@@ -325,4 +355,5 @@ void snap__options_effective(const snap_options *o, snap__eff *e) {
     e->nonce_fn = o->nonce_fn;
     e->nonce_ud = o->nonce_ud;
   }
+  e->envelope = e->enc_kr && (o->set & SNAP__F_KEY_MODE) && o->key_mode == SNAP_KEYS_ENVELOPE;
 }

@@ -67,6 +67,7 @@ enum {
   SNAP__F_ACCEPT_UNAUTH = 1u << 6,
   SNAP__F_REQUIRED = 1u << 7,
   SNAP__F_NONCE = 1u << 8,
+  SNAP__F_KEY_MODE = 1u << 9,
 };
 
 struct snap_options {
@@ -85,6 +86,7 @@ struct snap_options {
   unsigned required;
   snap_nonce_fn nonce_fn;
   void *nonce_ud;
+  snap_key_mode key_mode;
 };
 
 /* The built-in limit on stored and decoded sizes when no layer sets one. */
@@ -104,6 +106,7 @@ typedef struct snap__eff {
   bool accept_unauth;
   snap_nonce_fn nonce_fn;
   void *nonce_ud;
+  bool envelope; /* encryption keyed by the unit's data key (needs a store) */
 } snap__eff;
 
 void snap__options_effective(const snap_options *o, snap__eff *e);

@@ -9,6 +9,7 @@
 
 #include "snap/admin.h"
 #include "snap/alloc.h"
+#include "snap/envelope.h"
 #include "snap/error.h"
 #include "snap/executor.h"
 #include "snap/observe.h"

@@ -49,6 +49,7 @@ typedef struct keyed_spec {
   size_t nkeys;
   uint32_t active; /* 0: not said */
   char active_path[SNAP__CONF_PATH_MAX];
+  int mode; /* encryption only: -1 not said, else a snap_key_mode */
 } keyed_spec;
 
 static int read_required(snap_conf *opts, unsigned *out) {
@@ -171,6 +172,10 @@ static int read_keyed(snap_conf *opts, keyed_spec *es) {
   /* A context is mandatory: it names what the key protects. */
   if (snap__conf_str(&enc, "context", SNAP_CONF_REQUIRED | SNAP_CONF_NONEMPTY, &es->context) < 0)
     return snap__conf_done(&enc);
+  static const char *const modes[] = {"direct", "envelope", NULL};
+  es->mode = -1;
+  if (strcmp(es->group, "encryption") == 0 && snap__conf_enum(&enc, "mode", 0, modes, &es->mode) < 0)
+    return snap__conf_done(&enc);
   return read_keys(&enc, es);
 }
 
@@ -256,6 +261,8 @@ static int apply_keyed(snap_plugin *p, int k, const keyed_spec *es, snap_keyring
   rc = set_keyed(p->options, k, kr, es->context);
   if (rc)
     return snap_error_set(SNAP_ECONFIG, "%s.context: %s", path, snap_error_message());
+  if (es->mode >= 0)
+    return snap_options_set_key_mode(p->options, (snap_key_mode)es->mode);
   return SNAP_OK;
 }
 

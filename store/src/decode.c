@@ -15,7 +15,7 @@ int snap_store_decode(snap_store *st, const char *pid, int64_t seq, const void *
   if (rc == SNAP_OK)
     rc = snap__store_options(st, pid, opts, &o);
   if (rc == SNAP_OK)
-    rc = snap__body_decode_checked(pid, seq, body, body_len, o, out, fmt, stages);
+    rc = snap__store_decode(st, pid, seq, body, body_len, o, out, fmt, stages);
   snap_options_free(o);
   return rc;
 }

@@ -5,6 +5,7 @@
 #define SNAP_STORE_HANDLE_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -17,6 +18,25 @@
 #define SNAP__POOL_SLOTS 8
 
 struct snap__cached_opts;
+
+/* Envelope keys of a store (envelope.c). */
+typedef struct snap__envelope {
+  bool by_prefix;
+  char separator[9];
+  size_t cache_size;
+  bool lock_init;
+  pthread_mutex_t lock;   /* guards the cache's creation */
+  snap__dek_cache *cache; /* created on first use */
+  snap_backend ks_be;     /* the key store's backend, when separate */
+  void *ks_self;          /* NULL: the key table is the store's backend's */
+  atomic_uint_fast64_t created, unwrapped, forgotten, rewrapped;
+} snap__envelope;
+
+/* A shred unit: `len` bytes at `name`, NUL-terminated. */
+typedef struct snap__unit {
+  const char *name;
+  size_t len;
+} snap__unit;
 
 struct snap_store {
   snap_backend be; /* our own copy of the table */
@@ -48,6 +68,8 @@ struct snap_store {
   pthread_mutex_t pool_lock;
   snap_buf pool[SNAP__POOL_SLOTS];
   size_t pool_n;
+
+  snap__envelope env;
 };
 
 /* ---- resolve.c ---- */
@@ -73,6 +95,26 @@ typedef struct snap__resolution {
 int snap__store_resolve(snap_store *st, const char *pid, const snap_options *call,
                         snap__resolution *res, const snap_options **use, unsigned *ignored);
 void snap__resolution_done(snap_store *st, snap__resolution *r);
+
+/* ---- envelope.c ---- */
+
+int snap__envelope_init(snap__envelope *ev, const snap__envelope_config *ec);
+void snap__envelope_dispose(snap__envelope *ev);
+/* The length of the shred unit of `pid` (a prefix of it). */
+size_t snap__envelope_unit(const snap__envelope *ev, const char *pid);
+/* The key table in use (the key store's or the backend's); SNAP_EUNSUPPORTED
+ * when it has no key slots. */
+int snap__envelope_keys(snap_store *st, const snap_backend **be, void **self);
+/* The data key a save of unit `u` seals with (created when the unit has
+ * none), and its generation. `dek` is the caller's to wipe. */
+int snap__envelope_save_key(snap_store *st, const snap__unit *u, snap_keyring *kr,
+                            const char *ctx, uint8_t dek[SNAP_DEK_BYTES], uint32_t *gen);
+/* The data key of generation `gen` of unit `u`, for a load; SNAP_ENOKEY
+ * saying the unit was forgotten when it was. */
+int snap__envelope_load_key(snap_store *st, const snap__unit *u, uint32_t gen, snap_keyring *kr,
+                            const char *ctx, uint8_t dek[SNAP_DEK_BYTES]);
+/* Wipes the unit's cached key. */
+void snap__envelope_drop(snap_store *st, const snap__unit *u);
 
 /* ---- load.c ---- */
 

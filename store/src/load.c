@@ -12,6 +12,10 @@
 typedef struct load_ctx {
   const char *pid;
   const snap_options *o;
+  snap_keyring *kr; /* the encryption keyring of `o`, or NULL */
+  const char *kctx;
+  bool deferred;     /* an envelope body copied to `pending`: decoded once its key is fetched */
+  snap_buf pending;
   snap_buf state;
   int found;
   int status;
@@ -30,10 +34,26 @@ static int load_emit(void *vctx, int64_t seq, int64_t timestamp, const void *bod
   c->seq = seq;
   c->timestamp = timestamp;
   c->body_len = body_len;
+  snap__envelope_ref ref;
+  if (c->kr && snap__body_envelope_ref(c->pid, seq, body, body_len, &ref)) {
+    /* Its key may have to come from the key table, which may be the very
+     * backend that is emitting: fetch it once the backend has returned. */
+    c->deferred = true;
+    c->status = snap_buf_set(&c->pending, body, body_len);
+    return SNAP_OK;
+  }
   c->status = snap__body_decode_checked(c->pid, seq, body, body_len, c->o, &c->state, &c->format,
                                         &c->stages);
   /* Decoding failures are the host's business, not the backend's. */
   return SNAP_OK;
+}
+
+/* Decodes the envelope body in c->pending with its unit's data key. */
+static int decode_deferred(snap_store *st, load_ctx *c) {
+  if (c->status != SNAP_OK)
+    return c->status; /* the copy failed */
+  return snap__store_decode(st, c->pid, c->seq, c->pending.data, c->pending.len, c->o, &c->state,
+                            &c->format, &c->stages);
 }
 
 bool snap__criteria_empty(const snap_criteria *c) {
@@ -72,7 +92,8 @@ static int load(snap_store *st, const char *pid, const snap_criteria *c, const s
   if (snap__criteria_empty(c))
     return SNAP_OK; /* nothing can match: none, like any other miss */
 
-  load_ctx ctx = {pid, NULL, SNAP_BUF_INIT, 0, SNAP_OK, 0, 0, SNAP_FORMAT_JSON, 0, 0};
+  load_ctx ctx = {pid,           NULL, NULL, NULL, false, SNAP_BUF_INIT, SNAP_BUF_INIT, 0, SNAP_OK, 0,
+                  0,             SNAP_FORMAT_JSON, 0, 0};
   snap__resolution owned = {NULL, NULL};
   unsigned ignored = 0;
   snap_criteria cc = *c;
@@ -87,11 +108,16 @@ static int load(snap_store *st, const char *pid, const snap_criteria *c, const s
 
   pthread_rwlock_rdlock(&st->lock);
   rc = snap__store_resolve(st, pid, opts, &owned, &ctx.o, &ignored);
+  if (rc == SNAP_OK && !snap__options_encryption(ctx.o, &ctx.kr, &ctx.kctx))
+    ctx.kr = NULL;
   for (unsigned attempt = 0; rc == SNAP_OK && attempt < st->max_load_attempts; attempt++) {
     ctx.found = 0;
+    ctx.deferred = false;
     rc = st->be.load(st->self, pid, &cc, load_emit, &ctx);
     if (rc != SNAP_OK || !ctx.found)
       break;
+    if (ctx.deferred)
+      ctx.status = decode_deferred(st, &ctx);
     if (ctx.status == SNAP_OK) {
       rc = make_snapshot(&ctx, skipped, skip_reason, out);
       break;
@@ -115,6 +141,7 @@ static int load(snap_store *st, const char *pid, const snap_criteria *c, const s
   pthread_rwlock_unlock(&st->lock);
   snap__resolution_done(st, &owned);
   snap_buf_dispose(&ctx.state);
+  snap_buf_dispose(&ctx.pending);
   *op = (snap__op){SNAP_EVENT_LOAD,
                    rc,
                    pid,

@@ -30,8 +30,12 @@ static int prepare_one(snap_store *st, snap_rewrite *it, const snap_options *cal
   rc = snap_options_auth_target(o, &want_stage, &want_kv);
   if (rc == SNAP_OK)
     rc = snap_body_inspect(it->body, it->body_len, NULL, &stages, &kv, NULL);
-  if (rc == SNAP_OK && !force && (stages & (SNAP_STAGE_ENCRYPTED | SNAP_STAGE_MAC)) == want_stage &&
-      kv == want_kv) {
+  /* An envelope body under envelope options is current: its data key is
+   * rotated by rewrapping (snap_rewrap()), not by rewriting it. */
+  bool current = (stages & (SNAP_STAGE_ENCRYPTED | SNAP_STAGE_MAC)) == want_stage && kv == want_kv;
+  if (rc == SNAP_OK && !current)
+    current = snap__store_envelope_current(it->pid, it->seq, it->body, it->body_len, o);
+  if (rc == SNAP_OK && !force && current) {
     it->outcome = SNAP_REWRITE_CURRENT;
     it->stages = stages;
     it->key_version = kv;
@@ -40,10 +44,9 @@ static int prepare_one(snap_store *st, snap_rewrite *it, const snap_options *cal
   }
   snap_format fmt = SNAP_FORMAT_JSON;
   if (rc == SNAP_OK)
-    rc = snap__body_decode_checked(it->pid, it->seq, it->body, it->body_len, o, state, &fmt, NULL);
+    rc = snap__store_decode(st, it->pid, it->seq, it->body, it->body_len, o, state, &fmt, NULL);
   if (rc == SNAP_OK)
-    rc =
-        snap__body_encode_checked(it->pid, it->seq, fmt, state->data, state->len, o, body, &stages);
+    rc = snap__store_encode(st, it->pid, it->seq, fmt, state->data, state->len, o, body, &stages);
   snap_options_free(o);
   if (rc != SNAP_OK)
     return snap_error_set(rc, "rewrite pid '%s' seq %" PRId64 ": %s", it->pid, it->seq,

@@ -139,7 +139,7 @@ static int encode_request(snap_store *st, const snap_save_req *r, const snap_sav
   pthread_rwlock_rdlock(&st->lock);
   rc = snap__store_resolve(st, r->pid, r->options, &owned, &o, &ignored);
   if (rc == SNAP_OK)
-    rc = snap__body_encode_checked(r->pid, r->seq, r->format, r->state, r->len, o, body, &stages);
+    rc = snap__store_encode(st, r->pid, r->seq, r->format, r->state, r->len, o, body, &stages);
   pthread_rwlock_unlock(&st->lock);
   snap__resolution_done(st, &owned);
   if (rc != SNAP_OK)

@@ -134,6 +134,25 @@ static int open_backend(snap_store *st, snap_conf *section, unsigned flags) {
   return rc;
 }
 
+/* A separate key store: the same backend opened again on the "keystore"
+ * section, used for its key table only. */
+static int open_keystore(snap_store *st, snap_conf *ks, unsigned flags) {
+  if (st->be.abi_version < 4 || st->be.open_conf == NULL || st->be.key_get == NULL)
+    return snap_error_set(SNAP_ECONFIG,
+                          "%s: backend '%s' cannot hold a key store (it has no key table)",
+                          ks->path, st->be.name);
+  snap_backend *kb = &st->env.ks_be;
+  *kb = st->be;
+  int rc = kb->open_conf(&st->env.ks_self, ks, flags, &st->host.host);
+  if (rc == SNAP_OK && (rc = snap__conf_done(ks)) != SNAP_OK) {
+    kb->close(st->env.ks_self);
+    st->env.ks_self = NULL;
+  }
+  if (rc != SNAP_OK)
+    st->env.ks_self = NULL;
+  return rc;
+}
+
 /* The store's keys, its retention and options, then the backend. */
 static int open_with(snap_store *st, snap_conf *section, unsigned flags) {
   snap__store_config cfg;
@@ -150,8 +169,17 @@ static int open_with(snap_store *st, snap_conf *section, unsigned flags) {
     cfg.opts = NULL;
     rc = snap__store_refresh_effective(st);
   }
+  if (rc == SNAP_OK)
+    rc = snap__envelope_init(&st->env, &cfg.envelope);
+  if (rc == SNAP_OK)
+    rc = open_backend(st, section, flags);
+  if (rc == SNAP_OK && cfg.envelope.has_keystore &&
+      (rc = open_keystore(st, &cfg.envelope.keystore, flags)) != SNAP_OK) {
+    st->be.close(st->self); /* the caller closes nothing of a failed open */
+    st->self = NULL;
+  }
   snap__store_config_dispose(&cfg);
-  return rc == SNAP_OK ? open_backend(st, section, flags) : rc;
+  return rc;
 }
 
 int snap__store_open_conf(snap_store **out, const struct snap_backend *backend,
@@ -184,6 +212,7 @@ int snap__store_open_conf(snap_store **out, const struct snap_backend *backend,
 void snap_store_close(snap_store *st) {
   if (st == NULL)
     return;
+  snap__envelope_dispose(&st->env);
   if (st->self != NULL)
     st->be.close(st->self);
   snap_options_free(st->effective);

@@ -48,6 +48,7 @@ int snap__store_config_read(snap__store_config *cfg, snap_conf *c) {
   int has_min = snap__conf_int(c, "compression_min_size", 0, 0, INT64_MAX, &min_size);
   int has_ms = snap__conf_int(c, "max_stored_size", 0, 0, INT64_MAX, &max_stored);
   int has_md = snap__conf_int(c, "max_decoded_size", 0, 0, INT64_MAX, &max_decoded);
+  snap__envelope_config_read(&cfg->envelope, c);
   /* A refusal sticks in the document: the first one is the answer. */
   int rc = snap__conf_status(c);
   if (rc == SNAP_OK && has_keep > 0) {

@@ -184,6 +184,22 @@ SNAP_API int snap_options_set_compression_min_size(snap_options *o, size_t min_s
 SNAP_API int snap_options_set_encryption(snap_options *o, snap_keyring *kr, const char *context);
 
 /**
+ * How encrypted bodies are keyed (docs/FORMAT.md, "Envelope keys").
+ * DIRECT: a subkey derived from the master key for each pid (the default).
+ * ENVELOPE: a random data key per shred unit, stored wrapped by the master
+ * key; forgetting the unit (snap_forget()) deletes that key, and a master key
+ * rotation rewraps data keys instead of rewriting bodies. Envelope mode needs
+ * a store (it keeps the wrapped keys): snap_body_encode() refuses it.
+ */
+typedef enum snap_key_mode { SNAP_KEYS_DIRECT = 0, SNAP_KEYS_ENVELOPE = 1 } snap_key_mode;
+
+/**
+ * Sets the key mode used when encryption is on (ignored while it is off).
+ * Resolved like every other field. Errors: SNAP_EINVAL (NULL, unknown mode).
+ */
+SNAP_API int snap_options_set_key_mode(snap_options *o, snap_key_mode mode);
+
+/**
  * Integrity for unencrypted bodies: a keyed MAC with the keyring's active key
  * bound to `context`. Ignored for bodies that are encrypted (already
  * authenticated). kr == NULL turns it off explicitly.
@@ -320,6 +336,35 @@ SNAP_API int snap_body_decode(const char *pid, int64_t seq, const void *body, si
  */
 SNAP_API int snap_body_inspect(const void *body, size_t body_len, snap_format *fmt,
                                unsigned *stages, uint32_t *key_version, uint64_t *orig_len);
+
+/* ------------------------------------------------------------------------ */
+/* Wrapped data keys (envelope mode)                                         */
+/* ------------------------------------------------------------------------ */
+
+/** Size of a data key in bytes. */
+#define SNAP_DEK_BYTES 32u
+/** Size of a wrapped-key record (docs/FORMAT.md, "The wrapped-key record"). */
+#define SNAP_WRAPPED_KEY_BYTES 85u
+
+/**
+ * Reads a wrapped-key record's header without keys: the master key version
+ * it is wrapped under and the unit key's generation (either may be NULL).
+ * SNAP_EINVAL (NULL record), SNAP_EFORMAT (no "SNPK" magic, unknown record
+ * version), SNAP_ECORRUPT (wrong length, a reserved zero version).
+ */
+SNAP_API int snap_wrapped_key_inspect(const void *record, size_t len, uint32_t *master_version,
+                                      uint32_t *generation);
+
+/**
+ * Checks that a wrapped-key record unwraps under `kr` for `context`, data set
+ * `dataset` and shred unit `unit` (the key itself is wiped, never returned).
+ * SNAP_OK, SNAP_EINVAL, SNAP_EFORMAT / SNAP_ECORRUPT (as for inspect),
+ * SNAP_ENOKEY (its master key version is not in `kr`), SNAP_EAUTH (wrong key
+ * or context, another unit or data set, or an altered record). Thread-safe.
+ */
+SNAP_API int snap_wrapped_key_verify(const snap_keyring *kr, const char *context,
+                                     const char *dataset, const char *unit, const void *record,
+                                     size_t len);
 
 #ifdef __cplusplus
 }

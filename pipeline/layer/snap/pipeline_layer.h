@@ -27,4 +27,107 @@ int snap__body_decode_checked(const char *pid, int64_t seq, const void *body, si
  * unknown algorithm. */
 int snap__compression_levels(snap_compression alg, int *min, int *max, int *dflt);
 
+/* ---- envelope keys (dek.c, dek_cache.c) ----------------------------------- */
+
+/** The data key an envelope body is sealed with, and what its frame names. */
+typedef struct snap__envelope_key {
+  uint8_t dek[SNAP_DEK_BYTES];
+  const char *unit; /**< the shred unit's bytes (need not be NUL-terminated) */
+  size_t unit_len;
+  uint32_t generation; /**< >= 1 */
+} snap__envelope_key;
+
+/** snap__body_encode_checked() sealed with the unit's data key `k`
+ *  (envelope mode): the frame carries the envelope key reference. */
+int snap__body_encode_envelope(const char *pid, int64_t seq, snap_format fmt, const void *state,
+                               size_t len, const snap_options *o, const snap__envelope_key *k,
+                               snap_buf *out, unsigned *stages);
+
+/** snap__body_decode_checked() with the unit's data key for an envelope
+ *  body (ignored for any other body). */
+int snap__body_decode_envelope(const char *pid, int64_t seq, const void *body, size_t body_len,
+                               const snap_options *o, const uint8_t dek[SNAP_DEK_BYTES],
+                               snap_buf *out, snap_format *fmt, unsigned *stages);
+
+/** The envelope key reference of a body's frame. */
+typedef struct snap__envelope_ref {
+  const char *unit; /**< into the body, or the pid: `unit_len` bytes, no NUL */
+  size_t unit_len;
+  uint32_t generation;
+} snap__envelope_ref;
+
+/** 1 when the body's frame names an envelope key (`*ref` set), 0 when it
+ *  does not or its header does not parse (the decoder then says why). */
+int snap__body_envelope_ref(const char *pid, int64_t seq, const void *body, size_t len,
+                            snap__envelope_ref *ref);
+
+/** Longest data set name a wrapped key binds (the backend's table name). */
+#define SNAP__DATASET_MAX 128u
+
+/** Fills `dek` with a fresh random data key (libsodium's randombytes). The
+ *  caller keeps it in guarded memory or wipes it after use. */
+void snap__dek_generate(uint8_t dek[SNAP_DEK_BYTES]);
+
+/**
+ * Wraps `dek` for `unit` (unit_len bytes) of data set `dataset`, generation
+ * `generation` (>= 1), under the active master key of `kr` and `context`
+ * (docs/FORMAT.md, "Envelope keys"). `nonce_fn` NULL draws a random nonce.
+ * `*master_version` (may be NULL) receives the version used. SNAP_EINVAL,
+ * SNAP_ENOKEY (empty keyring); the message names the unit.
+ */
+int snap__dek_wrap(const snap_keyring *kr, const char *context, const char *dataset,
+                   const char *unit, size_t unit_len, uint32_t generation,
+                   const uint8_t dek[SNAP_DEK_BYTES], snap_nonce_fn nonce_fn, void *nonce_ud,
+                   uint8_t out[SNAP_WRAPPED_KEY_BYTES], uint32_t *master_version);
+
+/**
+ * Unwraps a record written by snap__dek_wrap() for the same context, data
+ * set and unit into `dek` (wiped on failure); `*generation` (may be NULL)
+ * receives the record's generation. SNAP_EFORMAT / SNAP_ECORRUPT (not a
+ * record), SNAP_ENOKEY (its master key version is not in `kr`), SNAP_EAUTH
+ * (wrong key or context, another unit or data set, an altered record).
+ */
+int snap__dek_unwrap(const snap_keyring *kr, const char *context, const char *dataset,
+                     const char *unit, size_t unit_len, const uint8_t *rec, size_t rec_len,
+                     uint8_t dek[SNAP_DEK_BYTES], uint32_t *generation);
+
+/** The most entries a data key cache may hold. */
+#define SNAP__DEK_CACHE_MAX (1u << 24)
+
+/** A bounded LRU of unwrapped data keys in one guarded slab; thread-safe. */
+typedef struct snap__dek_cache snap__dek_cache;
+
+typedef struct snap__dek_cache_counts {
+  uint64_t hits, misses, evictions;
+  uint32_t entries, capacity;
+} snap__dek_cache_counts;
+
+/** A cache of `capacity` keys (1 .. SNAP__DEK_CACHE_MAX); SNAP_EINVAL, SNAP_ENOMEM. */
+int snap__dek_cache_new(snap__dek_cache **out, size_t capacity);
+/** Wipes every key and frees the cache. NULL is a no-op. */
+void snap__dek_cache_free(snap__dek_cache *c);
+/** Copies the key of `unit` into `dek` when cached with generation `gen`
+ *  (0: any; `*gen_out`, may be NULL, receives it). Counts a hit or a miss. */
+bool snap__dek_cache_get(snap__dek_cache *c, const char *unit, size_t len, uint32_t gen,
+                         uint8_t dek[SNAP_DEK_BYTES], uint32_t *gen_out);
+/** Caches a copy of `dek` for `unit`, evicting the least recently used key
+ *  when full; an older generation never replaces a newer one. SNAP_ENOMEM. */
+int snap__dek_cache_put(snap__dek_cache *c, const char *unit, size_t len, uint32_t gen,
+                        const uint8_t dek[SNAP_DEK_BYTES]);
+/** Wipes and removes the key of `unit`, if cached. */
+void snap__dek_cache_drop(snap__dek_cache *c, const char *unit, size_t len);
+/** Wipes and removes every key. */
+void snap__dek_cache_clear(snap__dek_cache *c);
+void snap__dek_cache_stats(snap__dek_cache *c, snap__dek_cache_counts *out);
+
+/**
+ * Whether `o` encrypts in envelope mode (snap_options_set_key_mode()):
+ * then `*kr` and `*context` receive its encryption keyring and context.
+ */
+bool snap__options_envelope(const snap_options *o, snap_keyring **kr, const char **context);
+
+/** Whether `o` sets an encryption keyring (either key mode): then `*kr` and
+ *  `*context` receive it and its context. */
+bool snap__options_encryption(const snap_options *o, snap_keyring **kr, const char **context);
+
 #endif

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "internal.h"
 #include "snap/sys/backend.h"
 
 typedef struct mem_row {
@@ -31,6 +32,7 @@ typedef struct mem_backend {
   mem_pid **buckets;
   size_t nbuckets; /* a power of two */
   size_t npids;
+  mem_keys *keys; /* the key table (keys.c) */
 } mem_backend;
 
 static uint64_t hash_pid(const char *s) {
@@ -103,6 +105,8 @@ static size_t lower_bound(const mem_pid *p, int64_t seq) {
   return lo;
 }
 
+static void mem_close(void *self);
+
 /* No keys of its own: the reader refuses any key left. Nothing outlives the
  * handle, so SNAP_BACKEND_NO_CREATE has nothing to refuse. */
 static int mem_open(void **self, snap_conf *config, unsigned flags, const snap_host *host) {
@@ -126,6 +130,10 @@ static int mem_open(void **self, snap_conf *config, unsigned flags, const snap_h
     return host->error(SNAP_ENOMEM, "memory backend: out of memory");
   }
   memset(m->buckets, 0, m->nbuckets * sizeof *m->buckets);
+  if ((m->keys = snap__memkeys_new(host)) == NULL) {
+    mem_close(m);
+    return host->error(SNAP_ENOMEM, "memory backend: out of memory");
+  }
   *self = m;
   return SNAP_OK;
 }
@@ -146,6 +154,7 @@ static void mem_close(void *self) {
     }
   }
   m->host->free(m->buckets);
+  snap__memkeys_free(m->keys);
   pthread_rwlock_destroy(&m->lock);
   m->host->free(m);
 }
@@ -464,6 +473,30 @@ static int mem_replace(void *self, snap_backend_swap *sw, size_t n) {
   return first;
 }
 
+/* ABI 4: the key table (keys.c). The memory backend stores no encrypted
+ * bodies (no SNAP_CAP_ENCRYPTION), but forgetting a unit works the same. */
+static const char *mem_dataset(void *self) {
+  (void)self;
+  return "memory";
+}
+static int mem_key_get(void *self, const char *unit, snap_backend_key_emit emit, void *ctx) {
+  return snap__memkeys_get(((mem_backend *)self)->keys, unit, emit, ctx);
+}
+static int mem_key_create(void *self, const snap_backend_key *k, snap_backend_key_emit emit,
+                          void *ctx) {
+  return snap__memkeys_create(((mem_backend *)self)->keys, k, emit, ctx);
+}
+static int mem_key_forget(void *self, const char *unit, uint32_t *generation) {
+  return snap__memkeys_forget(((mem_backend *)self)->keys, unit, generation);
+}
+static int mem_key_list(void *self, const char *after, size_t limit, snap_backend_key_emit emit,
+                        void *ctx) {
+  return snap__memkeys_list(((mem_backend *)self)->keys, after, limit, emit, ctx);
+}
+static int mem_key_rewrap(void *self, snap_backend_key_swap *sw, size_t n) {
+  return snap__memkeys_rewrap(((mem_backend *)self)->keys, sw, n);
+}
+
 /* open() of ABI versions 1 and 2: a copy of this table declared at an older
  * version (as a test of the host's version handling makes) still opens. */
 static int mem_open_json(void **self, const char *config_json, const snap_host *host) {
@@ -497,6 +530,12 @@ static const snap_backend memory_backend = {
     /* ABI 4 */
     .put4 = mem_put4,
     .load4 = mem_load4,
+    .dataset = mem_dataset,
+    .key_get = mem_key_get,
+    .key_create = mem_key_create,
+    .key_forget = mem_key_forget,
+    .key_list = mem_key_list,
+    .key_rewrap = mem_key_rewrap,
 };
 
 const snap_backend *snap_backend_memory(void) { return &memory_backend; }

@@ -6,7 +6,8 @@
  *   write.c     the write path: put (insert and prune), delete
  *   read.c      read-only connections
  *   admin.c     ABI version 2: enumeration, conditional replace, backup
- *   settings.c  settings kept with the data set */
+ *   settings.c  settings kept with the data set
+ *   keys.c      ABI version 4: the key table of envelope encryption */
 #ifndef SNAP_BACKEND_SQLITE_INTERNAL_H
 #define SNAP_BACKEND_SQLITE_INTERNAL_H
 
@@ -173,5 +174,15 @@ int snap__sqlite_backup(void *self, const char *path);
 
 /* Settings kept with the data set (settings.c). */
 int snap__sqlite_setting(void *self, const char *name, int mode, int64_t *value);
+
+/* ABI version 4: the key table (keys.c). */
+const char *snap__sqlite_dataset(void *self);
+int snap__sqlite_key_get(void *self, const char *unit, snap_backend_key_emit emit, void *ctx);
+int snap__sqlite_key_create(void *self, const snap_backend_key *k, snap_backend_key_emit emit,
+                            void *ctx);
+int snap__sqlite_key_forget(void *self, const char *unit, uint32_t *generation);
+int snap__sqlite_key_list(void *self, const char *after, size_t limit, snap_backend_key_emit emit,
+                          void *ctx);
+int snap__sqlite_key_rewrap(void *self, snap_backend_key_swap *sw, size_t n);
 
 #endif

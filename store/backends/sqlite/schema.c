@@ -60,6 +60,17 @@ static int step_manifest(const sql_backend *b, sqlite3 *db) {
   return sqlite3_exec(db, sql, NULL, NULL, NULL);
 }
 
+/* Version 3: the key table of envelope encryption (keys.c): one row per
+ * shred unit, its wrapped data key or, once forgotten, a tombstone. */
+static int step_keys(const sql_backend *b, sqlite3 *db) {
+  char ddl[512];
+  snprintf(ddl, sizeof ddl,
+           "CREATE TABLE IF NOT EXISTS \"%s_keys\" (unit TEXT PRIMARY KEY, generation INTEGER "
+           "NOT NULL, master_version INTEGER NOT NULL, wrapped BLOB)",
+           b->table);
+  return sqlite3_exec(db, ddl, NULL, NULL, NULL);
+}
+
 /* One upgrade step: run to bring a data set from `version - 1` to `version`.
  * A step must be idempotent (it may meet its own work done: a data set that
  * lost its snapstore_meta row is at version 0 again) and must not commit.
@@ -74,6 +85,7 @@ typedef struct schema_step {
 static const schema_step steps[] = {
     {1, "create the snapshot table and snapstore_meta", step_tables},
     {2, "add the manifest column", step_manifest},
+    {3, "create the key table of envelope encryption", step_keys},
 };
 
 #define STEP_COUNT ((int)(sizeof steps / sizeof steps[0]))

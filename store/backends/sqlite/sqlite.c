@@ -382,6 +382,12 @@ static const snap_backend sqlite_backend = {
     /* ABI 4 */
     .put4 = snap__sqlite_put4,
     .load4 = sql_load4,
+    .dataset = snap__sqlite_dataset,
+    .key_get = snap__sqlite_key_get,
+    .key_create = snap__sqlite_key_create,
+    .key_forget = snap__sqlite_key_forget,
+    .key_list = snap__sqlite_key_list,
+    .key_rewrap = snap__sqlite_key_rewrap,
 };
 
 const snap_backend *snap_backend_sqlite(void) { return &sqlite_backend; }

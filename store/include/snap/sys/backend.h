@@ -218,6 +218,34 @@ typedef struct snap_backend_row4 {
   int64_t current_seq;
 } snap_backend_row4;
 
+/**
+ * One record of a data set's key table (ABI version 4): the wrapped data key
+ * of a shred unit, or its tombstone. The host seals and opens the record;
+ * the backend stores it as opaque bytes (docs/PLUGIN.md, "Key tables").
+ */
+typedef struct snap_backend_key {
+  const char *unit;        /**< the shred unit (UTF-8, no NUL), the table's key */
+  uint32_t generation;     /**< the unit's key generation (>= 1; a tombstone may say 0) */
+  uint32_t master_version; /**< master key version of `wrapped` (0 for a tombstone) */
+  const uint8_t *wrapped;  /**< the wrapped-key record, or NULL: a tombstone (forgotten) */
+  size_t wrapped_len;
+} snap_backend_key;
+
+/** Receives one key record (ABI 4); pointers are valid during the call only. */
+typedef int (*snap_backend_key_emit)(void *ctx, const snap_backend_key *k);
+
+/** One conditional rewrap (an element of the array passed to key_rewrap()). */
+typedef struct snap_backend_key_swap {
+  const char *unit;
+  uint32_t generation;      /**< the generation that was read */
+  uint32_t expected_master; /**< the master key version that was read */
+  uint32_t master_version;  /**< the new record's master key version */
+  const uint8_t *wrapped;   /**< the new record */
+  size_t wrapped_len;
+  int outcome; /**< out: SNAP_SWAP_DONE, SNAP_SWAP_CHANGED (another generation or version,
+                    or a tombstone, is stored now) or SNAP_SWAP_GONE (no record) */
+} snap_backend_key_swap;
+
 /** A backend's table of operations. */
 typedef struct snap_backend {
   /* ---- ABI version 1 ---- */
@@ -346,6 +374,49 @@ typedef struct snap_backend {
    */
   int (*load4)(void *self, const char *pid, const snap_criteria *c, const char *manifest,
                snap_backend_emit emit, void *ctx);
+
+  /* ---- ABI version 4, continued: the key table of envelope encryption (each
+   *      may be NULL; a backend sets all six or none) ---- */
+
+  /**
+   * The data set's name (the configured table), which wrapped keys are bound
+   * to: a wrapped key copied to another data set does not unwrap. Constant for
+   * the instance; never NULL when the key slots are set.
+   */
+  const char *(*dataset)(void *self);
+
+  /** Emits the key record of `unit` (live or tombstone), or nothing when it has none. */
+  int (*key_get)(void *self, const char *unit, snap_backend_key_emit emit, void *ctx);
+
+  /**
+   * Stores `k` (live, generation >= 1) as the unit's record unless the unit
+   * already has a live key or a record of generation >= k->generation; then
+   * emits the unit's record as it stands (`k` itself when stored). Atomic
+   * with respect to every other key slot and durable on return (committed
+   * before any body sealed with the key can be: the host saves after it).
+   */
+  int (*key_create)(void *self, const snap_backend_key *k, snap_backend_key_emit emit, void *ctx);
+
+  /**
+   * Turns the unit's record into a tombstone: the wrapped key is deleted
+   * (securely where the backend can), the generation kept. A unit without a
+   * record gets a tombstone of generation 0. `*generation` receives the
+   * generation forgotten. Returns 1 when a live key was deleted, 0 when
+   * there was none. Durable on return.
+   */
+  int (*key_forget)(void *self, const char *unit, uint32_t *generation);
+
+  /** Emits up to `limit` records with a unit greater than `after` (NULL: from
+   *  the first), in ascending byte order of the unit (as list_pids). */
+  int (*key_list)(void *self, const char *after, size_t limit, snap_backend_key_emit emit,
+                  void *ctx);
+
+  /**
+   * Conditional rewrap of `n` records, committed together: each unit whose
+   * live record still has (generation, expected_master) gets the new record
+   * (outcome SNAP_SWAP_DONE); anything else is left alone. Durable on return.
+   */
+  int (*key_rewrap)(void *self, snap_backend_key_swap *swaps, size_t n);
 } snap_backend;
 
 /** setting() modes. */
@@ -359,7 +430,7 @@ enum {
  */
 #define SNAP_BACKEND_INIT                                                                          \
   { SNAP_BACKEND_ABI_VERSION, NULL, 0u, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,     \
-    NULL, NULL, NULL, NULL }
+    NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL }
 
 /** Function form of SNAP_BACKEND_INIT. */
 static inline void snap_backend_init(snap_backend *b) {
@@ -381,7 +452,7 @@ static inline size_t snap_backend_table_size(uint32_t version) {
   case 3:
     return offsetof(snap_backend, open_conf) + sizeof(((snap_backend *)0)->open_conf);
   case 4:
-    return offsetof(snap_backend, load4) + sizeof(((snap_backend *)0)->load4);
+    return offsetof(snap_backend, key_rewrap) + sizeof(((snap_backend *)0)->key_rewrap);
   default:
     return 0;
   }

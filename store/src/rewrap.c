@@ -1,0 +1,164 @@
+/* Rewrapping data keys (snap_rewrap()): the key table read a page at a
+ * time in unit order, each live key not under the active master key
+ * unwrapped with its own version and wrapped again under the active one,
+ * and the page written back in one conditional batch: a record that changed
+ * meanwhile (a forget, a concurrent rewrap) is left as it stands. Bodies are
+ * not touched. */
+#include <inttypes.h>
+#include <sodium.h>
+#include <string.h>
+
+#include "handle.h"
+#include "snap/envelope.h"
+
+/* Records per page: one key_list and one key_rewrap transaction each. */
+#define PAGE 2048
+
+/* A page of records as read. */
+typedef struct page {
+  size_t n;
+  char *units[PAGE];
+  uint32_t gen[PAGE], mv[PAGE];
+  uint8_t rec[PAGE][SNAP_WRAPPED_KEY_BYTES];
+  size_t len[PAGE];
+  bool live[PAGE];
+} page;
+
+static int take(void *ctx, const snap_backend_key *k) {
+  page *p = ctx;
+  if (p->n == PAGE)
+    return SNAP_OK;
+  size_t i = p->n;
+  if ((p->units[i] = snap_strdup(k->unit)) == NULL)
+    return snap_error_set(SNAP_ENOMEM, "rewrap: out of memory");
+  p->gen[i] = k->generation;
+  p->mv[i] = k->master_version;
+  p->live[i] = k->wrapped != NULL;
+  p->len[i] = k->wrapped_len;
+  if (k->wrapped)
+    memcpy(p->rec[i], k->wrapped,
+           k->wrapped_len < SNAP_WRAPPED_KEY_BYTES ? k->wrapped_len : SNAP_WRAPPED_KEY_BYTES);
+  p->n++;
+  return SNAP_OK;
+}
+
+static void page_clear(page *p) {
+  for (size_t i = 0; i < p->n; i++)
+    snap_free(p->units[i]);
+  p->n = 0;
+}
+
+/* Rewraps the page's live records not under `active` into `sw` (records in
+ * p->rec are replaced by their new form); returns how many swaps. */
+static int rewrap_page(page *p, snap_keyring *kr, const char *ctx, const char *dataset,
+                       uint32_t active, snap_backend_key_swap *sw, size_t *nsw,
+                       snap_rewrap_progress *pr) {
+  *nsw = 0;
+  for (size_t i = 0; i < p->n; i++) {
+    pr->seen++;
+    if (!p->live[i]) {
+      pr->forgotten++;
+      continue;
+    }
+    if (p->mv[i] == active) {
+      pr->current++;
+      continue;
+    }
+    uint8_t dek[SNAP_DEK_BYTES];
+    size_t ulen = strlen(p->units[i]);
+    uint32_t gen = 0, mv = 0;
+    int rc = snap__dek_unwrap(kr, ctx, dataset, p->units[i], ulen, p->rec[i], p->len[i], dek, &gen);
+    if (rc == SNAP_OK && gen != p->gen[i])
+      rc = snap_error_set(SNAP_EAUTH, "rewrap unit '%.80s': generation %" PRIu32
+                                      " in the table, %" PRIu32 " in its record",
+                          p->units[i], p->gen[i], gen);
+    if (rc == SNAP_OK)
+      rc = snap__dek_wrap(kr, ctx, dataset, p->units[i], ulen, gen, dek, NULL, NULL, p->rec[i],
+                          &mv);
+    sodium_memzero(dek, sizeof dek);
+    if (rc != SNAP_OK)
+      return rc;
+    sw[*nsw] = (snap_backend_key_swap){p->units[i], p->gen[i], p->mv[i], mv, p->rec[i],
+                                       SNAP_WRAPPED_KEY_BYTES, SNAP_SWAP_DONE};
+    (*nsw)++;
+  }
+  return SNAP_OK;
+}
+
+/* The encryption keyring and context the store writes with. */
+static int keyring_of(snap_store *st, const snap_options *opts, snap_options **res,
+                      snap_keyring **kr, const char **ctx) {
+  int rc = snap__store_options(st, "rewrap", opts, res);
+  if (rc != SNAP_OK)
+    return rc;
+  /* Any key mode: what is asked is which keyring wraps. */
+  if (!snap__options_encryption(*res, kr, ctx) || snap_keyring_active(*kr) == 0)
+    return snap_error_set(SNAP_EINVAL, "rewrap: no encryption keyring is configured (the data "
+                                       "keys are wrapped by its master keys)");
+  return SNAP_OK;
+}
+
+static int rewrap(snap_store *st, const snap_options *opts, const char *after,
+                  snap_rewrap_fn progress, void *ud, snap_rewrap_progress *pr) {
+  const snap_backend *kbe;
+  void *ks;
+  int rc = snap__envelope_keys(st, &kbe, &ks);
+  snap_options *res = NULL;
+  snap_keyring *kr = NULL;
+  const char *ctx = NULL;
+  if (rc == SNAP_OK)
+    rc = keyring_of(st, opts, &res, &kr, &ctx);
+  page *p = rc == SNAP_OK ? snap_calloc(1, sizeof *p) : NULL;
+  snap_backend_key_swap *sw = p ? snap_calloc(PAGE, sizeof *sw) : NULL;
+  char *cursor = after ? snap_strdup(after) : NULL;
+  if (rc == SNAP_OK && (p == NULL || sw == NULL || (after && cursor == NULL)))
+    rc = snap_error_set(SNAP_ENOMEM, "rewrap: out of memory");
+  const uint32_t active = rc == SNAP_OK ? snap_keyring_active(kr) : 0;
+  while (rc == SNAP_OK) {
+    if ((rc = kbe->key_list(ks, cursor, PAGE, take, p)) != SNAP_OK || p->n == 0)
+      break;
+    size_t nsw = 0;
+    rc = rewrap_page(p, kr, ctx, kbe->dataset(ks), active, sw, &nsw, pr);
+    uint64_t done = 0;
+    if (rc == SNAP_OK && nsw > 0 && (rc = kbe->key_rewrap(ks, sw, nsw)) == SNAP_OK) {
+      for (size_t i = 0; i < nsw; i++)
+        done += sw[i].outcome == SNAP_SWAP_DONE;
+      pr->rewrapped += done;
+      pr->changed += nsw - done;
+    }
+    if (rc == SNAP_OK) {
+      atomic_fetch_add(&st->env.rewrapped, done);
+      snap_free(cursor);
+      if ((cursor = snap_strdup(p->units[p->n - 1])) == NULL)
+        rc = snap_error_set(SNAP_ENOMEM, "rewrap: out of memory");
+    }
+    bool last = p->n < PAGE;
+    page_clear(p);
+    if (rc == SNAP_OK && progress) {
+      pr->last = cursor;
+      rc = progress(ud, pr);
+      pr->last = NULL;
+    }
+    if (last)
+      break;
+  }
+  if (p)
+    page_clear(p);
+  snap_free(p);
+  snap_free(sw);
+  snap_free(cursor);
+  snap_options_free(res);
+  return rc;
+}
+
+int snap_rewrap(snap_store *st, const snap_options *opts, const char *after,
+                snap_rewrap_fn progress, void *ud, snap_rewrap_progress *out) {
+  snap_rewrap_progress pr;
+  memset(&pr, 0, sizeof pr);
+  if (st == NULL)
+    return snap_error_set(SNAP_EINVAL, "rewrap: store is NULL");
+  int rc = rewrap(st, opts, after, progress, ud, &pr);
+  if (out != NULL)
+    *out = pr;
+  return rc;
+}
