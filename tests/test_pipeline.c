@@ -1149,16 +1149,38 @@ static const struct gcombo {
   const char *name;
   snap_compression alg;
   enum auth a;
-} GCOMBOS[] = {{"none", SNAP_COMPRESSION_NONE, AUTH_NONE},
-               {"zlib", SNAP_COMPRESSION_ZLIB, AUTH_NONE},
-               {"aead", SNAP_COMPRESSION_NONE, AUTH_AEAD},
-               {"zlib-aead", SNAP_COMPRESSION_ZLIB, AUTH_AEAD},
-               {"mac", SNAP_COMPRESSION_NONE, AUTH_MAC},
-               {"zlib-mac", SNAP_COMPRESSION_ZLIB, AUTH_MAC},
+  bool dict; /* compressed with tests/data/golden/dict.zdict */
+} GCOMBOS[] = {{"none", SNAP_COMPRESSION_NONE, AUTH_NONE, false},
+               {"zlib", SNAP_COMPRESSION_ZLIB, AUTH_NONE, false},
+               {"aead", SNAP_COMPRESSION_NONE, AUTH_AEAD, false},
+               {"zlib-aead", SNAP_COMPRESSION_ZLIB, AUTH_AEAD, false},
+               {"mac", SNAP_COMPRESSION_NONE, AUTH_MAC, false},
+               {"zlib-mac", SNAP_COMPRESSION_ZLIB, AUTH_MAC, false},
                /* frame version 2: the codec field names zstd (level 3) */
-               {"zstd", SNAP_COMPRESSION_ZSTD, AUTH_NONE},
-               {"zstd-aead", SNAP_COMPRESSION_ZSTD, AUTH_AEAD},
-               {"zstd-mac", SNAP_COMPRESSION_ZSTD, AUTH_MAC}};
+               {"zstd", SNAP_COMPRESSION_ZSTD, AUTH_NONE, false},
+               {"zstd-aead", SNAP_COMPRESSION_ZSTD, AUTH_AEAD, false},
+               {"zstd-mac", SNAP_COMPRESSION_ZSTD, AUTH_MAC, false},
+               /* ... and the dictionary field names dict.zdict's id */
+               {"zstd-dict", SNAP_COMPRESSION_ZSTD, AUTH_NONE, true},
+               {"zstd-dict-aead", SNAP_COMPRESSION_ZSTD, AUTH_AEAD, true},
+               {"zstd-dict-mac", SNAP_COMPRESSION_ZSTD, AUTH_MAC, true}};
+
+/* The golden dictionary, served by a dictionary source. */
+static snap_dict *g_dict(void) {
+  size_t n;
+  uint8_t *bytes = read_all(G_DIR "dict.zdict", &n);
+  snap_dict *d;
+  cr_assert_eq(snap_dict_new(&d, bytes, n), SNAP_OK, "%s", snap_error_message());
+  free(bytes);
+  return d;
+}
+static int g_dict_source(void *ud, uint32_t id, const char *name, snap_dict **out) {
+  (void)name;
+  if (id != snap_dict_id(ud))
+    return SNAP_ENOTFOUND;
+  *out = snap_dict_ref(ud);
+  return SNAP_OK;
+}
 
 static snap_keyring *g_ring(void) {
   uint8_t k[32];
@@ -1170,7 +1192,7 @@ static snap_keyring *g_ring(void) {
 }
 
 static void golden_check(const char *file, const char *payload_file, snap_format fmt,
-                         snap_compression alg, enum auth a) {
+                         snap_compression alg, enum auth a, bool dict) {
   char path[1024];
   size_t blen, plen;
   snprintf(path, sizeof path, G_DIR "%s", file);
@@ -1182,6 +1204,10 @@ static void golden_check(const char *file, const char *payload_file, snap_format
   snap_options *o = opts(false, 0, a, kr, G_CONTEXT);
   cr_assert_eq(snap_options_set_compression(o, alg, alg == SNAP_COMPRESSION_ZSTD ? 3 : 6), SNAP_OK);
   cr_assert_eq(snap_options_set_nonce_source(o, g_nonce, NULL), SNAP_OK);
+  snap_dict *d = g_dict();
+  cr_assert_eq(snap_options_set_dictionary_source(o, g_dict_source, d), SNAP_OK);
+  if (dict)
+    cr_assert_eq(snap_options_set_dictionary(o, snap_dict_id(d), NULL), SNAP_OK);
   snap_buf out = SNAP_BUF_INIT;
   snap_format f = 0;
   unsigned st = 0;
@@ -1207,6 +1233,7 @@ static void golden_check(const char *file, const char *payload_file, snap_format
   snap_buf_dispose(&again);
   snap_buf_dispose(&out);
   snap_options_free(o);
+  snap_dict_free(d);
   snap_keyring_free(kr);
   free(b);
   free(p);
@@ -1216,21 +1243,23 @@ Test(golden, every_stage_combination_in_both_formats) {
   char name[64];
   for (size_t i = 0; i < sizeof GCOMBOS / sizeof GCOMBOS[0]; i++) {
     snprintf(name, sizeof name, "json-%s.body", GCOMBOS[i].name);
-    golden_check(name, "state.json", SNAP_FORMAT_JSON, GCOMBOS[i].alg, GCOMBOS[i].a);
+    golden_check(name, "state.json", SNAP_FORMAT_JSON, GCOMBOS[i].alg, GCOMBOS[i].a,
+                 GCOMBOS[i].dict);
     snprintf(name, sizeof name, "msgpack-%s.body", GCOMBOS[i].name);
-    golden_check(name, "state.msgpack", SNAP_FORMAT_MSGPACK, GCOMBOS[i].alg, GCOMBOS[i].a);
+    golden_check(name, "state.msgpack", SNAP_FORMAT_MSGPACK, GCOMBOS[i].alg, GCOMBOS[i].a,
+                 GCOMBOS[i].dict);
   }
 }
 
 Test(golden, the_worked_examples_of_format_md) {
   golden_check("example-aead.body", "example.json", SNAP_FORMAT_JSON, SNAP_COMPRESSION_NONE,
-               AUTH_AEAD);
+               AUTH_AEAD, false);
   golden_check("example-mac.body", "example.json", SNAP_FORMAT_JSON, SNAP_COMPRESSION_NONE,
-               AUTH_MAC);
+               AUTH_MAC, false);
   golden_check("example-none.body", "example.json", SNAP_FORMAT_JSON, SNAP_COMPRESSION_NONE,
-               AUTH_NONE);
+               AUTH_NONE, false);
   golden_check("example-zstd.body", "example-v2.json", SNAP_FORMAT_JSON, SNAP_COMPRESSION_ZSTD,
-               AUTH_NONE);
+               AUTH_NONE, false);
 }
 
 /*
@@ -1248,9 +1277,10 @@ static void lp(crypto_generichash_state *st, const void *p, size_t n) {
 /* Frame version 2's extension block (20 + 2 bytes on): the total length
  * (its own 2 bytes included), then u8 type || u16le len || value, types
  * ascending. Returns the header length; *codec gets the codec field's value
- * (0 without one). */
-static size_t spec_header(const uint8_t *b, size_t n, unsigned *codec) {
+ * (0 without one), *dict the dictionary field's (type 2, u32le; 0 without). */
+static size_t spec_header(const uint8_t *b, size_t n, unsigned *codec, uint32_t *dict) {
   *codec = 0;
+  *dict = 0;
   if (b[4] == 1)
     return 20;
   cr_assert_eq(b[4], 2, "frame version %u", b[4]);
@@ -1265,9 +1295,13 @@ static size_t spec_header(const uint8_t *b, size_t n, unsigned *codec) {
     size_t len = (size_t)b[21 + pos] | (size_t)b[22 + pos] << 8;
     cr_assert_leq(pos + 3 + len, blk);
     cr_assert_gt(type, last, "field types ascend");
-    cr_assert_eq(type, 1u, "the only field these vectors carry is the codec's");
-    cr_assert_eq(len, 1u);
-    *codec = b[23 + pos];
+    cr_assert(type == 1 || type == 2, "these vectors carry the codec and dictionary fields only");
+    cr_assert_eq(len, type == 1 ? 1u : 4u);
+    if (type == 1)
+      *codec = b[23 + pos];
+    else
+      *dict = (uint32_t)b[23 + pos] | (uint32_t)b[24 + pos] << 8 | (uint32_t)b[25 + pos] << 16 |
+              (uint32_t)b[26 + pos] << 24;
     last = type;
     pos += 3 + len;
   }
@@ -1280,7 +1314,8 @@ static size_t spec_decode(const uint8_t *b, size_t n, const uint8_t master[32], 
   cr_assert_eq(memcmp(b, "SNPB", 4), 0);
   cr_assert_eq(b[7], 0);
   unsigned codec;
-  const size_t hl = spec_header(b, n, &codec);
+  uint32_t dict;
+  const size_t hl = spec_header(b, n, &codec, &dict);
   uint8_t stages = b[6];
   uint64_t orig = 0;
   for (int i = 7; i >= 0; i--)
@@ -1335,7 +1370,21 @@ static size_t spec_decode(const uint8_t *b, size_t n, const uint8_t master[32], 
   }
   if (z && codec == 2) {
     cr_assert_eq(ZSTD_getFrameContentSize(plain, blen), orig, "the zstd frame declares its size");
-    size_t dl = ZSTD_decompress(out, cap, plain, blen);
+    size_t dl;
+    if (dict) {
+      /* the dictionary whose bytes' BLAKE2b-256 starts with the id (LE) */
+      size_t dn;
+      uint8_t *db = read_all(G_DIR "dict.zdict", &dn), h[32];
+      crypto_generichash(h, 32, db, dn, NULL, 0);
+      cr_assert_eq(dict, (uint32_t)h[0] | (uint32_t)h[1] << 8 | (uint32_t)h[2] << 16 |
+                             (uint32_t)h[3] << 24);
+      ZSTD_DCtx *dc = ZSTD_createDCtx();
+      dl = ZSTD_decompress_usingDict(dc, out, cap, plain, blen, db, dn);
+      ZSTD_freeDCtx(dc);
+      free(db);
+    } else {
+      dl = ZSTD_decompress(out, cap, plain, blen);
+    }
     cr_assert(!ZSTD_isError(dl), "zstd: %s", ZSTD_getErrorName(dl));
     cr_assert_eq(dl, orig);
     return dl;
@@ -1360,7 +1409,9 @@ Test(golden, an_independent_reader_following_format_md_decodes_them) {
       "msgpack-aead.body", "msgpack-zlib-aead.body", "msgpack-mac.body",  "msgpack-zlib-mac.body",
       "example-aead.body", "example-mac.body",       "example-none.body", "json-zstd.body",
       "json-zstd-aead.body", "json-zstd-mac.body",   "msgpack-zstd.body", "msgpack-zstd-aead.body",
-      "msgpack-zstd-mac.body", "example-zstd.body"};
+      "msgpack-zstd-mac.body", "example-zstd.body",  "json-zstd-dict.body",
+      "json-zstd-dict-aead.body", "json-zstd-dict-mac.body", "msgpack-zstd-dict.body",
+      "msgpack-zstd-dict-aead.body", "msgpack-zstd-dict-mac.body"};
   for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
     char path[1024];
     size_t n, pn;

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zdict.h>
 
 #include "snap/pipeline.h"
 
@@ -106,12 +107,77 @@ static void pack_state(msgpack_sbuffer *sb) {
 
 static const struct combo {
   const char *name;
-  bool zlib, aead, mac, zstd;
-} COMBOS[] = {{"none", false, false, false, false},     {"zlib", true, false, false, false},
-              {"aead", false, true, false, false},      {"zlib-aead", true, true, false, false},
-              {"mac", false, false, true, false},       {"zlib-mac", true, false, true, false},
-              {"zstd", false, false, false, true},      {"zstd-aead", false, true, false, true},
-              {"zstd-mac", false, false, true, true}};
+  bool zlib, aead, mac, zstd, dict;
+} COMBOS[] = {{"none", false, false, false, false, false},
+              {"zlib", true, false, false, false, false},
+              {"aead", false, true, false, false, false},
+              {"zlib-aead", true, true, false, false, false},
+              {"mac", false, false, true, false, false},
+              {"zlib-mac", true, false, true, false, false},
+              {"zstd", false, false, false, true, false},
+              {"zstd-aead", false, true, false, true, false},
+              {"zstd-mac", false, false, true, true, false},
+              {"zstd-dict", false, false, false, true, true},
+              {"zstd-dict-aead", false, true, false, true, true},
+              {"zstd-dict-mac", false, false, true, true, true}};
+
+/* ---- the golden dictionary (dict.zdict) ------------------------------------ */
+
+#define G_DICT_SAMPLES 400
+#define G_DICT_CAPACITY 2048
+
+/* Account state number i, of the shape of G_JSON with varied values. */
+static size_t account_sample(char *dst, size_t cap, unsigned i) {
+  static const char *const owners[] = {"Ada Lovelace", "Alan Turing", "Grace Hopper",
+                                       "Edsger Dijkstra", "Barbara Liskov", "Donald Knuth"};
+  static const char *const kinds[] = {"deposit", "withdrawal"};
+  static const char *const memos[] = {"salary", "rent", "atm", "groceries", "refund"};
+  int n = snprintf(dst, cap,
+                   "{\"account\":\"acc-%04u\",\"owner\":\"%s\",\"currency\":\"%s\","
+                   "\"balance_cents\":%u,\"active\":%s,\"closed_at\":null,\"rate\":0.0%u,"
+                   "\"tags\":[\"premium\",\"eu\"],\"history\":[",
+                   i, owners[i % 6], i % 3 ? "EUR" : "USD", (i * 7919u) % 5000000u,
+                   i % 5 ? "true" : "false", 100 + i % 300);
+  for (unsigned k = 0; k < 1 + i % 6; k++)
+    n += snprintf(dst + n, cap - (size_t)n,
+                  "%s{\"seq\":%u,\"kind\":\"%s\",\"cents\":%d,\"memo\":\"%s\"}",
+                  k ? "," : "", k + 1, kinds[(i + k) % 2], (int)((i * 31 + k * 977) % 90000) - 45000,
+                  memos[(i + k) % 5]);
+  n += snprintf(dst + n, cap - (size_t)n, "]}");
+  return (size_t)n;
+}
+
+/* A zstd dictionary trained on G_DICT_SAMPLES account states (deterministic:
+ * zstd's trainer is, on the same samples). */
+static snap_dict *train_dict(void) {
+  static char samples[G_DICT_SAMPLES * 768];
+  size_t sizes[G_DICT_SAMPLES], at = 0;
+  for (unsigned i = 0; i < G_DICT_SAMPLES; i++) {
+    sizes[i] = account_sample(samples + at, sizeof samples - at, i);
+    at += sizes[i];
+  }
+  static uint8_t buf[G_DICT_CAPACITY];
+  size_t n = ZDICT_trainFromBuffer(buf, sizeof buf, samples, sizes, G_DICT_SAMPLES);
+  if (ZDICT_isError(n)) {
+    fprintf(stderr, "gen_golden: training: %s\n", ZDICT_getErrorName(n));
+    exit(1);
+  }
+  snap_dict *d;
+  if (snap_dict_new(&d, buf, n))
+    die("dictionary");
+  return d;
+}
+
+static snap_dict *g_dict;
+
+static int dict_source(void *ud, uint32_t id, const char *name, snap_dict **out) {
+  (void)ud;
+  (void)name;
+  if (id != snap_dict_id(g_dict))
+    return SNAP_ENOTFOUND;
+  *out = snap_dict_ref(g_dict);
+  return SNAP_OK;
+}
 
 static snap_options *options_for(const struct combo *c, snap_keyring *kr) {
   snap_options *o;
@@ -123,6 +189,8 @@ static snap_options *options_for(const struct combo *c, snap_keyring *kr) {
                                    c->zstd   ? G_ZSTD_LEVEL
                                    : c->zlib ? G_LEVEL
                                              : 0) ||
+      snap_options_set_dictionary(o, c->dict ? snap_dict_id(g_dict) : 0, NULL) ||
+      snap_options_set_dictionary_source(o, dict_source, NULL) ||
       snap_options_set_encryption(o, c->aead ? kr : NULL, G_CONTEXT) ||
       snap_options_set_integrity(o, c->mac ? kr : NULL, G_CONTEXT) ||
       snap_options_set_nonce_source(o, fixed_nonce, NULL))
@@ -194,6 +262,11 @@ int main(int argc, char **argv) {
   write_file(dir, "state.msgpack", sb.data, sb.size);
   write_file(dir, "example.json", G_EXAMPLE, strlen(G_EXAMPLE));
   write_file(dir, "example-v2.json", G_EXAMPLE_V2, strlen(G_EXAMPLE_V2));
+  g_dict = train_dict();
+  size_t dict_len;
+  const void *dict_bytes = snap_dict_bytes(g_dict, &dict_len);
+  write_file(dir, "dict.zdict", dict_bytes, dict_len);
+  printf("dictionary id %u (0x%08x)\n", snap_dict_id(g_dict), snap_dict_id(g_dict));
 
   snap_buf out = SNAP_BUF_INIT;
   char name[64];
@@ -205,10 +278,10 @@ int main(int argc, char **argv) {
   }
 
   /* The worked examples of docs/FORMAT.md. */
-  const struct combo ex_aead = {"aead", false, true, false, false},
-                     ex_none = {"none", false, false, false, false},
-                     ex_mac = {"mac", false, false, true, false},
-                     ex_zstd = {"zstd", false, false, false, true};
+  const struct combo ex_aead = {"aead", false, true, false, false, false},
+                     ex_none = {"none", false, false, false, false, false},
+                     ex_mac = {"mac", false, false, true, false, false},
+                     ex_zstd = {"zstd", false, false, false, true, false};
   encode_to(dir, "example-aead.body", SNAP_FORMAT_JSON, G_EXAMPLE, strlen(G_EXAMPLE), &ex_aead, kr,
             &out);
   printf("\nexample-aead.body:\n");
@@ -234,7 +307,7 @@ int main(int argc, char **argv) {
   printf("MAC subkey:\n");
   hexdump(sk, 32);
 
-  char manifest[2048];
+  char manifest[3072];
   int mn = snprintf(
       manifest, sizeof manifest,
       "# Golden body vectors: written once by tools/gen_golden.c, decoded by\n"
@@ -258,7 +331,10 @@ int main(int argc, char **argv) {
       "json-zstd.body        state.json       zstd       (frame version 2)\n"
       "json-zstd-aead.body   state.json       zstd+aead  (frame version 2)\n"
       "json-zstd-mac.body    state.json       zstd+mac   (frame version 2)\n"
-      "msgpack-*.body        state.msgpack    (the same nine)\n"
+      "json-zstd-dict.body   state.json       zstd+dict  (frame version 2, dict.zdict)\n"
+      "json-zstd-dict-aead.body state.json    zstd+dict+aead\n"
+      "json-zstd-dict-mac.body  state.json    zstd+dict+mac\n"
+      "msgpack-*.body        state.msgpack    (the same twelve)\n"
       "example-aead.body     example.json     aead       (docs/FORMAT.md worked example)\n"
       "example-mac.body      example.json     mac\n"
       "example-none.body     example.json     -\n"
@@ -267,6 +343,7 @@ int main(int argc, char **argv) {
   write_file(dir, "MANIFEST.txt", manifest, (size_t)mn);
 
   snap_buf_dispose(&out);
+  snap_dict_free(g_dict);
   msgpack_sbuffer_destroy(&sb);
   snap_keyring_free(kr);
   return 0;

@@ -45,6 +45,7 @@ typedef struct writing {
   unsigned codec;  /* FRAME_CODEC_* tried when compression is configured */
   frame_fields *ff; /* the v2 fields (none: a v1 frame); not zeroed with the rest */
   const snap__envelope_key *env; /* envelope mode: the unit's data key, else NULL */
+  snap_dict *dict;  /* the zstd dictionary (a reference), or NULL */
   size_t pre;      /* header (and nonce) before the body */
   size_t trailer;  /* tag, MAC or CRC after it */
   unsigned st;     /* the stage bits written */
@@ -116,6 +117,10 @@ static int set_fields(writing *x, bool compressed) {
   if (compressed && x->codec == FRAME_CODEC_ZSTD) {
     const uint8_t codec = FRAME_CODEC_ZSTD;
     rc = snap__frame_fields_add(&x->w, x->ff, FIELD_CODEC, &codec, 1);
+    uint8_t id[4];
+    snap__put_u32le(id, snap_dict_id(x->dict));
+    if (rc == SNAP_OK && x->dict)
+      rc = snap__frame_fields_add(&x->w, x->ff, FIELD_DICT, id, 4);
   }
   if (rc == SNAP_OK && x->env) {
     /* The unit, unless it is the pid (the default): then the field is empty. */
@@ -142,9 +147,10 @@ static int try_compress(writing *x, const snap__eff *e, snap_buf *out) {
   int z = 0;
   if (x->len > extra + 1) {
     const size_t cap = x->len - 1 - extra;
-    z = x->codec == FRAME_CODEC_ZSTD
-            ? snap__zstd_fit(x->src, x->len, out->data + x->pre, cap, e->level, &clen)
-            : snap__deflate_fit(x->src, x->len, out->data + x->pre, cap, e->level, &clen);
+    uint8_t *dst = out->data + x->pre;
+    z = x->dict ? snap__zstd_fit_dict(x->src, x->len, dst, cap, e->level, x->dict, &clen)
+        : x->codec == FRAME_CODEC_ZSTD ? snap__zstd_fit(x->src, x->len, dst, cap, e->level, &clen)
+                                       : snap__deflate_fit(x->src, x->len, dst, cap, e->level, &clen);
   }
   if (z < 0)
     return snap__frame_fail(&x->w, SNAP_ENOMEM, "out of memory compressing");
@@ -154,6 +160,35 @@ static int try_compress(writing *x, const snap__eff *e, snap_buf *out) {
     return SNAP_OK;
   }
   return set_fields(x, false);
+}
+
+/* The dictionary the options choose, through their source (a reference in
+ * x->dict), when compression is tried (`look`); a dictionary without zstd is
+ * refused either way. */
+static int find_dict(writing *x, const snap__eff *e, bool look) {
+  if (!e->dict_id && !e->dict_name)
+    return SNAP_OK;
+  if (e->comp != SNAP_COMPRESSION_ZSTD)
+    return snap__frame_fail(&x->w, SNAP_EINVAL,
+                            "a dictionary is set but the compression is not zstd");
+  if (!look)
+    return SNAP_OK;
+  if (!e->dict_src)
+    return snap__frame_fail(&x->w, SNAP_EINVAL,
+                            "a dictionary is set but no dictionary source to find it");
+  snap_error_clear();
+  int rc = e->dict_src(e->dict_ud, e->dict_id, e->dict_name, &x->dict);
+  if (rc == SNAP_OK && !x->dict)
+    rc = SNAP_ENOTFOUND;
+  if (rc == SNAP_OK)
+    return SNAP_OK;
+  x->dict = NULL;
+  if (snap_error_code() != SNAP_OK)
+    return snap_error_set(rc, "encode pid '%.80s' seq %lld: %s", x->w.pid, (long long)x->w.seq,
+                          snap_error_message());
+  if (e->dict_name)
+    return snap__frame_fail(&x->w, rc, "dictionary '%s' not found", e->dict_name);
+  return snap__frame_fail(&x->w, rc, "dictionary %u not found", (unsigned)e->dict_id);
 }
 
 /* Reserves the output and compresses into its body when that is configured
@@ -169,6 +204,8 @@ static int compress_into(writing *x, const snap__eff *e, snap_buf *out) {
   /* Compressed output is never kept unless it shrinks; under 9 bytes it cannot
    * (zlib's wrapper and an empty block alone take 8, a zstd frame more). */
   const bool try_comp = e->comp != SNAP_COMPRESSION_NONE && x->len >= e->comp_min && x->len > 8;
+  if ((rc = find_dict(x, e, try_comp)) != SNAP_OK)
+    return rc;
   const size_t raw_total = x->pre + x->len + x->trailer;
   if (!try_comp && raw_total > e->max_stored)
     return snap__frame_fail(&x->w, SNAP_ETOOBIG,
@@ -245,5 +282,6 @@ static int body_encode(const char *pid, bool pid_checked, int64_t seq, snap_form
       *stages = x.st;
   }
   sodium_memzero(x.subkey, sizeof x.subkey);
+  snap_dict_free(x.dict);
   return rc;
 }

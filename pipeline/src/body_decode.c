@@ -71,12 +71,46 @@ static int zstd_failure(const where *w, snap__zstd_result z, size_t slen, size_t
   }
 }
 
-/* Decompresses with the frame's codec into exactly `dlen` bytes, or fails. */
-static int decompress_exact(const where *w, const frame *f, const uint8_t *src, size_t slen,
-                            uint8_t *dst, size_t dlen) {
-  if (f->codec == FRAME_CODEC_ZSTD)
-    return zstd_failure(w, snap__zstd_decompress(src, slen, dst, dlen), slen, dlen);
-  return inflate_exact(w, src, slen, dst, dlen);
+/* The dictionary a body names, through the reader's source (a reference in
+ * `*d`). Only asked once the body is authenticated (or its CRC checked), so
+ * an altered id is never reported as a missing dictionary. */
+static int find_dict(const where *w, const snap__eff *e, uint32_t id, snap_dict **d) {
+  *d = NULL;
+  if (!e->dict_src)
+    return snap__frame_fail(w, SNAP_ENOTFOUND,
+                            "the body is compressed with dictionary %u and this reader has no "
+                            "dictionary source",
+                            (unsigned)id);
+  snap_error_clear();
+  int rc = e->dict_src(e->dict_ud, id, NULL, d);
+  if (rc == SNAP_OK && snap_dict_id(*d) != id) {
+    const unsigned got = snap_dict_id(*d);
+    snap_dict_free(*d);
+    *d = NULL;
+    return snap__frame_fail(w, SNAP_EINVAL, "the dictionary source gave dictionary %u for %u",
+                            got, (unsigned)id);
+  }
+  if (rc == SNAP_OK)
+    return SNAP_OK;
+  *d = NULL;
+  if (snap_error_code() != SNAP_OK)
+    return snap_error_set(rc, "%s pid '%.80s' seq %lld: dictionary %u: %s", w->op, w->pid,
+                          (long long)w->seq, (unsigned)id, snap_error_message());
+  return snap__frame_fail(w, rc, "dictionary %u not found", (unsigned)id);
+}
+
+/* Decompresses with the frame's codec (and dictionary) into exactly `dlen`
+ * bytes, or fails. */
+static int decompress_exact(const where *w, const snap__eff *e, const frame *f, const uint8_t *src,
+                            size_t slen, uint8_t *dst, size_t dlen) {
+  if (f->codec != FRAME_CODEC_ZSTD)
+    return inflate_exact(w, src, slen, dst, dlen);
+  snap_dict *d = NULL;
+  int rc = f->dict_id ? find_dict(w, e, f->dict_id, &d) : SNAP_OK;
+  if (rc == SNAP_OK)
+    rc = zstd_failure(w, snap__zstd_decompress(src, slen, dst, dlen, d), slen, dlen);
+  snap_dict_free(d);
+  return rc;
 }
 
 /* ---- authenticating a body ------------------------------------------------ */
@@ -336,7 +370,7 @@ static int check_before_allocating(const reading *r) {
  * compressed body is decrypted into the tail of the same buffer and
  * decompressed into its head.
  */
-static int produce(const reading *r, snap_buf *out) {
+static int produce(const reading *r, const snap__eff *e, snap_buf *out) {
   const frame *f = &r->f;
   const size_t orig = (size_t)f->orig_len; /* <= max_decoded, a size_t */
   const bool aead = f->stages & ST_AEAD, comp = f->stages & ST_COMP;
@@ -363,10 +397,10 @@ static int produce(const reading *r, snap_buf *out) {
           "authentication failed under key version %u: wrong key, context, pid or seq, "
           "or an altered body",
           (unsigned)f->key_version);
-    if (comp && (rc = decompress_exact(&r->w, f, plain, f->body_len, dst, orig)) != SNAP_OK)
+    if (comp && (rc = decompress_exact(&r->w, e, f, plain, f->body_len, dst, orig)) != SNAP_OK)
       return rc;
   } else if (comp) {
-    if ((rc = decompress_exact(&r->w, f, cbody, f->body_len, dst, orig)) != SNAP_OK)
+    if ((rc = decompress_exact(&r->w, e, f, cbody, f->body_len, dst, orig)) != SNAP_OK)
       return rc;
   } else if (orig) {
     memcpy(dst, cbody, orig);
@@ -385,7 +419,7 @@ static int decode_body(const char *pid, int64_t seq, const uint8_t *b, size_t bo
   if (rc == SNAP_OK)
     rc = check_trailer(&r);
   if (rc == SNAP_OK)
-    rc = produce(&r, out);
+    rc = produce(&r, e, out);
   sodium_memzero(r.subkey, sizeof r.subkey);
   if (rc != SNAP_OK) {
     out->len = 0;

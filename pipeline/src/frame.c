@@ -45,6 +45,7 @@ typedef struct field_rule {
 
 static const field_rule FIELD_RULES[FIELD_TYPES] = {
     [FIELD_CODEC] = {"codec", 1, 1},
+    [FIELD_DICT] = {"dictionary id", 4, 4},
     /* Empty: the unit is the pid; else the unit's bytes (frame.h). */
     [FIELD_ENVELOPE] = {"envelope key reference", 0, SNAP__FIELD_UNIT_MAX},
 };
@@ -129,6 +130,16 @@ static int check_fields(const where *w, frame *f) {
     f->codec = c->val[0];
   } else if (f->stages & ST_COMP) {
     f->codec = FRAME_CODEC_ZLIB;
+  }
+  const frame_field *d = &f->field[FIELD_DICT];
+  if (d->present) {
+    if (f->codec != FRAME_CODEC_ZSTD)
+      return snap__frame_fail(w, SNAP_EFORMAT,
+                              "dictionary field on a body that is not zstd-compressed");
+    f->dict_id = snap__get_u32le(d->val);
+    if (f->dict_id == 0)
+      return snap__frame_fail(w, SNAP_EFORMAT, "dictionary field names id 0, which is no "
+                                               "dictionary's");
   }
   const frame_field *k = &f->field[FIELD_ENVELOPE];
   if (k->present && !(f->stages & ST_AEAD))
@@ -302,15 +313,19 @@ int snap__body_check_call(where *w, const char *pid, bool pid_checked, int64_t s
   return SNAP_OK;
 }
 
-int snap_body_inspect(const void *body, size_t body_len, snap_format *fmt, unsigned *stages,
-                      uint32_t *key_version, uint64_t *orig_len) {
+/* The header of a body read without keys: parsed and its lengths checked. */
+static int inspect_frame(const void *body, size_t body_len, frame *f) {
   where w = {"inspect", NULL, 0};
   if (!body && body_len)
     return snap__frame_fail(&w, SNAP_EINVAL, "body is NULL but its length is %zu", body_len);
+  int rc = snap__frame_parse(&w, body, body_len, f);
+  return rc ? rc : snap__frame_check_lengths(&w, f);
+}
+
+int snap_body_inspect(const void *body, size_t body_len, snap_format *fmt, unsigned *stages,
+                      uint32_t *key_version, uint64_t *orig_len) {
   frame f;
-  int rc = snap__frame_parse(&w, body, body_len, &f);
-  if (rc == SNAP_OK)
-    rc = snap__frame_check_lengths(&w, &f);
+  int rc = inspect_frame(body, body_len, &f);
   if (rc)
     return rc;
   if (fmt)
@@ -321,5 +336,20 @@ int snap_body_inspect(const void *body, size_t body_len, snap_format *fmt, unsig
     *key_version = f.key_version;
   if (orig_len)
     *orig_len = f.orig_len;
+  return SNAP_OK;
+}
+
+int snap_body_inspect_codec(const void *body, size_t body_len, snap_compression *codec,
+                            uint32_t *dict_id) {
+  frame f;
+  int rc = inspect_frame(body, body_len, &f);
+  if (rc)
+    return rc;
+  if (codec)
+    *codec = f.codec == FRAME_CODEC_ZSTD   ? SNAP_COMPRESSION_ZSTD
+             : f.codec == FRAME_CODEC_ZLIB ? SNAP_COMPRESSION_ZLIB
+                                           : SNAP_COMPRESSION_NONE;
+  if (dict_id)
+    *dict_id = f.dict_id;
   return SNAP_OK;
 }

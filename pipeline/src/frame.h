@@ -107,7 +107,8 @@ typedef struct frame {
   snap_format fmt;
   unsigned version; /* FRAME_V1 or FRAME_V2 */
   unsigned stages;
-  unsigned codec; /* FRAME_CODEC_* when ST_COMP is set, else 0 */
+  unsigned codec;   /* FRAME_CODEC_* when ST_COMP is set, else 0 */
+  uint32_t dict_id; /* the dictionary field's id, else 0 */
   uint32_t key_version;
   uint64_t orig_len;
   size_t hdr_len;  /* 20, or 20 + the block's length: what AEAD, MAC and CRC cover */

@@ -30,11 +30,12 @@ void snap_options_free(snap_options *o) {
     return;
   snap_free(o->enc_ctx);
   snap_free(o->mac_ctx);
+  snap_free(o->dict_name);
   snap_free(o);
 }
 
 /* Copies field values (not the set mask) from `src`, duplicating contexts.
- * `dst` must have no contexts of its own. */
+ * `dst` must have no contexts (or dictionary name) of its own. */
 static int copy_fields(snap_options *dst, const snap_options *src, unsigned fields) {
   if (fields & SNAP__F_COMPRESSION) {
     dst->comp = src->comp;
@@ -66,6 +67,15 @@ static int copy_fields(snap_options *dst, const snap_options *src, unsigned fiel
   }
   if (fields & SNAP__F_KEY_MODE)
     dst->key_mode = src->key_mode;
+  if (fields & SNAP__F_DICT) {
+    dst->dict_id = src->dict_id;
+    if (src->dict_name && !(dst->dict_name = snap_strdup(src->dict_name)))
+      return SNAP_ENOMEM;
+  }
+  if (fields & SNAP__F_DICT_SOURCE) {
+    dst->dict_src = src->dict_src;
+    dst->dict_ud = src->dict_ud;
+  }
   dst->set |= fields;
   return SNAP_OK;
 }
@@ -110,6 +120,37 @@ int snap_options_set_compression(snap_options *o, snap_compression alg, int leve
   o->comp = alg;
   o->level = level;
   o->set |= SNAP__F_COMPRESSION;
+  touch(o);
+  return SNAP_OK;
+}
+
+int snap_options_set_dictionary(snap_options *o, uint32_t id, const char *name) {
+  if (!o)
+    return snap_error_set(SNAP_EINVAL, "snap_options_set_dictionary: NULL options");
+  if (id && name)
+    return snap_error_set(SNAP_EINVAL, "a dictionary is chosen by id or by name, not both");
+  if (name && (!*name || strlen(name) > 255))
+    return snap_error_set(SNAP_EINVAL, "a dictionary name has 1 to 255 bytes");
+  char *copy = NULL;
+  if (name && !(copy = snap_strdup(name)))
+    return snap_error_set(SNAP_ENOMEM, "out of memory copying a dictionary name");
+  snap_free(o->dict_name);
+  o->dict_name = copy;
+  o->dict_id = id;
+  o->set |= SNAP__F_DICT;
+  touch(o);
+  return SNAP_OK;
+}
+
+int snap_options_set_dictionary_source(snap_options *o, snap_dict_source fn, void *ud) {
+  if (!o)
+    return snap_error_set(SNAP_EINVAL, "snap_options_set_dictionary_source: NULL options");
+  o->dict_src = fn;
+  o->dict_ud = fn ? ud : NULL;
+  if (fn)
+    o->set |= SNAP__F_DICT_SOURCE;
+  else
+    o->set &= ~(unsigned)SNAP__F_DICT_SOURCE;
   touch(o);
   return SNAP_OK;
 }
@@ -356,4 +397,12 @@ void snap__options_effective(const snap_options *o, snap__eff *e) {
     e->nonce_ud = o->nonce_ud;
   }
   e->envelope = e->enc_kr && (o->set & SNAP__F_KEY_MODE) && o->key_mode == SNAP_KEYS_ENVELOPE;
+  if (o->set & SNAP__F_DICT) {
+    e->dict_id = o->dict_id;
+    e->dict_name = o->dict_name;
+  }
+  if (o->set & SNAP__F_DICT_SOURCE) {
+    e->dict_src = o->dict_src;
+    e->dict_ud = o->dict_ud;
+  }
 }

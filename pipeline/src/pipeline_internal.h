@@ -68,6 +68,8 @@ enum {
   SNAP__F_REQUIRED = 1u << 7,
   SNAP__F_NONCE = 1u << 8,
   SNAP__F_KEY_MODE = 1u << 9,
+  SNAP__F_DICT = 1u << 10,       /* dictionary id or name */
+  SNAP__F_DICT_SOURCE = 1u << 11 /* the dictionary source */
 };
 
 struct snap_options {
@@ -87,6 +89,10 @@ struct snap_options {
   snap_nonce_fn nonce_fn;
   void *nonce_ud;
   snap_key_mode key_mode;
+  uint32_t dict_id;
+  char *dict_name; /* owned; NULL unless selected by name */
+  snap_dict_source dict_src;
+  void *dict_ud;
 };
 
 /* The built-in limit on stored and decoded sizes when no layer sets one. */
@@ -107,6 +113,10 @@ typedef struct snap__eff {
   snap_nonce_fn nonce_fn;
   void *nonce_ud;
   bool envelope; /* encryption keyed by the unit's data key (needs a store) */
+  uint32_t dict_id;      /* 0 and dict_name NULL: no dictionary */
+  const char *dict_name;
+  snap_dict_source dict_src;
+  void *dict_ud;
 } snap__eff;
 
 void snap__options_effective(const snap_options *o, snap__eff *e);
@@ -191,8 +201,17 @@ typedef enum snap__zstd_result {
  * checked before anything is allocated for them. */
 snap__zstd_result snap__zstd_check(const uint8_t *src, size_t slen, size_t dlen);
 
-/* snap__zstd_check(), then decompresses into exactly `dlen` bytes. */
+/* snap__zstd_check(), then decompresses into exactly `dlen` bytes, with the
+ * dictionary `dict` (NULL: none). */
 snap__zstd_result snap__zstd_decompress(const uint8_t *src, size_t slen, uint8_t *dst,
-                                        size_t dlen);
+                                        size_t dlen, const snap_dict *dict);
+
+/* snap__zstd_fit() with a dictionary (dict.c). */
+int snap__zstd_fit_dict(const uint8_t *src, size_t slen, uint8_t *dst, size_t cap, int level,
+                        snap_dict *d, size_t *out_len);
+
+/* The dictionary's digested form for decompressing (NULL for NULL). */
+struct ZSTD_DDict_s;
+const struct ZSTD_DDict_s *snap__dict_ddict(const snap_dict *d);
 
 #endif

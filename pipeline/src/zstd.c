@@ -38,14 +38,16 @@ snap__zstd_result snap__zstd_check(const uint8_t *src, size_t slen, size_t dlen)
 }
 
 snap__zstd_result snap__zstd_decompress(const uint8_t *src, size_t slen, uint8_t *dst,
-                                        size_t dlen) {
+                                        size_t dlen, const snap_dict *dict) {
   snap__zstd_result c = snap__zstd_check(src, slen, dlen);
   if (c != SNAP__ZSTD_OK)
     return c;
   snap__coders *z = snap__thread_coders();
   if (!z || (!z->zstd_d && !(z->zstd_d = ZSTD_createDCtx())))
     return SNAP__ZSTD_NOMEM;
-  size_t r = ZSTD_decompressDCtx(z->zstd_d, dst, dlen, src, slen);
+  const ZSTD_DDict *dd = snap__dict_ddict(dict);
+  size_t r = dd ? ZSTD_decompress_usingDDict(z->zstd_d, dst, dlen, src, slen, dd)
+                : ZSTD_decompressDCtx(z->zstd_d, dst, dlen, src, slen);
   if (ZSTD_isError(r))
     return ZSTD_getErrorCode(r) == ZSTD_error_memory_allocation ? SNAP__ZSTD_NOMEM
                                                                  : SNAP__ZSTD_BAD;

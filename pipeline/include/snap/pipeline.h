@@ -236,6 +236,59 @@ SNAP_API int snap_options_set_required(snap_options *o, unsigned required);
  *  fn == NULL unsets it (randombytes_buf() unless a lower layer sets one). */
 SNAP_API int snap_options_set_nonce_source(snap_options *o, snap_nonce_fn fn, void *ud);
 
+/* ------------------------------------------------------------------------ */
+/* Trained zstd dictionaries                                                 */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * A trained zstd dictionary (docs/FORMAT.md, "Dictionaries"): immutable,
+ * reference-counted, safe to share between threads. Its 32-bit id is derived
+ * from its bytes (the first four bytes of their BLAKE2b-256, little-endian),
+ * so one id always names the same bytes; bodies compressed with it carry the
+ * id in their frame.
+ */
+typedef struct snap_dict snap_dict;
+
+/** Sizes a dictionary may have, in bytes. */
+#define SNAP_DICT_MIN 8u
+#define SNAP_DICT_MAX (1u << 20)
+
+/** A dictionary of a copy of `bytes`. SNAP_EINVAL for a size outside
+ *  SNAP_DICT_MIN..SNAP_DICT_MAX or bytes whose id would be 0; SNAP_ENOMEM. */
+SNAP_API int snap_dict_new(snap_dict **out, const void *bytes, size_t len);
+/** The id `bytes` would have as a dictionary (0 is never a dictionary's). */
+SNAP_API int snap_dict_id_of(const void *bytes, size_t len, uint32_t *id);
+/** Another reference to `d` (returned); each is released by snap_dict_free(). */
+SNAP_API snap_dict *snap_dict_ref(snap_dict *d);
+/** Releases one reference; the last frees it (its bytes wiped). NULL is a no-op. */
+SNAP_API void snap_dict_free(snap_dict *d);
+/** The dictionary's id (0 for NULL). */
+SNAP_API uint32_t snap_dict_id(const snap_dict *d);
+/** The dictionary's bytes, valid while a reference is held; `*len` gets their length. */
+SNAP_API const void *snap_dict_bytes(const snap_dict *d, size_t *len);
+
+/**
+ * Finds a dictionary: by `id`, or by `name` when `id` is 0. On success `*out`
+ * holds a reference the caller releases. SNAP_ENOTFOUND (with a message)
+ * when there is none. Called from any thread that encodes or decodes.
+ */
+typedef int (*snap_dict_source)(void *ud, uint32_t id, const char *name, snap_dict **out);
+
+/**
+ * The dictionary zstd compresses with: by `id`, or by `name` (looked up
+ * through the dictionary source) when `id` is 0; both 0 / NULL: none (which
+ * also overrides a lower layer's choice). Applies with SNAP_COMPRESSION_ZSTD
+ * only: encoding with a dictionary and another algorithm is SNAP_EINVAL.
+ */
+SNAP_API int snap_options_set_dictionary(snap_options *o, uint32_t id, const char *name);
+
+/**
+ * Where encode finds the dictionary it compresses with and decode the one a
+ * body names (a store sets its own under every call's options). fn == NULL
+ * unsets it: a body naming a dictionary is then SNAP_ENOTFOUND.
+ */
+SNAP_API int snap_options_set_dictionary_source(snap_options *o, snap_dict_source fn, void *ud);
+
 /**
  * Resolves layered options: for each field, the value of the first layer in
  * `layers[0..n)` that set it (NULL layers are skipped). The result has every
@@ -336,6 +389,14 @@ SNAP_API int snap_body_decode(const char *pid, int64_t seq, const void *body, si
  */
 SNAP_API int snap_body_inspect(const void *body, size_t body_len, snap_format *fmt,
                                unsigned *stages, uint32_t *key_version, uint64_t *orig_len);
+
+/**
+ * The codec (SNAP_COMPRESSION_*) and dictionary id (0: none) a body's header
+ * names, without keys; either output may be NULL. Errors as
+ * snap_body_inspect().
+ */
+SNAP_API int snap_body_inspect_codec(const void *body, size_t body_len, snap_compression *codec,
+                                     uint32_t *dict_id);
 
 /* ------------------------------------------------------------------------ */
 /* Wrapped data keys (envelope mode)                                         */
