@@ -24,6 +24,8 @@ static cJSON *entry_json(const snap_entry *e) {
   cJSON_AddNumberToObject(o, "state_size", (double)e->orig_len);
   cJSON_AddStringToObject(o, "stages", ctl_stages_name(e->stages, stages, sizeof stages));
   cJSON_AddNumberToObject(o, "key_version", e->key_version);
+  if (e->manifest != NULL)
+    cJSON_AddStringToObject(o, "manifest", e->manifest);
   return o;
 }
 
@@ -46,16 +48,17 @@ static int ls_page(void *ud, snap_entry_page *page) {
     }
     char when[40], stages[32];
     if (x->n == 0)
-      printf("%-12s %-24s %-8s %10s %10s %-10s %s\n", "SEQ", "TIMESTAMP", "FORMAT", "STATE",
-             "STORED", "STAGES", "KEY");
+      printf("%-12s %-24s %-8s %10s %10s %-10s %-5s %s\n", "SEQ", "TIMESTAMP", "FORMAT", "STATE",
+             "STORED", "STAGES", "KEY", "MANIFEST");
     if (e->header_status != SNAP_OK)
       printf("%-12" PRId64 " %-24s %-8s %10s %10zu unreadable header (%s)\n", e->seq,
              ctl_time(e->timestamp, when, sizeof when), "?", "?", e->stored_len,
              snap_strerror(e->header_status));
     else
-      printf("%-12" PRId64 " %-24s %-8s %10" PRIu64 " %10zu %-10s %" PRIu32 "\n", e->seq,
+      printf("%-12" PRId64 " %-24s %-8s %10" PRIu64 " %10zu %-10s %-5" PRIu32 " %s\n", e->seq,
              ctl_time(e->timestamp, when, sizeof when), ctl_format_name(e->format), e->orig_len,
-             e->stored_len, ctl_stages_name(e->stages, stages, sizeof stages), e->key_version);
+             e->stored_len, ctl_stages_name(e->stages, stages, sizeof stages), e->key_version,
+             e->manifest ? e->manifest : "-");
   }
   return 0;
 }
@@ -171,6 +174,7 @@ int cmd_show(ctl *c, int argc, char **argv) {
 /* ---- stats ---------------------------------------------------------------- */
 
 #define MAX_KEYS 64
+#define MAX_MANIFESTS 256
 
 typedef struct stats {
   uint64_t snapshots, pids, state_bytes, stored_bytes, unreadable;
@@ -180,8 +184,31 @@ typedef struct stats {
   uint64_t key_n[MAX_KEYS];
   size_t nkeys;
   uint64_t other_keys;
+  char *manifest[MAX_MANIFESTS]; /* the manifests seen, in order of appearance */
+  uint64_t manifest_n[MAX_MANIFESTS];
+  size_t nmanifests;
+  uint64_t other_manifests, no_manifest;
   ctl_progress prog;
 } stats;
+
+/* Counts a snapshot under its manifest (the first MAX_MANIFESTS distinct ones
+ * by name, the rest as "other"). */
+static void count_manifest(stats *s, const char *manifest) {
+  if (manifest == NULL) {
+    s->no_manifest++;
+    return;
+  }
+  size_t k = 0;
+  while (k < s->nmanifests && strcmp(s->manifest[k], manifest) != 0)
+    k++;
+  if (k == s->nmanifests && s->nmanifests < MAX_MANIFESTS &&
+      (s->manifest[k] = strdup(manifest)) != NULL)
+    s->nmanifests++;
+  if (k < s->nmanifests)
+    s->manifest_n[k]++;
+  else
+    s->other_manifests++;
+}
 
 static int stats_page(void *ud, snap_entry_page *page) {
   stats *s = ud;
@@ -200,6 +227,7 @@ static int stats_page(void *ud, snap_entry_page *page) {
     }
     s->state_bytes += e->orig_len;
     s->by_stages[e->stages & 7u]++;
+    count_manifest(s, e->manifest);
     size_t k = 0;
     while (k < s->nkeys && s->key[k] != e->key_version)
       k++;
@@ -226,6 +254,9 @@ int cmd_stats(ctl *c, int argc, char **argv) {
   int s_rc = ctl_sweep(c->st, NULL, false, stats_page, &s);
   ctl_progress_end(&s.prog);
   free(s.last_pid);
+  if (s_rc != SNAP_OK)
+    for (size_t k = 0; k < s.nmanifests; k++)
+      free(s.manifest[k]);
   if (s_rc == CTL_INTERRUPTED)
     return ctl_interrupt_report("stats", "%" PRIu64 " snapshots counted", s.snapshots);
   if (s_rc != SNAP_OK)
@@ -250,6 +281,12 @@ int cmd_stats(ctl *c, int argc, char **argv) {
   for (unsigned m = 0; m < 8; m++)
     if (s.by_stages[m])
       cJSON_AddNumberToObject(st, ctl_stages_name(m, name, sizeof name), (double)s.by_stages[m]);
+  cJSON *man = cJSON_AddObjectToObject(o, "manifests");
+  for (size_t k = 0; k < s.nmanifests; k++)
+    cJSON_AddNumberToObject(man, s.manifest[k], (double)s.manifest_n[k]);
+  if (s.other_manifests)
+    cJSON_AddNumberToObject(o, "other_manifests", (double)s.other_manifests);
+  cJSON_AddNumberToObject(o, "without_manifest", (double)s.no_manifest);
   rc = EXIT_OK;
   if (json) {
     rc = ctl_print_json(stdout, o, true);
@@ -266,7 +303,15 @@ int cmd_stats(ctl *c, int argc, char **argv) {
     for (unsigned m = 0; m < 8; m++)
       if (s.by_stages[m])
         printf("stages %-11s %" PRIu64 "\n", ctl_stages_name(m, name, sizeof name), s.by_stages[m]);
+    for (size_t k = 0; k < s.nmanifests; k++)
+      printf("manifest %-9s %" PRIu64 "\n", s.manifest[k], s.manifest_n[k]);
+    if (s.other_manifests)
+      printf("other manifests    %" PRIu64 "\n", s.other_manifests);
+    if (s.nmanifests || s.other_manifests)
+      printf("without manifest   %" PRIu64 "\n", s.no_manifest);
   }
+  for (size_t k = 0; k < s.nmanifests; k++)
+    free(s.manifest[k]);
   cJSON_Delete(o);
   return rc;
 }

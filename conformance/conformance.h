@@ -89,7 +89,9 @@ struct cf_backend {
   X(backups_are_complete_stores_or_unsupported)                                                    \
   X(conditional_saves_store_only_over_the_newest_seq_read)                                         \
   X(conditional_batches_check_in_order_and_conflicts_fail_alone)                                   \
-  X(eight_threads_racing_conditionally_leave_one_winner_per_seq)
+  X(eight_threads_racing_conditionally_leave_one_winner_per_seq)                                   \
+  X(manifests_and_metadata_round_trip_in_the_frame)                                                \
+  X(loads_select_by_manifest)
 
 #define CF_DECLARE_CASE(name) void cf_case_##name(const cf_backend *bc);
 CF_CASES(CF_DECLARE_CASE)

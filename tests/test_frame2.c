@@ -277,8 +277,9 @@ static void refused(const uint8_t *blk, size_t blk_len, unsigned stages, int wan
 
 Test(block, unknown_field_types_are_eformat) {
   for (unsigned t = 0; t < 256; t++) {
-    if (t == 1 || t == 2 || t == 3) /* codec, dictionary id (test_dict.c), envelope key
-                                      * reference (test_envelope.c) */
+    /* 1 codec, 2 dictionary id (test_dict.c), 3 envelope key reference
+     * (test_envelope.c), 4 manifest and 5 metadata (checked below) */
+    if (t >= 1 && t <= 5)
       continue;
     const uint8_t blk[] = {6, 0, (uint8_t)t, 1, 0, 2};
     refused(blk, sizeof blk, 1, SNAP_EFORMAT, "unknown field type");
@@ -289,6 +290,29 @@ Test(block, unknown_field_types_are_eformat) {
   /* after a known one, too */
   static const uint8_t after[] = {10, 0, 1, 1, 0, 2, 9, 1, 0, 0};
   refused(after, sizeof after, 1, SNAP_EFORMAT, "unknown field type 9");
+}
+
+/* Manifest (4) and metadata (5) fields: a manifest is 1..255 bytes of UTF-8
+ * without NUL, metadata 1..2048 bytes; anything else is EFORMAT. */
+Test(block, manifest_and_metadata_fields_are_checked) {
+  static const uint8_t nul[] = {11, 0, 1, 1, 0, 2, 4, 2, 0, 'a', 0};
+  refused(nul, sizeof nul, 1, SNAP_EFORMAT, "manifest field: it holds a NUL byte");
+  static const uint8_t utf[] = {11, 0, 1, 1, 0, 2, 4, 2, 0, 0xc3, 0x28};
+  refused(utf, sizeof utf, 1, SNAP_EFORMAT, "manifest field: it is not valid UTF-8");
+  static const uint8_t empty[] = {9, 0, 1, 1, 0, 2, 4, 0, 0};
+  refused(empty, sizeof empty, 1, SNAP_EFORMAT, "manifest field (type 4)");
+  static const uint8_t nometa[] = {9, 0, 1, 1, 0, 2, 5, 0, 0};
+  refused(nometa, sizeof nometa, 1, SNAP_EFORMAT, "metadata field (type 5)");
+  /* A well-formed pair decodes. */
+  char *s = records(1 * KiB);
+  uint8_t z[2 * KiB], b[4 * KiB];
+  size_t zn = zframe(z, sizeof z, s, 1 * KiB);
+  static const uint8_t ok[] = {16, 0, 1, 1, 0, 2, 4, 3, 0, 'T', '/', '1', 5, 1, 0, 0};
+  size_t n = craft(b, 1, ok, sizeof ok, z, zn, 1 * KiB);
+  snap_buf out = SNAP_BUF_INIT;
+  cr_assert_eq(decode(b, n, &out), SNAP_OK, "%s", snap_error_message());
+  snap_buf_dispose(&out);
+  free(s);
 }
 
 Test(block, duplicate_fields_are_eformat) {

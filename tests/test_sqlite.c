@@ -1214,3 +1214,65 @@ Test(sqlite, conditional_saves_of_two_processes_of_eight_threads_have_one_winner
   st_rmtree(dir);
   free(dir);
 }
+
+/* ------------------------------------------------------------------------ */
+/* Manifests: the column against the bound value                             */
+/* ------------------------------------------------------------------------ */
+
+static void save_manifest(snap_store *st, const char *pid, int64_t seq, const char *manifest,
+                          const snap_options *o) {
+  snap_save_req r = {pid, seq, SNAP_TIMESTAMP_AUTO, SNAP_FORMAT_JSON, "{\"v\":1}", 7, o};
+  snap_save_ext x = {.manifest = manifest};
+  cr_assert_eq(snap_save_ex(st, &r, &x, NULL), SNAP_OK, "%s", snap_error_message());
+}
+
+/* The manifest column is only a copy for selection: the body binds the
+ * manifest. A column altered behind the store (no key needed) never changes
+ * what a load returns, and a selection that finds a row by an altered column
+ * fails naming both values, instead of returning a snapshot of another type
+ * or falling back to an older one. */
+Test(sqlite, an_altered_manifest_column_never_wins_over_the_bound_manifest) {
+  char *dir = st_tmpdir();
+  enc_setup e = enc_setup_new(7);
+  snap_store *st = open_sqlite(dir, "\"keep\": 0");
+  save_manifest(st, "acct", 1, "bank.Account/2", e.o);
+  save_manifest(st, "acct", 2, "bank.Account/3", e.o);
+  sqlite3 *db = raw_db(dir);
+  raw_exec(db, "UPDATE snapshots SET manifest = 'bank.Account/2' WHERE seq = 2");
+  snap_snapshot *s = NULL;
+  cr_assert_eq(snap_load_latest(st, "acct", e.o, &s), SNAP_OK, "%s", snap_error_message());
+  cr_assert_str_eq(s->manifest, "bank.Account/3", "the bound manifest is returned");
+  snap_snapshot_free(s);
+  snap_criteria all = SNAP_CRITERIA_LATEST;
+  int rc = snap_load_manifest(st, "acct", &all, "bank.Account/2", e.o, &s);
+  cr_assert_eq(rc, SNAP_ECORRUPT, "%d %s", rc, snap_error_message());
+  cr_assert_null(s);
+  cr_assert(strstr(snap_error_message(), "column says 'bank.Account/2'") &&
+                strstr(snap_error_message(), "body states 'bank.Account/3'"),
+            "%s", snap_error_message());
+  /* Altering the bound manifest itself needs the key: the body fails to authenticate. */
+  sqlite3_stmt *q;
+  cr_assert_eq(sqlite3_prepare_v2(db, "SELECT body FROM snapshots WHERE seq = 1", -1, &q, NULL),
+               SQLITE_OK);
+  cr_assert_eq(sqlite3_step(q), SQLITE_ROW);
+  size_t n = (size_t)sqlite3_column_bytes(q, 0);
+  uint8_t *body = malloc(n);
+  memcpy(body, sqlite3_column_blob(q, 0), n);
+  sqlite3_finalize(q);
+  uint8_t *at = memmem(body, n, "Account/2", 9);
+  cr_assert_not_null(at, "the manifest is in the header, in clear");
+  at[8] = '3';
+  cr_assert_eq(sqlite3_prepare_v2(db, "UPDATE snapshots SET body = ?1 WHERE seq = 1", -1, &q, NULL),
+               SQLITE_OK);
+  sqlite3_bind_blob(q, 1, body, (int)n, SQLITE_STATIC);
+  cr_assert_eq(sqlite3_step(q), SQLITE_DONE);
+  sqlite3_finalize(q);
+  free(body);
+  snap_criteria first = {1, 1, 0, INT64_MAX};
+  cr_assert_eq(snap_load(st, "acct", &first, e.o, &s), SNAP_EAUTH, "%s", snap_error_message());
+  sqlite3_close(db);
+  snap_store_close(st);
+  enc_setup_free(&e);
+  st_rmtree(dir);
+  free(dir);
+}

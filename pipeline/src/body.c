@@ -14,22 +14,29 @@
 
 static int body_encode(const char *pid, bool pid_checked, int64_t seq, snap_format fmt,
                        const void *state, size_t len, const snap_options *o,
-                       const snap__envelope_key *env, snap_buf *out, unsigned *stages);
+                       const snap__envelope_key *env, const snap__typing *t, snap_buf *out,
+                       unsigned *stages);
 
 int snap_body_encode(const char *pid, int64_t seq, snap_format fmt, const void *state, size_t len,
                      const snap_options *o, snap_buf *out, unsigned *stages) {
-  return body_encode(pid, false, seq, fmt, state, len, o, NULL, out, stages);
+  return body_encode(pid, false, seq, fmt, state, len, o, NULL, NULL, out, stages);
 }
 
 int snap__body_encode_checked(const char *pid, int64_t seq, snap_format fmt, const void *state,
                               size_t len, const snap_options *o, snap_buf *out, unsigned *stages) {
-  return body_encode(pid, true, seq, fmt, state, len, o, NULL, out, stages);
+  return body_encode(pid, true, seq, fmt, state, len, o, NULL, NULL, out, stages);
 }
 
 int snap__body_encode_envelope(const char *pid, int64_t seq, snap_format fmt, const void *state,
                                size_t len, const snap_options *o, const snap__envelope_key *k,
                                snap_buf *out, unsigned *stages) {
-  return body_encode(pid, true, seq, fmt, state, len, o, k, out, stages);
+  return body_encode(pid, true, seq, fmt, state, len, o, k, NULL, out, stages);
+}
+
+int snap__body_encode_typed(const char *pid, int64_t seq, snap_format fmt, const void *state,
+                            size_t len, const snap_options *o, const snap__envelope_key *k,
+                            const snap__typing *t, snap_buf *out, unsigned *stages) {
+  return body_encode(pid, true, seq, fmt, state, len, o, k, t, out, stages);
 }
 
 /* One encode call: the state, the stages chosen and the body's geometry. */
@@ -46,6 +53,7 @@ typedef struct writing {
   frame_fields *ff; /* the v2 fields (none: a v1 frame); not zeroed with the rest */
   const snap__envelope_key *env; /* envelope mode: the unit's data key, else NULL */
   snap_dict *dict;  /* the zstd dictionary (a reference), or NULL */
+  const snap__typing *typ; /* manifest and metadata to state, or NULL */
   size_t pre;      /* header (and nonce) before the body */
   size_t trailer;  /* tag, MAC or CRC after it */
   unsigned st;     /* the stage bits written */
@@ -129,6 +137,11 @@ static int set_fields(writing *x, bool compressed) {
     rc = snap__frame_fields_add(&x->w, x->ff, FIELD_ENVELOPE, x->env->unit,
                                 is_pid ? 0 : x->env->unit_len);
   }
+  const snap__typing *t = x->typ;
+  if (rc == SNAP_OK && t != NULL && t->manifest_len > 0)
+    rc = snap__frame_fields_add(&x->w, x->ff, FIELD_MANIFEST, t->manifest, t->manifest_len);
+  if (rc == SNAP_OK && t != NULL && t->metadata_len > 0)
+    rc = snap__frame_fields_add(&x->w, x->ff, FIELD_METADATA, t->metadata, t->metadata_len);
   x->pre = snap__frame_header_len(x->ff) + (x->aead ? NONCE_LEN : 0);
   return rc;
 }
@@ -255,12 +268,14 @@ static void seal(writing *x, const snap__eff *e, uint8_t *b) {
 
 static int body_encode(const char *pid, bool pid_checked, int64_t seq, snap_format fmt,
                        const void *state, size_t len, const snap_options *o,
-                       const snap__envelope_key *env, snap_buf *out, unsigned *stages) {
+                       const snap__envelope_key *env, const snap__typing *t, snap_buf *out,
+                       unsigned *stages) {
   frame_fields ff; /* 4 KiB: set by set_fields(), never zeroed whole */
   ff.len = 0;
   ff.last_type = 0;
   writing x = {
-      .w = {"encode", pid, seq}, .fmt = fmt, .src = state, .len = len, .ff = &ff, .env = env};
+      .w = {"encode", pid, seq}, .fmt = fmt, .src = state, .len = len, .ff = &ff, .env = env,
+      .typ = t};
   if (stages)
     *stages = 0;
   int rc = snap__body_check_call(&x.w, pid, pid_checked, seq, out);

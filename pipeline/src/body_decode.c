@@ -502,3 +502,22 @@ static int body_decode(const char *pid, bool pid_checked, int64_t seq, const voi
   rc = decode_body(pid, seq, b, body_len, &e, dek, out, fmt, stages);
   return rc == SNAP_OK ? SNAP_OK : refuse_unverifiable(&e, b, body_len, rc);
 }
+
+/* What a parsed frame states (frame fields 4 and 5), pointing into it. */
+static void typing_of(const frame *f, snap__typing *t) {
+  const frame_field *m = &f->field[FIELD_MANIFEST], *d = &f->field[FIELD_METADATA];
+  *t = (snap__typing){m->present ? (const char *)m->val : NULL, m->present ? m->len : 0,
+                      d->present ? d->val : NULL, d->present ? d->len : 0};
+}
+
+int snap__body_typing(const void *body, size_t body_len, snap__typing *t) {
+  where w = {"inspect", NULL, 0};
+  frame f;
+  *t = (snap__typing){NULL, 0, NULL, 0};
+  if (!body && body_len)
+    return snap__frame_fail(&w, SNAP_EINVAL, "body is NULL but its length is %zu", body_len);
+  int rc = snap__frame_parse(&w, body, body_len, &f);
+  if (rc == SNAP_OK)
+    typing_of(&f, t);
+  return rc;
+}

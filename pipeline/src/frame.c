@@ -48,6 +48,8 @@ static const field_rule FIELD_RULES[FIELD_TYPES] = {
     [FIELD_DICT] = {"dictionary id", 4, 4},
     /* Empty: the unit is the pid; else the unit's bytes (frame.h). */
     [FIELD_ENVELOPE] = {"envelope key reference", 0, SNAP__FIELD_UNIT_MAX},
+    [FIELD_MANIFEST] = {"manifest", 1, SNAP_MANIFEST_MAX},
+    [FIELD_METADATA] = {"metadata", 1, SNAP_METADATA_MAX},
 };
 
 /* The block's fields into f->field[], each checked for its place and size. */
@@ -148,6 +150,10 @@ static int check_fields(const where *w, frame *f) {
                             "not declare AEAD");
   if (k->present && k->len && memchr(k->val, 0, k->len))
     return snap__frame_fail(w, SNAP_EFORMAT, "envelope key reference: the unit holds a NUL byte");
+  const frame_field *m = &f->field[FIELD_MANIFEST];
+  const char *why = NULL;
+  if (m->present && !snap__manifest_valid(m->val, m->len, &why))
+    return snap__frame_fail(w, SNAP_EFORMAT, "manifest field: %s", why);
   return SNAP_OK;
 }
 

@@ -126,6 +126,8 @@ void snap__options_effective(const snap_options *o, snap__eff *e);
 /* Whether `s[0..n)` is valid UTF-8 (no overlongs, surrogates or > U+10FFFF).
  * On failure `*bad` (may be NULL) receives the offset of the first bad byte. */
 bool snap__utf8_valid(const uint8_t *s, size_t n, size_t *bad);
+/* Whether `n` bytes are a valid manifest (manifest.c); when not, `*why` says why. */
+bool snap__manifest_valid(const uint8_t *s, size_t n, const char **why);
 
 /* ---- DEFLATE and CRC-32 (deflate.c) -------------------------------------- */
 

@@ -11,12 +11,12 @@
 #include "handle.h"
 
 int snap__store_encode(snap_store *st, const char *pid, int64_t seq, snap_format fmt,
-                       const void *state, size_t len, const snap_options *o, snap_buf *body,
-                       unsigned *stages) {
+                       const void *state, size_t len, const snap_options *o,
+                       const snap__typing *t, snap_buf *body, unsigned *stages) {
   snap_keyring *kr;
   const char *ctx;
   if (!snap__options_envelope(o, &kr, &ctx))
-    return snap__body_encode_checked(pid, seq, fmt, state, len, o, body, stages);
+    return snap__body_encode_typed(pid, seq, fmt, state, len, o, NULL, t, body, stages);
   char unit[SNAP_PID_MAX + 1];
   size_t ulen = snap__envelope_unit(&st->env, pid);
   memcpy(unit, pid, ulen);
@@ -27,7 +27,7 @@ int snap__store_encode(snap_store *st, const char *pid, int64_t seq, snap_format
   if (rc != SNAP_OK)
     rc = snap_error_set(rc, "save pid '%.80s' seq %" PRId64 ": %s", pid, seq, snap_error_message());
   else
-    rc = snap__body_encode_envelope(pid, seq, fmt, state, len, o, &k, body, stages);
+    rc = snap__body_encode_typed(pid, seq, fmt, state, len, o, &k, t, body, stages);
   sodium_memzero(k.dek, sizeof k.dek);
   return rc;
 }

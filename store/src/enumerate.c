@@ -108,9 +108,20 @@ static int row_emit(void *vctx, const char *pid, int64_t seq, int64_t timestamp,
     return rc;
   snap_entry *e = &c->page->entries[c->page->n];
   memset(e, 0, sizeof *e);
-  e->pid = dup_str(pid);
+  /* The pid and the manifest its header states, in one allocation. */
+  snap__typing t;
+  if (snap__body_typing(body, body_len, &t) != SNAP_OK)
+    t.manifest_len = 0;
+  size_t pid_len = strlen(pid);
+  e->pid = snap_malloc(pid_len + 1 + (t.manifest_len ? t.manifest_len + 1 : 0));
   if (e->pid == NULL)
     return snap_error_set(SNAP_ENOMEM, "list: out of memory");
+  memcpy(e->pid, pid, pid_len + 1);
+  if (t.manifest_len > 0) {
+    e->manifest = e->pid + pid_len + 1;
+    memcpy(e->manifest, t.manifest, t.manifest_len);
+    e->manifest[t.manifest_len] = 0;
+  }
   if (c->bodies) {
     e->body = snap_malloc(body_len ? body_len : 1);
     if (e->body == NULL) {
@@ -195,6 +206,37 @@ static int check_raw(const snap_raw_row *r, unsigned *stages) {
   return SNAP_OK;
 }
 
+/* A raw row's manifest, read from its frame header for the backend's column
+ * (so that a copy selects by manifest as the original does); "" for none. */
+typedef char raw_manifest[SNAP_MANIFEST_MAX + 1];
+
+static void read_manifest(const snap_raw_row *r, raw_manifest out) {
+  snap__typing t;
+  out[0] = 0;
+  if (snap__body_typing(r->body, r->body_len, &t) == SNAP_OK && t.manifest_len > 0) {
+    memcpy(out, t.manifest, t.manifest_len);
+    out[t.manifest_len] = 0;
+  }
+}
+
+/* The backend's put of the checked rows: put4() with the manifests when the
+ * backend has it, else put(). */
+static int raw_backend_put(const snap_backend *be, void *self, snap_backend_row *br,
+                           const raw_manifest *man, size_t m) {
+  if (be->abi_version < 4 || be->put4 == NULL)
+    return be->put(self, br, m, 0);
+  snap_backend_row4 *r4 = snap_malloc(m * sizeof *r4);
+  if (r4 == NULL)
+    return snap_error_set(SNAP_ENOMEM, "put_raw: out of memory for %zu rows", m);
+  for (size_t j = 0; j < m; j++)
+    r4[j] = (snap_backend_row4){br[j], man[j][0] ? man[j] : NULL, SNAP_BACKEND_ANY_SEQ, -1};
+  int rc = be->put4(self, r4, m, 0);
+  for (size_t j = 0; j < m; j++)
+    br[j].status = r4[j].row.status;
+  snap_free(r4);
+  return rc;
+}
+
 int snap_store_put_raw(snap_store *st, snap_raw_row *rows, size_t n) {
   if (st == NULL || (n > 0 && rows == NULL))
     return snap_error_set(SNAP_EINVAL, "put_raw: store or rows is NULL");
@@ -218,6 +260,15 @@ int snap_store_put_raw(snap_store *st, snap_raw_row *rows, size_t n) {
   } else {
     index = stack_index;
   }
+  raw_manifest *man = snap_malloc(n * sizeof *man);
+  if (man == NULL) {
+    if (br != stack_rows)
+      snap_free(br);
+    int rc = snap_error_set(SNAP_ENOMEM, "put_raw: out of memory for %zu rows", n);
+    for (size_t i = 0; i < n; i++)
+      rows[i].status = rc;
+    return rc;
+  }
   int first = SNAP_OK;
   size_t m = 0;
   for (size_t i = 0; i < n; i++) {
@@ -231,6 +282,7 @@ int snap_store_put_raw(snap_store *st, snap_raw_row *rows, size_t n) {
     br[m] = (snap_backend_row){rows[i].pid,  rows[i].seq,      rows[i].timestamp,
                                rows[i].body, rows[i].body_len, stages,
                                SNAP_OK};
+    read_manifest(&rows[i], man[m]);
     index[m++] = i;
   }
   /* The first write of a data set fixes its retention, a copy's as a save's:
@@ -246,7 +298,7 @@ int snap_store_put_raw(snap_store *st, snap_raw_row *rows, size_t n) {
   }
   if (m > 0) {
     /* keep = 0: a copy keeps every snapshot it is given. */
-    int rc = be->put(self, br, m, 0);
+    int rc = raw_backend_put(be, self, br, man, m);
     bool any_marked = false;
     for (size_t j = 0; j < m; j++)
       any_marked |= br[j].status != SNAP_OK;
@@ -259,6 +311,7 @@ int snap_store_put_raw(snap_store *st, snap_raw_row *rows, size_t n) {
     for (size_t i = 0; i < n && first == SNAP_OK; i++)
       first = rows[i].status;
   }
+  snap_free(man);
   if (br != stack_rows)
     snap_free(br);
   return first;

@@ -24,7 +24,39 @@ typedef struct load_ctx {
   snap_format format;
   unsigned stages;
   size_t body_len;
+  const char *want_manifest; /* snap_load_manifest(): the column's value selected */
+  bool mismatch;             /* the body states another manifest than the column */
+  size_t manifest_len;       /* 0: the body states none */
+  char manifest[SNAP_MANIFEST_MAX + 1];
+  snap_buf metadata;
 } load_ctx;
+
+/* Keeps what the body states (it points into the backend's buffer, valid
+ * during the emit only) and checks it against the column a load selected by. */
+static void keep_typing(load_ctx *c, const snap__typing *t) {
+  c->manifest_len = t->manifest_len;
+  memcpy(c->manifest, t->manifest ? t->manifest : "", t->manifest_len);
+  c->manifest[t->manifest_len] = 0;
+  c->metadata.len = 0;
+  if (t->metadata_len > 0 && snap_buf_set(&c->metadata, t->metadata, t->metadata_len) != SNAP_OK)
+    c->status = snap_error_set(SNAP_ENOMEM, "load pid '%s': out of memory", c->pid);
+  c->mismatch = c->want_manifest != NULL &&
+                (t->manifest_len == 0 || strcmp(c->manifest, c->want_manifest) != 0);
+  if (c->mismatch)
+    c->status = snap_error_set(
+        SNAP_ECORRUPT,
+        "load pid '%s' seq %" PRId64 ": the manifest column says '%s' but the body states %s%s%s: "
+        "the column was altered (the body's manifest is the one bound by the frame)",
+        c->pid, c->seq, c->want_manifest, c->manifest_len ? "'" : "no manifest",
+        c->manifest_len ? c->manifest : "", c->manifest_len ? "'" : "");
+}
+
+/* After a successful decode: what the (now authenticated) header states. */
+static void keep_typing_of(load_ctx *c, const void *body, size_t body_len) {
+  snap__typing t;
+  if (c->status == SNAP_OK && snap__body_typing(body, body_len, &t) == SNAP_OK)
+    keep_typing(c, &t);
+}
 
 /* Decodes straight from the backend's buffer into the future snapshot's buffer. */
 static int load_emit(void *vctx, int64_t seq, int64_t timestamp, const void *body,
@@ -44,6 +76,7 @@ static int load_emit(void *vctx, int64_t seq, int64_t timestamp, const void *bod
   }
   c->status = snap__body_decode_checked(c->pid, seq, body, body_len, c->o, &c->state, &c->format,
                                         &c->stages);
+  keep_typing_of(c, body, body_len);
   /* Decoding failures are the host's business, not the backend's. */
   return SNAP_OK;
 }
@@ -66,12 +99,25 @@ static int make_snapshot(load_ctx *c, unsigned skipped, int skip_reason, snap_sn
   int rc = snap_buf_reserve(&c->state, c->state.len + 1);
   if (rc != SNAP_OK)
     return rc;
-  snap_snapshot *s = snap_malloc(sizeof *s + pid_len + 1);
+  /* One allocation: the snapshot, its pid, manifest and metadata. */
+  size_t extra = (c->manifest_len ? c->manifest_len + 1 : 0) + c->metadata.len;
+  snap_snapshot *s = snap_malloc(sizeof *s + pid_len + 1 + extra);
   if (s == NULL)
     return snap_error_set(SNAP_ENOMEM, "load pid '%s': out of memory", c->pid);
   c->state.data[c->state.len] = 0;
   s->pid = (char *)(s + 1);
   memcpy(s->pid, c->pid, pid_len + 1);
+  char *tail = s->pid + pid_len + 1;
+  s->manifest = NULL;
+  if (c->manifest_len) {
+    s->manifest = tail;
+    memcpy(tail, c->manifest, c->manifest_len + 1);
+    tail += c->manifest_len + 1;
+  }
+  s->metadata = c->metadata.len ? (uint8_t *)tail : NULL;
+  s->metadata_len = c->metadata.len;
+  if (c->metadata.len)
+    memcpy(tail, c->metadata.data, c->metadata.len);
   s->seq = c->seq;
   s->timestamp = c->timestamp;
   s->format = c->format;
@@ -83,17 +129,35 @@ static int make_snapshot(load_ctx *c, unsigned skipped, int skip_reason, snap_sn
   return SNAP_OK;
 }
 
+/* One backend load: load4() when selecting by manifest. */
+static int backend_load(snap_store *st, const char *pid, const snap_criteria *c, load_ctx *ctx) {
+  if (ctx->want_manifest == NULL)
+    return st->be.load(st->self, pid, c, load_emit, ctx);
+  return st->be.load4(st->self, pid, c, ctx->want_manifest, load_emit, ctx);
+}
+
 /* snap_load() once its pointers are checked; `op` receives what was read. */
-static int load(snap_store *st, const char *pid, const snap_criteria *c, const snap_options *opts,
-                snap_snapshot **out, snap__op *op) {
+static int load(snap_store *st, const char *pid, const snap_criteria *c, const char *manifest,
+                const snap_options *opts, snap_snapshot **out, snap__op *op) {
   int rc = snap_pid_check(pid);
   if (rc != SNAP_OK)
     return rc;
+  if (manifest != NULL && (rc = snap_manifest_check(manifest)) != SNAP_OK)
+    return rc;
+  if (manifest != NULL && (st->be.abi_version < 4 || st->be.load4 == NULL))
+    return snap_error_set(SNAP_EUNSUPPORTED,
+                          "load pid '%s' by manifest: backend '%s' cannot select by manifest (it "
+                          "has no load4, backend ABI version 4)",
+                          pid, st->be.name);
   if (snap__criteria_empty(c))
     return SNAP_OK; /* nothing can match: none, like any other miss */
 
-  load_ctx ctx = {pid,           NULL, NULL, NULL, false, SNAP_BUF_INIT, SNAP_BUF_INIT, 0, SNAP_OK, 0,
-                  0,             SNAP_FORMAT_JSON, 0, 0};
+  load_ctx ctx = {.pid = pid,
+                  .pending = SNAP_BUF_INIT,
+                  .state = SNAP_BUF_INIT,
+                  .format = SNAP_FORMAT_JSON,
+                  .want_manifest = manifest,
+                  .metadata = SNAP_BUF_INIT};
   snap__resolution owned = {NULL, NULL};
   unsigned ignored = 0;
   snap_criteria cc = *c;
@@ -113,18 +177,20 @@ static int load(snap_store *st, const char *pid, const snap_criteria *c, const s
   for (unsigned attempt = 0; rc == SNAP_OK && attempt < st->max_load_attempts; attempt++) {
     ctx.found = 0;
     ctx.deferred = false;
-    rc = st->be.load(st->self, pid, &cc, load_emit, &ctx);
+    rc = backend_load(st, pid, &cc, &ctx);
     if (rc != SNAP_OK || !ctx.found)
       break;
-    if (ctx.deferred)
+    if (ctx.deferred) {
       ctx.status = decode_deferred(st, &ctx);
+      keep_typing_of(&ctx, ctx.pending.data, ctx.pending.len);
+    }
     if (ctx.status == SNAP_OK) {
       rc = make_snapshot(&ctx, skipped, skip_reason, out);
       break;
     }
-    if (ctx.status != SNAP_ECORRUPT && ctx.status != SNAP_EFORMAT) {
+    if ((ctx.status != SNAP_ECORRUPT && ctx.status != SNAP_EFORMAT) || ctx.mismatch) {
       /* A wrong or missing key is not damage: falling back would silently
-       * hand out older state. */
+       * hand out older state. Nor is an altered manifest column. */
       rc = ctx.status;
       break;
     }
@@ -142,6 +208,7 @@ static int load(snap_store *st, const char *pid, const snap_criteria *c, const s
   snap__resolution_done(st, &owned);
   snap_buf_dispose(&ctx.state);
   snap_buf_dispose(&ctx.pending);
+  snap_buf_dispose(&ctx.metadata);
   *op = (snap__op){SNAP_EVENT_LOAD,
                    rc,
                    pid,
@@ -159,8 +226,8 @@ static int load(snap_store *st, const char *pid, const snap_criteria *c, const s
   return rc;
 }
 
-int snap_load(snap_store *st, const char *pid, const snap_criteria *c, const snap_options *opts,
-              snap_snapshot **out) {
+int snap_load_manifest(snap_store *st, const char *pid, const snap_criteria *c,
+                       const char *manifest, const snap_options *opts, snap_snapshot **out) {
   if (out == NULL)
     return snap_error_set(SNAP_EINVAL, "load: out is NULL");
   *out = NULL;
@@ -168,9 +235,14 @@ int snap_load(snap_store *st, const char *pid, const snap_criteria *c, const sna
     return snap_error_set(SNAP_EINVAL, "load: store or criteria is NULL");
   uint64_t t0 = snap__obs_start(&st->obs);
   snap__op op = {SNAP_EVENT_LOAD, SNAP_OK, pid, -1, 0, 0, 0, 0, 0};
-  op.status = load(st, pid, c, opts, out, &op);
+  op.status = load(st, pid, c, manifest, opts, out, &op);
   snap__obs_op(&st->obs, t0, &op);
   return op.status;
+}
+
+int snap_load(snap_store *st, const char *pid, const snap_criteria *c, const snap_options *opts,
+              snap_snapshot **out) {
+  return snap_load_manifest(st, pid, c, NULL, opts, out);
 }
 
 int snap_load_latest(snap_store *st, const char *pid, const snap_options *opts,

@@ -11,6 +11,20 @@
 /* Swaps per backend call without a heap-allocated array. */
 #define STACK_SWAPS 16
 
+/* Encodes the decoded state again, stating what the old body stated (its
+ * manifest and metadata, read once it decoded, so authenticated): a rewrite
+ * changes how a state is sealed, never what it says it is. */
+static int rewrite_encode(snap_store *st, const snap_rewrite *it, snap_format fmt,
+                          const snap_buf *state, const snap_options *o, snap_buf *body,
+                          unsigned *stages) {
+  snap__typing t;
+  int rc = snap__body_typing(it->body, it->body_len, &t);
+  if (rc == SNAP_OK)
+    rc = snap__store_encode(st, it->pid, it->seq, fmt, state->data, state->len, o, &t, body,
+                            stages);
+  return rc;
+}
+
 /* Decides and, when needed, re-encodes one item into `body`; `*swap` says
  * whether it goes to the backend. */
 static int prepare_one(snap_store *st, snap_rewrite *it, const snap_options *call, bool force,
@@ -46,7 +60,7 @@ static int prepare_one(snap_store *st, snap_rewrite *it, const snap_options *cal
   if (rc == SNAP_OK)
     rc = snap__store_decode(st, it->pid, it->seq, it->body, it->body_len, o, state, &fmt, NULL);
   if (rc == SNAP_OK)
-    rc = snap__store_encode(st, it->pid, it->seq, fmt, state->data, state->len, o, body, &stages);
+    rc = rewrite_encode(st, it, fmt, state, o, body, &stages);
   snap_options_free(o);
   if (rc != SNAP_OK)
     return snap_error_set(rc, "rewrite pid '%s' seq %" PRId64 ": %s", it->pid, it->seq,

@@ -63,6 +63,7 @@ typedef struct encoded {
   unsigned ignored;
   size_t state_len;
   snap_buf *body;
+  const char *manifest; /* the body states it and the column copies it; NULL: none */
   int64_t expect_seq;  /* SNAP_BACKEND_ANY_SEQ: unconditional */
   int64_t current_seq; /* out of a conditional put: the pid's newest seq */
 } encoded;
@@ -73,6 +74,7 @@ struct snap_prepared {
   encoded e;      /* e.pid points at the copy after the struct, e.body at `body` */
   snap_buf body;  /* kept (with its capacity) when the prepared save is reused */
   size_t pid_cap; /* bytes after the struct for the pid, its NUL excluded */
+  char manifest[SNAP_MANIFEST_MAX + 1]; /* e.manifest's copy: the request's was borrowed */
 };
 
 static int check_request(const snap_save_req *r) {
@@ -103,10 +105,28 @@ static int check_request(const snap_save_req *r) {
   return SNAP_OK;
 }
 
+/* The manifest and metadata of a save's extension. */
+static int check_typing(const snap_save_req *r, const snap_save_ext *x) {
+  if (x->manifest != NULL && snap_manifest_check(x->manifest) != SNAP_OK) {
+    char why[320];
+    snprintf(why, sizeof why, "%s", snap_error_message());
+    return snap_error_set(SNAP_EINVAL, "save pid '%s' seq %" PRId64 ": %s", r->pid, r->seq, why);
+  }
+  if (x->metadata_len > SNAP_METADATA_MAX || (x->metadata == NULL && x->metadata_len > 0))
+    return snap_error_set(SNAP_EINVAL,
+                          "save pid '%s' seq %" PRId64 ": metadata of %zu bytes %s", r->pid,
+                          r->seq, x->metadata_len,
+                          x->metadata == NULL ? "is NULL" : "is over SNAP_METADATA_MAX (2048)");
+  return SNAP_OK;
+}
+
 /* What a save's extension asks, checked against the request and the backend. */
 static int check_ext(const snap_store *st, const snap_save_req *r, const snap_save_ext *x) {
   if (x == NULL)
     return SNAP_OK;
+  int rc = check_typing(r, x);
+  if (rc != SNAP_OK)
+    return rc;
   if ((x->flags & ~SNAP_SAVE_IF_LATEST) != 0)
     return snap_error_set(SNAP_EINVAL, "save pid '%s' seq %" PRId64 ": unknown flags 0x%x",
                           r->pid, r->seq, x->flags & ~SNAP_SAVE_IF_LATEST);
@@ -138,8 +158,13 @@ static int encode_request(snap_store *st, const snap_save_req *r, const snap_sav
   unsigned ignored = 0, stages = 0;
   pthread_rwlock_rdlock(&st->lock);
   rc = snap__store_resolve(st, r->pid, r->options, &owned, &o, &ignored);
+  snap__typing t = {NULL, 0, NULL, 0};
+  if (x != NULL)
+    t = (snap__typing){x->manifest, x->manifest ? strlen(x->manifest) : 0, x->metadata,
+                       x->metadata_len};
   if (rc == SNAP_OK)
-    rc = snap__store_encode(st, r->pid, r->seq, r->format, r->state, r->len, o, body, &stages);
+    rc = snap__store_encode(st, r->pid, r->seq, r->format, r->state, r->len, o, &t, body,
+                            &stages);
   pthread_rwlock_unlock(&st->lock);
   snap__resolution_done(st, &owned);
   if (rc != SNAP_OK)
@@ -152,6 +177,7 @@ static int encode_request(snap_store *st, const snap_save_req *r, const snap_sav
   e->ignored = ignored;
   e->state_len = r->len;
   e->body = body;
+  e->manifest = x != NULL ? x->manifest : NULL;
   e->expect_seq =
       x != NULL && (x->flags & SNAP_SAVE_IF_LATEST) ? x->expected_seq : SNAP_BACKEND_ANY_SEQ;
   e->current_seq = SNAP_SEQ_NONE;
@@ -197,7 +223,7 @@ static int backend_put(snap_store *st, encoded *const *es, snap_backend_row *row
     return st->be.put(st->self, rows, n, keep);
   for (size_t i = 0; i < n; i++) {
     rows4[i].row = rows[i];
-    rows4[i].manifest = NULL;
+    rows4[i].manifest = es[i]->manifest;
     rows4[i].expect_seq = es[i]->expect_seq;
     rows4[i].current_seq = SNAP_SEQ_NONE;
   }
@@ -434,7 +460,11 @@ static int prepare_into(snap_store *st, const snap_save_req *req, const snap_sav
     return prepare_failed(st, t0, req, rc);
   char *pid = (char *)(p + 1);
   memcpy(pid, req->pid, pid_len + 1);
-  p->e.pid = pid; /* the request's pid was only borrowed */
+  p->e.pid = pid; /* the request's pid and manifest were only borrowed */
+  if (p->e.manifest != NULL) {
+    snprintf(p->manifest, sizeof p->manifest, "%s", p->e.manifest); /* checked: it fits */
+    p->e.manifest = p->manifest;
+  }
   p->st = st;
   return SNAP_OK;
 }

@@ -48,8 +48,8 @@ int snap__store_options(snap_store *st, const char *pid, const snap_options *cal
 /* The store's body codec (codec.c): the pipeline's, with envelope bodies
  * sealed and opened with their unit's data key (pid checked by the caller). */
 int snap__store_encode(snap_store *st, const char *pid, int64_t seq, snap_format fmt,
-                       const void *state, size_t len, const snap_options *o, snap_buf *body,
-                       unsigned *stages);
+                       const void *state, size_t len, const snap_options *o,
+                       const snap__typing *t, snap_buf *body, unsigned *stages);
 int snap__store_decode(snap_store *st, const char *pid, int64_t seq, const void *body,
                        size_t body_len, const snap_options *o, snap_buf *out, snap_format *fmt,
                        unsigned *stages);

@@ -12,6 +12,9 @@
  *   mkstore uniform DB N FILE KEY1           N pids of one snapshot each, the state in FILE
  *                                            (JSON), zlib + encrypted under key 1, saved in
  *                                            batches: a store to measure snapctl on
+ *   mkstore typed DB                         pids typed-0..3 of one snapshot each, stating
+ *                                            the manifests bank.Account/1 (two of them),
+ *                                            bank.Account/2 and none
  *   mkstore damage DB flip PID SEQ           flips a byte in the middle of a body
  *   mkstore damage DB swap PID SEQ PID2 SEQ2 gives (PID, SEQ) the body of (PID2, SEQ2)
  *
@@ -289,9 +292,32 @@ static int uniform(int argc, char **argv) {
   return 0;
 }
 
+static int typed(int argc, char **argv) {
+  if (argc != 3) {
+    fprintf(stderr, "usage: mkstore typed DB\n");
+    return 2;
+  }
+  snap_store *st = open_db(argv[2]);
+  if (st == NULL)
+    return die("open");
+  const char *manifests[4] = {"bank.Account/1", "bank.Account/1", "bank.Account/2", NULL};
+  for (int i = 0; i < 4; i++) {
+    char pid[16];
+    snprintf(pid, sizeof pid, "typed-%d", i);
+    snap_save_req r = {pid, 1, SNAP_TIMESTAMP_AUTO, SNAP_FORMAT_JSON, "{\"n\":1}", 7, NULL};
+    snap_save_ext x = {.manifest = manifests[i]};
+    if (snap_save_ex(st, &r, &x, NULL) != SNAP_OK) {
+      snap_store_close(st);
+      return die("save");
+    }
+  }
+  snap_store_close(st);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   if (argc < 2) {
-    fprintf(stderr, "usage: mkstore fill|sealed|churn|check|uniform|damage ...\n");
+    fprintf(stderr, "usage: mkstore fill|sealed|churn|check|uniform|damage|typed ...\n");
     return 2;
   }
   if (strcmp(argv[1], "fill") == 0 || strcmp(argv[1], "sealed") == 0)
@@ -304,6 +330,8 @@ int main(int argc, char **argv) {
     return uniform(argc, argv);
   if (strcmp(argv[1], "damage") == 0)
     return damage(argc, argv);
+  if (strcmp(argv[1], "typed") == 0)
+    return typed(argc, argv);
   fprintf(stderr, "mkstore: unknown mode '%s'\n", argv[1]);
   return 2;
 }

@@ -170,6 +170,13 @@ expect 1 "delete of a pid that does not exist" -- ctl --config mixed.json delete
 expect 2 "show with a bad SEQ" -- ctl --config mixed.json show acct-00001 x
 expect 0 "delete PID --to SEQ" -- ctl --config mixed.json delete acct-00001 --to 2
 ctl --config mixed.json ls acct-00001 | grep -c '^[0-9]' | grep -qx 1 || fail "delete --to left the wrong rows"
+"$MK" typed typed.db || exit 2
+conf typed.json typed.db ""
+expect 0 "ls PID shows the manifest" -- ctl --config typed.json ls typed-2
+grep -q 'bank.Account/2' out || fail "ls lacks the manifest: $(cat out)"
+expect 0 "stats --json groups by manifest" -- ctl --config typed.json stats --json
+grep -q '"bank.Account/1":[[:space:]]*2' out && grep -q '"bank.Account/2":[[:space:]]*1' out &&
+  grep -q '"without_manifest":[[:space:]]*1' out || fail "stats does not group by manifest: $(cat out)"
 expect 0 "--help of a command" -- "$SNAPCTL" rekey --help
 expect 0 "--help of the tool" -- "$SNAPCTL" --help
 

@@ -53,6 +53,17 @@ typedef enum snap_compression {
 /** Longest persistence id accepted, in bytes (UTF-8, no NUL). */
 #define SNAP_PID_MAX 4096u
 
+/** Longest manifest accepted, in bytes (a type name and version such as
+ *  "bank.Account/3": UTF-8, no NUL; frame field 4, docs/FORMAT.md). */
+#define SNAP_MANIFEST_MAX 255u
+
+/** Longest metadata accepted, in bytes (opaque; frame field 5). */
+#define SNAP_METADATA_MAX 2048u
+
+/** Validates a manifest: non-empty, at most SNAP_MANIFEST_MAX bytes, valid
+ *  UTF-8. Returns SNAP_OK or SNAP_EINVAL (with a message). */
+SNAP_API int snap_manifest_check(const char *manifest);
+
 /** Validates a persistence id: non-empty, at most SNAP_PID_MAX bytes, valid UTF-8.
  *  Returns SNAP_OK or SNAP_EINVAL (with a message). */
 SNAP_API int snap_pid_check(const char *pid);

@@ -130,4 +130,26 @@ bool snap__options_envelope(const snap_options *o, snap_keyring **kr, const char
  *  `*context` receive it and its context. */
 bool snap__options_encryption(const snap_options *o, snap_keyring **kr, const char **context);
 
+/** What a body states about its state's type (frame fields 4 and 5,
+ *  docs/FORMAT.md), bound like the rest of the header. Lengths of 0: absent. */
+typedef struct snap__typing {
+  const char *manifest; /**< not NUL-terminated when read from a body */
+  size_t manifest_len;
+  const uint8_t *metadata;
+  size_t metadata_len;
+} snap__typing;
+
+/** snap__body_encode_envelope() (`k` NULL: snap__body_encode_checked()) of a
+ *  body that also states `t` (NULL or all absent: nothing). The caller checked
+ *  the manifest (snap_manifest_check()) and the metadata's length. */
+int snap__body_encode_typed(const char *pid, int64_t seq, snap_format fmt, const void *state,
+                            size_t len, const snap_options *o, const snap__envelope_key *k,
+                            const snap__typing *t, snap_buf *out, unsigned *stages);
+
+/** What a body's header states, without keys and without decoding (`t`'s
+ *  pointers point into `body`): after a successful decode of the same body,
+ *  authenticated values. SNAP_EFORMAT/SNAP_ECORRUPT for a header that does
+ *  not parse. */
+int snap__body_typing(const void *body, size_t body_len, snap__typing *t);
+
 #endif

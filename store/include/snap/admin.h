@@ -66,6 +66,9 @@ typedef struct snap_entry {
   uint32_t key_version; /**< 0 for a body neither encrypted nor MAC'd */
   uint64_t orig_len;    /**< length of the state before compression */
   uint8_t *body;        /**< the stored body (`stored_len` bytes) when asked for, else NULL */
+  /** The manifest the header states (frame field 4), owned by the page; NULL:
+   *  none. Read without keys, so not yet authenticated: a load checks it. */
+  char *manifest;
 } snap_entry;
 
 /** A page of snapshots (snap_store_list()). */

@@ -78,6 +78,12 @@ typedef struct snap_snapshot {
   unsigned stages;  /**< SNAP_STAGE_* bits the stored body went through */
   unsigned skipped; /**< newer matching snapshots skipped as undecodable */
   int skip_reason;  /**< status of the first skip (SNAP_ECORRUPT/SNAP_EFORMAT), or SNAP_OK */
+  /** The manifest the body states (snap_save_ext.manifest; frame field 4,
+   *  bound like the rest of the header), NUL-terminated; NULL: none. */
+  char *manifest;
+  /** The metadata the body states (frame field 5); NULL and 0: none. */
+  uint8_t *metadata;
+  size_t metadata_len;
 } snap_snapshot;
 
 /** Frees a snapshot. NULL is a no-op. */
@@ -226,6 +232,18 @@ typedef struct snap_save_ext {
    * saves are not held back by it (the last writer wins, as always).
    */
   int64_t expected_seq;
+  /**
+   * The state's type and version, e.g. "bank.Account/3" (NULL: none): UTF-8,
+   * no NUL, at most SNAP_MANIFEST_MAX bytes. Stored in the body's frame
+   * (field 4, docs/FORMAT.md), so that AEAD or MAC binds it, returned by
+   * loads in snap_snapshot.manifest, and copied into a column the backend
+   * selects by (snap_load_manifest()).
+   */
+  const char *manifest;
+  /** Opaque bytes stored with the state in the frame (field 5) and returned
+   *  in snap_snapshot.metadata; at most SNAP_METADATA_MAX (NULL/0: none). */
+  const void *metadata;
+  size_t metadata_len;
 } snap_save_ext;
 
 /**
@@ -290,6 +308,19 @@ SNAP_API void snap_prepared_free(snap_prepared *p);
  */
 SNAP_API int snap_load(snap_store *st, const char *pid, const snap_criteria *c,
                        const snap_options *opts, snap_snapshot **out);
+
+/**
+ * snap_load() of the snapshots whose manifest is `manifest` (byte for byte;
+ * NULL: every snapshot, as snap_load()),
+ * selected by the backend's manifest column (backend ABI version 4's load4;
+ * SNAP_EUNSUPPORTED without it). The manifest the body binds wins over the
+ * column: a row whose column says `manifest` but whose body states another
+ * (or none) was altered without the key, and fails the load with
+ * SNAP_ECORRUPT naming both, never skipped to an older one.
+ */
+SNAP_API int snap_load_manifest(snap_store *st, const char *pid, const snap_criteria *c,
+                                const char *manifest, const snap_options *opts,
+                                snap_snapshot **out);
 
 /** The newest snapshot of `pid`. */
 SNAP_API int snap_load_latest(snap_store *st, const char *pid, const snap_options *opts,
