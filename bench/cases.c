@@ -17,8 +17,9 @@
 #include "snap/executor.h"
 
 const char *opt_label(int opt) {
-  static const char *const labels[OPT_COUNT] = {"plain", "zlib-1", "enc", "zlib-1+enc"};
-  return labels[opt & 3];
+  static const char *const labels[OPT_COUNT] = {
+      "plain", "zlib-1", "enc", "zlib-1+enc", "plain", "zlib-1", "envelope", "zlib-1+envelope"};
+  return labels[opt & (OPT_COUNT - 1)];
 }
 
 void store_config(char *buf, size_t cap, const char *path, int sync_full, uint32_t keep) {
@@ -403,6 +404,33 @@ int save_snap(const bench_ctx *bx, const save_case *sc, double *rate, char *err,
   return rc;
 }
 
+int save_snap_new_units(const bench_ctx *bx, const save_case *sc, double *rate, char *err,
+                        size_t errcap) {
+  char path[4096];
+  bench_path(path, sizeof path, bx->cfg, "save-new.db");
+  bench_db_remove(path);
+  snap_store *st = NULL;
+  if (open_store(path, sc->sync_full, sc->keep, &st, err, errcap) != 0)
+    return -1;
+  const snap_options *o = bx->opts[sc->opt];
+  char pid[32];
+  int rc = snap_save(st, "warm-up", 0, sc->fmt, sc->state, sc->len, o, NULL);
+  long n = 0;
+  double t0 = bench_now(), el = 0;
+  while (rc == SNAP_OK && el < bx->cfg->save_seconds) {
+    snprintf(pid, sizeof pid, "new-%09ld", n++);
+    rc = snap_save(st, pid, 1, sc->fmt, sc->state, sc->len, o, NULL);
+    el = bench_now() - t0;
+  }
+  if (rc != SNAP_OK)
+    snap_fail(err, errcap, "snap_save (new units)", rc);
+  else
+    *rate = (double)n / el;
+  snap_store_close(st);
+  bench_db_remove(path);
+  return rc == SNAP_OK ? 0 : -1;
+}
+
 int save_snap_unobserved(const bench_ctx *bx, const save_case *sc, double *rate, char *err,
                          size_t errcap) {
   unobserved = 1;
@@ -505,8 +533,13 @@ int load_fill_store(const bench_ctx *bx, load_case *lc, char *err, size_t errcap
 
 int load_setup(const bench_ctx *bx, load_case *lc, char *err, size_t errcap) {
   bench_db_opts o = {1, (lc->opt & OPT_ENC) != 0};
-  bench_path(lc->snap_path, sizeof lc->snap_path, bx->cfg, "load-snap.db");
-  bench_path(lc->raw_path, sizeof lc->raw_path, bx->cfg, "load-raw.db");
+  char snap_name[64], raw_name[64];
+  snprintf(snap_name, sizeof snap_name, "load-snap%s%s.db", lc->tag ? "-" : "",
+           lc->tag ? lc->tag : "");
+  snprintf(raw_name, sizeof raw_name, "load-raw%s%s.db", lc->tag ? "-" : "",
+           lc->tag ? lc->tag : "");
+  bench_path(lc->snap_path, sizeof lc->snap_path, bx->cfg, snap_name);
+  bench_path(lc->raw_path, sizeof lc->raw_path, bx->cfg, raw_name);
   bench_db_remove(lc->snap_path);
   bench_db_remove(lc->raw_path);
   lc->pids = bench_pids_make(lc->npids);

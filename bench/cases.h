@@ -13,7 +13,12 @@
 #define OPT_ZLIB 1
 #define OPT_ENC 2
 #define OPT_ZLIB_ENC (OPT_ZLIB | OPT_ENC)
-#define OPT_COUNT 4
+/** Bit OPT_ENVELOPE: encryption in envelope mode (a data key per pid's unit). */
+#define OPT_ENVELOPE 4
+#define OPT_ZLIB_ENV (OPT_ZLIB | OPT_ENC | OPT_ENVELOPE)
+/** The rows of direct key mode iterate over the first OPT_DIRECT_COUNT sets. */
+#define OPT_DIRECT_COUNT 4
+#define OPT_COUNT 8
 
 /** The encryption context of every encrypted row. */
 #define BENCH_CONTEXT "bench/local/snapshots/v1"
@@ -113,6 +118,10 @@ int save_snap(const bench_ctx *bx, const save_case *sc, double *rate, char *err,
 int save_snap_unobserved(const bench_ctx *bx, const save_case *sc, double *rate, char *err,
                          size_t errcap);
 int save_raw(const bench_ctx *bx, const save_case *sc, double *rate, char *err, size_t errcap);
+/** Saves for cfg->save_seconds, each of a pid never saved before (in envelope
+ *  mode: each the first save of its unit, which creates the unit's data key). */
+int save_snap_new_units(const bench_ctx *bx, const save_case *sc, double *rate, char *err,
+                        size_t errcap);
 
 /* ------------------------------------------------------------------------ */
 /* Loads                                                                     */
@@ -130,6 +139,7 @@ typedef struct load_case {
   raw_db raw;
   char snap_path[4096], raw_path[4096];
   long long snap_bytes, raw_bytes; /**< on disk, measured at teardown */
+  const char *tag; /**< NULL, or a suffix of the file names: two cases open at once */
 } load_case;
 
 /** The snapshots of every pid in a load database (seqs 0 .. LOAD_SNAPSHOTS - 1). */

@@ -37,6 +37,9 @@ typedef int (*side_fn)(const bench_ctx *bx, void *c, double *v, char *err, size_
 static int side_save_snap(const bench_ctx *bx, void *c, double *v, char *err, size_t cap) {
   return save_snap(bx, c, v, err, cap);
 }
+static int side_save_new(const bench_ctx *bx, void *c, double *v, char *err, size_t cap) {
+  return save_snap_new_units(bx, c, v, err, cap);
+}
 static int side_save_raw(const bench_ctx *bx, void *c, double *v, char *err, size_t cap) {
   return save_raw(bx, c, v, err, cap);
 }
@@ -191,7 +194,7 @@ static void save_rows(runner *rn, const states *s) {
   char name[96];
   /* 4 KiB JSON: every option set, both durability levels (the targets). */
   for (int sync = 1; sync >= 0; sync--) {
-    for (int opt = 0; opt < OPT_COUNT; opt++) {
+    for (int opt = 0; opt < OPT_DIRECT_COUNT; opt++) {
       payload p = ledger_json(s, SIZE_4K);
       save_case sc = {p.fmt, p.data, p.len, opt, sync, 0, npids, 1, 0, NULL, 0, NULL, NULL};
       snprintf(name, sizeof name, "%s, %s, sync=%s", p.label, opt_label(opt),
@@ -199,6 +202,23 @@ static void save_rows(runner *rn, const states *s) {
       run_row(rn, "save", name, "raw INSERT, 1 per transaction", "saves/s", KIND_RATE,
               side_save_snap, &sc, side_save_raw, &sc);
     }
+  }
+  /* Envelope keys against direct keys, same pipeline: the unit's data key
+   * comes from the cache (a steady state), then the first save of new units,
+   * each creating its data key (one more transaction). */
+  for (int sync = 1; sync >= 0; sync--) {
+    payload p = ledger_json(s, SIZE_4K);
+    save_case env = {p.fmt, p.data, p.len, OPT_ZLIB_ENV, sync, 0, npids, 1, 0, NULL, 0, NULL, NULL};
+    save_case dir = env;
+    dir.opt = OPT_ZLIB_ENC;
+    snprintf(name, sizeof name, "%s, %s, sync=%s", p.label, opt_label(OPT_ZLIB_ENV),
+             sync ? "full" : "normal");
+    run_row(rn, "save", name, "direct keys (zlib-1+enc)", "saves/s", KIND_RATE, side_save_snap,
+            &env, side_save_snap, &dir);
+    snprintf(name, sizeof name, "%s, %s, sync=%s, new unit each save", p.label,
+             opt_label(OPT_ZLIB_ENV), sync ? "full" : "normal");
+    run_row(rn, "save", name, "direct keys, new pid each save", "saves/s", KIND_RATE,
+            side_save_new, &env, side_save_new, &dir);
   }
   /* Other sizes and encodings: plain and the full pipeline, synchronous=full. */
   payload others[6] = {ledger_msgpack(s, SIZE_4K),
@@ -208,7 +228,7 @@ static void save_rows(runner *rn, const states *s) {
                        random_4k(s),
                        ledger_msgpack(s, SIZE_1M)};
   for (int i = 0; i < 5; i++) {
-    for (int opt = 0; opt < OPT_COUNT; opt += OPT_ZLIB_ENC) {
+    for (int opt = 0; opt < OPT_DIRECT_COUNT; opt += OPT_ZLIB_ENC) {
       payload p = others[i];
       save_case sc = {p.fmt, p.data, p.len, opt, 1, 0, npids, 1, 0, NULL, 0, NULL, NULL};
       snprintf(name, sizeof name, "%s, %s, sync=full", p.label, opt_label(opt));
@@ -407,6 +427,42 @@ static void metrics_rows(runner *rn, const states *s) {
             side_load_observed, &lc, side_load_unobserved, &lc);
   }
   load_teardown(&lc);
+}
+
+/* load_latest of envelope bodies against the same bodies sealed with direct
+ * keys, both stores open at once; warm (every unit's key cached), as the
+ * other load rows are. */
+static void envelope_load_row(runner *rn, const states *s) {
+  payload p = ledger_json(s, SIZE_4K);
+  char name[96];
+  snprintf(name, sizeof name, "%s, %s", p.label, opt_label(OPT_ZLIB_ENV));
+  if (!wanted(rn, "load", name))
+    return;
+  load_case lc[2];
+  memset(lc, 0, sizeof lc);
+  const int opts[2] = {OPT_ZLIB_ENV, OPT_ZLIB_ENC};
+  char err[160] = "";
+  int rc = 0;
+  for (int i = 0; i < 2 && rc == 0; i++) {
+    lc[i].fmt = p.fmt;
+    lc[i].state = p.data;
+    lc[i].len = p.len;
+    lc[i].opt = opts[i];
+    lc[i].npids = rn->bx->cfg->load_pids;
+    lc[i].tag = i == 0 ? "envelope" : "direct";
+    rc = load_setup(rn->bx, &lc[i], err, sizeof err);
+  }
+  if (rc != 0) {
+    bench_row *row = bench_row_add(rn->report, "load", name, "", "loads/s", KIND_RATE);
+    if (row)
+      bench_row_fail(row, "setup: %s", err);
+    rn->failures++;
+  } else {
+    run_row(rn, "load", name, "direct keys (zlib-1+enc)", "loads/s", KIND_RATE, side_load_snap,
+            &lc[0], side_load_snap, &lc[1]);
+  }
+  load_teardown(&lc[0]);
+  load_teardown(&lc[1]);
 }
 
 static void load_rows(runner *rn, const states *s) {
@@ -737,7 +793,7 @@ static void codec_rows(runner *rn, const states *s) {
   }
   for (int dir = 0; dir < 2; dir++) {
     for (int i = 0; i < n; i++) {
-      for (int opt = 0; opt < OPT_COUNT; opt += opts_all[i] ? 1 : OPT_ZLIB_ENC) {
+      for (int opt = 0; opt < OPT_DIRECT_COUNT; opt += opts_all[i] ? 1 : OPT_ZLIB_ENC) {
         codec_case cc = {list[i].fmt, list[i].data, list[i].len, opt};
         snprintf(name, sizeof name, "%s, %s", list[i].label, opt_label(opt));
         if (dir == 0) {
@@ -851,6 +907,10 @@ static const target targets[] = {
     {"load_latest, 4 KiB plain, vs raw SELECT newest + copy", "load", "4 KiB JSON, plain", 0.90, 0,
      0, 0},
     {"load_latest, 4 KiB zlib-1 + encryption", "load", "4 KiB JSON, zlib-1+enc", 0.70, 0, 0, 0},
+    {"sync save, 4 KiB zlib-1, envelope keys vs direct keys, synchronous=full", "save",
+     "4 KiB JSON, zlib-1+envelope, sync=full", 0.95, 0, 0, 0},
+    {"load_latest, 4 KiB zlib-1, envelope keys vs direct keys", "load",
+     "4 KiB JSON, zlib-1+envelope", 0.95, 0, 0, 0},
     {"sync save, 64 KiB JSON, zlib-1 + encryption, synchronous=full", "save",
      "64 KiB JSON, zlib-1+enc, sync=full", 0.80, 0, 0, 0},
     {"sync save, 1 MiB JSON, zlib-1 + encryption, synchronous=full", "save",
@@ -1005,7 +1065,9 @@ static int ctx_init(bench_ctx *bx, const bench_cfg *cfg) {
     int zlib = (opt & OPT_ZLIB) != 0;
     if (snap_options_set_compression(o, zlib ? SNAP_COMPRESSION_ZLIB : SNAP_COMPRESSION_NONE,
                                      zlib ? 1 : 0) != SNAP_OK ||
-        snap_options_set_encryption(o, (opt & OPT_ENC) ? bx->kr : NULL, BENCH_CONTEXT) != SNAP_OK) {
+        snap_options_set_encryption(o, (opt & OPT_ENC) ? bx->kr : NULL, BENCH_CONTEXT) != SNAP_OK ||
+        snap_options_set_key_mode(o, (opt & OPT_ENVELOPE) ? SNAP_KEYS_ENVELOPE
+                                                          : SNAP_KEYS_DIRECT) != SNAP_OK) {
       return -1;
     }
   }
@@ -1149,6 +1211,7 @@ int main(int argc, char **argv) {
   executor_keep_rows(&rn, &s);
   prune_rows(&rn, &s);
   load_rows(&rn, &s);
+  envelope_load_row(&rn, &s);
   metrics_rows(&rn, &s);
   storm_rows(&rn, &s);
   char pg_about[1024] = "";

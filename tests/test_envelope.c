@@ -110,6 +110,32 @@ static void copy_file(const char *from, const char *to) {
   free(data);
 }
 
+/* A store in a fresh directory with envelope options over a keyring of key
+ * version 1 (filled with `fill`) and, when `v2_fill` is not 0, version 2. */
+typedef struct fixture {
+  char *dir;
+  snap_keyring *kr;
+  snap_options *o;
+  snap_store *st;
+} fixture;
+
+static fixture fixture_open(uint8_t fill, uint8_t v2_fill, const char *extra) {
+  fixture f;
+  f.dir = st_tmpdir();
+  f.kr = ring_with(1, fill, v2_fill ? 2 : 0, v2_fill);
+  f.o = envelope_opts(f.kr, SNAP_KEYS_ENVELOPE);
+  f.st = open_at(f.dir, extra, f.o);
+  return f;
+}
+
+static void fixture_close(fixture *f) {
+  snap_store_close(f->st);
+  snap_options_free(f->o);
+  snap_keyring_free(f->kr);
+  st_rmtree(f->dir);
+  free(f->dir);
+}
+
 Test(envelope, a_save_is_sealed_with_the_units_data_key_and_loads) {
   char *dir = st_tmpdir();
   snap_keyring *kr = ring_with(1, 0x11, 0, 0);
@@ -424,10 +450,8 @@ Test(envelope, a_wrapped_key_opens_only_where_it_was_wrapped) {
 }
 
 Test(envelope, a_small_cache_evicts_and_every_unit_still_loads) {
-  char *dir = st_tmpdir();
-  snap_keyring *kr = ring_with(1, 0x13, 0, 0);
-  snap_options *o = envelope_opts(kr, SNAP_KEYS_ENVELOPE);
-  snap_store *st = open_at(dir, "\"envelope\": {\"cache_size\": 2}", o);
+  fixture f = fixture_open(0x13, 0, "\"envelope\": {\"cache_size\": 2}");
+  snap_store *st = f.st;
   char pid[32];
   for (int round = 0; round < 2; round++)
     for (int i = 0; i < 7; i++) {
@@ -437,11 +461,7 @@ Test(envelope, a_small_cache_evicts_and_every_unit_still_loads) {
       else
         expect_state(st, pid, 1, "{\"x\":1}");
     }
-  snap_store_close(st);
-  snap_options_free(o);
-  snap_keyring_free(kr);
-  st_rmtree(dir);
-  free(dir);
+  fixture_close(&f);
 }
 
 Test(envelope, the_envelope_configuration_is_strict) {
@@ -464,6 +484,32 @@ Test(envelope, the_envelope_configuration_is_strict) {
               snap_error_message());
     cr_assert_null(st);
   }
+}
+
+Test(envelope, key_creation_misses_forgets_and_rewraps_are_counted_and_exported) {
+  fixture f = fixture_open(0x14, 0x15, "");
+  snap_store *st = f.st;
+  save_state(st, "a", 1, "{}");
+  save_state(st, "b", 1, "{}");
+  save_state(st, "a", 2, "{}");
+  cr_assert_eq(snap_keyring_set_active(f.kr, 2), SNAP_OK);
+  snap_rewrap_progress pr;
+  cr_assert_eq(snap_rewrap(st, NULL, NULL, NULL, NULL, &pr), SNAP_OK, "%s", snap_error_message());
+  cr_assert_eq(snap_forget(st, "b", NULL), SNAP_OK);
+  snap_metrics m;
+  cr_assert_eq(snap_store_metrics(st, &m), SNAP_OK);
+  cr_assert_eq(m.keys_created, 2);
+  cr_assert_eq(m.key_cache_misses, 2, "the first save of each unit");
+  cr_assert_eq(m.keys_rewrapped, 2);
+  cr_assert_eq(m.units_forgotten, 1);
+  char *text = NULL;
+  cr_assert_eq(snap_metrics_prometheus(&m, NULL, &text, NULL), SNAP_OK);
+  cr_assert(strstr(text, "snapstore_envelope_keys_total{event=\"created\"} 2"), "%s", text);
+  cr_assert(strstr(text, "snapstore_envelope_keys_total{event=\"forgotten\"} 1"), "%s", text);
+  cr_assert(strstr(text, "snapstore_envelope_keys_total{event=\"rewrapped\"} 2"), "%s", text);
+  cr_assert(strstr(text, "snapstore_envelope_key_cache_misses_total 2"), "%s", text);
+  snap_free(text);
+  fixture_close(&f);
 }
 
 Test(envelope, forget_on_the_memory_backend_deletes_the_snapshots) {

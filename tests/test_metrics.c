@@ -328,6 +328,8 @@ Test(metrics, the_prometheus_text_parses_and_has_the_documented_names) {
       {"snapstore_body_bytes_total", "counter"},
       {"snapstore_pruned_snapshots_total", "counter"},
       {"snapstore_incidents_total", "counter"},
+      {"snapstore_envelope_keys_total", "counter"},
+      {"snapstore_envelope_key_cache_misses_total", "counter"},
       {"snapstore_executor_queue_depth", "gauge"},
       {"snapstore_executor_queue_depth_max", "gauge"},
       {"snapstore_executor_batch_saves", "histogram"},

@@ -259,3 +259,19 @@ void snap__envelope_drop(snap_store *st, const snap__unit *u) {
   if (cache != NULL)
     snap__dek_cache_drop(cache, u->name, u->len);
 }
+
+void snap__envelope_metrics(const snap_store *st, snap_metrics *m) {
+  snap__envelope *ev = (snap__envelope *)&st->env; /* its lock is logically mutable */
+  m->keys_created = atomic_load(&ev->created);
+  m->keys_unwrapped = atomic_load(&ev->unwrapped);
+  m->units_forgotten = atomic_load(&ev->forgotten);
+  m->keys_rewrapped = atomic_load(&ev->rewrapped);
+  m->key_cache_misses = 0;
+  pthread_mutex_lock(&ev->lock);
+  if (ev->cache != NULL) {
+    snap__dek_cache_counts n;
+    snap__dek_cache_stats(ev->cache, &n);
+    m->key_cache_misses = n.misses;
+  }
+  pthread_mutex_unlock(&ev->lock);
+}

@@ -102,6 +102,7 @@ int snap_store_metrics(const snap_store *st, snap_metrics *out) {
   if (o == NULL || out == NULL)
     return snap_error_set(SNAP_EINVAL, "snap_store_metrics: store or out is NULL");
   snap__metrics_read(o->m, out);
+  snap__envelope_metrics(st, out);
   return SNAP_OK;
 }
 

@@ -97,4 +97,7 @@ int snap__metrics_register(snap__metrics *m, const char *name, const char *help,
 int snap__metrics_gauge(snap__metrics *m, int id, int64_t value, bool raise);
 int snap__metrics_observe(snap__metrics *m, int id, uint64_t value);
 
+/* The envelope key counters of the store into `m` (envelope.c). */
+void snap__envelope_metrics(const snap_store *st, snap_metrics *m);
+
 #endif /* SNAP_OBSERVE_INTERNAL_H */

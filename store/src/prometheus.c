@@ -202,6 +202,16 @@ int snap_metrics_prometheus(const snap_metrics *m, const char *labels, char **te
     snprintf(extra, sizeof extra, "kind=\"%s\"", snap_event_kind_name(k));
     sample_u64(&o, "snapstore_incidents_total", extra, m->incidents[k - SNAP_EVENT_FIRST_INCIDENT]);
   }
+  header(&o, "snapstore_envelope_keys_total", "counter",
+         "Envelope data keys: created (a unit's first save), unwrapped from the key table, "
+         "forgotten (snap_forget), rewrapped under the active master key.");
+  sample_u64(&o, "snapstore_envelope_keys_total", "event=\"created\"", m->keys_created);
+  sample_u64(&o, "snapstore_envelope_keys_total", "event=\"unwrapped\"", m->keys_unwrapped);
+  sample_u64(&o, "snapstore_envelope_keys_total", "event=\"forgotten\"", m->units_forgotten);
+  sample_u64(&o, "snapstore_envelope_keys_total", "event=\"rewrapped\"", m->keys_rewrapped);
+  header(&o, "snapstore_envelope_key_cache_misses_total", "counter",
+         "Data key lookups the cache of unwrapped keys could not answer.");
+  sample_u64(&o, "snapstore_envelope_key_cache_misses_total", "", m->key_cache_misses);
   for (size_t i = 0; i < m->nseries && i < SNAP_METRICS_SERIES_MAX; i++)
     registered(&o, &m->series[i]);
 

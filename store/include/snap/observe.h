@@ -189,6 +189,12 @@ typedef struct snap_metrics {
   uint64_t incidents[SNAP_EVENT_KIND_END - SNAP_EVENT_FIRST_INCIDENT]; /**< by kind - first */
   size_t nseries;                              /**< series registered on the store, in order */
   snap_series series[SNAP_METRICS_SERIES_MAX]; /**< their values (snap_store_series_register) */
+  /* Envelope keys (snap/envelope.h); counted whether metrics are on or off. */
+  uint64_t keys_created;     /**< data keys created (the first envelope save of a unit) */
+  uint64_t key_cache_misses; /**< data key lookups the cache could not answer */
+  uint64_t keys_unwrapped;   /**< data keys read from the key table and unwrapped */
+  uint64_t units_forgotten;  /**< units whose key snap_forget() turned into a tombstone */
+  uint64_t keys_rewrapped;   /**< data keys snap_rewrap() rewrapped */
 } snap_metrics;
 
 /**
@@ -266,7 +272,9 @@ SNAP_API int snap_metrics_series(const snap_metrics *m, const char *name, const 
  * Renders metrics in the Prometheus text exposition format (version 0.0.4):
  * `snapstore_operations_total{op,status}`, `snapstore_operation_duration_seconds`
  * (histogram by op), `snapstore_state_bytes_total{op}`, `snapstore_body_bytes_total{op}`,
- * `snapstore_pruned_snapshots_total`, `snapstore_incidents_total{kind}`, then
+ * `snapstore_pruned_snapshots_total`, `snapstore_incidents_total{kind}`,
+ * `snapstore_envelope_keys_total{event}` and
+ * `snapstore_envelope_key_cache_misses_total`, then
  * every registered series (snap_store_series_register(); the executor's
  * `snapstore_executor_*`): docs/OBSERVABILITY.md lists them all.
  * `labels` (may be NULL or "") is added to every sample, e.g. `store="orders"`;
