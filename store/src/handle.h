@@ -70,7 +70,16 @@ struct snap_store {
   size_t pool_n;
 
   snap__envelope env;
+
+  /* Upcasters (upcast.c), appended under the write lock of `lock`. */
+  struct snap__upcaster *upcasters;
+  size_t nupcasters;
 };
+
+/* ---- upcast.c ---- */
+
+/* Frees the store's upcasters (snap_store_close()). */
+void snap__upcasters_free(snap_store *st);
 
 /* ---- resolve.c ---- */
 

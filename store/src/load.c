@@ -109,8 +109,9 @@ static int make_snapshot(load_ctx *c, unsigned skipped, int skip_reason, snap_sn
   memcpy(s->pid, c->pid, pid_len + 1);
   char *tail = s->pid + pid_len + 1;
   s->manifest = NULL;
+  s->stored_manifest = NULL;
   if (c->manifest_len) {
-    s->manifest = tail;
+    s->manifest = s->stored_manifest = tail;
     memcpy(tail, c->manifest, c->manifest_len + 1);
     tail += c->manifest_len + 1;
   }

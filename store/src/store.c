@@ -215,6 +215,7 @@ void snap_store_close(snap_store *st) {
   snap__envelope_dispose(&st->env);
   if (st->self != NULL)
     st->be.close(st->self);
+  snap__upcasters_free(st);
   snap_options_free(st->effective);
   snap_options_free(st->defaults);
   snap_options_free(st->config_opts);

@@ -84,6 +84,9 @@ typedef struct snap_snapshot {
   /** The metadata the body states (frame field 5); NULL and 0: none. */
   uint8_t *metadata;
   size_t metadata_len;
+  /** The manifest the body states when the state was upcast to `manifest`
+   *  (snap_load_as()); otherwise the same as `manifest`. */
+  char *stored_manifest;
 } snap_snapshot;
 
 /** Frees a snapshot. NULL is a no-op. */
@@ -321,6 +324,42 @@ SNAP_API int snap_load(snap_store *st, const char *pid, const snap_criteria *c,
 SNAP_API int snap_load_manifest(snap_store *st, const char *pid, const snap_criteria *c,
                                 const char *manifest, const snap_options *opts,
                                 snap_snapshot **out);
+
+/**
+ * An upcaster: turns a state of manifest `from` (format `fmt`, `len` bytes)
+ * into the state of manifest `to`, written into `out` (a buffer owned by the
+ * store: fill it with snap_buf_set() or snap_buf_reserve()) in the format it
+ * sets in `*out_fmt`. Returns SNAP_OK, or a negative SNAP_E* code (with
+ * snap_error_set() for the message) to stop the load. Called from the loading
+ * thread, with no store lock held; it must not call back into the store.
+ */
+typedef int (*snap_upcaster_fn)(void *ud, const char *from, const char *to, snap_format fmt,
+                                const uint8_t *state, size_t len, snap_buf *out,
+                                snap_format *out_fmt);
+
+/**
+ * Registers an upcaster from manifest `from` to manifest `to` (both valid
+ * manifests, different). A manifest has at most one upcaster from it (a
+ * second is SNAP_EINVAL naming the first's target), so a chain is a path:
+ * T/1 -> T/2 -> T/3, or any other shape whose steps the registrations name
+ * (docs/STORE.md "Upcasters"). Not concurrent with loads of this store.
+ */
+SNAP_API int snap_store_add_upcaster(snap_store *st, const char *from, const char *to,
+                                     snap_upcaster_fn fn, void *ud);
+
+/**
+ * snap_load() that brings the state to manifest `target`: from the manifest
+ * the body states, it runs the registered upcasters one after another until
+ * `target` is reached (none when the body states `target`). Each step's
+ * output is validated like a saved state (snap_payload_validate()); the
+ * snapshot reports `stored_manifest` and `manifest` = `target`. Errors, each
+ * naming the step: SNAP_ENOTFOUND when no upcaster leads on from a manifest
+ * of the chain (or the body states none), SNAP_EINVAL for a chain that loops
+ * or exceeds 64 steps, the upcaster's own code when it fails, SNAP_EFORMAT
+ * when its output is not valid in its format. Never returns the old shape.
+ */
+SNAP_API int snap_load_as(snap_store *st, const char *pid, const snap_criteria *c,
+                          const char *target, const snap_options *opts, snap_snapshot **out);
 
 /** The newest snapshot of `pid`. */
 SNAP_API int snap_load_latest(snap_store *st, const char *pid, const snap_options *opts,
