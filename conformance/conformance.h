@@ -91,7 +91,8 @@ struct cf_backend {
   X(conditional_batches_check_in_order_and_conflicts_fail_alone)                                   \
   X(eight_threads_racing_conditionally_leave_one_winner_per_seq)                                   \
   X(manifests_and_metadata_round_trip_in_the_frame)                                                \
-  X(loads_select_by_manifest)
+  X(loads_select_by_manifest)                                                                      \
+  X(dictionaries_are_kept_with_the_data_and_chosen_by_name)
 
 #define CF_DECLARE_CASE(name) void cf_case_##name(const cf_backend *bc);
 CF_CASES(CF_DECLARE_CASE)

@@ -18,6 +18,7 @@
 #include <criterion/criterion.h>
 #include <sqlite3.h>
 
+#include "snap/admin.h"
 #include "snap/plugin.h"
 #include "snap/store.h"
 #include "snap/sys/backend.h"
@@ -418,7 +419,7 @@ Test(sqlite, a_newer_schema_version_is_refused) {
   snap_store *st = open_sqlite(dir, "");
   int rc = snap_save(st, "p", 1, SNAP_FORMAT_JSON, "1", 1, NULL, NULL);
   cr_assert_eq(rc, SNAP_EFORMAT, "%d %s", rc, snap_error_message());
-  cr_assert(strstr(snap_error_message(), "version 7") && strstr(snap_error_message(), "version 3"),
+  cr_assert(strstr(snap_error_message(), "version 7") && strstr(snap_error_message(), "version 4"),
             "%s", snap_error_message());
   snap_snapshot *s = NULL;
   cr_assert_eq(snap_load_latest(st, "p", NULL, &s), SNAP_EFORMAT);
@@ -436,10 +437,13 @@ Test(sqlite, the_schema_is_versioned) {
   sqlite3_stmt *q;
   cr_assert_eq(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &q, NULL), SQLITE_OK);
   cr_assert_eq(sqlite3_step(q), SQLITE_ROW);
-  cr_assert_eq(sqlite3_column_int(q, 0), 3, "schema version 3: the key table");
+  cr_assert_eq(sqlite3_column_int(q, 0), 4, "schema version 4: the dictionary table");
   sqlite3_finalize(q);
   cr_assert_eq(sqlite3_prepare_v2(db, "SELECT count(*) FROM Actor_Snaps2_keys", -1, &q, NULL),
                SQLITE_OK, "the data set's key table exists");
+  sqlite3_finalize(q);
+  cr_assert_eq(sqlite3_prepare_v2(db, "SELECT count(*) FROM Actor_Snaps2_dicts", -1, &q, NULL),
+               SQLITE_OK, "the data set's dictionary table exists");
   sqlite3_finalize(q);
   cr_assert_eq(sqlite3_prepare_v2(db, "SELECT count(*) FROM Actor_Snaps2", -1, &q, NULL),
                SQLITE_OK);
@@ -1036,7 +1040,7 @@ Test(sqlite, a_save_from_a_fresh_handle_on_a_full_disk_is_efull) {
 /* ------------------------------------------------------------------------ */
 
 /* The schema version this code writes (store/backends/sqlite/schema.c). */
-#define SCHEMA_NOW 3
+#define SCHEMA_NOW 4
 
 /* tests/data/schema/sqlite-v1.db (its README says how it was written):
  * schema version 1, data sets "snapshots" (keep 3; account-2 compressed)
@@ -1273,6 +1277,66 @@ Test(sqlite, an_altered_manifest_column_never_wins_over_the_bound_manifest) {
   sqlite3_close(db);
   snap_store_close(st);
   enc_setup_free(&e);
+  st_rmtree(dir);
+  free(dir);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Dictionaries                                                              */
+/* ------------------------------------------------------------------------ */
+
+/* An encrypting store keeps its dictionaries encrypted: the row in
+ * "<table>_dicts" is an AEAD body bound to the dictionary's id, and none of
+ * the dictionary's bytes appear in the file. */
+Test(sqlite, an_encrypting_store_keeps_its_dictionaries_encrypted) {
+  char *dir = st_tmpdir();
+  snap_store *st = open_sqlite(dir, "\"compression\": \"zstd\", \"dictionary\": \"orders\"");
+  snap_keyring *kr;
+  uint8_t key[SNAP_KEY_BYTES];
+  memset(key, 0x42, sizeof key);
+  cr_assert_eq(snap_keyring_new(&kr), SNAP_OK);
+  cr_assert_eq(snap_keyring_add(kr, 1, key, sizeof key), SNAP_OK);
+  snap_options *o;
+  cr_assert_eq(snap_options_new(&o), SNAP_OK);
+  cr_assert_eq(snap_options_set_encryption(o, kr, "tests/sqlite/dicts/v1"), SNAP_OK);
+  cr_assert_eq(snap_store_set_default_options(st, o), SNAP_OK);
+  static const char dict[] = "ORDER-SECRET-DICTIONARY {\"order\":\"\",\"lines\":[{\"sku\":\"\"}]}";
+  uint32_t id;
+  cr_assert_eq(snap_store_dict_add(st, "orders", dict, strlen(dict), &id), SNAP_OK, "%s",
+               snap_error_message());
+  static const char state[] = "{\"order\":\"o-1\",\"lines\":[{\"sku\":\"a\"},{\"sku\":\"b\"},"
+                              "{\"sku\":\"c\"}],\"note\":\"ORDER-SECRET-DICTIONARY\"}";
+  snap_meta m;
+  cr_assert_eq(snap_save(st, "o-1", 1, SNAP_FORMAT_JSON, state, strlen(state), NULL, &m), SNAP_OK,
+               "%s", snap_error_message());
+  cr_assert(m.stages & SNAP_STAGE_ENCRYPTED);
+  snap_store_close(st);
+
+  sqlite3 *db = raw_db(dir);
+  sqlite3_stmt *q;
+  cr_assert_eq(sqlite3_prepare_v2(db, "SELECT id, body FROM snapshots_dicts", -1, &q, NULL),
+               SQLITE_OK);
+  cr_assert_eq(sqlite3_step(q), SQLITE_ROW);
+  cr_assert_eq((uint32_t)sqlite3_column_int64(q, 0), id);
+  const uint8_t *b = sqlite3_column_blob(q, 1);
+  int n = sqlite3_column_bytes(q, 1);
+  unsigned stages = 0;
+  cr_assert_eq(snap_body_inspect(b, (size_t)n, NULL, &stages, NULL, NULL), SNAP_OK);
+  cr_assert_eq(stages, SNAP_STAGE_ENCRYPTED);
+  cr_assert_null(memmem(b, (size_t)n, "ORDER-SECRET", 12), "the dictionary is stored in clear");
+  sqlite3_finalize(q);
+  sqlite3_close(db);
+
+  /* Reopened with the key: the dictionary opens and the state loads. */
+  st = open_sqlite(dir, "");
+  cr_assert_eq(snap_store_set_default_options(st, o), SNAP_OK);
+  snap_snapshot *s = NULL;
+  cr_assert_eq(snap_load_latest(st, "o-1", NULL, &s), SNAP_OK, "%s", snap_error_message());
+  cr_assert(s->len == strlen(state) && memcmp(s->data, state, s->len) == 0);
+  snap_snapshot_free(s);
+  snap_store_close(st);
+  snap_options_free(o);
+  snap_keyring_free(kr);
   st_rmtree(dir);
   free(dir);
 }

@@ -341,6 +341,11 @@ int snap_options_restrict(snap_options *o, unsigned supported, unsigned *dropped
     o->comp = SNAP_COMPRESSION_NONE;
     o->level = 0;
     o->set |= SNAP__F_COMPRESSION;
+    /* and with it its dictionary */
+    snap_free(o->dict_name);
+    o->dict_name = NULL;
+    o->dict_id = 0;
+    o->set |= SNAP__F_DICT;
   }
   if (removed & SNAP_OPT_ENCRYPTION) {
     snap_free(o->enc_ctx);

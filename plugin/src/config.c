@@ -191,6 +191,8 @@ static int read_options(snap_conf *doc, snap_options *o, keyed_spec *es) {
   bool accept = false;
   unsigned required = 0;
   int has_alg = snap__conf_compression(&opts, &alg, &level);
+  const char *dict = NULL;
+  int has_dict = snap__conf_str(&opts, "dictionary", SNAP_CONF_NONEMPTY, &dict);
   int has_min = snap__conf_int(&opts, "compression_min_size", 0, 0, SIZE_LIMIT, &min_size);
   int has_ms = snap__conf_int(&opts, "max_stored_size", 0, 1, SIZE_LIMIT, &max_stored);
   int has_md = snap__conf_int(&opts, "max_decoded_size", 0, 1, SIZE_LIMIT, &max_decoded);
@@ -200,6 +202,8 @@ static int read_options(snap_conf *doc, snap_options *o, keyed_spec *es) {
       (rc = snap__conf_done(&opts)) != SNAP_OK)
     return rc;
   if (has_alg > 0 && (rc = snap_options_set_compression(o, alg, level)))
+    return rc;
+  if (has_dict > 0 && (rc = snap_options_set_dictionary(o, 0, dict)))
     return rc;
   if (has_min > 0 && (rc = snap_options_set_compression_min_size(o, (size_t)min_size)))
     return rc;

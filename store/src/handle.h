@@ -38,6 +38,18 @@ typedef struct snap__unit {
   size_t len;
 } snap__unit;
 
+/* The dictionaries a store has loaded (dicts.c): immutable, kept for its
+ * lifetime. */
+typedef struct snap__dicts {
+  pthread_mutex_t lock;
+  bool lock_init;
+  struct {
+    snap_dict *d;
+    char *name;
+  } *v;
+  size_t n, cap;
+} snap__dicts;
+
 struct snap_store {
   snap_backend be; /* our own copy of the table */
   void *self;
@@ -74,6 +86,7 @@ struct snap_store {
   /* Upcasters (upcast.c), appended under the write lock of `lock`. */
   struct snap__upcaster *upcasters;
   size_t nupcasters;
+  snap__dicts dicts;
 };
 
 /* ---- upcast.c ---- */
@@ -124,6 +137,21 @@ int snap__envelope_load_key(snap_store *st, const snap__unit *u, uint32_t gen, s
                             const char *ctx, uint8_t dek[SNAP_DEK_BYTES]);
 /* Wipes the unit's cached key. */
 void snap__envelope_drop(snap_store *st, const snap__unit *u);
+
+/* ---- dicts.c, dicts_admin.c ---- */
+
+/* The pid a dictionary's bytes are sealed under (its id is the seq). */
+#define SNAP__DICT_PID "snapstore/dictionary"
+int snap__dicts_init(snap__dicts *c);
+void snap__dicts_dispose(snap__dicts *c);
+void snap__dicts_forget(snap__dicts *c, uint32_t id);
+/* Sets the store's dictionary source on its configuration layer (created
+ * when the configuration set no option). */
+int snap__dicts_attach(snap_store *st, snap_options **config_opts);
+/* SNAP_EUNSUPPORTED unless the backend has the dict_* slots. */
+int snap__dicts_need_slots(const snap_store *st);
+/* The options a dictionary is sealed and opened with. */
+int snap__dicts_seal_options(snap_store *st, snap_options **out);
 
 /* ---- load.c ---- */
 

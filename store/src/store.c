@@ -167,7 +167,11 @@ static int open_with(snap_store *st, snap_conf *section, unsigned flags) {
     st->max_load_attempts = cfg.max_load_attempts;
     st->config_opts = cfg.opts;
     cfg.opts = NULL;
-    rc = snap__store_refresh_effective(st);
+    rc = snap__dicts_init(&st->dicts);
+    if (rc == SNAP_OK)
+      rc = snap__dicts_attach(st, &st->config_opts);
+    if (rc == SNAP_OK)
+      rc = snap__store_refresh_effective(st);
   }
   if (rc == SNAP_OK)
     rc = snap__envelope_init(&st->env, &cfg.envelope);
@@ -219,6 +223,7 @@ void snap_store_close(snap_store *st) {
   snap_options_free(st->effective);
   snap_options_free(st->defaults);
   snap_options_free(st->config_opts);
+  snap__dicts_dispose(&st->dicts);
   for (size_t i = 0; i < st->pool_n; i++)
     snap_buf_dispose(&st->pool[i]);
   snap__obs_dispose(&st->obs);

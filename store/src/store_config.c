@@ -45,6 +45,8 @@ int snap__store_config_read(snap__store_config *cfg, snap_conf *c) {
                                        "does not say to what");
   snap__conf_int(c, "max_load_attempts", 0, 1, 1000000, &attempts);
   int has_alg = snap__conf_compression(c, &alg, &level);
+  const char *dict = NULL;
+  int has_dict = snap__conf_str(c, "dictionary", SNAP_CONF_NONEMPTY, &dict);
   int has_min = snap__conf_int(c, "compression_min_size", 0, 0, INT64_MAX, &min_size);
   int has_ms = snap__conf_int(c, "max_stored_size", 0, 0, INT64_MAX, &max_stored);
   int has_md = snap__conf_int(c, "max_decoded_size", 0, 0, INT64_MAX, &max_decoded);
@@ -58,8 +60,10 @@ int snap__store_config_read(snap__store_config *cfg, snap_conf *c) {
   }
   if (rc == SNAP_OK && attempts > 0)
     cfg->max_load_attempts = (unsigned)attempts;
-  if (rc == SNAP_OK && (has_alg > 0 || has_min > 0 || has_ms > 0 || has_md > 0))
+  if (rc == SNAP_OK && (has_alg > 0 || has_min > 0 || has_ms > 0 || has_md > 0 || has_dict > 0))
     rc = snap_options_new(&cfg->opts);
+  if (rc == SNAP_OK && has_dict > 0)
+    rc = snap_options_set_dictionary(cfg->opts, 0, dict);
   if (rc == SNAP_OK && has_alg > 0)
     rc = snap_options_set_compression(cfg->opts, alg, level);
   if (rc == SNAP_OK && has_min > 0)

@@ -33,6 +33,7 @@ typedef struct mem_backend {
   size_t nbuckets; /* a power of two */
   size_t npids;
   mem_keys *keys; /* the key table (keys.c) */
+  mem_dicts *dicts; /* the dictionary table (dicts.c) */
 } mem_backend;
 
 static uint64_t hash_pid(const char *s) {
@@ -130,7 +131,7 @@ static int mem_open(void **self, snap_conf *config, unsigned flags, const snap_h
     return host->error(SNAP_ENOMEM, "memory backend: out of memory");
   }
   memset(m->buckets, 0, m->nbuckets * sizeof *m->buckets);
-  if ((m->keys = snap__memkeys_new(host)) == NULL) {
+  if ((m->keys = snap__memkeys_new(host)) == NULL || (m->dicts = snap__memdicts_new(host)) == NULL) {
     mem_close(m);
     return host->error(SNAP_ENOMEM, "memory backend: out of memory");
   }
@@ -155,6 +156,7 @@ static void mem_close(void *self) {
   }
   m->host->free(m->buckets);
   snap__memkeys_free(m->keys);
+  snap__memdicts_free(m->dicts);
   pthread_rwlock_destroy(&m->lock);
   m->host->free(m);
 }
@@ -497,6 +499,18 @@ static int mem_key_rewrap(void *self, snap_backend_key_swap *sw, size_t n) {
   return snap__memkeys_rewrap(((mem_backend *)self)->keys, sw, n);
 }
 
+/* ABI 4: the dictionary table (dicts.c). */
+static int mem_dict_put(void *self, const snap_backend_dict *d) {
+  return snap__memdicts_put(((mem_backend *)self)->dicts, d);
+}
+static int mem_dict_get(void *self, uint32_t id, const char *name, snap_backend_dict_emit emit,
+                        void *ctx) {
+  return snap__memdicts_get(((mem_backend *)self)->dicts, id, name, emit, ctx);
+}
+static int mem_dict_remove(void *self, uint32_t id) {
+  return snap__memdicts_remove(((mem_backend *)self)->dicts, id);
+}
+
 /* open() of ABI versions 1 and 2: a copy of this table declared at an older
  * version (as a test of the host's version handling makes) still opens. */
 static int mem_open_json(void **self, const char *config_json, const snap_host *host) {
@@ -536,6 +550,9 @@ static const snap_backend memory_backend = {
     .key_forget = mem_key_forget,
     .key_list = mem_key_list,
     .key_rewrap = mem_key_rewrap,
+    .dict_put = mem_dict_put,
+    .dict_get = mem_dict_get,
+    .dict_remove = mem_dict_remove,
 };
 
 const snap_backend *snap_backend_memory(void) { return &memory_backend; }

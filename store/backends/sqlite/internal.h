@@ -7,7 +7,8 @@
  *   read.c      read-only connections
  *   admin.c     ABI version 2: enumeration, conditional replace, backup
  *   settings.c  settings kept with the data set
- *   keys.c      ABI version 4: the key table of envelope encryption */
+ *   keys.c      ABI version 4: the key table of envelope encryption
+ *   dicts.c     ABI version 4: the dictionary table of zstd compression */
 #ifndef SNAP_BACKEND_SQLITE_INTERNAL_H
 #define SNAP_BACKEND_SQLITE_INTERNAL_H
 
@@ -174,6 +175,22 @@ int snap__sqlite_backup(void *self, const char *path);
 
 /* Settings kept with the data set (settings.c). */
 int snap__sqlite_setting(void *self, const char *name, int mode, int64_t *value);
+
+/* A write transaction on the writer (BEGIN IMMEDIATE): on success end it
+ * with snap__sqlite_txn_end(), which commits when `e` is SNAP_OK and rolls
+ * back otherwise, and releases the writer (keys.c). */
+int snap__sqlite_txn_begin(sql_backend *b, sqlite3 **db);
+int snap__sqlite_txn_end(sql_backend *b, sqlite3 *db, int e);
+/* Prepares `tpl` with its %s replaced by the data set's table name; a failure
+ * is reported as `what` (keys.c). */
+int snap__sqlite_prepare_tpl(sql_backend *b, sqlite3 *db, const char *tpl, sqlite3_stmt **s,
+                             const char *what);
+
+/* ABI version 4: the dictionary table (dicts.c). */
+int snap__sqlite_dict_put(void *self, const snap_backend_dict *d);
+int snap__sqlite_dict_get(void *self, uint32_t id, const char *name, snap_backend_dict_emit emit,
+                          void *ctx);
+int snap__sqlite_dict_remove(void *self, uint32_t id);
 
 /* ABI version 4: the key table (keys.c). */
 const char *snap__sqlite_dataset(void *self);

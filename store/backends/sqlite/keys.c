@@ -14,15 +14,20 @@
 /* Every statement names the table through this template's %s. */
 #define KEYS "\"%s_keys\""
 
-static int prepare(sql_backend *b, sqlite3 *db, const char *tpl, sqlite3_stmt **s) {
+int snap__sqlite_prepare_tpl(sql_backend *b, sqlite3 *db, const char *tpl, sqlite3_stmt **s,
+                             const char *what) {
   char sql[512];
   snprintf(sql, sizeof sql, tpl, snap__sqlite_table(b));
   int rc = sqlite3_prepare_v2(db, sql, -1, s, NULL);
   if (rc != SQLITE_OK) {
     *s = NULL;
-    return snap__sqlite_error(b, db, rc, "key table: prepare");
+    return snap__sqlite_error(b, db, rc, what);
   }
   return SNAP_OK;
+}
+
+static int prepare(sql_backend *b, sqlite3 *db, const char *tpl, sqlite3_stmt **s) {
+  return snap__sqlite_prepare_tpl(b, db, tpl, s, "key table: prepare");
 }
 
 /* Emits the current row of a SELECT unit, generation, master_version, wrapped. */
@@ -98,7 +103,7 @@ int snap__sqlite_key_list(void *self, const char *after, size_t limit, snap_back
 /* Opens a write transaction on the writer (whose schema check made the key
  * table). On success the caller ends it with txn_end(); on failure nothing
  * is held. */
-static int txn_begin(sql_backend *b, sqlite3 **db) {
+int snap__sqlite_txn_begin(sql_backend *b, sqlite3 **db) {
   int e = snap__sqlite_writer(b, db);
   if (e == SNAP_OK)
     e = snap__sqlite_exec(b, *db, "BEGIN IMMEDIATE");
@@ -108,7 +113,7 @@ static int txn_begin(sql_backend *b, sqlite3 **db) {
 }
 
 /* Commits (e == SNAP_OK) or rolls back, and releases the writer. */
-static int txn_end(sql_backend *b, sqlite3 *db, int e) {
+int snap__sqlite_txn_end(sql_backend *b, sqlite3 *db, int e) {
   if (e == SNAP_OK)
     e = snap__sqlite_exec(b, db, "COMMIT");
   if (e != SNAP_OK && !sqlite3_get_autocommit(db))
@@ -145,7 +150,7 @@ int snap__sqlite_key_create(void *self, const snap_backend_key *k, snap_backend_
     return snap__sqlite_host(b)->error(SNAP_EINVAL,
                                        "sqlite backend: a new key needs a record and a generation");
   sqlite3 *db;
-  int e = txn_begin(b, &db);
+  int e = snap__sqlite_txn_begin(b, &db);
   if (e != SNAP_OK)
     return e;
   sqlite3_stmt *s;
@@ -165,7 +170,7 @@ int snap__sqlite_key_create(void *self, const snap_backend_key *k, snap_backend_
     e = step_done(b, db, s, "key table: store a key");
   }
   sqlite3_finalize(s);
-  e = txn_end(b, db, e);
+  e = snap__sqlite_txn_end(b, db, e);
   /* Read back what stands now: committed, so another writer's key is final too. */
   return e == SNAP_OK ? snap__sqlite_key_get(b, k->unit, emit, ctx) : e;
 }
@@ -187,7 +192,7 @@ static int note_before(void *ctx, const snap_backend_key *k) {
 int snap__sqlite_key_forget(void *self, const char *unit, uint32_t *generation) {
   sql_backend *b = self;
   sqlite3 *db;
-  int e = txn_begin(b, &db);
+  int e = snap__sqlite_txn_begin(b, &db);
   if (e != SNAP_OK)
     return e;
   /* Overwrite the freed bytes, whatever the data set's setting. */
@@ -206,7 +211,7 @@ int snap__sqlite_key_forget(void *self, const char *unit, uint32_t *generation) 
     e = step_done(b, db, s, "key table: forget a key");
   }
   sqlite3_finalize(s);
-  e = txn_end(b, db, e);
+  e = snap__sqlite_txn_end(b, db, e);
   if (e != SNAP_OK)
     return e;
   /* The old page may still sit in the WAL: fold it into the database (where
@@ -224,7 +229,7 @@ int snap__sqlite_key_forget(void *self, const char *unit, uint32_t *generation) 
 int snap__sqlite_key_rewrap(void *self, snap_backend_key_swap *sw, size_t n) {
   sql_backend *b = self;
   sqlite3 *db;
-  int e = txn_begin(b, &db);
+  int e = snap__sqlite_txn_begin(b, &db);
   if (e != SNAP_OK)
     return e;
   sqlite3_stmt *up = NULL, *ex = NULL;
@@ -256,7 +261,7 @@ int snap__sqlite_key_rewrap(void *self, snap_backend_key_swap *sw, size_t n) {
   }
   sqlite3_finalize(up);
   sqlite3_finalize(ex);
-  return txn_end(b, db, e);
+  return snap__sqlite_txn_end(b, db, e);
 }
 
 const char *snap__sqlite_dataset(void *self) { return snap__sqlite_table(self); }

@@ -71,6 +71,17 @@ static int step_keys(const sql_backend *b, sqlite3 *db) {
   return sqlite3_exec(db, ddl, NULL, NULL, NULL);
 }
 
+/* Version 4: the dictionary table of zstd compression (dicts.c): one row per
+ * trained dictionary, its bytes sealed like a body. */
+static int step_dicts(const sql_backend *b, sqlite3 *db) {
+  char ddl[512];
+  snprintf(ddl, sizeof ddl,
+           "CREATE TABLE IF NOT EXISTS \"%s_dicts\" (id INTEGER PRIMARY KEY, name TEXT NOT NULL "
+           "UNIQUE, created INTEGER NOT NULL, body BLOB NOT NULL)",
+           b->table);
+  return sqlite3_exec(db, ddl, NULL, NULL, NULL);
+}
+
 /* One upgrade step: run to bring a data set from `version - 1` to `version`.
  * A step must be idempotent (it may meet its own work done: a data set that
  * lost its snapstore_meta row is at version 0 again) and must not commit.
@@ -86,6 +97,7 @@ static const schema_step steps[] = {
     {1, "create the snapshot table and snapstore_meta", step_tables},
     {2, "add the manifest column", step_manifest},
     {3, "create the key table of envelope encryption", step_keys},
+    {4, "create the dictionary table of zstd compression", step_dicts},
 };
 
 #define STEP_COUNT ((int)(sizeof steps / sizeof steps[0]))

@@ -388,6 +388,9 @@ static const snap_backend sqlite_backend = {
     .key_forget = snap__sqlite_key_forget,
     .key_list = snap__sqlite_key_list,
     .key_rewrap = snap__sqlite_key_rewrap,
+    .dict_put = snap__sqlite_dict_put,
+    .dict_get = snap__sqlite_dict_get,
+    .dict_remove = snap__sqlite_dict_remove,
 };
 
 const snap_backend *snap_backend_sqlite(void) { return &sqlite_backend; }

@@ -195,6 +195,55 @@ SNAP_API int snap_store_put_raw(snap_store *st, snap_raw_row *rows, size_t n);
  */
 SNAP_API int snap_store_backup(snap_store *st, const char *path);
 
+/* ------------------------------------------------------------------------ */
+/* Trained zstd dictionaries (docs/STORE.md, "Dictionaries")                 */
+/* ------------------------------------------------------------------------ */
+
+/** One stored dictionary, as listed. */
+typedef struct snap_dict_info {
+  uint32_t id;       /**< derived from its bytes (docs/FORMAT.md, "Dictionaries") */
+  char name[256];    /**< unique in the data set */
+  int64_t created;   /**< microseconds since the epoch */
+  uint64_t size;     /**< bytes of the dictionary */
+  size_t stored_len; /**< bytes stored (sealed like a body) */
+  unsigned stages;   /**< SNAP_STAGE_* bits it is sealed with */
+} snap_dict_info;
+
+/**
+ * Stores a dictionary (zstd's trainer's output, or raw content) under `name`
+ * in the data set, sealed like a body with the store's own options (encrypted
+ * when the store encrypts); `*id` (may be NULL) receives its id. Immutable:
+ * an existing id or name is SNAP_ECONFLICT. Saves choose it with
+ * snap_options_set_dictionary() or the document's "dictionary" key.
+ * Errors: SNAP_EINVAL, SNAP_ECONFLICT, SNAP_EUNSUPPORTED (a backend without a
+ * dictionary table), the backend's errors.
+ */
+SNAP_API int snap_store_dict_add(snap_store *st, const char *name, const void *bytes, size_t len,
+                                 uint32_t *id);
+
+/**
+ * The dictionary with `id` (or named `name` when `id` is 0), loaded on first
+ * use and cached for the store's lifetime; `*out` holds a reference released
+ * with snap_dict_free(). SNAP_ENOTFOUND naming it when the store lacks it;
+ * a sealed dictionary that does not open gives the decoder's error.
+ */
+SNAP_API int snap_store_dict_get(snap_store *st, uint32_t id, const char *name, snap_dict **out);
+
+/** Every stored dictionary in ascending id order: `*out` (free with
+ *  snap_free()) holds `*n` entries. */
+SNAP_API int snap_store_dict_list(snap_store *st, snap_dict_info **out, size_t *n);
+
+/** Counts the stored snapshots whose body names dictionary `id` (reads the
+ *  frame header of every body: an administrative scan). */
+SNAP_API int snap_store_dict_uses(snap_store *st, uint32_t id, uint64_t *count);
+
+/**
+ * Removes dictionary `id`. Without `force` it refuses with SNAP_EBUSY while
+ * any stored snapshot uses it (the bodies would become unreadable);
+ * SNAP_ENOTFOUND when there is no such dictionary.
+ */
+SNAP_API int snap_store_dict_remove(snap_store *st, uint32_t id, bool force);
+
 #ifdef __cplusplus
 }
 #endif

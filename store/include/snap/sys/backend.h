@@ -246,6 +246,23 @@ typedef struct snap_backend_key_swap {
                     or a tombstone, is stored now) or SNAP_SWAP_GONE (no record) */
 } snap_backend_key_swap;
 
+/**
+ * One trained zstd dictionary of a data set (ABI version 4): its id (derived
+ * from its bytes, docs/FORMAT.md "Dictionaries"), its unique name, when it
+ * was stored, and its bytes sealed by the host like a body (encrypted under
+ * the store's keyring when the store encrypts).
+ */
+typedef struct snap_backend_dict {
+  uint32_t id;         /**< non-zero; the table's key */
+  const char *name;    /**< UTF-8, 1-255 bytes, unique in the data set */
+  int64_t created;     /**< microseconds since the epoch */
+  const uint8_t *body; /**< the sealed bytes */
+  size_t body_len;
+} snap_backend_dict;
+
+/** Receives one dictionary (ABI 4); pointers are valid during the call only. */
+typedef int (*snap_backend_dict_emit)(void *ctx, const snap_backend_dict *d);
+
 /** A backend's table of operations. */
 typedef struct snap_backend {
   /* ---- ABI version 1 ---- */
@@ -417,6 +434,29 @@ typedef struct snap_backend {
    * (outcome SNAP_SWAP_DONE); anything else is left alone. Durable on return.
    */
   int (*key_rewrap)(void *self, snap_backend_key_swap *swaps, size_t n);
+
+  /* ---- ABI version 4, continued: the dictionary table of zstd compression
+   *      (each may be NULL; a backend sets all three or none). A data set's
+   *      dictionaries live beside its snapshots (on every shard of a sharded
+   *      backend), immutable once stored. ---- */
+
+  /**
+   * Stores `d` unless a dictionary with its id or its name exists: then
+   * nothing is written and SNAP_ECONFLICT is returned (naming which). Durable
+   * on return.
+   */
+  int (*dict_put)(void *self, const snap_backend_dict *d);
+
+  /**
+   * Emits the dictionary with id `id`, or the one named `name` when `id` is
+   * 0, or (both 0 / NULL) every dictionary in ascending id order. Emitting
+   * nothing for an absent one is not an error.
+   */
+  int (*dict_get)(void *self, uint32_t id, const char *name, snap_backend_dict_emit emit,
+                  void *ctx);
+
+  /** Deletes dictionary `id`: 1 when it existed, 0 when not. Durable on return. */
+  int (*dict_remove)(void *self, uint32_t id);
 } snap_backend;
 
 /** setting() modes. */
@@ -430,7 +470,7 @@ enum {
  */
 #define SNAP_BACKEND_INIT                                                                          \
   { SNAP_BACKEND_ABI_VERSION, NULL, 0u, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,     \
-    NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL }
+    NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL }
 
 /** Function form of SNAP_BACKEND_INIT. */
 static inline void snap_backend_init(snap_backend *b) {
@@ -452,7 +492,7 @@ static inline size_t snap_backend_table_size(uint32_t version) {
   case 3:
     return offsetof(snap_backend, open_conf) + sizeof(((snap_backend *)0)->open_conf);
   case 4:
-    return offsetof(snap_backend, key_rewrap) + sizeof(((snap_backend *)0)->key_rewrap);
+    return offsetof(snap_backend, dict_remove) + sizeof(((snap_backend *)0)->dict_remove);
   default:
     return 0;
   }
