@@ -217,6 +217,7 @@ int cmd_export(ctl *c, int argc, char **argv); /* cmd_export.c */
 int cmd_import(ctl *c, int argc, char **argv); /* cmd_import.c */
 int cmd_delete(ctl *c, int argc, char **argv); /* cmd_delete.c */
 int cmd_forget(ctl *c, int argc, char **argv); /* cmd_forget.c */
+int cmd_dict(ctl *c, int argc, char **argv);   /* cmd_dict.c */
 /* rekey --wrap-only (cmd_rewrap.c): the store is open. */
 int ctl_rewrap(ctl *c);
 

@@ -27,3 +27,10 @@ if(TARGET snapctl)
                    $<TARGET_FILE:snapctl_mkstore> ${CMAKE_CURRENT_BINARY_DIR}/tmp/snapctl_trust)
   set_tests_properties(snapctl_trust PROPERTIES TIMEOUT 300)
 endif()
+# snapctl dict: training, listing, removing (tests/cli/snapctl_dict.sh).
+if(TARGET snapctl)
+  add_test(NAME snapctl_dict
+           COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/cli/snapctl_dict.sh $<TARGET_FILE:snapctl>
+                   $<TARGET_FILE:snapctl_mkstore> ${CMAKE_CURRENT_BINARY_DIR}/tmp/snapctl_dict)
+  set_tests_properties(snapctl_dict PROPERTIES TIMEOUT 300)
+endif()

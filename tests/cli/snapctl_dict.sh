@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# snapctl dict: training a zstd dictionary from the store's own snapshots,
+# listing, showing, refusing to remove one in use; saves that name it in the
+# document compress with it and load back. Against a real SQLite file.
+# Usage: snapctl_dict.sh SNAPCTL MKSTORE WORKDIR
+set -uo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/expect.sh" "$@"
+
+# 300 account states of one shape and 50 session states, as JSON Lines.
+for i in $(seq 1 300); do
+  printf '{"pid":"account-%04d","seq":1,"timestamp":1600000000000,"format":"json","state":{"account":"acc-%04d","owner":"owner %d","currency":"EUR","balance_cents":%d,"active":true,"tags":["premium","eu"],"history":[{"kind":"deposit","cents":%d,"memo":"salary"},{"kind":"withdrawal","cents":%d,"memo":"rent"}]}}\n' \
+    "$i" "$i" "$i" $((i * 7919 % 100000)) $((i * 31)) $((i * 17))
+done >accounts.jsonl
+for i in $(seq 1 50); do
+  printf '{"pid":"session-%03d","seq":1,"timestamp":1600000000000,"format":"json","state":{"s":%d}}\n' "$i" "$i"
+done >>accounts.jsonl
+printf '{"backend": "sqlite", "config": {"path": "d.db", "keep": 0}}\n' >plain.json
+expect 0 "import the states" -- ctl --config plain.json --create import accounts.jsonl
+
+expect 2 "dict train without --pids" -- ctl --config plain.json dict train --name accounts
+expect 2 "an unknown dict command" -- ctl --config plain.json dict frob
+expect 1 "dict train on too few pids" -- ctl --config plain.json dict train --name x --pids 'nobody-*'
+expect 0 "dict train on the account pids" -- \
+  ctl --config plain.json dict train --name accounts --pids 'account-*' --size 4096
+line=$(cat out)
+id=$(printf '%s' "$line" | sed -n 's/.*\tid \([0-9]*\)\t.*/\1/p')
+[ -n "$id" ] && ok "train prints the id ($id)" || fail "no id in: $line"
+with=$(printf '%s' "$line" | sed -n 's/.*ratio zstd-3+dict \([0-9.]*\).*/\1/p')
+zlib=$(printf '%s' "$line" | sed -n 's/.*zlib-6 \([0-9.]*\).*/\1/p')
+awk -v a="$with" -v b="$zlib" 'BEGIN { exit !(a > b) }' &&
+  ok "the held-out ratio with the dictionary ($with) beats zlib-6 ($zlib)" ||
+  fail "held-out ratio $with, zlib-6 $zlib: $line"
+grep -q 'held out 30' out && ok "one in ten samples is held out" || fail "held out: $line"
+expect 1 "a second dictionary of the same name is refused" -- \
+  ctl --config plain.json dict train --name accounts --pids 'account-*' --size 2048
+expect 0 "dict ls" -- ctl --config plain.json dict ls
+grep -q "^$id	accounts	" out && ok "ls lists it" || fail "ls: $(cat out)"
+
+# Saves that name it in the document use it; the bodies load back.
+printf '{"backend": "sqlite", "config": {"path": "d.db", "keep": 0},
+  "options": {"compression": "zstd", "dictionary": "accounts"}}\n' >zstd.json
+printf '{"pid":"account-9999","seq":2,"timestamp":1600000000000,"format":"json","state":{"account":"acc-9999","owner":"owner 9999","currency":"EUR","balance_cents":1,"active":true,"tags":["premium","eu"],"history":[]}}\n' >one.jsonl
+expect 0 "import through the dictionary" -- ctl --config zstd.json import one.jsonl
+expect 0 "show the state saved with the dictionary" -- ctl --config plain.json show account-9999 2
+grep -q '"owner 9999"' out && ok "it loads back" || fail "show: $(cat out)"
+expect 0 "dict show" -- ctl --config plain.json dict show accounts
+grep -q "used by 1 snapshot" out && ok "show counts its one use" || fail "show: $(cat out)"
+expect 1 "dict rm of a dictionary in use is refused" -- ctl --config plain.json dict rm "$id"
+grep -q 'used by 1' err && ok "saying why" || fail "rm: $(cat err)"
+expect 0 "dict rm --force" -- ctl --config plain.json dict rm accounts --force
+expect 1 "the body that used it fails naming the dictionary" -- \
+  ctl --config plain.json show account-9999 2
+grep -q "dictionary $id" err && ok "named" || fail "show: $(cat err)"
+
+[ "$FAILS" -eq 0 ] || { echo "$FAILS failure(s)" >&2; exit 1; }
