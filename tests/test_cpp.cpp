@@ -16,6 +16,7 @@
 #include <span>
 #endif
 
+#include "snap/admin.h"
 #include "snap/snapstore.hpp"
 extern "C" {
 #include "store_util.h"
@@ -198,6 +199,32 @@ Test(cpp, encrypted_saves_need_the_key_to_load) {
 
   cr_assert_eq(st.try_load_latest("secret").code(), SNAP_ENOKEY, "no keyring at all");
   cr_assert_eq(o.try_set_compression(SNAP_COMPRESSION_ZLIB, 42).code(), SNAP_EINVAL);
+}
+
+Test(cpp, options_select_zstd_and_a_stored_dictionary) {
+  sqlite_scratch scratch;
+  cr_assert(scratch.dir);
+  snap::store st = snap::store::open("sqlite", scratch.config());
+  const std::string dict = R"({"balance":,"holder":"","currency":"EUR","history":[]})";
+  std::uint32_t id = 0;
+  cr_assert_eq(snap_store_dict_add(st.get(), "holders", dict.data(), dict.size(), &id), SNAP_OK,
+               "%s", snap_error_message());
+  const std::string state =
+      R"({"balance":1200,"holder":"Ada Lovelace","currency":"EUR","history":[1,2,3]})";
+  for (int by_name = 0; by_name < 2; by_name++) {
+    snap::options o = snap::options::create();
+    o.set_compression(SNAP_COMPRESSION_ZSTD, 3).set_dictionary(by_name ? 0 : id,
+                                                                by_name ? "holders" : "");
+    snap_meta m = st.save("h", by_name + 1, SNAP_FORMAT_JSON, state, o);
+    cr_assert(m.stages & SNAP_STAGE_COMPRESSED);
+    std::optional<snap::snapshot> s = st.load_latest("h");
+    cr_assert(s && s->text() == state);
+  }
+  snap::options bad = snap::options::create();
+  cr_assert_eq(bad.try_set_dictionary(5, "both").code(), SNAP_EINVAL);
+  uint64_t uses = 0;
+  cr_assert_eq(snap_store_dict_uses(st.get(), id, &uses), SNAP_OK);
+  cr_assert_eq(uses, 2u, "both saves name the dictionary");
 }
 
 Test(cpp, executor_completions_are_callables) {

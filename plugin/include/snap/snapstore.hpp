@@ -390,6 +390,15 @@ public:
     try_set_compression(alg, level).value();
     return *this;
   }
+  /** snap_options_set_dictionary(): by id (name empty) or by name (id 0). */
+  result<void> try_set_dictionary(std::uint32_t id, const std::string &name = std::string()) {
+    return apply(snap_options_set_dictionary(get(), id, name.empty() ? nullptr : name.c_str()));
+  }
+  /** Throwing form of try_set_dictionary(). */
+  options &set_dictionary(std::uint32_t id, const std::string &name = std::string()) {
+    try_set_dictionary(id, name).value();
+    return *this;
+  }
   /** snap_options_set_compression_min_size(). */
   result<void> try_set_compression_min_size(std::size_t min_size) {
     return apply(snap_options_set_compression_min_size(get(), min_size));
