@@ -32,13 +32,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   unsigned sel = data[0];
   const char *pid = fuzz_pids[(data[1] & 0x0f) % (sizeof fuzz_pids / sizeof fuzz_pids[0])];
   int64_t seq = fuzz_seqs[((data[1] >> 4) & 3u) % (sizeof fuzz_seqs / sizeof fuzz_seqs[0])];
-  size_t body_len = size - 2;
-  uint8_t *body = malloc(body_len ? body_len : 1);
+  size_t body_len;
+  uint8_t *body = fuzz_body_copy(data, size, &body_len);
   if (!body)
     return 0;
-  memcpy(body, data + 2, body_len);
-  if (data[1] & 0x80)
-    frame_fix_crc(body, body_len);
 
   /* Once with the selected options, once with none at all. */
   for (int pass = 0; pass < 2; pass++) {

@@ -15,6 +15,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 #include <zlib.h>
 
 #define FRAME_HDR 20u
@@ -52,6 +54,20 @@ static inline void frame_fix_crc(uint8_t *b, size_t len) {
     return;
   uint32_t crc = (uint32_t)crc32_z(0, b, len - 4);
   frame_put_le(b, len, len - 4, crc, 4);
+}
+
+/* A copy of the body after the two selector bytes of `data` (size >= 2),
+ * its CRC-32 recomputed when data[1]'s top bit says so; NULL when out of
+ * memory. Free it. */
+static inline uint8_t *fuzz_body_copy(const uint8_t *data, size_t size, size_t *body_len) {
+  *body_len = size - 2;
+  uint8_t *body = malloc(*body_len ? *body_len : 1);
+  if (!body)
+    return NULL;
+  memcpy(body, data + 2, *body_len);
+  if (data[1] & 0x80)
+    frame_fix_crc(body, *body_len);
+  return body;
 }
 
 /* Overwrites field `field % FIELD_COUNT` with `v` (small fields), `w` (wide
