@@ -265,6 +265,36 @@ static int copy_run(ctl *c, copy_ctx *x) {
   return copy_summary(x, written, same, deleted);
 }
 
+/* The source's dictionaries, opened with its keys and stored in the target
+ * sealed with the target's (docs/STORE.md, "Dictionaries"), before any body
+ * that may name one: a dictionary the target already has (same id, hence
+ * same bytes) is left as it is. A source without dictionaries has none to
+ * copy. */
+static int copy_dicts(snap_store *src, snap_store *dst) {
+  snap_dict_info *v = NULL;
+  size_t n = 0;
+  int rc = snap_store_dict_list(src, &v, &n);
+  if (rc == SNAP_EUNSUPPORTED)
+    return EXIT_OK;
+  if (rc != SNAP_OK)
+    return ctl_fail(EXIT_FOUND, "copy: dictionaries: %s", ctl_error(rc));
+  for (size_t i = 0; i < n && rc == SNAP_OK; i++) {
+    snap_dict *d;
+    if ((rc = snap_store_dict_get(src, v[i].id, NULL, &d)) != SNAP_OK)
+      break;
+    size_t len;
+    const void *bytes = snap_dict_bytes(d, &len);
+    rc = snap_store_dict_add(dst, v[i].name, bytes, len, NULL);
+    snap_dict *there = NULL;
+    if (rc == SNAP_ECONFLICT && snap_store_dict_get(dst, v[i].id, NULL, &there) == SNAP_OK)
+      rc = SNAP_OK; /* the target has it already */
+    snap_dict_free(there);
+    snap_dict_free(d);
+  }
+  snap_free(v);
+  return rc == SNAP_OK ? EXIT_OK : ctl_fail(EXIT_FOUND, "copy: dictionaries: %s", ctl_error(rc));
+}
+
 int cmd_copy(ctl *c, int argc, char **argv) {
   const char *to = NULL, *max_failures = NULL;
   bool mirror = false, decode_all = false;
@@ -288,7 +318,9 @@ int cmd_copy(ctl *c, int argc, char **argv) {
     x->t.st = snap_plugin_store(target);
     x->mirror = mirror;
     x->decode_all = decode_all;
-    rc = copy_run(c, x);
+    rc = copy_dicts(x->src, x->t.st);
+    if (rc == EXIT_OK)
+      rc = copy_run(c, x);
   }
   snap_buf_dispose(&x->state);
   free(x->sampled_pid);

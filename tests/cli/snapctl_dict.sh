@@ -45,6 +45,14 @@ expect 0 "show the state saved with the dictionary" -- ctl --config plain.json s
 grep -q '"owner 9999"' out && ok "it loads back" || fail "show: $(cat out)"
 expect 0 "dict show" -- ctl --config plain.json dict show accounts
 grep -q "used by 1 snapshot" out && ok "show counts its one use" || fail "show: $(cat out)"
+# copy carries the dictionaries with the bodies that use them.
+printf '{"backend": "sqlite", "config": {"path": "copy.db", "keep": 0}}\n' >copy.json
+expect 0 "copy to a new store" -- ctl --config plain.json copy --to copy.json
+expect 0 "the copy reads the state saved with the dictionary" -- \
+  ctl --config copy.json show account-9999 2
+expect 0 "the copy lists the dictionary" -- ctl --config copy.json dict ls
+grep -q "^$id	accounts	" out && ok "under its id and name" || fail "copy's ls: $(cat out)"
+expect 0 "a second copy finds it there already" -- ctl --config plain.json copy --to copy.json
 expect 1 "dict rm of a dictionary in use is refused" -- ctl --config plain.json dict rm "$id"
 grep -q 'used by 1' err && ok "saying why" || fail "rm: $(cat err)"
 expect 0 "dict rm --force" -- ctl --config plain.json dict rm accounts --force
