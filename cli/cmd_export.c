@@ -1,6 +1,8 @@
 /* snapctl export: every snapshot as JSON Lines, one object a line:
  *   {"pid": "...", "seq": N, "timestamp": N, "format": "json" | "msgpack",
+ *    ["manifest": "...", "metadata_base64": "...",]
  *    "state": <the JSON state>} or {..., "state_base64": "..."}.
+ * (manifest and metadata when the body states them, docs/STORE.md).
  * A JSON state is written inline only when its bytes are exactly its own
  * compact form (what import will store), so export | import is byte-exact.
  * The output holds nothing but records: a body that cannot be decoded is
@@ -39,18 +41,43 @@ static bool write_inline(FILE *out, const snap_buf *state) {
   return same;
 }
 
-static int write_base64(export_ctx *x, const snap_buf *state) {
-  size_t need = sodium_base64_ENCODED_LEN(state->len, sodium_base64_VARIANT_ORIGINAL);
+/* ,"<key>":"<base64 of data>" */
+static int put_base64(export_ctx *x, const char *key, const uint8_t *data, size_t len) {
+  size_t need = sodium_base64_ENCODED_LEN(len, sodium_base64_VARIANT_ORIGINAL);
   if (need > x->b64_cap) {
     char *g = realloc(x->b64, need);
     if (g == NULL)
-      return snap_error_set(SNAP_ENOMEM, "out of memory for a state of %zu bytes", state->len);
+      return snap_error_set(SNAP_ENOMEM, "out of memory for %zu bytes of %s", len, key);
     x->b64 = g;
     x->b64_cap = need;
   }
-  sodium_bin2base64(x->b64, need, state->data, state->len, sodium_base64_VARIANT_ORIGINAL);
-  fprintf(x->out, ",\"state_base64\":\"%s\"}\n", x->b64);
+  sodium_bin2base64(x->b64, need, data, len, sodium_base64_VARIANT_ORIGINAL);
+  fprintf(x->out, ",\"%s\":\"%s\"", key, x->b64);
   return SNAP_OK;
+}
+
+static int write_base64(export_ctx *x, const snap_buf *state) {
+  int rc = put_base64(x, "state_base64", state->data, state->len);
+  if (rc == SNAP_OK)
+    fputs("}\n", x->out);
+  return rc;
+}
+
+/* The manifest and metadata the (decoded, so authenticated) body states. */
+static int write_typing(export_ctx *x, const snap_entry *e) {
+  const char *m = NULL;
+  const uint8_t *md = NULL;
+  size_t ml = 0, mdl = 0;
+  if (snap_body_typing(e->body, e->stored_len, &m, &ml, &md, &mdl) != SNAP_OK)
+    return SNAP_OK; /* it decoded: its header parses */
+  if (ml > 0) {
+    char name[SNAP_MANIFEST_MAX + 1];
+    memcpy(name, m, ml);
+    name[ml] = 0;
+    fputs(",\"manifest\":", x->out);
+    ctl_print_pid(x->out, name); /* printed as a JSON string */
+  }
+  return mdl > 0 ? put_base64(x, "metadata_base64", md, mdl) : SNAP_OK;
 }
 
 static int export_page(void *ud, snap_entry_page *page) {
@@ -70,6 +97,8 @@ static int export_page(void *ud, snap_entry_page *page) {
     ctl_print_pid(x->out, e->pid);
     fprintf(x->out, ",\"seq\":%" PRId64 ",\"timestamp\":%" PRId64 ",\"format\":\"%s\"", e->seq,
             e->timestamp, ctl_format_name(fmt));
+    if ((rc = write_typing(x, e)) != SNAP_OK)
+      return rc;
     if (!(fmt == SNAP_FORMAT_JSON && write_inline(x->out, &x->state)) &&
         (rc = write_base64(x, &x->state)) != SNAP_OK)
       return rc;

@@ -20,11 +20,16 @@ typedef struct jl_rec {
   snap_format format;
   uint8_t *state;
   size_t len;
+  char *manifest;    /* NULL: none */
+  uint8_t *metadata; /* NULL: none */
+  size_t metadata_len;
 } jl_rec;
 
 static void rec_dispose(jl_rec *r) {
   free(r->pid);
   free(r->state);
+  free(r->manifest);
+  free(r->metadata);
   memset(r, 0, sizeof *r);
 }
 
@@ -70,12 +75,23 @@ static cJSON *parse_object(const char *line, size_t len, char *err, size_t errn)
   return o;
 }
 
-enum { K_PID, K_SEQ, K_TIMESTAMP, K_FORMAT, K_STATE, K_STATE_BASE64, NKEYS };
+enum {
+  K_PID,
+  K_SEQ,
+  K_TIMESTAMP,
+  K_FORMAT,
+  K_STATE,
+  K_STATE_BASE64,
+  K_MANIFEST,
+  K_METADATA_BASE64,
+  NKEYS
+};
 
 /* The object's members by key; an unknown or repeated key makes the line bad. */
 static bool find_keys(const cJSON *o, const cJSON *f[NKEYS], char *err, size_t errn) {
-  static const char *const keys[NKEYS] = {"pid",    "seq",   "timestamp",
-                                          "format", "state", "state_base64"};
+  static const char *const keys[NKEYS] = {"pid",          "seq",      "timestamp",
+                                          "format",       "state",    "state_base64",
+                                          "manifest",     "metadata_base64"};
   for (const cJSON *it = o->child; it; it = it->next) {
     size_t k = 0;
     while (k < NKEYS && strcmp(it->string, keys[k]) != 0)
@@ -107,6 +123,16 @@ static bool read_header(const cJSON *const f[NKEYS], jl_rec *r, char *err, size_
   return true;
 }
 
+/* The bytes a base64 string encodes, into a new `*out`; false when it is not
+ * valid base64 or memory runs out. */
+static bool from_base64(const char *text, uint8_t **out, size_t *len) {
+  size_t blen = strlen(text), cap = blen / 4 * 3 + 3;
+  if ((*out = malloc(cap)) == NULL)
+    return false;
+  return sodium_base642bin(*out, cap, text, blen, NULL, len, NULL,
+                           sodium_base64_VARIANT_ORIGINAL) == 0;
+}
+
 /* The state's bytes: the compact form of "state" (a JSON state only), or
  * what "state_base64" encodes. */
 static bool read_state(const cJSON *state, const cJSON *b64, jl_rec *r, char *err, size_t errn) {
@@ -125,12 +151,29 @@ static bool read_state(const cJSON *state, const cJSON *b64, jl_rec *r, char *er
   }
   if (!cJSON_IsString(b64))
     return bad(err, errn, "\"state_base64\" is not a string");
-  size_t blen = strlen(b64->valuestring), cap = blen / 4 * 3 + 3;
-  if ((r->state = malloc(cap)) == NULL)
-    return bad(err, errn, "out of memory");
-  if (sodium_base642bin(r->state, cap, b64->valuestring, blen, NULL, &r->len, NULL,
-                        sodium_base64_VARIANT_ORIGINAL) != 0)
+  if (!from_base64(b64->valuestring, &r->state, &r->len))
     return bad(err, errn, "\"state_base64\" is not valid base64");
+  return true;
+}
+
+/* The optional "manifest" and "metadata_base64" (what export writes for a
+ * body that states them). */
+static bool read_typing(const cJSON *man, const cJSON *meta, jl_rec *r, char *err, size_t errn) {
+  if (man != NULL) {
+    if (!cJSON_IsString(man) || snap_manifest_check(man->valuestring) != SNAP_OK)
+      return bad(err, errn, "\"manifest\" is not a valid manifest (UTF-8, 1 to %u bytes)",
+                 SNAP_MANIFEST_MAX);
+    if ((r->manifest = strdup(man->valuestring)) == NULL)
+      return bad(err, errn, "out of memory");
+  }
+  if (meta == NULL)
+    return true;
+  if (!cJSON_IsString(meta))
+    return bad(err, errn, "\"metadata_base64\" is not a string");
+  if (!from_base64(meta->valuestring, &r->metadata, &r->metadata_len) ||
+      r->metadata_len == 0 || r->metadata_len > SNAP_METADATA_MAX)
+    return bad(err, errn, "\"metadata_base64\" is not base64 of 1 to %u bytes",
+               SNAP_METADATA_MAX);
   return true;
 }
 
@@ -142,7 +185,8 @@ static bool parse_line(const char *line, size_t len, jl_rec *r, char *err, size_
     return false;
   const cJSON *f[NKEYS] = {0};
   bool ok = find_keys(o, f, err, errn) && read_header(f, r, err, errn) &&
-            read_state(f[K_STATE], f[K_STATE_BASE64], r, err, errn);
+            read_state(f[K_STATE], f[K_STATE_BASE64], r, err, errn) &&
+            read_typing(f[K_MANIFEST], f[K_METADATA_BASE64], r, err, errn);
   if (ok && snap_payload_validate(r->format, r->state, r->len) != SNAP_OK)
     ok = bad(err, errn, "the state is not valid %s: %s", ctl_format_name(r->format),
              snap_error_message());
@@ -189,6 +233,7 @@ typedef struct import_ctx {
   jl_rec recs[CTL_PAGE];
   uint64_t line_of[CTL_PAGE];
   snap_save_req reqs[CTL_PAGE];
+  snap_save_ext ext[CTL_PAGE];
   int status[CTL_PAGE];
   size_t n;
   uint64_t stored, failed;
@@ -202,8 +247,11 @@ static bool flush_batch(import_ctx *x, const char *name) {
   for (size_t i = 0; i < x->n; i++) {
     jl_rec *r = &x->recs[i];
     x->reqs[i] = (snap_save_req){r->pid, r->seq, r->timestamp, r->format, r->state, r->len, NULL};
+    x->ext[i] = (snap_save_ext){.manifest = r->manifest,
+                                .metadata = r->metadata,
+                                .metadata_len = r->metadata_len};
   }
-  int brc = snap_save_batch(x->c->st, x->reqs, x->n, x->status, NULL);
+  int brc = snap_save_batch_ex(x->c->st, x->reqs, x->ext, x->n, x->status, NULL);
   char msg[512];
   snprintf(msg, sizeof msg, "%s", brc == SNAP_OK ? "" : ctl_error(brc));
   for (size_t i = 0; i < x->n; i++) {

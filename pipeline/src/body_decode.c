@@ -521,3 +521,18 @@ int snap__body_typing(const void *body, size_t body_len, snap__typing *t) {
     typing_of(&f, t);
   return rc;
 }
+
+int snap_body_typing(const void *body, size_t body_len, const char **manifest,
+                     size_t *manifest_len, const uint8_t **metadata, size_t *metadata_len) {
+  snap__typing t;
+  int rc = snap__body_typing(body, body_len, &t);
+  if (manifest)
+    *manifest = t.manifest;
+  if (manifest_len)
+    *manifest_len = t.manifest_len;
+  if (metadata)
+    *metadata = t.metadata;
+  if (metadata_len)
+    *metadata_len = t.metadata_len;
+  return rc;
+}

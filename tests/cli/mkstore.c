@@ -14,7 +14,8 @@
  *                                            batches: a store to measure snapctl on
  *   mkstore typed DB                         pids typed-0..3 of one snapshot each, stating
  *                                            the manifests bank.Account/1 (two of them),
- *                                            bank.Account/2 and none
+ *                                            bank.Account/2 and none; typed-0 also
+ *                                            carries 3 bytes of metadata
  *   mkstore damage DB flip PID SEQ           flips a byte in the middle of a body
  *   mkstore damage DB swap PID SEQ PID2 SEQ2 gives (PID, SEQ) the body of (PID2, SEQ2)
  *
@@ -306,6 +307,10 @@ static int typed(int argc, char **argv) {
     snprintf(pid, sizeof pid, "typed-%d", i);
     snap_save_req r = {pid, 1, SNAP_TIMESTAMP_AUTO, SNAP_FORMAT_JSON, "{\"n\":1}", 7, NULL};
     snap_save_ext x = {.manifest = manifests[i]};
+    if (i == 0) { /* metadata with a NUL byte inside */
+      x.metadata = "m\0d";
+      x.metadata_len = 3;
+    }
     if (snap_save_ex(st, &r, &x, NULL) != SNAP_OK) {
       snap_store_close(st);
       return die("save");

@@ -177,6 +177,18 @@ grep -q 'bank.Account/2' out || fail "ls lacks the manifest: $(cat out)"
 expect 0 "stats --json groups by manifest" -- ctl --config typed.json stats --json
 grep -q '"bank.Account/1":[[:space:]]*2' out && grep -q '"bank.Account/2":[[:space:]]*1' out &&
   grep -q '"without_manifest":[[:space:]]*1' out || fail "stats does not group by manifest: $(cat out)"
+expect 0 "export of a typed store" -- ctl --config typed.json export --out typed.jsonl
+grep -q '"manifest":"bank.Account/1","metadata_base64":"bQBk"' typed.jsonl ||
+  fail "export lacks the manifest or the metadata: $(cat typed.jsonl)"
+conf typed2.json typed2.db ""
+expect 0 "import of a typed export" -- ctl --config typed2.json import typed.jsonl
+expect 0 "export of the import" -- ctl --config typed2.json export --out typed2.jsonl
+cmp -s typed.jsonl typed2.jsonl && ok "manifests and metadata survive export | import" ||
+  fail "the typed re-export differs"
+conf typed3.json typed3.db ""
+expect 0 "copy of a typed store" -- ctl --config typed.json copy --to typed3.json
+expect 0 "stats of the copy" -- ctl --config typed3.json stats --json
+grep -q '"bank.Account/1":[[:space:]]*2' out || fail "the copy lost the manifests: $(cat out)"
 expect 0 "--help of a command" -- "$SNAPCTL" rekey --help
 expect 0 "--help of the tool" -- "$SNAPCTL" --help
 

@@ -398,6 +398,17 @@ SNAP_API int snap_body_decode(const char *pid, int64_t seq, const void *body, si
  * declared original length. Any output may be NULL. SNAP_EFORMAT/SNAP_ECORRUPT
  * for a malformed header.
  */
+/**
+ * What a body's header states besides its format (frame fields 4 and 5,
+ * docs/FORMAT.md): its manifest (`*manifest_len` bytes, not NUL-terminated)
+ * and metadata, pointing into `body`; NULL and 0 for those it does not state.
+ * Read without keys: authenticated only once the body decoded. Errors as for
+ * snap_body_inspect().
+ */
+SNAP_API int snap_body_typing(const void *body, size_t body_len, const char **manifest,
+                              size_t *manifest_len, const uint8_t **metadata,
+                              size_t *metadata_len);
+
 SNAP_API int snap_body_inspect(const void *body, size_t body_len, snap_format *fmt,
                                unsigned *stages, uint32_t *key_version, uint64_t *orig_len);
 
