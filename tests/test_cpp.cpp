@@ -174,6 +174,28 @@ Test(cpp, byte_views_take_strings_and_byte_containers) {
 #endif
 }
 
+Test(cpp, envelope_keys_forget_a_unit_and_rewrap_under_a_new_master_key) {
+  snap::keyring kr = snap::keyring::create();
+  kr.add(1, key_of(3));
+  kr.add(2, key_of(4));
+  snap::options o = snap::options::create();
+  o.set_encryption(kr, "acme/test/cpp/v1").set_key_mode(SNAP_KEYS_ENVELOPE);
+  sqlite_scratch scratch;
+  cr_assert(scratch.dir);
+  snap::store st = snap::store::open("sqlite", scratch.config());
+  st.save("kept", 1, SNAP_FORMAT_JSON, STATE, o);
+  st.save("gone", 1, SNAP_FORMAT_JSON, STATE, o);
+  kr.set_active(2);
+  snap_rewrap_progress pr = st.rewrap(o);
+  cr_assert_eq(pr.rewrapped, 2);
+  snap_forget_report rep = st.forget("gone");
+  cr_assert_eq(rep.keys, 1);
+  cr_assert(!st.load_latest("gone", o).has_value(), "its snapshots are deleted");
+  std::optional<snap::snapshot> s = st.load_latest("kept", o);
+  cr_assert(s && s->text() == STATE);
+  cr_assert_eq(st.try_forget(std::string_view("a\0b", 3)).code(), SNAP_EINVAL);
+}
+
 Test(cpp, encrypted_saves_need_the_key_to_load) {
   sqlite_scratch scratch;
   cr_assert(scratch.dir);

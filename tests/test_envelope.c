@@ -343,7 +343,7 @@ Test(envelope, rewrap_moves_every_key_to_the_active_master_key) {
   snap_options *o = envelope_opts(old, SNAP_KEYS_ENVELOPE);
   snap_store *st = open_at(dir, "\"synchronous\": \"normal\"", o);
   char pid[32];
-  for (int i = 0; i < 3000; i++) {
+  for (int i = 0; i < 4500; i++) {
     snprintf(pid, sizeof pid, "actor-%05d", i);
     save_state(st, pid, 1, "{\"n\":1}");
   }
@@ -358,23 +358,23 @@ Test(envelope, rewrap_moves_every_key_to_the_active_master_key) {
   int pages = 0;
   cr_assert_eq(snap_rewrap(st, NULL, NULL, count_pages, &pages, &pr), SNAP_OK, "%s",
                snap_error_message());
-  cr_assert_eq(pr.rewrapped, 3000);
-  cr_assert_eq(pr.seen, 3000);
+  cr_assert_eq(pr.rewrapped, 4500);
+  cr_assert_eq(pr.seen, 4500);
   cr_assert(pages >= 2, "progress after each page (%d)", pages);
   cr_assert_eq(snap_rewrap(st, NULL, NULL, NULL, NULL, &pr), SNAP_OK);
   cr_assert_eq(pr.rewrapped, 0, "a rerun finds nothing to do");
-  cr_assert_eq(pr.current, 3000);
+  cr_assert_eq(pr.current, 4500);
   snap_store_close(st);
   snap_options_free(o);
   char *path = st_join(dir, "data.db");
-  cr_assert_eq(raw_int(path, "SELECT count(*) FROM snapshots_keys WHERE master_version = 2"), 3000);
+  cr_assert_eq(raw_int(path, "SELECT count(*) FROM snapshots_keys WHERE master_version = 2"), 4500);
   free(path);
   /* Version 1 retired: every body still loads. */
   snap_keyring *new_only = ring_with(2, 0x77, 0, 0);
   o = envelope_opts(new_only, SNAP_KEYS_ENVELOPE);
   st = open_at(dir, "", o);
   expect_state(st, "actor-00000", 1, "{\"n\":1}");
-  expect_state(st, "actor-02999", 1, "{\"n\":1}");
+  expect_state(st, "actor-04499", 1, "{\"n\":1}");
   snap_store_close(st);
   snap_options_free(o);
   /* A wrong master key of the same version never unwraps. */

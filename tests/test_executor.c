@@ -947,3 +947,37 @@ Test(executor, conditional_saves_in_one_group_commit_are_checked_in_order) {
   cr_assert_eq(seen[2].current_seq, 1);
   snap_store_close(st);
 }
+
+/* ---- forget ------------------------------------------------------------------ */
+
+typedef struct forget_seen {
+  int kind, status;
+} forget_seen;
+
+static void forget_cb(void *ud, snap_result *r) {
+  forget_seen *f = ud;
+  f->kind = r->kind;
+  f->status = r->status;
+}
+
+Test(executor, a_forget_runs_after_the_saves_of_its_unit_before_it) {
+  snap_store *st = NULL;
+  cr_assert_eq(snap_store_open(&st, "memory", NULL), SNAP_OK);
+  snap_executor *ex = NULL;
+  cr_assert_eq(snap_executor_new(&ex, st, NULL), SNAP_OK);
+  snap_save_req req = {"customer-7", 1, SNAP_TIMESTAMP_AUTO, SNAP_FORMAT_JSON, "{}", 2, NULL};
+  cr_assert_eq(snap_executor_save(ex, &req, NULL, NULL), SNAP_OK);
+  forget_seen seen = {0, 1};
+  cr_assert_eq(snap_executor_forget(ex, "customer-7", forget_cb, &seen), SNAP_OK, "%s",
+               snap_error_message());
+  cr_assert_eq(snap_executor_forget(ex, "bad\xff", forget_cb, &seen), SNAP_EINVAL,
+               "an invalid unit is refused at submit");
+  cr_assert_eq(snap_executor_shutdown(ex, SNAP_SHUTDOWN_DRAIN), SNAP_OK);
+  cr_assert_eq(seen.kind, SNAP_REQUEST_FORGET);
+  cr_assert_eq(seen.status, SNAP_OK);
+  snap_snapshot *s = NULL;
+  cr_assert_eq(snap_load_latest(st, "customer-7", NULL, &s), SNAP_OK);
+  cr_assert_null(s, "the save before the forget was forgotten with its unit");
+  snap_executor_free(ex);
+  snap_store_close(st);
+}

@@ -84,6 +84,52 @@ static int check_names(const char *what, const snap_keyring *kr, const char *con
 
 void snap__dek_generate(uint8_t dek[SNAP_DEK_BYTES]) { randombytes_buf(dek, SNAP_DEK_BYTES); }
 
+int snap__dek_kek(const snap_keyring *kr, uint32_t version, const char *context,
+                  const char *dataset, uint8_t kek[SNAP__SUBKEY_BYTES], uint32_t *used) {
+  return snap__keyring_derive(kr, version, LABEL_WRAP, context, dataset, strlen(dataset), kek,
+                              used);
+}
+
+void snap__dek_wrap_kek(const uint8_t kek[SNAP__SUBKEY_BYTES], uint32_t master_version,
+                        const char *dataset, const char *unit, size_t unit_len,
+                        uint32_t generation, const uint8_t dek[SNAP_DEK_BYTES],
+                        snap_nonce_fn nonce_fn, void *nonce_ud,
+                        uint8_t out[SNAP_WRAPPED_KEY_BYTES]) {
+  memcpy(out, REC_MAGIC, 4);
+  out[4] = REC_VERSION;
+  snap__put_u32le(out + 5, master_version);
+  snap__put_u32le(out + 9, generation);
+  if (nonce_fn)
+    nonce_fn(out + REC_HDR, REC_NONCE, nonce_ud);
+  else
+    randombytes_buf(out + REC_HDR, REC_NONCE);
+  uint8_t ad[AD_MAX];
+  size_t ad_len = binding(ad, out, dataset, strlen(dataset), unit, unit_len);
+  uint8_t *c = out + REC_HDR + REC_NONCE;
+  crypto_aead_xchacha20poly1305_ietf_encrypt_detached(c, c + SNAP_DEK_BYTES, NULL, dek,
+                                                      SNAP_DEK_BYTES, ad, ad_len, NULL,
+                                                      out + REC_HDR, kek);
+}
+
+int snap__dek_unwrap_kek(const uint8_t kek[SNAP__SUBKEY_BYTES], const char *dataset,
+                         const char *unit, size_t unit_len, const uint8_t *rec,
+                         uint8_t dek[SNAP_DEK_BYTES]) {
+  uint8_t ad[AD_MAX];
+  size_t ad_len = binding(ad, rec, dataset, strlen(dataset), unit, unit_len);
+  const uint8_t *c = rec + REC_HDR + REC_NONCE;
+  if (crypto_aead_xchacha20poly1305_ietf_decrypt_detached(dek, NULL, c, SNAP_DEK_BYTES,
+                                                          c + SNAP_DEK_BYTES, ad, ad_len,
+                                                          rec + REC_HDR, kek) != 0) {
+    sodium_memzero(dek, SNAP_DEK_BYTES);
+    return snap_error_set(SNAP_EAUTH,
+                          "unwrap unit '%.80s': the wrapped data key does not authenticate under "
+                          "master key version %u (wrong key or context, another unit or data "
+                          "set, or an altered record)",
+                          unit, (unsigned)snap__get_u32le(rec + 5));
+  }
+  return SNAP_OK;
+}
+
 int snap__dek_wrap(const snap_keyring *kr, const char *context, const char *dataset,
                    const char *unit, size_t unit_len, uint32_t generation,
                    const uint8_t dek[SNAP_DEK_BYTES], snap_nonce_fn nonce_fn, void *nonce_ud,
@@ -93,25 +139,11 @@ int snap__dek_wrap(const snap_keyring *kr, const char *context, const char *data
     return rc;
   if (generation == 0)
     return snap_error_set(SNAP_EINVAL, "wrap unit '%.80s': generation 0 is reserved", unit);
-  size_t ds_len = strlen(dataset);
   uint8_t kek[SNAP__SUBKEY_BYTES];
   uint32_t mv = 0;
-  if (snap__keyring_derive(kr, 0, LABEL_WRAP, context, dataset, ds_len, kek, &mv) != SNAP_OK)
+  if (snap__dek_kek(kr, 0, context, dataset, kek, &mv) != SNAP_OK)
     return snap_error_set(SNAP_ENOKEY, "wrap unit '%.80s': the encryption keyring is empty", unit);
-  memcpy(out, REC_MAGIC, 4);
-  out[4] = REC_VERSION;
-  snap__put_u32le(out + 5, mv);
-  snap__put_u32le(out + 9, generation);
-  if (nonce_fn)
-    nonce_fn(out + REC_HDR, REC_NONCE, nonce_ud);
-  else
-    randombytes_buf(out + REC_HDR, REC_NONCE);
-  uint8_t ad[AD_MAX];
-  size_t ad_len = binding(ad, out, dataset, ds_len, unit, unit_len);
-  uint8_t *c = out + REC_HDR + REC_NONCE;
-  crypto_aead_xchacha20poly1305_ietf_encrypt_detached(c, c + SNAP_DEK_BYTES, NULL, dek,
-                                                      SNAP_DEK_BYTES, ad, ad_len, NULL,
-                                                      out + REC_HDR, kek);
+  snap__dek_wrap_kek(kek, mv, dataset, unit, unit_len, generation, dek, nonce_fn, nonce_ud, out);
   sodium_memzero(kek, sizeof kek);
   if (master_version)
     *master_version = mv;
@@ -129,30 +161,22 @@ int snap__dek_unwrap(const snap_keyring *kr, const char *context, const char *da
   uint32_t mv = 0, gen = 0;
   if ((rc = parse_header(rec, rec_len, &mv, &gen)) != SNAP_OK)
     return snap_error_set(rc, "unit '%.80s': %s", unit, snap_error_message());
-  size_t ds_len = strlen(dataset);
   uint8_t kek[SNAP__SUBKEY_BYTES];
-  if (snap__keyring_derive(kr, mv, LABEL_WRAP, context, dataset, ds_len, kek, NULL) != SNAP_OK)
+  if (snap__dek_kek(kr, mv, context, dataset, kek, NULL) != SNAP_OK)
     return snap_error_set(SNAP_ENOKEY,
                           "unwrap unit '%.80s': its data key is wrapped under master key "
                           "version %u, which is not in the keyring",
                           unit, (unsigned)mv);
-  uint8_t ad[AD_MAX];
-  size_t ad_len = binding(ad, rec, dataset, ds_len, unit, unit_len);
-  const uint8_t *c = rec + REC_HDR + REC_NONCE;
-  int bad = crypto_aead_xchacha20poly1305_ietf_decrypt_detached(
-      dek, NULL, c, SNAP_DEK_BYTES, c + SNAP_DEK_BYTES, ad, ad_len, rec + REC_HDR, kek);
+  rc = snap__dek_unwrap_kek(kek, dataset, unit, unit_len, rec, dek);
   sodium_memzero(kek, sizeof kek);
-  if (bad) {
-    sodium_memzero(dek, SNAP_DEK_BYTES);
-    return snap_error_set(SNAP_EAUTH,
-                          "unwrap unit '%.80s': the wrapped data key does not authenticate under "
-                          "master key version %u (wrong key or context, another unit or data "
-                          "set, or an altered record)",
-                          unit, (unsigned)mv);
-  }
-  if (generation)
+  if (rc == SNAP_OK && generation)
     *generation = gen;
-  return SNAP_OK;
+  return rc;
+}
+
+int snap__dek_record(const uint8_t *rec, size_t len, uint32_t *master_version,
+                     uint32_t *generation) {
+  return parse_header(rec, len, master_version, generation);
 }
 
 int snap_wrapped_key_inspect(const void *record, size_t len, uint32_t *master_version,

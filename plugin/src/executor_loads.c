@@ -3,13 +3,16 @@
  * what is finished (in submission order per pid). A byte budget bounds the snapshots read and
  * waiting for an earlier callback. */
 #include "executor_internal.h"
+#include "snap/envelope.h"
 
-/* Runs a load or a delete on the calling thread. */
+/* Runs a load, a delete or a forget on the calling thread. */
 void snap__exec_run_one(snap_executor *ex, snap__req *r) {
   snap_error_clear();
   int rc;
   if (r->kind == SNAP_REQUEST_LOAD)
     rc = snap_load(ex->st, r->pid, &r->crit, r->opts, &r->res.snapshot);
+  else if (r->kind == SNAP_REQUEST_FORGET)
+    rc = snap_forget(ex->st, r->pid, NULL);
   else
     rc = snap_delete_matching(ex->st, r->pid, &r->crit);
   if (rc != SNAP_OK)

@@ -167,7 +167,7 @@ int snap_executor_submit(snap_executor *ex, const snap_request *rq, int timeout_
   if (!ex || !rq)
     return snap_error_set(SNAP_EINVAL, "snap_executor_submit: NULL argument");
   if (rq->kind != SNAP_REQUEST_SAVE && rq->kind != SNAP_REQUEST_LOAD &&
-      rq->kind != SNAP_REQUEST_DELETE)
+      rq->kind != SNAP_REQUEST_DELETE && rq->kind != SNAP_REQUEST_FORGET)
     return snap_error_set(SNAP_EINVAL, "snap_executor_submit: unknown request kind %d",
                           (int)rq->kind);
   pthread_mutex_lock(&ex->mu);
@@ -234,5 +234,10 @@ int snap_executor_delete(snap_executor *ex, const char *pid, const snap_criteria
                          snap_executor_cb cb, void *ud) {
   snap_request rq = {
       .kind = SNAP_REQUEST_DELETE, .pid = pid, .criteria = c, .callback = cb, .ud = ud};
+  return snap_executor_submit(ex, &rq, 0);
+}
+
+int snap_executor_forget(snap_executor *ex, const char *unit, snap_executor_cb cb, void *ud) {
+  snap_request rq = {.kind = SNAP_REQUEST_FORGET, .pid = unit, .callback = cb, .ud = ud};
   return snap_executor_submit(ex, &rq, 0);
 }

@@ -12,7 +12,7 @@
 #include "snap/envelope.h"
 
 /* Records per page: one key_list and one key_rewrap transaction each. */
-#define PAGE 2048
+#define PAGE 4096
 
 /* A page of records as read. */
 typedef struct page {
@@ -48,10 +48,67 @@ static void page_clear(page *p) {
   p->n = 0;
 }
 
-/* Rewraps the page's live records not under `active` into `sw` (records in
- * p->rec are replaced by their new form); returns how many swaps. */
-static int rewrap_page(page *p, snap_keyring *kr, const char *ctx, const char *dataset,
-                       uint32_t active, snap_backend_key_swap *sw, size_t *nsw,
+/* Key-encryption keys derived once per master key version for a whole run
+ * (on the stack, wiped at the end): a rewrap unwraps and wraps a million
+ * records, and deriving per record would double its crypto. */
+#define KEKS 8
+typedef struct keks {
+  snap_keyring *kr;
+  const char *ctx, *dataset;
+  size_t n;
+  uint32_t version[KEKS];
+  uint8_t kek[KEKS][32];
+  uint32_t active;
+  uint8_t active_kek[32];
+} keks;
+
+static const uint8_t *kek_of(keks *k, uint32_t version, const char *unit) {
+  for (size_t i = 0; i < k->n; i++)
+    if (k->version[i] == version)
+      return k->kek[i];
+  size_t i = k->n < KEKS ? k->n++ : KEKS - 1; /* more old versions than slots: reuse the last */
+  if (snap__dek_kek(k->kr, version, k->ctx, k->dataset, k->kek[i], NULL) != SNAP_OK) {
+    k->n = i;
+    snap_error_set(SNAP_ENOKEY,
+                   "rewrap unit '%.80s': its data key is wrapped under master key version %" PRIu32
+                   ", which is not in the keyring",
+                   unit, version);
+    return NULL;
+  }
+  k->version[i] = version;
+  return k->kek[i];
+}
+
+/* Unwraps record i of the page and wraps it again under the active key. */
+static int rewrap_one(page *p, size_t i, keks *k) {
+  const char *unit = p->units[i];
+  size_t ulen = strlen(unit);
+  uint32_t mv = 0, gen = 0;
+  int rc = ulen == 0 || ulen > SNAP_PID_MAX
+               ? snap_error_set(SNAP_EINVAL, "rewrap: a unit of %zu bytes in the key table", ulen)
+               : snap__dek_record(p->rec[i], p->len[i], &mv, &gen);
+  if (rc != SNAP_OK)
+    return snap_error_set(rc, "rewrap unit '%.80s': %s", unit, snap_error_message());
+  if (gen != p->gen[i] || mv != p->mv[i])
+    return snap_error_set(SNAP_EAUTH,
+                          "rewrap unit '%.80s': the key table says generation %" PRIu32
+                          " under master key %" PRIu32 ", its record %" PRIu32 " under %" PRIu32,
+                          unit, p->gen[i], p->mv[i], gen, mv);
+  const uint8_t *old = kek_of(k, mv, unit);
+  if (old == NULL)
+    return SNAP_ENOKEY;
+  uint8_t dek[SNAP_DEK_BYTES];
+  rc = snap__dek_unwrap_kek(old, k->dataset, unit, ulen, p->rec[i], dek);
+  if (rc == SNAP_OK)
+    snap__dek_wrap_kek(k->active_kek, k->active, k->dataset, unit, ulen, gen, dek, NULL, NULL,
+                       p->rec[i]);
+  sodium_memzero(dek, sizeof dek);
+  return rc;
+}
+
+/* Rewraps the page's live records not under the active version into `sw`
+ * (records in p->rec are replaced by their new form); `*nsw` swaps. */
+static int rewrap_page(page *p, keks *k, snap_backend_key_swap *sw, size_t *nsw,
                        snap_rewrap_progress *pr) {
   *nsw = 0;
   for (size_t i = 0; i < p->n; i++) {
@@ -60,25 +117,14 @@ static int rewrap_page(page *p, snap_keyring *kr, const char *ctx, const char *d
       pr->forgotten++;
       continue;
     }
-    if (p->mv[i] == active) {
+    if (p->mv[i] == k->active) {
       pr->current++;
       continue;
     }
-    uint8_t dek[SNAP_DEK_BYTES];
-    size_t ulen = strlen(p->units[i]);
-    uint32_t gen = 0, mv = 0;
-    int rc = snap__dek_unwrap(kr, ctx, dataset, p->units[i], ulen, p->rec[i], p->len[i], dek, &gen);
-    if (rc == SNAP_OK && gen != p->gen[i])
-      rc = snap_error_set(SNAP_EAUTH, "rewrap unit '%.80s': generation %" PRIu32
-                                      " in the table, %" PRIu32 " in its record",
-                          p->units[i], p->gen[i], gen);
-    if (rc == SNAP_OK)
-      rc = snap__dek_wrap(kr, ctx, dataset, p->units[i], ulen, gen, dek, NULL, NULL, p->rec[i],
-                          &mv);
-    sodium_memzero(dek, sizeof dek);
+    int rc = rewrap_one(p, i, k);
     if (rc != SNAP_OK)
       return rc;
-    sw[*nsw] = (snap_backend_key_swap){p->units[i], p->gen[i], p->mv[i], mv, p->rec[i],
+    sw[*nsw] = (snap_backend_key_swap){p->units[i], p->gen[i], p->mv[i], k->active, p->rec[i],
                                        SNAP_WRAPPED_KEY_BYTES, SNAP_SWAP_DONE};
     (*nsw)++;
   }
@@ -113,12 +159,20 @@ static int rewrap(snap_store *st, const snap_options *opts, const char *after,
   char *cursor = after ? snap_strdup(after) : NULL;
   if (rc == SNAP_OK && (p == NULL || sw == NULL || (after && cursor == NULL)))
     rc = snap_error_set(SNAP_ENOMEM, "rewrap: out of memory");
-  const uint32_t active = rc == SNAP_OK ? snap_keyring_active(kr) : 0;
+  keks k;
+  memset(&k, 0, sizeof k);
+  k.kr = kr;
+  k.ctx = ctx;
+  k.dataset = rc == SNAP_OK ? kbe->dataset(ks) : "";
+  if (rc == SNAP_OK && (strlen(k.dataset) == 0 || strlen(k.dataset) > SNAP__DATASET_MAX))
+    rc = snap_error_set(SNAP_EINVAL, "rewrap: data set name of %zu bytes", strlen(k.dataset));
+  if (rc == SNAP_OK && snap__dek_kek(kr, 0, ctx, k.dataset, k.active_kek, &k.active) != SNAP_OK)
+    rc = snap_error_set(SNAP_ENOKEY, "rewrap: the encryption keyring is empty");
   while (rc == SNAP_OK) {
     if ((rc = kbe->key_list(ks, cursor, PAGE, take, p)) != SNAP_OK || p->n == 0)
       break;
     size_t nsw = 0;
-    rc = rewrap_page(p, kr, ctx, kbe->dataset(ks), active, sw, &nsw, pr);
+    rc = rewrap_page(p, &k, sw, &nsw, pr);
     uint64_t done = 0;
     if (rc == SNAP_OK && nsw > 0 && (rc = kbe->key_rewrap(ks, sw, nsw)) == SNAP_OK) {
       for (size_t i = 0; i < nsw; i++)
@@ -142,6 +196,7 @@ static int rewrap(snap_store *st, const snap_options *opts, const char *after,
     if (last)
       break;
   }
+  sodium_memzero(&k, sizeof k);
   if (p)
     page_clear(p);
   snap_free(p);

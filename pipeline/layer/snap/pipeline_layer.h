@@ -91,6 +91,26 @@ int snap__dek_unwrap(const snap_keyring *kr, const char *context, const char *da
                      const char *unit, size_t unit_len, const uint8_t *rec, size_t rec_len,
                      uint8_t dek[SNAP_DEK_BYTES], uint32_t *generation);
 
+/** The key-encryption key of master key `version` (0: the active one, whose
+ *  version `*used` receives; may be NULL) for `context` and `dataset`: what
+ *  a caller wrapping or unwrapping many records derives once. SNAP_ENOKEY
+ *  when the version is absent; no message set. The caller wipes `kek`. */
+int snap__dek_kek(const snap_keyring *kr, uint32_t version, const char *context,
+                  const char *dataset, uint8_t kek[32], uint32_t *used);
+/** snap__dek_wrap() under a derived `kek` of `master_version` (arguments
+ *  already checked by the caller). */
+void snap__dek_wrap_kek(const uint8_t kek[32], uint32_t master_version, const char *dataset,
+                        const char *unit, size_t unit_len, uint32_t generation,
+                        const uint8_t dek[SNAP_DEK_BYTES], snap_nonce_fn nonce_fn, void *nonce_ud,
+                        uint8_t out[SNAP_WRAPPED_KEY_BYTES]);
+/** snap__dek_unwrap() of a record whose header snap__dek_record() read,
+ *  under the `kek` of its master key version. SNAP_EAUTH (message set). */
+int snap__dek_unwrap_kek(const uint8_t kek[32], const char *dataset, const char *unit,
+                         size_t unit_len, const uint8_t *rec, uint8_t dek[SNAP_DEK_BYTES]);
+/** The header of a wrapped-key record (snap_wrapped_key_inspect()). */
+int snap__dek_record(const uint8_t *rec, size_t len, uint32_t *master_version,
+                     uint32_t *generation);
+
 /** The most entries a data key cache may hold. */
 #define SNAP__DEK_CACHE_MAX (1u << 24)
 

@@ -54,7 +54,8 @@ typedef struct snap_executor_config {
 typedef enum snap_request_kind {
   SNAP_REQUEST_SAVE = 1,
   SNAP_REQUEST_LOAD = 2,
-  SNAP_REQUEST_DELETE = 3
+  SNAP_REQUEST_DELETE = 3,
+  SNAP_REQUEST_FORGET = 4 /**< snap_forget() of the shred unit in `pid` */
 } snap_request_kind;
 
 /**
@@ -88,7 +89,7 @@ typedef struct snap_request {
   /** save: the snapshot to save (copied or encoded before submit returns;
    *  `save.options` is used during the submit call only). */
   snap_save_req save;
-  /** load, delete: the persistence id (copied). */
+  /** load, delete: the persistence id; forget: the shred unit (copied). */
   const char *pid;
   /** load, delete: the bounds (copied; NULL means every snapshot). */
   const snap_criteria *criteria;
@@ -136,6 +137,13 @@ SNAP_API int snap_executor_load(snap_executor *ex, const char *pid, const snap_c
  *  Never waits for room. */
 SNAP_API int snap_executor_delete(snap_executor *ex, const char *pid, const snap_criteria *c,
                                   snap_executor_cb cb, void *ud);
+
+/** Queues snap_forget() of the shred unit `unit`: its data key and its
+ *  snapshots. Runs on the writing thread, after every request submitted
+ *  before it for the pid `unit` (a prefix unit's other pids are not ordered
+ *  with it). Never waits for room. */
+SNAP_API int snap_executor_forget(snap_executor *ex, const char *unit, snap_executor_cb cb,
+                                  void *ud);
 
 /** Shutdown modes (snap_executor_shutdown()). */
 #define SNAP_SHUTDOWN_DRAIN 0x1u  /**< complete every queued request */

@@ -39,6 +39,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "snap/envelope.h"
 #include "snap/executor.h"
 #include "snap/pipeline.h"
 #include "snap/plugin.h"
@@ -458,6 +459,15 @@ public:
     try_set_required(required).value();
     return *this;
   }
+  /** Direct or envelope keys for encryption (snap_options_set_key_mode()). */
+  result<void> try_set_key_mode(snap_key_mode mode) {
+    return apply(snap_options_set_key_mode(get(), mode));
+  }
+  /** Throwing form of try_set_key_mode(). */
+  options &set_key_mode(snap_key_mode mode) {
+    try_set_key_mode(mode).value();
+    return *this;
+  }
 
 private:
   result<void> apply(int rc) const {
@@ -624,6 +634,31 @@ public:
   void remove_to(std::string_view pid, std::int64_t to_seq) const {
     try_remove_to(pid, to_seq).value();
   }
+
+  /** Forgets a shred unit: its data key and its snapshots (snap_forget()). */
+  result<snap_forget_report> try_forget(std::string_view unit) const {
+    snap_forget_report rep{};
+    result<void> r =
+        with_pid(unit, [&](const char *u) { return snap_forget(h_, u, &rep); });
+    if (!r)
+      return r.status();
+    return rep;
+  }
+  /** Throwing form of try_forget(). */
+  snap_forget_report forget(std::string_view unit) const { return try_forget(unit).value(); }
+  /** Rewraps every data key under the active master key of `o`, or of the
+   *  store's defaults (snap_rewrap(), without a progress callback). */
+  result<snap_rewrap_progress> try_rewrap(options_ref o = {}) const {
+    if (status st = detail::need(h_, "store"); !st)
+      return st;
+    snap_rewrap_progress pr{};
+    int rc = snap_rewrap(h_, o.get(), nullptr, nullptr, nullptr, &pr);
+    if (rc != SNAP_OK)
+      return status::last(rc);
+    return pr;
+  }
+  /** Throwing form of try_rewrap(). */
+  snap_rewrap_progress rewrap(options_ref o = {}) const { return try_rewrap(o).value(); }
 
 private:
   /* Checks the store and the pid, then runs `call(pid)`, a C call returning a status. */

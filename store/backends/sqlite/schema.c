@@ -61,12 +61,14 @@ static int step_manifest(const sql_backend *b, sqlite3 *db) {
 }
 
 /* Version 3: the key table of envelope encryption (keys.c): one row per
- * shred unit, its wrapped data key or, once forgotten, a tombstone. */
+ * shred unit, its wrapped data key or, once forgotten, a tombstone. WITHOUT
+ * ROWID: rows are small and always found by unit, so the primary key is the
+ * table (a rewrap updates a million of them one lookup each). */
 static int step_keys(const sql_backend *b, sqlite3 *db) {
   char ddl[512];
   snprintf(ddl, sizeof ddl,
            "CREATE TABLE IF NOT EXISTS \"%s_keys\" (unit TEXT PRIMARY KEY, generation INTEGER "
-           "NOT NULL, master_version INTEGER NOT NULL, wrapped BLOB)",
+           "NOT NULL, master_version INTEGER NOT NULL, wrapped BLOB) WITHOUT ROWID",
            b->table);
   return sqlite3_exec(db, ddl, NULL, NULL, NULL);
 }
