@@ -6,7 +6,8 @@
  * answers every id with B, a source that swaps dictionaries), one byte whose
  * top bit says to recompute the CRC-32 trailer first, then the body.
  * The decoder must answer SNAP_OK or an error. On SNAP_OK a body naming a
- * dictionary was decoded with exactly that one (its id is the dictionary's);
+ * dictionary was decoded with exactly that one (its id is the dictionary's;
+ * a source answering every id with B is right for a body naming B);
  * a body naming one the source lacks is SNAP_ENOTFOUND; a swapped answer is
  * refused.
  */
@@ -84,9 +85,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     FUZZ_CHECK(hrc == SNAP_OK, "decoded a body whose header inspect refuses (%d)", hrc);
     FUZZ_CHECK(named == 0 || codec == SNAP_COMPRESSION_ZSTD, "a dictionary without zstd");
     if (named) {
-      FUZZ_CHECK(!(sh.mode & 4), "decoded with a swapped dictionary");
+      /* A source answering every id with B swaps every dictionary but B's
+       * own: a body naming B decodes with the right one. */
+      FUZZ_CHECK(!(sh.mode & 4) || named == snap_dict_id(dict_b),
+                 "decoded with a swapped dictionary");
       FUZZ_CHECK(sh.last_id == named, "looked up %u for a body naming %u", sh.last_id, named);
-      FUZZ_CHECK(((sh.mode & 1) && named == snap_dict_id(dict_a)) ||
+      FUZZ_CHECK((sh.mode & 4) || ((sh.mode & 1) && named == snap_dict_id(dict_a)) ||
                      ((sh.mode & 2) && named == snap_dict_id(dict_b)),
                  "decoded with dictionary %u the source does not hold", named);
     }
