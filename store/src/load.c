@@ -137,19 +137,27 @@ static int backend_load(snap_store *st, const char *pid, const snap_criteria *c,
   return st->be.load4(st->self, pid, c, ctx->want_manifest, load_emit, ctx);
 }
 
-/* snap_load() once its pointers are checked; `op` receives what was read. */
-static int load(snap_store *st, const char *pid, const snap_criteria *c, const char *manifest,
-                const snap_options *opts, snap_snapshot **out, snap__op *op) {
+/* The pid, the manifest selected by, and whether the backend can select by it. */
+static int check_load(const snap_store *st, const char *pid, const char *manifest) {
   int rc = snap_pid_check(pid);
-  if (rc != SNAP_OK)
+  if (rc != SNAP_OK || manifest == NULL)
     return rc;
-  if (manifest != NULL && (rc = snap_manifest_check(manifest)) != SNAP_OK)
+  if ((rc = snap_manifest_check(manifest)) != SNAP_OK)
     return rc;
-  if (manifest != NULL && (st->be.abi_version < 4 || st->be.load4 == NULL))
+  if (st->be.abi_version < 4 || st->be.load4 == NULL)
     return snap_error_set(SNAP_EUNSUPPORTED,
                           "load pid '%s' by manifest: backend '%s' cannot select by manifest (it "
                           "has no load4, backend ABI version 4)",
                           pid, st->be.name);
+  return SNAP_OK;
+}
+
+/* snap_load() once its pointers are checked; `op` receives what was read. */
+static int load(snap_store *st, const char *pid, const snap_criteria *c, const char *manifest,
+                const snap_options *opts, snap_snapshot **out, snap__op *op) {
+  int rc = check_load(st, pid, manifest);
+  if (rc != SNAP_OK)
+    return rc;
   if (snap__criteria_empty(c))
     return SNAP_OK; /* nothing can match: none, like any other miss */
 
