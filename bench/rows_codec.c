@@ -1,6 +1,6 @@
 /*
- * snap_bench rows: DEFLATE implementations, trained dictionaries, the codec
- * on its own, and peak RSS around one large state.
+ * snap_bench rows: DEFLATE implementations, the codec on its own, and peak
+ * RSS around one large state.
  */
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -8,7 +8,6 @@
 #include <unistd.h>
 
 #include "runner.h"
-#include "dict_corpus.h"
 
 /* libdeflate against zlib on the JSON states: compression at levels 1 and 6
  * (µs, and the compressed size) and decompression of each one's stream. */
@@ -37,38 +36,6 @@ void deflate_rows(runner *rn, const states *s) {
         free(c);
       }
     }
-  }
-}
-
-/* Group "dict": compression ratio (state bytes / body bytes) with zstd-3 and
- * a dictionary trained on 1,000 states, against zlib-1, on 9,000 others.
- * The ratio column is zlib-1's body bytes over zstd+dict's. Deterministic:
- * one repetition. */
-void dict_rows(runner *rn) {
-  static const struct {
-    size_t target;
-    const char *name;
-  } cases[] = {{256, "256 B JSON corpus, zstd-3+dict"},
-               {1024, "1 KiB JSON corpus, zstd-3+dict"},
-               {4096, "4 KiB JSON corpus, zstd-3+dict"}};
-  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-    if (!wanted(rn, "dict", cases[i].name))
-      continue;
-    bench_row *row = bench_row_add(rn->report, "dict", cases[i].name, "zlib-1", "state/body",
-                                   KIND_RATE);
-    bench_dict_result r;
-    char err[160] = "";
-    if (!row || bench_dict_corpus(cases[i].target, &r, err, sizeof err) != 0) {
-      if (row)
-        bench_row_fail(row, "%s", err);
-      rn->failures++;
-      continue;
-    }
-    bench_row_record(row, (double)r.state_bytes / (double)r.dict_bytes,
-                     (double)r.state_bytes / (double)r.zlib_bytes);
-    snprintf(row->note, sizeof row->note, "mean state %.0f B, dictionary %zu B", r.mean_state,
-             r.dict_len);
-    progress(row);
   }
 }
 
