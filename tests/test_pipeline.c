@@ -1182,6 +1182,25 @@ static int g_dict_source(void *ud, uint32_t id, const char *name, snap_dict **ou
   return SNAP_OK;
 }
 
+/* More parameters of tools/gen_golden.c (MANIFEST.txt): the unit's data key,
+ * the data set it is wrapped for, and what typed bodies state. */
+#define G_DATASET "snapshots"
+#define G_UNIT "golden"
+#define G_MANIFEST "bank.Account/3"
+#define G_METADATA "origin=golden"
+
+/* The manifest and metadata a typed golden body states (snap_body_typing()). */
+static void typing_is(const char *file, const uint8_t *b, size_t n) {
+  const char *m = NULL;
+  const uint8_t *md = NULL;
+  size_t ml = 0, mdl = 0;
+  cr_assert_eq(snap_body_typing(b, n, &m, &ml, &md, &mdl), SNAP_OK, "%s", file);
+  cr_assert_eq(ml, strlen(G_MANIFEST), "%s: manifest of %zu bytes", file, ml);
+  cr_assert_eq(memcmp(m, G_MANIFEST, ml), 0, "%s: manifest", file);
+  cr_assert_eq(mdl, strlen(G_METADATA), "%s: metadata of %zu bytes", file, mdl);
+  cr_assert_eq(memcmp(md, G_METADATA, mdl), 0, "%s: metadata", file);
+}
+
 static snap_keyring *g_ring(void) {
   uint8_t k[32];
   g_key(k);
@@ -1191,8 +1210,10 @@ static snap_keyring *g_ring(void) {
   return kr;
 }
 
+/* Decodes golden `file` and checks its state; a `typed` one must state
+ * G_MANIFEST and G_METADATA (below). Others are encoded again and compared. */
 static void golden_check(const char *file, const char *payload_file, snap_format fmt,
-                         snap_compression alg, enum auth a, bool dict) {
+                         snap_compression alg, enum auth a, bool dict, bool typed) {
   char path[1024];
   size_t blen, plen;
   snprintf(path, sizeof path, G_DIR "%s", file);
@@ -1216,21 +1237,27 @@ static void golden_check(const char *file, const char *payload_file, snap_format
   unsigned want = (alg != SNAP_COMPRESSION_NONE ? SNAP_STAGE_COMPRESSED : 0) |
                   (a == AUTH_AEAD ? SNAP_STAGE_ENCRYPTED : 0) | (a == AUTH_MAC ? SNAP_STAGE_MAC : 0);
   cr_assert_eq(st, want, "%s: stages 0x%x", file, st);
-  /* zlib-only bodies stay version 1, zstd bodies are version 2. */
-  cr_assert_eq(b[4], alg == SNAP_COMPRESSION_ZSTD ? 2 : 1, "%s: frame version %u", file, b[4]);
+  /* zlib-only bodies stay version 1, zstd and typed bodies are version 2. */
+  cr_assert_eq(b[4], alg == SNAP_COMPRESSION_ZSTD || typed ? 2 : 1, "%s: frame version %u", file,
+               b[4]);
   cr_assert_eq(f, fmt);
   cr_assert_eq(out.len, plen);
   cr_assert_eq(memcmp(out.data, p, plen), 0, "%s decodes to other bytes", file);
-
-  /* Encoding the payload again with the same key and nonce gives the same
-   * bytes. (Compressed vectors also pin zlib's output: should a future zlib
-   * compress differently, the decode above is what protects stored data.) */
-  snap_buf again = SNAP_BUF_INIT;
-  cr_assert_eq(snap_body_encode(G_PID, G_SEQ, fmt, p, plen, o, &again, &st), SNAP_OK);
-  cr_assert_eq(again.len, blen, "%s: re-encoded to %zu bytes, committed %zu", file, again.len,
-               blen);
-  cr_assert_eq(memcmp(again.data, b, blen), 0, "%s: re-encoding changed the bytes", file);
-  snap_buf_dispose(&again);
+  if (typed) {
+    /* snap_body_encode() states no manifest (the store writes typed bodies):
+     * what the header states is checked instead of encoding again. */
+    typing_is(file, b, blen);
+  } else {
+    /* Encoding the payload again with the same key and nonce gives the same
+     * bytes. (Compressed vectors also pin zlib's output: should a future zlib
+     * compress differently, the decode above is what protects stored data.) */
+    snap_buf again = SNAP_BUF_INIT;
+    cr_assert_eq(snap_body_encode(G_PID, G_SEQ, fmt, p, plen, o, &again, &st), SNAP_OK);
+    cr_assert_eq(again.len, blen, "%s: re-encoded to %zu bytes, committed %zu", file, again.len,
+                 blen);
+    cr_assert_eq(memcmp(again.data, b, blen), 0, "%s: re-encoding changed the bytes", file);
+    snap_buf_dispose(&again);
+  }
   snap_buf_dispose(&out);
   snap_options_free(o);
   snap_dict_free(d);
@@ -1239,27 +1266,32 @@ static void golden_check(const char *file, const char *payload_file, snap_format
   free(p);
 }
 
-Test(golden, every_stage_combination_in_both_formats) {
+/* golden_check() of every combination of GCOMBOS in both formats: the files
+ * json-<c>.body and msgpack-<c>.body, or json-typed-<c>.body and so on. */
+static void golden_check_all(bool typed) {
   char name[64];
+  const char *t = typed ? "typed-" : "";
   for (size_t i = 0; i < sizeof GCOMBOS / sizeof GCOMBOS[0]; i++) {
-    snprintf(name, sizeof name, "json-%s.body", GCOMBOS[i].name);
+    snprintf(name, sizeof name, "json-%s%s.body", t, GCOMBOS[i].name);
     golden_check(name, "state.json", SNAP_FORMAT_JSON, GCOMBOS[i].alg, GCOMBOS[i].a,
-                 GCOMBOS[i].dict);
-    snprintf(name, sizeof name, "msgpack-%s.body", GCOMBOS[i].name);
+                 GCOMBOS[i].dict, typed);
+    snprintf(name, sizeof name, "msgpack-%s%s.body", t, GCOMBOS[i].name);
     golden_check(name, "state.msgpack", SNAP_FORMAT_MSGPACK, GCOMBOS[i].alg, GCOMBOS[i].a,
-                 GCOMBOS[i].dict);
+                 GCOMBOS[i].dict, typed);
   }
 }
 
+Test(golden, every_stage_combination_in_both_formats) { golden_check_all(false); }
+
 Test(golden, the_worked_examples_of_format_md) {
   golden_check("example-aead.body", "example.json", SNAP_FORMAT_JSON, SNAP_COMPRESSION_NONE,
-               AUTH_AEAD, false);
+               AUTH_AEAD, false, false);
   golden_check("example-mac.body", "example.json", SNAP_FORMAT_JSON, SNAP_COMPRESSION_NONE,
-               AUTH_MAC, false);
+               AUTH_MAC, false, false);
   golden_check("example-none.body", "example.json", SNAP_FORMAT_JSON, SNAP_COMPRESSION_NONE,
-               AUTH_NONE, false);
+               AUTH_NONE, false, false);
   golden_check("example-zstd.body", "example-v2.json", SNAP_FORMAT_JSON, SNAP_COMPRESSION_ZSTD,
-               AUTH_NONE, false);
+               AUTH_NONE, false, false);
 }
 
 /*
@@ -1274,48 +1306,84 @@ static void lp(crypto_generichash_state *st, const void *p, size_t n) {
   crypto_generichash_update(st, p, n);
 }
 
+/* What a version 2 frame's fields say (docs/FORMAT.md, "Field types"). */
+typedef struct spec_fields {
+  unsigned codec;            /* type 1 (u8), 0 without */
+  uint32_t dict;             /* type 2 (u32le), 0 without */
+  bool envelope;             /* type 3 present */
+  const uint8_t *unit;       /* type 3's value: the shred unit, empty for the pid */
+  size_t unit_len;
+  const uint8_t *manifest;   /* type 4, NULL without */
+  size_t manifest_len;
+  const uint8_t *metadata;   /* type 5, NULL without */
+  size_t metadata_len;
+} spec_fields;
+
 /* Frame version 2's extension block (20 + 2 bytes on): the total length
  * (its own 2 bytes included), then u8 type || u16le len || value, types
- * ascending. Returns the header length; *codec gets the codec field's value
- * (0 without one), *dict the dictionary field's (type 2, u32le; 0 without). */
-static size_t spec_header(const uint8_t *b, size_t n, unsigned *codec, uint32_t *dict) {
-  *codec = 0;
-  *dict = 0;
+ * ascending. Returns the header length and what the fields say in *f. */
+static size_t spec_header(const uint8_t *b, size_t n, spec_fields *f) {
+  memset(f, 0, sizeof *f);
   if (b[4] == 1)
     return 20;
   cr_assert_eq(b[4], 2, "frame version %u", b[4]);
   cr_assert_geq(n, 22u);
   size_t blk = (size_t)b[20] | (size_t)b[21] << 8;
   cr_assert_geq(blk, 5u, "a v2 block holds a field");
+  cr_assert_leq(blk, 4096u);
   cr_assert_leq(20 + blk, n);
   unsigned last = 0;
   for (size_t pos = 2; pos < blk;) {
     cr_assert_leq(pos + 3, blk);
     unsigned type = b[20 + pos];
     size_t len = (size_t)b[21 + pos] | (size_t)b[22 + pos] << 8;
+    const uint8_t *v = b + 23 + pos;
     cr_assert_leq(pos + 3 + len, blk);
     cr_assert_gt(type, last, "field types ascend");
-    cr_assert(type == 1 || type == 2, "these vectors carry the codec and dictionary fields only");
-    cr_assert_eq(len, type == 1 ? 1u : 4u);
-    if (type == 1)
-      *codec = b[23 + pos];
-    else
-      *dict = (uint32_t)b[23 + pos] | (uint32_t)b[24 + pos] << 8 | (uint32_t)b[25 + pos] << 16 |
-              (uint32_t)b[26 + pos] << 24;
+    cr_assert(type >= 1 && type <= 5, "field type %u is not in these vectors", type);
+    if (type == 1) {
+      cr_assert_eq(len, 1u);
+      f->codec = v[0];
+    } else if (type == 2) {
+      cr_assert_eq(len, 4u);
+      f->dict = (uint32_t)v[0] | (uint32_t)v[1] << 8 | (uint32_t)v[2] << 16 | (uint32_t)v[3] << 24;
+    } else if (type == 3) {
+      cr_assert_leq(len, 4080u);
+      cr_assert_null(memchr(v, 0, len));
+      f->envelope = true;
+      f->unit = v;
+      f->unit_len = len;
+    } else if (type == 4) {
+      cr_assert(len >= 1 && len <= 255, "manifest of %zu bytes", len);
+      cr_assert_null(memchr(v, 0, len));
+      f->manifest = v;
+      f->manifest_len = len;
+    } else {
+      cr_assert(len >= 1 && len <= 2048, "metadata of %zu bytes", len);
+      f->metadata = v;
+      f->metadata_len = len;
+    }
     last = type;
     pos += 3 + len;
   }
   return 20 + blk;
 }
 
+/* Decodes body `b` for (pid, seq) into `out`; an envelope body (field 3)
+ * opens with `dek`, its unit's data key (NULL: not expected). `*f` receives
+ * the frame's fields (may be NULL). */
 static size_t spec_decode(const uint8_t *b, size_t n, const uint8_t master[32], const char *ctx,
-                          const char *pid, uint64_t seq, uint8_t *out, size_t cap) {
+                          const char *pid, uint64_t seq, const uint8_t *dek, spec_fields *fields,
+                          uint8_t *out, size_t cap) {
   cr_assert_geq(n, 20u);
   cr_assert_eq(memcmp(b, "SNPB", 4), 0);
   cr_assert_eq(b[7], 0);
-  unsigned codec;
-  uint32_t dict;
-  const size_t hl = spec_header(b, n, &codec, &dict);
+  spec_fields fs;
+  const size_t hl = spec_header(b, n, &fs);
+  if (fields)
+    *fields = fs;
+  const unsigned codec = fs.codec;
+  const uint32_t dict = fs.dict;
   uint8_t stages = b[6];
   uint64_t orig = 0;
   for (int i = 7; i >= 0; i--)
@@ -1328,9 +1396,9 @@ static size_t spec_decode(const uint8_t *b, size_t n, const uint8_t master[32], 
   const uint8_t *body = b + body_off, *tag = body + blen;
 
   /* binding = header (with its block) || u64le(seq) || u32le(len(pid)) || pid */
-  uint8_t bind[300 + 12 + 256];
+  uint8_t bind[4116 + 12 + 256];
   size_t pl = strlen(pid);
-  cr_assert_leq(hl, 300u);
+  cr_assert_leq(hl, 4116u);
   memcpy(bind, b, hl);
   put_u64le(bind + hl, seq);
   put_u32le(bind + hl + 8, (uint32_t)pl);
@@ -1339,8 +1407,10 @@ static size_t spec_decode(const uint8_t *b, size_t n, const uint8_t master[32], 
 
   uint8_t plain[4096];
   cr_assert_leq(blen, sizeof plain);
+  cr_assert(!fs.envelope || (aead && dek), "field 3 needs AEAD and the unit's data key");
   if (aead || mac) {
-    /* subkey = BLAKE2b-256(key = master, LP(label) || LP(context) || LP(pid)) */
+    /* subkey = BLAKE2b-256(key = master, LP(label) || LP(context) || LP(pid)),
+     * or for an envelope body the unit's data key itself */
     const char *label = aead ? "snapstore/v1/aead" : "snapstore/v1/mac";
     uint8_t sk[32];
     crypto_generichash_state st;
@@ -1349,6 +1419,8 @@ static size_t spec_decode(const uint8_t *b, size_t n, const uint8_t master[32], 
     lp(&st, ctx, strlen(ctx));
     lp(&st, pid, pl);
     crypto_generichash_final(&st, sk, 32);
+    if (fs.envelope)
+      memcpy(sk, dek, 32);
     if (aead) {
       cr_assert_eq(crypto_aead_xchacha20poly1305_ietf_decrypt_detached(
                        plain, NULL, body, blen, tag, bind, bind_len, b + hl, sk),
@@ -1424,12 +1496,159 @@ Test(golden, an_independent_reader_following_format_md_decodes_them) {
                                                         : "state.msgpack");
     uint8_t *p = read_all(path, &pn);
     uint8_t out[4096];
-    size_t got = spec_decode(b, n, k, G_CONTEXT, G_PID, G_SEQ, out, sizeof out);
+    size_t got = spec_decode(b, n, k, G_CONTEXT, G_PID, G_SEQ, NULL, NULL, out, sizeof out);
     cr_assert_eq(got, pn, "%s", files[i]);
     cr_assert_eq(memcmp(out, p, pn), 0, "%s", files[i]);
     free(b);
     free(p);
   }
+}
+
+/* ---- golden envelope and typed bodies (frame fields 3, 4, 5) -------------- */
+
+static void g_dek(uint8_t d[32]) {
+  for (int i = 0; i < 32; i++)
+    d[i] = (uint8_t)(0xa0 + i);
+}
+
+/* The sixteen stage combinations of envelope and typed vectors: the twelve
+ * of GCOMBOS, then the four envelope ones (always AEAD). */
+static const char *const ENV_COMBOS[] = {"envelope", "zlib-envelope", "zstd-envelope",
+                                         "zstd-dict-envelope"};
+
+/* The independent reader's unwrap of a wrapped-key record (docs/FORMAT.md,
+ * "The wrapped-key record"): KEK = BLAKE2b-256(key = master, LP("snapstore/
+ * v1/wrap") || LP(context) || LP(data set)), then XChaCha20-Poly1305 with
+ * ad = bytes 0..12 || LP(data set) || LP(unit). */
+static void spec_unwrap(const uint8_t *rec, size_t n, const uint8_t master[32], const char *ctx,
+                        const char *dataset, const char *unit, uint8_t dek[32]) {
+  cr_assert_eq(n, 85u);
+  cr_assert_eq(memcmp(rec, "SNPK", 4), 0);
+  cr_assert_eq(rec[4], 1, "record version");
+  cr_assert_eq(rec[5] | rec[6] << 8 | rec[7] << 16 | (uint32_t)rec[8] << 24, 1u, "master key 1");
+  cr_assert_eq(rec[9] | rec[10] << 8 | rec[11] << 16 | (uint32_t)rec[12] << 24, 1u, "generation 1");
+  uint8_t kek[32];
+  crypto_generichash_state st;
+  crypto_generichash_init(&st, master, 32, 32);
+  lp(&st, "snapstore/v1/wrap", 17);
+  lp(&st, ctx, strlen(ctx));
+  lp(&st, dataset, strlen(dataset));
+  crypto_generichash_final(&st, kek, 32);
+  uint8_t ad[13 + 4 + 64 + 4 + 64];
+  size_t dl = strlen(dataset), ul = strlen(unit);
+  cr_assert_leq(dl, 64u);
+  cr_assert_leq(ul, 64u);
+  memcpy(ad, rec, 13);
+  put_u32le(ad + 13, (uint32_t)dl);
+  memcpy(ad + 17, dataset, dl);
+  put_u32le(ad + 17 + dl, (uint32_t)ul);
+  memcpy(ad + 21 + dl, unit, ul);
+  cr_assert_eq(crypto_aead_xchacha20poly1305_ietf_decrypt_detached(
+                   dek, NULL, rec + 37, 32, rec + 69, ad, 21 + dl + ul, rec + 13, kek),
+               0, "the wrapped key does not open per the spec");
+}
+
+/* Decodes golden `file` with the independent reader and checks its state,
+ * its unit (NULL: no field 3; "": the pid's own) and its typing. */
+static void spec_check(const char *file, const char *payload_file, const char *unit, bool typed,
+                       const uint8_t dek[32]) {
+  uint8_t k[32];
+  g_key(k);
+  char path[1024];
+  size_t n, pn;
+  snprintf(path, sizeof path, G_DIR "%s", file);
+  uint8_t *b = read_all(path, &n);
+  snprintf(path, sizeof path, G_DIR "%s", payload_file);
+  uint8_t *p = read_all(path, &pn);
+  uint8_t out[4096];
+  spec_fields f;
+  size_t got = spec_decode(b, n, k, G_CONTEXT, G_PID, G_SEQ, unit ? dek : NULL, &f, out,
+                           sizeof out);
+  cr_assert_eq(got, pn, "%s", file);
+  cr_assert_eq(memcmp(out, p, pn), 0, "%s", file);
+  cr_assert_eq(b[4], 2, "%s: frame version 2", file);
+  cr_assert_eq(f.envelope, unit != NULL, "%s: field 3", file);
+  if (unit) {
+    cr_assert_eq(f.unit_len, strlen(unit), "%s: unit of %zu bytes", file, f.unit_len);
+    cr_assert_eq(memcmp(f.unit, unit, f.unit_len), 0);
+    cr_assert_eq(b[8] | b[9] << 8 | b[10] << 16 | (uint32_t)b[11] << 24, 1u,
+                 "%s: bytes 8-11 name data key generation 1", file);
+  }
+  cr_assert_eq(f.manifest_len, typed ? strlen(G_MANIFEST) : 0u, "%s", file);
+  cr_assert_eq(f.metadata_len, typed ? strlen(G_METADATA) : 0u, "%s", file);
+  if (typed) {
+    cr_assert_eq(memcmp(f.manifest, G_MANIFEST, f.manifest_len), 0, "%s", file);
+    cr_assert_eq(memcmp(f.metadata, G_METADATA, f.metadata_len), 0, "%s", file);
+  }
+  free(b);
+  free(p);
+}
+
+Test(golden, an_independent_reader_unwraps_the_data_keys_and_opens_envelope_bodies) {
+  uint8_t k[32], want[32], dek[32];
+  g_key(k);
+  g_dek(want);
+  size_t n;
+  uint8_t *rec = read_all(G_DIR "envelope-pid.key", &n);
+  spec_unwrap(rec, n, k, G_CONTEXT, G_DATASET, G_PID, dek);
+  cr_assert_eq(memcmp(dek, want, 32), 0, "the pid's record wraps the fixed data key");
+  free(rec);
+  rec = read_all(G_DIR "example-envelope.key", &n);
+  spec_unwrap(rec, n, k, G_CONTEXT, G_DATASET, G_UNIT, dek);
+  cr_assert_eq(memcmp(dek, want, 32), 0, "the prefix unit's record wraps the fixed data key");
+  free(rec);
+  char name[64];
+  for (size_t i = 0; i < sizeof ENV_COMBOS / sizeof ENV_COMBOS[0]; i++)
+    for (int typed = 0; typed < 2; typed++) {
+      snprintf(name, sizeof name, "json-%s%s.body", typed ? "typed-" : "", ENV_COMBOS[i]);
+      spec_check(name, "state.json", "", typed, dek);
+      snprintf(name, sizeof name, "msgpack-%s%s.body", typed ? "typed-" : "", ENV_COMBOS[i]);
+      spec_check(name, "state.msgpack", "", typed, dek);
+    }
+  spec_check("example-envelope.body", "example.json", G_UNIT, false, dek);
+}
+
+Test(golden, an_independent_reader_reads_manifest_and_metadata_in_every_combination) {
+  char name[64];
+  for (size_t i = 0; i < sizeof GCOMBOS / sizeof GCOMBOS[0]; i++) {
+    snprintf(name, sizeof name, "json-typed-%s.body", GCOMBOS[i].name);
+    spec_check(name, "state.json", NULL, true, NULL);
+    snprintf(name, sizeof name, "msgpack-typed-%s.body", GCOMBOS[i].name);
+    spec_check(name, "state.msgpack", NULL, true, NULL);
+  }
+  spec_check("example-typed.body", "example.json", NULL, true, NULL);
+}
+
+/* The library reads the typed vectors it can without a store: every one but
+ * the envelope ones (tests/test_envelope_golden.c loads those through a store). */
+Test(golden, typed_bodies_decode_and_state_their_manifest_and_metadata) {
+  golden_check_all(true);
+  golden_check("example-typed.body", "example.json", SNAP_FORMAT_JSON, SNAP_COMPRESSION_NONE,
+               AUTH_MAC, false, true);
+}
+
+Test(golden, the_wrapped_keys_verify_only_for_their_unit_and_data_set) {
+  snap_keyring *kr = g_ring();
+  static const struct {
+    const char *file, *unit;
+  } recs[] = {{"envelope-pid.key", G_PID}, {"example-envelope.key", G_UNIT}};
+  for (size_t i = 0; i < 2; i++) {
+    char path[1024];
+    size_t n;
+    snprintf(path, sizeof path, G_DIR "%s", recs[i].file);
+    uint8_t *rec = read_all(path, &n);
+    uint32_t mv = 0, gen = 0;
+    cr_assert_eq(snap_wrapped_key_inspect(rec, n, &mv, &gen), SNAP_OK);
+    cr_assert_eq(mv, 1);
+    cr_assert_eq(gen, 1);
+    cr_assert_eq(snap_wrapped_key_verify(kr, G_CONTEXT, G_DATASET, recs[i].unit, rec, n), SNAP_OK,
+                 "%s: %s", recs[i].file, snap_error_message());
+    cr_assert_eq(snap_wrapped_key_verify(kr, G_CONTEXT, G_DATASET, recs[1 - i].unit, rec, n),
+                 SNAP_EAUTH, "%s opens for another unit", recs[i].file);
+    cr_assert_eq(snap_wrapped_key_verify(kr, G_CONTEXT, "other", recs[i].unit, rec, n), SNAP_EAUTH);
+    free(rec);
+  }
+  snap_keyring_free(kr);
 }
 
 /* ---- two DEFLATE implementations, one format --------------------------------- */

@@ -22,6 +22,7 @@
 #include <zdict.h>
 
 #include "snap/pipeline.h"
+#include "snap/pipeline_layer.h" /* envelope and typed bodies: the store's entry points */
 
 /* Keep in step with MANIFEST.txt and tests/test_pipeline.c. */
 #define G_KEY_VERSION 1u
@@ -30,6 +31,13 @@
 #define G_SEQ 42
 #define G_LEVEL 6
 #define G_ZSTD_LEVEL 3
+/* Envelope bodies: the data set the data key is wrapped for (the sqlite
+ * backend's default table), the shred unit of the worked example (a prefix
+ * unit), and the manifest and metadata of typed bodies. */
+#define G_DATASET "snapshots"
+#define G_UNIT "golden"
+#define G_MANIFEST "bank.Account/3"
+#define G_METADATA "origin=golden"
 
 static const char G_JSON[] =
     "{\"account\":\"acc-0042\",\"owner\":\"Ada Lovelace\",\"currency\":\"EUR\","
@@ -55,6 +63,19 @@ static void fixed_nonce(uint8_t *nonce, size_t n, void *ud) {
   (void)ud;
   for (size_t i = 0; i < n; i++)
     nonce[i] = (uint8_t)(0x80 + i); /* 80 81 .. 97 */
+}
+
+/* The unit's data key (a0 a1 .. bf) and the nonce of its wrapped record
+ * (c0 c1 .. d7): fixed test values, never do this outside tests. */
+static void fixed_dek(uint8_t dek[SNAP_DEK_BYTES]) {
+  for (unsigned i = 0; i < SNAP_DEK_BYTES; i++)
+    dek[i] = (uint8_t)(0xa0 + i);
+}
+
+static void wrap_nonce(uint8_t *nonce, size_t n, void *ud) {
+  (void)ud;
+  for (size_t i = 0; i < n; i++)
+    nonce[i] = (uint8_t)(0xc0 + i);
 }
 
 static void die(const char *what) {
@@ -107,19 +128,25 @@ static void pack_state(msgpack_sbuffer *sb) {
 
 static const struct combo {
   const char *name;
-  bool zlib, aead, mac, zstd, dict;
-} COMBOS[] = {{"none", false, false, false, false, false},
-              {"zlib", true, false, false, false, false},
-              {"aead", false, true, false, false, false},
-              {"zlib-aead", true, true, false, false, false},
-              {"mac", false, false, true, false, false},
-              {"zlib-mac", true, false, true, false, false},
-              {"zstd", false, false, false, true, false},
-              {"zstd-aead", false, true, false, true, false},
-              {"zstd-mac", false, false, true, true, false},
-              {"zstd-dict", false, false, false, true, true},
-              {"zstd-dict-aead", false, true, false, true, true},
-              {"zstd-dict-mac", false, false, true, true, true}};
+  bool zlib, aead, mac, zstd, dict, envelope;
+} COMBOS[] = {{"none", false, false, false, false, false, false},
+              {"zlib", true, false, false, false, false, false},
+              {"aead", false, true, false, false, false, false},
+              {"zlib-aead", true, true, false, false, false, false},
+              {"mac", false, false, true, false, false, false},
+              {"zlib-mac", true, false, true, false, false, false},
+              {"zstd", false, false, false, true, false, false},
+              {"zstd-aead", false, true, false, true, false, false},
+              {"zstd-mac", false, false, true, true, false, false},
+              {"zstd-dict", false, false, false, true, true, false},
+              {"zstd-dict-aead", false, true, false, true, true, false},
+              {"zstd-dict-mac", false, false, true, true, true, false},
+              /* envelope keys (frame field 3): always AEAD, with the data key */
+              {"envelope", false, true, false, false, false, true},
+              {"zlib-envelope", true, true, false, false, false, true},
+              {"zstd-envelope", false, true, false, true, false, true},
+              {"zstd-dict-envelope", false, true, false, true, true, true}};
+#define N_PLAIN_COMBOS 12 /* the first twelve: what snap_body_encode() writes */
 
 /* ---- the golden dictionary (dict.zdict) ------------------------------------ */
 
@@ -198,11 +225,22 @@ static snap_options *options_for(const struct combo *c, snap_keyring *kr) {
   return o;
 }
 
+/* A body of `c`'s stages; an envelope body is sealed with the fixed data key
+ * of `unit` (generation 1), a typed one states G_MANIFEST and G_METADATA. */
 static void encode_to(const char *dir, const char *name, snap_format fmt, const void *state,
-                      size_t len, const struct combo *c, snap_keyring *kr, snap_buf *out) {
+                      size_t len, const struct combo *c, snap_keyring *kr, const char *unit,
+                      bool typed, snap_buf *out) {
   snap_options *o = options_for(c, kr);
+  if (c->envelope && snap_options_set_key_mode(o, SNAP_KEYS_ENVELOPE))
+    die("key mode");
+  snap__envelope_key k = {.unit = unit, .unit_len = strlen(unit), .generation = 1};
+  fixed_dek(k.dek);
+  const snap__typing t = {G_MANIFEST, strlen(G_MANIFEST), (const uint8_t *)G_METADATA,
+                          strlen(G_METADATA)};
   unsigned st = 0;
-  if (snap_body_encode(G_PID, G_SEQ, fmt, state, len, o, out, &st))
+  if (snap_pid_check(G_PID) ||
+      snap__body_encode_typed(G_PID, G_SEQ, fmt, state, len, o, c->envelope ? &k : NULL,
+                              typed ? &t : NULL, out, &st))
     die(name);
   unsigned want = (c->zlib || c->zstd ? SNAP_STAGE_COMPRESSED : 0) | (c->aead ? SNAP_STAGE_ENCRYPTED : 0) |
                   (c->mac ? SNAP_STAGE_MAC : 0);
@@ -212,6 +250,19 @@ static void encode_to(const char *dir, const char *name, snap_format fmt, const 
   }
   write_file(dir, name, out->data, out->len);
   snap_options_free(o);
+}
+
+/* The wrapped-key record of `unit`'s fixed data key (generation 1). */
+static void wrap_to(const char *dir, const char *name, snap_keyring *kr, const char *unit,
+                    uint8_t rec[SNAP_WRAPPED_KEY_BYTES]) {
+  uint8_t dek[SNAP_DEK_BYTES];
+  fixed_dek(dek);
+  uint32_t mv = 0;
+  if (snap__dek_wrap(kr, G_CONTEXT, G_DATASET, unit, strlen(unit), 1, dek, wrap_nonce, NULL, rec,
+                     &mv) ||
+      mv != G_KEY_VERSION)
+    die(name);
+  write_file(dir, name, rec, SNAP_WRAPPED_KEY_BYTES);
 }
 
 static void hexdump(const uint8_t *p, size_t n) {
@@ -225,8 +276,9 @@ static void hexdump(const uint8_t *p, size_t n) {
 
 /* subkey = BLAKE2b-256(key = master, LP(label) || LP(context) || LP(pid)),
  * LP(x) = u32le(len(x)) || x -- straight from docs/FORMAT.md. */
-static void spec_subkey(uint8_t out[32], const uint8_t master[32], const char *label) {
-  const char *parts[3] = {label, G_CONTEXT, G_PID};
+static void spec_subkey(uint8_t out[32], const uint8_t master[32], const char *label,
+                        const char *last) {
+  const char *parts[3] = {label, G_CONTEXT, last};
   crypto_generichash_state st;
   crypto_generichash_init(&st, master, 32, 32);
   for (int i = 0; i < 3; i++) {
@@ -270,44 +322,79 @@ int main(int argc, char **argv) {
 
   snap_buf out = SNAP_BUF_INIT;
   char name[64];
-  for (size_t i = 0; i < sizeof COMBOS / sizeof COMBOS[0]; i++) {
-    snprintf(name, sizeof name, "json-%s.body", COMBOS[i].name);
-    encode_to(dir, name, SNAP_FORMAT_JSON, G_JSON, strlen(G_JSON), &COMBOS[i], kr, &out);
-    snprintf(name, sizeof name, "msgpack-%s.body", COMBOS[i].name);
-    encode_to(dir, name, SNAP_FORMAT_MSGPACK, sb.data, sb.size, &COMBOS[i], kr, &out);
+  const size_t ncombos = sizeof COMBOS / sizeof COMBOS[0];
+  for (size_t i = 0; i < ncombos; i++) {
+    /* Envelope bodies of the pid's own unit, then every combination again
+     * with a manifest and metadata ("typed"). */
+    for (int typed = 0; typed < 2; typed++) {
+      if (!typed && i < N_PLAIN_COMBOS) {
+        snprintf(name, sizeof name, "json-%s.body", COMBOS[i].name);
+        encode_to(dir, name, SNAP_FORMAT_JSON, G_JSON, strlen(G_JSON), &COMBOS[i], kr, G_PID,
+                  false, &out);
+        snprintf(name, sizeof name, "msgpack-%s.body", COMBOS[i].name);
+        encode_to(dir, name, SNAP_FORMAT_MSGPACK, sb.data, sb.size, &COMBOS[i], kr, G_PID, false,
+                  &out);
+        continue;
+      }
+      const char *t = typed ? "typed-" : "";
+      snprintf(name, sizeof name, "json-%s%s.body", t, COMBOS[i].name);
+      encode_to(dir, name, SNAP_FORMAT_JSON, G_JSON, strlen(G_JSON), &COMBOS[i], kr, G_PID, typed,
+                &out);
+      snprintf(name, sizeof name, "msgpack-%s%s.body", t, COMBOS[i].name);
+      encode_to(dir, name, SNAP_FORMAT_MSGPACK, sb.data, sb.size, &COMBOS[i], kr, G_PID, typed,
+                &out);
+    }
   }
+  uint8_t rec[SNAP_WRAPPED_KEY_BYTES];
+  wrap_to(dir, "envelope-pid.key", kr, G_PID, rec);
 
   /* The worked examples of docs/FORMAT.md. */
-  const struct combo ex_aead = {"aead", false, true, false, false, false},
-                     ex_none = {"none", false, false, false, false, false},
-                     ex_mac = {"mac", false, false, true, false, false},
-                     ex_zstd = {"zstd", false, false, false, true, false};
+  const struct combo ex_aead = {"aead", false, true, false, false, false, false},
+                     ex_none = {"none", false, false, false, false, false, false},
+                     ex_mac = {"mac", false, false, true, false, false, false},
+                     ex_zstd = {"zstd", false, false, false, true, false, false},
+                     ex_env = {"envelope", false, true, false, false, false, true};
   encode_to(dir, "example-aead.body", SNAP_FORMAT_JSON, G_EXAMPLE, strlen(G_EXAMPLE), &ex_aead, kr,
-            &out);
+            G_PID, false, &out);
   printf("\nexample-aead.body:\n");
   hexdump(out.data, out.len);
   encode_to(dir, "example-mac.body", SNAP_FORMAT_JSON, G_EXAMPLE, strlen(G_EXAMPLE), &ex_mac, kr,
-            &out);
+            G_PID, false, &out);
   printf("\nexample-mac.body:\n");
   hexdump(out.data, out.len);
   encode_to(dir, "example-none.body", SNAP_FORMAT_JSON, G_EXAMPLE, strlen(G_EXAMPLE), &ex_none, kr,
-            &out);
+            G_PID, false, &out);
   printf("\nexample-none.body:\n");
   hexdump(out.data, out.len);
   encode_to(dir, "example-zstd.body", SNAP_FORMAT_JSON, G_EXAMPLE_V2, strlen(G_EXAMPLE_V2),
-            &ex_zstd, kr, &out);
+            &ex_zstd, kr, G_PID, false, &out);
   printf("\nexample-zstd.body:\n");
+  hexdump(out.data, out.len);
+  encode_to(dir, "example-envelope.body", SNAP_FORMAT_JSON, G_EXAMPLE, strlen(G_EXAMPLE), &ex_env,
+            kr, G_UNIT, false, &out);
+  printf("\nexample-envelope.body (unit \"%s\"):\n", G_UNIT);
+  hexdump(out.data, out.len);
+  wrap_to(dir, "example-envelope.key", kr, G_UNIT, rec);
+  printf("\nexample-envelope.key:\n");
+  hexdump(rec, sizeof rec);
+  encode_to(dir, "example-typed.body", SNAP_FORMAT_JSON, G_EXAMPLE, strlen(G_EXAMPLE), &ex_mac, kr,
+            G_PID, true, &out);
+  printf("\nexample-typed.body:\n");
   hexdump(out.data, out.len);
 
   uint8_t sk[32];
-  spec_subkey(sk, key, "snapstore/v1/aead");
+  spec_subkey(sk, key, "snapstore/v1/aead", G_PID);
   printf("\nAEAD subkey:\n");
   hexdump(sk, 32);
-  spec_subkey(sk, key, "snapstore/v1/mac");
+  spec_subkey(sk, key, "snapstore/v1/mac", G_PID);
   printf("MAC subkey:\n");
   hexdump(sk, 32);
+  /* The key-encryption key of wrapped data keys: LP(label) || LP(context) || LP(data set). */
+  spec_subkey(sk, key, "snapstore/v1/wrap", G_DATASET);
+  printf("KEK (data set \"%s\"):\n", G_DATASET);
+  hexdump(sk, 32);
 
-  char manifest[3072];
+  char manifest[6144];
   int mn = snprintf(
       manifest, sizeof manifest,
       "# Golden body vectors: written once by tools/gen_golden.c, decoded by\n"
@@ -338,8 +425,28 @@ int main(int argc, char **argv) {
       "example-aead.body     example.json     aead       (docs/FORMAT.md worked example)\n"
       "example-mac.body      example.json     mac\n"
       "example-none.body     example.json     -\n"
-      "example-zstd.body     example-v2.json  zstd       (docs/FORMAT.md, frame version 2)\n",
-      G_KEY_VERSION, G_CONTEXT, G_SEQ, G_LEVEL, G_ZSTD_LEVEL);
+      "example-zstd.body     example-v2.json  zstd       (docs/FORMAT.md, frame version 2)\n"
+      "# Envelope keys (frame field 3): sealed with the unit's data key, generation 1,\n"
+      "# wrapped under master key version 1 for data set \"%s\".\n"
+      "dek_hex             a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf\n"
+      "wrap_nonce_hex      c0c1c2c3c4c5c6c7c8c9cacbcccdcecfd0d1d2d3d4d5d6d7\n"
+      "dataset             %s\n"
+      "envelope-pid.key    the wrapped-key record of the unit = the pid (field 3 empty)\n"
+      "json-envelope.body            state.json  aead, envelope (frame version 2)\n"
+      "json-zlib-envelope.body       state.json  zlib+aead, envelope\n"
+      "json-zstd-envelope.body       state.json  zstd+aead, envelope\n"
+      "json-zstd-dict-envelope.body  state.json  zstd+dict+aead, envelope\n"
+      "msgpack-*envelope.body        state.msgpack (the same four)\n"
+      "# Manifest (field 4) and metadata (field 5): every combination above again.\n"
+      "manifest            %s\n"
+      "metadata            %s\n"
+      "json-typed-<c>.body           state.json  for each <c> of the sixteen above\n"
+      "msgpack-typed-<c>.body        state.msgpack\n"
+      "example-envelope.body example.json     aead, envelope, unit \"%s\" (docs/FORMAT.md)\n"
+      "example-envelope.key  the wrapped-key record of unit \"%s\"\n"
+      "example-typed.body    example.json     mac, manifest and metadata (docs/FORMAT.md)\n",
+      G_KEY_VERSION, G_CONTEXT, G_SEQ, G_LEVEL, G_ZSTD_LEVEL, G_DATASET, G_DATASET, G_MANIFEST,
+      G_METADATA, G_UNIT, G_UNIT);
   write_file(dir, "MANIFEST.txt", manifest, (size_t)mn);
 
   snap_buf_dispose(&out);
