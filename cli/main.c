@@ -87,10 +87,15 @@ static const ctl_cmd commands[] = {
      "  --max-failures N  stop after N saves in a row failed (default 100, 0:\n"
      "                    never); the first 10 of them are listed",
      cmd_import, CTL_OPEN_CREATE},
-    {"backup", "FILE", "consistent online copy of the store to a new file",
+    {"backup", "FILE [--keys KEYFILE | --data-only]",
+     "consistent online copy of the store to a new file",
      "Writes a consistent copy of the live store to FILE (which must not exist)\n"
      "with the backend's online backup (SQLite's backup API). Point a\n"
-     "configuration's path at FILE to use it; 'verify' passes on it.",
+     "configuration's path at FILE to use it; 'verify' passes on it.\n"
+     "A store whose envelope keys live in a separate key store needs one of:\n"
+     "  --keys KEYFILE  also copy the key store, after the data, to KEYFILE\n"
+     "                  (keep those copies short: forgetting must reach them)\n"
+     "  --data-only     copy the data alone (its bodies need the live key store)",
      cmd_backup, CTL_OPEN_READ},
     {"delete", "PID [--to SEQ]", "delete the snapshots of a pid",
      "Deletes every snapshot of PID, or those with seq <= SEQ. Exit 1 when PID\n"

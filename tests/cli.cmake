@@ -34,3 +34,11 @@ if(TARGET snapctl)
                    $<TARGET_FILE:snapctl_mkstore> ${CMAKE_CURRENT_BINARY_DIR}/tmp/snapctl_dict)
   set_tests_properties(snapctl_dict PROPERTIES TIMEOUT 300)
 endif()
+# snapctl and a separate key store: backup of data and keys, forgetting and
+# backups, rekey --wrap-only killed beside a writer (tests/cli/snapctl_keys.sh).
+if(TARGET snapctl)
+  add_test(NAME snapctl_keys
+           COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/cli/snapctl_keys.sh $<TARGET_FILE:snapctl>
+                   $<TARGET_FILE:snapctl_mkstore> ${CMAKE_CURRENT_BINARY_DIR}/tmp/snapctl_keys)
+  set_tests_properties(snapctl_keys PROPERTIES TIMEOUT 300)
+endif()

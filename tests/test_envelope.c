@@ -524,3 +524,51 @@ Test(envelope, forget_on_the_memory_backend_deletes_the_snapshots) {
   cr_assert_null(s);
   snap_store_close(st);
 }
+
+/* A separate key store is backed up to its own file, after the data. */
+Test(envelope, a_separate_key_store_is_backed_up_to_its_own_file) {
+  char *dir = st_tmpdir();
+  char extra[1024];
+  snprintf(extra, sizeof extra, "\"envelope\": {\"keystore\": {\"path\": \"%s/keys.db\"}}", dir);
+  snap_keyring *kr = ring_with(1, 0x51, 0, 0);
+  snap_options *o = envelope_opts(kr, SNAP_KEYS_ENVELOPE);
+  snap_store *st = open_at(dir, extra, o);
+  save_state(st, "fay", 1, "{\"f\":1}");
+  save_state(st, "gil", 1, "{\"g\":1}");
+  bool apart = false;
+  cr_assert_eq(snap_store_keys_apart(st, &apart), SNAP_OK);
+  cr_assert(apart);
+  char *data_b = st_join(dir, "data-backup.db"), *keys_b = st_join(dir, "keys-backup.db");
+  cr_assert_eq(snap_store_backup(st, data_b), SNAP_OK, "%s", snap_error_message());
+  cr_assert_eq(snap_store_backup_keys(st, keys_b), SNAP_OK, "%s", snap_error_message());
+  cr_assert_eq(snap_store_backup_keys(st, keys_b), SNAP_EINVAL, "an existing file");
+  cr_assert_eq(snap_store_backup_keys(st, ""), SNAP_EINVAL);
+  cr_assert_eq(snap_store_backup_keys(NULL, keys_b), SNAP_EINVAL);
+  cr_assert_eq(snap_store_keys_apart(st, NULL), SNAP_EINVAL);
+  snap_store_close(st);
+  cr_assert_eq(raw_int(data_b, "SELECT count(*) FROM snapshots_keys"), 0, "no key in the data's");
+  cr_assert_eq(raw_int(keys_b, "SELECT count(*) FROM snapshots_keys"), 2);
+  cr_assert_eq(raw_int(keys_b, "SELECT count(*) FROM snapshots"), 0, "no body in the keys'");
+  /* The two backups together are the store. */
+  char cfg[2048];
+  snprintf(cfg, sizeof cfg, "{\"path\": \"%s\", \"envelope\": {\"keystore\": {\"path\": \"%s\"}}}",
+           data_b, keys_b);
+  cr_assert_eq(snap_store_open_backend(&st, snap_backend_sqlite(), cfg), SNAP_OK);
+  cr_assert_eq(snap_store_set_default_options(st, o), SNAP_OK);
+  expect_state(st, "fay", 1, "{\"f\":1}");
+  expect_state(st, "gil", 1, "{\"g\":1}");
+  snap_store_close(st);
+  /* A store keeping its keys in its data has no key store to back up. */
+  st = open_at(dir, "", o);
+  cr_assert_eq(snap_store_keys_apart(st, &apart), SNAP_OK);
+  cr_assert(!apart);
+  cr_assert_eq(snap_store_backup_keys(st, keys_b), SNAP_ENOTFOUND);
+  cr_assert(strstr(snap_error_message(), "no separate key store"), "%s", snap_error_message());
+  snap_store_close(st);
+  snap_options_free(o);
+  snap_keyring_free(kr);
+  free(data_b);
+  free(keys_b);
+  st_rmtree(dir);
+  free(dir);
+}

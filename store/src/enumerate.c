@@ -321,19 +321,23 @@ int snap_store_put_raw(snap_store *st, snap_raw_row *rows, size_t n) {
 /* Backup                                                                    */
 /* ------------------------------------------------------------------------ */
 
+int snap__store_backup_to(const snap_backend *be, void *self, const char *path, const char *what) {
+  if (be->backup == NULL)
+    return snap_error_set(SNAP_EUNSUPPORTED,
+                          "backend '%s' has no online backup of %s: copy the store into one that "
+                          "has (snap_store_list() and snap_store_put_raw(), as 'snapctl copy' "
+                          "does) or use the database's own tools",
+                          be->name, what);
+  struct stat sb;
+  if (lstat(path, &sb) == 0)
+    return snap_error_set(SNAP_EINVAL, "backup: '%s' already exists; give a new file", path);
+  return be->backup(self, path);
+}
+
 int snap_store_backup(snap_store *st, const char *path) {
   if (st == NULL || path == NULL || path[0] == '\0')
     return snap_error_set(SNAP_EINVAL, "backup: %s", st ? "path is empty" : "store is NULL");
   void *self;
   const snap_backend *be = snap__store_backend(st, &self);
-  if (be->backup == NULL)
-    return snap_error_set(SNAP_EUNSUPPORTED,
-                          "backend '%s' has no online backup: copy the store into one that has "
-                          "(snap_store_list() and snap_store_put_raw(), as 'snapctl copy' does) "
-                          "or use the database's own tools",
-                          be->name);
-  struct stat sb;
-  if (lstat(path, &sb) == 0)
-    return snap_error_set(SNAP_EINVAL, "backup: '%s' already exists; give a new file", path);
-  return be->backup(self, path);
+  return snap__store_backup_to(be, self, path, "its data");
 }

@@ -2,14 +2,16 @@
  * section), the shred unit of a pid, and the data key a save seals with or a
  * load opens with: from the cache of unwrapped keys, else from the key table
  * (unwrapped with the keyring), else, for a save, a new random key wrapped
- * and stored in the key table before the body that uses it. The rules are
- * docs/STORE.md's "Envelope keys". */
+ * and stored in the key table before the body that uses it; and the online
+ * backup of a separate key store. The rules are docs/STORE.md's "Envelope
+ * keys". */
 #include <inttypes.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "handle.h"
+#include "snap/admin.h"
 
 /* Tries at creating a unit's key against concurrent creators and forgets. */
 #define CREATE_TRIES 4
@@ -274,4 +276,23 @@ void snap__envelope_metrics(const snap_store *st, snap_metrics *m) {
     m->key_cache_misses = n.misses;
   }
   pthread_mutex_unlock(&ev->lock);
+}
+
+/* ---- the separate key store --------------------------------------------- */
+
+int snap_store_backup_keys(snap_store *st, const char *path) {
+  if (st == NULL || path == NULL || path[0] == '\0')
+    return snap_error_set(SNAP_EINVAL, "backup: %s", st ? "path is empty" : "store is NULL");
+  if (st->env.ks_self == NULL)
+    return snap_error_set(SNAP_ENOTFOUND,
+                          "backup: the store has no separate key store (envelope.keystore): its "
+                          "key table is in its data, and snap_store_backup() copies it");
+  return snap__store_backup_to(&st->env.ks_be, st->env.ks_self, path, "a key store");
+}
+
+int snap_store_keys_apart(const snap_store *st, bool *apart) {
+  if (st == NULL || apart == NULL)
+    return snap_error_set(SNAP_EINVAL, "keys apart: NULL %s", st ? "output" : "store");
+  *apart = st->env.ks_self != NULL;
+  return SNAP_OK;
 }

@@ -39,6 +39,11 @@ int snap__msgpack_to_json(const uint8_t *data, size_t len, struct cJSON **out);
 /* The store's copy of its backend table; `*self` receives the instance. */
 const snap_backend *snap__store_backend(const snap_store *st, void **self);
 
+/** The online copy of one backend instance (`what`: "its data", "a key
+ *  store") to the new file `path` (enumerate.c). SNAP_EUNSUPPORTED without a
+ *  backup slot, SNAP_EINVAL when `path` exists, else the backend's status. */
+int snap__store_backup_to(const snap_backend *be, void *self, const char *path, const char *what);
+
 /* Resolves the options a save or load of `pid` with `call` would use, already
  * restricted to the backend's capabilities, into `*out` (a copy the caller
  * frees). Errors as for a save's resolution (SNAP_EUNSUPPORTED, SNAP_ENOMEM). */

@@ -195,6 +195,25 @@ SNAP_API int snap_store_put_raw(snap_store *st, snap_raw_row *rows, size_t n);
  */
 SNAP_API int snap_store_backup(snap_store *st, const char *path);
 
+/**
+ * Writes a consistent copy of the store's separate key store (the
+ * "envelope": {"keystore": ...} section, docs/STORE.md) to the new file
+ * `path`, as snap_store_backup() does for the data. Take it after the data's
+ * backup: keys are created before the bodies sealed with them, so the later
+ * copy holds the key of every body in the earlier one (but those of units
+ * forgotten in between). Keep such copies short-lived: forgetting a unit
+ * reaches its bodies in data backups only once no key-store copy holds its
+ * key. Errors: SNAP_EINVAL (NULL, empty or existing path), SNAP_ENOTFOUND
+ * (no separate key store: the key table is in the data, and its backup holds
+ * it), SNAP_EUNSUPPORTED, SNAP_EIO, SNAP_EBUSY, SNAP_ENOMEM. On failure no
+ * file is left at `path`.
+ */
+SNAP_API int snap_store_backup_keys(snap_store *st, const char *path);
+
+/** Whether the store keeps its envelope key table in a separate key store
+ *  (`*apart` true) or in its data. SNAP_EINVAL for a NULL argument. */
+SNAP_API int snap_store_keys_apart(const snap_store *st, bool *apart);
+
 /* ------------------------------------------------------------------------ */
 /* Trained zstd dictionaries (docs/STORE.md, "Dictionaries")                 */
 /* ------------------------------------------------------------------------ */
