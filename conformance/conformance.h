@@ -92,7 +92,9 @@ struct cf_backend {
   X(eight_threads_racing_conditionally_leave_one_winner_per_seq)                                   \
   X(manifests_and_metadata_round_trip_in_the_frame)                                                \
   X(loads_select_by_manifest)                                                                      \
-  X(dictionaries_are_kept_with_the_data_and_chosen_by_name)
+  X(dictionaries_are_kept_with_the_data_and_chosen_by_name)                                        \
+  X(a_forgotten_unit_loses_its_key_and_its_snapshots_on_every_shard)                               \
+  X(rewrap_moves_every_data_key_to_the_active_master_key)
 
 #define CF_DECLARE_CASE(name) void cf_case_##name(const cf_backend *bc);
 CF_CASES(CF_DECLARE_CASE)

@@ -20,12 +20,16 @@
 
 #include "pg_fixture.h"
 #include "store_util.h"
+#include "snap/admin.h"
 #include "snap/executor.h"
 #include "snap/plugin.h"
 #include "snap/store.h"
 #include "snap/sys/backend.h"
 
 static pgfx cluster;
+
+/* The schema version this code writes (store/backends/postgres/schema.c). */
+#define SCHEMA_NOW 5
 
 ReportHook(PRE_ALL)(struct criterion_test_set *set) {
   (void)set;
@@ -216,15 +220,17 @@ Test(postgres, schema_version_is_recorded_and_a_newer_one_refused) {
   snap_store_close(st);
   snprintf(sql, sizeof sql, "SELECT value FROM snapstore_meta WHERE name = 'schema_version:%s'",
            table);
-  cr_assert_eq(query_int(&f, 0, sql), 3);
-  snprintf(sql, sizeof sql, "UPDATE snapstore_meta SET value = 4 WHERE name = 'schema_version:%s'",
-           table);
+  cr_assert_eq(query_int(&f, 0, sql), SCHEMA_NOW);
+  snprintf(sql, sizeof sql,
+           "UPDATE snapstore_meta SET value = %d WHERE name = 'schema_version:%s'",
+           SCHEMA_NOW + 1, table);
   exec_sql(&f, 0, sql);
   st = open_on(&f, one, table, "");
   snap_snapshot *s = NULL;
   cr_assert_eq(snap_load_latest(st, "s", NULL, &s), SNAP_EFORMAT);
-  cr_assert(strstr(snap_error_message(), "schema version 4 is newer") != NULL, "%s",
-            snap_error_message());
+  char newer[64];
+  snprintf(newer, sizeof newer, "schema version %d is newer", SCHEMA_NOW + 1);
+  cr_assert(strstr(snap_error_message(), newer) != NULL, "%s", snap_error_message());
   cr_assert_eq(snap_save(st, "s", 2, SNAP_FORMAT_JSON, "1", 1, NULL, NULL), SNAP_EFORMAT);
   snap_store_close(st);
 }
@@ -917,7 +923,7 @@ Test(postgres, a_database_of_schema_version_1_opens_and_is_upgraded_to_the_curre
   cr_assert_eq(latest_seq(st, "old"), 4);
   snap_store_close(st);
   const char *checks[][2] = {
-      {"SELECT value FROM snapstore_meta WHERE name = 'schema_version:%s'", "3"},
+      {"SELECT value FROM snapstore_meta WHERE name = 'schema_version:%s'", "5"},
       {"SELECT value FROM snapstore_settings WHERE table_name = '%s' AND name = 'keep'", "2"},
       {"SELECT count(*) FROM \"%s\"", "2"},
   };
@@ -1084,9 +1090,6 @@ Test(postgres, a_failing_prune_is_reported_and_fails_no_save) {
 /* Schema upgrades from earlier databases                                    */
 /* ------------------------------------------------------------------------ */
 
-/* The schema version this code writes (store/backends/postgres/schema.c). */
-#define SCHEMA_NOW 3
-
 /* A database of its own, `*c` connected to it and `ci` its conninfo. */
 static void own_database(const pgfx *f, const char *prefix, char *db, char *ci, size_t cap,
                          PGconn **c) {
@@ -1129,16 +1132,18 @@ static snap_store *open_ci(const char *ci, const char *table) {
   return st;
 }
 
-/* tests/data/schema/postgres-v2.sql: a database as snapstore wrote it at
- * schema version 2 (its README says how), restored and opened: every data
- * set is brought to the current version and its snapshots load. */
-Test(postgres, the_version_2_dump_restores_upgrades_and_its_snapshots_load) {
+/* A dump of tests/data/schema/ (its README says how each was written),
+ * restored into a database of its own and opened: every data set is brought
+ * to the current version, its snapshots load, its retention came with it,
+ * and the key and dictionary tables of the current version work. */
+static void dump_restores_and_upgrades(const char *file, const char *prefix) {
   pgfx f = shared();
-  char db[64], ci[512];
+  char db[64], ci[512], path[512];
   PGconn *c = NULL;
-  own_database(&f, "v2dump", db, ci, sizeof ci, &c);
-  FILE *in = fopen(SNAP_TEST_DATA_DIR "/schema/postgres-v2.sql", "rb");
-  cr_assert_not_null(in);
+  own_database(&f, prefix, db, ci, sizeof ci, &c);
+  snprintf(path, sizeof path, "%s/schema/%s", SNAP_TEST_DATA_DIR, file);
+  FILE *in = fopen(path, "rb");
+  cr_assert_not_null(in, "%s", path);
   static char dump[64 * 1024];
   size_t n = fread(dump, 1, sizeof dump - 1, in);
   cr_assert(n > 0 && feof(in), "the dump fits the buffer");
@@ -1157,9 +1162,16 @@ Test(postgres, the_version_2_dump_restores_upgrades_and_its_snapshots_load) {
                "15,16,17,18,19,20,21,22,23,24,25,26,27,28]}");
   /* The data set's retention (3) came with it: two more saves prune one. */
   save_n(st, "account-1", 3, 2);
+  /* The tables the upgrade created hold dictionaries (and keys, below). */
+  uint32_t id = 0;
+  const char *dict = "{\"owner\":\"\",\"balance\":}";
+  cr_assert_eq(snap_store_dict_add(st, "accounts", dict, strlen(dict), &id),
+               SNAP_OK, "%s", snap_error_message());
   snap_store_close(st);
   cr_assert_eq(conn_int(c, "SELECT count(*) FROM snapshots WHERE persistence_id = 'account-1'"),
                3);
+  cr_assert_eq(conn_int(c, "SELECT count(*) FROM snapshots_dicts WHERE name = 'accounts'"), 1);
+  cr_assert_eq(conn_int(c, "SELECT count(*) FROM snapshots_keys"), 0);
   st = open_ci(ci, "carts");
   expect_state(st, "cart-9", 1, 1700000003000, "{\"items\":[\"tea\"]}");
   snap_store_close(st);
@@ -1167,7 +1179,18 @@ Test(postgres, the_version_2_dump_restores_upgrades_and_its_snapshots_load) {
                            "'schema_version:%'"),
                SCHEMA_NOW);
   cr_assert_eq(conn_int(c, "SELECT count(*) FROM snapstore_meta"), 2);
+  cr_assert_eq(conn_int(c, "SELECT count(*) FROM pg_class WHERE relname IN ('carts_keys', "
+                           "'carts_dicts', 'snapshots_keys', 'snapshots_dicts')"),
+               4);
   drop_database(&f, c, db);
+}
+
+Test(postgres, the_version_2_dump_restores_upgrades_and_its_snapshots_load) {
+  dump_restores_and_upgrades("postgres-v2.sql", "v2dump");
+}
+
+Test(postgres, the_version_3_dump_restores_upgrades_and_its_snapshots_load) {
+  dump_restores_and_upgrades("postgres-v3.sql", "v3dump");
 }
 
 /* A store opened only to read never upgrades: a version 1 database is

@@ -14,34 +14,12 @@ static int64_t page_limit(size_t limit) {
   return limit > (size_t)INT64_MAX ? INT64_MAX : (int64_t)limit;
 }
 
-/* One result and one read position per shard, zeroed. */
-static int per_shard(snap_pg *b, PGresult ***r, int **at) {
-  *r = b->host->malloc((size_t)b->nshards * sizeof **r);
-  *at = b->host->malloc((size_t)b->nshards * sizeof **at);
-  if (*r == NULL || *at == NULL) {
-    b->host->free(*r);
-    b->host->free(*at);
-    return b->host->error(SNAP_ENOMEM, "postgres backend: out of memory");
-  }
-  memset(*r, 0, (size_t)b->nshards * sizeof **r);
-  memset(*at, 0, (size_t)b->nshards * sizeof **at);
-  return SNAP_OK;
-}
-
-/* Frees what per_shard() made and the results in it. */
-static void per_shard_free(snap_pg *b, PGresult **r, int *at) {
-  for (int s = 0; s < b->nshards; s++)
-    PQclear(r[s]);
-  b->host->free(r);
-  b->host->free(at);
-}
-
 int snap__pg_list_pids(void *self, const char *after, size_t limit, snap_backend_pid_emit emit,
                        void *ctx) {
   snap_pg *b = self;
   PGresult **r;
   int *at;
-  if (per_shard(b, &r, &at) != SNAP_OK)
+  if (snap__pg_per_shard(b, &r, &at) != SNAP_OK)
     return SNAP_ENOMEM;
   char lim[8];
   snap__pg_put64(lim, page_limit(limit));
@@ -64,7 +42,7 @@ int snap__pg_list_pids(void *self, const char *after, size_t limit, snap_backend
     e = emit(ctx, PQgetvalue(r[best], at[best], 0));
     at[best]++;
   }
-  per_shard_free(b, r, at);
+  snap__pg_per_shard_free(b, r, at);
   return e;
 }
 
@@ -98,7 +76,7 @@ int snap__pg_list_rows(void *self, const char *pid, const char *after_pid, int64
   int last = pid ? first + 1 : b->nshards;
   PGresult **r;
   int *at;
-  if (per_shard(b, &r, &at) != SNAP_OK)
+  if (snap__pg_per_shard(b, &r, &at) != SNAP_OK)
     return SNAP_ENOMEM;
   int e = SNAP_OK;
   for (int s = first; s < last && e == SNAP_OK; s++)
@@ -124,7 +102,7 @@ int snap__pg_list_rows(void *self, const char *pid, const char *after_pid, int64
              snap__pg_get64(PQgetvalue(x, i, 2)), PQgetvalue(x, i, 3),
              (size_t)PQgetlength(x, i, 3));
   }
-  per_shard_free(b, r, at);
+  snap__pg_per_shard_free(b, r, at);
   return e;
 }
 

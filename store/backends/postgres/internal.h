@@ -7,6 +7,9 @@
  *   schema.c    the schema's version and its numbered upgrade steps
  *   admin.c     ABI version 2: enumeration and conditional replace
  *   settings.c  ABI version 2: settings kept with the data set
+ *   exec.c      statements with binary parameters outside the prepared set
+ *   keys.c      ABI version 4: the key table of envelope encryption
+ *   dicts.c     ABI version 4: the dictionary table of zstd compression
  * The schema, the slice function and the fault semantics are in docs/POSTGRES.md.
  * Nothing here is installed; like a third-party backend, this folder sees
  * only the backend ABI (snap/sys/backend.h) and the public headers. */
@@ -24,9 +27,17 @@
 
 /** The schema version this code writes (snapstore_meta, 'schema_version:<table>'):
  *  the number of the last upgrade step of schema.c, which lists them. */
-#define SNAP_PG_SCHEMA_VERSION 3
+#define SNAP_PG_SCHEMA_VERSION 5
 /** PostgreSQL identifiers are at most 63 bytes. */
 #define SNAP_PG_TABLE_MAX 63
+/** Type OIDs of parameters (pg_type.h is a server header). */
+#define SNAP_PG_OID_BYTEA 17
+#define SNAP_PG_OID_INT8 20
+#define SNAP_PG_OID_INT4 23
+#define SNAP_PG_OID_TEXT 25
+#define SNAP_PG_OID_BYTEA_ARRAY 1001
+#define SNAP_PG_OID_TEXT_ARRAY 1009
+#define SNAP_PG_OID_INT8_ARRAY 1016
 /** The number of slices; fixed forever (docs/POSTGRES.md). */
 #define SNAP_PG_SLICES 1024u
 
@@ -73,6 +84,8 @@ typedef struct snap_pg_shard {
 typedef struct snap_pg {
   const snap_host *host;
   char table[SNAP_PG_TABLE_MAX + 1];
+  char keys[SNAP_PG_TABLE_MAX + 1];  /* the key table: "<table>_keys" (docs/POSTGRES.md) */
+  char dicts[SNAP_PG_TABLE_MAX + 1]; /* the dictionary table: "<table>_dicts" */
   int pool_size;
   int connect_ms;
   int statement_ms; /* 0: no statement timeout and no client deadline */
@@ -162,6 +175,71 @@ int snap__pg_list_pids(void *self, const char *after, size_t limit, snap_backend
 int snap__pg_list_rows(void *self, const char *pid, const char *after_pid, int64_t after_seq,
                        size_t limit, snap_backend_row_emit emit, void *ctx);
 int snap__pg_replace(void *self, snap_backend_swap *swaps, size_t n);
+
+/* ---- exec.c ---- */
+
+/** One statement with binary parameters (at most SNAP_PG_MAX_PARAMS; a NULL
+ *  value is SQL NULL) of the given types. */
+#define SNAP_PG_MAX_PARAMS 8
+typedef struct snap_pg_stmt_args {
+  const char *sql;
+  int n;
+  const Oid *types;
+  const char *const *values;
+  const int *lengths;
+} snap_pg_stmt_args;
+
+/** Runs `n` statements as one pipeline segment on shard `s` (in BEGIN ...
+ *  COMMIT when `txn`), binary results. The result of statement `keep` (-1:
+ *  none; it must return rows) goes to `*out` for the caller to PQclear().
+ *  With `retry` (reads), a connection lost under it is retried once on a
+ *  fresh one. A lost connection after a COMMIT was sent is SNAP_EIO saying
+ *  the outcome is unknown. */
+int snap__pg_run(snap_pg *b, int s, const snap_pg_stmt_args *st, int n, bool txn, int keep,
+                 bool retry, PGresult **out);
+/** The names of the key and dictionary tables of the data set (b->keys,
+ *  b->dicts): "<table>_keys" and "<table>_dicts", or for a table name too
+ *  long for the suffix, its first 48 bytes, '_', the FNV-1a of the whole
+ *  name in 8 hex digits, and the suffix. */
+void snap__pg_side_names(snap_pg *b);
+
+/** A one-dimensional array parameter in binary form, built element by
+ *  element (exec.c). */
+typedef struct snap_pg_array {
+  char *buf;
+  size_t len, cap;
+  uint32_t n;
+  Oid elem;
+  bool failed; /* out of memory */
+} snap_pg_array;
+void snap__pg_array_start(snap_pg_array *a, Oid elem);
+void snap__pg_array_add(const snap_pg *b, snap_pg_array *a, const void *v, size_t len);
+/** Ends the array (writes its length); false when memory ran out. */
+bool snap__pg_array_end(const snap_pg *b, snap_pg_array *a);
+void snap__pg_array_free(const snap_pg *b, snap_pg_array *a);
+
+/** One result and one read position per shard, zeroed (a merge of the
+ *  shards' pages); freed with snap__pg_per_shard_free(), results included. */
+int snap__pg_per_shard(snap_pg *b, PGresult ***r, int **at);
+void snap__pg_per_shard_free(snap_pg *b, PGresult **r, int *at);
+
+/* ---- keys.c ---- */
+
+const char *snap__pg_dataset(void *self);
+int snap__pg_key_get(void *self, const char *unit, snap_backend_key_emit emit, void *ctx);
+int snap__pg_key_create(void *self, const snap_backend_key *k, snap_backend_key_emit emit,
+                        void *ctx);
+int snap__pg_key_forget(void *self, const char *unit, uint32_t *generation);
+int snap__pg_key_list(void *self, const char *after, size_t limit, snap_backend_key_emit emit,
+                      void *ctx);
+int snap__pg_key_rewrap(void *self, snap_backend_key_swap *swaps, size_t n);
+
+/* ---- dicts.c ---- */
+
+int snap__pg_dict_put(void *self, const snap_backend_dict *d);
+int snap__pg_dict_get(void *self, uint32_t id, const char *name, snap_backend_dict_emit emit,
+                      void *ctx);
+int snap__pg_dict_remove(void *self, uint32_t id);
 
 /* ---- put.c ---- */
 

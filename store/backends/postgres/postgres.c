@@ -115,6 +115,7 @@ static int pg_open(void **self, snap_conf *config, unsigned flags, const snap_ho
   int e = parse_config(b, config);
   if (e == SNAP_OK) {
     b->lock_class = snap__pg_fnv1a(b->table);
+    snap__pg_side_names(b);
     e = snap__pg_build_sql(b);
   }
   if (e != SNAP_OK) {
@@ -298,6 +299,15 @@ static const snap_backend pg_backend = {
     /* ABI 4 */
     .put4 = snap__pg_put4,
     .load4 = pg_load4,
+    .dataset = snap__pg_dataset,
+    .key_get = snap__pg_key_get,
+    .key_create = snap__pg_key_create,
+    .key_forget = snap__pg_key_forget,
+    .key_list = snap__pg_key_list,
+    .key_rewrap = snap__pg_key_rewrap,
+    .dict_put = snap__pg_dict_put,
+    .dict_get = snap__pg_dict_get,
+    .dict_remove = snap__pg_dict_remove,
 };
 
 const snap_backend *snap_backend_postgres(void) { return &pg_backend; }

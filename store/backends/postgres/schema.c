@@ -48,22 +48,47 @@ static const char *const step_manifest[] = {
     NULL,
 };
 
+/* Step 4: the key table of envelope encryption (keys.c): one row per shred
+ * unit of this shard, its wrapped data key or, once forgotten, a tombstone.
+ * Units sort in byte order, as pids do. */
+static const char *const step_keys[] = {
+    "CREATE TABLE IF NOT EXISTS \"%s\" (unit text COLLATE \"C\" PRIMARY KEY, generation bigint "
+    "NOT NULL, master_version bigint NOT NULL, wrapped bytea)",
+    NULL,
+};
+
+/* Step 5: the dictionary table of zstd compression (dicts.c): one row per
+ * trained dictionary, its bytes sealed like a body; the same rows on every
+ * shard. */
+static const char *const step_dicts[] = {
+    "CREATE TABLE IF NOT EXISTS \"%s\" (id bigint PRIMARY KEY, name text NOT NULL UNIQUE, "
+    "created bigint NOT NULL, body bytea NOT NULL)",
+    NULL,
+};
+
+/* The table a step's templates name. */
+enum { ON_DATA, ON_KEYS, ON_DICTS };
+
 /* One upgrade step, from `version - 1` to `version`: statements run in the
- * upgrade transaction, each a template whose every %s is the table's name.
- * Each must be idempotent (IF NOT EXISTS, ADD COLUMN IF NOT EXISTS...) and
- * none may end the transaction. */
+ * upgrade transaction, each a template whose every %s is the name of the
+ * step's table (`on`: the data table, the key table or the dictionary
+ * table). Each must be idempotent (IF NOT EXISTS, ADD COLUMN IF NOT
+ * EXISTS...) and none may end the transaction. */
 typedef struct schema_step {
   int version;
   const char *what;
   const char *const *sql;
+  int on;
 } schema_step;
 
 /* Append a step here, numbered one more than the last, and raise
  * SNAP_PG_SCHEMA_VERSION to it (internal.h; docs/POSTGRES.md). */
 static const schema_step steps[] = {
-    {1, "create the data table and snapstore_meta", step_tables},
-    {2, "create snapstore_settings", step_settings},
-    {3, "add the manifest column", step_manifest},
+    {1, "create the data table and snapstore_meta", step_tables, ON_DATA},
+    {2, "create snapstore_settings", step_settings, ON_DATA},
+    {3, "add the manifest column", step_manifest, ON_DATA},
+    {4, "create the key table of envelope encryption", step_keys, ON_KEYS},
+    {5, "create the dictionary table of zstd compression", step_dicts, ON_DICTS},
 };
 
 #define STEP_COUNT ((int)(sizeof steps / sizeof steps[0]))
@@ -73,10 +98,13 @@ _Static_assert(sizeof steps / sizeof steps[0] == SNAP_PG_SCHEMA_VERSION,
 
 /* The version of the data set in this database as the upgrade transaction
  * reads it: 0 when one of its tables is missing (or no version is recorded),
- * otherwise the recorded value. $1 is the version row's name. */
+ * otherwise the recorded value. The key and dictionary tables count from
+ * the version that creates them. $1 is the version row's name. */
 static const char version_tpl[] =
     "SELECT CASE WHEN to_regclass('\"%s\"') IS NULL OR to_regclass('snapstore_settings') IS NULL "
-    "THEN 0 ELSE COALESCE((SELECT value FROM snapstore_meta WHERE name = $1), 0) END";
+    "THEN 0 ELSE COALESCE((SELECT CASE WHEN (value >= 4 AND to_regclass('\"%s\"') IS NULL) OR "
+    "(value >= 5 AND to_regclass('\"%s\"') IS NULL) THEN 0 ELSE value END FROM snapstore_meta "
+    "WHERE name = $1), 0) END";
 
 /* Records the version reached. Raises an older known version only: a newer
  * or an unknown one stays for the checks of snap__pg_schema() to refuse. */
@@ -85,17 +113,20 @@ static const char record_tpl[] =
     "UPDATE SET value = EXCLUDED.value WHERE snapstore_meta.value BETWEEN 1 AND EXCLUDED.value";
 
 /* The read-only look: which tables exist (`*tables`: 1 the data table and
- * snapstore_meta, 2 snapstore_settings) and, when the first two do, the data
- * set's recorded version (-1: none). */
+ * snapstore_meta, 2 snapstore_settings, 4 the key table, 8 the dictionary
+ * table) and, when the first two do, the data set's recorded version (-1:
+ * none). */
 static int schema_look(snap_pg *b, int s, snap_pg_conn *c, int64_t deadline, const char *key,
                        int64_t *tables, int64_t *version) {
-  char regclass[SNAP_PG_TABLE_MAX + 8];
+  char regclass[SNAP_PG_TABLE_MAX + 8], sql[512];
   snprintf(regclass, sizeof regclass, "\"%s\"", b->table);
-  int e = snap__pg_send_text(b, s, c,
-                             "SELECT (to_regclass('snapstore_meta') IS NOT NULL AND to_regclass($1) "
-                             "IS NOT NULL)::int + 2 * (to_regclass('snapstore_settings') IS NOT "
-                             "NULL)::int",
-                             regclass);
+  snprintf(sql, sizeof sql,
+           "SELECT (to_regclass('snapstore_meta') IS NOT NULL AND to_regclass($1) IS NOT "
+           "NULL)::int + 2 * (to_regclass('snapstore_settings') IS NOT NULL)::int + 4 * "
+           "(to_regclass('\"%s\"') IS NOT NULL)::int + 8 * (to_regclass('\"%s\"') IS NOT "
+           "NULL)::int",
+           b->keys, b->dicts);
+  int e = snap__pg_send_text(b, s, c, sql, regclass);
   if (e == SNAP_OK)
     e = snap__pg_sync(b, s, c);
   if (e == SNAP_OK)
@@ -127,8 +158,11 @@ static int send_steps(snap_pg *b, int s, snap_pg_conn *c, const char *key, int64
   for (int i = 0; i < STEP_COUNT && e == SNAP_OK; i++) {
     if (steps[i].version <= from)
       continue;
+    const char *name = steps[i].on == ON_KEYS    ? b->keys
+                       : steps[i].on == ON_DICTS ? b->dicts
+                                                 : b->table;
     for (const char *const *t = steps[i].sql; *t != NULL && e == SNAP_OK; t++) {
-      snprintf(sql, sizeof sql, *t, b->table, b->table);
+      snprintf(sql, sizeof sql, *t, name, name);
       e = snap__pg_send_text(b, s, c, sql, NULL);
     }
   }
@@ -154,8 +188,8 @@ static int newer(snap_pg *b, int s, int64_t version) {
  * goes to `*version`. */
 static int upgrade(snap_pg *b, int s, snap_pg_conn *c, int64_t deadline, const char *key,
                    int64_t *version) {
-  char sql[512];
-  snprintf(sql, sizeof sql, version_tpl, b->table);
+  char sql[768];
+  snprintf(sql, sizeof sql, version_tpl, b->table, b->keys, b->dicts);
   const char *head[] = {
       "BEGIN",
       "SELECT pg_advisory_xact_lock(" SCHEMA_LOCK_KEY ")",
@@ -189,7 +223,7 @@ int snap__pg_schema(snap_pg *b, int s, snap_pg_conn *c) {
   int e = schema_look(b, s, c, deadline, key, &tables, &version);
   if (e == SNAP_OK && version > SNAP_PG_SCHEMA_VERSION)
     return newer(b, s, version);
-  bool current = tables == 3 && version == SNAP_PG_SCHEMA_VERSION;
+  bool current = tables == 15 && version == SNAP_PG_SCHEMA_VERSION;
   /* Opened to read an existing store: create or upgrade nothing. */
   if (e == SNAP_OK && b->no_create && version >= 1 && version < SNAP_PG_SCHEMA_VERSION)
     return b->host->error(SNAP_EFORMAT,

@@ -15,11 +15,10 @@
 
 #include "internal.h"
 
-/* Type OIDs of the parameters (pg_type.h is a server header). */
-#define OID_INT8 20
-#define OID_INT4 23
-#define OID_TEXT 25
-#define OID_BYTEA 17
+#define OID_INT8 SNAP_PG_OID_INT8
+#define OID_INT4 SNAP_PG_OID_INT4
+#define OID_TEXT SNAP_PG_OID_TEXT
+#define OID_BYTEA SNAP_PG_OID_BYTEA
 
 static const char *const stmt_names[PG_STMT_COUNT] = {
     [PG_BEGIN] = "snap_begin",   [PG_COMMIT] = "snap_commit", [PG_ROLLBACK] = "snap_rollback",

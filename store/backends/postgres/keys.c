@@ -1,0 +1,304 @@
+/* The "postgres" backend's key table (backend ABI version 4): the wrapped
+ * data keys of envelope encryption, one row per shred unit in "<table>_keys"
+ * (schema step 4) on the unit's shard: the shard its name would have as a
+ * pid (docs/POSTGRES.md "Key and dictionary tables"). A separate key store is
+ * this backend opened again on other databases, with the same rules.
+ *
+ * Every write commits before it returns (synchronous_commit as configured on
+ * the server), so a key is durable before any body sealed with it can be
+ * saved. Enumeration merges the shards' pages in byte order of the unit
+ * (COLLATE "C"); a rewrap page is one statement per shard, its records in
+ * array parameters, the shards' statements in flight together. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* The columns every read selects, in this order. */
+#define COLS "unit, generation, master_version, wrapped"
+
+const char *snap__pg_dataset(void *self) { return ((snap_pg *)self)->table; }
+
+static int shard_of_unit(const snap_pg *b, const char *unit) {
+  return snap__pg_shard_of(snap__pg_slice(unit), b->nshards);
+}
+
+/* Checks the shape of a result of COLS. */
+static int check_rows(snap_pg *b, int s, const PGresult *r) {
+  for (int i = 0; i < PQntuples(r); i++)
+    if (PQnfields(r) != 4 || PQgetlength(r, i, 1) != 8 || PQgetlength(r, i, 2) != 8 ||
+        PQgetisnull(r, i, 0))
+      return b->host->error(SNAP_EFORMAT, "postgres %s table \"%s\": unexpected key row shape",
+                            b->shards[s].label, b->keys);
+  return SNAP_OK;
+}
+
+/* Emits row i of a result of COLS. */
+static int emit_row(const PGresult *r, int i, snap_backend_key_emit emit, void *ctx) {
+  snap_backend_key k = {PQgetvalue(r, i, 0), (uint32_t)snap__pg_get64(PQgetvalue(r, i, 1)),
+                        (uint32_t)snap__pg_get64(PQgetvalue(r, i, 2)), NULL, 0};
+  if (!PQgetisnull(r, i, 3)) {
+    k.wrapped = (const uint8_t *)PQgetvalue(r, i, 3);
+    k.wrapped_len = (size_t)PQgetlength(r, i, 3);
+  }
+  return emit(ctx, &k);
+}
+
+/* ---- reads ----------------------------------------------------------------- */
+
+int snap__pg_key_get(void *self, const char *unit, snap_backend_key_emit emit, void *ctx) {
+  snap_pg *b = self;
+  int s = shard_of_unit(b, unit);
+  char sql[256];
+  snprintf(sql, sizeof sql, "SELECT " COLS " FROM \"%s\" WHERE unit = $1", b->keys);
+  static const Oid types[1] = {SNAP_PG_OID_TEXT};
+  const char *vals[1] = {unit};
+  int lens[1] = {(int)strlen(unit)};
+  snap_pg_stmt_args a = {sql, 1, types, vals, lens};
+  PGresult *r = NULL;
+  int e = snap__pg_run(b, s, &a, 1, false, 0, true, &r);
+  if (e == SNAP_OK)
+    e = check_rows(b, s, r);
+  for (int i = 0; e == SNAP_OK && i < PQntuples(r) && i < 1; i++)
+    e = emit_row(r, i, emit, ctx);
+  PQclear(r);
+  return e;
+}
+
+int snap__pg_key_list(void *self, const char *after, size_t limit, snap_backend_key_emit emit,
+                      void *ctx) {
+  snap_pg *b = self;
+  char sql[256], lim[8];
+  snprintf(sql, sizeof sql,
+           "SELECT " COLS " FROM \"%s\" WHERE unit > $1 ORDER BY unit LIMIT $2", b->keys);
+  snap__pg_put64(lim, limit > (size_t)INT64_MAX ? INT64_MAX : (int64_t)limit);
+  static const Oid types[2] = {SNAP_PG_OID_TEXT, SNAP_PG_OID_INT8};
+  const char *vals[2] = {after ? after : "", lim}; /* '' sorts before every unit */
+  int lens[2] = {(int)strlen(vals[0]), 8};
+  snap_pg_stmt_args a = {sql, 2, types, vals, lens};
+  PGresult **r;
+  int *at;
+  if (snap__pg_per_shard(b, &r, &at) != SNAP_OK)
+    return SNAP_ENOMEM;
+  int e = SNAP_OK;
+  for (int s = 0; s < b->nshards && e == SNAP_OK; s++)
+    if ((e = snap__pg_run(b, s, &a, 1, false, 0, true, &r[s])) == SNAP_OK)
+      e = check_rows(b, s, r[s]);
+  /* Merge: a unit lives on one shard, so nothing repeats. */
+  for (size_t n = 0; n < limit && e == SNAP_OK; n++) {
+    int best = -1;
+    for (int s = 0; s < b->nshards; s++)
+      if (at[s] < PQntuples(r[s]) &&
+          (best < 0 || strcmp(PQgetvalue(r[s], at[s], 0), PQgetvalue(r[best], at[best], 0)) < 0))
+        best = s;
+    if (best < 0)
+      break;
+    e = emit_row(r[best], at[best]++, emit, ctx);
+  }
+  snap__pg_per_shard_free(b, r, at);
+  return e;
+}
+
+/* ---- writes ---------------------------------------------------------------- */
+
+int snap__pg_key_create(void *self, const snap_backend_key *k, snap_backend_key_emit emit,
+                        void *ctx) {
+  snap_pg *b = self;
+  if (k->wrapped == NULL || k->generation == 0)
+    return b->host->error(SNAP_EINVAL,
+                          "postgres backend: a new key needs a record and a generation");
+  int s = shard_of_unit(b, k->unit);
+  char sql[512], gen[8], mv[8];
+  /* Insert, or revive a tombstone of an older generation; a live key or a
+   * newer record stays (the read below then returns it). */
+  snprintf(sql, sizeof sql,
+           "INSERT INTO \"%s\" AS k (" COLS ") VALUES ($1, $2, $3, $4) ON CONFLICT (unit) DO "
+           "UPDATE SET generation = EXCLUDED.generation, master_version = "
+           "EXCLUDED.master_version, wrapped = EXCLUDED.wrapped WHERE k.wrapped IS NULL AND "
+           "k.generation < EXCLUDED.generation",
+           b->keys);
+  snap__pg_put64(gen, k->generation);
+  snap__pg_put64(mv, k->master_version);
+  static const Oid types[4] = {SNAP_PG_OID_TEXT, SNAP_PG_OID_INT8, SNAP_PG_OID_INT8,
+                               SNAP_PG_OID_BYTEA};
+  const char *vals[4] = {k->unit, gen, mv, (const char *)k->wrapped};
+  int lens[4] = {(int)strlen(k->unit), 8, 8, (int)k->wrapped_len};
+  snap_pg_stmt_args a = {sql, 4, types, vals, lens};
+  int e = snap__pg_run(b, s, &a, 1, false, -1, false, NULL);
+  /* Read back what stands now: committed, so another writer's key is final too. */
+  return e == SNAP_OK ? snap__pg_key_get(b, k->unit, emit, ctx) : e;
+}
+
+int snap__pg_key_forget(void *self, const char *unit, uint32_t *generation) {
+  snap_pg *b = self;
+  int s = shard_of_unit(b, unit);
+  char ins[256], sel[256], upd[256];
+  /* A unit without a record gets a tombstone of generation 0; the row is
+   * then locked, read as it was, and emptied, in one transaction. */
+  snprintf(ins, sizeof ins,
+           "INSERT INTO \"%s\" (" COLS ") VALUES ($1, 0, 0, NULL) ON CONFLICT (unit) DO NOTHING",
+           b->keys);
+  snprintf(sel, sizeof sel,
+           "SELECT generation, wrapped IS NOT NULL FROM \"%s\" WHERE unit = $1 FOR UPDATE",
+           b->keys);
+  snprintf(upd, sizeof upd,
+           "UPDATE \"%s\" SET wrapped = NULL, master_version = 0 WHERE unit = $1", b->keys);
+  static const Oid types[1] = {SNAP_PG_OID_TEXT};
+  const char *vals[1] = {unit};
+  int lens[1] = {(int)strlen(unit)};
+  snap_pg_stmt_args a[3] = {
+      {ins, 1, types, vals, lens}, {sel, 1, types, vals, lens}, {upd, 1, types, vals, lens}};
+  PGresult *r = NULL;
+  int e = snap__pg_run(b, s, a, 3, true, 1, false, &r);
+  if (e == SNAP_OK && (PQntuples(r) != 1 || PQnfields(r) != 2 || PQgetlength(r, 0, 0) != 8 ||
+                       PQgetlength(r, 0, 1) != 1))
+    e = b->host->error(SNAP_EFORMAT, "postgres %s table \"%s\": unexpected key row shape",
+                       b->shards[s].label, b->keys);
+  if (e == SNAP_OK) {
+    if (generation)
+      *generation = (uint32_t)snap__pg_get64(PQgetvalue(r, 0, 0));
+    e = PQgetvalue(r, 0, 1)[0] != 0 ? 1 : 0;
+  }
+  PQclear(r);
+  return e;
+}
+
+/* ---- rewrap ---------------------------------------------------------------- */
+
+/* The swaps of one shard in array parameters: unit, generation, expected
+ * master version, new master version, new record, and the index in the
+ * caller's array. */
+typedef struct shard_page {
+  snap_pg_array col[6];
+  int count;
+} shard_page;
+
+static const Oid page_types[6] = {SNAP_PG_OID_TEXT_ARRAY, SNAP_PG_OID_INT8_ARRAY,
+                                  SNAP_PG_OID_INT8_ARRAY, SNAP_PG_OID_INT8_ARRAY,
+                                  SNAP_PG_OID_BYTEA_ARRAY, SNAP_PG_OID_INT8_ARRAY};
+
+static bool page_build(snap_pg *b, int s, const snap_backend_key_swap *sw, size_t n,
+                       shard_page *p) {
+  static const Oid elems[6] = {SNAP_PG_OID_TEXT, SNAP_PG_OID_INT8, SNAP_PG_OID_INT8,
+                               SNAP_PG_OID_INT8, SNAP_PG_OID_BYTEA, SNAP_PG_OID_INT8};
+  for (int c = 0; c < 6; c++)
+    snap__pg_array_start(&p->col[c], elems[c]);
+  p->count = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (shard_of_unit(b, sw[i].unit) != s)
+      continue;
+    char v[4][8];
+    snap__pg_put64(v[0], sw[i].generation);
+    snap__pg_put64(v[1], sw[i].expected_master);
+    snap__pg_put64(v[2], sw[i].master_version);
+    snap__pg_put64(v[3], (int64_t)i);
+    snap__pg_array_add(b, &p->col[0], sw[i].unit, strlen(sw[i].unit));
+    for (int c = 1; c < 4; c++)
+      snap__pg_array_add(b, &p->col[c], v[c - 1], 8);
+    snap__pg_array_add(b, &p->col[4], sw[i].wrapped ? (const char *)sw[i].wrapped : "",
+                       sw[i].wrapped_len);
+    snap__pg_array_add(b, &p->col[5], v[3], 8);
+    p->count++;
+  }
+  bool ok = true;
+  for (int c = 0; c < 6; c++)
+    ok &= snap__pg_array_end(b, &p->col[c]);
+  return ok;
+}
+
+/* Sends the page's statement on `c` (its own segment: one implicit transaction). */
+static int page_send(snap_pg *b, int s, snap_pg_conn *c, const shard_page *p) {
+  char sql[1024];
+  snprintf(sql, sizeof sql,
+           "WITH v AS (SELECT * FROM unnest($1::text[], $2::int8[], $3::int8[], $4::int8[], "
+           "$5::bytea[], $6::int8[]) AS v(unit, gen, em, mv, w, i)), "
+           "u AS (UPDATE \"%s\" k SET wrapped = v.w, master_version = v.mv FROM v WHERE k.unit = "
+           "v.unit AND k.generation = v.gen AND k.master_version = v.em AND k.wrapped IS NOT "
+           "NULL RETURNING v.i) "
+           "SELECT v.i, u.i IS NOT NULL, k2.unit IS NOT NULL FROM v LEFT JOIN u ON u.i = v.i "
+           "LEFT JOIN \"%s\" k2 ON k2.unit = v.unit",
+           b->keys, b->keys);
+  const char *vals[6];
+  int lens[6];
+  static const int formats[6] = {1, 1, 1, 1, 1, 1};
+  for (int i = 0; i < 6; i++) {
+    vals[i] = p->col[i].buf;
+    lens[i] = (int)p->col[i].len;
+  }
+  if (!PQsendQueryParams(c->pg, sql, 6, page_types, vals, lens, formats, 1))
+    return snap__pg_conn_error(b, s, c, "send");
+  return snap__pg_sync(b, s, c);
+}
+
+/* Reads the page's answer: (index, done, present) per swap. */
+static int page_read(snap_pg *b, int s, snap_pg_conn *c, snap_backend_key_swap *sw, size_t n) {
+  int64_t deadline = snap__pg_deadline(b);
+  PGresult *r;
+  int e = snap__pg_next(b, s, c, deadline, &r);
+  if (e != SNAP_OK)
+    return e;
+  if (PQresultStatus(r) != PGRES_TUPLES_OK)
+    e = snap__pg_result_error(b, s, r, "rewrap");
+  for (int i = 0; e == SNAP_OK && i < PQntuples(r); i++) {
+    if (PQnfields(r) != 3 || PQgetlength(r, i, 0) != 8 || PQgetlength(r, i, 1) != 1 ||
+        PQgetlength(r, i, 2) != 1) {
+      e = b->host->error(SNAP_EFORMAT, "postgres %s: unexpected rewrap result shape",
+                         b->shards[s].label);
+      break;
+    }
+    int64_t at = snap__pg_get64(PQgetvalue(r, i, 0));
+    if (at < 0 || (size_t)at >= n)
+      continue;
+    sw[at].outcome = PQgetvalue(r, i, 1)[0]   ? SNAP_SWAP_DONE
+                     : PQgetvalue(r, i, 2)[0] ? SNAP_SWAP_CHANGED
+                                              : SNAP_SWAP_GONE;
+  }
+  PQclear(r);
+  int d = snap__pg_drain(b, s, c, deadline);
+  if (d != SNAP_OK && e == SNAP_OK)
+    e = b->host->error(SNAP_EIO,
+                       "postgres %s: the connection was lost before a rewrap was acknowledged: "
+                       "the outcome is unknown (rewrapping again is safe)",
+                       b->shards[s].label);
+  return e;
+}
+
+int snap__pg_key_rewrap(void *self, snap_backend_key_swap *sw, size_t n) {
+  snap_pg *b = self;
+  for (size_t i = 0; i < n; i++)
+    sw[i].outcome = SNAP_SWAP_GONE;
+  shard_page *pages = b->host->malloc((size_t)b->nshards * sizeof *pages);
+  snap_pg_conn **conn = b->host->malloc((size_t)b->nshards * sizeof *conn);
+  if (pages == NULL || conn == NULL) {
+    b->host->free(pages);
+    b->host->free(conn);
+    return b->host->error(SNAP_ENOMEM, "postgres backend: out of memory");
+  }
+  memset(conn, 0, (size_t)b->nshards * sizeof *conn);
+  int e = SNAP_OK;
+  /* Every shard's statement is sent before any answer is read: the shards
+   * work on their parts at the same time. */
+  for (int s = 0; s < b->nshards; s++) {
+    bool built = page_build(b, s, sw, n, &pages[s]);
+    if (e != SNAP_OK || pages[s].count == 0)
+      continue;
+    if (!built)
+      e = b->host->error(SNAP_ENOMEM, "postgres backend: out of memory");
+    else if ((e = snap__pg_acquire(b, s, &conn[s])) == SNAP_OK)
+      e = page_send(b, s, conn[s], &pages[s]);
+  }
+  for (int s = 0; s < b->nshards; s++) {
+    if (conn[s] != NULL) {
+      int r = conn[s]->broken ? SNAP_OK : page_read(b, s, conn[s], sw, n);
+      if (e == SNAP_OK)
+        e = r;
+      snap__pg_release(b, s, conn[s]);
+    }
+    for (int c = 0; c < 6; c++)
+      snap__pg_array_free(b, &pages[s].col[c]);
+  }
+  b->host->free(pages);
+  b->host->free(conn);
+  return e;
+}
