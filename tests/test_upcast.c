@@ -9,6 +9,7 @@
 
 #include "snap/store.h"
 #include "snap/sys/backend.h"
+#include "upcast_util.h"
 
 static snap_store *open_memory(void) {
   snap_store *st = NULL;
@@ -21,26 +22,6 @@ static void save_as(snap_store *st, const char *pid, int64_t seq, const char *st
   snap_save_req r = {pid, seq, SNAP_TIMESTAMP_AUTO, SNAP_FORMAT_JSON, state, strlen(state), NULL};
   snap_save_ext x = {.manifest = manifest, .metadata = "m", .metadata_len = 1};
   cr_assert_eq(snap_save_ex(st, &r, &x, NULL), SNAP_OK, "%s", snap_error_message());
-}
-
-/* Wraps the state: {"v<to's version>": <state>}, so each step shows. */
-static int wrap(void *ud, const char *from, const char *to, snap_format fmt, const uint8_t *state,
-                size_t len, snap_buf *out, snap_format *out_fmt) {
-  int *calls = ud;
-  (*calls)++;
-  (void)from;
-  cr_assert_eq(fmt, SNAP_FORMAT_JSON);
-  const char *v = strchr(to, '/');
-  char head[32];
-  int n = snprintf(head, sizeof head, "{\"v%s\":", v ? v + 1 : "?");
-  if (snap_buf_reserve(out, (size_t)n + len + 1) != SNAP_OK)
-    return SNAP_ENOMEM;
-  memcpy(out->data, head, (size_t)n);
-  memcpy(out->data + n, state, len);
-  out->data[n + len] = '}';
-  out->len = (size_t)n + len + 1;
-  *out_fmt = SNAP_FORMAT_JSON;
-  return SNAP_OK;
 }
 
 static int fails(void *ud, const char *from, const char *to, snap_format fmt,
@@ -69,8 +50,9 @@ static snap_snapshot *load_as(snap_store *st, const char *target, int want) {
 Test(upcast, one_step_brings_the_state_to_the_target_and_reports_both_manifests) {
   snap_store *st = open_memory();
   int calls = 0;
-  cr_assert_eq(snap_store_add_upcaster(st, "bank.Account/1", "bank.Account/2", wrap, &calls),
-               SNAP_OK);
+  cr_assert_eq(
+      snap_store_add_upcaster(st, "bank.Account/1", "bank.Account/2", st_upcast_wrap, &calls),
+      SNAP_OK);
   save_as(st, "acct", 1, "{\"balance\":10}", "bank.Account/1");
   snap_snapshot *s = load_as(st, "bank.Account/2", SNAP_OK);
   cr_assert_str_eq((const char *)s->data, "{\"v2\":{\"balance\":10}}");
@@ -90,9 +72,9 @@ Test(upcast, one_step_brings_the_state_to_the_target_and_reports_both_manifests)
 Test(upcast, three_steps_run_in_order) {
   snap_store *st = open_memory();
   int calls = 0;
-  cr_assert_eq(snap_store_add_upcaster(st, "T/3", "T/4", wrap, &calls), SNAP_OK);
-  cr_assert_eq(snap_store_add_upcaster(st, "T/1", "T/2", wrap, &calls), SNAP_OK);
-  cr_assert_eq(snap_store_add_upcaster(st, "T/2", "T/3", wrap, &calls), SNAP_OK);
+  cr_assert_eq(snap_store_add_upcaster(st, "T/3", "T/4", st_upcast_wrap, &calls), SNAP_OK);
+  cr_assert_eq(snap_store_add_upcaster(st, "T/1", "T/2", st_upcast_wrap, &calls), SNAP_OK);
+  cr_assert_eq(snap_store_add_upcaster(st, "T/2", "T/3", st_upcast_wrap, &calls), SNAP_OK);
   save_as(st, "acct", 1, "[0]", "T/1");
   snap_snapshot *s = load_as(st, "T/4", SNAP_OK);
   cr_assert_str_eq((const char *)s->data, "{\"v4\":{\"v3\":{\"v2\":[0]}}}");
@@ -105,8 +87,8 @@ Test(upcast, three_steps_run_in_order) {
 Test(upcast, a_missing_step_is_an_error_naming_it) {
   snap_store *st = open_memory();
   int calls = 0;
-  cr_assert_eq(snap_store_add_upcaster(st, "T/1", "T/2", wrap, &calls), SNAP_OK);
-  cr_assert_eq(snap_store_add_upcaster(st, "T/3", "T/4", wrap, &calls), SNAP_OK);
+  cr_assert_eq(snap_store_add_upcaster(st, "T/1", "T/2", st_upcast_wrap, &calls), SNAP_OK);
+  cr_assert_eq(snap_store_add_upcaster(st, "T/3", "T/4", st_upcast_wrap, &calls), SNAP_OK);
   save_as(st, "acct", 1, "[0]", "T/1");
   load_as(st, "T/4", SNAP_ENOTFOUND);
   cr_assert(strstr(snap_error_message(), "no upcaster from 'T/2'"), "%s", snap_error_message());
@@ -120,7 +102,7 @@ Test(upcast, a_missing_step_is_an_error_naming_it) {
 Test(upcast, a_failing_step_stops_the_load_with_its_reason) {
   snap_store *st = open_memory();
   int calls = 0;
-  cr_assert_eq(snap_store_add_upcaster(st, "T/1", "T/2", wrap, &calls), SNAP_OK);
+  cr_assert_eq(snap_store_add_upcaster(st, "T/1", "T/2", st_upcast_wrap, &calls), SNAP_OK);
   cr_assert_eq(snap_store_add_upcaster(st, "T/2", "T/3", fails, NULL), SNAP_OK);
   save_as(st, "acct", 1, "[0]", "T/1");
   load_as(st, "T/3", SNAP_EINVAL);
@@ -143,14 +125,14 @@ Test(upcast, output_that_is_not_valid_json_is_refused) {
 Test(upcast, loops_duplicates_and_bad_registrations_are_refused) {
   snap_store *st = open_memory();
   int calls = 0;
-  cr_assert_eq(snap_store_add_upcaster(st, "T/1", "T/2", wrap, &calls), SNAP_OK);
-  cr_assert_eq(snap_store_add_upcaster(st, "T/1", "T/3", wrap, &calls), SNAP_EINVAL);
+  cr_assert_eq(snap_store_add_upcaster(st, "T/1", "T/2", st_upcast_wrap, &calls), SNAP_OK);
+  cr_assert_eq(snap_store_add_upcaster(st, "T/1", "T/3", st_upcast_wrap, &calls), SNAP_EINVAL);
   cr_assert(strstr(snap_error_message(), "already has an upcaster (to 'T/2')"), "%s",
             snap_error_message());
-  cr_assert_eq(snap_store_add_upcaster(st, "T/5", "T/5", wrap, &calls), SNAP_EINVAL);
-  cr_assert_eq(snap_store_add_upcaster(st, "", "T/5", wrap, &calls), SNAP_EINVAL);
+  cr_assert_eq(snap_store_add_upcaster(st, "T/5", "T/5", st_upcast_wrap, &calls), SNAP_EINVAL);
+  cr_assert_eq(snap_store_add_upcaster(st, "", "T/5", st_upcast_wrap, &calls), SNAP_EINVAL);
   cr_assert_eq(snap_store_add_upcaster(st, "T/6", "T/7", NULL, NULL), SNAP_EINVAL);
-  cr_assert_eq(snap_store_add_upcaster(st, "T/2", "T/1", wrap, &calls), SNAP_OK);
+  cr_assert_eq(snap_store_add_upcaster(st, "T/2", "T/1", st_upcast_wrap, &calls), SNAP_OK);
   save_as(st, "acct", 1, "[0]", "T/1");
   load_as(st, "T/9", SNAP_EINVAL);
   cr_assert(strstr(snap_error_message(), "a loop?"), "%s", snap_error_message());

@@ -18,6 +18,8 @@ struct snap_plugin {
   /* From key files, for encryption [0] and integrity [1]; the caller's
    * keyring is only borrowed. */
   snap_keyring *own_keyring[2];
+  /* "upcasters": its library stays loaded until the store is closed. */
+  snap__upcasters upcasters;
 };
 
 /* Sizes in bytes: what a size_t holds, and a JSON integer can say. */
@@ -385,7 +387,9 @@ static int open_doc(snap_plugin *p, snap_conf *doc, snap_keyring *keyring, unsig
   if ((rc = snap_options_new(&p->options)) == SNAP_OK &&
       (rc = read_executor(doc, &exec_on, &ecfg)) == SNAP_OK &&
       (rc = read_observe(doc, &obs)) == SNAP_OK &&
-      (rc = read_options(doc, p->options, es)) == SNAP_OK && (rc = snap__conf_done(doc)) == SNAP_OK)
+      (rc = read_options(doc, p->options, es)) == SNAP_OK &&
+      (rc = snap__upcasters_read(doc, &p->upcasters)) == SNAP_OK &&
+      (rc = snap__conf_done(doc)) == SNAP_OK)
     /* The document is valid: only now read key files, and only then open the
      * store, so that a bad document or key file leaves no database behind. */
     rc = apply_keys(p, es, keyring);
@@ -404,10 +408,14 @@ static int open_doc(snap_plugin *p, snap_conf *doc, snap_keyring *keyring, unsig
       return snap_error_set(SNAP_ECONFIG, "backend: no backend named '%s' is registered", backend);
     return rc;
   }
+  /* Before the store: a missing library or symbol leaves no database behind. */
+  if ((rc = snap__upcasters_load(&p->upcasters)))
+    return rc;
   unsigned open_flags = (flags & SNAP_PLUGIN_NO_CREATE) ? SNAP_BACKEND_NO_CREATE : 0u;
   if ((rc = snap__store_open_conf(&p->store, b, &config, open_flags)))
     return rc;
-  if ((rc = snap_store_set_default_options(p->store, p->options)) ||
+  if ((rc = snap__upcasters_register(&p->upcasters, p->store)) ||
+      (rc = snap_store_set_default_options(p->store, p->options)) ||
       (rc = apply_observe(p->store, &obs)) ||
       (check && !(flags & SNAP_PLUGIN_NO_CHECK) && (rc = check_store(p->store))))
     return rc;
@@ -455,6 +463,7 @@ void snap_plugin_close(snap_plugin *p) {
     return;
   snap_executor_free(p->executor);
   snap_store_close(p->store);
+  snap__upcasters_unload(&p->upcasters);
   snap_options_free(p->options);
   snap_keyring_free(p->own_keyring[0]);
   snap_keyring_free(p->own_keyring[1]);

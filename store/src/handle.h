@@ -94,6 +94,16 @@ struct snap_store {
 /* Frees the store's upcasters (snap_store_close()). */
 void snap__upcasters_free(snap_store *st);
 
+/* Runs the registered upcasters from manifest `stored` to `target` on
+ * `state` (replaced by the last step's output, `*fmt` its format); messages
+ * start with "<verb> pid '<pid>' seq <seq>". Errors as for snap_load_as(). */
+int snap__upcast_chain(snap_store *st, const char *verb, const char *pid, int64_t seq,
+                       const char *stored, const char *target, snap_buf *state, snap_format *fmt);
+
+/* Whether the registered steps lead from `from` to `target` (a different
+ * manifest) in at most the chain's step bound. */
+bool snap__upcast_reaches(snap_store *st, const char *from, const char *target);
+
 /* ---- resolve.c ---- */
 
 /* Recomputes the options used when neither the call nor the resolver gives

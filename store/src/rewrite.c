@@ -25,17 +25,24 @@ static int rewrite_encode(snap_store *st, const snap_rewrite *it, snap_format fm
   return rc;
 }
 
+int snap__rewrite_item_check(const snap_rewrite *it, const char *verb) {
+  int rc = snap_pid_check(it->pid);
+  if (rc != SNAP_OK)
+    return rc;
+  if (it->seq < 0 || (it->body == NULL && it->body_len > 0))
+    return snap_error_set(SNAP_EINVAL, "%s pid '%s' seq %" PRId64 ": %s", verb, it->pid, it->seq,
+                          it->seq < 0 ? "seq is negative" : "body is NULL");
+  return SNAP_OK;
+}
+
 /* Decides and, when needed, re-encodes one item into `body`; `*swap` says
  * whether it goes to the backend. */
 static int prepare_one(snap_store *st, snap_rewrite *it, const snap_options *call, bool force,
                        snap_buf *state, snap_buf *body, bool *swap) {
   *swap = false;
-  int rc = snap_pid_check(it->pid);
+  int rc = snap__rewrite_item_check(it, "rewrite");
   if (rc != SNAP_OK)
     return rc;
-  if (it->seq < 0 || (it->body == NULL && it->body_len > 0))
-    return snap_error_set(SNAP_EINVAL, "rewrite pid '%s' seq %" PRId64 ": %s", it->pid, it->seq,
-                          it->seq < 0 ? "seq is negative" : "body is NULL");
   snap_options *o = NULL;
   if ((rc = snap__store_options(st, it->pid, call, &o)) != SNAP_OK)
     return rc;

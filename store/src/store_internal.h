@@ -62,6 +62,12 @@ int snap__store_decode(snap_store *st, const char *pid, int64_t seq, const void 
 bool snap__store_envelope_current(const char *pid, int64_t seq, const void *body, size_t len,
                                   const snap_options *o);
 
+/* The pid, seq and body of an item of snap_store_rewrite() or
+ * snap_store_migrate() (rewrite.c): SNAP_EINVAL naming them, messages
+ * starting with `verb`. */
+struct snap_rewrite;
+int snap__rewrite_item_check(const struct snap_rewrite *it, const char *verb);
+
 /* Fails with SNAP_EUNSUPPORTED: `be` lacks the optional operation `what`. */
 int snap__store_unsupported(const snap_backend *be, const char *what);
 

@@ -66,8 +66,8 @@ int snap_store_add_upcaster(snap_store *st, const char *from, const char *to, sn
 }
 
 /* One step on `state` (replaced by the step's output). */
-static int run_step(const snap__upcaster *u, const char *pid, int64_t seq, snap_buf *state,
-                    snap_format *fmt) {
+static int run_step(const snap__upcaster *u, const char *verb, const char *pid, int64_t seq,
+                    snap_buf *state, snap_format *fmt) {
   snap_buf out = SNAP_BUF_INIT;
   snap_format out_fmt = *fmt;
   snap_error_clear();
@@ -77,8 +77,8 @@ static int run_step(const snap__upcaster *u, const char *pid, int64_t seq, snap_
     snprintf(why, sizeof why, "%s", snap_error_message()[0] ? snap_error_message() : "no message");
     snap_buf_dispose(&out);
     return snap_error_set(rc < 0 ? rc : SNAP_EINVAL,
-                          "load pid '%s' seq %" PRId64 ": upcaster '%s' -> '%s' failed: %s", pid,
-                          seq, u->from, u->to, why);
+                          "%s pid '%s' seq %" PRId64 ": upcaster '%s' -> '%s' failed: %s", verb,
+                          pid, seq, u->from, u->to, why);
   }
   rc = out_fmt == SNAP_FORMAT_JSON || out_fmt == SNAP_FORMAT_MSGPACK
            ? snap_payload_validate(out_fmt, out.data, out.len)
@@ -88,9 +88,9 @@ static int run_step(const snap__upcaster *u, const char *pid, int64_t seq, snap_
     snprintf(why, sizeof why, "%s", out.len == 0 ? "it is empty" : snap_error_message());
     snap_buf_dispose(&out);
     return snap_error_set(SNAP_EFORMAT,
-                          "load pid '%s' seq %" PRId64 ": upcaster '%s' -> '%s' returned a state "
+                          "%s pid '%s' seq %" PRId64 ": upcaster '%s' -> '%s' returned a state "
                           "that is not valid %s: %s",
-                          pid, seq, u->from, u->to,
+                          verb, pid, seq, u->from, u->to,
                           out_fmt == SNAP_FORMAT_MSGPACK ? "msgpack" : "JSON", why);
   }
   snap_buf_dispose(state);
@@ -99,32 +99,52 @@ static int run_step(const snap__upcaster *u, const char *pid, int64_t seq, snap_
   return SNAP_OK;
 }
 
-/* Runs the chain from `stored` to `target` on `state`. */
-static int run_chain(snap_store *st, const char *pid, int64_t seq, const char *stored,
-                     const char *target, snap_buf *state, snap_format *fmt) {
+/* The upcaster from `at`, copied into `*u`; false when there is none. */
+static bool step_from(snap_store *st, const char *at, snap__upcaster *u) {
+  pthread_rwlock_rdlock(&st->lock);
+  const snap__upcaster *found = find(st, at);
+  if (found != NULL)
+    *u = *found;
+  pthread_rwlock_unlock(&st->lock);
+  return found != NULL;
+}
+
+int snap__upcast_chain(snap_store *st, const char *verb, const char *pid, int64_t seq,
+                       const char *stored, const char *target, snap_buf *state, snap_format *fmt) {
   char at[SNAP_MANIFEST_MAX + 1];
   snprintf(at, sizeof at, "%s", stored);
   for (int n = 0; strcmp(at, target) != 0; n++) {
     if (n == MAX_STEPS)
       return snap_error_set(SNAP_EINVAL,
-                            "load pid '%s' seq %" PRId64 ": no way from '%s' to '%s' in %d "
+                            "%s pid '%s' seq %" PRId64 ": no way from '%s' to '%s' in %d "
                             "upcaster steps (a loop?)",
-                            pid, seq, stored, target, MAX_STEPS);
-    pthread_rwlock_rdlock(&st->lock);
-    const snap__upcaster *found = find(st, at);
-    snap__upcaster u = found ? *found : (snap__upcaster){{0}, {0}, NULL, NULL};
-    pthread_rwlock_unlock(&st->lock);
-    if (found == NULL)
+                            verb, pid, seq, stored, target, MAX_STEPS);
+    snap__upcaster u;
+    if (!step_from(st, at, &u))
       return snap_error_set(SNAP_ENOTFOUND,
-                            "load pid '%s' seq %" PRId64 ": no upcaster from '%s' (the step "
+                            "%s pid '%s' seq %" PRId64 ": no upcaster from '%s' (the step "
                             "after '%s' on the way from '%s' to '%s')",
-                            pid, seq, at, n ? at : stored, stored, target);
-    int rc = run_step(&u, pid, seq, state, fmt);
+                            verb, pid, seq, at, n ? at : stored, stored, target);
+    int rc = run_step(&u, verb, pid, seq, state, fmt);
     if (rc != SNAP_OK)
       return rc;
     snprintf(at, sizeof at, "%s", u.to);
   }
   return SNAP_OK;
+}
+
+bool snap__upcast_reaches(snap_store *st, const char *from, const char *target) {
+  char at[SNAP_MANIFEST_MAX + 1];
+  snprintf(at, sizeof at, "%s", from);
+  for (int n = 0; n < MAX_STEPS; n++) {
+    snap__upcaster u;
+    if (!step_from(st, at, &u))
+      return false;
+    if (strcmp(u.to, target) == 0)
+      return true;
+    snprintf(at, sizeof at, "%s", u.to);
+  }
+  return false;
 }
 
 /* The snapshot `s` with its state `state` and `manifest` = target: a new
@@ -174,7 +194,7 @@ int snap_load_as(snap_store *st, const char *pid, const snap_criteria *c, const 
   if (rc == SNAP_OK)
     rc = snap_buf_set(&state, s->data, s->len);
   if (rc == SNAP_OK)
-    rc = run_chain(st, pid, s->seq, s->stored_manifest, target, &state, &fmt);
+    rc = snap__upcast_chain(st, "load", pid, s->seq, s->stored_manifest, target, &state, &fmt);
   if (rc == SNAP_OK)
     rc = rebuild(out, &state, fmt, target);
   snap_buf_dispose(&state);

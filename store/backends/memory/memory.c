@@ -435,8 +435,10 @@ static int mem_list_rows(void *self, const char *pid, const char *after_pid, int
   return rc;
 }
 
-static int mem_replace(void *self, snap_backend_swap *sw, size_t n) {
-  mem_backend *m = self;
+/* replace() and, with `manifests`, replace_typed(): a replaced row keeps its
+ * manifest unless `manifests` gives its new one. */
+static int swap_rows(mem_backend *m, snap_backend_swap *sw, const char *const *manifests,
+                     size_t n) {
   int first = SNAP_OK;
   for (size_t i = 0; i < n; i++) {
     sw[i].status = SNAP_OK;
@@ -453,7 +455,8 @@ static int mem_replace(void *self, snap_backend_swap *sw, size_t n) {
       sw[i].outcome = SNAP_SWAP_CHANGED;
       continue;
     }
-    size_t ml = r->manifest ? strlen(r->manifest) + 1 : 0;
+    const char *manifest = manifests ? manifests[i] : r->manifest;
+    size_t ml = manifest ? strlen(manifest) + 1 : 0;
     uint8_t *body = m->host->malloc(sw[i].body_len + ml + 1);
     if (body == NULL) {
       sw[i].status =
@@ -464,7 +467,7 @@ static int mem_replace(void *self, snap_backend_swap *sw, size_t n) {
     }
     memcpy(body, sw[i].body, sw[i].body_len);
     if (ml > 0)
-      memcpy(body + sw[i].body_len, r->manifest, ml);
+      memcpy(body + sw[i].body_len, manifest, ml);
     m->host->free(r->body);
     r->body = body;
     r->body_len = sw[i].body_len;
@@ -473,6 +476,16 @@ static int mem_replace(void *self, snap_backend_swap *sw, size_t n) {
   }
   pthread_rwlock_unlock(&m->lock);
   return first;
+}
+
+static int mem_replace(void *self, snap_backend_swap *sw, size_t n) {
+  return swap_rows(self, sw, NULL, n);
+}
+
+/* ABI 5 */
+static int mem_replace_typed(void *self, snap_backend_swap *sw, const char *const *manifests,
+                             size_t n) {
+  return swap_rows(self, sw, manifests, n);
 }
 
 /* ABI 4: the key table (keys.c). The memory backend stores no encrypted
@@ -553,6 +566,8 @@ static const snap_backend memory_backend = {
     .dict_put = mem_dict_put,
     .dict_get = mem_dict_get,
     .dict_remove = mem_dict_remove,
+    /* ABI 5 */
+    .replace_typed = mem_replace_typed,
 };
 
 const snap_backend *snap_backend_memory(void) { return &memory_backend; }

@@ -109,8 +109,11 @@ int snap__sqlite_list_rows(void *self, const char *pid, const char *after_pid, i
 
 /* One conditional update; `*outcome` says what happened. */
 static int swap_one(sql_backend *b, sqlite3 *db, sqlite3_stmt *upd, sqlite3_stmt *probe,
-                    const snap_backend_swap *w, int *outcome) {
+                    const snap_backend_swap *w, const char *const *manifest, int *outcome) {
   sqlite3_bind_text(upd, 1, w->pid, -1, SQLITE_STATIC);
+  /* replace_typed(): the row's new manifest (NULL binds SQL NULL: none). */
+  if (manifest != NULL)
+    sqlite3_bind_text(upd, 5, *manifest, -1, SQLITE_STATIC);
   sqlite3_bind_int64(upd, 2, w->seq);
   sqlite3_bind_blob64(upd, 3, w->body, w->body_len, SQLITE_STATIC);
   sqlite3_bind_blob64(upd, 4, w->expected, w->expected_len, SQLITE_STATIC);
@@ -136,8 +139,10 @@ static int swap_one(sql_backend *b, sqlite3 *db, sqlite3_stmt *upd, sqlite3_stmt
   return e;
 }
 
-int snap__sqlite_replace(void *self, snap_backend_swap *sw, size_t n) {
-  sql_backend *b = self;
+/* replace() and, with `manifests`, replace_typed(), which also sets the
+ * manifest column of each replaced row. */
+static int swap_rows(sql_backend *b, snap_backend_swap *sw, const char *const *manifests,
+                     size_t n) {
   if (n == 0)
     return SNAP_OK;
   sqlite3 *db;
@@ -145,7 +150,10 @@ int snap__sqlite_replace(void *self, snap_backend_swap *sw, size_t n) {
   bool newly = false, committed = false;
   int e = snap__sqlite_writer(b, &db);
   if (e == SNAP_OK)
-    e = prepare(b, db, "UPDATE \"%s\" SET body = ?3 WHERE pid = ?1 AND seq = ?2 AND body = ?4",
+    e = prepare(b, db,
+                manifests ? "UPDATE \"%s\" SET body = ?3, manifest = ?5 WHERE pid = ?1 AND "
+                            "seq = ?2 AND body = ?4"
+                          : "UPDATE \"%s\" SET body = ?3 WHERE pid = ?1 AND seq = ?2 AND body = ?4",
                 &upd);
   if (e == SNAP_OK)
     e = prepare(b, db, "SELECT 1 FROM \"%s\" WHERE pid = ?1 AND seq = ?2", &probe);
@@ -157,7 +165,8 @@ int snap__sqlite_replace(void *self, snap_backend_swap *sw, size_t n) {
     bool encrypted = false;
     for (size_t i = 0; i < n && e == SNAP_OK; i++) {
       sw[i].status = SNAP_OK;
-      e = swap_one(b, db, upd, probe, &sw[i], &sw[i].outcome);
+      e = swap_one(b, db, upd, probe, &sw[i], manifests ? &manifests[i] : NULL,
+                   &sw[i].outcome);
       encrypted |= sw[i].outcome == SNAP_SWAP_DONE && (sw[i].stages & SNAP_STAGE_ENCRYPTED);
     }
     if (e == SNAP_OK && encrypted)
@@ -180,6 +189,15 @@ int snap__sqlite_replace(void *self, snap_backend_swap *sw, size_t n) {
     for (size_t i = 0; i < n; i++)
       sw[i].status = e; /* the transaction is gone: nothing of it is stored */
   return e;
+}
+
+int snap__sqlite_replace(void *self, snap_backend_swap *sw, size_t n) {
+  return swap_rows(self, sw, NULL, n);
+}
+
+int snap__sqlite_replace_typed(void *self, snap_backend_swap *sw, const char *const *manifests,
+                               size_t n) {
+  return swap_rows(self, sw, manifests, n);
 }
 
 int snap__sqlite_backup(void *self, const char *path) {

@@ -171,6 +171,9 @@ int snap__sqlite_list_pids(void *self, const char *after, size_t limit, snap_bac
 int snap__sqlite_list_rows(void *self, const char *pid, const char *after_pid, int64_t after_seq,
                         size_t limit, snap_backend_row_emit emit, void *ctx);
 int snap__sqlite_replace(void *self, snap_backend_swap *sw, size_t n);
+/* ABI 5: replace() that also sets each replaced row's manifest column. */
+int snap__sqlite_replace_typed(void *self, snap_backend_swap *sw, const char *const *manifests,
+                               size_t n);
 int snap__sqlite_backup(void *self, const char *path);
 
 /* Settings kept with the data set (settings.c). */

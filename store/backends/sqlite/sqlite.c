@@ -391,6 +391,8 @@ static const snap_backend sqlite_backend = {
     .dict_put = snap__sqlite_dict_put,
     .dict_get = snap__sqlite_dict_get,
     .dict_remove = snap__sqlite_dict_remove,
+    /* ABI 5 */
+    .replace_typed = snap__sqlite_replace_typed,
 };
 
 const snap_backend *snap_backend_sqlite(void) { return &sqlite_backend; }

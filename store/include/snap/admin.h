@@ -123,7 +123,8 @@ typedef enum snap_rewrite_outcome {
   SNAP_REWRITE_DONE = 0,    /**< re-encoded and replaced */
   SNAP_REWRITE_CURRENT = 1, /**< already authenticated as the options write: left alone */
   SNAP_REWRITE_CHANGED = 2, /**< a newer save replaced the body since it was read: left alone */
-  SNAP_REWRITE_GONE = 3     /**< deleted since it was read: not brought back */
+  SNAP_REWRITE_GONE = 3,    /**< deleted since it was read: not brought back */
+  SNAP_REWRITE_SKIPPED = 4  /**< snap_store_migrate(): not on the way to the target: left alone */
 } snap_rewrite_outcome;
 
 /** One body to re-encode (an element of the array given to snap_store_rewrite()). */
@@ -158,6 +159,53 @@ typedef struct snap_rewrite {
  */
 SNAP_API int snap_store_rewrite(snap_store *st, snap_rewrite *items, size_t n,
                                 const snap_options *opts, bool force);
+
+/* ------------------------------------------------------------------------ */
+/* Migration to a manifest (docs/STORE.md, "Migration")                      */
+/* ------------------------------------------------------------------------ */
+
+/** Where a stored manifest stands with respect to a migration's target. */
+typedef enum snap_migrate_kind {
+  SNAP_MIGRATE_CURRENT = 0, /**< the target itself */
+  SNAP_MIGRATE_OLDER = 1,   /**< to migrate: `T/m` with m < n for the target `T/n`, or a
+                                 manifest from which registered upcasters lead to the target */
+  SNAP_MIGRATE_NEWER = 2,   /**< `T/m` with m > n: left alone */
+  SNAP_MIGRATE_OTHER = 3    /**< another type, or no manifest: left alone */
+} snap_migrate_kind;
+
+/**
+ * Classifies `manifest` (NULL: a body that states none) for a migration to
+ * `target` into `*kind` (a snap_migrate_kind). A manifest `T/n` is a type
+ * name, a slash and a decimal version; one not of that form is OTHER unless
+ * registered upcasters lead from it to the target. Reads the store's
+ * upcasters only. Errors: SNAP_EINVAL (NULL store or kind, invalid target).
+ * Thread-safe.
+ */
+SNAP_API int snap_store_migrate_kind(snap_store *st, const char *manifest, const char *target,
+                                     int *kind);
+
+/**
+ * Brings stored bodies to manifest `target`: each body whose header states an
+ * OLDER manifest (snap_store_migrate_kind()) is decoded, its state run
+ * through the registered upcasters to `target` (as snap_load_as() does) and
+ * encoded again with the options a save would use now (the call's `opts` over
+ * the per-pid resolver, the store's defaults and configuration), stating
+ * `target` and the metadata the old body stated, keeping pid, seq and
+ * timestamp; the manifest column follows. All are then replaced in one
+ * conditional backend write, exactly as snap_store_rewrite() does: a body is
+ * replaced only if the stored one is still byte for byte the body that was
+ * read, so a newer save is never overwritten and a deleted snapshot never
+ * comes back. A body already at the target is SNAP_REWRITE_CURRENT, a NEWER
+ * or OTHER one SNAP_REWRITE_SKIPPED; neither is decoded.
+ * Each item gets its own status: a decoding failure, SNAP_ENOTFOUND naming a
+ * missing step, an upcaster's own code, SNAP_EFORMAT for an upcaster's invalid
+ * output; such a body is left as it was. Returns SNAP_OK when no item failed,
+ * otherwise the first failure's code. Errors beyond the items': SNAP_EINVAL,
+ * SNAP_EUNSUPPORTED (a backend without replace_typed, ABI version 5),
+ * SNAP_ENOMEM. Thread-safe; safe beside live writers and other processes.
+ */
+SNAP_API int snap_store_migrate(snap_store *st, snap_rewrite *items, size_t n, const char *target,
+                                const snap_options *opts);
 
 /* ------------------------------------------------------------------------ */
 /* Raw copies and backups                                                    */

@@ -31,7 +31,7 @@ extern "C" {
 #endif
 
 /** The ABI version this header describes. */
-#define SNAP_BACKEND_ABI_VERSION 4u
+#define SNAP_BACKEND_ABI_VERSION 5u
 
 /**
  * snap_backend.open_conf() flag (ABI version 3): open an existing data set
@@ -457,6 +457,19 @@ typedef struct snap_backend {
 
   /** Deletes dictionary `id`: 1 when it existed, 0 when not. Durable on return. */
   int (*dict_remove)(void *self, uint32_t id);
+
+  /* ---- ABI version 5 ---- */
+
+  /**
+   * replace() that also sets the manifest column (the one put4() fills and
+   * load4() selects by) of each replaced row to `manifests[i]` (NULL: none),
+   * for a rewrite that changes what a body states (snap_store_migrate()).
+   * The same atomicity, outcomes and durability as replace(); a row left
+   * alone (SNAP_SWAP_CHANGED, SNAP_SWAP_GONE) keeps its column. Optional:
+   * without it a migration fails with SNAP_EUNSUPPORTED.
+   */
+  int (*replace_typed)(void *self, snap_backend_swap *swaps, const char *const *manifests,
+                       size_t n);
 } snap_backend;
 
 /** setting() modes. */
@@ -470,7 +483,7 @@ enum {
  */
 #define SNAP_BACKEND_INIT                                                                          \
   { SNAP_BACKEND_ABI_VERSION, NULL, 0u, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,     \
-    NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL }
+    NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL }
 
 /** Function form of SNAP_BACKEND_INIT. */
 static inline void snap_backend_init(snap_backend *b) {
@@ -493,6 +506,8 @@ static inline size_t snap_backend_table_size(uint32_t version) {
     return offsetof(snap_backend, open_conf) + sizeof(((snap_backend *)0)->open_conf);
   case 4:
     return offsetof(snap_backend, dict_remove) + sizeof(((snap_backend *)0)->dict_remove);
+  case 5:
+    return offsetof(snap_backend, replace_typed) + sizeof(((snap_backend *)0)->replace_typed);
   default:
     return 0;
   }
