@@ -22,7 +22,10 @@ static cJSON *entry_json(const snap_entry *e) {
   }
   cJSON_AddStringToObject(o, "format", ctl_format_name(e->format));
   cJSON_AddNumberToObject(o, "state_size", (double)e->orig_len);
-  cJSON_AddStringToObject(o, "stages", ctl_stages_name(e->stages, stages, sizeof stages));
+  cJSON_AddStringToObject(
+      o, "stages", ctl_codec_stages_name(e->stages, e->codec, e->dict_id, stages, sizeof stages));
+  if (e->dict_id)
+    cJSON_AddNumberToObject(o, "dictionary", e->dict_id);
   cJSON_AddNumberToObject(o, "key_version", e->key_version);
   if (e->manifest != NULL)
     cJSON_AddStringToObject(o, "manifest", e->manifest);
@@ -48,16 +51,16 @@ static int ls_page(void *ud, snap_entry_page *page) {
     }
     char when[40], stages[32];
     if (x->n == 0)
-      printf("%-12s %-24s %-8s %10s %10s %-10s %-5s %s\n", "SEQ", "TIMESTAMP", "FORMAT", "STATE",
+      printf("%-12s %-24s %-8s %10s %10s %-14s %-5s %s\n", "SEQ", "TIMESTAMP", "FORMAT", "STATE",
              "STORED", "STAGES", "KEY", "MANIFEST");
     if (e->header_status != SNAP_OK)
       printf("%-12" PRId64 " %-24s %-8s %10s %10zu unreadable header (%s)\n", e->seq,
              ctl_time(e->timestamp, when, sizeof when), "?", "?", e->stored_len,
              snap_strerror(e->header_status));
     else
-      printf("%-12" PRId64 " %-24s %-8s %10" PRIu64 " %10zu %-10s %-5" PRIu32 " %s\n", e->seq,
+      printf("%-12" PRId64 " %-24s %-8s %10" PRIu64 " %10zu %-14s %-5" PRIu32 " %s\n", e->seq,
              ctl_time(e->timestamp, when, sizeof when), ctl_format_name(e->format), e->orig_len,
-             e->stored_len, ctl_stages_name(e->stages, stages, sizeof stages), e->key_version,
+             e->stored_len, ctl_codec_stages_name(e->stages, e->codec, e->dict_id, stages, sizeof stages), e->key_version,
              e->manifest ? e->manifest : "-");
   }
   return 0;

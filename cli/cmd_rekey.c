@@ -9,7 +9,7 @@
 
 typedef struct rekey_ctx {
   ctl *c;
-  bool dry_run, force;
+  bool dry_run, force, recompress;
   unsigned want_stage; /* what a save writes now (dry run) */
   uint32_t want_kv;
   uint64_t done, current, changed, gone, failed;
@@ -43,13 +43,23 @@ static void report_item(rekey_ctx *r, const snap_rewrite *it, bool only, const c
   ctl_report_body(stdout, it->pid, it->seq, it->status, own);
 }
 
+/* --recompress: whether the body already names the codec and dictionary a
+ * save of its pid writes now. An uncompressed body counts as to rewrite (the
+ * save may leave it uncompressed: the count is then an upper bound). */
+static bool codec_current(rekey_ctx *r, const snap_entry *e) {
+  snap_compression want;
+  uint32_t want_dict;
+  return snap_store_codec_target(r->c->st, e->pid, NULL, &want, &want_dict) == SNAP_OK &&
+         e->codec == want && e->dict_id == want_dict;
+}
+
 /* --dry-run: what would be rewritten, from the headers alone. */
 static void count_page(rekey_ctx *r, const snap_entry_page *page) {
   for (size_t i = 0; i < page->n; i++) {
     const snap_entry *e = &page->entries[i];
     bool current = e->header_status == SNAP_OK &&
                    (e->stages & (SNAP_STAGE_ENCRYPTED | SNAP_STAGE_MAC)) == r->want_stage &&
-                   e->key_version == r->want_kv;
+                   e->key_version == r->want_kv && (!r->recompress || codec_current(r, e));
     if (current && !r->force)
       r->current++;
     else
@@ -88,7 +98,8 @@ static int rekey_page(void *ud, snap_entry_page *page) {
     const snap_entry *e = &page->entries[i];
     r->items[i] = (snap_rewrite){e->pid, e->seq, e->body, e->stored_len, SNAP_OK, 0, 0, 0};
   }
-  int brc = snap_store_rewrite(r->c->st, r->items, page->n, NULL, r->force);
+  unsigned flags = (r->force ? SNAP_REWRITE_FORCE : 0u) | (r->recompress ? SNAP_REWRITE_RECOMPRESS : 0u);
+  int brc = snap_store_rewrite_ex(r->c->st, r->items, page->n, NULL, flags);
   char batch_msg[512];
   snprintf(batch_msg, sizeof batch_msg, "%s", brc == SNAP_OK ? "" : ctl_error(brc));
   size_t nfailed = 0;
@@ -142,6 +153,7 @@ int cmd_rekey(ctl *c, int argc, char **argv) {
   const char *max_failures = NULL;
   bool wrap_only = false;
   const ctl_opt opts[] = {{"--wrap-only", NULL, &wrap_only},
+                          {"--recompress", NULL, &r.recompress},
                           {"--dry-run", NULL, &r.dry_run},
                           {"--force", NULL, &r.force},
                           {"--max-failures", &max_failures, NULL},
@@ -149,8 +161,9 @@ int cmd_rekey(ctl *c, int argc, char **argv) {
   int rc = ctl_args(c, argc, argv, opts, NULL, 0, 0, NULL);
   if (rc >= 0)
     return rc;
-  if (wrap_only && (r.dry_run || r.force || max_failures))
-    return ctl_usage(c, "--wrap-only takes none of --dry-run, --force, --max-failures");
+  if (wrap_only && (r.dry_run || r.force || r.recompress || max_failures))
+    return ctl_usage(c,
+                     "--wrap-only takes none of --dry-run, --force, --recompress, --max-failures");
   if ((rc = ctl_failures_option(c, max_failures, &r.fails)) >= 0 || (rc = ctl_open(c)) != EXIT_OK)
     return rc;
   if (wrap_only)
@@ -159,7 +172,7 @@ int cmd_rekey(ctl *c, int argc, char **argv) {
   int s = save_target(c, &r);
   if (s != SNAP_OK)
     return ctl_fail(EXIT_USAGE, "rekey: %s", ctl_error(s));
-  if (r.want_stage == 0 && !r.force)
+  if (r.want_stage == 0 && !r.force && !r.recompress)
     fprintf(stderr, "snapctl: rekey: the configuration has no key: bodies stay as they are\n");
   r.items = calloc(CTL_PAGE, sizeof *r.items);
   if (r.items == NULL)

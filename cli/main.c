@@ -31,7 +31,7 @@ static const ctl_cmd commands[] = {
      "number of bodies per key version and per stage set, from the frame headers.\n"
      "  --json   one JSON object on stdout",
      cmd_stats, CTL_OPEN_READ},
-    {"rekey", "[--wrap-only] [--dry-run] [--force] [--max-failures N]",
+    {"rekey", "[--wrap-only] [--recompress] [--dry-run] [--force] [--max-failures N]",
      "re-encrypt every body not under the active key",
      "Re-encodes every body that is not authenticated the way a save would now\n"
      "write it: under another key version (re-encryption), in plaintext (first\n"
@@ -44,6 +44,10 @@ static const ctl_cmd commands[] = {
      "  --wrap-only  envelope keys: rewrap every unit's data key under the active\n"
      "             master key instead (no body is read or written; O(units)). A\n"
      "             rerun skips what is done; then the old master key can retire\n"
+     "  --recompress  also re-encode every body whose codec or dictionary is not\n"
+     "             what a save writes now (e.g. after \"compression\": \"zstd\",\n"
+     "             \"dictionary\": \"NAME\"); uncompressed bodies a save would leave\n"
+     "             uncompressed stay as they are\n"
      "  --dry-run  count what would be rewritten, change nothing\n"
      "  --force    re-encode every body, even those already current\n"
      "  --max-failures N  stop after N bodies in a row the store failed to replace\n"

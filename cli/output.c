@@ -37,7 +37,16 @@ const char *ctl_format_name(snap_format f) {
 }
 
 const char *ctl_stages_name(unsigned stages, char *buf, size_t n) {
-  snprintf(buf, n, "%s%s%s%s", (stages & SNAP_STAGE_COMPRESSED) ? "zlib" : "",
+  return ctl_codec_stages_name(stages, SNAP_COMPRESSION_ZLIB, 0, buf, n);
+}
+
+const char *ctl_codec_stages_name(unsigned stages, snap_compression codec, uint32_t dict_id,
+                                  char *buf, size_t n) {
+  const char *comp = !(stages & SNAP_STAGE_COMPRESSED)      ? ""
+                     : codec != SNAP_COMPRESSION_ZSTD ? "zlib"
+                     : dict_id                        ? "zstd+dict"
+                                                      : "zstd";
+  snprintf(buf, n, "%s%s%s%s", comp,
            (stages & SNAP_STAGE_COMPRESSED) && (stages & (SNAP_STAGE_ENCRYPTED | SNAP_STAGE_MAC))
                ? "+"
                : "",

@@ -101,6 +101,9 @@ const char *ctl_error(int rc);
 const char *ctl_format_name(snap_format f);
 /* "zlib+aead", "mac", "none": the stage set in words, into buf. */
 const char *ctl_stages_name(unsigned stages, char *buf, size_t n);
+/* The same, naming a compressed body's codec ("zlib", "zstd", "zstd+dict"). */
+const char *ctl_codec_stages_name(unsigned stages, snap_compression codec, uint32_t dict_id,
+                                  char *buf, size_t n);
 /* An ISO 8601 UTC time of a timestamp in ms, into buf. */
 const char *ctl_time(int64_t ms, char *buf, size_t n);
 /* Parses a decimal int64 with nothing after it. */

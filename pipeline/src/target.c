@@ -24,3 +24,28 @@ int snap_options_auth_target(const snap_options *o, unsigned *stage, uint32_t *k
     *key_version = v;
   return SNAP_OK;
 }
+
+int snap_options_codec_target(const snap_options *o, snap_compression *codec, uint32_t *dict_id) {
+  if (codec)
+    *codec = SNAP_COMPRESSION_NONE;
+  if (dict_id)
+    *dict_id = 0;
+  snap__eff e;
+  snap__options_effective(o, &e);
+  uint32_t id = e.dict_id;
+  if (e.comp == SNAP_COMPRESSION_ZSTD && id == 0 && e.dict_name) {
+    /* Selected by name: the id is the named dictionary's. */
+    snap_dict *d = NULL;
+    int rc = e.dict_src ? e.dict_src(e.dict_ud, 0, e.dict_name, &d) : SNAP_ENOTFOUND;
+    if (rc != SNAP_OK || d == NULL)
+      return snap_error_set(rc != SNAP_OK ? rc : SNAP_ENOTFOUND, "no dictionary named '%.80s'",
+                            e.dict_name);
+    id = snap_dict_id(d);
+    snap_dict_free(d);
+  }
+  if (codec)
+    *codec = e.comp;
+  if (dict_id)
+    *dict_id = e.comp == SNAP_COMPRESSION_ZSTD ? id : 0;
+  return SNAP_OK;
+}

@@ -135,12 +135,16 @@ static int row_emit(void *vctx, const char *pid, int64_t seq, int64_t timestamp,
   e->stored_len = body_len;
   e->header_status =
       snap_body_inspect(body, body_len, &e->format, &e->stages, &e->key_version, &e->orig_len);
+  if (e->header_status == SNAP_OK)
+    e->header_status = snap_body_inspect_codec(body, body_len, &e->codec, &e->dict_id);
   if (e->header_status != SNAP_OK) {
     /* An unreadable header is a finding to report, not a failure of the listing. */
     e->format = 0;
     e->stages = 0;
     e->key_version = 0;
     e->orig_len = 0;
+    e->codec = SNAP_COMPRESSION_NONE;
+    e->dict_id = 0;
     snap_error_clear();
   }
   c->page->n++;

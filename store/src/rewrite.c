@@ -37,8 +37,25 @@ int snap__rewrite_item_check(const snap_rewrite *it, const char *verb) {
 
 /* Decides and, when needed, re-encodes one item into `body`; `*swap` says
  * whether it goes to the backend. */
-static int prepare_one(snap_store *st, snap_rewrite *it, const snap_options *call, bool force,
+/* With SNAP_REWRITE_RECOMPRESS: whether the body names the codec and
+ * dictionary a save writes now (`*current`), and whether it is an
+ * uncompressed body that an encode may leave uncompressed again (under the
+ * minimum size, or not made smaller), which is then not swapped. */
+static int codec_current(const snap_rewrite *it, const snap_options *o, bool *current,
+                         bool *maybe_same) {
+  snap_compression want = SNAP_COMPRESSION_NONE, have = SNAP_COMPRESSION_NONE;
+  uint32_t want_dict = 0, have_dict = 0;
+  int rc = snap_options_codec_target(o, &want, &want_dict);
+  if (rc == SNAP_OK)
+    rc = snap_body_inspect_codec(it->body, it->body_len, &have, &have_dict);
+  *current = rc == SNAP_OK && have == want && have_dict == want_dict;
+  *maybe_same = rc == SNAP_OK && have == SNAP_COMPRESSION_NONE;
+  return rc;
+}
+
+static int prepare_one(snap_store *st, snap_rewrite *it, const snap_options *call, unsigned flags,
                        snap_buf *state, snap_buf *body, bool *swap) {
+  const bool force = (flags & SNAP_REWRITE_FORCE) != 0;
   *swap = false;
   int rc = snap__rewrite_item_check(it, "rewrite");
   if (rc != SNAP_OK)
@@ -56,6 +73,12 @@ static int prepare_one(snap_store *st, snap_rewrite *it, const snap_options *cal
   bool current = (stages & (SNAP_STAGE_ENCRYPTED | SNAP_STAGE_MAC)) == want_stage && kv == want_kv;
   if (rc == SNAP_OK && !current)
     current = snap__store_envelope_current(it->pid, it->seq, it->body, it->body_len, o);
+  bool auth_current = current, maybe_same = false;
+  if (rc == SNAP_OK && (flags & SNAP_REWRITE_RECOMPRESS)) {
+    bool codec_ok = false;
+    rc = codec_current(it, o, &codec_ok, &maybe_same);
+    current = current && codec_ok;
+  }
   if (rc == SNAP_OK && !force && current) {
     it->outcome = SNAP_REWRITE_CURRENT;
     it->stages = stages;
@@ -74,14 +97,28 @@ static int prepare_one(snap_store *st, snap_rewrite *it, const snap_options *cal
                           snap_error_message());
   it->stages = stages;
   (void)snap_body_inspect(body->data, body->len, NULL, NULL, &it->key_version, NULL);
+  snap_compression now = SNAP_COMPRESSION_NONE;
+  if (!force && auth_current && maybe_same &&
+      snap_body_inspect_codec(body->data, body->len, &now, NULL) == SNAP_OK &&
+      now == SNAP_COMPRESSION_NONE) {
+    it->outcome = SNAP_REWRITE_CURRENT; /* the encode left it as it was stored */
+    return SNAP_OK;
+  }
   *swap = true;
   return SNAP_OK;
 }
 
 int snap_store_rewrite(snap_store *st, snap_rewrite *items, size_t n, const snap_options *opts,
                        bool force) {
+  return snap_store_rewrite_ex(st, items, n, opts, force ? SNAP_REWRITE_FORCE : 0u);
+}
+
+int snap_store_rewrite_ex(snap_store *st, snap_rewrite *items, size_t n, const snap_options *opts,
+                          unsigned flags) {
   if (st == NULL || (n > 0 && items == NULL))
     return snap_error_set(SNAP_EINVAL, "rewrite: store or items is NULL");
+  if (flags & ~(SNAP_REWRITE_FORCE | SNAP_REWRITE_RECOMPRESS))
+    return snap_error_set(SNAP_EINVAL, "rewrite: unknown flags 0x%x", flags);
   void *self;
   const snap_backend *be = snap__store_backend(st, &self);
   if (be->replace == NULL)
@@ -116,7 +153,7 @@ int snap_store_rewrite(snap_store *st, snap_rewrite *items, size_t n, const snap
     it->stages = 0;
     it->key_version = 0;
     bool swap = false;
-    it->status = prepare_one(st, it, opts, force, &state, &bufs[m], &swap);
+    it->status = prepare_one(st, it, opts, flags, &state, &bufs[m], &swap);
     if (it->status != SNAP_OK || !swap)
       continue;
     sw[m] = (snap_backend_swap){it->pid,     it->seq,    it->body,       it->body_len, bufs[m].data,
@@ -151,4 +188,16 @@ int snap_store_rewrite(snap_store *st, snap_rewrite *items, size_t n, const snap
   for (size_t i = 0; i < n && first == SNAP_OK; i++)
     first = items[i].status;
   return first;
+}
+
+int snap_store_codec_target(snap_store *st, const char *pid, const snap_options *opts,
+                            snap_compression *codec, uint32_t *dict_id) {
+  if (st == NULL || pid == NULL)
+    return snap_error_set(SNAP_EINVAL, "codec target: store or pid is NULL");
+  snap_options *o = NULL;
+  int rc = snap__store_options(st, pid, opts, &o);
+  if (rc == SNAP_OK)
+    rc = snap_options_codec_target(o, codec, dict_id);
+  snap_options_free(o);
+  return rc;
 }

@@ -60,4 +60,32 @@ expect 1 "the body that used it fails naming the dictionary" -- \
   ctl --config plain.json show account-9999 2
 grep -q "dictionary $id" err && ok "named" || fail "show: $(cat err)"
 
+# rekey --recompress moves the copy's stored bodies to the document's codec and
+# dictionary: the 300 account states shrink, the 50 tiny session states stay
+# uncompressed, the one body already there is current; a rerun does nothing.
+printf '{"backend": "sqlite", "config": {"path": "copy.db", "keep": 0},
+  "options": {"compression": "zstd", "dictionary": "accounts"}}\n' >copyzstd.json
+expect 0 "rekey --recompress --dry-run" -- ctl --config copyzstd.json rekey --recompress --dry-run
+grep -q '350 to rewrite, 1 already current' err && ok "the dry run counts 350, 1 current" ||
+  fail "dry run: $(cat err)"
+expect 0 "the dry run changed nothing" -- ctl --config copy.json ls account-0001
+grep -q 'zstd' out && fail "dry run rewrote: $(cat out)" || ok "still uncompressed"
+before=$(stat -c %s copy.db)
+expect 0 "rekey --recompress" -- ctl --config copyzstd.json rekey --recompress
+grep -q '300 rewritten, 51 already current' err && ok "300 rewritten, 51 current" ||
+  fail "recompress: $(cat err)"
+expect 0 "ls names the codec and dictionary" -- ctl --config copy.json ls account-0001
+grep -q 'zstd+dict' out && ok "ls says zstd+dict" || fail "ls: $(cat out)"
+expect 0 "ls --json names the dictionary" -- ctl --config copy.json ls account-0001 --json
+grep -q "\"dictionary\":$id" out && ok "by its id" || fail "ls --json: $(cat out)"
+expect 0 "a second run finds nothing to do" -- ctl --config copyzstd.json rekey --recompress
+grep -q '0 rewritten, 351 already current' err && ok "0 rewritten" || fail "rerun: $(cat err)"
+expect 0 "verify after recompressing" -- ctl --config copy.json verify
+expect 0 "a recompressed state loads" -- ctl --config copy.json show account-0042 1
+grep -q '"owner 42"' out && ok "byte for byte" || fail "show: $(cat out)"
+expect 0 "dict show counts the new uses" -- ctl --config copy.json dict show accounts
+grep -q "used by 301 snapshot" out && ok "301 uses" || fail "dict show: $(cat out)"
+expect 2 "--wrap-only and --recompress together" -- \
+  ctl --config copyzstd.json rekey --wrap-only --recompress
+
 [ "$FAILS" -eq 0 ] || { echo "$FAILS failure(s)" >&2; exit 1; }

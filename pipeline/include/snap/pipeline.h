@@ -332,6 +332,17 @@ SNAP_API unsigned snap_options_requested(const snap_options *o);
 SNAP_API int snap_options_auth_target(const snap_options *o, unsigned *stage,
                                       uint32_t *key_version);
 
+/**
+ * The codec (SNAP_COMPRESSION_*) and dictionary id (0: none) a body encoded
+ * now with `o` (may be NULL) would name when compression applies to it. A
+ * dictionary chosen by name is looked up through the dictionary source
+ * (SNAP_ENOTFOUND naming it when there is none). Either output may be NULL.
+ * Compare with snap_body_inspect_codec() to find the bodies a change of
+ * codec or dictionary has not reached.
+ */
+SNAP_API int snap_options_codec_target(const snap_options *o, snap_compression *codec,
+                                       uint32_t *dict_id);
+
 /* ------------------------------------------------------------------------ */
 /* Body codec                                                                */
 /* ------------------------------------------------------------------------ */

@@ -69,6 +69,11 @@ typedef struct snap_entry {
   /** The manifest the header states (frame field 4), owned by the page; NULL:
    *  none. Read without keys, so not yet authenticated: a load checks it. */
   char *manifest;
+  /** The codec of a compressed body (SNAP_COMPRESSION_ZLIB or _ZSTD; NONE
+   *  for an uncompressed one) and the trained dictionary it names (0: none),
+   *  from the header like the fields above. */
+  snap_compression codec;
+  uint32_t dict_id;
 } snap_entry;
 
 /** A page of snapshots (snap_store_list()). */
@@ -159,6 +164,32 @@ typedef struct snap_rewrite {
  */
 SNAP_API int snap_store_rewrite(snap_store *st, snap_rewrite *items, size_t n,
                                 const snap_options *opts, bool force);
+
+/** snap_store_rewrite_ex() flags. */
+/** Rewrite every body, current or not (snap_store_rewrite()'s `force`). */
+#define SNAP_REWRITE_FORCE 1u
+/** A body is current only if it also names the codec and dictionary a save
+ *  writes now (snap_options_codec_target()): rewriting moves bodies to a new
+ *  codec or dictionary. An uncompressed body that the save would leave
+ *  uncompressed (under the minimum size, or not made smaller) stays as it
+ *  is and counts as current. */
+#define SNAP_REWRITE_RECOMPRESS 2u
+
+/**
+ * snap_store_rewrite() with flags (SNAP_REWRITE_*): the same conditional
+ * replace, resumable and safe beside live writers. Unknown flag bits are
+ * SNAP_EINVAL.
+ */
+SNAP_API int snap_store_rewrite_ex(snap_store *st, snap_rewrite *items, size_t n,
+                                   const snap_options *opts, unsigned flags);
+
+/**
+ * The codec and dictionary id a save of `pid` with `opts` would write now
+ * (snap_options_codec_target() over the store's resolved options, its
+ * dictionaries found by name). Compare with snap_body_inspect_codec().
+ */
+SNAP_API int snap_store_codec_target(snap_store *st, const char *pid, const snap_options *opts,
+                                     snap_compression *codec, uint32_t *dict_id);
 
 /* ------------------------------------------------------------------------ */
 /* Migration to a manifest (docs/STORE.md, "Migration")                      */
