@@ -62,7 +62,7 @@ static db new_db(const pgfx *f, const char *prefix) {
   static atomic_int n;
   db d;
   snprintf(d.name, sizeof d.name, "%s_%ld_%d", prefix, (long)getpid(), atomic_fetch_add(&n, 1));
-  char sql[128];
+  char sql[2048];
   snprintf(sql, sizeof sql, "CREATE DATABASE %s", d.name);
   exec_sql(f, sql);
   snprintf(d.ci, sizeof d.ci, "host=%s port=5432 user=snapstore dbname=%s", f->sock, d.name);
@@ -70,7 +70,7 @@ static db new_db(const pgfx *f, const char *prefix) {
 }
 
 static void drop_db(const pgfx *f, const db *d) {
-  char sql[128];
+  char sql[2048];
   snprintf(sql, sizeof sql, "DROP DATABASE %s WITH (FORCE)", d->name);
   exec_sql(f, sql);
 }
@@ -243,7 +243,7 @@ Test(postgres_keys, a_restored_pg_dump_cannot_bring_a_forgotten_unit_back) {
   /* Restore the data backups in place of the data databases. */
   for (int i = 0; i < 2; i++) {
     drop_db(&f, &data[i]);
-    char sql[128];
+    char sql[2048];
     snprintf(sql, sizeof sql, "CREATE DATABASE %s", data[i].name);
     exec_sql(&f, sql);
     snprintf(cmd, sizeof cmd, PGFX_BINDIR "/pg_restore --no-owner -d '%s' '%s'", data[i].ci,
