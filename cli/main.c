@@ -55,6 +55,29 @@ static const ctl_cmd commands[] = {
      "             Bodies that cannot be decoded are all listed and never stop it\n"
      "Exit 1 when a body could not be rewritten (reported like verify).",
      cmd_rekey, CTL_OPEN_WRITE},
+    {"migrate", "--to MANIFEST [--dry-run] [--max-failures N]",
+     "bring every older body to a manifest through the upcasters",
+     "Re-encodes every body whose manifest is older than MANIFEST (T/n): T/m\n"
+     "with m < n, or one from which the registered upcasters lead to MANIFEST.\n"
+     "The state is decoded, run through the upcasters the configuration's\n"
+     "\"upcasters\" library registers (as a load to MANIFEST would), and saved\n"
+     "again stating MANIFEST, with the options a save uses now (the document's\n"
+     "keys and compression), the old metadata, seq and timestamp. Bodies at\n"
+     "MANIFEST, of other types, newer or without a manifest are left alone.\n"
+     "Bodies are replaced in batches, each only if it is still the body that\n"
+     "was read: a concurrent newer save wins, a concurrent delete stays deleted.\n"
+     "Killed at any point, a new run continues: bodies already at MANIFEST are\n"
+     "skipped without decoding. A body that cannot be migrated (it does not\n"
+     "decode, a step is missing, an upcaster fails) is left unchanged and\n"
+     "reported like verify reports, with the step named.\n"
+     "  --to MANIFEST     the target, e.g. bank.Account/3 (required)\n"
+     "  --dry-run         print MANIFEST ROWS ACTION per stored manifest (ACTION:\n"
+     "                    migrate, current, newer, other; '-': no manifest) and\n"
+     "                    change nothing\n"
+     "  --max-failures N  stop after N bodies in a row the store failed to replace\n"
+     "                    (default 100, 0: never); the first 10 of them are listed\n"
+     "Exit 1 when a body could not be migrated.",
+     cmd_migrate, CTL_OPEN_WRITE},
     {"copy", "--to CONFIG2 [--delete] [--decode-all] [--max-failures N]",
      "copy every snapshot to another store, then verify the copy",
      "Copies every snapshot to the store of the configuration CONFIG2 (another\n"

@@ -209,18 +209,19 @@ void ctl_progress_end(ctl_progress *p);
 
 /* ---- commands ------------------------------------------------------------ */
 
-int cmd_ls(ctl *c, int argc, char **argv);     /* cmd_inspect.c */
-int cmd_show(ctl *c, int argc, char **argv);   /* cmd_inspect.c */
-int cmd_stats(ctl *c, int argc, char **argv);  /* cmd_inspect.c */
-int cmd_verify(ctl *c, int argc, char **argv); /* cmd_verify.c */
-int cmd_rekey(ctl *c, int argc, char **argv);  /* cmd_rekey.c */
-int cmd_copy(ctl *c, int argc, char **argv);   /* cmd_copy.c */
-int cmd_backup(ctl *c, int argc, char **argv); /* cmd_backup.c */
-int cmd_export(ctl *c, int argc, char **argv); /* cmd_export.c */
-int cmd_import(ctl *c, int argc, char **argv); /* cmd_import.c */
-int cmd_delete(ctl *c, int argc, char **argv); /* cmd_delete.c */
-int cmd_forget(ctl *c, int argc, char **argv); /* cmd_forget.c */
-int cmd_dict(ctl *c, int argc, char **argv);   /* cmd_dict.c */
+int cmd_ls(ctl *c, int argc, char **argv);      /* cmd_inspect.c */
+int cmd_show(ctl *c, int argc, char **argv);    /* cmd_inspect.c */
+int cmd_stats(ctl *c, int argc, char **argv);   /* cmd_inspect.c */
+int cmd_verify(ctl *c, int argc, char **argv);  /* cmd_verify.c */
+int cmd_rekey(ctl *c, int argc, char **argv);   /* cmd_rekey.c */
+int cmd_migrate(ctl *c, int argc, char **argv); /* cmd_migrate.c */
+int cmd_copy(ctl *c, int argc, char **argv);    /* cmd_copy.c */
+int cmd_backup(ctl *c, int argc, char **argv);  /* cmd_backup.c */
+int cmd_export(ctl *c, int argc, char **argv);  /* cmd_export.c */
+int cmd_import(ctl *c, int argc, char **argv);  /* cmd_import.c */
+int cmd_delete(ctl *c, int argc, char **argv);  /* cmd_delete.c */
+int cmd_forget(ctl *c, int argc, char **argv);  /* cmd_forget.c */
+int cmd_dict(ctl *c, int argc, char **argv);    /* cmd_dict.c */
 /* rekey --wrap-only (cmd_rewrap.c): the store is open. */
 int ctl_rewrap(ctl *c);
 

@@ -16,6 +16,19 @@
  *                                            the manifests bank.Account/1 (two of them),
  *                                            bank.Account/2 and none; typed-0 also
  *                                            carries 3 bytes of metadata
+ *   mkstore seed DB PREFIX NPIDS NSEQ        pids PREFIX-0.. with seqs 1..NSEQ, state
+ *                                            {"seed":P,"seq":S}, manifest test.Account/1
+ *                                            (odd seqs) or /2 (even seqs)
+ *   mkstore typedchurn DB ITER EXPECT START  a writer on live-0..9 that already hold seeded
+ *                                            seqs 1..START-1, stating test.Account/3: new
+ *                                            seqs from START, saves again of any kept seq
+ *                                            (seeded ones too), deletes from the oldest;
+ *                                            EXPECT as churn's, plus "pid seq -" lines for
+ *                                            the seqs it deleted
+ *   mkstore migcheck DB EXPECT               after snapctl migrate --to test.Account/3 with
+ *                                            tests/upcasters/wrap.c: live-* rows are the
+ *                                            writer's (none it deleted came back), every
+ *                                            other live-* row is its seed migrated
  *   mkstore damage DB flip PID SEQ           flips a byte in the middle of a body
  *   mkstore damage DB swap PID SEQ PID2 SEQ2 gives (PID, SEQ) the body of (PID2, SEQ2)
  *
@@ -114,6 +127,14 @@ typedef struct live_row {
   bool present;
 } live_row;
 
+/* A save stating `manifest` (NULL: none). */
+static int save_typed(snap_store *st, const char *pid, int64_t seq, const char *state,
+                      const char *manifest) {
+  snap_save_req r = {pid, seq, SNAP_TIMESTAMP_AUTO, SNAP_FORMAT_JSON, state, strlen(state), NULL};
+  snap_save_ext x = {.manifest = manifest};
+  return snap_save_ex(st, &r, &x, NULL);
+}
+
 static int churn(int argc, char **argv) {
   if (argc < 5)
     return 2;
@@ -160,6 +181,69 @@ static int churn(int argc, char **argv) {
     for (int64_t s = 0; s < next[p]; s++)
       if (rows[p][s].present)
         fprintf(f, "live-%d %" PRId64 " %s\n", p, s, rows[p][s].state);
+  fclose(f);
+  snap_store_close(st);
+  return 0;
+}
+
+/* One step of typed_churn: a new seq, a newer save of a kept one, or a delete
+ * of the oldest. */
+static int typed_step(snap_store *st, long it, int64_t *next, int64_t *low, uint64_t *lcg,
+                      live_row (*rows)[LIVE_MAX], bool (*deleted)[LIVE_MAX]) {
+  int p = (int)(it % LIVE_PIDS);
+  int action = next[p] - low[p] < 3 ? 0 : (int)((it / LIVE_PIDS) % 4);
+  int64_t seq;
+  if (action == 0) {
+    seq = next[p]++;
+  } else if (action == 3) {
+    seq = low[p]++;
+  } else {
+    *lcg = *lcg * 6364136223846793005u + 1442695040888963407u;
+    seq = low[p] + (int64_t)((*lcg >> 33) % (uint64_t)(next[p] - low[p]));
+  }
+  char pid[32];
+  snprintf(pid, sizeof pid, "live-%d", p);
+  live_row *r = &rows[p][seq];
+  if (action == 3) {
+    r->present = false;
+    deleted[p][seq] = true;
+    return snap_delete_one(st, pid, seq);
+  }
+  snprintf(r->state, sizeof r->state, "{\"gen\":%ld,\"pid\":%d}", it, p);
+  r->present = true;
+  return save_typed(st, pid, seq, r->state, "test.Account/3");
+}
+
+static int typed_churn(int argc, char **argv) {
+  if (argc != 6)
+    return 2;
+  long iters = atol(argv[3]);
+  int64_t start = atoll(argv[5]);
+  if (start < 2 || start >= LIVE_MAX)
+    return 2;
+  snap_store *st = open_db(argv[2]);
+  if (!st)
+    return die("open");
+  static live_row rows[LIVE_PIDS][LIVE_MAX];
+  static bool deleted[LIVE_PIDS][LIVE_MAX];
+  int64_t next[LIVE_PIDS], low[LIVE_PIDS];
+  uint64_t lcg = 1;
+  for (int p = 0; p < LIVE_PIDS; p++) {
+    next[p] = start;
+    low[p] = 1;
+  }
+  for (long it = 0; it < iters && next[it % LIVE_PIDS] < LIVE_MAX; it++)
+    if (typed_step(st, it, next, low, &lcg, rows, deleted))
+      return die("save");
+  FILE *f = fopen(argv[4], "w");
+  if (!f)
+    return 2;
+  for (int p = 0; p < LIVE_PIDS; p++)
+    for (int64_t s = 1; s < LIVE_MAX; s++)
+      if (rows[p][s].present)
+        fprintf(f, "live-%d %" PRId64 " %s\n", p, s, rows[p][s].state);
+      else if (deleted[p][s])
+        fprintf(f, "live-%d %" PRId64 " -\n", p, s);
   fclose(f);
   snap_store_close(st);
   return 0;
@@ -320,15 +404,113 @@ static int typed(int argc, char **argv) {
   return 0;
 }
 
+static int seed(int argc, char **argv) {
+  if (argc != 6)
+    return 2;
+  snap_store *st = open_db(argv[2]);
+  if (st == NULL)
+    return die("open");
+  int npids = atoi(argv[4]), nseq = atoi(argv[5]);
+  char pid[64], state[64];
+  for (int p = 0; p < npids; p++)
+    for (int q = 1; q <= nseq; q++) {
+      snprintf(pid, sizeof pid, "%s-%d", argv[3], p);
+      snprintf(state, sizeof state, "{\"seed\":%d,\"seq\":%d}", p, q);
+      if (save_typed(st, pid, q, state, q % 2 ? "test.Account/1" : "test.Account/2"))
+        return die("save");
+    }
+  snap_store_close(st);
+  return 0;
+}
+
+/* What one live-* row must be: the writer's state, absent ("-"), or not in
+ * EXPECT (NULL): the seed, migrated to test.Account/3. */
+static int migcheck_row(const snap_snapshot *s, int p, const char *want) {
+  char seeded[160];
+  if (want == NULL) {
+    int seq = (int)s->seq;
+    const char *wrap2 = seq % 2 ? "{\"v\":3,\"was\":{\"v\":2,\"was\":" : "{\"v\":3,\"was\":";
+    snprintf(seeded, sizeof seeded, "%s{\"seed\":%d,\"seq\":%d}}%s", wrap2, p, seq,
+             seq % 2 ? "}" : "");
+    want = seeded;
+  }
+  bool ok = strcmp(want, "-") != 0 && s->len == strlen(want) &&
+            memcmp(s->data, want, s->len) == 0 && s->manifest != NULL &&
+            strcmp(s->manifest, "test.Account/3") == 0;
+  if (!ok)
+    fprintf(stderr, "mkstore: %s %" PRId64 ": expected %s (test.Account/3), found %s (%s)\n",
+            s->pid, s->seq, strcmp(want, "-") ? want : "no row (deleted by the writer)",
+            (const char *)s->data, s->manifest ? s->manifest : "no manifest");
+  return ok ? 0 : 1;
+}
+
+static int migcheck(int argc, char **argv) {
+  if (argc != 4)
+    return 2;
+  static char want[LIVE_PIDS][LIVE_MAX][48];
+  FILE *f = fopen(argv[3], "r");
+  snap_store *st = open_db(argv[2]);
+  if (!st || !f)
+    return die("open");
+  int p;
+  int64_t seq;
+  char state[48];
+  long listed = 0, bad = 0, rows = 0;
+  while (fscanf(f, "live-%d %" SCNd64 " %47s\n", &p, &seq, state) == 3)
+    if (p >= 0 && p < LIVE_PIDS && seq >= 0 && seq < LIVE_MAX && strcmp(state, "-") != 0) {
+      snprintf(want[p][seq], sizeof want[p][seq], "%s", state);
+      listed++;
+    } else if (p >= 0 && p < LIVE_PIDS && seq >= 0 && seq < LIVE_MAX) {
+      snprintf(want[p][seq], sizeof want[p][seq], "-");
+    }
+  fclose(f);
+  for (p = 0; p < LIVE_PIDS; p++) {
+    char pid[32];
+    snprintf(pid, sizeof pid, "live-%d", p);
+    snap_entry_page page = SNAP_ENTRY_PAGE_INIT;
+    if (snap_store_list(st, pid, NULL, 0, 100000, false, &page))
+      return die("list");
+    for (size_t i = 0; i < page.n; i++) {
+      snap_snapshot *s = NULL;
+      int64_t q = page.entries[i].seq;
+      snap_criteria c = {q, q, INT64_MIN, INT64_MAX};
+      if (snap_load(st, pid, &c, NULL, &s) || s == NULL || q >= LIVE_MAX) {
+        fprintf(stderr, "mkstore: %s %" PRId64 ": %s\n", pid, q, snap_error_message());
+        bad++;
+      } else {
+        bad += migcheck_row(s, p, want[p][q][0] ? want[p][q] : NULL);
+        rows += want[p][q][0] && strcmp(want[p][q], "-") != 0;
+      }
+      snap_snapshot_free(s);
+    }
+    snap_entry_page_dispose(&page);
+  }
+  if (rows != listed) {
+    fprintf(stderr, "mkstore: %ld of the writer's %ld rows stored\n", rows, listed);
+    bad++;
+  }
+  snap_store_close(st);
+  printf("migcheck: %ld rows as the writer left them, %ld problems\n", listed, bad);
+  return bad ? 1 : 0;
+}
+
 int main(int argc, char **argv) {
   if (argc < 2) {
-    fprintf(stderr, "usage: mkstore fill|sealed|churn|check|uniform|damage|typed ...\n");
+    fprintf(stderr,
+            "usage: mkstore fill|sealed|churn|typedchurn|check|migcheck|seed|uniform|damage|"
+            "typed ...\n");
     return 2;
   }
   if (strcmp(argv[1], "fill") == 0 || strcmp(argv[1], "sealed") == 0)
     return fill(argc, argv);
   if (strcmp(argv[1], "churn") == 0)
     return churn(argc, argv);
+  if (strcmp(argv[1], "typedchurn") == 0)
+    return typed_churn(argc, argv);
+  if (strcmp(argv[1], "seed") == 0)
+    return seed(argc, argv);
+  if (strcmp(argv[1], "migcheck") == 0)
+    return migcheck(argc, argv);
   if (strcmp(argv[1], "check") == 0)
     return check(argc, argv);
   if (strcmp(argv[1], "uniform") == 0)
