@@ -178,6 +178,7 @@ int snap_store_migrate(snap_store *st, snap_rewrite *items, size_t n, const char
     return rc;
   }
   migrate_batch b;
+  memset(&b, 0, sizeof b);
   rc = batch_alloc(&b, n);
   if (rc != SNAP_OK) {
     for (size_t i = 0; i < n; i++)
