@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstring>
+#include <functional>
 #include <future>
 #include <memory>
 #include <string>
@@ -337,4 +338,249 @@ Test(cpp, plugin_from_a_document_with_a_keyring) {
   snap::result<snap::plugin> bad = snap::plugin::try_open(R"({"backend": "memory", "extra": 1})");
   cr_assert_eq(bad.code(), SNAP_ECONFIG);
   cr_assert(bad.message().find("extra") != std::string::npos, "%s", bad.message().c_str());
+}
+
+/* ---- conditional saves, manifests, upcasters -------------------------------- */
+
+Test(cpp, a_conditional_save_conflicts_with_the_seq_it_found) {
+  snap::store st = memory_store();
+  snap::save_ext first;
+  first.expected_seq = SNAP_SEQ_NONE;
+  snap_meta m = st.save_ex("etag", 1, SNAP_FORMAT_JSON, STATE, first);
+  cr_assert_eq(m.current_seq, 1);
+
+  snap::save_ext stale;
+  stale.expected_seq = SNAP_SEQ_NONE; /* read before the first save */
+  try {
+    st.save_ex("etag", 2, SNAP_FORMAT_JSON, R"({"balance":1})", stale);
+    cr_assert_fail("a stale expected seq must not be stored");
+  } catch (const snap::conflict &c) {
+    cr_assert_eq(c.code(), SNAP_ECONFLICT);
+    cr_assert_eq(c.current_seq(), 1, "the seq found");
+    cr_assert(!c.message().empty());
+  }
+  /* Caught as any snapstore error too. */
+  cr_assert_throw(st.save_ex("etag", 2, SNAP_FORMAT_JSON, STATE, stale), snap::error);
+
+  snap::result<snap_meta> r = st.try_save_ex("etag", 2, SNAP_FORMAT_JSON, STATE, stale);
+  cr_assert_eq(r.code(), SNAP_ECONFLICT);
+  cr_assert_eq(r.status().current_seq(), 1);
+  cr_assert_eq(st.load_latest("etag")->seq(), 1, "nothing stored by the conflicts");
+
+  snap::save_ext fresh;
+  fresh.expected_seq = 1;
+  cr_assert_eq(st.save_ex("etag", 2, SNAP_FORMAT_JSON, STATE, fresh).current_seq, 2);
+  cr_assert_eq(snap::status(SNAP_EIO, "x").current_seq(), SNAP_SEQ_NONE);
+  snap::save_ext bad;
+  bad.expected_seq = -2;
+  cr_assert_eq(st.try_save_ex("etag", 3, SNAP_FORMAT_JSON, STATE, bad).code(), SNAP_EINVAL);
+}
+
+Test(cpp, manifest_and_metadata_are_returned_by_loads) {
+  snap::store st = memory_store();
+  const std::vector<std::uint8_t> meta{0x00, 0xff, 0x10};
+  snap::save_ext x;
+  x.manifest = "bank.Account/3";
+  x.metadata = meta;
+  st.save_ex("typed", 4, SNAP_FORMAT_JSON, STATE, x);
+  st.save("untyped", 1, SNAP_FORMAT_JSON, STATE);
+
+  std::optional<snap::snapshot> s = st.load_latest("typed");
+  cr_assert(s.has_value());
+  cr_assert_eq(s->manifest(), "bank.Account/3");
+  cr_assert_eq(s->stored_manifest(), "bank.Account/3");
+  cr_assert(std::equal(s->metadata().begin(), s->metadata().end(), meta.begin(), meta.end()));
+  std::optional<snap::snapshot> u = st.load_latest("untyped");
+  cr_assert(u->manifest().empty() && u->stored_manifest().empty() && u->metadata().empty());
+
+  cr_assert(st.load_manifest("typed", snap::criteria_latest(), "bank.Account/3").has_value());
+  cr_assert_not(st.load_manifest("typed", snap::criteria_latest(), "bank.Account/2").has_value());
+
+  snap::save_ext nul;
+  nul.manifest = std::string_view("T\0/1", 4);
+  snap::result<snap_meta> r = st.try_save_ex("typed", 5, SNAP_FORMAT_JSON, STATE, nul);
+  cr_assert_eq(r.code(), SNAP_EINVAL);
+  cr_assert(r.message().find("manifest") != std::string::npos, "%s", r.message().c_str());
+  snap::save_ext big;
+  const std::vector<std::uint8_t> too_much(SNAP_METADATA_MAX + 1, 7);
+  big.metadata = too_much;
+  cr_assert_neq(st.try_save_ex("typed", 5, SNAP_FORMAT_JSON, STATE, big).code(), SNAP_OK);
+  cr_assert_eq(st.load_latest("typed")->seq(), 4, "refused saves store nothing");
+}
+
+namespace {
+
+/* The account of the upcaster tests: v1 {"owner":..,"cents":N}, v2 renames
+ * owner to holder, v3 turns the cents into a decimal string "12.00". */
+std::string replace_all(std::string s, std::string_view from, std::string_view to) {
+  for (std::size_t at = s.find(from); at != std::string::npos; at = s.find(from, at + to.size()))
+    s.replace(at, from.size(), to);
+  return s;
+}
+
+std::string cents_to_decimal(std::string_view v2) {
+  std::string s(v2);
+  std::size_t at = s.find("\"cents\":");
+  if (at == std::string::npos)
+    throw std::runtime_error("no cents in " + s);
+  std::size_t num = at + 8, end = s.find_first_not_of("0123456789", num);
+  long long cents = std::stoll(s.substr(num, end - num));
+  std::string dec = std::to_string(cents / 100) + "." + (cents % 100 < 10 ? "0" : "") +
+                    std::to_string(cents % 100);
+  return s.substr(0, at) + "\"amount\":\"" + dec + "\"" + s.substr(end);
+}
+
+} // namespace
+
+Test(cpp, callable_upcasters_bring_a_state_to_the_target) {
+  snap::store st = memory_store();
+  snap::save_ext x;
+  x.manifest = "bank.Account/1";
+  st.save_ex("acct", 9, SNAP_FORMAT_JSON, R"({"owner":"Ada","cents":1205})", x);
+
+  auto seen = std::make_shared<std::vector<std::string>>();
+  std::function<std::string(const snap::upcast_input &)> rename =
+      [seen](const snap::upcast_input &in) {
+        seen->push_back(std::string(in.from) + ">" + std::string(in.to));
+        return replace_all(std::string(in.text()), "\"owner\"", "\"holder\"");
+      };
+  st.add_upcaster("bank.Account/1", "bank.Account/2", rename);
+  auto token = std::make_unique<int>(3); /* a move-only callable */
+  st.add_upcaster("bank.Account/2", "bank.Account/3",
+                  [seen, token = std::move(token)](const snap::upcast_input &in) {
+                    seen->push_back(std::string(in.from) + ">" + std::string(in.to));
+                    return snap::upcast_output{in.format, cents_to_decimal(in.text())};
+                  });
+
+  std::optional<snap::snapshot> s = st.load_latest_as("acct", "bank.Account/3");
+  cr_assert(s.has_value());
+  cr_assert_eq(s->text(), R"({"holder":"Ada","amount":"12.05"})", "%.*s", (int)s->text().size(),
+               s->text().data());
+  cr_assert_eq(s->manifest(), "bank.Account/3");
+  cr_assert_eq(s->stored_manifest(), "bank.Account/1");
+  cr_assert_eq(s->seq(), 9);
+  cr_assert_eq(seen->size(), 2u);
+  cr_assert_eq((*seen)[0], "bank.Account/1>bank.Account/2");
+  cr_assert_eq((*seen)[1], "bank.Account/2>bank.Account/3");
+
+  std::optional<snap::snapshot> one = st.load_as("acct", snap::criteria_latest(), "bank.Account/2");
+  cr_assert_eq(one->text(), R"({"holder":"Ada","cents":1205})");
+
+  snap::result<std::optional<snap::snapshot>> missing = st.try_load_latest_as("acct", "bank.Account/4");
+  cr_assert_eq(missing.code(), SNAP_ENOTFOUND);
+  cr_assert(missing.message().find("bank.Account/3") != std::string::npos, "%s",
+            missing.message().c_str());
+  cr_assert_eq(st.try_add_upcaster("bank.Account/1", "bank.Account/9", rename).code(), SNAP_EINVAL,
+               "one step leaves each manifest");
+
+  long uses = seen.use_count();
+  st = snap::store(); /* closes the store: the callables go with it */
+  cr_assert_eq(seen.use_count(), uses - 2);
+}
+
+Test(cpp, exceptions_from_an_upcaster_become_codes_with_their_message) {
+  snap::store st = memory_store();
+  const char *kinds[] = {"T", "U", "V", "W"};
+  for (const char *k : kinds) {
+    snap::save_ext x;
+    std::string m = std::string(k) + "/1";
+    x.manifest = m;
+    st.save_ex(k, 1, SNAP_FORMAT_JSON, STATE, x);
+  }
+  st.add_upcaster("T/1", "T/2", [](const snap::upcast_input &) -> std::string {
+    throw std::runtime_error("amount 'ten' is not a decimal");
+  });
+  st.add_upcaster("U/1", "U/2", [](const snap::upcast_input &) -> std::string {
+    throw snap::error(SNAP_ENOKEY, "the rates table needs key 4");
+  });
+  st.add_upcaster("V/1", "V/2", [](const snap::upcast_input &) -> std::string { throw 42; });
+  st.add_upcaster("W/1", "W/2",
+                  [](const snap::upcast_input &) { return std::string(R"({"balance":)"); });
+
+  struct want {
+    const char *pid, *target;
+    int code;
+    const char *words;
+  } cases[] = {{"T", "T/2", SNAP_EFORMAT, "amount 'ten' is not a decimal"},
+               {"U", "U/2", SNAP_ENOKEY, "the rates table needs key 4"},
+               {"V", "V/2", SNAP_EFORMAT, "not a std::exception"},
+               {"W", "W/2", SNAP_EFORMAT, "not valid JSON"}};
+  for (const want &w : cases) {
+    snap::result<std::optional<snap::snapshot>> r = st.try_load_latest_as(w.pid, w.target);
+    cr_assert_eq(r.code(), w.code, "%s: %d %s", w.pid, r.code(), r.message().c_str());
+    cr_assert(r.message().find(w.words) != std::string::npos, "%s", r.message().c_str());
+    cr_assert(r.message().find(w.target) != std::string::npos, "the step is named: %s",
+              r.message().c_str());
+  }
+  cr_assert_throw(st.load_latest_as("T", "T/2"), snap::error);
+  cr_assert_eq(st.load_latest("T")->text(), STATE, "the stored body is untouched");
+}
+
+Test(cpp, executor_conditional_saves_and_loads_as_a_target) {
+  snap::store st = memory_store();
+  st.add_upcaster("Acct/1", "Acct/2", [](const snap::upcast_input &in) {
+    return replace_all(std::string(in.text()), "\"holder\"", "\"owner\"");
+  });
+  snap::executor ex = snap::executor::start(st);
+  snap::save_ext x;
+  x.expected_seq = SNAP_SEQ_NONE;
+  x.manifest = "Acct/1";
+
+  std::promise<snap::status> first, second;
+  std::future<snap::status> first_f = first.get_future(), second_f = second.get_future();
+  ex.save_ex("acct", 1, SNAP_FORMAT_JSON, STATE, x, {}, -1,
+             [&first](snap::completion &c) { first.set_value(c.status()); });
+  cr_assert(wait(first_f).ok());
+  ex.save_ex("acct", 2, SNAP_FORMAT_JSON, STATE, x, {}, -1,
+             [&second](snap::completion &c) { second.set_value(c.status()); });
+  snap::status conflict = wait(second_f);
+  cr_assert_eq(conflict.code(), SNAP_ECONFLICT);
+  cr_assert_eq(conflict.current_seq(), 1);
+  cr_assert_throw(conflict.throw_if_failed(), snap::conflict);
+
+  std::promise<std::optional<snap::snapshot>> loaded;
+  std::future<std::optional<snap::snapshot>> loaded_f = loaded.get_future();
+  ex.load_as("acct", snap::criteria_latest(), "Acct/2", {}, -1,
+             [&loaded](snap::completion &c) { loaded.set_value(c.take_snapshot()); });
+  std::optional<snap::snapshot> s = wait(loaded_f);
+  cr_assert(s.has_value());
+  cr_assert_eq(s->text(), R"({"balance":1200,"owner":"Ada Lovelace"})");
+  cr_assert_eq(s->manifest(), "Acct/2");
+  cr_assert_eq(s->stored_manifest(), "Acct/1");
+  cr_assert_eq(ex.try_load_as("acct", snap::criteria_latest(), "", {}, 0,
+                              [](snap::completion &) {})
+                   .code(),
+               SNAP_EINVAL, "an empty target is refused by the submit");
+}
+
+Test(cpp, plugin_keeps_its_upcasters_and_stores_dictionaries) {
+  sqlite_scratch scratch;
+  cr_assert(scratch.dir);
+  snap::plugin p = snap::plugin::open(R"({"backend": "sqlite", "config": )" + scratch.config() +
+                                      R"(, "executor": false})");
+  const std::string dict = R"({"balance":,"holder":"","currency":"EUR","history":[],)"
+                           R"("branch":"London","notes":"deposits in cents, newest last"})";
+  const std::string state = R"({"balance":1200,"holder":"Ada Lovelace","currency":"EUR",)"
+                            R"("history":[1,2,3],"branch":"London",)"
+                            R"("notes":"deposits in cents, newest last"})";
+  std::uint32_t id = p.store().dict_add("accounts", dict);
+  cr_assert_neq(id, 0u);
+  cr_assert_eq(p.store().try_dict_add("accounts", dict).code(), SNAP_ECONFLICT,
+               "a dictionary is immutable");
+  snap::options o = snap::options::create();
+  o.set_compression(SNAP_COMPRESSION_ZSTD, 3).set_dictionary(0, "accounts");
+  snap::save_ext x;
+  x.manifest = "Acct/1";
+  snap_meta m = p.store().save_ex("acct", 1, SNAP_FORMAT_JSON, state, x, o);
+  cr_assert(m.stages & SNAP_STAGE_COMPRESSED, "smaller with the dictionary: kept compressed");
+  p.add_upcaster("Acct/1", "Acct/2", [](const snap::upcast_input &in) {
+    return "{\"v1\":" + std::string(in.text()) + "}";
+  });
+  std::optional<snap::snapshot> s = p.store().load_latest_as("acct", "Acct/2");
+  cr_assert(s.has_value());
+  cr_assert_eq(s->text(), "{\"v1\":" + state + "}");
+  cr_assert(s->stages() & SNAP_STAGE_COMPRESSED);
+  uint64_t uses = 0;
+  cr_assert_eq(snap_store_dict_uses(p.store().get(), id, &uses), SNAP_OK);
+  cr_assert_eq(uses, 1u, "the save named the dictionary");
 }

@@ -61,6 +61,7 @@ typedef struct snap__req {
   snap_prepared *prep;      /* save: encoded on the submitting thread; kept for reuse */
   snap_criteria crit;       /* load, delete */
   const snap_options *opts; /* load: borrowed until the callback ran */
+  char target[SNAP_MANIFEST_MAX + 1]; /* load: snap_load_as()'s target; "": none */
   snap_executor_cb cb;
   void *ud;
   uint64_t submitted_ns; /* monotonic time of the submit call, for the store's metrics */

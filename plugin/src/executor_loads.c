@@ -10,7 +10,8 @@ void snap__exec_run_one(snap_executor *ex, snap__req *r) {
   snap_error_clear();
   int rc;
   if (r->kind == SNAP_REQUEST_LOAD)
-    rc = snap_load(ex->st, r->pid, &r->crit, r->opts, &r->res.snapshot);
+    rc = snap_load_as(ex->st, r->pid, &r->crit, r->target[0] ? r->target : NULL, r->opts,
+                      &r->res.snapshot);
   else if (r->kind == SNAP_REQUEST_FORGET)
     rc = snap_forget(ex->st, r->pid, NULL);
   else

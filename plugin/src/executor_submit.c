@@ -123,6 +123,14 @@ static int set_pid(snap__req *r, const char *pid) {
   return SNAP_OK;
 }
 
+/* A load's target manifest, checked and copied. */
+static int set_target(snap__req *r, const char *target) {
+  if (snap_manifest_check(target) != SNAP_OK)
+    return snap_error_set(SNAP_EINVAL, "load target: %s", snap_error_message());
+  snprintf(r->target, sizeof r->target, "%s", target);
+  return SNAP_OK;
+}
+
 /* Builds a queue node outside the lock, in `*out` (a pooled request, reset
  * here, or NULL for a new one): copies, and for a save the encoding. */
 static int build(snap_executor *ex, const snap_request *rq, snap__req **out) {
@@ -151,6 +159,8 @@ static int build(snap_executor *ex, const snap_request *rq, snap__req **out) {
     rc = snap_pid_check(pid);
     r->crit = rq->criteria ? *rq->criteria : SNAP_CRITERIA_LATEST;
     r->opts = rq->options;
+    if (rc == SNAP_OK && rq->kind == SNAP_REQUEST_LOAD && rq->target != NULL)
+      rc = set_target(r, rq->target);
   }
   if (rc == SNAP_OK)
     rc = set_pid(r, pid);

@@ -101,6 +101,10 @@ typedef struct snap_request {
    *  during the submit call only; NULL: nothing. A conditional save that
    *  conflicts completes with SNAP_ECONFLICT and `meta.current_seq`. */
   const snap_save_ext *save_ext;
+  /** load: the manifest to bring the state to (snap_load_as(): the store's
+   *  upcasters run on the load thread), copied; NULL: the state as stored. An
+   *  invalid manifest fails the submit with SNAP_EINVAL. */
+  const char *target;
 } snap_request;
 
 /**

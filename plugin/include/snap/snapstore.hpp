@@ -32,13 +32,16 @@
 #include <cstdint>
 #include <iterator>
 #include <memory>
+#include <new>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
+#include "snap/admin.h"
 #include "snap/envelope.h"
 #include "snap/executor.h"
 #include "snap/pipeline.h"
@@ -63,6 +66,13 @@ public:
   static status last(int code) {
     return code == SNAP_OK ? status() : status(code, snap_error_message());
   }
+  /** A conditional save's SNAP_ECONFLICT: `current_seq` is the pid's newest
+   *  stored seq the save found (SNAP_SEQ_NONE: it has none). */
+  static status conflict_at(std::string message, std::int64_t current_seq) {
+    status st(SNAP_ECONFLICT, std::move(message));
+    st.current_seq_ = current_seq;
+    return st;
+  }
   /** Whether the operation succeeded. */
   bool ok() const noexcept { return code_ == SNAP_OK; }
   /** Same as ok(). */
@@ -73,12 +83,17 @@ public:
   const char *name() const noexcept { return snap_strerror(code_); }
   /** The detailed message ("" on success). */
   const std::string &message() const noexcept { return message_; }
-  /** Throws snap::error when this is a failure; does nothing otherwise. */
+  /** SNAP_ECONFLICT of a conditional save: the pid's newest stored seq it
+   *  found (SNAP_SEQ_NONE: none). Any other status: SNAP_SEQ_NONE. */
+  std::int64_t current_seq() const noexcept { return current_seq_; }
+  /** Throws snap::error (snap::conflict for SNAP_ECONFLICT) when this is a
+   *  failure; does nothing otherwise. */
   inline void throw_if_failed() const;
 
 private:
   int code_ = SNAP_OK;
   std::string message_;
+  std::int64_t current_seq_ = SNAP_SEQ_NONE;
 };
 
 /** The exception the throwing forms raise: the SNAP_E* code and the detailed message. */
@@ -99,7 +114,27 @@ private:
   std::string message_;
 };
 
+/**
+ * What the throwing forms raise for SNAP_ECONFLICT: a conditional save found
+ * another newest seq than the one expected. A snap::error (code()
+ * SNAP_ECONFLICT) that also carries the seq found: read again, decide again,
+ * save again.
+ */
+class conflict : public error {
+public:
+  /** The conflict's message and the pid's newest stored seq (SNAP_SEQ_NONE: none). */
+  conflict(const std::string &message, std::int64_t current_seq)
+      : error(SNAP_ECONFLICT, message), current_seq_(current_seq) {}
+  /** The pid's newest stored seq when the save was refused (SNAP_SEQ_NONE: none). */
+  std::int64_t current_seq() const noexcept { return current_seq_; }
+
+private:
+  std::int64_t current_seq_;
+};
+
 inline void status::throw_if_failed() const {
+  if (code_ == SNAP_ECONFLICT)
+    throw snap::conflict(message_, current_seq_);
   if (!ok())
     throw error(code_, message_);
 }
@@ -296,6 +331,151 @@ private:
 
 /** Criteria matching every snapshot (C++ spelling of SNAP_CRITERIA_LATEST). */
 inline constexpr snap_criteria criteria_latest() noexcept { return {0, INT64_MAX, 0, INT64_MAX}; }
+
+/**
+ * What a save may ask beyond its state (snap_save_ext): a condition, a
+ * manifest and metadata. Every member left as it is asks nothing.
+ */
+struct save_ext {
+  /** Set: store the save only if the pid's newest stored seq is still this one
+   *  (SNAP_SEQ_NONE: the caller read none), else SNAP_ECONFLICT with the seq
+   *  found (snap::conflict, status::current_seq()). */
+  std::optional<std::int64_t> expected_seq;
+  /** The state's type and version, e.g. "bank.Account/3" (empty: none),
+   *  bound by the body's frame and returned by loads. */
+  std::string_view manifest;
+  /** Opaque bytes stored with the state (empty: none), returned by loads. */
+  bytes_view metadata;
+};
+
+namespace detail {
+
+/* The C form of `x`, whose manifest is copied into `manifest` (NUL-terminated). */
+inline status c_save_ext(const save_ext &x, std::string &manifest, snap_save_ext &out) {
+  out = snap_save_ext{};
+  if (x.expected_seq) {
+    out.flags = SNAP_SAVE_IF_LATEST;
+    out.expected_seq = *x.expected_seq;
+  }
+  if (!x.manifest.empty()) {
+    result<std::string> m = c_string(x.manifest, "manifest");
+    if (!m)
+      return m.status();
+    manifest = std::move(*m);
+    out.manifest = manifest.c_str();
+  }
+  out.metadata = x.metadata.empty() ? nullptr : x.metadata.data();
+  out.metadata_len = x.metadata.size();
+  return status();
+}
+
+/* The status of a save that returned `rc`: a conflict carries the seq found. */
+inline status save_status(int rc, const snap_meta &meta) {
+  if (rc == SNAP_ECONFLICT)
+    return status::conflict_at(snap_error_message(), meta.current_seq);
+  return status::last(rc);
+}
+
+} // namespace detail
+
+/* ------------------------------------------------------------------------ */
+/* Upcasters                                                                 */
+/* ------------------------------------------------------------------------ */
+
+/** What an upcaster is given: one step of a chain, and the state it upcasts. */
+struct upcast_input {
+  /** The manifest the state has. */
+  std::string_view from;
+  /** The manifest the step brings it to. */
+  std::string_view to;
+  /** The state's format. */
+  snap_format format;
+  /** The state's bytes. */
+  bytes_view state;
+  /** The state as characters (a JSON state's text). */
+  std::string_view text() const noexcept {
+    return std::string_view(reinterpret_cast<const char *>(state.data()), state.size());
+  }
+};
+
+/** What an upcaster may return when the format changes too (a callable that
+ *  returns a string keeps the input's format). */
+struct upcast_output {
+  snap_format format;
+  std::string state;
+};
+
+namespace detail {
+
+/* A registered callable, owned by the C++ owner of the store. */
+struct upcaster_base {
+  virtual ~upcaster_base() = default;
+};
+
+template <class F> struct upcaster_thunk : upcaster_base {
+  explicit upcaster_thunk(F fn) : f(std::move(fn)) {}
+  F f;
+
+  /* The snap_upcaster_fn: runs the callable; no exception crosses into C. */
+  static int call(void *ud, const char *from, const char *to, snap_format fmt,
+                  const std::uint8_t *state, std::size_t len, snap_buf *out,
+                  snap_format *out_fmt) noexcept {
+    try {
+      upcast_input in{from, to, fmt, bytes_view(state, len)};
+      auto r = static_cast<upcaster_thunk *>(ud)->f(static_cast<const upcast_input &>(in));
+      if constexpr (std::is_same_v<decltype(r), upcast_output>) {
+        *out_fmt = r.format;
+        return snap_buf_set(out, r.state.data(), r.state.size());
+      } else {
+        static_assert(std::is_convertible_v<decltype(r), std::string_view>,
+                      "an upcaster returns the new state: a std::string (same format) or a "
+                      "snap::upcast_output");
+        std::string_view v = r;
+        *out_fmt = fmt;
+        return snap_buf_set(out, v.data(), v.size());
+      }
+    } catch (const error &e) {
+      return snap_error_set(e.code() < 0 ? e.code() : SNAP_EINVAL, "%s", e.message().c_str());
+    } catch (const std::bad_alloc &) {
+      return snap_error_set(SNAP_ENOMEM, "out of memory in the upcaster");
+    } catch (const std::exception &e) {
+      return snap_error_set(SNAP_EFORMAT, "%s", e.what());
+    } catch (...) {
+      return snap_error_set(SNAP_EFORMAT, "the upcaster threw an exception that is not a "
+                                          "std::exception");
+    }
+  }
+};
+
+/* The callables registered through an owner (snap::store, snap::plugin): they
+ * live as long as it does. Each sits at a fixed address the C store points to. */
+class upcaster_list {
+public:
+  template <class F>
+  result<void> add(snap_store *st, std::string_view from, std::string_view to, F &&fn) {
+    if (status s = need(st, "store"); !s)
+      return s;
+    result<std::string> f = c_string(from, "upcaster's from manifest");
+    if (!f)
+      return f.status();
+    result<std::string> t = c_string(to, "upcaster's to manifest");
+    if (!t)
+      return t.status();
+    using thunk = upcaster_thunk<std::decay_t<F>>;
+    auto u = std::make_unique<thunk>(std::forward<F>(fn));
+    list_.reserve(list_.size() + 1); /* no throw after the C store holds it */
+    int rc = snap_store_add_upcaster(st, f->c_str(), t->c_str(), &thunk::call, u.get());
+    if (rc != SNAP_OK)
+      return status::last(rc);
+    list_.push_back(std::move(u));
+    return status();
+  }
+
+private:
+  std::vector<std::unique_ptr<upcaster_base>> list_;
+};
+
+} // namespace detail
 
 /* ------------------------------------------------------------------------ */
 /* Keyring                                                                   */
@@ -538,6 +718,20 @@ public:
   unsigned skipped() const noexcept { return get()->skipped; }
   /** Status of the first skip, or SNAP_OK. */
   int skip_reason() const noexcept { return get()->skip_reason; }
+  /** The manifest of the state (the target of a load_as()), "" when the
+   *  body states none. */
+  std::string_view manifest() const noexcept {
+    return get()->manifest ? get()->manifest : std::string_view();
+  }
+  /** The manifest the body was stored with (differs from manifest() when
+   *  load_as() upcast it), "" when none. */
+  std::string_view stored_manifest() const noexcept {
+    return get()->stored_manifest ? get()->stored_manifest : std::string_view();
+  }
+  /** The metadata stored with the state (empty: none). */
+  bytes_view metadata() const noexcept {
+    return bytes_view(get()->metadata, get()->metadata_len);
+  }
 };
 
 /* ------------------------------------------------------------------------ */
@@ -587,6 +781,32 @@ public:
                  options_ref o = {}) const {
     return try_save(pid, seq, fmt, state, o).value();
   }
+  /** A save with what `x` asks (snap_save_ex()): a condition, a manifest,
+   *  metadata. A conflict is SNAP_ECONFLICT whose status has current_seq(). */
+  result<snap_meta> try_save_ex(std::string_view pid, std::int64_t seq, snap_format fmt,
+                                bytes_view state, const save_ext &x, options_ref o = {}) const {
+    if (status st = detail::need(h_, "store"); !st)
+      return st;
+    result<std::string> p = detail::c_string(pid, "persistence id");
+    if (!p)
+      return p.status();
+    std::string manifest;
+    snap_save_ext ext{};
+    if (status st = detail::c_save_ext(x, manifest, ext); !st)
+      return st;
+    snap_save_req rq{p->c_str(),   seq,    SNAP_TIMESTAMP_AUTO, fmt, state.data(),
+                     state.size(), o.get()};
+    snap_meta meta{};
+    int rc = snap_save_ex(h_, &rq, &ext, &meta);
+    if (rc != SNAP_OK)
+      return detail::save_status(rc, meta);
+    return meta;
+  }
+  /** Throwing form of try_save_ex(): a conflict throws snap::conflict. */
+  snap_meta save_ex(std::string_view pid, std::int64_t seq, snap_format fmt, bytes_view state,
+                    const save_ext &x, options_ref o = {}) const {
+    return try_save_ex(pid, seq, fmt, state, x, o).value();
+  }
 
   /** The youngest snapshot of `pid` matching all four bounds of `c`; nullopt when none. */
   result<std::optional<snapshot>> try_load(std::string_view pid, const snap_criteria &c,
@@ -607,6 +827,64 @@ public:
   std::optional<snapshot> load_latest(std::string_view pid, options_ref o = {}) const {
     return try_load_latest(pid, o).value();
   }
+  /** The youngest snapshot of `pid` matching `c`, its state brought to the
+   *  manifest `target` by the store's upcasters (snap_load_as()); nullopt when none. */
+  result<std::optional<snapshot>> try_load_as(std::string_view pid, const snap_criteria &c,
+                                              std::string_view target, options_ref o = {}) const {
+    return load_named(pid, target, "target manifest",
+                      [&](const char *p, const char *t, snap_snapshot **s) {
+                        return snap_load_as(h_, p, &c, t, o.get(), s);
+                      });
+  }
+  /** Throwing form of try_load_as(). */
+  std::optional<snapshot> load_as(std::string_view pid, const snap_criteria &c,
+                                  std::string_view target, options_ref o = {}) const {
+    return try_load_as(pid, c, target, o).value();
+  }
+  /** The newest snapshot of `pid` brought to the manifest `target`; nullopt when none. */
+  result<std::optional<snapshot>> try_load_latest_as(std::string_view pid, std::string_view target,
+                                                     options_ref o = {}) const {
+    return try_load_as(pid, criteria_latest(), target, o);
+  }
+  /** Throwing form of try_load_latest_as(). */
+  std::optional<snapshot> load_latest_as(std::string_view pid, std::string_view target,
+                                         options_ref o = {}) const {
+    return try_load_latest_as(pid, target, o).value();
+  }
+  /** The youngest snapshot of `pid` matching `c` stored with the manifest
+   *  `manifest` (snap_load_manifest()); nullopt when none. */
+  result<std::optional<snapshot>> try_load_manifest(std::string_view pid, const snap_criteria &c,
+                                                    std::string_view manifest,
+                                                    options_ref o = {}) const {
+    return load_named(pid, manifest, "manifest",
+                      [&](const char *p, const char *m, snap_snapshot **s) {
+                        return snap_load_manifest(h_, p, &c, m, o.get(), s);
+                      });
+  }
+  /** Throwing form of try_load_manifest(). */
+  std::optional<snapshot> load_manifest(std::string_view pid, const snap_criteria &c,
+                                        std::string_view manifest, options_ref o = {}) const {
+    return try_load_manifest(pid, c, manifest, o).value();
+  }
+
+  /** Stores a dictionary under `name` (snap_store_dict_add()); gives its id. */
+  result<std::uint32_t> try_dict_add(std::string_view name, bytes_view dict) const {
+    if (status st = detail::need(h_, "store"); !st)
+      return st;
+    result<std::string> n = detail::c_string(name, "dictionary name");
+    if (!n)
+      return n.status();
+    std::uint32_t id = 0;
+    int rc = snap_store_dict_add(h_, n->c_str(), dict.data(), dict.size(), &id);
+    if (rc != SNAP_OK)
+      return status::last(rc);
+    return id;
+  }
+  /** Throwing form of try_dict_add(). */
+  std::uint32_t dict_add(std::string_view name, bytes_view dict) const {
+    return try_dict_add(name, dict).value();
+  }
+
   /** The newest snapshot of `pid` with sequence number < `seq`; nullopt when none. */
   result<std::optional<snapshot>> try_load_before(std::string_view pid, std::int64_t seq,
                                                   options_ref o = {}) const {
@@ -680,6 +958,16 @@ private:
       return std::optional<snapshot>();
     return std::optional<snapshot>(snapshot(s));
   }
+  /* load_with() for a C load that also takes a manifest, `name` (checked as `what`). */
+  template <class F>
+  result<std::optional<snapshot>> load_named(std::string_view pid, std::string_view name,
+                                             const char *what, F call) const {
+    result<std::string> n = detail::c_string(name, what);
+    if (!n)
+      return n.status();
+    return load_with(pid,
+                     [&](const char *p, snap_snapshot **s) { return call(p, n->c_str(), s); });
+  }
 
 protected:
   snap_store *h_ = nullptr;
@@ -708,6 +996,28 @@ public:
   static store open(std::string_view backend, std::string_view config_json = {}) {
     return try_open(backend, config_json).value();
   }
+
+  /**
+   * Registers a callable as the upcaster from manifest `from` to manifest `to`
+   * (snap_store_add_upcaster()): it takes a `const snap::upcast_input &` and
+   * returns the new state, a std::string (same format) or a
+   * snap::upcast_output. This owner keeps the callable until it is destroyed
+   * (after release() the C store must not run it). An exception it throws
+   * never reaches C: snap::error becomes its code and message, std::bad_alloc
+   * SNAP_ENOMEM, any other exception SNAP_EFORMAT with its what(); the load
+   * fails naming the step. Not concurrent with loads of this store.
+   */
+  template <class F>
+  result<void> try_add_upcaster(std::string_view from, std::string_view to, F &&fn) {
+    return upcasters_.add(h_, from, to, std::forward<F>(fn));
+  }
+  /** Throwing form of try_add_upcaster(). */
+  template <class F> void add_upcaster(std::string_view from, std::string_view to, F &&fn) {
+    try_add_upcaster(from, to, std::forward<F>(fn)).value();
+  }
+
+private:
+  detail::upcaster_list upcasters_;
 };
 
 /* ------------------------------------------------------------------------ */
@@ -731,8 +1041,13 @@ public:
   bool ok() const noexcept { return r_->status == SNAP_OK; }
   /** The detailed message of a failure ("" on success). */
   std::string_view message() const noexcept { return r_->message ? r_->message : ""; }
-  /** The outcome as a status (code and a copy of the message). */
-  snap::status status() const { return snap::status(code(), std::string(message())); }
+  /** The outcome as a status (code and a copy of the message; a conditional
+   *  save's conflict also carries current_seq()). */
+  snap::status status() const {
+    if (code() == SNAP_ECONFLICT)
+      return snap::status::conflict_at(std::string(message()), r_->meta.current_seq);
+    return snap::status(code(), std::string(message()));
+  }
   /** The request's persistence id. */
   std::string_view pid() const noexcept { return r_->pid ? r_->pid : ""; }
   /** Save: the sequence number saved. */
@@ -792,20 +1107,41 @@ public:
   template <class F>
   result<void> try_save(std::string_view pid, std::int64_t seq, snap_format fmt, bytes_view state,
                         options_ref o, int timeout_ms, F &&done) const {
-    result<std::string> p = detail::c_string(pid, "persistence id");
-    if (!p)
-      return p.status();
-    snap_request rq{};
-    rq.kind = SNAP_REQUEST_SAVE;
-    rq.save = snap_save_req{p->c_str(),   seq,    SNAP_TIMESTAMP_AUTO, fmt, state.data(),
-                            state.size(), o.get()};
-    return submit(rq, timeout_ms, std::forward<F>(done));
+    return try_save_ex(pid, seq, fmt, state, save_ext{}, o, timeout_ms, std::forward<F>(done));
   }
   /** Throwing form of try_save(). */
   template <class F>
   void save(std::string_view pid, std::int64_t seq, snap_format fmt, bytes_view state,
             options_ref o, int timeout_ms, F &&done) const {
     try_save(pid, seq, fmt, state, o, timeout_ms, std::forward<F>(done)).value();
+  }
+  /** try_save() with what `x` asks (snap_request.save_ext): a conditional
+   *  save that conflicts completes with SNAP_ECONFLICT, `meta().current_seq`
+   *  and status().current_seq() giving the seq found. */
+  template <class F>
+  result<void> try_save_ex(std::string_view pid, std::int64_t seq, snap_format fmt,
+                           bytes_view state, const save_ext &x, options_ref o, int timeout_ms,
+                           F &&done) const {
+    result<std::string> p = detail::c_string(pid, "persistence id");
+    if (!p)
+      return p.status();
+    std::string manifest;
+    snap_save_ext ext{};
+    if (status st = detail::c_save_ext(x, manifest, ext); !st)
+      return st;
+    snap_request rq{};
+    rq.kind = SNAP_REQUEST_SAVE;
+    rq.save = snap_save_req{p->c_str(),   seq,    SNAP_TIMESTAMP_AUTO, fmt, state.data(),
+                            state.size(), o.get()};
+    bool asks = x.expected_seq || !x.manifest.empty() || !x.metadata.empty();
+    rq.save_ext = asks ? &ext : nullptr;
+    return submit(rq, timeout_ms, std::forward<F>(done));
+  }
+  /** Throwing form of try_save_ex(). */
+  template <class F>
+  void save_ex(std::string_view pid, std::int64_t seq, snap_format fmt, bytes_view state,
+               const save_ext &x, options_ref o, int timeout_ms, F &&done) const {
+    try_save_ex(pid, seq, fmt, state, x, o, timeout_ms, std::forward<F>(done)).value();
   }
   /** Queues a save with the store's default options, never waiting for room. */
   template <class F>
@@ -819,21 +1155,29 @@ public:
   template <class F>
   result<void> try_load(std::string_view pid, const snap_criteria &c, options_ref o, int timeout_ms,
                         F &&done) const {
-    result<std::string> p = detail::c_string(pid, "persistence id");
-    if (!p)
-      return p.status();
-    snap_request rq{};
-    rq.kind = SNAP_REQUEST_LOAD;
-    rq.pid = p->c_str();
-    rq.criteria = &c;
-    rq.options = o.get();
-    return submit(rq, timeout_ms, std::forward<F>(done));
+    return submit_load(pid, c, nullptr, o, timeout_ms, std::forward<F>(done));
   }
   /** Throwing form of try_load(). */
   template <class F>
   void load(std::string_view pid, const snap_criteria &c, options_ref o, int timeout_ms,
             F &&done) const {
     try_load(pid, c, o, timeout_ms, std::forward<F>(done)).value();
+  }
+  /** try_load() whose state is brought to the manifest `target` by the
+   *  store's upcasters on the load thread (snap_request.target, snap_load_as()). */
+  template <class F>
+  result<void> try_load_as(std::string_view pid, const snap_criteria &c, std::string_view target,
+                           options_ref o, int timeout_ms, F &&done) const {
+    result<std::string> t = detail::c_string(target, "target manifest");
+    if (!t)
+      return t.status();
+    return submit_load(pid, c, t->c_str(), o, timeout_ms, std::forward<F>(done));
+  }
+  /** Throwing form of try_load_as(). */
+  template <class F>
+  void load_as(std::string_view pid, const snap_criteria &c, std::string_view target,
+               options_ref o, int timeout_ms, F &&done) const {
+    try_load_as(pid, c, target, o, timeout_ms, std::forward<F>(done)).value();
   }
   /** Queues a load of the latest snapshot of `pid`, never waiting for room. */
   template <class F> void load(std::string_view pid, F &&done) const {
@@ -867,6 +1211,21 @@ public:
   }
 
 private:
+  /* Queues a load of `pid` brought to `target` (NULL: as stored). */
+  template <class F>
+  result<void> submit_load(std::string_view pid, const snap_criteria &c, const char *target,
+                           options_ref o, int timeout_ms, F &&done) const {
+    result<std::string> p = detail::c_string(pid, "persistence id");
+    if (!p)
+      return p.status();
+    snap_request rq{};
+    rq.kind = SNAP_REQUEST_LOAD;
+    rq.pid = p->c_str();
+    rq.criteria = &c;
+    rq.options = o.get();
+    rq.target = target;
+    return submit(rq, timeout_ms, std::forward<F>(done));
+  }
   template <class F> result<void> submit(snap_request &rq, int timeout_ms, F &&done) const {
     if (status st = detail::need(h_, "executor"); !st)
       return st;
@@ -948,6 +1307,19 @@ public:
   const snap_options *options() const noexcept {
     return get() ? snap_plugin_options(get()) : nullptr;
   }
+  /** Registers a callable upcaster on the plugin's store, kept by this owner
+   *  (snap::store::try_add_upcaster() has the rules). */
+  template <class F>
+  result<void> try_add_upcaster(std::string_view from, std::string_view to, F &&fn) {
+    return upcasters_.add(store().get(), from, to, std::forward<F>(fn));
+  }
+  /** Throwing form of try_add_upcaster(). */
+  template <class F> void add_upcaster(std::string_view from, std::string_view to, F &&fn) {
+    try_add_upcaster(from, to, std::forward<F>(fn)).value();
+  }
+
+private:
+  detail::upcaster_list upcasters_;
 };
 
 } // namespace snap
