@@ -22,6 +22,14 @@
  *  - persisted(seq), called after each journaled event, saves a snapshot
  *    through the executor every `snapshot_every` events; the outcome comes
  *    back as a message too (snapshot_saved(), e.g. to trim the journal).
+ *  - A state type that evolves names itself: the application specializes
+ *    snap::state_manifest<State> (type name and version) and sets
+ *    `manifest = snap::manifest_of<State>()`. Saves store that manifest in
+ *    the body's frame; the recovery load brings an older snapshot to it
+ *    through the upcasters registered on the store (add_state_upcaster()),
+ *    so restore() only ever sees the current shape.
+ *  - Codec and dictionary are options like any other: `save_options` (or
+ *    the plugin document's "options") may say zstd and a stored dictionary.
  *
  * The journal is the application's: snapstore stores the snapshots.
  * Header-only; needs CAF 0.17 (libcaf-dev) and snap/snapstore.hpp.
@@ -53,9 +61,48 @@ struct event_sourced_config {
   snap_format format = SNAP_FORMAT_JSON;
   /** Options for the load (borrowed; NULL: the store's defaults, e.g. a plugin document's). */
   const snap_options *load_options = nullptr;
-  /** Options for saves (borrowed; NULL: the store's defaults). */
+  /** Options for saves (borrowed; NULL: the store's defaults): codec,
+   *  level, dictionary, encryption, ... */
   const snap_options *save_options = nullptr;
+  /** The state's manifest, "type/version" (manifest_of<State>()); empty:
+   *  none. Saves store it; the recovery load is brought to it (snap_load_as()). */
+  std::string manifest{};
 };
+
+/**
+ * The name and version of a state type, specialized by the application:
+ *
+ *     template <> struct snap::state_manifest<account> {
+ *       static constexpr const char *type = "bank.Account";
+ *       static constexpr int version = 3;
+ *     };
+ *
+ * Bump `version` whenever the saved shape changes, and register the upcaster
+ * from the previous version (add_state_upcaster()).
+ */
+template <class State> struct state_manifest;
+
+/** The manifest of `State`: "<type>/<version>", e.g. "bank.Account/3". */
+template <class State> std::string manifest_of() {
+  return std::string(state_manifest<State>::type) + "/" +
+         std::to_string(state_manifest<State>::version);
+}
+
+/**
+ * Registers `fn` on `owner` (a snap::store or snap::plugin, which keeps it) as
+ * the upcaster of State's saved shape from version `from_version` to
+ * `from_version + 1` ("<type>/<n>" -> "<type>/<n+1>"). `fn` takes a
+ * `const snap::upcast_input &` and returns the new state (std::string or
+ * snap::upcast_output); an exception it throws fails the load (snap::store::
+ * try_add_upcaster()).
+ */
+template <class State, class Owner, class F>
+result<void> add_state_upcaster(Owner &owner, int from_version, F &&fn) {
+  std::string type = state_manifest<State>::type;
+  return owner.try_add_upcaster(type + "/" + std::to_string(from_version),
+                                type + "/" + std::to_string(from_version + 1),
+                                std::forward<F>(fn));
+}
 
 /** Message: the outcome of the recovery load (sent by the executor's thread). */
 struct loaded_msg {
@@ -145,14 +192,18 @@ public:
     cfg_ = std::move(cfg);
     self->set_default_handler(caf::skip);
     caf::actor me = caf::actor_cast<caf::actor>(self);
-    result<void> queued = cfg_.executor.try_load(
-        cfg_.pid, criteria_latest(), cfg_.load_options, 0, [me](completion &c) {
-          std::optional<snapshot> s = c.take_snapshot();
-          loaded_msg m{c.code(), std::string(c.message()), nullptr};
-          if (s)
-            m.snap = std::make_shared<snapshot>(std::move(*s));
-          caf::anon_send(me, std::move(m));
-        });
+    auto done = [me](completion &c) {
+      std::optional<snapshot> s = c.take_snapshot();
+      loaded_msg m{c.code(), std::string(c.message()), nullptr};
+      if (s)
+        m.snap = std::make_shared<snapshot>(std::move(*s));
+      caf::anon_send(me, std::move(m));
+    };
+    result<void> queued =
+        cfg_.manifest.empty()
+            ? cfg_.executor.try_load(cfg_.pid, criteria_latest(), cfg_.load_options, 0, done)
+            : cfg_.executor.try_load_as(cfg_.pid, criteria_latest(), cfg_.manifest,
+                                        cfg_.load_options, 0, done);
     if (!queued) /* not even queued: the same path as a failed load */
       self->send(self, loaded_msg{queued.code(), queued.message(), nullptr});
     return caf::behavior{
@@ -166,8 +217,10 @@ public:
       return;
     caf::actor me = caf::actor_cast<caf::actor>(self_);
     std::string state = snapshot_state();
-    result<void> queued = cfg_.executor.try_save(
-        cfg_.pid, seq, cfg_.format, state, cfg_.save_options, 0, [me, seq](completion &c) {
+    save_ext x;
+    x.manifest = cfg_.manifest;
+    result<void> queued = cfg_.executor.try_save_ex(
+        cfg_.pid, seq, cfg_.format, state, x, cfg_.save_options, 0, [me, seq](completion &c) {
           caf::anon_send(me, saved_msg{c.code(), std::string(c.message()), seq, c.meta()});
         });
     if (queued)
@@ -186,6 +239,9 @@ public:
   std::int64_t recovered_from() const noexcept { return recovered_from_; }
   /** The stages (SNAP_STAGE_*) of the snapshot recovered from, 0 when none. */
   unsigned recovered_stages() const noexcept { return recovered_stages_; }
+  /** The manifest the snapshot recovered from was stored with ("" when none
+   *  or when it stated none); restore() saw it upcast to config().manifest. */
+  const std::string &recovered_manifest() const noexcept { return recovered_manifest_; }
   /** The sequence number of the last snapshot known to be durable (0: none). */
   std::int64_t last_snapshot() const noexcept { return last_snapshot_; }
   /** The configuration given to recover(). */
@@ -202,6 +258,7 @@ private:
       restore(*m.snap);
       from = last_snapshot_ = recovered_from_ = m.snap->seq();
       recovered_stages_ = m.snap->stages();
+      recovered_manifest_ = std::string(m.snap->stored_manifest());
       m.snap.reset();
     }
     seq_ = replay(from);
@@ -228,6 +285,7 @@ private:
   std::int64_t replayed_ = 0;
   std::int64_t recovered_from_ = -1;
   unsigned recovered_stages_ = 0;
+  std::string recovered_manifest_;
   std::int64_t last_snapshot_ = 0;
   bool saving_ = false;
   bool recovered_ = false;
