@@ -2,7 +2,10 @@
  *   {"pid": "...", "seq": N, "timestamp": N, "format": "json" | "msgpack",
  *    ["manifest": "...", "metadata_base64": "...",]
  *    "state": <the JSON state>} or {..., "state_base64": "..."}.
- * (manifest and metadata when the body states them, docs/STORE.md).
+ * (manifest and metadata when the body states them, docs/STORE.md),
+ * preceded by one line per trained dictionary of the store:
+ *   {"dictionary": "<name>", "id": N, "bytes_base64": "..."}
+ * so that an import can store them before the states whose saves name them.
  * A JSON state is written inline only when its bytes are exactly its own
  * compact form (what import will store), so export | import is byte-exact.
  * The output holds nothing but records: a body that cannot be decoded is
@@ -22,7 +25,7 @@ typedef struct export_ctx {
   snap_buf state;
   char *b64;
   size_t b64_cap;
-  uint64_t written, failed;
+  uint64_t written, failed, dicts;
   ctl_progress prog;
 } export_ctx;
 
@@ -108,9 +111,37 @@ static int export_page(void *ud, snap_entry_page *page) {
   return ferror(x->out) ? snap_error_set(SNAP_EIO, "cannot write the output") : 0;
 }
 
+/* One line per stored dictionary (none when the backend keeps none). */
+static int write_dictionaries(export_ctx *x) {
+  snap_dict_info *list = NULL;
+  size_t n = 0;
+  int rc = snap_store_dict_list(x->c->st, &list, &n);
+  if (rc == SNAP_EUNSUPPORTED)
+    return SNAP_OK;
+  for (size_t i = 0; rc == SNAP_OK && i < n; i++) {
+    snap_dict *d = NULL;
+    size_t len = 0;
+    if ((rc = snap_store_dict_get(x->c->st, list[i].id, NULL, &d)) != SNAP_OK)
+      break;
+    const uint8_t *bytes = snap_dict_bytes(d, &len);
+    fputs("{\"dictionary\":", x->out);
+    ctl_print_pid(x->out, list[i].name); /* printed as a JSON string */
+    fprintf(x->out, ",\"id\":%" PRIu32, list[i].id);
+    rc = put_base64(x, "bytes_base64", bytes, len);
+    fputs("}\n", x->out);
+    snap_dict_free(d);
+    x->dicts++;
+  }
+  snap_free(list);
+  return rc;
+}
+
 /* The sweep, into x->out; SNAP_OK, a snapstore error or CTL_INTERRUPTED. */
 static int export_all(ctl *c, export_ctx *x) {
-  int s = ctl_progress_counted(&x->prog, "export", c);
+  int s = write_dictionaries(x);
+  if (s != SNAP_OK)
+    return s;
+  s = ctl_progress_counted(&x->prog, "export", c);
   if (s == SNAP_OK)
     s = ctl_sweep(c->st, NULL, true, export_page, x);
   ctl_progress_end(&x->prog);
@@ -149,5 +180,7 @@ int cmd_export(ctl *c, int argc, char **argv) {
   if (!c->quiet || x.failed)
     fprintf(stderr, "export: %" PRIu64 " snapshots written, %" PRIu64 " could not be decoded%s\n",
             x.written, x.failed, x.failed ? " (listed above, not exported)" : "");
+  if (!c->quiet && x.dicts)
+    fprintf(stderr, "export: %" PRIu64 " dictionaries written\n", x.dicts);
   return x.failed ? EXIT_FOUND : EXIT_OK;
 }

@@ -1,5 +1,6 @@
-/* snapctl import: the snapshots of a JSON Lines file as written by export
- * (cmd_export.c), every line checked before anything is stored. */
+/* snapctl import: the snapshots (and trained dictionaries) of a JSON Lines
+ * file as written by export (cmd_export.c), every line checked before
+ * anything is stored. */
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -23,6 +24,9 @@ typedef struct jl_rec {
   char *manifest;    /* NULL: none */
   uint8_t *metadata; /* NULL: none */
   size_t metadata_len;
+  char *dict_name; /* non-NULL: a dictionary line (no snapshot) */
+  uint8_t *dict;
+  size_t dict_len;
 } jl_rec;
 
 static void rec_dispose(jl_rec *r) {
@@ -30,6 +34,8 @@ static void rec_dispose(jl_rec *r) {
   free(r->state);
   free(r->manifest);
   free(r->metadata);
+  free(r->dict_name);
+  free(r->dict);
   memset(r, 0, sizeof *r);
 }
 
@@ -177,12 +183,52 @@ static bool read_typing(const cJSON *man, const cJSON *meta, jl_rec *r, char *er
   return true;
 }
 
+/* A dictionary line: exactly "dictionary" (its name), "id" and
+ * "bytes_base64", the id being the one the bytes have. */
+static bool parse_dictionary(const cJSON *o, jl_rec *r, char *err, size_t errn) {
+  const cJSON *name = NULL, *id = NULL, *b64 = NULL;
+  for (const cJSON *it = o->child; it; it = it->next) {
+    const cJSON **slot = strcmp(it->string, "dictionary") == 0     ? &name
+                         : strcmp(it->string, "id") == 0           ? &id
+                         : strcmp(it->string, "bytes_base64") == 0 ? &b64
+                                                                   : NULL;
+    if (slot == NULL)
+      return bad(err, errn, "unknown key '%s' in a dictionary line", it->string);
+    if (*slot != NULL)
+      return bad(err, errn, "duplicate key '%s'", it->string);
+    *slot = it;
+  }
+  int64_t want = 0;
+  uint32_t have = 0;
+  if (!cJSON_IsString(name) || name->valuestring[0] == 0)
+    return bad(err, errn, "\"dictionary\" is not a non-empty name");
+  if (!get_int(id, &want) || want < 1 || want > UINT32_MAX)
+    return bad(err, errn, "\"id\" missing or not an integer in [1, 2^32)");
+  if (!cJSON_IsString(b64) || !from_base64(b64->valuestring, &r->dict, &r->dict_len) ||
+      r->dict_len < SNAP_DICT_MIN || r->dict_len > SNAP_DICT_MAX)
+    return bad(err, errn, "\"bytes_base64\" is not base64 of %u to %u bytes", SNAP_DICT_MIN,
+               SNAP_DICT_MAX);
+  if (snap_dict_id_of(r->dict, r->dict_len, &have) != SNAP_OK || have != (uint32_t)want)
+    return bad(err, errn, "\"id\" %" PRId64 " is not the id of the bytes (%" PRIu32 ")", want,
+               have);
+  if ((r->dict_name = strdup(name->valuestring)) == NULL)
+    return bad(err, errn, "out of memory");
+  return true;
+}
+
 /* Parses and checks one line; on failure `err` says why. */
 static bool parse_line(const char *line, size_t len, jl_rec *r, char *err, size_t errn) {
   memset(r, 0, sizeof *r);
   cJSON *o = parse_object(line, len, err, errn);
   if (o == NULL)
     return false;
+  if (cJSON_GetObjectItemCaseSensitive(o, "dictionary") != NULL) {
+    bool ok = parse_dictionary(o, r, err, errn);
+    cJSON_Delete(o);
+    if (!ok)
+      rec_dispose(r);
+    return ok;
+  }
   const cJSON *f[NKEYS] = {0};
   bool ok = find_keys(o, f, err, errn) && read_header(f, r, err, errn) &&
             read_state(f[K_STATE], f[K_STATE_BASE64], r, err, errn) &&
@@ -236,9 +282,32 @@ typedef struct import_ctx {
   snap_save_ext ext[CTL_PAGE];
   int status[CTL_PAGE];
   size_t n;
-  uint64_t stored, failed;
+  uint64_t stored, failed, dicts;
   ctl_failures fails;
 } import_ctx;
+
+/* Stores a dictionary line's dictionary; one the store holds already under
+ * the same name counts as stored. */
+static void store_dictionary(import_ctx *x, jl_rec *r, const char *name, uint64_t lineno) {
+  uint32_t id = 0;
+  int rc = snap_store_dict_add(x->c->st, r->dict_name, r->dict, r->dict_len, &id);
+  if (rc == SNAP_ECONFLICT) {
+    snap_dict *d = NULL;
+    uint32_t want = 0;
+    (void)snap_dict_id_of(r->dict, r->dict_len, &want);
+    if (snap_store_dict_get(x->c->st, 0, r->dict_name, &d) == SNAP_OK && snap_dict_id(d) == want)
+      rc = SNAP_OK;
+    snap_dict_free(d);
+  }
+  if (rc == SNAP_OK) {
+    x->dicts++;
+  } else {
+    x->failed++;
+    fprintf(stderr, "snapctl: import: %s: line %" PRIu64 ": dictionary '%s' not stored: %s\n",
+            name, lineno, r->dict_name, ctl_error(rc));
+  }
+  rec_dispose(r);
+}
 
 /* Saves the batch; returns true when the failure bound stops the import. */
 static bool flush_batch(import_ctx *x, const char *name) {
@@ -320,6 +389,12 @@ static uint64_t store_all(import_ctx *x, FILE *src, const char *name, uint64_t l
       fprintf(stderr, "snapctl: import: %s: line %" PRIu64 ": %s\n", name, lineno, err);
       continue;
     }
+    if (x->recs[x->n].dict_name != NULL) {
+      /* Stored before any later line's save, which may name it. */
+      stop = flush_batch(x, name);
+      store_dictionary(x, &x->recs[x->n], name, lineno);
+      continue;
+    }
     x->line_of[x->n++] = lineno;
     if (x->n == CTL_PAGE)
       stop = flush_batch(x, name);
@@ -353,7 +428,7 @@ int cmd_import(ctl *c, int argc, char **argv) {
   }
   if (src != NULL && src != stdin)
     fclose(src);
-  uint64_t stored = x->stored, failed = x->failed;
+  uint64_t stored = x->stored, failed = x->failed, dicts = x->dicts;
   bool stopped = ctl_failures_stopped(&x->fails);
   if (stopped)
     ctl_failures_report(&x->fails, "import", "the store");
@@ -370,5 +445,7 @@ int cmd_import(ctl *c, int argc, char **argv) {
   }
   if (!c->quiet || failed)
     fprintf(stderr, "import: %" PRIu64 " snapshots stored, %" PRIu64 " failed\n", stored, failed);
+  if (!c->quiet && dicts)
+    fprintf(stderr, "import: %" PRIu64 " dictionaries stored\n", dicts);
   return failed ? EXIT_FOUND : EXIT_OK;
 }

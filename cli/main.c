@@ -99,7 +99,8 @@ static const ctl_cmd commands[] = {
     {"export", "[--out FILE]", "write every snapshot as JSON Lines",
      "One JSON object a line: {\"pid\", \"seq\", \"timestamp\", \"format\", and\n"
      "\"state\" (the JSON state itself) or \"state_base64\" (msgpack states, and\n"
-     "JSON states whose bytes are not their own compact form)}. States are\n"
+     "JSON states whose bytes are not their own compact form)}, after one line\n"
+     "per trained dictionary {\"dictionary\", \"id\", \"bytes_base64\"}. States are\n"
      "decoded with the configured keys: the output holds decrypted state.\n"
      "Writes to stdout unless --out; stdout then holds records only. A body that\n"
      "cannot be decoded is reported on stderr, counted and left out (exit 1).\n"

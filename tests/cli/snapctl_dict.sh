@@ -88,4 +88,27 @@ grep -q "used by 301 snapshot" out && ok "301 uses" || fail "dict show: $(cat ou
 expect 2 "--wrap-only and --recompress together" -- \
   ctl --config copyzstd.json rekey --wrap-only --recompress
 
+# export carries the dictionaries (first, one line each); import stores them
+# before the states, so a document naming the dictionary imports at once, and
+# export | import | export is byte for byte the same.
+expect 0 "export a store with a dictionary" -- ctl --config copy.json export --out exp1.jsonl
+head -1 exp1.jsonl | grep -q "^{\"dictionary\":\"accounts\",\"id\":$id,\"bytes_base64\":" &&
+  ok "the first line is the dictionary" || fail "export: $(head -c 200 exp1.jsonl)"
+printf '{"backend": "sqlite", "config": {"path": "imp.db", "keep": 0},
+  "options": {"compression": "zstd", "dictionary": "accounts"}}\n' >imp.json
+expect 0 "import it into a new store naming the dictionary" -- \
+  ctl --config imp.json --create import exp1.jsonl
+expect 0 "the new store lists the dictionary" -- ctl --config imp.json dict ls
+grep -q "^$id	accounts	" out && ok "under its id and name" || fail "dict ls: $(cat out)"
+expect 0 "the imported bodies use it" -- ctl --config imp.json ls account-0007
+grep -q 'zstd+dict' out && ok "zstd+dict" || fail "ls: $(cat out)"
+expect 0 "export the imported store" -- ctl --config imp.json export --out exp2.jsonl
+cmp -s exp1.jsonl exp2.jsonl && ok "export | import | export is byte-identical" ||
+  fail "the exports differ"
+expect 0 "importing again finds the dictionary there" -- ctl --config imp.json import exp1.jsonl
+head -1 exp1.jsonl | sed "s/\"id\":$id/\"id\":$((id ^ 1))/" >baddict.jsonl
+expect 2 "a dictionary line whose id is not its bytes' is refused" -- \
+  ctl --config imp.json import baddict.jsonl
+grep -q 'is not the id of the bytes' err && ok "saying so" || fail "import: $(cat err)"
+
 [ "$FAILS" -eq 0 ] || { echo "$FAILS failure(s)" >&2; exit 1; }
