@@ -188,6 +188,7 @@ int main(int argc, char **argv) {
   prune_rows(&rn, &s);
   load_rows(&rn, &s);
   envelope_load_row(&rn, &s);
+  manifest_rows(&rn, &s);
   metrics_rows(&rn, &s);
   storm_rows(&rn, &s);
   char pg_about[1024] = "";

@@ -83,6 +83,8 @@ void prune_rows(runner *rn, const states *s);
 void metrics_rows(runner *rn, const states *s);
 void envelope_load_row(runner *rn, const states *s);
 void load_rows(runner *rn, const states *s);
+/* rows_manifest.c: what a manifest costs a save. */
+void manifest_rows(runner *rn, const states *s);
 /* rows_storm.c: the recovery storm. */
 void storm_rows(runner *rn, const states *s);
 /* rows_pg.c: PostgreSQL, on a throw-away cluster; `about` says what ran. */
