@@ -111,11 +111,15 @@ static void io_rows(runner *rn, const corpus *c, const char *what) {
 
 static int corpus_wanted(runner *rn, const char *what) {
   static const char *const groups[] = {"dict", "encode", "decode", "save", "load"};
-  char name[128];
-  snprintf(name, sizeof name, "%s, zstd-3", what);
+  static const char *const suffixes[] = {"", ", zstd-3", ", zstd-3+dict", ", zstd-3+dict+enc",
+                                         ", zstd-3+dict+enc, sync=full"};
+  char name[160];
   for (size_t g = 0; g < sizeof groups / sizeof groups[0]; g++)
-    if (wanted(rn, groups[g], name) || wanted(rn, groups[g], what))
-      return 1;
+    for (size_t k = 0; k < sizeof suffixes / sizeof suffixes[0]; k++) {
+      snprintf(name, sizeof name, "%s%s", what, suffixes[k]);
+      if (wanted(rn, groups[g], name))
+        return 1;
+    }
   return 0;
 }
 
