@@ -140,7 +140,7 @@ echo "migrate killed $kills times of 8, then ran $passes times beside the writer
   "$(grep -o '[0-9]* replaced by newer saves' migrate-live.log | awk '{s+=$1} END {print s+0}') bodies left to newer saves"
 [ $kills -gt 0 ] && ok "migrate was killed with SIGKILL ($kills times)" || fail "migrate never killed"
 unset WRAP_STEP_DELAY_US
-[ $mfail -eq 0 ] || fail "migrate beside the writer failed $mfail times: $(cat migrate-live.out)"
+[ $mfail -eq 0 ] || fail "migrate beside the writer failed $mfail times: $(cat migrate-live.out; tail -5 migrate-live.log)"
 expect 0 "the final pass" -- ctl --config live.json migrate --to test.Account/3
 expect 0 "dry run after the final pass" -- ctl --config live.json migrate --to test.Account/3 --dry-run
 grep -q ' 0 to migrate' err && ! grep -q 'migrate$' out && ok "every row is at the target" ||
