@@ -346,3 +346,68 @@ Test(postgres_keys, dictionaries_are_on_every_shard_and_a_put_cut_short_complete
   for (int i = 0; i < 3; i++)
     drop_db(&f, &data[i]);
 }
+
+/* ------------------------------------------------------------------------ */
+/* Rewrap over shards holding unequal shares                                 */
+/* ------------------------------------------------------------------------ */
+
+/* The shard of 3 a unit lives on (docs/POSTGRES.md, section 3). */
+static int shard_of_3(const char *unit) {
+  uint32_t h = 2166136261u;
+  for (const unsigned char *p = (const unsigned char *)unit; *p; p++)
+    h = (h ^ *p) * 16777619u;
+  return (int)((h % 1024u) * 3 / 1024u);
+}
+
+/* The key table is listed a page at a time, each shard asked for about its
+ * share of the page: a shard holding far more than its share is asked again,
+ * and the merged pages still hold every unit once, in order. */
+Test(postgres_keys, rewrap_covers_every_unit_when_one_shard_holds_most) {
+  pgfx f = shared();
+  db data[3] = {new_db(&f, "skew0"), new_db(&f, "skew1"), new_db(&f, "skew2")};
+  snap_keyring *kr = ring(0x43);
+  snap_options *o = envelope_opts(kr);
+  snap_store *st = open_store(data, 3, NULL, "\"keep\": 0", o);
+  char pid[32];
+  int on0 = 0, others = 0;
+  for (int i = 0; on0 < 1900 || others < 20; i++) {
+    snprintf(pid, sizeof pid, "k-%05d", i);
+    bool first = shard_of_3(pid) == 0;
+    if ((first && on0 >= 1900) || (!first && others >= 20))
+      continue;
+    save_state(st, pid, "{}");
+    if (first)
+      on0++;
+    else
+      others++;
+  }
+  snap_store_close(st);
+  cr_assert_eq(db_int(&data[0], "SELECT count(*) FROM snapshots_keys"), 1900);
+  snap_keyring *both = NULL;
+  cr_assert_eq(snap_keyring_new(&both), SNAP_OK);
+  uint8_t key[SNAP_KEY_BYTES];
+  memset(key, 0x43, sizeof key);
+  cr_assert_eq(snap_keyring_add(both, 1, key, sizeof key), SNAP_OK);
+  memset(key, 0x44, sizeof key);
+  cr_assert_eq(snap_keyring_add(both, 2, key, sizeof key), SNAP_OK);
+  cr_assert_eq(snap_keyring_set_active(both, 2), SNAP_OK);
+  snap_options *o2 = envelope_opts(both);
+  st = open_store(data, 3, NULL, "", o2);
+  snap_rewrap_progress pr;
+  cr_assert_eq(snap_rewrap(st, NULL, NULL, NULL, NULL, &pr), SNAP_OK, "%s", snap_error_message());
+  cr_assert(pr.seen == 1920 && pr.rewrapped == 1920, "seen %llu rewrapped %llu",
+            (unsigned long long)pr.seen, (unsigned long long)pr.rewrapped);
+  cr_assert_eq(rows_on(data, 3, "SELECT count(*) FROM snapshots_keys WHERE master_version = 2"),
+               1920);
+  cr_assert_eq(snap_rewrap(st, NULL, NULL, NULL, NULL, &pr), SNAP_OK, "%s", snap_error_message());
+  cr_assert(pr.seen == 1920 && pr.current == 1920, "seen %llu current %llu",
+            (unsigned long long)pr.seen, (unsigned long long)pr.current);
+  expect_state(st, "k-00000", "{}");
+  snap_store_close(st);
+  snap_options_free(o);
+  snap_options_free(o2);
+  snap_keyring_free(kr);
+  snap_keyring_free(both);
+  for (int i = 0; i < 3; i++)
+    drop_db(&f, &data[i]);
+}

@@ -66,37 +66,80 @@ int snap__pg_key_get(void *self, const char *unit, snap_backend_key_emit emit, v
   return e;
 }
 
-int snap__pg_key_list(void *self, const char *after, size_t limit, snap_backend_key_emit emit,
-                      void *ctx) {
-  snap_pg *b = self;
+/* Fetches into `*r` (freed first) up to `chunk` records of shard `s` after
+ * `after`; `*full` tells whether the shard may have more. */
+static int list_chunk(snap_pg *b, int s, const char *after, int64_t chunk, PGresult **r,
+                      bool *full) {
   char sql[256], lim[8];
   snprintf(sql, sizeof sql,
            "SELECT " COLS " FROM \"%s\" WHERE unit > $1 ORDER BY unit LIMIT $2", b->keys);
-  snap__pg_put64(lim, limit > (size_t)INT64_MAX ? INT64_MAX : (int64_t)limit);
+  snap__pg_put64(lim, chunk);
   static const Oid types[2] = {SNAP_PG_OID_TEXT, SNAP_PG_OID_INT8};
   const char *vals[2] = {after ? after : "", lim}; /* '' sorts before every unit */
   int lens[2] = {(int)strlen(vals[0]), 8};
   snap_pg_stmt_args a = {sql, 2, types, vals, lens};
+  PGresult *next = NULL;
+  int e = snap__pg_run(b, s, &a, 1, false, 0, true, &next);
+  if (e == SNAP_OK && (e = check_rows(b, s, next)) != SNAP_OK) {
+    PQclear(next);
+    next = NULL;
+  }
+  PQclear(*r);
+  *r = next;
+  *full = next != NULL && PQntuples(next) == chunk;
+  return e;
+}
+
+/* Shard `s` read to the end of its chunk while it may have more: the next
+ * chunk after its last unit (copied before the old chunk goes). */
+static int list_refill(snap_pg *b, int s, int64_t chunk, PGresult **r, int *at, bool *full) {
+  const char *unit = PQgetvalue(r[s], PQntuples(r[s]) - 1, 0);
+  size_t len = strlen(unit) + 1;
+  char *last = b->host->malloc(len);
+  if (last == NULL)
+    return b->host->error(SNAP_ENOMEM, "postgres backend: out of memory");
+  memcpy(last, unit, len);
+  int e = list_chunk(b, s, last, chunk, &r[s], &full[s]);
+  b->host->free(last);
+  at[s] = 0;
+  return e;
+}
+
+int snap__pg_key_list(void *self, const char *after, size_t limit, snap_backend_key_emit emit,
+                      void *ctx) {
+  snap_pg *b = self;
+  int64_t lim = limit > (size_t)INT64_MAX ? INT64_MAX : (int64_t)limit;
+  /* Units spread evenly over the shards: each is asked for its share of the
+   * page and a margin, and asked again in the rare case it runs out first. */
+  int64_t chunk = lim / b->nshards + lim / (4 * b->nshards) + 16;
+  if (chunk > lim)
+    chunk = lim;
   PGresult **r;
   int *at;
-  if (snap__pg_per_shard(b, &r, &at) != SNAP_OK)
-    return SNAP_ENOMEM;
+  bool *full = b->host->malloc((size_t)b->nshards * sizeof *full);
+  if (full == NULL || snap__pg_per_shard(b, &r, &at) != SNAP_OK) {
+    b->host->free(full);
+    return b->host->error(SNAP_ENOMEM, "postgres backend: out of memory");
+  }
   int e = SNAP_OK;
   for (int s = 0; s < b->nshards && e == SNAP_OK; s++)
-    if ((e = snap__pg_run(b, s, &a, 1, false, 0, true, &r[s])) == SNAP_OK)
-      e = check_rows(b, s, r[s]);
+    e = list_chunk(b, s, after, chunk, &r[s], &full[s]);
   /* Merge: a unit lives on one shard, so nothing repeats. */
   for (size_t n = 0; n < limit && e == SNAP_OK; n++) {
     int best = -1;
-    for (int s = 0; s < b->nshards; s++)
-      if (at[s] < PQntuples(r[s]) &&
+    for (int s = 0; s < b->nshards && e == SNAP_OK; s++) {
+      if (at[s] == PQntuples(r[s]) && full[s])
+        e = list_refill(b, s, chunk, r, at, full);
+      if (e == SNAP_OK && at[s] < PQntuples(r[s]) &&
           (best < 0 || strcmp(PQgetvalue(r[s], at[s], 0), PQgetvalue(r[best], at[best], 0)) < 0))
         best = s;
-    if (best < 0)
+    }
+    if (best < 0 || e != SNAP_OK)
       break;
     e = emit_row(r[best], at[best]++, emit, ctx);
   }
   snap__pg_per_shard_free(b, r, at);
+  b->host->free(full);
   return e;
 }
 
@@ -207,18 +250,16 @@ static bool page_build(snap_pg *b, int s, const snap_backend_key_swap *sw, size_
   return ok;
 }
 
-/* Sends the page's statement on `c` (its own segment: one implicit transaction). */
+/* Sends the page's statement on `c` (its own segment: one implicit
+ * transaction); it answers the index of each record it rewrapped. */
 static int page_send(snap_pg *b, int s, snap_pg_conn *c, const shard_page *p) {
-  char sql[1024];
+  char sql[768];
   snprintf(sql, sizeof sql,
-           "WITH v AS (SELECT * FROM unnest($1::text[], $2::int8[], $3::int8[], $4::int8[], "
-           "$5::bytea[], $6::int8[]) AS v(unit, gen, em, mv, w, i)), "
-           "u AS (UPDATE \"%s\" k SET wrapped = v.w, master_version = v.mv FROM v WHERE k.unit = "
-           "v.unit AND k.generation = v.gen AND k.master_version = v.em AND k.wrapped IS NOT "
-           "NULL RETURNING v.i) "
-           "SELECT v.i, u.i IS NOT NULL, k2.unit IS NOT NULL FROM v LEFT JOIN u ON u.i = v.i "
-           "LEFT JOIN \"%s\" k2 ON k2.unit = v.unit",
-           b->keys, b->keys);
+           "UPDATE \"%s\" k SET wrapped = v.w, master_version = v.mv FROM unnest($1::text[], "
+           "$2::int8[], $3::int8[], $4::int8[], $5::bytea[], $6::int8[]) AS v(unit, gen, em, mv, "
+           "w, i) WHERE k.unit = v.unit AND k.generation = v.gen AND k.master_version = v.em AND "
+           "k.wrapped IS NOT NULL RETURNING v.i",
+           b->keys);
   const char *vals[6];
   int lens[6];
   static const int formats[6] = {1, 1, 1, 1, 1, 1};
@@ -231,7 +272,21 @@ static int page_send(snap_pg *b, int s, snap_pg_conn *c, const shard_page *p) {
   return snap__pg_sync(b, s, c);
 }
 
-/* Reads the page's answer: (index, done, present) per swap. */
+/* Marks the indexes of a result's first column (int8) with `outcome`. */
+static int mark(snap_pg *b, int s, const PGresult *r, snap_backend_key_swap *sw, size_t n,
+                int outcome) {
+  for (int i = 0; i < PQntuples(r); i++) {
+    if (PQnfields(r) != 1 || PQgetlength(r, i, 0) != 8)
+      return b->host->error(SNAP_EFORMAT, "postgres %s: unexpected rewrap result shape",
+                            b->shards[s].label);
+    int64_t at = snap__pg_get64(PQgetvalue(r, i, 0));
+    if (at >= 0 && (size_t)at < n)
+      sw[at].outcome = outcome;
+  }
+  return SNAP_OK;
+}
+
+/* Reads the page's answer: the records rewrapped. */
 static int page_read(snap_pg *b, int s, snap_pg_conn *c, snap_backend_key_swap *sw, size_t n) {
   int64_t deadline = snap__pg_deadline(b);
   PGresult *r;
@@ -240,20 +295,8 @@ static int page_read(snap_pg *b, int s, snap_pg_conn *c, snap_backend_key_swap *
     return e;
   if (PQresultStatus(r) != PGRES_TUPLES_OK)
     e = snap__pg_result_error(b, s, r, "rewrap");
-  for (int i = 0; e == SNAP_OK && i < PQntuples(r); i++) {
-    if (PQnfields(r) != 3 || PQgetlength(r, i, 0) != 8 || PQgetlength(r, i, 1) != 1 ||
-        PQgetlength(r, i, 2) != 1) {
-      e = b->host->error(SNAP_EFORMAT, "postgres %s: unexpected rewrap result shape",
-                         b->shards[s].label);
-      break;
-    }
-    int64_t at = snap__pg_get64(PQgetvalue(r, i, 0));
-    if (at < 0 || (size_t)at >= n)
-      continue;
-    sw[at].outcome = PQgetvalue(r, i, 1)[0]   ? SNAP_SWAP_DONE
-                     : PQgetvalue(r, i, 2)[0] ? SNAP_SWAP_CHANGED
-                                              : SNAP_SWAP_GONE;
-  }
+  if (e == SNAP_OK)
+    e = mark(b, s, r, sw, n, SNAP_SWAP_DONE);
   PQclear(r);
   int d = snap__pg_drain(b, s, c, deadline);
   if (d != SNAP_OK && e == SNAP_OK)
@@ -261,6 +304,43 @@ static int page_read(snap_pg *b, int s, snap_pg_conn *c, snap_backend_key_swap *
                        "postgres %s: the connection was lost before a rewrap was acknowledged: "
                        "the outcome is unknown (rewrapping again is safe)",
                        b->shards[s].label);
+  return e;
+}
+
+/* The records of shard `s` left alone: changed (a record is there) or gone. */
+static int page_left(snap_pg *b, int s, snap_backend_key_swap *sw, size_t n) {
+  snap_pg_array a[2];
+  snap__pg_array_start(&a[0], SNAP_PG_OID_TEXT);
+  snap__pg_array_start(&a[1], SNAP_PG_OID_INT8);
+  for (size_t i = 0; i < n; i++) {
+    if (sw[i].outcome == SNAP_SWAP_DONE || shard_of_unit(b, sw[i].unit) != s)
+      continue;
+    char at[8];
+    snap__pg_put64(at, (int64_t)i);
+    snap__pg_array_add(b, &a[0], sw[i].unit, strlen(sw[i].unit));
+    snap__pg_array_add(b, &a[1], at, 8);
+  }
+  int e = SNAP_OK;
+  bool ok = snap__pg_array_end(b, &a[0]) & snap__pg_array_end(b, &a[1]);
+  if (!ok)
+    e = b->host->error(SNAP_ENOMEM, "postgres backend: out of memory");
+  if (e == SNAP_OK && a[0].n > 0) {
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "SELECT v.i FROM unnest($1::text[], $2::int8[]) AS v(unit, i) WHERE EXISTS "
+             "(SELECT 1 FROM \"%s\" k WHERE k.unit = v.unit)",
+             b->keys);
+    static const Oid types[2] = {SNAP_PG_OID_TEXT_ARRAY, SNAP_PG_OID_INT8_ARRAY};
+    const char *vals[2] = {a[0].buf, a[1].buf};
+    int lens[2] = {(int)a[0].len, (int)a[1].len};
+    snap_pg_stmt_args q = {sql, 2, types, vals, lens};
+    PGresult *r = NULL;
+    if ((e = snap__pg_run(b, s, &q, 1, false, 0, true, &r)) == SNAP_OK)
+      e = mark(b, s, r, sw, n, SNAP_SWAP_CHANGED);
+    PQclear(r);
+  }
+  snap__pg_array_free(b, &a[0]);
+  snap__pg_array_free(b, &a[1]);
   return e;
 }
 
@@ -295,6 +375,8 @@ int snap__pg_key_rewrap(void *self, snap_backend_key_swap *sw, size_t n) {
         e = r;
       snap__pg_release(b, s, conn[s]);
     }
+    if (e == SNAP_OK && conn[s] != NULL)
+      e = page_left(b, s, sw, n);
     for (int c = 0; c < 6; c++)
       snap__pg_array_free(b, &pages[s].col[c]);
   }
