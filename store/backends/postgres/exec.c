@@ -190,6 +190,49 @@ int snap__pg_run(snap_pg *b, int s, const snap_pg_stmt_args *st, int n, bool txn
   return e;
 }
 
+/* Reads the one result of a read sent on `c`, then its sync. */
+static int read_one(snap_pg *b, int s, snap_pg_conn *c, int64_t deadline, PGresult **out) {
+  PGresult *r = NULL;
+  int e = snap__pg_next(b, s, c, deadline, &r);
+  if (e == SNAP_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
+    e = snap__pg_result_error(b, s, r, "key or dictionary table");
+  int d = e == SNAP_OK || !c->broken ? snap__pg_drain(b, s, c, deadline) : SNAP_OK;
+  if (e == SNAP_OK)
+    e = d;
+  if (e == SNAP_OK)
+    *out = r;
+  else
+    PQclear(r);
+  return e;
+}
+
+int snap__pg_run_each(snap_pg *b, const snap_pg_stmt_args *st, PGresult **out) {
+  snap_pg_conn **conn = b->host->malloc((size_t)b->nshards * sizeof *conn);
+  if (conn == NULL)
+    return b->host->error(SNAP_ENOMEM, "postgres backend: out of memory");
+  int64_t deadline = snap__pg_deadline(b);
+  for (int s = 0; s < b->nshards; s++) {
+    out[s] = NULL;
+    if (snap__pg_acquire(b, s, &conn[s]) != SNAP_OK)
+      conn[s] = NULL;
+    else if (send_one(b, s, conn[s], st) != SNAP_OK || snap__pg_sync(b, s, conn[s]) != SNAP_OK)
+      conn[s]->broken = true;
+  }
+  /* The shards work at the same time; a shard that failed is asked again
+   * alone (a lost connection is retried once), which also reports why. */
+  int e = SNAP_OK;
+  for (int s = 0; s < b->nshards; s++) {
+    int r = conn[s] != NULL && !conn[s]->broken ? read_one(b, s, conn[s], deadline, &out[s])
+                                                : SNAP_EIO;
+    if (conn[s] != NULL)
+      snap__pg_release(b, s, conn[s]);
+    if (r != SNAP_OK && e == SNAP_OK)
+      e = snap__pg_run(b, s, st, 1, false, 0, true, &out[s]);
+  }
+  b->host->free(conn);
+  return e;
+}
+
 /* ------------------------------------------------------------------------ */
 /* One result per shard                                                      */
 /* ------------------------------------------------------------------------ */

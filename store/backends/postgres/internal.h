@@ -197,6 +197,11 @@ typedef struct snap_pg_stmt_args {
  *  the outcome is unknown. */
 int snap__pg_run(snap_pg *b, int s, const snap_pg_stmt_args *st, int n, bool txn, int keep,
                  bool retry, PGresult **out);
+/** Runs one read statement on every shard at once (sent to each before any
+ *  answer is read): `out[s]` receives shard s's rows, for the caller to
+ *  PQclear(). A shard that fails is asked again alone, as snap__pg_run()
+ *  with `retry` does; the first failure is returned. */
+int snap__pg_run_each(snap_pg *b, const snap_pg_stmt_args *st, PGresult **out);
 /** The names of the key and dictionary tables of the data set (b->keys,
  *  b->dicts): "<table>_keys" and "<table>_dicts", or for a table name too
  *  long for the suffix, its first 48 bytes, '_', the FNV-1a of the whole

@@ -66,18 +66,30 @@ int snap__pg_key_get(void *self, const char *unit, snap_backend_key_emit emit, v
   return e;
 }
 
+/* The statement of a chunk: up to `chunk` records after `after` (NULL: from
+ * the first). `lim` and `sql` hold what the arguments point to. */
+static snap_pg_stmt_args chunk_args(const snap_pg *b, const char *after, int64_t chunk,
+                                    char sql[256], char lim[8], const char *vals[2], int lens[2]) {
+  snprintf(sql, 256, "SELECT " COLS " FROM \"%s\" WHERE unit > $1 ORDER BY unit LIMIT $2",
+           b->keys);
+  snap__pg_put64(lim, chunk);
+  static const Oid types[2] = {SNAP_PG_OID_TEXT, SNAP_PG_OID_INT8};
+  vals[0] = after ? after : ""; /* '' sorts before every unit */
+  vals[1] = lim;
+  lens[0] = (int)strlen(vals[0]);
+  lens[1] = 8;
+  snap_pg_stmt_args a = {sql, 2, types, vals, lens};
+  return a;
+}
+
 /* Fetches into `*r` (freed first) up to `chunk` records of shard `s` after
  * `after`; `*full` tells whether the shard may have more. */
 static int list_chunk(snap_pg *b, int s, const char *after, int64_t chunk, PGresult **r,
                       bool *full) {
   char sql[256], lim[8];
-  snprintf(sql, sizeof sql,
-           "SELECT " COLS " FROM \"%s\" WHERE unit > $1 ORDER BY unit LIMIT $2", b->keys);
-  snap__pg_put64(lim, chunk);
-  static const Oid types[2] = {SNAP_PG_OID_TEXT, SNAP_PG_OID_INT8};
-  const char *vals[2] = {after ? after : "", lim}; /* '' sorts before every unit */
-  int lens[2] = {(int)strlen(vals[0]), 8};
-  snap_pg_stmt_args a = {sql, 2, types, vals, lens};
+  const char *vals[2];
+  int lens[2];
+  snap_pg_stmt_args a = chunk_args(b, after, chunk, sql, lim, vals, lens);
   PGresult *next = NULL;
   int e = snap__pg_run(b, s, &a, 1, false, 0, true, &next);
   if (e == SNAP_OK && (e = check_rows(b, s, next)) != SNAP_OK) {
@@ -87,6 +99,20 @@ static int list_chunk(snap_pg *b, int s, const char *after, int64_t chunk, PGres
   PQclear(*r);
   *r = next;
   *full = next != NULL && PQntuples(next) == chunk;
+  return e;
+}
+
+/* The first chunk of every shard, asked of all at once. */
+static int list_first(snap_pg *b, const char *after, int64_t chunk, PGresult **r, bool *full) {
+  char sql[256], lim[8];
+  const char *vals[2];
+  int lens[2];
+  snap_pg_stmt_args a = chunk_args(b, after, chunk, sql, lim, vals, lens);
+  int e = snap__pg_run_each(b, &a, r);
+  for (int s = 0; s < b->nshards && e == SNAP_OK; s++) {
+    e = check_rows(b, s, r[s]);
+    full[s] = PQntuples(r[s]) == chunk;
+  }
   return e;
 }
 
@@ -121,9 +147,7 @@ int snap__pg_key_list(void *self, const char *after, size_t limit, snap_backend_
     b->host->free(full);
     return b->host->error(SNAP_ENOMEM, "postgres backend: out of memory");
   }
-  int e = SNAP_OK;
-  for (int s = 0; s < b->nshards && e == SNAP_OK; s++)
-    e = list_chunk(b, s, after, chunk, &r[s], &full[s]);
+  int e = list_first(b, after, chunk, r, full);
   /* Merge: a unit lives on one shard, so nothing repeats. */
   for (size_t n = 0; n < limit && e == SNAP_OK; n++) {
     int best = -1;
