@@ -345,8 +345,9 @@ static int page_left(snap_pg *b, int s, snap_backend_key_swap *sw, size_t n) {
     snap__pg_array_add(b, &a[1], at, 8);
   }
   int e = SNAP_OK;
-  bool ok = snap__pg_array_end(b, &a[0]) & snap__pg_array_end(b, &a[1]);
-  if (!ok)
+  bool units_ok = snap__pg_array_end(b, &a[0]);
+  bool index_ok = snap__pg_array_end(b, &a[1]);
+  if (!units_ok || !index_ok)
     e = b->host->error(SNAP_ENOMEM, "postgres backend: out of memory");
   if (e == SNAP_OK && a[0].n > 0) {
     char sql[256];
