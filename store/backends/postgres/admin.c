@@ -110,19 +110,23 @@ static bool swap_on(const snap_pg *b, const snap_backend_swap *w, int s) {
   return snap__pg_shard_of(snap__pg_slice(w->pid), b->nshards) == s;
 }
 
-/* Sends one shard's swaps: BEGIN, a swap each, COMMIT, sync. */
-static int replace_send(snap_pg *b, int s, snap_pg_conn *c, const snap_backend_swap *sw, size_t n,
-                        bool *commit_sent) {
+/* Sends one shard's swaps: BEGIN, a swap each (setting the manifest column
+ * too with `manifests`), COMMIT, sync. */
+static int replace_send(snap_pg *b, int s, snap_pg_conn *c, const snap_backend_swap *sw,
+                        const char *const *manifests, size_t n, bool *commit_sent) {
   int e = snap__pg_send(b, s, c, PG_BEGIN, 0, NULL, NULL, 0);
   for (size_t i = 0; i < n && e == SNAP_OK; i++) {
     if (!swap_on(b, &sw[i], s))
       continue;
     char seq[8];
     snap__pg_put64(seq, sw[i].seq);
-    const char *vals[4] = {sw[i].pid, seq, sw[i].expected ? (const char *)sw[i].expected : "",
-                           sw[i].body ? (const char *)sw[i].body : ""};
-    int lens[4] = {(int)strlen(sw[i].pid), 8, (int)sw[i].expected_len, (int)sw[i].body_len};
-    e = snap__pg_send(b, s, c, PG_SWAP, 4, vals, lens, 1);
+    const char *man = manifests ? manifests[i] : NULL;
+    const char *vals[5] = {sw[i].pid, seq, sw[i].expected ? (const char *)sw[i].expected : "",
+                           sw[i].body ? (const char *)sw[i].body : "", man};
+    int lens[5] = {(int)strlen(sw[i].pid), 8, (int)sw[i].expected_len, (int)sw[i].body_len,
+                   man ? (int)strlen(man) : 0};
+    e = snap__pg_send(b, s, c, manifests ? PG_SWAP_TYPED : PG_SWAP, manifests ? 5 : 4, vals, lens,
+                      1);
   }
   *commit_sent = false;
   if (e == SNAP_OK && (e = snap__pg_send(b, s, c, PG_COMMIT, 0, NULL, NULL, 0)) == SNAP_OK) {
@@ -192,7 +196,8 @@ static int replace_conclude(snap_pg *b, int s, snap_pg_conn *c, int e, bool comm
 }
 
 /* One shard's swaps in one transaction. */
-static void replace_on(snap_pg *b, int s, snap_backend_swap *sw, size_t n) {
+static void replace_on(snap_pg *b, int s, snap_backend_swap *sw, const char *const *manifests,
+                       size_t n) {
   snap_pg_conn *c;
   int e = snap__pg_acquire(b, s, &c);
   swap_txn t = {0, SNAP_OK, false};
@@ -207,7 +212,7 @@ static void replace_on(snap_pg *b, int s, snap_backend_swap *sw, size_t n) {
   }
   int64_t deadline = snap__pg_deadline(b);
   bool commit_sent;
-  e = replace_send(b, s, c, sw, n, &commit_sent);
+  e = replace_send(b, s, c, sw, manifests, n, &commit_sent);
   /* Results: BEGIN, one per swap, COMMIT, sync. */
   for (size_t k = 0; e == SNAP_OK && k < t.sent + 2; k++) {
     PGresult *r;
@@ -225,8 +230,8 @@ static void replace_on(snap_pg *b, int s, snap_backend_swap *sw, size_t n) {
       sw[i].status = t.committed ? SNAP_OK : code;
 }
 
-int snap__pg_replace(void *self, snap_backend_swap *sw, size_t n) {
-  snap_pg *b = self;
+/* replace(), and with `manifests` replace_typed(). */
+static int replace_all(snap_pg *b, snap_backend_swap *sw, const char *const *manifests, size_t n) {
   for (size_t i = 0; i < n; i++) {
     sw[i].status = SNAP_OK;
     sw[i].outcome = SNAP_SWAP_GONE;
@@ -237,10 +242,19 @@ int snap__pg_replace(void *self, snap_backend_swap *sw, size_t n) {
     for (size_t i = 0; i < n && !any; i++)
       any = swap_on(b, &sw[i], s);
     if (any)
-      replace_on(b, s, sw, n);
+      replace_on(b, s, sw, manifests, n);
   }
   int first = SNAP_OK;
   for (size_t i = 0; i < n && first == SNAP_OK; i++)
     first = sw[i].status;
   return first;
+}
+
+int snap__pg_replace(void *self, snap_backend_swap *sw, size_t n) {
+  return replace_all(self, sw, NULL, n);
+}
+
+int snap__pg_replace_typed(void *self, snap_backend_swap *sw, const char *const *manifests,
+                           size_t n) {
+  return replace_all(self, sw, manifests, n);
 }

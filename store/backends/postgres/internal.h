@@ -58,6 +58,7 @@ enum snap_pg_stmt {
   PG_SWAP,
   PG_INSERT_IF,
   PG_LOAD_MANIFEST,
+  PG_SWAP_TYPED,
   PG_STMT_COUNT
 };
 
@@ -175,6 +176,8 @@ int snap__pg_list_pids(void *self, const char *after, size_t limit, snap_backend
 int snap__pg_list_rows(void *self, const char *pid, const char *after_pid, int64_t after_seq,
                        size_t limit, snap_backend_row_emit emit, void *ctx);
 int snap__pg_replace(void *self, snap_backend_swap *swaps, size_t n);
+int snap__pg_replace_typed(void *self, snap_backend_swap *swaps, const char *const *manifests,
+                           size_t n);
 
 /* ---- exec.c ---- */
 

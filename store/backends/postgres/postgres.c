@@ -308,6 +308,8 @@ static const snap_backend pg_backend = {
     .dict_put = snap__pg_dict_put,
     .dict_get = snap__pg_dict_get,
     .dict_remove = snap__pg_dict_remove,
+    /* ABI 5 */
+    .replace_typed = snap__pg_replace_typed,
 };
 
 const snap_backend *snap_backend_postgres(void) { return &pg_backend; }

@@ -26,7 +26,7 @@ static const char *const stmt_names[PG_STMT_COUNT] = {
     [PG_LOAD] = "snap_load",     [PG_REMOVE] = "snap_remove", [PG_LOCK] = "snap_lock",
     [PG_PIDS] = "snap_pids",     [PG_ROWS] = "snap_rows",     [PG_ROWS_PID] = "snap_rows_pid",
     [PG_SWAP] = "snap_swap",     [PG_INSERT_IF] = "snap_insert_if",
-    [PG_LOAD_MANIFEST] = "snap_load_manifest",
+    [PG_LOAD_MANIFEST] = "snap_load_manifest", [PG_SWAP_TYPED] = "snap_swap_typed",
 };
 
 /* Every statement but the transaction ones is keyed by persistence_id = $1,
@@ -67,6 +67,12 @@ static const char *const stmt_tpl[PG_STMT_COUNT] = {
     [PG_SWAP] = "WITH u AS (UPDATE \"%s\" SET body = $4 WHERE persistence_id = $1 AND seq = $2 "
                 "AND body = $3 RETURNING 1) SELECT (SELECT count(*) FROM u), "
                 "(SELECT count(*) FROM \"%s\" WHERE persistence_id = $1 AND seq = $2)",
+    /* The same, setting the manifest column with the body (a migration):
+     * $5 NULL stores none. */
+    [PG_SWAP_TYPED] = "WITH u AS (UPDATE \"%s\" SET body = $4, manifest = $5 WHERE "
+                      "persistence_id = $1 AND seq = $2 AND body = $3 RETURNING 1) SELECT "
+                      "(SELECT count(*) FROM u), (SELECT count(*) FROM \"%s\" WHERE "
+                      "persistence_id = $1 AND seq = $2)",
     /* A conditional save: the row goes in only when the pid's newest seq is
      * $7 (-1: none). The put took the pid's advisory lock earlier in the
      * transaction, so under READ COMMITTED this statement's snapshot, taken
@@ -86,6 +92,7 @@ static const char *const stmt_tpl[PG_STMT_COUNT] = {
 static const int stmt_nparams[PG_STMT_COUNT] = {
     [PG_INSERT] = 6, [PG_INSERT_IF] = 7, [PG_LOAD_MANIFEST] = 6, [PG_PRUNE] = 2, [PG_NEWEST] = 1, [PG_LOAD] = 5, [PG_REMOVE] = 5,
     [PG_LOCK] = 2, [PG_PIDS] = 2, [PG_ROWS] = 3, [PG_ROWS_PID] = 3, [PG_SWAP] = 4,
+    [PG_SWAP_TYPED] = 5,
 };
 
 static const Oid stmt_types[PG_STMT_COUNT][7] = {
@@ -101,6 +108,7 @@ static const Oid stmt_types[PG_STMT_COUNT][7] = {
     [PG_ROWS] = {OID_TEXT, OID_INT8, OID_INT8},
     [PG_ROWS_PID] = {OID_TEXT, OID_INT8, OID_INT8},
     [PG_SWAP] = {OID_TEXT, OID_INT8, OID_BYTEA, OID_BYTEA},
+    [PG_SWAP_TYPED] = {OID_TEXT, OID_INT8, OID_BYTEA, OID_BYTEA, OID_TEXT},
 };
 
 const char *snap__pg_stmt_name(enum snap_pg_stmt id) { return stmt_names[id]; }
