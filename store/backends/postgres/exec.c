@@ -16,11 +16,19 @@
 
 static void side_name(const snap_pg *b, char *out, const char *suffix) {
   size_t n = strlen(b->table), sl = strlen(suffix);
+  /* Room for either form whatever the compiler assumes of the lengths; the
+   * result is at most SNAP_PG_TABLE_MAX bytes by construction. */
+  char name[2 * SNAP_PG_TABLE_MAX + 32];
   if (n + sl <= SNAP_PG_TABLE_MAX)
-    snprintf(out, SNAP_PG_TABLE_MAX + 1, "%s%s", b->table, suffix);
+    snprintf(name, sizeof name, "%s%s", b->table, suffix);
   else /* PostgreSQL would cut the name to 63 bytes: that could be the table itself */
-    snprintf(out, SNAP_PG_TABLE_MAX + 1, "%.48s_%08x%s", b->table,
-             (unsigned)snap__pg_fnv1a(b->table), suffix);
+    snprintf(name, sizeof name, "%.48s_%08x%s", b->table, (unsigned)snap__pg_fnv1a(b->table),
+             suffix);
+  size_t len = strlen(name);
+  if (len > SNAP_PG_TABLE_MAX)
+    len = SNAP_PG_TABLE_MAX;
+  memcpy(out, name, len);
+  out[len] = 0;
 }
 
 void snap__pg_side_names(snap_pg *b) {
