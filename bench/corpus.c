@@ -216,14 +216,13 @@ static int dict_source(void *ud, uint32_t id, const char *name, snap_dict **out)
   return SNAP_OK;
 }
 
-snap_options *corpus_zstd_options(const corpus *c, int dict, snap_keyring *kr, const char *ctx) {
+snap_options *corpus_zstd_options(const corpus *c, int dict) {
   snap_options *o = NULL;
   if (snap_options_new(&o) != SNAP_OK)
     return NULL;
   if (snap_options_set_compression(o, SNAP_COMPRESSION_ZSTD, 3) != SNAP_OK ||
       (dict && (snap_options_set_dictionary(o, snap_dict_id(c->dict), NULL) != SNAP_OK ||
-                snap_options_set_dictionary_source(o, dict_source, c->dict) != SNAP_OK)) ||
-      (kr && snap_options_set_encryption(o, kr, ctx) != SNAP_OK)) {
+                snap_options_set_dictionary_source(o, dict_source, c->dict) != SNAP_OK))) {
     snap_options_free(o);
     return NULL;
   }

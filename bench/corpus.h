@@ -40,8 +40,8 @@ void corpus_free(corpus *c);
 
 /* Sum of the body bytes of the measured states encoded with `o`; -1 on error. */
 int corpus_body_bytes(const corpus *c, const snap_options *o, uint64_t *out);
-/* Options: zstd level 3, with the corpus's dictionary when `dict`, then
- * encryption under `kr` when non-NULL. NULL on error. */
-snap_options *corpus_zstd_options(const corpus *c, int dict, snap_keyring *kr, const char *ctx);
+/* Options: zstd level 3, with the corpus's dictionary when `dict`. NULL on
+ * error. */
+snap_options *corpus_zstd_options(const corpus *c, int dict);
 
 #endif

@@ -54,7 +54,7 @@ static snap_options *zlib1(void) {
 /* The ratio rows of one corpus: with and without the dictionary. */
 static void ratio_rows(runner *rn, const corpus *c, const char *what, const snap_options *zlib) {
   char name[128];
-  snap_options *dict = corpus_zstd_options(c, 1, NULL, NULL), *plain = corpus_zstd_options(c, 0, NULL, NULL);
+  snap_options *dict = corpus_zstd_options(c, 1), *plain = corpus_zstd_options(c, 0);
   snprintf(name, sizeof name, "%s, zstd-3+dict", what);
   ratio_row(rn, c, name, dict, zlib);
   if (!strstr(what, "epoch")) {
@@ -68,7 +68,7 @@ static void ratio_rows(runner *rn, const corpus *c, const char *what, const snap
 /* Encode and decode of each measured state: zstd-3+dict against zlib-1. */
 static void cpu_rows(runner *rn, const corpus *c, const char *what, const snap_options *zlib) {
   char name[128];
-  snap_options *dict = corpus_zstd_options(c, 1, NULL, NULL);
+  snap_options *dict = corpus_zstd_options(c, 1);
   for (int dec = 0; dec < 2; dec++) {
     corpus_cpu ours = {c, dict, dec, rn->bx->cfg->codec_seconds};
     corpus_cpu base = {c, zlib, dec, rn->bx->cfg->codec_seconds};

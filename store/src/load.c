@@ -153,6 +153,24 @@ static int check_load(const snap_store *st, const char *pid, const char *manifes
 }
 
 /* snap_load() once its pointers are checked; `op` receives what was read. */
+/* The bodies a load skipped as damaged: how many, and the first one's
+ * status, seq and message (for the error when no decodable one is left). */
+typedef struct skips {
+  unsigned n;
+  int reason;
+  int64_t first_seq;
+  char first_msg[256];
+} skips;
+
+static void skip_note(skips *k, snap_store *st, const char *pid, int64_t seq, int status) {
+  snap__obs_skip(&st->obs, pid, seq, status, snap_error_message());
+  if (k->n++ == 0) {
+    k->reason = status;
+    k->first_seq = seq;
+    snprintf(k->first_msg, sizeof k->first_msg, "%s", snap_error_message());
+  }
+}
+
 static int load(snap_store *st, const char *pid, const snap_criteria *c, const char *manifest,
                 const snap_options *opts, snap_snapshot **out, snap__op *op) {
   int rc = check_load(st, pid, manifest);
@@ -174,10 +192,7 @@ static int load(snap_store *st, const char *pid, const snap_criteria *c, const c
    * behind the store's back and is not ours to return. */
   if (cc.min_seq < 0)
     cc.min_seq = 0;
-  unsigned skipped = 0;
-  int skip_reason = SNAP_OK;
-  int64_t first_skip_seq = -1;
-  char first_msg[256]; /* written before it is read: only once a body was skipped */
+  skips sk = {0, SNAP_OK, -1, ""};
 
   pthread_rwlock_rdlock(&st->lock);
   rc = snap__store_resolve(st, pid, opts, &owned, &ctx.o, &ignored);
@@ -194,7 +209,7 @@ static int load(snap_store *st, const char *pid, const snap_criteria *c, const c
       keep_typing_of(&ctx, ctx.pending.data, ctx.pending.len);
     }
     if (ctx.status == SNAP_OK) {
-      rc = make_snapshot(&ctx, skipped, skip_reason, out);
+      rc = make_snapshot(&ctx, sk.n, sk.reason, out);
       break;
     }
     if ((ctx.status != SNAP_ECORRUPT && ctx.status != SNAP_EFORMAT) || ctx.mismatch) {
@@ -203,12 +218,7 @@ static int load(snap_store *st, const char *pid, const snap_criteria *c, const c
       rc = ctx.status;
       break;
     }
-    snap__obs_skip(&st->obs, pid, ctx.seq, ctx.status, snap_error_message());
-    if (skipped++ == 0) {
-      skip_reason = ctx.status;
-      first_skip_seq = ctx.seq;
-      snprintf(first_msg, sizeof first_msg, "%s", snap_error_message());
-    }
+    skip_note(&sk, st, pid, ctx.seq, ctx.status);
     if (ctx.seq == 0 || ctx.seq - 1 < cc.min_seq)
       break;
     cc.max_seq = ctx.seq - 1;
@@ -226,12 +236,12 @@ static int load(snap_store *st, const char *pid, const snap_criteria *c, const c
                    ctx.found ? ctx.body_len : 0,
                    ctx.found ? ctx.stages : 0,
                    ignored,
-                   skipped};
-  if (rc == SNAP_OK && *out == NULL && skipped > 0)
+                   sk.n};
+  if (rc == SNAP_OK && *out == NULL && sk.n > 0)
     rc = snap_error_set(SNAP_ECORRUPT,
                         "load pid '%s': %u matching snapshot(s) skipped as undecodable (first at "
                         "seq %" PRId64 ": %s) and no decodable one found",
-                        pid, skipped, first_skip_seq, first_msg);
+                        pid, sk.n, sk.first_seq, sk.first_msg);
   return rc;
 }
 

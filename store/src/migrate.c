@@ -143,24 +143,6 @@ static int batch_alloc(migrate_batch *b, size_t n) {
   return SNAP_OK;
 }
 
-/* The backend's outcomes, back on the items. */
-static void conclude(snap_rewrite *items, const migrate_batch *b, size_t m, int rc) {
-  bool any_marked = false;
-  for (size_t j = 0; j < m; j++)
-    any_marked |= b->sw[j].status != SNAP_OK;
-  for (size_t j = 0; j < m; j++) {
-    snap_rewrite *it = &items[b->index[j]];
-    it->status = (rc != SNAP_OK && !any_marked) ? rc : b->sw[j].status;
-    it->outcome = b->sw[j].outcome == SNAP_SWAP_DONE      ? SNAP_REWRITE_DONE
-                  : b->sw[j].outcome == SNAP_SWAP_CHANGED ? SNAP_REWRITE_CHANGED
-                                                          : SNAP_REWRITE_GONE;
-    if (it->status != SNAP_OK || it->outcome != SNAP_REWRITE_DONE) {
-      it->stages = 0;
-      it->key_version = 0;
-    }
-  }
-}
-
 int snap_store_migrate(snap_store *st, snap_rewrite *items, size_t n, const char *target,
                        const snap_options *opts) {
   if (st == NULL || (n > 0 && items == NULL))
@@ -212,7 +194,7 @@ int snap_store_migrate(snap_store *st, snap_rewrite *items, size_t n, const char
   }
   snap_buf_dispose(&state);
   if (m > 0)
-    conclude(items, &b, m, be->replace_typed(self, b.sw, b.manifests, m));
+    snap__rewrite_conclude(items, b.sw, b.index, m, be->replace_typed(self, b.sw, b.manifests, m));
   /* Every slot, not only the m used: a failed encode may have left memory in the next one. */
   for (size_t j = 0; j < n; j++)
     snap_buf_dispose(&b.bufs[j]);

@@ -108,6 +108,25 @@ static int prepare_one(snap_store *st, snap_rewrite *it, const snap_options *cal
   return SNAP_OK;
 }
 
+void snap__rewrite_conclude(snap_rewrite *items, const snap_backend_swap *sw,
+                            const size_t *index, size_t m, int rc) {
+  bool any_marked = false;
+  for (size_t j = 0; j < m; j++)
+    any_marked |= sw[j].status != SNAP_OK;
+  for (size_t j = 0; j < m; j++) {
+    snap_rewrite *it = &items[index[j]];
+    it->status = (rc != SNAP_OK && !any_marked) ? rc : sw[j].status;
+    it->outcome = sw[j].outcome == SNAP_SWAP_DONE      ? SNAP_REWRITE_DONE
+                  : sw[j].outcome == SNAP_SWAP_CHANGED ? SNAP_REWRITE_CHANGED
+                                                       : SNAP_REWRITE_GONE;
+    if (it->status != SNAP_OK || it->outcome != SNAP_REWRITE_DONE) {
+      /* Nothing of ours is stored: report the body as it was read. */
+      it->stages = 0;
+      it->key_version = 0;
+    }
+  }
+}
+
 int snap_store_rewrite(snap_store *st, snap_rewrite *items, size_t n, const snap_options *opts,
                        bool force) {
   return snap_store_rewrite_ex(st, items, n, opts, force ? SNAP_REWRITE_FORCE : 0u);
@@ -161,24 +180,8 @@ int snap_store_rewrite_ex(snap_store *st, snap_rewrite *items, size_t n, const s
     index[m++] = i;
   }
   snap_buf_dispose(&state);
-  if (m > 0) {
-    int rc = be->replace(self, sw, m);
-    bool any_marked = false;
-    for (size_t j = 0; j < m; j++)
-      any_marked |= sw[j].status != SNAP_OK;
-    for (size_t j = 0; j < m; j++) {
-      snap_rewrite *it = &items[index[j]];
-      it->status = (rc != SNAP_OK && !any_marked) ? rc : sw[j].status;
-      it->outcome = sw[j].outcome == SNAP_SWAP_DONE      ? SNAP_REWRITE_DONE
-                    : sw[j].outcome == SNAP_SWAP_CHANGED ? SNAP_REWRITE_CHANGED
-                                                         : SNAP_REWRITE_GONE;
-      if (it->status != SNAP_OK || it->outcome != SNAP_REWRITE_DONE) {
-        /* Nothing of ours is stored: report the body as it was read. */
-        it->stages = 0;
-        it->key_version = 0;
-      }
-    }
-  }
+  if (m > 0)
+    snap__rewrite_conclude(items, sw, index, m, be->replace(self, sw, m));
   /* Every slot, not only the m used: a failed encode may have left memory in the next one. */
   for (size_t j = 0; j < n; j++)
     snap_buf_dispose(&bufs[j]);

@@ -67,6 +67,11 @@ bool snap__store_envelope_current(const char *pid, int64_t seq, const void *body
  * starting with `verb`. */
 struct snap_rewrite;
 int snap__rewrite_item_check(const struct snap_rewrite *it, const char *verb);
+/* The backend's outcomes of swaps sw[0..m), whose items are items[index[j]],
+ * back on the items; `rc` is the backend call's status (rewrite.c, migrate.c). */
+struct snap_backend_swap;
+void snap__rewrite_conclude(struct snap_rewrite *items, const struct snap_backend_swap *sw,
+                            const size_t *index, size_t m, int rc);
 
 /* Fails with SNAP_EUNSUPPORTED: `be` lacks the optional operation `what`. */
 int snap__store_unsupported(const snap_backend *be, const char *what);
