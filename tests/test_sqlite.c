@@ -419,7 +419,7 @@ Test(sqlite, a_newer_schema_version_is_refused) {
   snap_store *st = open_sqlite(dir, "");
   int rc = snap_save(st, "p", 1, SNAP_FORMAT_JSON, "1", 1, NULL, NULL);
   cr_assert_eq(rc, SNAP_EFORMAT, "%d %s", rc, snap_error_message());
-  cr_assert(strstr(snap_error_message(), "version 7") && strstr(snap_error_message(), "version 4"),
+  cr_assert(strstr(snap_error_message(), "version 7") && strstr(snap_error_message(), "version 5"),
             "%s", snap_error_message());
   snap_snapshot *s = NULL;
   cr_assert_eq(snap_load_latest(st, "p", NULL, &s), SNAP_EFORMAT);
@@ -437,13 +437,16 @@ Test(sqlite, the_schema_is_versioned) {
   sqlite3_stmt *q;
   cr_assert_eq(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &q, NULL), SQLITE_OK);
   cr_assert_eq(sqlite3_step(q), SQLITE_ROW);
-  cr_assert_eq(sqlite3_column_int(q, 0), 4, "schema version 4: the dictionary table");
+  cr_assert_eq(sqlite3_column_int(q, 0), 5, "schema version 5: the manifest table");
   sqlite3_finalize(q);
   cr_assert_eq(sqlite3_prepare_v2(db, "SELECT count(*) FROM Actor_Snaps2_keys", -1, &q, NULL),
                SQLITE_OK, "the data set's key table exists");
   sqlite3_finalize(q);
   cr_assert_eq(sqlite3_prepare_v2(db, "SELECT count(*) FROM Actor_Snaps2_dicts", -1, &q, NULL),
                SQLITE_OK, "the data set's dictionary table exists");
+  sqlite3_finalize(q);
+  cr_assert_eq(sqlite3_prepare_v2(db, "SELECT count(*) FROM Actor_Snaps2_manifests", -1, &q, NULL),
+               SQLITE_OK, "the data set's manifest table exists");
   sqlite3_finalize(q);
   cr_assert_eq(sqlite3_prepare_v2(db, "SELECT count(*) FROM Actor_Snaps2", -1, &q, NULL),
                SQLITE_OK);
@@ -1040,15 +1043,17 @@ Test(sqlite, a_save_from_a_fresh_handle_on_a_full_disk_is_efull) {
 /* ------------------------------------------------------------------------ */
 
 /* The schema version this code writes (store/backends/sqlite/schema.c). */
-#define SCHEMA_NOW 4
+#define SCHEMA_NOW 5
 
 /* tests/data/schema/sqlite-v1.db (its README says how it was written):
  * schema version 1, data sets "snapshots" (keep 3; account-2 compressed)
  * and "carts". Copied to `dir`/t.db. */
-static void copy_fixture(const char *dir, const char *name) {
+static void copy_fixture_of(const char *fixture, const char *dir, const char *name) {
   uint8_t *data = NULL;
   size_t len = 0;
-  cr_assert(st_read_file(SNAP_TEST_DATA_DIR "/schema/sqlite-v1.db", &data, &len));
+  char src[1024];
+  snprintf(src, sizeof src, "%s/schema/%s", SNAP_TEST_DATA_DIR, fixture);
+  cr_assert(st_read_file(src, &data, &len), "%s", src);
   char *path = st_join(dir, name);
   FILE *f = fopen(path, "wb");
   cr_assert_not_null(f, "%s", path);
@@ -1056,6 +1061,10 @@ static void copy_fixture(const char *dir, const char *name) {
   cr_assert_eq(fclose(f), 0);
   free(path);
   free(data);
+}
+
+static void copy_fixture(const char *dir, const char *name) {
+  copy_fixture_of("sqlite-v1.db", dir, name);
 }
 
 /* An integer the query returns; -1 when it returns no row. */
@@ -1242,7 +1251,8 @@ Test(sqlite, an_altered_manifest_column_never_wins_over_the_bound_manifest) {
   save_manifest(st, "acct", 1, "bank.Account/2", e.o);
   save_manifest(st, "acct", 2, "bank.Account/3", e.o);
   sqlite3 *db = raw_db(dir);
-  raw_exec(db, "UPDATE snapshots SET manifest = 'bank.Account/2' WHERE seq = 2");
+  raw_exec(db, "UPDATE snapshots SET manifest_id = (SELECT id FROM snapshots_manifests WHERE "
+               "name = 'bank.Account/2') WHERE seq = 2");
   snap_snapshot *s = NULL;
   cr_assert_eq(snap_load_latest(st, "acct", e.o, &s), SNAP_OK, "%s", snap_error_message());
   cr_assert_str_eq(s->manifest, "bank.Account/3", "the bound manifest is returned");
@@ -1277,6 +1287,78 @@ Test(sqlite, an_altered_manifest_column_never_wins_over_the_bound_manifest) {
   sqlite3_close(db);
   snap_store_close(st);
   enc_setup_free(&e);
+  st_rmtree(dir);
+  free(dir);
+}
+
+/* A manifest is stored once: rows name it by id, so that it costs a row a
+ * byte or two rather than its name. */
+Test(sqlite, a_manifest_is_stored_once_and_rows_name_it_by_id) {
+  char *dir = st_tmpdir();
+  snap_store *st = open_sqlite(dir, "\"keep\": 0");
+  for (int64_t seq = 1; seq <= 40; seq++)
+    save_manifest(st, seq % 2 ? "a" : "b", seq, seq <= 30 ? "bank.Account/3" : "bank.Account/4",
+                  NULL);
+  save_manifest(st, "c", 1, NULL, NULL);
+  snap_store_close(st);
+  sqlite3 *db = raw_db(dir);
+  cr_assert_eq(raw_int(db, "SELECT count(*) FROM snapshots_manifests"), 2);
+  cr_assert_eq(raw_int(db, "SELECT count(*) FROM snapshots WHERE manifest IS NOT NULL"), 0,
+               "no row carries the name itself");
+  cr_assert_eq(raw_int(db, "SELECT count(*) FROM snapshots s JOIN snapshots_manifests m ON "
+                           "m.id = s.manifest_id WHERE m.name = 'bank.Account/3'"),
+               30);
+  cr_assert_eq(raw_int(db, "SELECT count(*) FROM snapshots WHERE manifest_id IS NULL"), 1);
+  cr_assert_eq(raw_int(db, "SELECT max(length(CAST(manifest_id AS BLOB))) FROM snapshots"), 1);
+  sqlite3_close(db);
+  st = open_sqlite(dir, "");
+  snap_criteria all = SNAP_CRITERIA_LATEST;
+  snap_snapshot *got = NULL;
+  cr_assert_eq(snap_load_manifest(st, "a", &all, "bank.Account/3", NULL, &got), SNAP_OK, "%s",
+               snap_error_message());
+  cr_assert_eq(got->seq, 29);
+  snap_snapshot_free(got);
+  cr_assert_eq(snap_load_manifest(st, "b", &all, "bank.Account/4", NULL, &got), SNAP_OK, "%s",
+               snap_error_message());
+  cr_assert_eq(got->seq, 40);
+  snap_snapshot_free(got);
+  cr_assert_eq(snap_load_manifest(st, "c", &all, "bank.Account/3", NULL, &got), SNAP_OK, "%s",
+               snap_error_message());
+  cr_assert_null(got, "a row without a manifest is never selected by one");
+  snap_store_close(st);
+  st_rmtree(dir);
+  free(dir);
+}
+
+/* tests/data/schema/sqlite-v4.db (its README says how it was written):
+ * schema version 4, where rows carried their manifest as text. Upgraded at
+ * open, its rows are still selected by manifest, beside new rows that name
+ * theirs by id, and a migration's replace moves a row to the id. */
+Test(sqlite, a_version_4_database_keeps_its_manifests_selectable_after_the_upgrade) {
+  char *dir = st_tmpdir();
+  copy_fixture_of("sqlite-v4.db", dir, "t.db");
+  snap_store *st = open_sqlite(dir, "");
+  expect_state(st, "account-1", 2, 1700000001000, "{\"owner\":\"ada\",\"balance\":25}");
+  expect_state(st, "account-2", 7, 1700000002000, account_2);
+  snap_criteria all = SNAP_CRITERIA_LATEST;
+  snap_snapshot *got = NULL;
+  cr_assert_eq(snap_load_manifest(st, "account-3", &all, "bank.Account/1", NULL, &got), SNAP_OK,
+               "%s", snap_error_message());
+  cr_assert_eq(got->seq, 1);
+  cr_assert_str_eq(got->manifest, "bank.Account/1");
+  snap_snapshot_free(got);
+  save_manifest(st, "account-4", 1, "bank.Account/1", NULL);
+  cr_assert_eq(snap_load_manifest(st, "account-4", &all, "bank.Account/1", NULL, &got), SNAP_OK,
+               "%s", snap_error_message());
+  cr_assert_eq(got->seq, 1);
+  snap_snapshot_free(got);
+  snap_store_close(st);
+  sqlite3 *db = raw_db(dir);
+  cr_assert_eq(raw_int(db, "PRAGMA user_version"), SCHEMA_NOW);
+  cr_assert_eq(raw_int(db, "SELECT count(*) FROM snapshots WHERE manifest IS NOT NULL"), 2,
+               "the rows of version 4 keep their text");
+  cr_assert_eq(raw_int(db, "SELECT count(*) FROM snapshots WHERE manifest_id IS NOT NULL"), 1);
+  sqlite3_close(db);
   st_rmtree(dir);
   free(dir);
 }

@@ -111,9 +111,16 @@ int snap__sqlite_list_rows(void *self, const char *pid, const char *after_pid, i
 static int swap_one(sql_backend *b, sqlite3 *db, sqlite3_stmt *upd, sqlite3_stmt *probe,
                     const snap_backend_swap *w, const char *const *manifest, int *outcome) {
   sqlite3_bind_text(upd, 1, w->pid, -1, SQLITE_STATIC);
-  /* replace_typed(): the row's new manifest (NULL binds SQL NULL: none). */
-  if (manifest != NULL)
-    sqlite3_bind_text(upd, 5, *manifest, -1, SQLITE_STATIC);
+  /* replace_typed(): the row's new manifest, by id (NULL binds SQL NULL: none). */
+  long long id = 0;
+  if (manifest != NULL && *manifest != NULL) {
+    int e = snap__sqlite_manifest_id(b, &b->writer, *manifest, &id);
+    if (e != SNAP_OK)
+      return e;
+    sqlite3_bind_int64(upd, 5, id);
+  } else if (manifest != NULL) {
+    sqlite3_bind_null(upd, 5);
+  }
   sqlite3_bind_int64(upd, 2, w->seq);
   sqlite3_bind_blob64(upd, 3, w->body, w->body_len, SQLITE_STATIC);
   sqlite3_bind_blob64(upd, 4, w->expected, w->expected_len, SQLITE_STATIC);
@@ -151,12 +158,14 @@ static int swap_rows(sql_backend *b, snap_backend_swap *sw, const char *const *m
   int e = snap__sqlite_writer(b, &db);
   if (e == SNAP_OK)
     e = prepare(b, db,
-                manifests ? "UPDATE \"%s\" SET body = ?3, manifest = ?5 WHERE pid = ?1 AND "
-                            "seq = ?2 AND body = ?4"
+                manifests ? "UPDATE \"%s\" SET body = ?3, manifest = NULL, manifest_id = ?5 "
+                            "WHERE pid = ?1 AND seq = ?2 AND body = ?4"
                           : "UPDATE \"%s\" SET body = ?3 WHERE pid = ?1 AND seq = ?2 AND body = ?4",
                 &upd);
   if (e == SNAP_OK)
     e = prepare(b, db, "SELECT 1 FROM \"%s\" WHERE pid = ?1 AND seq = ?2", &probe);
+  if (e == SNAP_OK && manifests != NULL)
+    e = snap__sqlite_manifests_prepare(b, &b->writer, manifests, n, sizeof manifests[0]);
   if (e == SNAP_OK && (e = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL)) != SQLITE_OK)
     e = snap__sqlite_error(b, db, e, "begin");
   if (e == SNAP_OK) {

@@ -39,6 +39,8 @@ enum stmt_id {
   S_REMOVE,
   S_NEWEST_SEQ,
   S_LOAD_MANIFEST,
+  S_MANIFEST_ADD,
+  S_MANIFEST_ID,
   S_COUNT
 };
 
@@ -46,6 +48,23 @@ typedef struct conn {
   sqlite3 *db;
   sqlite3_stmt *stmt[S_COUNT];
 } conn;
+
+/* The writer's cache of manifest ids (manifests.c): ids are never reused or
+ * removed, so an id read from a committed row stays right for the file's
+ * life. Names longer than a slot are looked up every time. */
+#define MANIFEST_CACHE 32
+#define MANIFEST_NAME_MAX 255
+
+typedef struct manifest_slot {
+  long long id;
+  char name[MANIFEST_NAME_MAX + 1];
+} manifest_slot;
+
+typedef struct manifest_cache {
+  manifest_slot slot[MANIFEST_CACHE];
+  unsigned used; /* slots filled */
+  unsigned next; /* the slot the next miss replaces once all are used */
+} manifest_cache;
 
 struct sql_backend {
   const snap_host *host;
@@ -62,6 +81,7 @@ struct sql_backend {
   pthread_mutex_t wlock;
   conn writer;
   bool encrypted;     /* the table holds (or held) encrypted bodies: secure_delete on */
+  manifest_cache manifests; /* under wlock */
   atomic_int ready;   /* schema checked by the writer */
   atomic_int read_ok; /* schema checked by a reader: loads need no writer */
 
@@ -131,6 +151,17 @@ int snap__sqlite_schema_init(sql_backend *b);
 int snap__sqlite_put(void *self, snap_backend_row *rows, size_t n, uint32_t keep);
 int snap__sqlite_put4(void *self, snap_backend_row4 *rows, size_t n, uint32_t keep);
 int snap__sqlite_remove(void *self, const char *pid, const snap_criteria *cr);
+
+/* ---- manifests.c ---- */
+
+/* Writer lock held, outside a transaction: makes sure each manifest of
+ * `names` (NULL entries skipped; `stride` bytes apart, the first at `names`)
+ * has an id, adding the new ones in a transaction of their own, so that the
+ * ids a put binds are committed whatever becomes of the put. */
+int snap__sqlite_manifests_prepare(sql_backend *b, conn *c, const char *const *names, size_t n,
+                                   size_t stride);
+/* Writer lock held, inside the writer's transaction: the id of `name`. */
+int snap__sqlite_manifest_id(sql_backend *b, conn *c, const char *name, long long *id);
 
 /* ---- for admin.c and settings.c ---- */
 

@@ -40,12 +40,12 @@ static int step_tables(const sql_backend *b, sqlite3 *db) {
   return sqlite3_exec(db, ddl, NULL, NULL, NULL);
 }
 
-/* Version 2: the manifest column (docs/STORE.md), NULL in older rows. SQLite
- * has no ADD COLUMN IF NOT EXISTS: the column is looked up first. */
-static int step_manifest(const sql_backend *b, sqlite3 *db) {
+/* Adds a column to the data table unless it is there. SQLite has no ADD
+ * COLUMN IF NOT EXISTS: the column is looked up first. */
+static int add_column(const sql_backend *b, sqlite3 *db, const char *name, const char *type) {
   char sql[256];
-  snprintf(sql, sizeof sql,
-           "SELECT count(*) FROM pragma_table_info('%s') WHERE name = 'manifest'", b->table);
+  snprintf(sql, sizeof sql, "SELECT count(*) FROM pragma_table_info('%s') WHERE name = '%s'",
+           b->table, name);
   sqlite3_stmt *s = NULL;
   int rc = sqlite3_prepare_v2(db, sql, -1, &s, NULL);
   int have = 0;
@@ -56,8 +56,13 @@ static int step_manifest(const sql_backend *b, sqlite3 *db) {
   sqlite3_finalize(s);
   if (rc != SQLITE_OK || have)
     return rc;
-  snprintf(sql, sizeof sql, "ALTER TABLE \"%s\" ADD COLUMN manifest TEXT", b->table);
+  snprintf(sql, sizeof sql, "ALTER TABLE \"%s\" ADD COLUMN %s %s", b->table, name, type);
   return sqlite3_exec(db, sql, NULL, NULL, NULL);
+}
+
+/* Version 2: the manifest column (docs/STORE.md), NULL in older rows. */
+static int step_manifest(const sql_backend *b, sqlite3 *db) {
+  return add_column(b, db, "manifest", "TEXT");
 }
 
 /* Version 3: the key table of envelope encryption (keys.c): one row per
@@ -84,6 +89,19 @@ static int step_dicts(const sql_backend *b, sqlite3 *db) {
   return sqlite3_exec(db, ddl, NULL, NULL, NULL);
 }
 
+/* Version 5: manifests stored once each (manifests.c), and the column rows
+ * name them by. Rows written before keep their text column, which a
+ * selection by manifest still reads. */
+static int step_manifest_ids(const sql_backend *b, sqlite3 *db) {
+  char sql[256];
+  snprintf(sql, sizeof sql,
+           "CREATE TABLE IF NOT EXISTS \"%s_manifests\" (id INTEGER PRIMARY KEY, name TEXT NOT "
+           "NULL UNIQUE)",
+           b->table);
+  int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+  return rc == SQLITE_OK ? add_column(b, db, "manifest_id", "INTEGER") : rc;
+}
+
 /* One upgrade step: run to bring a data set from `version - 1` to `version`.
  * A step must be idempotent (it may meet its own work done: a data set that
  * lost its snapstore_meta row is at version 0 again) and must not commit.
@@ -100,6 +118,7 @@ static const schema_step steps[] = {
     {2, "add the manifest column", step_manifest},
     {3, "create the key table of envelope encryption", step_keys},
     {4, "create the dictionary table of zstd compression", step_dicts},
+    {5, "store each manifest once and name it by id in the rows", step_manifest_ids},
 };
 
 #define STEP_COUNT ((int)(sizeof steps / sizeof steps[0]))

@@ -143,7 +143,9 @@ static int build_sql(sql_backend *b) {
       [S_BEGIN] = "BEGIN IMMEDIATE",
       [S_COMMIT] = "COMMIT",
       [S_ROLLBACK] = "ROLLBACK",
-      [S_INSERT] = "INSERT OR REPLACE INTO \"%s\" (pid, seq, ts, body, manifest) "
+      /* The manifest goes in by id (manifests.c); the text column is for
+       * rows written before schema step 5. */
+      [S_INSERT] = "INSERT OR REPLACE INTO \"%s\" (pid, seq, ts, body, manifest_id) "
                    "VALUES (?1, ?2, ?3, ?4, ?5)",
       /* Keep the newest ?2 + 1 rows: everything below the (?2 + 1)-th newest
        * seq goes; with fewer rows the subquery is NULL and nothing matches. */
@@ -159,8 +161,11 @@ static int build_sql(sql_backend *b) {
       /* A conditional row's check, inside the put's BEGIN IMMEDIATE. */
       [S_NEWEST_SEQ] = "SELECT max(seq) FROM \"%s\" WHERE pid = ?1",
       [S_LOAD_MANIFEST] = "SELECT seq, ts, body FROM \"%s\" WHERE pid = ?1 AND seq BETWEEN ?2 "
-                          "AND ?3 AND ts BETWEEN ?4 AND ?5 AND manifest = ?6 ORDER BY seq DESC "
+                          "AND ?3 AND ts BETWEEN ?4 AND ?5 AND (manifest_id = (SELECT id FROM "
+                          "\"%s_manifests\" WHERE name = ?6) OR manifest = ?6) ORDER BY seq DESC "
                           "LIMIT 1",
+      [S_MANIFEST_ADD] = "INSERT OR IGNORE INTO \"%s_manifests\" (name) VALUES (?1)",
+      [S_MANIFEST_ID] = "SELECT id FROM \"%s_manifests\" WHERE name = ?1",
   };
   for (int i = 0; i < S_COUNT; i++) {
     /* The table name is checked against [A-Za-z_][A-Za-z0-9_]*, so quoting

@@ -32,8 +32,14 @@ static int insert_row(sql_backend *b, conn *c, const snap_backend_row *r, const 
   sqlite3_bind_int64(s, 2, r->seq);
   sqlite3_bind_int64(s, 3, r->timestamp);
   sqlite3_bind_blob64(s, 4, r->body, r->body_len, SQLITE_STATIC);
+  long long id = 0;
+  if (manifest != NULL && (e = snap__sqlite_manifest_id(b, c, manifest, &id)) != SNAP_OK) {
+    *sqlite_rc = sqlite3_extended_errcode(c->db);
+    sqlite3_clear_bindings(s);
+    return e;
+  }
   if (manifest != NULL)
-    sqlite3_bind_text(s, 5, manifest, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 5, id);
   else
     sqlite3_bind_null(s, 5);
   int rc = sqlite3_step(s);
@@ -226,7 +232,10 @@ static int put_locked(sql_backend *b, const put_rows_of *rows, size_t n, uint32_
     if (t.removed != NULL)
       memset(t.removed, 0, n * sizeof *t.removed);
   }
-  if ((e = snap__sqlite_run(b, c, S_BEGIN, "begin")) != SNAP_OK) {
+  if (rows->rows4 != NULL)
+    e = snap__sqlite_manifests_prepare(b, c, (const char *const *)&rows->rows4[0].manifest, n,
+                                       sizeof rows->rows4[0]);
+  if (e != SNAP_OK || (e = snap__sqlite_run(b, c, S_BEGIN, "begin")) != SNAP_OK) {
     fail_all(rows, n, e);
   } else {
     put_rows(b, c, rows, n, keep, &t);
