@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # snapctl copy from a SQLite store into a postgres store sharded over three
 # databases (docs/POSTGRES.md, "Migrating a SQLite store"), then snapctl on the
-# target: verify, ls, show, export, and the spread of the pids over the shards.
+# target: verify, ls, show, export, and the spread of the pids over the shards;
+# then a store with a trained zstd dictionary copied, exported and imported.
 # Runs under tests/cli/pgcluster.c, which provides SNAP_PG_CONNINFO_0..2.
 # Usage: pgcluster 3 bash snapctl_postgres.sh SNAPCTL MKSTORE WORKDIR
 set -uo pipefail
@@ -109,6 +110,61 @@ for cmd in ls verify; do
   expect 1 "$cmd with one shard of three down: exit 1" -- ctl --config pgdown.json $cmd
   grep -q "shard 2/3" err || fail "$cmd does not name the shard that is down: $(cat err)"
 done
+
+# ---- dictionaries: copy, export and import carry them to every shard ----------
+# 300 account states of one shape, encrypted, recompressed through a trained
+# dictionary in SQLite, then copied to the three shards, exported and imported
+# into another data set: every shard holds the dictionary, and every export is
+# byte for byte the source's.
+for i in $(seq 1 300); do
+  printf '{"pid":"account-%04d","seq":1,"timestamp":1600000000000,"format":"json","state":{"account":"acc-%04d","owner":"owner %d","currency":"EUR","balance_cents":%d,"active":true,"tags":["premium","eu"],"history":[{"kind":"deposit","cents":%d,"memo":"salary"},{"kind":"withdrawal","cents":%d,"memo":"rent"}]}}\n' \
+    "$i" "$i" "$i" $((i * 7919 % 100000)) $((i * 31)) $((i * 17))
+done >accounts.jsonl
+KEYS='"encryption": {"key_file": "k1", "context": "test/snapctl/v1"}'
+ZOPTS="\"options\": {\"compression\": \"zstd\", \"dictionary\": \"accounts\", $KEYS}"
+printf '{"backend": "sqlite", "config": {"path": "d.db", "keep": 0}, %s}\n' "$OPTIONS" >dsrc.json
+printf '{"backend": "sqlite", "config": {"path": "d.db", "keep": 0}, %s}\n' "$ZOPTS" >dsrcz.json
+expect 0 "import 300 account states" -- ctl --config dsrc.json --create import accounts.jsonl
+expect 0 "train a dictionary on them" -- \
+  ctl --config dsrc.json dict train --name accounts --pids 'account-*' --size 4096
+id=$(sed -n 's/.*\tid \([0-9]*\)\t.*/\1/p' out)
+[ -n "$id" ] && ok "trained dictionary $id" || fail "no id in: $(cat out)"
+expect 0 "recompress the source through it" -- ctl --config dsrcz.json rekey --recompress
+grep -q '300 rewritten' err || fail "recompress: $(cat err)"
+for t in dicted imported; do
+  printf '{"backend": "postgres", "config": {"shards": [%s], "table": "%s", "keep": 0}, %s}\n' \
+    "$shards" "$t" "$ZOPTS" >pg-$t.json
+done
+expect 0 "copy the store with its dictionary to 3 shards" -- \
+  "$SNAPCTL" --config dsrcz.json copy --to pg-dicted.json
+grep -q "300 rows written" err || fail "copy summary: $(cat err)"
+for i in 0 1 2; do
+  v=SNAP_PG_CONNINFO_$i
+  printf '{"backend": "postgres", "config": {"conninfo": "%s", "table": "dicted"}, %s}\n' \
+    "${!v}" "$ZOPTS" >dshard$i.json
+  expect 0 "dict ls on shard $i alone" -- ctl --config dshard$i.json dict ls
+  grep -q "^$id	accounts	" out || fail "shard $i lacks the dictionary: $(cat out)"
+done
+ok "every shard holds dictionary $id"
+expect 0 "verify the copy" -- ctl --config pg-dicted.json verify
+expect 0 "ls on postgres names the codec" -- ctl --config pg-dicted.json ls account-0042
+grep -q 'zstd+dict' out && ok "zstd+dict" || fail "ls: $(cat out)"
+expect 0 "export the source" -- ctl --config dsrcz.json export --out d-src.jsonl
+expect 0 "export the copy" -- ctl --config pg-dicted.json export --out d-pg.jsonl
+head -1 d-pg.jsonl | grep -q "^{\"dictionary\":\"accounts\",\"id\":$id," &&
+  ok "the export starts with the dictionary" || fail "export: $(head -c 120 d-pg.jsonl)"
+cmp -s d-src.jsonl d-pg.jsonl && ok "the copy exports byte for byte as the source" ||
+  fail "the exports differ"
+expect 0 "import the export into another data set" -- \
+  ctl --config pg-imported.json --create import d-pg.jsonl
+expect 0 "the imported bodies use the dictionary" -- ctl --config pg-imported.json ls account-0007
+grep -q 'zstd+dict' out && ok "zstd+dict after import" || fail "ls: $(cat out)"
+expect 0 "export the imported data set" -- ctl --config pg-imported.json export --out d-imp.jsonl
+cmp -s d-src.jsonl d-imp.jsonl && ok "export | import | export on postgres is byte-identical" ||
+  fail "the exports differ"
+expect 1 "dict rm of the dictionary in use is refused on postgres" -- \
+  ctl --config pg-imported.json dict rm accounts
+grep -q 'used by 300' err && ok "saying why" || fail "rm: $(cat err)"
 
 echo "$FAILS failure(s)"
 [ "$FAILS" -eq 0 ]
