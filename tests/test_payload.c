@@ -4,6 +4,7 @@
  * buffer, and the verdict is compared with the one known by construction. */
 #include <criterion/criterion.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -206,4 +207,178 @@ Test(payload, long_strings) {
                    snap_error_message());
     }
   free(text);
+}
+
+/* An independent statement of the byte rules (RFC 8259 + RFC 3629): the
+ * offset of the first control byte outside whitespace or of the first byte
+ * that does not start a valid UTF-8 sequence, with whether it is a control
+ * byte; false when there is none. Sequences are judged by their lead byte,
+ * as the validator's messages name them. */
+static bool ref_byte_fault(const unsigned char *p, size_t n, size_t *at, bool *control) {
+  static const struct {
+    unsigned char lead_lo, lead_hi, second_lo, second_hi;
+    size_t len;
+  } forms[] = {
+      {0xC2, 0xDF, 0x80, 0xBF, 2}, {0xE0, 0xE0, 0xA0, 0xBF, 3}, {0xE1, 0xEC, 0x80, 0xBF, 3},
+      {0xED, 0xED, 0x80, 0x9F, 3}, {0xEE, 0xEF, 0x80, 0xBF, 3}, {0xF0, 0xF0, 0x90, 0xBF, 4},
+      {0xF1, 0xF3, 0x80, 0xBF, 4}, {0xF4, 0xF4, 0x80, 0x8F, 4},
+  };
+  for (size_t i = 0; i < n;) {
+    unsigned char c = p[i];
+    if (c < 0x20 && c != ' ' && c != '\t' && c != '\n' && c != '\r') {
+      *at = i;
+      *control = true;
+      return true;
+    }
+    if (c < 0x80) {
+      i++;
+      continue;
+    }
+    size_t len = 0;
+    for (size_t f = 0; f < sizeof forms / sizeof *forms; f++)
+      if (c >= forms[f].lead_lo && c <= forms[f].lead_hi && n - i >= forms[f].len &&
+          p[i + 1] >= forms[f].second_lo && p[i + 1] <= forms[f].second_hi) {
+        len = forms[f].len;
+        for (size_t k = 2; k < len; k++)
+          if ((p[i + k] & 0xC0) != 0x80)
+            len = 0;
+      }
+    if (!len) {
+      *at = i;
+      *control = false;
+      return true;
+    }
+    i += len;
+  }
+  return false;
+}
+
+/* The validator reads a valid state once, checking bytes with the grammar;
+ * a refusal still names the first byte-level fault of the whole text, before
+ * any grammar fault, wherever each is (inside or outside a string, on either
+ * side of a 16- or 8-byte step). Every byte of a state with multi-byte
+ * characters is replaced by each interesting byte, with and without an
+ * earlier grammar fault, at every shift of the 16-byte grid. */
+Test(payload, refusal_names_first_byte_fault) {
+  static const char doc[] = "{\"n\xc3\xa9v\":\"\xe2\x82\xac \xf0\x9f\x98\x80 \\u00e9\\n\","
+                            "\"a\":[1,-2.5e3,true,null,\"\xc3\xbf\xc3\xbf\xc3\xbf\xc3\xbf"
+                            "\xc3\xbf\xc3\xbf\xc3\xbf\xc3\xbf\xc3\xbf\"],\"z\":{}}";
+  static const unsigned char subs[] = {0x00, 0x01, 0x09, 0x0a, 0x1f, 0x20, '"',  '\\', ',',
+                                       '}',  0x7f, 0x80, 0x9f, 0xa0, 0xbf, 0xc0, 0xc1, 0xc2,
+                                       0xdf, 0xe0, 0xed, 0xef, 0xf0, 0xf4, 0xf5, 0xff};
+  size_t dn = sizeof doc - 1;
+  cr_assert_eq(check(doc, dn), SNAP_OK, "%s", snap_error_message());
+  unsigned char text[160];
+  size_t faults = 0;
+  for (size_t shift = 0; shift < 16; shift++)
+    for (int early = 0; early < 2; early++)
+      for (size_t j = 0; j < dn; j++)
+        for (size_t s = 0; s < sizeof subs; s++) {
+          memset(text, ' ', shift);
+          memcpy(text + shift, doc, dn);
+          size_t n = shift + dn;
+          text[shift + j] = subs[s];
+          if (early && j > 1)
+            text[shift + 1] = '#'; /* a grammar fault before the byte */
+          size_t at = 0;
+          bool control = false, fault = ref_byte_fault(text, n, &at, &control);
+          int rc = check((const char *)text, n);
+          const char *msg = snap_error_message();
+          if (fault) {
+            char want[64];
+            snprintf(want, sizeof want, "byte offset %zu", at);
+            cr_assert_eq(rc, SNAP_EFORMAT, "shift %zu sub 0x%02x at %zu", shift, subs[s], j);
+            cr_assert(strstr(msg, control ? "control byte" : "invalid UTF-8") && strstr(msg, want),
+                      "shift %zu early %d sub 0x%02x at %zu: want %s at %zu, got %s", shift,
+                      early, subs[s], j, control ? "control" : "UTF-8", at, msg);
+            faults++;
+          } else if (rc != SNAP_OK) {
+            cr_assert(!strstr(msg, "state: control byte") && !strstr(msg, "invalid UTF-8"), "%s", msg);
+          } else {
+            cr_assert(!early || j <= 1, "shift %zu sub 0x%02x at %zu: the grammar fault was missed", shift,
+                      subs[s], j);
+          }
+        }
+  cr_assert_gt(faults, 10000u);
+}
+
+/* Multi-byte characters back to back across many 16- and 8-byte steps, each
+ * run ended by a truncated, overlong or surrogate form at every position, and
+ * a text that ends inside a sequence inside an unterminated string. */
+Test(payload, utf8_runs_across_steps) {
+  static const struct {
+    const char *bytes;
+    size_t n;
+  } chars[] = {{"\xc3\xa9", 2}, {"\xe2\x82\xac", 3}, {"\xf0\x9f\x98\x80", 4}};
+  static const struct insert bad[] = {
+      {"\xc0\xaf", 2, false}, {"\xe0\x9f\xbf", 3, false}, {"\xf0\x8f\xbf\xbf", 4, false},
+      {"\xed\xbf\xbf", 3, false}, {"\xe2\x28\xa1", 3, false}, {"\xc3", 1, false},
+      {"\xed\x9f\xbf", 3, true}, /* U+D7FF, just below the surrogates */
+      {"\xee\x80\x80", 3, true}, /* U+E000, just above them */
+  };
+  char text[200];
+  for (size_t c = 0; c < 3; c++)
+    for (size_t b = 0; b < sizeof bad / sizeof *bad; b++)
+      for (size_t count = 0; count <= 20; count++)
+        for (size_t before = 0; before <= count; before++) {
+          size_t n = 0;
+          text[n++] = '"';
+          for (size_t k = 0; k < count; k++) {
+            if (k == before) {
+              memcpy(text + n, bad[b].bytes, bad[b].n);
+              n += bad[b].n;
+            }
+            memcpy(text + n, chars[c].bytes, chars[c].n);
+            n += chars[c].n;
+          }
+          if (before == count) {
+            memcpy(text + n, bad[b].bytes, bad[b].n);
+            n += bad[b].n;
+          }
+          /* Cut inside the last character, the closing quote never comes. */
+          int cut = check(text, n - 1);
+          cr_assert_eq(cut, SNAP_EFORMAT);
+          if (before < count || bad[b].ok)
+            cr_assert(strstr(snap_error_message(), "invalid UTF-8"), "%s", snap_error_message());
+          text[n++] = '"';
+          int rc = check(text, n);
+          cr_assert_eq(rc, bad[b].ok ? SNAP_OK : SNAP_EFORMAT, "char %zu bad %zu count %zu at %zu: %s",
+                       c, b, count, before, snap_error_message());
+        }
+}
+
+/* Bytes outside strings: whitespace is the only place for a control byte,
+ * and a byte >= 0x80 is never valid there, even when it starts a valid UTF-8
+ * sequence. A byte order mark is named as such. */
+Test(payload, bytes_outside_strings) {
+  static const struct insert outside[] = {
+      {" \t\r\n", 4, true},    {"\x01", 1, false},         {"\x7f", 1, false},
+      {"\xc3\xa9", 2, false},  {"\xe2\x82\xac", 3, false}, {"\xef\xbb\xbf", 3, false},
+      {"\x80", 1, false},      {"\xff", 1, false},
+  };
+  char text[128];
+  for (size_t k = 0; k < sizeof outside / sizeof *outside; k++)
+    for (size_t pad = 0; pad <= 33; pad++)
+      for (int where = 0; where < 3; where++) {
+        size_t n = 0;
+        memset(text, ' ', pad);
+        n = pad;
+        const char *parts[] = {"[\"x\"", ",1", "]"};
+        for (int part = 0; part < 3; part++) {
+          if (part == where) {
+            memcpy(text + n, outside[k].bytes, outside[k].n);
+            n += outside[k].n;
+          }
+          memcpy(text + n, parts[part], strlen(parts[part]));
+          n += strlen(parts[part]);
+        }
+        int rc = check(text, n);
+        cr_assert_eq(rc, outside[k].ok ? SNAP_OK : SNAP_EFORMAT, "insert %zu pad %zu where %d: %s",
+                     k, pad, where, snap_error_message());
+      }
+  cr_assert_eq(check("\xef\xbb\xbf{}", 5), SNAP_EFORMAT);
+  cr_assert(strstr(snap_error_message(), "byte order mark"), "%s", snap_error_message());
+  cr_assert_eq(check("\xef\xbb\xbf{\"\xff\"}", 8), SNAP_EFORMAT);
+  cr_assert(strstr(snap_error_message(), "invalid UTF-8 at byte offset 5"), "%s",
+            snap_error_message());
 }

@@ -11,11 +11,28 @@
 
 static bool json_ws(uint8_t c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 
+/* The UTF-8 sequence whose lead byte (>= 0x80) is p[*i]: its length follows
+ * from the lead byte, and at most four bytes are validated. On success *i is
+ * just past it. */
+static int utf8_sequence(const uint8_t *p, size_t len, size_t *i) {
+  uint8_t c = p[*i];
+  size_t n = len - *i < 4 ? len - *i : 4, bad = 0;
+  size_t seq = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : 2;
+  if (seq > n || !snap__utf8_valid(p + *i, seq, &bad))
+    return snap_error_set(SNAP_EFORMAT, "JSON state: invalid UTF-8 at byte offset %zu", *i + bad);
+  *i += seq;
+  return SNAP_OK;
+}
+
 /*
- * First pass over a JSON state: RFC 8259 allows control bytes nowhere outside
- * whitespace, and the text must be valid UTF-8 (cJSON checks neither). One
- * pass that skips eight plain ASCII bytes at a time; json_structure() then
- * checks the grammar.
+ * The byte rules of a JSON state: RFC 8259 allows control bytes nowhere
+ * outside whitespace, and the text must be valid UTF-8 (cJSON checks
+ * neither). json_structure() enforces both on the way (a byte >= 0x80 or a
+ * control byte can only be valid inside a string or as whitespace), so a
+ * valid state is read once. This scan runs only when that pass refused a
+ * state: it finds the first byte-level fault anywhere in the text, which is
+ * what the refusal names, exactly as when it ran before the grammar. One pass
+ * that skips sixteen or eight plain ASCII bytes at a time.
  */
 static int scan_json_bytes(const uint8_t *p, size_t len) {
   const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
@@ -55,13 +72,9 @@ static int scan_json_bytes(const uint8_t *p, size_t len) {
                               i);
       i++;
     } else {
-      /* One UTF-8 sequence: validate at most four bytes from here. */
-      size_t n = len - i < 4 ? len - i : 4, bad = 0;
-      size_t seq = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : 2;
-      if (seq > n || !snap__utf8_valid(p + i, seq, &bad))
-        return snap_error_set(SNAP_EFORMAT, "JSON state: invalid UTF-8 at byte offset %zu",
-                              i + bad);
-      i += seq;
+      int rc = utf8_sequence(p, len, &i);
+      if (rc)
+        return rc;
     }
   }
   return SNAP_OK;
@@ -111,25 +124,27 @@ static int json_hex4(const uint8_t *p, size_t len, size_t i, unsigned *out) {
 }
 
 /*
- * The offset of the first byte of p[k..len) that ends a run of plain string
- * characters ('"', '\\' or a control byte), or len. Eight bytes at a time:
+ * The offset of the first byte of p[k..len) that ends a run of plain ASCII
+ * string characters ('"', '\\', a control byte or a byte >= 0x80), or len. Eight bytes at a time:
  * in a word w, (x - 0x01..) & ~x & 0x80.. flags the bytes of x that are zero
  * and (w - 0x20..) & ~w & 0x80.. those below 0x20; both may also flag bytes
  * above the first true one (a borrow), never below it, so the lowest flag is
- * exact. Bytes >= 0x80 (UTF-8, checked before) are never flagged. Half the
- * cost of validating a ledger state was this scan, a byte at a time.
+ * exact; a byte >= 0x80 is flagged by its own high bit (json_string()
+ * checks its UTF-8 sequence). Half the cost of validating a ledger state was
+ * this scan, a byte at a time.
  */
 HOT size_t string_run_end(const uint8_t *p, size_t len, size_t k) {
 #if defined(__SSE2__)
   /* Sixteen at a time where SSE2 is there (every x86-64): most member names
    * and values of a state fit in one step. Bytes >= 0x80 are negative as
-   * signed bytes, so the compare with 0x20 is done unsigned via the sign flip. */
+   * signed bytes, so the compare with 0x20 is done unsigned via the sign flip;
+   * the movemask takes their own sign bit as a hit too. */
   const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\');
   const __m128i flip = _mm_set1_epi8((char)0x80), ctl = _mm_set1_epi8((char)(0x20 ^ 0x80));
   while (len - k >= 16) {
     __m128i w = _mm_loadu_si128((const __m128i *)(p + k));
     __m128i hit = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(w, quote), _mm_cmpeq_epi8(w, bslash)),
-                               _mm_cmplt_epi8(_mm_xor_si128(w, flip), ctl));
+                               _mm_or_si128(_mm_cmplt_epi8(_mm_xor_si128(w, flip), ctl), w));
     unsigned m = (unsigned)_mm_movemask_epi8(hit);
     if (m)
       return k + (size_t)__builtin_ctz(m);
@@ -141,7 +156,7 @@ HOT size_t string_run_end(const uint8_t *p, size_t len, size_t k) {
     uint64_t w;
     memcpy(&w, p + k, 8);
     uint64_t q = w ^ (ones * '"'), b = w ^ (ones * '\\');
-    uint64_t hit = ((q - ones) & ~q) | ((b - ones) & ~b) | ((w - ones * 0x20) & ~w);
+    uint64_t hit = ((q - ones) & ~q) | ((b - ones) & ~b) | ((w - ones * 0x20) & ~w) | w;
     hit &= highs;
     if (hit) {
 #if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
@@ -152,13 +167,14 @@ HOT size_t string_run_end(const uint8_t *p, size_t len, size_t k) {
     }
     k += 8;
   }
-  while (k < len && p[k] != '"' && p[k] != '\\' && p[k] >= 0x20)
+  while (k < len && p[k] != '"' && p[k] != '\\' && p[k] >= 0x20 && p[k] < 0x80)
     k++;
   return k;
 }
 
 /* A string starting at p[*i] == '"'; on success *i is just past the closing quote.
- * UTF-8 was already checked by scan_json_bytes(). */
+ * Its bytes >= 0x80 are checked here, one UTF-8 sequence at a time, with the
+ * same lengths and the same check as scan_json_bytes(). */
 HOT int json_string(const uint8_t *p, size_t len, size_t *i) {
   size_t k = *i + 1;
   for (;;) {
@@ -175,6 +191,12 @@ HOT int json_string(const uint8_t *p, size_t len, size_t *i) {
                             "JSON state: raw control byte 0x%02x inside a string at byte "
                             "offset %zu",
                             c, k);
+    if (c >= 0x80) {
+      int rc = utf8_sequence(p, len, &k);
+      if (rc)
+        return rc;
+      continue;
+    }
     /* An escape. */
     if (k + 1 >= len)
       goto bad_escape;
@@ -373,13 +395,19 @@ static int json_structure(const uint8_t *p, size_t len) {
   }
 }
 
+/* One pass when the state is valid (json_structure() checks the bytes too).
+ * A refusal is named as the two passes named it: the first byte-level fault
+ * anywhere, else a byte order mark, else the grammar's own fault. */
 static int validate_json(const uint8_t *p, size_t len) {
-  int rc = scan_json_bytes(p, len);
-  if (rc)
-    return rc;
+  int rc = json_structure(p, len);
+  if (rc == SNAP_OK)
+    return SNAP_OK;
+  int brc = scan_json_bytes(p, len);
+  if (brc)
+    return brc;
   if (len >= 3 && p[0] == 0xEF && p[1] == 0xBB && p[2] == 0xBF)
     return snap_error_set(SNAP_EFORMAT, "JSON state: starts with a byte order mark");
-  return json_structure(p, len);
+  return rc;
 }
 
 static uint64_t be(const uint8_t *p, size_t n) {
