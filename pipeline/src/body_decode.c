@@ -11,6 +11,7 @@
 #include "snap/pipeline_layer.h"
 #include "frame.h"
 #include "pipeline_internal.h"
+#include "stream_internal.h"
 
 /*
  * Inflates the zlib stream of exactly `slen` bytes into exactly `dlen` bytes,
@@ -410,14 +411,32 @@ static int produce(const reading *r, const snap__eff *e, snap_buf *out) {
   return SNAP_OK;
 }
 
+/* A stream head (frame field 6) authenticated whole: its trailer, or the
+ * AEAD tag of its empty body. */
+static int check_head(const reading *r) {
+  int rc = check_trailer(r);
+  if (rc == SNAP_OK && (r->f.stages & ST_AEAD) &&
+      !authenticates(r->b, r->f.hdr_len, r->b, r->n, r->subkey, r->w.pid, r->pid_len, r->w.seq))
+    return snap__frame_fail(&r->w, SNAP_EAUTH,
+                            "authentication failed under key version %u: wrong key, context, "
+                            "pid or seq, or an altered head",
+                            (unsigned)r->f.key_version);
+  return rc;
+}
+
 static int decode_body(const char *pid, int64_t seq, const uint8_t *b, size_t body_len,
                        const snap__eff *e, const uint8_t *dek, snap_buf *out, snap_format *fmt,
                        unsigned *stages) {
   reading r = {
       .w = {"decode", pid, seq}, .b = b, .n = body_len, .pid_len = strlen(pid), .dek = dek};
   int rc = check_frame(&r, e);
+  const bool head = rc == SNAP_OK && r.f.field[FIELD_CHUNKING].present;
   if (rc == SNAP_OK)
-    rc = check_trailer(&r);
+    rc = head ? check_head(&r) : check_trailer(&r);
+  if (rc == SNAP_OK && head)
+    rc = snap__frame_fail(&r.w, SNAP_EINVAL,
+                          "the body is the head of a streamed state (frame field 6): its state "
+                          "is in chunk records, read through snap_stream_decoder_open()");
   if (rc == SNAP_OK)
     rc = produce(&r, e, out);
   sodium_memzero(r.subkey, sizeof r.subkey);
@@ -430,6 +449,24 @@ static int decode_body(const char *pid, int64_t seq, const uint8_t *b, size_t bo
   if (stages)
     *stages = r.f.stages;
   return SNAP_OK;
+}
+
+int snap__head_open(const char *pid, int64_t seq, const uint8_t *head, size_t len,
+                    const snap__eff *e, const uint8_t *dek, frame *f,
+                    uint8_t subkey[SNAP__SUBKEY_BYTES]) {
+  reading r = {
+      .w = {"stream decode", pid, seq}, .b = head, .n = len, .pid_len = strlen(pid), .dek = dek};
+  int rc = check_frame(&r, e);
+  if (rc == SNAP_OK && !r.f.field[FIELD_CHUNKING].present)
+    rc = snap__frame_fail(&r.w, SNAP_EINVAL,
+                          "the body is not the head of a streamed state (no frame field 6): "
+                          "read it with snap_body_decode()");
+  if (rc == SNAP_OK)
+    rc = check_head(&r);
+  *f = r.f;
+  memcpy(subkey, r.subkey, SNAP__SUBKEY_BYTES);
+  sodium_memzero(r.subkey, sizeof r.subkey);
+  return rc == SNAP_OK ? SNAP_OK : snap__refuse_unverifiable(e, head, len, rc);
 }
 
 /*
@@ -445,7 +482,7 @@ static int decode_body(const char *pid, int64_t seq, const uint8_t *b, size_t bo
  * for it only the bodies whose stage byte still declares a key are promoted.
  * Keyless readers keep ECORRUPT: their fallback is for accidents.
  */
-static int refuse_unverifiable(const snap__eff *e, const uint8_t *b, size_t n, int rc) {
+int snap__refuse_unverifiable(const snap__eff *e, const uint8_t *b, size_t n, int rc) {
   if (rc != SNAP_ECORRUPT && rc != SNAP_EFORMAT)
     return rc;
   if (!e->enc_kr && !e->mac_kr)
@@ -500,7 +537,7 @@ static int body_decode(const char *pid, bool pid_checked, int64_t seq, const voi
   snap__eff e;
   snap__options_effective(o, &e);
   rc = decode_body(pid, seq, b, body_len, &e, dek, out, fmt, stages);
-  return rc == SNAP_OK ? SNAP_OK : refuse_unverifiable(&e, b, body_len, rc);
+  return rc == SNAP_OK ? SNAP_OK : snap__refuse_unverifiable(&e, b, body_len, rc);
 }
 
 /* What a parsed frame states (frame fields 4 and 5), pointing into it. */

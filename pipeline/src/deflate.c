@@ -21,13 +21,13 @@
 
 /* ---- zlib (levels 6-9), through the snapstore allocator ------------------- */
 
-static voidpf z_alloc(voidpf opaque, uInt items, uInt size) {
+void *snap__zlib_alloc(void *opaque, unsigned items, unsigned size) {
   (void)opaque;
   if (size && items > SIZE_MAX / size)
     return Z_NULL;
   return snap_malloc((size_t)items * size);
 }
-static void z_free(voidpf opaque, voidpf p) {
+void snap__zlib_free(void *opaque, void *p) {
   (void)opaque;
   snap_free(p);
 }
@@ -53,8 +53,8 @@ static int zlib_fit(const uint8_t *src, size_t slen, uint8_t *dst, size_t cap, i
   const int mem_level = wbits - 7 < 2 ? 2 : wbits - 7;
   z_stream zs;
   memset(&zs, 0, sizeof zs);
-  zs.zalloc = z_alloc;
-  zs.zfree = z_free;
+  zs.zalloc = snap__zlib_alloc;
+  zs.zfree = snap__zlib_free;
   if (deflateInit2(&zs, level, Z_DEFLATED, wbits, mem_level, Z_DEFAULT_STRATEGY) != Z_OK)
     return SNAP_ENOMEM;
   size_t in_left = slen, out_left = cap;

@@ -11,6 +11,7 @@
 #include "snap/pipeline.h"
 #include "frame.h"
 #include "pipeline_internal.h"
+#include "stream_internal.h"
 
 static pthread_once_t sodium_once = PTHREAD_ONCE_INIT;
 static int sodium_ok;
@@ -50,6 +51,8 @@ static const field_rule FIELD_RULES[FIELD_TYPES] = {
     [FIELD_ENVELOPE] = {"envelope key reference", 0, SNAP__FIELD_UNIT_MAX},
     [FIELD_MANIFEST] = {"manifest", 1, SNAP_MANIFEST_MAX},
     [FIELD_METADATA] = {"metadata", 1, SNAP_METADATA_MAX},
+    /* Its exact length follows from the stage bits (stream_frame.c). */
+    [FIELD_CHUNKING] = {"chunking", CHUNKING_LEN_AEAD, CHUNKING_LEN_MAC},
 };
 
 /* The block's fields into f->field[], each checked for its place and size. */
@@ -154,6 +157,8 @@ static int check_fields(const where *w, frame *f) {
   const char *why = NULL;
   if (m->present && !snap__manifest_valid(m->val, m->len, &why))
     return snap__frame_fail(w, SNAP_EFORMAT, "manifest field: %s", why);
+  if (f->field[FIELD_CHUNKING].present)
+    return snap__chunking_check_field(w, f);
   return SNAP_OK;
 }
 
@@ -220,6 +225,8 @@ int snap__frame_parse(const where *w, const uint8_t *b, size_t n, frame *f) {
 
 /* The declared original length against what the frame carries. */
 int snap__frame_check_lengths(const where *w, const frame *f) {
+  if (f->field[FIELD_CHUNKING].present) /* a stream head: its chunks hold the state */
+    return snap__chunking_check_lengths(w, f);
   if (!(f->stages & ST_COMP)) {
     if (f->orig_len != f->body_len)
       return snap__frame_fail(w, SNAP_ECORRUPT,

@@ -173,6 +173,10 @@ typedef enum snap__inflate_result {
 snap__inflate_result snap__inflate_exact(const uint8_t *src, size_t slen, uint8_t *dst, size_t dlen,
                                          size_t *in_used, size_t *out_used);
 
+/* zlib's allocation hooks (zalloc, zfree), through the snapstore allocator. */
+void *snap__zlib_alloc(void *opaque, unsigned items, unsigned size);
+void snap__zlib_free(void *opaque, void *p);
+
 /* The CRC-32 of the frame (the same function as zlib's crc32()). */
 uint32_t snap__crc32(const void *p, size_t n);
 

@@ -172,4 +172,23 @@ int snap__body_encode_typed(const char *pid, int64_t seq, snap_format fmt, const
  *  not parse. */
 int snap__body_typing(const void *body, size_t body_len, snap__typing *t);
 
+/* ---- streamed states (stream_encode.c, stream_decode.c) -------------------- */
+
+#include "snap/stream.h"
+
+/** snap_stream_encoder_new() sealed with the unit's data key `k` (envelope
+ *  mode; NULL: the options' keys) and stating `t` in its head (NULL or all
+ *  absent: nothing). The caller checked the manifest and metadata. */
+int snap__stream_encoder_new_typed(snap_stream_encoder **out, const char *pid, int64_t seq,
+                                   snap_format fmt, const snap_options *o, size_t chunk_size,
+                                   const snap__envelope_key *k, const snap__typing *t,
+                                   snap_chunk_sink sink, void *ud);
+
+/** snap_stream_decoder_open() with the unit's data key for an envelope head
+ *  (ignored for any other head). */
+int snap__stream_decoder_open_envelope(snap_stream_decoder **out, const char *pid, int64_t seq,
+                                       const void *head, size_t head_len, const snap_options *o,
+                                       const uint8_t dek[SNAP_DEK_BYTES], uint64_t max_plain,
+                                       snap_stream_info *info);
+
 #endif

@@ -1,0 +1,234 @@
+/* Incremental payload validation (snap/stream.h): the verdict of pushes of
+ * any split equals snap_payload_validate()'s over the whole. Every document
+ * here is split at every offset, pushed a byte at a time, and mutated. */
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "snap/pipeline.h"
+#include "snap/stream.h"
+
+/* The verdict of pushing `n` bytes in pieces cut at `cuts` (ascending). */
+static int pushed(snap_format f, const uint8_t *p, size_t n, const size_t *cuts, size_t ncuts) {
+  snap_payload_validator *v;
+  cr_assert_eq(snap_payload_validator_new(&v, f), SNAP_OK);
+  size_t at = 0;
+  int rc = SNAP_OK;
+  for (size_t i = 0; i <= ncuts && rc == SNAP_OK; i++) {
+    const size_t end = i < ncuts ? cuts[i] : n;
+    rc = snap_payload_validator_push(v, p + at, end - at);
+    at = end;
+  }
+  if (rc == SNAP_OK)
+    rc = snap_payload_validator_finish(v);
+  snap_payload_validator_free(v);
+  return rc;
+}
+
+/* Whole, split at every offset, and a byte at a time: one verdict. */
+static void same_verdict(snap_format f, const uint8_t *p, size_t n) {
+  const int want = snap_payload_validate(f, p, n);
+  cr_assert(want == SNAP_OK || want == SNAP_EFORMAT);
+  cr_assert_eq(pushed(f, p, n, NULL, 0), want, "whole %.*s", (int)(n > 60 ? 60 : n), p);
+  for (size_t cut = 0; cut <= n; cut++)
+    cr_assert_eq(pushed(f, p, n, &cut, 1), want, "cut at %zu of %.*s (want %d)", cut,
+                 (int)(n > 60 ? 60 : n), p, want);
+  if (n > 4096)
+    return;
+  size_t *cuts = malloc((n + 1) * sizeof *cuts);
+  for (size_t i = 0; i < n; i++)
+    cuts[i] = i + 1;
+  cr_assert_eq(pushed(f, p, n, cuts, n ? n - 1 : 0), want, "bytewise %.*s",
+               (int)(n > 60 ? 60 : n), p);
+  free(cuts);
+}
+
+static void same_str(snap_format f, const char *s) {
+  same_verdict(f, (const uint8_t *)s, strlen(s));
+}
+
+static const char *const JSON_DOCS[] = {
+    "0", "-0", "1.5e-3", "-12E+7", "123456789012345678901234567890", "\"\"", "true", "null",
+    "false", "[]", "{}", " [ 1 , [ ] , { } ] ", "{\"a\":{\"b\":[true,false,null]}}",
+    "\"\\\"\\\\\\/\\b\\f\\n\\r\\t\\u00e9\\uD83D\\uDE00\"", "{\"\":\"\"}", "[\"\xc3\xa9\"]",
+    " \t\r\n{} \n", "7", "  42  ", "[1,2]", "{\"k\":[1,2,3],\"s\":\"abc def\"}",
+    "\"\xe2\x82\xac\xf0\x9f\x98\x80\xed\x9f\xbf\xf4\x8f\xbf\xbf\"",
+    /* refused */
+    "01", "1.", ".5", "+1", "1e", "1e+", "-", "--1", "0x10", "NaN", "Infinity", "tru", "nulls",
+    "[1 2]", "{\"a\" 1}", "{\"a\":}", "{a:1}", "{\"a\":1,}", "[,1]", "\"\\x\"", "\"\\u12\"",
+    "\"\\uDE00\"", "\"\\uD83D\"", "\"\\uD83Dx\"", "\"\\uD83D\\u0041\"", "\"a", "\"a\tb\"", "'a'",
+    "[", "]", "{\"a\":1]", "[1}", "{\"a\":1", "{\"a\":1} x", "{\"a\":1}{}", "[1,\x02 2]",
+    "\"a\x01\"", "\"\xc3\x28\"", "\xef\xbb\xbf{}", "   ", "nul", "[1,]", "\"\xed\xa0\x80\"",
+    "\"\xc0\x80\"", "\"\xf5\x80\x80\x80\"", "\"\xe0\x9f\xbf\"", "\"\xf0\x8f\xbf\xbf\"",
+    "\"\xf4\x90\x80\x80\"", "\"\xc3\"", "\"\xe2\x82\"", "\xc3\xa9", "1 ", "1\x01", "[1]]",
+    "{\"a\":1,\"b\"}", "{\"a\"::1}", "[\"a\"\"b\"]", "-01", "1.e5", "1E", "0.0e-0",
+    "1234567890123456789012345678901234567890123456789012345678901234",
+    "123456789012345678901234567890123456789012345678901234567890123",
+    "-12345678901234567890123456789012345678901234567890123456789012"};
+
+Test(validator, json_verdicts_equal_the_whole_buffer_validator_at_every_split) {
+  for (size_t i = 0; i < sizeof JSON_DOCS / sizeof *JSON_DOCS; i++)
+    same_str(SNAP_FORMAT_JSON, JSON_DOCS[i]);
+  same_verdict(SNAP_FORMAT_JSON, (const uint8_t *)"{\"a\":1}\0", 8);
+  same_verdict(SNAP_FORMAT_JSON, (const uint8_t *)"", 0);
+}
+
+Test(validator, json_nesting_limit_is_the_same) {
+  static char deep[1100];
+  for (size_t n = 511; n <= 513; n++) {
+    memset(deep, '[', n);
+    memset(deep + n, ']', n);
+    same_verdict(SNAP_FORMAT_JSON, (const uint8_t *)deep, 2 * n);
+    memset(deep, '{', 1);
+    same_verdict(SNAP_FORMAT_JSON, (const uint8_t *)deep, 2 * n);
+  }
+  /* Objects and arrays interleaved, closed in the wrong order at depth. */
+  char mix[2048];
+  size_t k = 0;
+  for (int i = 0; i < 300; i++) {
+    memcpy(mix + k, i % 2 ? "[" : "{\"k\":", i % 2 ? 1 : 5);
+    k += i % 2 ? 1 : 5;
+  }
+  mix[k++] = '1';
+  for (int i = 299; i >= 0; i--)
+    mix[k++] = i % 2 ? ']' : '}';
+  same_verdict(SNAP_FORMAT_JSON, (const uint8_t *)mix, k);
+  mix[k - 150] = mix[k - 150] == ']' ? '}' : ']';
+  same_verdict(SNAP_FORMAT_JSON, (const uint8_t *)mix, k);
+}
+
+static const struct {
+  const char *p;
+  size_t n;
+} MP_DOCS[] = {
+    {"\x07", 1}, {"\xc0", 1}, {"\xc1", 1}, {"\x01\x02", 2}, {"\x92\x01", 2}, {"\xa5" "abc", 4},
+    {"\xcd\x01", 2}, {"\x81\xa1k", 3}, {"\xdd\xff\xff\xff\xff", 5}, {"\xdf\x7f\xff\xff\xff\x01", 6},
+    {"\xc6\x00\x00\x10\x00", 5}, {"\x82\xa1k\x93\x01\x02\x03\xa1s\xa3xyz", 13}, {"\x90", 1},
+    {"\x80", 1}, {"\xdc\x00\x00", 3}, {"\xde\x00\x00", 3}, {"\xc7\x00\x05", 3},
+    {"\xc4\x00", 2}, {"\xd9\x00", 2}, {"\xa0", 1}, {"\x91\x90", 2}, {"\x91\x90\x90", 3},
+    {"\xd4\x01\x02", 3}, {"\xd8\x01" "0123456789abcdef", 18}, {"\xcb\x00\x00\x00\x00", 5},
+    {"\x93\xc0\xc2\xc3", 4}, {"\x81\x01", 2}, {"\xe0", 1}, {"\xff\x00", 2}};
+
+Test(validator, msgpack_verdicts_equal_the_whole_buffer_validator_at_every_split) {
+  for (size_t i = 0; i < sizeof MP_DOCS / sizeof *MP_DOCS; i++)
+    same_verdict(SNAP_FORMAT_MSGPACK, (const uint8_t *)MP_DOCS[i].p, MP_DOCS[i].n);
+  /* Every valid type, in one array of 25 elements. */
+  static const char all_s[] =
+      "\xdc\x00\x19\xc0\xc2\xc3\xcc\x01\xcd\x00\x01\xce\x00\x00\x00\x01"
+      "\xcf\x00\x00\x00\x00\x00\x00\x00\x01\xd0\xff\xd1\x00\x01"
+      "\xd2\x00\x00\x00\x01\xd3\x00\x00\x00\x00\x00\x00\x00\x01"
+      "\xca\x00\x00\x00\x00\xcb\x00\x00\x00\x00\x00\x00\x00\x00"
+      "\xc4\x01x\xc5\x00\x01x\xc6\x00\x00\x00\x01x\xd9\x01x\xda\x00\x01x"
+      "\xdb\x00\x00\x00\x01x\xd4\x01x\xd5\x01xx\xc7\x01\x05x\xc8\x00\x01\x05x"
+      "\xdc\x00\x01\xe0\xde\x00\x01\x01\x02";
+  const uint8_t *all = (const uint8_t *)all_s;
+  const size_t all_len = sizeof all_s - 1;
+  cr_assert_eq(snap_payload_validate(SNAP_FORMAT_MSGPACK, all, all_len), SNAP_OK, "%s",
+               snap_error_message());
+  same_verdict(SNAP_FORMAT_MSGPACK, all, all_len);
+  for (size_t n = 1; n < all_len; n++)
+    same_verdict(SNAP_FORMAT_MSGPACK, all, n); /* every truncation */
+}
+
+Test(validator, msgpack_nesting_limit_is_msgpack_cs) {
+  uint8_t deep[40];
+  for (size_t levels = 30; levels <= 34; levels++) {
+    memset(deep, 0x91, sizeof deep);
+    deep[levels] = 0x01;
+    same_verdict(SNAP_FORMAT_MSGPACK, deep, levels + 1);
+    deep[levels] = 0x90; /* an empty array innermost */
+    same_verdict(SNAP_FORMAT_MSGPACK, deep, levels + 1);
+    deep[levels] = 0x80; /* an empty map */
+    same_verdict(SNAP_FORMAT_MSGPACK, deep, levels + 1);
+  }
+  /* Maps: 32 levels of {k: ...}. */
+  uint8_t m[80];
+  for (size_t levels = 31; levels <= 33; levels++) {
+    for (size_t i = 0; i < levels; i++) {
+      m[2 * i] = 0x81;
+      m[2 * i + 1] = 0x01;
+    }
+    m[2 * levels] = 0x01;
+    same_verdict(SNAP_FORMAT_MSGPACK, m, 2 * levels + 1);
+  }
+}
+
+/* Random mutations of valid documents: flips, insertions, deletions. */
+static void mutate_and_compare(snap_format f, const uint8_t *doc, size_t n, unsigned rounds) {
+  uint8_t buf[512];
+  uint32_t x = 12345;
+  for (unsigned r = 0; r < rounds; r++) {
+    memcpy(buf, doc, n);
+    size_t len = n;
+    for (int k = 0; k < 1 + (int)(r % 3); k++) {
+      x = x * 1664525u + 1013904223u;
+      const size_t at = (x >> 8) % (len + 1);
+      const uint8_t b = (uint8_t)(x >> 24);
+      if ((x & 3) == 0 && len < sizeof buf) { /* insert */
+        memmove(buf + at + 1, buf + at, len - at);
+        buf[at] = b;
+        len++;
+      } else if ((x & 3) == 1 && at < len) { /* delete */
+        memmove(buf + at, buf + at + 1, len - at - 1);
+        len--;
+      } else if (at < len) {
+        buf[at] = (x & 3) == 2 ? b : (uint8_t)"{}[]\",:\\u0e-.1 tfn"[b % 18];
+      }
+    }
+    same_verdict(f, buf, len);
+  }
+}
+
+Test(validator, random_mutations_give_the_same_verdict) {
+  static const char json[] =
+      "{\"id\":\"acc-\xc3\xa9\",\"n\":-12.5e3,\"ok\":[true,false,null],\"s\":\"a\\u00e9\\n\","
+      "\"o\":{\"x\":[],\"y\":{}},\"big\":12345678901234567890}";
+  mutate_and_compare(SNAP_FORMAT_JSON, (const uint8_t *)json, sizeof json - 1, 3000);
+  static const uint8_t mp[] = {0x84, 0xa2, 'i', 'd', 0xa3, 'a', 'b', 'c', 0xa1, 'n', 0xcb, 0,
+                               0,    0,    0,   0,   0,    0,   1,   0xa2, 'o', 'k', 0x93, 0xc3,
+                               0xc2, 0xc0, 0xa1, 'b', 0xc4, 3,   1,   2,    3};
+  mutate_and_compare(SNAP_FORMAT_MSGPACK, mp, sizeof mp, 3000);
+}
+
+/* The committed fuzz corpora of the payload target: a format byte, then the state. */
+Test(validator, the_payload_fuzz_corpus_gives_the_same_verdicts) {
+  const char *dir = SNAP_TEST_DATA_DIR "/../../fuzz/corpus/fuzz_payload";
+  DIR *d = opendir(dir);
+  cr_assert(d, "no corpus at %s", dir);
+  struct dirent *e;
+  size_t files = 0;
+  while ((e = readdir(d))) {
+    if (e->d_name[0] == '.')
+      continue;
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+    FILE *fp = fopen(path, "rb");
+    cr_assert(fp);
+    static uint8_t buf[1 << 16];
+    const size_t n = fread(buf, 1, sizeof buf, fp);
+    fclose(fp);
+    if (n < 1)
+      continue;
+    same_verdict((buf[0] & 1) ? SNAP_FORMAT_MSGPACK : SNAP_FORMAT_JSON, buf + 1, n - 1);
+    files++;
+  }
+  closedir(d);
+  cr_assert_gt(files, 5u);
+}
+
+Test(validator, arguments_and_sticky_failures) {
+  snap_payload_validator *v;
+  cr_assert_eq(snap_payload_validator_new(&v, (snap_format)9), SNAP_EINVAL);
+  cr_assert_eq(snap_payload_validator_new(NULL, SNAP_FORMAT_JSON), SNAP_EINVAL);
+  cr_assert_eq(snap_payload_validator_new(&v, SNAP_FORMAT_JSON), SNAP_OK);
+  cr_assert_eq(snap_payload_validator_push(v, NULL, 1), SNAP_EINVAL);
+  cr_assert_eq(snap_payload_validator_push(v, "[1,", 3), SNAP_OK);
+  cr_assert_eq(snap_payload_validator_push(v, "x", 1), SNAP_EFORMAT);
+  cr_assert(strstr(snap_error_message(), "offset 3"), "%s", snap_error_message());
+  cr_assert_eq(snap_payload_validator_push(v, "2]", 2), SNAP_EFORMAT);
+  cr_assert_eq(snap_payload_validator_finish(v), SNAP_EFORMAT);
+  snap_payload_validator_free(v);
+  snap_payload_validator_free(NULL);
+}
