@@ -215,13 +215,21 @@ int corpus_load_raw(const bench_ctx *bx, void *c, double *rate, char *err, size_
   double t0 = bench_now(), el = 0;
   do {
     int p = load_pid_index(n, io->npids);
+    unsigned s = load_state(p, LOAD_SNAPSHOTS - 1, io->npids);
     uint8_t *out = NULL;
     size_t len = 0;
     if (raw_load_latest(&io->raw, io->pids[p], &out, &len) != 0) {
       snprintf(err, errcap, "baseline load: %s", raw_error(&io->raw));
       return -1;
     }
+    /* The same check as the snapstore side: each side pays for reading the
+     * expected state back from the corpus. */
+    int same = out && len == io->c->len[s] && memcmp(out, io->c->buf + io->c->off[s], len) == 0;
     free(out);
+    if (!same) {
+      snprintf(err, errcap, "baseline load of %s returned another state", io->pids[p]);
+      return -1;
+    }
     n++;
     el = bench_now() - t0;
   } while (el < bx->cfg->load_seconds || n < io->npids);
