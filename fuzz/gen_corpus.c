@@ -14,6 +14,7 @@
 
 #include "fuzz_common.h"
 #include "fuzz_store_rows.h"
+#include "snap/stream.h"
 
 static const char *root;
 
@@ -291,6 +292,72 @@ static void store_load(void) {
   write_file("fuzz_store_load", "second-pid-wide-values", x.b, x.n, NULL, 0);
 }
 
+/* ---- fuzz_stream: round trips, tampering and encoded streams to decode ------ */
+
+typedef struct stream_bytes {
+  uint8_t b[8192];
+  size_t n;
+} stream_bytes;
+
+static int stream_collect(void *ud, uint64_t index, const void *p, size_t len) {
+  (void)index;
+  stream_bytes *x = ud;
+  if (x->n + 2 + len > sizeof x->b)
+    return SNAP_EFULL;
+  x->b[x->n++] = (uint8_t)len;
+  x->b[x->n++] = (uint8_t)(len >> 8);
+  memcpy(x->b + x->n, p, len);
+  x->n += len;
+  return SNAP_OK;
+}
+
+static void stream_corpus(void) {
+  static const unsigned sels[] = {0, FUZZ_OPT_ENCRYPT, FUZZ_OPT_MAC, FUZZ_OPT_ZLIB,
+                                  FUZZ_OPT_ZLIB | FUZZ_OPT_ENCRYPT, FUZZ_OPT_ZLIB | FUZZ_OPT_MAC};
+  char name[64];
+  for (size_t i = 0; i < sizeof sels / sizeof *sels; i++) {
+    for (unsigned zstd = 0; zstd < 2; zstd++) {
+      if (zstd && !(sels[i] & FUZZ_OPT_ZLIB))
+        continue;
+      /* mode 1 and 2: selector, mode, chunk size - 1 (15: JSON, 16: msgpack), cap - 1 */
+      const uint8_t rt[] = {(uint8_t)sels[i], (uint8_t)(1 | zstd << 7), 15, 63};
+      snprintf(name, sizeof name, "round-trip-json-%02x%s", sels[i], zstd ? "-zstd" : "");
+      write_file("fuzz_stream", name, rt, sizeof rt, json_state, sizeof json_state - 1);
+      const uint8_t mp[] = {(uint8_t)sels[i], (uint8_t)(1 | zstd << 7), 16, 9};
+      snprintf(name, sizeof name, "round-trip-msgpack-%02x%s", sels[i], zstd ? "-zstd" : "");
+      write_file("fuzz_stream", name, mp, sizeof mp, msgpack_state, sizeof msgpack_state - 1);
+      const uint8_t tp[] = {(uint8_t)sels[i], (uint8_t)(2 | zstd << 7), 15, 63, 40, 0, 0x20};
+      snprintf(name, sizeof name, "tamper-%02x%s", sels[i], zstd ? "-zstd" : "");
+      write_file("fuzz_stream", name, tp, sizeof tp, json_state, sizeof json_state - 1);
+      /* mode 0: a stream written with the same options, as u16le-framed head and records */
+      snap_options *o = fuzz_options(sels[i], 0);
+      if (!o || (zstd && snap_options_set_compression(o, SNAP_COMPRESSION_ZSTD, 1)))
+        exit(1);
+      stream_bytes recs = {{0}, 0};
+      snap_buf head = SNAP_BUF_INIT;
+      snap_stream_encoder *e;
+      if (snap_stream_encoder_new(&e, "account-42", 7, SNAP_FORMAT_JSON, o, 16, stream_collect,
+                                  &recs) ||
+          snap_stream_encoder_write(e, json_state, sizeof json_state - 1) ||
+          snap_stream_encoder_finish(e, &head, NULL)) {
+        fprintf(stderr, "gen_corpus: stream failed: %s\n", snap_error_message());
+        exit(1);
+      }
+      snap_stream_encoder_free(e);
+      uint8_t pre[4] = {(uint8_t)sels[i], (uint8_t)(zstd << 7), (uint8_t)head.len,
+                        (uint8_t)(head.len >> 8)};
+      uint8_t all[9000];
+      memcpy(all, pre, 4);
+      memcpy(all + 4, head.data, head.len);
+      memcpy(all + 4 + head.len, recs.b, recs.n);
+      snprintf(name, sizeof name, "decode-%02x%s", sels[i], zstd ? "-zstd" : "");
+      write_file("fuzz_stream", name, all, 4 + head.len + recs.n, NULL, 0);
+      snap_buf_dispose(&head);
+      snap_options_free(o);
+    }
+  }
+}
+
 int main(int argc, char **argv) {
   if (argc != 2) {
     fprintf(stderr, "usage: %s CORPUS-ROOT\n", argv[0]);
@@ -307,5 +374,6 @@ int main(int argc, char **argv) {
   payload();
   config();
   store_load();
+  stream_corpus();
   return 0;
 }

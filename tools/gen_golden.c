@@ -24,9 +24,10 @@
 #include "snap/pipeline.h"
 #include "snap/pipeline_layer.h" /* envelope and typed bodies: the store's entry points */
 
+#include "golden.h"
+
 /* Keep in step with MANIFEST.txt and tests/test_pipeline.c. */
 #define G_KEY_VERSION 1u
-#define G_CONTEXT "snapstore/golden/v1"
 #define G_PID "golden/pid-\xc3\xa9" /* "golden/pid-é": a multi-byte pid */
 #define G_SEQ 42
 #define G_LEVEL 6
@@ -59,11 +60,6 @@ static void key_bytes(uint8_t k[SNAP_KEY_BYTES]) {
     k[i] = (uint8_t)i; /* 00 01 02 .. 1f */
 }
 
-static void fixed_nonce(uint8_t *nonce, size_t n, void *ud) {
-  (void)ud;
-  for (size_t i = 0; i < n; i++)
-    nonce[i] = (uint8_t)(0x80 + i); /* 80 81 .. 97 */
-}
 
 /* The unit's data key (a0 a1 .. bf) and the nonce of its wrapped record
  * (c0 c1 .. d7): fixed test values, never do this outside tests. */
@@ -197,30 +193,13 @@ static snap_dict *train_dict(void) {
 
 static snap_dict *g_dict;
 
-static int dict_source(void *ud, uint32_t id, const char *name, snap_dict **out) {
-  (void)ud;
-  (void)name;
-  if (id != snap_dict_id(g_dict))
-    return SNAP_ENOTFOUND;
-  *out = snap_dict_ref(g_dict);
-  return SNAP_OK;
-}
-
 static snap_options *options_for(const struct combo *c, snap_keyring *kr) {
-  snap_options *o;
   const snap_compression alg = c->zstd   ? SNAP_COMPRESSION_ZSTD
                                : c->zlib ? SNAP_COMPRESSION_ZLIB
                                          : SNAP_COMPRESSION_NONE;
-  if (snap_options_new(&o) ||
-      snap_options_set_compression(o, alg,
-                                   c->zstd   ? G_ZSTD_LEVEL
-                                   : c->zlib ? G_LEVEL
-                                             : 0) ||
-      snap_options_set_dictionary(o, c->dict ? snap_dict_id(g_dict) : 0, NULL) ||
-      snap_options_set_dictionary_source(o, dict_source, NULL) ||
-      snap_options_set_encryption(o, c->aead ? kr : NULL, G_CONTEXT) ||
-      snap_options_set_integrity(o, c->mac ? kr : NULL, G_CONTEXT) ||
-      snap_options_set_nonce_source(o, fixed_nonce, NULL))
+  snap_options *o = golden_options(alg, c->zstd ? G_ZSTD_LEVEL : c->zlib ? G_LEVEL : 0, g_dict,
+                                   c->dict, c->aead ? kr : NULL, c->mac ? kr : NULL);
+  if (!o)
     die("options");
   return o;
 }
