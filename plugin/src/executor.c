@@ -156,5 +156,6 @@ void snap_executor_stats_get(snap_executor *ex, snap_executor_stats *out) {
     return;
   pthread_mutex_lock(&ex->mu);
   *out = ex->stats;
+  out->completed = atomic_load(&ex->started);
   pthread_mutex_unlock(&ex->mu);
 }

@@ -48,11 +48,21 @@ static bool loads_drained_locked(const snap_executor *ex) {
   return ex->loads_out <= slots_low_water(ex) && ex->held <= ex->max_held - ex->max_held / 4;
 }
 
+/* Requests left the queue: submitters waiting for room are woken once it
+ * has fallen to three quarters of its capacity, so that each wake-up finds
+ * room for many submissions rather than one (a full queue of loads drains a
+ * few at a time, as load slots free up). A timed wait that ends finds
+ * whatever room there is. Caller holds ex->mu. */
+static void room_made_locked(snap_executor *ex) {
+  if (ex->room_waiters > 0 && ex->queued + ex->reserved <= ex->cap - (ex->cap + 3) / 4)
+    pthread_cond_broadcast(&ex->room);
+}
+
 /* Appends dispatched requests to the delivery list. Caller holds ex->mu.
  * Dispatch ends the request's wait in the queue: that time is a figure of
  * its own (snapstore_executor_queue_wait_seconds), apart from the work that follows. */
-static void to_delivery_locked(snap_executor *ex, snap__req *r) {
-  snap__exec_observe(ex, SNAP__EXEC_QUEUE_WAIT, snap__exec_now_ns() - r->submitted_ns);
+static void to_delivery_locked(snap_executor *ex, snap__req *r, uint64_t now) {
+  snap__exec_observe(ex, SNAP__EXEC_QUEUE_WAIT, now - r->submitted_ns);
   r->dnext = NULL;
   unsigned b = r->bucket;
   if (ex->dtail[b])
@@ -95,41 +105,70 @@ static snap__req *take_ready_locked(snap_executor *ex) {
   return r;
 }
 
+/* Requests delivered per taking of ex->mu: a group commit finishes hundreds
+ * at once, and taking the lock around each callback made the dispatcher
+ * contend with every submitter for it hundreds of times per group. */
+#define DELIVERY_CHAIN 64
+
+/* A finished load's slot and budget are free again. Caller holds ex->mu. */
+static void load_delivered_locked(snap_executor *ex, size_t held) {
+  ex->loads_out--;
+  ex->held -= held;
+  if (ex->loaders_want_budget && ex->held < ex->max_held) {
+    ex->loaders_want_budget = false;
+    pthread_cond_broadcast(&ex->loads);
+  }
+  if (ex->disp_wants_slots && loads_drained_locked(ex)) {
+    ex->disp_wants_slots = false;
+    pthread_cond_signal(&ex->work);
+  }
+}
+
+/* Runs the callbacks of a chain taken off the ready list (linked by rnext),
+ * in its order, without ex->mu. */
+static void deliver_chain(snap_executor *ex, snap__req *chain) {
+  for (snap__req *r = chain; r; r = r->rnext) {
+    /* Counted before its callback runs, so that a callback, and whoever it
+     * wakes, reads counters that include it. */
+    atomic_fetch_add(&ex->started, 1);
+    snap__exec_observe(ex, SNAP__EXEC_LATENCY, snap__exec_now_ns() - r->submitted_ns);
+    deliver(r);
+    snap__exec_req_clear(r);
+  }
+}
+
 /* Delivers every request that may be delivered: finished, and the first of
  * its pid bucket still undelivered (so each pid's callbacks keep submission
  * order; pids of different buckets do not wait for each other). Unless
  * another thread is already doing so (it will deliver these too). Called and
- * returns with ex->mu held; callbacks run without it, one at a time. */
+ * returns with ex->mu held; callbacks run without it, one at a time, in
+ * chains of up to DELIVERY_CHAIN taken in ready-list order. */
 void snap__exec_drain_locked(snap_executor *ex) {
   if (ex->delivering)
     return;
   ex->delivering = true;
   while (ex->rhead) {
-    snap__req *r = take_ready_locked(ex);
-    /* Counted before its callback runs, so that a callback, and whoever it
-     * wakes, reads counters that include it. */
-    ex->stats.completed++;
+    snap__req *chain = NULL, **link = &chain;
+    for (size_t k = 0; k < DELIVERY_CHAIN && ex->rhead; k++) {
+      snap__req *r = take_ready_locked(ex);
+      r->rnext = NULL;
+      *link = r;
+      link = &r->rnext;
+    }
+    ex->stats.completed = atomic_load(&ex->started);
     pthread_mutex_unlock(&ex->mu);
-    snap__exec_observe(ex, SNAP__EXEC_LATENCY, snap__exec_now_ns() - r->submitted_ns);
-    bool load = r->kind == SNAP_REQUEST_LOAD;
-    size_t held = r->held;
-    deliver(r);
-    snap__exec_req_clear(r);
+    deliver_chain(ex, chain);
     pthread_mutex_lock(&ex->mu);
-    snap__exec_req_recycle_locked(ex, r);
-    if (load) {
-      ex->loads_out--;
-      ex->held -= held;
-      if (ex->loaders_want_budget && ex->held < ex->max_held) {
-        ex->loaders_want_budget = false;
-        pthread_cond_broadcast(&ex->loads);
-      }
-      if (ex->disp_wants_slots && loads_drained_locked(ex)) {
-        ex->disp_wants_slots = false;
-        pthread_cond_signal(&ex->work);
-      }
+    for (snap__req *r = chain, *next; r; r = next) {
+      next = r->rnext;
+      bool load = r->kind == SNAP_REQUEST_LOAD;
+      size_t held = r->held;
+      snap__exec_req_recycle_locked(ex, r);
+      if (load)
+        load_delivered_locked(ex, held);
     }
   }
+  ex->stats.completed = atomic_load(&ex->started);
   ex->delivering = false;
 }
 
@@ -171,13 +210,13 @@ static void cancel_queue_locked(snap_executor *ex) {
   ex->head = ex->tail = NULL;
   ex->queued = 0;
   snap__exec_depth_locked(ex);
-  pthread_cond_broadcast(&ex->room);
+  room_made_locked(ex);
   for (snap__req *r = list; r;) {
     snap__req *next = r->next;
     char msg[160];
     snprintf(msg, sizeof msg, "pid '%s': executor shut down before the request started", r->pid);
     snap__exec_set_failure(r, SNAP_ECLOSED, msg);
-    to_delivery_locked(ex, r);
+    to_delivery_locked(ex, r, snap__exec_now_ns());
     snap__exec_done_locked(ex, r);
     r = next;
   }
@@ -195,13 +234,14 @@ static void dispatch_loads_locked(snap_executor *ex) {
     return;
   }
   size_t moved = 0;
+  uint64_t now = snap__exec_now_ns(); /* all leave the queue now */
   do {
     snap__req *r = ex->head;
     ex->head = r->next;
     r->next = NULL;
     ex->loads_out++;
     ex->reading[r->bucket]++;
-    to_delivery_locked(ex, r);
+    to_delivery_locked(ex, r, now);
     if (ex->ltail)
       ex->ltail->next = r;
     else
@@ -213,7 +253,7 @@ static void dispatch_loads_locked(snap_executor *ex) {
     ex->tail = NULL;
   ex->queued -= moved;
   snap__exec_depth_locked(ex);
-  pthread_cond_broadcast(&ex->room);
+  room_made_locked(ex);
   if (moved > 1)
     pthread_cond_broadcast(&ex->loads);
   else
@@ -225,6 +265,7 @@ static void dispatch_loads_locked(snap_executor *ex) {
  * per-pid order and read-your-writes hold. Caller holds ex->mu. */
 static size_t take_writes_locked(snap_executor *ex, bool *saves) {
   size_t n = 0, bytes = 0;
+  uint64_t now = snap__exec_now_ns(); /* all leave the queue now */
   *saves = ex->head->kind == SNAP_REQUEST_SAVE;
   do {
     snap__req *r = ex->head;
@@ -232,14 +273,14 @@ static size_t take_writes_locked(snap_executor *ex, bool *saves) {
     r->next = NULL;
     ex->batch[n++] = r;
     bytes += r->bytes;
-    to_delivery_locked(ex, r);
+    to_delivery_locked(ex, r, now);
   } while (*saves && ex->head && ex->head->kind == SNAP_REQUEST_SAVE && n < ex->max_batch &&
            bytes + ex->head->bytes <= SNAP__EXEC_BATCH_BYTES);
   if (!ex->head)
     ex->tail = NULL;
   ex->queued -= n;
   snap__exec_depth_locked(ex);
-  pthread_cond_broadcast(&ex->room);
+  room_made_locked(ex);
   /* An earlier load of one of these pids must not see this write. */
   while (conflict_locked(ex, n)) {
     ex->disp_wants_readers = true;
@@ -261,6 +302,16 @@ static void conclude_writes_locked(snap_executor *ex, size_t n, bool saves) {
     if (n > ex->stats.largest_batch)
       ex->stats.largest_batch = n;
     snap__exec_observe(ex, SNAP__EXEC_BATCH, n);
+  }
+  /* With another group queued and a load thread idle, that thread runs the
+   * callbacks while this one writes the next group. */
+  if (ex->head && ex->head->kind == SNAP_REQUEST_SAVE && ex->loaders_idle > 0 && !ex->delivering &&
+      !ex->loads_stop) {
+    if (!ex->handoff) {
+      ex->handoff = true;
+      pthread_cond_signal(&ex->loads);
+    }
+    return;
   }
   snap__exec_drain_locked(ex);
 }

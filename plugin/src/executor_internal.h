@@ -6,6 +6,7 @@
 #define SNAP_EXECUTOR_INTERNAL_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -103,11 +104,20 @@ struct snap_executor {
   bool disp_wants_slots;    /* loads_out to fall to the low-water mark */
   bool disp_wants_readers;  /* a conflicting load to finish reading */
   bool loaders_want_budget; /* ex->held to fall below ex->max_held */
+  /* The dispatcher hands the delivery of a committed group to an idle load
+   * thread and starts the next group at once, so that the callbacks of one
+   * group run while the next one is written. */
+  size_t loaders_idle; /* load threads waiting on ex->loads */
+  size_t room_waiters; /* submitters waiting on ex->room for a slot */
+  bool handoff;        /* a load thread is asked to deliver what is ready */
   bool closing, cancel, join_started, joined, loads_stop;
   pthread_t worker;
   pthread_t *loaders;
   size_t loaders_started;
-  snap_executor_stats stats;
+  snap_executor_stats stats; /* its `completed` is `started`'s */
+  /* Callbacks started: counted right before each callback, without ex->mu,
+   * since callbacks run in chains delivered without the lock. */
+  atomic_uint_least64_t started;
   snap__req *pool;     /* delivered requests kept for reuse (linked by next) */
   size_t pool_bytes;   /* what the pool holds allocated */
 

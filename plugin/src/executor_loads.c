@@ -29,9 +29,17 @@ void *snap__exec_loader_main(void *arg) {
      * callback fill the budget. That wait always ends: the loads in the list
      * come after every load taken, so what the waiting snapshots wait for is
      * being read or written now, and its delivery frees the budget. */
-    while ((!ex->lhead && !ex->loads_stop) || (ex->lhead && ex->held >= ex->max_held)) {
+    while (!ex->handoff &&
+           ((!ex->lhead && !ex->loads_stop) || (ex->lhead && ex->held >= ex->max_held))) {
       ex->loaders_want_budget |= ex->lhead != NULL;
+      ex->loaders_idle++;
       pthread_cond_wait(&ex->loads, &ex->mu);
+      ex->loaders_idle--;
+    }
+    if (ex->handoff) {
+      ex->handoff = false;
+      snap__exec_drain_locked(ex);
+      continue;
     }
     if (!ex->lhead)
       break;

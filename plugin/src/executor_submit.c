@@ -94,9 +94,11 @@ static int reserve_locked(snap_executor *ex, int timeout_ms) {
       break;
     if (timeout_ms == 0 || on_worker)
       return snap_error_set(SNAP_EAGAIN, "executor queue is full (%zu requests)", ex->cap);
-    if (timeout_ms < 0) {
-      pthread_cond_wait(&ex->room, &ex->mu);
-    } else if (pthread_cond_timedwait(&ex->room, &ex->mu, &deadline) == ETIMEDOUT) {
+    ex->room_waiters++;
+    int waited = timeout_ms < 0 ? pthread_cond_wait(&ex->room, &ex->mu)
+                                : pthread_cond_timedwait(&ex->room, &ex->mu, &deadline);
+    ex->room_waiters--;
+    if (waited == ETIMEDOUT) {
       if (ex->closing)
         return snap_error_set(SNAP_ECLOSED, "the executor is shutting down");
       if (ex->queued + ex->reserved < ex->cap)
