@@ -54,6 +54,13 @@ void save_rows(runner *rn, const states *s) {
               side_save_snap, &sc, side_save_raw, &sc);
     }
   }
+  /* The disk's own spread at the smallest synchronous save: the baseline
+   * against itself, each repetition's two runs back to back as in every row.
+   * A slow repetition of the row above that shows here too is the disk's. */
+  payload small = ledger_json(s, SIZE_256B);
+  save_case rr = {small.fmt, small.data, small.len, OPT_PLAIN, 1, 0, npids, 1, 0, NULL, 0, NULL, NULL};
+  run_row(rn, "save", "256 B JSON, plain, sync=full, raw vs raw", "raw INSERT, 1 per transaction",
+          "saves/s", KIND_RATE, side_save_raw, &rr, side_save_raw, &rr);
   /* The large compressed and encrypted states under synchronous=normal too. */
   for (int z = SIZE_64K; z <= SIZE_1M; z++) {
     payload p = ledger_json(s, (bench_size)z);

@@ -67,6 +67,14 @@ void progress(const bench_row *row) {
   bench_stats(row->raw, row->n, &rm, &rmin, &rmax);
   fprintf(stderr, "  %-9s %-52s %12.2f vs %12.2f %-10s ratio %.2f\n", row->group, row->name, sm, rm,
           row->unit, bench_row_ratio(row));
+  /* Each repetition's ratio in the order run: a slow mode shows as a run
+   * of low ratios, which a median hides. */
+  if (row->n > 1) {
+    fprintf(stderr, "            ratio by repetition:");
+    for (int i = 0; i < row->n; i++)
+      fprintf(stderr, " %.2f", row->ratio[i]);
+    fprintf(stderr, "\n");
+  }
 }
 
 /* Runs side a (snapstore) then side b (baseline) once per repetition. */
