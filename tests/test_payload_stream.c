@@ -232,3 +232,72 @@ Test(validator, arguments_and_sticky_failures) {
   snap_payload_validator_free(v);
   snap_payload_validator_free(NULL);
 }
+
+/* Long documents: tokens far from the end of a piece take the validator's
+ * fast path, those near it the byte machine; the verdict is one. */
+Test(validator, long_documents_mutated_give_the_same_verdict) {
+  static const char rec[] =
+      "{\"id\":\"acc-\\u00e9\xc3\xa9\",\"n\":-12.5e+3,\"z\":0,\"f\":1.25,\"ok\":[true,false,null],"
+      "\"o\":{\"x\":[],\"y\":{},\"s\":\"a\\\"b\\\\c\\/\\uD83D\\uDE00\"},\"big\":12345678901234567890} ";
+  static uint8_t doc[4096], buf[4200];
+  size_t n = 0;
+  doc[n++] = '[';
+  for (int r = 0; r < 12; r++) {
+    memcpy(doc + n, rec, sizeof rec - 1);
+    n += sizeof rec - 1;
+    doc[n++] = r < 11 ? ',' : ']';
+  }
+  cr_assert_eq(snap_payload_validate(SNAP_FORMAT_JSON, doc, n), SNAP_OK, "%s",
+               snap_error_message());
+  same_verdict(SNAP_FORMAT_JSON, doc, n);
+  uint32_t x = 99;
+  for (unsigned round = 0; round < 4000; round++) {
+    memcpy(buf, doc, n);
+    size_t len = n;
+    x = x * 1664525u + 1013904223u;
+    const size_t at = (x >> 8) % len;
+    const uint8_t b = (uint8_t)(x >> 24);
+    switch (round % 4) {
+    case 0:
+      buf[at] = (uint8_t)"{}[]\",:\\u0e-.1 tfnE+\x01\xc3"[b % 22];
+      break;
+    case 1:
+      buf[at] = b;
+      break;
+    case 2:
+      memmove(buf + at, buf + at + 1, len - at - 1);
+      len--;
+      break;
+    default:
+      memmove(buf + at + 1, buf + at, len - at);
+      buf[at] = (uint8_t)"{}[]\",: 0-.e"[b % 13];
+      len++;
+      break;
+    }
+    const int want = snap_payload_validate(SNAP_FORMAT_JSON, buf, len);
+    cr_assert_eq(pushed(SNAP_FORMAT_JSON, buf, len, NULL, 0), want, "round %u whole", round);
+    for (size_t cut = at > 70 ? at - 70 : 0; cut <= at + 70 && cut <= len; cut += 3)
+      cr_assert_eq(pushed(SNAP_FORMAT_JSON, buf, len, &cut, 1), want, "round %u cut %zu", round,
+                   cut);
+  }
+}
+
+/* A token ending exactly at the end of a piece: nothing past the piece is
+ * read (the byte after it here would be refused). */
+Test(validator, a_piece_ending_with_a_long_token_is_read_to_its_end_only) {
+  static char buf[400];
+  memset(buf, 'a', sizeof buf);
+  buf[0] = '"';
+  buf[199] = '"';
+  buf[200] = 'x';
+  for (int f = 0; f < 2; f++) {
+    cr_assert_eq(pushed(SNAP_FORMAT_JSON, (const uint8_t *)buf, 200, NULL, 0), SNAP_OK);
+    const size_t cut = 100;
+    cr_assert_eq(pushed(SNAP_FORMAT_JSON, (const uint8_t *)buf, 200, &cut, 1), SNAP_OK);
+    /* The same inside an array: [ "aaa…" ] with the string's end last in the piece. */
+    buf[0] = '[';
+    buf[1] = '"';
+    buf[198] = '"';
+    buf[199] = ']';
+  }
+}

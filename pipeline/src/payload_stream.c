@@ -7,66 +7,8 @@
 #include <string.h>
 
 #include "snap/stream.h"
+#include "payload_stream.h"
 #include "pipeline_internal.h"
-
-#define JSON_DEPTH_MAX 512 /* as payload.c: containers nested at most this deep */
-#define JSON_NUMBER_MAX 63 /* characters of a number */
-#define MP_DEPTH_MAX 32    /* msgpack-c's unpack stack */
-
-/* Where the JSON machine is. */
-typedef enum jstate {
-  J_VALUE,       /* a value is due (whitespace first) */
-  J_FIRST_ELEM,  /* after '[': a value or ']' */
-  J_FIRST_KEY,   /* after '{': a member name or '}' */
-  J_KEY,         /* after ',' in an object: a member name */
-  J_COLON,       /* after a member name: ':' */
-  J_AFTER,       /* after a value: ',' or a close, or (at the top) only whitespace */
-  J_STR,         /* inside a string */
-  J_ESC,         /* after '\' */
-  J_HEX,         /* inside the four digits of a \u escape */
-  J_LOW_BS,      /* after a high surrogate escape: '\' of the low one */
-  J_LOW_U,       /* then its 'u' */
-  J_NUM,         /* inside a number (nstate says where) */
-  J_LIT          /* inside true, false or null */
-} jstate;
-
-/* Inside a number: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)? */
-typedef enum nstate { N_MINUS, N_ZERO, N_INT, N_DOT, N_FRAC, N_E, N_ESIGN, N_EXP } nstate;
-
-typedef struct json_machine {
-  jstate st;
-  nstate num;
-  bool key;          /* the string being read is a member name */
-  bool low;          /* the \u escape being read must be a low surrogate */
-  unsigned hex_left; /* digits of the \u escape still due */
-  unsigned hex;      /* its value so far */
-  unsigned num_len;  /* characters of the number so far */
-  const char *lit;   /* the literal being matched, and how much of it */
-  unsigned lit_pos;
-  unsigned u8_need;  /* continuation bytes of a UTF-8 sequence still due */
-  uint8_t u8_lo, u8_hi; /* range of the next one */
-  unsigned depth;
-  uint8_t objects[JSON_DEPTH_MAX / 8]; /* bit per level: 1 = object, 0 = array */
-} json_machine;
-
-typedef struct mp_machine {
-  uint64_t owed[MP_DEPTH_MAX]; /* values still due in each open non-empty container */
-  unsigned top;
-  bool done;          /* the one value is complete */
-  uint8_t hdr[5];     /* a type byte and its length field, while split */
-  unsigned hdr_have, hdr_need;
-  uint64_t skip;      /* payload bytes of the current value still to pass */
-} mp_machine;
-
-struct snap_payload_validator {
-  snap_format fmt;
-  int failed;     /* the sticky verdict, or SNAP_OK */
-  uint64_t total; /* bytes pushed so far: offsets in messages */
-  union {
-    json_machine j;
-    mp_machine m;
-  } u;
-};
 
 int snap_payload_validator_new(snap_payload_validator **out, snap_format fmt) {
   if (!out)
@@ -216,24 +158,6 @@ static int j_utf8(snap_payload_validator *v, json_machine *j, uint8_t c, uint64_
   return SNAP_OK;
 }
 
-/* The end of a run of plain string bytes (printable ASCII other than '"' and
- * '\'), eight at a time. */
-static size_t plain_run_end(const uint8_t *p, size_t n, size_t i) {
-  const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
-  while (n - i >= 8) {
-    uint64_t w;
-    memcpy(&w, p + i, 8);
-    const uint64_t q = w ^ (ones * '"'), b = w ^ (ones * '\\');
-    const uint64_t hit = (w | ((q - ones) & ~q) | ((b - ones) & ~b) | ((w - ones * 0x20) & ~w));
-    if (hit & highs)
-      break;
-    i += 8;
-  }
-  while (i < n && p[i] >= 0x20 && p[i] < 0x80 && p[i] != '"' && p[i] != '\\')
-    i++;
-  return i;
-}
-
 /* One byte inside a string or an escape. */
 static int j_string(snap_payload_validator *v, json_machine *j, uint8_t c, uint64_t at) {
   switch (j->st) {
@@ -338,8 +262,10 @@ static int json_push(snap_payload_validator *v, const uint8_t *p, size_t n) {
   const uint64_t base = v->total;
   int rc = SNAP_OK;
   for (size_t i = 0; i < n;) {
+    if ((i = snap__json_fast(j, p, n, i)) == n)
+      break;
     if (j->st == J_STR && !j->u8_need) {
-      i = plain_run_end(p, n, i);
+      i = snap__json_plain_run(p, n, i);
       if (i == n)
         break;
     }
@@ -384,112 +310,6 @@ static int json_finish(snap_payload_validator *v) {
   return jfail(v, v->total, "truncated, the value is incomplete");
 }
 
-/* ---- msgpack ----------------------------------------------------------------- */
-
-static int mfail(snap_payload_validator *v, uint64_t at, const char *what) {
-  v->failed = SNAP_EFORMAT;
-  return snap_error_set(SNAP_EFORMAT, "msgpack state: %s at byte offset %llu", what,
-                        (unsigned long long)at);
-}
-
-/* A value is complete: it counts against its container, which may complete
- * in turn. */
-static void m_complete(mp_machine *m) {
-  while (m->top) {
-    if (--m->owed[m->top - 1])
-      return;
-    m->top--;
-  }
-  m->done = true;
-}
-
-/* A container of `n` values starts (a map of k pairs owes 2k). msgpack-c
- * refuses any container, even an empty one, once 32 are open. */
-static int m_container(snap_payload_validator *v, mp_machine *m, uint64_t n, uint64_t at) {
-  if (m->top >= MP_DEPTH_MAX)
-    return mfail(v, at, "nested deeper than 32 levels (msgpack-c cannot unpack it)");
-  if (n == 0) {
-    m_complete(m);
-    return SNAP_OK;
-  }
-  m->owed[m->top++] = n;
-  return SNAP_OK;
-}
-
-/* The type bytes 0xc0..0xdf: bytes of the length field, fixed payload bytes,
- * kind (0 scalar, 1 bytes, 2 array, 3 map, 4 invalid), as payload.c reads them. */
-static const uint8_t MP_LENB[32] = {0, 0, 0, 0, 1, 2, 4, 1, 2, 4, 0, 0, 0, 0, 0, 0,
-                                    0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 2, 4, 2, 4, 2, 4};
-static const uint8_t MP_FIXED[32] = {0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 4, 8, 1, 2, 4, 8,
-                                     1, 2, 4, 8, 2, 3, 5, 9, 17, 0, 0, 0, 0, 0, 0, 0};
-static const uint8_t MP_KIND[32] = {0, 4, 0, 0, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0,
-                                    0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 2, 2, 3, 3};
-
-/* A whole header (type byte and length field) in m->hdr. */
-static int m_header(snap_payload_validator *v, mp_machine *m, uint64_t at) {
-  const uint8_t c = m->hdr[0];
-  m->hdr_have = m->hdr_need = 0;
-  if (c <= 0x7f || c >= 0xe0) {
-    m_complete(m);
-    return SNAP_OK;
-  }
-  if (c <= 0x8f)
-    return m_container(v, m, 2u * (c & 0x0fu), at);
-  if (c <= 0x9f)
-    return m_container(v, m, c & 0x0fu, at);
-  if (c <= 0xbf) {
-    m->skip = c & 0x1fu;
-    m_complete(m);
-    return SNAP_OK;
-  }
-  const unsigned t = c - 0xc0u;
-  uint64_t n = 0;
-  for (unsigned k = 0; k < MP_LENB[t]; k++)
-    n = n << 8 | m->hdr[1 + k];
-  switch (MP_KIND[t]) {
-  case 2:
-    return m_container(v, m, n, at);
-  case 3:
-    return m_container(v, m, 2 * n, at);
-  default:
-    m->skip = MP_FIXED[t] + (MP_KIND[t] == 1 ? n : 0);
-    m_complete(m);
-    return SNAP_OK;
-  }
-}
-
-static int msgpack_push(snap_payload_validator *v, const uint8_t *p, size_t n) {
-  mp_machine *m = &v->u.m;
-  for (size_t i = 0; i < n;) {
-    if (m->skip) {
-      const size_t k = m->skip < n - i ? (size_t)m->skip : n - i;
-      m->skip -= k;
-      i += k;
-      continue;
-    }
-    const uint64_t at = v->total + i;
-    if (!m->hdr_need) {
-      if (m->done)
-        return mfail(v, at, "a second value or trailing bytes");
-      const uint8_t c = p[i];
-      if (c >= 0xc0 && c <= 0xdf && MP_KIND[c - 0xc0] == 4)
-        return mfail(v, at, "invalid type byte");
-      m->hdr[0] = c;
-      m->hdr_have = 1;
-      m->hdr_need = 1 + ((c >= 0xc0 && c <= 0xdf) ? MP_LENB[c - 0xc0] : 0);
-      i++;
-    } else {
-      m->hdr[m->hdr_have++] = p[i++];
-    }
-    if (m->hdr_have == m->hdr_need) {
-      int rc = m_header(v, m, at);
-      if (rc)
-        return rc;
-    }
-  }
-  return SNAP_OK;
-}
-
 /* ---- the public calls ---------------------------------------------------------- */
 
 int snap_payload_validator_push(snap_payload_validator *v, const void *data, size_t len) {
@@ -499,7 +319,7 @@ int snap_payload_validator_push(snap_payload_validator *v, const void *data, siz
     return snap_error_set(v->failed, "payload validator: the state was already refused");
   if (!len)
     return SNAP_OK;
-  int rc = v->fmt == SNAP_FORMAT_JSON ? json_push(v, data, len) : msgpack_push(v, data, len);
+  int rc = v->fmt == SNAP_FORMAT_JSON ? json_push(v, data, len) : snap__msgpack_push(v, data, len);
   v->total += len;
   if (rc)
     v->failed = rc;
@@ -515,8 +335,5 @@ int snap_payload_validator_finish(snap_payload_validator *v) {
     return SNAP_OK; /* the empty state */
   if (v->fmt == SNAP_FORMAT_JSON)
     return json_finish(v);
-  const mp_machine *m = &v->u.m;
-  if (!m->done || m->skip || m->hdr_need)
-    return mfail(v, v->total, "truncated, the value is incomplete");
-  return SNAP_OK;
+  return snap__msgpack_finish(v);
 }
