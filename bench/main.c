@@ -92,6 +92,9 @@ static void print_header(const bench_cfg *cfg, int argc, char **argv, FILE *out)
 }
 
 int main(int argc, char **argv) {
+  if (argc >= 2 && strcmp(argv[1], "--stream-child") == 0) {
+    return stream_child_main(argc - 2, argv + 2);
+  }
   if (argc >= 2 && strcmp(argv[1], "--rss-child") == 0) {
     return rss_child_main(argc - 2, argv + 2);
   }
@@ -197,10 +200,15 @@ int main(int argc, char **argv) {
   deflate_rows(&rn, &s);
   dict_rows(&rn);
   rss_rows(&rn, &state_kib);
+  char stream_about[512] = "";
+  stream_rows(&rn, stream_about, sizeof stream_about);
 
   bench_report_markdown(&report, stdout);
   if (pg_about[0]) {
     printf("\n- postgres rows: %s\n", pg_about);
+  }
+  if (stream_about[0]) {
+    printf("\n- stream rows: %s\n", stream_about);
   }
   print_targets(&report, state_kib, stdout);
   print_baseline_check(&report, stdout);

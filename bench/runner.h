@@ -98,6 +98,11 @@ void deflate_rows(runner *rn, const states *s);
 void dict_rows(runner *rn);
 void codec_rows(runner *rn, const states *s);
 void rss_rows(runner *rn, double *state_kib);
+/* rows_stream.c: streamed saves and loads against the disk, and their peak
+ * RSS; `about` says what size ran and how loads met the page cache. */
+void stream_rows(runner *rn, char *about, size_t cap);
+/* The child process of a stream rss row (snap_bench --stream-child ...). */
+int stream_child_main(int argc, char **argv);
 
 /* ---- targets.c ---------------------------------------------------------- */
 

@@ -84,14 +84,18 @@ static void read_back(copy_ctx *x, const snap_entry *t) {
   free(x->sampled_pid);
   x->sampled_pid = strdup(t->pid);
   x->decoded++;
-  int rc = snap_store_decode(x->t.st, t->pid, t->seq, t->body, t->stored_len, NULL, &x->state, NULL,
-                             NULL);
+  bool streamed = ctl_is_stream_head(t->body, t->stored_len);
+  int rc = streamed ? ctl_stream_check(x->t.st, t->pid, t->seq)
+                    : snap_store_decode(x->t.st, t->pid, t->seq, t->body, t->stored_len, NULL,
+                                        &x->state, NULL, NULL);
   if (rc == SNAP_OK)
     return;
   char detail[1024];
   snprintf(detail, sizeof detail, "%s", ctl_error(rc));
-  if (snap_store_decode(x->src, t->pid, t->seq, t->body, t->stored_len, NULL, &x->state, NULL,
-                        NULL) != SNAP_OK) {
+  int src_rc = streamed ? ctl_stream_check(x->src, t->pid, t->seq)
+                        : snap_store_decode(x->src, t->pid, t->seq, t->body, t->stored_len, NULL,
+                                            &x->state, NULL, NULL);
+  if (src_rc != SNAP_OK) {
     x->unreadable_src++;
     return;
   }
@@ -144,6 +148,19 @@ static void put_rows(copy_ctx *x, size_t n) {
   }
 }
 
+/* A streamed snapshot: its chunk records copied one at a time, then its head. */
+static void copy_stream(copy_ctx *x, const snap_entry *e) {
+  int rc = snap_store_copy_stream(x->src, x->t.st, e->pid, e->seq, e->timestamp, e->body,
+                                  e->stored_len);
+  if (rc == SNAP_OK) {
+    x->written++;
+    return;
+  }
+  x->failed++;
+  if (ctl_failures_row(&x->fails, snap_error_message()))
+    ctl_report_body(stdout, e->pid, e->seq, rc, snap_error_message());
+}
+
 static int copy_page(void *ud, snap_entry_page *page) {
   copy_ctx *x = ud;
   size_t n = 0;
@@ -171,6 +188,10 @@ static int copy_page(void *ud, snap_entry_page *page) {
       x->differ++;
       ctl_print_pid(stdout, e->pid);
       printf(" %" PRId64 " %s in the target\n", e->seq, there ? "differs" : "is missing");
+      continue;
+    }
+    if (ctl_is_stream_head(e->body, e->stored_len)) {
+      copy_stream(x, e); /* its chunks, record by record; the head published last */
       continue;
     }
     x->rows[n++] = (snap_raw_row){e->pid, e->seq, e->timestamp, e->body, e->stored_len, SNAP_OK};

@@ -23,8 +23,10 @@ static int verify_page(void *ud, snap_entry_page *page) {
   verify_ctx *v = ud;
   for (size_t i = 0; i < page->n; i++) {
     const snap_entry *e = &page->entries[i];
-    int rc = snap_store_decode(v->c->st, e->pid, e->seq, e->body, e->stored_len, NULL, &v->state,
-                               NULL, NULL);
+    int rc = ctl_is_stream_head(e->body, e->stored_len)
+                 ? ctl_stream_check(v->c->st, e->pid, e->seq)
+                 : snap_store_decode(v->c->st, e->pid, e->seq, e->body, e->stored_len, NULL,
+                                     &v->state, NULL, NULL);
     if (rc == SNAP_OK) {
       v->ok++;
       continue;

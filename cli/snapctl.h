@@ -188,6 +188,12 @@ typedef int (*ctl_page_fn)(void *ud, snap_entry_page *page);
  * asked to stop (checked before each page). */
 int ctl_sweep(snap_store *st, const char *pid, bool bodies, ctl_page_fn fn, void *ud);
 
+/* Streamed snapshots (stream_check.c): whether a listed body is a stream
+ * head, and the check of one through a stream reader in bounded memory
+ * (SNAP_OK once every chunk authenticated; the errors of a load). */
+bool ctl_is_stream_head(const void *body, size_t len);
+int ctl_stream_check(snap_store *st, const char *pid, int64_t seq);
+
 /* Counts the snapshots of `st` (for progress totals). */
 int ctl_count(snap_store *st, uint64_t *n);
 

@@ -21,6 +21,7 @@
 #include "snap/admin.h"
 #include "snap/plugin.h"
 #include "snap/store.h"
+#include "snap/store_stream.h"
 #include "snap/sys/backend.h"
 #include "store_util.h"
 
@@ -419,7 +420,7 @@ Test(sqlite, a_newer_schema_version_is_refused) {
   snap_store *st = open_sqlite(dir, "");
   int rc = snap_save(st, "p", 1, SNAP_FORMAT_JSON, "1", 1, NULL, NULL);
   cr_assert_eq(rc, SNAP_EFORMAT, "%d %s", rc, snap_error_message());
-  cr_assert(strstr(snap_error_message(), "version 7") && strstr(snap_error_message(), "version 5"),
+  cr_assert(strstr(snap_error_message(), "version 7") && strstr(snap_error_message(), "version 6"),
             "%s", snap_error_message());
   snap_snapshot *s = NULL;
   cr_assert_eq(snap_load_latest(st, "p", NULL, &s), SNAP_EFORMAT);
@@ -437,7 +438,7 @@ Test(sqlite, the_schema_is_versioned) {
   sqlite3_stmt *q;
   cr_assert_eq(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &q, NULL), SQLITE_OK);
   cr_assert_eq(sqlite3_step(q), SQLITE_ROW);
-  cr_assert_eq(sqlite3_column_int(q, 0), 5, "schema version 5: the manifest table");
+  cr_assert_eq(sqlite3_column_int(q, 0), 6, "schema version 6: the stream bookkeeping");
   sqlite3_finalize(q);
   cr_assert_eq(sqlite3_prepare_v2(db, "SELECT count(*) FROM Actor_Snaps2_keys", -1, &q, NULL),
                SQLITE_OK, "the data set's key table exists");
@@ -1043,7 +1044,7 @@ Test(sqlite, a_save_from_a_fresh_handle_on_a_full_disk_is_efull) {
 /* ------------------------------------------------------------------------ */
 
 /* The schema version this code writes (store/backends/sqlite/schema.c). */
-#define SCHEMA_NOW 5
+#define SCHEMA_NOW 6
 
 /* tests/data/schema/sqlite-v1.db (its README says how it was written):
  * schema version 1, data sets "snapshots" (keep 3; account-2 compressed)
@@ -1358,6 +1359,51 @@ Test(sqlite, a_version_4_database_keeps_its_manifests_selectable_after_the_upgra
   cr_assert_eq(raw_int(db, "SELECT count(*) FROM snapshots WHERE manifest IS NOT NULL"), 2,
                "the rows of version 4 keep their text");
   cr_assert_eq(raw_int(db, "SELECT count(*) FROM snapshots WHERE manifest_id IS NOT NULL"), 1);
+  sqlite3_close(db);
+  st_rmtree(dir);
+  free(dir);
+}
+
+/* tests/data/schema/sqlite-v5.db (its README says how it was written):
+ * schema version 5, manifests named by id. Step 6 adds the stream column and
+ * the bookkeeping of chunk files: every row keeps loading (and selecting by
+ * manifest), has no stream, and the data set takes streamed saves. */
+Test(sqlite, a_version_5_database_gets_the_stream_bookkeeping_and_its_snapshots_load) {
+  char *dir = st_tmpdir();
+  copy_fixture_of("sqlite-v5.db", dir, "t.db");
+  snap_store *st = open_sqlite(dir, "");
+  expect_state(st, "account-1", 2, 1700000001000, "{\"owner\":\"ada\",\"balance\":25}");
+  expect_state(st, "account-2", 7, 1700000002000, account_2);
+  snap_criteria all = SNAP_CRITERIA_LATEST;
+  snap_snapshot *got = NULL;
+  cr_assert_eq(snap_load_manifest(st, "account-3", &all, "bank.Account/1", NULL, &got), SNAP_OK,
+               "%s", snap_error_message());
+  cr_assert_eq(got->seq, 1);
+  snap_snapshot_free(got);
+  snap_save_stream *w = NULL;
+  cr_assert_eq(snap_save_stream_begin(st, "account-1", 3, SNAP_TIMESTAMP_AUTO, SNAP_FORMAT_JSON,
+                                      NULL, NULL, 0, &w),
+               SNAP_OK, "%s", snap_error_message());
+  cr_assert_eq(snap_save_stream_write(w, "[3]", 3), SNAP_OK);
+  cr_assert_eq(snap_save_stream_commit(w, NULL), SNAP_OK, "%s", snap_error_message());
+  snap_store_close(st);
+  sqlite3 *db = raw_db(dir);
+  cr_assert_eq(raw_int(db, "PRAGMA user_version"), SCHEMA_NOW);
+  cr_assert_eq(raw_int(db, "SELECT value FROM snapstore_meta WHERE name = "
+                           "'schema_version:snapshots'"),
+               SCHEMA_NOW);
+  cr_assert_eq(raw_int(db, "SELECT count(*) FROM snapshots WHERE stream IS NULL"), 5);
+  cr_assert_eq(raw_int(db, "SELECT count(*) FROM snapshots WHERE stream IS NOT NULL"), 1);
+  cr_assert_eq(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE name IN "
+                           "('snapshots_dead', 'snapshots_stream', 'snapshots_stream_delete', "
+                           "'snapshots_stream_update', 'snapshots_stream_replace')"),
+               5);
+  /* The other data set of the file is upgraded when it is opened. */
+  cr_assert_eq(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'carts_dead'"), 0);
+  st = open_sqlite(dir, "\"table\": \"carts\"");
+  expect_state(st, "cart-9", 1, 1700000003000, "{\"items\":[\"tea\"]}");
+  snap_store_close(st);
+  cr_assert_eq(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'carts_dead'"), 1);
   sqlite3_close(db);
   st_rmtree(dir);
   free(dir);

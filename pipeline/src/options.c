@@ -369,6 +369,10 @@ static void default_nonce(uint8_t *nonce, size_t n, void *ud) {
   randombytes_buf(nonce, n);
 }
 
+size_t snap__options_max_decoded(const snap_options *o) {
+  return o != NULL && (o->set & SNAP__F_MAX_DECODED) ? o->max_decoded : SNAP__DEFAULT_LIMIT;
+}
+
 void snap__options_effective(const snap_options *o, snap__eff *e) {
   memset(e, 0, sizeof *e);
   e->comp = SNAP_COMPRESSION_NONE;

@@ -16,6 +16,7 @@
 #include "snap/pipeline.h"
 #include "snap/plugin.h"
 #include "snap/store.h"
+#include "snap/store_stream.h"
 #include "snap/stream.h"
 #include "snap/version.h"
 

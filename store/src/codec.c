@@ -38,6 +38,14 @@ int snap__store_decode(snap_store *st, const char *pid, int64_t seq, const void 
   snap_keyring *kr;
   const char *ctx;
   snap__envelope_ref ref;
+  if (snap__body_is_head(body, body_len)) {
+    /* Its chunks are read through the backend, the whole state checked
+     * before this returns; a state over the limit names the stream reader. */
+    unsigned ignored = 0;
+    return snap__stream_load_whole(st, pid, seq, body, body_len, o, out,
+                                   fmt ? fmt : &(snap_format){SNAP_FORMAT_JSON},
+                                   stages ? stages : &ignored);
+  }
   if (!snap__options_encryption(o, &kr, &ctx) ||
       !snap__body_envelope_ref(pid, seq, body, body_len, &ref))
     return snap__body_decode_checked(pid, seq, body, body_len, o, out, fmt, stages);

@@ -207,6 +207,11 @@ static int check_raw(const snap_raw_row *r, unsigned *stages) {
   if (rc != SNAP_OK)
     return snap_error_set(rc, "put_raw pid '%s' seq %" PRId64 ": %s", r->pid, r->seq,
                           snap_error_message());
+  /* A head stored without its chunks would be a snapshot that never loads. */
+  if (snap__body_is_head(r->body, r->body_len))
+    return snap__stream_refused("put_raw", r->pid, r->seq,
+                                "a raw put stores the head without its chunks; copy it with "
+                                "snap_store_copy_stream()");
   return SNAP_OK;
 }
 

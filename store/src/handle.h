@@ -163,6 +163,15 @@ int snap__dicts_need_slots(const snap_store *st);
 /* The options a dictionary is sealed and opened with. */
 int snap__dicts_seal_options(snap_store *st, snap_options **out);
 
+/* ---- stream_load.c ---- */
+
+/* Reads the streamed snapshot (pid, seq) whose head is `head` into `out`,
+ * when its state fits the limit of `o` (SNAP_ETOOBIG naming the stream
+ * reader otherwise); every chunk authenticated before it returns. */
+int snap__stream_load_whole(snap_store *st, const char *pid, int64_t seq, const void *head,
+                            size_t len, const snap_options *o, snap_buf *out, snap_format *fmt,
+                            unsigned *stages);
+
 /* ---- load.c ---- */
 
 /* Whether no row can match `c`. */

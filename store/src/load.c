@@ -15,6 +15,8 @@ typedef struct load_ctx {
   snap_keyring *kr; /* the encryption keyring of `o`, or NULL */
   const char *kctx;
   bool deferred;     /* an envelope body copied to `pending`: decoded once its key is fetched */
+  bool streamed;     /* a stream head copied to `pending`: its chunks read once the backend
+                        returned (stream_load.c) */
   snap_buf pending;
   snap_buf state;
   int found;
@@ -67,6 +69,12 @@ static int load_emit(void *vctx, int64_t seq, int64_t timestamp, const void *bod
   c->timestamp = timestamp;
   c->body_len = body_len;
   snap__envelope_ref ref;
+  if (snap__body_is_head(body, body_len)) {
+    /* Its chunks come from the very backend that is emitting. */
+    c->streamed = true;
+    c->status = snap_buf_set(&c->pending, body, body_len);
+    return SNAP_OK;
+  }
   if (c->kr && snap__body_envelope_ref(c->pid, seq, body, body_len, &ref)) {
     /* Its key may have to come from the key table, which may be the very
      * backend that is emitting: fetch it once the backend has returned. */
@@ -81,10 +89,14 @@ static int load_emit(void *vctx, int64_t seq, int64_t timestamp, const void *bod
   return SNAP_OK;
 }
 
-/* Decodes the envelope body in c->pending with its unit's data key. */
+/* Decodes the envelope body in c->pending with its unit's data key, or
+ * reads the streamed snapshot whose head is there. */
 static int decode_deferred(snap_store *st, load_ctx *c) {
   if (c->status != SNAP_OK)
     return c->status; /* the copy failed */
+  if (c->streamed)
+    return snap__stream_load_whole(st, c->pid, c->seq, c->pending.data, c->pending.len, c->o,
+                                   &c->state, &c->format, &c->stages);
   return snap__store_decode(st, c->pid, c->seq, c->pending.data, c->pending.len, c->o, &c->state,
                             &c->format, &c->stages);
 }
@@ -201,10 +213,11 @@ static int load(snap_store *st, const char *pid, const snap_criteria *c, const c
   for (unsigned attempt = 0; rc == SNAP_OK && attempt < st->max_load_attempts; attempt++) {
     ctx.found = 0;
     ctx.deferred = false;
+    ctx.streamed = false;
     rc = backend_load(st, pid, &cc, &ctx);
     if (rc != SNAP_OK || !ctx.found)
       break;
-    if (ctx.deferred) {
+    if (ctx.deferred || ctx.streamed) {
       ctx.status = decode_deferred(st, &ctx);
       keep_typing_of(&ctx, ctx.pending.data, ctx.pending.len);
     }

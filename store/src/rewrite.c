@@ -60,6 +60,10 @@ static int prepare_one(snap_store *st, snap_rewrite *it, const snap_options *cal
   int rc = snap__rewrite_item_check(it, "rewrite");
   if (rc != SNAP_OK)
     return rc;
+  if (snap__body_is_head(it->body, it->body_len))
+    return snap__stream_refused("rewrite", it->pid, it->seq,
+                                "rewriting (re-encryption, recompression) does not move chunk "
+                                "records; it is left as it is");
   snap_options *o = NULL;
   if ((rc = snap__store_options(st, it->pid, call, &o)) != SNAP_OK)
     return rc;

@@ -73,6 +73,15 @@ struct snap_backend_swap;
 void snap__rewrite_conclude(struct snap_rewrite *items, const struct snap_backend_swap *sw,
                             const size_t *index, size_t m, int rc);
 
+/* Whether `body` is the head of a streamed snapshot (frame field 6,
+ * stream_load.c): its state is in chunk records beside the row, so a path
+ * that moves bodies must move the chunks too or refuse it. */
+bool snap__body_is_head(const void *body, size_t len);
+
+/* The refusal of `verb` for the streamed snapshot (pid, seq): SNAP_EUNSUPPORTED
+ * saying what is left as it is. */
+int snap__stream_refused(const char *verb, const char *pid, int64_t seq, const char *why);
+
 /* Fails with SNAP_EUNSUPPORTED: `be` lacks the optional operation `what`. */
 int snap__store_unsupported(const snap_backend *be, const char *what);
 

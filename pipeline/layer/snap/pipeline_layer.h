@@ -150,6 +150,11 @@ bool snap__options_envelope(const snap_options *o, snap_keyring **kr, const char
  *  `*context` receive it and its context. */
 bool snap__options_encryption(const snap_options *o, snap_keyring **kr, const char **context);
 
+/** The largest decoded state `o` accepts (snap_options_set_limits(); the
+ *  built-in 1 GiB when unset): a streamed state larger than this loads only
+ *  through a stream reader, never into one buffer. */
+size_t snap__options_max_decoded(const snap_options *o);
+
 /** What a body states about its state's type (frame fields 4 and 5,
  *  docs/FORMAT.md), bound like the rest of the header. Lengths of 0: absent. */
 typedef struct snap__typing {

@@ -1,7 +1,8 @@
 /* Shared by the memory backend's files (never installed):
  *   memory.c  snapshots, enumeration, the operations table
  *   keys.c    the key table of envelope encryption (ABI version 4)
- *   dicts.c   the dictionary table of zstd compression (ABI version 4) */
+ *   dicts.c   the dictionary table of zstd compression (ABI version 4)
+ *   streams.c the chunk records of streamed snapshots (ABI version 6) */
 #ifndef SNAP_BACKEND_MEMORY_INTERNAL_H
 #define SNAP_BACKEND_MEMORY_INTERNAL_H
 
@@ -33,5 +34,30 @@ int snap__memdicts_put(mem_dicts *t, const snap_backend_dict *d);
 int snap__memdicts_get(mem_dicts *t, uint32_t id, const char *name, snap_backend_dict_emit emit,
                        void *ctx);
 int snap__memdicts_remove(mem_dicts *t, uint32_t id);
+
+/* The chunk records of one streamed snapshot: shared by its row and the
+ * loads reading it (reference counted), so that a row deleted during a
+ * read frees its chunks when the read ends. */
+typedef struct mem_chunks mem_chunks;
+
+/* Takes a reference / drops one (the last frees; NULL is a no-op). */
+void snap__memchunks_ref(mem_chunks *c);
+void snap__memchunks_unref(const snap_host *host, mem_chunks *c);
+
+/* A staging (stream_begin .. publish/abort). */
+int snap__memstream_begin(const snap_host *host, const char *pid, int64_t seq,
+                          snap_backend_stream **out);
+int snap__memstream_write(const snap_host *host, snap_backend_stream *s, const void *record,
+                          size_t len);
+/* The staged chunks, handed over (a reference the caller owns), after the
+ * stream's (pid, seq) was checked against `row`; NULL with the error set
+ * in *rc otherwise. Frees `s`. */
+mem_chunks *snap__memstream_take(const snap_host *host, snap_backend_stream *s,
+                                 const snap_backend_row *row, int *rc);
+void snap__memstream_abort(const snap_host *host, snap_backend_stream *s);
+/* A reader over `c` (takes its own reference). */
+int snap__memreader_new(const snap_host *host, mem_chunks *c, snap_backend_reader **out);
+int snap__memreader_next(snap_backend_reader *r, const void **record, size_t *len);
+void snap__memreader_free(const snap_host *host, snap_backend_reader *r);
 
 #endif

@@ -16,6 +16,7 @@ typedef struct mem_row {
   uint8_t *body; /* one allocation: the body, then the manifest's copy */
   size_t body_len;
   const char *manifest; /* inside `body`'s allocation, or NULL */
+  mem_chunks *chunks;   /* a streamed row's chunk records (streams.c), or NULL */
 } mem_row;
 
 typedef struct mem_pid {
@@ -147,8 +148,10 @@ static void mem_close(void *self) {
     mem_pid *p = m->buckets[i];
     while (p) {
       mem_pid *next = p->next;
-      for (size_t j = 0; j < p->n; j++)
+      for (size_t j = 0; j < p->n; j++) {
         m->host->free(p->rows[j].body);
+        snap__memchunks_unref(m->host, p->rows[j].chunks);
+      }
       m->host->free(p->rows);
       m->host->free(p);
       p = next;
@@ -165,29 +168,35 @@ static void mem_close(void *self) {
 static void drop_rows(mem_backend *m, mem_pid *p, size_t from, size_t to) {
   if (from >= to)
     return;
-  for (size_t i = from; i < to; i++)
+  for (size_t i = from; i < to; i++) {
     m->host->free(p->rows[i].body);
+    snap__memchunks_unref(m->host, p->rows[i].chunks);
+  }
   memmove(&p->rows[from], &p->rows[to], (p->n - to) * sizeof *p->rows);
   p->n -= to - from;
 }
 
-/* Stores `body` (a copy owned from now on by the table, or freed on failure). */
+/* Stores `body` (a copy owned from now on by the table, or freed on failure)
+ * and `chunks` (a reference, likewise). */
 static int put_row(mem_backend *m, const snap_backend_row *r, uint8_t *body,
-                   const char *manifest) {
+                   const char *manifest, mem_chunks *chunks) {
   mem_pid *p = get_or_add_pid(m, r->pid);
   if (p == NULL) {
     m->host->free(body);
+    snap__memchunks_unref(m->host, chunks);
     return m->host->error(SNAP_ENOMEM, "memory backend: out of memory for pid '%s'", r->pid);
   }
   size_t i = lower_bound(p, r->seq);
   if (i < p->n && p->rows[i].seq == r->seq) {
     m->host->free(p->rows[i].body);
+    snap__memchunks_unref(m->host, p->rows[i].chunks);
   } else {
     if (p->n == p->cap) {
       size_t nc = p->cap ? p->cap * 2 : 4;
       mem_row *nr = m->host->realloc(p->rows, nc * sizeof *nr);
       if (nr == NULL) {
         m->host->free(body);
+        snap__memchunks_unref(m->host, chunks);
         return m->host->error(SNAP_ENOMEM, "memory backend: out of memory for pid '%s'", r->pid);
       }
       p->rows = nr;
@@ -196,7 +205,7 @@ static int put_row(mem_backend *m, const snap_backend_row *r, uint8_t *body,
     memmove(&p->rows[i + 1], &p->rows[i], (p->n - i) * sizeof *p->rows);
     p->n++;
   }
-  p->rows[i] = (mem_row){r->seq, r->timestamp, body, r->body_len, manifest};
+  p->rows[i] = (mem_row){r->seq, r->timestamp, body, r->body_len, manifest, chunks};
   return SNAP_OK;
 }
 
@@ -227,11 +236,13 @@ static snap_backend_row *row_at(snap_backend_row *rows, snap_backend_row4 *rows4
 }
 
 /* Stores row `i` unless its condition fails (ECONFLICT). Lock held. */
-static int put_one(mem_backend *m, snap_backend_row *r, snap_backend_row4 *r4, uint8_t *body) {
+static int put_one(mem_backend *m, snap_backend_row *r, snap_backend_row4 *r4, uint8_t *body,
+                   mem_chunks *chunks) {
   if (r4 != NULL && r4->expect_seq != SNAP_BACKEND_ANY_SEQ) {
     int64_t cur = newest_seq(m, r->pid);
     if (cur != r4->expect_seq) {
       m->host->free(body);
+      snap__memchunks_unref(m->host, chunks);
       r4->current_seq = cur;
       return m->host->error(SNAP_ECONFLICT,
                             "memory backend: pid '%s' seq %lld: the newest stored seq is %lld, "
@@ -240,11 +251,12 @@ static int put_one(mem_backend *m, snap_backend_row *r, snap_backend_row4 *r4, u
     }
   }
   size_t ml = r4 && r4->manifest ? 1 : 0;
-  return put_row(m, r, body, ml ? (const char *)body + r->body_len : NULL);
+  return put_row(m, r, body, ml ? (const char *)body + r->body_len : NULL, chunks);
 }
 
+/* `chunks`: a streamed row's records (n == 1), a reference put_rows owns. */
 static int put_rows(mem_backend *m, snap_backend_row *rows, snap_backend_row4 *rows4, size_t n,
-                    uint32_t keep) {
+                    uint32_t keep, mem_chunks *chunks) {
   int first = SNAP_OK;
   for (size_t i = 0; i < n; i++)
     row_at(rows, rows4, i)->status = SNAP_OK;
@@ -255,6 +267,7 @@ static int put_rows(mem_backend *m, snap_backend_row *rows, snap_backend_row4 *r
   if (n > 1) {
     bodies = m->host->malloc(n * sizeof *bodies);
     if (bodies == NULL) {
+      snap__memchunks_unref(m->host, chunks);
       int rc = m->host->error(SNAP_ENOMEM, "memory backend: out of memory for %zu rows", n);
       for (size_t i = 0; i < n; i++)
         row_at(rows, rows4, i)->status = rc;
@@ -267,7 +280,9 @@ static int put_rows(mem_backend *m, snap_backend_row *rows, snap_backend_row4 *r
   for (size_t i = 0; i < n; i++) {
     snap_backend_row *r = row_at(rows, rows4, i);
     if (bodies[i] != NULL)
-      r->status = put_one(m, r, rows4 ? &rows4[i] : NULL, bodies[i]);
+      r->status = put_one(m, r, rows4 ? &rows4[i] : NULL, bodies[i], chunks);
+    else
+      snap__memchunks_unref(m->host, chunks);
     if (r->status != SNAP_OK && first == SNAP_OK)
       first = r->status;
   }
@@ -293,11 +308,11 @@ static int put_rows(mem_backend *m, snap_backend_row *rows, snap_backend_row4 *r
 }
 
 static int mem_put(void *self, snap_backend_row *rows, size_t n, uint32_t keep) {
-  return put_rows(self, rows, NULL, n, keep);
+  return put_rows(self, rows, NULL, n, keep, NULL);
 }
 
 static int mem_put4(void *self, snap_backend_row4 *rows, size_t n, uint32_t keep) {
-  return put_rows(self, NULL, rows, n, keep);
+  return put_rows(self, NULL, rows, n, keep, NULL);
 }
 
 static int mem_load4(void *self, const char *pid, const snap_criteria *c, const char *manifest,
@@ -340,9 +355,10 @@ static int mem_remove(void *self, const char *pid, const snap_criteria *c) {
     size_t w = lo;
     for (size_t i = lo; i < hi; i++) {
       mem_row r = p->rows[i];
-      if (r.timestamp >= c->min_ts && r.timestamp <= c->max_ts)
+      if (r.timestamp >= c->min_ts && r.timestamp <= c->max_ts) {
         m->host->free(r.body);
-      else
+        snap__memchunks_unref(m->host, r.chunks);
+      } else
         p->rows[w++] = r;
     }
     memmove(&p->rows[w], &p->rows[hi], (p->n - hi) * sizeof *p->rows);
@@ -451,7 +467,7 @@ static int swap_rows(mem_backend *m, snap_backend_swap *sw, const char *const *m
     if (p == NULL || at >= p->n || p->rows[at].seq != sw[i].seq)
       continue;
     mem_row *r = &p->rows[at];
-    if (r->body_len != sw[i].expected_len || memcmp(r->body, sw[i].expected, r->body_len) != 0) {
+    if (r->chunks != NULL || r->body_len != sw[i].expected_len || memcmp(r->body, sw[i].expected, r->body_len) != 0) {
       sw[i].outcome = SNAP_SWAP_CHANGED;
       continue;
     }
@@ -524,6 +540,60 @@ static int mem_dict_remove(void *self, uint32_t id) {
   return snap__memdicts_remove(((mem_backend *)self)->dicts, id);
 }
 
+/* ABI 6: streamed snapshots (streams.c). */
+static int mem_stream_begin(void *self, const char *pid, int64_t seq, snap_backend_stream **out) {
+  return snap__memstream_begin(((mem_backend *)self)->host, pid, seq, out);
+}
+static int mem_stream_write(void *self, snap_backend_stream *s, const void *record, size_t len) {
+  return snap__memstream_write(((mem_backend *)self)->host, s, record, len);
+}
+static int mem_stream_publish(void *self, snap_backend_stream *s, snap_backend_row4 *row,
+                              uint32_t keep) {
+  mem_backend *m = self;
+  int rc;
+  mem_chunks *c = snap__memstream_take(m->host, s, &row->row, &rc);
+  if (c == NULL)
+    return row->row.status = rc;
+  return put_rows(m, NULL, row, 1, keep, c);
+}
+static void mem_stream_abort(void *self, snap_backend_stream *s) {
+  snap__memstream_abort(((mem_backend *)self)->host, s);
+}
+static int mem_stream_open(void *self, const char *pid, int64_t seq, const void *head,
+                           size_t head_len, snap_backend_reader **out) {
+  mem_backend *m = self;
+  *out = NULL;
+  int rc = SNAP_ENOTFOUND;
+  pthread_rwlock_rdlock(&m->lock);
+  const mem_pid *p = find_pid(m, pid, hash_pid(pid));
+  size_t at = p ? lower_bound(p, seq) : 0;
+  if (p != NULL && at < p->n && p->rows[at].seq == seq && p->rows[at].chunks != NULL &&
+      p->rows[at].body_len == head_len && memcmp(p->rows[at].body, head, head_len) == 0)
+    rc = snap__memreader_new(m->host, p->rows[at].chunks, out);
+  pthread_rwlock_unlock(&m->lock);
+  if (rc == SNAP_ENOTFOUND)
+    return m->host->error(SNAP_ENOTFOUND,
+                          "memory backend: pid '%s' seq %lld: no streamed snapshot with that "
+                          "head (deleted or replaced since it was read)",
+                          pid, (long long)seq);
+  return rc;
+}
+static int mem_stream_next(void *self, snap_backend_reader *r, const void **record,
+                           size_t *len) {
+  (void)self;
+  return snap__memreader_next(r, record, len);
+}
+static void mem_stream_close(void *self, snap_backend_reader *r) {
+  snap__memreader_free(((mem_backend *)self)->host, r);
+}
+static int mem_stream_sweep(void *self, uint64_t max, uint64_t *reclaimed) {
+  (void)self;
+  (void)max;
+  if (reclaimed != NULL)
+    *reclaimed = 0; /* an abandoned staging dies with its process */
+  return SNAP_OK;
+}
+
 /* open() of ABI versions 1 and 2: a copy of this table declared at an older
  * version (as a test of the host's version handling makes) still opens. */
 static int mem_open_json(void **self, const char *config_json, const snap_host *host) {
@@ -568,6 +638,15 @@ static const snap_backend memory_backend = {
     .dict_remove = mem_dict_remove,
     /* ABI 5 */
     .replace_typed = mem_replace_typed,
+    /* ABI 6 */
+    .stream_begin = mem_stream_begin,
+    .stream_write = mem_stream_write,
+    .stream_publish = mem_stream_publish,
+    .stream_abort = mem_stream_abort,
+    .stream_open = mem_stream_open,
+    .stream_next = mem_stream_next,
+    .stream_close = mem_stream_close,
+    .stream_sweep = mem_stream_sweep,
 };
 
 const snap_backend *snap_backend_memory(void) { return &memory_backend; }

@@ -235,6 +235,9 @@ int snap__sqlite_backup(void *self, const char *path) {
       if (rc != SQLITE_DONE || fin != SQLITE_OK)
         e = snap__sqlite_error(b, dst, rc != SQLITE_DONE ? rc : fin, "backup");
     }
+    /* The chunk files of streamed rows, which live beside the database. */
+    if (e == SNAP_OK)
+      e = snap__sqlite_streams_backup(b, dst, path);
     if (e == SNAP_OK &&
         (rc = sqlite3_exec(dst, "PRAGMA journal_mode = WAL", NULL, NULL, NULL)) != SQLITE_OK)
       e = snap__sqlite_error(b, dst, rc, "backup: journal mode");
@@ -251,6 +254,7 @@ int snap__sqlite_backup(void *self, const char *path) {
     unlink(side);
     snprintf(side, sizeof side, "%s-journal", path);
     unlink(side);
+    snap__sqlite_streams_backup_undo(path);
   }
   return e;
 }

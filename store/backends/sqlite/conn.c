@@ -193,8 +193,12 @@ int snap__sqlite_writer_ready(sql_backend *b) {
   int e = conn_open(b, &b->writer, true);
   if (e == SNAP_OK && (e = schema_init(b)) != SNAP_OK)
     snap__sqlite_conn_close(&b->writer);
-  if (e == SNAP_OK)
+  if (e == SNAP_OK) {
+    /* Streams of writers that died before their row committed, and files of
+     * removed rows whose unlink was interrupted: reclaimed on open. */
+    snap__sqlite_streams_open_sweep(b);
     atomic_store_explicit(&b->ready, 1, memory_order_release);
+  }
   return e;
 }
 

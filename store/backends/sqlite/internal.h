@@ -8,7 +8,8 @@
  *   admin.c     ABI version 2: enumeration, conditional replace, backup
  *   settings.c  settings kept with the data set
  *   keys.c      ABI version 4: the key table of envelope encryption
- *   dicts.c     ABI version 4: the dictionary table of zstd compression */
+ *   dicts.c     ABI version 4: the dictionary table of zstd compression
+ *   streams.c   ABI version 6: streamed snapshots (chunk files beside the database) */
 #ifndef SNAP_BACKEND_SQLITE_INTERNAL_H
 #define SNAP_BACKEND_SQLITE_INTERNAL_H
 
@@ -41,6 +42,8 @@ enum stmt_id {
   S_LOAD_MANIFEST,
   S_MANIFEST_ADD,
   S_MANIFEST_ID,
+  S_INSERT_STREAM,
+  S_DEAD_LIST,
   S_COUNT
 };
 
@@ -151,6 +154,9 @@ int snap__sqlite_schema_init(sql_backend *b);
 int snap__sqlite_put(void *self, snap_backend_row *rows, size_t n, uint32_t keep);
 int snap__sqlite_put4(void *self, snap_backend_row4 *rows, size_t n, uint32_t keep);
 int snap__sqlite_remove(void *self, const char *pid, const snap_criteria *cr);
+/* put4() of one streamed row whose stream column names `stream` (streams.c). */
+int snap__sqlite_put_stream(sql_backend *b, snap_backend_row4 *row, uint32_t keep,
+                            const char *stream);
 
 /* ---- manifests.c ---- */
 
@@ -235,5 +241,28 @@ int snap__sqlite_key_forget(void *self, const char *unit, uint32_t *generation);
 int snap__sqlite_key_list(void *self, const char *after, size_t limit, snap_backend_key_emit emit,
                           void *ctx);
 int snap__sqlite_key_rewrap(void *self, snap_backend_key_swap *sw, size_t n);
+
+/* ABI version 6: streamed snapshots (streams.c). */
+int snap__sqlite_stream_begin(void *self, const char *pid, int64_t seq,
+                              snap_backend_stream **out);
+int snap__sqlite_stream_write(void *self, snap_backend_stream *s, const void *record, size_t len);
+int snap__sqlite_stream_publish(void *self, snap_backend_stream *s, snap_backend_row4 *row,
+                                uint32_t keep);
+void snap__sqlite_stream_abort(void *self, snap_backend_stream *s);
+int snap__sqlite_stream_open(void *self, const char *pid, int64_t seq, const void *head,
+                             size_t head_len, snap_backend_reader **out);
+int snap__sqlite_stream_next(void *self, snap_backend_reader *r, const void **record,
+                             size_t *len);
+void snap__sqlite_stream_close(void *self, snap_backend_reader *r);
+int snap__sqlite_stream_sweep(void *self, uint64_t max, uint64_t *reclaimed);
+/* After a commit on the writer: unlinks the files of removed streamed rows.
+ * Writer lock held. */
+void snap__sqlite_streams_drain(sql_backend *b, sqlite3 *db);
+/* A backup's chunk files: those the copy `dst` (written to `path`) names,
+ * linked or copied to "<path>.streams"; undone by the _undo. */
+int snap__sqlite_streams_backup(const sql_backend *b, sqlite3 *dst, const char *path);
+void snap__sqlite_streams_backup_undo(const char *path);
+/* The reclaim a writer does when it first opens: a bounded sweep. */
+void snap__sqlite_streams_open_sweep(sql_backend *b);
 
 #endif

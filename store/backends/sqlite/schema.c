@@ -102,6 +102,36 @@ static int step_manifest_ids(const sql_backend *b, sqlite3 *db) {
   return rc == SQLITE_OK ? add_column(b, db, "manifest_id", "INTEGER") : rc;
 }
 
+/* Version 6: streamed snapshots (streams.c). A streamed row names its chunk
+ * file in the stream column (NULL for every other row); the partial index
+ * finds a file's row for the orphan sweep. Whenever a streamed row goes (a
+ * delete, a prune, a replace of the same (pid, seq)), the triggers record its
+ * file in the "<table>_dead" table in the same transaction; the backend
+ * unlinks the files listed there once the transaction committed, so an
+ * interrupted removal is finished by the next write or sweep. */
+static int step_streams(const sql_backend *b, sqlite3 *db) {
+  int rc = add_column(b, db, "stream", "TEXT");
+  if (rc != SQLITE_OK)
+    return rc;
+  char sql[2048];
+  const char *t = b->table;
+  snprintf(sql, sizeof sql,
+           "CREATE INDEX IF NOT EXISTS \"%s_stream\" ON \"%s\" (stream) WHERE stream IS NOT "
+           "NULL;"
+           "CREATE TABLE IF NOT EXISTS \"%s_dead\" (name TEXT PRIMARY KEY) WITHOUT ROWID;"
+           "CREATE TRIGGER IF NOT EXISTS \"%s_stream_delete\" AFTER DELETE ON \"%s\" "
+           "WHEN old.stream IS NOT NULL BEGIN INSERT OR IGNORE INTO \"%s_dead\" (name) "
+           "VALUES (old.stream); END;"
+           "CREATE TRIGGER IF NOT EXISTS \"%s_stream_update\" AFTER UPDATE OF stream ON "
+           "\"%s\" WHEN old.stream IS NOT NULL AND new.stream IS NOT old.stream BEGIN "
+           "INSERT OR IGNORE INTO \"%s_dead\" (name) VALUES (old.stream); END;"
+           "CREATE TRIGGER IF NOT EXISTS \"%s_stream_replace\" BEFORE INSERT ON \"%s\" "
+           "BEGIN INSERT OR IGNORE INTO \"%s_dead\" (name) SELECT stream FROM \"%s\" "
+           "WHERE pid = new.pid AND seq = new.seq AND stream IS NOT NULL; END;",
+           t, t, t, t, t, t, t, t, t, t, t, t, t);
+  return sqlite3_exec(db, sql, NULL, NULL, NULL);
+}
+
 /* One upgrade step: run to bring a data set from `version - 1` to `version`.
  * A step must be idempotent (it may meet its own work done: a data set that
  * lost its snapstore_meta row is at version 0 again) and must not commit.
@@ -119,6 +149,8 @@ static const schema_step steps[] = {
     {3, "create the key table of envelope encryption", step_keys},
     {4, "create the dictionary table of zstd compression", step_dicts},
     {5, "store each manifest once and name it by id in the rows", step_manifest_ids},
+    {6, "add the stream column and the chunk-file bookkeeping of streamed snapshots",
+     step_streams},
 };
 
 #define STEP_COUNT ((int)(sizeof steps / sizeof steps[0]))

@@ -166,6 +166,10 @@ static int build_sql(sql_backend *b) {
                           "LIMIT 1",
       [S_MANIFEST_ADD] = "INSERT OR IGNORE INTO \"%s_manifests\" (name) VALUES (?1)",
       [S_MANIFEST_ID] = "SELECT id FROM \"%s_manifests\" WHERE name = ?1",
+      [S_INSERT_STREAM] = "INSERT OR REPLACE INTO \"%s\" (pid, seq, ts, body, manifest_id, stream) "
+                          "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+      /* Whether a commit removed streamed rows whose files are to go. */
+      [S_DEAD_LIST] = "SELECT 1 FROM \"%s_dead\" LIMIT 1",
   };
   for (int i = 0; i < S_COUNT; i++) {
     /* The table name is checked against [A-Za-z_][A-Za-z0-9_]*, so quoting
@@ -398,6 +402,15 @@ static const snap_backend sqlite_backend = {
     .dict_remove = snap__sqlite_dict_remove,
     /* ABI 5 */
     .replace_typed = snap__sqlite_replace_typed,
+    /* ABI 6 */
+    .stream_begin = snap__sqlite_stream_begin,
+    .stream_write = snap__sqlite_stream_write,
+    .stream_publish = snap__sqlite_stream_publish,
+    .stream_abort = snap__sqlite_stream_abort,
+    .stream_open = snap__sqlite_stream_open,
+    .stream_next = snap__sqlite_stream_next,
+    .stream_close = snap__sqlite_stream_close,
+    .stream_sweep = snap__sqlite_stream_sweep,
 };
 
 const snap_backend *snap_backend_sqlite(void) { return &sqlite_backend; }

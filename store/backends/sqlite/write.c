@@ -13,6 +13,7 @@
 typedef struct put_rows_of {
   snap_backend_row *rows;
   snap_backend_row4 *rows4;
+  const char *stream; /* a streamed row's file (one row of rows4), or NULL */
 } put_rows_of;
 
 static snap_backend_row *row_at(const put_rows_of *r, size_t i) {
@@ -22,9 +23,9 @@ static snap_backend_row *row_at(const put_rows_of *r, size_t i) {
 /* Inserts one row with its manifest (may be NULL); `*sqlite_rc` receives
  * SQLite's extended result code. */
 static int insert_row(sql_backend *b, conn *c, const snap_backend_row *r, const char *manifest,
-                      int *sqlite_rc) {
+                      const char *stream, int *sqlite_rc) {
   sqlite3_stmt *s;
-  int e = snap__sqlite_stmt(b, c, S_INSERT, &s);
+  int e = snap__sqlite_stmt(b, c, stream ? S_INSERT_STREAM : S_INSERT, &s);
   if (e != SNAP_OK)
     return e;
   /* The pid and body outlive the step: no copies. */
@@ -42,6 +43,8 @@ static int insert_row(sql_backend *b, conn *c, const snap_backend_row *r, const 
     sqlite3_bind_int64(s, 5, id);
   else
     sqlite3_bind_null(s, 5);
+  if (stream != NULL)
+    sqlite3_bind_text(s, 6, stream, -1, SQLITE_STATIC);
   int rc = sqlite3_step(s);
   if (rc != SQLITE_DONE) {
     *sqlite_rc = sqlite3_extended_errcode(c->db);
@@ -116,7 +119,7 @@ static int store_row(sql_backend *b, conn *c, const put_rows_of *rows, size_t i,
   if (r4 != NULL && r4->expect_seq != SNAP_BACKEND_ANY_SEQ)
     e = check_condition(b, c, r4, sqlite_rc);
   if (e == SNAP_OK)
-    e = insert_row(b, c, row_at(rows, i), r4 ? r4->manifest : NULL, sqlite_rc);
+    e = insert_row(b, c, row_at(rows, i), r4 ? r4->manifest : NULL, rows->stream, sqlite_rc);
   return e;
 }
 
@@ -181,6 +184,18 @@ static void put_rows(sql_backend *b, conn *c, const put_rows_of *rows, size_t n,
   }
 }
 
+/* After a commit: when it removed streamed rows (a prune, a delete, a
+ * replace of the same (pid, seq)), their files go now (streams.c). */
+static void drain_removed(sql_backend *b, conn *c) {
+  sqlite3_stmt *s;
+  if (snap__sqlite_stmt(b, c, S_DEAD_LIST, &s) != SNAP_OK)
+    return;
+  int rc = sqlite3_step(s);
+  sqlite3_reset(s);
+  if (rc == SQLITE_ROW)
+    snap__sqlite_streams_drain(b, c->db);
+}
+
 /* Concludes the batch from what put_rows() found: a lost transaction fails
  * every row; no row stored rolls back; otherwise COMMIT, and only then are
  * the prunes reported and the encrypted mark believed. The put's status. */
@@ -203,6 +218,7 @@ static int put_conclude(sql_backend *b, conn *c, const put_rows_of *rows, size_t
       (void)snap__sqlite_run(b, c, S_ROLLBACK, "rollback");
     return fail_all(rows, n, e);
   }
+  drain_removed(b, c);
   for (size_t i = 0; t->removed != NULL && i < n; i++)
     if (t->removed[i] > 0)
       snap__sqlite_report(b, SNAP_EVENT_PRUNE, SNAP_OK, row_at(rows, i)->pid,
@@ -258,14 +274,19 @@ static int put_any(sql_backend *b, const put_rows_of *rows, size_t n, uint32_t k
 }
 
 int snap__sqlite_put(void *self, snap_backend_row *rows, size_t n, uint32_t keep) {
-  return put_any(self, &(put_rows_of){rows, NULL}, n, keep);
+  return put_any(self, &(put_rows_of){rows, NULL, NULL}, n, keep);
 }
 
 /* A conditional row is checked and inserted in the put's BEGIN IMMEDIATE
  * transaction: it holds the database's write lock from its start, so no
  * other connection or process writes between the check and the insert. */
 int snap__sqlite_put4(void *self, snap_backend_row4 *rows, size_t n, uint32_t keep) {
-  return put_any(self, &(put_rows_of){NULL, rows}, n, keep);
+  return put_any(self, &(put_rows_of){NULL, rows, NULL}, n, keep);
+}
+
+int snap__sqlite_put_stream(sql_backend *b, snap_backend_row4 *row, uint32_t keep,
+                            const char *stream) {
+  return put_any(b, &(put_rows_of){NULL, row, stream}, 1, keep);
 }
 
 int snap__sqlite_remove(void *self, const char *pid, const snap_criteria *cr) {
@@ -288,6 +309,8 @@ int snap__sqlite_remove(void *self, const char *pid, const snap_criteria *cr) {
       e = snap__sqlite_run(b, c, S_COMMIT, "commit");
     if (e != SNAP_OK && !sqlite3_get_autocommit(c->db))
       (void)snap__sqlite_run(b, c, S_ROLLBACK, "rollback");
+    if (e == SNAP_OK)
+      drain_removed(b, c);
   }
   pthread_mutex_unlock(&b->wlock);
   return e;

@@ -31,7 +31,7 @@ extern "C" {
 #endif
 
 /** The ABI version this header describes. */
-#define SNAP_BACKEND_ABI_VERSION 5u
+#define SNAP_BACKEND_ABI_VERSION 6u
 
 /**
  * snap_backend.open_conf() flag (ABI version 3): open an existing data set
@@ -263,6 +263,20 @@ typedef struct snap_backend_dict {
 /** Receives one dictionary (ABI 4); pointers are valid during the call only. */
 typedef int (*snap_backend_dict_emit)(void *ctx, const snap_backend_dict *d);
 
+/**
+ * A stream being staged (ABI version 6): the backend's own state of one
+ * stream_begin() until its stream_publish() or stream_abort().
+ */
+typedef struct snap_backend_stream snap_backend_stream;
+
+/** The longest chunk record a backend stores (stream_write() refuses longer
+ *  ones with SNAP_ETOOBIG; a longer one read back is SNAP_ECORRUPT). */
+#define SNAP_BACKEND_CHUNK_MAX (64u << 20)
+
+/** A reader of a streamed row's chunk records (ABI version 6), from
+ *  stream_open() to stream_close(). */
+typedef struct snap_backend_reader snap_backend_reader;
+
 /** A backend's table of operations. */
 typedef struct snap_backend {
   /* ---- ABI version 1 ---- */
@@ -470,6 +484,71 @@ typedef struct snap_backend {
    */
   int (*replace_typed)(void *self, snap_backend_swap *swaps, const char *const *manifests,
                        size_t n);
+
+  /* ---- ABI version 6: streamed snapshots (docs/STREAMS.md). A streamed
+   *      snapshot is a row whose body is the stream's head, plus the chunk
+   *      records staged for it. Each slot may be NULL; a backend sets all eight
+   *      or none (without them streamed saves fail with SNAP_EUNSUPPORTED). ---- */
+
+  /**
+   * Starts staging the chunks of a stream for (pid, seq) in `*out`. Nothing
+   * is visible to loads, enumeration or retention until stream_publish().
+   * The staging is leased to the calling process: a sweep (stream_sweep(),
+   * or the reclaim a backend does when it opens) never reclaims the staging
+   * of a live writer, and reclaims that of a writer that died.
+   */
+  int (*stream_begin)(void *self, const char *pid, int64_t seq, snap_backend_stream **out);
+
+  /**
+   * Appends one opaque chunk record (1 to SNAP_BACKEND_CHUNK_MAX bytes) to
+   * the staging, in bounded memory (the backend keeps no more than a bounded
+   * amount of it in memory and never grows one transaction with the
+   * stream). Not durable before stream_publish(). On failure the staging
+   * stays usable only for stream_abort().
+   */
+  int (*stream_write)(void *self, snap_backend_stream *s, const void *record, size_t len);
+
+  /**
+   * Makes the staged chunks durable, then stores `row` (its body is the
+   * stream's head) exactly as put4() stores one row (condition, manifest,
+   * replace of the same (pid, seq), then the prune to `keep`), the row and
+   * its chunks becoming visible together in one small commit. Consumes `s`
+   * whatever the outcome: on failure nothing is visible and the staging is
+   * discarded. Returns the row's status (also in `row->row.status`).
+   */
+  int (*stream_publish)(void *self, snap_backend_stream *s, snap_backend_row4 *row,
+                        uint32_t keep);
+
+  /** Discards a staging and frees `s` (NULL: no-op). Never fails. */
+  void (*stream_abort)(void *self, snap_backend_stream *s);
+
+  /**
+   * Opens the chunk records of the streamed row (pid, seq) for reading, if
+   * its body is still byte for byte `head` (the body a load or enumeration
+   * read): SNAP_ENOTFOUND naming the pid and seq when the row is gone, was
+   * replaced, or has no chunks. A row deleted after the open still reads to
+   * its end: the reader holds what it reads.
+   */
+  int (*stream_open)(void *self, const char *pid, int64_t seq, const void *head, size_t head_len,
+                     snap_backend_reader **out);
+
+  /**
+   * The next chunk record, in order: `*record` and `*len` (valid until the
+   * next call or stream_close()); `*len` = 0 and `*record` = NULL after the
+   * last one. In bounded memory: one record at a time.
+   */
+  int (*stream_next)(void *self, snap_backend_reader *r, const void **record, size_t *len);
+
+  /** Closes a reader and frees `r` (NULL: no-op). */
+  void (*stream_close)(void *self, snap_backend_reader *r);
+
+  /**
+   * Reclaims at most `max` orphans (the stagings of writers that died, the
+   * chunks of rows that were deleted when their removal was interrupted);
+   * `*reclaimed` (may be NULL) receives how many. Never touches the staging
+   * of a live writer nor the chunks of a stored row.
+   */
+  int (*stream_sweep)(void *self, uint64_t max, uint64_t *reclaimed);
 } snap_backend;
 
 /** setting() modes. */
@@ -483,7 +562,8 @@ enum {
  */
 #define SNAP_BACKEND_INIT                                                                          \
   { SNAP_BACKEND_ABI_VERSION, NULL, 0u, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,     \
-    NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL }
+    NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,     \
+    NULL, NULL, NULL, NULL, NULL, NULL, NULL }
 
 /** Function form of SNAP_BACKEND_INIT. */
 static inline void snap_backend_init(snap_backend *b) {
@@ -508,6 +588,8 @@ static inline size_t snap_backend_table_size(uint32_t version) {
     return offsetof(snap_backend, dict_remove) + sizeof(((snap_backend *)0)->dict_remove);
   case 5:
     return offsetof(snap_backend, replace_typed) + sizeof(((snap_backend *)0)->replace_typed);
+  case 6:
+    return offsetof(snap_backend, stream_sweep) + sizeof(((snap_backend *)0)->stream_sweep);
   default:
     return 0;
   }
