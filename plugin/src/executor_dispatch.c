@@ -170,6 +170,10 @@ void snap__exec_drain_locked(snap_executor *ex) {
   }
   ex->stats.completed = atomic_load(&ex->started);
   ex->delivering = false;
+  if (ex->disp_wants_delivery) {
+    ex->disp_wants_delivery = false;
+    pthread_cond_signal(&ex->work);
+  }
 }
 
 /* Commits a run of saves in one snap_save_commit() and records each outcome. */
@@ -304,13 +308,16 @@ static void conclude_writes_locked(snap_executor *ex, size_t n, bool saves) {
     snap__exec_observe(ex, SNAP__EXEC_BATCH, n);
   }
   /* With another group queued and a load thread idle, that thread runs the
-   * callbacks while this one writes the next group. */
-  if (ex->head && ex->head->kind == SNAP_REQUEST_SAVE && ex->loaders_idle > 0 && !ex->delivering &&
-      !ex->loads_stop) {
-    if (!ex->handoff) {
-      ex->handoff = true;
-      pthread_cond_signal(&ex->loads);
-    }
+   * callbacks while this one writes the next group. Callbacks handed off
+   * before must have run first: the requests finished and not yet delivered
+   * stay within two groups (the queue's capacity does not count them). */
+  while (ex->handoff || ex->delivering) {
+    ex->disp_wants_delivery = true;
+    pthread_cond_wait(&ex->work, &ex->mu);
+  }
+  if (ex->head && ex->head->kind == SNAP_REQUEST_SAVE && ex->loaders_idle > 0 && !ex->loads_stop) {
+    ex->handoff = true;
+    pthread_cond_signal(&ex->loads);
     return;
   }
   snap__exec_drain_locked(ex);

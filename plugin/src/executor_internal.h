@@ -103,6 +103,7 @@ struct snap_executor {
   bool disp_wants_requests; /* a request to be queued (or reservations to end) */
   bool disp_wants_slots;    /* loads_out to fall to the low-water mark */
   bool disp_wants_readers;  /* a conflicting load to finish reading */
+  bool disp_wants_delivery; /* the callbacks handed off to end */
   bool loaders_want_budget; /* ex->held to fall below ex->max_held */
   /* The dispatcher hands the delivery of a committed group to an idle load
    * thread and starts the next group at once, so that the callbacks of one
