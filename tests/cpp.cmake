@@ -24,4 +24,27 @@ int snap_headertest_snapstore_hpp() { return snap::store_ref().capabilities() ==
                           CXX_STANDARD_REQUIRED ON CXX_EXTENSIONS OFF)
     target_compile_options(snap_headertest_cpp${std} PRIVATE -pedantic-errors)
   endforeach()
+
+  # Streamed saves and loads (snap/snapstore_stream.hpp): their suite, and the
+  # header compiled alone.
+  set(SNAP_CPP_STREAM_HEADERTEST ${CMAKE_CURRENT_BINARY_DIR}/headertest/snapstore_stream_hpp.cpp)
+  file(CONFIGURE OUTPUT ${SNAP_CPP_STREAM_HEADERTEST} CONTENT
+"#include \"snap/snapstore_stream.hpp\"
+#include \"snap/snapstore_stream.hpp\"
+int snap_headertest_snapstore_stream_hpp();
+int snap_headertest_snapstore_stream_hpp() { return snap::stream_writer().written() == 0u ? 0 : 1; }
+")
+  add_library(snap_headertest_cpp_stream OBJECT ${SNAP_CPP_STREAM_HEADERTEST})
+  target_link_libraries(snap_headertest_cpp_stream PRIVATE snap::plugin)
+  set_target_properties(snap_headertest_cpp_stream PROPERTIES CXX_STANDARD 17
+                        CXX_STANDARD_REQUIRED ON CXX_EXTENSIONS OFF)
+  target_compile_options(snap_headertest_cpp_stream PRIVATE -pedantic-errors)
+  add_executable(test_cpp_stream test_cpp_stream.cpp)
+  target_link_libraries(test_cpp_stream PRIVATE snap::plugin snap_test_support ${CRITERION_LIB})
+  set_target_properties(test_cpp_stream PROPERTIES CXX_STANDARD 17 CXX_STANDARD_REQUIRED ON
+                                                   CXX_EXTENSIONS OFF)
+  target_compile_options(test_cpp_stream PRIVATE -pedantic)
+  add_test(NAME test_cpp_stream COMMAND test_cpp_stream --jobs 2)
+  set_tests_properties(test_cpp_stream PROPERTIES TIMEOUT 120
+                       ENVIRONMENT "SNAP_TEST_TMP=${CMAKE_CURRENT_BINARY_DIR}/tmp")
 endif()
