@@ -150,24 +150,44 @@ static int rekey_summary(const rekey_ctx *r) {
 int cmd_rekey(ctl *c, int argc, char **argv) {
   rekey_ctx r;
   memset(&r, 0, sizeof r);
-  const char *max_failures = NULL;
-  bool wrap_only = false;
+  const char *max_failures = NULL, *after = NULL;
+  bool wrap_only = false, new_keys = false, all = false;
   const ctl_opt opts[] = {{"--wrap-only", NULL, &wrap_only},
+                          {"--new-keys", NULL, &new_keys},
+                          {"--all", NULL, &all},
+                          {"--after", &after, NULL},
                           {"--recompress", NULL, &r.recompress},
                           {"--dry-run", NULL, &r.dry_run},
                           {"--force", NULL, &r.force},
                           {"--max-failures", &max_failures, NULL},
                           {NULL, NULL, NULL}};
-  int rc = ctl_args(c, argc, argv, opts, NULL, 0, 0, NULL);
+  const char *units[64];
+  int nunits = 0;
+  int rc = ctl_args(c, argc, argv, opts, units, 0, 64, &nunits);
   if (rc >= 0)
     return rc;
-  if (wrap_only && (r.dry_run || r.force || r.recompress || max_failures))
-    return ctl_usage(c,
-                     "--wrap-only takes none of --dry-run, --force, --recompress, --max-failures");
+  bool rewrites = r.dry_run || r.force || r.recompress || max_failures;
+  if (wrap_only && (rewrites || new_keys))
+    return ctl_usage(c, "--wrap-only takes none of --new-keys, --dry-run, --force, "
+                        "--recompress, --max-failures");
+  if (new_keys && rewrites)
+    return ctl_usage(c, "--new-keys takes none of --dry-run, --force, --recompress, "
+                        "--max-failures");
+  if (new_keys && (nunits > 0) == all)
+    return ctl_usage(c, "--new-keys takes either UNIT... or --all");
+  if (!new_keys && (all || after || nunits > 0))
+    return ctl_usage(c, "UNIT..., --all and --after go with --new-keys");
+  if (after && !all)
+    return ctl_usage(c, "--after goes with --all");
+  for (int i = 0; i < nunits; i++)
+    if (snap_pid_check(units[i]) != SNAP_OK)
+      return ctl_usage(c, "'%s' is not a unit: %s", units[i], snap_error_message());
   if ((rc = ctl_failures_option(c, max_failures, &r.fails)) >= 0 || (rc = ctl_open(c)) != EXIT_OK)
     return rc;
   if (wrap_only)
     return ctl_rewrap(c);
+  if (new_keys)
+    return ctl_renew(c, units, nunits, after);
   r.c = c;
   int s = save_target(c, &r);
   if (s != SNAP_OK)

@@ -31,7 +31,9 @@ static const ctl_cmd commands[] = {
      "number of bodies per key version and per stage set, from the frame headers.\n"
      "  --json   one JSON object on stdout",
      cmd_stats, CTL_OPEN_READ},
-    {"rekey", "[--wrap-only] [--recompress] [--dry-run] [--force] [--max-failures N]",
+    {"rekey",
+     "[--wrap-only] [--new-keys UNIT...|--new-keys --all [--after UNIT]] [--recompress] "
+     "[--dry-run] [--force] [--max-failures N]",
      "re-encrypt every body not under the active key",
      "Re-encodes every body that is not authenticated the way a save would now\n"
      "write it: under another key version (re-encryption), in plaintext (first\n"
@@ -44,6 +46,11 @@ static const ctl_cmd commands[] = {
      "  --wrap-only  envelope keys: rewrap every unit's data key under the active\n"
      "             master key instead (no body is read or written; O(units)). A\n"
      "             rerun skips what is done; then the old master key can retire\n"
+     "  --new-keys UNIT... | --new-keys --all [--after UNIT]  envelope keys, for a\n"
+     "             data key that may have been exposed: give each unit (every unit\n"
+     "             with --all, those after UNIT with --after) a new data key,\n"
+     "             rewrite its bodies under it, then delete its older keys. Every\n"
+     "             body loads at every step; a rerun finishes a unit left half way\n"
      "  --recompress  also re-encode every body whose codec or dictionary is not\n"
      "             what a save writes now (e.g. after \"compression\": \"zstd\",\n"
      "             \"dictionary\": \"NAME\"); uncompressed bodies a save would leave\n"

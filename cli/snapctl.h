@@ -230,5 +230,8 @@ int cmd_forget(ctl *c, int argc, char **argv);  /* cmd_forget.c */
 int cmd_dict(ctl *c, int argc, char **argv);    /* cmd_dict.c */
 /* rekey --wrap-only (cmd_rewrap.c): the store is open. */
 int ctl_rewrap(ctl *c);
+/* rekey --new-keys (cmd_renew.c) of `n` units, or every unit after `after`
+ * when `n` is 0: the store is open. */
+int ctl_renew(ctl *c, const char *const *units, int n, const char *after);
 
 #endif

@@ -95,6 +95,7 @@ struct cf_backend {
   X(dictionaries_are_kept_with_the_data_and_chosen_by_name)                                        \
   X(a_forgotten_unit_loses_its_key_and_its_snapshots_on_every_shard)                               \
   X(rewrap_moves_every_data_key_to_the_active_master_key)                                          \
+  X(new_data_keys_move_a_units_bodies_and_delete_the_old_key)                                       \
   X(migration_moves_body_and_column_and_never_a_newer_save)                                        \
   X(recompress_moves_bodies_to_the_codec_and_dictionary_a_save_writes_now)
 

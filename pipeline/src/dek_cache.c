@@ -34,6 +34,7 @@ struct snap__dek_cache {
   uint32_t head, tail, free_head; /* free entries are chained through `next` */
   uint8_t hash_key[crypto_shorthash_KEYBYTES];
   uint64_t hits, misses, evictions;
+  uint64_t drops; /* drops and clears so far: the epoch a put is made against */
 };
 
 static uint64_t hash_of(const snap__dek_cache *c, const char *unit, size_t len) {
@@ -161,8 +162,15 @@ bool snap__dek_cache_get(snap__dek_cache *c, const char *unit, size_t len, uint3
   return hit;
 }
 
+uint64_t snap__dek_cache_epoch(snap__dek_cache *c) {
+  pthread_mutex_lock(&c->lock);
+  uint64_t e = c->drops;
+  pthread_mutex_unlock(&c->lock);
+  return e;
+}
+
 int snap__dek_cache_put(snap__dek_cache *c, const char *unit, size_t len, uint32_t gen,
-                        const uint8_t dek[SNAP_DEK_BYTES]) {
+                        const uint8_t dek[SNAP_DEK_BYTES], uint64_t epoch) {
   uint64_t h = hash_of(c, unit, len);
   char *copy = snap_malloc(len + 1);
   if (!copy)
@@ -171,7 +179,11 @@ int snap__dek_cache_put(snap__dek_cache *c, const char *unit, size_t len, uint32
   copy[len] = 0;
   pthread_mutex_lock(&c->lock);
   uint32_t i = find(c, unit, len, h);
-  if (i != NIL) {
+  if (epoch != SNAP__DEK_CACHE_ANY_EPOCH && epoch != c->drops) {
+    /* A drop since the key was read: it may be the key dropped. */
+    snap_free(copy);
+    copy = NULL;
+  } else if (i != NIL) {
     /* A newer generation replaces the entry; an older one never does. */
     if (gen >= c->e[i].gen) {
       c->e[i].gen = gen;
@@ -213,6 +225,7 @@ void snap__dek_cache_drop(snap__dek_cache *c, const char *unit, size_t len) {
   uint32_t i = find(c, unit, len, h);
   if (i != NIL)
     release(c, i);
+  c->drops++;
   pthread_mutex_unlock(&c->lock);
 }
 
@@ -220,6 +233,7 @@ void snap__dek_cache_clear(snap__dek_cache *c) {
   pthread_mutex_lock(&c->lock);
   while (c->head != NIL)
     release(c, c->head);
+  c->drops++;
   pthread_mutex_unlock(&c->lock);
 }
 

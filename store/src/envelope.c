@@ -111,17 +111,8 @@ int snap__envelope_keys(snap_store *st, const snap_backend **be, void **self) {
   return SNAP_OK;
 }
 
-/* A key record as read from the table. */
-typedef struct key_row {
-  int found;
-  bool live;
-  uint32_t gen, mv;
-  size_t len; /* of the wrapped record as stored (only up to the record size is kept) */
-  uint8_t wrapped[SNAP_WRAPPED_KEY_BYTES];
-} key_row;
-
 static int copy_row(void *ctx, const snap_backend_key *k) {
-  key_row *r = ctx;
+  snap__key_row *r = ctx;
   r->found = 1;
   r->live = k->wrapped != NULL;
   r->gen = k->generation;
@@ -133,34 +124,43 @@ static int copy_row(void *ctx, const snap_backend_key *k) {
   return SNAP_OK;
 }
 
-/* Unwraps a live row into `dek` and caches it. */
-static int open_row(snap_store *st, snap__dek_cache *cache, const snap_backend *kbe, void *ks,
-                    const key_row *r, const snap__unit *u, snap_keyring *kr, const char *ctx,
+int snap__key_row_read(const snap_backend *kbe, void *ks, const char *unit, snap__key_row *r) {
+  memset(r, 0, sizeof *r);
+  return kbe->key_get(ks, unit, copy_row, r);
+}
+
+/* Unwraps generation `want` of a live row's key set into `dek` (1), or
+ * finds the set without it (0). Only the newest generation is cached (a save
+ * takes whatever is cached), and only when no drop came since `epoch`. */
+static int open_row(snap_store *st, snap__dek_cache *cache, uint64_t epoch,
+                    const snap_backend *kbe, void *ks, const snap__key_row *r, const snap__unit *u,
+                    uint32_t want, snap_keyring *kr, const char *ctx,
                     uint8_t dek[SNAP_DEK_BYTES]) {
+  size_t n = 0;
+  int rc = snap__keyset_check(u->name, r->wrapped, r->len, r->gen, r->mv, &n);
+  if (rc != SNAP_OK)
+    return rc;
+  const uint8_t *rec = snap__keyset_find(r->wrapped, n, want);
+  if (rec == NULL)
+    return 0;
   uint32_t gen = 0;
-  int rc = snap__dek_unwrap(kr, ctx, kbe->dataset(ks), u->name, u->len, r->wrapped, r->len, dek,
-                            &gen);
-  if (rc == SNAP_OK && gen != r->gen) {
-    sodium_memzero(dek, SNAP_DEK_BYTES);
-    rc = snap_error_set(SNAP_EAUTH,
-                        "unit '%.80s': the key table says generation %" PRIu32
-                        " but its wrapped key says %" PRIu32 ": an altered record",
-                        u->name, r->gen, gen);
-  }
+  rc = snap__dek_unwrap(kr, ctx, kbe->dataset(ks), u->name, u->len, rec, SNAP_WRAPPED_KEY_BYTES,
+                        dek, &gen);
   if (rc == SNAP_OK) {
     atomic_fetch_add(&st->env.unwrapped, 1);
-    rc = snap__dek_cache_put(cache, u->name, u->len, r->gen, dek);
+    if (want == r->gen)
+      rc = snap__dek_cache_put(cache, u->name, u->len, r->gen, dek, epoch);
     if (rc != SNAP_OK)
       sodium_memzero(dek, SNAP_DEK_BYTES);
   }
-  return rc;
+  return rc == SNAP_OK ? 1 : rc;
 }
 
 /* A new key of generation `gen`, stored unless a concurrent creator won;
  * 1 when ours was stored (`dek` holds it), 0 when `*now` holds the winner. */
 static int create_key(snap_store *st, const snap_backend *kbe, void *ks, const snap__unit *u,
                       uint32_t gen, snap_keyring *kr, const char *ctx,
-                      uint8_t dek[SNAP_DEK_BYTES], key_row *now) {
+                      uint8_t dek[SNAP_DEK_BYTES], snap__key_row *now) {
   uint8_t rec[SNAP_WRAPPED_KEY_BYTES];
   uint32_t mv = 0;
   snap__dek_generate(dek);
@@ -191,13 +191,18 @@ int snap__envelope_save_key(snap_store *st, const snap__unit *u, snap_keyring *k
     return rc;
   if (snap__dek_cache_get(cache, u->name, u->len, 0, dek, gen))
     return SNAP_OK;
-  key_row r = {0};
+  uint64_t epoch = snap__dek_cache_epoch(cache);
+  snap__key_row r = {0};
   if ((rc = kbe->key_get(ks, u->name, copy_row, &r)) != SNAP_OK)
     return rc;
   for (int t = 0; t < CREATE_TRIES; t++) {
     if (r.found && r.live) {
+      /* The newest generation: the first of the set, always in it. */
       *gen = r.gen;
-      return open_row(st, cache, kbe, ks, &r, u, kr, ctx, dek);
+      rc = open_row(st, cache, epoch, kbe, ks, &r, u, r.gen, kr, ctx, dek);
+      return rc == 0 ? snap_error_set(SNAP_EAUTH, "unit '%.80s': an altered record", u->name)
+             : rc > 0 ? SNAP_OK
+                      : rc;
     }
     /* None yet, or forgotten: the next generation. */
     uint32_t next = r.found ? r.gen + 1 : 1;
@@ -208,7 +213,7 @@ int snap__envelope_save_key(snap_store *st, const snap__unit *u, snap_keyring *k
       return rc;
     if (rc == 1) {
       *gen = next;
-      rc = snap__dek_cache_put(cache, u->name, u->len, next, dek);
+      rc = snap__dek_cache_put(cache, u->name, u->len, next, dek, epoch);
       if (rc != SNAP_OK)
         sodium_memzero(dek, SNAP_DEK_BYTES);
       return rc;
@@ -231,7 +236,8 @@ int snap__envelope_load_key(snap_store *st, const snap__unit *u, uint32_t gen, s
     return rc;
   if (snap__dek_cache_get(cache, u->name, u->len, gen, dek, NULL))
     return SNAP_OK;
-  key_row r = {0};
+  uint64_t epoch = snap__dek_cache_epoch(cache);
+  snap__key_row r = {0};
   if ((rc = kbe->key_get(ks, u->name, copy_row, &r)) != SNAP_OK)
     return rc;
   if (!r.found)
@@ -239,7 +245,7 @@ int snap__envelope_load_key(snap_store *st, const snap__unit *u, uint32_t gen, s
                           "unit '%.80s' has no data key in the key table of data set '%s' (the "
                           "body comes from another data set or key store)",
                           u->name, kbe->dataset(ks));
-  if (!r.live || r.gen > gen)
+  if (!r.live)
     return snap_error_set(SNAP_ENOKEY,
                           "unit '%.80s' was forgotten: its data key (generation %" PRIu32
                           ") was deleted and its bodies can no longer be read",
@@ -250,7 +256,14 @@ int snap__envelope_load_key(snap_store *st, const snap__unit *u, uint32_t gen, s
                           " but the key table holds generation %" PRIu32
                           " (a key store older than the data?)",
                           u->name, gen, r.gen);
-  return open_row(st, cache, kbe, ks, &r, u, kr, ctx, dek);
+  rc = open_row(st, cache, epoch, kbe, ks, &r, u, gen, kr, ctx, dek);
+  if (rc == 0)
+    return snap_error_set(SNAP_ENOKEY,
+                          "unit '%.80s' was forgotten or given new data keys since: its data key "
+                          "generation %" PRIu32 " was deleted (the unit holds generation %" PRIu32
+                          " now) and bodies sealed with it can no longer be read",
+                          u->name, gen, r.gen);
+  return rc > 0 ? SNAP_OK : rc;
 }
 
 void snap__envelope_drop(snap_store *st, const snap__unit *u) {

@@ -24,19 +24,20 @@ static int found_one(void *ctx, int64_t seq, int64_t ts, const void *body, size_
   return SNAP_OK;
 }
 
-/* Deletes the snapshots of the pids of a prefix unit: they sort right after
- * the unit itself (every one of them starts with it). */
-static int remove_prefix_unit(snap_store *st, const snap__unit *u, uint64_t *pids) {
-  if (st->be.list_pids == NULL)
-    return snap__store_unsupported(&st->be, "list_pids (forget of a prefix unit)");
-  char *after = NULL;
-  int rc = SNAP_OK;
-  bool more = true;
-  /* The unit itself is a pid of the unit (a pid without a separator). */
+int snap__envelope_unit_pids(snap_store *st, const snap__unit *u, snap__unit_pid_fn fn,
+                             void *ud) {
   int had = 0;
-  rc = st->be.load(st->self, u->name, &everything, found_one, &had);
-  if (rc == SNAP_OK && had && (rc = st->be.remove(st->self, u->name, &everything)) == SNAP_OK)
-    (*pids)++;
+  int rc = st->be.load(st->self, u->name, &everything, found_one, &had);
+  if (rc == SNAP_OK && had)
+    rc = fn(st, u->name, ud);
+  if (rc != SNAP_OK || !st->env.by_prefix)
+    return rc;
+  /* The pids of a prefix unit sort right after the unit itself (every one
+   * of them starts with it). */
+  if (st->be.list_pids == NULL)
+    return snap__store_unsupported(&st->be, "list_pids (the pids of a prefix unit)");
+  char *after = NULL;
+  bool more = true;
   while (rc == SNAP_OK && more) {
     snap_pid_page page = SNAP_PID_PAGE_INIT;
     rc = snap_store_list_pids(st, after ? after : u->name, PAGE, &page);
@@ -49,18 +50,26 @@ static int remove_prefix_unit(snap_store *st, const snap__unit *u, uint64_t *pid
       }
       if (snap__envelope_unit(&st->env, pid) != u->len)
         continue; /* "acme2:x" starts with "acme" but is another unit */
-      if ((rc = st->be.remove(st->self, pid, &everything)) == SNAP_OK)
-        (*pids)++;
+      rc = fn(st, pid, ud);
     }
     if (rc == SNAP_OK && page.n > 0) {
       snap_free(after);
       after = snap_strdup(page.pids[page.n - 1]);
       if (after == NULL)
-        rc = snap_error_set(SNAP_ENOMEM, "forget: out of memory");
+        rc = snap_error_set(SNAP_ENOMEM, "out of memory listing the pids of unit '%.80s'",
+                            u->name);
     }
     snap_pid_page_dispose(&page);
   }
   snap_free(after);
+  return rc;
+}
+
+/* Deletes every snapshot of one pid of the unit being forgotten. */
+static int remove_pid(snap_store *st, const char *pid, void *ud) {
+  int rc = st->be.remove(st->self, pid, &everything);
+  if (rc == SNAP_OK)
+    (*(uint64_t *)ud)++;
   return rc;
 }
 
@@ -85,7 +94,7 @@ static int forget(snap_store *st, const char *unit, snap_forget_report *rep) {
   snap__envelope_drop(st, &u);
   atomic_fetch_add(&st->env.forgotten, 1);
   if (st->env.by_prefix)
-    return remove_prefix_unit(st, &u, &rep->pids);
+    return snap__envelope_unit_pids(st, &u, remove_pid, &rep->pids);
   rc = st->be.remove(st->self, unit, &everything);
   if (rc == SNAP_OK)
     rep->pids = 1;

@@ -130,6 +130,10 @@ void snap__resolution_done(snap_store *st, snap__resolution *r);
 
 /* ---- envelope.c ---- */
 
+/* The most generations one unit's key record holds (keyset.c). */
+#define SNAP__KEYSET_MAX 4u
+#define SNAP__KEYSET_BYTES (SNAP__KEYSET_MAX * SNAP_WRAPPED_KEY_BYTES)
+
 int snap__envelope_init(snap__envelope *ev, const snap__envelope_config *ec);
 void snap__envelope_dispose(snap__envelope *ev);
 /* The length of the shred unit of `pid` (a prefix of it). */
@@ -147,6 +151,35 @@ int snap__envelope_load_key(snap_store *st, const snap__unit *u, uint32_t gen, s
                             const char *ctx, uint8_t dek[SNAP_DEK_BYTES]);
 /* Wipes the unit's cached key. */
 void snap__envelope_drop(snap_store *st, const snap__unit *u);
+/* A unit's key record as read from the key table. */
+typedef struct snap__key_row {
+  int found;
+  bool live;
+  uint32_t gen, mv;
+  size_t len; /* of the key set as stored (only up to the largest set is kept) */
+  uint8_t wrapped[SNAP__KEYSET_BYTES];
+} snap__key_row;
+/* Reads the record of `unit` (r->found 0: none). */
+int snap__key_row_read(const snap_backend *kbe, void *ks, const char *unit, snap__key_row *r);
+/* The encryption keyring and context the store writes with, resolved from
+ * `opts` and the store's defaults (`*res` is the caller's to free);
+ * SNAP_EINVAL naming `verb` when there is none. */
+int snap__envelope_keyring(snap_store *st, const char *verb, const snap_options *opts,
+                           snap_options **res, snap_keyring **kr, const char **ctx);
+/* Calls `fn` for every pid of unit `u` that has snapshots (for a prefix
+ * unit, listed page by page; the pid may be deleted by `fn`). */
+typedef int (*snap__unit_pid_fn)(snap_store *st, const char *pid, void *ud);
+int snap__envelope_unit_pids(snap_store *st, const snap__unit *u, snap__unit_pid_fn fn, void *ud);
+
+/* ---- keyset.c: a unit's key set (docs/FORMAT.md "Key sets") ---- */
+
+/* Checks a stored set against its row's generation and master key version:
+ * whole records, the first of generation `gen`, the others older in
+ * descending order, all under `mv`. `*n` receives the number of records. */
+int snap__keyset_check(const char *unit, const uint8_t *set, size_t len, uint32_t gen,
+                       uint32_t mv, size_t *n);
+/* The record of generation `gen` in a checked set of `n` records, or NULL. */
+const uint8_t *snap__keyset_find(const uint8_t *set, size_t n, uint32_t gen);
 
 /* ---- dicts.c, dicts_admin.c ---- */
 

@@ -19,7 +19,7 @@ typedef struct page {
   size_t n;
   char *units[PAGE];
   uint32_t gen[PAGE], mv[PAGE];
-  uint8_t rec[PAGE][SNAP_WRAPPED_KEY_BYTES];
+  uint8_t rec[PAGE][SNAP__KEYSET_BYTES];
   size_t len[PAGE];
   bool live[PAGE];
 } page;
@@ -37,7 +37,7 @@ static int take(void *ctx, const snap_backend_key *k) {
   p->len[i] = k->wrapped_len;
   if (k->wrapped)
     memcpy(p->rec[i], k->wrapped,
-           k->wrapped_len < SNAP_WRAPPED_KEY_BYTES ? k->wrapped_len : SNAP_WRAPPED_KEY_BYTES);
+           k->wrapped_len < SNAP__KEYSET_BYTES ? k->wrapped_len : SNAP__KEYSET_BYTES);
   p->n++;
   return SNAP_OK;
 }
@@ -79,37 +79,61 @@ static const uint8_t *kek_of(keks *k, uint32_t version, const char *unit) {
   return k->kek[i];
 }
 
-/* Unwraps record i of the page and wraps it again under the active key. */
-static int rewrap_one(page *p, size_t i, keks *k) {
+/* Unwraps every record of the key set of entry i (`*n` of them) and wraps
+ * each again under the active key, in place. */
+static int rewrap_one(page *p, size_t i, keks *k, size_t *n) {
   const char *unit = p->units[i];
   size_t ulen = strlen(unit);
-  uint32_t mv = 0, gen = 0;
   int rc = ulen == 0 || ulen > SNAP_PID_MAX
                ? snap_error_set(SNAP_EINVAL, "rewrap: a unit of %zu bytes in the key table", ulen)
-               : snap__dek_record(p->rec[i], p->len[i], &mv, &gen);
+               : snap__keyset_check(unit, p->rec[i], p->len[i], p->gen[i], p->mv[i], n);
   if (rc != SNAP_OK)
-    return snap_error_set(rc, "rewrap unit '%.80s': %s", unit, snap_error_message());
-  if (gen != p->gen[i] || mv != p->mv[i])
-    return snap_error_set(SNAP_EAUTH,
-                          "rewrap unit '%.80s': the key table says generation %" PRIu32
-                          " under master key %" PRIu32 ", its record %" PRIu32 " under %" PRIu32,
-                          unit, p->gen[i], p->mv[i], gen, mv);
-  const uint8_t *old = kek_of(k, mv, unit);
+    return snap_error_set(rc, "rewrap %s", snap_error_message());
+  const uint8_t *old = kek_of(k, p->mv[i], unit);
   if (old == NULL)
     return SNAP_ENOKEY;
   uint8_t dek[SNAP_DEK_BYTES];
-  rc = snap__dek_unwrap_kek(old, k->dataset, unit, ulen, p->rec[i], dek);
-  if (rc == SNAP_OK)
-    snap__dek_wrap_kek(k->active_kek, k->active, k->dataset, unit, ulen, gen, dek, NULL, NULL,
-                       p->rec[i]);
+  for (size_t j = 0; j < *n && rc == SNAP_OK; j++) {
+    uint8_t *rec = p->rec[i] + j * SNAP_WRAPPED_KEY_BYTES;
+    uint32_t mv = 0, gen = 0;
+    (void)snap__dek_record(rec, SNAP_WRAPPED_KEY_BYTES, &mv, &gen);
+    rc = snap__dek_unwrap_kek(old, k->dataset, unit, ulen, rec, dek);
+    if (rc == SNAP_OK)
+      snap__dek_wrap_kek(k->active_kek, k->active, k->dataset, unit, ulen, gen, dek, NULL, NULL,
+                         rec);
+  }
   sodium_memzero(dek, sizeof dek);
+  return rc;
+}
+
+/* A unit holding more than one generation (a renewal under way) is
+ * rewrapped on its own, conditional on its whole set as read: a renewal
+ * dropping a generation meanwhile must not see it written back. */
+static int rewrap_set(const snap_backend *kbe, void *ks, page *p, size_t i, keks *k,
+                      snap_rewrap_progress *pr) {
+  uint8_t was[SNAP__KEYSET_BYTES];
+  memcpy(was, p->rec[i], p->len[i] < sizeof was ? p->len[i] : sizeof was);
+  size_t n = 0;
+  int rc = rewrap_one(p, i, k, &n);
+  snap_backend_key_change c = {p->units[i], was,      p->len[i], p->gen[i],
+                               k->active,   p->rec[i], p->len[i]};
+  if (rc == SNAP_OK && kbe->key_replace == NULL)
+    rc = snap_error_set(SNAP_EUNSUPPORTED, "rewrap unit '%.80s': it holds %zu key generations "
+                                           "and the key table cannot replace a record (backend "
+                                           "ABI 6 key_replace)",
+                        p->units[i], n);
+  if (rc == SNAP_OK && (rc = kbe->key_replace(ks, &c)) >= 0) {
+    pr->rewrapped += rc == SNAP_SWAP_DONE;
+    pr->changed += rc != SNAP_SWAP_DONE;
+    rc = SNAP_OK;
+  }
   return rc;
 }
 
 /* Rewraps the page's live records not under the active version into `sw`
  * (records in p->rec are replaced by their new form); `*nsw` swaps. */
-static int rewrap_page(page *p, keks *k, snap_backend_key_swap *sw, size_t *nsw,
-                       snap_rewrap_progress *pr) {
+static int rewrap_page(const snap_backend *kbe, void *ks, page *p, keks *k,
+                       snap_backend_key_swap *sw, size_t *nsw, snap_rewrap_progress *pr) {
   *nsw = 0;
   for (size_t i = 0; i < p->n; i++) {
     pr->seen++;
@@ -121,7 +145,14 @@ static int rewrap_page(page *p, keks *k, snap_backend_key_swap *sw, size_t *nsw,
       pr->current++;
       continue;
     }
-    int rc = rewrap_one(p, i, k);
+    if (p->len[i] > SNAP_WRAPPED_KEY_BYTES) {
+      int rc = rewrap_set(kbe, ks, p, i, k, pr);
+      if (rc != SNAP_OK)
+        return rc;
+      continue;
+    }
+    size_t n = 0;
+    int rc = rewrap_one(p, i, k, &n);
     if (rc != SNAP_OK)
       return rc;
     sw[*nsw] = (snap_backend_key_swap){p->units[i], p->gen[i], p->mv[i], k->active, p->rec[i],
@@ -131,16 +162,16 @@ static int rewrap_page(page *p, keks *k, snap_backend_key_swap *sw, size_t *nsw,
   return SNAP_OK;
 }
 
-/* The encryption keyring and context the store writes with. */
-static int keyring_of(snap_store *st, const snap_options *opts, snap_options **res,
-                      snap_keyring **kr, const char **ctx) {
-  int rc = snap__store_options(st, "rewrap", opts, res);
+int snap__envelope_keyring(snap_store *st, const char *verb, const snap_options *opts,
+                           snap_options **res, snap_keyring **kr, const char **ctx) {
+  int rc = snap__store_options(st, verb, opts, res);
   if (rc != SNAP_OK)
     return rc;
   /* Any key mode: what is asked is which keyring wraps. */
   if (!snap__options_encryption(*res, kr, ctx) || snap_keyring_active(*kr) == 0)
-    return snap_error_set(SNAP_EINVAL, "rewrap: no encryption keyring is configured (the data "
-                                       "keys are wrapped by its master keys)");
+    return snap_error_set(SNAP_EINVAL, "%s: no encryption keyring is configured (the data "
+                                       "keys are wrapped by its master keys)",
+                          verb);
   return SNAP_OK;
 }
 
@@ -153,7 +184,7 @@ static int rewrap(snap_store *st, const snap_options *opts, const char *after,
   snap_keyring *kr = NULL;
   const char *ctx = NULL;
   if (rc == SNAP_OK)
-    rc = keyring_of(st, opts, &res, &kr, &ctx);
+    rc = snap__envelope_keyring(st, "rewrap", opts, &res, &kr, &ctx);
   page *p = rc == SNAP_OK ? snap_calloc(1, sizeof *p) : NULL;
   snap_backend_key_swap *sw = p ? snap_calloc(PAGE, sizeof *sw) : NULL;
   char *cursor = after ? snap_strdup(after) : NULL;
@@ -172,7 +203,7 @@ static int rewrap(snap_store *st, const snap_options *opts, const char *after,
     if ((rc = kbe->key_list(ks, cursor, PAGE, take, p)) != SNAP_OK || p->n == 0)
       break;
     size_t nsw = 0;
-    rc = rewrap_page(p, &k, sw, &nsw, pr);
+    rc = rewrap_page(kbe, ks, p, &k, sw, &nsw, pr);
     uint64_t done = 0;
     if (rc == SNAP_OK && nsw > 0 && (rc = kbe->key_rewrap(ks, sw, nsw)) == SNAP_OK) {
       for (size_t i = 0; i < nsw; i++)

@@ -130,10 +130,17 @@ void snap__dek_cache_free(snap__dek_cache *c);
  *  (0: any; `*gen_out`, may be NULL, receives it). Counts a hit or a miss. */
 bool snap__dek_cache_get(snap__dek_cache *c, const char *unit, size_t len, uint32_t gen,
                          uint8_t dek[SNAP_DEK_BYTES], uint32_t *gen_out);
+/** The cache's epoch: it moves on with every drop and clear. A key read
+ *  from the key table after taking the epoch is put with it, and is then
+ *  not cached when a drop came between (it may be the key dropped). */
+uint64_t snap__dek_cache_epoch(snap__dek_cache *c);
+/** snap__dek_cache_put() epoch that always caches (a key just created). */
+#define SNAP__DEK_CACHE_ANY_EPOCH UINT64_MAX
 /** Caches a copy of `dek` for `unit`, evicting the least recently used key
- *  when full; an older generation never replaces a newer one. SNAP_ENOMEM. */
+ *  when full; an older generation never replaces a newer one, and nothing
+ *  is cached when the cache's epoch is no longer `epoch`. SNAP_ENOMEM. */
 int snap__dek_cache_put(snap__dek_cache *c, const char *unit, size_t len, uint32_t gen,
-                        const uint8_t dek[SNAP_DEK_BYTES]);
+                        const uint8_t dek[SNAP_DEK_BYTES], uint64_t epoch);
 /** Wipes and removes the key of `unit`, if cached. */
 void snap__dek_cache_drop(snap__dek_cache *c, const char *unit, size_t len);
 /** Wipes and removes every key. */

@@ -22,6 +22,7 @@ int snap__memkeys_forget(mem_keys *k, const char *unit, uint32_t *generation);
 int snap__memkeys_list(mem_keys *k, const char *after, size_t limit, snap_backend_key_emit emit,
                        void *ctx);
 int snap__memkeys_rewrap(mem_keys *k, snap_backend_key_swap *sw, size_t n);
+int snap__memkeys_replace(mem_keys *k, const snap_backend_key_change *c);
 
 typedef struct mem_dicts mem_dicts;
 

@@ -199,3 +199,26 @@ int snap__memkeys_rewrap(mem_keys *k, snap_backend_key_swap *sw, size_t n) {
   pthread_mutex_unlock(&k->lock);
   return rc;
 }
+
+int snap__memkeys_replace(mem_keys *k, const snap_backend_key_change *c) {
+  if (c->wrapped == NULL || c->generation == 0)
+    return k->host->error(SNAP_EINVAL,
+                          "memory backend: a key replace needs a record and a generation");
+  pthread_mutex_lock(&k->lock);
+  int rc;
+  mem_key *r = find(k, c->unit);
+  if (r == NULL) {
+    rc = SNAP_SWAP_GONE;
+  } else if (r->wrapped == NULL || r->wrapped_len != c->expected_len ||
+             (c->expected_len > 0 && memcmp(r->wrapped, c->expected, c->expected_len) != 0)) {
+    rc = SNAP_SWAP_CHANGED;
+  } else if ((rc = set_wrapped(k, r, c->wrapped, c->wrapped_len)) == SNAP_OK) {
+    r->generation = c->generation;
+    r->master_version = c->master_version;
+    rc = SNAP_SWAP_DONE;
+  } else {
+    rc = k->host->error(rc, "memory backend: out of memory replacing a key");
+  }
+  pthread_mutex_unlock(&k->lock);
+  return rc;
+}

@@ -527,6 +527,9 @@ static int mem_key_list(void *self, const char *after, size_t limit, snap_backen
 static int mem_key_rewrap(void *self, snap_backend_key_swap *sw, size_t n) {
   return snap__memkeys_rewrap(((mem_backend *)self)->keys, sw, n);
 }
+static int mem_key_replace(void *self, const snap_backend_key_change *c) {
+  return snap__memkeys_replace(((mem_backend *)self)->keys, c);
+}
 
 /* ABI 4: the dictionary table (dicts.c). */
 static int mem_dict_put(void *self, const snap_backend_dict *d) {
@@ -647,6 +650,7 @@ static const snap_backend memory_backend = {
     .stream_next = mem_stream_next,
     .stream_close = mem_stream_close,
     .stream_sweep = mem_stream_sweep,
+    .key_replace = mem_key_replace,
 };
 
 const snap_backend *snap_backend_memory(void) { return &memory_backend; }

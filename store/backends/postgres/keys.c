@@ -409,3 +409,41 @@ int snap__pg_key_rewrap(void *self, snap_backend_key_swap *sw, size_t n) {
   b->host->free(conn);
   return e;
 }
+
+/* ---- replace (ABI 6) ------------------------------------------------------- */
+
+int snap__pg_key_replace(void *self, const snap_backend_key_change *c) {
+  snap_pg *b = self;
+  if (c->wrapped == NULL || c->generation == 0)
+    return b->host->error(SNAP_EINVAL,
+                          "postgres backend: a key replace needs a record and a generation");
+  int s = shard_of_unit(b, c->unit);
+  char sql[512], gen[8], mv[8];
+  /* One statement: the update, and whether the unit has a record at all
+   * (the snapshot before the update: a replaced record existed too). */
+  snprintf(sql, sizeof sql,
+           "WITH u AS (UPDATE \"%s\" SET generation = $2, master_version = $3, wrapped = $4 "
+           "WHERE unit = $1 AND wrapped IS NOT NULL AND wrapped = $5 RETURNING 1) SELECT "
+           "(SELECT count(*) FROM u), EXISTS (SELECT 1 FROM \"%s\" WHERE unit = $1)",
+           b->keys, b->keys);
+  snap__pg_put64(gen, c->generation);
+  snap__pg_put64(mv, c->master_version);
+  static const Oid types[5] = {SNAP_PG_OID_TEXT, SNAP_PG_OID_INT8, SNAP_PG_OID_INT8,
+                               SNAP_PG_OID_BYTEA, SNAP_PG_OID_BYTEA};
+  const char *vals[5] = {c->unit, gen, mv, (const char *)c->wrapped,
+                         c->expected ? (const char *)c->expected : ""};
+  int lens[5] = {(int)strlen(c->unit), 8, 8, (int)c->wrapped_len, (int)c->expected_len};
+  snap_pg_stmt_args a = {sql, 5, types, vals, lens};
+  PGresult *r = NULL;
+  int e = snap__pg_run(b, s, &a, 1, false, 0, false, &r);
+  if (e == SNAP_OK && (PQntuples(r) != 1 || PQnfields(r) != 2 || PQgetlength(r, 0, 0) != 8 ||
+                       PQgetlength(r, 0, 1) != 1))
+    e = b->host->error(SNAP_EFORMAT, "postgres %s table \"%s\": unexpected key replace result",
+                       b->shards[s].label, b->keys);
+  if (e == SNAP_OK)
+    e = snap__pg_get64(PQgetvalue(r, 0, 0)) == 1 ? SNAP_SWAP_DONE
+        : PQgetvalue(r, 0, 1)[0] != 0            ? SNAP_SWAP_CHANGED
+                                                 : SNAP_SWAP_GONE;
+  PQclear(r);
+  return e;
+}

@@ -310,6 +310,8 @@ static const snap_backend pg_backend = {
     .dict_remove = snap__pg_dict_remove,
     /* ABI 5 */
     .replace_typed = snap__pg_replace_typed,
+    /* ABI 6 */
+    .key_replace = snap__pg_key_replace,
 };
 
 const snap_backend *snap_backend_postgres(void) { return &pg_backend; }

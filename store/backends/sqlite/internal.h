@@ -241,6 +241,7 @@ int snap__sqlite_key_forget(void *self, const char *unit, uint32_t *generation);
 int snap__sqlite_key_list(void *self, const char *after, size_t limit, snap_backend_key_emit emit,
                           void *ctx);
 int snap__sqlite_key_rewrap(void *self, snap_backend_key_swap *sw, size_t n);
+int snap__sqlite_key_replace(void *self, const snap_backend_key_change *c);
 
 /* ABI version 6: streamed snapshots (streams.c). */
 int snap__sqlite_stream_begin(void *self, const char *pid, int64_t seq,

@@ -265,3 +265,52 @@ int snap__sqlite_key_rewrap(void *self, snap_backend_key_swap *sw, size_t n) {
 }
 
 const char *snap__sqlite_dataset(void *self) { return snap__sqlite_table(self); }
+
+int snap__sqlite_key_replace(void *self, const snap_backend_key_change *c) {
+  sql_backend *b = self;
+  if (c->wrapped == NULL || c->generation == 0)
+    return snap__sqlite_host(b)->error(SNAP_EINVAL,
+                                       "sqlite backend: a key replace needs a record and a "
+                                       "generation");
+  sqlite3 *db;
+  int e = snap__sqlite_txn_begin(b, &db);
+  if (e != SNAP_OK)
+    return e;
+  /* The bytes replaced (an older generation a renewal drops) are overwritten. */
+  (void)snap__sqlite_exec(b, db, "PRAGMA secure_delete = ON");
+  sqlite3_stmt *up = NULL, *ex = NULL;
+  int outcome = SNAP_SWAP_DONE;
+  if ((e = prepare(b, db,
+                   "UPDATE " KEYS " SET generation = ?1, master_version = ?2, wrapped = ?3 "
+                   "WHERE unit = ?4 AND wrapped IS NOT NULL AND wrapped = ?5",
+                   &up)) == SNAP_OK) {
+    sqlite3_bind_int64(up, 1, c->generation);
+    sqlite3_bind_int64(up, 2, c->master_version);
+    sqlite3_bind_blob64(up, 3, c->wrapped, c->wrapped_len, SQLITE_STATIC);
+    sqlite3_bind_text(up, 4, c->unit, -1, SQLITE_STATIC);
+    sqlite3_bind_blob64(up, 5, c->expected ? (const void *)c->expected : "", c->expected_len,
+                        SQLITE_STATIC);
+    e = step_done(b, db, up, "key table: replace a key");
+  }
+  if (e == SNAP_OK && sqlite3_changes(db) != 1 &&
+      (e = prepare(b, db, "SELECT 1 FROM " KEYS " WHERE unit = ?1", &ex)) == SNAP_OK) {
+    sqlite3_bind_text(ex, 1, c->unit, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(ex);
+    outcome = rc == SQLITE_ROW ? SNAP_SWAP_CHANGED : SNAP_SWAP_GONE;
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+      e = snap__sqlite_error(b, db, rc, "key table: replace a key");
+  }
+  sqlite3_finalize(up);
+  sqlite3_finalize(ex);
+  e = snap__sqlite_txn_end(b, db, e);
+  if (e != SNAP_OK)
+    return e;
+  if (outcome == SNAP_SWAP_DONE) {
+    /* As for a forget: the replaced bytes leave the WAL too (best effort). */
+    sqlite3 *w;
+    if (snap__sqlite_writer(b, &w) == SNAP_OK)
+      sqlite3_wal_checkpoint_v2(w, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+    snap__sqlite_writer_release(b);
+  }
+  return outcome;
+}

@@ -77,6 +77,51 @@ typedef int (*snap_rewrap_fn)(void *ud, const snap_rewrap_progress *p);
 SNAP_API int snap_rewrap(snap_store *st, const snap_options *opts, const char *after,
                          snap_rewrap_fn progress, void *ud, snap_rewrap_progress *out);
 
+/** Progress of snap_renew_keys() so far. */
+typedef struct snap_renew_progress {
+  uint64_t units;   /**< units renewed: a new data key, their bodies under it, older keys deleted */
+  uint64_t skipped; /**< units without a live key (none yet, or forgotten): nothing to renew */
+  uint64_t bodies;  /**< bodies rewritten under a new data key */
+  uint64_t changed; /**< bodies replaced or deleted by others meanwhile (theirs stand) */
+  const char *last; /**< the last unit handled (valid during the callback) */
+} snap_renew_progress;
+
+/** Called after each unit; a non-zero return stops the renewal with that status. */
+typedef int (*snap_renew_fn)(void *ud, const snap_renew_progress *p);
+
+/**
+ * Renews the data keys of shred units, for a data key that may have been
+ * exposed: each unit gets a new random data key (the next generation,
+ * wrapped under the active master key of the encryption keyring resolved
+ * from `opts`, then the store's defaults), every body of the unit sealed with
+ * an older generation is rewritten under it, and once no body needs them the
+ * older generations are deleted from the key table: a copy of a body sealed
+ * before, wherever it is, no longer decrypts (SNAP_ENOKEY). Saves made
+ * meanwhile through this store use the new key.
+ *
+ * `units` (`n` of them) names the units; NULL renews every unit of the key
+ * table whose name is greater than `after` (NULL: from the first). A unit
+ * without a live key is skipped. Each unit is done in steps that each leave
+ * every body loadable: the new key is durable (on the key store when it is
+ * separate) before any body is sealed with it; bodies are rewritten with
+ * conditional replaces (snap_store_rewrite()), so a concurrent save or
+ * delete wins; older keys are deleted only after a pass over the unit found
+ * no body that needs them. A killed run is resumed by running it again: a
+ * unit left with more than one generation is finished, not given another.
+ * `progress` (may be NULL) is called after each unit; `out` (may be NULL)
+ * receives the totals.
+ *
+ * Errors: SNAP_EINVAL (NULL store, an invalid unit, no encryption keyring),
+ * SNAP_EUNSUPPORTED (no key table, or one without key_replace: backend ABI
+ * 6), SNAP_EBUSY (bodies of an older generation kept appearing: a writer in
+ * another process still saves with its cached older key; run it again), a
+ * body that cannot be rewritten (its status; the unit keeps its older keys),
+ * the backend's errors. Thread-safe.
+ */
+SNAP_API int snap_renew_keys(snap_store *st, const snap_options *opts, const char *const *units,
+                             size_t n, const char *after, snap_renew_fn progress, void *ud,
+                             snap_renew_progress *out);
+
 /**
  * Writes the shred unit of `pid` under this store's configuration into
  * `buf` (`cap` bytes, NUL-terminated; SNAP_ETOOBIG when it does not fit).

@@ -247,6 +247,21 @@ typedef struct snap_backend_key_swap {
 } snap_backend_key_swap;
 
 /**
+ * One conditional replace of a unit's key record (key_replace(), ABI version
+ * 6): the record is replaced only while it is still, byte for byte, the live
+ * record that was read.
+ */
+typedef struct snap_backend_key_change {
+  const char *unit;
+  const uint8_t *expected;  /**< the live record as read (compared byte for byte) */
+  size_t expected_len;
+  uint32_t generation;      /**< the new record's generation (>= 1) */
+  uint32_t master_version;  /**< the new record's master key version */
+  const uint8_t *wrapped;   /**< the new record (never NULL) */
+  size_t wrapped_len;
+} snap_backend_key_change;
+
+/**
  * One trained zstd dictionary of a data set (ABI version 4): its id (derived
  * from its bytes, docs/FORMAT.md "Dictionaries"), its unique name, when it
  * was stored, and its bytes sealed by the host like a body (encrypted under
@@ -549,6 +564,21 @@ typedef struct snap_backend {
    * of a live writer nor the chunks of a stored row.
    */
   int (*stream_sweep)(void *self, uint64_t max, uint64_t *reclaimed);
+
+  /* ---- ABI version 6, continued: the key table (optional) ---- */
+
+  /**
+   * Conditional replace of one key record: when the unit's record is live
+   * and its stored bytes equal `c->expected`, its generation, master key
+   * version and bytes become `c`'s. Returns SNAP_SWAP_DONE, SNAP_SWAP_CHANGED
+   * (another record, or a tombstone, is stored now: left alone) or
+   * SNAP_SWAP_GONE (no record), or a negative status. Atomic with respect to
+   * every other key slot and durable on return. It is how a unit's key set
+   * changes generation (snap_renew_keys(), docs/STORE.md "Key generations").
+   * Optional: without it the store cannot give a unit new data keys
+   * (SNAP_EUNSUPPORTED).
+   */
+  int (*key_replace)(void *self, const snap_backend_key_change *c);
 } snap_backend;
 
 /** setting() modes. */
@@ -563,7 +593,7 @@ enum {
 #define SNAP_BACKEND_INIT                                                                          \
   { SNAP_BACKEND_ABI_VERSION, NULL, 0u, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,     \
     NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,     \
-    NULL, NULL, NULL, NULL, NULL, NULL, NULL }
+    NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL }
 
 /** Function form of SNAP_BACKEND_INIT. */
 static inline void snap_backend_init(snap_backend *b) {
@@ -589,7 +619,7 @@ static inline size_t snap_backend_table_size(uint32_t version) {
   case 5:
     return offsetof(snap_backend, replace_typed) + sizeof(((snap_backend *)0)->replace_typed);
   case 6:
-    return offsetof(snap_backend, stream_sweep) + sizeof(((snap_backend *)0)->stream_sweep);
+    return offsetof(snap_backend, key_replace) + sizeof(((snap_backend *)0)->key_replace);
   default:
     return 0;
   }
