@@ -12,35 +12,23 @@
  * Only the rewraps are timed. Prints one line per figure. */
 #define _POSIX_C_SOURCE 200809L
 #include <inttypes.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <libpq-fe.h>
 #include <sqlite3.h>
 
 #include "pg_fixture.h"
+#include "rewrap_common.h"
 #include "snap/envelope.h"
 #include "snap/store.h"
 #include "snap/sys/backend.h"
 #include "store_util.h"
 
-#define CTX "bench/rewrap/v1"
 #define SHARDS 3
-#define BATCH 1000
 
-static double now_s(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
-static int fail(const char *what, const char *why) {
-  fprintf(stderr, "snap_bench_rewrap_pg: %s: %s\n", what, why);
-  return 1;
-}
+const char *rw_prog = "snap_bench_rewrap_pg";
 
 /* The shard of a unit: as of a pid, FNV-1a 32 mod 1024 slices spread evenly
  * (docs/POSTGRES.md, section 3). */
@@ -51,86 +39,6 @@ static int shard_of(const char *unit) {
   return (int)((h % 1024u) * SHARDS / 1024u);
 }
 
-static snap_options *envelope(uint8_t v2_fill, snap_keyring **kr) {
-  uint8_t key[SNAP_KEY_BYTES];
-  snap_keyring_new(kr);
-  memset(key, 0x51, sizeof key);
-  snap_keyring_add(*kr, 1, key, sizeof key);
-  if (v2_fill) {
-    memset(key, v2_fill, sizeof key);
-    snap_keyring_add(*kr, 2, key, sizeof key);
-    snap_keyring_set_active(*kr, 2);
-  }
-  snap_options *o = NULL;
-  snap_options_new(&o);
-  snap_options_set_encryption(o, *kr, CTX);
-  snap_options_set_key_mode(o, SNAP_KEYS_ENVELOPE);
-  return o;
-}
-
-/* Keys under version 1 for units [from, to) in a sqlite store at `path`. */
-static int make_keys(const char *path, long from, long to) {
-  char cfg[1024];
-  snprintf(cfg, sizeof cfg, "{\"path\": \"%s\", \"synchronous\": \"normal\", \"keep\": 1}", path);
-  snap_store *st = NULL;
-  if (snap_store_open_backend(&st, snap_backend_sqlite(), cfg) != SNAP_OK)
-    return fail("open the sqlite store", snap_error_message());
-  snap_keyring *kr;
-  snap_options *o = envelope(0, &kr);
-  snap_store_set_default_options(st, o);
-  char(*pids)[24] = malloc(BATCH * sizeof *pids);
-  snap_save_req *reqs = malloc(BATCH * sizeof *reqs);
-  int *status = malloc(BATCH * sizeof *status);
-  int rc = SNAP_OK;
-  for (long at = from; at < to && rc == SNAP_OK; at += BATCH) {
-    size_t n = 0;
-    for (long i = at; i < to && n < BATCH; i++, n++) {
-      snprintf(pids[n], sizeof pids[n], "u-%07ld", i);
-      reqs[n] = (snap_save_req){pids[n], 1, SNAP_TIMESTAMP_AUTO, SNAP_FORMAT_JSON, "{}", 2, NULL};
-    }
-    rc = snap_save_batch(st, reqs, n, status, NULL);
-  }
-  if (rc != SNAP_OK)
-    fail("save", snap_error_message());
-  free(pids);
-  free(reqs);
-  free(status);
-  snap_store_close(st);
-  snap_options_free(o);
-  snap_keyring_free(kr);
-  return rc != SNAP_OK;
-}
-
-/* The key makers run side by side, each on a file of its own. */
-#define MAKERS 4
-typedef struct maker {
-  pthread_t t;
-  char path[512];
-  long from, to;
-  int bad;
-} maker;
-
-static void *make_part(void *arg) {
-  maker *m = arg;
-  m->bad = make_keys(m->path, m->from, m->to);
-  return NULL;
-}
-
-static int make_all(const char *dir, long units, maker *m) {
-  int bad = 0;
-  for (int i = 0; i < MAKERS; i++) {
-    snprintf(m[i].path, sizeof m[i].path, "%s/keys-%d.db", dir, i);
-    m[i].from = units * i / MAKERS;
-    m[i].to = units * (i + 1) / MAKERS;
-    pthread_create(&m[i].t, NULL, make_part, &m[i]);
-  }
-  for (int i = 0; i < MAKERS; i++) {
-    pthread_join(m[i].t, NULL);
-    bad |= m[i].bad;
-  }
-  return bad;
-}
-
 /* Sends the rows of one sqlite key table to the COPY of their shard. */
 static int copy_file(const char *path, PGconn **pg) {
   sqlite3 *db = NULL;
@@ -138,7 +46,7 @@ static int copy_file(const char *path, PGconn **pg) {
   if (sqlite3_open(path, &db) != SQLITE_OK ||
       sqlite3_prepare_v2(db, "SELECT unit, generation, master_version, wrapped FROM "
                              "snapshots_keys", -1, &q, NULL) != SQLITE_OK)
-    return fail("read the sqlite key table", sqlite3_errmsg(db));
+    return rw_fail("read the sqlite key table", sqlite3_errmsg(db));
   char line[512];
   while (sqlite3_step(q) == SQLITE_ROW) {
     const char *unit = (const char *)sqlite3_column_text(q, 0);
@@ -150,7 +58,7 @@ static int copy_file(const char *path, PGconn **pg) {
       len += snprintf(line + len, sizeof line - (size_t)len, "%02x", w[i]);
     line[len++] = '\n';
     if (PQputCopyData(pg[shard_of(unit)], line, len) != 1)
-      return fail("COPY", PQerrorMessage(pg[shard_of(unit)]));
+      return rw_fail("COPY", PQerrorMessage(pg[shard_of(unit)]));
   }
   sqlite3_finalize(q);
   sqlite3_close(db);
@@ -158,22 +66,22 @@ static int copy_file(const char *path, PGconn **pg) {
 }
 
 /* Copies the sqlite key tables to the shards' key tables (COPY, text format). */
-static int copy_keys(const maker *m, PGconn **pg) {
+static int copy_keys(const rw_maker *m, PGconn **pg) {
   for (int s = 0; s < SHARDS; s++) {
     PGresult *r = PQexec(pg[s], "COPY snapshots_keys (unit, generation, master_version, wrapped) "
                                 "FROM STDIN");
     if (PQresultStatus(r) != PGRES_COPY_IN)
-      return fail("COPY", PQresultErrorMessage(r));
+      return rw_fail("COPY", PQresultErrorMessage(r));
     PQclear(r);
   }
-  for (int i = 0; i < MAKERS; i++)
+  for (int i = 0; i < RW_MAKERS; i++)
     if (copy_file(m[i].path, pg))
       return 1;
   for (int s = 0; s < SHARDS; s++) {
     PGresult *r;
     if (PQputCopyEnd(pg[s], NULL) != 1 || (r = PQgetResult(pg[s])) == NULL ||
         PQresultStatus(r) != PGRES_COMMAND_OK)
-      return fail("COPY end", PQerrorMessage(pg[s]));
+      return rw_fail("COPY end", PQerrorMessage(pg[s]));
     PQclear(r);
     PQclear(PQexec(pg[s], "VACUUM ANALYZE snapshots_keys"));
   }
@@ -190,29 +98,17 @@ static long long count_v2(PGconn **pg) {
   return n;
 }
 
-static int rewrap_timed(snap_store *st, const char *what, snap_rewrap_progress *pr) {
-  double t0 = now_s();
-  int rc = snap_rewrap(st, NULL, NULL, NULL, NULL, pr);
-  double dt = now_s() - t0;
-  if (rc != SNAP_OK)
-    return fail(what, snap_error_message());
-  printf("%s: %.2f s (seen %" PRIu64 ", rewrapped %" PRIu64 ", current %" PRIu64
-         ", %.0f units/s)\n",
-         what, dt, pr->seen, pr->rewrapped, pr->current, (double)pr->seen / dt);
-  return 0;
-}
-
 int main(int argc, char **argv) {
   long units = argc > 1 ? atol(argv[1]) : 1000000;
   if (units < 1 || units > 9999999)
-    return fail("usage", "snap_bench_rewrap_pg [UNITS: 1 to 9999999]");
+    return rw_fail("usage", "snap_bench_rewrap_pg [UNITS: 1 to 9999999]");
   pgfx f;
   char err[512], cfg[4096], ci[SHARDS][512];
   if (pgfx_start(&f, SHARDS, err, sizeof err) != 0)
-    return fail("start the cluster", err);
+    return rw_fail("start the cluster", err);
   char *dir = st_tmpdir();
-  maker m[MAKERS];
-  int bad = make_all(dir, units, m);
+  rw_maker m[RW_MAKERS];
+  int bad = rw_make_all(dir, units, m);
   PGconn *pg[SHARDS] = {NULL};
   size_t len = (size_t)snprintf(cfg, sizeof cfg, "{\"table\": \"snapshots\", \"shards\": [");
   for (int s = 0; s < SHARDS; s++) {
@@ -222,24 +118,24 @@ int main(int argc, char **argv) {
   }
   snprintf(cfg + len, sizeof cfg - len, "]}");
   snap_keyring *kr = NULL;
-  snap_options *o = envelope(0x52, &kr);
+  snap_options *o = rw_envelope(0x52, &kr);
   snap_store *st = NULL;
   if (!bad && snap_store_open_backend(&st, snap_backend_postgres(), cfg) != SNAP_OK)
-    bad = fail("open the postgres store", snap_error_message());
+    bad = rw_fail("open the postgres store", snap_error_message());
   snap_rewrap_progress pr;
   /* The first rewrap creates the schema (nothing to do yet); then the keys. */
   if (!bad && snap_rewrap(st, o, NULL, NULL, NULL, &pr) != SNAP_OK)
-    bad = fail("create the schema", snap_error_message());
+    bad = rw_fail("create the schema", snap_error_message());
   if (!bad)
     bad = copy_keys(m, pg);
   if (!bad)
     snap_store_set_default_options(st, o);
   if (!bad)
-    bad = rewrap_timed(st, "rewrap to master key 2", &pr);
+    bad = rw_rewrap_timed(st, "rewrap to master key 2", &pr);
   if (!bad && (pr.rewrapped != (uint64_t)units || count_v2(pg) != units))
-    bad = fail("check", "not every key is under master key 2");
+    bad = rw_fail("check", "not every key is under master key 2");
   if (!bad)
-    bad = rewrap_timed(st, "rerun, every key current", &pr);
+    bad = rw_rewrap_timed(st, "rerun, every key current", &pr);
   printf("units %ld, shards %d, %s\n", units, SHARDS, bad ? "FAILED" : "ok");
   snap_store_close(st);
   snap_options_free(o);
