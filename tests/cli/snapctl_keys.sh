@@ -4,7 +4,8 @@
 # bodies in a data backup restored beside the live key store (but not while
 # an older key-store backup survives: why those are kept short), and
 # `rekey --wrap-only` killed beside a writer, run again, lets the old master
-# key go. Usage: snapctl_keys.sh SNAPCTL MKSTORE WORKDIR
+# key go; `rekey --new-keys` killed and run again leaves every body loadable
+# and a copy of a body sealed with an old data key unreadable. Usage: snapctl_keys.sh SNAPCTL MKSTORE WORKDIR
 set -uo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/expect.sh" "$@"
 
@@ -91,6 +92,38 @@ conf new.json data.db keys.db 2only
 expect 0 "master key 1 retired: every body verifies" -- ctl --config new.json verify
 expect 0 "the writer's saves are all there" -- ctl --config new.json show u-03000 2
 ok "rekey --wrap-only killed $kills time(s) while it ran"
+
+# ---- rekey --new-keys: new data keys, killed and resumed; old copies stop opening --
+expect 2 "--new-keys needs UNIT... or --all" -- ctl --config new.json rekey --new-keys
+expect 2 "--new-keys takes UNIT... or --all, not both" -- ctl --config new.json rekey --new-keys u-00001 --all
+expect 2 "--after goes with --all" -- ctl --config new.json rekey --new-keys u-00001 --after u-00001
+expect 2 "--wrap-only and --new-keys exclude each other" -- ctl --config new.json rekey --wrap-only --new-keys --all
+expect 2 "UNIT... without --new-keys" -- ctl --config new.json rekey u-00001
+expect 0 "backup before new keys" -- "$SNAPCTL" --config new.json backup nk.db --keys nkk.db
+units=$(for ((i = 1; i <= 40; i++)); do printf 'u-%05d ' "$i"; done)
+nkills=0
+for round in 1 2 3; do
+  # snapctl itself in the background (not the ctl function's subshell), so
+  # that the kill stops the renewal before the check below reads the store.
+  # shellcheck disable=SC2086
+  "$SNAPCTL" --quiet --config new.json rekey --new-keys $units 2>/dev/null &
+  r=$!
+  sleep "0.0$((round * 2))"
+  kill -9 "$r" 2>/dev/null && nkills=$((nkills + 1))
+  wait "$r" 2>/dev/null
+  expect 0 "after kill $round every body still verifies" -- ctl --config new.json verify
+done
+# shellcheck disable=SC2086
+expect 0 "rekey --new-keys to completion" -- "$SNAPCTL" --config new.json rekey --new-keys $units
+grep -q "40 units renewed" err || fail "not every unit was renewed: $(cat err)"
+expect 0 "every body verifies under the new data keys" -- ctl --config new.json verify
+expect 0 "the writer's saves are still there" -- ctl --config new.json show u-00020 2
+conf oldcopy.json nk.db keys.db 2only
+expect 1 "a copy of a body sealed with the old data key no longer opens" -- \
+  ctl --config oldcopy.json show u-00005
+grep -q "generation 1 was deleted" err || fail "the message does not name the deleted key: $(cat err)"
+expect 0 "... a unit not renewed still opens" -- ctl --config oldcopy.json show u-00041
+ok "rekey --new-keys killed $nkills time(s) while it ran"
 
 [ "$FAILS" -eq 0 ] || { echo "$FAILS failure(s)" >&2; exit 1; }
 echo "all snapctl key store checks passed"
