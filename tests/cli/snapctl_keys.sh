@@ -78,7 +78,9 @@ ctl --config rot.json import writer.jsonl 2>/dev/null &
 writer=$!
 kills=0
 for round in 1 2 3; do
-  ctl --config rot.json rekey --wrap-only 2>/dev/null &
+  # snapctl itself in the background: `ctl ... &` would put the ctl
+  # function's subshell there, and killing it would leave the rekey running.
+  "$SNAPCTL" --quiet --config rot.json rekey --wrap-only 2>/dev/null &
   r=$!
   sleep "0.0$((round * 3))"
   kill -9 "$r" 2>/dev/null && kills=$((kills + 1))
