@@ -11,7 +11,6 @@
 #include <functional>
 #include <future>
 #include <memory>
-#include <sstream>
 #include <string>
 #include <vector>
 #if __cplusplus >= 202002L
@@ -70,34 +69,6 @@ Test(cpp, save_then_load_latest_round_trips) {
   cr_assert_eq(before->seq(), 7);
   cr_assert_eq(before->text(), STATE);
   cr_assert(before->get() != nullptr, "the C handle is reachable");
-}
-
-/* A state streamed from a std::istream and back into a std::ostream; an
- * input stream that fails aborts the save and leaves nothing. */
-Test(cpp, streams_save_from_an_istream_and_load_into_an_ostream) {
-  snap::store st = memory_store();
-  std::string big = "[";
-  for (int i = 0; i < 200000; i++)
-    big += std::to_string(i) + ",";
-  big += "0]";
-  std::istringstream in(big);
-  snap_meta m = st.save_stream("big", 3, SNAP_FORMAT_JSON, in);
-  cr_assert_eq(m.state_len, big.size());
-  std::ostringstream out;
-  std::optional<snap_stream_meta> got = st.load_stream("big", out);
-  cr_assert(got.has_value() && got->streamed && got->seq == 3);
-  cr_assert(out.str() == big, "the state read back is the state written");
-  std::ostringstream none;
-  cr_assert(!st.load_stream("nobody", none).has_value());
-  cr_assert(none.str().empty());
-  std::istringstream broken("[1,2");
-  broken.setstate(std::ios::badbit);
-  snap::result<snap_meta> r = st.try_save_stream("big", 4, SNAP_FORMAT_JSON, broken);
-  cr_assert(!r);
-  cr_assert_eq(r.status().code(), SNAP_EIO);
-  std::istringstream bad("{]");
-  cr_assert_eq(st.try_save_stream("big", 5, SNAP_FORMAT_JSON, bad).status().code(), SNAP_EFORMAT);
-  cr_assert_eq(st.load_latest("big")->seq(), 3, "failed streams changed nothing");
 }
 
 Test(cpp, none_found_is_nullopt_not_an_error) {

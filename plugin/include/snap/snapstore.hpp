@@ -30,12 +30,10 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <istream>
 #include <iterator>
 #include <memory>
 #include <new>
 #include <optional>
-#include <ostream>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -49,7 +47,6 @@
 #include "snap/pipeline.h"
 #include "snap/plugin.h"
 #include "snap/store.h"
-#include "snap/store_stream.h"
 #include "snap/version.h"
 
 namespace snap {
@@ -809,101 +806,6 @@ public:
   snap_meta save_ex(std::string_view pid, std::int64_t seq, snap_format fmt, bytes_view state,
                     const save_ext &x, options_ref o = {}) const {
     return try_save_ex(pid, seq, fmt, state, x, o).value();
-  }
-
-  /**
-   * A streamed save (snap_save_stream_begin(), docs/STREAMS.md): the state is
-   * read from `in` to its end in 1 MiB pieces, so memory stays bounded
-   * whatever its size. Visible only once committed; a failing input stream
-   * (badbit) aborts it with SNAP_EIO and changes nothing.
-   */
-  result<snap_meta> try_save_stream(std::string_view pid, std::int64_t seq, snap_format fmt,
-                                    std::istream &in, options_ref o = {},
-                                    const save_ext &x = {}) const {
-    if (status st = detail::need(h_, "store"); !st)
-      return st;
-    result<std::string> p = detail::c_string(pid, "persistence id");
-    if (!p)
-      return p.status();
-    std::string manifest;
-    snap_save_ext ext{};
-    if (status st = detail::c_save_ext(x, manifest, ext); !st)
-      return st;
-    snap_save_stream *w = nullptr;
-    int rc = snap_save_stream_begin(h_, p->c_str(), seq, SNAP_TIMESTAMP_AUTO, fmt, o.get(), &ext,
-                                    0, &w);
-    if (rc != SNAP_OK)
-      return status::last(rc);
-    std::vector<char> buf(std::size_t{1} << 20);
-    while (rc == SNAP_OK && in) {
-      in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
-      if (in.gcount() > 0)
-        rc = snap_save_stream_write(w, buf.data(), static_cast<std::size_t>(in.gcount()));
-    }
-    if (rc == SNAP_OK && in.bad()) {
-      snap_save_stream_abort(w);
-      return detail::fail(SNAP_EIO, "stream save: the input stream failed; nothing was stored");
-    }
-    if (rc != SNAP_OK) {
-      status st = status::last(rc);
-      snap_save_stream_abort(w);
-      return st;
-    }
-    snap_meta meta{};
-    rc = snap_save_stream_commit(w, &meta);
-    if (rc != SNAP_OK)
-      return detail::save_status(rc, meta);
-    return meta;
-  }
-  /** Throwing form of try_save_stream(). */
-  snap_meta save_stream(std::string_view pid, std::int64_t seq, snap_format fmt, std::istream &in,
-                        options_ref o = {}, const save_ext &x = {}) const {
-    return try_save_stream(pid, seq, fmt, in, o, x).value();
-  }
-  /**
-   * A streamed load (snap_load_stream_open()) of the youngest snapshot of
-   * `pid` matching `c`, written to `out` piece by piece as each chunk
-   * authenticates; nullopt (nothing written) when none matches. A failure
-   * after bytes were written means: discard what `out` received (docs/STREAMS.md;
-   * `flags` = SNAP_LOAD_STREAM_VERIFY_FIRST checks every chunk first).
-   */
-  result<std::optional<snap_stream_meta>> try_load_stream(std::string_view pid, std::ostream &out,
-                                                          const snap_criteria &c = criteria_latest(),
-                                                          options_ref o = {},
-                                                          unsigned flags = 0) const {
-    if (status st = detail::need(h_, "store"); !st)
-      return st;
-    result<std::string> p = detail::c_string(pid, "persistence id");
-    if (!p)
-      return p.status();
-    snap_load_stream *r = nullptr;
-    snap_stream_meta m{};
-    int rc = snap_load_stream_open(h_, p->c_str(), &c, o.get(), flags, &r, &m);
-    if (rc != SNAP_OK)
-      return status::last(rc);
-    if (r == nullptr)
-      return std::optional<snap_stream_meta>();
-    std::vector<char> buf(std::size_t{1} << 20);
-    std::size_t got = 1;
-    bool written = true;
-    while (rc == SNAP_OK && got > 0 && written) {
-      rc = snap_load_stream_read(r, buf.data(), buf.size(), &got);
-      if (rc == SNAP_OK && got > 0)
-        written = static_cast<bool>(out.write(buf.data(), static_cast<std::streamsize>(got)));
-    }
-    status st = rc != SNAP_OK ? status::last(rc) : status();
-    snap_load_stream_close(r);
-    if (!st)
-      return st;
-    if (!written)
-      return detail::fail(SNAP_EIO, "stream load: the output stream failed");
-    return std::optional<snap_stream_meta>(m);
-  }
-  /** Throwing form of try_load_stream(). */
-  std::optional<snap_stream_meta> load_stream(std::string_view pid, std::ostream &out,
-                                              const snap_criteria &c = criteria_latest(),
-                                              options_ref o = {}, unsigned flags = 0) const {
-    return try_load_stream(pid, out, c, o, flags).value();
   }
 
   /** The youngest snapshot of `pid` matching all four bounds of `c`; nullopt when none. */
