@@ -36,9 +36,10 @@ static int collect(void *ud, uint64_t index, const void *p, size_t len) {
     r->overflow = 1;
     return SNAP_EFULL;
   }
-  if (snap_buf_reserve(&r->all, r->all.len + len) != SNAP_OK)
+  if (snap_buf_reserve(&r->all, r->all.len + len + 1) != SNAP_OK)
     return SNAP_ENOMEM;
-  memcpy(r->all.data + r->all.len, p, len);
+  if (len)
+    memcpy(r->all.data + r->all.len, p, len);
   r->all.len += len;
   r->len[r->n++] = len;
   return SNAP_OK;

@@ -122,7 +122,8 @@ static codec_result zlib_step(stream_codec *c, const uint8_t **in, size_t *in_le
   const int r = c->compress ? deflate(&c->zs, end && in_n == *in_len ? Z_FINISH : Z_NO_FLUSH)
                             : inflate(&c->zs, Z_NO_FLUSH);
   const size_t used = in_n - c->zs.avail_in;
-  *in += used;
+  if (used) /* *in may be NULL when finishing */
+    *in += used;
   *in_len -= used;
   *out_len = out_n - c->zs.avail_out;
   switch (r) {
@@ -145,7 +146,8 @@ static codec_result zstd_step(stream_codec *c, const uint8_t **in, size_t *in_le
   const size_t r = c->compress
                        ? ZSTD_compressStream2(c->zc, &ob, &ib, end ? ZSTD_e_end : ZSTD_e_continue)
                        : ZSTD_decompressStream(c->zd, &ob, &ib);
-  *in += ib.pos;
+  if (ib.pos)
+    *in += ib.pos;
   *in_len -= ib.pos;
   *out_len = ob.pos;
   if (ZSTD_isError(r))

@@ -153,11 +153,10 @@ SNAP_API int snap_stream_decoder_open(snap_stream_decoder **out, const char *pid
  * Feeds the next record (index 0, 1, ... in order). It is authenticated
  * whole before any of its bytes can be read. Allowed when the plaintext of
  * the previous record was read up to snap_stream_decoder_read() returning 0
- * bytes (SNAP_EINVAL otherwise). Errors: SNAP_EAUTH (keyed stream: a record
- * altered, reordered, dropped, duplicated or from another stream), SNAP_ECORRUPT
- * (the same for an unauthenticated stream, or a keyed reader with
- * accept_unauthenticated on), SNAP_EINVAL (a record past the last). A failure
- * is sticky.
+ * bytes (SNAP_EINVAL otherwise, and the decoder stays usable). Errors:
+ * SNAP_EAUTH (keyed stream: a record altered, reordered, dropped, duplicated,
+ * from another stream, or pushed past the last), SNAP_ECORRUPT (the same for an
+ * unauthenticated stream). A failure is sticky: every later call returns it.
  */
 SNAP_API int snap_stream_decoder_push(snap_stream_decoder *d, const void *record, size_t len);
 
