@@ -1292,6 +1292,18 @@ Test(sqlite, an_altered_manifest_column_never_wins_over_the_bound_manifest) {
   free(dir);
 }
 
+/* The youngest snapshot of `pid` stating `manifest` is seq `seq`. */
+static void expect_manifest_seq(snap_store *st, const char *pid, const char *manifest,
+                                int64_t seq) {
+  snap_criteria all = SNAP_CRITERIA_LATEST;
+  snap_snapshot *got = NULL;
+  cr_assert_eq(snap_load_manifest(st, pid, &all, manifest, NULL, &got), SNAP_OK, "%s",
+               snap_error_message());
+  cr_assert_not_null(got, "no snapshot of '%s' states '%s'", pid, manifest);
+  cr_assert_eq(got->seq, seq);
+  snap_snapshot_free(got);
+}
+
 /* A manifest is stored once: rows name it by id, so that it costs a row a
  * byte or two rather than its name. */
 Test(sqlite, a_manifest_is_stored_once_and_rows_name_it_by_id) {
@@ -1315,14 +1327,8 @@ Test(sqlite, a_manifest_is_stored_once_and_rows_name_it_by_id) {
   st = open_sqlite(dir, "");
   snap_criteria all = SNAP_CRITERIA_LATEST;
   snap_snapshot *got = NULL;
-  cr_assert_eq(snap_load_manifest(st, "a", &all, "bank.Account/3", NULL, &got), SNAP_OK, "%s",
-               snap_error_message());
-  cr_assert_eq(got->seq, 29);
-  snap_snapshot_free(got);
-  cr_assert_eq(snap_load_manifest(st, "b", &all, "bank.Account/4", NULL, &got), SNAP_OK, "%s",
-               snap_error_message());
-  cr_assert_eq(got->seq, 40);
-  snap_snapshot_free(got);
+  expect_manifest_seq(st, "a", "bank.Account/3", 29);
+  expect_manifest_seq(st, "b", "bank.Account/4", 40);
   cr_assert_eq(snap_load_manifest(st, "c", &all, "bank.Account/3", NULL, &got), SNAP_OK, "%s",
                snap_error_message());
   cr_assert_null(got, "a row without a manifest is never selected by one");
@@ -1334,7 +1340,7 @@ Test(sqlite, a_manifest_is_stored_once_and_rows_name_it_by_id) {
 /* tests/data/schema/sqlite-v4.db (its README says how it was written):
  * schema version 4, where rows carried their manifest as text. Upgraded at
  * open, its rows are still selected by manifest, beside new rows that name
- * theirs by id, and a migration's replace moves a row to the id. */
+ * theirs by id. */
 Test(sqlite, a_version_4_database_keeps_its_manifests_selectable_after_the_upgrade) {
   char *dir = st_tmpdir();
   copy_fixture_of("sqlite-v4.db", dir, "t.db");
@@ -1349,10 +1355,7 @@ Test(sqlite, a_version_4_database_keeps_its_manifests_selectable_after_the_upgra
   cr_assert_str_eq(got->manifest, "bank.Account/1");
   snap_snapshot_free(got);
   save_manifest(st, "account-4", 1, "bank.Account/1", NULL);
-  cr_assert_eq(snap_load_manifest(st, "account-4", &all, "bank.Account/1", NULL, &got), SNAP_OK,
-               "%s", snap_error_message());
-  cr_assert_eq(got->seq, 1);
-  snap_snapshot_free(got);
+  expect_manifest_seq(st, "account-4", "bank.Account/1", 1);
   snap_store_close(st);
   sqlite3 *db = raw_db(dir);
   cr_assert_eq(raw_int(db, "PRAGMA user_version"), SCHEMA_NOW);
@@ -1374,12 +1377,7 @@ Test(sqlite, a_version_5_database_gets_the_stream_bookkeeping_and_its_snapshots_
   snap_store *st = open_sqlite(dir, "");
   expect_state(st, "account-1", 2, 1700000001000, "{\"owner\":\"ada\",\"balance\":25}");
   expect_state(st, "account-2", 7, 1700000002000, account_2);
-  snap_criteria all = SNAP_CRITERIA_LATEST;
-  snap_snapshot *got = NULL;
-  cr_assert_eq(snap_load_manifest(st, "account-3", &all, "bank.Account/1", NULL, &got), SNAP_OK,
-               "%s", snap_error_message());
-  cr_assert_eq(got->seq, 1);
-  snap_snapshot_free(got);
+  expect_manifest_seq(st, "account-3", "bank.Account/1", 1);
   snap_save_stream *w = NULL;
   cr_assert_eq(snap_save_stream_begin(st, "account-1", 3, SNAP_TIMESTAMP_AUTO, SNAP_FORMAT_JSON,
                                       NULL, NULL, 0, &w),

@@ -72,96 +72,110 @@ static size_t literal_len(const uint8_t *p, size_t i) {
   return memcmp(p + i, "false", 5) == 0 ? 5 : 0;
 }
 
+/* Where the fast path stands between tokens. */
+typedef struct fast_pos {
+  jstate st;
+  unsigned depth;
+  bool key;
+} fast_pos;
+
+/* One structural token at `*i` (its first byte `c`) taken by the fast path:
+ * false when it is the byte machine's to take. */
+static inline bool fast_token(json_machine *j, fast_pos *f, const uint8_t *p, size_t n, size_t *i,
+                              uint8_t c) {
+  if (f->st == J_COLON) {
+    if (c != ':')
+      return false;
+    f->st = J_VALUE;
+    ++*i;
+  } else if (f->st == J_FIRST_KEY || f->st == J_KEY) {
+    if (c == '"') {
+      f->st = J_STR;
+      f->key = true;
+      ++*i;
+    } else if (c == '}' && f->st == J_FIRST_KEY) {
+      f->depth--;
+      f->st = J_AFTER;
+      ++*i;
+    } else {
+      return false;
+    }
+  } else if (f->st == J_AFTER) {
+    if (f->depth == 0)
+      return false;
+    const bool obj = j->objects[(f->depth - 1) / 8] >> ((f->depth - 1) % 8) & 1;
+    if (c == ',') {
+      f->st = obj ? J_KEY : J_VALUE;
+    } else if (c == (obj ? '}' : ']')) {
+      f->depth--;
+    } else {
+      return false;
+    }
+    ++*i;
+  } else { /* J_VALUE, J_FIRST_ELEM */
+    if (c == '"') {
+      f->st = J_STR;
+      f->key = false;
+      ++*i;
+    } else if (c == '{' || c == '[') {
+      if (f->depth == JSON_DEPTH_MAX)
+        return false;
+      const uint8_t bit = (uint8_t)(1u << (f->depth % 8));
+      j->objects[f->depth / 8] = c == '{' ? (uint8_t)(j->objects[f->depth / 8] | bit)
+                                       : (uint8_t)(j->objects[f->depth / 8] & ~bit);
+      f->depth++;
+      f->st = c == '{' ? J_FIRST_KEY : J_FIRST_ELEM;
+      ++*i;
+    } else if (c == ']' && f->st == J_FIRST_ELEM) {
+      f->depth--;
+      f->st = J_AFTER;
+      ++*i;
+    } else if (c == '-' || digit(c)) {
+      const size_t k = number_end(p, n, *i);
+      if (k == *i)
+        return false;
+      *i = k;
+      f->st = J_AFTER;
+    } else {
+      const size_t k = literal_len(p, *i);
+      if (!k)
+        return false;
+      *i += k;
+      f->st = J_AFTER;
+    }
+  }
+  return true;
+}
+
 size_t snap__json_fast(json_machine *j, const uint8_t *p, size_t n, size_t i) {
   if (n < MARGIN || j->u8_need)
     return i;
   const size_t stop = n - MARGIN;
-  jstate st = j->st;
-  unsigned depth = j->depth;
-  bool key = j->key;
+  fast_pos f = {j->st, j->depth, j->key};
   while (i < stop) {
-    if (st == J_STR) {
+    if (f.st == J_STR) {
       const size_t k = snap__json_plain_run(p, n, i);
       if (k < n && p[k] == '"') {
         i = k + 1;
-        st = key ? J_COLON : J_AFTER;
+        f.st = f.key ? J_COLON : J_AFTER;
         continue;
       }
       i = k; /* an escape, a control byte, UTF-8 or the end: the byte machine */
       break;
     }
-    if (st != J_VALUE && st != J_FIRST_ELEM && st != J_FIRST_KEY && st != J_KEY &&
-        st != J_COLON && st != J_AFTER)
+    if (f.st != J_VALUE && f.st != J_FIRST_ELEM && f.st != J_FIRST_KEY && f.st != J_KEY &&
+        f.st != J_COLON && f.st != J_AFTER)
       break; /* inside an escape, a number or a literal: the byte machine's */
     while (i < stop && ws(p[i]))
       i++;
     if (i >= stop)
       break;
     const uint8_t c = p[i];
-    if (st == J_COLON) {
-      if (c != ':')
-        break;
-      st = J_VALUE;
-      i++;
-    } else if (st == J_FIRST_KEY || st == J_KEY) {
-      if (c == '"') {
-        st = J_STR;
-        key = true;
-        i++;
-      } else if (c == '}' && st == J_FIRST_KEY) {
-        depth--;
-        st = J_AFTER;
-        i++;
-      } else {
-        break;
-      }
-    } else if (st == J_AFTER) {
-      if (depth == 0)
-        break;
-      const bool obj = j->objects[(depth - 1) / 8] >> ((depth - 1) % 8) & 1;
-      if (c == ',') {
-        st = obj ? J_KEY : J_VALUE;
-      } else if (c == (obj ? '}' : ']')) {
-        depth--;
-      } else {
-        break;
-      }
-      i++;
-    } else { /* J_VALUE, J_FIRST_ELEM */
-      if (c == '"') {
-        st = J_STR;
-        key = false;
-        i++;
-      } else if (c == '{' || c == '[') {
-        if (depth == JSON_DEPTH_MAX)
-          break;
-        const uint8_t bit = (uint8_t)(1u << (depth % 8));
-        j->objects[depth / 8] = c == '{' ? (uint8_t)(j->objects[depth / 8] | bit)
-                                         : (uint8_t)(j->objects[depth / 8] & ~bit);
-        depth++;
-        st = c == '{' ? J_FIRST_KEY : J_FIRST_ELEM;
-        i++;
-      } else if (c == ']' && st == J_FIRST_ELEM) {
-        depth--;
-        st = J_AFTER;
-        i++;
-      } else if (c == '-' || digit(c)) {
-        const size_t k = number_end(p, n, i);
-        if (k == i)
-          break;
-        i = k;
-        st = J_AFTER;
-      } else {
-        const size_t k = literal_len(p, i);
-        if (!k)
-          break;
-        i += k;
-        st = J_AFTER;
-      }
-    }
+    if (!fast_token(j, &f, p, n, &i, c))
+      break;
   }
-  j->st = st;
-  j->depth = depth;
-  j->key = key;
+  j->st = f.st;
+  j->depth = f.depth;
+  j->key = f.key;
   return i;
 }

@@ -49,12 +49,8 @@ int snap__store_decode(snap_store *st, const char *pid, int64_t seq, const void 
   if (!snap__options_encryption(o, &kr, &ctx) ||
       !snap__body_envelope_ref(pid, seq, body, body_len, &ref))
     return snap__body_decode_checked(pid, seq, body, body_len, o, out, fmt, stages);
-  char unit[SNAP_PID_MAX + 1];
-  memcpy(unit, ref.unit, ref.unit_len);
-  unit[ref.unit_len] = 0;
-  snap__unit u = {unit, ref.unit_len};
   uint8_t dek[SNAP_DEK_BYTES];
-  int rc = snap__envelope_load_key(st, &u, ref.generation, kr, ctx, dek);
+  int rc = snap__envelope_ref_key(st, &ref, kr, ctx, dek);
   if (rc != SNAP_OK) {
     char why[512];
     snprintf(why, sizeof why, "%s", snap_error_message());

@@ -266,6 +266,15 @@ int snap__envelope_load_key(snap_store *st, const snap__unit *u, uint32_t gen, s
   return rc > 0 ? SNAP_OK : rc;
 }
 
+int snap__envelope_ref_key(snap_store *st, const snap__envelope_ref *ref, snap_keyring *kr,
+                           const char *ctx, uint8_t dek[SNAP_DEK_BYTES]) {
+  char unit[SNAP_PID_MAX + 1];
+  memcpy(unit, ref->unit, ref->unit_len);
+  unit[ref->unit_len] = 0;
+  snap__unit u = {unit, ref->unit_len};
+  return snap__envelope_load_key(st, &u, ref->generation, kr, ctx, dek);
+}
+
 void snap__envelope_drop(snap_store *st, const snap__unit *u) {
   snap__dek_cache *cache = NULL;
   pthread_mutex_lock(&st->env.lock);

@@ -149,6 +149,10 @@ int snap__envelope_save_key(snap_store *st, const snap__unit *u, snap_keyring *k
  * saying the unit was forgotten when it was. */
 int snap__envelope_load_key(snap_store *st, const snap__unit *u, uint32_t gen, snap_keyring *kr,
                             const char *ctx, uint8_t dek[SNAP_DEK_BYTES]);
+/* The data key an envelope body's reference `ref` names (its unit and
+ * generation), as snap__envelope_load_key(). */
+int snap__envelope_ref_key(snap_store *st, const snap__envelope_ref *ref, snap_keyring *kr,
+                           const char *ctx, uint8_t dek[SNAP_DEK_BYTES]);
 /* Wipes the unit's cached key. */
 void snap__envelope_drop(snap_store *st, const snap__unit *u);
 /* A unit's key record as read from the key table. */

@@ -35,12 +35,8 @@ static int open_decoder(snap_store *st, const char *pid, int64_t seq, const void
   if (!snap__options_encryption(o, &kr, &ctx) ||
       !snap__body_envelope_ref(pid, seq, head, len, &ref))
     return snap_stream_decoder_open(d, pid, seq, head, len, o, max_plain, info);
-  char unit[SNAP_PID_MAX + 1];
-  memcpy(unit, ref.unit, ref.unit_len);
-  unit[ref.unit_len] = 0;
-  snap__unit u = {unit, ref.unit_len};
   uint8_t dek[SNAP_DEK_BYTES];
-  int rc = snap__envelope_load_key(st, &u, ref.generation, kr, ctx, dek);
+  int rc = snap__envelope_ref_key(st, &ref, kr, ctx, dek);
   if (rc == SNAP_OK)
     rc = snap__stream_decoder_open_envelope(d, pid, seq, head, len, o, dek, max_plain, info);
   sodium_memzero(dek, sizeof dek);

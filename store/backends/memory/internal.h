@@ -1,10 +1,15 @@
 /* Shared by the memory backend's files (never installed):
- *   memory.c  snapshots, enumeration, the operations table
- *   keys.c    the key table of envelope encryption (ABI version 4)
- *   dicts.c   the dictionary table of zstd compression (ABI version 4)
- *   streams.c the chunk records of streamed snapshots (ABI version 6) */
+ *   memory.c    snapshots, the operations table
+ *   enumerate.c pids and rows in order (ABI version 2)
+ *   keys.c      the key table of envelope encryption (ABI version 4)
+ *   dicts.c     the dictionary table of zstd compression (ABI version 4)
+ *   streams.c   the chunk records of streamed snapshots (ABI version 6) */
 #ifndef SNAP_BACKEND_MEMORY_INTERNAL_H
 #define SNAP_BACKEND_MEMORY_INTERNAL_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
 
 #include "snap/sys/backend.h"
 
@@ -60,5 +65,48 @@ void snap__memstream_abort(const snap_host *host, snap_backend_stream *s);
 int snap__memreader_new(const snap_host *host, mem_chunks *c, snap_backend_reader **out);
 int snap__memreader_next(snap_backend_reader *r, const void **record, size_t *len);
 void snap__memreader_free(const snap_host *host, snap_backend_reader *r);
+
+/* ---- memory.c: the table, for enumerate.c ---- */
+
+typedef struct mem_row {
+  int64_t seq;
+  int64_t timestamp;
+  uint8_t *body; /* one allocation: the body, then the manifest's copy */
+  size_t body_len;
+  const char *manifest; /* inside `body`'s allocation, or NULL */
+  mem_chunks *chunks;   /* a streamed row's chunk records (streams.c), or NULL */
+} mem_row;
+
+typedef struct mem_pid {
+  struct mem_pid *next; /* hash chain */
+  uint64_t hash;
+  mem_row *rows; /* ascending seq */
+  size_t n, cap;
+  char pid[]; /* NUL-terminated */
+} mem_pid;
+
+typedef struct mem_backend {
+  const snap_host *host;
+  pthread_rwlock_t lock;
+  mem_pid **buckets;
+  size_t nbuckets; /* a power of two */
+  size_t npids;
+  mem_keys *keys; /* the key table (keys.c) */
+  mem_dicts *dicts; /* the dictionary table (dicts.c) */
+} mem_backend;
+
+/* FNV-1a of a pid. */
+uint64_t snap__mem_hash_pid(const char *s);
+/* The pid's entry, or NULL. Lock held. */
+mem_pid *snap__mem_find_pid(const mem_backend *m, const char *pid, uint64_t h);
+/* Index of the first row of `p` with seq >= `seq`. */
+size_t snap__mem_lower_bound(const mem_pid *p, int64_t seq);
+
+/* ---- enumerate.c ---- */
+
+int snap__mem_list_pids(void *self, const char *after, size_t limit, snap_backend_pid_emit emit,
+                        void *ctx);
+int snap__mem_list_rows(void *self, const char *pid, const char *after_pid, int64_t after_seq,
+                        size_t limit, snap_backend_row_emit emit, void *ctx);
 
 #endif

@@ -10,34 +10,7 @@
 #include "internal.h"
 #include "snap/sys/backend.h"
 
-typedef struct mem_row {
-  int64_t seq;
-  int64_t timestamp;
-  uint8_t *body; /* one allocation: the body, then the manifest's copy */
-  size_t body_len;
-  const char *manifest; /* inside `body`'s allocation, or NULL */
-  mem_chunks *chunks;   /* a streamed row's chunk records (streams.c), or NULL */
-} mem_row;
-
-typedef struct mem_pid {
-  struct mem_pid *next; /* hash chain */
-  uint64_t hash;
-  mem_row *rows; /* ascending seq */
-  size_t n, cap;
-  char pid[]; /* NUL-terminated */
-} mem_pid;
-
-typedef struct mem_backend {
-  const snap_host *host;
-  pthread_rwlock_t lock;
-  mem_pid **buckets;
-  size_t nbuckets; /* a power of two */
-  size_t npids;
-  mem_keys *keys; /* the key table (keys.c) */
-  mem_dicts *dicts; /* the dictionary table (dicts.c) */
-} mem_backend;
-
-static uint64_t hash_pid(const char *s) {
+uint64_t snap__mem_hash_pid(const char *s) {
   uint64_t h = 1469598103934665603ull; /* FNV-1a */
   for (; *s; s++) {
     h ^= (uint8_t)*s;
@@ -46,12 +19,27 @@ static uint64_t hash_pid(const char *s) {
   return h;
 }
 
-static mem_pid *find_pid(const mem_backend *m, const char *pid, uint64_t h) {
+mem_pid *snap__mem_find_pid(const mem_backend *m, const char *pid, uint64_t h) {
   for (mem_pid *p = m->buckets[h & (m->nbuckets - 1)]; p; p = p->next)
     if (p->hash == h && strcmp(p->pid, pid) == 0)
       return p;
   return NULL;
 }
+
+
+/* Index of the first row with seq >= `seq`. */
+size_t snap__mem_lower_bound(const mem_pid *p, int64_t seq) {
+  size_t lo = 0, hi = p->n;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (p->rows[mid].seq < seq)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return lo;
+}
+
 
 static int grow_table(mem_backend *m) {
   size_t nb = m->nbuckets * 2;
@@ -75,8 +63,8 @@ static int grow_table(mem_backend *m) {
 }
 
 static mem_pid *get_or_add_pid(mem_backend *m, const char *pid) {
-  uint64_t h = hash_pid(pid);
-  mem_pid *p = find_pid(m, pid, h);
+  uint64_t h = snap__mem_hash_pid(pid);
+  mem_pid *p = snap__mem_find_pid(m, pid, h);
   if (p)
     return p;
   if (m->npids >= m->nbuckets)
@@ -94,18 +82,6 @@ static mem_pid *get_or_add_pid(mem_backend *m, const char *pid) {
   return p;
 }
 
-/* Index of the first row with seq >= `seq`. */
-static size_t lower_bound(const mem_pid *p, int64_t seq) {
-  size_t lo = 0, hi = p->n;
-  while (lo < hi) {
-    size_t mid = lo + (hi - lo) / 2;
-    if (p->rows[mid].seq < seq)
-      lo = mid + 1;
-    else
-      hi = mid;
-  }
-  return lo;
-}
 
 static void mem_close(void *self);
 
@@ -186,7 +162,7 @@ static int put_row(mem_backend *m, const snap_backend_row *r, uint8_t *body,
     snap__memchunks_unref(m->host, chunks);
     return m->host->error(SNAP_ENOMEM, "memory backend: out of memory for pid '%s'", r->pid);
   }
-  size_t i = lower_bound(p, r->seq);
+  size_t i = snap__mem_lower_bound(p, r->seq);
   if (i < p->n && p->rows[i].seq == r->seq) {
     m->host->free(p->rows[i].body);
     snap__memchunks_unref(m->host, p->rows[i].chunks);
@@ -226,7 +202,7 @@ static uint8_t *copy_body(mem_backend *m, snap_backend_row *r, const char *manif
 
 /* The newest seq of `pid` (-1: none). Lock held. */
 static int64_t newest_seq(const mem_backend *m, const char *pid) {
-  const mem_pid *p = find_pid(m, pid, hash_pid(pid));
+  const mem_pid *p = snap__mem_find_pid(m, pid, snap__mem_hash_pid(pid));
   return p != NULL && p->n > 0 ? p->rows[p->n - 1].seq : -1;
 }
 
@@ -291,7 +267,7 @@ static int put_rows(mem_backend *m, snap_backend_row *rows, snap_backend_row4 *r
       snap_backend_row *row = row_at(rows, rows4, i);
       if (row->status != SNAP_OK)
         continue;
-      mem_pid *p = find_pid(m, row->pid, hash_pid(row->pid));
+      mem_pid *p = snap__mem_find_pid(m, row->pid, snap__mem_hash_pid(row->pid));
       if (p && p->n > keep) {
         snap_backend_report r = {SNAP_EVENT_PRUNE, SNAP_OK, row->pid, row->seq, p->n - keep,
                                  NULL};
@@ -320,10 +296,10 @@ static int mem_load4(void *self, const char *pid, const snap_criteria *c, const 
   mem_backend *m = self;
   int rc = SNAP_OK;
   pthread_rwlock_rdlock(&m->lock);
-  const mem_pid *p = find_pid(m, pid, hash_pid(pid));
+  const mem_pid *p = snap__mem_find_pid(m, pid, snap__mem_hash_pid(pid));
   if (p != NULL && c->max_seq >= c->min_seq) {
     /* Youngest first from the largest seq <= max_seq. */
-    size_t i = c->max_seq == INT64_MAX ? p->n : lower_bound(p, c->max_seq + 1);
+    size_t i = c->max_seq == INT64_MAX ? p->n : snap__mem_lower_bound(p, c->max_seq + 1);
     while (i-- > 0) {
       const mem_row *r = &p->rows[i];
       if (r->seq < c->min_seq)
@@ -348,10 +324,10 @@ static int mem_load(void *self, const char *pid, const snap_criteria *c, snap_ba
 static int mem_remove(void *self, const char *pid, const snap_criteria *c) {
   mem_backend *m = self;
   pthread_rwlock_wrlock(&m->lock);
-  mem_pid *p = find_pid(m, pid, hash_pid(pid));
+  mem_pid *p = snap__mem_find_pid(m, pid, snap__mem_hash_pid(pid));
   if (p != NULL && c->max_seq >= c->min_seq) {
-    size_t lo = lower_bound(p, c->min_seq);
-    size_t hi = c->max_seq == INT64_MAX ? p->n : lower_bound(p, c->max_seq + 1);
+    size_t lo = snap__mem_lower_bound(p, c->min_seq);
+    size_t hi = c->max_seq == INT64_MAX ? p->n : snap__mem_lower_bound(p, c->max_seq + 1);
     size_t w = lo;
     for (size_t i = lo; i < hi; i++) {
       mem_row r = p->rows[i];
@@ -368,88 +344,7 @@ static int mem_remove(void *self, const char *pid, const snap_criteria *c) {
   return SNAP_OK;
 }
 
-/* ---- ABI version 2: enumeration and conditional replace ---------------- */
-
-static int cmp_pid(const void *a, const void *b) {
-  return strcmp((*(const mem_pid *const *)a)->pid, (*(const mem_pid *const *)b)->pid);
-}
-
-/* The pids (with at least one row) at or after `from` (`inclusive`) in
- * ascending order, in a host-allocated array (`*n` of them). Read lock held. */
-static int sorted_pids(mem_backend *m, const char *from, bool inclusive, mem_pid ***out,
-                       size_t *n) {
-  *out = NULL;
-  *n = 0;
-  if (m->npids == 0)
-    return SNAP_OK;
-  mem_pid **v = m->host->malloc(m->npids * sizeof *v);
-  if (v == NULL)
-    return m->host->error(SNAP_ENOMEM, "memory backend: out of memory listing pids");
-  size_t k = 0;
-  for (size_t i = 0; i < m->nbuckets; i++)
-    for (mem_pid *p = m->buckets[i]; p; p = p->next) {
-      if (p->n == 0)
-        continue; /* every row deleted: the pid is no longer stored */
-      int c = from ? strcmp(p->pid, from) : 1;
-      if (c > 0 || (inclusive && c == 0))
-        v[k++] = p;
-    }
-  qsort(v, k, sizeof *v, cmp_pid);
-  *out = v;
-  *n = k;
-  return SNAP_OK;
-}
-
-static int mem_list_pids(void *self, const char *after, size_t limit, snap_backend_pid_emit emit,
-                         void *ctx) {
-  mem_backend *m = self;
-  pthread_rwlock_rdlock(&m->lock);
-  mem_pid **v;
-  size_t n;
-  int rc = sorted_pids(m, after, false, &v, &n);
-  for (size_t i = 0; rc == SNAP_OK && i < n && i < limit; i++)
-    rc = emit(ctx, v[i]->pid);
-  pthread_rwlock_unlock(&m->lock);
-  m->host->free(v);
-  return rc;
-}
-
-/* Emits rows of `p` with seq >= `from_seq` until `*left` reaches 0. */
-static int emit_rows(const mem_pid *p, int64_t from_seq, size_t *left, snap_backend_row_emit emit,
-                     void *ctx) {
-  int rc = SNAP_OK;
-  for (size_t i = lower_bound(p, from_seq); rc == SNAP_OK && i<p->n && * left> 0; i++, (*left)--)
-    rc = emit(ctx, p->pid, p->rows[i].seq, p->rows[i].timestamp, p->rows[i].body,
-              p->rows[i].body_len);
-  return rc;
-}
-
-static int mem_list_rows(void *self, const char *pid, const char *after_pid, int64_t after_seq,
-                         size_t limit, snap_backend_row_emit emit, void *ctx) {
-  mem_backend *m = self;
-  int rc = SNAP_OK;
-  size_t left = limit;
-  pthread_rwlock_rdlock(&m->lock);
-  if (pid != NULL) {
-    const mem_pid *p = find_pid(m, pid, hash_pid(pid));
-    int c = after_pid ? strcmp(pid, after_pid) : 1;
-    if (p != NULL && c >= 0 && !(c == 0 && after_seq == INT64_MAX))
-      rc = emit_rows(p, c == 0 ? after_seq + 1 : INT64_MIN, &left, emit, ctx);
-  } else {
-    mem_pid **v;
-    size_t n;
-    rc = sorted_pids(m, after_pid, true, &v, &n);
-    for (size_t i = 0; rc == SNAP_OK && i < n && left > 0; i++) {
-      bool first = after_pid && strcmp(v[i]->pid, after_pid) == 0;
-      if (first && after_seq == INT64_MAX)
-        continue;
-      rc = emit_rows(v[i], first ? after_seq + 1 : INT64_MIN, &left, emit, ctx);
-    }
-    m->host->free(v);
-  }
-  pthread_rwlock_unlock(&m->lock);
-  return rc;
-}
+/* ---- ABI version 2: conditional replace (enumeration: enumerate.c) ------- */
 
 /* replace() and, with `manifests`, replace_typed(): a replaced row keeps its
  * manifest unless `manifests` gives its new one. */
@@ -462,8 +357,8 @@ static int swap_rows(mem_backend *m, snap_backend_swap *sw, const char *const *m
   }
   pthread_rwlock_wrlock(&m->lock);
   for (size_t i = 0; i < n; i++) {
-    mem_pid *p = find_pid(m, sw[i].pid, hash_pid(sw[i].pid));
-    size_t at = p ? lower_bound(p, sw[i].seq) : 0;
+    mem_pid *p = snap__mem_find_pid(m, sw[i].pid, snap__mem_hash_pid(sw[i].pid));
+    size_t at = p ? snap__mem_lower_bound(p, sw[i].seq) : 0;
     if (p == NULL || at >= p->n || p->rows[at].seq != sw[i].seq)
       continue;
     mem_row *r = &p->rows[at];
@@ -568,8 +463,8 @@ static int mem_stream_open(void *self, const char *pid, int64_t seq, const void 
   *out = NULL;
   int rc = SNAP_ENOTFOUND;
   pthread_rwlock_rdlock(&m->lock);
-  const mem_pid *p = find_pid(m, pid, hash_pid(pid));
-  size_t at = p ? lower_bound(p, seq) : 0;
+  const mem_pid *p = snap__mem_find_pid(m, pid, snap__mem_hash_pid(pid));
+  size_t at = p ? snap__mem_lower_bound(p, seq) : 0;
   if (p != NULL && at < p->n && p->rows[at].seq == seq && p->rows[at].chunks != NULL &&
       p->rows[at].body_len == head_len && memcmp(p->rows[at].body, head, head_len) == 0)
     rc = snap__memreader_new(m->host, p->rows[at].chunks, out);
@@ -620,8 +515,8 @@ static const snap_backend memory_backend = {
     .load = mem_load,
     .remove = mem_remove,
     /* ABI 2 */
-    .list_pids = mem_list_pids,
-    .list_rows = mem_list_rows,
+    .list_pids = snap__mem_list_pids,
+    .list_rows = snap__mem_list_rows,
     .replace = mem_replace,
     .backup = NULL,  /* nothing outlives the process */
     .setting = NULL, /* the data set lives with the handle */

@@ -243,6 +243,9 @@ int snap__sqlite_key_list(void *self, const char *after, size_t limit, snap_back
 int snap__sqlite_key_rewrap(void *self, snap_backend_key_swap *sw, size_t n);
 int snap__sqlite_key_replace(void *self, const snap_backend_key_change *c);
 
+/* An I/O failure on a stream file, with errno `err`, as a status naming it (streams.c). */
+int snap__sqlite_stream_io_error(const sql_backend *b, int err, const char *what, const char *file);
+
 /* ABI version 6: streamed snapshots (streams.c). */
 int snap__sqlite_stream_begin(void *self, const char *pid, int64_t seq,
                               snap_backend_stream **out);

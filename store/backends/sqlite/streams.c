@@ -76,7 +76,7 @@ static int file_of(const sql_backend *b, const char *name, char *out, size_t n) 
   return SNAP_OK;
 }
 
-static int io_error(const sql_backend *b, int err, const char *what, const char *file) {
+int snap__sqlite_stream_io_error(const sql_backend *b, int err, const char *what, const char *file) {
   int code = (err == ENOSPC || err == EDQUOT || err == EFBIG) ? SNAP_EFULL : SNAP_EIO;
   return b->host->error(code, "sqlite '%s' table '%s': %s '%s': %s", b->path, b->table, what,
                         file, strerror(err));
@@ -93,7 +93,7 @@ static int sync_dir(const sql_backend *b) {
     int err = errno;
     if (fd >= 0)
       close(fd);
-    return io_error(b, err, "sync the folder", dir);
+    return snap__sqlite_stream_io_error(b, err, "sync the folder", dir);
   }
   close(fd);
   return SNAP_OK;
@@ -106,11 +106,11 @@ static int create_file(sql_backend *b, snap_backend_stream *s) {
   if (e != SNAP_OK)
     return e;
   if (mkdir(dir, 0777) != 0 && errno != EEXIST)
-    return io_error(b, errno, "create the streams folder", dir);
+    return snap__sqlite_stream_io_error(b, errno, "create the streams folder", dir);
   for (int attempt = 0; attempt < 8; attempt++) {
     uint8_t rnd[16];
     if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd)
-      return io_error(b, errno, "draw a stream file name for", dir);
+      return snap__sqlite_stream_io_error(b, errno, "draw a stream file name for", dir);
     int k = snprintf(s->name, sizeof s->name, "%s.", b->table);
     for (size_t i = 0; i < sizeof rnd; i++)
       k += snprintf(s->name + k, sizeof s->name - (size_t)k, "%02x", rnd[i]);
@@ -121,7 +121,7 @@ static int create_file(sql_backend *b, snap_backend_stream *s) {
     if (fd < 0) {
       if (errno == EEXIST)
         continue;
-      return io_error(b, errno, "create the stream file", path);
+      return snap__sqlite_stream_io_error(b, errno, "create the stream file", path);
     }
     struct stat st;
     if (flock(fd, LOCK_EX | LOCK_NB) != 0 || fstat(fd, &st) != 0 || st.st_nlink == 0) {
@@ -132,7 +132,7 @@ static int create_file(sql_backend *b, snap_backend_stream *s) {
       int err = errno ? errno : EIO;
       unlink(path);
       close(fd);
-      return io_error(b, err, "write the stream file", path);
+      return snap__sqlite_stream_io_error(b, err, "write the stream file", path);
     }
     s->fd = fd;
     return SNAP_OK;
@@ -196,7 +196,7 @@ int snap__sqlite_stream_write(void *self, snap_backend_stream *s, const void *re
       continue;
     if (w <= 0) {
       s->failed = true;
-      return io_error(b, w < 0 ? errno : ENOSPC, "write the stream file", s->name);
+      return snap__sqlite_stream_io_error(b, w < 0 ? errno : ENOSPC, "write the stream file", s->name);
     }
     done += (size_t)w;
     /* A short write: advance the vectors past what went. */
@@ -250,7 +250,7 @@ int snap__sqlite_stream_publish(void *self, snap_backend_stream *s, snap_backend
                        row->row.pid, (long long)row->row.seq);
   /* The chunks are durable before the row that publishes them commits. */
   if (e == SNAP_OK && fdatasync(s->fd) != 0)
-    e = io_error(b, errno, "sync the stream file", s->name);
+    e = snap__sqlite_stream_io_error(b, errno, "sync the stream file", s->name);
   if (e == SNAP_OK)
     e = sync_dir(b);
   if (e == SNAP_OK)
@@ -352,7 +352,7 @@ int snap__sqlite_stream_open(void *self, const char *pid, int64_t seq, const voi
                                          "sqlite '%s' table '%s': pid '%s' seq %lld: the "
                                          "streamed snapshot was deleted while it was read",
                                          b->path, b->table, pid, (long long)seq)
-                        : io_error(b, errno, "open the stream file", path);
+                        : snap__sqlite_stream_io_error(b, errno, "open the stream file", path);
   uint8_t magic[MAGIC_LEN];
   if (e == SNAP_OK && (read_full(r->fd, magic, MAGIC_LEN, false) != 1 ||
                        memcmp(magic, MAGIC, MAGIC_LEN) != 0))
@@ -394,7 +394,7 @@ int snap__sqlite_stream_next(void *self, snap_backend_reader *r, const void **re
   if (got == 1)
     got = read_full(r->fd, r->buf, n, false);
   if (got == -1)
-    return io_error(b, errno, "read the stream file", r->name);
+    return snap__sqlite_stream_io_error(b, errno, "read the stream file", r->name);
   if (got != 1)
     return damaged(b, r->name, "is truncated");
   *record = r->buf;
@@ -487,7 +487,7 @@ static int sweep_locked(sql_backend *b, uint64_t max, uint64_t *reclaimed) {
     return e;
   DIR *d = opendir(dir);
   if (d == NULL)
-    return errno == ENOENT ? SNAP_OK : io_error(b, errno, "list the streams folder", dir);
+    return errno == ENOENT ? SNAP_OK : snap__sqlite_stream_io_error(b, errno, "list the streams folder", dir);
   size_t tl = strlen(b->table), sl = strlen(SUFFIX);
   struct dirent *de;
   uint64_t n = 0;
@@ -520,114 +520,4 @@ int snap__sqlite_stream_sweep(void *self, uint64_t max, uint64_t *reclaimed) {
 
 void snap__sqlite_streams_open_sweep(sql_backend *b) {
   (void)sweep_locked(b, OPEN_SWEEP_MAX, NULL);
-}
-
-/* ---- backups ------------------------------------------------------------ */
-
-/* `from` to the new file `to`: a hard link (published files never change),
- * or a copy in bounded memory where a link cannot be made. */
-static int copy_out(const sql_backend *b, const char *from, const char *to) {
-  if (link(from, to) == 0)
-    return SNAP_OK;
-  if (errno == ENOENT)
-    return SNAP_ENOTFOUND;
-  int in = open(from, O_RDONLY | O_CLOEXEC);
-  if (in < 0)
-    return errno == ENOENT ? SNAP_ENOTFOUND : io_error(b, errno, "read", from);
-  int out = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-  int e = out < 0 ? io_error(b, errno, "create", to) : SNAP_OK;
-  uint8_t *buf = e == SNAP_OK ? b->host->malloc(1u << 20) : NULL;
-  if (e == SNAP_OK && buf == NULL)
-    e = b->host->error(SNAP_ENOMEM, "sqlite backend: out of memory");
-  for (ssize_t n; e == SNAP_OK && (n = read(in, buf, 1u << 20)) != 0;) {
-    if (n < 0 || write(out, buf, (size_t)n) != n)
-      e = io_error(b, errno ? errno : EIO, "copy", from);
-  }
-  if (e == SNAP_OK && fdatasync(out) != 0)
-    e = io_error(b, errno, "sync", to);
-  b->host->free(buf);
-  close(in);
-  if (out >= 0)
-    close(out);
-  return e;
-}
-
-/* The stream files of one table of the copy `dst`: a row whose file the
- * source no longer has was deleted after the copy's instant and goes. */
-static int backup_table(const sql_backend *b, sqlite3 *dst, const char *table,
-                        const char *path) {
-  char sql[256], from[PATH_MAX], to[PATH_MAX];
-  snprintf(sql, sizeof sql, "SELECT rowid, stream FROM \"%s\" WHERE stream IS NOT NULL", table);
-  sqlite3_stmt *q = NULL, *del = NULL;
-  int rc = sqlite3_prepare_v2(dst, sql, -1, &q, NULL);
-  int e = rc == SQLITE_OK ? SNAP_OK : snap__sqlite_error(b, dst, rc, "backup: list streams");
-  snprintf(sql, sizeof sql, "DELETE FROM \"%s\" WHERE rowid = ?1", table);
-  if (e == SNAP_OK && (rc = sqlite3_prepare_v2(dst, sql, -1, &del, NULL)) != SQLITE_OK)
-    e = snap__sqlite_error(b, dst, rc, "backup: prepare");
-  while (e == SNAP_OK && (rc = sqlite3_step(q)) == SQLITE_ROW) {
-    const char *name = (const char *)sqlite3_column_text(q, 1);
-    if (name == NULL || strchr(name, '/') != NULL ||
-        (size_t)snprintf(from, sizeof from, "%s.streams/%s", b->path, name) >= sizeof from ||
-        (size_t)snprintf(to, sizeof to, "%s.streams/%s", path, name) >= sizeof to)
-      continue;
-    e = copy_out(b, from, to);
-    if (e == SNAP_ENOTFOUND) {
-      sqlite3_bind_int64(del, 1, sqlite3_column_int64(q, 0));
-      e = sqlite3_step(del) == SQLITE_DONE ? SNAP_OK
-                                            : snap__sqlite_error(b, dst, rc, "backup: delete");
-      sqlite3_reset(del);
-    }
-  }
-  if (e == SNAP_OK && rc != SQLITE_DONE)
-    e = snap__sqlite_error(b, dst, rc, "backup: list streams");
-  sqlite3_finalize(q);
-  sqlite3_finalize(del);
-  return e;
-}
-
-int snap__sqlite_streams_backup(const sql_backend *b, sqlite3 *dst, const char *path) {
-  sqlite3_stmt *t = NULL;
-  int rc = sqlite3_prepare_v2(dst,
-                              "SELECT m.name FROM sqlite_master m WHERE m.type = 'table' AND "
-                              "EXISTS (SELECT 1 FROM pragma_table_info(m.name) p WHERE p.name = "
-                              "'stream')",
-                              -1, &t, NULL);
-  if (rc != SQLITE_OK)
-    return snap__sqlite_error(b, dst, rc, "backup: find streamed tables");
-  char dir[PATH_MAX];
-  int e = SNAP_OK;
-  bool made = false;
-  while (e == SNAP_OK && (rc = sqlite3_step(t)) == SQLITE_ROW) {
-    const char *name = (const char *)sqlite3_column_text(t, 0);
-    if (name == NULL || strchr(name, '"') != NULL || strlen(name) > TABLE_MAX)
-      continue;
-    if (!made) {
-      snprintf(dir, sizeof dir, "%s.streams", path);
-      if (mkdir(dir, 0777) != 0 && errno != EEXIST)
-        e = io_error(b, errno, "create the streams folder", dir);
-      made = true;
-    }
-    if (e == SNAP_OK)
-      e = backup_table(b, dst, name, path);
-  }
-  if (e == SNAP_OK && rc != SQLITE_DONE)
-    e = snap__sqlite_error(b, dst, rc, "backup: find streamed tables");
-  sqlite3_finalize(t);
-  return e;
-}
-
-void snap__sqlite_streams_backup_undo(const char *path) {
-  char dir[PATH_MAX], f[PATH_MAX];
-  if ((size_t)snprintf(dir, sizeof dir, "%s.streams", path) >= sizeof dir)
-    return;
-  DIR *d = opendir(dir);
-  if (d == NULL)
-    return;
-  struct dirent *de;
-  while ((de = readdir(d)) != NULL)
-    if (de->d_name[0] != '.' &&
-        (size_t)snprintf(f, sizeof f, "%s/%s", dir, de->d_name) < sizeof f)
-      unlink(f);
-  closedir(d);
-  rmdir(dir);
 }
