@@ -2,6 +2,7 @@
  * prune failures that never fail a save, schema versioning, lazy opening,
  * configuration and several processes on one file. */
 #define _GNU_SOURCE /* unshare() */
+#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <sched.h>
@@ -1402,6 +1403,47 @@ Test(sqlite, a_version_5_database_gets_the_stream_bookkeeping_and_its_snapshots_
   expect_state(st, "cart-9", 1, 1700000003000, "{\"items\":[\"tea\"]}");
   snap_store_close(st);
   cr_assert_eq(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'carts_dead'"), 1);
+  sqlite3_close(db);
+  st_rmtree(dir);
+  free(dir);
+}
+
+/* The files in the data sets' streams folder of the store in `dir`. */
+static int stream_files(const char *dir) {
+  char path[1024];
+  snprintf(path, sizeof path, "%s/t.db.streams", dir);
+  DIR *d = opendir(path);
+  int n = 0;
+  for (struct dirent *e; d != NULL && (e = readdir(d)) != NULL;)
+    n += e->d_name[0] != '.';
+  if (d != NULL)
+    closedir(d);
+  return n;
+}
+
+/* The list of removed streams' files ("<table>_dead") empties once their
+ * files are unlinked after the commit. Its delete named the table twice
+ * through a one-name template: it never ran, so the list only grew and every
+ * later commit unlinked its names again and synced the folder. */
+Test(sqlite, the_files_of_removed_streams_leave_the_list_once_unlinked) {
+  char *dir = st_tmpdir();
+  snap_store *st = open_sqlite(dir, "\"keep\": 1");
+  sqlite3 *db = raw_db(dir);
+  for (int64_t seq = 1; seq <= 3; seq++) {
+    snap_save_stream *w = NULL;
+    cr_assert_eq(snap_save_stream_begin(st, "p", seq, SNAP_TIMESTAMP_AUTO, SNAP_FORMAT_JSON, NULL,
+                                        NULL, 0, &w),
+                 SNAP_OK, "%s", snap_error_message());
+    cr_assert_eq(snap_save_stream_write(w, "[1]", 3), SNAP_OK);
+    cr_assert_eq(snap_save_stream_commit(w, NULL), SNAP_OK, "%s", snap_error_message());
+    cr_assert_eq(stream_files(dir), 1, "retention keeps one stream and its file");
+    cr_assert_eq(raw_int(db, "SELECT count(*) FROM snapshots_dead"), 0,
+                 "the pruned stream's name left the list");
+  }
+  cr_assert_eq(snap_delete(st, "p", INT64_MAX), SNAP_OK);
+  cr_assert_eq(stream_files(dir), 0);
+  cr_assert_eq(raw_int(db, "SELECT count(*) FROM snapshots_dead"), 0);
+  snap_store_close(st);
   sqlite3_close(db);
   st_rmtree(dir);
   free(dir);

@@ -435,13 +435,17 @@ void snap__sqlite_streams_drain(sql_backend *b, sqlite3 *db) {
   sqlite3_finalize(q);
   if (!any)
     return;
-  /* Names whose file is gone leave the list; one small transaction. */
-  if (snap__sqlite_prepare_tpl(b, db, "DELETE FROM \"%s_dead\" WHERE name IN (SELECT name "
-                               "FROM \"%s_dead\" LIMIT 256)", &d, "forget removed streams") ==
-      SNAP_OK) {
+  /* Names whose file is gone leave the list; one small transaction. The
+   * statement names the table twice, so it is not one of the one-name
+   * templates of snap__sqlite_prepare_tpl(). */
+  char sql[256];
+  const char *t = snap__sqlite_table(b);
+  snprintf(sql, sizeof sql,
+           "DELETE FROM \"%s_dead\" WHERE name IN (SELECT name FROM \"%s_dead\" LIMIT 256)", t,
+           t);
+  if (sqlite3_prepare_v2(db, sql, -1, &d, NULL) == SQLITE_OK)
     (void)sqlite3_step(d);
-    sqlite3_finalize(d);
-  }
+  sqlite3_finalize(d);
   (void)sync_dir(b);
 }
 
