@@ -416,12 +416,12 @@ Test(sqlite, a_row_with_a_negative_seq_written_behind_the_store_is_never_returne
 Test(sqlite, a_newer_schema_version_is_refused) {
   char *dir = st_tmpdir();
   sqlite3 *db = raw_db(dir);
-  raw_exec(db, "PRAGMA user_version = 7");
+  raw_exec(db, "PRAGMA user_version = 8");
   sqlite3_close(db);
   snap_store *st = open_sqlite(dir, "");
   int rc = snap_save(st, "p", 1, SNAP_FORMAT_JSON, "1", 1, NULL, NULL);
   cr_assert_eq(rc, SNAP_EFORMAT, "%d %s", rc, snap_error_message());
-  cr_assert(strstr(snap_error_message(), "version 7") && strstr(snap_error_message(), "version 6"),
+  cr_assert(strstr(snap_error_message(), "version 8") && strstr(snap_error_message(), "version 7"),
             "%s", snap_error_message());
   snap_snapshot *s = NULL;
   cr_assert_eq(snap_load_latest(st, "p", NULL, &s), SNAP_EFORMAT);
@@ -439,7 +439,7 @@ Test(sqlite, the_schema_is_versioned) {
   sqlite3_stmt *q;
   cr_assert_eq(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &q, NULL), SQLITE_OK);
   cr_assert_eq(sqlite3_step(q), SQLITE_ROW);
-  cr_assert_eq(sqlite3_column_int(q, 0), 6, "schema version 6: the stream bookkeeping");
+  cr_assert_eq(sqlite3_column_int(q, 0), 7, "schema version 7: stream triggers while needed");
   sqlite3_finalize(q);
   cr_assert_eq(sqlite3_prepare_v2(db, "SELECT count(*) FROM Actor_Snaps2_keys", -1, &q, NULL),
                SQLITE_OK, "the data set's key table exists");
@@ -1045,7 +1045,7 @@ Test(sqlite, a_save_from_a_fresh_handle_on_a_full_disk_is_efull) {
 /* ------------------------------------------------------------------------ */
 
 /* The schema version this code writes (store/backends/sqlite/schema.c). */
-#define SCHEMA_NOW 6
+#define SCHEMA_NOW 7
 
 /* tests/data/schema/sqlite-v1.db (its README says how it was written):
  * schema version 1, data sets "snapshots" (keep 3; account-2 compressed)
@@ -1421,6 +1421,44 @@ static int stream_files(const char *dir) {
   return n;
 }
 
+/* The triggers that record a removed streamed row's file, by data set. */
+static int stream_triggers_of(sqlite3 *db, const char *table) {
+  char q[256];
+  snprintf(q, sizeof q,
+           "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND tbl_name = '%s'",
+           table);
+  return raw_int(db, q);
+}
+
+/* Step 7: the stream triggers cost every save a lookup and every pruned row
+ * a read past its body, so a data set has them only once a row is streamed;
+ * that row's own transaction creates them, and removals of streamed rows
+ * are recorded from then on (tests/test_streams.c checks the files go). */
+Test(sqlite, a_data_set_has_the_stream_triggers_only_once_a_row_is_streamed) {
+  char *dir = st_tmpdir();
+  snap_store *st = open_sqlite(dir, "\"keep\": 2");
+  for (int64_t seq = 1; seq <= 3; seq++)
+    cr_assert_eq(snap_save(st, "p", seq, SNAP_FORMAT_JSON, "[1]", 3, NULL, NULL), SNAP_OK);
+  sqlite3 *db = raw_db(dir);
+  cr_assert_eq(stream_triggers_of(db, "snapshots"), 0, "no streamed row, no trigger");
+  snap_save_stream *w = NULL;
+  cr_assert_eq(snap_save_stream_begin(st, "p", 4, SNAP_TIMESTAMP_AUTO, SNAP_FORMAT_JSON, NULL,
+                                      NULL, 0, &w),
+               SNAP_OK, "%s", snap_error_message());
+  cr_assert_eq(snap_save_stream_write(w, "[4]", 3), SNAP_OK);
+  cr_assert_eq(snap_save_stream_commit(w, NULL), SNAP_OK, "%s", snap_error_message());
+  cr_assert_eq(stream_triggers_of(db, "snapshots"), 3);
+  /* A replace of the streamed (pid, seq) takes its file along. */
+  cr_assert_eq(snap_save_at(st, "p", 4, 5000, SNAP_FORMAT_JSON, "[5]", 3, NULL, NULL), SNAP_OK);
+  cr_assert_eq(raw_int(db, "SELECT count(*) FROM snapshots WHERE stream IS NOT NULL"), 0);
+  cr_assert_eq(stream_files(dir), 0);
+  expect_state(st, "p", 4, 5000, "[5]");
+  snap_store_close(st);
+  sqlite3_close(db);
+  st_rmtree(dir);
+  free(dir);
+}
+
 /* The list of removed streams' files ("<table>_dead") empties once their
  * files are unlinked after the commit. Its delete named the table twice
  * through a one-name template: it never ran, so the list only grew and every
@@ -1444,6 +1482,41 @@ Test(sqlite, the_files_of_removed_streams_leave_the_list_once_unlinked) {
   cr_assert_eq(stream_files(dir), 0);
   cr_assert_eq(raw_int(db, "SELECT count(*) FROM snapshots_dead"), 0);
   snap_store_close(st);
+  sqlite3_close(db);
+  st_rmtree(dir);
+  free(dir);
+}
+
+/* tests/data/schema/sqlite-v6.db (its README says how it was written):
+ * schema version 6, every data set with its three stream triggers and no
+ * streamed row. Step 7 drops the triggers of a data set without a streamed
+ * row and keeps those of one with (here a row marked streamed by hand before
+ * the upgrade: its removal must still be recorded). */
+Test(sqlite, a_version_6_database_keeps_the_stream_triggers_only_where_a_row_is_streamed) {
+  char *dir = st_tmpdir();
+  copy_fixture_of("sqlite-v6.db", dir, "t.db");
+  sqlite3 *db = raw_db(dir);
+  cr_assert_eq(stream_triggers_of(db, "snapshots"), 3);
+  cr_assert_eq(stream_triggers_of(db, "carts"), 3);
+  raw_exec(db, "UPDATE carts SET stream = 'gone.chunks' WHERE pid = 'cart-9'");
+  snap_store *st = open_sqlite(dir, "");
+  expect_state(st, "account-1", 2, 1700000001000, "{\"owner\":\"ada\",\"balance\":25}");
+  expect_state(st, "account-2", 7, 1700000002000, account_2);
+  expect_manifest_seq(st, "account-3", "bank.Account/1", 1);
+  snap_store_close(st);
+  cr_assert_eq(raw_int(db, "SELECT value FROM snapstore_meta WHERE name = "
+                           "'schema_version:snapshots'"),
+               SCHEMA_NOW);
+  cr_assert_eq(stream_triggers_of(db, "snapshots"), 0);
+  st = open_sqlite(dir, "\"table\": \"carts\"");
+  cr_assert_eq(snap_save(st, "cart-10", 1, SNAP_FORMAT_JSON, "[]", 2, NULL, NULL), SNAP_OK, "%s",
+               snap_error_message());
+  snap_store_close(st);
+  cr_assert_eq(raw_int(db, "SELECT value FROM snapstore_meta WHERE name = 'schema_version:carts'"),
+               SCHEMA_NOW);
+  cr_assert_eq(stream_triggers_of(db, "carts"), 3, "a streamed row keeps them");
+  raw_exec(db, "DELETE FROM carts WHERE pid = 'cart-9'");
+  cr_assert_eq(raw_int(db, "SELECT count(*) FROM carts_dead WHERE name = 'gone.chunks'"), 1);
   sqlite3_close(db);
   st_rmtree(dir);
   free(dir);

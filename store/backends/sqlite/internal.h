@@ -147,6 +147,11 @@ int snap__sqlite_schema_stale(const sql_backend *b, const snap_sqlite_versions *
  * runs the upgrade steps the data set lacks, records the new versions and
  * reads the encrypted flag. Writer lock held. */
 int snap__sqlite_schema_init(sql_backend *b);
+/* Creates the triggers that record a removed streamed row's file in
+ * "<table>_dead" (schema step 6), unless they exist. They exist only while the
+ * data set holds a streamed row (step 7), so every transaction that inserts
+ * a streamed row runs this first. Returns SQLite's result code. */
+int snap__sqlite_stream_triggers(const sql_backend *b, sqlite3 *db);
 
 /* ---- write.c ---- */
 

@@ -228,6 +228,13 @@ static int put_conclude(sql_backend *b, conn *c, const put_rows_of *rows, size_t
   return t->first;
 }
 
+/* A streamed row's removal must be recorded from its insert on: the
+ * triggers that do it go in the same transaction, before the row. */
+static int stream_triggers(sql_backend *b, conn *c) {
+  int rc = snap__sqlite_stream_triggers(b, c->db);
+  return rc == SQLITE_OK ? SNAP_OK : snap__sqlite_error(b, c->db, rc, "create the stream triggers");
+}
+
 static int put_locked(sql_backend *b, const put_rows_of *rows, size_t n, uint32_t keep) {
   int e = snap__sqlite_writer_ready(b);
   if (e != SNAP_OK)
@@ -252,6 +259,9 @@ static int put_locked(sql_backend *b, const put_rows_of *rows, size_t n, uint32_
     e = snap__sqlite_manifests_prepare(b, c, (const char *const *)&rows->rows4[0].manifest, n,
                                        sizeof rows->rows4[0]);
   if (e != SNAP_OK || (e = snap__sqlite_run(b, c, S_BEGIN, "begin")) != SNAP_OK) {
+    fail_all(rows, n, e);
+  } else if (rows->stream != NULL && (e = stream_triggers(b, c)) != SNAP_OK) {
+    (void)snap__sqlite_run(b, c, S_ROLLBACK, "rollback");
     fail_all(rows, n, e);
   } else {
     put_rows(b, c, rows, n, keep, &t);
