@@ -70,6 +70,17 @@ static int start_threads(snap_executor *ex) {
   return SNAP_OK;
 }
 
+/* The bytes the pool of delivered requests may hold: a slot's worth for
+ * each request a pipelined stream of saves can have in flight (queued, and
+ * two groups finished and not yet delivered), saturating. */
+static size_t pool_max_for(size_t cap, size_t max_batch) {
+  const size_t slots = SIZE_MAX / SNAP__EXEC_POOL_SLOT_BYTES;
+  if (max_batch >= slots / 2 || cap >= slots - 2 * max_batch)
+    return SIZE_MAX;
+  size_t bytes = (cap + 2 * max_batch) * SNAP__EXEC_POOL_SLOT_BYTES;
+  return bytes > SNAP__EXEC_POOL_BYTES ? bytes : SNAP__EXEC_POOL_BYTES;
+}
+
 int snap_executor_new(snap_executor **out, snap_store *st, const snap_executor_config *cfg) {
   if (!out)
     return snap_error_set(SNAP_EINVAL, "snap_executor_new: NULL output");
@@ -97,6 +108,7 @@ int snap_executor_new(snap_executor **out, snap_store *st, const snap_executor_c
   ex->load_threads = c.load_threads;
   ex->max_loads_out = c.load_threads * SNAP__EXEC_LOADS_PER_THREAD;
   ex->max_held = c.load_threads * SNAP__EXEC_HELD_BYTES_PER_THREAD;
+  ex->pool_max = pool_max_for(c.queue_capacity, c.max_batch);
   ex->batch = snap_calloc(c.max_batch, sizeof *ex->batch);
   ex->items = snap_calloc(c.max_batch, sizeof *ex->items);
   ex->status = snap_calloc(c.max_batch, sizeof *ex->status);

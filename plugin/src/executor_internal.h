@@ -30,12 +30,18 @@
 #define SNAP__EXEC_READING_BUCKETS 256
 #define SNAP__EXEC_LOAD_THREADS_MAX 64
 /* Delivered requests are kept for reuse, with the buffers of their encoded
- * saves, up to this many bytes in all: a submitter then encodes into memory
- * the dispatcher is done with instead of allocating while the dispatcher
- * frees into the submitter's heap (each free of a buffer another thread
- * allocated returned memory that the next save faulted in again). A request
- * whose buffers are larger than SNAP__EXEC_POOL_ITEM_MAX is freed. */
+ * saves: a submitter then encodes into memory the dispatcher is done with
+ * instead of allocating while the dispatcher frees into the submitter's heap
+ * (each free of a buffer another thread allocated returned memory that the
+ * next save faulted in again). The pool holds up to SNAP__EXEC_POOL_BYTES or
+ * SNAP__EXEC_POOL_SLOT_BYTES for each request that can be in flight at once
+ * (the queue's capacity and the two groups finished and not yet delivered),
+ * whichever is more: with a pool smaller than that, a pipelined stream of
+ * saves freed part of its requests at every delivery and allocated them anew
+ * at the next submissions. A request whose buffers are larger than
+ * SNAP__EXEC_POOL_ITEM_MAX is freed. */
 #define SNAP__EXEC_POOL_BYTES ((size_t)8 << 20)
+#define SNAP__EXEC_POOL_SLOT_BYTES ((size_t)8 << 10)
 #define SNAP__EXEC_POOL_ITEM_MAX ((size_t)256 << 10)
 
 /* The executor's series in the store's metrics (executor_metrics.c). */
@@ -121,6 +127,7 @@ struct snap_executor {
   atomic_uint_least64_t started;
   snap__req *pool;     /* delivered requests kept for reuse (linked by next) */
   size_t pool_bytes;   /* what the pool holds allocated */
+  size_t pool_max;     /* the most it may hold */
 
   /* Dispatcher-only scratch, sized max_batch. */
   snap__req **batch;

@@ -28,7 +28,7 @@ void snap__exec_req_clear(snap__req *r) {
 
 void snap__exec_req_recycle_locked(snap_executor *ex, snap__req *r) {
   size_t bytes = sizeof *r + r->pid_cap + snap__prepared_bytes(r->prep);
-  if (bytes > SNAP__EXEC_POOL_ITEM_MAX || ex->pool_bytes + bytes > SNAP__EXEC_POOL_BYTES) {
+  if (bytes > SNAP__EXEC_POOL_ITEM_MAX || ex->pool_bytes + bytes > ex->pool_max) {
     snap__exec_req_free(r);
     return;
   }
