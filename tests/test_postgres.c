@@ -24,12 +24,13 @@
 #include "snap/executor.h"
 #include "snap/plugin.h"
 #include "snap/store.h"
+#include "snap/store_stream.h"
 #include "snap/sys/backend.h"
 
 static pgfx cluster;
 
 /* The schema version this code writes (store/backends/postgres/schema.c). */
-#define SCHEMA_NOW 5
+#define SCHEMA_NOW 6
 
 ReportHook(PRE_ALL)(struct criterion_test_set *set) {
   (void)set;
@@ -923,7 +924,7 @@ Test(postgres, a_database_of_schema_version_1_opens_and_is_upgraded_to_the_curre
   cr_assert_eq(latest_seq(st, "old"), 4);
   snap_store_close(st);
   const char *checks[][2] = {
-      {"SELECT value FROM snapstore_meta WHERE name = 'schema_version:%s'", "5"},
+      {"SELECT value FROM snapstore_meta WHERE name = 'schema_version:%s'", "6"},
       {"SELECT value FROM snapstore_settings WHERE table_name = '%s' AND name = 'keep'", "2"},
       {"SELECT count(*) FROM \"%s\"", "2"},
   };
@@ -1182,6 +1183,22 @@ static void dump_restores_and_upgrades(const char *file, const char *prefix) {
   cr_assert_eq(conn_int(c, "SELECT count(*) FROM pg_class WHERE relname IN ('carts_keys', "
                            "'carts_dicts', 'snapshots_keys', 'snapshots_dicts')"),
                4);
+  /* Step 6: the chunk and staging tables, and streamed saves work. */
+  cr_assert_eq(conn_int(c, "SELECT count(*) FROM pg_class WHERE relname IN ('carts_chunks', "
+                           "'carts_staging', 'snapshots_chunks', 'snapshots_staging')"),
+               4);
+  st = open_ci(ci, "snapshots");
+  snap_save_stream *w = NULL;
+  cr_assert_eq(snap_save_stream_begin(st, "account-1", 9, 1700000009000, SNAP_FORMAT_JSON,
+                                      NULL, NULL, 64, &w),
+               SNAP_OK, "%s", snap_error_message());
+  const char *big = "{\"owner\":\"ada\",\"note\":\"a state in several chunks of 64 bytes, "
+                    "streamed into an upgraded store\"}";
+  cr_assert_eq(snap_save_stream_write(w, big, strlen(big)), SNAP_OK);
+  cr_assert_eq(snap_save_stream_commit(w, NULL), SNAP_OK, "%s", snap_error_message());
+  expect_state(st, "account-1", 9, 1700000009000, big);
+  snap_store_close(st);
+  cr_assert(conn_int(c, "SELECT count(*) FROM snapshots_chunks") >= 2);
   drop_database(&f, c, db);
 }
 
@@ -1191,6 +1208,10 @@ Test(postgres, the_version_2_dump_restores_upgrades_and_its_snapshots_load) {
 
 Test(postgres, the_version_3_dump_restores_upgrades_and_its_snapshots_load) {
   dump_restores_and_upgrades("postgres-v3.sql", "v3dump");
+}
+
+Test(postgres, the_version_5_dump_restores_upgrades_and_its_snapshots_load) {
+  dump_restores_and_upgrades("postgres-v5.sql", "v5dump");
 }
 
 /* A store opened only to read never upgrades: a version 1 database is

@@ -34,6 +34,9 @@ static void side_name(const snap_pg *b, char *out, const char *suffix) {
 void snap__pg_side_names(snap_pg *b) {
   side_name(b, b->keys, "_keys");
   side_name(b, b->dicts, "_dicts");
+  side_name(b, b->chunks, "_chunks");
+  side_name(b, b->staging, "_staging");
+  side_name(b, b->unchunk, "_unchunk");
 }
 
 /* ------------------------------------------------------------------------ */
@@ -125,7 +128,7 @@ static int read_segment(snap_pg *b, int s, snap_pg_conn *c, int total, bool txn,
       break;
     ExecStatusType st = PQresultStatus(r);
     if ((st == PGRES_FATAL_ERROR || st == PGRES_NONFATAL_ERROR) && o->failed == SNAP_OK)
-      o->failed = snap__pg_result_error(b, s, r, "key or dictionary table");
+      o->failed = snap__pg_result_error(b, s, r, "key, dictionary or chunk table");
     if (txn && k == total - 1 && st == PGRES_COMMAND_OK && strcmp(PQcmdStatus(r), "COMMIT") == 0)
       o->committed = true;
     if (k == keep + (txn ? 1 : 0) && st == PGRES_TUPLES_OK && o->kept == NULL) {
@@ -142,7 +145,7 @@ static int read_segment(snap_pg *b, int s, snap_pg_conn *c, int total, bool txn,
 }
 
 /* One attempt on one connection. */
-static int run_on(snap_pg *b, int s, snap_pg_conn *c, const snap_pg_stmt_args *st, int n,
+int snap__pg_run_on(snap_pg *b, int s, snap_pg_conn *c, const snap_pg_stmt_args *st, int n,
                   bool txn, int keep, PGresult **out) {
   int64_t deadline = snap__pg_deadline(b);
   static const snap_pg_stmt_args begin = {"BEGIN", 0, NULL, NULL, NULL};
@@ -189,7 +192,7 @@ int snap__pg_run(snap_pg *b, int s, const snap_pg_stmt_args *st, int n, bool txn
     snap_pg_conn *c;
     if ((e = snap__pg_acquire(b, s, &c)) != SNAP_OK)
       return e;
-    e = run_on(b, s, c, st, n, txn, keep, out);
+    e = snap__pg_run_on(b, s, c, st, n, txn, keep, out);
     bool lost = c->broken;
     snap__pg_release(b, s, c);
     if (e == SNAP_OK || !lost)
@@ -203,7 +206,7 @@ static int read_one(snap_pg *b, int s, snap_pg_conn *c, int64_t deadline, PGresu
   PGresult *r = NULL;
   int e = snap__pg_next(b, s, c, deadline, &r);
   if (e == SNAP_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
-    e = snap__pg_result_error(b, s, r, "key or dictionary table");
+    e = snap__pg_result_error(b, s, r, "key, dictionary or chunk table");
   int d = e == SNAP_OK || !c->broken ? snap__pg_drain(b, s, c, deadline) : SNAP_OK;
   if (e == SNAP_OK)
     e = d;

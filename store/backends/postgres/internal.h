@@ -10,6 +10,9 @@
  *   exec.c      statements with binary parameters outside the prepared set
  *   keys.c      ABI version 4: the key table of envelope encryption
  *   dicts.c     ABI version 4: the dictionary table of zstd compression
+ *   streams.c   ABI version 6: chunk records of streamed snapshots (staging,
+ *               publish, the sweep of dead writers' staging)
+ *   streams_read.c  ABI version 6: readers of streamed snapshots
  * The schema, the slice function and the fault semantics are in docs/POSTGRES.md.
  * Nothing here is installed; like a third-party backend, this folder sees
  * only the backend ABI (snap/sys/backend.h) and the public headers. */
@@ -27,7 +30,7 @@
 
 /** The schema version this code writes (snapstore_meta, 'schema_version:<table>'):
  *  the number of the last upgrade step of schema.c, which lists them. */
-#define SNAP_PG_SCHEMA_VERSION 5
+#define SNAP_PG_SCHEMA_VERSION 6
 /** PostgreSQL identifiers are at most 63 bytes. */
 #define SNAP_PG_TABLE_MAX 63
 /** Type OIDs of parameters (pg_type.h is a server header). */
@@ -79,6 +82,7 @@ typedef struct snap_pg_shard {
   int open;              /* connections open or being opened */
   pthread_mutex_t ddl;   /* one schema check per shard at a time */
   atomic_int ready;      /* the schema was checked on this shard */
+  atomic_int swept;      /* the reclaim at open was done on this shard */
 } snap_pg_shard;
 
 /** The backend instance. */
@@ -87,12 +91,16 @@ typedef struct snap_pg {
   char table[SNAP_PG_TABLE_MAX + 1];
   char keys[SNAP_PG_TABLE_MAX + 1];  /* the key table: "<table>_keys" (docs/POSTGRES.md) */
   char dicts[SNAP_PG_TABLE_MAX + 1]; /* the dictionary table: "<table>_dicts" */
+  char chunks[SNAP_PG_TABLE_MAX + 1];  /* the chunk records of streams: "<table>_chunks" */
+  char staging[SNAP_PG_TABLE_MAX + 1]; /* the streams being written: "<table>_staging" */
+  char unchunk[SNAP_PG_TABLE_MAX + 1]; /* the trigger function: "<table>_unchunk" */
   int pool_size;
   int connect_ms;
   int statement_ms; /* 0: no statement timeout and no client deadline */
   int nshards;
   snap_pg_shard *shards;
   uint32_t lock_class; /* first key of the per-pid advisory locks: FNV-1a of the table name */
+  uint32_t stream_class; /* first key of the writers' leases (streams.c) */
   bool no_create;      /* SNAP_BACKEND_NO_CREATE: a missing schema is SNAP_ENOTFOUND */
   char *sql[PG_STMT_COUNT];
 } snap_pg;
@@ -112,6 +120,11 @@ int snap__pg_shard_of(uint32_t slice, int nshards);
 int snap__pg_acquire(snap_pg *b, int s, snap_pg_conn **out);
 /** Returns a connection to its shard's pool (closing it when it is broken). */
 void snap__pg_release(snap_pg *b, int s, snap_pg_conn *c);
+/** Opens a connection of shard `s` outside the pool (schema checked,
+ *  statements prepared), for a stream that keeps it from begin to end. */
+int snap__pg_connect(snap_pg *b, int s, snap_pg_conn **out);
+/** Closes a connection opened by snap__pg_connect() (NULL: no-op). */
+void snap__pg_disconnect(snap_pg *b, snap_pg_conn *c);
 /** Closes every idle connection and frees the shards. */
 void snap__pg_pool_free(snap_pg *b);
 /** Fills the label of shard `s` from its conninfo (host, port, dbname only). */
@@ -200,13 +213,17 @@ typedef struct snap_pg_stmt_args {
  *  the outcome is unknown. */
 int snap__pg_run(snap_pg *b, int s, const snap_pg_stmt_args *st, int n, bool txn, int keep,
                  bool retry, PGresult **out);
+/** snap__pg_run() on a connection the caller holds (no retry). */
+int snap__pg_run_on(snap_pg *b, int s, snap_pg_conn *c, const snap_pg_stmt_args *st, int n,
+                    bool txn, int keep, PGresult **out);
 /** Runs one read statement on every shard at once (sent to each before any
  *  answer is read): `out[s]` receives shard s's rows, for the caller to
  *  PQclear(). A shard that fails is asked again alone, as snap__pg_run()
  *  with `retry` does; the first failure is returned. */
 int snap__pg_run_each(snap_pg *b, const snap_pg_stmt_args *st, PGresult **out);
-/** The names of the key and dictionary tables of the data set (b->keys,
- *  b->dicts): "<table>_keys" and "<table>_dicts", or for a table name too
+/** The names of the side tables of the data set (b->keys, b->dicts,
+ *  b->chunks, b->staging, b->unchunk): "<table>_keys", "<table>_dicts"...,
+ *  or for a table name too
  *  long for the suffix, its first 48 bytes, '_', the FNV-1a of the whole
  *  name in 8 hex digits, and the suffix. */
 void snap__pg_side_names(snap_pg *b);
@@ -250,10 +267,30 @@ int snap__pg_dict_get(void *self, uint32_t id, const char *name, snap_backend_di
                       void *ctx);
 int snap__pg_dict_remove(void *self, uint32_t id);
 
+/* ---- streams.c ---- */
+
+int snap__pg_stream_begin(void *self, const char *pid, int64_t seq, snap_backend_stream **out);
+int snap__pg_stream_write(void *self, snap_backend_stream *s, const void *record, size_t len);
+int snap__pg_stream_publish(void *self, snap_backend_stream *s, snap_backend_row4 *row,
+                            uint32_t keep);
+void snap__pg_stream_abort(void *self, snap_backend_stream *s);
+int snap__pg_stream_open(void *self, const char *pid, int64_t seq, const void *head,
+                         size_t head_len, snap_backend_reader **out);
+int snap__pg_stream_next(void *self, snap_backend_reader *r, const void **record, size_t *len);
+void snap__pg_stream_close(void *self, snap_backend_reader *r);
+int snap__pg_stream_sweep(void *self, uint64_t max, uint64_t *reclaimed);
+/** The reclaim when a shard is first used (bounded): orphans of dead
+ *  writers on shard `s`, over the caller's connection. */
+void snap__pg_streams_open_sweep(snap_pg *b, int s, snap_pg_conn *c);
+
 /* ---- put.c ---- */
 
 /** The put slot: each shard's rows in one pipelined transaction. */
 int snap__pg_put(void *self, snap_backend_row *rows, size_t n, uint32_t keep);
+/** Sends the insert of one row (PG_INSERT, or PG_INSERT_IF for a
+ *  conditional row) publishing stream `stream` (-1: an ordinary body). */
+int snap__pg_send_insert(snap_pg *b, int s, snap_pg_conn *c, const snap_backend_row4 *r4,
+                         int64_t stream);
 /** The put4 slot: the same with manifests and conditional rows. */
 int snap__pg_put4(void *self, snap_backend_row4 *rows, size_t n, uint32_t keep);
 

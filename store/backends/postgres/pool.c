@@ -21,6 +21,7 @@ int snap__pg_shard_init(snap_pg *b, int s, const char *conninfo) {
   pthread_cond_init(&sh->cond, NULL);
   pthread_mutex_init(&sh->ddl, NULL);
   atomic_init(&sh->ready, 0);
+  atomic_init(&sh->swept, 0);
   /* The label names the shard by the parts of its conninfo that identify a
    * server and never by the string itself, which may hold a password. */
   PQconninfoOption *opts = PQconninfoParse(conninfo, NULL);
@@ -121,13 +122,24 @@ static int open_conn(snap_pg *b, int s, snap_pg_conn **out) {
     b->host->free(c);
     return e;
   }
+  /* The first connection of a shard reclaims what dead stream writers left
+   * there (bounded; streams.c), as an SQLite store does when it opens. */
+  if (!b->no_create && atomic_exchange(&sh->swept, 1) == 0)
+    snap__pg_streams_open_sweep(b, s, c);
   *out = c;
   return SNAP_OK;
 }
 
+int snap__pg_connect(snap_pg *b, int s, snap_pg_conn **out) { return open_conn(b, s, out); }
+
 static void close_conn(snap_pg *b, snap_pg_conn *c) {
   PQfinish(c->pg);
   b->host->free(c);
+}
+
+void snap__pg_disconnect(snap_pg *b, snap_pg_conn *c) {
+  if (c != NULL)
+    close_conn(b, c);
 }
 
 /* Whether an idle connection is still alive. An idle connection has nothing

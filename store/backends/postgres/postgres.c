@@ -116,6 +116,7 @@ static int pg_open(void **self, snap_conf *config, unsigned flags, const snap_ho
   if (e == SNAP_OK) {
     b->lock_class = snap__pg_fnv1a(b->table);
     snap__pg_side_names(b);
+    b->stream_class = snap__pg_fnv1a(b->chunks);
     e = snap__pg_build_sql(b);
   }
   if (e != SNAP_OK) {
@@ -311,6 +312,14 @@ static const snap_backend pg_backend = {
     /* ABI 5 */
     .replace_typed = snap__pg_replace_typed,
     /* ABI 6 */
+    .stream_begin = snap__pg_stream_begin,
+    .stream_write = snap__pg_stream_write,
+    .stream_publish = snap__pg_stream_publish,
+    .stream_abort = snap__pg_stream_abort,
+    .stream_open = snap__pg_stream_open,
+    .stream_next = snap__pg_stream_next,
+    .stream_close = snap__pg_stream_close,
+    .stream_sweep = snap__pg_stream_sweep,
     .key_replace = snap__pg_key_replace,
 };
 

@@ -116,23 +116,26 @@ static bool is_conditional(const snap_backend_row4 *r) {
   return r->expect_seq != SNAP_BACKEND_ANY_SEQ;
 }
 
-/* The insert of one row: PG_INSERT, or PG_INSERT_IF for a conditional row. */
-static int send_insert(snap_pg *b, int s, snap_pg_conn *c, const snap_backend_row4 *r4) {
+int snap__pg_send_insert(snap_pg *b, int s, snap_pg_conn *c, const snap_backend_row4 *r4,
+                         int64_t stream) {
   const snap_backend_row *r = &r4->row;
-  char seq[8], ts[8], slice[4], expect[8];
+  char seq[8], ts[8], slice[4], expect[8], token[8];
   snap__pg_put64(seq, r->seq);
   snap__pg_put64(ts, r->timestamp);
   snap__pg_put32(slice, snap__pg_slice(r->pid));
   snap__pg_put64(expect, r4->expect_seq);
+  snap__pg_put64(token, stream);
   /* A NULL value would be SQL NULL: an empty body is sent as "". A NULL
-   * manifest is SQL NULL. */
-  const char *vals[7] = {r->pid, seq, ts, slice, r->body ? (const char *)r->body : "",
-                         r4->manifest, expect};
-  int lens[7] = {(int)strlen(r->pid), 8, 8, 4, (int)r->body_len,
-                 r4->manifest ? (int)strlen(r4->manifest) : 0, 8};
-  if (is_conditional(r4))
-    return snap__pg_send(b, s, c, PG_INSERT_IF, 7, vals, lens, 0);
-  return snap__pg_send(b, s, c, PG_INSERT, 6, vals, lens, 0);
+   * manifest is SQL NULL, and so is the stream of an ordinary body. */
+  const char *st = stream >= 0 ? token : NULL;
+  bool cond = is_conditional(r4);
+  const char *vals[8] = {r->pid, seq, ts, slice, r->body ? (const char *)r->body : "",
+                         r4->manifest, cond ? expect : st, st};
+  int lens[8] = {(int)strlen(r->pid), 8, 8, 4, (int)r->body_len,
+                 r4->manifest ? (int)strlen(r4->manifest) : 0, 8, 8};
+  if (cond)
+    return snap__pg_send(b, s, c, PG_INSERT_IF, 8, vals, lens, 0);
+  return snap__pg_send(b, s, c, PG_INSERT, 7, vals, lens, 0);
 }
 
 static int send_job(snap_pg *b, snap_backend_row4 *rows, job *j, uint32_t keep) {
@@ -167,7 +170,7 @@ static int send_job(snap_pg *b, snap_backend_row4 *rows, job *j, uint32_t keep) 
                                               INT_MAX);
       continue;
     }
-    e = send_insert(b, s, j->c, &rows[j->idx[i]]);
+    e = snap__pg_send_insert(b, s, j->c, &rows[j->idx[i]], -1);
     j->ninserts++;
   }
   for (size_t i = 0; i < j->k && e == SNAP_OK && j->prune; i++) {

@@ -69,8 +69,37 @@ static const char *const step_dicts[] = {
     NULL,
 };
 
-/* The table a step's templates name. */
-enum { ON_DATA, ON_KEYS, ON_DICTS };
+/* Step 6: streamed snapshots (streams.c). A streamed row's body is the
+ * stream's head and its stream column names the chunk records in
+ * "<table>_chunks", one row per record (each at most 64 MiB; never the
+ * state in one value). Records are stored out of line uncompressed
+ * (STORAGE EXTERNAL): the pipeline compressed or sealed them already.
+ * "<table>_staging" lists the streams being written, each leased to its
+ * writer by a session advisory lock. Triggers delete a row's chunks in the
+ * transaction that deletes, prunes or replaces the row. Templates name
+ * {T} the data table, {C} the chunk table, {S} the staging table and {F}
+ * the trigger function. */
+static const char *const step_streams[] = {
+    "ALTER TABLE \"{T}\" ADD COLUMN IF NOT EXISTS stream bigint",
+    "CREATE TABLE IF NOT EXISTS \"{C}\" (stream bigint NOT NULL, n bigint NOT NULL, "
+    "record bytea NOT NULL, PRIMARY KEY (stream, n))",
+    "ALTER TABLE \"{C}\" ALTER COLUMN record SET STORAGE EXTERNAL",
+    "CREATE TABLE IF NOT EXISTS \"{S}\" (stream bigint PRIMARY KEY, persistence_id text "
+    "COLLATE \"C\" NOT NULL, seq bigint NOT NULL, started bigint NOT NULL)",
+    "CREATE OR REPLACE FUNCTION \"{F}\"() RETURNS trigger LANGUAGE plpgsql AS $f$ BEGIN "
+    "DELETE FROM \"{C}\" WHERE stream = OLD.stream; RETURN NULL; END $f$",
+    "DROP TRIGGER IF EXISTS snap_unchunk_delete ON \"{T}\"",
+    "CREATE TRIGGER snap_unchunk_delete AFTER DELETE ON \"{T}\" FOR EACH ROW WHEN "
+    "(OLD.stream IS NOT NULL) EXECUTE FUNCTION \"{F}\"()",
+    "DROP TRIGGER IF EXISTS snap_unchunk_update ON \"{T}\"",
+    "CREATE TRIGGER snap_unchunk_update AFTER UPDATE OF stream ON \"{T}\" FOR EACH ROW WHEN "
+    "(OLD.stream IS NOT NULL AND OLD.stream IS DISTINCT FROM NEW.stream) EXECUTE FUNCTION "
+    "\"{F}\"()",
+    NULL,
+};
+
+/* The table a step's templates name (ON_STREAMS: several, by {X}). */
+enum { ON_DATA, ON_KEYS, ON_DICTS, ON_STREAMS };
 
 /* One upgrade step, from `version - 1` to `version`: statements run in the
  * upgrade transaction, each a template whose every %s is the name of the
@@ -92,6 +121,7 @@ static const schema_step steps[] = {
     {3, "add the manifest column", step_manifest, ON_DATA},
     {4, "create the key table of envelope encryption", step_keys, ON_KEYS},
     {5, "create the dictionary table of zstd compression", step_dicts, ON_DICTS},
+    {6, "create the chunk and staging tables of streamed snapshots", step_streams, ON_STREAMS},
 };
 
 #define STEP_COUNT ((int)(sizeof steps / sizeof steps[0]))
@@ -106,7 +136,8 @@ _Static_assert(sizeof steps / sizeof steps[0] == SNAP_PG_SCHEMA_VERSION,
 static const char version_tpl[] =
     "SELECT CASE WHEN to_regclass('\"%s\"') IS NULL OR to_regclass('snapstore_settings') IS NULL "
     "THEN 0 ELSE COALESCE((SELECT CASE WHEN (value >= 4 AND to_regclass('\"%s\"') IS NULL) OR "
-    "(value >= 5 AND to_regclass('\"%s\"') IS NULL) THEN 0 ELSE value END FROM snapstore_meta "
+    "(value >= 5 AND to_regclass('\"%s\"') IS NULL) OR (value >= 6 AND (to_regclass('\"%s\"') "
+    "IS NULL OR to_regclass('\"%s\"') IS NULL)) THEN 0 ELSE value END FROM snapstore_meta "
     "WHERE name = $1), 0) END";
 
 /* Records the version reached. Raises an older known version only: a newer
@@ -117,18 +148,19 @@ static const char record_tpl[] =
 
 /* The read-only look: which tables exist (`*tables`: 1 the data table and
  * snapstore_meta, 2 snapstore_settings, 4 the key table, 8 the dictionary
- * table) and, when the first two do, the data set's recorded version (-1:
- * none). */
+ * table, 16 the chunk table, 32 the staging table) and, when the first two
+ * do, the data set's recorded version (-1: none). */
 static int schema_look(snap_pg *b, int s, snap_pg_conn *c, int64_t deadline, const char *key,
                        int64_t *tables, int64_t *version) {
-  char regclass[SNAP_PG_TABLE_MAX + 8], sql[512];
+  char regclass[SNAP_PG_TABLE_MAX + 8], sql[1024];
   snprintf(regclass, sizeof regclass, "\"%s\"", b->table);
   snprintf(sql, sizeof sql,
            "SELECT (to_regclass('snapstore_meta') IS NOT NULL AND to_regclass($1) IS NOT "
            "NULL)::int + 2 * (to_regclass('snapstore_settings') IS NOT NULL)::int + 4 * "
            "(to_regclass('\"%s\"') IS NOT NULL)::int + 8 * (to_regclass('\"%s\"') IS NOT "
-           "NULL)::int",
-           b->keys, b->dicts);
+           "NULL)::int + 16 * (to_regclass('\"%s\"') IS NOT NULL)::int + 32 * "
+           "(to_regclass('\"%s\"') IS NOT NULL)::int",
+           b->keys, b->dicts, b->chunks, b->staging);
   int e = snap__pg_send_text(b, s, c, sql, regclass);
   if (e == SNAP_OK)
     e = snap__pg_sync(b, s, c);
@@ -153,6 +185,25 @@ static void roll_back(snap_pg *b, int s, snap_pg_conn *c, int64_t deadline) {
     (void)snap__pg_drain(b, s, c, deadline);
 }
 
+/* Expands a template of an ON_STREAMS step ({T}, {C}, {S}, {F}). */
+static void expand(const snap_pg *b, const char *tpl, char *out, size_t cap) {
+  size_t o = 0;
+  for (const char *p = tpl; *p != '\0' && o + 1 < cap; p++) {
+    const char *name = NULL;
+    if (p[0] == '{' && p[1] != '\0' && p[2] == '}')
+      name = p[1] == 'T' ? b->table : p[1] == 'C' ? b->chunks : p[1] == 'S' ? b->staging
+             : p[1] == 'F' ? b->unchunk : NULL;
+    if (name == NULL) {
+      out[o++] = *p;
+      continue;
+    }
+    for (const char *q = name; *q != '\0' && o + 1 < cap; q++)
+      out[o++] = *q;
+    p += 2;
+  }
+  out[o] = '\0';
+}
+
 /* Sends the statements of the steps after `from`, then records the version
  * and reads it back. */
 static int send_steps(snap_pg *b, int s, snap_pg_conn *c, const char *key, int64_t from) {
@@ -165,7 +216,10 @@ static int send_steps(snap_pg *b, int s, snap_pg_conn *c, const char *key, int64
                        : steps[i].on == ON_DICTS ? b->dicts
                                                  : b->table;
     for (const char *const *t = steps[i].sql; *t != NULL && e == SNAP_OK; t++) {
-      snprintf(sql, sizeof sql, *t, name, name);
+      if (steps[i].on == ON_STREAMS)
+        expand(b, *t, sql, sizeof sql);
+      else
+        snprintf(sql, sizeof sql, *t, name, name);
       e = snap__pg_send_text(b, s, c, sql, NULL);
     }
   }
@@ -191,8 +245,8 @@ static int newer(snap_pg *b, int s, int64_t version) {
  * goes to `*version`. */
 static int upgrade(snap_pg *b, int s, snap_pg_conn *c, int64_t deadline, const char *key,
                    int64_t *version) {
-  char sql[768];
-  snprintf(sql, sizeof sql, version_tpl, b->table, b->keys, b->dicts);
+  char sql[1024];
+  snprintf(sql, sizeof sql, version_tpl, b->table, b->keys, b->dicts, b->chunks, b->staging);
   const char *head[] = {
       "BEGIN",
       "SELECT pg_advisory_xact_lock(" SCHEMA_LOCK_KEY ")",
@@ -226,7 +280,7 @@ int snap__pg_schema(snap_pg *b, int s, snap_pg_conn *c) {
   int e = schema_look(b, s, c, deadline, key, &tables, &version);
   if (e == SNAP_OK && version > SNAP_PG_SCHEMA_VERSION)
     return newer(b, s, version);
-  bool current = tables == 15 && version == SNAP_PG_SCHEMA_VERSION;
+  bool current = tables == 63 && version == SNAP_PG_SCHEMA_VERSION;
   /* Opened to read an existing store: create or upgrade nothing. */
   if (e == SNAP_OK && b->no_create && version >= 1 && version < SNAP_PG_SCHEMA_VERSION)
     return b->host->error(SNAP_EFORMAT,

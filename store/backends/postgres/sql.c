@@ -35,10 +35,13 @@ static const char *const stmt_tpl[PG_STMT_COUNT] = {
     [PG_BEGIN] = "BEGIN",
     [PG_COMMIT] = "COMMIT",
     [PG_ROLLBACK] = "ROLLBACK",
-    [PG_INSERT] = "INSERT INTO \"%s\" (persistence_id, seq, ts, slice, body, manifest) "
-                  "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (persistence_id, seq) "
+    /* $7: the stream whose chunks the row publishes (NULL: an ordinary
+     * body). Replacing a streamed row changes its stream column, which
+     * fires the trigger that deletes the old chunks (schema step 6). */
+    [PG_INSERT] = "INSERT INTO \"%s\" (persistence_id, seq, ts, slice, body, manifest, stream) "
+                  "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (persistence_id, seq) "
                   "DO UPDATE SET ts = EXCLUDED.ts, body = EXCLUDED.body, "
-                  "manifest = EXCLUDED.manifest",
+                  "manifest = EXCLUDED.manifest, stream = EXCLUDED.stream",
     /* Keep the newest $2 + 1 rows: with fewer, the subquery is NULL and
      * nothing matches. */
     [PG_PRUNE] = "DELETE FROM \"%s\" WHERE persistence_id = $1 AND seq < (SELECT seq FROM \"%s\" "
@@ -80,9 +83,10 @@ static const char *const stmt_tpl[PG_STMT_COUNT] = {
      * answers (rows inserted, the newest seq it found). */
     [PG_INSERT_IF] = "WITH cur AS (SELECT COALESCE(max(seq), -1) AS m FROM \"%s\" WHERE "
                      "persistence_id = $1), ins AS (INSERT INTO \"%s\" (persistence_id, seq, ts, "
-                     "slice, body, manifest) SELECT $1, $2, $3, $4, $5, $6 FROM cur WHERE m = $7 "
-                     "ON CONFLICT (persistence_id, seq) DO UPDATE SET ts = EXCLUDED.ts, "
-                     "body = EXCLUDED.body, manifest = EXCLUDED.manifest RETURNING 1) "
+                     "slice, body, manifest, stream) SELECT $1, $2, $3, $4, $5, $6, $8 FROM cur "
+                     "WHERE m = $7 ON CONFLICT (persistence_id, seq) DO UPDATE SET ts = "
+                     "EXCLUDED.ts, body = EXCLUDED.body, manifest = EXCLUDED.manifest, "
+                     "stream = EXCLUDED.stream RETURNING 1) "
                      "SELECT (SELECT count(*) FROM ins), (SELECT m FROM cur)",
     [PG_LOAD_MANIFEST] = "SELECT seq, ts, body FROM \"%s\" WHERE persistence_id = $1 "
                          "AND seq BETWEEN $2 AND $3 AND ts BETWEEN $4 AND $5 AND manifest = $6 "
@@ -90,14 +94,15 @@ static const char *const stmt_tpl[PG_STMT_COUNT] = {
 };
 
 static const int stmt_nparams[PG_STMT_COUNT] = {
-    [PG_INSERT] = 6, [PG_INSERT_IF] = 7, [PG_LOAD_MANIFEST] = 6, [PG_PRUNE] = 2, [PG_NEWEST] = 1, [PG_LOAD] = 5, [PG_REMOVE] = 5,
+    [PG_INSERT] = 7, [PG_INSERT_IF] = 8, [PG_LOAD_MANIFEST] = 6, [PG_PRUNE] = 2, [PG_NEWEST] = 1, [PG_LOAD] = 5, [PG_REMOVE] = 5,
     [PG_LOCK] = 2, [PG_PIDS] = 2, [PG_ROWS] = 3, [PG_ROWS_PID] = 3, [PG_SWAP] = 4,
     [PG_SWAP_TYPED] = 5,
 };
 
-static const Oid stmt_types[PG_STMT_COUNT][7] = {
-    [PG_INSERT] = {OID_TEXT, OID_INT8, OID_INT8, OID_INT4, OID_BYTEA, OID_TEXT},
-    [PG_INSERT_IF] = {OID_TEXT, OID_INT8, OID_INT8, OID_INT4, OID_BYTEA, OID_TEXT, OID_INT8},
+static const Oid stmt_types[PG_STMT_COUNT][8] = {
+    [PG_INSERT] = {OID_TEXT, OID_INT8, OID_INT8, OID_INT4, OID_BYTEA, OID_TEXT, OID_INT8},
+    [PG_INSERT_IF] = {OID_TEXT, OID_INT8, OID_INT8, OID_INT4, OID_BYTEA, OID_TEXT, OID_INT8,
+                      OID_INT8},
     [PG_LOAD_MANIFEST] = {OID_TEXT, OID_INT8, OID_INT8, OID_INT8, OID_INT8, OID_TEXT},
     [PG_PRUNE] = {OID_TEXT, OID_INT8},
     [PG_NEWEST] = {OID_TEXT},
@@ -309,7 +314,7 @@ int snap__pg_drain(snap_pg *b, int s, snap_pg_conn *c, int64_t deadline) {
 
 int snap__pg_send(snap_pg *b, int s, snap_pg_conn *c, enum snap_pg_stmt id, int n,
                   const char *const *values, const int *lengths, int result_binary) {
-  static const int formats[7] = {1, 1, 1, 1, 1, 1, 1};
+  static const int formats[8] = {1, 1, 1, 1, 1, 1, 1, 1};
   /* libpq copies the parameters into its output buffer here, so they may
    * live on the caller's stack. */
   if (!PQsendQueryPrepared(c->pg, stmt_names[id], n, values, lengths, formats, result_binary))
