@@ -4,9 +4,10 @@
  * write + fdatasync of the same bytes to a file in the same directory, a
  * streamed load against a raw sequential read of that file, and the peak
  * resident set of a stream save then load (each in a child process of its
- * own, like the other rss rows). --quick runs them on 64 MiB; the 16 GiB
- * rows are opt-in (--only stream) and shrink to the largest size the disk
- * has room for, which the report states.
+ * own, like the other rss rows), on sqlite and on PostgreSQL (a throw-away
+ * cluster; rows named "..., postgres"). --quick runs them on 64 MiB; the
+ * 16 GiB rows are opt-in (--only stream) and shrink to the largest size the
+ * disk has room for, which the report states.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -21,6 +22,9 @@
 
 #include "runner.h"
 #include "snap/store_stream.h"
+#ifdef SNAP_WITH_POSTGRES
+#include "pg_fixture.h"
+#endif
 
 #define PIECE ((size_t)1 << 20)
 #define QUICK_SIZE ((uint64_t)64 << 20)
@@ -185,7 +189,11 @@ static int case_options(stream_case *c) {
   return rc;
 }
 
-static int case_open(stream_case *c, const bench_ctx *bx, uint64_t size, int opt) {
+/* A row's store: sqlite in the bench directory, or postgres over
+ * `conninfo` (not NULL) with no statement timeout (a 16 GiB segment of
+ * staging can take longer than the default). Retention 1 either way. */
+static int case_open(stream_case *c, const bench_ctx *bx, uint64_t size, int opt,
+                     const char *conninfo) {
   memset(c, 0, sizeof *c);
   c->opt = opt;
   c->drop = drop_caches();
@@ -200,8 +208,13 @@ static int case_open(stream_case *c, const bench_ctx *bx, uint64_t size, int opt
   bench_path(c->raw, sizeof c->raw, bx->cfg, "stream-raw.json");
   bench_db_remove(c->db);
   char cfg[4400];
-  store_config(cfg, sizeof cfg, c->db, 1, 1);
-  if (case_options(c) != SNAP_OK || snap_store_open(&c->st, "sqlite", cfg) != SNAP_OK)
+  if (conninfo != NULL)
+    snprintf(cfg, sizeof cfg, "{\"conninfo\": \"%s\", \"keep\": 1, \"statement_timeout_ms\": 0}",
+             conninfo);
+  else
+    store_config(cfg, sizeof cfg, c->db, 1, 1);
+  if (case_options(c) != SNAP_OK ||
+      snap_store_open(&c->st, conninfo ? "postgres" : "sqlite", cfg) != SNAP_OK)
     return -1;
   return 0;
 }
@@ -247,7 +260,7 @@ static void throughput_rows(runner *rn, uint64_t size) {
     if (!wanted(rn, "stream", save_name) && !wanted(rn, "stream", load_name))
       continue;
     stream_case c;
-    if (case_open(&c, rn->bx, size, opts[i]) != 0) {
+    if (case_open(&c, rn->bx, size, opts[i], NULL) != 0) {
       bench_row *row = bench_row_add(rn->report, "stream", save_name, "", "MiB/s", KIND_RATE);
       if (row)
         bench_row_fail(row, "setup: %s", snap_error_message());
@@ -265,10 +278,11 @@ static void throughput_rows(runner *rn, uint64_t size) {
 
 /* ---- peak RSS, in a child process each -------------------------------------- */
 
-/* The child: "snap OPT SIZE DB" streams a save then a load; "raw OPT SIZE
- * FILE" writes then reads the file. Prints its peak RSS in KiB. */
+/* The child: "snap OPT SIZE DIR" streams a save then a load (sqlite in
+ * DIR; "snap OPT SIZE DIR CONNINFO": postgres); "raw OPT SIZE DIR" writes
+ * then reads a file. Prints its peak RSS in KiB. */
 int stream_child_main(int argc, char **argv) {
-  if (argc != 4)
+  if (argc != 4 && argc != 5)
     return 2;
   if (sodium_init() < 0)
     return 1;
@@ -283,7 +297,7 @@ int stream_child_main(int argc, char **argv) {
   cfg.dir = dir;
   double v = 0;
   char err[256] = "";
-  int rc = case_open(&c, &bx, size, atoi(argv[1]) & 3);
+  int rc = case_open(&c, &bx, size, atoi(argv[1]) & 3, argc == 5 ? argv[4] : NULL);
   if (rc == 0)
     rc = raw ? raw_write_side(&bx, &c, &v, err, sizeof err) : save_side(&bx, &c, &v, err, sizeof err);
   if (rc == 0)
@@ -297,8 +311,8 @@ int stream_child_main(int argc, char **argv) {
   return 0;
 }
 
-static int child_rss(const runner *rn, int raw, int opt, uint64_t size, long *kib, char *err,
-                     size_t cap) {
+static int child_rss(const runner *rn, int raw, int opt, uint64_t size, const char *conninfo,
+                     long *kib, char *err, size_t cap) {
   int fds[2];
   char optbuf[8], sizebuf[32], dir[4096];
   snprintf(optbuf, sizeof optbuf, "%d", opt);
@@ -316,7 +330,7 @@ static int child_rss(const runner *rn, int raw, int opt, uint64_t size, long *ki
     close(fds[0]);
     close(fds[1]);
     char *args[] = {"snap_bench", "--stream-child", raw ? "raw" : "snap", optbuf, sizebuf, dir,
-                    NULL};
+                    raw ? NULL : (char *)conninfo, NULL};
     execv("/proc/self/exe", args);
     _exit(127);
   }
@@ -337,11 +351,14 @@ static int child_rss(const runner *rn, int raw, int opt, uint64_t size, long *ki
   return 0;
 }
 
-static void rss_stream_rows(runner *rn, uint64_t size) {
+/* The rss rows of one backend: sqlite (`conninfo` NULL) or postgres, whose
+ * case names end in ", postgres". */
+static void rss_rows_on(runner *rn, uint64_t size, const char *conninfo) {
   static const int opts[] = {OPT_PLAIN, OPT_ZLIB_ENC};
   for (int i = 0; i < 2; i++) {
     char name[96], err[256] = "";
-    snprintf(name, sizeof name, "16 GiB JSON, %s, stream save then load", opt_label(opts[i]));
+    snprintf(name, sizeof name, "16 GiB JSON, %s, stream save then load%s", opt_label(opts[i]),
+             conninfo ? ", postgres" : "");
     if (!wanted(rn, "rss", name))
       continue;
     bench_row *row = bench_row_add(rn->report, "rss", name,
@@ -352,8 +369,8 @@ static void rss_stream_rows(runner *rn, uint64_t size) {
       return;
     }
     long a = 0, b = 0;
-    if (child_rss(rn, 0, opts[i], size, &a, err, sizeof err) != 0 ||
-        child_rss(rn, 1, opts[i], size, &b, err, sizeof err) != 0) {
+    if (child_rss(rn, 0, opts[i], size, conninfo, &a, err, sizeof err) != 0 ||
+        child_rss(rn, 1, opts[i], size, NULL, &b, err, sizeof err) != 0) {
       bench_row_fail(row, "%s", err);
       rn->failures++;
       continue;
@@ -363,9 +380,44 @@ static void rss_stream_rows(runner *rn, uint64_t size) {
   }
 }
 
+/* Whether an rss row of the backend is wanted (`postgres`: its rows). */
+static bool rss_wanted(const runner *rn, bool postgres) {
+  static const int opts[] = {OPT_PLAIN, OPT_ZLIB_ENC};
+  bool any = false;
+  for (int i = 0; i < 2; i++) {
+    char name[96];
+    snprintf(name, sizeof name, "16 GiB JSON, %s, stream save then load%s", opt_label(opts[i]),
+             postgres ? ", postgres" : "");
+    any |= wanted(rn, "rss", name) != 0;
+  }
+  return any;
+}
+
+static void rss_stream_rows(runner *rn, uint64_t size) {
+  rss_rows_on(rn, size, NULL);
+#ifdef SNAP_WITH_POSTGRES
+  if (!rss_wanted(rn, true))
+    return;
+  pgfx fx;
+  char why[512], ci[512];
+  if (pgfx_start(&fx, 1, why, sizeof why) != 0) {
+    bench_row *row = bench_row_add(rn->report, "rss",
+                                   "16 GiB JSON, plain, stream save then load, postgres", "",
+                                   "KiB peak", KIND_SIZE);
+    if (row != NULL)
+      bench_row_fail(row, "no PostgreSQL cluster: %s", why);
+    rn->failures++;
+    return;
+  }
+  pgfx_conninfo(&fx, 0, ci, sizeof ci);
+  rss_rows_on(rn, size, ci);
+  pgfx_destroy(&fx);
+#endif
+}
+
 void stream_rows(runner *rn, char *about, size_t cap) {
   about[0] = 0;
-  if (!wanted(rn, "stream", "16 GiB JSON") && !wanted(rn, "rss", "stream save then load"))
+  if (!wanted(rn, "stream", "16 GiB JSON") && !rss_wanted(rn, false) && !rss_wanted(rn, true))
     return;
   uint64_t size = rows_size(rn, about, cap);
   if (size == 0)
