@@ -382,6 +382,57 @@ Test(pgstreams, an_altered_chunk_row_is_detected_plain_on_three_shards) {
 }
 Test(pgstreams, an_altered_chunk_row_is_detected_zlib_aead) { damaged_rows(2, true, 1); }
 
+/* ---- refusals and limits ------------------------------------------------------ */
+
+/* On three shards: a raw put, a rewrite and a migration refuse a head and
+ * change nothing; a load beyond the reader's limit names the stream
+ * reader, which reads it; a body decode reads the chunks. */
+Test(pgstreams, refusals_and_the_readers_limit_on_three_shards) {
+  pgfx f = shared();
+  pgst p;
+  snap_store *st = open_pg(&p, &f, 3, "");
+  char *state = su_state_of(5000, 'o');
+  for (int i = 0; i < 3; i++) {
+    const char *pid = pids[i];
+    cr_assert_eq(su_stream_save(st, pid, 1, state, 5000, NULL, 5000, NULL), SNAP_OK);
+    snap_entry_page page = SNAP_ENTRY_PAGE_INIT;
+    cr_assert_eq(snap_store_list(st, pid, NULL, -1, 10, true, &page), SNAP_OK);
+    cr_assert_eq(page.n, 1);
+    const snap_entry *e = &page.entries[0];
+    snap_raw_row raw = {"q", 1, 5, e->body, e->stored_len, SNAP_OK};
+    cr_assert_eq(snap_store_put_raw(st, &raw, 1), SNAP_EUNSUPPORTED);
+    cr_assert_eq(latest_seq(st, "q"), -1);
+    snap_rewrite it = {pid, 1, e->body, e->stored_len, SNAP_OK, 0, 0, 0};
+    (void)snap_store_rewrite(st, &it, 1, NULL, true);
+    cr_assert_eq(it.status, SNAP_EUNSUPPORTED, "%d", it.status);
+    snap_rewrite mig = {pid, 1, e->body, e->stored_len, SNAP_OK, 0, 0, 0};
+    (void)snap_store_migrate(st, &mig, 1, "T/2", NULL);
+    cr_assert_eq(mig.status, SNAP_EUNSUPPORTED, "%d", mig.status);
+    snap_buf out = SNAP_BUF_INIT;
+    snap_format fmt;
+    cr_assert_eq(snap_store_decode(st, pid, 1, e->body, e->stored_len, NULL, &out, &fmt, NULL),
+                 SNAP_OK, "%s", snap_error_message());
+    cr_assert(out.len == 5000 && memcmp(out.data, state, 5000) == 0);
+    snap_buf_dispose(&out);
+    snap_entry_page_dispose(&page);
+    snap_options *small = NULL;
+    cr_assert_eq(snap_options_new(&small), SNAP_OK);
+    cr_assert_eq(snap_options_set_limits(small, 0, 4096), SNAP_OK);
+    snap_snapshot *s = NULL;
+    cr_assert_eq(snap_load_latest(st, pid, small, &s), SNAP_ETOOBIG);
+    cr_assert(strstr(snap_error_message(), "snap_load_stream_open"), "%s", snap_error_message());
+    char *back = NULL;
+    size_t len = 0;
+    cr_assert_eq(su_stream_load(st, pid, small, 0, &back, &len, NULL), SNAP_OK, "%s",
+                 snap_error_message());
+    cr_assert(len == 5000 && memcmp(back, state, len) == 0, "the stream is as it was");
+    free(back);
+    snap_options_free(small);
+  }
+  free(state);
+  snap_store_close(st);
+}
+
 /* ---- copies ---------------------------------------------------------------- */
 
 /* A streamed snapshot copied record by record from one server to three

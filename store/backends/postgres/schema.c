@@ -72,8 +72,11 @@ static const char *const step_dicts[] = {
 /* Step 6: streamed snapshots (streams.c). A streamed row's body is the
  * stream's head and its stream column names the chunk records in
  * "<table>_chunks", one row per record (each at most 64 MiB; never the
- * state in one value). Records are stored out of line uncompressed
- * (STORAGE EXTERNAL): the pipeline compressed or sealed them already.
+ * state in one value). Records keep TOAST's default storage (EXTENDED,
+ * stated): pglz gives up after the first KiB of a compressed or sealed
+ * record, so those are not compressed twice at any measurable cost, while
+ * a plain stream's records shrink (docs/POSTGRES.md section 2b has the
+ * measurement).
  * "<table>_staging" lists the streams being written, each leased to its
  * writer by a session advisory lock. Triggers delete a row's chunks in the
  * transaction that deletes, prunes or replaces the row. Templates name
@@ -83,7 +86,7 @@ static const char *const step_streams[] = {
     "ALTER TABLE \"{T}\" ADD COLUMN IF NOT EXISTS stream bigint",
     "CREATE TABLE IF NOT EXISTS \"{C}\" (stream bigint NOT NULL, n bigint NOT NULL, "
     "record bytea NOT NULL, PRIMARY KEY (stream, n))",
-    "ALTER TABLE \"{C}\" ALTER COLUMN record SET STORAGE EXTERNAL",
+    "ALTER TABLE \"{C}\" ALTER COLUMN record SET STORAGE EXTENDED",
     "CREATE TABLE IF NOT EXISTS \"{S}\" (stream bigint PRIMARY KEY, persistence_id text "
     "COLLATE \"C\" NOT NULL, seq bigint NOT NULL, started bigint NOT NULL)",
     "CREATE OR REPLACE FUNCTION \"{F}\"() RETURNS trigger LANGUAGE plpgsql AS $f$ BEGIN "
