@@ -406,8 +406,11 @@ Test(pgstreams, refusals_and_the_readers_limit_on_three_shards) {
     (void)snap_store_rewrite(st, &it, 1, NULL, true);
     cr_assert_eq(it.status, SNAP_EUNSUPPORTED, "%d", it.status);
     snap_rewrite mig = {pid, 1, e->body, e->stored_len, SNAP_OK, 0, 0, 0};
+    /* A head stating no manifest is not on the way to T/2: left alone, as a
+     * body would be, before the missing stream_replace slot matters. */
     (void)snap_store_migrate(st, &mig, 1, "T/2", NULL);
-    cr_assert_eq(mig.status, SNAP_EUNSUPPORTED, "%d", mig.status);
+    cr_assert_eq(mig.status, SNAP_OK, "%d", mig.status);
+    cr_assert_eq(mig.outcome, SNAP_REWRITE_SKIPPED, "%d", mig.outcome);
     snap_buf out = SNAP_BUF_INIT;
     snap_format fmt;
     cr_assert_eq(snap_store_decode(st, pid, 1, e->body, e->stored_len, NULL, &out, &fmt, NULL),

@@ -6,7 +6,6 @@
  * writer's staging left alone, and ENOSPC on a tmpfs. */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
@@ -35,30 +34,9 @@
 /* ---- helpers ------------------------------------------------------------- */
 
 static snap_store *open_on(const snap_backend *be, const char *dir, const char *extra) {
-  char cfg[4096];
-  if (be == snap_backend_sqlite())
-    snprintf(cfg, sizeof cfg, "{\"path\": \"%s/t.db\"%s%s}", dir, extra[0] ? ", " : "", extra);
-  else
-    snprintf(cfg, sizeof cfg, "{%s}", extra);
-  snap_store *st = NULL;
-  int rc = snap_store_open_backend(&st, be, cfg);
-  cr_assert_eq(rc, SNAP_OK, "open %s: %s", cfg, snap_error_message());
+  snap_store *st = su_store(be, dir, extra);
+  cr_assert_not_null(st);
   return st;
-}
-
-/* Files in `dir`/t.db.streams (0 when the folder does not exist). */
-static int chunk_files(const char *dir) {
-  char path[1024];
-  snprintf(path, sizeof path, "%s/t.db.streams", dir);
-  DIR *d = opendir(path);
-  if (d == NULL)
-    return 0;
-  int n = 0;
-  struct dirent *de;
-  while ((de = readdir(d)) != NULL)
-    n += de->d_name[0] != '.';
-  closedir(d);
-  return n;
 }
 
 static int64_t latest_seq(snap_store *st, const char *pid) {
@@ -169,7 +147,7 @@ static void visibility_on(const snap_backend *be) {
   cr_assert_neq(snap_save_stream_commit(w, NULL), SNAP_OK);
   cr_assert_eq(latest_seq(st, "p"), 2);
   if (be == snap_backend_sqlite())
-    cr_assert_eq(chunk_files(dir), 1, "only the published stream's file is left");
+    cr_assert_eq(su_chunk_files(dir), 1, "only the published stream's file is left");
   free(state);
   snap_store_close(st);
   st_rmtree(dir);
@@ -199,7 +177,7 @@ Test(streams, conditions_manifests_and_metadata_apply_to_streams) {
   snap_meta m;
   cr_assert_eq(snap_save_stream_commit(w, &m), SNAP_ECONFLICT);
   cr_assert_eq(m.current_seq, 1);
-  cr_assert_eq(chunk_files(dir), 0, "a conflicting stream leaves no file");
+  cr_assert_eq(su_chunk_files(dir), 0, "a conflicting stream leaves no file");
   x.expected_seq = 1;
   cr_assert_eq(snap_save_stream_begin(st, "p", 2, 1234, SNAP_FORMAT_JSON, NULL, &x, CHUNK, &w),
                SNAP_OK);
@@ -228,15 +206,15 @@ Test(streams, retention_deletes_and_replaces_take_the_chunk_files_along) {
   for (int64_t seq = 1; seq <= 4; seq++)
     cr_assert_eq(su_stream_save(st, "p", seq, state, 3000, NULL, 1000, NULL), SNAP_OK, "%s",
                  snap_error_message());
-  cr_assert_eq(chunk_files(dir), 2, "retention keeps 2 streams and their files");
+  cr_assert_eq(su_chunk_files(dir), 2, "retention keeps 2 streams and their files");
   /* An ordinary save over a streamed (pid, seq) drops that stream's file. */
   cr_assert_eq(snap_save(st, "p", 4, SNAP_FORMAT_JSON, "[4]", 3, NULL, NULL), SNAP_OK);
-  cr_assert_eq(chunk_files(dir), 1);
+  cr_assert_eq(su_chunk_files(dir), 1);
   cr_assert_eq(su_stream_save(st, "q", 1, state, 3000, NULL, 1000, NULL), SNAP_OK);
   cr_assert_eq(snap_delete(st, "p", INT64_MAX), SNAP_OK);
-  cr_assert_eq(chunk_files(dir), 1, "q's stream stays");
+  cr_assert_eq(su_chunk_files(dir), 1, "q's stream stays");
   cr_assert_eq(snap_delete_one(st, "q", 1), SNAP_OK);
-  cr_assert_eq(chunk_files(dir), 0);
+  cr_assert_eq(su_chunk_files(dir), 0);
   cr_assert_eq(latest_seq(st, "p"), -1);
   free(state);
   snap_store_close(st);
@@ -426,7 +404,8 @@ static snap_entry_page head_of(snap_store *st, const char *pid) {
   return page;
 }
 
-Test(streams, raw_puts_rewrites_and_migrations_refuse_a_head_and_change_nothing) {
+/* Rewrites and migrations of a stream: tests/test_stream_rewrite.c. */
+Test(streams, raw_puts_refuse_a_head_and_change_nothing) {
   snap_store *st = open_on(snap_backend_memory(), NULL, "");
   char *state = su_state_of(1000, 'o');
   cr_assert_eq(su_stream_save(st, "p", 1, state, 1000, NULL, 1000, NULL), SNAP_OK);
@@ -438,13 +417,6 @@ Test(streams, raw_puts_rewrites_and_migrations_refuse_a_head_and_change_nothing)
   cr_assert_eq(raw.status, SNAP_EUNSUPPORTED);
   cr_assert(strstr(snap_error_message(), "streamed snapshot"), "%s", snap_error_message());
   cr_assert_eq(latest_seq(st, "q"), -1);
-  /* A rewrite or a migration would swap the head for an ordinary body. */
-  snap_rewrite it = {"p", 1, e->body, e->stored_len, SNAP_OK, 0, 0, 0};
-  (void)snap_store_rewrite(st, &it, 1, NULL, true);
-  cr_assert_eq(it.status, SNAP_EUNSUPPORTED, "%d", it.status);
-  snap_rewrite mig = {"p", 1, e->body, e->stored_len, SNAP_OK, 0, 0, 0};
-  (void)snap_store_migrate(st, &mig, 1, "T/2", NULL);
-  cr_assert_eq(mig.status, SNAP_EUNSUPPORTED, "%d", mig.status);
   /* What a body decode of it gives is the state, read with its chunks. */
   snap_buf out = SNAP_BUF_INIT;
   snap_format fmt;
@@ -554,18 +526,18 @@ Test(streams, a_writer_killed_mid_stream_leaves_nothing_visible_and_its_chunks_a
   close(ready[1]);
   char b;
   cr_assert_eq(read(ready[0], &b, 1), 1, "the child reached mid-stream");
-  cr_assert_eq(chunk_files(dir), 1, "the child's staging exists");
+  cr_assert_eq(su_chunk_files(dir), 1, "the child's staging exists");
   cr_assert_eq(kill(child, SIGKILL), 0);
   int status = 0;
   cr_assert_eq(waitpid(child, &status, 0), child);
   cr_assert(WIFSIGNALED(status));
   close(ready[0]);
-  cr_assert_eq(chunk_files(dir), 1, "the orphan is there until someone opens the store");
+  cr_assert_eq(su_chunk_files(dir), 1, "the orphan is there until someone opens the store");
   st = open_on(snap_backend_sqlite(), dir, "");
   cr_assert_eq(latest_seq(st, "p"), 1, "no snapshot of the killed stream");
   /* The first write opens the writer, which reclaims the orphan. */
   cr_assert_eq(snap_save(st, "p", 3, SNAP_FORMAT_JSON, "[3]", 3, NULL, NULL), SNAP_OK);
-  cr_assert_eq(chunk_files(dir), 0, "the orphan was reclaimed on open");
+  cr_assert_eq(su_chunk_files(dir), 0, "the orphan was reclaimed on open");
   snap_store_close(st);
   st_rmtree(dir);
   free(dir);
@@ -586,7 +558,7 @@ Test(streams, a_sweep_never_reclaims_a_live_writers_staging) {
   uint64_t n = 99;
   cr_assert_eq(snap_store_stream_sweep(b, 100, &n), SNAP_OK, "%s", snap_error_message());
   cr_assert_eq(n, 0);
-  cr_assert_eq(chunk_files(dir), 1);
+  cr_assert_eq(su_chunk_files(dir), 1);
   cr_assert_eq(snap_save_stream_write(w, state + 5000, 5000), SNAP_OK);
   cr_assert_eq(snap_save_stream_commit(w, NULL), SNAP_OK, "%s", snap_error_message());
   /* A published stream is not an orphan either. */
@@ -603,7 +575,7 @@ Test(streams, a_sweep_never_reclaims_a_live_writers_staging) {
   cr_assert_eq(snap_store_stream_sweep(b, 100, &n), SNAP_OK);
   cr_assert_eq(n, 1);
   cr_assert_eq(access(orphan, F_OK), -1);
-  cr_assert_eq(chunk_files(dir), 1);
+  cr_assert_eq(su_chunk_files(dir), 1);
   free(orphan);
   free(state);
   snap_store_close(a);
@@ -649,7 +621,7 @@ Test(streams, a_full_disk_mid_stream_leaves_the_previous_snapshot_loadable) {
     rc = snap_save_stream_write(w, state + at, 65536);
   cr_assert_eq(rc, SNAP_EFULL, "%d: %s", rc, snap_error_message());
   cr_assert_eq(snap_save_stream_commit(w, NULL), SNAP_EFULL);
-  cr_assert_eq(chunk_files(dir), 0, "the failed staging is gone");
+  cr_assert_eq(su_chunk_files(dir), 0, "the failed staging is gone");
   snap_snapshot *s = NULL;
   cr_assert_eq(snap_load_latest(st, "p", NULL, &s), SNAP_OK, "%s", snap_error_message());
   cr_assert(s != NULL && s->seq == 1 && strcmp((const char *)s->data, "[1]") == 0);

@@ -209,6 +209,28 @@ int snap__stream_load_whole(snap_store *st, const char *pid, int64_t seq, const 
                             size_t len, const snap_options *o, snap_buf *out, snap_format *fmt,
                             unsigned *stages);
 
+/* ---- stream_save.c, for stream_rewrite.c ---- */
+
+/* Ends `w`'s state without publishing it: the head into `head`, its stages,
+ * and the backend's staging handed to the caller, who publishes it in place
+ * of a row (stream_replace()) or aborts it. Frees `w` whatever the outcome;
+ * on failure `*staging` is NULL and nothing is left staged. */
+struct snap_save_stream;
+int snap__save_stream_finish(struct snap_save_stream *w, snap_buf *head, unsigned *stages,
+                             snap_backend_stream **staging);
+
+/* ---- stream_rewrite.c ---- */
+
+/* Re-encodes the streamed snapshot of `it` (its body is the head) chunk by
+ * chunk with the options resolved from `call`, and publishes it in place of
+ * the row only if the row still holds that head (a live writer wins): sets
+ * it->outcome, stages and key_version. With `target` (a migration), the state
+ * is decoded whole within the reader's limit, upcast from `stored` and the
+ * new head states `target`; otherwise it states what the old one stated.
+ * Messages start with `verb`. */
+int snap__stream_rewrite(snap_store *st, struct snap_rewrite *it, const snap_options *call,
+                         const char *verb, const char *stored, const char *target);
+
 /* ---- load.c ---- */
 
 /* Whether no row can match `c`. */

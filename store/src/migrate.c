@@ -98,9 +98,6 @@ static int prepare_one(snap_store *st, snap_rewrite *it, const char *target,
                        const snap_options *call, snap_buf *state, snap_buf *body, bool *swap) {
   *swap = false;
   int rc = snap__rewrite_item_check(it, "migrate");
-  if (rc == SNAP_OK && snap__body_is_head(it->body, it->body_len))
-    rc = snap__stream_refused("migrate", it->pid, it->seq,
-                              "migration does not move chunk records; it is left as it is");
   if (rc != SNAP_OK)
     return rc;
   char stored[SNAP_MANIFEST_MAX + 1];
@@ -112,6 +109,8 @@ static int prepare_one(snap_store *st, snap_rewrite *it, const char *target,
     (void)snap_body_inspect(it->body, it->body_len, NULL, &it->stages, &it->key_version, NULL);
     return SNAP_OK;
   }
+  if (snap__body_is_head(it->body, it->body_len))
+    return snap__stream_rewrite(st, it, call, "migrate", stored, target); /* on its own */
   snap_options *o = NULL;
   if ((rc = snap__store_options(st, it->pid, call, &o)) != SNAP_OK)
     return rc;

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "snap/admin.h"
-#include "store_internal.h"
+#include "handle.h"
 
 /* Swaps per backend call without a heap-allocated array. */
 #define STACK_SWAPS 16
@@ -60,10 +60,6 @@ static int prepare_one(snap_store *st, snap_rewrite *it, const snap_options *cal
   int rc = snap__rewrite_item_check(it, "rewrite");
   if (rc != SNAP_OK)
     return rc;
-  if (snap__body_is_head(it->body, it->body_len))
-    return snap__stream_refused("rewrite", it->pid, it->seq,
-                                "rewriting (re-encryption, recompression) does not move chunk "
-                                "records; it is left as it is");
   snap_options *o = NULL;
   if ((rc = snap__store_options(st, it->pid, call, &o)) != SNAP_OK)
     return rc;
@@ -89,6 +85,12 @@ static int prepare_one(snap_store *st, snap_rewrite *it, const snap_options *cal
     it->key_version = kv;
     snap_options_free(o);
     return SNAP_OK;
+  }
+  if (rc == SNAP_OK && snap__body_is_head(it->body, it->body_len)) {
+    /* A streamed snapshot: rewritten and published on its own, chunk by
+     * chunk (stream_rewrite.c), never swapped for an ordinary body. */
+    snap_options_free(o);
+    return snap__stream_rewrite(st, it, call, "rewrite", NULL, NULL);
   }
   snap_format fmt = SNAP_FORMAT_JSON;
   if (rc == SNAP_OK)

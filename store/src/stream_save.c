@@ -260,6 +260,20 @@ int snap_save_stream_commit(snap_save_stream *w, snap_meta *meta) {
   return rc;
 }
 
+int snap__save_stream_finish(snap_save_stream *w, snap_buf *head, unsigned *stages,
+                             snap_backend_stream **staging) {
+  *staging = NULL;
+  int rc = w->failed;
+  if (rc == SNAP_OK)
+    rc = snap_stream_encoder_finish(w->enc, head, stages);
+  if (rc == SNAP_OK) {
+    *staging = w->staging;
+    w->staging = NULL; /* the caller's now */
+  }
+  writer_free(w);
+  return rc;
+}
+
 void snap_save_stream_abort(snap_save_stream *w) {
   if (w != NULL)
     writer_free(w);

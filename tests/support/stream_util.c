@@ -1,6 +1,9 @@
 /* Shared helpers of the streamed-snapshot tests (stream_util.h). */
 #include "stream_util.h"
 
+#include "snap/sys/backend.h"
+
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -193,4 +196,30 @@ int su_big_round_trip(snap_store *st, const char *pid, uint64_t total, uint64_t 
   free(back);
   snap_options_free(o);
   return rc;
+}
+
+snap_store *su_store(const snap_backend *be, const char *dir, const char *extra) {
+  char cfg[4096];
+  if (be == snap_backend_sqlite())
+    snprintf(cfg, sizeof cfg, "{\"path\": \"%s/t.db\"%s%s}", dir, extra[0] ? ", " : "", extra);
+  else
+    snprintf(cfg, sizeof cfg, "{%s}", extra);
+  snap_store *st = NULL;
+  if (snap_store_open_backend(&st, be, cfg) != SNAP_OK)
+    fprintf(stderr, "open %s: %s\n", cfg, snap_error_message());
+  return st;
+}
+
+int su_chunk_files(const char *dir) {
+  char path[1024];
+  snprintf(path, sizeof path, "%s/t.db.streams", dir);
+  DIR *d = opendir(path);
+  if (d == NULL)
+    return 0;
+  int n = 0;
+  struct dirent *de;
+  while ((de = readdir(d)) != NULL)
+    n += de->d_name[0] != '.';
+  closedir(d);
+  return n;
 }

@@ -1,6 +1,8 @@
 /* Shared helpers of the streamed-snapshot tests (tests/test_streams.c,
- * tests/test_postgres_streams.c): states of a given size, a streamed save
- * in pieces, a stream reader's whole output, keys and stage combinations. */
+ * tests/test_postgres_streams.c, tests/test_stream_rewrite.c): states of a
+ * given size, a streamed save in pieces, a stream reader's whole output, keys
+ * and stage combinations, stores on a built-in backend and the chunk files the
+ * sqlite backend keeps beside its database. */
 #ifndef SNAP_TEST_STREAM_UTIL_H
 #define SNAP_TEST_STREAM_UTIL_H
 
@@ -42,5 +44,15 @@ snap_options *su_combo(int i, snap_keyring *kr);
  */
 int su_big_round_trip(snap_store *st, const char *pid, uint64_t total, uint64_t *written,
                       long *growth_kib, char *why, size_t cap);
+
+struct snap_backend;
+
+/** A store on `be`: for sqlite the database `dir`/t.db, with the store keys
+ *  `extra` (a JSON fragment such as "\"keep\": 0", or ""); NULL, saying
+ *  why on stderr, when it does not open. */
+snap_store *su_store(const struct snap_backend *be, const char *dir, const char *extra);
+
+/** The chunk files in `dir`/t.db.streams (0 when the folder does not exist). */
+int su_chunk_files(const char *dir);
 
 #endif /* SNAP_TEST_STREAM_UTIL_H */

@@ -3,7 +3,7 @@
  *   enumerate.c pids and rows in order (ABI version 2)
  *   keys.c      the key table of envelope encryption (ABI version 4)
  *   dicts.c     the dictionary table of zstd compression (ABI version 4)
- *   streams.c   the chunk records of streamed snapshots (ABI version 6) */
+ *   streams.c   the chunk records of streamed snapshots (ABI versions 6 and 7) */
 #ifndef SNAP_BACKEND_MEMORY_INTERNAL_H
 #define SNAP_BACKEND_MEMORY_INTERNAL_H
 
@@ -101,6 +101,11 @@ uint64_t snap__mem_hash_pid(const char *s);
 mem_pid *snap__mem_find_pid(const mem_backend *m, const char *pid, uint64_t h);
 /* Index of the first row of `p` with seq >= `seq`. */
 size_t snap__mem_lower_bound(const mem_pid *p, int64_t seq);
+
+/* stream_replace() (ABI version 7, streams.c): the staged chunks of `s` in
+ * place of the row's when its body is still `w->expected`. Consumes `s`. */
+int snap__memstream_replace(mem_backend *m, snap_backend_stream *s, snap_backend_swap *w,
+                            const char *manifest);
 
 /* ---- enumerate.c ---- */
 

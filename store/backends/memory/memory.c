@@ -492,6 +492,12 @@ static int mem_stream_sweep(void *self, uint64_t max, uint64_t *reclaimed) {
   return SNAP_OK;
 }
 
+/* ABI 7 (streams.c). */
+static int mem_stream_replace(void *self, snap_backend_stream *s, snap_backend_swap *w,
+                              const char *manifest) {
+  return snap__memstream_replace(self, s, w, manifest);
+}
+
 /* open() of ABI versions 1 and 2: a copy of this table declared at an older
  * version (as a test of the host's version handling makes) still opens. */
 static int mem_open_json(void **self, const char *config_json, const snap_host *host) {
@@ -546,6 +552,8 @@ static const snap_backend memory_backend = {
     .stream_close = mem_stream_close,
     .stream_sweep = mem_stream_sweep,
     .key_replace = mem_key_replace,
+    /* ABI 7 */
+    .stream_replace = mem_stream_replace,
 };
 
 const snap_backend *snap_backend_memory(void) { return &memory_backend; }

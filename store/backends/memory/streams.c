@@ -1,4 +1,4 @@
-/* The memory backend's streamed snapshots (backend ABI version 6): a
+/* The memory backend's streamed snapshots (backend ABI versions 6 and 7): a
  * staging collects the chunk records; publishing hands them to the row as
  * one reference-counted list. Nothing outlives the process, so there are no
  * orphans to reclaim: a staging that is never published is freed by its
@@ -119,6 +119,61 @@ void snap__memstream_abort(const snap_host *host, snap_backend_stream *s) {
     return;
   snap__memchunks_unref(host, s->chunks);
   free_stream(host, s);
+}
+
+/* The row's new body with its manifest's copy after it (one allocation, as
+ * memory.c keeps rows); NULL when out of memory. */
+static uint8_t *body_with_manifest(const snap_host *host, const snap_backend_swap *w,
+                                   const char *manifest) {
+  size_t ml = manifest ? strlen(manifest) + 1 : 0;
+  uint8_t *body = host->malloc(w->body_len + ml + 1);
+  if (body != NULL) {
+    memcpy(body, w->body, w->body_len);
+    if (ml > 0)
+      memcpy(body + w->body_len, manifest, ml);
+  }
+  return body;
+}
+
+int snap__memstream_replace(mem_backend *m, snap_backend_stream *s, snap_backend_swap *w,
+                            const char *manifest) {
+  w->outcome = SNAP_SWAP_GONE;
+  snap_backend_row key = {w->pid, w->seq, 0, NULL, 0, 0, SNAP_OK};
+  mem_chunks *c = snap__memstream_take(m->host, s, &key, &w->status);
+  if (c == NULL)
+    return w->status;
+  uint8_t *body = body_with_manifest(m->host, w, manifest);
+  if (body == NULL) {
+    snap__memchunks_unref(m->host, c);
+    return w->status = m->host->error(SNAP_ENOMEM, "memory backend: out of memory for pid '%s'",
+                                      w->pid);
+  }
+  pthread_rwlock_wrlock(&m->lock);
+  mem_pid *p = snap__mem_find_pid(m, w->pid, snap__mem_hash_pid(w->pid));
+  size_t at = p ? snap__mem_lower_bound(p, w->seq) : 0;
+  mem_row *r = p != NULL && at < p->n && p->rows[at].seq == w->seq ? &p->rows[at] : NULL;
+  if (r != NULL && (r->body_len != w->expected_len ||
+                    memcmp(r->body, w->expected, r->body_len) != 0)) {
+    w->outcome = SNAP_SWAP_CHANGED;
+    r = NULL;
+  }
+  mem_chunks *old = NULL;
+  if (r != NULL) {
+    m->host->free(r->body);
+    old = r->chunks; /* a read that opened them holds its own reference */
+    r->body = body;
+    r->body_len = w->body_len;
+    r->manifest = manifest ? (const char *)body + w->body_len : NULL;
+    r->chunks = c;
+    w->outcome = SNAP_SWAP_DONE;
+    body = NULL;
+    c = NULL;
+  }
+  pthread_rwlock_unlock(&m->lock);
+  m->host->free(body);
+  snap__memchunks_unref(m->host, c);
+  snap__memchunks_unref(m->host, old);
+  return SNAP_OK;
 }
 
 struct snap_backend_reader {

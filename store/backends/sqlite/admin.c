@@ -146,10 +146,24 @@ static int swap_one(sql_backend *b, sqlite3 *db, sqlite3_stmt *upd, sqlite3_stmt
   return e;
 }
 
+/* The conditional update of swap_rows(): with a manifest (?5), with a
+ * stream file (?6) too, or the body alone. */
+static const char *update_sql(const char *const *manifests, const char *stream) {
+  if (stream != NULL)
+    return "UPDATE \"%s\" SET body = ?3, manifest = NULL, manifest_id = ?5, stream = ?6 "
+           "WHERE pid = ?1 AND seq = ?2 AND body = ?4";
+  if (manifests != NULL)
+    return "UPDATE \"%s\" SET body = ?3, manifest = NULL, manifest_id = ?5 "
+           "WHERE pid = ?1 AND seq = ?2 AND body = ?4";
+  return "UPDATE \"%s\" SET body = ?3 WHERE pid = ?1 AND seq = ?2 AND body = ?4";
+}
+
 /* replace() and, with `manifests`, replace_typed(), which also sets the
- * manifest column of each replaced row. */
+ * manifest column of each replaced row; with `stream` (one swap, with its
+ * manifest), the row's stream file becomes `stream` and the old one's goes
+ * (the update trigger of schema step 6 lists it, drained after the commit). */
 static int swap_rows(sql_backend *b, snap_backend_swap *sw, const char *const *manifests,
-                     size_t n) {
+                     size_t n, const char *stream) {
   if (n == 0)
     return SNAP_OK;
   sqlite3 *db;
@@ -157,17 +171,23 @@ static int swap_rows(sql_backend *b, snap_backend_swap *sw, const char *const *m
   bool newly = false, committed = false;
   int e = snap__sqlite_writer(b, &db);
   if (e == SNAP_OK)
-    e = prepare(b, db,
-                manifests ? "UPDATE \"%s\" SET body = ?3, manifest = NULL, manifest_id = ?5 "
-                            "WHERE pid = ?1 AND seq = ?2 AND body = ?4"
-                          : "UPDATE \"%s\" SET body = ?3 WHERE pid = ?1 AND seq = ?2 AND body = ?4",
-                &upd);
+    e = prepare(b, db, update_sql(manifests, stream), &upd);
+  if (e == SNAP_OK && stream != NULL)
+    sqlite3_bind_text(upd, 6, stream, -1, SQLITE_STATIC);
   if (e == SNAP_OK)
     e = prepare(b, db, "SELECT 1 FROM \"%s\" WHERE pid = ?1 AND seq = ?2", &probe);
   if (e == SNAP_OK && manifests != NULL)
     e = snap__sqlite_manifests_prepare(b, &b->writer, manifests, n, sizeof manifests[0]);
   if (e == SNAP_OK && (e = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL)) != SQLITE_OK)
     e = snap__sqlite_error(b, db, e, "begin");
+  /* A row that becomes streamed needs the triggers that record its file's
+   * removal (schema step 7 keeps them only while a row is streamed). */
+  int trc = SQLITE_OK;
+  if (e == SNAP_OK && stream != NULL &&
+      (trc = snap__sqlite_stream_triggers(b, db)) != SQLITE_OK) {
+    e = snap__sqlite_error(b, db, trc, "create the stream triggers");
+    sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+  }
   if (e == SNAP_OK) {
     /* The comparison and the write happen under the write lock of one
      * transaction: no save or delete can come between them. */
@@ -190,6 +210,8 @@ static int swap_rows(sql_backend *b, snap_backend_swap *sw, const char *const *m
     if (!committed && !sqlite3_get_autocommit(db))
       sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
     snap__sqlite_encrypted_done(b, newly, committed);
+    if (committed && stream != NULL)
+      snap__sqlite_streams_drain(b, db); /* the replaced stream's file */
   }
   sqlite3_finalize(upd);
   sqlite3_finalize(probe);
@@ -201,12 +223,17 @@ static int swap_rows(sql_backend *b, snap_backend_swap *sw, const char *const *m
 }
 
 int snap__sqlite_replace(void *self, snap_backend_swap *sw, size_t n) {
-  return swap_rows(self, sw, NULL, n);
+  return swap_rows(self, sw, NULL, n, NULL);
 }
 
 int snap__sqlite_replace_typed(void *self, snap_backend_swap *sw, const char *const *manifests,
                                size_t n) {
-  return swap_rows(self, sw, manifests, n);
+  return swap_rows(self, sw, manifests, n, NULL);
+}
+
+int snap__sqlite_swap_stream(sql_backend *b, snap_backend_swap *w, const char *manifest,
+                             const char *stream) {
+  return swap_rows(b, w, &manifest, 1, stream);
 }
 
 int snap__sqlite_backup(void *self, const char *path) {

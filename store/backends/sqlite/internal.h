@@ -9,7 +9,8 @@
  *   settings.c  settings kept with the data set
  *   keys.c      ABI version 4: the key table of envelope encryption
  *   dicts.c     ABI version 4: the dictionary table of zstd compression
- *   streams.c   ABI version 6: streamed snapshots (chunk files beside the database) */
+ *   streams.c   ABI versions 6 and 7: streamed snapshots (chunk files beside the
+ *               database) */
 #ifndef SNAP_BACKEND_SQLITE_INTERNAL_H
 #define SNAP_BACKEND_SQLITE_INTERNAL_H
 
@@ -213,6 +214,10 @@ int snap__sqlite_list_pids(void *self, const char *after, size_t limit, snap_bac
 int snap__sqlite_list_rows(void *self, const char *pid, const char *after_pid, int64_t after_seq,
                         size_t limit, snap_backend_row_emit emit, void *ctx);
 int snap__sqlite_replace(void *self, snap_backend_swap *sw, size_t n);
+/* replace_typed() of one row that also names the stream file `stream`
+ * (admin.c, for stream_replace()); the old file goes after the commit. */
+int snap__sqlite_swap_stream(sql_backend *b, snap_backend_swap *w, const char *manifest,
+                             const char *stream);
 /* ABI 5: replace() that also sets each replaced row's manifest column. */
 int snap__sqlite_replace_typed(void *self, snap_backend_swap *sw, const char *const *manifests,
                                size_t n);
@@ -263,6 +268,10 @@ int snap__sqlite_stream_open(void *self, const char *pid, int64_t seq, const voi
 int snap__sqlite_stream_next(void *self, snap_backend_reader *r, const void **record,
                              size_t *len);
 void snap__sqlite_stream_close(void *self, snap_backend_reader *r);
+/* ABI version 7: a staged stream published in place of a row still holding
+ * the expected body (streams.c). */
+int snap__sqlite_stream_replace(void *self, snap_backend_stream *s, snap_backend_swap *w,
+                                const char *manifest);
 int snap__sqlite_stream_sweep(void *self, uint64_t max, uint64_t *reclaimed);
 /* After a commit on the writer: unlinks the files of removed streamed rows.
  * Writer lock held. */

@@ -412,6 +412,8 @@ static const snap_backend sqlite_backend = {
     .stream_close = snap__sqlite_stream_close,
     .stream_sweep = snap__sqlite_stream_sweep,
     .key_replace = snap__sqlite_key_replace,
+    /* ABI 7 */
+    .stream_replace = snap__sqlite_stream_replace,
 };
 
 const snap_backend *snap_backend_sqlite(void) { return &sqlite_backend; }

@@ -237,28 +237,48 @@ void snap__sqlite_stream_abort(void *self, snap_backend_stream *s) {
     discard(self, s, true);
 }
 
-int snap__sqlite_stream_publish(void *self, snap_backend_stream *s, snap_backend_row4 *row,
-                                uint32_t keep) {
-  sql_backend *b = self;
+/* Checks that the staging is published as what it was begun for, then makes
+ * its chunks durable: they are before the row that publishes them commits. */
+static int make_durable(sql_backend *b, snap_backend_stream *s, const char *pid, int64_t seq) {
   int e = SNAP_OK;
   if (s->failed)
     e = b->host->error(SNAP_EINVAL, "sqlite '%s': the stream of pid '%s' seq %lld failed "
                        "earlier and is not published", b->path, s->pid, (long long)s->seq);
-  else if (strcmp(row->row.pid, s->pid) != 0 || row->row.seq != s->seq)
+  else if (strcmp(pid, s->pid) != 0 || seq != s->seq)
     e = b->host->error(SNAP_EINVAL, "sqlite '%s': a stream staged for pid '%s' seq %lld "
                        "published as pid '%s' seq %lld", b->path, s->pid, (long long)s->seq,
-                       row->row.pid, (long long)row->row.seq);
-  /* The chunks are durable before the row that publishes them commits. */
+                       pid, (long long)seq);
   if (e == SNAP_OK && fdatasync(s->fd) != 0)
     e = snap__sqlite_stream_io_error(b, errno, "sync the stream file", s->name);
   if (e == SNAP_OK)
     e = sync_dir(b);
+  return e;
+}
+
+int snap__sqlite_stream_publish(void *self, snap_backend_stream *s, snap_backend_row4 *row,
+                                uint32_t keep) {
+  sql_backend *b = self;
+  int e = make_durable(b, s, row->row.pid, row->row.seq);
   if (e == SNAP_OK)
     e = snap__sqlite_put_stream(b, row, keep, s->name);
   if (e != SNAP_OK)
     row->row.status = e;
   /* Stored: the row owns the file, and the lock goes with the descriptor. */
   discard(b, s, e != SNAP_OK);
+  return e;
+}
+
+int snap__sqlite_stream_replace(void *self, snap_backend_stream *s, snap_backend_swap *w,
+                                const char *manifest) {
+  sql_backend *b = self;
+  w->outcome = SNAP_SWAP_GONE;
+  int e = make_durable(b, s, w->pid, w->seq);
+  if (e == SNAP_OK)
+    e = snap__sqlite_swap_stream(b, w, manifest, s->name);
+  w->status = e;
+  /* Swapped in: the row owns the file. Left alone or failed: it goes, and
+   * it is unlinked before its lock is released, so no sweep races for it. */
+  discard(b, s, e != SNAP_OK || w->outcome != SNAP_SWAP_DONE);
   return e;
 }
 

@@ -155,7 +155,11 @@ typedef struct snap_rewrite {
  * bodies), re-encoded, and all are then replaced in one conditional backend
  * write: a body is replaced only if the stored one is still byte for byte the
  * body that was read, so a concurrent newer save is never overwritten and a
- * deleted snapshot never comes back.
+ * deleted snapshot never comes back. A streamed snapshot (its body is a
+ * stream head) is rewritten on its own, chunk by chunk in bounded memory, and
+ * published by the same rule (docs/STREAMS.md, "Rewriting a stream"); on a
+ * backend without stream_replace (ABI version 7) its item is
+ * SNAP_EUNSUPPORTED and it is left as it is.
  * Each item gets its own status (a decoding failure: SNAP_EAUTH, SNAP_ENOKEY,
  * SNAP_ECORRUPT, SNAP_EFORMAT, ...) and outcome. Returns SNAP_OK when no item
  * failed, otherwise the first failure's code.
@@ -227,7 +231,10 @@ SNAP_API int snap_store_migrate_kind(snap_store *st, const char *manifest, const
  * replaced only if the stored one is still byte for byte the body that was
  * read, so a newer save is never overwritten and a deleted snapshot never
  * comes back. A body already at the target is SNAP_REWRITE_CURRENT, a NEWER
- * or OTHER one SNAP_REWRITE_SKIPPED; neither is decoded.
+ * or OTHER one SNAP_REWRITE_SKIPPED; neither is decoded. A streamed
+ * snapshot is read whole within the reader's limit (the upcasters take a
+ * whole state; SNAP_ETOOBIG beyond it) and written back chunk by chunk as
+ * snap_store_rewrite() does.
  * Each item gets its own status: a decoding failure, SNAP_ENOTFOUND naming a
  * missing step, an upcaster's own code, SNAP_EFORMAT for an upcaster's invalid
  * output; such a body is left as it was. Returns SNAP_OK when no item failed,

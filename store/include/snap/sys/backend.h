@@ -31,7 +31,7 @@ extern "C" {
 #endif
 
 /** The ABI version this header describes. */
-#define SNAP_BACKEND_ABI_VERSION 6u
+#define SNAP_BACKEND_ABI_VERSION 7u
 
 /**
  * snap_backend.open_conf() flag (ABI version 3): open an existing data set
@@ -579,6 +579,26 @@ typedef struct snap_backend {
    * (SNAP_EUNSUPPORTED).
    */
   int (*key_replace)(void *self, const snap_backend_key_change *c);
+
+  /* ---- ABI version 7: check the table's abi_version >= 7 before using these ---- */
+
+  /**
+   * Publishes the staged stream `s` in place of the row (pid, seq) of `w`
+   * (the pid and seq `s` was begun for) if that row's body is still, byte for
+   * byte, `w->expected` (a head or an ordinary body): the staged chunks are
+   * made durable first, then in one small commit the row gets `w->body` (the
+   * new stream's head), `w->stages`, the manifest column `manifest` (NULL:
+   * none) and the staged chunks, and keeps its timestamp; its old chunks go
+   * as a deleted row's do. No prune. `w->outcome` as for replace():
+   * SNAP_SWAP_CHANGED or SNAP_SWAP_GONE leave the row as it is. Consumes `s`
+   * whatever the outcome (a staging not published is discarded). Returns
+   * `w->status`. It is how a streamed snapshot is re-encoded chunk by chunk
+   * beside live writers (snap_store_rewrite(), snap_store_migrate(),
+   * docs/STREAMS.md). Optional: without it those refuse streamed snapshots
+   * with SNAP_EUNSUPPORTED; everything else works.
+   */
+  int (*stream_replace)(void *self, snap_backend_stream *s, snap_backend_swap *w,
+                        const char *manifest);
 } snap_backend;
 
 /** setting() modes. */
@@ -593,7 +613,7 @@ enum {
 #define SNAP_BACKEND_INIT                                                                          \
   { SNAP_BACKEND_ABI_VERSION, NULL, 0u, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,     \
     NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,     \
-    NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL }
+    NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL }
 
 /** Function form of SNAP_BACKEND_INIT. */
 static inline void snap_backend_init(snap_backend *b) {
@@ -620,6 +640,8 @@ static inline size_t snap_backend_table_size(uint32_t version) {
     return offsetof(snap_backend, replace_typed) + sizeof(((snap_backend *)0)->replace_typed);
   case 6:
     return offsetof(snap_backend, key_replace) + sizeof(((snap_backend *)0)->key_replace);
+  case 7:
+    return offsetof(snap_backend, stream_replace) + sizeof(((snap_backend *)0)->stream_replace);
   default:
     return 0;
   }
