@@ -3,6 +3,11 @@
  *    ["manifest": "...", "metadata_base64": "...",]
  *    "state": <the JSON state>} or {..., "state_base64": "..."}.
  * (manifest and metadata when the body states them, docs/STORE.md),
+ * except that a streamed snapshot (docs/STREAMS.md), whatever its size, is
+ * a record of several lines written in bounded memory: the same first line
+ * with "stream_length": N (the state's bytes) in place of the state, then
+ * the state in order as lines {"part_base64": "..."} of at most 768 KiB of
+ * state each, N bytes in all;
  * preceded by one line per trained dictionary of the store:
  *   {"dictionary": "<name>", "id": N, "bytes_base64": "..."}
  * so that an import can store them before the states whose saves name them.
@@ -13,11 +18,18 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 #include <sodium.h>
 
+#include "snap/store_stream.h"
 #include "snapctl.h"
+
+/* State bytes per part line of a streamed record: a multiple of 3, so that
+ * only the last part's base64 has padding; its base64 is 1 MiB. */
+#define PART_BYTES (768u << 10)
 
 typedef struct export_ctx {
   ctl *c;
@@ -44,8 +56,9 @@ static bool write_inline(FILE *out, const snap_buf *state) {
   return same;
 }
 
-/* ,"<key>":"<base64 of data>" */
-static int put_base64(export_ctx *x, const char *key, const uint8_t *data, size_t len) {
+/* "<key>":"<base64 of data>", after `lead` ("," or "{"). */
+static int put_base64_after(export_ctx *x, const char *lead, const char *key,
+                            const uint8_t *data, size_t len) {
   size_t need = sodium_base64_ENCODED_LEN(len, sodium_base64_VARIANT_ORIGINAL);
   if (need > x->b64_cap) {
     char *g = realloc(x->b64, need);
@@ -55,8 +68,13 @@ static int put_base64(export_ctx *x, const char *key, const uint8_t *data, size_
     x->b64_cap = need;
   }
   sodium_bin2base64(x->b64, need, data, len, sodium_base64_VARIANT_ORIGINAL);
-  fprintf(x->out, ",\"%s\":\"%s\"", key, x->b64);
+  fprintf(x->out, "%s\"%s\":\"%s\"", lead, key, x->b64);
   return SNAP_OK;
+}
+
+/* ,"<key>":"<base64 of data>" */
+static int put_base64(export_ctx *x, const char *key, const uint8_t *data, size_t len) {
+  return put_base64_after(x, ",", key, data, len);
 }
 
 static int write_base64(export_ctx *x, const snap_buf *state) {
@@ -83,10 +101,86 @@ static int write_typing(export_ctx *x, const snap_entry *e) {
   return mdl > 0 ? put_base64(x, "metadata_base64", md, mdl) : SNAP_OK;
 }
 
+/* {"pid":...,"seq":...,"timestamp":...,"format":... (no closing brace). */
+static void write_key(export_ctx *x, const char *pid, int64_t seq, int64_t ts, snap_format fmt) {
+  fputs("{\"pid\":", x->out);
+  ctl_print_pid(x->out, pid);
+  fprintf(x->out, ",\"seq\":%" PRId64 ",\"timestamp\":%" PRId64 ",\"format\":\"%s\"", seq, ts,
+          ctl_format_name(fmt));
+}
+
+/* The state of an opened stream reader as part lines. */
+static int write_parts(export_ctx *x, snap_load_stream *r) {
+  int rc = snap_buf_reserve(&x->state, PART_BYTES);
+  size_t got = 1;
+  while (rc == SNAP_OK && got > 0) {
+    /* A full part before it is written: parts are PART_BYTES but the last. */
+    x->state.len = 0;
+    while (rc == SNAP_OK && got > 0 && x->state.len < PART_BYTES) {
+      rc = snap_load_stream_read(r, x->state.data + x->state.len, PART_BYTES - x->state.len,
+                                 &got);
+      x->state.len += rc == SNAP_OK ? got : 0;
+    }
+    if (rc == SNAP_OK && x->state.len > 0) {
+      rc = put_base64_after(x, "{", "part_base64", x->state.data, x->state.len);
+      fputs("}\n", x->out);
+    }
+  }
+  return rc;
+}
+
+/* A streamed snapshot as a record of several lines, read through a stream
+ * reader one chunk at a time. A failure after its first line was written
+ * takes back what was written of it when the output can be cut (a file);
+ * otherwise it fails the export (`*fatal`), the record left incomplete for
+ * an import to refuse. */
+static int export_stream(export_ctx *x, const snap_entry *e, bool *fatal) {
+  snap_criteria c = {e->seq, e->seq, INT64_MIN, INT64_MAX};
+  snap_load_stream *r = NULL;
+  snap_stream_meta m;
+  *fatal = false;
+  int rc = snap_load_stream_open(x->c->st, e->pid, &c, NULL, 0, &r, &m);
+  if (rc == SNAP_OK && r == NULL)
+    rc = snap_error_set(SNAP_ENOTFOUND, "deleted since it was listed");
+  if (rc != SNAP_OK)
+    return rc;
+  fflush(x->out);
+  off_t at = ftello(x->out);
+  write_key(x, e->pid, m.seq, m.timestamp, m.format);
+  if ((rc = write_typing(x, e)) == SNAP_OK) {
+    fprintf(x->out, ",\"stream_length\":%" PRIu64 "}\n", m.length);
+    rc = write_parts(x, r);
+  }
+  snap_load_stream_close(r);
+  if (rc != SNAP_OK) {
+    char why[1024];
+    snprintf(why, sizeof why, "%s", snap_error_message());
+    *fatal = fflush(x->out) != 0 || at < 0 || ftruncate(fileno(x->out), at) != 0 ||
+             fseeko(x->out, at, SEEK_SET) != 0;
+    snap_error_set(rc, "%s%s", why,
+                   *fatal ? "; the output holds an incomplete streamed record" : "");
+  }
+  return rc;
+}
+
 static int export_page(void *ud, snap_entry_page *page) {
   export_ctx *x = ud;
   for (size_t i = 0; i < page->n; i++) {
     const snap_entry *e = &page->entries[i];
+    if (e->streamed) {
+      bool fatal = false;
+      int rc = export_stream(x, e, &fatal);
+      if (rc != SNAP_OK && fatal)
+        return rc;
+      if (rc != SNAP_OK) {
+        x->failed++;
+        fputs("snapctl: export: not exported: ", stderr);
+        ctl_report_body(stderr, e->pid, e->seq, rc, NULL);
+      } else {
+        x->written++;
+      }
+      continue;
+    }
     snap_format fmt = SNAP_FORMAT_JSON;
     int rc = snap_store_decode(x->c->st, e->pid, e->seq, e->body, e->stored_len, NULL, &x->state,
                                &fmt, NULL);
@@ -96,10 +190,7 @@ static int export_page(void *ud, snap_entry_page *page) {
       ctl_report_body(stderr, e->pid, e->seq, rc, NULL);
       continue;
     }
-    fputs("{\"pid\":", x->out);
-    ctl_print_pid(x->out, e->pid);
-    fprintf(x->out, ",\"seq\":%" PRId64 ",\"timestamp\":%" PRId64 ",\"format\":\"%s\"", e->seq,
-            e->timestamp, ctl_format_name(fmt));
+    write_key(x, e->pid, e->seq, e->timestamp, fmt);
     if ((rc = write_typing(x, e)) != SNAP_OK)
       return rc;
     if (!(fmt == SNAP_FORMAT_JSON && write_inline(x->out, &x->state)) &&

@@ -1,6 +1,8 @@
 /* snapctl import: the snapshots (and trained dictionaries) of a JSON Lines
  * file as written by export (cmd_export.c), every line checked before
- * anything is stored. */
+ * anything is stored. A streamed record (a first line with "stream_length",
+ * then its part lines) is checked as one state and stored as a streamed
+ * save, one part at a time: memory stays bounded by a part. */
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -9,10 +11,14 @@
 #include <cjson/cJSON.h>
 #include <sodium.h>
 
+#include "snap/store_stream.h"
 #include "snapctl.h"
 
 /* Integers in a JSON document are doubles: 2^53 is the last exact one. */
 #define JSON_INT_MAX 9007199254740992.0
+
+/* The most state bytes one part line may carry (export writes 768 KiB). */
+#define PART_MAX (16u << 20)
 
 /* One snapshot read from a line (owned strings). */
 typedef struct jl_rec {
@@ -27,6 +33,10 @@ typedef struct jl_rec {
   char *dict_name; /* non-NULL: a dictionary line (no snapshot) */
   uint8_t *dict;
   size_t dict_len;
+  uint64_t stream_len; /* non-zero: the first line of a streamed record (no state) */
+  bool is_part;        /* a part line of a streamed record: only `part` */
+  uint8_t *part;
+  size_t part_len;
 } jl_rec;
 
 static void rec_dispose(jl_rec *r) {
@@ -36,6 +46,7 @@ static void rec_dispose(jl_rec *r) {
   free(r->metadata);
   free(r->dict_name);
   free(r->dict);
+  free(r->part);
   memset(r, 0, sizeof *r);
 }
 
@@ -90,6 +101,7 @@ enum {
   K_STATE_BASE64,
   K_MANIFEST,
   K_METADATA_BASE64,
+  K_STREAM_LENGTH,
   NKEYS
 };
 
@@ -97,7 +109,7 @@ enum {
 static bool find_keys(const cJSON *o, const cJSON *f[NKEYS], char *err, size_t errn) {
   static const char *const keys[NKEYS] = {"pid",          "seq",      "timestamp",
                                           "format",       "state",    "state_base64",
-                                          "manifest",     "metadata_base64"};
+                                          "manifest",     "metadata_base64", "stream_length"};
   for (const cJSON *it = o->child; it; it = it->next) {
     size_t k = 0;
     while (k < NKEYS && strcmp(it->string, keys[k]) != 0)
@@ -162,6 +174,30 @@ static bool read_state(const cJSON *state, const cJSON *b64, jl_rec *r, char *er
   return true;
 }
 
+/* The first line of a streamed record: "stream_length" (>= 1) and no state. */
+static bool read_stream_length(const cJSON *const f[NKEYS], jl_rec *r, char *err, size_t errn) {
+  int64_t n = 0;
+  if (f[K_STATE] != NULL || f[K_STATE_BASE64] != NULL)
+    return bad(err, errn, "a streamed record (\"stream_length\") has its state in part lines");
+  if (!get_int(f[K_STREAM_LENGTH], &n) || n < 1)
+    return bad(err, errn, "\"stream_length\" is not an integer in [1, 2^53]");
+  r->stream_len = (uint64_t)n;
+  return true;
+}
+
+/* A part line: exactly "part_base64", base64 of 1 to PART_MAX bytes. */
+static bool parse_part(const cJSON *o, jl_rec *r, char *err, size_t errn) {
+  const cJSON *b64 = o->child;
+  if (b64 == NULL || b64->next != NULL || strcmp(b64->string, "part_base64") != 0)
+    return bad(err, errn, "a part line holds \"part_base64\" and nothing else");
+  if (!cJSON_IsString(b64) || strlen(b64->valuestring) > PART_MAX / 3 * 4 + 4 ||
+      !from_base64(b64->valuestring, &r->part, &r->part_len) || r->part_len == 0 ||
+      r->part_len > PART_MAX)
+    return bad(err, errn, "\"part_base64\" is not base64 of 1 to %u bytes", PART_MAX);
+  r->is_part = true;
+  return true;
+}
+
 /* The optional "manifest" and "metadata_base64" (what export writes for a
  * body that states them). */
 static bool read_typing(const cJSON *man, const cJSON *meta, jl_rec *r, char *err, size_t errn) {
@@ -222,8 +258,9 @@ static bool parse_line(const char *line, size_t len, jl_rec *r, char *err, size_
   cJSON *o = parse_object(line, len, err, errn);
   if (o == NULL)
     return false;
-  if (cJSON_GetObjectItemCaseSensitive(o, "dictionary") != NULL) {
-    bool ok = parse_dictionary(o, r, err, errn);
+  bool part = cJSON_GetObjectItemCaseSensitive(o, "part_base64") != NULL;
+  if (part || cJSON_GetObjectItemCaseSensitive(o, "dictionary") != NULL) {
+    bool ok = part ? parse_part(o, r, err, errn) : parse_dictionary(o, r, err, errn);
     cJSON_Delete(o);
     if (!ok)
       rec_dispose(r);
@@ -231,9 +268,11 @@ static bool parse_line(const char *line, size_t len, jl_rec *r, char *err, size_
   }
   const cJSON *f[NKEYS] = {0};
   bool ok = find_keys(o, f, err, errn) && read_header(f, r, err, errn) &&
-            read_state(f[K_STATE], f[K_STATE_BASE64], r, err, errn) &&
+            (f[K_STREAM_LENGTH] ? read_stream_length(f, r, err, errn)
+                                : read_state(f[K_STATE], f[K_STATE_BASE64], r, err, errn)) &&
             read_typing(f[K_MANIFEST], f[K_METADATA_BASE64], r, err, errn);
-  if (ok && snap_payload_validate(r->format, r->state, r->len) != SNAP_OK)
+  /* A streamed state is validated across its parts (stream_step()). */
+  if (ok && r->stream_len == 0 && snap_payload_validate(r->format, r->state, r->len) != SNAP_OK)
     ok = bad(err, errn, "the state is not valid %s: %s", ctl_format_name(r->format),
              snap_error_message());
   if (ok && (r->pid = strdup(f[K_PID]->valuestring)) == NULL)
@@ -246,12 +285,60 @@ static bool parse_line(const char *line, size_t len, jl_rec *r, char *err, size_
 
 #define MAX_REPORTED 20
 
+/* Pass 1's view of the streamed record being read. */
+typedef struct stream_check {
+  snap_payload_validator *v; /* non-NULL inside a record */
+  uint64_t left;             /* state bytes its part lines still owe */
+  uint64_t line;             /* its first line */
+} stream_check;
+
+static void stream_check_end(stream_check *sc) {
+  snap_payload_validator_free(sc->v);
+  sc->v = NULL;
+}
+
+/* The record structure around `r` (parsed from line `lineno`): part lines
+ * only inside a streamed record and adding up to its length, its state
+ * valid. False with `err` set when the line breaks it. */
+static bool stream_step(stream_check *sc, const jl_rec *r, uint64_t lineno, char *err,
+                        size_t errn) {
+  if (!r->is_part) {
+    bool open = sc->v != NULL;
+    stream_check_end(sc);
+    if (open)
+      return bad(err, errn, "the streamed record of line %" PRIu64 " ends before its length",
+                 sc->line);
+    if (r->stream_len == 0)
+      return true;
+    if (snap_payload_validator_new(&sc->v, r->format) != SNAP_OK)
+      return bad(err, errn, "out of memory");
+    sc->left = r->stream_len;
+    sc->line = lineno;
+    return true;
+  }
+  if (sc->v == NULL)
+    return bad(err, errn, "a part line outside a streamed record");
+  bool ok = r->part_len <= sc->left ||
+            bad(err, errn, "more state than the \"stream_length\" of line %" PRIu64, sc->line);
+  if (ok && snap_payload_validator_push(sc->v, r->part, r->part_len) != SNAP_OK)
+    ok = bad(err, errn, "the streamed state of line %" PRIu64 " is not valid: %s", sc->line,
+             snap_error_message());
+  sc->left -= ok ? r->part_len : 0;
+  if (ok && sc->left == 0 && snap_payload_validator_finish(sc->v) != SNAP_OK)
+    ok = bad(err, errn, "the streamed state of line %" PRIu64 " is not valid: %s", sc->line,
+             snap_error_message());
+  if (!ok || sc->left == 0)
+    stream_check_end(sc);
+  return ok;
+}
+
 /* Pass 1: checks every line of `in`, copying it to `spool` when not NULL. */
 static uint64_t check_all(FILE *in, FILE *spool, const char *name, uint64_t *lines) {
   char *line = NULL, err[512];
   size_t cap = 0;
   ssize_t n;
   uint64_t bad = 0;
+  stream_check sc = {NULL, 0, 0};
   *lines = 0;
   while ((n = getline(&line, &cap, in)) > 0) {
     ++*lines;
@@ -264,12 +351,18 @@ static uint64_t check_all(FILE *in, FILE *spool, const char *name, uint64_t *lin
       continue; /* blank lines carry nothing */
     jl_rec r;
     if (parse_line(line, len, &r, err, sizeof err)) {
+      bool ok = stream_step(&sc, &r, *lines, err, sizeof err);
       rec_dispose(&r);
-      continue;
+      if (ok)
+        continue;
     }
     if (bad++ < MAX_REPORTED)
       fprintf(stderr, "snapctl: import: %s: line %" PRIu64 ": %s\n", name, *lines, err);
   }
+  if (sc.v != NULL && bad++ < MAX_REPORTED)
+    fprintf(stderr, "snapctl: import: %s: line %" PRIu64 ": the streamed record ends before its "
+            "length (the file is cut short)\n", name, sc.line);
+  stream_check_end(&sc);
   free(line);
   return bad;
 }
@@ -284,6 +377,9 @@ typedef struct import_ctx {
   size_t n;
   uint64_t stored, failed, dicts;
   ctl_failures fails;
+  snap_save_stream *w; /* the streamed record being saved, or NULL */
+  uint64_t w_left;     /* state bytes its part lines still owe */
+  uint64_t w_line;     /* its first line */
 } import_ctx;
 
 /* Stores a dictionary line's dictionary; one the store holds already under
@@ -338,6 +434,47 @@ static bool flush_batch(import_ctx *x, const char *name) {
   return ctl_failures_batch(&x->fails);
 }
 
+/* A streamed save that failed: counted and reported once. */
+static void stream_failed(import_ctx *x, const char *name, int rc) {
+  snap_save_stream_abort(x->w);
+  x->w = NULL;
+  x->failed++;
+  if (ctl_failures_row(&x->fails, snap_error_message()))
+    fprintf(stderr, "snapctl: import: %s: line %" PRIu64 ": not stored: %s\n", name, x->w_line,
+            ctl_error(rc));
+}
+
+/* The first line of a streamed record: a streamed save begins. */
+static void stream_begin(import_ctx *x, jl_rec *r, const char *name, uint64_t lineno) {
+  snap_save_ext ext = {.manifest = r->manifest,
+                       .metadata = r->metadata,
+                       .metadata_len = r->metadata_len};
+  x->w_left = r->stream_len;
+  x->w_line = lineno;
+  int rc = snap_save_stream_begin(x->c->st, r->pid, r->seq, r->timestamp, r->format, NULL, &ext,
+                                  0, &x->w);
+  if (rc != SNAP_OK)
+    stream_failed(x, name, rc);
+  rec_dispose(r);
+}
+
+/* A part line: its bytes into the save, committed after the last. */
+static void stream_part(import_ctx *x, jl_rec *r, const char *name) {
+  int rc = SNAP_OK;
+  if (x->w != NULL && (rc = snap_save_stream_write(x->w, r->part, r->part_len)) != SNAP_OK)
+    stream_failed(x, name, rc);
+  x->w_left -= r->part_len <= x->w_left ? r->part_len : x->w_left;
+  rec_dispose(r);
+  if (x->w == NULL || x->w_left > 0)
+    return;
+  snap_save_stream *w = x->w;
+  x->w = NULL;
+  if ((rc = snap_save_stream_commit(w, NULL)) == SNAP_OK)
+    x->stored++;
+  else
+    stream_failed(x, name, rc);
+}
+
 /* Pass 1 over FILE (or stdin, spooled: it cannot be read twice). On success
  * `*src` is the input rewound for pass 2; otherwise an exit status. */
 static int check_input(const char *path, const char *name, FILE **src, uint64_t *lines) {
@@ -389,6 +526,17 @@ static uint64_t store_all(import_ctx *x, FILE *src, const char *name, uint64_t l
       fprintf(stderr, "snapctl: import: %s: line %" PRIu64 ": %s\n", name, lineno, err);
       continue;
     }
+    if (x->recs[x->n].is_part) {
+      stream_part(x, &x->recs[x->n], name);
+      continue;
+    }
+    if (x->w != NULL) /* the record ended early: only a file changed since pass 1 */
+      stream_failed(x, name, snap_error_set(SNAP_EFORMAT, "the streamed record is cut short"));
+    if (x->recs[x->n].stream_len > 0) {
+      stop = flush_batch(x, name);
+      stream_begin(x, &x->recs[x->n], name, lineno);
+      continue;
+    }
     if (x->recs[x->n].dict_name != NULL) {
       /* Stored before any later line's save, which may name it. */
       stop = flush_batch(x, name);
@@ -401,6 +549,10 @@ static uint64_t store_all(import_ctx *x, FILE *src, const char *name, uint64_t l
   }
   if (!stop)
     flush_batch(x, name);
+  if (x->w != NULL) /* interrupted, or the file changed: nothing of it is visible */
+    stream_failed(x, name, snap_error_set(SNAP_EFORMAT, "%s",
+                                          ctl_interrupted() ? "interrupted before its end"
+                                                            : "the streamed record is cut short"));
   for (size_t i = 0; i < x->n; i++)
     rec_dispose(&x->recs[i]);
   ctl_progress_end(&prog);

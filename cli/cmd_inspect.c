@@ -5,6 +5,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "snap/store_stream.h"
 #include "snapctl.h"
 
 /* ---- ls ------------------------------------------------------------------- */
@@ -15,7 +16,13 @@ static cJSON *entry_json(const snap_entry *e) {
   cJSON_AddStringToObject(o, "pid", e->pid);
   cJSON_AddNumberToObject(o, "seq", (double)e->seq);
   cJSON_AddNumberToObject(o, "timestamp", (double)e->timestamp);
-  cJSON_AddNumberToObject(o, "stored_size", (double)e->stored_len);
+  cJSON_AddNumberToObject(o, "stored_size", (double)(e->stored_len + e->stream_bytes));
+  if (e->streamed) {
+    /* The state is in chunk records beside the row; the head is the row's body. */
+    cJSON_AddBoolToObject(o, "streamed", true);
+    cJSON_AddNumberToObject(o, "chunks", (double)e->chunk_count);
+    cJSON_AddNumberToObject(o, "head_size", (double)e->stored_len);
+  }
   if (e->header_status != SNAP_OK) {
     cJSON_AddStringToObject(o, "error", snap_strerror(e->header_status));
     return o;
@@ -49,19 +56,22 @@ static int ls_page(void *ud, snap_entry_page *page) {
       cJSON_Delete(o);
       continue;
     }
-    char when[40], stages[32];
+    char when[40], stages[32], chunks[24] = "-";
     if (x->n == 0)
-      printf("%-12s %-24s %-8s %10s %10s %-14s %-5s %s\n", "SEQ", "TIMESTAMP", "FORMAT", "STATE",
-             "STORED", "STAGES", "KEY", "MANIFEST");
+      printf("%-12s %-24s %-8s %10s %10s %7s %-14s %-5s %s\n", "SEQ", "TIMESTAMP", "FORMAT",
+             "STATE", "STORED", "CHUNKS", "STAGES", "KEY", "MANIFEST");
+    if (e->streamed)
+      snprintf(chunks, sizeof chunks, "%" PRIu64, e->chunk_count);
     if (e->header_status != SNAP_OK)
-      printf("%-12" PRId64 " %-24s %-8s %10s %10zu unreadable header (%s)\n", e->seq,
-             ctl_time(e->timestamp, when, sizeof when), "?", "?", e->stored_len,
+      printf("%-12" PRId64 " %-24s %-8s %10s %10zu %7s unreadable header (%s)\n", e->seq,
+             ctl_time(e->timestamp, when, sizeof when), "?", "?", e->stored_len, "?",
              snap_strerror(e->header_status));
     else
-      printf("%-12" PRId64 " %-24s %-8s %10" PRIu64 " %10zu %-14s %-5" PRIu32 " %s\n", e->seq,
-             ctl_time(e->timestamp, when, sizeof when), ctl_format_name(e->format), e->orig_len,
-             e->stored_len, ctl_codec_stages_name(e->stages, e->codec, e->dict_id, stages, sizeof stages), e->key_version,
-             e->manifest ? e->manifest : "-");
+      printf("%-12" PRId64 " %-24s %-8s %10" PRIu64 " %10" PRIu64 " %7s %-14s %-5" PRIu32 " %s\n",
+             e->seq, ctl_time(e->timestamp, when, sizeof when), ctl_format_name(e->format),
+             e->orig_len, (uint64_t)e->stored_len + e->stream_bytes, chunks,
+             ctl_codec_stages_name(e->stages, e->codec, e->dict_id, stages, sizeof stages),
+             e->key_version, e->manifest ? e->manifest : "-");
   }
   return 0;
 }
@@ -130,22 +140,97 @@ int cmd_ls(ctl *c, int argc, char **argv) {
 
 /* ---- show ----------------------------------------------------------------- */
 
+/* Bytes of a streamed state `show` prints without --raw or --bytes. */
+#define SHOW_STREAM_DEFAULT 4096u
+
+/* 16 bytes a line: offset, then hex. */
+static void hex_lines(const uint8_t *p, size_t n, uint64_t at) {
+  for (size_t i = 0; i < n; i += 16) {
+    printf("%08" PRIx64 " ", at + i);
+    for (size_t k = i; k < n && k < i + 16; k++)
+      printf(" %02x", p[k]);
+    putchar('\n');
+  }
+}
+
+/* The first `limit` bytes of a streamed state, read through its reader one
+ * chunk at a time: only the chunks that hold them are read. JSON (and --raw)
+ * as the bytes are, msgpack in hex. */
+static int show_stream(ctl *c, snap_load_stream *r, const snap_stream_meta *m, const char *pid,
+                       bool raw, uint64_t limit) {
+  uint8_t buf[64u << 10];
+  uint64_t shown = 0;
+  size_t got = 1;
+  int rc = SNAP_OK;
+  const bool text = raw || m->format == SNAP_FORMAT_JSON;
+  while (rc == SNAP_OK && got > 0 && shown < limit) {
+    size_t want = limit - shown < sizeof buf ? (size_t)(limit - shown) : sizeof buf;
+    rc = snap_load_stream_read(r, buf, want, &got);
+    if (rc != SNAP_OK || got == 0)
+      break;
+    if (text && fwrite(buf, 1, got, stdout) != got)
+      return ctl_fail(EXIT_FOUND, "show: cannot write the state");
+    if (!text)
+      hex_lines(buf, got, shown);
+    shown += got;
+  }
+  if (rc != SNAP_OK)
+    return ctl_fail(EXIT_FOUND, "show: %s (discard what was written)", ctl_error(rc));
+  if (!raw && text)
+    putchar('\n');
+  if (shown < m->length && !c->quiet)
+    fprintf(stderr,
+            "snapctl: show: pid '%s' seq %" PRId64 " is a streamed state of %" PRIu64
+            " bytes: its first %" PRIu64 " shown (--bytes N for more, --raw for all)\n",
+            pid, m->seq, m->length, shown);
+  return EXIT_OK;
+}
+
+/* The streamed snapshot matching `cr`, if that is what it is: `*done` then
+ * says show_stream() printed it (its status returned). An ordinary one, or
+ * a failure to open, is left to the load that follows. */
+static int try_stream(ctl *c, const char *pid, const snap_criteria *cr, bool raw,
+                      uint64_t limit, bool *done) {
+  snap_load_stream *r = NULL;
+  snap_stream_meta m;
+  *done = false;
+  if (snap_load_stream_open(c->st, pid, cr, NULL, 0, &r, &m) != SNAP_OK || r == NULL ||
+      !m.streamed) {
+    snap_load_stream_close(r);
+    return EXIT_OK;
+  }
+  *done = true;
+  if (m.skipped > 0)
+    fprintf(stderr, "snapctl: show: %u newer snapshot(s) of '%s' skipped as undecodable\n",
+            m.skipped, pid);
+  int rc = show_stream(c, r, &m, pid, raw, limit);
+  snap_load_stream_close(r);
+  return rc;
+}
+
 int cmd_show(ctl *c, int argc, char **argv) {
   bool raw = false;
-  const ctl_opt opts[] = {{"--raw", NULL, &raw}, {NULL, NULL, NULL}};
+  const char *bytes = NULL;
+  const ctl_opt opts[] = {{"--raw", NULL, &raw}, {"--bytes", &bytes, NULL}, {NULL, NULL, NULL}};
   const char *pos[2];
   int npos, rc = ctl_args(c, argc, argv, opts, pos, 1, 2, &npos);
   if (rc >= 0)
     return rc;
-  int64_t seq = -1;
+  int64_t seq = -1, limit = raw ? INT64_MAX : SHOW_STREAM_DEFAULT;
   if (npos == 2 && (!ctl_parse_i64(pos[1], &seq) || seq < 0))
     return ctl_usage(c, "SEQ '%s' is not a sequence number (an integer >= 0)", pos[1]);
+  if (bytes != NULL && (!ctl_parse_i64(bytes, &limit) || limit < 1))
+    return ctl_usage(c, "--bytes '%s' is not a count of bytes (an integer >= 1)", bytes);
   if (snap_pid_check(pos[0]) != SNAP_OK)
     return ctl_fail(EXIT_USAGE, "show: %s", ctl_error(SNAP_EINVAL));
   if ((rc = ctl_open(c)) != EXIT_OK)
     return rc;
   snap_snapshot *s = NULL;
   snap_criteria cr = {seq < 0 ? 0 : seq, seq < 0 ? INT64_MAX : seq, INT64_MIN, INT64_MAX};
+  bool streamed = false;
+  rc = try_stream(c, pos[0], &cr, raw, (uint64_t)limit, &streamed);
+  if (streamed)
+    return rc;
   int s_rc = snap_load(c->st, pos[0], &cr, NULL, &s);
   if (s_rc != SNAP_OK)
     return ctl_fail(EXIT_FOUND, "show: %s", ctl_error(s_rc));
@@ -181,6 +266,7 @@ int cmd_show(ctl *c, int argc, char **argv) {
 
 typedef struct stats {
   uint64_t snapshots, pids, state_bytes, stored_bytes, unreadable;
+  uint64_t streamed, stream_chunks; /* streamed snapshots and their chunk records */
   char *last_pid;
   uint64_t by_stages[8];
   uint32_t key[MAX_KEYS];
@@ -218,7 +304,9 @@ static int stats_page(void *ud, snap_entry_page *page) {
   for (size_t i = 0; i < page->n; i++) {
     const snap_entry *e = &page->entries[i];
     s->snapshots++;
-    s->stored_bytes += e->stored_len;
+    s->stored_bytes += e->stored_len + e->stream_bytes;
+    s->streamed += e->streamed;
+    s->stream_chunks += e->chunk_count;
     if (s->last_pid == NULL || strcmp(s->last_pid, e->pid) != 0) {
       s->pids++;
       free(s->last_pid);
@@ -273,6 +361,8 @@ int cmd_stats(ctl *c, int argc, char **argv) {
   cJSON_AddNumberToObject(o, "stored_bytes", (double)s.stored_bytes);
   cJSON_AddNumberToObject(o, "compression_ratio", ratio);
   cJSON_AddNumberToObject(o, "unreadable_headers", (double)s.unreadable);
+  cJSON_AddNumberToObject(o, "streamed", (double)s.streamed);
+  cJSON_AddNumberToObject(o, "stream_chunks", (double)s.stream_chunks);
   cJSON *keys = cJSON_AddObjectToObject(o, "key_versions");
   for (size_t k = 0; k < s.nkeys; k++) {
     snprintf(key, sizeof key, "%" PRIu32, s.key[k]);
@@ -300,6 +390,9 @@ int cmd_stats(ctl *c, int argc, char **argv) {
            s.snapshots, s.pids, s.state_bytes, s.stored_bytes, ratio);
     if (s.unreadable)
       printf("unreadable headers %" PRIu64 "\n", s.unreadable);
+    if (s.streamed)
+      printf("streamed           %" PRIu64 " (%" PRIu64 " chunks)\n", s.streamed,
+             s.stream_chunks);
     for (size_t k = 0; k < s.nkeys; k++)
       printf("key version %-6" PRIu32 " %" PRIu64 "%s\n", s.key[k], s.key_n[k],
              s.key[k] == 0 ? " (unauthenticated)" : "");

@@ -42,3 +42,15 @@ if(TARGET snapctl)
                    $<TARGET_FILE:snapctl_mkstore> ${CMAKE_CURRENT_BINARY_DIR}/tmp/snapctl_keys)
   set_tests_properties(snapctl_keys PROPERTIES TIMEOUT 300)
 endif()
+# snapctl on streamed snapshots: ls/stats/show/verify/export/import/rekey/copy/
+# backup/delete of streams written by tests/cli/mkstream.c, a rekey killed
+# mid-stream, and export and rekey of a large stream in bounded memory
+# (tests/cli/snapctl_streams.sh).
+if(TARGET snapctl)
+  add_executable(snapctl_mkstream ${CMAKE_CURRENT_SOURCE_DIR}/cli/mkstream.c)
+  target_link_libraries(snapctl_mkstream PRIVATE snap::plugin)
+  add_test(NAME snapctl_streams
+           COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/cli/snapctl_streams.sh $<TARGET_FILE:snapctl>
+                   $<TARGET_FILE:snapctl_mkstream> ${CMAKE_CURRENT_BINARY_DIR}/tmp/snapctl_streams)
+  set_tests_properties(snapctl_streams PROPERTIES TIMEOUT 300)
+endif()

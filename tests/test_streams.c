@@ -404,6 +404,36 @@ static snap_entry_page head_of(snap_store *st, const char *pid) {
   return page;
 }
 
+/* A listing states a stream's chunk records and their bytes from its head,
+ * without reading a chunk (snap_entry.streamed, chunk_count, stream_bytes),
+ * listed with or without bodies; an ordinary body states none. */
+Test(streams, a_listing_states_a_streams_chunks_and_their_bytes) {
+  char *dir = st_tmpdir();
+  snap_store *st = open_on(snap_backend_sqlite(), dir, "\"keep\": 0");
+  char *state = su_state_of(SU_CHUNK * 5 + 3, 'l');
+  snap_meta m;
+  cr_assert_eq(su_stream_save(st, "p", 1, state, SU_CHUNK * 5 + 3, NULL, 100, &m), SNAP_OK);
+  cr_assert_eq(snap_save(st, "p", 2, SNAP_FORMAT_JSON, "{}", 2, NULL, NULL), SNAP_OK);
+  for (int bodies = 0; bodies < 2; bodies++) {
+    snap_entry_page page = SNAP_ENTRY_PAGE_INIT;
+    cr_assert_eq(snap_store_list(st, "p", NULL, -1, 10, bodies, &page), SNAP_OK);
+    cr_assert_eq(page.n, 2u);
+    const snap_entry *e = &page.entries[0], *o = &page.entries[1];
+    cr_assert(e->streamed && e->chunk_count == 6, "chunks %llu",
+              (unsigned long long)e->chunk_count);
+    cr_assert_eq(e->orig_len, SU_CHUNK * 5 + 3);
+    /* The head and the records are what the commit said it stored. */
+    cr_assert_eq(e->stored_len + e->stream_bytes, m.stored_len, "%zu + %llu != %zu",
+                 e->stored_len, (unsigned long long)e->stream_bytes, m.stored_len);
+    cr_assert(!o->streamed && o->chunk_count == 0 && o->stream_bytes == 0);
+    snap_entry_page_dispose(&page);
+  }
+  free(state);
+  snap_store_close(st);
+  st_rmtree(dir);
+  free(dir);
+}
+
 /* Rewrites and migrations of a stream: tests/test_stream_rewrite.c. */
 Test(streams, raw_puts_refuse_a_head_and_change_nothing) {
   snap_store *st = open_on(snap_backend_memory(), NULL, "");

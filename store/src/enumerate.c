@@ -137,6 +137,13 @@ static int row_emit(void *vctx, const char *pid, int64_t seq, int64_t timestamp,
       snap_body_inspect(body, body_len, &e->format, &e->stages, &e->key_version, &e->orig_len);
   if (e->header_status == SNAP_OK)
     e->header_status = snap_body_inspect_codec(body, body_len, &e->codec, &e->dict_id);
+  snap_stream_info info;
+  if (e->header_status == SNAP_OK && snap_body_inspect_stream(body, body_len, &info) == SNAP_OK &&
+      info.chunked) {
+    e->streamed = true;
+    e->chunk_count = info.chunk_count;
+    e->stream_bytes = info.records_len;
+  }
   if (e->header_status != SNAP_OK) {
     /* An unreadable header is a finding to report, not a failure of the listing. */
     e->format = 0;

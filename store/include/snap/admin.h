@@ -74,6 +74,15 @@ typedef struct snap_entry {
    *  from the header like the fields above. */
   snap_compression codec;
   uint32_t dict_id;
+  /** A streamed snapshot (docs/STREAMS.md): its body is the stream's head
+   *  and its state lies in `chunk_count` chunk records of `stream_bytes`
+   *  bytes in all beside the row, as the head's chunking field (frame field
+   *  6) states, read without keys like the fields above. `stored_len` stays
+   *  the head's (the bytes of `body`): the snapshot takes stored_len +
+   *  stream_bytes. false and 0 for an ordinary body. */
+  bool streamed;
+  uint64_t chunk_count;
+  uint64_t stream_bytes;
 } snap_entry;
 
 /** A page of snapshots (snap_store_list()). */
