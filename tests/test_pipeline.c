@@ -6,12 +6,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <zlib.h>
 #include <zstd.h>
 
 #include <cjson/cJSON.h>
 
 #include "snap/pipeline.h"
+#include "snap/stream.h"
 
 #include "bytes_le.h"
 
@@ -970,6 +972,55 @@ Test(payload, malformed_msgpack_is_refused) {
       0,    1,    5,  'x',  0xdc, 0,    1,    0xe0, 0xde, 0,    1,    0x01, 0x02};
   cr_assert_eq(snap_payload_validate(SNAP_FORMAT_MSGPACK, all, sizeof all), SNAP_OK, "%s",
                snap_error_message());
+}
+
+/* The address space this process has mapped, in bytes (VmSize). */
+static uint64_t mapped_bytes(void) {
+  FILE *f = fopen("/proc/self/status", "r");
+  cr_assert_not_null(f);
+  char line[256];
+  unsigned long long kib = 0;
+  while (fgets(line, sizeof line, f) != NULL && sscanf(line, "VmSize: %llu kB", &kib) != 1)
+    ;
+  fclose(f);
+  cr_assert_gt(kib, 0ull);
+  return (uint64_t)kib << 10;
+}
+
+/* Whether a msgpack state is valid is one rule, whatever memory is left and
+ * however the state arrives: the whole-buffer check and the incremental one
+ * (streamed saves) agree on a 16 Mi-element array while this process (a
+ * test runs in a process of its own) may map only 64 MiB more. Unpacking it
+ * into msgpack-c's tree would take 16 Mi objects of 24 bytes. */
+Test(payload, a_large_msgpack_array_is_valid_whatever_memory_is_left) {
+  const size_t count = (size_t)16 << 20;
+  uint8_t *p = malloc(5 + count);
+  cr_assert_not_null(p);
+  p[0] = 0xdd; /* array32 */
+  p[1] = (uint8_t)(count >> 24);
+  p[2] = (uint8_t)(count >> 16);
+  p[3] = (uint8_t)(count >> 8);
+  p[4] = (uint8_t)count;
+  memset(p + 5, 0x01, count);
+  snap_payload_validator *v = NULL;
+  cr_assert_eq(snap_payload_validator_new(&v, SNAP_FORMAT_MSGPACK), SNAP_OK);
+  const rlim_t cap = (rlim_t)(mapped_bytes() + ((uint64_t)64 << 20));
+  const struct rlimit lim = {cap, cap};
+  cr_assert_eq(setrlimit(RLIMIT_AS, &lim), 0);
+  int whole = snap_payload_validate(SNAP_FORMAT_MSGPACK, p, 5 + count);
+  cr_assert_eq(whole, SNAP_OK, "the whole-buffer check: %s", snap_error_message());
+  int rc = SNAP_OK;
+  for (size_t at = 0; at < 5 + count && rc == SNAP_OK; at += (size_t)1 << 20) {
+    size_t n = 5 + count - at < ((size_t)1 << 20) ? 5 + count - at : (size_t)1 << 20;
+    rc = snap_payload_validator_push(v, p + at, n);
+  }
+  if (rc == SNAP_OK)
+    rc = snap_payload_validator_finish(v);
+  cr_assert_eq(rc, SNAP_OK, "the incremental check: %s", snap_error_message());
+  /* One element short is refused by both, as truncated. */
+  cr_assert_eq(snap_payload_validate(SNAP_FORMAT_MSGPACK, p, 4 + count), SNAP_EFORMAT);
+  snap_payload_validator_free(v);
+  free(p);
 }
 
 Test(payload, json_grammar_follows_rfc_8259) {

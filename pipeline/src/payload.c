@@ -1,12 +1,12 @@
 /* Payload validation: one well-formed JSON (RFC 8259, a subset of what cJSON reads) or
- * msgpack (msgpack-c) value. */
-#include <msgpack.h>
+ * msgpack value (every length within the bytes, nesting within msgpack-c's 32 levels). */
 #include <string.h>
 #if defined(__SSE2__)
 #include <emmintrin.h> /* part of every x86-64 CPU */
 #endif
 
 #include "snap/pipeline.h"
+#include "payload_stream.h"
 #include "pipeline_internal.h"
 
 static bool json_ws(uint8_t c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
@@ -517,33 +517,21 @@ truncated:
                         len, i);
 }
 
+/* The structural pass, then the nesting limit by the incremental
+ * validator's machine over the whole buffer: the rule of a streamed save,
+ * so a state is valid or not whichever way it arrives. Nothing here
+ * allocates: msgpack-c's unpack, which once had the last word, builds the
+ * whole tree (24 bytes per value) and so refused large valid states when
+ * memory ran short, a verdict that depended on the machine. */
 static int validate_msgpack(const uint8_t *p, size_t len) {
   int rc = scan_msgpack(p, len);
   if (rc)
     return rc;
-  /* msgpack-c has the last word: what it cannot unpack could not be read back. */
-  msgpack_unpacked res;
-  msgpack_unpacked_init(&res);
-  size_t off = 0;
-  msgpack_unpack_return r = msgpack_unpack_next(&res, (const char *)p, len, &off);
-  msgpack_unpacked_destroy(&res);
-  switch (r) {
-  case MSGPACK_UNPACK_SUCCESS:
-    if (off != len)
-      return snap_error_set(
-          SNAP_EFORMAT, "msgpack state: a second value or trailing bytes at byte offset %zu", off);
-    return SNAP_OK;
-  case MSGPACK_UNPACK_NOMEM_ERROR:
-    /* msgpack-c reports nesting beyond its fixed stack (32 levels) this way. */
-    return snap_error_set(SNAP_EFORMAT,
-                          "msgpack state: msgpack-c cannot unpack it at byte offset %zu "
-                          "(nested deeper than 32 levels, or out of memory)",
-                          off);
-  case MSGPACK_UNPACK_CONTINUE:
-    return snap_error_set(SNAP_EFORMAT, "msgpack state: truncated at byte offset %zu", off);
-  default:
-    return snap_error_set(SNAP_EFORMAT, "msgpack state: malformed at byte offset %zu", off);
-  }
+  snap_payload_validator v;
+  memset(&v, 0, sizeof v);
+  v.fmt = SNAP_FORMAT_MSGPACK;
+  rc = snap__msgpack_push(&v, p, len);
+  return rc ? rc : snap__msgpack_finish(&v);
 }
 
 int snap_payload_validate(snap_format fmt, const void *state, size_t len) {

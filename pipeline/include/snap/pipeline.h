@@ -349,7 +349,7 @@ SNAP_API int snap_options_codec_target(const snap_options *o, snap_compression *
 
 /**
  * Checks that `len` bytes are one well-formed value in `fmt` (JSON per
- * RFC 8259, msgpack via msgpack-c), with nothing after it. Exactly `len` bytes are read;
+ * RFC 8259, msgpack as msgpack-c reads it), with nothing after it. Exactly `len` bytes are read;
  * no NUL terminator is needed or allowed.
  *
  * An empty state (len == 0) is accepted in both formats: it is the "empty
@@ -361,7 +361,9 @@ SNAP_API int snap_options_codec_target(const snap_options *o, snap_compression *
  * at most 63 characters, no lone UTF-16 surrogates in \u escapes): a strict
  * subset of what cJSON reads, so snap_snapshot_to_json() reads every state. msgpack: exactly one
  * value whose every length fits in the bytes given; nesting deeper than 32 containers is refused
- * (msgpack-c's limit, so that what is stored can be unpacked again). Returns SNAP_OK, SNAP_EINVAL
+ * (msgpack-c's limit, so that what is stored can be unpacked again). Neither check allocates, so
+ * the verdict never depends on the memory left, and it is the verdict of the incremental
+ * validator (snap/stream.h) on the same bytes, however they are split. Returns SNAP_OK, SNAP_EINVAL
  * (unknown format, NULL state with len > 0) or SNAP_EFORMAT (with the byte offset where known).
  */
 SNAP_API int snap_payload_validate(snap_format fmt, const void *state, size_t len);
