@@ -97,7 +97,12 @@ struct cf_backend {
   X(rewrap_moves_every_data_key_to_the_active_master_key)                                          \
   X(new_data_keys_move_a_units_bodies_and_delete_the_old_key)                                       \
   X(migration_moves_body_and_column_and_never_a_newer_save)                                        \
-  X(recompress_moves_bodies_to_the_codec_and_dictionary_a_save_writes_now)
+  X(recompress_moves_bodies_to_the_codec_and_dictionary_a_save_writes_now)                       \
+  X(streamed_states_round_trip_at_every_chunk_boundary)                                            \
+  X(a_streamed_snapshot_is_visible_only_after_its_commit)                                          \
+  X(aborted_and_failed_streamed_saves_change_nothing)                                              \
+  X(retention_and_deletes_remove_streamed_snapshots)                                               \
+  X(a_damaged_streamed_head_is_never_delivered)
 
 #define CF_DECLARE_CASE(name) void cf_case_##name(const cf_backend *bc);
 CF_CASES(CF_DECLARE_CASE)
