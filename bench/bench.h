@@ -36,6 +36,7 @@ typedef struct bench_cfg {
   double codec_seconds; /**< length of one timed encode/decode loop */
   int load_pids;        /**< persistence ids in the load databases (3 snapshots each) */
   size_t rss_state;     /**< size of the state of the peak-RSS case */
+  int stream_gib;       /**< --stream-gib: the stream rows' size in GiB (0: 16, shrunk to the disk) */
 } bench_cfg;
 
 /* ------------------------------------------------------------------------ */

@@ -60,12 +60,14 @@ static void ctx_dispose(bench_ctx *bx) {
 
 static void usage(FILE *f) {
   fprintf(f, "usage: snap_bench [--quick] [--csv FILE] [--reps N] [--dir DIR] [--only TEXT]\n"
+             "                  [--stream-gib N]\n"
              "  --quick     a few seconds in all: tiny counts, every row once (CI)\n"
              "  --csv FILE  also write every row as CSV\n"
              "  --reps N    repetitions per row (default 5; quick: 1)\n"
              "  --dir DIR   where the databases go (default: a new directory under .)\n"
              "  --only TEXT run only the rows whose group or case contains TEXT\n"
-             "              (=TEXT: only the row whose case is exactly TEXT)\n");
+             "              (=TEXT: only the row whose case is exactly TEXT)\n"
+             "  --stream-gib N  run the opt-in \"16 GiB\" stream rows on N GiB (1..16)\n");
 }
 
 static void print_header(const bench_cfg *cfg, int argc, char **argv, FILE *out) {
@@ -120,6 +122,12 @@ int main(int argc, char **argv) {
       cfg.dir = argv[++i];
     } else if (strcmp(a, "--only") == 0 && i + 1 < argc) {
       cfg.only = argv[++i];
+    } else if (strcmp(a, "--stream-gib") == 0 && i + 1 < argc) {
+      cfg.stream_gib = atoi(argv[++i]);
+      if (cfg.stream_gib < 1 || cfg.stream_gib > 16) {
+        fprintf(stderr, "snap_bench: --stream-gib must be 1..16\n");
+        return 2;
+      }
     } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
       usage(stdout);
       return 0;
