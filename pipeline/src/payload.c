@@ -100,7 +100,9 @@ static int scan_json_bytes(const uint8_t *p, size_t len) {
 #define HOT static inline __attribute__((always_inline))
 
 HOT size_t json_skip_ws(const uint8_t *p, size_t len, size_t i) {
-  while (i < len && p[i] <= ' ' && json_ws(p[i]))
+  if (__builtin_expect(i < len && p[i] > ' ', 1))
+    return i;
+  while (i < len && json_ws(p[i]))
     i++;
   return i;
 }
@@ -137,14 +139,14 @@ HOT size_t string_run_end(const uint8_t *p, size_t len, size_t k) {
 #if defined(__SSE2__)
   /* Sixteen at a time where SSE2 is there (every x86-64): most member names
    * and values of a state fit in one step. Bytes >= 0x80 are negative as
-   * signed bytes, so the compare with 0x20 is done unsigned via the sign flip;
-   * the movemask takes their own sign bit as a hit too. */
+   * signed bytes, so one signed compare with 0x20 flags both them and the
+   * control bytes. */
   const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\');
-  const __m128i flip = _mm_set1_epi8((char)0x80), ctl = _mm_set1_epi8((char)(0x20 ^ 0x80));
+  const __m128i space = _mm_set1_epi8(0x20);
   while (len - k >= 16) {
     __m128i w = _mm_loadu_si128((const __m128i *)(p + k));
     __m128i hit = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(w, quote), _mm_cmpeq_epi8(w, bslash)),
-                               _mm_or_si128(_mm_cmplt_epi8(_mm_xor_si128(w, flip), ctl), w));
+                               _mm_cmplt_epi8(w, space));
     unsigned m = (unsigned)_mm_movemask_epi8(hit);
     if (m)
       return k + (size_t)__builtin_ctz(m);
@@ -246,6 +248,19 @@ static bool json_digit(uint8_t c) { return c >= '0' && c <= '9'; }
  * is exact. States hold long digit runs (millisecond timestamps, amounts).
  */
 HOT size_t digit_run_end(const uint8_t *p, size_t len, size_t k) {
+#if defined(__SSE2__)
+  /* Sixteen at a time where SSE2 is there: a digit is above '0' - 1 and
+   * below '9' + 1 as a signed byte (a byte >= 0x80 is negative). */
+  const __m128i below = _mm_set1_epi8('0' - 1), above = _mm_set1_epi8('9' + 1);
+  while (len - k >= 16) {
+    __m128i w = _mm_loadu_si128((const __m128i *)(p + k));
+    unsigned m = 0xFFFFu & ~(unsigned)_mm_movemask_epi8(
+                               _mm_and_si128(_mm_cmpgt_epi8(w, below), _mm_cmplt_epi8(w, above)));
+    if (m)
+      return k + (size_t)__builtin_ctz(m);
+    k += 16;
+  }
+#endif
 #if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
   const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
   while (len - k >= 8) {
@@ -315,19 +330,25 @@ static int json_literal(const uint8_t *p, size_t len, size_t *i) {
                         *i);
 }
 
-/* Expects `"key" ws :` at p[*i] (after whitespace). */
+/* Expects `"key" ws :` at p[*i] (after whitespace). Machine-written states
+ * have no whitespace there, so the expected byte is tried first. */
 HOT int json_member_key(const uint8_t *p, size_t len, size_t *i) {
-  *i = json_skip_ws(p, len, *i);
-  if (*i >= len || p[*i] != '"')
-    return snap_error_set(SNAP_EFORMAT, "JSON state: expected a member name at byte offset %zu",
-                          *i);
-  int rc = json_string(p, len, i);
+  size_t k = *i;
+  if (k >= len || p[k] != '"') {
+    k = json_skip_ws(p, len, k);
+    if (k >= len || p[k] != '"')
+      return snap_error_set(SNAP_EFORMAT, "JSON state: expected a member name at byte offset %zu",
+                            k);
+  }
+  int rc = json_string(p, len, &k);
   if (rc)
     return rc;
-  *i = json_skip_ws(p, len, *i);
-  if (*i >= len || p[*i] != ':')
-    return snap_error_set(SNAP_EFORMAT, "JSON state: expected ':' at byte offset %zu", *i);
-  (*i)++;
+  if (k >= len || p[k] != ':') {
+    k = json_skip_ws(p, len, k);
+    if (k >= len || p[k] != ':')
+      return snap_error_set(SNAP_EFORMAT, "JSON state: expected ':' at byte offset %zu", k);
+  }
+  *i = k + 1;
   return SNAP_OK;
 }
 
@@ -344,7 +365,10 @@ static int json_structure(const uint8_t *p, size_t len) {
                             "offset %zu",
                             i);
     uint8_t c = p[i];
-    if (c == '{' || c == '[') {
+    if (c == '"') { /* the most common value first */
+      if ((rc = json_string(p, len, &i)))
+        return rc;
+    } else if (c == '{' || c == '[') {
       if (depth == JSON_MAX_DEPTH)
         return snap_error_set(SNAP_EFORMAT,
                               "JSON state: nested deeper than %d levels at byte offset %zu",
@@ -359,9 +383,6 @@ static int json_structure(const uint8_t *p, size_t len) {
           return rc;
         continue;
       }
-    } else if (c == '"') {
-      if ((rc = json_string(p, len, &i)))
-        return rc;
     } else if (c == '-' || json_digit(c)) {
       if ((rc = json_number(p, len, &i)))
         return rc;
@@ -377,14 +398,14 @@ static int json_structure(const uint8_t *p, size_t len) {
               SNAP_EFORMAT, "JSON state: unexpected bytes after the value at byte offset %zu", i);
         return SNAP_OK;
       }
-      uint8_t open = stack[depth - 1];
-      if (i < len && p[i] == ',') {
+      uint8_t open = stack[depth - 1], next = i < len ? p[i] : 0; /* 0: neither below */
+      if (next == ',') {
         i++;
         if (open == '{' && (rc = json_member_key(p, len, &i)))
           return rc;
         break; /* the next element's value */
       }
-      if (i < len && p[i] == (open == '{' ? '}' : ']')) {
+      if (next == (open == '{' ? '}' : ']')) {
         depth--;
         i++;
         continue;
