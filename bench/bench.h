@@ -85,7 +85,8 @@ double bench_now(void);
 /** The median, minimum and maximum of `n` values (n >= 1). */
 void bench_stats(const double *v, int n, double *med, double *min, double *max);
 
-/** The peak resident set of this process in KiB (getrusage ru_maxrss). */
+/** The peak resident set of this process image in KiB (VmHWM; ru_maxrss where
+ *  /proc is missing). */
 long bench_peak_rss_kib(void);
 
 /* ------------------------------------------------------------------------ */

@@ -204,7 +204,7 @@ int deflate_zlib(const bench_ctx *bx, void *c, double *us, char *err, size_t err
 /**
  * Measures, in a fresh child process, the peak RSS of saving then loading the
  * state in the file `state_path` (snapstore with option set `opt`, or the
- * baseline when `raw`). `*kib` receives the child's ru_maxrss.
+ * baseline when `raw`). `*kib` receives the child's peak resident set (VmHWM).
  */
 int rss_measure(const bench_ctx *bx, const char *self_exe, const char *state_path, int raw, int opt,
                 long *kib, char *err, size_t errcap);

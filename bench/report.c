@@ -39,7 +39,21 @@ void bench_stats(const double *v, int n, double *med, double *min, double *max) 
   *med = (n % 2) ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2.0;
 }
 
+/* VmHWM, not ru_maxrss: Linux carries ru_maxrss across execve(), so a child
+ * forked from a large parent would report the parent's pages as its own peak;
+ * the high-water mark of /proc/self/status belongs to this image alone. */
 long bench_peak_rss_kib(void) {
+  FILE *f = fopen("/proc/self/status", "r");
+  char line[256];
+  long kib = -1;
+  while (f != NULL && fgets(line, sizeof line, f) != NULL) {
+    if (sscanf(line, "VmHWM: %ld kB", &kib) == 1)
+      break;
+  }
+  if (f != NULL)
+    fclose(f);
+  if (kib >= 0)
+    return kib;
   struct rusage ru;
   if (getrusage(RUSAGE_SELF, &ru) != 0) {
     return -1;

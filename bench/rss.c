@@ -1,5 +1,5 @@
 /*
- * Peak memory of saving then loading one large state. ru_maxrss is a
+ * Peak memory of saving then loading one large state. The peak (VmHWM) is a
  * lifetime peak, so each measurement runs in a child process of its own: a
  * fork followed by an exec of this program, so the child starts with none of
  * the parent's pages (the generated states, the SQLite caches of earlier rows).
