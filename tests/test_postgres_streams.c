@@ -664,7 +664,7 @@ Test(pgstreams, a_server_killed_mid_stream_leaves_nothing_visible_and_the_store_
 
 /* 1 GiB of JSON streamed into PostgreSQL and read back: the process's peak
  * resident set grows by no more than 64 MiB. */
-Test(pgstreams, a_gibibyte_streams_in_and_out_with_bounded_memory, .timeout = 600) {
+Test(pgstreams, a_gibibyte_streams_in_and_out_with_bounded_memory) {
   pgfx f = shared();
   pgst p;
   snap_store *st = open_pg(&p, &f, 1, "\"statement_timeout_ms\": 0");
