@@ -7,7 +7,7 @@ set -euo pipefail
 
 pkgs=(build-essential cmake pkg-config
       libsqlite3-dev libcjson-dev libmsgpack-dev zlib1g-dev libdeflate-dev libzstd-dev libsodium-dev
-      libcriterion-dev sqlite3 g++ libcaf-dev libpq-dev postgresql-15 "$@")
+      libcriterion-dev sqlite3 g++ libcaf-dev libpq-dev postgresql-15 time "$@")
 
 missing=()
 for p in "${pkgs[@]}"; do
