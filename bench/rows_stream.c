@@ -37,7 +37,7 @@ static const char item[] = "{\"id\":123456,\"owner\":\"account-000042\",\"balanc
 
 typedef struct stream_case {
   uint64_t size; /* bytes of state */
-  int opt;       /* OPT_PLAIN or OPT_ZLIB_ENC */
+  int opt;       /* OPT_PLAIN, OPT_ZLIB, OPT_ZLIB_ENC or STREAM_MAC */
   snap_store *st;
   snap_options *o;
   snap_keyring *kr;
@@ -48,6 +48,16 @@ typedef struct stream_case {
   int64_t seq;
   int drop; /* the page cache could be dropped before each load side */
 } stream_case;
+
+/* The stage combinations of the rss rows: every one item 2 of the streams
+ * goal names (plain, zlib, zlib + AEAD, MAC). STREAM_MAC is this file's own
+ * option bit: a MAC over the plain chunks. */
+#define STREAM_MAC 8
+#define STREAM_OPT_MASK (OPT_ZLIB | OPT_ENC | STREAM_MAC)
+static const int rss_opts[] = {OPT_PLAIN, OPT_ZLIB_ENC, OPT_ZLIB, STREAM_MAC};
+#define RSS_OPTS (sizeof rss_opts / sizeof rss_opts[0])
+
+static const char *stream_label(int opt) { return opt == STREAM_MAC ? "MAC" : opt_label(opt); }
 
 static uint64_t state_len(const stream_case *c) { return 1 + c->pieces * c->piece_len + 2; }
 
@@ -186,6 +196,8 @@ static int case_options(stream_case *c) {
     rc = snap_options_set_compression(c->o, SNAP_COMPRESSION_ZLIB, 1);
   if (rc == SNAP_OK && (c->opt & OPT_ENC))
     rc = snap_options_set_encryption(c->o, c->kr, BENCH_CONTEXT);
+  if (rc == SNAP_OK && (c->opt & STREAM_MAC))
+    rc = snap_options_set_integrity(c->o, c->kr, BENCH_CONTEXT);
   sodium_memzero(key, sizeof key);
   return rc;
 }
@@ -311,7 +323,7 @@ int stream_child_main(int argc, char **argv) {
   cfg.dir = dir;
   double v = 0;
   char err[256] = "";
-  int rc = case_open(&c, &bx, size, atoi(argv[1]) & 3, argc == 5 ? argv[4] : NULL);
+  int rc = case_open(&c, &bx, size, atoi(argv[1]) & STREAM_OPT_MASK, argc == 5 ? argv[4] : NULL);
   if (rc == 0)
     rc = raw ? raw_write_side(&bx, &c, &v, err, sizeof err) : save_side(&bx, &c, &v, err, sizeof err);
   if (rc == 0)
@@ -368,11 +380,10 @@ static int child_rss(const runner *rn, int raw, int opt, uint64_t size, const ch
 /* The rss rows of one backend: sqlite (`conninfo` NULL) or postgres, whose
  * case names end in ", postgres". */
 static void rss_rows_on(runner *rn, uint64_t size, const char *conninfo) {
-  static const int opts[] = {OPT_PLAIN, OPT_ZLIB_ENC};
-  for (int i = 0; i < 2; i++) {
+  for (size_t i = 0; i < RSS_OPTS; i++) {
     char name[96], err[256] = "";
-    snprintf(name, sizeof name, "16 GiB JSON, %s, stream save then load%s", opt_label(opts[i]),
-             conninfo ? ", postgres" : "");
+    snprintf(name, sizeof name, "16 GiB JSON, %s, stream save then load%s",
+             stream_label(rss_opts[i]), conninfo ? ", postgres" : "");
     if (!wanted(rn, "rss", name))
       continue;
     bench_row *row = bench_row_add(rn->report, "rss", name,
@@ -383,8 +394,8 @@ static void rss_rows_on(runner *rn, uint64_t size, const char *conninfo) {
       return;
     }
     long a = 0, b = 0;
-    if (child_rss(rn, 0, opts[i], size, conninfo, &a, err, sizeof err) != 0 ||
-        child_rss(rn, 1, opts[i], size, NULL, &b, err, sizeof err) != 0) {
+    if (child_rss(rn, 0, rss_opts[i], size, conninfo, &a, err, sizeof err) != 0 ||
+        child_rss(rn, 1, rss_opts[i], size, NULL, &b, err, sizeof err) != 0) {
       bench_row_fail(row, "%s", err);
       rn->failures++;
       continue;
@@ -396,12 +407,11 @@ static void rss_rows_on(runner *rn, uint64_t size, const char *conninfo) {
 
 /* Whether an rss row of the backend is wanted (`postgres`: its rows). */
 static bool rss_wanted(const runner *rn, bool postgres) {
-  static const int opts[] = {OPT_PLAIN, OPT_ZLIB_ENC};
   bool any = false;
-  for (int i = 0; i < 2; i++) {
+  for (size_t i = 0; i < RSS_OPTS; i++) {
     char name[96];
-    snprintf(name, sizeof name, "16 GiB JSON, %s, stream save then load%s", opt_label(opts[i]),
-             postgres ? ", postgres" : "");
+    snprintf(name, sizeof name, "16 GiB JSON, %s, stream save then load%s",
+             stream_label(rss_opts[i]), postgres ? ", postgres" : "");
     any |= wanted(rn, "rss", name) != 0;
   }
   return any;
