@@ -7,11 +7,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
 #include "snap/executor.h"
 #include "snap/plugin.h"
+#include "store_util.h"
 
 /* ---- a gate that holds the worker inside a callback ---------------------- */
 
@@ -128,19 +128,6 @@ static void book_setup(void) {
 }
 
 static void book_teardown(void) { free(book); }
-
-static char *tmp_path(const char *leaf) {
-  const char *base = getenv("SNAP_TEST_TMP");
-  if (!base)
-    base = "/tmp";
-  mkdir(base, 0700);
-  char templ[512];
-  snprintf(templ, sizeof templ, "%s/executor-XXXXXX", base);
-  cr_assert_not_null(mkdtemp(templ));
-  char *p = malloc(600);
-  snprintf(p, 600, "%s/%s", templ, leaf);
-  return p;
-}
 
 static const char *STATE = "{\"owner\":\"Grace\",\"balance\":100}";
 
@@ -477,7 +464,9 @@ static void *submit_loop(void *arg) {
 }
 
 Test(executor, shutdown_under_load_loses_no_acknowledged_save, .timeout = 300) {
-  char *path = tmp_path("load.db");
+  char *dir = st_tmpdir();
+  cr_assert_not_null(dir);
+  char *path = st_join(dir, "load.db");
   char config[700];
   snprintf(config, sizeof config, "{\"path\": \"%s\", \"keep\": 0}", path);
   snap_store *st;
@@ -531,6 +520,8 @@ Test(executor, shutdown_under_load_loses_no_acknowledged_save, .timeout = 300) {
   }
   cr_assert_gt(total, 0);
   snap_store_close(st);
+  st_rmtree(dir);
+  free(dir);
   free(path);
 }
 
@@ -668,7 +659,9 @@ Test(executor, a_slow_load_does_not_hold_back_the_callbacks_of_other_pids, .time
 }
 
 Test(executor, parallel_loads_keep_read_your_writes_on_sqlite, .timeout = 120) {
-  char *path = tmp_path("order.db");
+  char *dir = st_tmpdir();
+  cr_assert_not_null(dir);
+  char *path = st_join(dir, "order.db");
   char config[700];
   snprintf(config, sizeof config, "{\"path\": \"%s\", \"keep\": 0, \"synchronous\": \"normal\"}",
            path);
@@ -722,6 +715,8 @@ Test(executor, parallel_loads_keep_read_your_writes_on_sqlite, .timeout = 120) {
                    (long long)e->seq, (long long)expect[t]);
   }
   snap_store_close(st);
+  st_rmtree(dir);
+  free(dir);
   free(path);
 }
 
