@@ -25,6 +25,22 @@ int snap_headertest_snapstore_hpp() { return snap::store_ref().capabilities() ==
     target_compile_options(snap_headertest_cpp${std} PRIVATE -pedantic-errors)
   endforeach()
 
+  # Each part of the API (snap/cpp/*.hpp) compiles alone, included twice.
+  foreach(part status bytes upcast options store executor)
+    set(src ${CMAKE_CURRENT_BINARY_DIR}/headertest/cpp_${part}_hpp.cpp)
+    file(CONFIGURE OUTPUT ${src} CONTENT
+"#include \"snap/cpp/${part}.hpp\"
+#include \"snap/cpp/${part}.hpp\"
+int snap_headertest_cpp_${part}_hpp();
+int snap_headertest_cpp_${part}_hpp() { return snap::status().ok() ? 0 : 1; }
+")
+    add_library(snap_headertest_cpp_${part} OBJECT ${src})
+    target_link_libraries(snap_headertest_cpp_${part} PRIVATE snap::plugin)
+    set_target_properties(snap_headertest_cpp_${part} PROPERTIES CXX_STANDARD 17
+                          CXX_STANDARD_REQUIRED ON CXX_EXTENSIONS OFF)
+    target_compile_options(snap_headertest_cpp_${part} PRIVATE -pedantic-errors)
+  endforeach()
+
   # Streamed saves and loads (snap/snapstore_stream.hpp): their suite, and the
   # header compiled alone.
   set(SNAP_CPP_STREAM_HEADERTEST ${CMAKE_CURRENT_BINARY_DIR}/headertest/snapstore_stream_hpp.cpp)
