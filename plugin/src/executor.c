@@ -22,6 +22,13 @@ static size_t default_load_threads(void) {
   return (size_t)n;
 }
 
+/* Saves encoded at once while the dispatcher has a full group queued: every
+ * online core but the one the dispatcher writes on, at least one. */
+static size_t default_encoders(void) {
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  return n > 2 ? (size_t)n - 1 : 1;
+}
+
 static void executor_dispose(snap_executor *ex) {
   snap__exec_pool_free(ex);
   snap_free(ex->loaders);
@@ -105,6 +112,7 @@ int snap_executor_new(snap_executor **out, snap_store *st, const snap_executor_c
   ex->st = st;
   ex->cap = c.queue_capacity;
   ex->max_batch = c.max_batch;
+  ex->encoders_max = default_encoders();
   ex->load_threads = c.load_threads;
   ex->max_loads_out = c.load_threads * SNAP__EXEC_LOADS_PER_THREAD;
   ex->max_held = c.load_threads * SNAP__EXEC_HELD_BYTES_PER_THREAD;

@@ -51,11 +51,19 @@ static bool loads_drained_locked(const snap_executor *ex) {
 /* Requests left the queue: submitters waiting for room are woken once it
  * has fallen to three quarters of its capacity, so that each wake-up finds
  * room for many submissions rather than one (a full queue of loads drains a
- * few at a time, as load slots free up). A timed wait that ends finds
+ * few at a time, as load slots free up). While a full group is still queued
+ * and every waiter is a paced save (executor_submit.c), only as many are
+ * woken as there are free turns to encode. A timed wait that ends finds
  * whatever room there is. Caller holds ex->mu. */
 static void room_made_locked(snap_executor *ex) {
-  if (ex->room_waiters > 0 && ex->queued + ex->reserved <= ex->cap - (ex->cap + 3) / 4)
+  if (ex->room_waiters == 0 || ex->queued + ex->reserved > ex->cap - (ex->cap + 3) / 4)
+    return;
+  if (ex->queued < ex->max_batch || ex->paced_waiters < ex->room_waiters) {
     pthread_cond_broadcast(&ex->room);
+    return;
+  }
+  for (size_t turns = ex->encoding; turns < ex->encoders_max; turns++)
+    pthread_cond_signal(&ex->room);
 }
 
 /* Appends dispatched requests to the delivery list. Caller holds ex->mu.

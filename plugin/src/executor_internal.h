@@ -115,7 +115,12 @@ struct snap_executor {
    * thread and starts the next group at once, so that the callbacks of one
    * group run while the next one is written. */
   size_t loaders_idle; /* load threads waiting on ex->loads */
-  size_t room_waiters; /* submitters waiting on ex->room for a slot */
+  size_t room_waiters; /* submitters waiting on ex->room for a slot or their turn */
+  /* Saves being encoded on their submitting threads, and how many may be
+   * while a full group waits in the queue (executor_submit.c: the pacing of
+   * the encoders). */
+  size_t encoding, encoders_max;
+  size_t paced_waiters; /* those of room_waiters that are saves waiting for room or a turn */
   bool handoff;        /* a load thread is asked to deliver what is ready */
   bool closing, cancel, join_started, joined, loads_stop;
   pthread_t worker;

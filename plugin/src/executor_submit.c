@@ -72,8 +72,47 @@ void snap__exec_set_failure(snap__req *r, int status, const char *msg) {
     r->msg = snap_strdup(msg); /* NULL on ENOMEM: the code's name is used instead */
 }
 
-/* Waits for room in the queue and reserves a slot; the caller holds ex->mu. */
-static int reserve_locked(snap_executor *ex, int timeout_ms) {
+/* The pacing of the encoders. While a full group waits in the queue, the
+ * dispatcher is the bottleneck: a save encoded sooner is not written sooner,
+ * and every submitter encoding at once takes a share of the cores the
+ * dispatcher needs (on two cores, sixteen runnable submitters left the
+ * dispatcher a fraction of one until they had refilled the queue, after
+ * which it ran alone beside an idle core). Then at most ex->encoders_max
+ * saves are encoded at once, and the other submitters wait for their turn.
+ * A submitter that keeps encoding while others wait hands its turn on after
+ * TURN_SAVES saves: waiting stays fair and costs one wake-up per TURN_SAVES
+ * saves rather than one per save. Only blocking submissions of saves are
+ * paced; a turn is never worth a failure, so a timed wait that ends proceeds
+ * whenever the queue has room. */
+#define TURN_SAVES 64
+
+/* Saves this thread encoded in a row while other submitters waited. */
+static _Thread_local unsigned turn_run;
+
+static bool full_group_queued(const snap_executor *ex) { return ex->queued >= ex->max_batch; }
+
+/* A paced save must wait for its turn to encode. Caller holds ex->mu. */
+static bool must_wait_turn(const snap_executor *ex) {
+  if (!full_group_queued(ex))
+    return false;
+  return ex->encoding >= ex->encoders_max || (ex->paced_waiters > 0 && turn_run >= TURN_SAVES);
+}
+
+/* Waits on ex->room until `deadline` (timeout_ms > 0) or without end. */
+static int wait_room(snap_executor *ex, int timeout_ms, const struct timespec *deadline,
+                     bool paced) {
+  ex->room_waiters++;
+  ex->paced_waiters += paced;
+  int waited = timeout_ms < 0 ? pthread_cond_wait(&ex->room, &ex->mu)
+                              : pthread_cond_timedwait(&ex->room, &ex->mu, deadline);
+  ex->paced_waiters -= paced;
+  ex->room_waiters--;
+  return waited;
+}
+
+/* Waits for room in the queue (and a save for its turn) and reserves a
+ * slot; the caller holds ex->mu. */
+static int reserve_locked(snap_executor *ex, int timeout_ms, bool save) {
   struct timespec deadline;
   if (timeout_ms > 0) {
     clock_gettime(CLOCK_MONOTONIC, &deadline);
@@ -87,18 +126,20 @@ static int reserve_locked(snap_executor *ex, int timeout_ms) {
   /* The executor's threads make the room; waiting for it on one of them (in a
    * callback) could never end. */
   bool on_worker = snap__exec_current == ex;
+  bool paced = save && timeout_ms != 0 && !on_worker;
   for (;;) {
     if (ex->closing)
       return snap_error_set(SNAP_ECLOSED, "the executor is shutting down");
-    if (ex->queued + ex->reserved < ex->cap)
+    bool room = ex->queued + ex->reserved < ex->cap;
+    if (room && !(paced && must_wait_turn(ex)))
       break;
     if (timeout_ms == 0 || on_worker)
       return snap_error_set(SNAP_EAGAIN, "executor queue is full (%zu requests)", ex->cap);
-    ex->room_waiters++;
-    int waited = timeout_ms < 0 ? pthread_cond_wait(&ex->room, &ex->mu)
-                                : pthread_cond_timedwait(&ex->room, &ex->mu, &deadline);
-    ex->room_waiters--;
-    if (waited == ETIMEDOUT) {
+    if (room && turn_run >= TURN_SAVES) {
+      turn_run = 0; /* handed on: the next turn is someone else's */
+      pthread_cond_signal(&ex->room);
+    }
+    if (wait_room(ex, timeout_ms, &deadline, paced) == ETIMEDOUT) {
       if (ex->closing)
         return snap_error_set(SNAP_ECLOSED, "the executor is shutting down");
       if (ex->queued + ex->reserved < ex->cap)
@@ -108,6 +149,10 @@ static int reserve_locked(snap_executor *ex, int timeout_ms) {
     }
   }
   ex->reserved++;
+  if (save) {
+    ex->encoding++;
+    turn_run = paced && full_group_queued(ex) && ex->paced_waiters > 0 ? turn_run + 1 : 0;
+  }
   return SNAP_OK;
 }
 
@@ -183,7 +228,8 @@ int snap_executor_submit(snap_executor *ex, const snap_request *rq, int timeout_
     return snap_error_set(SNAP_EINVAL, "snap_executor_submit: unknown request kind %d",
                           (int)rq->kind);
   pthread_mutex_lock(&ex->mu);
-  int rc = reserve_locked(ex, timeout_ms);
+  bool save = rq->kind == SNAP_REQUEST_SAVE;
+  int rc = reserve_locked(ex, timeout_ms, save);
   snap__req *r = rc == SNAP_OK ? pool_take_locked(ex) : NULL;
   pthread_mutex_unlock(&ex->mu);
   if (rc)
@@ -196,6 +242,7 @@ int snap_executor_submit(snap_executor *ex, const snap_request *rq, int timeout_
 
   pthread_mutex_lock(&ex->mu);
   ex->reserved--;
+  ex->encoding -= save;
   if (rc == SNAP_OK && ex->closing)
     rc = SNAP_ECLOSED;
   if (rc == SNAP_OK) {

@@ -123,7 +123,11 @@ SNAP_API int snap_executor_new(snap_executor **out, snap_store *st,
  * SNAP_ENOKEY, SNAP_EUNSUPPORTED) and no callback follows. When the queue is
  * full the call waits up to `timeout_ms` milliseconds for room (0: not at
  * all, negative: without limit) and then fails with SNAP_EAGAIN, having
- * queued nothing. After shutdown has begun it fails with SNAP_ECLOSED. When
+ * queued nothing. While a full group of saves is already queued, a save
+ * submitted with a non-zero timeout may also wait, within that timeout, for
+ * its turn to encode (one thread per core but one encodes at a time then;
+ * docs/PLUGIN.md); that wait never fails the call. After shutdown has begun
+ * it fails with SNAP_ECLOSED. When
  * it returns SNAP_OK the callback will be called exactly once. Thread-safe.
  */
 SNAP_API int snap_executor_submit(snap_executor *ex, const snap_request *req, int timeout_ms);
