@@ -184,16 +184,19 @@ static void put_rows(sql_backend *b, conn *c, const put_rows_of *rows, size_t n,
   }
 }
 
-/* After a commit: when it removed streamed rows (a prune, a delete, a
- * replace of the same (pid, seq)), their files go now (streams.c). */
-static void drain_removed(sql_backend *b, conn *c) {
+/* Whether removed streamed rows (a prune, a delete, a replace of the same
+ * (pid, seq)) left files to delete, asked inside the open transaction right
+ * before its COMMIT: it sees what the commit will hold, and a save then
+ * needs no read transaction of its own after the commit (its two lock calls
+ * on the shared memory were the system calls a save made that raw SQLite's
+ * does not). The files go only once the commit is durable (streams.c). */
+static bool removed_listed(sql_backend *b, conn *c) {
   sqlite3_stmt *s;
   if (snap__sqlite_stmt(b, c, S_DEAD_LIST, &s) != SNAP_OK)
-    return;
+    return false;
   int rc = sqlite3_step(s);
   sqlite3_reset(s);
-  if (rc == SQLITE_ROW)
-    snap__sqlite_streams_drain(b, c->db);
+  return rc == SQLITE_ROW;
 }
 
 /* Concludes the batch from what put_rows() found: a lost transaction fails
@@ -212,13 +215,15 @@ static int put_conclude(sql_backend *b, conn *c, const put_rows_of *rows, size_t
     (void)snap__sqlite_run(b, c, S_ROLLBACK, "rollback");
     return t->first;
   }
+  bool removed = removed_listed(b, c);
   int e = snap__sqlite_run(b, c, S_COMMIT, "commit");
   if (e != SNAP_OK) {
     if (!sqlite3_get_autocommit(c->db))
       (void)snap__sqlite_run(b, c, S_ROLLBACK, "rollback");
     return fail_all(rows, n, e);
   }
-  drain_removed(b, c);
+  if (removed)
+    snap__sqlite_streams_drain(b, c->db);
   for (size_t i = 0; t->removed != NULL && i < n; i++)
     if (t->removed[i] > 0)
       snap__sqlite_report(b, SNAP_EVENT_PRUNE, SNAP_OK, row_at(rows, i)->pid,
@@ -315,12 +320,13 @@ int snap__sqlite_remove(void *self, const char *pid, const snap_criteria *cr) {
         e = snap__sqlite_error(b, c->db, rc, "delete");
       sqlite3_reset(s);
     }
+    bool removed = e == SNAP_OK && removed_listed(b, c);
     if (e == SNAP_OK)
       e = snap__sqlite_run(b, c, S_COMMIT, "commit");
     if (e != SNAP_OK && !sqlite3_get_autocommit(c->db))
       (void)snap__sqlite_run(b, c, S_ROLLBACK, "rollback");
-    if (e == SNAP_OK)
-      drain_removed(b, c);
+    if (e == SNAP_OK && removed)
+      snap__sqlite_streams_drain(b, c->db);
   }
   pthread_mutex_unlock(&b->wlock);
   return e;
