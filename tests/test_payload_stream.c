@@ -301,3 +301,137 @@ Test(validator, a_piece_ending_with_a_long_token_is_read_to_its_end_only) {
     buf[199] = ']';
   }
 }
+
+/* The message of a refusal, pushed in pieces of `step` bytes. */
+static void refusal_message(const uint8_t *p, size_t n, size_t step, char *msg, size_t cap) {
+  snap_payload_validator *v;
+  cr_assert_eq(snap_payload_validator_new(&v, SNAP_FORMAT_JSON), SNAP_OK);
+  int rc = SNAP_OK;
+  for (size_t at = 0; at < n && rc == SNAP_OK; at += step)
+    rc = snap_payload_validator_push(v, p + at, n - at < step ? n - at : step);
+  if (rc == SNAP_OK)
+    rc = snap_payload_validator_finish(v);
+  snprintf(msg, cap, "%d %s", rc, rc ? snap_error_message() : "");
+  snap_payload_validator_free(v);
+}
+
+/* The fast path reads whole escapes and UTF-8 sequences inside strings, 16
+ * bytes at a time, and hands back to the byte machine whatever it cannot
+ * finish in the piece. Every special string byte at every offset of a
+ * 16-byte window, in a document long enough for the fast path, cut at every
+ * offset (so the end of a piece falls before, inside and after it): the
+ * verdict is the one known by construction, as the whole-buffer validator
+ * gives it, and a refusal names the same fault as the byte machine alone
+ * (the state pushed a byte at a time). */
+Test(validator, fast_path_strings_at_every_offset_and_cut) {
+  static const struct {
+    const char *b;
+    int ok;
+  } xs[] = {{"\xc3\xa9", 1},
+            {"\xe2\x82\xac", 1},
+            {"\xf0\x9f\x98\x80", 1},
+            {"\xf4\x8f\xbf\xbf", 1},
+            {"\xed\x9f\xbf", 1},
+            {"\xee\x80\x80", 1},
+            {"\\n", 1},
+            {"\\/", 1},
+            {"\\u00e9", 1},
+            {"\\uD7FF", 1},
+            {"\\uE000", 1},
+            {"\\uD83D\\uDE00", 1},
+            {"\\ud800\\udc00", 1},
+            {"\x7f", 1},
+            {"\xc3", 0},
+            {"\xc3\x28", 0},
+            {"\xe0\x9f\xbf", 0},
+            {"\xed\xa0\x80", 0},
+            {"\xf0\x8f\xbf\xbf", 0},
+            {"\xf4\x90\x80\x80", 0},
+            {"\xf5\x80\x80\x80", 0},
+            {"\xc0\x80", 0},
+            {"\x80", 0},
+            {"\\x", 0},
+            {"\\u00g0", 0},
+            {"\\uDC00", 0},
+            {"\\uD800", 0},
+            {"\\uD800\\u0041", 0},
+            {"\x1f", 0},
+            {"\t", 0}};
+  uint8_t doc[256];
+  char whole[600], bytewise[600];
+  for (size_t x = 0; x < sizeof xs / sizeof *xs; x++)
+    for (size_t pad = 0; pad < 4; pad++)
+      for (size_t at = 0; at < 18; at++) {
+        size_t n = (size_t)snprintf((char *)doc, sizeof doc, "{\"%.*s\":\"%.*s%s%.*s\",\"t\":[",
+                                    (int)pad, "pppp", (int)at, "aaaaaaaaaaaaaaaaaa", xs[x].b,
+                                    (int)(18 - at), "bbbbbbbbbbbbbbbbbb");
+        for (int r = 0; r < 16; r++) /* past the 64 bytes the byte machine keeps */
+          n += (size_t)snprintf((char *)doc + n, sizeof doc - n, "%s\"v%d\"", r ? "," : "", r);
+        n += (size_t)snprintf((char *)doc + n, sizeof doc - n, "]}");
+        const int want = snap_payload_validate(SNAP_FORMAT_JSON, doc, n);
+        cr_assert_eq(want, xs[x].ok ? SNAP_OK : SNAP_EFORMAT, "byte %zu at %zu: %s", x, at,
+                     snap_error_message());
+        same_verdict(SNAP_FORMAT_JSON, doc, n);
+        refusal_message(doc, n, n, whole, sizeof whole);
+        refusal_message(doc, n, 1, bytewise, sizeof bytewise);
+        cr_assert_str_eq(whole, bytewise, "byte %zu at %zu", x, at);
+      }
+}
+
+/* Numbers in the fast path: digit runs of every length around the 16-byte
+ * scan, every kind of byte after them, the 63-character limit, cut at every
+ * offset; refusals named as the byte machine names them. */
+Test(validator, fast_path_numbers_at_every_length_and_cut) {
+  static const char *const enders[] = {"]",  ",1]", ".5]", "e3]", "E+7]",  "/]",
+                                       "a]", ".]",  "e]",  " ]",  "\x80]", "0]"};
+  uint8_t doc[256];
+  char whole[600], bytewise[600];
+  for (size_t digits = 1; digits <= 66; digits++)
+    for (size_t e = 0; e < sizeof enders / sizeof *enders; e++)
+      for (int neg = 0; neg < 2; neg++) {
+        size_t n = (size_t)snprintf((char *)doc, sizeof doc, "[%s1", neg ? "-" : "");
+        for (size_t d = 1; d < digits; d++)
+          doc[n++] = (uint8_t)('0' + d % 10);
+        n += (size_t)snprintf((char *)doc + n, sizeof doc - n,
+                              "%s,\"the rest of the document, past the 64 bytes the byte machine "
+                              "keeps at the end of a piece\"]",
+                              enders[e]);
+        /* Drop the first ']' of the ender: the number sits in the array's middle. */
+        uint8_t *close = memchr(doc + 1, ']', n);
+        memmove(close, close + 1, (size_t)(doc + n - close - 1));
+        n--;
+        same_verdict(SNAP_FORMAT_JSON, doc, n);
+        refusal_message(doc, n, n, whole, sizeof whole);
+        refusal_message(doc, n, 1, bytewise, sizeof bytewise);
+        cr_assert_str_eq(whole, bytewise, "%zu digits, ender %zu", digits, e);
+      }
+}
+
+/* The nesting limit in the fast path, with the 512th level opened at every
+ * offset of a piece. */
+Test(validator, fast_path_nesting_limit_at_every_cut) {
+  static uint8_t doc[1200];
+  char whole[600], bytewise[600];
+  for (size_t depth = 511; depth <= 513; depth++) {
+    size_t n = 0;
+    for (size_t d = 0; d < depth; d++)
+      doc[n++] = d % 3 == 2 ? '{' : '[';
+    for (size_t d = depth; d-- > 0;) {
+      if (d % 3 == 2) { /* an object needs a member: {"k":[...]} */
+        memmove(doc + d + 5, doc + d + 1, n - d - 1);
+        memcpy(doc + d, "{\"k\":", 5);
+        n += 4;
+        doc[n++] = '}';
+      } else {
+        doc[n++] = ']';
+      }
+    }
+    same_verdict(SNAP_FORMAT_JSON, doc, n);
+    refusal_message(doc, n, n, whole, sizeof whole);
+    refusal_message(doc, n, 1, bytewise, sizeof bytewise);
+    cr_assert_str_eq(whole, bytewise, "depth %zu", depth);
+    cr_assert_eq(snap_payload_validate(SNAP_FORMAT_JSON, doc, n),
+                 depth <= 512 ? SNAP_OK : SNAP_EFORMAT, "depth %zu: %s", depth,
+                 snap_error_message());
+  }
+}

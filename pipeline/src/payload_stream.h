@@ -70,9 +70,9 @@ struct snap_payload_validator {
 
 /* The JSON machine's fast path (payload_stream_fast.c): whole tokens from
  * p[i], while at least 64 bytes are left, with the machine's state kept in
- * step. It stops (returning where) at anything unusual: an escape, a byte
- * >= 0x80, a token it cannot finish, anything that may be an error; the
- * byte machine reads on from there. */
+ * step. It stops (returning where) at anything unusual: an escape or UTF-8
+ * sequence it cannot finish, a token it cannot finish, anything that may be
+ * an error; the byte machine reads on from there. */
 size_t snap__json_fast(json_machine *j, const uint8_t *p, size_t n, size_t i);
 
 /* The end of a run of plain string bytes (printable ASCII other than '"' and
