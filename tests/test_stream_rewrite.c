@@ -101,14 +101,9 @@ static size_t listed(snap_store *st, const char *pid, int64_t seq, uint8_t **out
   return n;
 }
 
-/* zlib-1 + AEAD under `kr`, reading plaintext too (the switch of a first
- * encryption, as for bodies). */
 static snap_options *sealed(snap_keyring *kr) {
-  snap_options *o = NULL;
-  cr_assert_eq(snap_options_new(&o), SNAP_OK);
-  cr_assert_eq(snap_options_set_compression(o, SNAP_COMPRESSION_ZLIB, 1), SNAP_OK);
-  cr_assert_eq(snap_options_set_encryption(o, kr, "rewrite"), SNAP_OK);
-  cr_assert_eq(snap_options_set_accept_unauthenticated(o, true), SNAP_OK);
+  snap_options *o = su_sealed(kr);
+  cr_assert_not_null(o);
   return o;
 }
 

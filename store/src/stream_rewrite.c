@@ -171,6 +171,10 @@ int snap__stream_rewrite(snap_store *st, snap_rewrite *it, const snap_options *c
       it->stages = stages;
       (void)snap_body_inspect(head.data, head.len, NULL, NULL, &it->key_version, NULL);
     }
+  } else {
+    rc = snap_error_set(rc, "%s pid '%s' seq %" PRId64 ": the new stream was not published, "
+                        "the old one is left as it is: %s", verb, it->pid, it->seq,
+                        snap_error_message());
   }
   snap_buf_dispose(&head);
   return rc;

@@ -86,6 +86,19 @@ snap_keyring *su_keyring(uint8_t fill) {
   return kr;
 }
 
+snap_options *su_sealed(snap_keyring *kr) {
+  snap_options *o = NULL;
+  if (snap_options_new(&o) != SNAP_OK)
+    return NULL;
+  if (snap_options_set_compression(o, SNAP_COMPRESSION_ZLIB, 1) != SNAP_OK ||
+      snap_options_set_encryption(o, kr, "rewrite") != SNAP_OK ||
+      snap_options_set_accept_unauthenticated(o, true) != SNAP_OK) {
+    snap_options_free(o);
+    return NULL;
+  }
+  return o;
+}
+
 snap_options *su_combo(int i, snap_keyring *kr) {
   snap_options *o = NULL;
   if (snap_options_new(&o) != SNAP_OK)

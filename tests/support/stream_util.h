@@ -31,6 +31,10 @@ int su_stream_load(snap_store *st, const char *pid, const snap_options *o, unsig
 /** A keyring holding key 1 of 32 bytes `fill` (NULL: failed). */
 snap_keyring *su_keyring(uint8_t fill);
 
+/** zlib-1 + AEAD under `kr` (context "rewrite"), reading plaintext too (the
+ *  switch of a first encryption); NULL: failed. */
+snap_options *su_sealed(snap_keyring *kr);
+
 /** Stage combinations: 0 plain, 1 zlib-1, 2 zlib-1 + AEAD, 3 MAC (NULL: failed). */
 snap_options *su_combo(int i, snap_keyring *kr);
 

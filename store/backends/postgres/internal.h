@@ -269,10 +269,23 @@ int snap__pg_dict_remove(void *self, uint32_t id);
 
 /* ---- streams.c ---- */
 
+/** A stream being staged: its connection (holding its lease), its token
+ *  and what was sent. */
+struct snap_backend_stream {
+  snap_pg_conn *c;
+  int shard;
+  char *pid;
+  int64_t seq;
+  int64_t token;
+  int64_t n;            /* records sent */
+  uint64_t batch_bytes; /* bytes of the open staging transaction */
+  int batch;            /* records of the open staging transaction (-1: none open) */
+  int unread;           /* synced segments whose results are unread */
+  bool failed;
+};
+
 int snap__pg_stream_begin(void *self, const char *pid, int64_t seq, snap_backend_stream **out);
 int snap__pg_stream_write(void *self, snap_backend_stream *s, const void *record, size_t len);
-int snap__pg_stream_publish(void *self, snap_backend_stream *s, snap_backend_row4 *row,
-                            uint32_t keep);
 void snap__pg_stream_abort(void *self, snap_backend_stream *s);
 int snap__pg_stream_open(void *self, const char *pid, int64_t seq, const void *head,
                          size_t head_len, snap_backend_reader **out);
@@ -282,6 +295,22 @@ int snap__pg_stream_sweep(void *self, uint64_t max, uint64_t *reclaimed);
 /** The reclaim when a shard is first used (bounded): orphans of dead
  *  writers on shard `s`, over the caller's connection. */
 void snap__pg_streams_open_sweep(snap_pg *b, int s, snap_pg_conn *c);
+/** Commits the open staging transaction and reads every result still
+ *  unread: the staged records are committed (not yet durable). */
+int snap__pg_stream_settle(snap_pg *b, snap_backend_stream *w);
+/** Deletes the staging (its lease still held) and frees `w`. A connection
+ *  that failed leaves it to the sweep: its lease is gone with it. */
+void snap__pg_stream_discard(snap_pg *b, snap_backend_stream *w);
+/** Frees `w` and closes its connection (the lease goes with the session). */
+void snap__pg_stream_free(snap_pg *b, snap_backend_stream *w);
+
+/* ---- streams_publish.c ---- */
+
+int snap__pg_stream_publish(void *self, snap_backend_stream *s, snap_backend_row4 *row,
+                            uint32_t keep);
+
+int snap__pg_stream_replace(void *self, snap_backend_stream *s, snap_backend_swap *w,
+                            const char *manifest);
 
 /* ---- put.c ---- */
 

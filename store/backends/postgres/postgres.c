@@ -321,6 +321,8 @@ static const snap_backend pg_backend = {
     .stream_close = snap__pg_stream_close,
     .stream_sweep = snap__pg_stream_sweep,
     .key_replace = snap__pg_key_replace,
+    /* ABI 7 */
+    .stream_replace = snap__pg_stream_replace,
 };
 
 const snap_backend *snap_backend_postgres(void) { return &pg_backend; }

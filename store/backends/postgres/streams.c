@@ -20,14 +20,11 @@
  * notices its connection gone; a server restart ends every session. Two
  * tokens whose hashes collide only make the sweep wait for the live one.
  *
- * Publishing: one small transaction on the writer's connection takes the
- * pid's lock (as a put does), deletes the staging entry (which must still be
- * there), inserts the row with its stream column, prunes, then commits
- * after its results were read (a conflict or a failure rolls it back).
  * Removal: the triggers of schema step 6 delete a row's chunks in the
  * transaction that deletes, prunes or replaces the row.
  *
- * Readers are in streams_read.c. */
+ * Publishing (and replacing a row's stream) is in streams_publish.c,
+ * readers are in streams_read.c. */
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,19 +46,6 @@
 #define OID_INT8 SNAP_PG_OID_INT8
 #define OID_TEXT SNAP_PG_OID_TEXT
 #define OID_BYTEA SNAP_PG_OID_BYTEA
-
-struct snap_backend_stream {
-  snap_pg_conn *c;
-  int shard;
-  char *pid;
-  int64_t seq;
-  int64_t token;
-  int64_t n;            /* records sent */
-  uint64_t batch_bytes; /* bytes of the open staging transaction */
-  int batch;            /* records of the open staging transaction (-1: none open) */
-  int unread;           /* synced segments whose results are unread */
-  bool failed;
-};
 
 /* ---- small helpers ------------------------------------------------------ */
 
@@ -202,19 +186,22 @@ static int end_batch(snap_pg *b, snap_backend_stream *w, bool commit) {
   return read_until(b, w, 1);
 }
 
-static void free_stream(snap_pg *b, snap_backend_stream *w) {
+void snap__pg_stream_free(snap_pg *b, snap_backend_stream *w) {
   snap__pg_disconnect(b, w->c); /* the lease goes with the session */
   b->host->free(w->pid);
   b->host->free(w);
 }
 
-/* Deletes the staging (its lock still held) and frees `w`. A connection
- * that failed leaves it to the sweep: its lock is gone with it. */
-static void discard(snap_pg *b, snap_backend_stream *w) {
+void snap__pg_stream_discard(snap_pg *b, snap_backend_stream *w) {
   if (!w->c->broken && end_batch(b, w, false) == SNAP_OK && read_until(b, w, 0) == SNAP_OK &&
       !w->c->broken)
     (void)reclaim(b, w->shard, w->c, w->token);
-  free_stream(b, w);
+  snap__pg_stream_free(b, w);
+}
+
+int snap__pg_stream_settle(snap_pg *b, snap_backend_stream *w) {
+  int e = end_batch(b, w, true);
+  return e == SNAP_OK ? read_until(b, w, 0) : e;
 }
 
 /* ---- writing ------------------------------------------------------------ */
@@ -287,7 +274,7 @@ int snap__pg_stream_begin(void *self, const char *pid, int64_t seq, snap_backend
   if (e == SNAP_OK && (e = lease(b, w)) != SNAP_OK && !w->c->broken && w->token > 0)
     (void)reclaim(b, w->shard, w->c, w->token);
   if (e != SNAP_OK) {
-    free_stream(b, w);
+    snap__pg_stream_free(b, w);
     return e;
   }
   *out = w;
@@ -332,192 +319,7 @@ int snap__pg_stream_write(void *self, snap_backend_stream *w, const void *record
 
 void snap__pg_stream_abort(void *self, snap_backend_stream *w) {
   if (w != NULL)
-    discard(self, w);
-}
-
-/* ---- publishing --------------------------------------------------------- */
-
-/* Tells the host's observer and metrics (hosts of ABI version 2 and later). */
-static void report(const snap_pg *b, int kind, int status, const snap_backend_row *r,
-                   uint64_t count, const char *detail) {
-  if (b->host->abi_version < 2 || b->host->report == NULL)
-    return;
-  snap_backend_report ev = {kind, status, r->pid, r->seq, count, detail};
-  b->host->report(b->host, &ev);
-}
-
-/* What the statements of a publish before its COMMIT said. */
-typedef struct verdict {
-  int failed;       /* the first failure */
-  bool prune_failed; /* that failure was the prune's */
-  bool claimed;     /* the staging entry was there (and is deleted) */
-  bool conflict;    /* the condition failed */
-  uint64_t removed; /* rows the prune removed */
-} verdict;
-
-/* Sends BEGIN, the synchronous commit, the pid's lock, the claim of the
- * staging entry, the insert and the prune, then a sync. */
-static int send_publish(snap_pg *b, snap_backend_stream *w, const snap_backend_row4 *row,
-                        uint32_t keep, bool prune) {
-  int s = w->shard;
-  snap_pg_conn *c = w->c;
-  int e = snap__pg_send(b, s, c, PG_BEGIN, 0, NULL, NULL, 0);
-  if (e == SNAP_OK)
-    e = snap__pg_send_text(b, s, c, "SET LOCAL synchronous_commit TO on", NULL);
-  char k1[4], k2[4], tok[8], off[8], sql[256];
-  snap__pg_put32(k1, b->lock_class);
-  snap__pg_put32(k2, snap__pg_fnv1a(w->pid));
-  const char *lv[2] = {k1, k2};
-  int ll[2] = {4, 4};
-  if (e == SNAP_OK)
-    e = snap__pg_send(b, s, c, PG_LOCK, 2, lv, ll, 0);
-  snap__pg_put64(tok, w->token);
-  snprintf(sql, sizeof sql, "DELETE FROM \"%s\" WHERE stream = $1", b->staging);
-  static const Oid types[1] = {OID_INT8};
-  static const int formats[1] = {1};
-  const char *tv[1] = {tok};
-  int tl[1] = {8};
-  if (e == SNAP_OK && !PQsendQueryParams(c->pg, sql, 1, types, tv, tl, formats, 0))
-    e = snap__pg_conn_error(b, s, c, "send");
-  if (e == SNAP_OK)
-    e = snap__pg_send_insert(b, s, c, row, w->token);
-  snap__pg_put64(off, (int64_t)keep - 1);
-  const char *pv[2] = {w->pid, off};
-  int pl[2] = {(int)strlen(w->pid), 8};
-  if (e == SNAP_OK && prune)
-    e = snap__pg_send(b, s, c, PG_PRUNE, 2, pv, pl, 0);
-  if (e == SNAP_OK)
-    e = snap__pg_sync(b, s, c);
-  return e;
-}
-
-/* Reads the results send_publish() asked for. */
-static int read_publish(snap_pg *b, snap_backend_stream *w, snap_backend_row4 *row, bool prune,
-                        verdict *v) {
-  int s = w->shard, total = prune ? 6 : 5;
-  int64_t deadline = snap__pg_deadline(b);
-  memset(v, 0, sizeof *v);
-  for (int k = 0; k <= total; k++) {
-    PGresult *r;
-    int e = snap__pg_next(b, s, w->c, deadline, &r);
-    if (e != SNAP_OK)
-      return e;
-    ExecStatusType st = PQresultStatus(r);
-    if (st == PGRES_FATAL_ERROR && v->failed == SNAP_OK) {
-      v->failed = snap__pg_result_error(b, s, r, k == 5 ? "prune" : "publish a stream");
-      v->prune_failed = k == 5;
-      if (k == 5) {
-        const char *msg = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
-        report(b, SNAP_EVENT_PRUNE_FAILED, v->failed, &row->row, 0,
-               msg != NULL ? msg : "the prune failed");
-      }
-    }
-    if (k == 3 && st == PGRES_COMMAND_OK)
-      v->claimed = strcmp(PQcmdTuples(r), "1") == 0;
-    if (k == 4 && st == PGRES_TUPLES_OK && PQntuples(r) == 1 && PQnfields(r) == 2) {
-      row->current_seq = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
-      v->conflict = strtoll(PQgetvalue(r, 0, 0), NULL, 10) == 0;
-    }
-    if (k == 5 && st == PGRES_COMMAND_OK)
-      v->removed = strtoull(PQcmdTuples(r), NULL, 10);
-    PQclear(r);
-    if (k == total && st != PGRES_PIPELINE_SYNC) {
-      w->c->broken = true;
-      return b->host->error(SNAP_EIO, "postgres %s: the pipeline lost its place",
-                            b->shards[s].label);
-    }
-  }
-  return SNAP_OK;
-}
-
-/* Ends the publish transaction: COMMIT (`commit`) or ROLLBACK. A COMMIT
- * whose answer is lost is an unknown outcome. */
-static int finish_publish(snap_pg *b, snap_backend_stream *w, bool commit) {
-  int s = w->shard;
-  int e = snap__pg_send(b, s, w->c, commit ? PG_COMMIT : PG_ROLLBACK, 0, NULL, NULL, 0);
-  if (e == SNAP_OK)
-    e = snap__pg_sync(b, s, w->c);
-  PGresult *r = NULL;
-  int64_t deadline = snap__pg_deadline(b);
-  if (e == SNAP_OK)
-    e = snap__pg_next(b, s, w->c, deadline, &r);
-  bool ok = e == SNAP_OK && PQresultStatus(r) == PGRES_COMMAND_OK &&
-            strcmp(PQcmdStatus(r), commit ? "COMMIT" : "ROLLBACK") == 0;
-  if (e == SNAP_OK && !ok)
-    e = snap__pg_result_error(b, s, r, commit ? "commit" : "roll back");
-  PQclear(r);
-  if (e == SNAP_OK)
-    e = snap__pg_drain(b, s, w->c, deadline);
-  else if (commit && w->c->broken)
-    e = b->host->error(SNAP_EIO,
-                       "postgres %s: the connection was lost before the COMMIT of a stream was "
-                       "acknowledged: the outcome is unknown (saving the same (pid, seq) again "
-                       "is safe: it replaces)",
-                       b->shards[s].label);
-  return e;
-}
-
-/* One publish transaction. `*retry`: the prune failed; try again without. */
-static int publish_once(snap_pg *b, snap_backend_stream *w, snap_backend_row4 *row,
-                        uint32_t keep, bool prune, bool *retry, uint64_t *removed) {
-  verdict v;
-  *retry = false;
-  int e = send_publish(b, w, row, keep, prune);
-  if (e == SNAP_OK)
-    e = read_publish(b, w, row, prune, &v);
-  if (e != SNAP_OK)
-    return e;
-  bool commit = v.failed == SNAP_OK && v.claimed && !v.conflict;
-  int f = finish_publish(b, w, commit);
-  if (v.failed != SNAP_OK) {
-    *retry = v.prune_failed && f == SNAP_OK;
-    return v.failed;
-  }
-  if (f != SNAP_OK)
-    return f;
-  if (!v.claimed)
-    return b->host->error(SNAP_EIO, "postgres %s table \"%s\": pid '%s' seq %lld: the stream's "
-                          "staging is gone (reclaimed as an orphan): nothing was published",
-                          b->shards[w->shard].label, b->table, w->pid, (long long)w->seq);
-  if (v.conflict)
-    return b->host->error(SNAP_ECONFLICT,
-                          "postgres %s table \"%s\": pid '%s' seq %lld: the newest stored seq is "
-                          "%lld, not the expected %lld",
-                          b->shards[w->shard].label, b->table, w->pid, (long long)w->seq,
-                          (long long)row->current_seq, (long long)row->expect_seq);
-  *removed = v.removed;
-  return SNAP_OK;
-}
-
-int snap__pg_stream_publish(void *self, snap_backend_stream *w, snap_backend_row4 *row,
-                            uint32_t keep) {
-  snap_pg *b = self;
-  int e = SNAP_OK;
-  if (w->failed)
-    e = b->host->error(SNAP_EINVAL, "postgres backend: the stream of pid '%s' seq %lld failed "
-                       "earlier and is not published", w->pid, (long long)w->seq);
-  else if (strcmp(row->row.pid, w->pid) != 0 || row->row.seq != w->seq)
-    e = b->host->error(SNAP_EINVAL, "postgres backend: a stream staged for pid '%s' seq %lld "
-                       "published as pid '%s' seq %lld", w->pid, (long long)w->seq,
-                       row->row.pid, (long long)row->row.seq);
-  else if (row->row.body_len > (size_t)INT32_MAX)
-    e = b->host->error(SNAP_ETOOBIG, "postgres backend: a head of %zu bytes", row->row.body_len);
-  /* Every staging transaction committed and acknowledged first. */
-  if (e == SNAP_OK && (e = end_batch(b, w, true)) == SNAP_OK)
-    e = read_until(b, w, 0);
-  uint64_t removed = 0;
-  bool retry = true;
-  for (int pass = 0; e == SNAP_OK && retry && pass < 2; pass++)
-    e = publish_once(b, w, row, keep, keep > 0 && pass == 0, &retry, &removed);
-  row->row.status = e;
-  if (e == SNAP_OK) {
-    if (removed > 0)
-      report(b, SNAP_EVENT_PRUNE, SNAP_OK, &row->row, removed, NULL);
-    free_stream(b, w); /* the row owns the chunks; the lease goes */
-  } else {
-    discard(b, w);
-  }
-  return e;
+    snap__pg_stream_discard(self, w);
 }
 
 /* ---- reclaiming --------------------------------------------------------- */
