@@ -2,7 +2,8 @@
 # snapctl copy from a SQLite store into a postgres store sharded over three
 # databases (docs/POSTGRES.md, "Migrating a SQLite store"), then snapctl on the
 # target: verify, ls, show, export, and the spread of the pids over the shards;
-# then a store with a trained zstd dictionary copied, exported and imported.
+# then a store with a trained zstd dictionary copied, exported and imported;
+# then a streamed snapshot backed up with pg_dump and restored with pg_restore.
 # Runs under tests/cli/pgcluster.c, which provides SNAP_PG_CONNINFO_0..2.
 # Usage: pgcluster 3 bash snapctl_postgres.sh SNAPCTL MKSTORE WORKDIR
 set -uo pipefail
@@ -165,6 +166,54 @@ cmp -s d-src.jsonl d-imp.jsonl && ok "export | import | export on postgres is by
 expect 1 "dict rm of the dictionary in use is refused on postgres" -- \
   ctl --config pg-imported.json dict rm accounts
 grep -q 'used by 300' err && ok "saying why" || fail "rm: $(cat err)"
+
+# ---- backups: pg_dump of each shard's database, streamed snapshots included ----
+# A streamed snapshot (imported part by part) lives in the chunk table of its
+# pid's shard; a dump of each shard's whole database restored into new
+# databases loads it byte for byte, and its chunk rows go with it on a delete
+# (the trigger function came along). docs/OPERATIONS.md, "Backing up a
+# postgres store".
+PGBIN=/usr/lib/postgresql/15/bin
+part() { printf '{"part_base64":"%s"}\n' "$(printf '%s' "$1" | base64 -w0)"; }
+ones=$(yes '1,' | head -n 350000 | tr -d '\n')
+{
+  printf '{"pid":"big","seq":1,"timestamp":1600000000000,"format":"json","stream_length":1400003}\n'
+  part "[$ones"; part "$ones"; part "1]"
+} >big.jsonl
+printf '{"backend": "postgres", "config": {"shards": [%s], "table": "streamed", "keep": 0}, %s}\n' \
+  "$shards" "$OPTIONS" >pg-st.json
+expect 0 "import a streamed snapshot into 3 shards" -- ctl --config pg-st.json --create import big.jsonl
+expect 0 "it is stored as a stream" -- ctl --config pg-st.json ls big --json
+grep -q '"streamed":true' out || fail "not a stream: $(cat out)"
+expect 0 "export it" -- ctl --config pg-st.json export --out big-src.jsonl
+rshards=""
+for i in 0 1 2; do
+  v=SNAP_PG_CONNINFO_$i
+  "$PGBIN/pg_dump" -Fc -d "${!v}" -f "snap$i.dump" || fail "pg_dump of shard $i"
+  "$PGBIN/psql" -q -d "${!v}" -c "CREATE DATABASE restored$i" || fail "create restored$i"
+  r=${!v/dbname=snap$i/dbname=restored$i}
+  "$PGBIN/pg_restore" -d "$r" "snap$i.dump" || fail "pg_restore of shard $i"
+  rshards="$rshards${rshards:+, }\"$r\""
+done
+printf '{"backend": "postgres", "config": {"shards": [%s], "table": "streamed", "keep": 0}, %s}\n' \
+  "$rshards" "$OPTIONS" >pg-rest.json
+expect 0 "verify the restored store (every chunk authenticated)" -- ctl --config pg-rest.json verify
+expect 0 "export the restored store" -- ctl --config pg-rest.json export --out big-rest.jsonl
+cmp -s big-src.jsonl big-rest.jsonl && ok "the restored stream exports byte for byte as the original" ||
+  fail "the restored export differs"
+chunks() { # the chunk rows of the restored data set, on all its shards
+  local n=0
+  for i in 0 1 2; do
+    v=SNAP_PG_CONNINFO_$i
+    n=$((n + $("$PGBIN/psql" -At -d "${!v/dbname=snap$i/dbname=restored$i}" \
+      -c 'SELECT count(*) FROM streamed_chunks')))
+  done
+  echo "$n"
+}
+[ "$(chunks)" -gt 0 ] || fail "the restored databases hold no chunk rows"
+expect 0 "delete the restored stream" -- ctl --config pg-rest.json delete big
+[ "$(chunks)" -eq 0 ] && ok "its chunk rows went with it (the restored triggers)" ||
+  fail "$(chunks) chunk rows left after the delete"
 
 echo "$FAILS failure(s)"
 [ "$FAILS" -eq 0 ]
