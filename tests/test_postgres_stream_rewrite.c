@@ -4,7 +4,8 @@
  * shards: a plain stream sealed with zlib + AEAD, rekeyed to a new key (the
  * old key no longer needed) and recompressed, loading byte for byte as
  * before with its timestamp, manifest and metadata, and only its new chunk
- * rows left; a save or a delete that wins the race against the publishing
+ * rows left; a stream migrated to a new manifest (snap_store_migrate()); a
+ * save or a delete that wins the race against the publishing
  * transaction; a replace that fails (a statement timeout, a missing key) or
  * is killed (kill -9) leaving the old snapshot loadable and no staging or
  * chunk rows behind once swept. The races are made deterministic by holding
@@ -26,6 +27,7 @@
 #include "snap/store_stream.h"
 #include "snap/sys/backend.h"
 #include "stream_util.h"
+#include "upcast_util.h"
 
 #define CHUNK 4096u
 
@@ -458,6 +460,42 @@ Test(pgrewrite, a_replace_killed_before_its_commit_leaves_the_old_stream, .timeo
   cr_assert_eq(pgs_chunk_rows(&p), named_chunks(st));
   snap_options_free(o);
   snap_keyring_free(kr);
+  free(l.head);
+  free(state);
+  snap_store_close(st);
+}
+
+/* ---- migration ----------------------------------------------------------------- */
+
+/* A stream of manifest T/1 migrated to T/2 on three shards: the upcaster
+ * ran, the manifest column follows (loads by T/2 find it, by T/1 nothing),
+ * the timestamp is kept and only the new stream's chunk rows are left. */
+Test(pgrewrite, a_stream_is_migrated_to_its_target_manifest_on_three_shards) {
+  pgfx f = pgs_shared();
+  pgs_store p;
+  snap_store *st = pgs_open_ok(&p, &f, 3, "\"keep\": 0");
+  int calls = 0;
+  cr_assert_eq(snap_store_add_upcaster(st, "T/1", "T/2", st_upcast_wrap, &calls), SNAP_OK);
+  const char *pid = pgs_pids[2];
+  char *state = su_state_of(20000, 'm');
+  save_stream(st, pid, 3, state, 20000);
+  listing l = list_one(st, pid, 3);
+  snap_rewrite it = {pid, 3, l.head, l.len, SNAP_OK, 0, 0, 0};
+  cr_assert_eq(snap_store_migrate(st, &it, 1, "T/2", NULL), SNAP_OK, "%s", snap_error_message());
+  cr_assert_eq(it.outcome, SNAP_REWRITE_DONE);
+  cr_assert_eq(calls, 1);
+  snap_snapshot *s = NULL;
+  cr_assert_eq(snap_load_manifest(st, pid, &SNAP_CRITERIA_LATEST, "T/2", NULL, &s), SNAP_OK,
+               "%s", snap_error_message());
+  cr_assert(s != NULL && s->timestamp == 1234 && s->len == 20000 + 7 &&
+            memcmp(s->data, "{\"v2\":", 6) == 0 && memcmp(s->data + 6, state, 20000) == 0,
+            "the state went through the upcaster");
+  snap_snapshot_free(s);
+  s = NULL;
+  cr_assert_eq(snap_load_manifest(st, pid, &SNAP_CRITERIA_LATEST, "T/1", NULL, &s), SNAP_OK);
+  cr_assert_null(s, "no row states T/1 any more");
+  cr_assert_eq(pgs_chunk_rows(&p), named_chunks(st));
+  cr_assert_eq(pgs_staged(&p), 0);
   free(l.head);
   free(state);
   snap_store_close(st);

@@ -258,16 +258,26 @@ Test(stream_rewrite, a_live_writers_save_or_delete_wins_on_sqlite) {
 
 /* ---- migration ------------------------------------------------------------- */
 
-Test(stream_rewrite, a_stream_is_migrated_to_its_target_manifest) {
-  char *dir = st_tmpdir();
+/* A sqlite store in `dir` with the upcaster T/1 -> T/2 (counting its calls
+ * in `*calls`) and the 20000-byte state `a` streamed as ("p", 3) of manifest
+ * T/1, timestamp 99; its head copied into `*h`. */
+static snap_store *t1_stream(const char *dir, int *calls, const char *a, uint8_t **h,
+                             size_t *hl) {
   snap_store *st = open_on(snap_backend_sqlite(), dir);
-  int calls = 0;
-  cr_assert_eq(snap_store_add_upcaster(st, "T/1", "T/2", st_upcast_wrap, &calls), SNAP_OK);
-  char *a = state_of(20000, 'm');
+  cr_assert_eq(snap_store_add_upcaster(st, "T/1", "T/2", st_upcast_wrap, calls), SNAP_OK);
   snap_save_ext x = {.manifest = "T/1"};
   save_stream(st, "p", 3, 99, a, 20000, NULL, &x);
+  *hl = listed(st, "p", 3, h, NULL);
+  return st;
+}
+
+Test(stream_rewrite, a_stream_is_migrated_to_its_target_manifest) {
+  char *dir = st_tmpdir();
+  int calls = 0;
   uint8_t *h = NULL;
-  size_t hl = listed(st, "p", 3, &h, NULL);
+  size_t hl = 0;
+  char *a = state_of(20000, 'm');
+  snap_store *st = t1_stream(dir, &calls, a, &h, &hl);
   snap_rewrite it = {"p", 3, h, hl, SNAP_OK, 0, 0, 0};
   cr_assert_eq(snap_store_migrate(st, &it, 1, "T/2", NULL), SNAP_OK, "%s", snap_error_message());
   cr_assert_eq(it.outcome, SNAP_REWRITE_DONE);
@@ -290,6 +300,46 @@ Test(stream_rewrite, a_stream_is_migrated_to_its_target_manifest) {
   free(h);
   free(h2);
   free(a);
+  snap_store_close(st);
+  st_rmtree(dir);
+  free(dir);
+}
+
+/* A streamed state over the reader's limit is not migrated: the upcasters
+ * take a whole state. The item fails with SNAP_ETOOBIG naming the pid and
+ * seq and the limit to raise, from the head alone (no upcaster runs), and
+ * the stream is left as it is; within a raised limit it migrates. */
+Test(stream_rewrite, a_stream_over_the_readers_limit_is_refused_by_migrate_and_left_alone) {
+  char *dir = st_tmpdir();
+  int calls = 0;
+  uint8_t *h = NULL;
+  size_t hl = 0;
+  char *a = state_of(20000, 'l');
+  snap_store *st = t1_stream(dir, &calls, a, &h, &hl);
+  snap_options *small = NULL;
+  cr_assert_eq(snap_options_new(&small), SNAP_OK);
+  cr_assert_eq(snap_options_set_limits(small, 0, 8192), SNAP_OK);
+  snap_rewrite it = {"p", 3, h, hl, SNAP_OK, 0, 0, 0};
+  cr_assert_eq(snap_store_migrate(st, &it, 1, "T/2", small), SNAP_ETOOBIG);
+  cr_assert_eq(it.status, SNAP_ETOOBIG);
+  const char *msg = snap_error_message();
+  cr_assert(strstr(msg, "pid 'p' seq 3") && strstr(msg, "max_decoded_size") &&
+                strstr(msg, "left as it is"),
+            "%s", msg);
+  cr_assert_eq(calls, 0, "no upcaster ran");
+  uint8_t *same = NULL;
+  size_t sl = listed(st, "p", 3, &same, NULL);
+  cr_assert(sl == hl && memcmp(same, h, hl) == 0, "the stream is left as it is");
+  cr_assert_eq(su_chunk_files(dir), 1);
+  cr_assert_eq(snap_options_set_limits(small, 0, 1 << 20), SNAP_OK);
+  it = (snap_rewrite){"p", 3, h, hl, SNAP_OK, 0, 0, 0};
+  cr_assert_eq(snap_store_migrate(st, &it, 1, "T/2", small), SNAP_OK, "%s", snap_error_message());
+  cr_assert_eq(it.outcome, SNAP_REWRITE_DONE);
+  cr_assert_eq(calls, 1);
+  free(same);
+  free(h);
+  free(a);
+  snap_options_free(small);
   snap_store_close(st);
   st_rmtree(dir);
   free(dir);

@@ -89,6 +89,12 @@ static int upcast_state(snap_store *st, const snap_rewrite *it, const snap_optio
     rc = snap__stream_load_whole(st, it->pid, it->seq, it->body, it->body_len, o, state, fmt,
                                  &stages);
   snap_options_free(o);
+  /* Checked from the head before anything is read. */
+  if (rc == SNAP_ETOOBIG)
+    rc = snap_error_set(rc, "%s: the upcasters take a whole state, so a streamed state is "
+                        "migrated only within the reader's limit (raise it with "
+                        "options.max_decoded_size or snap_options_set_limits()); it is left as "
+                        "it is", snap_error_message());
   if (rc == SNAP_OK)
     rc = snap__upcast_chain(st, "migrate", it->pid, it->seq, stored, target, state, fmt);
   return rc;
