@@ -39,7 +39,6 @@ struct snap_stream_encoder {
   uint8_t *chunk; /* chunk_size + overhead: the payload, sealed in place */
   uint8_t *rec;   /* AEAD: the sealed record (chunk_size + overhead), else NULL */
   uint8_t *stage; /* compressor output, STAGE_BYTES */
-  uint8_t *spare; /* held records: the record buffer the sink may still hold, or NULL */
   size_t chunk_len;
   uint64_t index, plain, stored;
   snap_chunk_sink sink;
@@ -47,8 +46,6 @@ struct snap_stream_encoder {
   int failed; /* sticky: the first failure, or SNAP_OK */
   bool finished;
 };
-
-static int usable(snap_stream_encoder *x);
 
 /* ---- creating --------------------------------------------------------------- */
 
@@ -212,9 +209,6 @@ void snap_stream_encoder_free(snap_stream_encoder *x) {
     sodium_memzero(x->rec, x->chunk_size + x->overhead);
   if (x->stage)
     sodium_memzero(x->stage, STAGE_BYTES);
-  if (x->spare)
-    sodium_memzero(x->spare, x->chunk_size + x->overhead);
-  snap_free(x->spare);
   snap_free(x->chunk);
   snap_free(x->rec);
   snap_free(x->stage);
@@ -223,18 +217,6 @@ void snap_stream_encoder_free(snap_stream_encoder *x) {
   snap_free(x->metadata);
   snap_free(x->pid);
   snap_free(x);
-}
-
-int snap__stream_encoder_hold_records(snap_stream_encoder *x) {
-  int rc = usable(x);
-  if (rc)
-    return rc;
-  if (x->index > 0 || x->chunk_len > 0)
-    return snap__frame_fail(&x->w, SNAP_EINVAL, "records can be held only before the first byte");
-  if (!x->spare && !(x->spare = snap_malloc(x->chunk_size + x->overhead)))
-    return snap__frame_fail(&x->w, SNAP_ENOMEM, "out of memory for a %zu-byte chunk",
-                            x->chunk_size);
-  return SNAP_OK;
 }
 
 void snap_stream_encoder_progress(const snap_stream_encoder *x, uint64_t *plain,
@@ -269,14 +251,6 @@ static int emit(snap_stream_encoder *x, bool last) {
   x->index++;
   x->stored += x->chunk_len;
   x->chunk_len = 0;
-  if (x->spare) {
-    /* The sink may still be writing this record: the next one is sealed in
-     * the other buffer, which the sink released when this call returned. */
-    uint8_t **held = x->kind == ST_AEAD ? &x->rec : &x->chunk;
-    uint8_t *t = *held;
-    *held = x->spare;
-    x->spare = t;
-  }
   return SNAP_OK;
 }
 

@@ -209,23 +209,6 @@ int snap__stream_load_whole(snap_store *st, const char *pid, int64_t seq, const 
                             size_t len, const snap_options *o, snap_buf *out, snap_format *fmt,
                             unsigned *stages);
 
-/* ---- stream_pump.c: the writer thread of a streamed save ---- */
-
-/* Writes the records of staging `s` (stream_write()); the caller's encoder
- * holds its records (snap__stream_encoder_hold_records()). */
-typedef struct snap__pump snap__pump;
-int snap__pump_new(snap_store *st, snap_backend_stream *s, snap__pump **out);
-/* Record `index` of the stream: written on this thread (the first record),
- * or handed to the writer thread once the previous record is written; that
- * write's failure, if it failed, with its message. `rec` stays valid until
- * the next call returns, or until snap__pump_drain() or snap__pump_free(). */
-int snap__pump_write(snap__pump *p, uint64_t index, const void *rec, size_t len);
-/* Waits until every record handed over is written: SNAP_OK, or the first
- * failed write's status and message. Before the staging is published. */
-int snap__pump_drain(snap__pump *p);
-/* Waits for a write under way, ends the thread and frees `p` (NULL: nothing). */
-void snap__pump_free(snap__pump *p);
-
 /* ---- stream_save.c, for stream_rewrite.c ---- */
 
 /* Ends `w`'s state without publishing it: the head into `head`, its stages,

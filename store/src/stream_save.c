@@ -17,7 +17,6 @@ struct snap_save_stream {
   snap_options *o; /* resolved for the pid: a copy this writer owns */
   snap_stream_encoder *enc;
   snap_backend_stream *staging;
-  snap__pump *pump; /* writes the records to `staging` */
   int64_t seq;
   int64_t timestamp; /* SNAP_TIMESTAMP_AUTO: the commit's time */
   snap_format format;
@@ -43,11 +42,11 @@ bool snap_store_streams(const snap_store *st) {
          st->be.stream_next != NULL && st->be.stream_close != NULL;
 }
 
-/* The encoder's sink: each sealed record to the backend's staging, written
- * on the pump's thread while the encoder seals the next (stream_pump.c). */
+/* The encoder's sink: each sealed record to the backend's staging. */
 static int sink(void *ud, uint64_t index, const void *record, size_t len) {
+  (void)index;
   snap_save_stream *w = ud;
-  int rc = snap__pump_write(w->pump, index, record, len);
+  int rc = w->st->be.stream_write(w->st->self, w->staging, record, len);
   if (rc == SNAP_OK)
     w->records += len;
   return rc;
@@ -100,11 +99,9 @@ static int check_begin(snap_store *st, const char *pid, int64_t seq, int64_t tim
 static int new_encoder(snap_save_stream *w, size_t chunk_size, const snap__typing *t) {
   snap_keyring *kr;
   const char *ctx;
-  if (!snap__options_envelope(w->o, &kr, &ctx)) {
-    int rc = snap__stream_encoder_new_typed(&w->enc, w->pid, w->seq, w->format, w->o, chunk_size,
-                                            NULL, t, sink, w);
-    return rc == SNAP_OK ? snap__stream_encoder_hold_records(w->enc) : rc;
-  }
+  if (!snap__options_envelope(w->o, &kr, &ctx))
+    return snap__stream_encoder_new_typed(&w->enc, w->pid, w->seq, w->format, w->o, chunk_size,
+                                          NULL, t, sink, w);
   size_t ulen = snap__envelope_unit(&w->st->env, w->pid);
   char unit[SNAP_PID_MAX + 1];
   memcpy(unit, w->pid, ulen);
@@ -116,11 +113,10 @@ static int new_encoder(snap_save_stream *w, size_t chunk_size, const snap__typin
     rc = snap__stream_encoder_new_typed(&w->enc, w->pid, w->seq, w->format, w->o, chunk_size, &k,
                                         t, sink, w);
   sodium_memzero(k.dek, sizeof k.dek);
-  return rc == SNAP_OK ? snap__stream_encoder_hold_records(w->enc) : rc;
+  return rc;
 }
 
 static void writer_free(snap_save_stream *w) {
-  snap__pump_free(w->pump); /* first: it may be writing one of the encoder's records */
   snap_stream_encoder_free(w->enc);
   if (w->staging != NULL)
     w->st->be.stream_abort(w->st->self, w->staging);
@@ -172,8 +168,6 @@ int snap_save_stream_begin(snap_store *st, const char *pid, int64_t seq, int64_t
   if (rc == SNAP_OK)
     rc = st->be.stream_begin(st->self, pid, seq, &w->staging);
   if (rc == SNAP_OK)
-    rc = snap__pump_new(st, w->staging, &w->pump);
-  if (rc == SNAP_OK)
     rc = new_encoder(w, chunk_size, &t);
   if (rc != SNAP_OK) {
     observe(w, rc, 0, 0, 0);
@@ -213,8 +207,6 @@ static int publish(snap_save_stream *w, snap_buf *head, unsigned *stages, int64_
                           "which is neither JSON nor msgpack",
                           w->pid, w->seq);
   int rc = snap_stream_encoder_finish(w->enc, head, stages);
-  if (rc == SNAP_OK)
-    rc = snap__pump_drain(w->pump); /* every record written before the publish */
   uint32_t keep = 0;
   if (rc == SNAP_OK)
     rc = snap__retention_keep(&w->st->retention, &w->st->be, w->st->self, &keep);
@@ -274,8 +266,6 @@ int snap__save_stream_finish(snap_save_stream *w, snap_buf *head, unsigned *stag
   int rc = w->failed;
   if (rc == SNAP_OK)
     rc = snap_stream_encoder_finish(w->enc, head, stages);
-  if (rc == SNAP_OK)
-    rc = snap__pump_drain(w->pump);
   if (rc == SNAP_OK) {
     *staging = w->staging;
     w->staging = NULL; /* the caller's now */

@@ -196,14 +196,6 @@ int snap__stream_encoder_new_typed(snap_stream_encoder **out, const char *pid, i
                                    const snap__envelope_key *k, const snap__typing *t,
                                    snap_chunk_sink sink, void *ud);
 
-/** Lets the sink keep reading a record after its call returns, until its next
- *  call returns (or, for the last record, until the encoder is freed): the
- *  encoder seals each record into the other of two buffers, one more chunk
- *  of memory. So a sink can hand record N to a thread that writes it while
- *  the caller encodes record N + 1, with no copy, as long as it waits for
- *  record N - 1's write before it returns. Before the first byte only. */
-int snap__stream_encoder_hold_records(snap_stream_encoder *x);
-
 /** snap_stream_decoder_open() with the unit's data key for an envelope head
  *  (ignored for any other head). */
 int snap__stream_decoder_open_envelope(snap_stream_decoder **out, const char *pid, int64_t seq,
