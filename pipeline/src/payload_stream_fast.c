@@ -203,21 +203,20 @@ static inline bool in_object(const json_machine *j, unsigned depth) {
   return depth && (j->objects[(depth - 1) / 8] >> ((depth - 1) % 8) & 1);
 }
 
-/* The next byte that is not whitespace, into c; at `stop` the fast path
- * stops in state S. */
-#define NEXT(S)                                                                                    \
-  do {                                                                                             \
-    if (i >= stop)                                                                                 \
-      goto stop_##S;                                                                               \
-    c = p[i];                                                                                      \
-    if (c <= ' ') {                                                                                \
-      while (i < stop && ws(p[i]))                                                                 \
-        i++;                                                                                       \
-      if (i >= stop)                                                                               \
-        goto stop_##S;                                                                             \
-      c = p[i];                                                                                    \
-    }                                                                                              \
-  } while (0)
+/* Records the container opened at `depth` as an object or an array. */
+static inline void open_container(json_machine *j, unsigned depth, bool obj) {
+  const uint8_t bit = (uint8_t)(1u << (depth % 8));
+  j->objects[depth / 8] =
+      obj ? (uint8_t)(j->objects[depth / 8] | bit) : (uint8_t)(j->objects[depth / 8] & ~bit);
+}
+
+/* The end of the number or literal at p[i] (its first byte c), or i when it
+ * is the byte machine's. */
+static inline size_t scalar_end(const uint8_t *p, size_t n, size_t i, uint8_t c) {
+  if (c == '-' || digit(c))
+    return number_end(p, n, i);
+  return i + literal_len(p, n, i);
+}
 
 #define LEAVE(S)                                                                                   \
   do {                                                                                             \
@@ -225,6 +224,25 @@ static inline bool in_object(const json_machine *j, unsigned depth) {
     goto out;                                                                                      \
   } while (0)
 
+/* The next byte that is not whitespace, into c; at `stop` the fast path
+ * stops in state S. */
+#define NEXT(S)                                                                                    \
+  do {                                                                                             \
+    if (i >= stop)                                                                                 \
+      LEAVE(S);                                                                                    \
+    c = p[i];                                                                                      \
+    if (c <= ' ') {                                                                                \
+      while (i < stop && ws(p[i]))                                                                 \
+        i++;                                                                                       \
+      if (i >= stop)                                                                               \
+        LEAVE(S);                                                                                  \
+      c = p[i];                                                                                    \
+    }                                                                                              \
+  } while (0)
+
+/* One state machine: the states below share the machine's state in locals
+ * and jump to one another, which is the point of the fast path, so they stay
+ * in one function; the token readers above are its helpers. */
 size_t snap__json_fast(json_machine *j, const uint8_t *p, size_t n, size_t i) {
   if (j->u8_need || n - i < MARGIN)
     return i;
@@ -278,27 +296,17 @@ value_c:
   if (c == '{' || c == '[') {
     if (depth == JSON_DEPTH_MAX)
       LEAVE(J_VALUE);
-    const uint8_t bit = (uint8_t)(1u << (depth % 8));
     obj = c == '{';
-    j->objects[depth / 8] =
-        obj ? (uint8_t)(j->objects[depth / 8] | bit) : (uint8_t)(j->objects[depth / 8] & ~bit);
-    depth++;
+    open_container(j, depth++, obj);
     i++;
     if (obj)
       goto first_key;
     goto first_elem;
   }
-  if (c == '-' || digit(c)) {
-    k = number_end(p, n, i);
-    if (k == i)
-      LEAVE(J_VALUE);
-    i = k;
-    goto after;
-  }
-  k = literal_len(p, n, i);
-  if (!k)
+  k = scalar_end(p, n, i, c);
+  if (k == i)
     LEAVE(J_VALUE);
-  i += k;
+  i = k;
   goto after;
 
 first_key:
@@ -343,18 +351,6 @@ after:
   i++;
   goto close;
 
-stop_J_FIRST_ELEM:
-  LEAVE(J_FIRST_ELEM);
-stop_J_VALUE:
-  LEAVE(J_VALUE);
-stop_J_FIRST_KEY:
-  LEAVE(J_FIRST_KEY);
-stop_J_KEY:
-  LEAVE(J_KEY);
-stop_J_COLON:
-  LEAVE(J_COLON);
-stop_J_AFTER:
-  LEAVE(J_AFTER);
 out:
   j->st = st;
   j->depth = depth;
