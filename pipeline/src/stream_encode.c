@@ -33,6 +33,7 @@ struct snap_stream_encoder {
   snap_dict *dict;
   stream_codec *cz;
   snap_payload_validator *val;
+  snap__side_validator *side; /* started by the first large piece, or NULL */
   enc_secrets *sec;
   uint8_t nonce[STREAM_NONCE_LEN];
   size_t chunk_size, overhead;
@@ -202,6 +203,7 @@ void snap_stream_encoder_free(snap_stream_encoder *x) {
     sodium_free(x->sec); /* wipes */
   snap__codec_free(x->cz);
   snap_dict_free(x->dict);
+  snap__side_free(x->side);
   snap_payload_validator_free(x->val);
   if (x->chunk)
     sodium_memzero(x->chunk, x->chunk_size + x->overhead);
@@ -304,9 +306,20 @@ int snap_stream_encoder_write(snap_stream_encoder *x, const void *data, size_t l
     return snap__frame_fail(&x->w, SNAP_EINVAL, "data is NULL but its length is %zu", len);
   if (!len)
     return SNAP_OK;
-  if ((rc = snap_payload_validator_push(x->val, data, len)) != SNAP_OK)
+  /* A large piece is validated beside its encoding (stream_validate.c): its
+   * records may reach the sink before the verdict, and a refused piece then
+   * fails the stream all the same, so no head ever publishes them. */
+  if (!x->side && snap__side_worthwhile(len))
+    x->side = snap__side_start(x->val);
+  const bool beside = x->side && len >= SNAP__SIDE_MIN;
+  if (beside)
+    snap__side_post(x->side, data, len);
+  else if ((rc = snap_payload_validator_push(x->val, data, len)) != SNAP_OK)
     return enc_fail(x, snap__frame_fail(&x->w, rc, "%s", snap_error_message()));
   rc = x->cz ? compress_put(x, data, len, false) : put(x, data, len);
+  const int verdict = beside ? snap__side_verdict(x->side) : SNAP_OK;
+  if (verdict != SNAP_OK)
+    return enc_fail(x, snap__frame_fail(&x->w, verdict, "%s", snap_error_message()));
   x->plain += len;
   return rc;
 }

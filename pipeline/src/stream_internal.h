@@ -67,6 +67,28 @@ int snap__head_open(const char *pid, int64_t seq, const uint8_t *head, size_t le
  * (body_decode.c says when). */
 int snap__refuse_unverifiable(const snap__eff *e, const uint8_t *b, size_t n, int rc);
 
+/* ---- validation beside the encoder (stream_validate.c) ----------------------- */
+
+/* Pieces of at least this many bytes are validated on the encoder's own
+ * thread while the caller encodes and writes them; smaller ones, and every
+ * piece on a machine with one core, in the caller. */
+#define SNAP__SIDE_MIN ((size_t)128 << 10)
+
+typedef struct snap__side_validator snap__side_validator;
+
+/* Whether a piece of `len` bytes is worth handing to a thread. */
+bool snap__side_worthwhile(size_t len);
+/* A thread that pushes the pieces posted to it into `v`, or NULL when none
+ * can be started (the caller then validates itself). */
+snap__side_validator *snap__side_start(snap_payload_validator *v);
+/* Hands it `data` (which stays valid and unchanged until the verdict). */
+void snap__side_post(snap__side_validator *s, const void *data, size_t len);
+/* The posted piece's verdict, its message set in the calling thread; a piece
+ * the thread has not begun is validated here instead. */
+int snap__side_verdict(snap__side_validator *s);
+/* Stops and joins the thread (no piece may be posted). */
+void snap__side_free(snap__side_validator *s);
+
 /* ---- sealing chunk records (stream_seal.c) ---------------------------------- */
 
 /* The running state of a stream's seal, in guarded memory. */

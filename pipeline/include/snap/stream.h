@@ -105,7 +105,13 @@ SNAP_API int snap_stream_encoder_new(snap_stream_encoder **out, const char *pid,
  * Consumes `len` bytes of the state (any split of it: one call or many).
  * Validates them incrementally and emits every chunk record that is complete
  * (the last one is held back until finish). Memory stays bounded by the chunk
- * size whatever `len` is. Errors: SNAP_EFORMAT (the payload is malformed),
+ * size whatever `len` is. A call of at least 128 KiB on a machine with more
+ * than one core is validated on a thread of the encoder's own while this one
+ * encodes it, so records of a piece that is then refused may already have
+ * reached the sink; the call still returns only with the piece's verdict, and
+ * a refused piece fails the encoder, so no head ever states those records.
+ * The verdict and its message do not depend on how the state was split.
+ * Errors: SNAP_EFORMAT (the payload is malformed),
  * the sink's code, SNAP_ENOMEM, SNAP_EINVAL (after a failure or finish: an
  * encoder that failed stays failed).
  */
