@@ -48,6 +48,11 @@
 /* Write-back is started every this many bytes (sync_file_range), so the disk
  * writes while the encoder works instead of all at the commit's fdatasync. */
 #define KICK_BYTES ((uint64_t)8 << 20)
+/* What lies more than this far behind the end of the file is dropped from
+ * the page cache, so a state of many GiB neither evicts the rest of the cache
+ * nor makes the kernel reclaim memory under the writer (docs/STREAMS.md,
+ * "Write-behind"). */
+#define BEHIND_BYTES ((uint64_t)128 << 20)
 /* The most orphans one open reclaims before the first write returns. */
 #define OPEN_SWEEP_MAX 256u
 
@@ -57,7 +62,8 @@ struct snap_backend_stream {
   char *pid;
   int64_t seq;
   uint64_t bytes;
-  uint64_t kicked; /* bytes whose write-back was started */
+  uint64_t kicked;  /* bytes whose write-back was started */
+  uint64_t dropped; /* bytes advised out of the page cache */
   bool failed;
 };
 
@@ -177,6 +183,27 @@ int snap__sqlite_stream_begin(void *self, const char *pid, int64_t seq,
   return SNAP_OK;
 }
 
+/* Starts the write-back of each KICK_BYTES written, and drops from the page
+ * cache what is more than BEHIND_BYTES behind (written back by then, mostly:
+ * a page still dirty or under write-back stays, nothing waits). Advice only:
+ * the commit's fdatasync() makes everything durable, so failures are
+ * ignored. */
+static void write_behind(snap_backend_stream *s) {
+#ifdef SYNC_FILE_RANGE_WRITE
+  if (s->bytes - s->kicked < KICK_BYTES)
+    return;
+  (void)sync_file_range(s->fd, (off64_t)(MAGIC_LEN + s->kicked), (off64_t)(s->bytes - s->kicked),
+                        SYNC_FILE_RANGE_WRITE);
+  s->kicked = s->bytes;
+  if (s->kicked - s->dropped < BEHIND_BYTES + KICK_BYTES)
+    return;
+  const uint64_t upto = s->kicked - BEHIND_BYTES;
+  const off64_t from = s->dropped ? (off64_t)(MAGIC_LEN + s->dropped) : 0;
+  (void)posix_fadvise(s->fd, from, (off64_t)(MAGIC_LEN + upto) - from, POSIX_FADV_DONTNEED);
+  s->dropped = upto;
+#endif
+}
+
 int snap__sqlite_stream_write(void *self, snap_backend_stream *s, const void *record, size_t len) {
   sql_backend *b = self;
   if (s->failed)
@@ -209,15 +236,7 @@ int snap__sqlite_stream_write(void *self, snap_backend_stream *s, const void *re
     }
   }
   s->bytes += want;
-#ifdef SYNC_FILE_RANGE_WRITE
-  if (s->bytes - s->kicked >= KICK_BYTES) {
-    /* Asynchronous: it only starts the write-back of what is written; the
-     * commit's fdatasync() still makes everything durable. */
-    (void)sync_file_range(s->fd, (off64_t)(MAGIC_LEN + s->kicked),
-                          (off64_t)(s->bytes - s->kicked), SYNC_FILE_RANGE_WRITE);
-    s->kicked = s->bytes;
-  }
-#endif
+  write_behind(s);
   return SNAP_OK;
 }
 
