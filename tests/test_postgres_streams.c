@@ -17,6 +17,7 @@
 #include "pg_fixture.h"
 #include "pg_stream_asserts.h"
 #include "snap/admin.h"
+#include "snap/plugin.h"
 #include "snap/store.h"
 #include "snap/store_stream.h"
 #include "snap/sys/backend.h"
@@ -211,6 +212,54 @@ static void retention_on(int nshards) {
 Test(pgstreams, retention_deletes_and_replaces_take_the_chunk_rows_along) { retention_on(1); }
 
 Test(pgstreams, retention_deletes_and_replaces_on_three_shards) { retention_on(3); }
+
+/* A restore of the tables alone (pg_dump -t never dumps functions) brings
+ * them back without the trigger function and its two triggers, which take a
+ * deleted or pruned streamed row's chunk rows along. A read-only open still
+ * reads such a store; the next open that may write puts them back. */
+static void lost_triggers_on(int nshards) {
+  pgfx f = pgs_shared();
+  pgs_store p;
+  snap_store *st = pgs_open_ok(&p, &f, nshards, "");
+  char *state = su_state_of(3000, 'g');
+  for (int i = 0; i < nshards; i++)
+    cr_assert_eq(su_stream_save(st, pgs_pids[i], 1, state, 3000, NULL, 1000, NULL), SNAP_OK, "%s",
+                 snap_error_message());
+  snap_store_close(st);
+  const char *triggers = "SELECT count(*) FROM pg_trigger WHERE tgrelid = '\"{T}\"'::regclass "
+                         "AND NOT tgisinternal";
+  cr_assert_eq(pgs_on_shards(&p, triggers), 2 * nshards);
+  cr_assert_eq(pgs_on_shards(&p, "DROP FUNCTION \"{T}_unchunk\"() CASCADE"), 0);
+  cr_assert_eq(pgs_on_shards(&p, triggers), 0);
+
+  char doc[4400];
+  snprintf(doc, sizeof doc, "{\"backend\": \"postgres\", \"config\": %s}", p.cfg);
+  snap_plugin *ro = NULL;
+  cr_assert_eq(snap_plugin_open_ex(&ro, doc, NULL, SNAP_PLUGIN_NO_CREATE | SNAP_PLUGIN_NO_EXECUTOR),
+               SNAP_OK, "%s", snap_error_message());
+  cr_assert_eq(pgs_latest_seq(snap_plugin_store(ro), pgs_pids[0]), 1, "read-only: it reads");
+  snap_plugin_close(ro);
+  cr_assert_eq(pgs_on_shards(&p, triggers), 0, "read-only: nothing created");
+
+  st = pgs_reopen_ok(&p);
+  for (int i = 0; i < nshards; i++) /* a shard is opened by its first use */
+    cr_assert_eq(pgs_latest_seq(st, pgs_pids[i]), 1);
+  cr_assert_eq(pgs_on_shards(&p, triggers), 2 * nshards, "the open put the triggers back");
+  cr_assert_gt(pgs_chunk_rows(&p), 0);
+  for (int i = 0; i < nshards; i++)
+    cr_assert_eq(snap_delete(st, pgs_pids[i], INT64_MAX), SNAP_OK, "%s", snap_error_message());
+  cr_assert_eq(pgs_chunk_rows(&p), 0, "the chunk rows went with their rows");
+  free(state);
+  snap_store_close(st);
+}
+
+Test(pgstreams, lost_stream_triggers_are_put_back_by_the_next_open_on_one_server) {
+  lost_triggers_on(1);
+}
+
+Test(pgstreams, lost_stream_triggers_are_put_back_by_the_next_open_on_three_shards) {
+  lost_triggers_on(3);
+}
 
 /* ---- refusals and limits ------------------------------------------------------ */
 

@@ -132,6 +132,16 @@ static const schema_step steps[] = {
 _Static_assert(sizeof steps / sizeof steps[0] == SNAP_PG_SCHEMA_VERSION,
                "one step per schema version");
 
+/* How many of step 6's two triggers the data table (named by the template's
+ * next %s) has. A restore of its tables alone (pg_dump -t never dumps
+ * functions) brings the tables back without them, and then deleting or
+ * pruning a streamed row would leave its chunk rows behind: the schema
+ * counts as not current, and the next open that may write runs the steps
+ * again (each idempotent), which puts them back. */
+#define STREAM_TRIGGERS_TPL                                                                        \
+  "(SELECT count(*) FROM pg_trigger WHERE tgrelid = to_regclass('\"%s\"') AND tgname IN "        \
+  "('snap_unchunk_delete', 'snap_unchunk_update'))"
+
 /* The version of the data set in this database as the upgrade transaction
  * reads it: 0 when one of its tables is missing (or no version is recorded),
  * otherwise the recorded value. The key and dictionary tables count from
@@ -140,8 +150,8 @@ static const char version_tpl[] =
     "SELECT CASE WHEN to_regclass('\"%s\"') IS NULL OR to_regclass('snapstore_settings') IS NULL "
     "THEN 0 ELSE COALESCE((SELECT CASE WHEN (value >= 4 AND to_regclass('\"%s\"') IS NULL) OR "
     "(value >= 5 AND to_regclass('\"%s\"') IS NULL) OR (value >= 6 AND (to_regclass('\"%s\"') "
-    "IS NULL OR to_regclass('\"%s\"') IS NULL)) THEN 0 ELSE value END FROM snapstore_meta "
-    "WHERE name = $1), 0) END";
+    "IS NULL OR to_regclass('\"%s\"') IS NULL OR " STREAM_TRIGGERS_TPL " < 2)) THEN 0 ELSE value "
+    "END FROM snapstore_meta WHERE name = $1), 0) END";
 
 /* Records the version reached. Raises an older known version only: a newer
  * or an unknown one stays for the checks of snap__pg_schema() to refuse. */
@@ -151,19 +161,20 @@ static const char record_tpl[] =
 
 /* The read-only look: which tables exist (`*tables`: 1 the data table and
  * snapstore_meta, 2 snapstore_settings, 4 the key table, 8 the dictionary
- * table, 16 the chunk table, 32 the staging table) and, when the first two
- * do, the data set's recorded version (-1: none). */
+ * table, 16 the chunk table, 32 the staging table; 64 the data table has
+ * both stream triggers) and, when the first two do, the data set's
+ * recorded version (-1: none). */
 static int schema_look(snap_pg *b, int s, snap_pg_conn *c, int64_t deadline, const char *key,
                        int64_t *tables, int64_t *version) {
-  char regclass[SNAP_PG_TABLE_MAX + 8], sql[1024];
+  char regclass[SNAP_PG_TABLE_MAX + 8], sql[2048];
   snprintf(regclass, sizeof regclass, "\"%s\"", b->table);
   snprintf(sql, sizeof sql,
            "SELECT (to_regclass('snapstore_meta') IS NOT NULL AND to_regclass($1) IS NOT "
            "NULL)::int + 2 * (to_regclass('snapstore_settings') IS NOT NULL)::int + 4 * "
            "(to_regclass('\"%s\"') IS NOT NULL)::int + 8 * (to_regclass('\"%s\"') IS NOT "
            "NULL)::int + 16 * (to_regclass('\"%s\"') IS NOT NULL)::int + 32 * "
-           "(to_regclass('\"%s\"') IS NOT NULL)::int",
-           b->keys, b->dicts, b->chunks, b->staging);
+           "(to_regclass('\"%s\"') IS NOT NULL)::int + 64 * (" STREAM_TRIGGERS_TPL " = 2)::int",
+           b->keys, b->dicts, b->chunks, b->staging, b->table);
   int e = snap__pg_send_text(b, s, c, sql, regclass);
   if (e == SNAP_OK)
     e = snap__pg_sync(b, s, c);
@@ -248,8 +259,9 @@ static int newer(snap_pg *b, int s, int64_t version) {
  * goes to `*version`. */
 static int upgrade(snap_pg *b, int s, snap_pg_conn *c, int64_t deadline, const char *key,
                    int64_t *version) {
-  char sql[1024];
-  snprintf(sql, sizeof sql, version_tpl, b->table, b->keys, b->dicts, b->chunks, b->staging);
+  char sql[2048];
+  snprintf(sql, sizeof sql, version_tpl, b->table, b->keys, b->dicts, b->chunks, b->staging,
+           b->table);
   const char *head[] = {
       "BEGIN",
       "SELECT pg_advisory_xact_lock(" SCHEMA_LOCK_KEY ")",
@@ -283,7 +295,10 @@ int snap__pg_schema(snap_pg *b, int s, snap_pg_conn *c) {
   int e = schema_look(b, s, c, deadline, key, &tables, &version);
   if (e == SNAP_OK && version > SNAP_PG_SCHEMA_VERSION)
     return newer(b, s, version);
-  bool current = tables == 63 && version == SNAP_PG_SCHEMA_VERSION;
+  /* Every table at the current version: enough to read. Current: the
+   * triggers too, or an open that may write repairs them. */
+  const bool whole = (tables & 63) == 63 && version == SNAP_PG_SCHEMA_VERSION;
+  const bool current = whole && (tables & 64);
   /* Opened to read an existing store: create or upgrade nothing. */
   if (e == SNAP_OK && b->no_create && version >= 1 && version < SNAP_PG_SCHEMA_VERSION)
     return b->host->error(SNAP_EFORMAT,
@@ -292,12 +307,12 @@ int snap__pg_schema(snap_pg *b, int s, snap_pg_conn *c) {
                           "without the read-only flag); a read-only open changes nothing",
                           b->shards[s].label, b->table, (long long)version,
                           SNAP_PG_SCHEMA_VERSION);
-  if (e == SNAP_OK && b->no_create && !current)
+  if (e == SNAP_OK && b->no_create && !whole)
     return b->host->error(SNAP_ENOTFOUND,
                           "postgres %s: no snapstore table \"%s\" (with snapstore_meta and "
                           "snapstore_settings), and the store was opened without creating one",
                           b->shards[s].label, b->table);
-  if (e == SNAP_OK && !current && (version < 0 || version >= 1))
+  if (e == SNAP_OK && !current && !b->no_create && (version < 0 || version >= 1))
     e = upgrade(b, s, c, deadline, key, &version);
   if (e == SNAP_OK && version > SNAP_PG_SCHEMA_VERSION)
     e = newer(b, s, version);
