@@ -39,8 +39,7 @@ typedef struct snap_executor snap_executor;
 
 /** Executor settings. Zero fields take the defaults of SNAP_EXECUTOR_CONFIG_INIT. */
 typedef struct snap_executor_config {
-  size_t queue_capacity; /**< requests queued or being submitted at most (default 2048:
-                              four groups of max_batch) */
+  size_t queue_capacity; /**< requests queued or being submitted at most (default 1024) */
   size_t max_batch;      /**< saves committed in one transaction at most (default 512); a
                               group also ends once its states reach 64 MiB */
   size_t load_threads;   /**< threads that read and decode loads, 1..64 (default 0: one per
@@ -49,7 +48,7 @@ typedef struct snap_executor_config {
 
 /** The defaults. */
 #define SNAP_EXECUTOR_CONFIG_INIT                                                                  \
-  { 2048u, 512u, 0u }
+  { 1024u, 512u, 0u }
 
 /** The kind of a request. */
 typedef enum snap_request_kind {
