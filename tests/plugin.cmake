@@ -25,7 +25,7 @@ foreach(t test_loader test_executor test_config test_registry)
 endforeach()
 
 # Under TSan these files are their own runner (tests/support/criterion_or_tsan.h).
-foreach(t test_executor test_executor_delivery test_registry)
+foreach(t test_executor test_executor_delivery test_executor_scope test_registry)
   if(TARGET ${t})
     set_tests_properties(${t} PROPERTIES LABELS "threads")
   endif()

@@ -252,6 +252,7 @@ static void dispatch_loads_locked(snap_executor *ex) {
     ex->head = r->next;
     r->next = NULL;
     ex->loads_out++;
+    r->epoch = ++ex->dispatched;
     ex->reading[r->bucket]++;
     to_delivery_locked(ex, r, now);
     if (ex->ltail)

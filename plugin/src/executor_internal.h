@@ -20,6 +20,12 @@
  * delivery waits for a slow load is what lets a recovery storm scale. */
 #define SNAP__EXEC_LOADS_PER_THREAD 256
 #define SNAP__EXEC_HELD_BYTES_PER_THREAD ((size_t)8 << 20)
+/* A load thread reads up to this many loads in a row in one read scope of
+ * the store while more are waiting (executor_loads.c): beginning and ending
+ * a read transaction is about a third of an indexed read of a small row in
+ * SQLite, and 16 reads in one transaction save most of it, while the
+ * deliveries of those loads wait at most for the 16 reads. */
+#define SNAP__EXEC_LOAD_RUN 16
 /* A group commit ends at max_batch saves or once its states reach this many
  * bytes, whichever comes first (a single larger save still goes alone): with
  * large states a count alone would let one transaction grow to gigabytes of
@@ -72,6 +78,7 @@ typedef struct snap__req {
   snap_executor_cb cb;
   void *ud;
   uint64_t submitted_ns; /* monotonic time of the submit call, for the store's metrics */
+  uint64_t epoch;        /* load: its rank among the loads dispatched (ex->dispatched) */
   /* The outcome, filled by whichever thread did the work. */
   bool done;
   snap_result res;
@@ -94,6 +101,7 @@ struct snap_executor {
   size_t reserved;          /* slots held by submitters still encoding their save */
   snap__req *lhead, *ltail; /* loads dispatched, waiting for a load thread */
   size_t loads_out;         /* loads dispatched and not yet delivered */
+  uint64_t dispatched;      /* loads dispatched so far: the last one's epoch */
   size_t held, max_held;    /* bytes of the snapshots loaded and not yet delivered */
   unsigned reading[SNAP__EXEC_READING_BUCKETS]; /* loads not yet read, by pid bucket */
   /* Dispatched and not yet delivered, per pid bucket in submission order:

@@ -4,6 +4,7 @@
  * waiting for an earlier callback. */
 #include "executor_internal.h"
 #include "snap/envelope.h"
+#include "snap/store_layer.h"
 
 /* Runs a load, a delete or a forget on the calling thread. */
 void snap__exec_run_one(snap_executor *ex, snap__req *r) {
@@ -18,6 +19,65 @@ void snap__exec_run_one(snap_executor *ex, snap__req *r) {
     rc = snap_delete_matching(ex->st, r->pid, &r->crit);
   if (rc != SNAP_OK)
     snap__exec_set_failure(r, rc, snap_error_message());
+}
+
+/* The load at the head of the list, taken off it. Caller holds ex->mu. */
+static snap__req *take_load_locked(snap_executor *ex) {
+  snap__req *r = ex->lhead;
+  ex->lhead = r->next;
+  if (!ex->lhead)
+    ex->ltail = NULL;
+  r->next = NULL;
+  return r;
+}
+
+/* A load has been read: its bookkeeping. Caller holds ex->mu. */
+static void load_read_locked(snap_executor *ex, snap__req *r) {
+  /* Its read is over: a later write of this pid may go ahead. */
+  ex->reading[r->bucket]--;
+  if (ex->disp_wants_readers)
+    pthread_cond_signal(&ex->work);
+  if (r->res.snapshot) {
+    r->held = r->res.snapshot->len;
+    ex->held += r->held;
+  }
+  snap__exec_done_locked(ex, r);
+}
+
+/*
+ * Reads the load at the head of the list and, while more are waiting, the
+ * ones behind it, up to SNAP__EXEC_LOAD_RUN, in one read scope of the store.
+ * Only loads dispatched before the scope began join it (`horizon`): each was
+ * dispatched after every earlier write of its pid had committed, so the
+ * scope sees those writes, and a write dispatched after it waits until it
+ * has been read, so the scope cannot miss what it must not see either. The
+ * loads are still taken one at a time from the shared list, so a slow load
+ * never holds back another that an idle thread could read. No callback runs
+ * inside the scope (a callback may load, and must see what was saved before
+ * it): what was read is delivered after it. Called and returns with ex->mu
+ * held and the list not empty.
+ */
+static void read_loads_locked(snap_executor *ex) {
+  snap__req *r = take_load_locked(ex);
+  bool more = ex->lhead != NULL;
+  uint64_t horizon = ex->dispatched;
+  pthread_mutex_unlock(&ex->mu);
+  bool scoped = more && snap__store_read_scope_begin(ex->st);
+  for (size_t n = 1;; n++) {
+    snap__exec_run_one(ex, r);
+    pthread_mutex_lock(&ex->mu);
+    load_read_locked(ex, r);
+    if (!scoped || n >= SNAP__EXEC_LOAD_RUN || !ex->lhead || ex->lhead->epoch > horizon ||
+        ex->held >= ex->max_held)
+      break;
+    r = take_load_locked(ex);
+    pthread_mutex_unlock(&ex->mu);
+  }
+  if (scoped) {
+    pthread_mutex_unlock(&ex->mu);
+    snap__store_read_scope_end(ex->st);
+    pthread_mutex_lock(&ex->mu);
+  }
 }
 
 void *snap__exec_loader_main(void *arg) {
@@ -43,22 +103,7 @@ void *snap__exec_loader_main(void *arg) {
     }
     if (!ex->lhead)
       break;
-    snap__req *r = ex->lhead;
-    ex->lhead = r->next;
-    if (!ex->lhead)
-      ex->ltail = NULL;
-    pthread_mutex_unlock(&ex->mu);
-    snap__exec_run_one(ex, r);
-    pthread_mutex_lock(&ex->mu);
-    /* Its read is over: a later write of this pid may go ahead. */
-    ex->reading[r->bucket]--;
-    if (ex->disp_wants_readers)
-      pthread_cond_signal(&ex->work);
-    if (r->res.snapshot) {
-      r->held = r->res.snapshot->len;
-      ex->held += r->held;
-    }
-    snap__exec_done_locked(ex, r);
+    read_loads_locked(ex);
     snap__exec_drain_locked(ex);
   }
   pthread_mutex_unlock(&ex->mu);
@@ -78,3 +123,4 @@ void snap__exec_stop_loaders_locked(snap_executor *ex) {
   pthread_mutex_lock(&ex->mu);
   snap__exec_drain_locked(ex);
 }
+

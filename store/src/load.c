@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "handle.h"
+#include "snap/store_layer.h"
 
 typedef struct load_ctx {
   const char *pid;
@@ -294,6 +295,16 @@ int snap_load_before(snap_store *st, const char *pid, int64_t seq, const snap_op
     c.max_seq = 0;
   }
   return snap_load(st, pid, &c, opts, out);
+}
+
+bool snap__store_read_scope_begin(snap_store *st) {
+  return st->be.abi_version >= 8 && st->be.read_scope_begin != NULL &&
+         st->be.read_scope_end != NULL && st->be.read_scope_begin(st->self) == SNAP_OK;
+}
+
+void snap__store_read_scope_end(snap_store *st) {
+  if (st->be.abi_version >= 8 && st->be.read_scope_end != NULL)
+    st->be.read_scope_end(st->self);
 }
 
 void snap_snapshot_free(snap_snapshot *s) {

@@ -10,7 +10,8 @@
  *   keys.c      ABI version 4: the key table of envelope encryption
  *   dicts.c     ABI version 4: the dictionary table of zstd compression
  *   streams.c   ABI versions 6 and 7: streamed snapshots (chunk files beside the
- *               database) */
+ *               database)
+ *   scope.c     ABI version 8: read scopes (several loads in one read transaction) */
 #ifndef SNAP_BACKEND_SQLITE_INTERNAL_H
 #define SNAP_BACKEND_SQLITE_INTERNAL_H
 
@@ -45,6 +46,7 @@ enum stmt_id {
   S_MANIFEST_ID,
   S_INSERT_STREAM,
   S_DEAD_LIST,
+  S_BEGIN_READ,
   S_COUNT
 };
 
@@ -94,6 +96,7 @@ struct sql_backend {
   pthread_cond_t pcond;
   conn readers[READERS];
   bool busy[READERS];
+  int scoped; /* readers held by read scopes (scope.c); under plock */
 };
 
 /* ---- sqlite.c ---- */
@@ -122,6 +125,14 @@ int snap__sqlite_read_ready(sql_backend *b);
 /* Takes a connection of the reader pool (opened on first use) / gives it back. */
 int snap__sqlite_pool_take(sql_backend *b, conn **out);
 void snap__sqlite_pool_give(sql_backend *b, conn *c);
+
+/* ---- scope.c ---- */
+
+/* read_scope_begin() / read_scope_end() (backend ABI version 8). */
+int snap__sqlite_scope_begin(void *self);
+void snap__sqlite_scope_end(void *self);
+/* The reader of the calling thread's read scope on `b`, or NULL. */
+conn *snap__sqlite_scoped(const sql_backend *b);
 
 /* ---- schema.c ---- */
 

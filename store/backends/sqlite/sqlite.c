@@ -170,6 +170,8 @@ static int build_sql(sql_backend *b) {
                           "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
       /* Whether a commit removed streamed rows whose files are to go. */
       [S_DEAD_LIST] = "SELECT 1 FROM \"%s_dead\" LIMIT 1",
+      /* A read scope's transaction (scope.c): deferred, so it reads. */
+      [S_BEGIN_READ] = "BEGIN",
   };
   for (int i = 0; i < S_COUNT; i++) {
     /* The table name is checked against [A-Za-z_][A-Za-z0-9_]*, so quoting
@@ -271,8 +273,10 @@ static int sql_load4(void *self, const char *pid, const snap_criteria *cr, const
   int e = snap__sqlite_read_ready(b);
   if (e != SNAP_OK)
     return e;
-  conn *c;
-  if ((e = snap__sqlite_pool_take(b, &c)) != SNAP_OK)
+  /* Inside the thread's read scope its reader and transaction serve. */
+  conn *c = snap__sqlite_scoped(b);
+  bool scoped = c != NULL;
+  if (!scoped && (e = snap__sqlite_pool_take(b, &c)) != SNAP_OK)
     return e;
   /* The common load, the newest snapshot under no upper bound, uses a
    * statement with no range to bind or test; its row is checked against the
@@ -309,7 +313,8 @@ static int sql_load4(void *self, const char *pid, const snap_criteria *cr, const
     if (!retry)
       break;
   }
-  snap__sqlite_pool_give(b, c);
+  if (!scoped)
+    snap__sqlite_pool_give(b, c);
   return e;
 }
 
@@ -414,6 +419,9 @@ static const snap_backend sqlite_backend = {
     .key_replace = snap__sqlite_key_replace,
     /* ABI 7 */
     .stream_replace = snap__sqlite_stream_replace,
+    /* ABI 8 */
+    .read_scope_begin = snap__sqlite_scope_begin,
+    .read_scope_end = snap__sqlite_scope_end,
 };
 
 const snap_backend *snap_backend_sqlite(void) { return &sqlite_backend; }

@@ -127,4 +127,13 @@ int snap__save_prepare_reuse(snap_store *st, const snap_save_req *req, const sna
 /* The bytes a prepared save holds allocated (struct, pid and body capacity). */
 size_t snap__prepared_bytes(const snap_prepared *p);
 
+/* A read scope on the calling thread (the backend's read_scope_begin(),
+ * ABI version 8): the loads it makes until snap__store_read_scope_end() may
+ * share one read transaction, and then see the data as it was at the first
+ * of them. Only for loads that were all submitted before the scope began,
+ * with no callback run inside it. True when a scope was begun; false (no
+ * such slot, or none could be held now) is no error: the loads run alone. */
+bool snap__store_read_scope_begin(snap_store *st);
+void snap__store_read_scope_end(snap_store *st);
+
 #endif /* SNAP_STORE_LAYER_H */

@@ -31,7 +31,7 @@ extern "C" {
 #endif
 
 /** The ABI version this header describes. */
-#define SNAP_BACKEND_ABI_VERSION 7u
+#define SNAP_BACKEND_ABI_VERSION 8u
 
 /**
  * snap_backend.open_conf() flag (ABI version 3): open an existing data set
@@ -599,6 +599,24 @@ typedef struct snap_backend {
    */
   int (*stream_replace)(void *self, snap_backend_stream *s, snap_backend_swap *w,
                         const char *manifest);
+
+  /* ---- ABI version 8: check the table's abi_version >= 8 before using these ---- */
+
+  /**
+   * Begins a read scope on the calling thread: the load() and load4() calls
+   * this thread makes until read_scope_end() may share one read transaction,
+   * so that what a transaction costs to begin and end (SQLite: the WAL read
+   * lock's system calls) is paid once for them all. They then all see the
+   * data set as it was at the first of them. The host begins a scope only
+   * around loads that were all submitted before it began (the executor's
+   * batches of loads), runs no callback inside it and never nests one.
+   * SNAP_OK when a scope was begun; any other status means none was (the
+   * loads then run as usual, each alone) and is not an error. Optional.
+   */
+  int (*read_scope_begin)(void *self);
+
+  /** Ends the calling thread's read scope, if read_scope_begin() began one. */
+  void (*read_scope_end)(void *self);
 } snap_backend;
 
 /** setting() modes. */
@@ -613,7 +631,7 @@ enum {
 #define SNAP_BACKEND_INIT                                                                          \
   { SNAP_BACKEND_ABI_VERSION, NULL, 0u, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,     \
     NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,     \
-    NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL }
+    NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL }
 
 /** Function form of SNAP_BACKEND_INIT. */
 static inline void snap_backend_init(snap_backend *b) {
@@ -642,6 +660,8 @@ static inline size_t snap_backend_table_size(uint32_t version) {
     return offsetof(snap_backend, key_replace) + sizeof(((snap_backend *)0)->key_replace);
   case 7:
     return offsetof(snap_backend, stream_replace) + sizeof(((snap_backend *)0)->stream_replace);
+  case 8:
+    return offsetof(snap_backend, read_scope_end) + sizeof(((snap_backend *)0)->read_scope_end);
   default:
     return 0;
   }
