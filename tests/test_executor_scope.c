@@ -154,6 +154,23 @@ static void open_gate(void) {
   pthread_mutex_unlock(&gate_mu);
 }
 
+/* Loads p-0 .. p-(n-1) queued behind the gate, all dispatched to the one
+ * load thread before it leaves the gate; returns once every callback ran. */
+static void load_all_gated(snap_store *st, int n, seen *s) {
+  seen gate_seen = {-1, -1};
+  snap_executor *ex = start_gated(st, &gate_seen);
+  for (int i = 0; i < n; i++) {
+    char pid[16];
+    snprintf(pid, sizeof pid, "p-%d", i);
+    s[i] = (seen){-1, -1};
+    cr_assert_eq(snap_executor_load(ex, pid, NULL, NULL, record_cb, &s[i]), SNAP_OK);
+  }
+  cr_assert(wait_for_depth(0), "the loads were not dispatched");
+  open_gate();
+  snap_executor_free(ex);
+  cr_assert_eq(gate_seen.status, SNAP_OK);
+}
+
 Test(executor_scope, queued_loads_are_read_sixteen_to_a_scope_and_delivered_after_it,
      .timeout = 60) {
   char *dir;
@@ -165,19 +182,8 @@ Test(executor_scope, queued_loads_are_read_sixteen_to_a_scope_and_delivered_afte
     cr_assert_eq(snap_save(st, pid, i + 1, SNAP_FORMAT_JSON, STATE, strlen(STATE), NULL, NULL),
                  SNAP_OK);
   }
-  seen gate_seen = {-1, -1}, s[N];
-  snap_executor *ex = start_gated(st, &gate_seen);
-  for (int i = 0; i < N; i++) {
-    char pid[16];
-    snprintf(pid, sizeof pid, "p-%d", i);
-    s[i] = (seen){-1, -1};
-    cr_assert_eq(snap_executor_load(ex, pid, NULL, NULL, record_cb, &s[i]), SNAP_OK);
-  }
-  /* All forty dispatched to the one load thread, still inside the gate. */
-  cr_assert(wait_for_depth(0), "the loads were not dispatched");
-  open_gate();
-  snap_executor_free(ex);
-  cr_assert_eq(gate_seen.status, SNAP_OK);
+  seen s[N];
+  load_all_gated(st, N, s);
   for (int i = 0; i < N; i++) {
     cr_assert_eq(s[i].status, SNAP_OK, "load %d: %d", i, s[i].status);
     cr_assert_eq(s[i].seq, i + 1, "load %d found seq %lld", i, (long long)s[i].seq);
@@ -186,6 +192,36 @@ Test(executor_scope, queued_loads_are_read_sixteen_to_a_scope_and_delivered_afte
   cr_assert_eq(atomic_load(&scopes), 3);
   cr_assert_eq(atomic_load(&loads_in_scope), N);
   cr_assert_eq(atomic_load(&callbacks_in_scope), 0, "a callback ran inside a read scope");
+  snap_store_close(st);
+  st_rmtree(dir);
+  free(dir);
+}
+
+/* Large states end a scope at a mebibyte: four of 700 KB go two to a scope. */
+Test(executor_scope, a_scope_ends_once_its_states_reach_a_mebibyte, .timeout = 60) {
+  char *dir;
+  snap_store *st = open_watched(&dir);
+  enum { BIG = 700 * 1000 };
+  char *state = malloc(BIG + 16);
+  cr_assert_not_null(state);
+  int n = snprintf(state, 16, "{\"pad\":\"");
+  memset(state + n, 'x', BIG);
+  n += BIG;
+  memcpy(state + n, "\"}", 2);
+  n += 2;
+  for (int i = 0; i < 4; i++) {
+    char pid[16];
+    snprintf(pid, sizeof pid, "p-%d", i);
+    cr_assert_eq(snap_save(st, pid, 1, SNAP_FORMAT_JSON, state, (size_t)n, NULL, NULL), SNAP_OK,
+                 "%s", snap_error_message());
+  }
+  free(state);
+  seen s[4];
+  load_all_gated(st, 4, s);
+  for (int i = 0; i < 4; i++)
+    cr_assert_eq(s[i].seq, 1, "load %d: status %d", i, s[i].status);
+  cr_assert_eq(atomic_load(&scopes), 2);
+  cr_assert_eq(atomic_load(&loads_in_scope), 4);
   snap_store_close(st);
   st_rmtree(dir);
   free(dir);

@@ -24,8 +24,12 @@
  * the store while more are waiting (executor_loads.c): beginning and ending
  * a read transaction is about a third of an indexed read of a small row in
  * SQLite, and 16 reads in one transaction save most of it, while the
- * deliveries of those loads wait at most for the 16 reads. */
+ * deliveries of those loads wait at most for the 16 reads. A scope also
+ * ends once its states reach SNAP__EXEC_LOAD_RUN_BYTES: large states gain
+ * nothing from sharing a transaction, and an open read transaction keeps
+ * SQLite from checkpointing past it while writers go on. */
 #define SNAP__EXEC_LOAD_RUN 16
+#define SNAP__EXEC_LOAD_RUN_BYTES ((size_t)1 << 20)
 /* A group commit ends at max_batch saves or once its states reach this many
  * bytes, whichever comes first (a single larger save still goes alone): with
  * large states a count alone would let one transaction grow to gigabytes of

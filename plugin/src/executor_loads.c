@@ -46,7 +46,8 @@ static void load_read_locked(snap_executor *ex, snap__req *r) {
 
 /*
  * Reads the load at the head of the list and, while more are waiting, the
- * ones behind it, up to SNAP__EXEC_LOAD_RUN, in one read scope of the store.
+ * ones behind it, up to SNAP__EXEC_LOAD_RUN of them or until they reach
+ * SNAP__EXEC_LOAD_RUN_BYTES, in one read scope of the store.
  * Only loads dispatched before the scope began join it (`horizon`): each was
  * dispatched after every earlier write of its pid had committed, so the
  * scope sees those writes, and a write dispatched after it waits until it
@@ -63,12 +64,14 @@ static void read_loads_locked(snap_executor *ex) {
   uint64_t horizon = ex->dispatched;
   pthread_mutex_unlock(&ex->mu);
   bool scoped = more && snap__store_read_scope_begin(ex->st);
+  size_t bytes = 0;
   for (size_t n = 1;; n++) {
     snap__exec_run_one(ex, r);
     pthread_mutex_lock(&ex->mu);
     load_read_locked(ex, r);
-    if (!scoped || n >= SNAP__EXEC_LOAD_RUN || !ex->lhead || ex->lhead->epoch > horizon ||
-        ex->held >= ex->max_held)
+    bytes += r->held;
+    if (!scoped || n >= SNAP__EXEC_LOAD_RUN || bytes >= SNAP__EXEC_LOAD_RUN_BYTES || !ex->lhead ||
+        ex->lhead->epoch > horizon || ex->held >= ex->max_held)
       break;
     r = take_load_locked(ex);
     pthread_mutex_unlock(&ex->mu);
