@@ -126,4 +126,3 @@ void snap__exec_stop_loaders_locked(snap_executor *ex) {
   pthread_mutex_lock(&ex->mu);
   snap__exec_drain_locked(ex);
 }
-

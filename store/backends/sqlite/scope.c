@@ -55,8 +55,8 @@ int snap__sqlite_scope_begin(void *self) {
   sql_backend *b = self;
   if (scope_backend != NULL)
     return SNAP_EBUSY; /* scopes never nest */
-  /* A reader opened by an earlier load: a store's first loads check the
-   * schema and open their readers on their own. */
+  /* Not before the first load: it checks the schema (snap__sqlite_read_ready())
+   * and opens the readers a scope may then take. */
   if (!atomic_load_explicit(&b->ready, memory_order_acquire) &&
       !atomic_load_explicit(&b->read_ok, memory_order_acquire))
     return SNAP_EBUSY;
