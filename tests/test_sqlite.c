@@ -24,6 +24,7 @@
 #include "snap/store.h"
 #include "snap/store_stream.h"
 #include "snap/sys/backend.h"
+#include "sqlite_util.h"
 #include "store_util.h"
 
 static snap_store *open_sqlite(const char *dir, const char *extra) {
@@ -36,17 +37,14 @@ static snap_store *open_sqlite(const char *dir, const char *extra) {
 }
 
 static sqlite3 *raw_db(const char *dir) {
-  char *path = st_join(dir, "t.db");
-  sqlite3 *db = NULL;
-  cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
-  sqlite3_busy_timeout(db, 5000);
-  free(path);
+  sqlite3 *db = st_sqlite_open(dir, "t.db");
+  cr_assert_not_null(db, "open %s/t.db", dir);
   return db;
 }
 
 static void raw_exec(sqlite3 *db, const char *sql) {
-  char *err = NULL;
-  cr_assert_eq(sqlite3_exec(db, sql, NULL, NULL, &err), SQLITE_OK, "%s: %s", sql, err ? err : "");
+  char why[512];
+  cr_assert(st_sqlite_exec(db, sql, why, sizeof why), "%s", why);
 }
 
 static void state_for(char *buf, size_t cap, int pid, int64_t seq) {

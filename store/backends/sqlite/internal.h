@@ -4,6 +4,7 @@
  *   conn.c      connections, prepared statements, the reader pool
  *   schema.c    the schema's versions and numbered upgrade steps
  *   write.c     the write path: put (insert and prune), delete
+ *   elide.c     the rows of a put that its own prunes would delete
  *   read.c      read-only connections
  *   admin.c     ABI version 2: enumeration, conditional replace, backup
  *   settings.c  settings kept with the data set
@@ -18,6 +19,8 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <sqlite3.h>
 
 #include "snap/sys/backend.h"
@@ -174,6 +177,38 @@ int snap__sqlite_remove(void *self, const char *pid, const snap_criteria *cr);
 /* put4() of one streamed row whose stream column names `stream` (streams.c). */
 int snap__sqlite_put_stream(sql_backend *b, snap_backend_row4 *row, uint32_t keep,
                             const char *stream);
+
+/* ---- elide.c ---- */
+
+/* One row of a put in the plan's order: by pid, then by position. */
+typedef struct snap__sqlite_elided {
+  const char *pid;
+  uint32_t row; /* its index in the put */
+  uint32_t run; /* on the first entry of a pid: how many rows of the put it has; else 0 */
+} snap__sqlite_elided;
+
+/* The rows of a put that retention deletes before the put commits. */
+typedef struct snap__sqlite_elision {
+  snap__sqlite_elided *entry; /* n entries, each pid's rows together; NULL: no plan */
+  uint8_t *skip;              /* by row: 1 when it is not to be inserted */
+  size_t n;
+  size_t skipped; /* rows marked in skip */
+} snap__sqlite_elision;
+
+/* Row `i` of rows `stride` bytes apart (a put's rows, or a put4's). */
+static inline const snap_backend_row *snap__sqlite_row_of(const snap_backend_row *rows,
+                                                          size_t stride, size_t i) {
+  return (const snap_backend_row *)(const void *)((const char *)rows + i * stride);
+}
+
+/* Plans which of the `n` rows (`stride` apart; `conditional`: they are
+ * put4 rows, whose expect_seq counts) a put with retention `keep` need not
+ * insert: a row with at least `keep` later rows of its pid, of greater seqs,
+ * in the same put. SNAP_OK, or SNAP_ENOMEM with no plan (`el` empty: every
+ * row inserted). Free with snap__sqlite_elide_free(). */
+int snap__sqlite_elide_plan(sql_backend *b, const snap_backend_row *rows, size_t stride,
+                            bool conditional, size_t n, uint32_t keep, snap__sqlite_elision *el);
+void snap__sqlite_elide_free(sql_backend *b, snap__sqlite_elision *el);
 
 /* ---- manifests.c ---- */
 

@@ -128,8 +128,8 @@ static int store_row(sql_backend *b, conn *c, const put_rows_of *rows, size_t i,
  * its pid, as a single save is, rather than pruning once after the whole
  * batch (or after a run of one pid's rows, which a submitter that saves
  * faster than the others makes long): the pages a prune frees are then reused
- * by the very next insert of the same transaction, and rows that a later row
- * of the batch makes obsolete never reach the disk at all. A failing prune
+ * by the very next insert of the same transaction. Rows that later rows of
+ * the batch make obsolete are not inserted at all (elide.c). A failing prune
  * never fails a save: pruning stops for the batch, and the next save of the
  * pid catches up.
  */
@@ -139,49 +139,115 @@ typedef struct put_txn {
   int first;         /* the first row's failure, or SNAP_OK */
   int fatal;         /* a failure after which the transaction is lost, or SNAP_OK */
   bool flagged;      /* the "encrypted" mark was written in it */
+  bool pruning;      /* no prune of the put has failed */
   uint64_t *removed; /* by row: what the prune after it removed (NULL: not counted) */
 } put_txn;
 
-/* Inserts (and prunes after) each row inside the open transaction and
+/* Inserts row `i` (and prunes its pid after) inside the open transaction and
  * classifies each statement's result. No savepoint per row: SQLite undoes a
  * failing statement by itself and keeps the transaction, so a refused row
  * (too big, say) leaves the rows beside it intact. The errors after which
  * SQLite may have rolled back the whole transaction, or advises to (full
- * disk, I/O, memory, busy), end the batch (t->fatal). */
-static void put_rows(sql_backend *b, conn *c, const put_rows_of *rows, size_t n, uint32_t keep,
-                     put_txn *t) {
-  bool pruning = keep > 0;
-  for (size_t i = 0; i < n; i++) {
-    int rc = SQLITE_OK;
-    snap_backend_row *row = row_at(rows, i);
-    int e = store_row(b, c, rows, i, &rc);
-    row->status = e;
-    if (e == SNAP_OK) {
-      t->stored++;
-      if ((row->stages & SNAP_STAGE_ENCRYPTED) && !b->encrypted && !t->flagged) {
-        /* Remember in the same transaction that this table now holds
-         * encrypted bodies, so that every later process deletes them securely. */
-        t->flagged = snap__sqlite_run(b, c, S_MARK, "mark encrypted") == SNAP_OK;
-      }
-    } else {
-      if (t->first == SNAP_OK)
-        t->first = e;
-      int primary = rc & 0xff;
-      if (primary == SQLITE_FULL || primary == SQLITE_IOERR || primary == SQLITE_NOMEM ||
-          primary == SQLITE_BUSY || sqlite3_get_autocommit(c->db)) {
-        t->fatal = e;
-        return;
-      }
+ * disk, I/O, memory, busy), end the batch (t->fatal). False when the
+ * transaction is over. */
+static bool put_one(sql_backend *b, conn *c, const put_rows_of *rows, size_t i, uint32_t keep,
+                    put_txn *t) {
+  int rc = SQLITE_OK;
+  snap_backend_row *row = row_at(rows, i);
+  int e = store_row(b, c, rows, i, &rc);
+  row->status = e;
+  if (e == SNAP_OK) {
+    t->stored++;
+    if ((row->stages & SNAP_STAGE_ENCRYPTED) && !b->encrypted && !t->flagged) {
+      /* Remember in the same transaction that this table now holds
+       * encrypted bodies, so that every later process deletes them securely. */
+      t->flagged = snap__sqlite_run(b, c, S_MARK, "mark encrypted") == SNAP_OK;
     }
-    if (pruning && row->status == SNAP_OK) {
-      uint64_t gone = 0;
-      pruning = prune_pid(b, c, row->pid, row->seq, keep, &gone) == SNAP_OK;
-      if (t->removed != NULL)
-        t->removed[i] = gone;
-      if (sqlite3_get_autocommit(c->db))
-        return; /* the prune's failure took the transaction with it */
+  } else {
+    if (t->first == SNAP_OK)
+      t->first = e;
+    int primary = rc & 0xff;
+    if (primary == SQLITE_FULL || primary == SQLITE_IOERR || primary == SQLITE_NOMEM ||
+        primary == SQLITE_BUSY || sqlite3_get_autocommit(c->db)) {
+      t->fatal = e;
+      return false;
     }
   }
+  if (keep > 0 && t->pruning && row->status == SNAP_OK) {
+    uint64_t gone = 0;
+    t->pruning = prune_pid(b, c, row->pid, row->seq, keep, &gone) == SNAP_OK;
+    if (t->removed != NULL)
+      t->removed[i] += gone;
+    if (sqlite3_get_autocommit(c->db))
+      return false; /* the prune's failure took the transaction with it */
+  }
+  return true;
+}
+
+/* Whether a later row of the run at `e` (`m` rows of one pid), one the
+ * elided rows counted on, failed. */
+static bool cover_failed(const put_rows_of *rows, const snap__sqlite_elision *el,
+                         const snap__sqlite_elided *e, size_t m) {
+  for (size_t j = 0; j < m; j++)
+    if (!el->skip[e[j].row] && row_at(rows, e[j].row)->status != SNAP_OK)
+      return true;
+  return false;
+}
+
+/* Inserts, in order, the elided rows of every pid one of whose later rows
+ * failed: they may be among its newest `keep` after all. Inserting all of
+ * them is harmless: the prunes leave the same rows as inserting each row in
+ * turn would have. False when the transaction is over. */
+static bool put_uncovered(sql_backend *b, conn *c, const put_rows_of *rows, uint32_t keep,
+                          put_txn *t, snap__sqlite_elision *el) {
+  for (size_t s = 0; el->skipped > 0 && s < el->n; s += el->entry[s].run) {
+    const snap__sqlite_elided *e = &el->entry[s];
+    if (!cover_failed(rows, el, e, e->run))
+      continue;
+    for (size_t j = 0; j < e->run; j++) {
+      if (!el->skip[e[j].row])
+        continue;
+      el->skip[e[j].row] = 0;
+      el->skipped--;
+      if (!put_one(b, c, rows, e[j].row, keep, t))
+        return false;
+    }
+  }
+  return true;
+}
+
+/* The elided rows count as removed by retention: each pid's are reported
+ * with the prune of its first stored row (there is one: it covered them). */
+static void credit_elided(const put_rows_of *rows, const snap__sqlite_elision *el, put_txn *t) {
+  for (size_t s = 0; t->removed != NULL && el->skipped > 0 && s < el->n; s += el->entry[s].run) {
+    const snap__sqlite_elided *e = &el->entry[s];
+    uint64_t gone = 0;
+    size_t first = SIZE_MAX;
+    for (size_t j = 0; j < e->run; j++) {
+      if (el->skip[e[j].row])
+        gone++;
+      else if (first == SIZE_MAX && row_at(rows, e[j].row)->status == SNAP_OK)
+        first = e[j].row;
+    }
+    if (gone > 0 && first != SIZE_MAX)
+      t->removed[first] += gone;
+  }
+}
+
+/* Every row of the put inside the open transaction, the elided ones
+ * stored as far as their caller can tell. */
+static void put_rows(sql_backend *b, conn *c, const put_rows_of *rows, size_t n, uint32_t keep,
+                     put_txn *t, snap__sqlite_elision *el) {
+  for (size_t i = 0; i < n; i++) {
+    if (el->skip != NULL && el->skip[i]) {
+      row_at(rows, i)->status = SNAP_OK;
+      continue;
+    }
+    if (!put_one(b, c, rows, i, keep, t))
+      return;
+  }
+  if (el->skipped > 0 && put_uncovered(b, c, rows, keep, t, el))
+    credit_elided(rows, el, t);
 }
 
 /* Whether removed streamed rows (a prune, a delete, a replace of the same
@@ -253,13 +319,19 @@ static int put_locked(sql_backend *b, const put_rows_of *rows, size_t n, uint32_
   bool secure_raised = any_encrypted && !b->encrypted && b->secure == SECURE_AUTO;
   if (secure_raised)
     (void)snap__sqlite_exec(b, c->db, "PRAGMA secure_delete = ON");
-  put_txn t = {0, SNAP_OK, SNAP_OK, false, NULL};
+  put_txn t = {0, SNAP_OK, SNAP_OK, false, true, NULL};
   uint64_t removed_stack[16];
   if (keep > 0) {
     t.removed = n <= 16 ? removed_stack : b->host->malloc(n * sizeof *t.removed);
     if (t.removed != NULL)
       memset(t.removed, 0, n * sizeof *t.removed);
   }
+  /* A streamed row is a put of its own: nothing to elide. No plan (no
+   * memory) inserts every row. */
+  snap__sqlite_elision el;
+  (void)snap__sqlite_elide_plan(b, rows->rows4 ? &rows->rows4[0].row : rows->rows,
+                                rows->rows4 ? sizeof *rows->rows4 : sizeof *rows->rows,
+                                rows->rows4 != NULL, n, rows->stream ? 0 : keep, &el);
   if (rows->rows4 != NULL)
     e = snap__sqlite_manifests_prepare(b, c, (const char *const *)&rows->rows4[0].manifest, n,
                                        sizeof rows->rows4[0]);
@@ -269,9 +341,10 @@ static int put_locked(sql_backend *b, const put_rows_of *rows, size_t n, uint32_
     (void)snap__sqlite_run(b, c, S_ROLLBACK, "rollback");
     fail_all(rows, n, e);
   } else {
-    put_rows(b, c, rows, n, keep, &t);
+    put_rows(b, c, rows, n, keep, &t, &el);
     e = put_conclude(b, c, rows, n, &t);
   }
+  snap__sqlite_elide_free(b, &el);
   if (t.removed != removed_stack)
     b->host->free(t.removed);
   if (secure_raised && !b->encrypted)

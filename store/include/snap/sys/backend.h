@@ -320,7 +320,11 @@ typedef struct snap_backend {
    * transaction; each row reports its own status, and a row's failure does
    * not fail the others. A failing prune never fails a row. Returns SNAP_OK
    * when every row was stored, otherwise the first failure's code.
-   * Must be safe to call from several threads at once.
+   * A row that the same call's prunes would delete before the call commits
+   * (at least `keep` later rows of its pid, of greater seqs, stored by the
+   * call) may be reported stored without being written: what is stored when
+   * the call returns is exactly what storing and pruning each row in turn
+   * leaves. Must be safe to call from several threads at once.
    */
   int (*put)(void *self, snap_backend_row *rows, size_t n, uint32_t keep);
 
