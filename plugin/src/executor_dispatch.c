@@ -252,7 +252,6 @@ static void dispatch_loads_locked(snap_executor *ex) {
     ex->head = r->next;
     r->next = NULL;
     ex->loads_out++;
-    r->epoch = ++ex->dispatched;
     ex->reading[r->bucket]++;
     to_delivery_locked(ex, r, now);
     if (ex->ltail)
@@ -260,6 +259,7 @@ static void dispatch_loads_locked(snap_executor *ex) {
     else
       ex->lhead = r;
     ex->ltail = r;
+    ex->lcount++;
     moved++;
   } while (ex->head && ex->head->kind == SNAP_REQUEST_LOAD && !loads_full_locked(ex));
   if (!ex->head)

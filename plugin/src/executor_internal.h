@@ -30,6 +30,10 @@
  * SQLite from checkpointing past it while writers go on. */
 #define SNAP__EXEC_LOAD_RUN 16
 #define SNAP__EXEC_LOAD_RUN_BYTES ((size_t)1 << 20)
+/* A load thread takes runs of more than one load only while its last run
+ * read no state of this size or more: a run is read to its end whatever the
+ * budget, so with large states it adds at most one state to it. */
+#define SNAP__EXEC_RUN_SMALL ((size_t)64 << 10)
 /* A group commit ends at max_batch saves or once its states reach this many
  * bytes, whichever comes first (a single larger save still goes alone): with
  * large states a count alone would let one transaction grow to gigabytes of
@@ -82,7 +86,6 @@ typedef struct snap__req {
   snap_executor_cb cb;
   void *ud;
   uint64_t submitted_ns; /* monotonic time of the submit call, for the store's metrics */
-  uint64_t epoch;        /* load: its rank among the loads dispatched (ex->dispatched) */
   /* The outcome, filled by whichever thread did the work. */
   bool done;
   snap_result res;
@@ -104,8 +107,8 @@ struct snap_executor {
   size_t queued;            /* requests in the queue */
   size_t reserved;          /* slots held by submitters still encoding their save */
   snap__req *lhead, *ltail; /* loads dispatched, waiting for a load thread */
+  size_t lcount;             /* how many */
   size_t loads_out;         /* loads dispatched and not yet delivered */
-  uint64_t dispatched;      /* loads dispatched so far: the last one's epoch */
   size_t held, max_held;    /* bytes of the snapshots loaded and not yet delivered */
   unsigned reading[SNAP__EXEC_READING_BUCKETS]; /* loads not yet read, by pid bucket */
   /* Dispatched and not yet delivered, per pid bucket in submission order:

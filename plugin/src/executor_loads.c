@@ -28,6 +28,7 @@ static snap__req *take_load_locked(snap_executor *ex) {
   if (!ex->lhead)
     ex->ltail = NULL;
   r->next = NULL;
+  ex->lcount--;
   return r;
 }
 
@@ -44,48 +45,66 @@ static void load_read_locked(snap_executor *ex, snap__req *r) {
   snap__exec_done_locked(ex, r);
 }
 
+/* How many loads a load thread takes off the list at once: an even share of
+ * what is waiting among the load threads (so that no thread idles while
+ * another holds loads it has not begun), at most `cap`. */
+static size_t share_locked(const snap_executor *ex, size_t cap) {
+  size_t threads = ex->loaders_started ? ex->loaders_started : 1;
+  size_t share = (ex->lcount + threads - 1) / threads;
+  return share > cap ? cap : share;
+}
+
 /*
- * Reads the load at the head of the list and, while more are waiting, the
- * ones behind it, up to SNAP__EXEC_LOAD_RUN of them or until they reach
- * SNAP__EXEC_LOAD_RUN_BYTES, in one read scope of the store.
- * Only loads dispatched before the scope began join it (`horizon`): each was
- * dispatched after every earlier write of its pid had committed, so the
- * scope sees those writes, and a write dispatched after it waits until it
- * has been read, so the scope cannot miss what it must not see either. The
- * loads are still taken one at a time from the shared list, so a slow load
- * never holds back another that an idle thread could read. No callback runs
- * inside the scope (a callback may load, and must see what was saved before
- * it): what was read is delivered after it. Called and returns with ex->mu
- * held and the list not empty.
+ * Takes the load at the head of the list and, while more are waiting, the
+ * ones behind it, up to the thread's share, and reads them in read scopes of
+ * the store: a scope ends once its states reach SNAP__EXEC_LOAD_RUN_BYTES,
+ * and the rest of the run goes on in a new one. The run is taken whole before
+ * its first scope begins and marked read only after its last one ended,
+ * under the lock once rather than once per load. So each load of it was
+ * dispatched after every earlier write of its pid had committed, and its
+ * scope sees those writes; a write of one of its pids dispatched later waits
+ * until the whole run has been read, so no scope sees it either. A run is
+ * read to its end whatever the budget (the loads still in the list all come
+ * after it, so it never waits for them): `*cap` bounds what it may add, one
+ * load after a run that read a state of SNAP__EXEC_RUN_SMALL bytes or more,
+ * else SNAP__EXEC_LOAD_RUN. No callback runs inside a scope (a callback may
+ * load, and must see what was saved before it): what was read is delivered
+ * after the run. Called and returns with ex->mu held and the list not empty.
  */
-static void read_loads_locked(snap_executor *ex) {
-  snap__req *r = take_load_locked(ex);
-  bool more = ex->lhead != NULL;
-  uint64_t horizon = ex->dispatched;
+static void read_loads_locked(snap_executor *ex, size_t *cap) {
+  size_t want = share_locked(ex, *cap), taken = 0;
+  snap__req *run[SNAP__EXEC_LOAD_RUN];
+  do
+    run[taken++] = take_load_locked(ex);
+  while (taken < want && ex->lhead);
   pthread_mutex_unlock(&ex->mu);
-  bool scoped = more && snap__store_read_scope_begin(ex->st);
-  size_t bytes = 0;
-  for (size_t n = 1;; n++) {
-    snap__exec_run_one(ex, r);
-    pthread_mutex_lock(&ex->mu);
-    load_read_locked(ex, r);
-    bytes += r->held;
-    if (!scoped || n >= SNAP__EXEC_LOAD_RUN || bytes >= SNAP__EXEC_LOAD_RUN_BYTES || !ex->lhead ||
-        ex->lhead->epoch > horizon || ex->held >= ex->max_held)
-      break;
-    r = take_load_locked(ex);
-    pthread_mutex_unlock(&ex->mu);
+  size_t bytes = 0, largest = 0;
+  bool scoped = false;
+  for (size_t i = 0; i < taken; i++) {
+    if (!scoped && taken - i > 1)
+      scoped = snap__store_read_scope_begin(ex->st);
+    snap__exec_run_one(ex, run[i]);
+    size_t len = run[i]->res.snapshot ? run[i]->res.snapshot->len : 0;
+    largest = len > largest ? len : largest;
+    bytes += len;
+    if (scoped && bytes >= SNAP__EXEC_LOAD_RUN_BYTES) {
+      snap__store_read_scope_end(ex->st);
+      scoped = false;
+      bytes = 0;
+    }
   }
-  if (scoped) {
-    pthread_mutex_unlock(&ex->mu);
+  if (scoped)
     snap__store_read_scope_end(ex->st);
-    pthread_mutex_lock(&ex->mu);
-  }
+  *cap = largest < SNAP__EXEC_RUN_SMALL ? SNAP__EXEC_LOAD_RUN : 1;
+  pthread_mutex_lock(&ex->mu);
+  for (size_t i = 0; i < taken; i++)
+    load_read_locked(ex, run[i]);
 }
 
 void *snap__exec_loader_main(void *arg) {
   snap_executor *ex = arg;
   snap__exec_current = ex;
+  size_t cap = 1; /* until a run showed small states */
   pthread_mutex_lock(&ex->mu);
   for (;;) {
     /* A load thread takes no load while the snapshots waiting for an earlier
@@ -106,7 +125,7 @@ void *snap__exec_loader_main(void *arg) {
     }
     if (!ex->lhead)
       break;
-    read_loads_locked(ex);
+    read_loads_locked(ex, &cap);
     snap__exec_drain_locked(ex);
   }
   pthread_mutex_unlock(&ex->mu);
