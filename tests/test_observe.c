@@ -12,6 +12,7 @@
 #include "snap/observe.h"
 #include "snap/store.h"
 #include "snap/sys/backend.h"
+#include "sqlite_asserts.h"
 #include "store_util.h"
 
 /* What an observer saw: copies of the events (their strings included). */
@@ -78,19 +79,6 @@ static snap_store *watched_sqlite(const char *dir, const char *extra, seen *s) {
   char cfg[4096];
   snprintf(cfg, sizeof cfg, "{\"path\": \"%s/t.db\"%s%s}", dir, extra[0] ? ", " : "", extra);
   return watched(snap_backend_sqlite(), cfg, s);
-}
-
-static sqlite3 *raw_db(const char *dir) {
-  char *path = st_join(dir, "t.db");
-  sqlite3 *db = NULL;
-  cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
-  free(path);
-  return db;
-}
-
-static void raw_exec(sqlite3 *db, const char *sql) {
-  char *err = NULL;
-  cr_assert_eq(sqlite3_exec(db, sql, NULL, NULL, &err), SQLITE_OK, "%s: %s", sql, err ? err : "");
 }
 
 static snap_keyring *keyring(uint32_t version, uint8_t fill) {
@@ -264,8 +252,8 @@ Test(observe, a_prune_blocked_by_a_trigger_is_reported_and_logged_each_time) {
   seen s;
   snap_store *st = watched_sqlite(dir, "\"keep\": 1", &s);
   cr_assert_eq(snap_save(st, "p", 1, SNAP_FORMAT_JSON, "1", 1, NULL, NULL), SNAP_OK);
-  sqlite3 *db = raw_db(dir);
-  raw_exec(db, "CREATE TRIGGER no_prune BEFORE DELETE ON snapshots "
+  sqlite3 *db = st_sqlite_beside(dir, "t.db");
+  st_sqlite_run(db, "CREATE TRIGGER no_prune BEFORE DELETE ON snapshots "
                "BEGIN SELECT RAISE(ABORT, 'prune blocked by test'); END");
   sqlite3_close(db);
   cr_assert_eq(snap_save(st, "p", 2, SNAP_FORMAT_JSON, "2", 1, NULL, NULL), SNAP_OK,
@@ -297,8 +285,8 @@ Test(observe, a_corrupt_body_planted_in_the_file_is_skipped_reported_and_warned_
   snap_store *st = watched_sqlite(dir, "\"keep\": 0", &s);
   cr_assert_eq(snap_save(st, "p", 1, SNAP_FORMAT_JSON, "[1]", 3, NULL, NULL), SNAP_OK);
   cr_assert_eq(snap_save(st, "p", 2, SNAP_FORMAT_JSON, "[2]", 3, NULL, NULL), SNAP_OK);
-  sqlite3 *db = raw_db(dir);
-  raw_exec(db, "UPDATE snapshots SET body = X'00010203040506070809' WHERE pid = 'p' AND seq = 2");
+  sqlite3 *db = st_sqlite_beside(dir, "t.db");
+  st_sqlite_run(db, "UPDATE snapshots SET body = X'00010203040506070809' WHERE pid = 'p' AND seq = 2");
   sqlite3_close(db);
   s.n = 0;
   for (int round = 0; round < 2; round++) {
@@ -439,11 +427,11 @@ Test(observe, a_locked_database_reports_busy_waits) {
   seen s;
   snap_store *st = watched_sqlite(dir, "\"busy_timeout_ms\": 30", &s);
   cr_assert_eq(snap_save(st, "p", 1, SNAP_FORMAT_JSON, "1", 1, NULL, NULL), SNAP_OK);
-  sqlite3 *db = raw_db(dir);
-  raw_exec(db, "BEGIN IMMEDIATE");
+  sqlite3 *db = st_sqlite_beside(dir, "t.db");
+  st_sqlite_run(db, "BEGIN IMMEDIATE");
   s.n = 0;
   cr_assert_eq(snap_save(st, "p", 2, SNAP_FORMAT_JSON, "2", 1, NULL, NULL), SNAP_EBUSY);
-  raw_exec(db, "ROLLBACK");
+  st_sqlite_run(db, "ROLLBACK");
   sqlite3_close(db);
   cr_assert_geq(count(&s, SNAP_EVENT_BUSY_RETRY), 1);
   const seen_event *e = find(&s, SNAP_EVENT_BUSY_RETRY, 0);

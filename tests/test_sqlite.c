@@ -24,7 +24,7 @@
 #include "snap/store.h"
 #include "snap/store_stream.h"
 #include "snap/sys/backend.h"
-#include "sqlite_util.h"
+#include "sqlite_asserts.h"
 #include "store_util.h"
 
 static snap_store *open_sqlite(const char *dir, const char *extra) {
@@ -36,16 +36,6 @@ static snap_store *open_sqlite(const char *dir, const char *extra) {
   return st;
 }
 
-static sqlite3 *raw_db(const char *dir) {
-  sqlite3 *db = st_sqlite_open(dir, "t.db");
-  cr_assert_not_null(db, "open %s/t.db", dir);
-  return db;
-}
-
-static void raw_exec(sqlite3 *db, const char *sql) {
-  char why[512];
-  cr_assert(st_sqlite_exec(db, sql, why, sizeof why), "%s", why);
-}
 
 static void state_for(char *buf, size_t cap, int pid, int64_t seq) {
   snprintf(buf, cap, "{\"pid\":%d,\"seq\":%" PRId64 ",\"pad\":\"%0200d\"}", pid, seq, pid);
@@ -140,7 +130,7 @@ Test(sqlite, every_acknowledged_save_survives_sigkill) {
   }
   snap_store_close(st);
 
-  sqlite3 *db = raw_db(dir);
+  sqlite3 *db = st_sqlite_beside(dir, "t.db");
   sqlite3_stmt *q;
   cr_assert_eq(sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &q, NULL), SQLITE_OK);
   cr_assert_eq(sqlite3_step(q), SQLITE_ROW);
@@ -335,7 +325,7 @@ Test(sqlite, the_encrypted_fact_is_persisted_for_later_processes) {
   snap_options *o = e.o;
   snap_store *st = open_sqlite(dir, "");
   cr_assert_eq(snap_save(st, "a", 1, SNAP_FORMAT_JSON, "1", 1, NULL, NULL), SNAP_OK);
-  sqlite3 *db = raw_db(dir);
+  sqlite3 *db = st_sqlite_beside(dir, "t.db");
   sqlite3_stmt *q;
   const char *sql = "SELECT count(*) FROM snapstore_meta WHERE name = 'encrypted:snapshots'";
   cr_assert_eq(sqlite3_prepare_v2(db, sql, -1, &q, NULL), SQLITE_OK);
@@ -361,8 +351,8 @@ Test(sqlite, a_failing_prune_never_fails_the_save) {
   char *dir = st_tmpdir();
   snap_store *st = open_sqlite(dir, "\"keep\": 1");
   cr_assert_eq(snap_save(st, "p", 1, SNAP_FORMAT_JSON, "1", 1, NULL, NULL), SNAP_OK);
-  sqlite3 *db = raw_db(dir);
-  raw_exec(db, "CREATE TRIGGER no_prune BEFORE DELETE ON snapshots "
+  sqlite3 *db = st_sqlite_beside(dir, "t.db");
+  st_sqlite_run(db, "CREATE TRIGGER no_prune BEFORE DELETE ON snapshots "
                "BEGIN SELECT RAISE(ABORT, 'prune blocked by test'); END");
   snap_meta m;
   cr_assert_eq(snap_save(st, "p", 2, SNAP_FORMAT_JSON, "2", 1, NULL, &m), SNAP_OK, "%s",
@@ -376,7 +366,7 @@ Test(sqlite, a_failing_prune_never_fails_the_save) {
     cr_assert_not_null(s, "seq %d is still there", seq);
     snap_snapshot_free(s);
   }
-  raw_exec(db, "DROP TRIGGER no_prune");
+  st_sqlite_run(db, "DROP TRIGGER no_prune");
   cr_assert_eq(snap_save(st, "p", 4, SNAP_FORMAT_JSON, "4", 1, NULL, NULL), SNAP_OK);
   snap_snapshot *s = NULL;
   cr_assert_eq(snap_load_before(st, "p", 4, NULL, &s), SNAP_OK);
@@ -391,8 +381,8 @@ Test(sqlite, a_row_with_a_negative_seq_written_behind_the_store_is_never_returne
   char *dir = st_tmpdir();
   snap_store *st = open_sqlite(dir, "\"keep\": 0");
   cr_assert_eq(snap_save(st, "p", 0, SNAP_FORMAT_JSON, "0", 1, NULL, NULL), SNAP_OK);
-  sqlite3 *db = raw_db(dir);
-  raw_exec(db, "INSERT INTO snapshots (pid, seq, ts, body) "
+  sqlite3 *db = st_sqlite_beside(dir, "t.db");
+  st_sqlite_run(db, "INSERT INTO snapshots (pid, seq, ts, body) "
                "SELECT pid, -5, ts, body FROM snapshots WHERE pid = 'p'");
   snap_criteria all = {INT64_MIN, INT64_MAX, 0, INT64_MAX};
   snap_snapshot *s = NULL;
@@ -413,8 +403,8 @@ Test(sqlite, a_row_with_a_negative_seq_written_behind_the_store_is_never_returne
 
 Test(sqlite, a_newer_schema_version_is_refused) {
   char *dir = st_tmpdir();
-  sqlite3 *db = raw_db(dir);
-  raw_exec(db, "PRAGMA user_version = 8");
+  sqlite3 *db = st_sqlite_beside(dir, "t.db");
+  st_sqlite_run(db, "PRAGMA user_version = 8");
   sqlite3_close(db);
   snap_store *st = open_sqlite(dir, "");
   int rc = snap_save(st, "p", 1, SNAP_FORMAT_JSON, "1", 1, NULL, NULL);
@@ -433,7 +423,7 @@ Test(sqlite, the_schema_is_versioned) {
   snap_store *st = open_sqlite(dir, "\"table\": \"Actor_Snaps2\"");
   cr_assert_eq(snap_save(st, "p", 1, SNAP_FORMAT_JSON, "1", 1, NULL, NULL), SNAP_OK);
   snap_store_close(st);
-  sqlite3 *db = raw_db(dir);
+  sqlite3 *db = st_sqlite_beside(dir, "t.db");
   sqlite3_stmt *q;
   cr_assert_eq(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &q, NULL), SQLITE_OK);
   cr_assert_eq(sqlite3_step(q), SQLITE_ROW);
@@ -599,7 +589,7 @@ Test(sqlite, a_full_database_fails_the_save_with_efull_and_keeps_older_snapshots
 
 /* Reads PRAGMA page_count through a separate connection (the WAL included). */
 static long page_count(const char *dir) {
-  sqlite3 *db = raw_db(dir);
+  sqlite3 *db = st_sqlite_beside(dir, "t.db");
   sqlite3_stmt *q = NULL;
   cr_assert_eq(sqlite3_prepare_v2(db, "PRAGMA page_count", -1, &q, NULL), SQLITE_OK);
   cr_assert_eq(sqlite3_step(q), SQLITE_ROW);
@@ -649,7 +639,7 @@ Test(sqlite, a_body_written_with_an_empty_state_still_loads) {
   cr_assert_eq(snap_save(st, "p", 1, SNAP_FORMAT_JSON, "1", 1, NULL, NULL), SNAP_OK);
   snap_buf body = SNAP_BUF_INIT;
   cr_assert_eq(snap_body_encode("p", 2, SNAP_FORMAT_JSON, NULL, 0, NULL, &body, NULL), SNAP_OK);
-  sqlite3 *db = raw_db(dir);
+  sqlite3 *db = st_sqlite_beside(dir, "t.db");
   sqlite3_stmt *ins = NULL;
   cr_assert_eq(
       sqlite3_prepare_v2(db,
@@ -730,7 +720,7 @@ Test(sqlite, a_changed_options_object_is_resolved_again) {
 /* ------------------------------------------------------------------------ */
 
 static int rows_of(const char *dir, const char *pid) {
-  sqlite3 *db = raw_db(dir);
+  sqlite3 *db = st_sqlite_beside(dir, "t.db");
   sqlite3_stmt *q;
   cr_assert_eq(
       sqlite3_prepare_v2(db, "SELECT count(*) FROM snapshots WHERE pid = ?1", -1, &q, NULL),
@@ -1098,7 +1088,7 @@ Test(sqlite, a_version_1_database_is_upgraded_at_open_and_its_snapshots_load) {
   save_n(st, "account-1", 3, 2);
   cr_assert_eq(rows_of(dir, "account-1"), 3);
   snap_store_close(st);
-  sqlite3 *db = raw_db(dir);
+  sqlite3 *db = st_sqlite_beside(dir, "t.db");
   cr_assert_eq(raw_int(db, "PRAGMA user_version"), SCHEMA_NOW);
   cr_assert_eq(raw_int(db, "SELECT value FROM snapstore_meta WHERE name = "
                            "'schema_version:snapshots'"),
@@ -1152,8 +1142,8 @@ Test(sqlite, a_read_only_store_refuses_a_version_1_database_and_leaves_it_unchan
 Test(sqlite, a_read_only_store_never_upgrades_and_the_steps_run_again_harmlessly) {
   char *dir = st_tmpdir();
   copy_fixture(dir, "t.db");
-  sqlite3 *db = raw_db(dir);
-  raw_exec(db, "DROP TABLE snapstore_meta");
+  sqlite3 *db = st_sqlite_beside(dir, "t.db");
+  st_sqlite_run(db, "DROP TABLE snapstore_meta");
   snap_store *st = open_sqlite(dir, "\"read_only\": true");
   snap_snapshot *s = NULL;
   int rc = snap_load_latest(st, "account-1", NULL, &s);
@@ -1184,8 +1174,8 @@ Test(sqlite, a_read_only_store_never_upgrades_and_the_steps_run_again_harmlessly
 Test(sqlite, a_data_set_of_a_newer_schema_version_is_refused_naming_both_versions) {
   char *dir = st_tmpdir();
   copy_fixture(dir, "t.db");
-  sqlite3 *db = raw_db(dir);
-  raw_exec(db, "INSERT INTO snapstore_meta VALUES ('schema_version:carts', 42)");
+  sqlite3 *db = st_sqlite_beside(dir, "t.db");
+  st_sqlite_run(db, "INSERT INTO snapstore_meta VALUES ('schema_version:carts', 42)");
   const char *configs[] = {"\"table\": \"carts\"", "\"table\": \"carts\", \"read_only\": true"};
   for (int i = 0; i < 2; i++) {
     snap_store *st = open_sqlite(dir, configs[i]);
@@ -1250,8 +1240,8 @@ Test(sqlite, an_altered_manifest_column_never_wins_over_the_bound_manifest) {
   snap_store *st = open_sqlite(dir, "\"keep\": 0");
   save_manifest(st, "acct", 1, "bank.Account/2", e.o);
   save_manifest(st, "acct", 2, "bank.Account/3", e.o);
-  sqlite3 *db = raw_db(dir);
-  raw_exec(db, "UPDATE snapshots SET manifest_id = (SELECT id FROM snapshots_manifests WHERE "
+  sqlite3 *db = st_sqlite_beside(dir, "t.db");
+  st_sqlite_run(db, "UPDATE snapshots SET manifest_id = (SELECT id FROM snapshots_manifests WHERE "
                "name = 'bank.Account/2') WHERE seq = 2");
   snap_snapshot *s = NULL;
   cr_assert_eq(snap_load_latest(st, "acct", e.o, &s), SNAP_OK, "%s", snap_error_message());
@@ -1313,7 +1303,7 @@ Test(sqlite, a_manifest_is_stored_once_and_rows_name_it_by_id) {
                   NULL);
   save_manifest(st, "c", 1, NULL, NULL);
   snap_store_close(st);
-  sqlite3 *db = raw_db(dir);
+  sqlite3 *db = st_sqlite_beside(dir, "t.db");
   cr_assert_eq(raw_int(db, "SELECT count(*) FROM snapshots_manifests"), 2);
   cr_assert_eq(raw_int(db, "SELECT count(*) FROM snapshots WHERE manifest IS NOT NULL"), 0,
                "no row carries the name itself");
@@ -1356,7 +1346,7 @@ Test(sqlite, a_version_4_database_keeps_its_manifests_selectable_after_the_upgra
   save_manifest(st, "account-4", 1, "bank.Account/1", NULL);
   expect_manifest_seq(st, "account-4", "bank.Account/1", 1);
   snap_store_close(st);
-  sqlite3 *db = raw_db(dir);
+  sqlite3 *db = st_sqlite_beside(dir, "t.db");
   cr_assert_eq(raw_int(db, "PRAGMA user_version"), SCHEMA_NOW);
   cr_assert_eq(raw_int(db, "SELECT count(*) FROM snapshots WHERE manifest IS NOT NULL"), 2,
                "the rows of version 4 keep their text");
@@ -1384,7 +1374,7 @@ Test(sqlite, a_version_5_database_gets_the_stream_bookkeeping_and_its_snapshots_
   cr_assert_eq(snap_save_stream_write(w, "[3]", 3), SNAP_OK);
   cr_assert_eq(snap_save_stream_commit(w, NULL), SNAP_OK, "%s", snap_error_message());
   snap_store_close(st);
-  sqlite3 *db = raw_db(dir);
+  sqlite3 *db = st_sqlite_beside(dir, "t.db");
   cr_assert_eq(raw_int(db, "PRAGMA user_version"), SCHEMA_NOW);
   cr_assert_eq(raw_int(db, "SELECT value FROM snapstore_meta WHERE name = "
                            "'schema_version:snapshots'"),
@@ -1437,7 +1427,7 @@ Test(sqlite, a_data_set_has_the_stream_triggers_only_once_a_row_is_streamed) {
   snap_store *st = open_sqlite(dir, "\"keep\": 2");
   for (int64_t seq = 1; seq <= 3; seq++)
     cr_assert_eq(snap_save(st, "p", seq, SNAP_FORMAT_JSON, "[1]", 3, NULL, NULL), SNAP_OK);
-  sqlite3 *db = raw_db(dir);
+  sqlite3 *db = st_sqlite_beside(dir, "t.db");
   cr_assert_eq(stream_triggers_of(db, "snapshots"), 0, "no streamed row, no trigger");
   snap_save_stream *w = NULL;
   cr_assert_eq(snap_save_stream_begin(st, "p", 4, SNAP_TIMESTAMP_AUTO, SNAP_FORMAT_JSON, NULL,
@@ -1464,7 +1454,7 @@ Test(sqlite, a_data_set_has_the_stream_triggers_only_once_a_row_is_streamed) {
 Test(sqlite, the_files_of_removed_streams_leave_the_list_once_unlinked) {
   char *dir = st_tmpdir();
   snap_store *st = open_sqlite(dir, "\"keep\": 1");
-  sqlite3 *db = raw_db(dir);
+  sqlite3 *db = st_sqlite_beside(dir, "t.db");
   for (int64_t seq = 1; seq <= 3; seq++) {
     snap_save_stream *w = NULL;
     cr_assert_eq(snap_save_stream_begin(st, "p", seq, SNAP_TIMESTAMP_AUTO, SNAP_FORMAT_JSON, NULL,
@@ -1493,10 +1483,10 @@ Test(sqlite, the_files_of_removed_streams_leave_the_list_once_unlinked) {
 Test(sqlite, a_version_6_database_keeps_the_stream_triggers_only_where_a_row_is_streamed) {
   char *dir = st_tmpdir();
   copy_fixture_of("sqlite-v6.db", dir, "t.db");
-  sqlite3 *db = raw_db(dir);
+  sqlite3 *db = st_sqlite_beside(dir, "t.db");
   cr_assert_eq(stream_triggers_of(db, "snapshots"), 3);
   cr_assert_eq(stream_triggers_of(db, "carts"), 3);
-  raw_exec(db, "UPDATE carts SET stream = 'gone.chunks' WHERE pid = 'cart-9'");
+  st_sqlite_run(db, "UPDATE carts SET stream = 'gone.chunks' WHERE pid = 'cart-9'");
   snap_store *st = open_sqlite(dir, "");
   expect_state(st, "account-1", 2, 1700000001000, "{\"owner\":\"ada\",\"balance\":25}");
   expect_state(st, "account-2", 7, 1700000002000, account_2);
@@ -1513,7 +1503,7 @@ Test(sqlite, a_version_6_database_keeps_the_stream_triggers_only_where_a_row_is_
   cr_assert_eq(raw_int(db, "SELECT value FROM snapstore_meta WHERE name = 'schema_version:carts'"),
                SCHEMA_NOW);
   cr_assert_eq(stream_triggers_of(db, "carts"), 3, "a streamed row keeps them");
-  raw_exec(db, "DELETE FROM carts WHERE pid = 'cart-9'");
+  st_sqlite_run(db, "DELETE FROM carts WHERE pid = 'cart-9'");
   cr_assert_eq(raw_int(db, "SELECT count(*) FROM carts_dead WHERE name = 'gone.chunks'"), 1);
   sqlite3_close(db);
   st_rmtree(dir);
@@ -1551,7 +1541,7 @@ Test(sqlite, an_encrypting_store_keeps_its_dictionaries_encrypted) {
   cr_assert(m.stages & SNAP_STAGE_ENCRYPTED);
   snap_store_close(st);
 
-  sqlite3 *db = raw_db(dir);
+  sqlite3 *db = st_sqlite_beside(dir, "t.db");
   sqlite3_stmt *q;
   cr_assert_eq(sqlite3_prepare_v2(db, "SELECT id, body FROM snapshots_dicts", -1, &q, NULL),
                SQLITE_OK);

@@ -107,7 +107,7 @@ struct snap_executor {
   size_t queued;            /* requests in the queue */
   size_t reserved;          /* slots held by submitters still encoding their save */
   snap__req *lhead, *ltail; /* loads dispatched, waiting for a load thread */
-  size_t lcount;             /* how many */
+  size_t lcount;            /* how many */
   size_t loads_out;         /* loads dispatched and not yet delivered */
   size_t held, max_held;    /* bytes of the snapshots loaded and not yet delivered */
   unsigned reading[SNAP__EXEC_READING_BUCKETS]; /* loads not yet read, by pid bucket */

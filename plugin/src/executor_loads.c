@@ -49,8 +49,7 @@ static void load_read_locked(snap_executor *ex, snap__req *r) {
  * what is waiting among the load threads (so that no thread idles while
  * another holds loads it has not begun), at most `cap`. */
 static size_t share_locked(const snap_executor *ex, size_t cap) {
-  size_t threads = ex->loaders_started ? ex->loaders_started : 1;
-  size_t share = (ex->lcount + threads - 1) / threads;
+  size_t share = (ex->lcount + ex->load_threads - 1) / ex->load_threads;
   return share > cap ? cap : share;
 }
 
